@@ -1,0 +1,60 @@
+"""Access checks for web views. Each view names its permission, which the generated
+permission test (tests/test_permissions_matrix.py) reads to know what to expect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from pocare.accounts import selectors
+from pocare.accounts.roles import Perm
+
+View = Callable[..., HttpResponse]
+
+
+def requires(perm: Perm, *, write: Perm | None = None) -> Callable[[View], View]:
+    """Logged in and holding ``perm`` (and ``write`` for POST), else 403. Inspectors never write."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            needed = write if (request.method == "POST" and write is not None) else perm
+            if request.method == "POST" and selectors.is_read_only(request.user):
+                raise PermissionDenied("Read-only access.")
+            if not selectors.has_perm(request.user, needed):
+                raise PermissionDenied(f"This needs the permission {needed}.")
+            return view(request, *args, **kwargs)
+
+        wrapped.required_perm = perm  # type: ignore[attr-defined]
+        wrapped.write_perm = write  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorate
+
+
+def signed_in(view: View) -> View:
+    """Any logged-in person with an active role."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not selectors.active_memberships(request.user):
+            raise PermissionDenied("You hold no active role.")
+        return view(request, *args, **kwargs)
+
+    wrapped.required_perm = "signed_in"  # type: ignore[attr-defined]
+    return wrapped
+
+
+def public(view: View) -> View:
+    """Reachable without logging in (login page, password set link)."""
+    view.required_perm = "public"  # type: ignore[attr-defined]
+    return view

@@ -1,0 +1,56 @@
+"""Forms of the accounts pages. They only parse input; services decide."""
+
+from __future__ import annotations
+
+from django import forms
+
+from pocare.accounts.roles import Role
+from pocare.network.models import Site
+
+
+class LoginForm(forms.Form):
+    username = forms.CharField(label="User id", max_length=150)
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, max_length=256)
+
+
+class PasswordChangeForm(forms.Form):
+    old_password = forms.CharField(label="Current password", widget=forms.PasswordInput, max_length=256)
+    new_password = forms.CharField(label="New password", widget=forms.PasswordInput, max_length=256,
+                                   help_text="At least 12 characters, not common, not all digits.")
+    confirm = forms.CharField(label="New password again", widget=forms.PasswordInput, max_length=256)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("new_password") and data.get("new_password") != data.get("confirm"):
+            self.add_error("confirm", "The two new passwords differ.")
+        return data
+
+
+class PasswordSetForm(forms.Form):
+    new_password = forms.CharField(label="New password", widget=forms.PasswordInput, max_length=256)
+    confirm = forms.CharField(label="New password again", widget=forms.PasswordInput, max_length=256)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("new_password") and data.get("new_password") != data.get("confirm"):
+            self.add_error("confirm", "The two passwords differ.")
+        return data
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label="Reason", max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class GrantForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+    site = forms.ModelChoiceField(queryset=Site.objects.all(), to_field_name="code")
+    valid_until = forms.DateTimeField(required=False, help_text="Required for inspectors (UTC).")
+    reason = forms.CharField(max_length=1000)
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(label="User id", max_length=150)
+    printed_name = forms.CharField(label="Printed name", max_length=200,
+                                   help_text="Full name as it will appear with signatures.")
+    email = forms.EmailField(help_text="The set-password link goes here.")
+    reason = forms.CharField(max_length=1000)

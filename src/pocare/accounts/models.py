@@ -1,0 +1,95 @@
+"""People, their roles at sites, and machine tokens. Nobody is ever deleted: people are
+deactivated, roles revoked, tokens revoked, each with a ledger event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.utils import timezone
+
+from pocare.accounts.roles import Role
+
+
+class User(AbstractUser):
+    """A person who uses POCare (no shared accounts, A11-IAM).
+
+    ``printed_name`` is the name shown with every signature (P11-50) and copied into every
+    ledger event, so renaming a person never changes what they signed.
+    """
+
+    printed_name = models.CharField(max_length=200, help_text="Full name as printed with signatures.")
+    failed_attempts = models.PositiveIntegerField(default=0)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+    must_change_password = models.BooleanField(default=False)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    objects: UserManager[User] = UserManager()  # type: ignore[assignment]
+
+    class Meta:
+        db_table = "accounts_user"
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.printed_name or self.username
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("People are deactivated, never deleted (30-year record retention).")
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_at is not None
+
+
+class Membership(models.Model):
+    """A person's role at a site, from when and (for inspectors) until when.
+
+    Revocation records who and when; the row stays, so who could do what on any past day can
+    always be answered.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    site = models.ForeignKey("network.Site", on_delete=models.PROTECT, related_name="memberships")
+    granted_at = models.DateTimeField(default=timezone.now)
+    granted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    valid_until = models.DateTimeField(null=True, blank=True, help_text="Required for inspectors.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        db_table = "accounts_membership"
+        ordering = ["site__code", "role"]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} at {self.site}"
+
+    def is_active_at(self, when: Any) -> bool:
+        return (
+            self.revoked_at is None
+            and self.granted_at <= when
+            and (self.valid_until is None or when < self.valid_until)
+        )
+
+
+class ApiToken(models.Model):
+    """A bearer token for a machine client (device, hospital system) acting as one user.
+
+    Only the SHA-256 of the token is stored; the token itself is shown once, when issued.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "accounts_apitoken"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

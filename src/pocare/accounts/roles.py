@@ -1,0 +1,65 @@
+"""Roles and what each may do.
+
+A role is held through a :class:`~pocare.accounts.models.Membership` at one site. Control Site
+roles see the whole network; site roles see only the sites they are members of. Permissions
+are coarse capabilities checked by views, the API and services alike.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    CONTROL_QA = "control_qa", "Control Site QA"
+    QP = "qp", "Qualified Person"
+    PLANNER = "planner", "Network planner"
+    INSPECTOR = "inspector", "Inspector"
+    SITE_MANAGER = "site_manager", "Site manager"
+    OPERATOR = "operator", "Operator"
+    QC_ANALYST = "qc_analyst", "QC analyst"
+    PHYSICIAN = "physician", "Treating physician"
+    NAVIGATOR = "navigator", "Patient navigator"
+
+
+#: Roles held at the Control Site; they see every site of the network.
+NETWORK_ROLES = frozenset({Role.CONTROL_QA, Role.QP, Role.PLANNER, Role.INSPECTOR})
+#: Roles held at a POCare site; they see that site only.
+SITE_ROLES = frozenset(set(Role) - NETWORK_ROLES)
+#: Roles that only read: no service accepts them as actor.
+READ_ONLY_ROLES = frozenset({Role.INSPECTOR})
+
+
+class Perm(StrEnum):
+    NETWORK_VIEW = "network.view"
+    LEDGER_VIEW = "ledger.view"
+    LEDGER_EXPORT = "ledger.export"
+    LEDGER_VERIFY = "ledger.verify"
+    LEDGER_REVIEW = "ledger.review"
+    SIGNATURES_VIEW = "ledger.signatures_view"
+    ACCOUNTS_VIEW = "accounts.view"
+    ACCOUNTS_MANAGE = "accounts.manage"
+
+
+ROLE_PERMS: dict[Role, frozenset[Perm]] = {
+    Role.CONTROL_QA: frozenset(Perm),
+    Role.QP: frozenset(
+        {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
+         Perm.LEDGER_REVIEW, Perm.SIGNATURES_VIEW}
+    ),
+    Role.PLANNER: frozenset({Perm.NETWORK_VIEW}),
+    Role.INSPECTOR: frozenset(
+        {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
+         Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW}
+    ),
+    Role.SITE_MANAGER: frozenset(
+        {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_REVIEW,
+         Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW}
+    ),
+    Role.OPERATOR: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW}),
+    Role.QC_ANALYST: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW}),
+    Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW}),
+    Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW}),
+}

@@ -1,0 +1,158 @@
+"""Log in and out, passwords, and the people pages of Control Site QA."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.encoding import force_str
+from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_decode
+from django.views.decorators.http import require_http_methods, require_POST
+
+from pocare.accounts import selectors, services
+from pocare.accounts.decorators import public, requires, signed_in
+from pocare.accounts.forms import (
+    GrantForm,
+    LoginForm,
+    PasswordChangeForm,
+    PasswordSetForm,
+    ReasonForm,
+    UserCreateForm,
+)
+from pocare.accounts.models import User
+from pocare.accounts.roles import Perm
+from pocare.web.forms import apply_validation_error
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST or None)
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.session_login(request=request, username=form.cleaned_data["username"],
+                                   password=form.cleaned_data["password"])
+        except services.AccessRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+                return redirect(next_url)
+            return redirect("web:home")
+    return render(request, "accounts/login.html", {"form": form, "next": next_url},
+                  status=400 if form.errors else 200)
+
+
+@public
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        services.session_logout(request=request)
+        messages.info(request, "You are logged out.")
+    return redirect("accounts:login")
+
+
+@signed_in
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    form = PasswordChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            assert isinstance(request.user, User)
+            services.password_set(user=request.user, old_password=form.cleaned_data["old_password"],
+                                  new_password=form.cleaned_data["new_password"])
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            from django.contrib.auth import update_session_auth_hash
+
+            update_session_auth_hash(request, request.user)
+            messages.success(request, "Your password is changed.")
+            return redirect("web:home")
+    return render(request, "accounts/password_change.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def password_set(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    try:
+        user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uidb64))), is_active=True)
+    except (ValueError, TypeError, OverflowError, User.DoesNotExist):
+        user = None
+    if user is None or not default_token_generator.check_token(user, token):
+        return render(request, "accounts/password_set.html", {"invalid": True}, status=400)
+    form = PasswordSetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.password_set(user=user, new_password=form.cleaned_data["new_password"])
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, "Your password is set. Log in with it.")
+            return redirect("accounts:login")
+    return render(request, "accounts/password_set.html", {"form": form, "person": user},
+                  status=400 if form.errors else 200)
+
+
+@requires(Perm.ACCOUNTS_VIEW, write=Perm.ACCOUNTS_MANAGE)
+@require_http_methods(["GET", "POST"])
+def people(request: HttpRequest) -> HttpResponse:
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        assert isinstance(request.user, User)
+        try:
+            person = services.user_create(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, f"{person.printed_name} was created; a set-password link was e-mailed.")
+            return redirect("accounts:person", pk=person.pk)
+    people = selectors.users_visible(request.user).prefetch_related("memberships__site")
+    return render(request, "accounts/people.html", {"people": people, "form": form},
+                  status=400 if form.errors else 200)
+
+
+@requires(Perm.ACCOUNTS_VIEW, write=Perm.ACCOUNTS_MANAGE)
+@require_http_methods(["GET", "POST"])
+def person(request: HttpRequest, pk: int) -> HttpResponse:
+    person = get_object_or_404(selectors.users_visible(request.user), pk=pk)
+    actor = request.user
+    assert isinstance(actor, User)
+    reason_form = ReasonForm(request.POST or None)
+    grant_form = GrantForm(request.POST or None) if request.POST.get("action") == "grant" else GrantForm()
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "grant":
+                if grant_form.is_valid():
+                    services.membership_grant(actor=actor, user=person, **grant_form.cleaned_data)
+                    messages.success(request, "Role granted.")
+                    return redirect("accounts:person", pk=pk)
+            elif reason_form.is_valid():
+                reason = reason_form.cleaned_data["reason"]
+                if action == "unlock":
+                    services.user_unlock(actor=actor, user=person, reason=reason)
+                elif action == "deactivate":
+                    services.user_deactivate(actor=actor, user=person, reason=reason)
+                elif action == "reset":
+                    services.password_reset_issue(actor=actor, user=person, reason=reason)
+                elif action == "revoke":
+                    membership = get_object_or_404(person.memberships, pk=request.POST.get("membership", "0"))
+                    services.membership_revoke(actor=actor, membership=membership, reason=reason)
+                else:
+                    raise Http404("Unknown action")
+                messages.success(request, "Done; the change is in the audit trail.")
+                return redirect("accounts:person", pk=pk)
+        except ValidationError as exc:
+            apply_validation_error(grant_form if action == "grant" else reason_form, exc)
+    context = {
+        "person": person,
+        "memberships": person.memberships.select_related("site").order_by("-granted_at"),
+        "reason_form": reason_form if request.POST.get("action") != "grant" else ReasonForm(),
+        "grant_form": grant_form,
+        "can_manage": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE) and not selectors.is_read_only(actor),
+    }
+    errors = bool(reason_form.errors or grant_form.errors) and request.method == "POST"
+    return render(request, "accounts/person.html", context, status=400 if errors else 200)

@@ -1,0 +1,9 @@
+"""The REST API: each app registers its endpoints here, under /api/."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("pocare.accounts.api")),
+    path("", include("pocare.network.api")),
+    path("", include("pocare.ledger.api")),
+]

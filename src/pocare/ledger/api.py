@@ -1,0 +1,207 @@
+"""Audit trail, signatures and reviews over the API (read; reviews are signed with a password)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pocare.accounts.roles import Perm
+from pocare.ledger import selectors
+from pocare.ledger.filters import EventFilter
+from pocare.ledger.models import AuditReview, Event, Signature
+from pocare.ledger.review import trail_review_sign
+from pocare.ledger.services import EXPORT_COLUMNS, trail_export
+from pocare.ledger.signing import SigningCredentials, SigningRefused
+from pocare.ledger.verify import signature_status, verify_all
+
+
+class EventSerializer(serializers.ModelSerializer[Event]):
+    label = serializers.CharField(read_only=True)
+    old_values = serializers.JSONField(source="old", read_only=True)
+    new_values = serializers.JSONField(source="new", read_only=True)
+
+    class Meta:
+        model = Event
+        fields = ["id", "label", "chain", "seq", "occurred_at", "event_type", "actor_username",
+                  "actor_printed_name", "object_type", "object_id", "object_repr", "reason",
+                  "request_id", "old_values", "new_values", "prev_hash", "hash"]
+
+
+class SignatureSerializer(serializers.ModelSerializer[Signature]):
+    valid = serializers.SerializerMethodField()
+    invalid_reason = serializers.SerializerMethodField()
+    meaning_display = serializers.CharField(source="get_meaning_display", read_only=True)
+
+    class Meta:
+        model = Signature
+        fields = ["id", "signer_username", "signer_printed_name", "meaning", "meaning_display",
+                  "signed_at", "record_type", "record_id", "record_repr", "record_hash", "chain",
+                  "valid", "invalid_reason"]
+
+    def get_valid(self, obj: Signature) -> bool:
+        return signature_status(obj)[0]
+
+    def get_invalid_reason(self, obj: Signature) -> str:
+        return signature_status(obj)[1]
+
+
+class EventList(generics.ListAPIView[Event]):
+    """The audit trail, newest first, filtered like the web browser."""
+
+    required_perm = Perm.LEDGER_VIEW
+    serializer_class = EventSerializer
+    filterset_class = EventFilter
+
+    def get_queryset(self) -> Any:
+        return selectors.events_visible(self.request.user).order_by("-id")
+
+
+class EventDetail(generics.RetrieveAPIView[Event]):
+    required_perm = Perm.LEDGER_VIEW
+    serializer_class = EventSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.events_visible(self.request.user)
+
+
+class ExportQuery(serializers.Serializer[Any]):
+    format = serializers.ChoiceField(choices=["json", "csv"], default="json")
+
+
+class EventExport(APIView):
+    """Export the filtered trail as JSON or CSV; the export is recorded in the ledger."""
+
+    required_perm = Perm.LEDGER_EXPORT
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        parameters=[ExportQuery],
+        responses={200: EventSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        query = ExportQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filterset = EventFilter(request.query_params, queryset=selectors.events_visible(request.user))
+        if not filterset.is_valid():
+            return Response(filterset.errors, status=status.HTTP_400_BAD_REQUEST)
+        fmt = query.validated_data["format"]
+        rows, event = trail_export(actor=request.user, events=filterset.qs.order_by("chain", "seq"),  # type: ignore[arg-type]
+                                   fmt=fmt, filters={k: v for k, v in request.query_params.items() if v})
+        if fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+            from django.http import HttpResponse
+
+            return HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")  # type: ignore[return-value]
+        return Response({"export_event": event.label, "events": rows})
+
+
+class SignatureList(generics.ListAPIView[Signature]):
+    """Electronic signatures with their current validity (false if the record changed)."""
+
+    required_perm = Perm.SIGNATURES_VIEW
+    serializer_class = SignatureSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.signatures_visible(self.request.user).order_by("-id")
+
+
+class SignatureDetail(generics.RetrieveAPIView[Signature]):
+    required_perm = Perm.SIGNATURES_VIEW
+    serializer_class = SignatureSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.signatures_visible(self.request.user)
+
+
+class ReviewSerializer(serializers.ModelSerializer[AuditReview]):
+    reviewer = serializers.CharField(source="reviewer.printed_name", read_only=True)
+
+    class Meta:
+        model = AuditReview
+        fields = ["id", "chain", "from_seq", "to_seq", "to_hash", "comment", "reviewer", "created_at"]
+        read_only_fields = ["from_seq", "to_seq", "to_hash", "created_at"]
+
+
+class ReviewSign(serializers.Serializer[Any]):
+    chain = serializers.CharField(max_length=16)
+    comment = serializers.CharField(max_length=4000)
+    username = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    password = serializers.CharField(max_length=256, write_only=True, trim_whitespace=False)
+
+
+class ReviewList(generics.ListAPIView[AuditReview]):
+    """Signed audit-trail reviews; POST signs the review of the chain's unreviewed events."""
+
+    required_perm = Perm.LEDGER_VIEW
+    write_perm = Perm.LEDGER_REVIEW
+    serializer_class = ReviewSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.reviews_visible(self.request.user)
+
+    @extend_schema(request=ReviewSign, responses={201: ReviewSerializer})
+    def post(self, request: Request) -> Response:
+        data = ReviewSign(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            review = trail_review_sign(
+                actor=request.user,  # type: ignore[arg-type]
+                chain=data.validated_data["chain"],
+                comment=data.validated_data["comment"],
+                credentials=SigningCredentials(
+                    password=data.validated_data["password"],
+                    username=data.validated_data["username"],
+                    session=getattr(request._request, "session", None) if request.auth is None else None,
+                ),
+            )
+        except SigningRefused as exc:
+            return Response({exc.field: [str(exc)]}, status=status.HTTP_403_FORBIDDEN)
+        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class VerifyReportSerializer(serializers.Serializer[Any]):
+    ok = serializers.BooleanField()
+    events = serializers.IntegerField()
+    chains = serializers.ListField(child=serializers.DictField())
+    invalid_signatures = serializers.ListField(child=serializers.DictField())
+
+
+class Verify(APIView):
+    """Verify the hash chains and signatures the caller may see."""
+
+    required_perm = Perm.LEDGER_VERIFY
+
+    @extend_schema(responses={200: VerifyReportSerializer})
+    def get(self, request: Request) -> Response:
+        report = verify_all(chains=selectors.visible_chains(request.user))
+        return Response({
+            "ok": report.ok,
+            "events": report.events,
+            "chains": [{"chain": c.chain, "events": c.events, "ok": c.ok, "broken_event": c.broken_event,
+                        "problem": c.problem} for c in report.chains],
+            "invalid_signatures": [{"id": p.signature_id, "record": p.record, "problem": p.problem}
+                                   for p in report.signature_problems],
+        })
+
+
+urlpatterns = [
+    path("audit/events/", EventList.as_view(), name="api-events"),
+    path("audit/events/<int:pk>/", EventDetail.as_view(), name="api-event"),
+    path("audit/export/", EventExport.as_view(), name="api-export"),
+    path("audit/verify/", Verify.as_view(), name="api-verify"),
+    path("audit/reviews/", ReviewList.as_view(), name="api-reviews"),
+    path("signatures/", SignatureList.as_view(), name="api-signatures"),
+    path("signatures/<int:pk>/", SignatureDetail.as_view(), name="api-signature"),
+]

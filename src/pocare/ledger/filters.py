@@ -1,0 +1,39 @@
+"""The audit trail's filters, shared by the web browser and the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+
+from pocare.ledger.events import registered
+from pocare.ledger.models import Event
+
+
+class EventFilter(django_filters.FilterSet):
+    chain = django_filters.CharFilter(label="Site (chain)", help_text="Site code, or NETWORK")
+    event_type = django_filters.ChoiceFilter(choices=lambda: list(registered().items()), label="Event type")
+    user = django_filters.CharFilter(field_name="actor_username", label="User id")
+    object_type = django_filters.CharFilter(label="Object type", help_text="e.g. accounts.User")
+    object_id = django_filters.CharFilter(label="Object id")
+    request_id = django_filters.CharFilter(label="Request id")
+    after = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="gte", label="From (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    before = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="lt", label="Until (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    q = django_filters.CharFilter(method="search", label="Text", help_text="in the object or the reason")
+
+    class Meta:
+        model = Event
+        fields: list[str] = []
+
+    def search(self, queryset: QuerySet[Event], name: str, value: Any) -> QuerySet[Event]:
+        from django.db.models import Q
+
+        return queryset.filter(Q(object_repr__icontains=value) | Q(reason__icontains=value))

@@ -1,0 +1,36 @@
+"""Forms of the ledger pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+
+class SignatureFieldsMixin(forms.Form):
+    """The re-authentication fields of an electronic signature (P11-200).
+
+    The user id is asked at the first signature of a session and outside a continuous session;
+    later signatures in the same session ask only for the password.
+    """
+
+    username = forms.CharField(label="User id", max_length=150, required=False)
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, max_length=256)
+
+    def __init__(self, *args: Any, ask_user_id: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if ask_user_id:
+            self.fields["username"].required = True
+        else:
+            del self.fields["username"]
+
+
+class ReviewForm(SignatureFieldsMixin):
+    chain = forms.ChoiceField(label="Chain (site)")
+    comment = forms.CharField(label="What you reviewed and found", max_length=4000,
+                              widget=forms.Textarea(attrs={"rows": 3}))
+    field_order = ["chain", "comment", "username", "password"]
+
+    def __init__(self, *args: Any, chains: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["chain"].choices = [(c, c) for c in chains]

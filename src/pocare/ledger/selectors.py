@@ -1,0 +1,45 @@
+"""Reads of the audit trail and signatures, scoped by site: a site sees its own chain (and the
+network events about its own people), the Control Site sees everything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from pocare.accounts import selectors as access
+from pocare.accounts.roles import Perm
+from pocare.ledger.models import AuditReview, Event, Signature
+from pocare.network.models import Site
+
+
+def visible_chains(user: Any) -> list[str] | None:
+    """Chains the person may read; ``None`` means all of them."""
+    site_ids = access.visible_site_ids(user)
+    if site_ids is None:
+        return None
+    return list(Site.objects.filter(pk__in=site_ids).values_list("code", flat=True))
+
+
+def events_visible(user: Any) -> QuerySet[Event]:
+    if not access.has_perm(user, Perm.LEDGER_VIEW):
+        return Event.objects.none()
+    chains = visible_chains(user)
+    qs = Event.objects.all()
+    return qs if chains is None else qs.filter(chain__in=chains)
+
+
+def signatures_visible(user: Any) -> QuerySet[Signature]:
+    if not access.has_perm(user, Perm.SIGNATURES_VIEW):
+        return Signature.objects.none()
+    chains = visible_chains(user)
+    qs = Signature.objects.all()
+    return qs if chains is None else qs.filter(chain__in=chains)
+
+
+def reviews_visible(user: Any) -> QuerySet[AuditReview]:
+    if not access.has_perm(user, Perm.LEDGER_VIEW):
+        return AuditReview.objects.none()
+    chains = visible_chains(user)
+    qs = AuditReview.objects.select_related("reviewer")
+    return qs if chains is None else qs.filter(chain__in=chains)

@@ -1,0 +1,167 @@
+"""The audit trail browser, exports, verification and signed reviews (A11-9, P11-10e)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from pocare.accounts import selectors as access
+from pocare.accounts.decorators import requires
+from pocare.accounts.models import User
+from pocare.accounts.roles import Perm
+from pocare.ledger import selectors
+from pocare.ledger.events import LedgerEvent
+from pocare.ledger.filters import EventFilter
+from pocare.ledger.forms import ReviewForm
+from pocare.ledger.models import NETWORK_CHAIN, Signature
+from pocare.ledger.review import review_next_range, trail_review_sign
+from pocare.ledger.services import EXPORT_COLUMNS, event_record, trail_export
+from pocare.ledger.signing import SigningCredentials, SigningRefused, needs_user_id, signatures_for
+from pocare.ledger.verify import signature_status, verify_all
+from pocare.web.forms import apply_validation_error
+from pocare.web.scope import scoped_chain
+
+MAX_EXPORT = 100_000
+
+
+def _filtered(request: HttpRequest) -> EventFilter:
+    data = request.GET.copy()
+    if "chain" not in data and (chain := scoped_chain(request)):
+        data["chain"] = chain
+    return EventFilter(data, queryset=selectors.events_visible(request.user).order_by("-id"))
+
+
+@requires(Perm.LEDGER_VIEW)
+@require_GET
+def trail(request: HttpRequest) -> HttpResponse:
+    """The audit trail browser; with HTMX, only the result table is re-rendered."""
+    filterset = _filtered(request)
+    if not filterset.is_valid():
+        return render(request, "ledger/trail.html", {"filter": filterset, "page": None}, status=400)
+    page = Paginator(filterset.qs.select_related("actor"), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    template = "ledger/_trail_table.html" if request.headers.get("HX-Request") else "ledger/trail.html"
+    return render(request, template, {"filter": filterset, "page": page, "query": query.urlencode(),
+                                      "can_export": access.has_perm(request.user, Perm.LEDGER_EXPORT)})
+
+
+@requires(Perm.LEDGER_EXPORT)
+@require_GET
+def trail_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
+    """CSV or JSON of the filtered trail; the export itself becomes a ledger event."""
+    filterset = _filtered(request)
+    if not filterset.is_valid():
+        return HttpResponse(f"Invalid filter: {filterset.errors.as_text()}", status=400, content_type="text/plain")
+    events = filterset.qs.order_by("chain", "seq")
+    if events.count() > MAX_EXPORT:
+        return HttpResponse(f"More than {MAX_EXPORT:,} events: narrow the filter.", status=400, content_type="text/plain")
+    assert isinstance(request.user, User)
+    rows, event = trail_export(actor=request.user, events=events, fmt=fmt,
+                               filters={k: v for k, v in request.GET.items() if v})
+    stamp = event.occurred_at.strftime("%Y%m%dT%H%M%SZ")
+    if fmt == "json":
+        body = json.dumps({"exported_by": event.actor_printed_name, "export_event": event.label,
+                           "events": rows}, ensure_ascii=False, indent=1)
+        response = HttpResponse(body, content_type="application/json")
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="pocare-audit-{stamp}.{fmt}"'
+    return response
+
+
+@requires(Perm.LEDGER_VIEW)
+@require_GET
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    event = get_object_or_404(selectors.events_visible(request.user), pk=pk)
+    signature = Signature.objects.filter(event=event).first()
+    related = selectors.events_visible(request.user).filter(
+        object_type=event.object_type, object_id=event.object_id
+    ).exclude(pk=event.pk).order_by("-id")[:20] if event.object_id else []
+    return render(request, "ledger/event.html", {
+        "event": event, "signature": signature,
+        "signature_status": signature_status(signature) if signature else None,
+        "related": related,
+    })
+
+
+@requires(Perm.LEDGER_VERIFY)
+@require_http_methods(["GET", "POST"])
+def verify(request: HttpRequest) -> HttpResponse:
+    """Re-check the hash chains the person may see and every signature on them."""
+    report = None
+    if request.method == "POST":
+        chains = selectors.visible_chains(request.user)
+        report = verify_all(chains=chains)
+        assert isinstance(request.user, User)
+        with transaction.atomic():
+            event_record(
+                actor=request.user, event_type=LedgerEvent.VERIFIED, object_type="ledger.Event",
+                object_repr=f"{report.events} events in {len(report.chains)} chains",
+                new={"ok": report.ok, "events": report.events,
+                     "broken": [c.broken_event for c in report.chains if not c.ok],
+                     "invalid_signatures": [p.signature_id for p in report.signature_problems]},
+            )
+    return render(request, "ledger/verify.html", {"report": report})
+
+
+@requires(Perm.LEDGER_VIEW, write=Perm.LEDGER_REVIEW)
+@require_http_methods(["GET", "POST"])
+def reviews(request: HttpRequest) -> HttpResponse:
+    """Signed audit-trail reviews, and the form to sign the next one."""
+    user = request.user
+    chains = selectors.visible_chains(user)
+    if chains is None:
+        from pocare.network.models import Site
+
+        chains = [NETWORK_CHAIN, *Site.objects.values_list("code", flat=True)]
+    pending = []
+    for chain in chains:
+        start, end, _ = review_next_range(chain)
+        if end >= start:
+            pending.append({"chain": chain, "from": start, "to": end})
+    initial_chain = request.GET.get("chain") or scoped_chain(request) or (pending[0]["chain"] if pending else "")
+    form = ReviewForm(request.POST or None, chains=chains, initial={"chain": initial_chain},
+                      ask_user_id=needs_user_id(user=user, session=request.session))  # type: ignore[arg-type]
+    if request.method == "POST" and form.is_valid():
+        assert isinstance(user, User)
+        try:
+            review = trail_review_sign(
+                actor=user, chain=form.cleaned_data["chain"], comment=form.cleaned_data["comment"],
+                credentials=SigningCredentials(password=form.cleaned_data["password"],
+                                               username=form.cleaned_data.get("username", ""),
+                                               session=request.session),
+            )
+        except SigningRefused as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, f"Review of {review.chain}#{review.from_seq}–{review.to_seq} signed.")
+            return redirect("ledger:review", pk=review.pk)
+    listing = selectors.reviews_visible(user)[:100]
+    return render(request, "ledger/reviews.html", {
+        "form": form, "pending": pending, "reviews": listing,
+        "can_review": access.has_perm(user, Perm.LEDGER_REVIEW) and not access.is_read_only(user),
+    }, status=400 if form.errors else 200)
+
+
+@requires(Perm.LEDGER_VIEW)
+@require_GET
+def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    review = get_object_or_404(selectors.reviews_visible(request.user), pk=pk)
+    signatures = [(s, *signature_status(s)) for s in signatures_for(review)]
+    return render(request, "ledger/review.html", {"review": review, "signatures": signatures})

@@ -1,0 +1,204 @@
+"""Django settings for POCare, read from the environment.
+
+Every value that differs between a laptop demo and a production network comes from an
+environment variable (twelve-factor style), so one settings module serves both:
+
+- ``DATABASE_URL``          SQLite under ``var/`` by default; ``postgres://…`` in production.
+- ``POCARE_SECRET_KEY``     required when ``POCARE_ENV=production``.
+- ``POCARE_ALLOWED_HOSTS``  comma-separated host names.
+- ``POCARE_ENV``            ``development`` (default) or ``production`` (HTTPS-only cookies, HSTS).
+- ``POCARE_VAR_DIR``        where the embedded database and exports live (default ``./var``).
+- ``POCARE_IDLE_LOGOUT_SECONDS``  inactivity logout (default 900 s, A11-IAM).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+VAR_DIR = Path(os.environ.get("POCARE_VAR_DIR", Path.cwd() / "var")).resolve()
+
+ENVIRONMENT = os.environ.get("POCARE_ENV", "development")
+if ENVIRONMENT not in {"development", "production"}:
+    raise ImproperlyConfigured("POCARE_ENV must be 'development' or 'production'")
+PRODUCTION = ENVIRONMENT == "production"
+
+DEBUG = os.environ.get("POCARE_DEBUG", "0" if PRODUCTION else "1") == "1"
+
+_secret = os.environ.get("POCARE_SECRET_KEY", "")
+if PRODUCTION and len(_secret) < 50:
+    raise ImproperlyConfigured("POCARE_SECRET_KEY must be set (50+ characters) in production")
+# The development key is public on purpose: it signs nothing that leaves a laptop.
+SECRET_KEY = _secret or "pocare-development-only-key-not-secret-0123456789abcdefghijklmnop"  # noqa: S105
+
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("POCARE_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost").split(",")
+    if h.strip()
+]
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("POCARE_ALLOWED_HOSTS must name the host(s) POCare is served as")
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("POCARE_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "pocare.ledger",
+    "pocare.accounts",
+    "pocare.network",
+    "pocare.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "pocare.ledger.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "pocare.accounts.middleware.AccountPolicyMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pocare.urls"
+WSGI_APPLICATION = "pocare.wsgi.application"
+ASGI_APPLICATION = "pocare.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "pocare.web.context.navigation",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'pocare.sqlite3'}"),
+        conn_max_age=int(os.environ.get("POCARE_DB_CONN_MAX_AGE", "60")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # BEGIN IMMEDIATE takes the write lock at the start of a transaction, so two writers never
+        # deadlock on a lock upgrade; the ledger relies on it to serialize chain appends.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("POCARE_TEST_SQLITE")} if os.environ.get(
+        "POCARE_TEST_SQLITE"
+    ) else {}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["pocare.accounts.backends.PolicyBackend"]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "web:home"
+
+# Argon2id first (P11-300); the others only verify hashes made before a hasher change.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Account policy (P11-300, A11-IAM).
+POCARE_LOCKOUT_THRESHOLD = int(os.environ.get("POCARE_LOCKOUT_THRESHOLD", "5"))
+POCARE_PASSWORD_MAX_AGE_DAYS = int(os.environ.get("POCARE_PASSWORD_MAX_AGE_DAYS", "90"))
+POCARE_IDLE_LOGOUT_SECONDS = int(os.environ.get("POCARE_IDLE_LOGOUT_SECONDS", "900"))
+SESSION_COOKIE_AGE = 12 * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the cookie-less meta tag; see base.html
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+EMAIL_BACKEND = os.environ.get("POCARE_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("POCARE_FROM_EMAIL", "pocare@localhost")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "pocare.accounts.api_auth.BearerTokenAuthentication",
+        "pocare.accounts.api_auth.PolicySessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["pocare.accounts.api_auth.RequiresPerm"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "pocare.web.api_errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "POCare API",
+    "DESCRIPTION": "Quality system of a point-of-care manufacturing network. Authenticate with a "
+    "session (browser) or `Authorization: Bearer <token>` (devices, hospital systems).",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("POCARE_LOG_LEVEL", "WARNING")},
+}
+
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"

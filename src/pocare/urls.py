@@ -1,0 +1,13 @@
+"""Top-level URL map: the web UI at /, the REST API under /api/."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+urlpatterns = [
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/", include("pocare.api_urls")),
+    path("", include("pocare.web.urls")),
+    path("", include("pocare.accounts.urls")),
+    path("", include("pocare.network.urls")),
+    path("", include("pocare.ledger.urls")),
+]

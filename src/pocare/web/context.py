@@ -1,0 +1,39 @@
+"""Template context for every page: the navigation the person's roles allow and the site switcher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+from pocare.accounts import selectors as access
+from pocare.accounts.roles import Perm
+from pocare.web.scope import scope_options, scoped_chain
+
+NAVIGATION = (
+    ("Network", "network:sites", Perm.NETWORK_VIEW),
+    ("Audit trail", "ledger:trail", Perm.LEDGER_VIEW),
+    ("Reviews", "ledger:reviews", Perm.LEDGER_VIEW),
+    ("Verify", "ledger:verify", Perm.LEDGER_VERIFY),
+    ("People", "accounts:people", Perm.ACCOUNTS_VIEW),
+)
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    perms = access.perms_of(user)
+    memberships = access.active_memberships(user)
+    return {
+        "nav": [
+            {"label": label, "url": reverse(name), "active": request.path.startswith(reverse(name))}
+            for label, name, perm in NAVIGATION
+            if perm in perms
+        ],
+        "my_roles": memberships,
+        "scope": scoped_chain(request),
+        "scope_options": scope_options(request),
+        "read_only": access.is_read_only(user),
+    }

@@ -1,0 +1,25 @@
+"""`pocare demo`: load the demo network into the configured database (safe to repeat)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from pocare.ledger.context import new_request_id, request_id_scope
+from pocare.web import demo
+
+
+class Command(BaseCommand):
+    help = "Load the demo network (Control Site, six POCare sites, one person per role per site)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("The demo has a public password; it is not loaded when POCARE_ENV=production.")
+        with request_id_scope(new_request_id("demo")):
+            logins = demo.load()
+        self.stdout.write(f"Demo network ready. Every demo person's password: {demo.DEMO_PASSWORD}\n")
+        self.stdout.write(f"  {'user id':<18} {'site':<5} {'role':<20} name")
+        for login in logins:
+            self.stdout.write(f"  {login.username:<18} {login.site:<5} {login.role:<20} {login.printed_name}")

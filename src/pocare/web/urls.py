@@ -1,0 +1,9 @@
+from django.urls import path
+
+from pocare.web import views
+
+app_name = "web"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("scope/", views.scope_switch, name="scope"),
+]

@@ -1,0 +1,43 @@
+"""The home page and the site switcher."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from pocare.accounts import selectors as access
+from pocare.accounts.decorators import signed_in
+from pocare.accounts.roles import Perm
+from pocare.ledger import selectors as ledger
+from pocare.network.selectors import sites_overview
+from pocare.web.scope import SESSION_KEY, scope_options
+
+
+@signed_in
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """What the person can do, the sites they see, and their latest audit events."""
+    user = request.user
+    context = {
+        "sites": sites_overview(user),
+        "recent": ledger.events_visible(user).order_by("-id")[:10]
+        if access.has_perm(user, Perm.LEDGER_VIEW) else [],
+        "my_events": ledger.events_visible(user).filter(actor=user).order_by("-id")[:5]
+        if access.has_perm(user, Perm.LEDGER_VIEW) else [],
+    }
+    return render(request, "web/home.html", context)
+
+
+@signed_in
+@require_POST
+def scope_switch(request: HttpRequest) -> HttpResponse:
+    """Narrow the view to one site (Control Site people) or back to the whole network."""
+    code = request.POST.get("scope", "")
+    allowed = {c for c, _ in scope_options(request)}
+    request.session[SESSION_KEY] = code if code in allowed else ""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = "/"
+    return redirect(target)
