@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
@@ -65,3 +66,13 @@ class RequiresPerm(permissions.BasePermission):
         if perm is None:
             return False
         return selectors.has_perm(user, perm)
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+    """Documents the bearer token in the OpenAPI schema."""
+
+    target_class = "pocare.accounts.api_auth.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "Token issued with `pocare token issue` or POST /api/tokens/"}

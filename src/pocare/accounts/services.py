@@ -363,15 +363,19 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def token_issue(*, actor: User, user: User, name: str, reason: str) -> tuple[ApiToken, str]:
-    """Issue a bearer token for a machine client acting as ``user``; the key is returned once."""
-    require_perm(actor, Perm.ACCOUNTS_MANAGE)
+def token_issue(*, actor: User | None, user: User, name: str, reason: str) -> tuple[ApiToken, str]:
+    """Issue a bearer token for a machine client acting as ``user``; the key is returned once.
+
+    ``actor=None`` is the server administrator's command line (`pocare token issue`).
+    """
+    if actor is not None:
+        require_perm(actor, Perm.ACCOUNTS_MANAGE)
     if not name.strip():
         raise ValidationError({"name": "Name the client that will use this token."})
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(user=user, name=name.strip()[:100], prefix=key[:12], key_hash=_digest(key))
-        event_record(actor=actor, event_type=AccountEvent.TOKEN_ISSUED, obj=token, reason=reason,
+        event_record(actor=actor, system="cli:token", event_type=AccountEvent.TOKEN_ISSUED, obj=token, reason=reason,
                      new={"user": user.username, "name": token.name, "prefix": token.prefix})
     return token, key
 

@@ -150,3 +150,16 @@ def trail_export(
             new={"format": fmt, "events": len(rows), "chains": chains, "filters": dict(filters)},
         )
     return rows, event
+
+
+def trail_verified(*, actor: User, events: int, chains: int, broken: list[str], invalid_signatures: list[int]) -> Event:
+    """Record that a person verified the audit trail and what they found."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        return event_record(
+            actor=actor, event_type=LedgerEvent.VERIFIED, object_type="ledger.Event",
+            object_repr=f"{events} events in {chains} chains",
+            new={"ok": not broken and not invalid_signatures, "events": events, "broken": broken,
+                 "invalid_signatures": invalid_signatures},
+        )

@@ -9,7 +9,6 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -19,12 +18,11 @@ from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.ledger import selectors
-from pocare.ledger.events import LedgerEvent
 from pocare.ledger.filters import EventFilter
 from pocare.ledger.forms import ReviewForm
 from pocare.ledger.models import NETWORK_CHAIN, Signature
 from pocare.ledger.review import review_next_range, trail_review_sign
-from pocare.ledger.services import EXPORT_COLUMNS, event_record, trail_export
+from pocare.ledger.services import EXPORT_COLUMNS, trail_export, trail_verified
 from pocare.ledger.signing import SigningCredentials, SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.web.forms import apply_validation_error
@@ -107,14 +105,9 @@ def verify(request: HttpRequest) -> HttpResponse:
         chains = selectors.visible_chains(request.user)
         report = verify_all(chains=chains)
         assert isinstance(request.user, User)
-        with transaction.atomic():
-            event_record(
-                actor=request.user, event_type=LedgerEvent.VERIFIED, object_type="ledger.Event",
-                object_repr=f"{report.events} events in {len(report.chains)} chains",
-                new={"ok": report.ok, "events": report.events,
-                     "broken": [c.broken_event for c in report.chains if not c.ok],
-                     "invalid_signatures": [p.signature_id for p in report.signature_problems]},
-            )
+        trail_verified(actor=request.user, events=report.events, chains=len(report.chains),
+                       broken=[c.broken_event for c in report.chains if not c.ok],
+                       invalid_signatures=[p.signature_id for p in report.signature_problems])
     return render(request, "ledger/verify.html", {"report": report})
 
 

@@ -1,0 +1,74 @@
+# POCare — two commands: `make demo` and `make test`. Both set everything up and are safe to re-run.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+export POCARE_VAR_DIR ?= $(CURDIR)/var
+
+.PHONY: demo test install lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
+
+$(STAMP): requirements/dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: install, migrate the embedded SQLite database under var/, load the demo network, serve it
+demo: $(STAMP)
+	mkdir -p $(POCARE_VAR_DIR)
+	$(BIN)/pocare migrate --no-input -v 0
+	$(BIN)/pocare demo
+	$(BIN)/pocare serve --host 127.0.0.1 --port 8000
+
+## make test: lint, types, the suite on SQLite and PostgreSQL, the API fuzzer and the browser tests
+test: $(STAMP) lint typecheck traceability unit-sqlite unit-postgres api-fuzz browser
+	@echo "make test: every check passed."
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/python tools/lint_domain.py
+
+typecheck: $(STAMP)
+	$(BIN)/mypy src
+
+traceability: $(STAMP)
+	$(BIN)/python tools/traceability.py --check
+
+unit-sqlite: $(STAMP)
+	mkdir -p $(POCARE_VAR_DIR)
+	POCARE_TEST_SQLITE=$(POCARE_VAR_DIR)/test-suite.sqlite3 DATABASE_URL= \
+	  $(BIN)/pytest -m "not browser" -q
+
+unit-postgres: $(STAMP)
+	@if $(BIN)/python tools/pg_ready.py "$(PG_URL)"; then \
+	  DATABASE_URL="$(PG_URL)" $(BIN)/pytest -m "not browser" -q; \
+	elif [ -n "$$POCARE_REQUIRE_POSTGRES" ]; then \
+	  echo "PostgreSQL does not answer at $(PG_URL), and POCARE_REQUIRE_POSTGRES is set." >&2; exit 1; \
+	else \
+	  echo "SKIPPED: PostgreSQL does not answer at $(PG_URL); the suite ran on SQLite only."; \
+	fi
+
+browser: $(STAMP) /usr/bin/chromium
+	POCARE_TEST_SQLITE=$(POCARE_VAR_DIR)/test-browser.sqlite3 DATABASE_URL= \
+	  $(BIN)/pytest -m browser -q
+
+/usr/bin/chromium:
+	@echo "Installing Debian's chromium for the browser tests (Playwright drives it; no browser download)."
+	apt-get update -qq && apt-get install -y -qq chromium
+
+api-fuzz: $(STAMP)
+	$(BIN)/python tools/api_fuzz.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ledger.py
+
+lock:
+	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt
+	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --extra dev --python-version 3.11 -o requirements/dev.txt
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,121 @@
+"""Logging in and out, lockout, inactivity, password ageing (P11-300, A11-IAM)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from pocare.accounts.events import AccountEvent
+from pocare.ledger.models import Event
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def _events(kind: str, user) -> int:  # type: ignore[no-untyped-def]
+    return Event.objects.filter(event_type=kind, object_id=str(user.pk), object_type="accounts.User").count()
+
+
+def test_login_is_recorded_and_resets_the_failure_count(client, people):
+    """P11-300: successful logins are audit events."""
+    op = people["operator.mad"]
+    client.post("/login/", {"username": "operator.mad", "password": "nope"})
+    response = client.post("/login/", {"username": "operator.mad", "password": PASSWORD})
+    assert response.status_code == 302 and response.url == "/"
+    op.refresh_from_db()
+    assert op.failed_attempts == 0
+    assert _events(AccountEvent.LOGGED_IN, op) == 1
+
+
+def test_wrong_password_is_refused_recorded_and_locks_after_the_threshold(client, people, settings):
+    """P11-300: attempts at unauthorized use are detected, recorded, locked and reported to QA."""
+    settings.POCARE_LOCKOUT_THRESHOLD = 3
+    op = people["operator.mad"]
+    for _ in range(3):
+        response = client.post("/login/", {"username": "operator.mad", "password": "guess"})
+        assert response.status_code == 400
+    op.refresh_from_db()
+    assert op.failed_attempts == 3 and op.locked_at is not None
+    assert _events(AccountEvent.LOGIN_FAILED, op) == 3 and _events(AccountEvent.USER_LOCKED, op) == 1
+    response = client.post("/login/", {"username": "operator.mad", "password": PASSWORD})
+    assert response.status_code == 400 and b"locked" in response.content
+
+
+def test_lockout_notifies_control_site_qa(tx_db, client, settings):
+    """P11-300: QA is told of a lockout (e-mail, console backend in the demo)."""
+    settings.POCARE_LOCKOUT_THRESHOLD = 2
+    for _ in range(2):
+        client.post("/login/", {"username": "qc.lis", "password": "guess"})
+    assert any("qc.lis" in m.subject and "qa@demo.pocare.invalid" in m.to for m in mail.outbox)
+
+
+def test_a_failed_attempt_survives_the_refusal(tx_db, client):
+    """P11-300: the failure record commits even though the login is refused."""
+    from pocare.accounts.models import User
+
+    client.post("/login/", {"username": "navigator.gro", "password": "guess"})
+    assert User.objects.get(username="navigator.gro").failed_attempts == 1
+
+
+def test_unknown_user_ids_are_recorded_without_saying_they_do_not_exist(client):
+    """P11-300: the message is the same as for a wrong password."""
+    response = client.post("/login/", {"username": "mallory", "password": "x"})
+    assert b"Wrong user id or password." in response.content
+    assert Event.objects.filter(event_type=AccountEvent.LOGIN_FAILED, object_repr="mallory").exists()
+
+
+def test_inactivity_logs_the_person_out(client, login, people, settings):
+    """A11-IAM: after the idle limit the session ends, is recorded, and the person logs in again."""
+    login("qp")
+    session = client.session
+    session["pocare.last_activity"] = (timezone.now() - dt.timedelta(seconds=settings.POCARE_IDLE_LOGOUT_SECONDS + 5)).timestamp()
+    session.save()
+    response = client.get("/audit/")
+    assert response.status_code == 302 and response.url.startswith("/login/")
+    assert _events(AccountEvent.IDLE_LOGOUT, people["qp"]) == 1
+    api = client.get("/api/me/")
+    assert api.status_code in (401, 403)
+
+
+def test_an_expired_password_must_be_changed_before_anything_else(client, login, people, settings):
+    """P11-300: password ageing."""
+    qp = people["qp"]
+    qp.password_changed_at = timezone.now() - dt.timedelta(days=settings.POCARE_PASSWORD_MAX_AGE_DAYS + 1)
+    qp.save()
+    login("qp")
+    response = client.get("/audit/")
+    assert response.status_code == 302 and response.url == "/password/change/"
+    new = "a much longer passphrase 2027"
+    response = client.post("/password/change/", {"old_password": PASSWORD, "new_password": new, "confirm": new})
+    assert response.status_code == 302
+    assert client.get("/audit/").status_code == 200
+    assert _events(AccountEvent.PASSWORD_SET, qp) == 1
+
+
+def test_weak_new_passwords_are_refused_with_the_field_named(client, login):
+    """P11-300: password rules, explained on the field."""
+    login("qp")
+    response = client.post("/password/change/", {"old_password": PASSWORD, "new_password": "123", "confirm": "123"})
+    assert response.status_code == 400
+    assert b"too short" in response.content or b"at least 12" in response.content
+
+
+def test_logout_ends_the_session_and_is_recorded(client, login, people):
+    login("planner")
+    client.post("/logout/")
+    assert client.get("/").status_code == 302
+    assert _events(AccountEvent.LOGGED_OUT, people["planner"]) == 1
+
+
+def test_inspector_access_ends_at_its_expiry(client, people):
+    """A11-IAM: inspectors are read-only and time-boxed."""
+    inspector = people["inspector"]
+    m = inspector.memberships.get()
+    from pocare.accounts.models import Membership
+
+    Membership.objects.filter(pk=m.pk).update(valid_until=timezone.now() - dt.timedelta(minutes=1))
+    response = client.post("/login/", {"username": "inspector", "password": PASSWORD})
+    assert response.status_code == 400 and b"no active role" in response.content

@@ -1,0 +1,99 @@
+"""Shared test set-up: the demo network as personas, and safe transactional tests.
+
+Personas (Healthchecks style) are the demo's people: ``people["qa"]``, ``people["operator.mad"]``,
+``people["manager.lis"]``… so permission tests read like sentences. The demo is loaded once into
+the test database through the real services.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+
+PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing(django_test_environment: None) -> None:
+    """Argon2 is what production uses (tests/accounts/test_passwords.py checks it); here, MD5
+    keeps hundreds of logins fast. It changes nothing that is tested."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    from pocare.web import demo
+
+    with django_db_blocker.unblock():
+        demo.load(password=PASSWORD)
+
+
+class People(dict):  # type: ignore[type-arg]
+    def __missing__(self, username: str):  # type: ignore[no-untyped-def]
+        from pocare.accounts.models import User
+
+        user = User.objects.get(username=username)
+        self[username] = user
+        return user
+
+
+@pytest.fixture
+def people(db) -> People:  # type: ignore[no-untyped-def]
+    return People()
+
+
+@pytest.fixture
+def tx_db(transactional_db):  # type: ignore[no-untyped-def]
+    """A real, committing database (for concurrency, persistence across rollbacks, live server).
+
+    Django flushes such a database after each test with DELETE/TRUNCATE, which the ledger's
+    triggers refuse; so the triggers are installed for the test and dropped just before the flush.
+    """
+    from pocare.ledger import triggers
+    from pocare.web import demo
+
+    triggers.install(connection)
+    demo.load(password=PASSWORD)
+    yield
+    drop_triggers()
+
+
+def drop_triggers() -> None:
+    """Drop the append-only triggers (what an attacker with database access would do)."""
+    from pocare.ledger.triggers import expected_triggers
+
+    with connection.cursor() as cur:
+        for table, names in expected_triggers(connection.vendor).items():
+            for name in names:
+                if connection.vendor == "sqlite":
+                    cur.execute(f"DROP TRIGGER IF EXISTS {name}")
+                else:
+                    cur.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+
+
+@pytest.fixture
+def login(client):  # type: ignore[no-untyped-def]
+    """Log a persona in through the real login view; returns the client."""
+
+    def _login(username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+        response = client.post("/login/", {"username": username, "password": password})
+        assert response.status_code == 302, response.content[:500]
+        return client
+
+    return _login
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):  # type: ignore[no-untyped-def]
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"],
+    }

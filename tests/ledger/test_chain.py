@@ -1,0 +1,215 @@
+"""The audit trail: one event per change, in the same transaction, append-only, hash-chained."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, IntegrityError, connection, transaction
+
+from pocare.accounts.events import AccountEvent
+from pocare.accounts.services import user_unlock
+from pocare.ledger import canonical
+from pocare.ledger.context import request_id_scope
+from pocare.ledger.models import ChainHead, Event, LedgerImmutableError
+from pocare.ledger.services import LedgerError, event_record
+from pocare.ledger.verify import verify_all, verify_chain
+from pocare.network.models import Site
+from tests.conftest import drop_triggers
+from tests.ledger.helpers import raw, write_events
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_service_change_writes_one_attributed_event(people):
+    """P11-10e DI-ALCOA A11-9: who, when (UTC, server clock), what (old and new), why, which request."""
+    qa, operator = people["qa"], people["operator.mad"]
+    operator.failed_attempts = 3
+    operator.locked_at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    operator.save()
+    before = Event.objects.count()
+    with request_id_scope("req-test-0001"):
+        user_unlock(actor=qa, user=operator, reason="Identity confirmed by phone")
+    assert Event.objects.count() == before + 1
+    event = Event.objects.latest("id")
+    assert event.event_type == AccountEvent.USER_UNLOCKED
+    assert (event.actor, event.actor_username, event.actor_printed_name) == (qa, "qa", "Montserrat Puig")
+    assert event.object_type == "accounts.User" and event.object_id == str(operator.pk)
+    assert event.old == {"locked_at": "2026-01-01T00:00:00.000000Z", "failed_attempts": 3}
+    assert event.new == {"locked_at": None, "failed_attempts": 0}
+    assert event.reason == "Identity confirmed by phone"
+    assert event.request_id == "req-test-0001"
+    assert event.occurred_at.tzinfo is not None
+    assert abs((dt.datetime.now(dt.UTC) - event.occurred_at).total_seconds()) < 60
+
+
+def test_a_failed_service_leaves_no_event(people):
+    """P11-10e: the change and its event commit or roll back together."""
+    before = Event.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        write_events(people["qa"], None, 1)
+        raise RuntimeError("the service failed after writing its event")
+    assert Event.objects.count() == before
+
+
+def test_events_outside_a_transaction_or_of_unknown_type_are_refused(people):
+    with pytest.raises(LedgerError):
+        event_record(actor=people["qa"], event_type="made.up_event", reason="x")
+
+
+def test_each_site_has_its_own_gapless_chain(people):
+    """P11-10e: events chain per site; each links to the one before by hash."""
+    mad = Site.objects.get(code="MAD")
+    head_before = ChainHead.objects.get(chain="MAD")
+    events = write_events(people["manager.mad"], mad, 3)
+    assert [e.seq for e in events] == [head_before.seq + 1, head_before.seq + 2, head_before.seq + 3]
+    assert events[0].prev_hash == head_before.hash
+    assert events[1].prev_hash == events[0].hash and events[2].prev_hash == events[1].hash
+    assert all(e.chain == "MAD" for e in events)
+    assert events[2].hash == canonical.event_hash(events[2].hashed_fields())
+    assert verify_chain("MAD").ok
+
+
+def test_the_orm_has_no_way_to_change_or_remove_an_event(people):
+    """P11-10e CH4-9: update, delete, bulk writes and re-saving are all refused."""
+    event = write_events(people["qa"], None, 1)[0]
+    with pytest.raises(LedgerImmutableError):
+        Event.objects.filter(pk=event.pk).update(reason="changed")
+    with pytest.raises(LedgerImmutableError):
+        Event.objects.filter(pk=event.pk).delete()
+    with pytest.raises(LedgerImmutableError):
+        event.delete()
+    event.reason = "changed"
+    with pytest.raises(LedgerImmutableError):
+        event.save()
+    with pytest.raises(LedgerImmutableError):
+        Event.objects.bulk_create([Event(chain="X", seq=1)])
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE ledger_event SET reason = 'changed' WHERE id = %s",
+    "DELETE FROM ledger_event WHERE id = %s",
+    "UPDATE ledger_signature SET meaning = 'approved' WHERE id = %s",
+    "DELETE FROM ledger_signature WHERE id = %s",
+])
+def test_database_triggers_refuse_update_and_delete(people, sql):
+    """P11-10e: append-only below the ORM, on SQLite and PostgreSQL alike."""
+    event = write_events(people["qa"], None, 1)[0]
+    from pocare.ledger.models import Signature
+
+    target = event.pk if "ledger_event" in sql else Signature.objects.first().pk
+    with pytest.raises((DatabaseError, IntegrityError)), transaction.atomic():
+        raw(sql, [target])
+    assert Event.objects.get(pk=event.pk).reason == event.reason
+
+
+def test_all_triggers_are_installed_by_the_migrations():
+    from pocare.ledger.triggers import missing
+
+    assert missing(connection) == []
+
+
+def test_canonical_values_are_deterministic_and_refuse_naive_times():
+    """DI-ALCOA: one canonical form per value, so hashes are reproducible anywhere."""
+    assert canonical.canonical_json({"b": 1, "a": [1.5, "é"]}) == '{"a":[1.5,"é"],"b":1}'
+    with pytest.raises(ValueError):
+        canonical.canonical_json({"t": dt.datetime(2026, 1, 1)})  # noqa: DTZ001
+    with pytest.raises(TypeError):
+        canonical.canonical_json({"x": object()})
+    assert canonical.normalize_stored_timestamp("2026-11-23 05:05:40") == "2026-11-23T05:05:40.000000Z"
+
+
+# --- tampering, even with the triggers dropped ------------------------------------------------
+
+
+@pytest.fixture
+def mad_chain(people):
+    """Five fresh events on the MAD chain, with the triggers dropped as an attacker would."""
+    events = write_events(people["operator.mad"], Site.objects.get(code="MAD"), 5)
+    drop_triggers()
+    return events
+
+
+def _verify_fails_at(label: str, needle: str) -> None:
+    report = verify_all(chains=["MAD"])
+    assert not report.ok
+    (chain,) = report.chains
+    assert chain.broken_event == label, chain
+    assert needle in chain.problem
+    with pytest.raises(CommandError) as exc:
+        call_command("audit", "verify", "--chain", "MAD", "--quiet")
+    assert label in str(exc.value) and exc.value.returncode == 1
+
+
+def test_verify_passes_an_intact_trail_and_counts_events(capsys):
+    """P11-10e: `pocare audit verify` exits 0 and prints how many events it checked."""
+    call_command("audit", "verify", "--quiet")
+    out = capsys.readouterr().out
+    total = Event.objects.count()
+    assert f"{total:,} events checked" in out and "Audit trail intact." in out
+
+
+def test_verify_names_an_edited_event(mad_chain):
+    """P11-10e DI-ALCOA: an edited event is found and named."""
+    raw("UPDATE ledger_event SET reason = 'nothing happened' WHERE id = %s", [mad_chain[2].pk])
+    _verify_fails_at(mad_chain[2].label, "edited")
+
+
+def test_verify_names_an_event_edited_together_with_its_hash(mad_chain):
+    """P11-10e: recomputing the edited event's own hash breaks the link to the next one."""
+    e = mad_chain[1]
+    e.reason = "forged"
+    forged_hash = canonical.event_hash(e.hashed_fields())
+    raw("UPDATE ledger_event SET reason = 'forged', hash = %s WHERE id = %s", [forged_hash, e.pk])
+    _verify_fails_at(mad_chain[2].label, "does not link")
+
+
+def test_verify_names_a_deleted_event(mad_chain):
+    """P11-10e: a deleted event leaves a gap that is named."""
+    raw("DELETE FROM ledger_event WHERE id = %s", [mad_chain[2].pk])
+    _verify_fails_at(mad_chain[3].label, "missing")
+
+
+def test_verify_finds_deleted_last_events(mad_chain):
+    """P11-10e: deleting the tail is found through the chain head."""
+    raw("DELETE FROM ledger_event WHERE id IN (%s, %s)", [mad_chain[3].pk, mad_chain[4].pk])
+    _verify_fails_at(mad_chain[3].label, "deleted")
+
+
+def test_verify_names_an_inserted_event(mad_chain):
+    """P11-10e: an event slipped into the middle (sequence numbers shifted) is found."""
+    raw("UPDATE ledger_event SET seq = seq + 1000000 WHERE chain = 'MAD' AND seq >= %s", [mad_chain[2].seq])
+    raw("UPDATE ledger_event SET seq = seq - 1000000 + 1 WHERE chain = 'MAD' AND seq >= 1000000")
+    forged = mad_chain[1]
+    raw(
+        "INSERT INTO ledger_event (chain, seq, prev_hash, hash, event_type, occurred_at, actor_id, "
+        "actor_username, actor_printed_name, object_type, object_id, object_repr, reason, request_id, "
+        "old_values, new_values) SELECT chain, %s, hash, hash, event_type, occurred_at, actor_id, "
+        "actor_username, actor_printed_name, object_type, object_id, object_repr, 'inserted', request_id, "
+        "old_values, new_values FROM ledger_event WHERE id = %s",
+        [mad_chain[2].seq, forged.pk],
+    )
+    _verify_fails_at(f"MAD#{mad_chain[2].seq}", "edited")
+
+
+def test_verify_names_reordered_events(mad_chain):
+    """P11-10e: swapping two events' positions is found."""
+    a, b = mad_chain[1], mad_chain[3]
+    raw("UPDATE ledger_event SET seq = 0 WHERE id = %s", [a.pk])
+    raw("UPDATE ledger_event SET seq = %s WHERE id = %s", [a.seq, b.pk])
+    raw("UPDATE ledger_event SET seq = %s WHERE id = %s", [b.seq, a.pk])
+    _verify_fails_at(a.label, "")
+
+
+def test_verify_finds_an_event_appended_outside_the_ledger(mad_chain):
+    """P11-10e: a correctly hashed event added with raw SQL (head not advanced) is still found."""
+    last = mad_chain[-1]
+    forged = Event(**{f.attname: getattr(last, f.attname) for f in Event._meta.concrete_fields})
+    forged.pk, forged.seq, forged.prev_hash, forged.reason = None, last.seq + 1, last.hash, "appended"
+    forged.hash = canonical.event_hash(forged.hashed_fields())
+    forged.save()  # a fresh row: the ORM allows inserts, as an attacker's SQL would
+    report = verify_all(chains=["MAD"])
+    assert not report.ok and report.chains[0].broken_event == f"MAD#{last.seq + 1}"
+    assert "outside the ledger" in report.chains[0].problem

@@ -1,0 +1,61 @@
+"""Fuzz the whole OpenAPI schema with schemathesis against a real server; fail on any 5xx.
+
+Starts `pocare serve` on a throw-away SQLite database loaded with the demo network, issues a
+token for Control Site QA (who may call every endpoint) and runs `schemathesis run` with the
+`not_a_server_error` check over every operation. Token revocation is left out of the fuzzing
+(it would revoke the fuzzer's own token and turn every later request into a 401); the unit tests
+in tests/api/ cover it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="pocare-fuzz-") as var:
+        env = {**os.environ, "POCARE_VAR_DIR": var, "DATABASE_URL": "", "POCARE_LOG_LEVEL": "ERROR"}
+        pocare = str(BIN / "pocare")
+        subprocess.run([pocare, "migrate", "--no-input", "-v", "0"], env=env, check=True)
+        subprocess.run([pocare, "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
+        token = subprocess.run([pocare, "token", "issue", "qa", "schemathesis", "--reason", "API fuzzing"],
+                               env=env, check=True, capture_output=True, text=True).stdout.strip()
+        port = free_port()
+        server = subprocess.Popen([pocare, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            result = subprocess.run(
+                [str(BIN / "schemathesis"), "run", f"{base}/api/schema/", "--url", base,
+                 "--checks", "not_a_server_error", "--header", f"Authorization: Bearer {token}",
+                 "--max-examples", os.environ.get("POCARE_FUZZ_EXAMPLES", "40"),
+                 "--seed", "20261123", "--no-color", "--exclude-path-regex", "/revoke/$"],
+                env=env,
+            )
+            return result.returncode
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
