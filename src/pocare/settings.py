@@ -33,7 +33,7 @@ _secret = os.environ.get("POCARE_SECRET_KEY", "")
 if PRODUCTION and len(_secret) < 50:
     raise ImproperlyConfigured("POCARE_SECRET_KEY must be set (50+ characters) in production")
 # The development key is public on purpose: it signs nothing that leaves a laptop.
-SECRET_KEY = _secret or "pocare-development-only-key-not-secret-0123456789abcdefghijklmnop"  # noqa: S105
+SECRET_KEY = _secret or "pocare-development-only-key-not-secret-0123456789abcdefghijklmnop"
 
 ALLOWED_HOSTS = [
     h.strip()
@@ -69,8 +69,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "pocare.accounts.middleware.AccountPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "pocare.accounts.middleware.AccountPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -101,6 +101,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         # BEGIN IMMEDIATE takes the write lock at the start of a transaction, so two writers never
@@ -109,9 +110,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("POCARE_TEST_SQLITE")} if os.environ.get(
-        "POCARE_TEST_SQLITE"
-    ) else {}
+    # Tests use a file, not memory, so that concurrent writers really are separate connections.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("POCARE_TEST_SQLITE") or str(VAR_DIR / "test-suite.sqlite3")
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -167,7 +169,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("POCARE_FROM_EMAIL", "pocare@localhost")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "pocare.accounts.api_auth.BearerTokenAuthentication",
-        "pocare.accounts.api_auth.PolicySessionAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["pocare.accounts.api_auth.RequiresPerm"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -176,6 +178,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "pocare.web.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "URL_FORMAT_OVERRIDE": None,  # `format` is the export parameter, not a renderer switch
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "POCare API",

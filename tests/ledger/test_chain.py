@@ -115,7 +115,7 @@ def test_canonical_values_are_deterministic_and_refuse_naive_times():
     """DI-ALCOA: one canonical form per value, so hashes are reproducible anywhere."""
     assert canonical.canonical_json({"b": 1, "a": [1.5, "é"]}) == '{"a":[1.5,"é"],"b":1}'
     with pytest.raises(ValueError):
-        canonical.canonical_json({"t": dt.datetime(2026, 1, 1)})  # noqa: DTZ001
+        canonical.canonical_json({"t": dt.datetime(2026, 1, 1)})
     with pytest.raises(TypeError):
         canonical.canonical_json({"x": object()})
     assert canonical.normalize_stored_timestamp("2026-11-23 05:05:40") == "2026-11-23T05:05:40.000000Z"

@@ -53,7 +53,7 @@ class Me(APIView):
     @extend_schema(responses={200: MeSerializer})
     def get(self, request: Request) -> Response:
         return Response({
-            "user": UserSerializer(request.user).data,
+            "user": UserSerializer(request.user).data,  # type: ignore[arg-type]
             "permissions": sorted(selectors.perms_of(request.user)),
             "network_wide": selectors.is_network_user(request.user),
         })

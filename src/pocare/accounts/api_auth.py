@@ -1,6 +1,7 @@
 """How the API knows who is calling and what they may do.
 
-Browsers use their session (with CSRF); machine clients send ``Authorization: Bearer <token>``.
+Browsers use their session (with CSRF; a locked person's session stops resolving to them, see
+backends.PolicyBackend); machine clients send ``Authorization: Bearer <token>``.
 Each API view names the permission it needs in ``required_perm`` (reads) and ``write_perm``
 (writes); querysets are scoped by selectors, so another site's objects simply do not exist.
 """
@@ -39,16 +40,6 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
-class PolicySessionAuthentication(authentication.SessionAuthentication):
-    """Session auth; locked or deactivated people lose their session at the next request."""
-
-    def authenticate(self, request: Request) -> tuple[Any, None] | None:
-        result = super().authenticate(request)
-        if result is not None and getattr(result[0], "locked_at", None) is not None:
-            return None
-        return result
-
-
 class RequiresPerm(permissions.BasePermission):
     """Deny by default: a view must name the permission it needs."""
 
@@ -68,11 +59,15 @@ class RequiresPerm(permissions.BasePermission):
         return selectors.has_perm(user, perm)
 
 
-class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Documents the bearer token in the OpenAPI schema."""
 
     target_class = "pocare.accounts.api_auth.BearerTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "bearer", "description": "Token issued with `pocare token issue` or POST /api/tokens/"}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Token issued with `pocare token issue` or POST /api/tokens/",
+        }

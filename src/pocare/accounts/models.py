@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
@@ -25,8 +25,6 @@ class User(AbstractUser):
     password_changed_at = models.DateTimeField(null=True, blank=True)
     must_change_password = models.BooleanField(default=False)
     deactivated_at = models.DateTimeField(null=True, blank=True)
-
-    objects: UserManager[User] = UserManager()  # type: ignore[assignment]
 
     class Meta:
         db_table = "accounts_user"

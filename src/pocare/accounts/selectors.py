@@ -96,6 +96,8 @@ def memberships_visible(user: Any) -> QuerySet[Membership]:
 
 
 def tokens_visible(user: Any) -> QuerySet[ApiToken]:
+    if not getattr(user, "is_authenticated", False):
+        return ApiToken.objects.none()
     if not has_perm(user, Perm.ACCOUNTS_MANAGE):
         return ApiToken.objects.filter(user=user)
     return ApiToken.objects.select_related("user")

@@ -31,7 +31,7 @@ from pocare.ledger.events import LedgerEvent
 from pocare.ledger.services import event_record
 from pocare.network.models import Site, SiteKind
 
-TOKEN_PREFIX = "pct_"
+TOKEN_PREFIX = "pct_"  # noqa: S105 — a marker, not a secret
 
 
 class AccessRefused(Exception):

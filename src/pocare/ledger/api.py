@@ -25,7 +25,7 @@ from pocare.ledger.verify import signature_status, verify_all
 
 
 class EventSerializer(serializers.ModelSerializer[Event]):
-    label = serializers.CharField(read_only=True)
+    label = serializers.CharField(read_only=True)  # type: ignore[assignment]
     old_values = serializers.JSONField(source="old", read_only=True)
     new_values = serializers.JSONField(source="new", read_only=True)
 

@@ -18,10 +18,10 @@ _REGISTRY: dict[str, str] = {}
 
 def event_types(choices: T) -> T:
     """Register a TextChoices class of event types (values look like ``app.noun_verb``)."""
-    for value, label in choices.choices:
-        if value in _REGISTRY:
-            raise ValueError(f"event type {value!r} registered twice")
-        _REGISTRY[str(value)] = str(label)
+    for member in choices:
+        if member.value in _REGISTRY:
+            raise ValueError(f"event type {member.value!r} registered twice")
+        _REGISTRY[str(member.value)] = str(member.label)
     return choices
 
 

@@ -33,4 +33,6 @@ class ReviewForm(SignatureFieldsMixin):
 
     def __init__(self, *args: Any, chains: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["chain"].choices = [(c, c) for c in chains]
+        chain_field = self.fields["chain"]
+        assert isinstance(chain_field, forms.ChoiceField)
+        chain_field.choices = [(c, c) for c in chains]

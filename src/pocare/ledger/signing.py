@@ -13,6 +13,7 @@ itself is refused:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -80,10 +81,8 @@ def signing_authenticate(*, actor: User, credentials: SigningCredentials) -> Sig
         raise SigningRefused("Enter your user id and password to sign.", field="username")
     if credentials.username and credentials.username != actor.username:
         # A signature belongs to one person (P11-100): nobody signs in another's session.
-        try:
+        with contextlib.suppress(AccessRefused):  # recorded as a failed attempt; refused below
             credentials_check(user=actor, password=None, context="signing")
-        except AccessRefused:
-            pass
         raise SigningRefused("The user id is not that of the person logged in.", field="username")
     try:
         credentials_check(user=actor, password=credentials.password, context="signing")

@@ -62,7 +62,8 @@ def trail_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
         return HttpResponse(f"Invalid filter: {filterset.errors.as_text()}", status=400, content_type="text/plain")
     events = filterset.qs.order_by("chain", "seq")
     if events.count() > MAX_EXPORT:
-        return HttpResponse(f"More than {MAX_EXPORT:,} events: narrow the filter.", status=400, content_type="text/plain")
+        return HttpResponse(f"More than {MAX_EXPORT:,} events: narrow the filter.", status=400,
+                            content_type="text/plain")
     assert isinstance(request.user, User)
     rows, event = trail_export(actor=request.user, events=events, fmt=fmt,
                                filters={k: v for k, v in request.GET.items() if v})
@@ -97,11 +98,14 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(Perm.LEDGER_VERIFY)
-@require_http_methods(["GET", "POST"])
+@require_GET
 def verify(request: HttpRequest) -> HttpResponse:
-    """Re-check the hash chains the person may see and every signature on them."""
+    """Re-check the hash chains the person may see and every signature on them (``?run=1``).
+
+    A read, like an export, so inspectors may run it; that it was run is recorded.
+    """
     report = None
-    if request.method == "POST":
+    if request.GET.get("run"):
         chains = selectors.visible_chains(request.user)
         report = verify_all(chains=chains)
         assert isinstance(request.user, User)

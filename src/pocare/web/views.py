@@ -24,7 +24,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "sites": sites_overview(user),
         "recent": ledger.events_visible(user).order_by("-id")[:10]
         if access.has_perm(user, Perm.LEDGER_VIEW) else [],
-        "my_events": ledger.events_visible(user).filter(actor=user).order_by("-id")[:5]
+        "my_events": ledger.events_visible(user).filter(actor_id=user.pk).order_by("-id")[:5]
         if access.has_perm(user, Perm.LEDGER_VIEW) else [],
     }
     return render(request, "web/home.html", context)

@@ -1,0 +1,220 @@
+"""Generated permission test: every web view and API endpoint × every role × own/other site.
+
+Each URL pattern is found by walking the URL resolver, so a new view is tested the moment it is
+added — and the test fails until the view says what permission it needs (``required_perm``) and,
+when its URL takes an object, this file says how to name one object at the persona's own site
+and one at another site. Expectations come from the role → permission policy
+(``pocare.accounts.roles.ROLE_PERMS``); the views' enforcement is what is under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from pocare.accounts.roles import NETWORK_ROLES, READ_ONLY_ROLES, ROLE_PERMS, Role
+from pocare.ledger.models import AuditReview, Event, Signature
+from pocare.web.demo import demo_username
+
+pytestmark = pytest.mark.django_db
+
+OWN, OTHER = "MAD", "LIS"
+SITE_OF_PERSONA = {role: ("CTRL" if role in NETWORK_ROLES else OWN) for role in Role}
+
+
+def _event(site: str) -> dict[str, Any]:
+    return {"pk": Event.objects.filter(chain=site).order_by("seq").first().pk}
+
+
+def _review(site: str) -> dict[str, Any]:
+    review = AuditReview.objects.filter(chain=site).first()
+    if review is None:
+        from pocare.ledger.review import trail_review_sign
+        from pocare.ledger.signing import SigningCredentials
+        from tests.conftest import PASSWORD
+
+        manager = _user(f"manager.{site.lower()}")
+        review = trail_review_sign(actor=manager, chain=site, comment="matrix",
+                                   credentials=SigningCredentials(username=manager.username, password=PASSWORD))
+    return {"pk": review.pk}
+
+
+def _signature(site: str) -> dict[str, Any]:
+    _review(site)
+    return {"pk": Signature.objects.filter(chain=site).first().pk}
+
+
+def _user(username: str) -> Any:
+    from pocare.accounts.models import User
+
+    return User.objects.get(username=username)
+
+
+def _token(site: str) -> dict[str, Any]:
+    from pocare.accounts.services import token_issue
+
+    token, _ = token_issue(actor=None, user=_user(f"operator.{site.lower()}"), name="matrix", reason="matrix")
+    return {"pk": token.pk}
+
+
+#: How to name an object at a given site for URLs that take one.
+OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "ledger:event": _event,
+    "ledger:review": _review,
+    "network:site": lambda site: {"code": site},
+    "accounts:person": lambda site: {"pk": _user(f"operator.{site.lower()}").pk},
+    "api-event": _event,
+    "api-signature": _signature,
+    "api-site": lambda site: {"code": site},
+    "api-user": lambda site: {"pk": _user(f"operator.{site.lower()}").pk},
+    "api-token-revoke": _token,
+}
+FIXED_KWARGS = {"ledger:export": {"fmt": "csv"}}
+#: Token-only or anonymous flows tested on their own (tests/accounts).
+SKIP = {"accounts:password_set", "api-schema"}
+#: Objects that belong to the network rather than a site: people at the Control Site see them all.
+NETWORK_OWNED = {"api-token-revoke"}
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    view: Any
+    kwargs_for: Callable[[str], dict[str, Any]] | None
+
+    @property
+    def is_api(self) -> bool:
+        return self.name.startswith("api-")
+
+    @property
+    def read_perm(self) -> Any:
+        cls = getattr(self.view, "view_class", None) or getattr(self.view, "cls", None)
+        return getattr(cls, "required_perm", None) if cls else getattr(self.view, "required_perm", None)
+
+    @property
+    def write_perm(self) -> Any:
+        cls = getattr(self.view, "view_class", None) or getattr(self.view, "cls", None)
+        return getattr(cls, "write_perm", None) if cls else getattr(self.view, "write_perm", None)
+
+    def allowed_methods(self) -> set[str]:
+        cls = getattr(self.view, "view_class", None) or getattr(self.view, "cls", None)
+        if cls is not None:
+            return {m.upper() for m in cls.http_method_names if hasattr(cls, m)} - {"OPTIONS", "HEAD"}
+        func = self.view
+        while func is not None:  # require_http_methods keeps its method list in a closure
+            for cell in func.__closure__ or ():
+                value = cell.cell_contents
+                if isinstance(value, list) and value and all(isinstance(v, str) and v.isupper() for v in value):
+                    return set(value)
+            func = getattr(func, "__wrapped__", None)
+        return {"GET", "POST"}
+
+
+def _walk(patterns: list[Any], namespace: str = "") -> Iterator[tuple[str, Any, URLPattern]]:
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
+            yield from _walk(p.url_patterns, ns)
+        elif isinstance(p, URLPattern) and p.name:
+            yield f"{namespace}{p.name}", p.callback, p
+
+
+def routes() -> list[Route]:
+    found = []
+    for name, view, pattern in _walk(get_resolver().url_patterns):
+        if name in SKIP:
+            continue
+        takes_args = bool(pattern.pattern.regex.groupindex)
+        if takes_args and name not in OBJECTS and name not in FIXED_KWARGS:
+            raise AssertionError(f"{name}: add how to name its object to OBJECTS in {__file__}")
+        kwargs_for = OBJECTS.get(name) or ((lambda _s, n=name: FIXED_KWARGS[n]) if name in FIXED_KWARGS else None)
+        found.append(Route(name, view, kwargs_for))
+    return found
+
+
+ROUTES = routes()
+PERSONAS = [demo_username(role, SITE_OF_PERSONA[role]) for role in Role]
+ROLE_OF = {demo_username(role, SITE_OF_PERSONA[role]): role for role in Role}
+
+
+def test_every_view_declares_its_permission():
+    """P11-10g: deny by default — no view without an explicit access rule."""
+    missing = [r.name for r in ROUTES if r.read_perm is None and r.name != "api-me"]
+    assert not missing, f"views without required_perm: {missing}"
+
+
+def _expected_read(route: Route, role: Role, where: str) -> bool:
+    perm = route.read_perm
+    if perm == "public":
+        return True
+    allowed = perm in (None, "signed_in") or perm in ROLE_PERMS[role]
+    if route.name in OBJECTS and where == OTHER and role not in NETWORK_ROLES:
+        return False  # another site's object does not exist for a site person
+    return allowed
+
+
+READ_CASES = [
+    pytest.param(username, route, where, id=f"{route.name}-{username}-{where}")
+    for route in ROUTES if "GET" in route.allowed_methods()
+    for username in PERSONAS
+    for where in ([OWN, OTHER] if route.name in OBJECTS else [OWN])
+]
+
+
+@pytest.mark.parametrize(("username", "route", "where"), READ_CASES)
+def test_reads(client, login, username, route, where):
+    """P11-10g A11-IAM: each role reads what its permissions allow, and only at its own site."""
+    role = ROLE_OF[username]
+    url = reverse(route.name, kwargs=route.kwargs_for(where) if route.kwargs_for else None)
+    login(username)
+    response = client.get(url)
+    if _expected_read(route, role, where):
+        assert response.status_code == 200, (route.name, username, where, response.status_code)
+    else:
+        assert response.status_code in (403, 404), (route.name, username, where, response.status_code)
+        if where == OTHER and role not in NETWORK_ROLES and _expected_read(route, role, OWN):
+            assert response.status_code == 404, "another site's objects must not even be confirmed to exist"
+
+
+def _may_write(route: Route, role: Role) -> bool:
+    needed = route.write_perm or route.read_perm
+    if needed in ("public", "signed_in", None):
+        return True
+    return needed in ROLE_PERMS[role] and role not in READ_ONLY_ROLES
+
+
+WRITE_CASES = [
+    pytest.param(username, route, id=f"{route.name}-{username}")
+    for route in ROUTES if "POST" in route.allowed_methods()
+    for username in PERSONAS
+    if not _may_write(route, ROLE_OF[username])
+]
+
+
+@pytest.mark.parametrize(("username", "route"), WRITE_CASES)
+def test_writes_are_refused_without_the_write_permission(client, login, username, route):
+    """P11-10g: nothing is writable that should not be — refused, and the ledger is unchanged."""
+    url = reverse(route.name, kwargs=route.kwargs_for(OWN) if route.kwargs_for else None)
+    login(username)
+    before = Event.objects.count()
+    response = client.post(url, {"reason": "matrix", "comment": "x", "password": "x", "chain": OWN,
+                                  "action": "deactivate", "user": username, "name": "x"})
+    assert response.status_code in (403, 404), (route.name, username, response.status_code)
+    assert Event.objects.count() == before
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+def test_anonymous_people_reach_nothing_but_the_login(client, route):
+    """P11-10g: only people logged in use the system."""
+    url = reverse(route.name, kwargs=route.kwargs_for(OWN) if route.kwargs_for else None)
+    response = client.get(url)
+    if route.read_perm == "public":
+        assert response.status_code in (200, 405)
+    elif route.is_api:
+        assert response.status_code in (401, 403, 405)
+    else:
+        assert response.status_code in (302, 405) and (response.status_code == 405 or "/login/" in response.url)
