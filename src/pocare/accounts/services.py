@@ -201,6 +201,7 @@ def user_create(
     """
     if actor is not None:
         require_perm(actor, Perm.ACCOUNTS_MANAGE)
+        _require_reason(reason)
         if initial_password is not None:
             raise PermissionDenied("Nobody sets a known password for another person.")
     user = User(username=username, printed_name=printed_name.strip(), email=email)
@@ -243,6 +244,7 @@ def _send_set_password_link(user: User) -> None:
 def password_reset_issue(*, actor: User, user: User, reason: str) -> None:
     """Invalidate a person's password and e-mail them a link to set their own (lost credentials)."""
     require_perm(actor, Perm.ACCOUNTS_MANAGE)
+    _require_reason(reason)
     with transaction.atomic():
         user.set_unusable_password()
         user.must_change_password = True
@@ -319,6 +321,7 @@ def membership_grant(
     inspectors always get an end date."""
     if actor is not None:
         require_perm(actor, Perm.ACCOUNTS_MANAGE)
+    _require_reason(reason)
     role = Role(role)
     if (role in NETWORK_ROLES) != (site.kind == SiteKind.CONTROL):
         where = "the Control Site" if role in NETWORK_ROLES else "a POCare site"
@@ -370,6 +373,7 @@ def token_issue(*, actor: User | None, user: User, name: str, reason: str) -> tu
     """
     if actor is not None:
         require_perm(actor, Perm.ACCOUNTS_MANAGE)
+    _require_reason(reason)
     if not name.strip():
         raise ValidationError({"name": "Name the client that will use this token."})
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
