@@ -42,7 +42,7 @@ class ReasonForm(forms.Form):
 
 
 class GrantForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(choices=[("", "Choose a role…"), *Role.choices])
     site = forms.ModelChoiceField(queryset=Site.objects.all(), to_field_name="code")
     valid_until = forms.DateTimeField(required=False, help_text="Required for inspectors (UTC).")
     reason = forms.CharField(max_length=1000)

@@ -149,7 +149,7 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
             apply_validation_error(grant_form if action == "grant" else reason_form, exc)
     context = {
         "person": person,
-        "memberships": person.memberships.select_related("site").order_by("-granted_at"),
+        "memberships": person.memberships.select_related("site", "granted_by", "revoked_by").order_by("-granted_at"),
         "reason_form": reason_form if request.POST.get("action") != "grant" else ReasonForm(),
         "grant_form": grant_form,
         "can_manage": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE) and not selectors.is_read_only(actor),

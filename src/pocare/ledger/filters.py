@@ -14,7 +14,9 @@ from pocare.ledger.models import Event
 
 class EventFilter(django_filters.FilterSet):
     chain = django_filters.CharFilter(label="Site (chain)", help_text="Site code, or NETWORK")
-    event_type = django_filters.ChoiceFilter(choices=lambda: list(registered().items()), label="Event type")
+    event_type = django_filters.ChoiceFilter(
+        choices=lambda: list(registered().items()), label="Event type", empty_label="Any"
+    )
     user = django_filters.CharFilter(field_name="actor_username", label="User id")
     object_type = django_filters.CharFilter(label="Object type", help_text="e.g. accounts.User")
     object_id = django_filters.CharFilter(label="Object id")

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pocare.accounts import selectors as access
@@ -33,7 +34,7 @@ MAX_EXPORT = 100_000
 
 def _filtered(request: HttpRequest) -> EventFilter:
     data = request.GET.copy()
-    if "chain" not in data and (chain := scoped_chain(request)):
+    if not data.get("chain") and (chain := scoped_chain(request)):
         data["chain"] = chain
     return EventFilter(data, queryset=selectors.events_visible(request.user).order_by("-id"))
 
@@ -49,8 +50,10 @@ def trail(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     template = "ledger/_trail_table.html" if request.headers.get("HX-Request") else "ledger/trail.html"
-    return render(request, template, {"filter": filterset, "page": page, "query": query.urlencode(),
-                                      "can_export": access.has_perm(request.user, Perm.LEDGER_EXPORT)})
+    response = render(request, template, {"filter": filterset, "page": page, "query": query.urlencode(),
+                                          "can_export": access.has_perm(request.user, Perm.LEDGER_EXPORT)})
+    patch_vary_headers(response, ["HX-Request"])  # one URL, two renderings: caches must tell them apart
+    return response
 
 
 @requires(Perm.LEDGER_EXPORT)
@@ -124,7 +127,8 @@ def reviews(request: HttpRequest) -> HttpResponse:
     if chains is None:
         from pocare.network.models import Site
 
-        chains = [NETWORK_CHAIN, *Site.objects.values_list("code", flat=True)]
+        scope = scoped_chain(request)
+        chains = [scope] if scope else [NETWORK_CHAIN, *Site.objects.values_list("code", flat=True)]
     pending = []
     for chain in chains:
         start, end, _ = review_next_range(chain)

@@ -26,12 +26,11 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         return {}
     perms = access.perms_of(user)
     memberships = access.active_memberships(user)
+    items = [{"label": label, "url": reverse(name)} for label, name, perm in NAVIGATION if perm in perms]
+    matching = [item["url"] for item in items if request.path.startswith(item["url"])]
+    current = max(matching, key=len) if matching else None  # the most specific entry only
     return {
-        "nav": [
-            {"label": label, "url": reverse(name), "active": request.path.startswith(reverse(name))}
-            for label, name, perm in NAVIGATION
-            if perm in perms
-        ],
+        "nav": [{**item, "active": item["url"] == current} for item in items],
         "my_roles": memberships,
         "scope": scoped_chain(request),
         "scope_options": scope_options(request),

@@ -12,7 +12,7 @@ from pocare.accounts.decorators import signed_in
 from pocare.accounts.roles import Perm
 from pocare.ledger import selectors as ledger
 from pocare.network.selectors import sites_overview
-from pocare.web.scope import SESSION_KEY, scope_options
+from pocare.web.scope import SESSION_KEY, scope_options, scoped_chain
 
 
 @signed_in
@@ -20,10 +20,12 @@ from pocare.web.scope import SESSION_KEY, scope_options
 def home(request: HttpRequest) -> HttpResponse:
     """What the person can do, the sites they see, and their latest audit events."""
     user = request.user
+    events = ledger.events_visible(user)
+    if scope := scoped_chain(request):
+        events = events.filter(chain=scope)
     context = {
         "sites": sites_overview(user),
-        "recent": ledger.events_visible(user).order_by("-id")[:10]
-        if access.has_perm(user, Perm.LEDGER_VIEW) else [],
+        "recent": events.order_by("-id")[:10] if access.has_perm(user, Perm.LEDGER_VIEW) else [],
         "my_events": ledger.events_visible(user).filter(actor_id=user.pk).order_by("-id")[:5]
         if access.has_perm(user, Perm.LEDGER_VIEW) else [],
     }
