@@ -29,7 +29,7 @@ test: $(STAMP) lint typecheck traceability unit-sqlite unit-postgres api-fuzz br
 	@echo "make test: every check passed."
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff check
 	$(BIN)/python tools/lint_domain.py
 
 typecheck: $(STAMP)

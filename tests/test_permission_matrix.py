@@ -73,7 +73,28 @@ OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "api-user": lambda site: {"pk": _user(f"operator.{site.lower()}").pk},
     "api-token-revoke": _token,
 }
-FIXED_KWARGS = {"ledger:export": {"fmt": "csv"}}
+FIXED_KWARGS: dict[str, dict[str, Any]] = {"ledger:export": {"fmt": "csv"}}
+
+
+def _contributions() -> None:
+    """Each app's tests may add entries in ``tests/<app>/matrix.py`` (``OBJECTS``, ``FIXED_KWARGS``):
+    a function ``site_code -> URL kwargs`` naming one object of that app at the given site."""
+    import importlib
+    import pkgutil
+
+    import tests
+
+    for info in pkgutil.iter_modules(tests.__path__):
+        if info.ispkg:
+            try:
+                module = importlib.import_module(f"tests.{info.name}.matrix")
+            except ModuleNotFoundError:
+                continue
+            OBJECTS.update(getattr(module, "OBJECTS", {}))
+            FIXED_KWARGS.update(getattr(module, "FIXED_KWARGS", {}))
+
+
+_contributions()
 #: Token-only or anonymous flows tested on their own (tests/accounts).
 SKIP = {"accounts:password_set", "api-schema"}
 #: Objects that belong to the network rather than a site: people at the Control Site see them all.

@@ -6,4 +6,6 @@ urlpatterns = [
     path("", include("pocare.accounts.api")),
     path("", include("pocare.network.api")),
     path("", include("pocare.ledger.api")),
+    path("", include("pocare.masterfile.api")),
+    path("", include("pocare.training.api")),
 ]

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "pocare.ledger",
     "pocare.accounts",
     "pocare.network",
+    "pocare.masterfile",
+    "pocare.training",
     "pocare.web",
 ]
 

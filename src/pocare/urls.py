@@ -10,4 +10,6 @@ urlpatterns = [
     path("", include("pocare.accounts.urls")),
     path("", include("pocare.network.urls")),
     path("", include("pocare.ledger.urls")),
+    path("", include("pocare.masterfile.urls")),
+    path("", include("pocare.training.urls")),
 ]

@@ -41,25 +41,38 @@ class Perm(StrEnum):
     SIGNATURES_VIEW = "ledger.signatures_view"
     ACCOUNTS_VIEW = "accounts.view"
     ACCOUNTS_MANAGE = "accounts.manage"
+    SITES_GOVERN = "network.govern"  # site lifecycle, site authorizations
+    UNITS_MANAGE = "network.units"  # register units, record calibration and maintenance
+    REPORTS_VIEW = "network.reports"  # annual report on the master file
+    MASTERFILE_VIEW = "masterfile.view"
+    MASTERFILE_AUTHOR = "masterfile.author"  # draft versions, raise change requests
+    MASTERFILE_REVIEW = "masterfile.review"
+    MASTERFILE_APPROVE = "masterfile.approve"  # the QP's approval
+    CHANGE_RAISE = "masterfile.change_raise"
+    TRAINING_VIEW = "training.view"
+    TRAINING_RECORD = "training.record"  # record training as trainer; manage curricula
 
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
-    Role.CONTROL_QA: frozenset(Perm),
+    Role.CONTROL_QA: frozenset(set(Perm) - {Perm.MASTERFILE_APPROVE}),
     Role.QP: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
-         Perm.LEDGER_REVIEW, Perm.SIGNATURES_VIEW}
+         Perm.LEDGER_REVIEW, Perm.SIGNATURES_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
+         Perm.MASTERFILE_APPROVE, Perm.TRAINING_VIEW}
     ),
-    Role.PLANNER: frozenset({Perm.NETWORK_VIEW}),
+    Role.PLANNER: frozenset({Perm.NETWORK_VIEW, Perm.MASTERFILE_VIEW}),
     Role.INSPECTOR: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
-         Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW}
+         Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
+         Perm.TRAINING_VIEW}
     ),
     Role.SITE_MANAGER: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_REVIEW,
-         Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW}
+         Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.UNITS_MANAGE, Perm.MASTERFILE_VIEW,
+         Perm.CHANGE_RAISE, Perm.TRAINING_VIEW, Perm.TRAINING_RECORD}
     ),
-    Role.OPERATOR: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW}),
-    Role.QC_ANALYST: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW}),
+    Role.OPERATOR: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW}),
+    Role.QC_ANALYST: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW}),
     Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW}),
     Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW}),
 }

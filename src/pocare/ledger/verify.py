@@ -3,28 +3,79 @@
 Reads the event table with plain SQL in chain order (no ORM objects: a million events must
 verify in a few seconds) and recomputes each hash from the stored fields. The first event
 whose content, position or link does not match is reported by its label (``BCN#57``).
+
+Speed: the database returns ``occurred_at`` already in its canonical text form (a rearranged
+string instead of a parsed and re-formatted datetime; any value not in the expected form falls
+back to the Python path), each chain is read in segments of consecutive sequence numbers, and a
+large verification run from a single-threaded process (`pocare audit verify`) checks the
+segments in parallel worker processes. Every check needs only an event and the one before it,
+so a segment is checked on its own and the segments are then stitched together in order: the
+first event of each segment is checked against the last of the previous one exactly as the
+single-pass walk would, and the first problem in chain order is the one reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+import math
+import multiprocessing
+import multiprocessing.util
+import os
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from pocare.ledger.canonical import FORMAT, GENESIS_HASH, content_hash, normalize_stored_timestamp
 from pocare.ledger.models import ChainHead, Event, Signature
 
+# The hashed fields in EVENT_FIELDS order, then the stored hash and the row id.
 _COLUMNS = (
-    "id, chain, seq, prev_hash, hash, event_type, occurred_at, actor_id, actor_username, "
-    "actor_printed_name, object_type, object_id, object_repr, reason, request_id, "
-    "old_values, new_values"
+    "chain, seq, prev_hash, event_type, {occurred_at}, actor_id, actor_username, actor_printed_name, "
+    "object_type, object_id, object_repr, reason, request_id, old_values, new_values, hash, id"
 )
+# ``occurred_at`` as canonical text (ISO 8601, UTC, microseconds, Z), computed by the database
+# where that is exact; NULL otherwise, and then the Python path (normalize_stored_timestamp of
+# the value as Django reads it) is taken for that row.
+_OCCURRED_AT_SQL = {
+    # Years 1000-9999 only: Python prints other years with a different number of digits.
+    "postgresql": (
+        "CASE WHEN occurred_at BETWEEN '1000-01-01 00:00:00+00' AND '9999-12-31 23:59:59.999999+00' "
+        """THEN to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+    ),
+    # Django stores naive UTC text, "YYYY-MM-DD HH:MM:SS.ffffff", without the fraction when it is 0.
+    "sqlite": (
+        "CASE WHEN occurred_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] "
+        "[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]' "
+        "THEN substr(occurred_at, 1, 10) || 'T' || substr(occurred_at, 12) || 'Z' "
+        "WHEN occurred_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]' "
+        "THEN substr(occurred_at, 1, 10) || 'T' || substr(occurred_at, 12) || '.000000Z' END"
+    ),
+}
 _BATCH = 5000
+# A chain is read (and, in parallel runs, handed to a worker) in segments of this many events.
+_SEGMENT = 50_000
+# Below this many events (by the chain heads) a parallel run would not pay for its start-up.
+PARALLEL_MIN_EVENTS = 150_000
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, as canonical.event_hash
+    computes it, without building a new encoder for every event."""
+    base = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the standard, slower path (same output)
+        return base.encode
+    # The arguments json.JSONEncoder.iterencode passes, minus the circular-reference check.
+    encode = make(None, base.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    join = "".join
+    return lambda value: join(encode(value, 0))
 
 
 @dataclass
@@ -67,66 +118,235 @@ class VerifyReport:
 
 
 def chains_in_database() -> list[str]:
+    # DISTINCT chain, found by hopping along the (chain, seq) index from one chain to the next
+    # instead of reading every event.
     with connection.cursor() as cur:
-        cur.execute("SELECT DISTINCT chain FROM ledger_event UNION SELECT chain FROM ledger_chainhead")
+        cur.execute(
+            "WITH RECURSIVE c(chain) AS (SELECT min(chain) FROM ledger_event UNION ALL "
+            "SELECT (SELECT min(chain) FROM ledger_event WHERE chain > c.chain) FROM c WHERE c.chain IS NOT NULL) "
+            "SELECT chain FROM c WHERE chain IS NOT NULL UNION SELECT chain FROM ledger_chainhead"
+        )
         return sorted(row[0] for row in cur.fetchall())
 
 
-def _rows(chain: str) -> Iterator[tuple[Any, ...]]:
-    sql = f"SELECT {_COLUMNS} FROM ledger_event WHERE chain = %s ORDER BY seq"  # noqa: S608
-    cursor = connection.chunked_cursor()
-    try:
-        cursor.execute(sql, [chain])
-        while rows := cursor.fetchmany(_BATCH):
-            yield from rows
-    finally:
-        cursor.close()
+@dataclass
+class _Segment:
+    """What a scan of one segment of a chain found (small, so workers can send it back)."""
+
+    first: tuple[int, str, int, bool] | None = None  # seq, prev_hash, id, content matches hash
+    events_after_first: int = 0  # events after the first that passed every check
+    problem: tuple[int, int, str] | None = None  # seq, id, what is wrong: the first break after the first
+    last_seq: int = 0
+    last_hash: str = ""
+
+
+def _segment_sql(vendor: str, lo: int | None, hi: int | None) -> str:
+    columns = _COLUMNS.format(occurred_at=_OCCURRED_AT_SQL.get(vendor, "NULL"))
+    where = "chain = %s" + (" AND seq > %s" if lo is not None else "") + (" AND seq <= %s" if hi is not None else "")
+    return f"SELECT {columns} FROM ledger_event WHERE {where} ORDER BY seq"  # noqa: S608
+
+
+def _stored_timestamp(event_id: int) -> str:
+    """The Python path for a timestamp the database did not put in canonical form itself."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT occurred_at FROM ledger_event WHERE id = %s", [event_id])
+        return normalize_stored_timestamp(cur.fetchone()[0])
+
+
+def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
+    """Check the events of ``chain`` with ``lo < seq <= hi`` (bounds optional) among themselves.
+
+    The first event's position and link can only be judged against the previous segment, so
+    for it only the content is checked here; every later event gets all three checks, in the
+    same order as in a single walk of the chain: position, link, content.
+    """
+    seg = _Segment()
+    dumps = _json_encoder()
+    sha256 = hashlib.sha256
+    fmt = FORMAT
+    expected_seq, prev = 0, ""
+    # On PostgreSQL a server-side cursor streams the rows; inside a transaction it need not be
+    # WITH HOLD (which would copy the whole result first). SQLite cursors stream anyway, and an
+    # (IMMEDIATE) transaction there would take the write lock: none.
+    with transaction.atomic() if connection.vendor == "postgresql" else contextlib.nullcontext():
+        cursor = connection.chunked_cursor()
+        try:
+            cursor.execute(_segment_sql(connection.vendor, lo, hi),
+                           [chain, *(b for b in (lo, hi) if b is not None)])
+            while rows := cursor.fetchmany(_BATCH):
+                for row in rows:
+                    (chain_, seq, prev_hash, etype, occurred, actor_id, username, printed, otype, oid,
+                     orepr, reason, rid, old, new, stored_hash, id_) = row
+                    if occurred is None:
+                        occurred = _stored_timestamp(id_)
+                    content_ok = sha256(dumps([
+                        fmt, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
+                        otype, oid, orepr, reason, rid, old, new,
+                    ]).encode("utf-8")).hexdigest() == stored_hash
+                    if seg.first is None:
+                        seg.first = (seq, prev_hash, id_, content_ok)
+                        if not content_ok:
+                            return seg
+                    else:
+                        problem = _problem(chain, seq, expected_seq, prev_hash, prev, content_ok)
+                        if problem:
+                            seg.problem = (seq, id_, problem)
+                            return seg
+                        seg.events_after_first += 1
+                    expected_seq, prev = seq + 1, stored_hash
+                    seg.last_seq, seg.last_hash = seq, stored_hash
+        finally:
+            cursor.close()
+    return seg
+
+
+def _problem(chain: str, seq: int, expected_seq: int, prev_hash: str, prev: str, content_ok: bool) -> str:
+    """What is wrong with an event at ``seq`` where ``expected_seq`` and a link to ``prev`` were
+    due; empty if nothing. Checked in this order: position, link, content."""
+    if seq != expected_seq:
+        if seq > expected_seq:
+            return f"events {chain}#{expected_seq}–{seq - 1} are missing (deleted)"
+        return "sequence number repeats or goes backwards (inserted or reordered)"
+    if prev_hash != prev:
+        return "does not link to the event before it (inserted, deleted or reordered)"
+    if not content_ok:
+        return "content does not match its hash (edited)"
+    return ""
+
+
+def _segments(estimated_events: int) -> list[tuple[int | None, int | None]]:
+    """Sequence ranges ``(lo, hi]`` covering a chain; the first and last are open-ended, so every
+    row is read whatever the estimate (the chain head) says."""
+    n = max(1, math.ceil(estimated_events / _SEGMENT))
+    bounds = [i * _SEGMENT for i in range(1, n)]
+    return list(zip([None, *bounds], [*bounds, None], strict=True))
+
+
+class _ChainWalk:
+    """Stitches the segments of one chain, in order, into the result of a single walk."""
+
+    def __init__(self, chain: str, progress: Callable[[int], None] | None) -> None:
+        self.report = ChainReport(chain=chain)
+        self.expected_seq, self.prev = 1, GENESIS_HASH
+        self.done = False
+        self.progress = progress
+
+    def add(self, seg: _Segment) -> None:
+        if self.done or seg.first is None:
+            return
+        report, chain = self.report, self.report.chain
+        seq, prev_hash, id_, content_ok = seg.first
+        problem = _problem(chain, seq, self.expected_seq, prev_hash, self.prev, content_ok)
+        if problem:
+            self._broken(seq, id_, problem)
+            return
+        before = report.events
+        report.events += 1 + seg.events_after_first
+        if seg.problem:
+            self._broken(*seg.problem)
+            return
+        self.expected_seq, self.prev = seg.last_seq + 1, seg.last_hash
+        if self.progress is not None and report.events // 100_000 > before // 100_000:
+            self.progress(report.events - report.events % 100_000)
+
+    def _broken(self, seq: int, id_: int, problem: str) -> None:
+        self.report.problem = problem
+        self.report.broken_event = f"{self.report.chain}#{seq}"
+        self.report.broken_event_id = id_
+        self.done = True
+
+    def finish(self) -> ChainReport:
+        """Compare the chain's end with its head row (so that deleted last events are found)."""
+        report, chain = self.report, self.report.chain
+        if self.done:
+            return report
+        head = ChainHead.objects.filter(chain=chain).first()
+        last_seq, last_hash = self.expected_seq - 1, self.prev
+        if head is not None and (head.seq != last_seq or head.hash != last_hash):
+            if head.seq > last_seq:
+                report.problem = (f"the chain ends at #{last_seq} but its head records #{head.seq}: "
+                                  "the last events were deleted")
+                report.broken_event = f"{chain}#{last_seq + 1}"
+            else:
+                report.problem = f"events after the recorded head #{head.seq} were added outside the ledger"
+                report.broken_event = f"{chain}#{head.seq + 1}"
+        return report
+
+
+def _head_seqs(chains: list[str]) -> dict[str, int]:
+    """The chains' lengths as their heads record them: an estimate, used only to plan segments."""
+    return dict(ChainHead.objects.filter(chain__in=chains).values_list("chain", "seq"))
 
 
 def verify_chain(chain: str, *, progress: Callable[[int], None] | None = None) -> ChainReport:
     """Walk one chain from its first event; stop at the first break and say what broke."""
-    report = ChainReport(chain=chain)
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    sha256 = hashlib.sha256
-    ts = normalize_stored_timestamp
-    expected_seq, prev = 1, GENESIS_HASH
-    last_hash = GENESIS_HASH
+    walk = _ChainWalk(chain, progress)
+    for lo, hi in _segments(_head_seqs([chain]).get(chain, 0)):
+        walk.add(_scan(chain, lo, hi))
+        if walk.done:
+            break
+    return walk.finish()
 
-    def broken(row: tuple[Any, ...], problem: str) -> ChainReport:
-        report.problem = problem
-        report.broken_event = f"{row[1]}#{row[2]}"
-        report.broken_event_id = row[0]
-        return report
 
-    for row in _rows(chain):
-        (id_, chain_, seq, prev_hash, stored_hash, etype, occurred, actor_id, username,
-         printed, otype, oid, orepr, reason, rid, old, new) = row
-        if seq != expected_seq:
-            if seq > expected_seq:
-                return broken(row, f"events {chain}#{expected_seq}–{seq - 1} are missing (deleted)")
-            return broken(row, "sequence number repeats or goes backwards (inserted or reordered)")
-        if prev_hash != prev:
-            return broken(row, "does not link to the event before it (inserted, deleted or reordered)")
-        payload = dumps([FORMAT, chain_, seq, prev_hash, etype, ts(occurred), actor_id, username,
-                         printed, otype, oid, orepr, reason, rid, old, new])
-        if sha256(payload.encode("utf-8")).hexdigest() != stored_hash:
-            return broken(row, "content does not match its hash (edited)")
-        prev = last_hash = stored_hash
-        expected_seq += 1
-        report.events += 1
-        if progress is not None and report.events % 100_000 == 0:
-            progress(report.events)
+def _parallel_workers(estimated_events: int) -> int:
+    """How many processes to verify with: more than one only for a large trail, from a
+    single-threaded process outside any transaction (the management command), where forking is
+    safe and the workers see the same committed data."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    if (
+        cpus < 2
+        or estimated_events < PARALLEL_MIN_EVENTS
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or sys.platform == "darwin"
+        or threading.active_count() != 1
+        or any(c.in_atomic_block for c in connections.all(initialized_only=True))
+        or connection.vendor not in _OCCURRED_AT_SQL
+        or (connection.vendor == "sqlite" and getattr(connection, "is_in_memory_db", lambda: True)())
+    ):
+        return 1
+    return min(cpus, max(1, estimated_events // _SEGMENT))
 
-    head = ChainHead.objects.filter(chain=chain).first()
-    last_seq = expected_seq - 1
-    if head is not None and (head.seq != last_seq or head.hash != last_hash):
-        if head.seq > last_seq:
-            report.problem = f"the chain ends at #{last_seq} but its head records #{head.seq}: the last events were deleted"
-            report.broken_event = f"{chain}#{last_seq + 1}"
-        else:
-            report.problem = f"events after the recorded head #{head.seq} were added outside the ledger"
-            report.broken_event = f"{chain}#{head.seq + 1}"
-    return report
+
+def _worker_init() -> None:
+    # The parent closed its connections before forking: each worker opens its own, and closes
+    # it when the pool shuts down.
+    multiprocessing.util.Finalize(None, connections.close_all, exitpriority=10)
+
+
+def _scan_task(task: tuple[str, int | None, int | None]) -> _Segment:
+    return _scan(*task)
+
+
+def _chain_progress(progress: Callable[[str, int], None] | None, chain: str) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    return lambda n: progress(chain, n)
+
+
+def _verify_chains(chains: list[str], progress: Callable[[str, int], None] | None) -> list[ChainReport]:
+    heads = _head_seqs(chains)
+    walks = [_ChainWalk(c, _chain_progress(progress, c)) for c in chains]
+    # (index of the walk, segment) in chain order, then sequence order
+    tasks = [(i, (c, lo, hi)) for i, c in enumerate(chains) for lo, hi in _segments(heads.get(c, 0))]
+    workers = _parallel_workers(sum(heads.get(c, 0) for c in chains))
+    if workers == 1:
+        for i, task in tasks:
+            if not walks[i].done:
+                walks[i].add(_scan(*task))
+    else:
+        connections.close_all()  # never share a connection with a forked child
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+        try:
+            for (i, _), seg in zip(tasks, pool.imap(_scan_task, [t for _, t in tasks]), strict=True):
+                walks[i].add(seg)
+            pool.close()
+            pool.join()
+        finally:
+            pool.terminate()
+    return [walk.finish() for walk in walks]
 
 
 def signature_status(signature: Signature) -> tuple[bool, str]:
@@ -158,10 +378,7 @@ def signature_matches_event(signature: Signature, event: Event) -> bool:
 def verify_all(*, chains: list[str] | None = None, progress: Callable[[str, int], None] | None = None) -> VerifyReport:
     """Verify every chain (or the named ones) and every signature."""
     report = VerifyReport()
-    for chain in chains or chains_in_database():
-        report.chains.append(
-            verify_chain(chain, progress=(lambda n, c=chain: progress(c, n)) if progress else None)
-        )
+    report.chains = _verify_chains(list(chains or chains_in_database()), progress)
     signatures = Signature.objects.select_related("event")
     if chains:
         signatures = signatures.filter(chain__in=chains)

@@ -81,3 +81,151 @@ class Site(models.Model):
     @property
     def is_control(self) -> bool:
         return self.kind == SiteKind.CONTROL
+
+
+#: The lifecycle a site moves through (POC-3, POC-4). Each move is made by Control Site QA with
+#: an electronic signature and a reason; see services.site_transition.
+SITE_TRANSITIONS: dict[str, frozenset[str]] = {
+    SiteStatus.PROPOSED: frozenset({SiteStatus.ONBOARDING, SiteStatus.CLOSED}),
+    SiteStatus.ONBOARDING: frozenset({SiteStatus.QUALIFICATION, SiteStatus.CLOSED}),
+    SiteStatus.QUALIFICATION: frozenset({SiteStatus.ACTIVE, SiteStatus.ONBOARDING, SiteStatus.CLOSED}),
+    SiteStatus.ACTIVE: frozenset({SiteStatus.SUSPENDED, SiteStatus.CLOSED}),
+    SiteStatus.SUSPENDED: frozenset({SiteStatus.ACTIVE, SiteStatus.CLOSED}),
+    SiteStatus.CLOSED: frozenset(),
+}
+
+
+class SiteTransition(models.Model):
+    """One move of a site through its lifecycle, signed by Control Site QA (meaning: approved)."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="transitions")
+    from_status = models.CharField(max_length=15, choices=SiteStatus.choices)
+    to_status = models.CharField(max_length=15, choices=SiteStatus.choices)
+    reason = models.TextField()
+    evidence = models.JSONField(default=dict, help_text="What the transition relied on (checklist, runs).")
+    actor = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        db_table = "network_sitetransition"
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.site.code}: {self.from_status} → {self.to_status}"
+
+    def signed_content(self) -> dict[str, object]:
+        return {"site": self.site.code, "from": self.from_status, "to": self.to_status,
+                "reason": self.reason, "evidence": self.evidence, "actor_id": self.actor_id, "at": self.at}
+
+
+class ReadinessItem(models.TextChoices):
+    """The readiness checklist a site completes before qualification ends (POC-3, POC-4)."""
+
+    FACILITY = "facility", "Facility and cleanroom/closed-system area qualified"
+    EQUIPMENT = "equipment", "Manufacturing units installed and qualified (IQ/OQ)"
+    STAFF = "staff", "Operators and QC analysts trained on the effective master file"
+    PROCEDURES = "procedures", "Local procedures aligned with the master file"
+    MONITORING = "monitoring", "Environmental and process monitoring in place"
+    SUPPLY = "supply", "Materials supply and storage qualified"
+    IT = "it", "POCare access, devices and data feeds validated"
+
+
+class ReadinessCheck(models.Model):
+    """Evidence that one readiness item is done at a site."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="readiness")
+    item = models.CharField(max_length=20, choices=ReadinessItem.choices)
+    evidence = models.TextField(help_text="Document reference or description of the evidence.")
+    recorded_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "network_readinesscheck"
+        ordering = ["site", "item", "recorded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.site.code}: {self.get_item_display()}"
+
+
+class RunOutcome(models.TextChoices):
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
+class PerformanceRun(models.Model):
+    """A process performance qualification run at a site (engineering or PPQ batch)."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="performance_runs")
+    reference = models.CharField(max_length=100, help_text="Run or report number.")
+    performed_on = models.DateField()
+    outcome = models.CharField(max_length=10, choices=RunOutcome.choices)
+    notes = models.TextField(blank=True)
+    recorded_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "network_performancerun"
+        ordering = ["site", "performed_on"]
+
+    def __str__(self) -> str:
+        return f"{self.site.code} {self.reference} ({self.outcome})"
+
+
+class DeviceType(models.TextChoices):
+    PRODIGY = "clinimacs_prodigy", "CliniMACS Prodigy"
+    COCOON = "lonza_cocoon", "Lonza Cocoon"
+    OTHER = "other", "Other closed system"
+
+
+class UnitStatus(models.TextChoices):
+    QUALIFIED = "qualified", "Qualified"
+    OUT_OF_SERVICE = "out_of_service", "Out of service"
+    RETIRED = "retired", "Retired"
+
+
+class ManufacturingUnit(models.Model):
+    """A manufacturing device at a site (one patient batch at a time). Overdue calibration or
+    maintenance makes it unusable until it is requalified."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="units")
+    device_type = models.CharField(max_length=30, choices=DeviceType.choices)
+    model = models.CharField(max_length=100, blank=True)
+    serial = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=20, choices=UnitStatus.choices, default=UnitStatus.QUALIFIED)
+    calibration_due = models.DateField()
+    maintenance_due = models.DateField()
+    qualified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "network_manufacturingunit"
+        ordering = ["site", "serial"]
+
+    def __str__(self) -> str:
+        return f"{self.get_device_type_display()} {self.serial}"
+
+
+class SiteAuthorization(models.Model):
+    """Which master file a site may manufacture under: a product from a given version on, from a
+    date, under stated conditions, until revoked."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="authorizations")
+    product = models.ForeignKey("masterfile.Product", on_delete=models.PROTECT, related_name="authorizations")
+    from_version = models.PositiveIntegerField(help_text="First master-file version number authorized.")
+    valid_from = models.DateTimeField()
+    conditions = models.TextField(blank=True)
+    granted_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        db_table = "network_siteauthorization"
+        ordering = ["site", "product", "-valid_from"]
+
+    def __str__(self) -> str:
+        return f"{self.site.code} authorized for {self.product} v{self.from_version}+"
+
+    def signed_content(self) -> dict[str, object]:
+        return {"site": self.site.code, "product": self.product.code, "from_version": self.from_version,
+                "valid_from": self.valid_from, "conditions": self.conditions, "granted_by": self.granted_by_id}

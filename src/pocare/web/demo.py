@@ -82,6 +82,11 @@ _ROLE_SLUG = {
 }
 
 
+#: People beyond one per role: a second Control Site QA, so that a master file's author and
+#: reviewer can be two different people (with the QP as the third signer).
+EXTRA_PEOPLE = [("qa2", "Marc Vidal", Role.CONTROL_QA, CONTROL)]
+
+
 def demo_username(role: Role, site_code: str) -> str:
     """``qa`` at the Control Site, ``operator.mad`` at Madrid, and so on."""
     slug = _ROLE_SLUG[role]
@@ -118,6 +123,15 @@ def load(*, password: str = DEMO_PASSWORD) -> list[DemoLogin]:
                     valid_until=timezone.now() + dt.timedelta(days=90) if role == Role.INSPECTOR else None,
                 )
             logins.append(DemoLogin(username, user.printed_name, role.label, spec.code))
+    for username, printed_name, role, spec in EXTRA_PEOPLE:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = user_create(actor=None, username=username, printed_name=printed_name,
+                               email=f"{username}@demo.pocare.invalid", reason="Demo network",
+                               initial_password=password)
+            membership_grant(actor=None, user=user, role=role, site=Site.objects.get(code=spec.code),
+                             reason="Demo network")
+        logins.append(DemoLogin(username, user.printed_name, role.label, spec.code))
     if not AuditReview.objects.exists():
         qa = User.objects.get(username=demo_username(Role.CONTROL_QA, CONTROL.code))
         trail_review_sign(

@@ -1,0 +1,5 @@
+"""masterfile over the API."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""training over the API."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
