@@ -1,33 +1,331 @@
-"""The network overview: every site the person may see, with its status and local time."""
+"""The network pages: every site the person may see; a site's lifecycle, readiness, units and
+authorizations; a unit; the annual report on the master file. Views parse and call services."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pocare.accounts.decorators import requires
+from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.ledger import selectors as ledger
-from pocare.network.selectors import sites_overview, sites_visible
+from pocare.ledger.signing import SigningCredentials, SigningRefused, needs_user_id, signatures_for
+from pocare.ledger.verify import signature_status
+from pocare.network import selectors, services
+from pocare.network.charts import lifecycle_svg
+from pocare.network.forms import (
+    AnnualReportForm,
+    AuthorizeForm,
+    PerformanceRunForm,
+    ReadinessForm,
+    RevokeForm,
+    TransitionForm,
+    UnitRegisterForm,
+    UnitRequalifyForm,
+    UnitStatusForm,
+)
+from pocare.network.models import ManufacturingUnit, Site, SiteStatus, UnitStatus
+from pocare.web.forms import apply_validation_error
+
+
+def _actor(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _credentials(request: HttpRequest, form: Form) -> SigningCredentials:
+    return SigningCredentials(password=form.cleaned_data["password"], username=form.cleaned_data.get("username", ""),
+                              session=request.session)
+
+
+def _refused(form: Form, exc: SigningRefused) -> None:
+    form.add_error(exc.field if exc.field in form.fields else None, str(exc))
 
 
 @requires(Perm.NETWORK_VIEW)
 @require_GET
 def sites(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    rows = [(site, now.astimezone(site.tz)) for site in sites_overview(request.user)]
-    return render(request, "network/sites.html", {"rows": rows})
+    usable: dict[int, int] = {}
+    for unit in selectors.units_visible(request.user).exclude(status=UnitStatus.RETIRED):
+        usable[unit.site_id] = usable.get(unit.site_id, 0) + selectors.unit_usable(unit, now)[0]
+    rows = [(site, now.astimezone(site.tz), usable.get(site.pk, 0)) for site in selectors.sites_overview(request.user)]
+    return render(request, "network/sites.html", {"rows": rows, "year": now.year})
+
+
+# --- the site page ---------------------------------------------------------------------------------
+
+
+def _products() -> list[tuple[str, str]]:
+    return [(p.code, str(p)) for p in selectors.products()]
+
+
+def _site_page(request: HttpRequest, site: Site, *, status: int = 200, **bound: Any) -> HttpResponse:
+    """The site page, with any bound form (after a refused POST) in place of the empty one."""
+    user = request.user
+    ask = needs_user_id(user=user, session=request.session)  # type: ignore[arg-type]
+    evidence = selectors.qualification_evidence(site)
+    status_now, since, _ = selectors.site_status_at(site)
+    can_start, why_not = selectors.site_can_start_batch(site)
+    today = selectors.site_today(site)
+    units = [(u, selectors.unit_due_state(u.calibration_due, today), selectors.unit_due_state(u.maintenance_due, today),
+              selectors.unit_usable(u)) for u in selectors.units_visible(user).filter(site=site).order_by("serial")]
+    transitions = [
+        (t, [(s, *signature_status(s)) for s in signatures_for(t)])
+        for t in selectors.transitions_visible(user).filter(site=site).order_by("-at", "-pk")
+    ]
+    authorizations = [
+        (a, [(s, *signature_status(s)) for s in signatures_for(a)])
+        for a in selectors.authorizations_visible(user).filter(site=site).order_by("-granted_at")
+    ]
+    next_forms = []
+    posted = bound.get("transition_form")
+    for to in selectors.next_statuses(site):
+        form = posted if posted is not None and posted.data.get("to_status") == to else \
+            TransitionForm(initial={"to_status": to}, ask_user_id=ask, auto_id=f"id_t_{to}_%s")
+        next_forms.append((to, SiteStatus(to).label, form))
+    memberships = site.memberships.filter(revoked_at=None).select_related("user").order_by("role")
+    events = ledger.events_visible(user).filter(chain=site.code).order_by("-id")[:15]
+    context = {
+        "site": site, "memberships": memberships, "events": events, "local_now": timezone.now().astimezone(site.tz),
+        "status_since": since, "can_start": can_start, "why_not": why_not,
+        "lifecycle_svg": mark_safe(lifecycle_svg(status_now, {to for to, _, _ in next_forms})),  # noqa: S308 (escaped)
+        # Sites that joined already active (the demo's, or before POCare) have no readiness records.
+        "registered_active": not any(t.to_status == SiteStatus.ACTIVE for t, _ in transitions)
+        and site.status in (SiteStatus.ACTIVE, SiteStatus.SUSPENDED, SiteStatus.CLOSED),
+        "evidence": evidence, "required_runs": selectors.REQUIRED_PASSED_RUNS,
+        "next_forms": next_forms, "transitions": transitions, "authorizations": authorizations,
+        "units": units, "due_soon_days": selectors.DUE_SOON_DAYS, "today": today,
+        "may_govern": selectors.may_govern(user), "may_manage": selectors.may_manage_units(user, site),
+        "readiness_form": bound.get("readiness_form") or ReadinessForm(),
+        "run_form": bound.get("run_form") or PerformanceRunForm(),
+        "unit_form": bound.get("unit_form") or UnitRegisterForm(),
+        "authorize_form": bound.get("authorize_form") or AuthorizeForm(
+            products=_products(), ask_user_id=ask, initial={"from_version": 1}),
+        "revoke_form": bound.get("revoke_form") or RevokeForm(),
+        "revoke_pk": bound.get("revoke_pk"),
+    }
+    return render(request, "network/site.html", context, status=status)
+
+
+def _visible_site(request: HttpRequest, code: str) -> Site:
+    return get_object_or_404(selectors.sites_visible(request.user), code=code)
 
 
 @requires(Perm.NETWORK_VIEW)
 @require_GET
 def site_detail(request: HttpRequest, code: str) -> HttpResponse:
-    site = get_object_or_404(sites_visible(request.user), code=code)
-    memberships = site.memberships.filter(revoked_at=None).select_related("user").order_by("role")
-    events = ledger.events_visible(request.user).filter(chain=site.code).order_by("-id")[:15]
-    return render(request, "network/site.html", {
-        "site": site, "memberships": memberships, "events": events,
-        "local_now": timezone.now().astimezone(site.tz),
-    })
+    return _site_page(request, _visible_site(request, code))
+
+
+@requires(Perm.NETWORK_VIEW, write=Perm.SITES_GOVERN)
+@require_POST
+def site_transition(request: HttpRequest, code: str) -> HttpResponse:
+    """Move the site to its next lifecycle status (signed)."""
+    site = _visible_site(request, code)
+    form = TransitionForm(request.POST, ask_user_id=needs_user_id(user=_actor(request), session=request.session),
+                          auto_id=f"id_t_{request.POST.get('to_status', '')}_%s")
+    if form.is_valid():
+        try:
+            services.site_transition(actor=_actor(request), site=site, to_status=form.cleaned_data["to_status"],
+                                     reason=form.cleaned_data["reason"], credentials=_credentials(request, form))
+        except SigningRefused as exc:
+            _refused(form, exc)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, f"{site.name} is now {SiteStatus(site.status).label.lower()}; "
+                                      "the signed transition is in the audit trail.")
+            return redirect(reverse("network:site", args=[site.code]) + "#lifecycle")
+    return _site_page(request, site, status=400, transition_form=form)
+
+
+@requires(Perm.NETWORK_VIEW, write=Perm.UNITS_MANAGE)
+@require_POST
+def site_readiness(request: HttpRequest, code: str) -> HttpResponse:
+    """Record evidence for one readiness item."""
+    site = _visible_site(request, code)
+    form = ReadinessForm(request.POST)
+    if form.is_valid():
+        try:
+            services.site_readiness_record(actor=_actor(request), site=site, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, "Readiness evidence recorded.")
+            return redirect(reverse("network:site", args=[site.code]) + "#readiness")
+    return _site_page(request, site, status=400, readiness_form=form)
+
+
+@requires(Perm.NETWORK_VIEW, write=Perm.UNITS_MANAGE)
+@require_POST
+def site_run(request: HttpRequest, code: str) -> HttpResponse:
+    """Record a process performance qualification run."""
+    site = _visible_site(request, code)
+    form = PerformanceRunForm(request.POST)
+    if form.is_valid():
+        try:
+            services.performance_run_record(actor=_actor(request), site=site, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, "Performance run recorded.")
+            return redirect(reverse("network:site", args=[site.code]) + "#readiness")
+    return _site_page(request, site, status=400, run_form=form)
+
+
+@requires(Perm.NETWORK_VIEW, write=Perm.UNITS_MANAGE)
+@require_POST
+def unit_register(request: HttpRequest, code: str) -> HttpResponse:
+    """Register a manufacturing unit at the site."""
+    site = _visible_site(request, code)
+    form = UnitRegisterForm(request.POST)
+    if form.is_valid():
+        try:
+            unit = services.unit_register(actor=_actor(request), site=site, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, f"{unit} registered.")
+            return redirect(reverse("network:site", args=[site.code]) + "#units")
+    return _site_page(request, site, status=400, unit_form=form)
+
+
+def _valid_from(site: Site, day: dt.date | None) -> dt.datetime | None:
+    """A date at the site as the moment it starts there; today (or nothing) means now."""
+    if day is None or day == selectors.site_today(site):
+        return None
+    return dt.datetime.combine(day, dt.time.min, tzinfo=site.tz)
+
+
+@requires(Perm.NETWORK_VIEW, write=Perm.SITES_GOVERN)
+@require_POST
+def site_authorize(request: HttpRequest, code: str) -> HttpResponse:
+    """Authorize the site for a product's master file (signed)."""
+    site = _visible_site(request, code)
+    form = AuthorizeForm(request.POST, products=_products(),
+                         ask_user_id=needs_user_id(user=_actor(request), session=request.session))
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.site_authorize(
+                actor=_actor(request), site=site, product=selectors.products().get(code=data["product"]),
+                from_version=data["from_version"], valid_from=_valid_from(site, data["valid_from"]),
+                conditions=data["conditions"], reason=data["reason"], credentials=_credentials(request, form))
+        except SigningRefused as exc:
+            _refused(form, exc)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, f"{site.name} is authorized; the signed authorization is in the audit trail.")
+            return redirect(reverse("network:site", args=[site.code]) + "#authorizations")
+    return _site_page(request, site, status=400, authorize_form=form)
+
+
+@requires(Perm.NETWORK_VIEW, write=Perm.SITES_GOVERN)
+@require_POST
+def authorization_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke a site authorization, with the reason."""
+    grant = get_object_or_404(selectors.authorizations_visible(request.user), pk=pk)
+    form = RevokeForm(request.POST)
+    if form.is_valid():
+        try:
+            services.site_authorization_revoke(actor=_actor(request), authorization=grant,
+                                               reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, f"The authorization of {grant.site.name} for {grant.product.code} is revoked.")
+            return redirect(reverse("network:site", args=[grant.site.code]) + "#authorizations")
+    return _site_page(request, grant.site, status=400, revoke_form=form, revoke_pk=grant.pk)
+
+
+# --- a unit ---------------------------------------------------------------------------------------
+
+
+@requires(Perm.NETWORK_VIEW, write=Perm.UNITS_MANAGE)
+@require_http_methods(["GET", "POST"])
+def unit_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A manufacturing unit: whether it may be used, its due dates, its history; requalify it or
+    take it out of service."""
+    unit: ManufacturingUnit = get_object_or_404(selectors.units_visible(request.user), pk=pk)
+    action = request.POST.get("action", "")
+    requalify_form = UnitRequalifyForm(request.POST if action == "requalify" else None)
+    status_form = UnitStatusForm(request.POST if action == "status" else None)
+    if request.method == "POST":
+        form: Form = requalify_form if action == "requalify" else status_form
+        if action not in ("requalify", "status"):
+            form.add_error(None, "action: use requalify or status.")
+        elif form.is_valid():
+            try:
+                if action == "requalify":
+                    services.unit_requalify(actor=_actor(request), unit=unit, **form.cleaned_data)
+                else:
+                    services.unit_status_change(actor=_actor(request), unit=unit, **form.cleaned_data)
+            except ValidationError as exc:
+                apply_validation_error(form, exc)
+            else:
+                messages.success(request, "Done; the change is in the audit trail.")
+                return redirect("network:unit", pk=unit.pk)
+    today = selectors.site_today(unit.site)
+    events = ledger.events_visible(request.user).filter(
+        object_type="network.ManufacturingUnit", object_id=str(unit.pk)).order_by("-id")
+    return render(request, "network/unit.html", {
+        "unit": unit, "site": unit.site, "usable": selectors.unit_usable(unit), "today": today,
+        "calibration_state": selectors.unit_due_state(unit.calibration_due, today),
+        "maintenance_state": selectors.unit_due_state(unit.maintenance_due, today),
+        "requalify_form": requalify_form, "status_form": status_form, "events": events,
+        "may_manage": selectors.may_manage_units(request.user, unit.site), "due_soon_days": selectors.DUE_SOON_DAYS,
+    }, status=400 if request.method == "POST" else 200)
+
+
+# --- the annual report ------------------------------------------------------------------------------
+
+
+@requires(Perm.REPORTS_VIEW)
+@require_GET
+def annual_report(request: HttpRequest) -> HttpResponse:
+    """The annual report on the master file (POC-4) for ``?year=`` and ``?product=``; ``&format=pdf``
+    for the PDF. Without a year, only the choice is shown; generating is recorded in the ledger."""
+    products = _products()
+    data = request.GET.copy()
+    if "year" in data and "product" not in data and len(products) == 1:
+        data["product"] = products[0][0]
+    form = AnnualReportForm(data if "year" in data else None, products=products,
+                            initial={"year": timezone.now().year, "product": products[0][0] if products else ""})
+    if not form.is_bound:
+        return render(request, "network/annual_report.html", {"form": form, "report": None})
+    if not form.is_valid():
+        return render(request, "network/annual_report.html", {"form": form, "report": None}, status=400)
+    code = form.cleaned_data["product"]
+    product = selectors.products().get(code=code) if code else None
+    fmt = form.cleaned_data["format"] or "html"
+    if fmt == "pdf":
+        try:
+            import weasyprint
+        except (ImportError, OSError) as exc:  # WeasyPrint needs Pango and friends from the system
+            return HttpResponse(f"PDF output is unavailable on this server ({exc}). The HTML report works; "
+                                "print it to PDF from the browser.", status=503, content_type="text/plain")
+    report = services.annual_report_generate(actor=_actor(request), year=form.cleaned_data["year"], product=product,
+                                             fmt=fmt)
+    context = {"form": form, "report": report, "control": selectors.control_site()}
+    if fmt == "pdf":
+        html = render_to_string("network/annual_report_pdf.html", context, request=request)
+        pdf = weasyprint.HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
+        response = HttpResponse(pdf, content_type="application/pdf")
+        slug = product.code if product else "network"
+        response["Content-Disposition"] = f'attachment; filename="pocare-annual-report-{report.year}-{slug}.pdf"'
+        return response
+    return render(request, "network/annual_report.html", context)

@@ -1,0 +1,65 @@
+"""Fixtures of the network tests: a product with master-file versions, fresh sites in any
+lifecycle status, and signing credentials of the personas."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from pocare.ledger.signing import SigningCredentials
+from pocare.network import services
+from pocare.network.models import ReadinessItem, RunOutcome, Site, SiteKind, SiteStatus
+from tests.conftest import PASSWORD
+
+_numbers = itertools.count(1)
+
+
+def creds(user: Any, password: str = PASSWORD) -> SigningCredentials:
+    """Both signature components, as outside a continuous session."""
+    return SigningCredentials(username=user.username, password=password)
+
+
+@pytest.fixture
+def product(people):  # type: ignore[no-untyped-def]
+    """A product with master-file versions 1 and 2. Minimal rows: creating real master files is the
+    masterfile app's business and tested there."""
+    from pocare.masterfile.models import MasterFileVersion, Product
+
+    product = Product.objects.create(code="CART19", name="Autologous anti-CD19 CAR-T", indication="r/r B-ALL",
+                                     kind="autologous", created_at=timezone.now())
+    for number in (1, 2):
+        MasterFileVersion.objects.create(product=product, number=number, status="effective", document="-",
+                                         content={}, content_hash=f"{number:064d}", author=people["qa"],
+                                         created_at=timezone.now())
+    return product
+
+
+@pytest.fixture
+def new_site(db):  # type: ignore[no-untyped-def]
+    """Register a fresh hospital site directly in ``status`` (as the demo does for its sites)."""
+
+    def _new(status: str = SiteStatus.PROPOSED, code: str | None = None) -> Site:
+        n = next(_numbers)
+        return services.site_register(
+            actor=None, code=code or f"T{n:03d}", name=f"Test site {n}", kind=SiteKind.HOSPITAL,
+            facility_id=f"T{n:04d}", city="Valencia", country="ES", latitude=Decimal("39.47"),
+            longitude=Decimal("-0.376"), time_zone="Europe/Madrid", status=SiteStatus(status), reason="test",
+        )
+
+    return _new
+
+
+def complete_evidence(site: Site, actor: Any, *, runs: int = 3, skip: tuple[str, ...] = ()) -> None:
+    """Record every readiness item (but ``skip``) and ``runs`` passed performance runs."""
+    for item in ReadinessItem:
+        if item.value not in skip:
+            services.site_readiness_record(actor=actor, site=site, item=item, evidence=f"REP-{item.value}",
+                                           reason="test")
+    today = timezone.now().date()
+    for i in range(runs):
+        services.performance_run_record(actor=actor, site=site, reference=f"PPQ-{site.code}-{i + 1}",
+                                        performed_on=today, outcome=RunOutcome.PASSED, reason="test")
