@@ -17,6 +17,7 @@ class MasterFileEvent(models.TextChoices):
     VERSION_SUPERSEDED = "masterfile.version_superseded", "Master-file version superseded"
     CHANGE_RAISED = "masterfile.change_raised", "Change request raised"
     CHANGE_SUBMITTED = "masterfile.change_submitted", "Change request submitted"
+    CHANGE_RETURNED = "masterfile.change_returned", "Change request returned to draft with its version"
     CHANGE_APPROVED = "masterfile.change_approved", "Change request approved"
     CHANGE_REJECTED = "masterfile.change_rejected", "Change request rejected"
     CHANGE_IMPLEMENTED = "masterfile.change_implemented", "Change request implemented"

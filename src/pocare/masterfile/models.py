@@ -14,6 +14,8 @@ from django.db import models
 
 
 class ProductKind(models.TextChoices):
+    """Whose cells the product is made from."""
+
     AUTOLOGOUS = "autologous", "Autologous"
     ALLOGENEIC = "allogeneic", "Allogeneic"
 
@@ -36,6 +38,8 @@ class Product(models.Model):
 
 
 class VersionStatus(models.TextChoices):
+    """Where a master-file version is in its lifecycle (see VERSION_TRANSITIONS)."""
+
     DRAFT = "draft", "Draft"
     IN_REVIEW = "in_review", "In review"
     APPROVED = "approved", "Approved"
@@ -86,9 +90,15 @@ class MasterFileVersion(models.Model):
         return f"{self.product.code} master file v{self.number}"
 
     def signed_content(self) -> dict[str, Any]:
-        """What each signature on the version binds to: the product, the number and the content."""
-        return {"product": self.product.code, "number": self.number, "content_hash": self.content_hash,
-                "summary": self.summary}
+        """What each signature on the version binds to: the product, the number, the content and,
+        for a version proposed by a change request, that request's assessment (risk, sites,
+        training, comparability evidence) — so one signature approves both."""
+        content: dict[str, Any] = {"product": self.product.code, "number": self.number,
+                                   "content_hash": self.content_hash, "summary": self.summary}
+        if self.change_request_id is not None:
+            assert self.change_request is not None
+            content["change_request"] = self.change_request.signed_content()
+        return content
 
 
 class RiskClass(models.TextChoices):
@@ -100,6 +110,8 @@ class RiskClass(models.TextChoices):
 
 
 class ChangeStatus(models.TextChoices):
+    """Where a change request is: it follows the lifecycle of the version it proposes."""
+
     DRAFT = "draft", "Draft"
     SUBMITTED = "submitted", "Submitted"
     APPROVED = "approved", "Approved"
@@ -140,7 +152,9 @@ class ChangeRequest(models.Model):
         return self.severity * self.probability * self.detectability
 
     def signed_content(self) -> dict[str, Any]:
-        return {"reference": self.reference, "title": self.title, "description": self.description,
+        """What a signature on the change request binds to: the request and its risk assessment."""
+        return {"sites": sorted(self.sites.values_list("code", flat=True)) if self.pk else [],
+                "reference": self.reference, "title": self.title, "description": self.description,
                 "base_version": self.base_version_id, "severity": self.severity, "probability": self.probability,
                 "detectability": self.detectability, "risk_class": self.risk_class,
                 "training_steps": self.training_steps, "comparability_evidence": self.comparability_evidence}

@@ -112,6 +112,9 @@ class PersonQualification(models.Model):
     valid_until = models.DateTimeField()
     record = models.ForeignKey(TrainingRecord, on_delete=models.PROTECT, related_name="qualifications_granted")
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    revocation_reason = models.TextField(blank=True)
 
     class Meta:
         db_table = "training_personqualification"

@@ -13,10 +13,12 @@ from pocare.web.scope import scope_options, scoped_chain
 
 NAVIGATION = (
     ("Network", "network:sites", Perm.NETWORK_VIEW),
+    ("Master file", "masterfile:list", Perm.MASTERFILE_VIEW),
     ("Audit trail", "ledger:trail", Perm.LEDGER_VIEW),
     ("Reviews", "ledger:reviews", Perm.LEDGER_VIEW),
     ("Verify", "ledger:verify", Perm.LEDGER_VERIFY),
     ("People", "accounts:people", Perm.ACCOUNTS_VIEW),
+    ("Training", "training:matrix", Perm.TRAINING_VIEW),
 )
 
 

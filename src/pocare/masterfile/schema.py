@@ -1,0 +1,572 @@
+"""The schema of a POCare Master File document, and its parser (POC-1, POC-3).
+
+A master-file version is authored as YAML that people read and review. :func:`parse_document`
+turns the text into a validated :class:`MasterFileDocument` or raises :class:`DocumentError`
+with every problem found, each naming the line, the field (as a path such as
+``process.unit_operations[1].steps[0].parameters[2].unit``) and what is allowed there.
+
+Pure module: no Django import, so it is usable (and testable) as a library. The shape is::
+
+    product: {code, name, indication, kind: autologous|allogeneic, dose_rule}
+    process:
+      unit_operations:
+        - {id, name, steps: [{id, name, instructions, equipment_class, qualification,
+                               second_person_verification, expected_duration_min,
+                               parameters: [{id, name, type, unit, target, min, max, choices, critical}],
+                               materials: [{code, name, quantity, unit}]}]}
+    specification:
+      attributes: [{id, name, method, unit, acceptance: {min, max, equals}, sample_point,
+                    release_critical, result_after_release}]
+    site_annexes: [{site, differences, device, comparability_evidence}]      # optional
+
+Two passes: pydantic checks the structure and types (every field, ``extra="forbid"``), then
+:func:`_semantic_problems` checks what relates fields to each other (unique ids, ranges, units
+of numeric values), so a document is never half-accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+#: Units a value may be recorded or specified in. A closed list keeps records comparable across
+#: sites (the same CQA in the same unit everywhere) and catches typing mistakes ("ml", "Eu/ml").
+UNITS: tuple[str, ...] = (
+    "%", "cells", "cells/kg", "10^6 cells", "10^6 cells/kg", "EU/mL", "copies/cell", "pg/mL", "°C",
+    "min", "h", "d", "mL", "L", "rpm", "MOI", "fold", "count", "bag", "vial", "kit", "mg", "µg", "g",
+)
+PARAMETER_TYPES: tuple[str, ...] = ("number", "integer", "text", "boolean", "choice")
+PRODUCT_KINDS: tuple[str, ...] = ("autologous", "allogeneic")
+NUMERIC_TYPES = frozenset({"number", "integer"})
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+# --- value checks with messages that say what is allowed -------------------------------------------
+
+
+def _unit(value: str) -> str:
+    if value not in UNITS:
+        raise ValueError(f"unit {value!r} is not allowed; use one of: {', '.join(UNITS)}")
+    return value
+
+
+def _identifier(value: str) -> str:
+    if not value or len(value) > 64 or not value[0].isalnum() or not set(value) <= _ID_CHARS:
+        raise ValueError(
+            f"{value!r} is not a valid id: use up to 64 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number; write a number such as 5 or 0.5")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError("must be a single value: a number, text, or true/false")
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_identifier)]
+Unit = Annotated[str, AfterValidator(_unit)]
+Number = Annotated[Any, AfterValidator(_number)]
+Scalar = Annotated[Any, AfterValidator(_scalar)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ProductSection(_Strict):
+    """What the product is: its code (as in the network), name, indication, kind and dose rule."""
+
+    code: Identifier
+    name: Text
+    indication: Text
+    kind: Literal["autologous", "allogeneic"]
+    dose_rule: Text
+
+
+class Parameter(_Strict):
+    """A value the operator records at a step, with its type, unit, target and acceptable range."""
+
+    id: Identifier
+    name: Text
+    type: Literal["number", "integer", "text", "boolean", "choice"]
+    unit: Unit | None = None
+    target: Scalar = None
+    min: Number | None = None
+    max: Number | None = None
+    choices: list[Text] | None = None
+    critical: bool = False
+
+
+class Material(_Strict):
+    """One line of a step's bill of materials."""
+
+    code: Identifier
+    name: Text
+    quantity: Number
+    unit: Unit
+
+
+class Step(_Strict):
+    """One step of a unit operation (ISA-88 spirit): what to do, with what, who may do it, what to record."""
+
+    id: Identifier
+    name: Text
+    instructions: Text
+    equipment_class: Identifier | None = None
+    qualification: Identifier
+    second_person_verification: bool = False
+    expected_duration_min: Annotated[int, Field(gt=0, le=60 * 24 * 21)]
+    parameters: list[Parameter] = []
+    materials: list[Material] = []
+
+
+class UnitOperation(_Strict):
+    """An ordered group of steps (apheresis receipt, enrichment, transduction …)."""
+
+    id: Identifier
+    name: Text
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+
+class ProcessSection(_Strict):
+    """The manufacturing process: unit operations in order."""
+
+    unit_operations: Annotated[list[UnitOperation], Field(min_length=1)]
+
+
+class Acceptance(_Strict):
+    """An acceptance criterion: a range (``min``/``max``, inclusive) or an exact value (``equals``)."""
+
+    min: Number | None = None
+    max: Number | None = None
+    equals: Scalar = None
+
+
+class Attribute(_Strict):
+    """A critical quality attribute of the specification."""
+
+    id: Identifier
+    name: Text
+    method: Text
+    unit: Unit | None = None
+    acceptance: Acceptance
+    sample_point: Text
+    release_critical: bool
+    result_after_release: bool = False
+
+
+class SpecificationSection(_Strict):
+    """The release specification: critical quality attributes."""
+
+    attributes: Annotated[list[Attribute], Field(min_length=1)]
+
+
+class SiteAnnex(_Strict):
+    """A site's permitted local differences, with the comparability evidence that supports them."""
+
+    site: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=8)]
+    differences: Text
+    device: Identifier | None = None
+    comparability_evidence: Text
+
+
+class MasterFileDocument(_Strict):
+    """A whole master-file document."""
+
+    product: ProductSection
+    process: ProcessSection
+    specification: SpecificationSection
+    site_annexes: list[SiteAnnex] = []
+
+
+# --- problems and where they are ----------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a document: the line (1-based; 0 when unknown), the field path and the message."""
+
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "document"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class DocumentError(ValueError):
+    """The document is not a valid master file; ``problems`` says every place and why."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.line, p.path))
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+def format_path(loc: Iterable[str | int]) -> str:
+    """``("process", "unit_operations", 0, "id")`` → ``process.unit_operations[0].id``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _Locator:
+    """Finds the line of a path in the composed YAML node tree."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.root = root
+
+    def find(self, loc: Loc) -> tuple[int, Loc]:
+        """The line of the deepest node on ``loc`` and the part of ``loc`` that was found."""
+        node = self.root
+        if node is None:
+            return 0, ()
+        found: list[str | int] = []
+        for part in loc:
+            child = self._child(node, part)
+            if child is None:
+                break
+            node = child
+            found.append(part)
+        return node.start_mark.line + 1, tuple(found)
+
+    def key_line(self, loc: Loc, key: str) -> int:
+        """The line of the key ``key`` in the mapping at ``loc`` (for unknown fields)."""
+        line, found = self.find(loc)
+        if found != loc:
+            return line
+        node = self.root
+        for part in loc:
+            node = self._child(node, part) if node is not None else None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                    return int(key_node.start_mark.line) + 1
+        return line
+
+    @staticmethod
+    def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == part:
+                    return value_node  # type: ignore[no-any-return]
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            return node.value[part]  # type: ignore[no-any-return]
+        return None
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The schema model that describes the mapping at ``loc`` (to list its allowed fields)."""
+    model: Any = MasterFileDocument
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        model = _unwrap(annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``list[Step]`` → ``Step``; ``Step | None`` → ``Step``; ``Annotated[list[Step], …]`` → ``Step``."""
+    for _ in range(5):
+        origin = get_origin(annotation)
+        if origin is None:
+            return annotation
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if not args:
+            return annotation
+        annotation = args[0]
+    return annotation
+
+
+_TYPE_MESSAGES = {
+    "string_type": "must be text (put it in quotes if it looks like a number or true/false)",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list (each item on its own line starting with '- ')",
+    "dict_type": "must be a mapping of fields (key: value lines)",
+    "model_type": "must be a mapping of fields (key: value lines)",
+    "model_attributes_type": "must be a mapping of fields (key: value lines)",
+    "string_too_short": "must not be empty",
+    "string_too_long": "is too long (at most 4,000 characters)",
+}
+
+
+def _pydantic_problems(exc: ValidationError, locator: _Locator) -> list[Problem]:
+    problems: dict[tuple[int, str], Problem] = {}
+    for err in exc.errors(include_url=False):
+        loc: Loc = tuple(err["loc"])
+        kind = err["type"]
+        ctx = err.get("ctx") or {}
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            parent = loc[:-1]
+            model = _model_at(parent)
+            allowed = ", ".join(model.model_fields) if model else ""
+            message = f"unknown field {key!r}" + (f"; allowed here: {allowed}" if allowed else "")
+            line = locator.key_line(parent, key)
+            path = format_path(loc)
+        elif kind == "missing":
+            line, _ = locator.find(loc[:-1])
+            message = f"{format_path(loc[-1:])!r} is required here but missing"
+            path = format_path(loc)
+        else:
+            line, found = locator.find(loc)
+            # Union members (e.g. "int", "float") appear in pydantic's path but not in the document.
+            path = format_path(found if len(found) >= len(loc) - 1 else loc)
+            if kind == "literal_error":
+                options = _literal_options(loc) or [str(ctx.get("expected", ""))]
+                message = f"{err.get('input')!r} is not allowed; use one of: {', '.join(options)}"
+            elif kind == "value_error":
+                message = str(ctx.get("error", err["msg"]))
+            elif kind == "too_short":
+                message = "must not be empty: list at least one item"
+            elif kind == "greater_than":
+                message = f"must be greater than {ctx.get('gt')}"
+            elif kind == "less_than_equal":
+                message = f"must be at most {ctx.get('le')}"
+            elif kind in _TYPE_MESSAGES:
+                message = _TYPE_MESSAGES[kind]
+            else:
+                message = str(err["msg"])
+        problems.setdefault((line, path), Problem(line, path, message))
+    return list(problems.values())
+
+
+def _literal_options(loc: Loc) -> list[str]:
+    """The allowed values of the literal field at ``loc``."""
+    model = _model_at(loc[:-1])
+    name = loc[-1]
+    if model is None or not isinstance(name, str) or name not in model.model_fields:
+        return []
+    annotation = model.model_fields[name].annotation
+    return [str(a) for a in get_args(annotation)]
+
+
+# --- checks across fields -----------------------------------------------------------------------
+
+
+def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | None) -> list[tuple[Loc, str]]:
+    found: list[tuple[Loc, str]] = []
+
+    def unique(items: Iterable[tuple[Loc, str]], what: str) -> None:
+        first: dict[str, Loc] = {}
+        for loc, value in items:
+            if value in first:
+                found.append((loc, f"{what} {value!r} is used twice (first at {format_path(first[value])})"))
+            else:
+                first[value] = loc
+
+    uo_base: Loc = ("process", "unit_operations")
+    unique((((*uo_base, i, "id"), uo.id) for i, uo in enumerate(doc.process.unit_operations)),
+           "unit-operation id")
+    unique((((*uo_base, i, "steps", j, "id"), s.id)
+            for i, uo in enumerate(doc.process.unit_operations) for j, s in enumerate(uo.steps)),
+           "step id (step ids are unique across the whole process)")
+    for i, uo in enumerate(doc.process.unit_operations):
+        for j, st in enumerate(uo.steps):
+            base: Loc = (*uo_base, i, "steps", j)
+            unique((((*base, "parameters", k, "id"), p.id) for k, p in enumerate(st.parameters)),
+                   f"parameter id in step {st.id!r}")
+            unique((((*base, "materials", k, "code"), m.code) for k, m in enumerate(st.materials)),
+                   f"material code in step {st.id!r}")
+            for k, p in enumerate(st.parameters):
+                found.extend(_parameter_problems(p, (*base, "parameters", k)))
+            for k, m in enumerate(st.materials):
+                if m.quantity <= 0:
+                    found.append(((*base, "materials", k, "quantity"), "must be greater than 0"))
+    attrs: Loc = ("specification", "attributes")
+    unique((((*attrs, i, "id"), a.id) for i, a in enumerate(doc.specification.attributes)), "attribute id")
+    for i, a in enumerate(doc.specification.attributes):
+        found.extend(_acceptance_problems(a, (*attrs, i)))
+    unique(((("site_annexes", i, "site"), an.site) for i, an in enumerate(doc.site_annexes)), "annex site")
+    if known_sites is not None:
+        known = sorted(set(known_sites))
+        for i, an in enumerate(doc.site_annexes):
+            if an.site not in known:
+                found.append((("site_annexes", i, "site"),
+                              f"there is no site {an.site!r} in the network; known sites: {', '.join(known)}"))
+    return found
+
+
+def _parameter_problems(p: Parameter, loc: Loc) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    numeric = p.type in NUMERIC_TYPES
+    if numeric:
+        if p.unit is None:
+            out.append(((*loc, "unit"), f"a {p.type} parameter needs a unit; use one of: {', '.join(UNITS)}"))
+        for name in ("min", "max", "target"):
+            value = getattr(p, name)
+            if value is None:
+                continue
+            if name == "target" and (isinstance(value, bool) or not isinstance(value, int | float)):
+                out.append(((*loc, name), f"the target of a {p.type} parameter must be a number"))
+            elif p.type == "integer" and isinstance(value, float) and not value.is_integer():
+                out.append(((*loc, name), "an integer parameter takes whole numbers only"))
+        if p.min is not None and p.max is not None and p.min > p.max:
+            out.append(((*loc, "min"), f"min {p.min} is greater than max {p.max}"))
+        elif isinstance(p.target, int | float) and not isinstance(p.target, bool) and (
+            (p.min is not None and p.target < p.min) or (p.max is not None and p.target > p.max)
+        ):
+            low = "−∞" if p.min is None else p.min
+            high = "+∞" if p.max is None else p.max
+            out.append(((*loc, "target"), f"target {p.target} is outside the range [{low}, {high}]"))
+        if p.choices is not None:
+            out.append(((*loc, "choices"), "choices apply only to parameters of type choice"))
+    else:
+        for name in ("min", "max"):
+            if getattr(p, name) is not None:
+                out.append(((*loc, name), f"{name} applies only to number or integer parameters, not {p.type}"))
+        if p.type == "choice":
+            if not p.choices:
+                out.append(((*loc, "choices"), "a choice parameter needs a list of choices"))
+            elif len(set(p.choices)) != len(p.choices):
+                out.append(((*loc, "choices"), "each choice may appear only once"))
+            elif p.target is not None and p.target not in p.choices:
+                out.append(((*loc, "target"), f"target {p.target!r} is not one of the choices: {', '.join(p.choices)}"))
+        elif p.choices is not None:
+            out.append(((*loc, "choices"), "choices apply only to parameters of type choice"))
+        if p.type == "boolean" and p.target is not None and not isinstance(p.target, bool):
+            out.append(((*loc, "target"), "the target of a boolean parameter is true or false"))
+        if p.type == "text" and p.target is not None and not isinstance(p.target, str):
+            out.append(((*loc, "target"), "the target of a text parameter must be text"))
+    return out
+
+
+def _acceptance_problems(a: Attribute, loc: Loc) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    acc = a.acceptance
+    where: Loc = (*loc, "acceptance")
+    if acc.min is None and acc.max is None and acc.equals is None:
+        out.append((where, "an acceptance criterion needs at least one of min, max or equals"))
+    if acc.equals is not None and (acc.min is not None or acc.max is not None):
+        out.append(((*where, "equals"), "use either equals or a min/max range, not both"))
+    if acc.min is not None and acc.max is not None and acc.min > acc.max:
+        out.append(((*where, "min"), f"min {acc.min} is greater than max {acc.max}"))
+    if (acc.min is not None or acc.max is not None) and a.unit is None:
+        out.append(((*loc, "unit"), f"a numeric acceptance range needs a unit; use one of: {', '.join(UNITS)}"))
+    return out
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+
+
+def _duplicate_keys(node: yaml.Node | None, loc: Loc = ()) -> Iterator[Problem]:
+    """YAML quietly keeps the last of two equal keys; a master file must not."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                yield Problem(key_node.start_mark.line + 1, format_path((*loc, key)),
+                              f"the key {key!r} appears twice in the same mapping")
+            seen.add(key)
+            yield from _duplicate_keys(value_node, (*loc, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*loc, i))
+
+
+def parse_document(text: str, *, known_sites: Iterable[str] | None = None) -> MasterFileDocument:
+    """Parse and validate a master-file document; raise :class:`DocumentError` naming every problem.
+
+    ``known_sites``, when given, are the site codes a site annex may name.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise DocumentError([Problem(1, "", "the document is empty; it needs product, process and specification")])
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                # Readers must see every value where it applies; aliases also allow "billion laughs".
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                raise DocumentError([Problem(line, "", f"YAML aliases (*{event.anchor}) are not allowed in a "
+                                                       "master file; write the value out where it applies")])
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        what = exc.problem or exc.context or "unreadable YAML"
+        if exc.context and exc.problem and exc.context_mark is not None:
+            what += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+        raise DocumentError([Problem(line, "", f"YAML syntax error: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise DocumentError([Problem(0, "", f"YAML syntax error: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise DocumentError([Problem(1, "", "the document must be a mapping with product, process and specification")])
+    locator = _Locator(root)
+    duplicates = list(_duplicate_keys(root))
+    if duplicates:
+        raise DocumentError(duplicates)
+    try:
+        doc = MasterFileDocument.model_validate(data)
+    except ValidationError as exc:
+        raise DocumentError(_pydantic_problems(exc, locator)) from None
+    semantic = _semantic_problems(doc, known_sites)
+    if semantic:
+        raise DocumentError([Problem(locator.find(loc)[0], format_path(loc), message) for loc, message in semantic])
+    return doc
+
+
+def document_content(doc: MasterFileDocument) -> dict[str, Any]:
+    """The validated document as plain JSON-ready data (what a version stores in ``content``)."""
+    return doc.model_dump(mode="json")
+
+
+# --- reading a version's content ---------------------------------------------------------------
+
+
+def iter_steps(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every step of the process in order, each a copy of the step with its ``unit_operation`` id."""
+    return [
+        {**step, "unit_operation": uo["id"]}
+        for uo in content.get("process", {}).get("unit_operations", [])
+        for step in uo.get("steps", [])
+    ]
+
+
+def step(content: dict[str, Any], step_id: str) -> dict[str, Any] | None:
+    """The step ``step_id`` (with its ``unit_operation`` id), or ``None`` when the version has no such step."""
+    return next((s for s in iter_steps(content) if s["id"] == step_id), None)
+
+
+def step_ids(content: dict[str, Any]) -> list[str]:
+    """The ids of every step, in process order."""
+    return [s["id"] for s in iter_steps(content)]

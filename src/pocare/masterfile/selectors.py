@@ -1,0 +1,274 @@
+"""Reads of the master file, scoped to the viewer, and the question every batch asks: which
+master-file version is effective at this site now (POC-1, DESIGN rule 5)?
+
+Control Site roles see every version and change request. Site people see the versions that are
+(or were) approved — the law they work under — and the drafts of change requests that concern
+their site; another site's change requests do not exist for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from pocare.accounts import selectors as access
+from pocare.accounts.roles import Perm
+from pocare.ledger.models import Signature
+from pocare.ledger.signing import signatures_for
+from pocare.ledger.verify import signature_status
+from pocare.masterfile import schema
+from pocare.masterfile.models import ChangeRequest, ChangeStatus, MasterFileVersion, Product, VersionStatus
+from pocare.network.models import Site, SiteKind
+
+RELEASED = (VersionStatus.APPROVED, VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED)
+IN_FORCE = (VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED)
+
+
+# --- scoped reads ------------------------------------------------------------------------------------
+
+
+def products_visible(user: Any) -> QuerySet[Product]:
+    """Every product, for people who may read the master file."""
+    if not access.has_perm(user, Perm.MASTERFILE_VIEW):
+        return Product.objects.none()
+    return Product.objects.all()
+
+
+def versions_visible(user: Any) -> QuerySet[MasterFileVersion]:
+    """Versions the person may read: all for the Control Site; for site people, the approved ones
+    and the proposals of change requests that concern their sites."""
+    if not access.has_perm(user, Perm.MASTERFILE_VIEW):
+        return MasterFileVersion.objects.none()
+    qs = MasterFileVersion.objects.select_related(
+        "product", "change_request", "author", "reviewer", "approver"
+    )
+    site_ids = access.visible_site_ids(user)
+    if site_ids is None:
+        return qs
+    concerning = ChangeRequest.objects.filter(sites__in=site_ids).values("pk")
+    return qs.filter(Q(status__in=RELEASED) | Q(change_request__in=concerning))
+
+
+def version_for(user: Any, pk: int) -> MasterFileVersion:
+    """One version the person may read (``MasterFileVersion.DoesNotExist`` otherwise)."""
+    return versions_visible(user).get(pk=pk)
+
+
+def change_requests_visible(user: Any) -> QuerySet[ChangeRequest]:
+    """Change requests the person may read: all for the Control Site, their sites' for site people."""
+    if not access.has_perm(user, Perm.MASTERFILE_VIEW):
+        return ChangeRequest.objects.none()
+    qs = ChangeRequest.objects.select_related("product", "base_version", "raised_by", "version").prefetch_related(
+        "sites")
+    site_ids = access.visible_site_ids(user)
+    if site_ids is None:
+        return qs
+    concerning = ChangeRequest.objects.filter(sites__in=site_ids).values("pk")
+    return qs.filter(pk__in=concerning)
+
+
+def change_request_for(user: Any, pk: int) -> ChangeRequest:
+    """One change request the person may read (``ChangeRequest.DoesNotExist`` otherwise)."""
+    return change_requests_visible(user).get(pk=pk)
+
+
+def proposed_version(cr: ChangeRequest) -> MasterFileVersion | None:
+    """The version a change request proposes."""
+    return MasterFileVersion.objects.select_related("product").filter(change_request=cr).first()
+
+
+def signatures_with_status(record: Any) -> list[tuple[Signature, bool, str]]:
+    """Every signature on ``record``, oldest first, each with whether it is still valid and why not."""
+    return [(s, *signature_status(s)) for s in signatures_for(record).select_related("event")]
+
+
+# --- training and the effective version -------------------------------------------------------------------
+
+
+def required_training_steps(version: MasterFileVersion) -> list[str]:
+    """The steps operators must be trained on before ``version`` is effective at their site: the
+    steps its change request adds or changes, or every step of a first version."""
+    if version.change_request_id is not None:
+        assert version.change_request is not None
+        return [str(s) for s in version.change_request.training_steps]
+    return schema.step_ids(version.content)
+
+
+def _training_gaps(site: Site, version: MasterFileVersion, at: dt.datetime) -> list[tuple[Any, list[str]]]:
+    from pocare.training.selectors import version_training_gaps
+
+    return list(version_training_gaps(site=site, version=version, at=at))
+
+
+def _authorized(site: Site, version: MasterFileVersion, at: dt.datetime) -> tuple[bool, str]:
+    from pocare.network.selectors import site_authorized_for
+
+    return site_authorized_for(site, version, at)
+
+
+def effective_version(*, site: Site, product: Product, at: dt.datetime | None = None) -> MasterFileVersion | None:
+    """The master-file version of ``product`` effective at ``site`` at ``at`` (default: now).
+
+    It is the newest version made effective in the network by then (effective or since
+    superseded) that the site is authorized for and that every active operator of the site is
+    trained on. A site whose operators are not yet trained on a new version keeps the previous
+    one; ``None`` means the site may not manufacture the product.
+    """
+    when = at or timezone.now()
+    candidates = product.versions.filter(status__in=IN_FORCE, effective_at__lte=when).select_related(
+        "change_request", "product").order_by("-number")
+    for version in candidates:
+        if _authorized(site, version, when)[0] and not _training_gaps(site, version, when):
+            return version
+    return None
+
+
+@dataclass
+class SiteVersionCell:
+    """What one version is at one site: effective there, an earlier one it left behind, waiting for
+    training, not authorized, or approved but not yet effective in the network."""
+
+    version: MasterFileVersion
+    state: str  # effective | earlier | training | unauthorized | pending
+    detail: str = ""
+    gaps: list[tuple[Any, list[str]]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return {
+            "effective": "effective here",
+            "earlier": "superseded here",
+            "training": "waiting for training",
+            "unauthorized": "not authorized",
+            "pending": "ready when made effective",
+            "pending_training": "approved; training pending",
+            "not_in_force": "not in force",
+        }[self.state]
+
+
+@dataclass
+class SiteVersions:
+    """A site's row of the sites × versions table."""
+
+    site: Site
+    effective: MasterFileVersion | None
+    cells: list[SiteVersionCell]
+
+
+def effective_versions_by_site(product: Product, *, sites: QuerySet[Site] | None = None,
+                               at: dt.datetime | None = None) -> tuple[list[MasterFileVersion], list[SiteVersions]]:
+    """The sites × versions table of a product: the versions that are or were in force (and an
+    approved one on its way), and for each manufacturing site which one is effective there and why
+    the newer ones are not (authorization, operators not yet trained)."""
+    when = at or timezone.now()
+    versions = list(product.versions.filter(status__in=RELEASED).select_related("change_request", "product")
+                    .order_by("-number"))
+    if sites is None:
+        sites = Site.objects.all()
+    rows: list[SiteVersions] = []
+    for site in sites.exclude(kind=SiteKind.CONTROL).order_by("code"):
+        cells: list[SiteVersionCell] = []
+        effective: MasterFileVersion | None = None
+        for version in versions:
+            in_force = version.status in IN_FORCE and version.effective_at is not None and version.effective_at <= when
+            authorized, why = _authorized(site, version, when)
+            if not authorized:
+                cells.append(SiteVersionCell(version, "unauthorized", why))
+                continue
+            gaps = _training_gaps(site, version, when)
+            if not in_force:
+                state = "pending_training" if gaps else "pending"
+                cells.append(SiteVersionCell(version, state, _gap_text(gaps), gaps))
+            elif gaps:
+                cells.append(SiteVersionCell(version, "training", _gap_text(gaps), gaps))
+            elif effective is None:
+                effective = version
+                cells.append(SiteVersionCell(version, "effective"))
+            else:
+                cells.append(SiteVersionCell(version, "earlier"))
+        rows.append(SiteVersions(site, effective, cells))
+    return versions, rows
+
+
+def _gap_text(gaps: list[tuple[Any, list[str]]]) -> str:
+    if not gaps:
+        return ""
+    people = "; ".join(f"{getattr(p, 'printed_name', '') or p} ({', '.join(steps)})" for p, steps in gaps)
+    return f"{len(gaps)} operator{'s' if len(gaps) != 1 else ''} not trained: {people}"
+
+
+# --- what a person may do with a version ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionAction:
+    """A signing action the viewer may take on a version, as the detail page offers it."""
+
+    name: str  # submit | review | return | approve | effective
+    label: str
+    meaning: str
+    url_name: str
+    irreversible: bool
+    explanation: str
+
+
+ACTIONS = {
+    "submit": VersionAction("submit", "Sign as author and submit for review", "Authored", "masterfile:version_submit",
+                            False, "You sign that you authored this version and send it to Control Site QA for "
+                                   "review."),
+    "review": VersionAction("review", "Sign as reviewed", "Reviewed", "masterfile:version_review", False,
+                            "You sign that you reviewed this version; the QP approves it next."),
+    "return": VersionAction("return", "Return to the author", "Rejected", "masterfile:version_return", False,
+                            "The version goes back to draft; say what the author must resolve."),
+    "approve": VersionAction("approve", "Approve as QP", "Approved", "masterfile:version_approve", True,
+                             "You approve this version as Qualified Person. It cannot be undone; the version can "
+                             "then be made effective."),
+    "effective": VersionAction("effective", "Make effective", "Approved (made effective)",
+                               "masterfile:version_effective", True,
+                               "The version becomes effective in the network now and the one before is superseded. "
+                               "Each site changes over once its operators are trained on what changed."),
+}
+
+
+def version_actions(user: Any, version: MasterFileVersion) -> list[VersionAction]:
+    """The signing actions ``user`` may take on ``version`` now (the services check again)."""
+    if access.is_read_only(user) or not getattr(user, "is_authenticated", False):
+        return []
+    out = []
+    cr = version.change_request
+    may = access.has_perm
+    if version.status == VersionStatus.DRAFT and user.pk == version.author_id and (
+        cr is None or cr.status != ChangeStatus.REJECTED
+    ) and (may(user, Perm.MASTERFILE_AUTHOR) or (cr is not None and may(user, Perm.CHANGE_RAISE))):
+        out.append(ACTIONS["submit"])
+    if version.status == VersionStatus.IN_REVIEW and user.pk != version.author_id:
+        if version.reviewer_id is None and may(user, Perm.MASTERFILE_REVIEW):
+            out.append(ACTIONS["review"])
+        if version.reviewer_id is not None and may(user, Perm.MASTERFILE_APPROVE) and user.pk != version.reviewer_id:
+            out.append(ACTIONS["approve"])
+        if may(user, Perm.MASTERFILE_REVIEW) or may(user, Perm.MASTERFILE_APPROVE):
+            out.append(ACTIONS["return"])
+    if version.status == VersionStatus.APPROVED and may(user, Perm.MASTERFILE_AUTHOR):
+        out.append(ACTIONS["effective"])
+    return out
+
+
+def waiting_for(version: MasterFileVersion) -> str:
+    """Whose signature the version waits for, in words."""
+    author = version.author.printed_name or version.author.username
+    cr = version.change_request
+    if cr is not None and cr.status == ChangeStatus.REJECTED:
+        return f"{cr.reference} was rejected; this version will not go further."
+    if version.status == VersionStatus.DRAFT:
+        return f"Waiting for the author, {author}, to sign it as authored and submit it."
+    if version.status == VersionStatus.IN_REVIEW and version.reviewer_id is None:
+        return f"Waiting for review by Control Site QA (someone other than {author})."
+    if version.status == VersionStatus.IN_REVIEW:
+        return "Reviewed; waiting for the QP's approval (a third person, neither author nor reviewer)."
+    if version.status == VersionStatus.APPROVED:
+        return "Approved; waiting for Control Site QA to make it effective."
+    return ""

@@ -1,0 +1,290 @@
+"""Reads of training, scoped to the viewer: a site's people see their site's records and
+people, the Control Site sees the network (P11-10i: the system can show who is trained)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from pocare.accounts import selectors as access
+from pocare.accounts.models import Membership, User
+from pocare.accounts.roles import Perm, Role
+from pocare.network.models import Site
+from pocare.training.models import (
+    CurriculumItem,
+    PersonQualification,
+    Qualification,
+    TrainingKind,
+    TrainingRecord,
+    TrainingStatus,
+)
+
+#: A qualification that runs out within this many days is shown as expiring.
+EXPIRING_WITHIN = dt.timedelta(days=30)
+
+
+def grant_valid_at(grant: PersonQualification, at: dt.datetime) -> bool:
+    """A grant counts at ``at`` when it is within its validity, not revoked by then, and its
+    training record had been signed by the trainee by then."""
+    record = grant.record
+    return (
+        grant.valid_from <= at < grant.valid_until
+        and (grant.revoked_at is None or at < grant.revoked_at)
+        and record.status == TrainingStatus.COMPLETE
+        and record.completed_at is not None
+        and record.completed_at <= at
+    )
+
+
+def membership_in_force(m: Membership, at: dt.datetime) -> bool:
+    """Whether a role was held at ``at`` (granted, not yet expired, not yet revoked)."""
+    return (m.granted_at <= at and (m.valid_until is None or at < m.valid_until)
+            and (m.revoked_at is None or at < m.revoked_at))
+
+
+def _visible(user: Any) -> set[int] | None:
+    return access.visible_site_ids(user)
+
+
+def sites_for_training(user: Any) -> QuerySet[Site]:
+    """The sites whose training the viewer may see."""
+    if not access.has_perm(user, Perm.TRAINING_VIEW):
+        return Site.objects.none()
+    site_ids = _visible(user)
+    qs = Site.objects.order_by("kind", "code")
+    return qs if site_ids is None else qs.filter(pk__in=site_ids)
+
+
+def people_visible(user: Any) -> QuerySet[User]:
+    """People whose training the viewer may see: everyone for the Control Site, the people who
+    hold or held a role at the viewer's sites otherwise."""
+    if not access.has_perm(user, Perm.TRAINING_VIEW):
+        return User.objects.none()
+    site_ids = _visible(user)
+    qs = User.objects.all()
+    if site_ids is not None:
+        qs = qs.filter(pk__in=Membership.objects.filter(site_id__in=site_ids).values("user_id"))
+    return qs.order_by("printed_name", "username")
+
+
+def records_visible(user: Any) -> QuerySet[TrainingRecord]:
+    """Training records the viewer may see: those held at their sites, and those of their sites'
+    people held elsewhere (a rotation is recorded at the host site, yet is the trainee's too)."""
+    if not access.has_perm(user, Perm.TRAINING_VIEW):
+        return TrainingRecord.objects.none()
+    qs = TrainingRecord.objects.select_related("trainee", "trainer", "site", "qualification",
+                                               "masterfile_version__product")
+    site_ids = _visible(user)
+    if site_ids is None:
+        return qs
+    members = Membership.objects.filter(site_id__in=site_ids).values("user_id")
+    return qs.filter(Q(site_id__in=site_ids) | Q(trainee_id__in=members))
+
+
+def records_awaiting_signature(user: Any) -> QuerySet[TrainingRecord]:
+    """The person's own training records that wait for their signature (meaning: performed)."""
+    if not getattr(user, "is_authenticated", False):
+        return TrainingRecord.objects.none()
+    return records_visible(user).filter(trainee=user, status=TrainingStatus.AWAITING_TRAINEE).order_by("trained_on")
+
+
+def qualifications_visible(user: Any) -> QuerySet[Qualification]:
+    """Qualifications belong to the whole network: anyone who may see training sees them all."""
+    if not access.has_perm(user, Perm.TRAINING_VIEW):
+        return Qualification.objects.none()
+    return Qualification.objects.prefetch_related("curriculum").order_by("code")
+
+
+def curriculum() -> dict[str, list[Qualification]]:
+    """Role → the qualifications it requires."""
+    out: dict[str, list[Qualification]] = {}
+    for item in CurriculumItem.objects.select_related("qualification").order_by("role", "qualification__code"):
+        out.setdefault(item.role, []).append(item.qualification)
+    return out
+
+
+def qualifications_of(person: User, at: dt.datetime | None = None) -> list[PersonQualification]:
+    """The person's qualifications in force at ``at`` (default: now), latest expiry first."""
+    at = at or timezone.now()
+    rows = PersonQualification.objects.filter(person=person).select_related("qualification", "record")
+    return sorted((g for g in rows if grant_valid_at(g, at)), key=lambda g: g.valid_until, reverse=True)
+
+
+def version_training_gaps(*, site: Site, version: Any, at: dt.datetime | None = None) -> list[tuple[User, list[str]]]:
+    """For each active operator at ``site``, the step ids the ``version`` requires training on
+    (``masterfile.selectors.required_training_steps``) that no complete, passed version-training
+    record of theirs on that version covers. Operators with no gap are left out: an empty list
+    means the site is trained on the version."""
+    from pocare.masterfile.selectors import required_training_steps
+
+    at = at or timezone.now()
+    required = [str(s) for s in required_training_steps(version)]
+    if not required:
+        return []
+    operators = _operators_at(site, at)
+    covered: dict[int, set[str]] = {p.pk: set() for p in operators}
+    records = TrainingRecord.objects.filter(
+        trainee_id__in=list(covered), kind=TrainingKind.VERSION, masterfile_version=version, passed=True,
+        status=TrainingStatus.COMPLETE, completed_at__lte=at,
+    ).only("trainee_id", "steps")
+    for r in records:
+        covered[r.trainee_id].update(str(s) for s in r.steps)
+    gaps = []
+    for person in operators:
+        missing = [s for s in required if s not in covered[person.pk]]
+        if missing:
+            gaps.append((person, missing))
+    return gaps
+
+
+def _operators_at(site: Site, at: dt.datetime) -> list[User]:
+    memberships = Membership.objects.filter(site=site, role=Role.OPERATOR).select_related("user")
+    people: dict[int, User] = {}
+    for m in memberships:
+        u = m.user
+        if membership_in_force(m, at) and (u.is_active or (u.deactivated_at is not None and u.deactivated_at > at)):
+            people[u.pk] = u
+    return sorted(people.values(), key=lambda u: u.username)
+
+
+# --- the training matrix ------------------------------------------------------------------------
+
+
+class CellState:
+    VALID = "valid"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    MISSING = "missing"
+    NOT_REQUIRED = ""
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """One person × qualification: whether it is required of them and where they stand."""
+
+    qualification: Qualification
+    state: str
+    required: bool
+    valid_until: dt.datetime | None = None
+    days_left: int | None = None
+
+    @property
+    def text(self) -> str:
+        until = f"{self.valid_until:%Y-%m-%d}" if self.valid_until else ""
+        return {
+            CellState.VALID: f"valid until {until}",
+            CellState.EXPIRING: f"expires {until} ({self.days_left} d)",
+            CellState.EXPIRED: f"expired {until}",
+            CellState.REVOKED: "revoked",
+            CellState.MISSING: "missing",
+        }.get(self.state, "not required")
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.state in (CellState.EXPIRING, CellState.EXPIRED, CellState.REVOKED, CellState.MISSING)
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    person: User
+    site: Site
+    roles: list[str]
+    cells: list[MatrixCell]
+
+    @property
+    def complete(self) -> bool:
+        """Holds every qualification their roles require, none of them expiring soon."""
+        return not any(c.needs_attention for c in self.cells if c.required or c.state == CellState.EXPIRING)
+
+
+@dataclass(frozen=True)
+class TrainingMatrix:
+    """People × qualifications at ``at``: curriculum-required and held qualifications, per site."""
+
+    at: dt.datetime
+    site: Site | None
+    qualifications: list[Qualification]
+    rows: list[MatrixRow]
+
+    def count(self, state: str) -> int:
+        return sum(1 for r in self.rows for c in r.cells if c.state == state and (c.required or state != "missing"))
+
+    @property
+    def expiring(self) -> int:
+        return self.count(CellState.EXPIRING)
+
+    @property
+    def expired(self) -> int:
+        return self.count(CellState.EXPIRED)
+
+    @property
+    def missing(self) -> int:
+        return self.count(CellState.MISSING)
+
+    @property
+    def sites(self) -> list[tuple[Site, list[MatrixRow]]]:
+        grouped: dict[int, tuple[Site, list[MatrixRow]]] = {}
+        for row in self.rows:
+            grouped.setdefault(row.site.pk, (row.site, []))[1].append(row)
+        return list(grouped.values())
+
+
+def _cell(q: Qualification, grants: list[PersonQualification], required: bool, at: dt.datetime) -> MatrixCell:
+    valid = [g for g in grants if grant_valid_at(g, at)]
+    if valid:
+        until = max(g.valid_until for g in valid)
+        if until - at <= EXPIRING_WITHIN:
+            return MatrixCell(q, CellState.EXPIRING, required, until, max(0, (until - at).days))
+        return MatrixCell(q, CellState.VALID, required, until)
+    past = [g for g in grants if g.valid_from <= at]
+    if past:
+        last = max(past, key=lambda g: g.valid_until)
+        if last.revoked_at is not None and last.revoked_at <= at and last.revoked_at < last.valid_until:
+            return MatrixCell(q, CellState.REVOKED, required, last.valid_until)
+        if last.valid_until <= at:
+            return MatrixCell(q, CellState.EXPIRED, required, last.valid_until)
+    return MatrixCell(q, CellState.MISSING if required else CellState.NOT_REQUIRED, required)
+
+
+def training_matrix(user: Any, site: Site | None = None, at: dt.datetime | None = None) -> TrainingMatrix:
+    """The training matrix the viewer may see: one row per person and site (roles held there at
+    ``at``), one column per qualification required by those roles' curricula or held by them."""
+    at = at or timezone.now()
+    sites = sites_for_training(user)
+    if site is not None:
+        sites = sites.filter(pk=site.pk)
+    required_by_role = curriculum()
+    memberships = (Membership.objects.filter(site__in=sites, user__is_active=True)
+                   .select_related("user", "site").order_by("site__kind", "site__code", "user__printed_name"))
+    people: dict[tuple[int, int], tuple[User, Site, list[str]]] = {}
+    for m in memberships:
+        if membership_in_force(m, at):
+            people.setdefault((m.site_id, m.user_id), (m.user, m.site, []))[2].append(m.role)
+    grants: dict[int, dict[int, list[PersonQualification]]] = {}
+    for g in PersonQualification.objects.filter(person_id__in={uid for _, uid in people}).select_related("record"):
+        grants.setdefault(g.person_id, {}).setdefault(g.qualification_id, []).append(g)
+    rows_spec = []
+    columns: dict[int, Qualification] = {}
+    for person, row_site, roles in people.values():
+        needed = {q.pk: q for r in roles for q in required_by_role.get(r, [])}
+        held = grants.get(person.pk, {})
+        if not needed and not held:
+            continue  # nothing is asked of this role and they hold nothing: not part of the matrix
+        columns.update(needed)
+        rows_spec.append((person, row_site, roles, needed))
+    for q in Qualification.objects.filter(pk__in={qid for p, _, _, _ in rows_spec for qid in grants.get(p.pk, {})}):
+        columns[q.pk] = q
+    ordered = sorted(columns.values(), key=lambda q: q.code)
+    rows = [
+        MatrixRow(
+            person=person, site=row_site, roles=[Role(r).label for r in roles],
+            cells=[_cell(q, grants.get(person.pk, {}).get(q.pk, []), q.pk in needed, at) for q in ordered],
+        )
+        for person, row_site, roles, needed in rows_spec
+    ]
+    return TrainingMatrix(at=at, site=site, qualifications=ordered, rows=rows)
