@@ -31,7 +31,7 @@ def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-unty
     from pocare.web import demo
 
     with django_db_blocker.unblock():
-        demo.load(password=PASSWORD)
+        demo.load_people(password=PASSWORD)
 
 
 class People(dict):  # type: ignore[type-arg]
@@ -59,7 +59,7 @@ def tx_db(transactional_db):  # type: ignore[no-untyped-def]
     from pocare.web import demo
 
     triggers.install(connection)
-    demo.load(password=PASSWORD)
+    demo.load_people(password=PASSWORD)
     yield
     drop_triggers()
 

@@ -46,9 +46,14 @@ def test_the_demo_loads_twice_into_the_same_network_and_verifies(tmp_path):
     assert second.returncode == 0 and second.stdout == first.stdout
     verify = _run(["audit", "verify", "--quiet"], tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert "79 events checked in 8 chains" in verify.stdout or "events checked in 8 chains" in verify.stdout
+    assert "events checked in 9 chains" in verify.stdout  # 8 sites (Porto in qualification) + NETWORK
     triggers = _run(["audit", "triggers"], tmp_path)
     assert triggers.returncode == 0 and "in place" in triggers.stdout
+    effective = _run(["shell", "-c", (
+        "from pocare.masterfile.models import Product;from pocare.network.models import Site;"
+        "from pocare.masterfile.selectors import effective_version as ev;p=Product.objects.get(code='CD19-CART');"
+        "print(*[f'{c}=v{ev(site=Site.objects.get(code=c), product=p).number}' for c in ('MAD','LIS')])")], tmp_path)
+    assert "MAD=v2 LIS=v1" in effective.stdout, effective.stdout + effective.stderr
 
 
 @pytest.mark.django_db

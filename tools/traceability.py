@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "docs" / "requirements.md"
 OUTPUT = ROOT / "docs" / "traceability.md"
-ID = re.compile(r"\*\*([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\*\*\s*(.*)")
-CITED = re.compile(r"\b([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\b")
+ID = re.compile(r"\*\*([A-Z][A-Z0-9]*(?:-[A-Za-z0-9]+)+)\*\*\s*(.*)")
+CITED = re.compile(r"\b([A-Z][A-Z0-9]*(?:-[A-Za-z0-9]+)+)\b")
 
 
 def requirements() -> dict[str, str]:

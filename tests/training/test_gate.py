@@ -218,3 +218,22 @@ def test_a_site_without_authorization_is_told_so(versions):
     assert not decision.allowed
     assert any(r.startswith("No TR-CART master-file version is effective at MUC") and "authorization" in r
                for r in decision.reasons), decision.reasons
+
+
+def test_version_training_is_cumulative(versions):
+    """P11-10i: a site reaches v2 only when its operators are trained on every step changed since
+    their training — training on v2's changes alone does not make up for v1 never trained."""
+    late = newcomer("late.lis", "Lena Late")
+    v1, v2 = versions.v1, versions.v2
+    all_steps = [s["id"] for s in versions.steps(v2)]
+    gaps = dict(selectors.version_training_gaps(site=site("LIS"), version=v2))
+    assert gaps[late] == all_steps  # never trained: every step of v2
+    train_version("late.lis", v2)  # trained on v2's changes only
+    gaps = dict(selectors.version_training_gaps(site=site("LIS"), version=v2))
+    assert set(gaps[late]) == set(all_steps) - set(versions.changed) and gaps[late]
+    train_version("late.lis", v1)  # v1's training covers the unchanged steps
+    assert late not in dict(selectors.version_training_gaps(site=site("LIS"), version=v2))
+    # Training on v1 after v2 does not cover v2's changes.
+    other = newcomer("other.lis", "Otto Other")
+    train_version("other.lis", v1)
+    assert set(dict(selectors.version_training_gaps(site=site("LIS"), version=v2))[other]) == set(versions.changed)

@@ -15,6 +15,7 @@ from tests.training.helpers import (
     newcomer,
     qualification,
     site,
+    site_trained,
     train,
     train_version,
     user,
@@ -88,6 +89,7 @@ def test_a_past_moment_shows_the_matrix_as_it_was(people):
 def test_version_training_gaps_list_each_operator_and_the_steps_they_lack():
     """P11-10i POC-1: a site is trained on a version when no operator lacks a required step."""
     versions = make_versions()
+    site_trained(versions.v1, "MAD")  # training is cumulative: v1 first
     changed = versions.changed
     assert len(changed) >= 2  # v2 changes more than one step
     gaps = selectors.version_training_gaps(site=site("MAD"), version=versions.v2)

@@ -76,27 +76,53 @@ def event_record(
     new_values = canonical.canonical_json(new or {})
 
     conn = connections[DEFAULT_DB_ALIAS]
+
+    def new_event(seq: int, prev_hash: str) -> Event:
+        event = Event(
+            chain=chain,
+            seq=seq,
+            prev_hash=prev_hash,
+            event_type=str(event_type),
+            occurred_at=timezone.now(),
+            actor=actor,
+            actor_username=actor_username,
+            actor_printed_name=actor_printed_name,
+            object_type=object_type,
+            object_id=object_id,
+            object_repr=object_repr,
+            reason=reason,
+            request_id=request_id,
+            old_values=old_values,
+            new_values=new_values,
+        )
+        event.hash = canonical.event_hash(event.hashed_fields())
+        return event
+
+    key = (conn.alias, str(conn.settings_dict["NAME"]), chain)
+    guess = _last_heads.get(key)
+    if guess is not None and key not in _contended and _single_statement_append(conn):
+        # Nobody else appended to this chain lately: one statement appends if the head is still
+        # the one this process left, atomically checked by the database.
+        event = new_event(guess[0] + 1, guess[1])
+        if _append_if_head_is(conn, event):
+            _last_heads[key] = (event.seq, event.hash)
+            return event
+        _contended.add(key)
     seq, prev_hash = _lock_head_row(conn, chain)
-    event = Event(
-        chain=chain,
-        seq=seq + 1,
-        prev_hash=prev_hash,
-        event_type=str(event_type),
-        occurred_at=timezone.now(),
-        actor=actor,
-        actor_username=actor_username,
-        actor_printed_name=actor_printed_name,
-        object_type=object_type,
-        object_id=object_id,
-        object_repr=object_repr,
-        reason=reason,
-        request_id=request_id,
-        old_values=old_values,
-        new_values=new_values,
-    )
-    event.hash = canonical.event_hash(event.hashed_fields())
+    if (seq, prev_hash) == guess:
+        _contended.discard(key)  # nobody appended in between: try the single statement again
+    event = new_event(seq + 1, prev_hash)
     _append(conn, event)
+    _last_heads[key] = (event.seq, event.hash)
     return event
+
+
+# The head each chain had after this process's last append to it: only a guess (another
+# process may have appended since, or the transaction rolled back), which the database checks
+# atomically before the event is inserted. Chains where the guess failed are "contended" and
+# locked first, until an append finds the head where this process left it again.
+_last_heads: dict[tuple[str, str, str], tuple[int, str]] = {}
+_contended: set[tuple[str, str, str]] = set()
 
 
 def _lock_head(chain: str) -> ChainHead:
@@ -148,6 +174,27 @@ _PG_APPEND_SQL = (
     f"WITH new_event AS ({_INSERT_SQL} RETURNING id) "  # noqa: S608
     f"{_ADVANCE_SQL} RETURNING (SELECT id FROM new_event)"
 )
+# The same, but only if the head is still (seq, hash): the UPDATE locks the head row and, as in
+# READ COMMITTED it re-checks its condition on the latest committed version, a concurrent
+# append makes it (and so the INSERT, which selects from it) do nothing. Numbers and times are
+# cast, as SELECT (unlike VALUES) would read a NULL as text; text stays untyped, so that a too
+# long value is refused by its column as in a plain INSERT (an explicit cast would truncate it).
+_PG_CASTS = {str: "", int: "::bigint"}
+_PG_APPEND_IF_HEAD_SQL = (
+    f"WITH head AS ({_ADVANCE_SQL} AND seq = %s AND hash = %s RETURNING chain), "  # noqa: S608
+    f"new_event AS (INSERT INTO ledger_event ({', '.join(str(f.column) for f in _EVENT_FIELDS)}) "
+    f"SELECT {', '.join('%s' + _PG_CASTS.get(t, '::timestamptz') for t in _PASS_THROUGH)} "  # type: ignore[arg-type]
+    "FROM head RETURNING id) SELECT id FROM new_event"
+)
+
+
+def _db_values(conn: BaseDatabaseWrapper, event: Event) -> list[Any]:
+    """The event's column values as ``save()`` would send them (Field.get_db_prep_save)."""
+    values = []
+    for f, attname, pass_through in _FIELD_ROWS:
+        value = getattr(event, attname)
+        values.append(value if type(value) is pass_through else f.get_db_prep_save(value, conn))
+    return values
 
 
 def _append(conn: BaseDatabaseWrapper, event: Event) -> None:
@@ -162,10 +209,7 @@ def _append(conn: BaseDatabaseWrapper, event: Event) -> None:
     event._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined] # as save() does
     if pre_save.has_listeners(Event):
         pre_save.send(sender=Event, instance=event, raw=False, using=conn.alias, update_fields=None)
-    values = []
-    for f, attname, pass_through, in _FIELD_ROWS:
-        value = getattr(event, attname)
-        values.append(value if type(value) is pass_through else f.get_db_prep_save(value, conn))
+    values = _db_values(conn, event)
     with conn.cursor() as cur:
         if vendor == "postgresql":
             cur.execute(_PG_APPEND_SQL, [*values, event.seq, event.hash, event.chain])
@@ -181,6 +225,28 @@ def _append(conn: BaseDatabaseWrapper, event: Event) -> None:
     if post_save.has_listeners(Event):
         post_save.send(sender=Event, instance=event, created=True, update_fields=None, raw=False,
                        using=conn.alias)
+
+
+def _single_statement_append(conn: BaseDatabaseWrapper) -> bool:
+    # PostgreSQL only (a round trip saved); without model signals to send (the plain path sends them).
+    return conn.vendor == "postgresql" and not (pre_save.has_listeners(Event) or post_save.has_listeners(Event))
+
+
+def _append_if_head_is(conn: BaseDatabaseWrapper, event: Event) -> bool:
+    """PostgreSQL: append ``event`` in one statement if its chain's head is still the event it
+    links to (``seq - 1``, ``prev_hash``), locking the head as ``_lock_head`` would; else change
+    nothing and return False."""
+    event._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
+    with conn.cursor() as cur:
+        cur.execute(_PG_APPEND_IF_HEAD_SQL, [
+            event.seq, event.hash, event.chain, event.seq - 1, event.prev_hash, *_db_values(conn, event),
+        ])
+        row = cur.fetchone()
+    if row is None:
+        return False
+    event.pk = row[0]
+    event._state.adding, event._state.db = False, conn.alias
+    return True
 
 
 def record_changes(instance: models.Model, fields: list[str]) -> dict[str, Any]:

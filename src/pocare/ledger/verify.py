@@ -164,7 +164,6 @@ def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
     dumps = _json_encoder()
     sha256 = hashlib.sha256
     fmt = FORMAT
-    expected_seq, prev = 0, ""
     # On PostgreSQL a server-side cursor streams the rows; inside a transaction it need not be
     # WITH HOLD (which would copy the whole result first). SQLite cursors stream anyway, and an
     # (IMMEDIATE) transaction there would take the write lock: none.
@@ -173,30 +172,47 @@ def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
         try:
             cursor.execute(_segment_sql(connection.vendor, lo, hi),
                            [chain, *(b for b in (lo, hi) if b is not None)])
-            while rows := cursor.fetchmany(_BATCH):
+            rows = cursor.fetchmany(_BATCH)
+            if not rows:
+                return seg
+            (chain_, seq, prev_hash, etype, occurred, actor_id, username, printed, otype, oid,
+             orepr, reason, rid, old, new, stored_hash, id_) = rows[0]
+            if occurred is None:
+                occurred = _stored_timestamp(id_)
+            content_ok = sha256(dumps([
+                fmt, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
+                otype, oid, orepr, reason, rid, old, new,
+            ]).encode("utf-8")).hexdigest() == stored_hash
+            seg.first = (seq, prev_hash, id_, content_ok)
+            if not content_ok:
+                return seg
+            expected_seq, prev, checked = seq + 1, stored_hash, 0
+            rows = rows[1:]
+            while rows:
                 for row in rows:
                     (chain_, seq, prev_hash, etype, occurred, actor_id, username, printed, otype, oid,
                      orepr, reason, rid, old, new, stored_hash, id_) = row
                     if occurred is None:
                         occurred = _stored_timestamp(id_)
-                    content_ok = sha256(dumps([
-                        fmt, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
-                        otype, oid, orepr, reason, rid, old, new,
-                    ]).encode("utf-8")).hexdigest() == stored_hash
-                    if seg.first is None:
-                        seg.first = (seq, prev_hash, id_, content_ok)
-                        if not content_ok:
-                            return seg
-                    else:
-                        problem = _problem(chain, seq, expected_seq, prev_hash, prev, content_ok)
-                        if problem:
-                            seg.problem = (seq, id_, problem)
-                            return seg
-                        seg.events_after_first += 1
-                    expected_seq, prev = seq + 1, stored_hash
-                    seg.last_seq, seg.last_hash = seq, stored_hash
+                    if (
+                        seq == expected_seq
+                        and prev_hash == prev
+                        and sha256(dumps([
+                            fmt, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
+                            otype, oid, orepr, reason, rid, old, new,
+                        ]).encode("utf-8")).hexdigest() == stored_hash
+                    ):
+                        expected_seq, prev, checked = seq + 1, stored_hash, checked + 1
+                        continue
+                    # Position and link are checked first: if they hold, the content did not.
+                    seg.problem = (seq, id_, _problem(chain, seq, expected_seq, prev_hash, prev, False))
+                    break
+                if seg.problem:
+                    break
+                rows = cursor.fetchmany(_BATCH)
         finally:
             cursor.close()
+    seg.events_after_first, seg.last_seq, seg.last_hash = checked, expected_seq - 1, prev
     return seg
 
 
@@ -302,6 +318,7 @@ def _parallel_workers(estimated_events: int) -> int:
         or "fork" not in multiprocessing.get_all_start_methods()
         or sys.platform == "darwin"
         or threading.active_count() != 1
+        or multiprocessing.current_process().daemon  # daemonic processes may not have children
         or any(c.in_atomic_block for c in connections.all(initialized_only=True))
         or connection.vendor not in _OCCURRED_AT_SQL
         or (connection.vendor == "sqlite" and getattr(connection, "is_in_memory_db", lambda: True)())

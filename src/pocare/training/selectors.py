@@ -115,27 +115,47 @@ def qualifications_of(person: User, at: dt.datetime | None = None) -> list[Perso
 
 
 def version_training_gaps(*, site: Site, version: Any, at: dt.datetime | None = None) -> list[tuple[User, list[str]]]:
-    """For each active operator at ``site``, the step ids the ``version`` requires training on
-    (``masterfile.selectors.required_training_steps``) that no complete, passed version-training
-    record of theirs on that version covers. Operators with no gap are left out: an empty list
-    means the site is trained on the version."""
+    """For each active operator at ``site``, the steps of ``version`` they are not yet trained on.
+
+    Training is cumulative: every step changed by this version *or by any earlier version*
+    (``masterfile.selectors.required_training_steps`` of each) and still in this version must be
+    covered by a complete, passed version-training record on a version at least as new as that
+    step's latest change (and not newer than ``version``). So a site that never trained on v2
+    cannot reach v3 by training only v3's changes. Operators with no gap are left out: an empty
+    list means the site is trained on the version.
+    """
+    from pocare.masterfile import schema
+    from pocare.masterfile.models import MasterFileVersion, VersionStatus
     from pocare.masterfile.selectors import required_training_steps
 
     at = at or timezone.now()
-    required = [str(s) for s in required_training_steps(version)]
-    if not required:
+    present = schema.step_ids(version.content)
+    history = MasterFileVersion.objects.filter(
+        product_id=version.product_id, number__lt=version.number,
+        status__in=[VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED],
+    ).select_related("change_request")
+    latest_change: dict[str, int] = {}
+    for v in [*history, version]:
+        for step_id in required_training_steps(v):
+            if step_id in present:
+                latest_change[str(step_id)] = max(latest_change.get(str(step_id), 0), v.number)
+    if not latest_change:
         return []
     operators = _operators_at(site, at)
-    covered: dict[int, set[str]] = {p.pk: set() for p in operators}
+    trained: dict[int, dict[str, int]] = {p.pk: {} for p in operators}
     records = TrainingRecord.objects.filter(
-        trainee_id__in=list(covered), kind=TrainingKind.VERSION, masterfile_version=version, passed=True,
-        status=TrainingStatus.COMPLETE, completed_at__lte=at,
-    ).only("trainee_id", "steps")
-    for r in records:
-        covered[r.trainee_id].update(str(s) for s in r.steps)
+        trainee_id__in=list(trained), kind=TrainingKind.VERSION, masterfile_version__product_id=version.product_id,
+        masterfile_version__number__lte=version.number, passed=True, status=TrainingStatus.COMPLETE,
+        completed_at__lte=at,
+    ).values_list("trainee_id", "steps", "masterfile_version__number")
+    for trainee_id, steps, number in records:
+        for step_id in steps:
+            mine = trained[trainee_id]
+            mine[str(step_id)] = max(mine.get(str(step_id), 0), number)
     gaps = []
     for person in operators:
-        missing = [s for s in required if s not in covered[person.pk]]
+        done = trained[person.pk]
+        missing = [s for s in present if s in latest_change and done.get(s, 0) < latest_change[s]]
         if missing:
             gaps.append((person, missing))
     return gaps

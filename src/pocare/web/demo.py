@@ -102,7 +102,25 @@ class DemoLogin:
 
 
 def load(*, password: str = DEMO_PASSWORD) -> list[DemoLogin]:
-    """Create whatever of the demo network is missing; return every demo login."""
+    """The whole demo: the network and its people, then its governance — the CD19 CAR-T master
+    file (v1 effective, v2 from a change request), units, site authorizations, the Porto site in
+    qualification, and signed training records (v2 effective at Madrid only, the other sites
+    still on v1 until their operators are trained). Idempotent."""
+    from pocare.masterfile import demo as masterfile_demo
+    from pocare.network import demo as network_demo
+    from pocare.training import demo as training_demo
+
+    logins = load_people(password=password)
+    v1 = masterfile_demo.load_product_and_v1(password=password)
+    network_demo.load(password=password, product=v1.product)
+    training_demo.load(password=password, versions=[v1])
+    change = masterfile_demo.load_change_v2(password=password)
+    training_demo.load(password=password, versions=[v1, change.version])
+    return logins
+
+
+def load_people(*, password: str = DEMO_PASSWORD) -> list[DemoLogin]:
+    """The Control Site, six POCare sites and one person per role per site (the test personas)."""
     logins: list[DemoLogin] = []
     for spec in [CONTROL, *SITES]:
         site = Site.objects.filter(code=spec.code).first() or site_register(
