@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export POCARE_VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: demo test install lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
+.PHONY: demo test install system-libs lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,15 +17,25 @@ $(STAMP): requirements/dev.txt pyproject.toml
 
 install: $(STAMP)
 
+# WeasyPrint (PDF dossiers and reports) needs Pango from the operating system. Installed with
+# apt-get when missing and we may (root on Debian/Ubuntu); otherwise PDF downloads explain themselves.
+system-libs:
+	@if ! ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Pango for PDF output (apt-get)"; \
+	    apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
+	  else echo "NOTE: Pango is missing; PDF exports will answer 503 until it is installed (apt-get install libpangoft2-1.0-0)."; fi; \
+	fi
+
 ## make demo: install, migrate the embedded SQLite database under var/, load the demo network, serve it
-demo: $(STAMP)
+demo: $(STAMP) system-libs
 	mkdir -p $(POCARE_VAR_DIR)
 	$(BIN)/pocare migrate --no-input -v 0
 	$(BIN)/pocare demo
 	$(BIN)/pocare serve --host 127.0.0.1 --port 8000
 
 ## make test: lint, types, the suite on SQLite and PostgreSQL, the API fuzzer and the browser tests
-test: $(STAMP) lint typecheck traceability unit-sqlite unit-postgres api-fuzz browser
+test: $(STAMP) system-libs lint typecheck traceability unit-sqlite unit-postgres api-fuzz browser
 	@echo "make test: every check passed."
 
 lint: $(STAMP)
