@@ -36,7 +36,7 @@ def _sign(page: Page, action: str, username: str, *, confirm: bool = False) -> N
 
 def test_a_change_is_raised_signed_by_three_people_and_effective_where_operators_are_trained(
         live_server, tx_db, page: Page):
-    """POC-4 Q9-RISK P11-10i P11-50 POC-1: the issue's change-control walk through the pages."""
+    """POC-4 Q9-RISK P11-10i P11-50 POC-1: the issue's change-control walk through the pages, training included."""
     v1 = effective_v1()
     for site in ("MAD", "LIS"):
         authorize(site)
@@ -87,9 +87,34 @@ def test_a_change_is_raised_signed_by_three_people_and_effective_where_operators
     for name in ("Marc Vidal", "Montserrat Puig", "Jordi Ferrer"):
         expect(page.locator(".signature", has_text=name).first).to_be_visible()
 
+    # Training recorded in the browser: Madrid's manager trains the operator on v2's changes and
+    # signs as trainer; the operator signs as trainee. Lisbon's operator is not trained yet.
     from pocare.masterfile.models import MasterFileVersion
+    from pocare.masterfile.selectors import required_training_steps
 
-    train(MasterFileVersion.objects.get(number=2), "MAD")  # Madrid's operator is trained on the change
+    v2 = MasterFileVersion.objects.get(number=2)
+    _login(page, base, "manager.mad")
+    page.goto(f"{base}/training/records/new/")
+    page.get_by_label("Trainee (user id)").fill("operator.mad")
+    page.get_by_label("Site", exact=True).select_option("MAD")
+    page.get_by_label("Kind of training").select_option("version")
+    page.get_by_label("Title", exact=True).fill("v2 changes: expansion to day 12")
+    page.get_by_label("Date of the training").fill(v2.effective_at.date().isoformat())
+    page.get_by_label("Master-file version").select_option(str(v2.pk))
+    page.get_by_label("Steps covered").fill(", ".join(required_training_steps(v2)))
+    page.get_by_label("User id", exact=True).fill("manager.mad")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("record|sign", re.I)).last.click()
+    expect(page.get_by_text(re.compile("awaiting|trainee", re.I)).first).to_be_visible()
+
+    _login(page, base, "operator.mad")
+    page.goto(f"{base}/training/to-sign/")
+    page.get_by_label("User id").fill("operator.mad")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign as trainee").click()
+    expect(page.get_by_text(re.compile("signed|complete", re.I)).first).to_be_visible()
+
+    _login(page, base, "qa")
     page.goto(f"{base}/masterfile/")
     mad = page.locator("tr", has=page.get_by_role("link", name="MAD", exact=True))
     lis = page.locator("tr", has=page.get_by_role("link", name="LIS", exact=True))
