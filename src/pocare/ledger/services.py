@@ -154,16 +154,18 @@ def _lock_head_row(conn: BaseDatabaseWrapper, chain: str) -> tuple[int, str]:
     return row[0], row[1]
 
 
-# The event's columns, each with the Python type whose values go to the database unchanged
-# (as Field.get_db_prep_save would return them); any other value goes through the field.
+# The event's columns. For each kind of field: the Python type whose values go to the database
+# unchanged (as Field.get_db_prep_save would return them; any other value goes through the
+# field), and the cast the single-statement append needs. A new kind of field fails here.
+_FIELD_KINDS: dict[str, tuple[type | None, str]] = {
+    "CharField": (str, ""),
+    "TextField": (str, ""),
+    "PositiveBigIntegerField": (int, "::bigint"),
+    "ForeignKey": (int, "::bigint"),
+    "DateTimeField": (None, "::timestamptz"),
+}
 _EVENT_FIELDS = [f for f in Event._meta.concrete_fields if not f.primary_key]
-_PASS_THROUGH = [
-    str if f.get_internal_type() in ("CharField", "TextField")
-    else int if f.get_internal_type() in ("PositiveBigIntegerField", "BigIntegerField", "ForeignKey")
-    else None
-    for f in _EVENT_FIELDS
-]
-_FIELD_ROWS = list(zip(_EVENT_FIELDS, [f.attname for f in _EVENT_FIELDS], _PASS_THROUGH, strict=True))
+_FIELD_ROWS = [(f, f.attname, _FIELD_KINDS[f.get_internal_type()][0]) for f in _EVENT_FIELDS]
 _INSERT_SQL = (
     f"INSERT INTO ledger_event ({', '.join(str(f.column) for f in _EVENT_FIELDS)}) "  # noqa: S608
     f"VALUES ({', '.join(['%s'] * len(_EVENT_FIELDS))})"
@@ -179,11 +181,10 @@ _PG_APPEND_SQL = (
 # append makes it (and so the INSERT, which selects from it) do nothing. Numbers and times are
 # cast, as SELECT (unlike VALUES) would read a NULL as text; text stays untyped, so that a too
 # long value is refused by its column as in a plain INSERT (an explicit cast would truncate it).
-_PG_CASTS = {str: "", int: "::bigint"}
 _PG_APPEND_IF_HEAD_SQL = (
     f"WITH head AS ({_ADVANCE_SQL} AND seq = %s AND hash = %s RETURNING chain), "  # noqa: S608
     f"new_event AS (INSERT INTO ledger_event ({', '.join(str(f.column) for f in _EVENT_FIELDS)}) "
-    f"SELECT {', '.join('%s' + _PG_CASTS.get(t, '::timestamptz') for t in _PASS_THROUGH)} "  # type: ignore[arg-type]
+    f"SELECT {', '.join('%s' + _FIELD_KINDS[f.get_internal_type()][1] for f in _EVENT_FIELDS)} "
     "FROM head RETURNING id) SELECT id FROM new_event"
 )
 
