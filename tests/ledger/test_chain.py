@@ -213,3 +213,13 @@ def test_verify_finds_an_event_appended_outside_the_ledger(mad_chain):
     report = verify_all(chains=["MAD"])
     assert not report.ok and report.chains[0].broken_event == f"MAD#{last.seq + 1}"
     assert "outside the ledger" in report.chains[0].problem
+
+
+def test_every_migrate_restores_missing_triggers():
+    """P11-10e: a migration that rebuilds a ledger table (SQLite) cannot leave it editable."""
+    from pocare.ledger.triggers import missing
+
+    drop_triggers()
+    assert missing(connection)
+    call_command("migrate", verbosity=0)
+    assert missing(connection) == []
