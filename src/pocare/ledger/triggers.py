@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 APPEND_ONLY_TABLES = ("ledger_event", "ledger_signature", "ledger_auditreview")
 
 
@@ -62,7 +64,7 @@ def install(connection: Any) -> None:
                 for sql in _pg_statements(table):
                     cur.execute(sql)
         else:
-            raise NotImplementedError(f"append-only triggers are not written for {connection.vendor}")
+            raise ImproperlyConfigured(f"POCare runs on SQLite or PostgreSQL, not {connection.vendor}")
 
 
 def missing(connection: Any) -> list[str]:
