@@ -4,6 +4,7 @@ authorizations; a unit; the annual report on the master file. Views parse and ca
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -152,55 +153,48 @@ def site_transition(request: HttpRequest, code: str) -> HttpResponse:
     return _site_page(request, site, status=400, transition_form=form)
 
 
+def _record_at_site(
+    request: HttpRequest, code: str, *, form: Form, form_name: str, record: Callable[..., Any],
+    done: Callable[[Any], str], anchor: str,
+) -> HttpResponse:
+    """POST handler shared by the site page's record forms: parse, call the service, say what
+    happened, or show the page again with the form's errors (status 400)."""
+    site = _visible_site(request, code)
+    if form.is_valid():
+        try:
+            result = record(actor=_actor(request), site=site, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, done(result))
+            return redirect(reverse("network:site", args=[site.code]) + anchor)
+    return _site_page(request, site, status=400, **{form_name: form})
+
+
 @requires(Perm.NETWORK_VIEW, write=Perm.UNITS_MANAGE)
 @require_POST
 def site_readiness(request: HttpRequest, code: str) -> HttpResponse:
     """Record evidence for one readiness item."""
-    site = _visible_site(request, code)
-    form = ReadinessForm(request.POST)
-    if form.is_valid():
-        try:
-            services.site_readiness_record(actor=_actor(request), site=site, **form.cleaned_data)
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            messages.success(request, "Readiness evidence recorded.")
-            return redirect(reverse("network:site", args=[site.code]) + "#readiness")
-    return _site_page(request, site, status=400, readiness_form=form)
+    return _record_at_site(request, code, form=ReadinessForm(request.POST), form_name="readiness_form",
+                           record=services.site_readiness_record, done=lambda _: "Readiness evidence recorded.",
+                           anchor="#readiness")
 
 
 @requires(Perm.NETWORK_VIEW, write=Perm.UNITS_MANAGE)
 @require_POST
 def site_run(request: HttpRequest, code: str) -> HttpResponse:
     """Record a process performance qualification run."""
-    site = _visible_site(request, code)
-    form = PerformanceRunForm(request.POST)
-    if form.is_valid():
-        try:
-            services.performance_run_record(actor=_actor(request), site=site, **form.cleaned_data)
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            messages.success(request, "Performance run recorded.")
-            return redirect(reverse("network:site", args=[site.code]) + "#readiness")
-    return _site_page(request, site, status=400, run_form=form)
+    return _record_at_site(request, code, form=PerformanceRunForm(request.POST), form_name="run_form",
+                           record=services.performance_run_record, done=lambda _: "Performance run recorded.",
+                           anchor="#readiness")
 
 
 @requires(Perm.NETWORK_VIEW, write=Perm.UNITS_MANAGE)
 @require_POST
 def unit_register(request: HttpRequest, code: str) -> HttpResponse:
     """Register a manufacturing unit at the site."""
-    site = _visible_site(request, code)
-    form = UnitRegisterForm(request.POST)
-    if form.is_valid():
-        try:
-            unit = services.unit_register(actor=_actor(request), site=site, **form.cleaned_data)
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            messages.success(request, f"{unit} registered.")
-            return redirect(reverse("network:site", args=[site.code]) + "#units")
-    return _site_page(request, site, status=400, unit_form=form)
+    return _record_at_site(request, code, form=UnitRegisterForm(request.POST), form_name="unit_form",
+                           record=services.unit_register, done=lambda unit: f"{unit} registered.", anchor="#units")
 
 
 def _valid_from(site: Site, day: dt.date | None) -> dt.datetime | None:
