@@ -282,7 +282,13 @@ def test_qualifications_and_curricula_are_control_site_qas(people):
         services.curriculum_item_remove(actor=people["manager.mad"], item=item, reason="x")
     item_id = item.pk
     services.curriculum_item_remove(actor=people["qa"], item=item, reason="Not needed after all")
-    assert not CurriculumItem.objects.filter(pk=item_id).exists()
+    assert not CurriculumItem.objects.filter(pk=item_id).exists()  # no longer in force…
+    ended = CurriculumItem.history.get(pk=item_id)  # …but kept, with who ended it and when
+    assert ended.removed_by == people["qa"] and ended.removed_at is not None
+    with pytest.raises(ValidationError):
+        services.curriculum_item_remove(actor=people["qa"], item=ended, reason="twice")
+    again = services.curriculum_item_add(actor=people["qa"], role=Role.NAVIGATOR, qualification=q, reason="Back")
+    assert again.pk != item_id
     changes = Event.objects.filter(event_type=TrainingEvent.CURRICULUM_CHANGED, object_id=str(item_id)).order_by("id")
     assert [e.new["required"] for e in changes] == [True, False]
 

@@ -34,16 +34,38 @@ class Qualification(models.Model):
         return self.name
 
 
+class CurrentCurriculum(models.Manager["CurriculumItem"]):
+    """Curriculum items in force (removed ones stay in the table, for the record)."""
+
+    def get_queryset(self) -> models.QuerySet[CurriculumItem]:
+        return super().get_queryset().filter(removed_at__isnull=True)
+
+
 class CurriculumItem(models.Model):
-    """A qualification required of everyone holding a role (the per-role curriculum)."""
+    """A qualification required of everyone holding a role (the per-role curriculum).
+
+    Removing an item ends it (``removed_at``) rather than deleting it, so what a role required on
+    any past day can always be answered; ``objects`` sees the items in force, ``history`` all.
+    """
 
     role = models.CharField(max_length=20, choices=Role.choices)
     qualification = models.ForeignKey(Qualification, on_delete=models.PROTECT, related_name="curriculum")
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+
+    history = models.Manager()
+    objects = CurrentCurriculum()
 
     class Meta:
         db_table = "training_curriculumitem"
         ordering = ["role", "qualification__code"]
-        constraints = [models.UniqueConstraint(fields=["role", "qualification"], name="training_curriculum_unique")]
+        default_manager_name = "objects"
+        base_manager_name = "history"
+        constraints = [
+            models.UniqueConstraint(fields=["role", "qualification"], condition=models.Q(removed_at__isnull=True),
+                                    name="training_curriculum_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.qualification}"

@@ -130,13 +130,16 @@ def curriculum_item_add(*, actor: User, role: str, qualification: Qualification,
 
 
 def curriculum_item_remove(*, actor: User, item: CurriculumItem, reason: str) -> None:
-    """Stop requiring a qualification of a role (Control Site QA). The curriculum is
-    configuration, not a GMP record: the row goes, and the ledger event keeps what it was."""
+    """Stop requiring a qualification of a role (Control Site QA). The item is ended, not deleted:
+    what a role required on any past day stays answerable."""
     _require_admin(actor, "change curricula")
     reason = _require_reason(reason)
+    if item.removed_at is not None:
+        raise ValidationError({"item": "This curriculum item was already removed."})
     with transaction.atomic():
         role, code, item_id, label = item.role, item.qualification.code, item.pk, str(item)
-        item.delete()
+        item.removed_at, item.removed_by = timezone.now(), actor
+        item.save(update_fields=["removed_at", "removed_by"])
         event_record(
             actor=actor, event_type=TrainingEvent.CURRICULUM_CHANGED, reason=reason,
             object_type="training.CurriculumItem", object_id=str(item_id), object_repr=label,
