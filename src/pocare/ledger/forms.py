@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.sessions.backends.base import SessionBase
+
+from pocare.ledger.signing import SigningCredentials, SigningRefused
 
 
 class SignatureFieldsMixin(forms.Form):
@@ -23,6 +26,15 @@ class SignatureFieldsMixin(forms.Form):
             self.fields["username"].required = True
         else:
             del self.fields["username"]
+
+    def credentials(self, session: SessionBase) -> SigningCredentials:
+        """What the signer typed, for ``signing_authenticate`` (call after ``is_valid``)."""
+        return SigningCredentials(password=self.cleaned_data["password"],
+                                  username=self.cleaned_data.get("username", ""), session=session)
+
+    def show_refusal(self, exc: SigningRefused) -> None:
+        """Show why signing was refused, on the field it concerns when the form has it."""
+        self.add_error(exc.field if exc.field in self.fields else None, str(exc))
 
 
 class ReviewForm(SignatureFieldsMixin):

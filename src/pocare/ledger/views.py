@@ -24,7 +24,7 @@ from pocare.ledger.forms import ReviewForm
 from pocare.ledger.models import NETWORK_CHAIN, Signature
 from pocare.ledger.review import review_next_range, trail_review_sign
 from pocare.ledger.services import EXPORT_COLUMNS, trail_export, trail_verified
-from pocare.ledger.signing import SigningCredentials, SigningRefused, needs_user_id, signatures_for
+from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.web.forms import apply_validation_error
 from pocare.web.scope import scoped_chain
@@ -142,12 +142,10 @@ def reviews(request: HttpRequest) -> HttpResponse:
         try:
             review = trail_review_sign(
                 actor=user, chain=form.cleaned_data["chain"], comment=form.cleaned_data["comment"],
-                credentials=SigningCredentials(password=form.cleaned_data["password"],
-                                               username=form.cleaned_data.get("username", ""),
-                                               session=request.session),
+                credentials=form.credentials(request.session),
             )
         except SigningRefused as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            form.show_refusal(exc)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:

@@ -16,7 +16,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
-from pocare.ledger.signing import SigningCredentials, SigningRefused, needs_user_id
+from pocare.ledger.signing import SigningRefused, needs_user_id
 from pocare.masterfile import selectors, services
 from pocare.masterfile.diff import diff_content
 from pocare.masterfile.dossier import DossierUnavailable, dossier_version
@@ -48,10 +48,6 @@ def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
 
-
-def _credentials(request: HttpRequest, form: Any) -> SigningCredentials:
-    return SigningCredentials(password=form.cleaned_data["password"], username=form.cleaned_data.get("username", ""),
-                              session=request.session)
 
 
 @requires(Perm.MASTERFILE_VIEW)
@@ -133,10 +129,10 @@ def _act(request: HttpRequest, pk: int, name: str) -> HttpResponse:
                           ask_user_id=needs_user_id(user=request.user, session=request.session))  # type: ignore[arg-type]
     if form.is_valid():
         try:
-            done = SERVICES[name](actor=_user(request), version=version, credentials=_credentials(request, form),
+            done = SERVICES[name](actor=_user(request), version=version, credentials=form.credentials(request.session),
                                   reason=form.cleaned_data["reason"])
         except SigningRefused as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            form.show_refusal(exc)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -272,9 +268,10 @@ def change_reject(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             services.change_request_reject(actor=_user(request), change_request=cr,
-                                           credentials=_credentials(request, form), reason=form.cleaned_data["reason"])
+                                           credentials=form.credentials(request.session),
+                                           reason=form.cleaned_data["reason"])
         except SigningRefused as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            form.show_refusal(exc)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:

@@ -22,7 +22,7 @@ from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.ledger import selectors as ledger
-from pocare.ledger.signing import SigningCredentials, SigningRefused, needs_user_id, signatures_for
+from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status
 from pocare.network import selectors, services
 from pocare.network.charts import lifecycle_svg
@@ -46,13 +46,6 @@ def _actor(request: HttpRequest) -> User:
     return request.user
 
 
-def _credentials(request: HttpRequest, form: Form) -> SigningCredentials:
-    return SigningCredentials(password=form.cleaned_data["password"], username=form.cleaned_data.get("username", ""),
-                              session=request.session)
-
-
-def _refused(form: Form, exc: SigningRefused) -> None:
-    form.add_error(exc.field if exc.field in form.fields else None, str(exc))
 
 
 @requires(Perm.NETWORK_VIEW)
@@ -141,9 +134,9 @@ def site_transition(request: HttpRequest, code: str) -> HttpResponse:
     if form.is_valid():
         try:
             services.site_transition(actor=_actor(request), site=site, to_status=form.cleaned_data["to_status"],
-                                     reason=form.cleaned_data["reason"], credentials=_credentials(request, form))
+                                     reason=form.cleaned_data["reason"], credentials=form.credentials(request.session))
         except SigningRefused as exc:
-            _refused(form, exc)
+            form.show_refusal(exc)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -217,9 +210,9 @@ def site_authorize(request: HttpRequest, code: str) -> HttpResponse:
             services.site_authorize(
                 actor=_actor(request), site=site, product=selectors.products().get(code=data["product"]),
                 from_version=data["from_version"], valid_from=_valid_from(site, data["valid_from"]),
-                conditions=data["conditions"], reason=data["reason"], credentials=_credentials(request, form))
+                conditions=data["conditions"], reason=data["reason"], credentials=form.credentials(request.session))
         except SigningRefused as exc:
-            _refused(form, exc)
+            form.show_refusal(exc)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:

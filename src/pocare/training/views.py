@@ -16,7 +16,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
-from pocare.ledger.signing import SigningCredentials, SigningRefused, needs_user_id, signatures_for
+from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status
 from pocare.network.models import Site
 from pocare.training import selectors, services
@@ -40,10 +40,6 @@ def _actor(request: HttpRequest) -> User:
     assert isinstance(user, User)
     return user
 
-
-def _credentials(request: HttpRequest, form: Any) -> SigningCredentials:
-    return SigningCredentials(password=form.cleaned_data["password"], username=form.cleaned_data.get("username", ""),
-                              session=request.session)
 
 
 def _ask_user_id(request: HttpRequest) -> bool:
@@ -179,10 +175,10 @@ def record_new(request: HttpRequest) -> HttpResponse:
     form = RecordForm(request.POST or None, sites=sites, initial=initial, ask_user_id=_ask_user_id(request))
     if request.method == "POST" and form.is_valid():
         try:
-            record = services.training_record(actor=_actor(request), credentials=_credentials(request, form),
+            record = services.training_record(actor=_actor(request), credentials=form.credentials(request.session),
                                               **form.service_kwargs())
         except SigningRefused as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            form.show_refusal(exc)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -224,9 +220,10 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _acknowledge(request: HttpRequest, form: AcknowledgeForm, record: TrainingRecord) -> bool:
     try:
-        services.training_acknowledge(actor=_actor(request), record=record, credentials=_credentials(request, form))
+        services.training_acknowledge(actor=_actor(request), record=record,
+                                      credentials=form.credentials(request.session))
     except SigningRefused as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        form.show_refusal(exc)
     except PermissionDenied as exc:
         form.add_error(None, str(exc))
     except ValidationError as exc:
