@@ -60,6 +60,9 @@ INSTALLED_APPS = [
     "pocare.network",
     "pocare.masterfile",
     "pocare.training",
+    "pocare.quality",
+    "pocare.custody",
+    "pocare.manufacturing",
     "pocare.web",
 ]
 

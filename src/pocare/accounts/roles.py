@@ -51,28 +51,50 @@ class Perm(StrEnum):
     CHANGE_RAISE = "masterfile.change_raise"
     TRAINING_VIEW = "training.view"
     TRAINING_RECORD = "training.record"  # record training as trainer; manage curricula
+    BATCH_VIEW = "manufacturing.view"  # batch records, device data, QC results, review by exception
+    BATCH_EXECUTE = "manufacturing.execute"  # start batches, record and verify steps (the gate decides who)
+    DEVICE_PUSH = "manufacturing.device_push"  # automated systems push process data (token clients)
+    ALARM_ACK = "manufacturing.alarm_ack"  # acknowledge device alarms (A11-ALARM)
+    QC_RECORD = "manufacturing.qc_record"  # enter QC results
+    MATERIALS_MANAGE = "manufacturing.materials"  # receive and release material lots at a site
+    CUSTODY_VIEW = "custody.view"  # therapy orders, chain of identity, custody, labels, temperature logs
+    ORDER_CREATE = "custody.order_create"  # a treating physician or navigator orders a patient's therapy
+    ORDER_ACCEPT = "custody.order_accept"  # the site accepts the order: COI assigned
+    CUSTODY_RECORD = "custody.record"  # collections, hand-offs, shipments and logger uploads
+    DEVIATION_VIEW = "quality.view"
+    DEVIATION_RAISE = "quality.raise"  # raise a deviation by hand
 
+
+#: What people at a site do on the shop floor; Control Site QA oversees it but does not do it.
+_SHOP_FLOOR = frozenset({Perm.BATCH_EXECUTE, Perm.DEVICE_PUSH, Perm.ALARM_ACK, Perm.QC_RECORD,
+                         Perm.MATERIALS_MANAGE, Perm.ORDER_CREATE, Perm.ORDER_ACCEPT, Perm.CUSTODY_RECORD})
+_RECORDS_VIEW = frozenset({Perm.BATCH_VIEW, Perm.CUSTODY_VIEW, Perm.DEVIATION_VIEW})
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
-    Role.CONTROL_QA: frozenset(set(Perm) - {Perm.MASTERFILE_APPROVE}),
+    Role.CONTROL_QA: frozenset(set(Perm) - {Perm.MASTERFILE_APPROVE} - _SHOP_FLOOR),
     Role.QP: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.LEDGER_REVIEW, Perm.SIGNATURES_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
-         Perm.MASTERFILE_APPROVE, Perm.TRAINING_VIEW}
+         Perm.MASTERFILE_APPROVE, Perm.TRAINING_VIEW, *_RECORDS_VIEW}
     ),
     Role.PLANNER: frozenset({Perm.NETWORK_VIEW, Perm.MASTERFILE_VIEW}),
     Role.INSPECTOR: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
-         Perm.TRAINING_VIEW}
+         Perm.TRAINING_VIEW, *_RECORDS_VIEW}
     ),
     Role.SITE_MANAGER: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_REVIEW,
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.UNITS_MANAGE, Perm.MASTERFILE_VIEW,
-         Perm.CHANGE_RAISE, Perm.TRAINING_VIEW, Perm.TRAINING_RECORD}
+         Perm.CHANGE_RAISE, Perm.TRAINING_VIEW, Perm.TRAINING_RECORD, *_RECORDS_VIEW,
+         Perm.BATCH_EXECUTE, Perm.ALARM_ACK, Perm.MATERIALS_MANAGE, Perm.ORDER_ACCEPT, Perm.CUSTODY_RECORD,
+         Perm.DEVIATION_RAISE}
     ),
-    Role.OPERATOR: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW}),
-    Role.QC_ANALYST: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW}),
-    Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW}),
-    Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW}),
+    Role.OPERATOR: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW,
+                              *_RECORDS_VIEW, Perm.BATCH_EXECUTE, Perm.DEVICE_PUSH, Perm.ALARM_ACK,
+                              Perm.CUSTODY_RECORD, Perm.DEVIATION_RAISE}),
+    Role.QC_ANALYST: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW,
+                                *_RECORDS_VIEW, Perm.QC_RECORD, Perm.MATERIALS_MANAGE, Perm.DEVIATION_RAISE}),
+    Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE, Perm.CUSTODY_RECORD}),
+    Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE}),
 }

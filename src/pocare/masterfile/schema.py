@@ -14,9 +14,11 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
                                second_person_verification, expected_duration_min,
                                parameters: [{id, name, type, unit, target, min, max, choices, critical}],
                                materials: [{code, name, quantity, unit}]}]}
+      monitoring: [{id, name, unit, alarm_min, alarm_max}]                      # optional
     specification:
       attributes: [{id, name, method, unit, acceptance: {min, max, equals}, sample_point,
                     release_critical, result_after_release}]
+    transport: {apheresis, fresh_product, cryopreserved_product: {min, max}}  # optional, °C
     site_annexes: [{site, differences, device, comparability_evidence}]      # optional
 
 Two passes: pydantic checks the structure and types (every field, ``extra="forbid"``), then
@@ -154,10 +156,37 @@ class UnitOperation(_Strict):
     steps: Annotated[list[Step], Field(min_length=1)]
 
 
+class MonitoredParameter(_Strict):
+    """A process value an automated device reports continuously, with the limits that raise an
+    alarm (A11-ALARM); ``unit`` is left out for unitless values such as pH."""
+
+    id: Identifier
+    name: Text
+    unit: Unit | None = None
+    alarm_min: Number | None = None
+    alarm_max: Number | None = None
+
+
 class ProcessSection(_Strict):
-    """The manufacturing process: unit operations in order."""
+    """The manufacturing process: unit operations in order, and what devices monitor."""
 
     unit_operations: Annotated[list[UnitOperation], Field(min_length=1)]
+    monitoring: list[MonitoredParameter] = []
+
+
+class TemperatureLimits(_Strict):
+    """An inclusive temperature range in °C (either end may be open)."""
+
+    min: Number | None = None
+    max: Number | None = None
+
+
+class TransportSection(_Strict):
+    """Temperature limits for the shipping legs of the chain of custody (data-logger excursions)."""
+
+    apheresis: TemperatureLimits | None = None
+    fresh_product: TemperatureLimits | None = None
+    cryopreserved_product: TemperatureLimits | None = None
 
 
 class Acceptance(_Strict):
@@ -202,6 +231,7 @@ class MasterFileDocument(_Strict):
     product: ProductSection
     process: ProcessSection
     specification: SpecificationSection
+    transport: TransportSection | None = None
     site_annexes: list[SiteAnnex] = []
 
 
@@ -412,6 +442,23 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
             for k, m in enumerate(st.materials):
                 if m.quantity <= 0:
                     found.append(((*base, "materials", k, "quantity"), "must be greater than 0"))
+    unique(((("process", "monitoring", i, "id"), m.id) for i, m in enumerate(doc.process.monitoring)),
+           "monitored parameter id")
+    for i, m in enumerate(doc.process.monitoring):
+        where: Loc = ("process", "monitoring", i)
+        if m.alarm_min is None and m.alarm_max is None:
+            found.append((where, "a monitored parameter needs alarm_min, alarm_max or both"))
+        elif m.alarm_min is not None and m.alarm_max is not None and m.alarm_min > m.alarm_max:
+            found.append(((*where, "alarm_min"), f"alarm_min {m.alarm_min} is greater than alarm_max {m.alarm_max}"))
+    if doc.transport is not None:
+        for leg in ("apheresis", "fresh_product", "cryopreserved_product"):
+            limits = getattr(doc.transport, leg)
+            if limits is None:
+                continue
+            if limits.min is None and limits.max is None:
+                found.append((("transport", leg), "give min, max or both (°C)"))
+            elif limits.min is not None and limits.max is not None and limits.min > limits.max:
+                found.append((("transport", leg, "min"), f"min {limits.min} is greater than max {limits.max}"))
     attrs: Loc = ("specification", "attributes")
     unique((((*attrs, i, "id"), a.id) for i, a in enumerate(doc.specification.attributes)), "attribute id")
     for i, a in enumerate(doc.specification.attributes):
