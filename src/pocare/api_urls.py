@@ -8,4 +8,7 @@ urlpatterns = [
     path("", include("pocare.ledger.api")),
     path("", include("pocare.masterfile.api")),
     path("", include("pocare.training.api")),
+    path("", include("pocare.quality.api")),
+    path("", include("pocare.custody.api")),
+    path("", include("pocare.manufacturing.api")),
 ]

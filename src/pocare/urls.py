@@ -12,4 +12,7 @@ urlpatterns = [
     path("", include("pocare.ledger.urls")),
     path("", include("pocare.masterfile.urls")),
     path("", include("pocare.training.urls")),
+    path("", include("pocare.quality.urls")),
+    path("", include("pocare.custody.urls")),
+    path("", include("pocare.manufacturing.urls")),
 ]

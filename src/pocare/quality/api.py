@@ -1,0 +1,5 @@
+"""The quality API."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
