@@ -94,7 +94,8 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
                               *_RECORDS_VIEW, Perm.BATCH_EXECUTE, Perm.DEVICE_PUSH, Perm.ALARM_ACK,
                               Perm.CUSTODY_RECORD, Perm.DEVIATION_RAISE}),
     Role.QC_ANALYST: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW,
-                                *_RECORDS_VIEW, Perm.QC_RECORD, Perm.MATERIALS_MANAGE, Perm.DEVIATION_RAISE}),
+                                *_RECORDS_VIEW, Perm.BATCH_EXECUTE, Perm.QC_RECORD, Perm.MATERIALS_MANAGE,
+                                Perm.DEVIATION_RAISE}),
     Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE, Perm.CUSTODY_RECORD}),
     Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE}),
 }

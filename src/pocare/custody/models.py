@@ -71,6 +71,8 @@ class Collection(models.Model):
     autologous = models.BooleanField(default=True)
     volume_ml = models.DecimalField(max_digits=7, decimal_places=1)
     donor_tests = models.JSONField(default=dict, help_text="Infectious-disease markers, e.g. {'HIV': 'negative'}.")
+    expires_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="Until when the starting material may be used (on its label).")
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField()
 
@@ -191,6 +193,9 @@ class TemperatureUpload(models.Model):
         db_table = "custody_temperatureupload"
         ordering = ["uploaded_at", "pk"]
 
+    def __str__(self) -> str:
+        return f"Logger upload of {self.readings} readings"
+
 
 class TemperatureReading(models.Model):
     """One logged temperature."""
@@ -204,3 +209,6 @@ class TemperatureReading(models.Model):
     class Meta:
         db_table = "custody_temperaturereading"
         ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.celsius} °C at {self.at:%Y-%m-%d %H:%M} UTC"

@@ -1,5 +1,9 @@
-"""The manufacturing API."""
+"""The batch record over the API."""
 
 from django.urls import path  # noqa: F401
 
-urlpatterns: list = []
+from pocare.manufacturing import device_api
+
+urlpatterns: list = [
+    *device_api.urlpatterns,
+]

@@ -64,6 +64,12 @@ class MaterialLot(models.Model):
     def __str__(self) -> str:
         return f"{self.material_code} lot {self.lot_number}"
 
+    def signed_content(self) -> dict[str, Any]:
+        """What the release (or rejection) signature binds to; a lot is decided once."""
+        return {"site": self.site_id, "material": self.material_code, "lot": self.lot_number,
+                "expiry": self.expiry_date, "status": self.status, "decided_by": self.decided_by_id,
+                "decided_at": self.decided_at}
+
 
 class BatchStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
@@ -110,6 +116,25 @@ class Batch(models.Model):
                 "started_by": self.started_by_id, "started_at": self.started_at}
 
 
+class BatchAbort(ImmutableRecord):
+    """Why and by whom a batch was stopped (a manufacturing failure); signed (rejected)."""
+
+    batch = models.OneToOneField(Batch, on_delete=models.PROTECT, related_name="abort")
+    reason = models.TextField()
+    aborted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    aborted_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "manufacturing_batchabort"
+
+    def __str__(self) -> str:
+        return f"{self.batch.reference} aborted"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"batch": self.batch_id, "reason": self.reason, "aborted_by": self.aborted_by_id,
+                "aborted_at": self.aborted_at}
+
+
 class StepStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
     AWAITING_VERIFICATION = "awaiting_verification", "Awaiting second-person verification"
@@ -154,14 +179,14 @@ class StepExecution(models.Model):
     def signed_content(self) -> dict[str, Any]:
         """What the performer's and the verifier's signatures bind to: the step as first recorded.
         Corrections are rows of their own with their own signatures, so a correction does not
-        break the step's signature; an edit of an original value does."""
-        values = sorted(self.values.filter(corrects__isnull=True).values_list("parameter_id", "value", "unit"))
-        materials = sorted(self.materials.values_list("material_code", "lot_id", "quantity"))
-        return {"batch": self.batch.reference, "step": self.step_id, "position": self.position,
-                "status": self.status if self.status != StepStatus.COMPLETE else StepStatus.AWAITING_VERIFICATION,
+        break the step's signature; an edit of an original value does. Reads ``values`` and
+        ``materials`` through ``.all()`` so that a prefetched batch page costs no extra query."""
+        values = sorted((v.parameter_id, v.value, v.unit) for v in self.values.all() if v.corrects_id is None)
+        materials = sorted((m.material_code, m.lot_id, str(m.quantity)) for m in self.materials.all())
+        return {"batch": self.batch_id, "step": self.step_id, "position": self.position,
                 "performed_by": self.performed_by_id, "performed_at": self.performed_at,
                 "equipment": self.equipment_id, "skip_reason": self.skip_reason, "notes": self.notes,
-                "values": [list(v) for v in values], "materials": [[c, lot, str(q)] for c, lot, q in materials]}
+                "values": [list(v) for v in values], "materials": [list(m) for m in materials]}
 
 
 class StepValue(ImmutableRecord):
@@ -208,6 +233,9 @@ class MaterialUse(ImmutableRecord):
         db_table = "manufacturing_materialuse"
         ordering = ["step", "material_code"]
 
+    def __str__(self) -> str:
+        return f"{self.material_code} × {self.quantity:g}"
+
 
 class DevicePush(ImmutableRecord):
     """One push of process data by an automated system (token client). The idempotency key makes
@@ -222,6 +250,9 @@ class DevicePush(ImmutableRecord):
     class Meta:
         db_table = "manufacturing_devicepush"
         ordering = ["received_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Device push {self.idempotency_key} ({self.rows} rows)"
 
 
 class DeviceReading(ImmutableRecord):
@@ -239,6 +270,9 @@ class DeviceReading(ImmutableRecord):
         db_table = "manufacturing_devicereading"
         ordering = ["batch", "parameter_id", "at"]
         indexes = [models.Index(fields=["batch", "parameter_id", "at"], name="manufacturing_reading_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.parameter_id} = {self.value:g} at {self.at:%Y-%m-%d %H:%M} UTC"
 
 
 class Alarm(models.Model):

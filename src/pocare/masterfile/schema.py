@@ -11,7 +11,7 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
     process:
       unit_operations:
         - {id, name, steps: [{id, name, instructions, equipment_class, qualification,
-                               second_person_verification, expected_duration_min,
+                               second_person_verification, optional, expected_duration_min,
                                parameters: [{id, name, type, unit, target, min, max, choices, critical}],
                                materials: [{code, name, quantity, unit}]}]}
       monitoring: [{id, name, unit, alarm_min, alarm_max}]                      # optional
@@ -143,6 +143,7 @@ class Step(_Strict):
     equipment_class: Identifier | None = None
     qualification: Identifier
     second_person_verification: bool = False
+    optional: bool = False  # may be skipped, with a reason and a signature (e.g. freezing a fresh product)
     expected_duration_min: Annotated[int, Field(gt=0, le=60 * 24 * 21)]
     parameters: list[Parameter] = []
     materials: list[Material] = []

@@ -1,5 +1,6 @@
 """The quality API."""
+from typing import Any
 
 from django.urls import path  # noqa: F401
 
-urlpatterns: list = []
+urlpatterns: list[Any] = []

@@ -70,6 +70,13 @@ def _standard(site: str) -> list[DemoTraining]:
     manager, operator, qc = f"manager.{s}", f"operator.{s}", f"qc.{s}"
     return [
         DemoTraining(manager, QA2, site, TrainingKind.COURSE, "GMP basics for site managers", 210, "gmp-basics"),
+        # Site managers verify steps as the second person, so they hold the steps' qualifications too.
+        DemoTraining(manager, QA2, site, TrainingKind.ASSESSMENT, "Aseptic processing assessment (verifier)", 130,
+                     "aseptic-processing", Decimal("90")),
+        DemoTraining(manager, QA2, site, TrainingKind.ASSESSMENT, "Prodigy operation assessment (verifier)", 125,
+                     "prodigy-operation", Decimal("86")),
+        DemoTraining(manager, QA2, site, TrainingKind.COURSE, "Cryopreservation course (verifier)", 160,
+                     "cryopreservation"),
         DemoTraining(operator, manager, site, TrainingKind.COURSE, "GMP basics induction", 300, "gmp-basics"),
         DemoTraining(operator, manager, site, TrainingKind.ASSESSMENT, "Aseptic processing assessment", 100,
                      "aseptic-processing", Decimal("92")),
@@ -189,20 +196,24 @@ def _train(t: DemoTraining, today: dt.date, password: str) -> None:
 
 
 def _train_version(version: Any, site_code: str, trained_on: dt.date, password: str) -> None:
+    """Version training at a site for its operator, and for the people who verify steps (the site
+    manager) or perform the in-process QC step (the QC analyst)."""
     from pocare.masterfile import schema
     from pocare.masterfile.selectors import required_training_steps
 
     s = site_code.lower()
-    trainee = User.objects.get(username=f"operator.{s}")
-    if TrainingRecord.objects.filter(trainee=trainee, kind=TrainingKind.VERSION, masterfile_version=version).exists():
-        return
-    steps = [str(x) for x in required_training_steps(version)] or list(schema.step_ids(version.content or {}))
     trainer = User.objects.get(username=f"manager.{s}")
+    steps = [str(x) for x in required_training_steps(version)] or list(schema.step_ids(version.content or {}))
     plural = "s" if len(steps) != 1 else ""
-    record = services.training_record(
-        actor=trainer, trainee=trainee, site=Site.objects.get(code=site_code), kind=TrainingKind.VERSION,
-        title=f"{version.product.code} master file v{version.number}: {len(steps)} step{plural}",
-        trained_on=trained_on, masterfile_version=version, steps=steps,
-        notes="Demo: read-and-understood with a walk-through at the device.", credentials=_creds(trainer, password),
-    )
-    services.training_acknowledge(actor=trainee, record=record, credentials=_creds(trainee, password))
+    for username, by in ((f"operator.{s}", trainer), (f"manager.{s}", User.objects.get(username=QA2)),
+                         (f"qc.{s}", trainer)):
+        trainee = User.objects.get(username=username)
+        if TrainingRecord.objects.filter(trainee=trainee, kind=TrainingKind.VERSION, masterfile_version=version).exists():
+            continue
+        record = services.training_record(
+            actor=by, trainee=trainee, site=Site.objects.get(code=site_code), kind=TrainingKind.VERSION,
+            title=f"{version.product.code} master file v{version.number}: {len(steps)} step{plural}",
+            trained_on=trained_on, masterfile_version=version, steps=steps,
+            notes="Demo: read-and-understood with a walk-through at the device.", credentials=_creds(by, password),
+        )
+        services.training_acknowledge(actor=trainee, record=record, credentials=_creds(trainee, password))

@@ -21,8 +21,9 @@ from pocare.network.models import Site, SiteStatus, SiteTransition
 from pocare.training.models import PersonQualification, Qualification, TrainingKind, TrainingRecord, TrainingStatus
 from pocare.training.selectors import grant_valid_at, membership_in_force
 
-#: Roles that may perform a step, and that may verify one as the second person.
-PERFORM_ROLES = frozenset({Role.OPERATOR})
+#: Roles that may perform a step, and that may verify one as the second person. QC analysts
+#: perform the in-process QC steps; the step's qualification decides which steps anyone may do.
+PERFORM_ROLES = frozenset({Role.OPERATOR, Role.QC_ANALYST})
 VERIFY_ROLES = frozenset({Role.OPERATOR, Role.SITE_MANAGER})
 
 

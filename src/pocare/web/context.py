@@ -19,6 +19,7 @@ NAVIGATION = (
     ("Verify", "ledger:verify", Perm.LEDGER_VERIFY),
     ("People", "accounts:people", Perm.ACCOUNTS_VIEW),
     ("Training", "training:matrix", Perm.TRAINING_VIEW),
+    ("Custody", "custody:orders", Perm.CUSTODY_VIEW),
 )
 
 

@@ -1,0 +1,373 @@
+"""Reads of the batch record, scoped to what the person may see (site people: their sites;
+Control Site roles: the network)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from pocare.accounts import selectors as access
+from pocare.accounts.roles import Perm
+from pocare.ledger.canonical import content_hash
+from pocare.ledger.models import Signature
+from pocare.manufacturing.models import (
+    Alarm,
+    Batch,
+    BatchStatus,
+    MaterialLot,
+    MaterialUse,
+    QcResult,
+    StepExecution,
+    StepStatus,
+    StepValue,
+)
+from pocare.quality.models import Deviation
+
+
+def batches_visible(user: Any) -> QuerySet[Batch]:
+    """Batches the person may see: at their sites, or all for the Control Site."""
+    if not access.has_perm(user, Perm.BATCH_VIEW):
+        return Batch.objects.none()
+    qs = Batch.objects.select_related("site", "unit", "masterfile_version__product", "order", "collection")
+    site_ids = access.visible_site_ids(user)
+    return qs if site_ids is None else qs.filter(site_id__in=site_ids)
+
+
+def batch_for(user: Any, reference: str) -> Batch:
+    """The batch ``reference`` if the person may see it; otherwise Batch.DoesNotExist (a 404)."""
+    return batches_visible(user).get(reference=reference)
+
+
+def lots_visible(user: Any) -> QuerySet[MaterialLot]:
+    if not access.has_perm(user, Perm.BATCH_VIEW):
+        return MaterialLot.objects.none()
+    qs = MaterialLot.objects.select_related("site")
+    site_ids = access.visible_site_ids(user)
+    return qs if site_ids is None else qs.filter(site_id__in=site_ids)
+
+
+# --- the batch page --------------------------------------------------------------------------------
+
+
+@dataclass
+class SignatureView:
+    signature: Signature
+    valid: bool
+    reason: str
+
+
+@dataclass
+class ValueView:
+    """A parameter of a step as recorded: the original entry and its corrections, newest last."""
+
+    spec: dict[str, Any]
+    entries: list[StepValue]
+
+    @property
+    def current(self) -> StepValue | None:
+        return self.entries[-1] if self.entries else None
+
+    @property
+    def corrected(self) -> bool:
+        return len(self.entries) > 1
+
+
+@dataclass
+class StepView:
+    position: int
+    spec: dict[str, Any]
+    unit_operation: str
+    execution: StepExecution | None
+    values: list[ValueView]
+    materials: list[MaterialUse]
+    signatures: list[SignatureView]
+    is_next: bool
+    late: bool
+
+    @property
+    def status(self) -> str:
+        return self.execution.status if self.execution is not None else "pending"
+
+
+@dataclass
+class QcView:
+    attribute: dict[str, Any]
+    results: list[QcResult]
+    signatures: dict[int, list[SignatureView]]
+
+    @property
+    def current(self) -> QcResult | None:
+        return self.results[-1] if self.results else None
+
+    @property
+    def state(self) -> str:
+        cur = self.current
+        if cur is None:
+            return "after-release" if self.attribute.get("result_after_release") else "pending"
+        return "pass" if cur.conforms else "oos"
+
+
+@dataclass
+class BatchPage:
+    batch: Batch
+    steps: list[StepView]
+    qc: list[QcView]
+    handoffs: list[Any]
+    deviations: list[Deviation]
+    alarms_open: int
+    batch_signatures: list[SignatureView]
+    review: list[ReviewItem] = field(default_factory=list)
+
+    @property
+    def done_steps(self) -> int:
+        return sum(1 for s in self.steps if s.execution is not None and s.execution.done)
+
+
+def is_late(execution: StepExecution | None, spec: dict[str, Any]) -> bool:
+    """Took longer than LATE_FACTOR × the master file's expected duration."""
+    from pocare.manufacturing.services import LATE_FACTOR
+
+    if execution is None or execution.performed_at is None or not spec.get("expected_duration_min"):
+        return False
+    taken = (execution.performed_at - execution.started_at).total_seconds() / 60
+    return taken > LATE_FACTOR * float(spec["expected_duration_min"])
+
+
+def _signature_views(records: list[Any]) -> dict[tuple[str, str], list[SignatureView]]:
+    """Signatures of many records in one query, each checked against its record's content now."""
+    by_key: dict[tuple[str, str], Any] = {(r._meta.label, str(r.pk)): r for r in records}
+    out: dict[tuple[str, str], list[SignatureView]] = {}
+    if not by_key:
+        return out
+    q = Q()
+    for label in {k[0] for k in by_key}:
+        q |= Q(record_type=label, record_id__in=[k[1] for k in by_key if k[0] == label])
+    hashes = {key: content_hash(r.signed_content()) for key, r in by_key.items()}
+    for sig in Signature.objects.filter(q).select_related("event").order_by("signed_at", "pk"):
+        key = (sig.record_type, sig.record_id)
+        valid = hashes.get(key) == sig.record_hash
+        out.setdefault(key, []).append(SignatureView(sig, valid, "" if valid else
+                                                     "the record changed after it was signed"))
+    return out
+
+
+def batch_page(batch: Batch) -> BatchPage:
+    """Everything the batch page shows, in a fixed number of queries whatever the number of steps,
+    values, results or signatures (tests/test_query_counts.py keeps it so)."""
+    executions = {e.position: e for e in StepExecution.objects.filter(batch=batch).select_related(
+        "performed_by", "verified_by", "started_by", "equipment").prefetch_related(
+        Prefetch("values", queryset=StepValue.objects.select_related("entered_by", "deviation").order_by(
+            "entered_at", "pk")),
+        Prefetch("materials", queryset=MaterialUse.objects.select_related("lot")))}
+    results = list(QcResult.objects.filter(batch=batch).select_related("entered_by", "deviation")
+                   .order_by("entered_at", "pk"))
+    values = [v for e in executions.values() for v in e.values.all()]
+    signatures = _signature_views([batch, *executions.values(), *values, *results])
+    from pocare.manufacturing.services import next_step, process_steps
+
+    upcoming = next_step(batch) if batch.status == BatchStatus.IN_PROGRESS else None
+    steps = []
+    for position, spec in enumerate(process_steps(batch)):
+        e = executions.get(position)
+        views = []
+        entries = list(e.values.all()) if e is not None else []
+        for p in spec.get("parameters", []):
+            chain = _chain([v for v in entries if v.parameter_id == p["id"]])
+            views.append(ValueView(p, chain))
+        sigs = signatures.get(("manufacturing.StepExecution", str(e.pk)), []) if e is not None else []
+        for v in entries:
+            sigs = sigs + signatures.get(("manufacturing.StepValue", str(v.pk)), [])
+        steps.append(StepView(position, spec, spec["unit_operation"], e, views,
+                              list(e.materials.all()) if e is not None else [], sigs,
+                              upcoming is not None and upcoming[0] == position, is_late(e, spec)))
+    from pocare.manufacturing.services import specification
+
+    qc = []
+    for attribute in specification(batch):
+        rs = _chain([r for r in results if r.attribute_id == attribute["id"]])
+        qc.append(QcView(attribute, rs, {r.pk: signatures.get(("manufacturing.QcResult", str(r.pk)), []) for r in rs}))
+    handoffs = list(batch.order.handoffs.select_related("site", "performed_by", "deviation").order_by(
+        "occurred_at", "pk"))
+    deviations = list(Deviation.objects.filter(batch=batch).order_by("opened_at", "pk"))
+    alarms_open = Alarm.objects.filter(batch=batch, acknowledged_at__isnull=True).count()
+    page = BatchPage(batch, steps, qc, handoffs, deviations, alarms_open,
+                     signatures.get(("manufacturing.Batch", str(batch.pk)), []))
+    page.review = review_items(page)
+    return page
+
+
+def _chain(entries: list[Any]) -> list[Any]:
+    """Original first, then each correction after the entry it corrects."""
+    by_corrects = {e.corrects_id: e for e in entries if e.corrects_id is not None}
+    originals = [e for e in entries if e.corrects_id is None]
+    out = []
+    for first in originals:
+        cur = first
+        while cur is not None:
+            out.append(cur)
+            cur = by_corrects.get(cur.pk)
+    return out
+
+
+# --- review by exception -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One thing a reviewer must look at, with where to find it on the batch page."""
+
+    kind: str
+    severity: str  # "bad" (must be resolved or justified) or "warn" (look at it)
+    text: str
+    anchor: str
+    url: str = ""
+
+
+def review_items(page: BatchPage) -> list[ReviewItem]:
+    """Review by exception: only what needs a reviewer's eyes — out-of-range values, corrections,
+    deviations, alarms, late, skipped or unfinished steps, results out of specification, missing,
+    or pending after release, and signatures that no longer hold."""
+    from django.urls import reverse
+
+    items: list[ReviewItem] = []
+    for s in page.steps:
+        anchor = f"step-{s.spec['id']}"
+        for v in s.values:
+            for entry in v.entries:
+                if entry.in_range is False:
+                    items.append(ReviewItem("Out of range", "bad", f"{s.spec['id']}: {v.spec['name']} = "
+                                            f"{entry.value} {entry.unit}".rstrip()
+                                            + (f" (deviation {entry.deviation.reference})" if entry.deviation else ""),
+                                            anchor))
+            if v.corrected:
+                items.append(ReviewItem("Correction", "warn", f"{s.spec['id']}: {v.spec['name']} corrected "
+                                        f"{len(v.entries) - 1}× — " + " → ".join(str(e.value) for e in v.entries)
+                                        + f" ({v.entries[-1].correction_reason})", anchor))
+        if s.execution is not None and s.execution.status == StepStatus.SKIPPED:
+            items.append(ReviewItem("Skipped step", "warn", f"{s.spec['id']} skipped: {s.execution.skip_reason}",
+                                    anchor))
+        if s.late and s.execution is not None and s.execution.performed_at is not None:
+            minutes = round((s.execution.performed_at - s.execution.started_at).total_seconds() / 60)
+            items.append(ReviewItem("Late step", "warn", f"{s.spec['id']} took {minutes} min; the master file "
+                                    f"expects {s.spec.get('expected_duration_min')} min", anchor))
+        if (s.execution is None or not s.execution.done) and (
+                page.batch.status != BatchStatus.IN_PROGRESS or s.execution is not None):
+            waiting = s.execution is not None and s.execution.status == StepStatus.AWAITING_VERIFICATION
+            state = "awaits verification" if waiting else "not done"
+            items.append(ReviewItem("Unfinished step", "bad", f"{s.spec['id']} {state}", anchor))
+        for sig in s.signatures:
+            if not sig.valid:
+                items.append(ReviewItem("Invalid signature", "bad", f"{s.spec['id']}: signature of "
+                                        f"{sig.signature.signer_printed_name} ({sig.signature.get_meaning_display()}) "
+                                        f"— {sig.reason}", anchor))
+    for d in page.deviations:
+        items.append(ReviewItem("Deviation", "bad" if d.status == "open" else "warn",
+                                f"{d.reference} ({d.get_kind_display()}, {d.get_status_display().lower()}): {d.title}",
+                                f"dev-{d.reference}"))
+    for q in page.qc:
+        a = q.attribute
+        cur = q.current
+        if cur is not None and not cur.conforms:
+            items.append(ReviewItem("Out of specification", "bad", f"{a['name']} = {cur.display_value}"
+                                    + (f" (investigation {cur.deviation.reference})" if cur.deviation else ""),
+                                    f"qc-{a['id']}"))
+        if len(q.results) > 1:
+            items.append(ReviewItem("Correction", "warn", f"QC {a['name']} corrected: "
+                                    + " → ".join(r.display_value for r in q.results), f"qc-{a['id']}"))
+        if cur is None and a.get("result_after_release"):
+            items.append(ReviewItem("Result pending after release", "warn",
+                                    f"{a['name']} ({a.get('method', '')}) may come after release", f"qc-{a['id']}"))
+        elif cur is None and page.batch.status != BatchStatus.IN_PROGRESS:
+            items.append(ReviewItem("Result missing", "bad", f"{a['name']} has no result", f"qc-{a['id']}"))
+    if page.alarms_open:
+        items.append(ReviewItem("Alarm", "bad", f"{page.alarms_open} device alarm(s) not yet acknowledged", "device",
+                                reverse("manufacturing:batch_device", args=[page.batch.reference])))
+    for h in page.handoffs:
+        if h.outcome == "blocked":
+            items.append(ReviewItem("Custody", "bad", f"{h.get_kind_display()} blocked: presented "
+                                    f"{h.presented_identifier!r}, expected {h.expected_identifier!r}", "custody"))
+    return items
+
+
+# --- forms' choices and the timeline ---------------------------------------------------------------
+
+
+def orders_ready_to_start(user: Any, *, include_started: bool = False) -> QuerySet[Any]:
+    """Accepted therapy orders at the person's sites whose batch has not started yet."""
+    from pocare.custody.models import OrderStatus, TherapyOrder
+
+    if not access.has_perm(user, Perm.BATCH_VIEW):
+        return TherapyOrder.objects.none()
+    qs = TherapyOrder.objects.select_related("site", "product").filter(status=OrderStatus.ACCEPTED)
+    if not include_started:
+        qs = qs.filter(batch__isnull=True)
+    site_ids = access.visible_site_ids(user)
+    return qs if site_ids is None else qs.filter(site_id__in=site_ids)
+
+
+def units_for(order: Any) -> list[tuple[Any, bool, str]]:
+    """The site's units for a batch of ``order``, each with whether it may be used now and why not."""
+    from django.utils import timezone
+
+    from pocare.manufacturing.services import batch_start_problems
+    from pocare.network.models import ManufacturingUnit, UnitStatus
+
+    now = timezone.now()
+    out = []
+    for unit in ManufacturingUnit.objects.filter(site=order.site).exclude(status=UnitStatus.RETIRED).order_by("serial"):
+        problems = batch_start_problems(order=order, unit=unit, at=now)
+        out.append((unit, not problems, " ".join(problems)))
+    return out
+
+
+def lot_choices(batch: Batch, step: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """For each material of the step, the site's lots a person may pick (usable ones first)."""
+    from pocare.network.selectors import site_today
+
+    today = site_today(batch.site)
+    codes = [m["code"] for m in step.get("materials", [])]
+    out: dict[str, list[tuple[str, str]]] = {c: [] for c in codes}
+    for lot in MaterialLot.objects.filter(site=batch.site, material_code__in=codes).order_by("expiry_date"):
+        usable = lot.status == "released" and lot.expiry_date >= today
+        note = "" if usable else f" — {lot.get_status_display().lower()}" if lot.status != "released" else " — expired"
+        out[lot.material_code].append((str(lot.pk), f"{lot.lot_number} (exp. {lot.expiry_date:%Y-%m-%d}){note}"))
+    return out
+
+
+@dataclass(frozen=True)
+class Milestone:
+    at: Any
+    label: str
+    detail: str
+    state: str  # done, blocked, pending
+
+
+def timeline(page: BatchPage) -> list[Milestone]:
+    """From collection to infusion: the custody hand-offs, the batch's start and unit operations,
+    its QC and its end, in time order; what is still to come is listed last."""
+    from pocare.custody.models import HandoffKind
+
+    items: list[Milestone] = []
+    for h in page.handoffs:
+        items.append(Milestone(h.occurred_at, h.get_kind_display(), f"{h.performed_by_name} at {h.site.code}",
+                               "blocked" if h.outcome == "blocked" else "done"))
+    seen_ops: set[str] = set()
+    for s in page.steps:
+        e = s.execution
+        if e is not None and s.unit_operation not in seen_ops:
+            seen_ops.add(s.unit_operation)
+            items.append(Milestone(e.started_at, f"Unit operation: {s.unit_operation}", s.spec["name"], "done"))
+    finals = [q.current for q in page.qc if q.current is not None]
+    if finals:
+        last = max(finals, key=lambda r: r.entered_at)
+        items.append(Milestone(last.entered_at, "QC results", f"{len(finals)} of {len(page.qc)} attributes", "done"))
+    if page.batch.ended_at:
+        items.append(Milestone(page.batch.ended_at, page.batch.get_status_display(), page.batch.end_reason, "done"))
+    items.sort(key=lambda m: m.at)
+    done = {h.kind for h in page.handoffs if h.outcome == "completed"}
+    for kind in (HandoffKind.DISPATCH_TO_HOSPITAL, HandoffKind.RECEIPT_AT_HOSPITAL, HandoffKind.INFUSION):
+        if kind not in done:
+            items.append(Milestone(None, str(kind.label), "to come", "pending"))
+    return items

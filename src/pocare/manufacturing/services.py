@@ -1,0 +1,777 @@
+"""Changes to the batch record: material lots, starting a batch, executing, verifying, skipping and
+correcting steps, QC results, ending a batch (P11-10f, P11-10h, P11-10i, CH4-9, ATMP-TRACE).
+
+Everything a step depends on is checked at the moment it happens, inside the transaction that
+records it: the person passes the training gate, the unit is the right class, at the site,
+calibrated and free, each material lot is released, unexpired and at the site, each value has the
+right type and unit and lies in range. Every recorded step is signed. Nothing recorded is ever
+changed: corrections are new rows beside the original.
+
+Device data and alarms are in ``devices.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from pocare.accounts.models import User
+from pocare.accounts.roles import Perm
+from pocare.accounts.services import require_perm
+from pocare.ledger.models import Meaning
+from pocare.ledger.services import event_record
+from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
+from pocare.manufacturing import evaluation
+from pocare.manufacturing.events import ManufacturingEvent
+from pocare.manufacturing.models import (
+    Batch,
+    BatchAbort,
+    BatchStatus,
+    LotStatus,
+    MaterialLot,
+    MaterialUse,
+    QcResult,
+    StepExecution,
+    StepStatus,
+    StepValue,
+)
+from pocare.masterfile import schema
+from pocare.network.models import DeviceType, ManufacturingUnit, Site
+from pocare.quality.models import Deviation, DeviationKind
+from pocare.quality.services import deviation_open
+
+#: A step is *late* when it took longer than this many times its expected duration.
+LATE_FACTOR = 1.5
+
+
+def _reason(reason: str, field: str = "reason") -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({field: "Say why: the reason is recorded in the audit trail."})
+    return reason
+
+
+def _now() -> dt.datetime:
+    return timezone.now()
+
+
+# --- the process of a batch ------------------------------------------------------------------------
+
+
+def process_steps(batch: Batch) -> list[dict[str, Any]]:
+    """The steps of the batch's master-file version, in order (each with its ``unit_operation``)."""
+    return schema.iter_steps(batch.masterfile_version.content or {})
+
+
+def _annex_device(version: Any, site: Site) -> str | None:
+    for annex in (version.content or {}).get("site_annexes", []):
+        if annex.get("site") == site.code and annex.get("device"):
+            return str(annex["device"])
+    return None
+
+
+def device_class_for(version: Any, site: Site, equipment_class: str | None) -> str | None:
+    """The device type a step needs at ``site``: the step's equipment class when it names a
+    manufacturing device, replaced by the site annex's device where the master file permits one
+    (e.g. a Lonza Cocoon at Munich). ``None``: the step needs no manufacturing unit (ancillary
+    equipment such as a cell counter or biosafety cabinet is not tracked as a unit)."""
+    if equipment_class not in DeviceType.values:
+        return None
+    return _annex_device(version, site) or equipment_class
+
+
+def unit_problems(*, unit: ManufacturingUnit, batch_site: Site, device_class: str | None, at: dt.datetime,
+                  batch: Batch | None = None) -> list[str]:
+    """Why ``unit`` may not be used for a step needing ``device_class`` at ``at`` (empty: it may)."""
+    from pocare.network.selectors import unit_usable
+
+    problems = []
+    usable, why = unit_usable(unit, at, site=batch_site)
+    if not usable:
+        problems.append(why)
+    if device_class is not None and unit.device_type != device_class:
+        problems.append(f"{unit} is a {DeviceType(unit.device_type).label}; this step needs a "
+                        f"{DeviceType(device_class).label if device_class in DeviceType.values else device_class}.")
+    busy = Batch.objects.filter(unit=unit, status=BatchStatus.IN_PROGRESS)
+    if batch is not None:
+        busy = busy.exclude(pk=batch.pk)
+    other = busy.values_list("reference", flat=True).first()
+    if other:
+        problems.append(f"{unit} is running batch {other}: one device makes one patient's batch at a time.")
+    return problems
+
+
+# --- material lots ---------------------------------------------------------------------------------
+
+
+def lot_receive(*, actor: User, site: Site, material_code: str, name: str, lot_number: str,
+                expiry_date: dt.date, reason: str, supplier: str = "") -> MaterialLot:
+    """Receive a material lot at a site; it stays in quarantine until released."""
+    require_perm(actor, Perm.MATERIALS_MANAGE, site=site)
+    reason = _reason(reason)
+    errors = {}
+    material_code, lot_number = (material_code or "").strip(), (lot_number or "").strip()
+    if not material_code:
+        errors["material_code"] = "Give the master file's material code, e.g. TS520."
+    if not lot_number:
+        errors["lot_number"] = "Give the supplier's lot number."
+    if not isinstance(expiry_date, dt.date):
+        errors["expiry_date"] = "Give the expiry date as YYYY-MM-DD."
+    if errors:
+        raise ValidationError(errors)
+    if MaterialLot.objects.filter(site=site, material_code=material_code, lot_number=lot_number).exists():
+        raise ValidationError({"lot_number": f"Lot {lot_number} of {material_code} is already received at "
+                                             f"{site.code}."})
+    with transaction.atomic():
+        lot = MaterialLot.objects.create(
+            site=site, material_code=material_code, name=(name or material_code).strip()[:200],
+            lot_number=lot_number, supplier=supplier.strip(), expiry_date=expiry_date,
+            received_by=actor, received_at=_now(),
+        )
+        event_record(actor=actor, event_type=ManufacturingEvent.LOT_RECEIVED, site=site, obj=lot, reason=reason,
+                     new={"material_code": material_code, "lot_number": lot_number, "expiry_date": expiry_date,
+                          "status": lot.status})
+    return lot
+
+
+def lot_decide(*, actor: User, lot: MaterialLot, decision: str, reason: str,
+               credentials: SigningCredentials) -> MaterialLot:
+    """Release or reject a lot in quarantine, signed (meaning: approved or rejected)."""
+    require_perm(actor, Perm.MATERIALS_MANAGE, site=lot.site)
+    if decision not in (LotStatus.RELEASED, LotStatus.REJECTED):
+        raise ValidationError({"decision": "Choose released or rejected."})
+    reason = _reason(reason)
+    if lot.status != LotStatus.QUARANTINE:
+        raise ValidationError({"decision": f"{lot} is already {lot.get_status_display().lower()}."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        locked = MaterialLot.objects.select_for_update().get(pk=lot.pk)
+        if locked.status != LotStatus.QUARANTINE:
+            raise ValidationError({"decision": f"{lot} was decided meanwhile."})
+        lot.status, lot.decided_by, lot.decided_at = decision, actor, _now()
+        lot.save(update_fields=["status", "decided_by", "decided_at"])
+        event_record(actor=actor, event_type=ManufacturingEvent.LOT_DECIDED, site=lot.site, obj=lot, reason=reason,
+                     old={"status": LotStatus.QUARANTINE}, new={"status": decision})
+        signature_apply(proof=proof, record=lot, site=lot.site, reason=reason,
+                        meaning=Meaning.APPROVED if decision == LotStatus.RELEASED else Meaning.REJECTED)
+    return lot
+
+
+def lot_problems(lot: MaterialLot, *, material_code: str, site: Site, at: dt.datetime) -> list[str]:
+    """Why ``lot`` may not be used as ``material_code`` at ``site`` at ``at`` (empty: it may)."""
+    from pocare.network.selectors import site_today
+
+    problems = []
+    if lot.material_code != material_code:
+        problems.append(f"{lot} is {lot.material_code}, not {material_code}.")
+    if lot.site_id != site.pk:
+        problems.append(f"{lot} is stocked at another site, not at {site.code}.")
+    if lot.status != LotStatus.RELEASED:
+        problems.append(f"{lot} is {lot.get_status_display().lower()}, not released.")
+    if lot.expiry_date < site_today(site, at):
+        problems.append(f"{lot} expired on {lot.expiry_date.isoformat()}.")
+    return problems
+
+
+# --- starting a batch ----------------------------------------------------------------------------
+
+
+def _next_batch_reference(site: Site, year: int) -> str:
+    prefix = f"{site.code}-{year}-"
+    last = (Batch.objects.filter(reference__startswith=prefix).order_by("-reference")
+            .values_list("reference", flat=True).first())
+    return f"{prefix}{(int(last.rsplit('-', 1)[1]) + 1 if last else 1):04d}"
+
+
+def batch_start_problems(*, order: Any, unit: ManufacturingUnit, at: dt.datetime | None = None) -> list[str]:
+    """Everything that stops a batch from starting now for ``order`` on ``unit`` (empty: it may)."""
+    from pocare.custody.models import HandoffKind, HandoffOutcome, OrderStatus
+    from pocare.masterfile.selectors import effective_version
+    from pocare.network.selectors import site_authorized_for, site_can_start_batch
+
+    at = at or _now()
+    site = order.site
+    problems = []
+    ok, why = site_can_start_batch(site, at)
+    if not ok:
+        problems.append(why)
+    if order.status != OrderStatus.ACCEPTED:
+        problems.append(f"The therapy order is {order.get_status_display().lower()}; a batch starts for an "
+                        "accepted order (with its chain-of-identity identifier).")
+    if Batch.objects.filter(order=order).exists():
+        problems.append("This therapy order already has its batch.")
+    if not order.handoffs.filter(kind=HandoffKind.RECEIPT_AT_SITE, outcome=HandoffOutcome.COMPLETED).exists():
+        problems.append("The starting material has not been received at the site (no completed receipt hand-off).")
+    version = effective_version(site=site, product=order.product, at=at)
+    if version is None:
+        problems.append(f"No {order.product.code} master-file version is effective at {site.code}.")
+    else:
+        authorized, why = site_authorized_for(site, version, at)
+        if not authorized:
+            problems.append(why)
+        classes = {device_class_for(version, site, s.get("equipment_class"))
+                   for s in schema.iter_steps(version.content)}
+        classes.discard(None)
+        device = next(iter(classes)) if len(classes) == 1 else None
+        problems.extend(unit_problems(unit=unit, batch_site=site, device_class=device, at=at))
+    return problems
+
+
+def batch_start(*, actor: User, order: Any, unit: ManufacturingUnit, presented_identifier: str,
+                credentials: SigningCredentials, reason: str = "") -> Batch:
+    """Start the batch of an accepted therapy order on a unit at its site, against the master-file
+    version effective there now, which the batch keeps for ever (POC-1, DESIGN rule 5).
+
+    The operator scans the starting material: the scan is the *start of manufacture* hand-off of the
+    chain of custody, and a mismatch blocks the start and opens a deviation. Signed (performed).
+    """
+    from pocare.custody import services as custody
+    from pocare.custody.models import HandoffKind, OrderStatus
+    from pocare.masterfile.selectors import effective_version
+
+    site = order.site
+    require_perm(actor, Perm.BATCH_EXECUTE, site=site)
+    problems = batch_start_problems(order=order, unit=unit)
+    if problems:
+        raise ValidationError({"batch": problems})
+    collection = order.collections.order_by("-collection_ended_at").first()
+    if collection is None:
+        raise ValidationError({"batch": "The order has no collection of starting material."})
+    if not custody.handoff_check(order=order, kind=HandoffKind.MANUFACTURE_START, collection=collection,
+                                 presented_identifier=presented_identifier).matches:
+        # Recorded as a blocked hand-off with its deviation, in its own transaction, then refused.
+        custody.handoff_record(actor=actor, order=order, kind=HandoffKind.MANUFACTURE_START,
+                               presented_identifier=presented_identifier, site=site, collection=collection,
+                               location=str(unit))
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        ManufacturingUnit.objects.select_for_update().get(pk=unit.pk)  # one batch per unit at a time
+        now = _now()
+        problems = batch_start_problems(order=order, unit=unit, at=now)
+        if problems:
+            raise ValidationError({"batch": problems})
+        version = effective_version(site=site, product=order.product, at=now)
+        assert version is not None
+        batch = Batch.objects.create(
+            reference=_next_batch_reference(site, now.year), order=order, collection=collection, site=site,
+            unit=unit, masterfile_version=version, started_by=actor, started_at=now,
+        )
+        custody.handoff_record(actor=actor, order=order, kind=HandoffKind.MANUFACTURE_START,
+                               presented_identifier=presented_identifier, site=site, collection=collection,
+                               batch=batch, location=str(unit))
+        event_record(actor=actor, event_type=ManufacturingEvent.BATCH_STARTED, site=site, obj=batch,
+                     reason=reason or "Batch started",
+                     new={"reference": batch.reference, "coi": order.coi, "din": collection.din,
+                          "unit": unit.serial, "version": str(version), "version_hash": version.content_hash})
+        signature_apply(proof=proof, record=batch, meaning=Meaning.PERFORMED, site=site,
+                        reason=reason or "Batch started")
+        if order.status == OrderStatus.ACCEPTED:  # the hand-off may already have moved it
+            order.status = OrderStatus.IN_MANUFACTURE
+            order.save(update_fields=["status"])
+    return batch
+
+
+# --- steps -----------------------------------------------------------------------------------------
+
+
+def _lock_batch(batch: Batch) -> Batch:
+    locked = Batch.objects.select_for_update().get(pk=batch.pk)
+    batch.status = locked.status
+    return locked
+
+
+def next_step(batch: Batch) -> tuple[int, dict[str, Any]] | None:
+    """The position and definition of the step to do next (P11-10f), or None when all are done.
+    A step waiting for its second-person verification is still 'next': nothing after it starts."""
+    done = dict(batch.steps.values_list("position", "status"))
+    for position, step in enumerate(process_steps(batch)):
+        if done.get(position) not in (StepStatus.COMPLETE, StepStatus.SKIPPED):
+            return position, step
+    return None
+
+
+def _find(batch: Batch, step_id: str) -> tuple[int, dict[str, Any]]:
+    for position, step in enumerate(process_steps(batch)):
+        if step["id"] == step_id:
+            return position, step
+    raise ValidationError({"step": f"There is no step {step_id!r} in {batch.masterfile_version}."})
+
+
+def step_definition(batch: Batch, step_id: str) -> dict[str, Any]:
+    """The master-file definition of ``step_id`` in the batch's version (ValidationError if none)."""
+    return _find(batch, step_id)[1]
+
+
+def _sequence_check(batch: Batch, step_id: str) -> tuple[int, dict[str, Any], StepExecution | None]:
+    """Refuse anything but the next step of the process (P11-10f)."""
+    if batch.status != BatchStatus.IN_PROGRESS:
+        raise ValidationError({"batch": f"{batch} is {batch.get_status_display().lower()}: no more steps."})
+    position, step = _find(batch, step_id)
+    upcoming = next_step(batch)
+    if upcoming is None:
+        raise ValidationError({"step": f"Every step of {batch} is done."})
+    if upcoming[0] != position:
+        nxt = upcoming[1]
+        existing = batch.steps.filter(position=upcoming[0]).first()
+        if position < upcoming[0]:
+            raise ValidationError({"step": f"Step {step_id!r} is already done; to change a value, correct it."})
+        waiting = (" It is recorded and awaits second-person verification."
+                   if existing is not None and existing.status == StepStatus.AWAITING_VERIFICATION else "")
+        raise ValidationError({"step": (f"Steps follow the master file in order: the next step is "
+                                        f"{nxt['id']!r} ({nxt['name']}), not {step_id!r}.{waiting}")})
+    return position, step, batch.steps.filter(position=position).first()
+
+
+def step_problems(*, person: User, batch: Batch, step: dict[str, Any], at: dt.datetime,
+                  verifying: bool = False) -> list[str]:
+    """What stops ``person`` from performing (or verifying) ``step`` of ``batch`` at ``at``: the
+    training gate (role, site, version, qualification, version training) and the unit."""
+    from pocare.training.gate import step_gate
+
+    decision = step_gate(person=person, version=batch.masterfile_version, step_id=step["id"], site=batch.site,
+                         at=at, verifying=verifying)
+    problems = list(decision.reasons)
+    device = device_class_for(batch.masterfile_version, batch.site, step.get("equipment_class"))
+    if device is not None:
+        problems.extend(unit_problems(unit=batch.unit, batch_site=batch.site, device_class=device, at=at,
+                                      batch=batch))
+    return problems
+
+
+def step_start(*, actor: User, batch: Batch, step_id: str) -> StepExecution:
+    """Start the next step: the person and the unit are checked now, and the start time is kept
+    (a step taking much longer than the master file expects shows as late in review)."""
+    require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
+    with transaction.atomic():
+        _lock_batch(batch)
+        position, step, existing = _sequence_check(batch, step_id)
+        if existing is not None:
+            raise ValidationError({"step": f"Step {step_id!r} was started by {existing.started_by.printed_name} "
+                                           "already."})
+        now = _now()
+        problems = step_problems(person=actor, batch=batch, step=step, at=now)
+        if problems:
+            raise ValidationError({"step": problems})
+        execution = StepExecution.objects.create(batch=batch, position=position, step_id=step_id,
+                                                 unit_operation=step["unit_operation"], started_by=actor,
+                                                 started_at=now)
+        event_record(actor=actor, event_type=ManufacturingEvent.STEP_STARTED, site=batch.site, obj=execution,
+                     reason="Step started", new={"batch": batch.reference, "step": step_id, "position": position})
+    return execution
+
+
+@dataclass
+class StepOutcome:
+    """What recording a step produced: the step and any deviations it opened."""
+
+    step: StepExecution
+    deviations: list[Deviation] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    spec: dict[str, Any]
+    result: evaluation.Evaluation
+
+
+def _check_values(step: dict[str, Any], values: Mapping[str, Any], units: Mapping[str, str] | None,
+                  deviation_note: str) -> dict[str, _Checked]:
+    """Every parameter of the step evaluated, or a ValidationError naming each bad field
+    (``values.<parameter id>``)."""
+    specs = {p["id"]: p for p in step.get("parameters", [])}
+    errors: dict[str, str] = {}
+    for pid in values:
+        if pid not in specs:
+            allowed = ", ".join(specs) or "none"
+            errors[f"values.{pid}"] = f"Step {step['id']!r} has no parameter {pid!r}; its parameters: {allowed}."
+    checked: dict[str, _Checked] = {}
+    for pid, spec in specs.items():
+        if pid not in values or values[pid] is None or (isinstance(values[pid], str) and not values[pid].strip()):
+            errors[f"values.{pid}"] = f"{spec['name']}: a value is required."
+            continue
+        try:
+            result = evaluation.evaluate_parameter(spec, values[pid], (units or {}).get(pid))
+        except evaluation.ValueRefused as exc:
+            errors[f"values.{pid}"] = str(exc)
+            continue
+        checked[pid] = _Checked(spec, result)
+        if result.in_range is False and spec.get("critical") and not deviation_note.strip():
+            errors[f"values.{pid}"] = (f"{result.message} It is a critical parameter: the step stops here until "
+                                       "a deviation is raised — describe what happened in 'deviation'.")
+    if errors:
+        raise ValidationError(errors)
+    return checked
+
+
+def _resolve_lots(batch: Batch, step: dict[str, Any], materials: Mapping[str, Any] | None,
+                  at: dt.datetime) -> list[tuple[dict[str, Any], MaterialLot, Decimal]]:
+    """The lot used for each line of the step's bill of materials, each checked now."""
+    given = dict(materials or {})
+    lines = step.get("materials", [])
+    codes = {m["code"] for m in lines}
+    errors: dict[str, Any] = {}
+    for code in given:
+        if code not in codes:
+            errors[f"materials.{code}"] = (f"Step {step['id']!r} uses no material {code!r}; its bill of materials: "
+                                           f"{', '.join(sorted(codes)) or 'none'}.")
+    out = []
+    for line in lines:
+        key = f"materials.{line['code']}"
+        ref = given.get(line["code"])
+        quantity = Decimal(str(line["quantity"]))
+        if isinstance(ref, Mapping):
+            try:
+                quantity = Decimal(str(ref.get("quantity", quantity)))
+            except InvalidOperation:
+                errors[key] = f"{line['name']}: the quantity must be a number."
+                continue
+            ref = ref.get("lot")
+        if ref in (None, ""):
+            errors[key] = f"{line['name']} ({line['code']}): scan or choose the lot used."
+            continue
+        lots = MaterialLot.objects.filter(site=batch.site, material_code=line["code"])
+        lot = (lots.filter(pk=ref).first() if isinstance(ref, int) or str(ref).isdigit() else None) \
+            or lots.filter(lot_number=str(ref).strip()).first()
+        if lot is None:
+            other = MaterialLot.objects.filter(lot_number=str(ref).strip()).select_related("site").first()
+            errors[key] = (f"{line['name']}: lot {ref!r} " + (
+                f"is {other.material_code} at {other.site.code}, not {line['code']} at {batch.site.code}."
+                if other is not None else f"is not received at {batch.site.code}."))
+            continue
+        problems = lot_problems(lot, material_code=line["code"], site=batch.site, at=at)
+        if problems:
+            errors[key] = " ".join(problems)
+            continue
+        if quantity <= 0:
+            errors[key] = f"{line['name']}: the quantity must be greater than 0."
+            continue
+        out.append((line, lot, quantity))
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _finish_if_done(*, actor: User, batch: Batch) -> None:
+    if next_step(batch) is None and batch.status == BatchStatus.IN_PROGRESS:
+        batch.status, batch.ended_at = BatchStatus.COMPLETED, _now()
+        batch.save(update_fields=["status", "ended_at"])
+        event_record(actor=actor, event_type=ManufacturingEvent.BATCH_ENDED, site=batch.site, obj=batch,
+                     reason="Every step of the master file is done", old={"status": BatchStatus.IN_PROGRESS},
+                     new={"status": BatchStatus.COMPLETED})
+
+
+def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str, Any],
+                credentials: SigningCredentials, materials: Mapping[str, Any] | None = None,
+                units: Mapping[str, str] | None = None, notes: str = "", deviation: str = "") -> StepOutcome:
+    """Record the values and materials of the next step and sign it (meaning: performed).
+
+    Checked now, in the transaction that records it: the sequence, the gate, the unit, every lot
+    and every value. A critical value out of range is refused until ``deviation`` describes it —
+    then the deviation is opened with the value; a non-critical one is recorded and raises its
+    deviation automatically. A step the master file wants verified waits for a second person.
+    """
+    require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
+    position, step = _find(batch, step_id)
+    checked = _check_values(step, values, units, deviation)
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    outcome_deviations: list[Deviation] = []
+    with transaction.atomic():
+        _lock_batch(batch)
+        position, step, execution = _sequence_check(batch, step_id)
+        now = _now()
+        problems = step_problems(person=actor, batch=batch, step=step, at=now)
+        if problems:
+            raise ValidationError({"step": problems})
+        lots = _resolve_lots(batch, step, materials, now)
+        if execution is None:
+            execution = StepExecution.objects.create(batch=batch, position=position, step_id=step_id,
+                                                     unit_operation=step["unit_operation"], started_by=actor,
+                                                     started_at=now)
+        elif execution.status != StepStatus.IN_PROGRESS:
+            raise ValidationError({"step": f"Step {step_id!r} is already recorded; it awaits verification."})
+        device = device_class_for(batch.masterfile_version, batch.site, step.get("equipment_class"))
+        execution.equipment = batch.unit if device is not None else None
+        execution.performed_by, execution.performed_at = actor, now
+        execution.notes = (notes or "").strip()
+        execution.status = (StepStatus.AWAITING_VERIFICATION if step.get("second_person_verification")
+                            else StepStatus.COMPLETE)
+        execution.save(update_fields=["equipment", "performed_by", "performed_at", "notes", "status"])
+        rows = []
+        for pid, c in checked.items():
+            dev = None
+            if c.result.in_range is False:
+                critical = bool(c.spec.get("critical"))
+                dev = deviation_open(
+                    actor=actor, site=batch.site, kind=DeviationKind.PROCESS, batch=batch, step_id=step_id,
+                    source=execution,
+                    title=f"{'Critical' if critical else 'Non-critical'} parameter out of range at {step_id}: "
+                          f"{c.spec['name']}"[:200],
+                    description=c.result.message + (f"\n\nOperator: {deviation.strip()}" if deviation.strip() else
+                                                    "\n\nRecorded and raised automatically (non-critical)."),
+                )
+                outcome_deviations.append(dev)
+            rows.append(StepValue(step=execution, parameter_id=pid, value=c.result.value,
+                                  unit=c.spec.get("unit") or "", in_range=c.result.in_range,
+                                  critical=bool(c.spec.get("critical")), deviation=dev, entered_by=actor,
+                                  entered_at=now))
+        StepValue.objects.bulk_create(rows)
+        MaterialUse.objects.bulk_create([MaterialUse(step=execution, lot=lot, material_code=line["code"],
+                                                     quantity=q, recorded_at=now) for line, lot, q in lots])
+        event_record(
+            actor=actor, event_type=ManufacturingEvent.STEP_RECORDED, site=batch.site, obj=execution,
+            reason=f"Step {step_id} performed",
+            new={"batch": batch.reference, "step": step_id,
+                 "values": {pid: c.result.value for pid, c in checked.items()},
+                 "out_of_range": sorted(pid for pid, c in checked.items() if c.result.in_range is False),
+                 "materials": {line["code"]: lot.lot_number for line, lot, _ in lots},
+                 "deviations": [d.reference for d in outcome_deviations], "status": execution.status},
+        )
+        signature_apply(proof=proof, record=execution, meaning=Meaning.PERFORMED, site=batch.site,
+                        reason=f"Step {step_id} performed")
+        _finish_if_done(actor=actor, batch=batch)
+    return StepOutcome(execution, outcome_deviations)
+
+
+def step_verify(*, actor: User, batch: Batch, step_id: str, credentials: SigningCredentials,
+                comment: str = "") -> StepExecution:
+    """Second-person verification of a recorded step, by someone other than the performer who
+    passes the gate as verifier now (signed: verified)."""
+    require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
+    position, step = _find(batch, step_id)
+    execution = batch.steps.filter(position=position).first()
+    if execution is None or execution.status != StepStatus.AWAITING_VERIFICATION:
+        raise ValidationError({"step": f"Step {step_id!r} is not waiting for verification."})
+    if execution.performed_by_id == actor.pk:
+        raise ValidationError({"step": "The second person must be someone other than the one who performed the step."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        _lock_batch(batch)
+        execution = StepExecution.objects.select_for_update().get(pk=execution.pk)
+        if execution.status != StepStatus.AWAITING_VERIFICATION:
+            raise ValidationError({"step": f"Step {step_id!r} was verified meanwhile."})
+        now = _now()
+        problems = step_problems(person=actor, batch=batch, step=step, at=now, verifying=True)
+        if problems:
+            raise ValidationError({"step": problems})
+        execution.status, execution.verified_by, execution.verified_at = StepStatus.COMPLETE, actor, now
+        execution.save(update_fields=["status", "verified_by", "verified_at"])
+        event_record(actor=actor, event_type=ManufacturingEvent.STEP_VERIFIED, site=batch.site, obj=execution,
+                     reason=(comment or "").strip() or f"Step {step_id} verified",
+                     old={"status": StepStatus.AWAITING_VERIFICATION}, new={"status": StepStatus.COMPLETE})
+        signature_apply(proof=proof, record=execution, meaning=Meaning.VERIFIED, site=batch.site,
+                        reason=(comment or "").strip() or f"Step {step_id} verified")
+        _finish_if_done(actor=actor, batch=batch)
+    return execution
+
+
+def step_skip(*, actor: User, batch: Batch, step_id: str, reason: str,
+              credentials: SigningCredentials) -> StepExecution:
+    """Skip the next step as not applicable — only a step the master file marks optional (for
+    example freezing a product that goes fresh), with a reason, signed (performed)."""
+    require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
+    reason = _reason(reason)
+    position, step = _find(batch, step_id)
+    if not step.get("optional"):
+        raise ValidationError({"step": f"Step {step_id!r} is not optional in the master file: it cannot be skipped."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        _lock_batch(batch)
+        position, step, execution = _sequence_check(batch, step_id)
+        now = _now()
+        from pocare.training.gate import step_gate
+
+        decision = step_gate(person=actor, version=batch.masterfile_version, step_id=step_id, site=batch.site, at=now)
+        if not decision.allowed:
+            raise ValidationError({"step": decision.reasons})
+        if execution is None:
+            execution = StepExecution(batch=batch, position=position, step_id=step_id,
+                                      unit_operation=step["unit_operation"], started_by=actor, started_at=now)
+        execution.status, execution.skip_reason = StepStatus.SKIPPED, reason
+        execution.performed_by, execution.performed_at = actor, now
+        execution.save()
+        event_record(actor=actor, event_type=ManufacturingEvent.STEP_SKIPPED, site=batch.site, obj=execution,
+                     reason=reason, new={"batch": batch.reference, "step": step_id})
+        signature_apply(proof=proof, record=execution, meaning=Meaning.PERFORMED, site=batch.site, reason=reason)
+        _finish_if_done(actor=actor, batch=batch)
+    return execution
+
+
+def value_correct(*, actor: User, value: StepValue, new_value: Any, reason: str,
+                  credentials: SigningCredentials) -> StepValue:
+    """Correct a recorded value: a new entry beside the original, pointing at it, with the reason
+    and its own signature (meaning: authored). The original stays as it was (CH4-9, A11-8)."""
+    execution = value.step
+    batch = execution.batch
+    require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
+    reason = _reason(reason)
+    if StepValue.objects.filter(corrects=value).exists():
+        raise ValidationError({"value": "This entry has already been corrected; correct the latest entry instead."})
+    spec = next((p for p in (_find(batch, execution.step_id)[1].get("parameters") or [])
+                 if p["id"] == value.parameter_id), None)
+    if spec is None:
+        raise ValidationError({"value": f"Parameter {value.parameter_id!r} is not in the step any more."})
+    try:
+        result = evaluation.evaluate_parameter(spec, new_value)
+    except evaluation.ValueRefused as exc:
+        raise ValidationError({"new_value": str(exc)}) from None
+    if result.value == value.value:
+        raise ValidationError({"new_value": "The corrected value is the same as the entry it corrects."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        _lock_batch(batch)
+        if StepValue.objects.filter(corrects=value).exists():
+            raise ValidationError({"value": "This entry was corrected meanwhile."})
+        now = _now()
+        dev = None
+        if result.in_range is False:
+            dev = deviation_open(
+                actor=actor, site=batch.site, kind=DeviationKind.PROCESS, batch=batch, step_id=execution.step_id,
+                source=execution, title=f"Corrected value out of range at {execution.step_id}: {spec['name']}"[:200],
+                description=f"{result.message}\n\nCorrection of {value.value!r}: {reason}",
+            )
+        correction = StepValue.objects.create(
+            step=execution, parameter_id=value.parameter_id, value=result.value, unit=value.unit,
+            in_range=result.in_range, critical=value.critical, deviation=dev, entered_by=actor, entered_at=now,
+            corrects=value, correction_reason=reason,
+        )
+        event_record(actor=actor, event_type=ManufacturingEvent.VALUE_CORRECTED, site=batch.site, obj=correction,
+                     reason=reason, old={"value": value.value, "entry": value.pk},
+                     new={"value": result.value, "in_range": result.in_range, "batch": batch.reference,
+                          "step": execution.step_id, "parameter": value.parameter_id})
+        signature_apply(proof=proof, record=correction, meaning=Meaning.AUTHORED, site=batch.site, reason=reason)
+    return correction
+
+
+# --- QC results ----------------------------------------------------------------------------------
+
+
+def specification(batch: Batch) -> list[dict[str, Any]]:
+    """The quality attributes of the batch's master-file version."""
+    return list((batch.masterfile_version.content or {}).get("specification", {}).get("attributes", []))
+
+
+def _attribute(batch: Batch, attribute_id: str) -> dict[str, Any]:
+    attrs = {a["id"]: a for a in specification(batch)}
+    if attribute_id not in attrs:
+        raise ValidationError({"attribute": f"{attribute_id!r} is not in the specification of "
+                                            f"{batch.masterfile_version}; its attributes: {', '.join(attrs)}."})
+    return attrs[attribute_id]
+
+
+def _tested_at(tested_at: dt.datetime | None, now: dt.datetime, batch: Batch) -> dt.datetime:
+    if tested_at is None:
+        return now
+    if timezone.is_naive(tested_at):
+        raise ValidationError({"tested_at": "Give the time with its time zone (for example 2026-12-01T10:00Z)."})
+    if tested_at > now + dt.timedelta(minutes=5):
+        raise ValidationError({"tested_at": "The test cannot have been read in the future."})
+    if tested_at < batch.started_at:
+        raise ValidationError({"tested_at": "The test cannot have been read before the batch started."})
+    return tested_at
+
+
+def qc_result_record(*, actor: User, batch: Batch, attribute_id: str, value: Any, credentials: SigningCredentials,
+                     unit: str | None = None, tested_at: dt.datetime | None = None) -> QcResult:
+    """Enter a QC result for an attribute of the specification, evaluated at once against its
+    acceptance criterion and signed (performed). Out of specification opens a laboratory
+    investigation (ATMP-OOS). A second result for the same attribute is a correction."""
+    require_perm(actor, Perm.QC_RECORD, site=batch.site)
+    attribute = _attribute(batch, attribute_id)
+    if batch.qc_results.filter(attribute_id=attribute_id).exists():
+        raise ValidationError({"attribute": f"{attribute['name']} already has a result; enter a correction with "
+                                            "a reason instead."})
+    try:
+        result = evaluation.evaluate_qc(attribute, value, unit)
+    except evaluation.ValueRefused as exc:
+        raise ValidationError({"value": str(exc)}) from None
+    now = _now()
+    when = _tested_at(tested_at, now, batch)
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        _lock_batch(batch)
+        if batch.qc_results.filter(attribute_id=attribute_id).exists():
+            raise ValidationError({"attribute": f"{attribute['name']} got a result meanwhile."})
+        return _qc_write(actor=actor, batch=batch, attribute=attribute, result=result, tested_at=when, proof=proof)
+
+
+def _qc_write(*, actor: User, batch: Batch, attribute: dict[str, Any], result: evaluation.QcEvaluation,
+              tested_at: dt.datetime, proof: Any, corrects: QcResult | None = None, reason: str = "") -> QcResult:
+    now = _now()
+    dev = None
+    if not result.conforms:
+        dev = deviation_open(
+            actor=actor, site=batch.site, kind=DeviationKind.LABORATORY, batch=batch,
+            title=f"Out of specification: {attribute['name']}"[:200],
+            description=f"{result.message}\nMethod: {attribute.get('method', '')}. Laboratory investigation opened "
+                        "automatically." + (f"\n\nCorrection: {reason}" if reason else ""),
+        )
+    qc = QcResult.objects.create(
+        batch=batch, attribute_id=attribute["id"], value_number=result.number, value_text=result.text,
+        unit=attribute.get("unit") or "", conforms=result.conforms, method=attribute.get("method", "")[:200],
+        tested_at=tested_at, entered_by=actor, entered_at=now, deviation=dev, corrects=corrects,
+        correction_reason=reason,
+    )
+    event_record(
+        actor=actor, site=batch.site, obj=qc, reason=reason or f"QC result {attribute['id']}",
+        event_type=ManufacturingEvent.QC_RESULT_CORRECTED if corrects else ManufacturingEvent.QC_RESULT_RECORDED,
+        old={"value": corrects.display_value, "conforms": corrects.conforms} if corrects else None,
+        new={"batch": batch.reference, "attribute": attribute["id"], "value": qc.display_value,
+             "conforms": qc.conforms, "deviation": dev.reference if dev else None},
+    )
+    signature_apply(proof=proof, record=qc, site=batch.site, reason=reason or f"QC result {attribute['id']}",
+                    meaning=Meaning.AUTHORED if corrects else Meaning.PERFORMED)
+    return qc
+
+
+def qc_result_correct(*, actor: User, result: QcResult, value: Any, reason: str,
+                      credentials: SigningCredentials, unit: str | None = None) -> QcResult:
+    """Correct a QC result: a new result beside the original, with the reason and a signature."""
+    batch = result.batch
+    require_perm(actor, Perm.QC_RECORD, site=batch.site)
+    reason = _reason(reason)
+    if QcResult.objects.filter(corrects=result).exists():
+        raise ValidationError({"result": "This result has already been corrected; correct the latest one."})
+    attribute = _attribute(batch, result.attribute_id)
+    try:
+        evaluated = evaluation.evaluate_qc(attribute, value, unit)
+    except evaluation.ValueRefused as exc:
+        raise ValidationError({"value": str(exc)}) from None
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        _lock_batch(batch)
+        if QcResult.objects.filter(corrects=result).exists():
+            raise ValidationError({"result": "This result was corrected meanwhile."})
+        return _qc_write(actor=actor, batch=batch, attribute=attribute, result=evaluated, tested_at=result.tested_at,
+                         proof=proof, corrects=result, reason=reason)
+
+
+# --- ending a batch --------------------------------------------------------------------------------
+
+
+def batch_abort(*, actor: User, batch: Batch, reason: str, credentials: SigningCredentials) -> Batch:
+    """Stop a batch that cannot be finished (a manufacturing failure), with a reason and a
+    signature (rejected). Its record stays complete up to the point it stopped."""
+    require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
+    reason = _reason(reason)
+    if batch.status != BatchStatus.IN_PROGRESS:
+        raise ValidationError({"batch": f"{batch} is already {batch.get_status_display().lower()}."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        _lock_batch(batch)
+        if batch.status != BatchStatus.IN_PROGRESS:
+            raise ValidationError({"batch": f"{batch} ended meanwhile."})
+        now = _now()
+        batch.status, batch.ended_at, batch.end_reason = BatchStatus.ABORTED, now, reason
+        batch.save(update_fields=["status", "ended_at", "end_reason"])
+        abort = BatchAbort.objects.create(batch=batch, reason=reason, aborted_by=actor, aborted_at=now)
+        event_record(actor=actor, event_type=ManufacturingEvent.BATCH_ENDED, site=batch.site, obj=batch,
+                     reason=reason, old={"status": BatchStatus.IN_PROGRESS}, new={"status": BatchStatus.ABORTED})
+        signature_apply(proof=proof, record=abort, meaning=Meaning.REJECTED, site=batch.site, reason=reason)
+    return batch
