@@ -111,7 +111,7 @@ def test_at_another_site_the_gate_is_closed(mad_ready):
     """P11-10g: a Madrid operator has no operator role in Lisbon, however well trained."""
     decision = gate(TRAINEE, mad_ready.v1, code="LIS")
     assert not decision.allowed
-    assert any("holds no active operator role at LIS" in r for r in decision.reasons)
+    assert any("holds no active operator or QC analyst role at LIS" in r for r in decision.reasons)
 
 
 def test_a_site_that_is_not_active_closes_the_gate(mad_ready):
@@ -145,7 +145,7 @@ def test_a_revoked_role_closes_the_gate(mad_ready):
     membership = user(TRAINEE).memberships.get(site__code="MAD")
     membership_revoke(actor=user("qa"), membership=membership, reason="Moved to QC")
     decision = gate(TRAINEE, mad_ready.v1)
-    assert any("holds no active operator role at MAD (their operator role there ended on" in r
+    assert any("holds no active operator or QC analyst role at MAD (their operator role there ended on" in r
                for r in decision.reasons)
 
 
@@ -193,7 +193,7 @@ def test_a_site_manager_may_verify_but_not_perform(mad_ready):
     train_version("manager.mad", mad_ready.v1, trainer="qa")
     perform = gate("manager.mad", mad_ready.v1)
     verify = gate("manager.mad", mad_ready.v1, verifying=True)
-    assert any("holds no active operator role at MAD" in r for r in perform.reasons)
+    assert any("holds no active operator or QC analyst role at MAD" in r for r in perform.reasons)
     assert verify.allowed, verify.reasons
     assert not gate("qc.mad", mad_ready.v1, verifying=True).allowed
 

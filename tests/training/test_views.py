@@ -177,7 +177,7 @@ def test_the_gate_page_answers_with_reasons(client, login):
     page = client.get(reverse("training:gate"), {**base, "step": "prodigy-setup"}).content.decode()
     assert "Allowed." in page and "prodigy-setup" in page
     lisbon = client.get(reverse("training:gate"), {**base, "site": "LIS"}).content.decode()
-    assert "No step is allowed" in lisbon and "holds no active operator role at LIS" in lisbon
+    assert "No step is allowed" in lisbon and "holds no active operator or QC analyst role at LIS" in lisbon
     bad = client.get(reverse("training:gate"), {**base, "version": "999999"})
     assert bad.status_code == 400
 

@@ -138,7 +138,8 @@ class _Gate:
 
     def _check_role(self) -> None:
         roles = VERIFY_ROLES if self.verifying else PERFORM_ROLES
-        wanted = " or ".join(sorted(Role(r).label.lower() for r in roles))
+        labels = (str(Role(r).label) for r in roles)
+        wanted = " or ".join(sorted((lab if lab[:2].isupper() else lab.lower() for lab in labels), key=str.lower))
         here = list(Membership.objects.filter(user=self.person, site=self.site, role__in=roles))
         current = [m for m in here if membership_in_force(m, self.at)]
         if current:

@@ -8,8 +8,10 @@ is a real one. Loading is idempotent: what exists is left as it is.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -21,6 +23,9 @@ from pocare.ledger.review import trail_review_sign
 from pocare.ledger.signing import SigningCredentials
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.network.services import site_register
+
+if TYPE_CHECKING:
+    from pocare.manufacturing.history import HistorySummary
 
 #: Every demo person logs in with this password. Demo only: never load the demo in production.
 DEMO_PASSWORD = "pocare-demo-2026"  # noqa: S105
@@ -101,11 +106,17 @@ class DemoLogin:
     site: str
 
 
-def load(*, password: str = DEMO_PASSWORD) -> list[DemoLogin]:
+def load(*, password: str = DEMO_PASSWORD, history: bool = True,
+         on_history: Callable[[HistorySummary], None] | None = None) -> list[DemoLogin]:
     """The whole demo: the network and its people, then its governance — the CD19 CAR-T master
     file (v1 effective, v2 from a change request), units, site authorizations, the Porto site in
     qualification, and signed training records (v2 effective at Madrid only, the other sites
-    still on v1 until their operators are trained). Idempotent."""
+    still on v1 until their operators are trained) — and, with ``history``, about 18 months of
+    manufacturing history under v1 (``pocare.manufacturing.history``; loaded, not executed), whose
+    summary goes to ``on_history``; then the live batch record, executed through the services (a
+    batch in progress at Madrid, an order ready to start at Lisbon, one to accept at Dublin).
+    Idempotent."""
+    from pocare.manufacturing.history import load_history
     from pocare.masterfile import demo as masterfile_demo
     from pocare.network import demo as network_demo
     from pocare.training import demo as training_demo
@@ -116,6 +127,13 @@ def load(*, password: str = DEMO_PASSWORD) -> list[DemoLogin]:
     training_demo.load(password=password, versions=[v1])
     change = masterfile_demo.load_change_v2(password=password)
     training_demo.load(password=password, versions=[v1, change.version])
+    if history:
+        summary = load_history()
+        if on_history is not None:
+            on_history(summary)
+    from pocare.manufacturing import demo as manufacturing_demo
+
+    manufacturing_demo.load_live(versions=[v1, change.version], password=password)
     return logins
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from pocare.ledger.context import new_request_id, request_id_scope
+from pocare.manufacturing.history import HistorySummary
 from pocare.web import demo
 
 
@@ -17,9 +18,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.PRODUCTION:
             raise CommandError("The demo has a public password; it is not loaded when POCARE_ENV=production.")
+        summaries: list[HistorySummary] = []
         with request_id_scope(new_request_id("demo")):
-            logins = demo.load()
+            logins = demo.load(on_history=summaries.append)
         self.stdout.write(f"Demo network ready. Every demo person's password: {demo.DEMO_PASSWORD}\n")
         self.stdout.write(f"  {'user id':<18} {'site':<5} {'role':<20} name")
         for login in logins:
             self.stdout.write(f"  {login.username:<18} {login.site:<5} {login.role:<20} {login.printed_name}")
+        for summary in summaries:
+            # The counts go to stdout, the same on every run; the time of this run to stderr.
+            self.stdout.write(summary.counts_line())
+            self.stderr.write(f"Demo history generated in {summary.seconds:.1f} s" if summary.loaded
+                              else "Demo history already loaded; nothing generated")
