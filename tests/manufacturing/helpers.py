@@ -152,7 +152,7 @@ def performer_for(batch: Batch, step: dict[str, Any]) -> User:
 
 def do_step(batch: Batch, step_id: str | None = None, **overrides: Any) -> Any:
     """Record the next step (or ``step_id``) with good values, and verify it when it needs it."""
-    position, step = services.next_step(batch) if step_id is None else services._find(batch, step_id)
+    _, step = services.next_step(batch) if step_id is None else services._find(batch, step_id)
     values = {**good_values(step), **overrides.pop("values", {})}
     actor = overrides.pop("actor", None) or performer_for(batch, step)
     outcome = services.step_record(actor=actor, batch=batch, step_id=step["id"], values=values,

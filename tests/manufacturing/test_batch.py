@@ -134,7 +134,7 @@ def test_a_qualification_revoked_mid_batch_stops_the_next_step(batch):
     h.do_step(batch)  # receipt-identity, with the operator still qualified
     qualification_revoke(actor=h.user("qa"), person=h.user("operator.mad"),
                          qualification=Qualification.objects.get(code="cell-counting"), reason="retraining needed")
-    with pytest.raises(ValidationError, match="cell-counting.*revoked"):
+    with pytest.raises(ValidationError, match=r"cell-counting.*revoked"):
         _record(batch, "apheresis-count")
     assert not StepValue.objects.filter(step__batch=batch, step__step_id="apheresis-count").exists()
 

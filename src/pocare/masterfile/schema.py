@@ -443,14 +443,15 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
             for k, m in enumerate(st.materials):
                 if m.quantity <= 0:
                     found.append(((*base, "materials", k, "quantity"), "must be greater than 0"))
-    unique(((("process", "monitoring", i, "id"), m.id) for i, m in enumerate(doc.process.monitoring)),
+    unique(((("process", "monitoring", i, "id"), mon.id) for i, mon in enumerate(doc.process.monitoring)),
            "monitored parameter id")
-    for i, m in enumerate(doc.process.monitoring):
+    for i, mon in enumerate(doc.process.monitoring):
         where: Loc = ("process", "monitoring", i)
-        if m.alarm_min is None and m.alarm_max is None:
+        if mon.alarm_min is None and mon.alarm_max is None:
             found.append((where, "a monitored parameter needs alarm_min, alarm_max or both"))
-        elif m.alarm_min is not None and m.alarm_max is not None and m.alarm_min > m.alarm_max:
-            found.append(((*where, "alarm_min"), f"alarm_min {m.alarm_min} is greater than alarm_max {m.alarm_max}"))
+        elif mon.alarm_min is not None and mon.alarm_max is not None and mon.alarm_min > mon.alarm_max:
+            found.append(((*where, "alarm_min"),
+                          f"alarm_min {mon.alarm_min} is greater than alarm_max {mon.alarm_max}"))
     if doc.transport is not None:
         for leg in ("apheresis", "fresh_product", "cryopreserved_product"):
             limits = getattr(doc.transport, leg)

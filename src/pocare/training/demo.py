@@ -208,7 +208,8 @@ def _train_version(version: Any, site_code: str, trained_on: dt.date, password: 
     for username, by in ((f"operator.{s}", trainer), (f"manager.{s}", User.objects.get(username=QA2)),
                          (f"qc.{s}", trainer)):
         trainee = User.objects.get(username=username)
-        if TrainingRecord.objects.filter(trainee=trainee, kind=TrainingKind.VERSION, masterfile_version=version).exists():
+        done = TrainingRecord.objects.filter(trainee=trainee, kind=TrainingKind.VERSION, masterfile_version=version)
+        if done.exists():
             continue
         record = services.training_record(
             actor=by, trainee=trainee, site=Site.objects.get(code=site_code), kind=TrainingKind.VERSION,
