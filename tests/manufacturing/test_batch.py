@@ -75,6 +75,18 @@ def test_a_wrong_din_blocks_the_start_keeps_the_attempt_and_opens_a_deviation():
     assert blocked.deviation.kind == "custody"
 
 
+def test_expired_starting_material_cannot_be_manufactured():
+    """ATMP-SM: the apheresis is manufactured only within its stability."""
+    from pocare.custody.models import Collection
+
+    h.world()
+    order = h.received_order("MAD")
+    Collection.objects.filter(order=order).update(expires_at=timezone.now() - dt.timedelta(minutes=5))
+    with pytest.raises(ValidationError, match="expired"):
+        services.batch_start(actor=h.user("operator.mad"), order=order, unit=h.unit_at("MAD"),
+                             presented_identifier=order.collections.get().din, credentials=h.creds("operator.mad"))
+
+
 def test_an_overdue_unit_cannot_start_a_batch():
     """POC-3 P11-10h: an overdue unit is unusable; the refusal says why."""
     h.world()

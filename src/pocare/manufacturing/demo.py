@@ -86,8 +86,8 @@ def _order(site: Site, *, password: str, recipient: str, weight: str, received: 
     order = custody.therapy_order_accept(actor=manager, order=order, reason=f"{LIVE_MARK}: device slot available")
     now = timezone.now()
     collection = custody.collection_record(
-        actor=physician, order=order, collection_started_at=now - dt.timedelta(days=3, hours=6),
-        collection_ended_at=now - dt.timedelta(days=3, hours=2), volume_ml=Decimal("265"),
+        actor=physician, order=order, collection_started_at=now - dt.timedelta(hours=22),
+        collection_ended_at=now - dt.timedelta(hours=18), volume_ml=Decimal("265"),
         donor_tests={"HIV-1/2": "negative", "HBV": "negative", "HCV": "negative", "Syphilis": "negative"},
         reason=f"{LIVE_MARK}: leukapheresis")
     din = collection.din

@@ -588,7 +588,7 @@ class _Generator:
                 else:
                     anchor = _local(p.setup_day + dt.timedelta(days=culture_day), hour + rng.uniform(0, 1.2), tz)
                 clock = max(clock, anchor)
-            if sid == "prodigy-setup":
+            if position == 0:  # as in the live record: the start of the batch is the start-of-manufacture scan
                 self._handoff(p, HandoffKind.MANUFACTURE_START, clock, operator, "Closed-system room", "collection")
                 clock += _minutes(rng.uniform(5, 15))
             skip = sid == "cryopreservation" and p.fresh

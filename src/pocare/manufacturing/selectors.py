@@ -354,11 +354,14 @@ def timeline(page: BatchPage) -> list[Milestone]:
         items.append(Milestone(h.occurred_at, h.get_kind_display(), f"{h.performed_by_name} at {h.site.code}",
                                "blocked" if h.outcome == "blocked" else "done"))
     seen_ops: set[str] = set()
+    names = {uo["id"]: uo.get("name", uo["id"]) for uo in
+             (page.batch.masterfile_version.content or {}).get("process", {}).get("unit_operations", [])}
     for s in page.steps:
         e = s.execution
         if e is not None and s.unit_operation not in seen_ops:
             seen_ops.add(s.unit_operation)
-            items.append(Milestone(e.started_at, f"Unit operation: {s.unit_operation}", s.spec["name"], "done"))
+            items.append(Milestone(e.started_at, str(names.get(s.unit_operation, s.unit_operation)),
+                                   f"from step {s.spec['name']}", "done"))
     finals = [q.current for q in page.qc if q.current is not None]
     if finals:
         last = max(finals, key=lambda r: r.entered_at)

@@ -209,6 +209,11 @@ def batch_start_problems(*, order: Any, unit: ManufacturingUnit, at: dt.datetime
         problems.append("This therapy order already has its batch.")
     if not order.handoffs.filter(kind=HandoffKind.RECEIPT_AT_SITE, outcome=HandoffOutcome.COMPLETED).exists():
         problems.append("The starting material has not been received at the site (no completed receipt hand-off).")
+    collection = order.collections.order_by("-collection_ended_at").first()
+    if collection is not None and collection.expires_at is not None and collection.expires_at < at:
+        problems.append(f"The starting material (DIN {collection.din}) expired "
+                        f"{collection.expires_at.astimezone(site.tz):%Y-%m-%d %H:%M} {site.code} time; "
+                        "it may not be manufactured.")
     version = effective_version(site=site, product=order.product, at=at)
     if version is None:
         problems.append(f"No {order.product.code} master-file version is effective at {site.code}.")

@@ -19,7 +19,9 @@ NAVIGATION = (
     ("Verify", "ledger:verify", Perm.LEDGER_VERIFY),
     ("People", "accounts:people", Perm.ACCOUNTS_VIEW),
     ("Training", "training:matrix", Perm.TRAINING_VIEW),
+    ("Batches", "manufacturing:batches", Perm.BATCH_VIEW),
     ("Custody", "custody:orders", Perm.CUSTODY_VIEW),
+    ("Lots", "manufacturing:lots", Perm.BATCH_VIEW),
 )
 
 
