@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "pocare.quality",
     "pocare.custody",
     "pocare.manufacturing",
+    "pocare.release",
     "pocare.web",
 ]
 

@@ -63,39 +63,53 @@ class Perm(StrEnum):
     CUSTODY_RECORD = "custody.record"  # collections, hand-offs, shipments and logger uploads
     DEVIATION_VIEW = "quality.view"
     DEVIATION_RAISE = "quality.raise"  # raise a deviation by hand
+    DEVIATION_INVESTIGATE = "quality.investigate"  # classify, investigate, plan and record CAPA actions
+    DEVIATION_CLOSE = "quality.close"  # QA: assess impact, close (signed), escalation rules, quality signals
+    RELEASE_VIEW = "release.view"  # release checklist, queue, certificates
+    EXCEPTIONS_REVIEW = "release.exceptions_review"  # sign the review by exception of a batch
+    RELEASE_QC_REVIEW = "release.qc_review"  # stage 1: the site's QC review
+    RELEASE_CERTIFY = "release.certify"  # stage 2: the QP certifies or rejects (POC-7: the QP only)
+    OOS_REQUEST = "release.oos_request"  # the treating physician asks for / accepts an OOS product
+    BUNDLE_EXPORT = "release.bundle_export"  # inspector bundle of a batch
+    ANALYTICS_VIEW = "analytics.view"  # comparability, control charts, product quality review
 
 
 #: What people at a site do on the shop floor; Control Site QA oversees it but does not do it.
 _SHOP_FLOOR = frozenset({Perm.BATCH_EXECUTE, Perm.DEVICE_PUSH, Perm.ALARM_ACK, Perm.QC_RECORD,
                          Perm.MATERIALS_MANAGE, Perm.ORDER_CREATE, Perm.ORDER_ACCEPT, Perm.CUSTODY_RECORD})
-_RECORDS_VIEW = frozenset({Perm.BATCH_VIEW, Perm.CUSTODY_VIEW, Perm.DEVIATION_VIEW})
+_RECORDS_VIEW = frozenset({Perm.BATCH_VIEW, Perm.CUSTODY_VIEW, Perm.DEVIATION_VIEW, Perm.RELEASE_VIEW})
+#: Only the QP reaches the certify function (POC-7); only the physician requests an OOS product.
+_PERSONAL = frozenset({Perm.RELEASE_CERTIFY, Perm.OOS_REQUEST})
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
-    Role.CONTROL_QA: frozenset(set(Perm) - {Perm.MASTERFILE_APPROVE} - _SHOP_FLOOR),
+    Role.CONTROL_QA: frozenset(set(Perm) - {Perm.MASTERFILE_APPROVE, Perm.EXCEPTIONS_REVIEW, Perm.RELEASE_QC_REVIEW}
+                               - _SHOP_FLOOR - _PERSONAL),
     Role.QP: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.LEDGER_REVIEW, Perm.SIGNATURES_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
-         Perm.MASTERFILE_APPROVE, Perm.TRAINING_VIEW, *_RECORDS_VIEW}
+         Perm.MASTERFILE_APPROVE, Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.RELEASE_CERTIFY, Perm.BUNDLE_EXPORT,
+         Perm.ANALYTICS_VIEW}
     ),
-    Role.PLANNER: frozenset({Perm.NETWORK_VIEW, Perm.MASTERFILE_VIEW}),
+    Role.PLANNER: frozenset({Perm.NETWORK_VIEW, Perm.MASTERFILE_VIEW, Perm.ANALYTICS_VIEW}),
     Role.INSPECTOR: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
-         Perm.TRAINING_VIEW, *_RECORDS_VIEW}
+         Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.BUNDLE_EXPORT, Perm.ANALYTICS_VIEW}
     ),
     Role.SITE_MANAGER: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_REVIEW,
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.UNITS_MANAGE, Perm.MASTERFILE_VIEW,
          Perm.CHANGE_RAISE, Perm.TRAINING_VIEW, Perm.TRAINING_RECORD, *_RECORDS_VIEW,
          Perm.BATCH_EXECUTE, Perm.ALARM_ACK, Perm.MATERIALS_MANAGE, Perm.ORDER_ACCEPT, Perm.CUSTODY_RECORD,
-         Perm.DEVIATION_RAISE}
+         Perm.DEVIATION_RAISE, Perm.DEVIATION_INVESTIGATE, Perm.EXCEPTIONS_REVIEW}
     ),
     Role.OPERATOR: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW,
                               *_RECORDS_VIEW, Perm.BATCH_EXECUTE, Perm.DEVICE_PUSH, Perm.ALARM_ACK,
                               Perm.CUSTODY_RECORD, Perm.DEVIATION_RAISE}),
     Role.QC_ANALYST: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW,
                                 *_RECORDS_VIEW, Perm.BATCH_EXECUTE, Perm.QC_RECORD, Perm.MATERIALS_MANAGE,
-                                Perm.DEVIATION_RAISE}),
-    Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE, Perm.CUSTODY_RECORD}),
+                                Perm.DEVIATION_RAISE, Perm.EXCEPTIONS_REVIEW, Perm.RELEASE_QC_REVIEW}),
+    Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE, Perm.CUSTODY_RECORD,
+                               Perm.RELEASE_VIEW, Perm.OOS_REQUEST}),
     Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE}),
 }
