@@ -1,0 +1,52 @@
+"""How the batch record shows values, units and ranges to people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+@register.filter
+def unit(value: Any) -> str:
+    """``10^6 cells/kg`` → ``10⁶ cells/kg``."""
+    text = str(value or "")
+    if "^" not in text:
+        return text
+    head, _, tail = text.partition("^")
+    digits = ""
+    while tail and (tail[0].isdigit() or (tail[0] == "-" and not digits)):
+        digits, tail = digits + tail[0], tail[1:]
+    return head + digits.translate(_SUPERSCRIPT) + tail
+
+
+@register.filter
+def reading(value: Any) -> str:
+    """A recorded value as people write it: 1500 not 1500.0, yes/no for booleans."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.6g}".replace(",", "\u2009") if abs(value) >= 10000 else f"{value:.6g}"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", "\u2009") if abs(value) >= 10000 else str(value)
+    return str(value)
+
+
+@register.filter
+def bounds(spec: dict[str, Any]) -> str:
+    """A parameter's or attribute's acceptable range: ``80–100``, ``≥ 1000``, ``≤ 10``, ``= TCT``."""
+    spec = spec or {}
+    acceptance = spec.get("acceptance", spec)
+    low, high = acceptance.get("min"), acceptance.get("max")
+    if low is not None and high is not None:
+        return f"{reading(low)}–{reading(high)}" if low != high else f"= {reading(low)}"
+    if low is not None:
+        return f"≥ {reading(low)}"
+    if high is not None:
+        return f"≤ {reading(high)}"
+    target = acceptance.get("equals", spec.get("target"))
+    return "" if target is None else f"= {reading(target)}"
