@@ -144,10 +144,12 @@ def _signature_views(records: list[Any]) -> dict[tuple[str, str], list[Signature
     q = Q()
     for label in {k[0] for k in by_key}:
         q |= Q(record_type=label, record_id__in=[k[1] for k in by_key if k[0] == label])
-    hashes = {key: content_hash(r.signed_content()) for key, r in by_key.items()}
+    hashes: dict[tuple[str, str], str] = {}  # only records that carry a signature are hashed
     for sig in Signature.objects.filter(q).select_related("event").order_by("signed_at", "pk"):
         key = (sig.record_type, sig.record_id)
-        valid = hashes.get(key) == sig.record_hash
+        if key not in hashes:
+            hashes[key] = content_hash(by_key[key].signed_content())
+        valid = hashes[key] == sig.record_hash
         out.setdefault(key, []).append(SignatureView(sig, valid, "" if valid else
                                                      "the record changed after it was signed"))
     return out
