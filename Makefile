@@ -76,6 +76,8 @@ api-fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/ebr.py
+	$(BIN)/python benchmarks/release.py
+	$(BIN)/python benchmarks/analytics.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt

@@ -11,4 +11,6 @@ urlpatterns = [
     path("", include("pocare.quality.api")),
     path("", include("pocare.custody.api")),
     path("", include("pocare.manufacturing.api")),
+    path("", include("pocare.analytics.api")),
+    path("", include("pocare.release.api")),
 ]

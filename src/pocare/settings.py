@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "pocare.custody",
     "pocare.manufacturing",
     "pocare.release",
+    "pocare.analytics",
     "pocare.web",
 ]
 
@@ -199,6 +200,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema name per choice set, where several apps have fields called kind/status/class.
+    "ENUM_NAME_OVERRIDES": {
+        "DeviationKindEnum": "pocare.quality.models.DeviationKind",
+        "DeviationStatusEnum": "pocare.quality.models.DeviationStatus",
+        "DeviationClassEnum": "pocare.quality.models.DeviationClass",
+        "SignalStatusEnum": "pocare.quality.models.SignalStatus",
+        "SignalOutcomeEnum": "pocare.quality.models.SignalOutcome",
+        "CapaKindEnum": "pocare.quality.models.CapaKind",
+        "ImpactEnum": "pocare.quality.models.Impact",
+    },
 }
 
 LOGGING = {

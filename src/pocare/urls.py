@@ -15,4 +15,6 @@ urlpatterns = [
     path("", include("pocare.quality.urls")),
     path("", include("pocare.custody.urls")),
     path("", include("pocare.manufacturing.urls")),
+    path("", include("pocare.analytics.urls")),
+    path("", include("pocare.release.urls")),
 ]

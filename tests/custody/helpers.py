@@ -91,3 +91,12 @@ def completed_batch(o: TherapyOrder, c: Collection) -> Any:
         reference=f"{o.site.code}-T-{o.pk:04d}", order=o, collection=c, site=o.site, unit=unit,
         masterfile_version=effective_version(site=o.site, product=o.product), status=BatchStatus.COMPLETED,
         started_by=user(f"operator.{o.site.code.lower()}"), started_at=now - dt.timedelta(days=9), ended_at=now)
+
+
+def certify(batch: Any) -> Any:
+    """The QP's certification row the dispatch check reads (tests/release makes real ones through
+    ``pocare.release.services.batch_certify``; the custody tests only need the row)."""
+    from pocare.release.models import Certification, Decision
+
+    return Certification.objects.create(batch=batch, decision=Decision.RELEASED, reason="test", checklist={},
+                                        checklist_hash="0" * 64, qp=user("qp"), decided_at=timezone.now())

@@ -16,6 +16,7 @@ from pocare.ledger.models import Event
 from pocare.quality.models import Deviation, DeviationKind
 from tests.custody.helpers import (
     accepted,
+    certify,
     collect,
     completed_batch,
     order,
@@ -123,7 +124,8 @@ def test_collection_times_are_checked(people):
 def test_handoffs_are_refused_out_of_order_and_allowed_in_order(people):
     """P11-10f ATMP-TRACE: each hand-off comes after the previous one; skipping one is refused
     with nothing stored; the full chain through cryopreservation and thaw to infusion is accepted,
-    and the order moves to in manufacture, dispatched, infused."""
+    and the order moves to in manufacture, dispatched, infused. Dispatch to the hospital waits for the
+    QP's certification (ATMP-REL)."""
     o = accepted()
     c = collect(o)
     with pytest.raises(ValidationError) as exc:
@@ -140,7 +142,10 @@ def test_handoffs_are_refused_out_of_order_and_allowed_in_order(people):
         scan(o, K.FRESH_HOLD, o.coi)
     with pytest.raises(ValidationError, match="batch is completed"):
         scan(o, K.DISPATCH_TO_HOSPITAL, o.coi)
-    completed_batch(o, c)
+    batch = completed_batch(o, c)
+    with pytest.raises(ValidationError, match="certified for release by the QP"):
+        scan(o, K.DISPATCH_TO_HOSPITAL, o.coi)  # ATMP-REL: completed is not enough
+    certify(batch)
     scan(o, K.DISPATCH_TO_HOSPITAL, isbt.coi_printed(o.coi))
     o.refresh_from_db()
     assert o.status == OrderStatus.DISPATCHED
@@ -164,7 +169,7 @@ def test_fresh_product_goes_to_infusion_without_thaw(people):
     c = collect(o)
     to_manufacture(o, c)
     scan(o, K.FRESH_HOLD, o.coi)
-    completed_batch(o, c)
+    certify(completed_batch(o, c))
     scan(o, K.DISPATCH_TO_HOSPITAL, o.coi)
     scan(o, K.RECEIPT_AT_HOSPITAL, o.coi)
     with pytest.raises(ValidationError):

@@ -399,9 +399,12 @@ def _sequence_problem(order: TherapyOrder, kind: str, collection: Collection | N
 
 
 def _completed_batch(order: TherapyOrder) -> Batch | None:
+    """The order's batch if it is completed and certified for release by the QP (ATMP-REL, POC-7)."""
     from pocare.manufacturing.models import Batch, BatchStatus
+    from pocare.release.models import Decision
 
-    return Batch.objects.filter(order=order, status=BatchStatus.COMPLETED).first()
+    return Batch.objects.filter(order=order, status=BatchStatus.COMPLETED,
+                                certification__decision=Decision.RELEASED).first()
 
 
 def handoff_record(
@@ -422,7 +425,7 @@ def handoff_record(
     The time is the server's (UTC) with the place's zone. A match records a *completed* hand-off,
     and moves the order on: ``manufacture_start`` → in manufacture, ``dispatch_to_hospital`` →
     dispatched, ``infusion`` → infused. Dispatch to the hospital needs the order's batch to be
-    completed; QP certification will gate it too once release exists.
+    completed and certified for release by the QP.
 
     A mismatch records a *blocked* hand-off, opens a custody deviation, writes the ledger event —
     all in this function's own transaction (a savepoint inside an outer one), which has ended when
@@ -464,7 +467,8 @@ def handoff_record(
         if problem is not None:
             raise ValidationError({"kind": f"Not now: {problem}."})
         if kind == HandoffKind.DISPATCH_TO_HOSPITAL and _completed_batch(order) is None:
-            raise ValidationError({"kind": "The product is dispatched only once its batch is completed."})
+            raise ValidationError({"kind": "The product is dispatched only once its batch is completed and certified "
+                                           "for release by the QP."})
         if batch is None and kind not in DIN_KINDS[:3]:
             from pocare.manufacturing.models import Batch as BatchModel
 

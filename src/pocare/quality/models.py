@@ -7,8 +7,28 @@ raised by the comparability monitor. Nothing here is deleted.
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from django.conf import settings
 from django.db import models
+
+from pocare.ledger.canonical import content_hash
+from pocare.ledger.models import LedgerImmutableError
+
+
+class _WrittenOnce(models.Model):
+    """A GMP record row written once: ``save`` inserts, nothing updates or deletes it."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise LedgerImmutableError(f"{type(self).__name__} rows are never changed; record a new one")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise LedgerImmutableError(f"{type(self).__name__} rows are kept for the life of the record")
 
 
 class DeviationKind(models.TextChoices):
@@ -89,6 +109,29 @@ class Deviation(models.Model):
     def __str__(self) -> str:
         return f"{self.reference}: {self.title}"
 
+    def signed_content(self) -> dict[str, Any]:
+        """The deviation as opened: fields that never change after opening, so a signature on the
+        deviation itself never breaks when it is classified, investigated or closed. The impact and
+        closure signatures are on their own written-once records (:class:`ImpactAssessment`,
+        :class:`DeviationClosure`), whose signed content includes the hash of this content."""
+        return {"reference": self.reference, "site": self.site_id, "kind": self.kind, "title": self.title,
+                "description": self.description, "batch": self.batch_id, "order": self.order_id,
+                "product": self.product_id, "step_id": self.step_id, "source_type": self.source_type,
+                "source_id": self.source_id, "opened_at": self.opened_at, "opened_by": self.opened_by_id,
+                "opened_by_system": self.opened_by_system}
+
+    def content_hash(self) -> str:
+        return content_hash(self.signed_content())
+
+    @property
+    def investigation(self) -> Investigation | None:
+        """The investigation in force: the latest recorded (earlier ones stay, never overwritten)."""
+        cached = getattr(self, "_prefetched_objects_cache", {}).get("investigations")
+        if cached is not None:
+            rows = list(cached)
+            return max(rows, key=lambda i: (i.completed_at, i.pk)) if rows else None
+        return self.investigations.order_by("-completed_at", "-pk").first()
+
 
 class DeviationClassification(models.Model):
     """One ICH Q9 scoring of a deviation (Q9-RISK): severity, occurrence and detectability on the
@@ -136,6 +179,7 @@ class Notification(models.Model):
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="notifications")
     deviation = models.ForeignKey(Deviation, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    signal = models.ForeignKey("QualitySignal", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     subject = models.CharField(max_length=200)
     body = models.TextField()
     url = models.CharField(max_length=300, blank=True)
@@ -151,9 +195,11 @@ class Notification(models.Model):
 
 
 class Investigation(models.Model):
-    """The investigation of a deviation: what was found and its root cause."""
+    """The investigation of a deviation: what was found and its root cause. Recording it again
+    (e.g. a root cause found after a minor deviation was re-classified major) adds a row; the
+    latest is the one in force, the earlier ones stay."""
 
-    deviation = models.OneToOneField(Deviation, on_delete=models.PROTECT, related_name="investigation")
+    deviation = models.ForeignKey(Deviation, on_delete=models.PROTECT, related_name="investigations")
     findings = models.TextField()
     root_cause = models.TextField()
     root_cause_category = models.CharField(max_length=30, help_text="e.g. people, method, material, machine, "
@@ -163,6 +209,7 @@ class Investigation(models.Model):
 
     class Meta:
         db_table = "quality_investigation"
+        ordering = ["deviation", "completed_at", "pk"]
 
     def __str__(self) -> str:
         return f"Investigation of {self.deviation.reference}"
@@ -185,6 +232,8 @@ class CapaAction(models.Model):
     change_request = models.ForeignKey("masterfile.ChangeRequest", null=True, blank=True, on_delete=models.PROTECT,
                                        related_name="capa_actions")
     done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="+")
     done_note = models.TextField(blank=True)
     effectiveness_due_on = models.DateField(null=True, blank=True)
     effective = models.BooleanField(null=True, help_text="Outcome of the effectiveness check; empty until checked.")
@@ -201,6 +250,52 @@ class CapaAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} action on {self.deviation.reference}"
+
+
+class ImpactAssessment(_WrittenOnce):
+    """QA's signed assessment (meaning: reviewed) of a deviation's impact on the product. A new
+    assessment adds a row; the deviation's ``impact`` fields copy the latest for reading."""
+
+    deviation = models.ForeignKey(Deviation, on_delete=models.PROTECT, related_name="impact_assessments")
+    impact = models.CharField(max_length=16, choices=Impact.choices)
+    rationale = models.TextField()
+    deviation_hash = models.CharField(max_length=64, help_text="Hash of the deviation's signed content.")
+    assessed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    assessed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "quality_impactassessment"
+        ordering = ["deviation", "assessed_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Impact of {self.deviation.reference}: {self.get_impact_display()}"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"deviation": self.deviation_id, "deviation_hash": self.deviation_hash, "impact": self.impact,
+                "rationale": self.rationale, "assessed_by": self.assessed_by_id, "assessed_at": self.assessed_at}
+
+
+class DeviationClosure(_WrittenOnce):
+    """QA's signed closure (meaning: approved) of a deviation, with a snapshot of what was closed —
+    the classification, investigation, impact assessment and CAPA actions in force — and its
+    hash, so the signature binds to exactly what QA saw. Effectiveness checks may come later."""
+
+    deviation = models.OneToOneField(Deviation, on_delete=models.PROTECT, related_name="closure")
+    summary = models.TextField()
+    snapshot = models.JSONField(help_text="What was closed, as the closure saw it.")
+    snapshot_hash = models.CharField(max_length=64)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    closed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "quality_deviationclosure"
+
+    def __str__(self) -> str:
+        return f"Closure of {self.deviation.reference}"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"deviation": self.deviation_id, "summary": self.summary, "snapshot_hash": self.snapshot_hash,
+                "closed_by": self.closed_by_id, "closed_at": self.closed_at}
 
 
 class SignalStatus(models.TextChoices):

@@ -1,1 +1,298 @@
-"""Web pages."""
+"""The quality pages: deviations (list with filters, one deviation with its classification history,
+investigation, CAPA, impact and signed closure, and a form for each action the person may do),
+escalation rules, notifications, quality signals and deviation trends. Views parse input and call
+services; selectors decide what is seen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms as django_forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from pocare.accounts import selectors as access
+from pocare.accounts.decorators import requires, signed_in
+from pocare.accounts.models import User
+from pocare.accounts.roles import Perm
+from pocare.ledger.signing import SigningRefused, needs_user_id
+from pocare.quality import forms, risk, selectors, services
+from pocare.quality.models import (
+    CapaAction,
+    Deviation,
+    DeviationClass,
+    DeviationKind,
+    DeviationStatus,
+    EscalationRule,
+    SignalStatus,
+)
+from pocare.quality.trends import deviation_trends, months_back
+from pocare.web.forms import apply_validation_error
+
+
+def _actor(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _may(request: HttpRequest, perm: Perm, site_id: int | None = None) -> bool:
+    return access.has_perm(request.user, perm, site_id=site_id) and not access.is_read_only(request.user)
+
+
+@requires(Perm.DEVIATION_VIEW)
+@require_GET
+def deviations(request: HttpRequest) -> HttpResponse:
+    """Deviations at the sites the person may see, newest first; overdue ones highlighted."""
+    now = timezone.now()
+    qs = selectors.deviations_visible(request.user)
+    f = {k: request.GET.get(k, "") for k in ("site", "status", "classification", "kind", "overdue")}
+    if f["site"]:
+        qs = qs.filter(site__code=f["site"].upper())
+    if f["status"] in DeviationStatus.values:
+        qs = qs.filter(status=f["status"])
+    if f["classification"] == "none":
+        qs = qs.filter(classification="")
+    elif f["classification"] in DeviationClass.values:
+        qs = qs.filter(classification=f["classification"])
+    if f["kind"] in DeviationKind.values:
+        qs = qs.filter(kind=f["kind"])
+    if f["overdue"] == "1":
+        qs = qs.filter(selectors.overdue_q(now))
+    rows = [(d, selectors.is_overdue(d, now)) for d in qs.order_by("-opened_at", "-pk")[:300]]
+    sites = sorted(set(selectors.deviations_visible(request.user).values_list("site__code", flat=True)))
+    return render(request, "quality/deviations.html", {
+        "rows": rows, "f": f, "statuses": DeviationStatus.choices, "classes": DeviationClass.choices,
+        "kinds": DeviationKind.choices, "sites": sites,
+        "overdue_total": selectors.deviations_visible(request.user).filter(selectors.overdue_q(now)).count(),
+    })
+
+
+def _deviation(request: HttpRequest, reference: str) -> Deviation:
+    try:
+        return selectors.deviation_for(request.user, reference)
+    except Deviation.DoesNotExist:
+        raise Http404("No such deviation.") from None
+
+
+def _capa_form(deviation: Deviation, data: Any = None) -> forms.CapaForm:
+    from pocare.masterfile.models import ChangeRequest
+
+    owners = [(str(u.pk), f"{u.printed_name} ({u.username})") for u in services.capa_owner_choices(deviation)]
+    crs = ChangeRequest.objects.order_by("-raised_at")
+    if deviation.product_id:
+        crs = crs.filter(product_id=deviation.product_id)
+    return forms.CapaForm(data, owners=owners, change_requests=[(str(c.pk), f"{c.reference} — {c.title}")
+                                                                for c in crs[:100]])
+
+
+_ACTIONS = ("classify", "investigate", "capa_add", "capa_done", "effectiveness", "impact", "close")
+
+
+@requires(Perm.DEVIATION_VIEW, write=Perm.DEVIATION_INVESTIGATE)
+@require_http_methods(["GET", "POST"])
+def deviation_detail(request: HttpRequest, reference: str) -> HttpResponse:
+    """One deviation, and the forms of the actions the person may do on it."""
+    deviation = _deviation(request, reference)
+    ask = needs_user_id(user=_actor(request), session=request.session) if request.user.is_authenticated else True
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    data = request.POST if request.method == "POST" else None
+    bound: dict[str, Any] = {
+        "classify": forms.ClassifyForm(data if action == "classify" else None),
+        "investigate": forms.InvestigationForm(data if action == "investigate" else None),
+        "capa_add": _capa_form(deviation, data if action == "capa_add" else None),
+        "capa_done": forms.CapaDoneForm(data if action == "capa_done" else None),
+        "effectiveness": forms.EffectivenessForm(data if action == "effectiveness" else None),
+        "impact": forms.ImpactForm(data if action == "impact" else None, ask_user_id=ask),
+        "close": forms.CloseForm(data if action == "close" else None, ask_user_id=ask),
+    }
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if action not in _ACTIONS:
+            messages.error(request, f"Unknown action; use one of: {', '.join(_ACTIONS)}.")
+        else:
+            done = _perform(request, deviation, action, bound[action])
+            if done is not None:
+                messages.success(request, done)
+                return redirect(reverse("quality:deviation", args=[deviation.reference]) + f"#{action}")
+    page = selectors.deviation_page(deviation, timezone.now())
+    site_id = deviation.site_id
+    is_open = deviation.status == DeviationStatus.OPEN
+    may_investigate = _may(request, Perm.DEVIATION_INVESTIGATE, site_id)
+    may_close = _may(request, Perm.DEVIATION_CLOSE, site_id)
+    latest = page.classifications[-1] if page.classifications else None
+    return render(request, "quality/deviation.html", {
+        "d": deviation, "page": page, "site": deviation.site, "forms": bound, "action": action,
+        "may_investigate": may_investigate and is_open, "may_close": may_close and is_open,
+        "may_check": may_investigate, "problems": services.closure_problems(deviation) if is_open else [],
+        "latest": latest, "latest_words": risk.Assessment(latest.severity, latest.occurrence,
+                                                          latest.detectability).words() if latest else {},
+        "rpn": risk.rpn(latest.severity, latest.occurrence, latest.detectability) if latest else None,
+        "categories": services.ROOT_CAUSE_CATEGORIES,
+    }, status=status)
+
+
+def _action_of(request: HttpRequest, deviation: Deviation) -> CapaAction:
+    pk = request.POST.get("capa", "")
+    if not pk.isdigit():
+        raise ValidationError({"capa": "Choose the CAPA action."})
+    return get_object_or_404(CapaAction, pk=int(pk), deviation=deviation)
+
+
+def _perform(request: HttpRequest, deviation: Deviation, action: str, form: django_forms.Form) -> str | None:
+    """Run one action's service from its bound form; the success message, or None (errors on the form)."""
+    if not form.is_valid():
+        return None
+    actor, data = _actor(request), form.cleaned_data
+    try:
+        if action == "classify":
+            row = services.deviation_classify(actor=actor, deviation=deviation, severity=data["severity"],
+                                              occurrence=data["occurrence"], detectability=data["detectability"],
+                                              rationale=data["rationale"])
+            return f"{deviation.reference} classified {row.get_result_display().lower()}."
+        if action == "investigate":
+            services.investigation_record(actor=actor, deviation=deviation, findings=data["findings"],
+                                          root_cause=data["root_cause"],
+                                          root_cause_category=data["root_cause_category"], reason=data["reason"])
+            return "Investigation recorded."
+        if action == "capa_add":
+            owner = User.objects.filter(pk=int(data["owner"])).first() if data["owner"].isdigit() else None
+            if owner is None:
+                raise ValidationError({"owner": "Choose the owner."})
+            from pocare.masterfile.models import ChangeRequest
+
+            cr = ChangeRequest.objects.filter(pk=int(data["change_request"])).first() \
+                if data["change_request"].isdigit() else None
+            services.capa_action_add(actor=actor, deviation=deviation, kind=data["kind"],
+                                     description=data["description"], owner=owner, due_on=data["due_on"],
+                                     change_request=cr, effectiveness_due_on=data["effectiveness_due_on"])
+            return "CAPA action added."
+        if action == "capa_done":
+            services.capa_action_done(actor=actor, action=_action_of(request, deviation), note=data["note"])
+            return "CAPA action recorded as done."
+        if action == "effectiveness":
+            services.capa_effectiveness_check(actor=actor, action=_action_of(request, deviation),
+                                              effective=data["effective"], note=data["note"])
+            return "Effectiveness check recorded."
+        assert isinstance(form, forms.ImpactForm | forms.CloseForm)
+        if action == "impact":
+            services.deviation_impact_assess(actor=actor, deviation=deviation, impact=data["impact"],
+                                             rationale=data["rationale"],
+                                             credentials=form.credentials(request.session))
+            return "Impact assessed and signed."
+        services.deviation_close(actor=actor, deviation=deviation, summary=data["summary"],
+                                 credentials=form.credentials(request.session))
+        return f"{deviation.reference} closed and signed."
+    except SigningRefused as exc:
+        assert isinstance(form, forms.ImpactForm | forms.CloseForm)
+        form.show_refusal(exc)
+    except PermissionDenied as exc:
+        form.add_error(None, str(exc) or "You may not do this.")
+    except ValidationError as exc:
+        apply_validation_error(form, exc)
+    return None
+
+
+@requires(Perm.DEVIATION_VIEW, write=Perm.DEVIATION_CLOSE)
+@require_http_methods(["GET", "POST"])
+def rules(request: HttpRequest) -> HttpResponse:
+    """The escalation rules in force per class, with their history; Control Site QA sets them."""
+    form = forms.EscalationRuleForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                rule = services.escalation_rule_set(actor=_actor(request), **form.cleaned_data)
+            except PermissionDenied as exc:
+                form.add_error(None, str(exc))
+            except ValidationError as exc:
+                apply_validation_error(form, exc)
+            else:
+                messages.success(request, f"Rule for {rule.get_deviation_class_display().lower()} deviations set.")
+                return redirect("quality:rules")
+    in_force = {c: services.escalation_rule_in_force(c) for c in DeviationClass.values}
+    return render(request, "quality/rules.html", {
+        "in_force": [(DeviationClass(c).label, r) for c, r in in_force.items()],
+        "history": EscalationRule.objects.select_related("created_by").order_by("deviation_class", "-created_at"),
+        "form": form, "may_set": _may(request, Perm.DEVIATION_CLOSE) and access.is_network_user(request.user),
+        "defaults": services.DEFAULT_INVESTIGATION_DAYS, "scales": risk.SCALES,
+    }, status=status)
+
+
+@signed_in
+@require_http_methods(["GET", "POST"])
+def notifications(request: HttpRequest) -> HttpResponse:
+    """The person's own notifications; opening one marks it read."""
+    if request.method == "POST":
+        pk = request.POST.get("notification", "")
+        target = get_object_or_404(selectors.notifications_for(request.user), pk=int(pk)) if pk.isdigit() else None
+        items = [target] if target is not None else list(selectors.notifications_for(request.user)
+                                                         .filter(read_at=None))
+        for n in items:
+            services.notification_read(actor=_actor(request), notification=n)
+        if target is not None and target.url and request.POST.get("open") == "1":
+            return redirect(target.url)
+        return redirect("quality:notifications")
+    return render(request, "quality/notifications.html",
+                  {"rows": selectors.notifications_for(request.user)[:200]})
+
+
+@requires(Perm.DEVIATION_VIEW, write=Perm.DEVIATION_CLOSE)
+@require_http_methods(["GET", "POST"])
+def signals(request: HttpRequest) -> HttpResponse:
+    """Quality signals of the comparability monitor; Control Site QA resolves each."""
+    visible = selectors.signals_visible(request.user)
+    form = forms.SignalResolveForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        pk = request.POST.get("signal", "")
+        signal = get_object_or_404(visible, pk=int(pk)) if pk.isdigit() else None
+        if signal is None:
+            form.add_error(None, "Choose the signal.")
+        elif form.is_valid():
+            from pocare.masterfile.models import ChangeRequest
+
+            data = form.cleaned_data
+            try:
+                deviation = Deviation.objects.filter(reference=data["deviation"].strip()).first() \
+                    if data["deviation"] else None
+                change = ChangeRequest.objects.filter(reference=data["change_request"].strip()).first() \
+                    if data["change_request"] else None
+                if data["deviation"] and deviation is None:
+                    raise ValidationError({"deviation": f"No deviation {data['deviation']}."})
+                if data["change_request"] and change is None:
+                    raise ValidationError({"change_request": f"No change request {data['change_request']}."})
+                services.signal_resolve(actor=_actor(request), signal=signal, outcome=data["outcome"],
+                                        deviation=deviation, change_request=change, decision=data["decision"],
+                                        reason=data["reason"])
+            except PermissionDenied as exc:
+                form.add_error(None, str(exc))
+            except ValidationError as exc:
+                apply_validation_error(form, exc)
+            else:
+                messages.success(request, "Signal resolved.")
+                return redirect("quality:signals")
+    state = request.GET.get("status", "")
+    rows = visible.filter(status=state) if state in SignalStatus.values else visible
+    return render(request, "quality/signals.html", {
+        "rows": rows[:200], "form": form, "status": state, "statuses": SignalStatus.choices,
+        "may_resolve": _may(request, Perm.DEVIATION_CLOSE), "resolving": request.POST.get("signal", ""),
+    }, status=status)
+
+
+@requires(Perm.DEVIATION_VIEW)
+@require_GET
+def trends(request: HttpRequest) -> HttpResponse:
+    """Deviations by site, kind, class, step and month over the last ``months`` months (default 18)."""
+    raw = request.GET.get("months", "18")
+    months = int(raw) if raw.isdigit() and 1 <= int(raw) <= 120 else 18
+    now = timezone.now()
+    data = deviation_trends(selectors.deviations_visible(request.user), start=months_back(now, months), end=now)
+    return render(request, "quality/trends.html", {"t": data, "charts": data.charts(), "months": months})

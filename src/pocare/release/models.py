@@ -123,3 +123,38 @@ class OosRelease(models.Model):
 
     def __str__(self) -> str:
         return f"OOS release request for {self.batch.reference}"
+
+    def signed_content(self) -> dict[str, Any]:
+        """The physician's request, as their signature (authored) binds to it; the later stages are
+        signed through :class:`OosEvaluation` and :class:`OosAcceptance`, so that each signature binds
+        to its own stage and a later stage leaves an earlier signature valid."""
+        return {"oos": self.pk, "batch": self.batch_id, "stage": "request", "attributes": self.attributes,
+                "justification": self.clinical_justification, "by": self.requested_by_id, "at": self.requested_at}
+
+
+class OosEvaluation(OosRelease):
+    """The QP's risk evaluation of an OOS release, as its signature (reviewed) binds to it."""
+
+    class Meta:
+        proxy = True
+
+    def __str__(self) -> str:
+        return f"Risk evaluation of the OOS release of {self.batch.reference}"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"oos": self.pk, "batch": self.batch_id, "stage": "evaluation", "risk": self.risk_evaluation,
+                "by": self.evaluated_by_id, "at": self.evaluated_at}
+
+
+class OosAcceptance(OosRelease):
+    """The treating physician's acceptance of an OOS product, as their signature (approved) binds to it."""
+
+    class Meta:
+        proxy = True
+
+    def __str__(self) -> str:
+        return f"Physician's acceptance of the OOS product {self.batch.reference}"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"oos": self.pk, "batch": self.batch_id, "stage": "acceptance", "statement": self.acceptance_statement,
+                "by": self.accepted_by_id, "at": self.accepted_at}

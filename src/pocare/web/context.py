@@ -21,7 +21,10 @@ NAVIGATION = (
     ("Training", "training:matrix", Perm.TRAINING_VIEW),
     ("Batches", "manufacturing:batches", Perm.BATCH_VIEW),
     ("Custody", "custody:orders", Perm.CUSTODY_VIEW),
+    ("Deviations", "quality:deviations", Perm.DEVIATION_VIEW),
     ("Lots", "manufacturing:lots", Perm.BATCH_VIEW),
+    ("Comparability", "analytics:comparability", Perm.ANALYTICS_VIEW),
+    ("Release", "release:queue", Perm.RELEASE_VIEW),
 )
 
 

@@ -132,8 +132,13 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True,
         if on_history is not None:
             on_history(summary)
     from pocare.manufacturing import demo as manufacturing_demo
+    from pocare.quality import demo as quality_demo
 
     manufacturing_demo.load_live(versions=[v1, change.version], password=password)
+    quality_demo.load(password=password)
+    from pocare.analytics.services import comparability_monitor_run
+
+    comparability_monitor_run()  # the comparability monitor over the history: signals for QA to resolve
     return logins
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core import mail
 from django.core.management.base import BaseCommand, CommandError
+from django.test.utils import override_settings
 
 from pocare.ledger.context import new_request_id, request_id_scope
 from pocare.manufacturing.history import HistorySummary
@@ -19,8 +21,15 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             raise CommandError("The demo has a public password; it is not loaded when POCARE_ENV=production.")
         summaries: list[HistorySummary] = []
-        with request_id_scope(new_request_id("demo")):
+        # Loading sends the e-mails a real network would (escalations, signals, set-password links):
+        # they are kept in memory and counted on stderr, so stdout stays the same on every run.
+        with request_id_scope(new_request_id("demo")), override_settings(
+                EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            mail.outbox = []
             logins = demo.load(on_history=summaries.append)
+            sent = len(mail.outbox)
+        if sent:
+            self.stderr.write(f"{sent} notification e-mail(s) generated while loading (not sent).")
         self.stdout.write(f"Demo network ready. Every demo person's password: {demo.DEMO_PASSWORD}\n")
         self.stdout.write(f"  {'user id':<18} {'site':<5} {'role':<20} name")
         for login in logins:

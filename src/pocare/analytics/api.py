@@ -1,0 +1,99 @@
+"""Comparability over the API, scoped like the pages: the network matrix of a version and one
+site's chart data (values, limits, flagged points per rule)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pocare.accounts.roles import Perm
+from pocare.analytics import comparability as cmp
+from pocare.analytics import pages, selectors
+from pocare.masterfile.models import MasterFileVersion
+
+_VERSION = OpenApiParameter("version", int, description="Master-file version id (default: the one with most lots).")
+
+
+def _version(request: Request) -> MasterFileVersion | None:
+    raw = request.query_params.get("version", "")
+    version = selectors.version_for(request.user, raw or None)
+    if raw and version is None:
+        allowed = ", ".join(str(v.pk) for v in selectors.versions(request.user))
+        raise ValidationError({"version": f"{raw!r} is not a master-file version with batches; use one of: "
+                                          f"{allowed or 'none yet'}."})
+    return version
+
+
+def _label(v: MasterFileVersion) -> dict[str, Any]:
+    return {"id": v.pk, "product": v.product.code, "number": v.number}
+
+
+class ComparabilityMatrix(APIView):
+    """Sites × numeric attributes: equivalent / not-shown / no-data, TOST interval, alarms."""
+
+    required_perm = Perm.ANALYTICS_VIEW
+
+    @extend_schema(parameters=[_VERSION], responses={200: dict})
+    def get(self, request: Request) -> Response:
+        version = _version(request)
+        if version is None:
+            return Response({"version": None, "attributes": [], "sites": []})
+        data = selectors.version_data(request.user, version)
+        assessments = data.assessments()
+        return Response({
+            "version": _label(version),
+            "policy": {"recent_lots": cmp.RECENT_LOTS, "baseline_lots": cmp.BASELINE_LOTS,
+                       "signal_rules": list(cmp.SIGNAL_RULES)},
+            "attributes": [{"id": a.spec.id, "name": a.spec.name, "unit": a.spec.unit,
+                            "anova_p": pages.finite(a.anova.p_value) if a.anova else None,
+                            "sigma2_between": pages.finite(a.anova.sigma2_between) if a.anova else None}
+                           for a in assessments],
+            "sites": [{"code": s.code, "cells": {a.spec.id: pages.cell_view(a.sites[s.code]) for a in assessments}}
+                      for s in data.sites],
+        })
+
+
+class SiteCharts(APIView):
+    """One site's chart data per numeric attribute: values by batch, limits, flagged batches per rule."""
+
+    required_perm = Perm.ANALYTICS_VIEW
+
+    @extend_schema(parameters=[_VERSION, OpenApiParameter("attribute", str)], responses={200: dict})
+    def get(self, request: Request, code: str) -> Response:
+        site = selectors.sites_visible(request.user).filter(code=code).first()
+        if site is None:
+            raise Http404("No such site.")
+        version = _version(request)
+        out: dict[str, Any] = {"site": site.code, "version": _label(version) if version else None, "attributes": []}
+        if version is None:
+            return Response(out)
+        data = selectors.version_data(request.user, version)
+        chosen = request.query_params.get("attribute", "")
+        numeric = [s.id for s in data.specs if s.numeric]
+        if chosen and chosen not in numeric:
+            raise ValidationError({"attribute": f"{chosen!r} is not a numeric attribute; use one of: "
+                                                f"{', '.join(numeric)}."})
+        for a in data.assessments():
+            if (chosen and a.spec.id != chosen) or site.code not in a.sites:
+                continue
+            cell = a.sites[site.code]
+            charts = pages.attribute_charts(a, site.code, compact=True)
+            out["attributes"].append({
+                "id": a.spec.id, "name": a.spec.name, "unit": a.spec.unit, **pages.cell_view(cell),
+                "batches": list(cell.series.references), "values": [float(v) for v in cell.series.values],
+                "limits": charts.get("limits"), "rules": charts.get("hits", []),
+                "capability": charts.get("capability")})
+        return Response(out)
+
+
+urlpatterns = [
+    path("analytics/comparability/", ComparabilityMatrix.as_view(), name="api-analytics-comparability"),
+    path("analytics/sites/<str:code>/charts/", SiteCharts.as_view(), name="api-analytics-site"),
+]

@@ -1,0 +1,155 @@
+"""Reads for the comparability pages, the monitor and the product quality review: the current QC
+results of a master-file version as arrays per site and attribute, scoped to the sites the person
+may see (DESIGN rule 4). ``user=None`` is the monitor, which sees the whole network."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db.models import QuerySet
+
+from pocare.accounts import selectors as access
+from pocare.accounts.roles import Perm
+from pocare.analytics.comparability import AttributeAssessment, AttributeSpec, Series, assess
+from pocare.manufacturing.models import QcResult
+from pocare.masterfile.models import MasterFileVersion
+from pocare.network.models import Site, SiteKind
+
+
+def may_view(user: Any) -> bool:
+    return user is None or access.has_perm(user, Perm.ANALYTICS_VIEW)
+
+
+def _site_ids(user: Any) -> set[int] | None:
+    if user is None:
+        return None
+    if not access.has_perm(user, Perm.ANALYTICS_VIEW):
+        return set()
+    return access.visible_site_ids(user)
+
+
+def sites_visible(user: Any) -> QuerySet[Site]:
+    """Manufacturing sites (not the Control Site) the person may see."""
+    ids = _site_ids(user)
+    qs = Site.objects.exclude(kind=SiteKind.CONTROL).order_by("code")
+    return qs if ids is None else qs.filter(pk__in=ids)
+
+
+def versions(user: Any) -> QuerySet[MasterFileVersion]:
+    """Master-file versions that batches were made under, newest product/version first."""
+    ids = _site_ids(user)
+    qs = MasterFileVersion.objects.select_related("product").filter(batches__isnull=False)
+    if ids is not None:
+        qs = qs.filter(batches__site_id__in=ids)
+    return qs.distinct().order_by("product__code", "-number")
+
+
+def version_for(user: Any, pk: int | str | None) -> MasterFileVersion | None:
+    """The version ``pk`` if the person may see it (else None); without ``pk``, the version with the
+    most QC results (the demo's history is under v1 while v2 has just begun)."""
+    qs = versions(user)
+    if pk in (None, ""):
+        best = None
+        for v in qs:
+            count = QcResult.objects.filter(batch__masterfile_version=v).count()
+            if best is None or count > best[1]:
+                best = (v, count)
+        return best[0] if best else None
+    try:
+        return qs.get(pk=int(pk))
+    except (ValueError, TypeError, MasterFileVersion.DoesNotExist):
+        return None
+
+
+def attribute_specs(version: MasterFileVersion) -> list[AttributeSpec]:
+    """The specification's attributes: numeric ones (min/max) and qualitative ones (``equals``)."""
+    out = []
+    for a in (version.content.get("specification") or {}).get("attributes") or []:
+        acc = a.get("acceptance") or {}
+        numeric = acc.get("equals") is None
+        out.append(AttributeSpec(
+            id=a["id"], name=a.get("name") or a["id"], unit=a.get("unit") or "",
+            lsl=float(acc["min"]) if numeric and acc.get("min") is not None else None,
+            usl=float(acc["max"]) if numeric and acc.get("max") is not None else None, numeric=numeric))
+    return out
+
+
+@dataclass(frozen=True)
+class Lot:
+    """One current numeric result, with its batch."""
+
+    batch_id: int
+    reference: str
+    site: str
+    started_at: dt.datetime
+    value: float
+
+
+@dataclass
+class VersionData:
+    """Everything about one version the pages and the monitor need."""
+
+    version: MasterFileVersion
+    specs: list[AttributeSpec]
+    sites: list[Site]
+    lots: dict[tuple[str, str], list[Lot]] = field(default_factory=dict)
+
+    def series(self, attribute_id: str) -> dict[str, Series]:
+        out = {}
+        for site in self.sites:
+            lots = self.lots.get((site.code, attribute_id), [])
+            out[site.code] = Series(site.code, tuple(lot.reference for lot in lots),
+                                    np.array([lot.value for lot in lots], dtype=np.float64))
+        return out
+
+    def assessments(self) -> list[AttributeAssessment]:
+        codes = [s.code for s in self.sites]
+        return [assess(spec, self.series(spec.id), sites=codes) for spec in self.specs if spec.numeric]
+
+    def assessment(self, attribute_id: str) -> AttributeAssessment | None:
+        spec = next((s for s in self.specs if s.id == attribute_id and s.numeric), None)
+        return assess(spec, self.series(spec.id), sites=[s.code for s in self.sites]) if spec else None
+
+    def matrix(self, attribute_ids: list[str] | None = None) -> tuple[list[str], list[dict[str, Lot]]]:
+        """The lots for Hotelling's T²: the attribute ids, and per batch with a current result for every
+        one of them its results, in batch start order."""
+        ids = attribute_ids or [s.id for s in self.specs if s.numeric]
+        by_batch: dict[int, dict[str, Lot]] = defaultdict(dict)
+        for (_, aid), lots in self.lots.items():
+            if aid in ids:
+                for lot in lots:
+                    by_batch[lot.batch_id][aid] = lot
+        rows = [v for v in by_batch.values() if len(v) == len(ids)]
+        rows.sort(key=lambda r: (next(iter(r.values())).started_at, next(iter(r.values())).batch_id))
+        return ids, rows
+
+
+def current_results(version: MasterFileVersion, site_ids: set[int] | None) -> QuerySet[QcResult]:
+    """Current (not corrected) QC results of batches under ``version``."""
+    qs = QcResult.objects.filter(batch__masterfile_version=version, correction__isnull=True)
+    return qs if site_ids is None else qs.filter(batch__site_id__in=site_ids)
+
+
+def version_data(user: Any, version: MasterFileVersion, *, until: dt.datetime | None = None,
+                 since: dt.datetime | None = None) -> VersionData:
+    """The numeric current QC results of ``version`` per (site, attribute), in batch start order, of
+    batches started in [``since``, ``until``) when given."""
+    ids = _site_ids(user)
+    sites = list(sites_visible(user).filter(batches__masterfile_version=version).distinct())
+    data = VersionData(version=version, specs=attribute_specs(version), sites=sites)
+    qs = current_results(version, ids).filter(value_number__isnull=False)
+    if until is not None:
+        qs = qs.filter(batch__started_at__lt=until)
+    if since is not None:
+        qs = qs.filter(batch__started_at__gte=since)
+    rows = qs.order_by("batch__started_at", "batch_id").values_list(
+        "batch_id", "batch__reference", "batch__site__code", "batch__started_at", "attribute_id", "value_number")
+    for batch_id, reference, site, started_at, aid, value in rows:
+        if value is None:
+            continue
+        data.lots.setdefault((site, aid), []).append(Lot(batch_id, reference, site, started_at, float(value)))
+    return data

@@ -1,0 +1,179 @@
+"""The comparability pages (REQUIREMENTS.md POC-2, CMP-SITE, CMP-STAT): the network matrix (sites ×
+attributes, per master-file version: equivalent / not shown / trend alarm), one site's charts
+(control chart with flagged points, EWMA, CUSUM, capability histogram, site-versus-network
+interval plot, Hotelling's T²), and the product quality review (HTML or PDF). Views parse input;
+selectors read; the pure modules compute; printing the review is a service with its ledger event."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from pocare.accounts.decorators import requires
+from pocare.accounts.models import User
+from pocare.accounts.roles import Perm
+from pocare.analytics import charts, multivariate, pages, selectors, services
+from pocare.analytics import comparability as cmp
+from pocare.analytics.forms import ReviewForm
+from pocare.masterfile.models import MasterFileVersion
+from pocare.quality.models import QualitySignal, SignalStatus
+
+
+class BadInput(Exception):
+    """A query parameter a person can get wrong: the field and what is allowed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def _version(request: HttpRequest) -> MasterFileVersion | None:
+    raw = request.GET.get("version", "")
+    version = selectors.version_for(request.user, raw or None)
+    if raw and version is None:
+        allowed = ", ".join(f"{v.pk} ({v.product.code} v{v.number})" for v in selectors.versions(request.user))
+        raise BadInput("version", f"{raw!r} is not a master-file version with batches; use one of: "
+                                  f"{allowed or 'none yet'}.")
+    return version
+
+
+def _bad(request: HttpRequest, template: str, exc: BadInput, context: dict[str, Any] | None = None) -> HttpResponse:
+    return render(request, template, {**(context or {}), "error": exc, "versions": selectors.versions(request.user)},
+                  status=400)
+
+
+@requires(Perm.ANALYTICS_VIEW)
+@require_GET
+def comparability(request: HttpRequest) -> HttpResponse:
+    """The network matrix for one master-file version (``?version=``; default: the one with most lots)."""
+    try:
+        version = _version(request)
+    except BadInput as exc:
+        return _bad(request, "analytics/comparability.html", exc)
+    context: dict[str, Any] = {"versions": selectors.versions(request.user), "version": version, "rows": [],
+                               "attributes": [], "qualitative": []}
+    if version is not None:
+        data = selectors.version_data(request.user, version)
+        assessments = data.assessments()
+        context["attributes"] = assessments
+        context["qualitative"] = [s for s in data.specs if not s.numeric]
+        context["rows"] = [{"site": site, "cells": [{**pages.cell_view(a.sites[site.code]), "attribute_id": a.spec.id}
+                                                    for a in assessments]}
+                           for site in data.sites]
+        context["counts"] = {
+            "equivalent": sum(c["status"] == cmp.EQUIVALENT for r in context["rows"] for c in r["cells"]),
+            "not_shown": sum(c["status"] == cmp.NOT_SHOWN for r in context["rows"] for c in r["cells"]),
+            "alarms": sum(bool(c["alarms"]) for r in context["rows"] for c in r["cells"]),
+        }
+        context["signals"] = QualitySignal.objects.filter(product=version.product, status=SignalStatus.OPEN,
+                                                          site__in=data.sites).select_related("site")[:50]
+    context["policy"] = {"recent": cmp.RECENT_LOTS, "baseline": cmp.BASELINE_LOTS, "signal_rules": cmp.SIGNAL_RULES}
+    return _render(request, "analytics/comparability.html", context)
+
+
+def _render(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    return render(request, template, context, status=status)
+
+
+def _t2(data: selectors.VersionData, site: str) -> dict[str, Any] | None:
+    ids, rows = data.matrix()
+    if len(ids) < 2:
+        return None
+    mine = [r for r in rows if next(iter(r.values())).site == site]
+    others = [r for r in rows if next(iter(r.values())).site != site]
+    if len(others) <= len(ids) + 1 or not mine:
+        return None
+    ref = multivariate.reference_from(np.array([[r[a].value for a in ids] for r in others]))
+    values = multivariate.t2(np.array([[r[a].value for a in ids] for r in mine]), ref)
+    ucl = multivariate.phase2_limit(ref.p, ref.m)
+    labels = [next(iter(r.values())).reference for r in mine]
+    return {"svg": charts.t2_chart_svg([float(v) for v in values], ucl=ucl, labels=labels,
+                                       title=f"{site}: Hotelling's T² of {len(ids)} attributes against the other "
+                                             f"sites' lots"),
+            "ucl": ucl, "above": [labels[i] for i, v in enumerate(values) if v > ucl], "attributes": ids,
+            "m": ref.m}
+
+
+@requires(Perm.ANALYTICS_VIEW)
+@require_GET
+def site_charts(request: HttpRequest, code: str) -> HttpResponse:
+    """One site's charts for a version (``?version=``), every numeric attribute or ``?attribute=``."""
+    site = selectors.sites_visible(request.user).filter(code=code).first()
+    if site is None:
+        raise Http404("No such site.")
+    try:
+        version = _version(request)
+    except BadInput as exc:
+        return _bad(request, "analytics/site.html", exc, {"site": site})
+    context: dict[str, Any] = {"site": site, "version": version, "versions": selectors.versions(request.user),
+                               "sections": [], "attribute": request.GET.get("attribute", "")}
+    if version is not None:
+        data = selectors.version_data(request.user, version)
+        numeric = [s for s in data.specs if s.numeric]
+        chosen = context["attribute"]
+        if chosen and chosen not in {s.id for s in numeric}:
+            wrong = BadInput("attribute", f"{chosen!r} is not a numeric attribute of {version}; use one of: "
+                                          f"{', '.join(s.id for s in numeric)}.")
+            return _bad(request, "analytics/site.html", wrong, context)
+        context["numeric"] = numeric
+        if site.code in {s.code for s in data.sites}:
+            for a in data.assessments():
+                if chosen and a.spec.id != chosen:
+                    continue
+                section = pages.attribute_charts(a, site.code)
+                section["intervals"] = pages.interval_plot(a, highlight=site.code)
+                section["anova"] = a.anova
+                context["sections"].append(section)
+            if not chosen:
+                context["t2"] = _t2(data, site.code)
+    return _render(request, "analytics/site.html", context)
+
+
+@requires(Perm.ANALYTICS_VIEW)
+@require_GET
+def review(request: HttpRequest) -> HttpResponse:
+    """The product quality review for ``?product=&start=&end=`` (``&format=pdf`` for the PDF);
+    generating it is recorded in the ledger."""
+    from pocare.analytics import report
+
+    products = report.products_with_batches()
+    data = request.GET.copy()
+    bound = "start" in data or "product" in data
+    if bound and "product" not in data and len(products) == 1:
+        data["product"] = products[0][0]
+    today = timezone.now().date()
+    form = ReviewForm(data if bound else None, products=products,
+                      initial={"product": products[0][0] if products else "",
+                               "start": today.replace(year=today.year - 1), "end": today})
+    if not form.is_bound:
+        return _render(request, "analytics/review.html", {"form": form, "review": None})
+    if not form.is_valid():
+        return _render(request, "analytics/review.html", {"form": form, "review": None}, status=400)
+    fmt = form.cleaned_data["format"] or "html"
+    if fmt == "pdf":
+        try:
+            import weasyprint
+        except (ImportError, OSError) as exc:  # WeasyPrint needs Pango from the system
+            return HttpResponse(f"PDF output is unavailable on this server ({exc}). The HTML review works; "
+                                "print it to PDF from the browser.", status=503, content_type="text/plain")
+    start = dt.datetime.combine(form.cleaned_data["start"], dt.time(), tzinfo=dt.UTC)
+    end = dt.datetime.combine(form.cleaned_data["end"] + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    assert isinstance(request.user, User)
+    pqr = services.product_quality_review_generate(actor=request.user, product=form.chosen_product, start=start,
+                                                   end=end, fmt=fmt)
+    context = {"form": form, "review": pqr}
+    if fmt == "pdf":
+        html = render_to_string("analytics/review_pdf.html", context, request=request)
+        pdf = weasyprint.HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = (f'attachment; filename="pocare-pqr-{pqr.product.code}-'
+                                           f'{form.cleaned_data["start"]:%Y%m%d}-{form.cleaned_data["end"]:%Y%m%d}.pdf"')
+        return response
+    return _render(request, "analytics/review.html", context)

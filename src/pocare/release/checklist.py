@@ -1,0 +1,625 @@
+"""The release checklist (ATMP-REL, A11-8, A11-12, POC-1, POC-7): everything that could stop a batch
+from leaving its site, evaluated by the system from the records — never ticked by a person.
+
+``release_checklist(batch)`` returns one line per condition, each ``pass``, ``fail``, ``pending``
+(a result the master file allows after release) or ``not_applicable``, with a sentence saying why
+and a link to the record that is the evidence. It also lists the data changed after first entry
+(corrections), which the release view and the certificate mark (A11-8).
+
+The number of queries does not depend on the number of steps, values, results or signatures:
+the batch page (``manufacturing.selectors.batch_page``) is loaded once, and the people, units and
+lots of every step are checked against rows loaded once for the whole batch
+(tests/release/test_checklist.py keeps it so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Max, Q
+from django.urls import reverse
+
+from pocare.accounts.models import Membership, User
+from pocare.ledger.canonical import content_hash
+from pocare.ledger.models import AuditReview, Event, Meaning, Signature
+from pocare.manufacturing.models import Batch, BatchStatus, StepStatus
+from pocare.manufacturing.selectors import BatchPage, ReviewItem, batch_page, review_items
+
+PASS, FAIL, PENDING, NOT_APPLICABLE = "pass", "fail", "pending", "not_applicable"
+
+#: The line ids, in the order they are shown (docs/release.md describes each).
+LINE_IDS = ("masterfile", "steps", "people", "units", "materials", "results", "deviations", "custody", "alarms",
+            "audit_trail", "exceptions_review")
+#: The line an out-of-specification release (ATMP-OOS) may leave failing.
+RESULTS_LINE = "results"
+
+
+@dataclass(frozen=True)
+class ChecklistLine:
+    """One condition of release: its state, why, where the evidence is, and the findings behind it."""
+
+    id: str
+    label: str
+    state: str
+    detail: str
+    evidence: str
+    findings: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "state": self.state, "detail": self.detail,
+                "evidence": self.evidence, "findings": list(self.findings)}
+
+
+@dataclass(frozen=True)
+class ChangedDatum:
+    """A value changed after its first entry (A11-8): what, from what to what, by whom and why."""
+
+    kind: str  # "step value" or "QC result"
+    where: str
+    original: str
+    current: str
+    corrections: int
+    reason: str
+    anchor: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "where": self.where, "original": self.original, "current": self.current,
+                "corrections": self.corrections, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ResultLine:
+    """One attribute of the specification with its current result, for the release view and certificate."""
+
+    attribute_id: str
+    name: str
+    acceptance: str
+    release_critical: bool
+    after_release: bool
+    value: str
+    state: str  # pass | oos | pending_after_release | missing
+    corrected: bool
+
+
+@dataclass
+class Checklist:
+    """The evaluated checklist of one batch."""
+
+    batch: Batch
+    lines: list[ChecklistLine]
+    changed: list[ChangedDatum]
+    results: list[ResultLine]
+    review: list[ReviewItem]
+    page: BatchPage = field(repr=False)
+
+    def line(self, line_id: str) -> ChecklistLine:
+        return next(ln for ln in self.lines if ln.id == line_id)
+
+    @property
+    def failing(self) -> list[ChecklistLine]:
+        return [ln for ln in self.lines if ln.state == FAIL]
+
+    @property
+    def all_pass(self) -> bool:
+        """Every line passes; ``pending`` only where results may come after release."""
+        return all(ln.state in (PASS, NOT_APPLICABLE) or (ln.state == PENDING and ln.id == RESULTS_LINE)
+                   for ln in self.lines)
+
+    @property
+    def oos_results(self) -> list[ResultLine]:
+        """Release-critical attributes whose current result is out of specification."""
+        return [r for r in self.results if r.release_critical and r.state == "oos"]
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a signature relies on: the lines, the results and the changed data, as evaluated."""
+        return {"batch": self.batch.reference, "lines": [ln.as_dict() for ln in self.lines],
+                "results": [{"attribute": r.attribute_id, "value": r.value, "state": r.state,
+                             "corrected": r.corrected} for r in self.results],
+                "changed": [c.as_dict() for c in self.changed]}
+
+    def snapshot_hash(self) -> str:
+        return content_hash(self.snapshot())
+
+
+def review_snapshot(items: list[ReviewItem]) -> list[dict[str, str]]:
+    """The review-by-exception items as stored on an ExceptionReview."""
+    return [{"kind": i.kind, "severity": i.severity, "text": i.text, "anchor": i.anchor} for i in items]
+
+
+def review_items_hash(items: list[dict[str, str]]) -> str:
+    """What a review by exception is compared on: every item as listed, except that a deviation counts
+    by its reference only — a new deviation voids the review, QA assessing or closing a deviation the
+    reviewer saw does not (that is signed by QA and checked by the deviations line)."""
+    comparable = [{"kind": i["kind"], "anchor": i["anchor"]} if i["kind"] == "Deviation" else i for i in items]
+    return content_hash({"items": comparable})
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+
+def release_checklist(batch: Batch, *, page: BatchPage | None = None) -> Checklist:
+    """Evaluate every condition of release for ``batch`` now, from its records."""
+    page = page or batch_page(batch)
+    batch_url = reverse("manufacturing:batch", args=[batch.reference])
+    ev = _Evidence(batch, page, batch_url)
+    lines = [ev.masterfile(), ev.steps(), ev.people(), ev.units(), ev.materials(), ev.results_line(),
+             ev.deviations(), ev.custody(), ev.alarms(), ev.audit_trail(), ev.exceptions_review()]
+    return Checklist(batch, lines, ev.changed(), ev.results, page.review, page)
+
+
+def _line(line_id: str, label: str, problems: list[str], ok: str, evidence: str, *,
+          notes: list[str] | None = None, pending: list[str] | None = None) -> ChecklistLine:
+    if problems:
+        return ChecklistLine(line_id, label, FAIL, problems[0] if len(problems) == 1 else
+                             f"{len(problems)} problems: {problems[0]}", evidence, tuple(problems + (notes or [])))
+    if pending:
+        return ChecklistLine(line_id, label, PENDING, pending[0] if len(pending) == 1 else
+                             f"{len(pending)} results may come after release: " + "; ".join(pending), evidence,
+                             tuple(pending + (notes or [])))
+    return ChecklistLine(line_id, label, PASS, ok, evidence, tuple(notes or []))
+
+
+class _Evidence:
+    """The checks of one batch, sharing what was loaded once."""
+
+    def __init__(self, batch: Batch, page: BatchPage, batch_url: str) -> None:
+        self.batch, self.page, self.url = batch, page, batch_url
+        self.site = batch.site
+        self.version = batch.masterfile_version
+        self.executions = [s.execution for s in page.steps if s.execution is not None]
+        self.results: list[ResultLine] = []
+
+    # (a) POC-1
+    def masterfile(self) -> ChecklistLine:
+        from pocare.masterfile.selectors import effective_version
+        from pocare.network.selectors import site_authorized_for, site_can_start_batch
+
+        b, v = self.batch, self.version
+        at = b.started_at
+        problems = []
+        effective = effective_version(site=self.site, product=v.product, at=at)
+        if effective is None or effective.pk != v.pk:
+            now = f"v{effective.number}" if effective is not None else "no version"
+            problems.append(f"{v} was not the version effective at {self.site.code} when the batch started "
+                            f"({now} was).")
+        authorized, why = site_authorized_for(self.site, v, at)
+        if not authorized:
+            problems.append(why)
+        active, why = site_can_start_batch(self.site, at)
+        if not active:
+            problems.append(why)
+        return _line("masterfile", "Master-file version effective and site authorized (POC-1)", problems,
+                     f"{v} was effective at {self.site.code} and the site authorized for it when the batch started.",
+                     reverse("masterfile:version", args=[v.pk]))
+
+    # (b) P11-10f, P11-50
+    def steps(self) -> ChecklistLine:
+        problems: list[str] = []
+        notes: list[str] = []
+        if self.batch.status != BatchStatus.COMPLETED:
+            problems.append(f"The batch is {self.batch.get_status_display().lower()}, not completed.")
+        for s in self.page.steps:
+            sid = s.spec["id"]
+            e = s.execution
+            if e is None or not e.done:
+                problems.append(f"Step {sid} is {'not started' if e is None else e.get_status_display().lower()}.")
+                continue
+            if e.status == StepStatus.SKIPPED:
+                if not s.spec.get("optional"):
+                    problems.append(f"Step {sid} was skipped but the master file does not make it optional.")
+                else:
+                    notes.append(f"Step {sid} skipped as optional: {e.skip_reason}")
+            meanings = {sig.signature.meaning for sig in s.signatures
+                        if sig.signature.record_type == "manufacturing.StepExecution"}
+            if Meaning.PERFORMED not in meanings:
+                problems.append(f"Step {sid} has no performer's signature.")
+            if (e.status == StepStatus.COMPLETE and s.spec.get("second_person_verification")
+                    and Meaning.VERIFIED not in meanings):
+                problems.append(f"Step {sid} needs a second-person verification signature and has none.")
+            for sig in s.signatures:
+                if not sig.valid:
+                    problems.append(f"Step {sid}: the signature of {sig.signature.signer_printed_name} "
+                                    f"({sig.signature.get_meaning_display()}) no longer holds — {sig.reason}.")
+        for sig in self.page.batch_signatures:
+            if not sig.valid:
+                problems.append(f"The batch start signature of {sig.signature.signer_printed_name} no longer "
+                                f"holds — {sig.reason}.")
+        for q in self.page.qc:
+            for r in q.results:
+                for sig in q.signatures.get(r.pk, []):
+                    if not sig.valid:
+                        problems.append(f"QC {q.attribute['name']}: the signature of "
+                                        f"{sig.signature.signer_printed_name} no longer holds — {sig.reason}.")
+        n = len(self.page.steps)
+        return _line("steps", "Every step complete and signed, every signature valid", problems,
+                     f"All {n} steps are complete (or skipped as optional) and signed; every signature holds.",
+                     self.url + "#steps", notes=notes)
+
+    # (c) P11-10i
+    def people(self) -> ChecklistLine:
+        checks: list[tuple[Any, User, dt.datetime, bool]] = []
+        for e in self.executions:
+            if e.performed_by is not None and e.performed_at is not None:
+                checks.append((e, e.performed_by, e.performed_at, False))
+            if e.verified_by is not None and e.verified_at is not None:
+                checks.append((e, e.verified_by, e.verified_at, True))
+        gate = BatchedGate(version=self.version, site=self.site, people=[c[1] for c in checks])
+        problems = []
+        for e, person, at, verifying in checks:
+            for reason in gate.reasons(person=person, step_id=e.step_id, at=at, verifying=verifying):
+                problems.append(f"Step {e.step_id} ({'verified' if verifying else 'performed'} "
+                                f"{at:%Y-%m-%d %H:%M} UTC): {reason}")
+        return _line("people", "Every operator and verifier qualified at the time of their step", problems,
+                     f"{len(checks)} performances and verifications checked: each person held the role, the step's "
+                     "qualification and the version training at that moment.", self.url + "#steps")
+
+    # (d)
+    def units(self) -> ChecklistLine:
+        from pocare.network.models import ManufacturingUnit, UnitStatus
+        from pocare.network.selectors import site_today
+
+        used = [e for e in self.executions if e.equipment_id is not None and e.performed_at is not None]
+        units = {e.equipment_id: e.equipment for e in used}
+        if not used:
+            return ChecklistLine("units", "Manufacturing units valid at the time", NOT_APPLICABLE,
+                                 "No step used a manufacturing unit.", self.url + "#steps")
+        history = _unit_history(list(units.values()))
+        problems = []
+        for e in used:
+            unit = units[e.equipment_id]
+            assert isinstance(unit, ManufacturingUnit) and e.performed_at is not None
+            state = history.state_at(unit, e.performed_at)
+            today = site_today(self.site, e.performed_at)
+            if unit.site_id != self.site.pk:
+                problems.append(f"Step {e.step_id}: {unit} belongs to another site.")
+            if state["status"] != UnitStatus.QUALIFIED:
+                problems.append(f"Step {e.step_id}: {unit} was {state['status']} at the time, not in service.")
+            for what in ("calibration_due", "maintenance_due"):
+                due = state[what]
+                if due is not None and due < today:
+                    problems.append(f"Step {e.step_id}: {unit} was overdue at the time ({what.replace('_', ' ')} "
+                                    f"{due.isoformat()}, step on {today.isoformat()}).")
+        serials = ", ".join(sorted(str(u) for u in units.values()))
+        return _line("units", "Manufacturing units valid at the time", problems,
+                     f"{serials}: at {self.site.code}, qualified and within calibration and maintenance at each of "
+                     f"the {len(used)} steps that used a unit (status and due dates replayed from the audit trail).",
+                     reverse("network:site", args=[self.site.code]))
+
+    # (e) ATMP-TRACE
+    def materials(self) -> ChecklistLine:
+        from pocare.manufacturing.services import lot_problems
+
+        problems = []
+        count = 0
+        for s in self.page.steps:
+            for m in s.materials:
+                count += 1
+                for why in lot_problems(m.lot, material_code=m.material_code, site=self.site, at=m.recorded_at):
+                    problems.append(f"Step {s.spec['id']}: {why}")
+                if m.lot.decided_at is not None and m.lot.decided_at > m.recorded_at:
+                    problems.append(f"Step {s.spec['id']}: {m.lot} was released only after it was used.")
+        if not count:
+            return ChecklistLine("materials", "Materials released and unexpired when used", NOT_APPLICABLE,
+                                 "No material lot was used.", self.url + "#steps")
+        return _line("materials", "Materials released and unexpired when used", problems,
+                     f"{count} material uses: each lot was released, unexpired and at {self.site.code} when used.",
+                     reverse("manufacturing:lots"))
+
+    # (f) ATMP-REL, ATMP-OOS
+    def results_line(self) -> ChecklistLine:
+        problems: list[str] = []
+        pending: list[str] = []
+        notes: list[str] = []
+        for q in self.page.qc:
+            a = q.attribute
+            cur = q.current
+            critical = bool(a.get("release_critical"))
+            after = bool(a.get("result_after_release"))
+            if cur is None:
+                state = "pending_after_release" if after else "missing"
+            else:
+                state = "pass" if cur.conforms else "oos"
+            self.results.append(ResultLine(a["id"], a.get("name", a["id"]), _acceptance(a), critical, after,
+                                           cur.display_value if cur is not None else "", state, len(q.results) > 1))
+            name = a.get("name", a["id"])
+            if not critical:
+                if state == "oos":
+                    notes.append(f"{name} = {cur.display_value if cur else ''} is out of specification "
+                                 "(not release-critical).")
+                continue
+            if state == "oos":
+                assert cur is not None
+                problems.append(f"{name} = {cur.display_value} is out of specification ({_acceptance(a)}).")
+            elif state == "missing":
+                problems.append(f"{name} has no result, and the master file wants it before release.")
+            elif state == "pending_after_release":
+                pending.append(f"{name} ({a.get('method', '')}) pending after release")
+        critical_count = sum(1 for r in self.results if r.release_critical)
+        return _line(RESULTS_LINE, "Release-critical attributes in specification", problems,
+                     f"All {critical_count} release-critical attributes have a result in specification.",
+                     self.url + "#qc", notes=notes, pending=pending)
+
+    # (g) ATMP-REL
+    def deviations(self) -> ChecklistLine:
+        problems: list[str] = []
+        notes: list[str] = []
+        for d in self.page.deviations:
+            if d.status == "closed":
+                notes.append(f"{d.reference} closed: {d.title}")
+            elif d.impact == "negligible":
+                notes.append(f"{d.reference} open, assessed by QA as of negligible impact: {d.title}")
+            else:
+                problems.append(f"{d.reference} is open and not assessed as of negligible impact: {d.title}")
+        if not self.page.deviations:
+            return ChecklistLine("deviations", "Deviations closed or of negligible impact", PASS,
+                                 "No deviation is recorded for the batch.", self.url + "#deviations")
+        return _line("deviations", "Deviations closed or of negligible impact", problems,
+                     f"{len(self.page.deviations)} deviation(s), each closed or assessed by QA as of negligible "
+                     "impact.", self.url + "#deviations", notes=notes)
+
+    # (h) ATMP-TRACE, ISBT-COI
+    def custody(self) -> ChecklistLine:
+        from pocare.custody.models import HandoffKind
+
+        order, collection = self.batch.order, self.batch.collection
+        problems: list[str] = []
+        notes: list[str] = []
+        if not order.coi:
+            problems.append("The therapy order has no chain-of-identity identifier.")
+        if not collection.din:
+            problems.append("The collection has no DIN.")
+        completed = {h.kind for h in self.page.handoffs if h.outcome == "completed"}
+        for kind in (HandoffKind.RECEIPT_AT_SITE, HandoffKind.MANUFACTURE_START):
+            if kind not in completed:
+                problems.append(f"No completed hand-off '{kind.label}'.")
+        for h in self.page.handoffs:
+            if h.outcome == "blocked":
+                later = any(o.kind == h.kind and o.outcome == "completed" and o.occurred_at >= h.occurred_at
+                            for o in self.page.handoffs)
+                text = (f"{h.get_kind_display()} blocked {h.occurred_at:%Y-%m-%d %H:%M} UTC: presented "
+                        f"{h.presented_identifier!r}, expected {h.expected_identifier!r}")
+                (notes if later else problems).append(text + (" — later completed" if later else
+                                                              " — never completed"))
+        return _line("custody", "Chain of identity unbroken and custody complete up to release", problems,
+                     f"COI {order.coi}, DIN {collection.din}: received at the site and started with matching scans.",
+                     reverse("custody:order", args=[order.pk]), notes=notes)
+
+    # (i) A11-ALARM
+    def alarms(self) -> ChecklistLine:
+        problems = ([f"{self.page.alarms_open} device alarm(s) not acknowledged."] if self.page.alarms_open else [])
+        return _line("alarms", "No unacknowledged alarm", problems, "Every device alarm is acknowledged.",
+                     reverse("manufacturing:batch_device", args=[self.batch.reference]))
+
+    # (j) A11-12
+    def audit_trail(self) -> ChecklistLine:
+        last = last_batch_event_seq(self.batch, self.page)
+        chain = self.site.code
+        evidence = reverse("ledger:reviews")
+        if last is None:
+            return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
+                                 "No ledger event of the batch was found.", evidence)
+        review = AuditReview.objects.filter(chain=chain, to_seq__gte=last).order_by("to_seq").first()
+        if review is None:
+            return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
+                                 f"The batch's last event is {chain}#{last}; no signed audit-trail review of {chain} "
+                                 "reaches it yet.", evidence)
+        evidence = reverse("ledger:review", args=[review.pk])
+        sig = Signature.objects.filter(record_type="ledger.AuditReview", record_id=str(review.pk),
+                                       meaning=Meaning.REVIEWED).first()
+        if sig is None or sig.record_hash != content_hash(review.signed_content()):
+            return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
+                                 f"The review {review} has no valid signature.", evidence)
+        return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", PASS,
+                             f"{review} (signed by {sig.signer_printed_name}, reviewed) covers the batch's last event "
+                             f"{chain}#{last}.", evidence)
+
+    # (k) review by exception
+    def exceptions_review(self) -> ChecklistLine:
+        from pocare.release.models import ExceptionReview
+
+        evidence = reverse("manufacturing:batch_review", args=[self.batch.reference])
+        review = ExceptionReview.objects.filter(batch=self.batch).select_related("reviewer").order_by(
+            "-reviewed_at", "-pk").first()
+        label = "Review by exception signed"
+        if review is None:
+            return ChecklistLine("exceptions_review", label, FAIL, "The review by exception is not signed yet.",
+                                 evidence)
+        current = review_snapshot(self.page.review)
+        if review_items_hash(current) != review.items_hash:
+            return ChecklistLine("exceptions_review", label, FAIL,
+                                 f"The review signed by {review.reviewer.printed_name} no longer matches: the review "
+                                 f"items changed since ({len(review.items)} then, {len(current)} now).", evidence)
+        sig = Signature.objects.filter(record_type="release.ExceptionReview", record_id=str(review.pk)).first()
+        if sig is None or sig.record_hash != content_hash(review.signed_content()):
+            return ChecklistLine("exceptions_review", label, FAIL, "The review by exception has no valid signature.",
+                                 evidence)
+        return ChecklistLine("exceptions_review", label, PASS,
+                             f"Signed by {review.reviewer.printed_name} ({review.reviewed_at:%Y-%m-%d %H:%M} UTC) "
+                             f"over the {len(current)} item(s) listed now.", evidence)
+
+    def changed(self) -> list[ChangedDatum]:
+        out = []
+        for s in self.page.steps:
+            for v in s.values:
+                if v.corrected:
+                    out.append(ChangedDatum("step value", f"{s.spec['id']}: {v.spec['name']}",
+                                            f"{v.entries[0].value} {v.entries[0].unit}".strip(),
+                                            f"{v.entries[-1].value} {v.entries[-1].unit}".strip(), len(v.entries) - 1,
+                                            v.entries[-1].correction_reason, f"step-{s.spec['id']}"))
+        for q in self.page.qc:
+            if len(q.results) > 1:
+                out.append(ChangedDatum("QC result", str(q.attribute.get("name", q.attribute["id"])),
+                                        q.results[0].display_value, q.results[-1].display_value, len(q.results) - 1,
+                                        q.results[-1].correction_reason, f"qc-{q.attribute['id']}"))
+        return out
+
+
+def _acceptance(a: dict[str, Any]) -> str:
+    acc = a.get("acceptance") or {}
+    unit = f" {a['unit']}" if a.get("unit") else ""
+    if "equals" in acc:
+        return f"= {acc['equals']}"
+    parts = []
+    if acc.get("min") is not None:
+        parts.append(f"≥ {acc['min']}{unit}")
+    if acc.get("max") is not None:
+        parts.append(f"≤ {acc['max']}{unit}")
+    return ", ".join(parts) or "—"
+
+
+def last_batch_event_seq(batch: Batch, page: BatchPage) -> int | None:
+    """The sequence number of the batch's last event in its site's chain: events about the batch,
+    its steps, values, QC results, alarms, abort and custody hand-offs, and their signatures.
+    Release records (reviews, certification) and deviations (line g) are not part of it."""
+    from pocare.manufacturing.models import Alarm, BatchAbort
+
+    ids: dict[str, list[str]] = {
+        "manufacturing.Batch": [str(batch.pk)],
+        "manufacturing.StepExecution": [str(s.execution.pk) for s in page.steps if s.execution is not None],
+        "manufacturing.StepValue": [str(v.pk) for s in page.steps for vv in s.values for v in vv.entries],
+        "manufacturing.QcResult": [str(r.pk) for q in page.qc for r in q.results],
+        "custody.Handoff": [str(h.pk) for h in page.handoffs],
+    }
+    q = Q()
+    for label, pks in ids.items():
+        if pks:
+            q |= Q(object_type=label, object_id__in=pks)
+    alarms = Alarm.objects.filter(batch=batch).values_list("pk", flat=True)
+    q |= Q(object_type="manufacturing.Alarm", object_id__in=[str(a) for a in alarms])
+    q |= Q(object_type="manufacturing.BatchAbort", object_id__in=[
+        str(a) for a in BatchAbort.objects.filter(batch=batch).values_list("pk", flat=True)])
+    last = Event.objects.filter(q, chain=batch.site.code).aggregate(last=Max("seq"))["last"]
+    return int(last) if last is not None else None
+
+
+def review_items_now(batch: Batch) -> list[ReviewItem]:
+    return review_items(batch_page(batch))
+
+
+# --- the training gate, batched --------------------------------------------------------------------
+
+
+class BatchedGate:
+    """The person-dependent part of :func:`pocare.training.gate.step_gate` for many (person, step,
+    moment) questions at once, from rows loaded once: memberships at the site, qualification grants
+    with their training records, version-training records and the site's lifecycle transitions.
+
+    The master-file version's own standing (effective at the site, site authorized) does not depend
+    on the person and is the checklist's line (a); a batch keeps its version for ever (DESIGN rule 5),
+    and the gate refused every step recorded while the version was not effective.
+    """
+
+    def __init__(self, *, version: Any, site: Any, people: list[User]) -> None:
+        from pocare.masterfile.selectors import required_training_steps
+        from pocare.network.models import SiteTransition
+        from pocare.training.models import PersonQualification, TrainingKind, TrainingRecord
+
+        self.version, self.site = version, site
+        ids = {p.pk for p in people}
+        self.memberships: dict[int, list[Membership]] = {}
+        for m in Membership.objects.filter(user_id__in=ids, site=site):
+            self.memberships.setdefault(m.user_id, []).append(m)
+        self.grants: dict[tuple[int, str], list[Any]] = {}
+        for g in PersonQualification.objects.filter(person_id__in=ids).select_related("qualification", "record"):
+            self.grants.setdefault((g.person_id, g.qualification.code), []).append(g)
+        self.required = {str(s) for s in required_training_steps(version)}
+        self.training: dict[int, list[Any]] = {}
+        if self.required:
+            for r in TrainingRecord.objects.filter(trainee_id__in=ids, kind=TrainingKind.VERSION,
+                                                   masterfile_version=version, passed=True):
+                self.training.setdefault(r.trainee_id, []).append(r)
+        self.transitions = list(SiteTransition.objects.filter(site=site).order_by("at", "id"))
+        self.steps = {str(s.get("id")): s for s in _iter_steps(version)}
+
+    def _site_status(self, at: dt.datetime) -> str:
+        before = [t for t in self.transitions if t.at <= at]
+        if before:
+            return str(before[-1].to_status)
+        return str(self.transitions[0].from_status) if self.transitions else str(self.site.status)
+
+    def reasons(self, *, person: User, step_id: str, at: dt.datetime, verifying: bool = False) -> list[str]:
+        """Why ``person`` could not perform (or verify) ``step_id`` at ``at``; empty when they could."""
+        from pocare.accounts.roles import Role
+        from pocare.network.models import SiteStatus
+        from pocare.training.gate import PERFORM_ROLES, VERIFY_ROLES
+        from pocare.training.models import TrainingStatus
+        from pocare.training.selectors import grant_valid_at, membership_in_force
+
+        name = person.printed_name or person.username
+        out = []
+        if not person.is_active and (person.deactivated_at is None or person.deactivated_at <= at):
+            out.append(f"{name}'s account was deactivated.")
+        if person.locked_at is not None and person.locked_at <= at:
+            out.append(f"{name}'s account was locked.")
+        roles = VERIFY_ROLES if verifying else PERFORM_ROLES
+        if not any(m.role in roles and membership_in_force(m, at) for m in self.memberships.get(person.pk, [])):
+            wanted = " or ".join(sorted(str(Role(r).label) for r in roles))
+            out.append(f"{name} held no active {wanted} role at {self.site.code}.")
+        if self._site_status(at) != SiteStatus.ACTIVE:
+            out.append(f"{self.site.code} was not active.")
+        step = self.steps.get(step_id)
+        if step is None:
+            out.append(f"There is no step '{step_id}' in {self.version}.")
+            return out
+        codes = step.get("qualification") or []
+        for code in [codes] if isinstance(codes, str) else [str(c) for c in codes]:
+            if not any(grant_valid_at(g, at) for g in self.grants.get((person.pk, code), [])):
+                out.append(f"{name} did not hold a valid qualification '{code}' for step '{step_id}'.")
+        if step_id in self.required:
+            trained = any(r.status == TrainingStatus.COMPLETE and r.completed_at is not None and r.completed_at <= at
+                          and step_id in {str(s) for s in r.steps} for r in self.training.get(person.pk, []))
+            if not trained:
+                out.append(f"{name} was not trained on step '{step_id}' of {self.version}.")
+        return out
+
+
+def _iter_steps(version: Any) -> list[dict[str, Any]]:
+    from pocare.masterfile import schema
+
+    return list(schema.iter_steps(version.content or {}))
+
+
+# --- unit history ----------------------------------------------------------------------------------
+
+
+class _UnitHistory:
+    """Each unit's status and due dates at a moment: its current values with the changes recorded
+    after that moment undone, from the unit's ledger events (registration, requalification, status
+    changes carry the old and new values)."""
+
+    def __init__(self, events: dict[int, list[tuple[dt.datetime, dict[str, Any]]]]) -> None:
+        self.events = events
+
+    def state_at(self, unit: Any, at: dt.datetime) -> dict[str, Any]:
+        state: dict[str, Any] = {"status": unit.status, "calibration_due": unit.calibration_due,
+                                 "maintenance_due": unit.maintenance_due}
+        for occurred, old in sorted(self.events.get(unit.pk, []), key=lambda x: x[0], reverse=True):
+            if occurred <= at:
+                break
+            for key in state:
+                if key in old:
+                    state[key] = _as_date(old[key]) if key.endswith("_due") else old[key]
+        return state
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def _unit_history(units: list[Any]) -> _UnitHistory:
+    events: dict[int, list[tuple[dt.datetime, dict[str, Any]]]] = {}
+    rows = Event.objects.filter(object_type="network.ManufacturingUnit",
+                                object_id__in=[str(u.pk) for u in units]).values_list("object_id", "occurred_at",
+                                                                                      "old_values")
+    import json
+
+    for object_id, occurred, old in rows:
+        events.setdefault(int(object_id), []).append((occurred, json.loads(old or "{}")))
+    return _UnitHistory(events)

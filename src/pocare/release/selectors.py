@@ -1,0 +1,147 @@
+"""Reads of release, scoped to the viewer: site people see the batches of their sites (a treating
+physician also those made for their hospital's patients), the Control Site sees the network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from pocare.accounts import selectors as access
+from pocare.accounts.roles import Perm
+from pocare.ledger.models import Signature
+from pocare.manufacturing.models import Batch, BatchOrigin, BatchStatus
+from pocare.release.checklist import Checklist, ChecklistLine, release_checklist
+from pocare.release.models import Certification, ExceptionReview, OosRelease, QcReview
+
+
+def release_batches_visible(user: Any) -> QuerySet[Batch]:
+    """Batches whose release the person may see."""
+    if not access.has_perm(user, Perm.RELEASE_VIEW):
+        return Batch.objects.none()
+    qs = Batch.objects.select_related("site", "unit", "masterfile_version__product", "order", "collection",
+                                      "order__treating_site")
+    site_ids = access.visible_site_ids(user)
+    if site_ids is None:
+        return qs
+    return qs.filter(Q(site_id__in=site_ids) | Q(order__treating_site_id__in=site_ids))
+
+
+def release_batch_for(user: Any, reference: str) -> Batch:
+    """The batch ``reference`` if the person may see its release; otherwise Batch.DoesNotExist (a 404)."""
+    return release_batches_visible(user).get(reference=reference)
+
+
+def stage(batch: Batch) -> str:
+    """Where the batch is in release: ``exceptions``, ``qc_review``, ``certification``, ``released``,
+    ``rejected`` or ``not_releasable`` (aborted or still in manufacture)."""
+    cert = Certification.objects.filter(batch=batch).first()
+    if cert is not None:
+        return str(cert.decision)
+    if batch.status != BatchStatus.COMPLETED:
+        return "not_releasable"
+    if QcReview.objects.filter(batch=batch).exists():
+        return "certification"
+    if ExceptionReview.objects.filter(batch=batch).exists():
+        return "qc_review"
+    return "exceptions"
+
+
+STAGE_LABELS = {
+    "exceptions": "Stage 1 — review by exception to sign",
+    "qc_review": "Stage 1 — site QC review to sign",
+    "certification": "Stage 2 — awaiting QP certification",
+    "released": "Certified for release",
+    "rejected": "Rejected",
+    "not_releasable": "Not releasable",
+}
+
+
+@dataclass
+class QueueRow:
+    batch: Batch
+    stage: str
+    blocking: list[ChecklistLine]
+    pending: list[ChecklistLine]
+
+    @property
+    def stage_label(self) -> str:
+        return STAGE_LABELS[self.stage]
+
+
+def release_queue(user: Any) -> list[QueueRow]:
+    """The QP's queue: completed batches not yet certified or rejected, oldest first, each with its
+    stage and the checklist lines that block it. Demo history (loaded, not executed: no signatures,
+    already given to its patients) is not queued."""
+    batches = (release_batches_visible(user).filter(status=BatchStatus.COMPLETED, certification__isnull=True,
+                                                    origin=BatchOrigin.EXECUTED)
+               .order_by("ended_at", "pk"))
+    rows = []
+    for batch in batches[:200]:
+        checklist = release_checklist(batch)
+        rows.append(QueueRow(batch, stage(batch), checklist.failing,
+                             [ln for ln in checklist.lines if ln.state == "pending"]))
+    return rows
+
+
+@dataclass
+class SignedRecord:
+    record: Any
+    signatures: list[tuple[Signature, bool, str]]
+
+
+def _signed(record: Any, label: str | None = None) -> SignedRecord:
+    from pocare.ledger.canonical import content_hash
+
+    label = label or record._meta.label
+    expected = content_hash(record.signed_content())
+    broken = "the record changed after it was signed"
+    sigs = [(s, s.record_hash == expected, "" if s.record_hash == expected else broken)
+            for s in Signature.objects.filter(record_type=label, record_id=str(record.pk)).select_related("event")]
+    return SignedRecord(record, sigs)
+
+
+@dataclass
+class ReleasePage:
+    batch: Batch
+    checklist: Checklist
+    stage: str
+    exception_reviews: list[SignedRecord]
+    qc_reviews: list[SignedRecord]
+    certification: SignedRecord | None
+    oos: list[OosView]
+
+    @property
+    def stage_label(self) -> str:
+        return STAGE_LABELS[self.stage]
+
+
+@dataclass
+class OosView:
+    oos: OosRelease
+    request: SignedRecord
+    evaluation: SignedRecord | None
+    acceptance: SignedRecord | None
+
+
+def oos_view(oos: OosRelease) -> OosView:
+    from pocare.release.models import OosAcceptance, OosEvaluation
+
+    evaluation = _signed(OosEvaluation.objects.get(pk=oos.pk)) if oos.evaluated_at else None
+    acceptance = _signed(OosAcceptance.objects.get(pk=oos.pk)) if oos.accepted_at else None
+    return OosView(oos, _signed(oos), evaluation, acceptance)
+
+
+def release_page(batch: Batch) -> ReleasePage:
+    """Everything the release view of one batch shows."""
+    checklist = release_checklist(batch)
+    cert = Certification.objects.filter(batch=batch).select_related("qp", "oos_release").first()
+    return ReleasePage(
+        batch=batch, checklist=checklist, stage=stage(batch),
+        exception_reviews=[_signed(r) for r in ExceptionReview.objects.filter(batch=batch).select_related("reviewer")],
+        qc_reviews=[_signed(r) for r in QcReview.objects.filter(batch=batch).select_related("reviewer")],
+        certification=_signed(cert) if cert is not None else None,
+        oos=[oos_view(o) for o in OosRelease.objects.filter(batch=batch).select_related(
+            "requested_by", "evaluated_by", "accepted_by")],
+    )

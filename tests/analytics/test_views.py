@@ -1,0 +1,122 @@
+"""The comparability pages, the API and the product quality review (POC-2, CMP-SITE, CMP-STAT): what
+Control Site QA sees, bad input answered 4xx naming the field, printing the review recorded in the
+ledger, and site people kept out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pocare.analytics.events import AnalyticsEvent
+from pocare.ledger.models import NETWORK_CHAIN, Event
+from pocare.manufacturing.history import load_history
+from pocare.masterfile import demo as masterfile_demo
+from pocare.network import demo as network_demo
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def version(people):  # type: ignore[no-untyped-def]
+    v = masterfile_demo.load_product_and_v1(password=PASSWORD)
+    network_demo.load(password=PASSWORD, product=v.product)
+    load_history(months=5, now=NOW)
+    return v
+
+
+def test_matrix_page_shows_every_site_and_attribute(version, login):
+    """CMP-SITE: the matrix has a row per site with lots and a cell per numeric attribute, each stating
+    equivalent / not shown in words, linking to the site's charts; qualitative attributes are named
+    as not charted."""
+    client = login("qa")
+    response = client.get("/analytics/comparability/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for code in ("MAD", "LIS", "MUC", "GRO", "MIL", "DUB"):
+        assert f"/analytics/comparability/sites/{code}/?version={version.pk}" in html
+    assert html.count('data-status="') == 6 * 7
+    assert "equivalent" in html and "Sterility" in html and "Not charted" in html
+
+
+def test_site_page_draws_the_charts(version, login):
+    """POC-2: a site's page draws, per attribute, the individuals chart with its limits, EWMA, CUSUM,
+    the capability histogram with the specification, the interval plot, and Hotelling's T²."""
+    client = login("qp")
+    html = client.get(f"/analytics/comparability/sites/GRO/?version={version.pk}").content.decode()
+    for title in ("individuals chart", "EWMA", "tabular CUSUM", "capability histogram", "versus the rest of",
+                  "Hotelling"):
+        assert title in html, title
+    assert "UCL" in html and "LSL 20" in html and html.count("<svg") >= 7 * 5
+    one = client.get(f"/analytics/comparability/sites/GRO/?version={version.pk}&attribute=car-positive")
+    assert one.status_code == 200 and one.content.decode().count('class="card" id=') == 1
+
+
+@pytest.mark.parametrize(("url", "field"), [
+    ("/analytics/comparability/?version=abc", "version"),
+    ("/analytics/comparability/?version=999999", "version"),
+    ("/analytics/comparability/sites/GRO/?version=abc", "version"),
+    ("/analytics/comparability/sites/GRO/?attribute=sterility", "attribute"),
+    ("/analytics/review/?product=CD19-CART&start=2026-05-01&end=2026-01-01", "end"),
+    ("/analytics/review/?product=CD19-CART&start=not-a-date&end=2026-01-01", "start"),
+    ("/analytics/review/?product=NOPE&start=2026-01-01&end=2026-02-01", "product"),
+    ("/analytics/review/?product=CD19-CART&start=9999-12-30&end=9999-12-31", "end"),
+])
+def test_bad_input_is_a_400_naming_the_field(version, login, url, field):
+    """CMP-STAT: a wrong query parameter is answered 400 with a message on that field, never a 500."""
+    response = login("qa").get(url)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert (f"{field}:" in html) or (f'id="id_{field}_error"' in html), html[:2000]
+
+
+def test_unknown_site_is_404_and_site_people_are_refused(version, login, client):
+    """P11-10g: an unknown site does not exist; site people do not hold the analytics permission."""
+    assert login("qa").get("/analytics/comparability/sites/XXX/").status_code == 404
+    client.post("/logout/")
+    assert login("manager.gro").get("/analytics/comparability/").status_code == 403
+
+
+def test_api_matrix_and_site_charts(version, login):
+    """CMP-STAT: the API gives the matrix (status, TOST interval, alarms per cell) and a site's chart data;
+    bad parameters answer 400 naming the field."""
+    client = login("planner")
+    matrix = client.get("/api/analytics/comparability/").json()
+    assert matrix["version"]["id"] == version.pk
+    cells = matrix["sites"][0]["cells"]
+    assert set(cells) == {a["id"] for a in matrix["attributes"]} and "status" in cells["car-positive"]
+    site = client.get("/api/analytics/sites/GRO/charts/?attribute=car-positive").json()
+    attr = site["attributes"][0]
+    assert attr["id"] == "car-positive" and len(attr["values"]) == len(attr["batches"]) == attr["n"]
+    assert {"centre", "ucl", "lcl", "sigma"} <= set(attr["limits"])
+    bad = client.get("/api/analytics/comparability/?version=x")
+    assert bad.status_code == 400 and "version" in bad.json()
+    bad = client.get("/api/analytics/sites/GRO/charts/?attribute=nope")
+    assert bad.status_code == 400 and "attribute" in bad.json()
+    assert client.get("/api/analytics/sites/XXX/charts/").status_code == 404
+
+
+def test_review_is_generated_from_the_records_and_printing_is_recorded(version, login):
+    """POC-2: the product quality review lists batches per site, OOS results (qualitative ones counted),
+    deviations, changes, comparability and capability with charts; each generation is a ledger event
+    with the format and a hash of its content; the PDF is a PDF (or a 503 naming the missing library)."""
+    client = login("qa")
+    url = "/analytics/review/?product=CD19-CART&start=2026-01-01&end=2026-11-20"
+    before = Event.objects.filter(event_type=AnalyticsEvent.PQR_GENERATED).count()
+    html = client.get(url + "&format=html").content.decode()
+    for heading in ("Batches per site", "Out-of-specification results", "Deviations and CAPA",
+                    "Changes to the master file", "Comparability and capability", "Quality signals"):
+        assert heading in html, heading
+    assert "Cpk" in html and "<svg" in html
+    event = Event.objects.filter(event_type=AnalyticsEvent.PQR_GENERATED).latest("id")
+    assert event.chain == NETWORK_CHAIN and event.actor.username == "qa"
+    assert '"format":"html"' in event.new_values and '"content_hash":"' in event.new_values
+    pdf = client.get(url + "&format=pdf")
+    if pdf.status_code == 503:
+        assert b"PDF output is unavailable" in pdf.content
+    else:
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        assert Event.objects.filter(event_type=AnalyticsEvent.PQR_GENERATED).count() == before + 2
