@@ -53,12 +53,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ledger import BENCH_DIR, CTX, PG_SERVER, ROOT, _machine_busy, machine_info, migrate, pg_recreate
+import scratch
+from ledger import BENCH_DIR, CTX, ROOT, _machine_busy, machine_info
 
 sys.path.insert(0, str(ROOT))  # tests.manufacturing.helpers builds the world as the tests do
 
-PG_DB = "pocare_bench_ebr"
-SQLITE_FILE = BENCH_DIR / "ebr.sqlite3"
+DB_NAMES = {"sqlite": "ebr", "postgresql": "pocare_bench_ebr"}  # var/bench/ebr.sqlite3, or a database of its own
 PASSWORD = "correct horse battery staple 42"  # noqa: S105 - the demo personas' password, as in the tests
 SITE = "MAD"
 PAGE_STEPS = (10, 20, 40)
@@ -542,30 +542,6 @@ def in_process(target: Any, *args: Any) -> Any:
 # --- databases and report ----------------------------------------------------------------------
 
 
-def prepare(backend: str) -> str:
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    if backend == "sqlite":
-        for f in BENCH_DIR.glob("ebr.sqlite3*"):
-            f.unlink()
-        url = f"sqlite:///{SQLITE_FILE}"
-    else:
-        pg_recreate(PG_DB)
-        url = f"{PG_SERVER}/{PG_DB}"
-    migrate(url)
-    return url
-
-
-def drop(backend: str) -> None:
-    if backend == "sqlite":
-        for f in BENCH_DIR.glob("ebr.sqlite3*"):
-            f.unlink()
-    else:
-        import psycopg
-
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
-
-
 def report(machine: dict[str, str], results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = ["Machine:", *[f"- {k}: {v}" for k, v in machine.items()], "",
              f"Step records ({args.batches} batch(es) of 40 steps per variant, one client, sequential)", "",
@@ -628,12 +604,12 @@ def main() -> None:
     print("Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()), flush=True)
     results = []
     for backend in backends:
-        url = prepare(backend)
+        url = scratch.prepare(backend, DB_NAMES[backend])
         try:
             results.append(in_process(run_backend, backend, url, args))
         finally:
             if not args.keep:
-                drop(backend)
+                scratch.drop(backend, DB_NAMES[backend])
     print()
     print(report(machine, results, args))
     if args.profile:

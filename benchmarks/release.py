@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ledger import BENCH_DIR, PG_SERVER, ROOT, machine_info, migrate, pg_recreate
+import scratch
+from ledger import BENCH_DIR, ROOT, machine_info
 
 sys.path.insert(0, str(ROOT))  # tests.* helpers build the world as the tests do
 
-PG_DB = "pocare_bench_release"
-SQLITE_FILE = BENCH_DIR / "release.sqlite3"
+# var/bench/release.sqlite3, or a PostgreSQL database of its own
+DB_NAMES = {"sqlite": "release", "postgresql": "pocare_bench_release"}
 SHAPES = (10, 40)
 DEVIATIONS = 5
 TARGET_MS = 50.0
@@ -135,30 +136,6 @@ def run_backend(backend: str, url: str, runs: int, out: Any) -> None:
     out.put(res)
 
 
-def prepare(backend: str) -> str:
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    if backend == "sqlite":
-        for f in BENCH_DIR.glob("release.sqlite3*"):
-            f.unlink()
-        url = f"sqlite:///{SQLITE_FILE}"
-    else:
-        pg_recreate(PG_DB)
-        url = f"{PG_SERVER}/{PG_DB}"
-    migrate(url)
-    return url
-
-
-def drop(backend: str) -> None:
-    if backend == "sqlite":
-        for f in BENCH_DIR.glob("release.sqlite3*"):
-            f.unlink()
-    else:
-        import psycopg
-
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
-
-
 def report(machine: dict[str, str], results: list[dict[str, Any]]) -> str:
     lines = ["Machine:", *[f"- {k}: {v}" for k, v in machine.items()], ""]
     counts = results[0]["counts"][40]
@@ -193,12 +170,12 @@ def main() -> None:
     results = []
     try:
         for backend in backends:
-            url = prepare(backend)
+            url = scratch.prepare(backend, DB_NAMES[backend])
             results.append(ebr.in_process(run_backend, backend, url, args.runs))
     finally:
         if not args.keep:
             for backend in backends:
-                drop(backend)
+                scratch.drop(backend, DB_NAMES[backend])
     print()
     print(report(machine_info(), results))
 
