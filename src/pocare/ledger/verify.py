@@ -6,12 +6,14 @@ whose content, position or link does not match is reported by its label (``BCN#5
 
 Speed: the database returns ``occurred_at`` already in its canonical text form (a rearranged
 string instead of a parsed and re-formatted datetime; any value not in the expected form falls
-back to the Python path), each chain is read in segments of consecutive sequence numbers, and a
-large verification run from a single-threaded process (`pocare audit verify`) checks the
-segments in parallel worker processes. Every check needs only an event and the one before it,
-so a segment is checked on its own and the segments are then stitched together in order: the
-first event of each segment is checked against the last of the previous one exactly as the
-single-pass walk would, and the first problem in chain order is the one reported.
+back to the Python path), on SQLite the database also builds each event's hashed JSON array
+(``json_array``; checked against Python, see ``_scan_sqlite``), each chain is read in segments
+of consecutive sequence numbers, and a large verification run from a single-threaded process
+(`pocare audit verify`) checks the segments in parallel worker processes. Every check needs only
+an event and the one before it, so a segment is checked on its own and the segments are then
+stitched together in order: the first event of each segment is checked against the last of the
+previous one exactly as the single-pass walk would, and the first problem in chain order is the
+one reported.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 import multiprocessing
 import multiprocessing.util
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -160,6 +163,11 @@ def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
     for it only the content is checked here; every later event gets all three checks, in the
     same order as in a single walk of the chain: position, link, content.
     """
+    if connection.vendor == "sqlite" and _sqlite_json_matches_python():
+        try:
+            return _scan_sqlite(chain, lo, hi)
+        except sqlite3.Error:
+            pass  # e.g. a value JSON cannot hold (a BLOB): the Python path below, as it always did
     seg = _Segment()
     dumps = _json_encoder()
     sha256 = hashlib.sha256
@@ -212,6 +220,94 @@ def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
                 rows = cursor.fetchmany(_BATCH)
         finally:
             cursor.close()
+    seg.events_after_first, seg.last_seq, seg.last_hash = checked, expected_seq - 1, prev
+    return seg
+
+
+# SQLite: the database builds each event's hashed JSON array itself (json_array, in C), so that
+# Python only hashes bytes and compares. For what it builds to hash to the stored hash it must be
+# byte for byte the array canonical.event_hash hashed: JSON text decodes to one value only, and
+# the array of strings, integers and nulls that was hashed has one encoding, so a match means the
+# stored fields are exactly the hashed ones. Anything that does not match (an edit, a timestamp
+# the SQL did not put in canonical form, a SQLite whose JSON escaping differs) is recomputed on
+# the Python path before it is called edited, so this path can only ever be faster, never
+# different in what it reports.
+_SQLITE_SEGMENT_SQL = (
+    "SELECT seq, prev_hash, hash, id, CAST(json_array(?, chain, seq, prev_hash, event_type, {occurred_at}, "
+    "actor_id, actor_username, actor_printed_name, object_type, object_id, object_repr, reason, request_id, "
+    "old_values, new_values) AS BLOB) FROM ledger_event WHERE {where} ORDER BY seq"
+)
+_SQLITE_JSON_PROBE = [
+    "plain", "", 'quote " backslash \\ slash /', "".join(chr(c) for c in range(32)) + "\x7f",
+    "é ñ € \u2028 \u2029 \ufeff 😀", '{"a":"b","c":[1,2]}', 0, 9_223_372_036_854_775_807, -1, None,
+]
+_sqlite_json_ok: bool | None = None
+
+
+def _sqlite_json_matches_python() -> bool:
+    """Whether this SQLite's json_array writes what Python's canonical JSON writes (probed once)."""
+    global _sqlite_json_ok
+    if _sqlite_json_ok is None:
+        try:
+            probe = sqlite3.connect(":memory:")
+            try:
+                marks = ", ".join("?" * len(_SQLITE_JSON_PROBE))
+                (got,) = probe.execute(f"SELECT CAST(json_array({marks}) AS BLOB)", _SQLITE_JSON_PROBE).fetchone()
+            finally:
+                probe.close()
+            _sqlite_json_ok = got == _json_encoder()(_SQLITE_JSON_PROBE).encode("utf-8")
+        except sqlite3.Error:  # no JSON functions in this SQLite
+            _sqlite_json_ok = False
+    return _sqlite_json_ok
+
+
+def _python_content_ok(event_id: int) -> bool:
+    """The content check of one event on the Python path (as the PostgreSQL scan does it)."""
+    with connection.cursor() as cur:
+        columns = _COLUMNS.format(occurred_at=_OCCURRED_AT_SQL.get(connection.vendor, "NULL"))
+        cur.execute(f"SELECT {columns} FROM ledger_event WHERE id = %s", [event_id])  # noqa: S608
+        row = cur.fetchone()
+    (chain_, seq, prev_hash, etype, occurred, actor_id, username, printed, otype, oid,
+     orepr, reason, rid, old, new, stored_hash, id_) = row
+    if occurred is None:
+        occurred = _stored_timestamp(id_)
+    return bool(hashlib.sha256(_json_encoder()([
+        FORMAT, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
+        otype, oid, orepr, reason, rid, old, new,
+    ]).encode("utf-8")).hexdigest() == stored_hash)
+
+
+def _scan_sqlite(chain: str, lo: int | None, hi: int | None) -> _Segment:
+    """``_scan`` on SQLite, reading through the driver's own cursor (no Django wrapper per row)."""
+    seg = _Segment()
+    sha256 = hashlib.sha256
+    where = "chain = ?" + (" AND seq > ?" if lo is not None else "") + (" AND seq <= ?" if hi is not None else "")
+    connection.ensure_connection()
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(_SQLITE_SEGMENT_SQL.format(occurred_at=_OCCURRED_AT_SQL["sqlite"], where=where),
+                       [FORMAT, chain, *(b for b in (lo, hi) if b is not None)])
+        rows = iter(cursor)
+        first = next(rows, None)
+        if first is None:
+            return seg
+        seq, prev_hash, stored_hash, id_, payload = first
+        content_ok = sha256(payload).hexdigest() == stored_hash or _python_content_ok(id_)
+        seg.first = (seq, prev_hash, id_, content_ok)
+        if not content_ok:
+            return seg
+        expected_seq, prev, checked = seq + 1, stored_hash, 0
+        for seq, prev_hash, stored_hash, id_, payload in rows:
+            if seq == expected_seq and prev_hash == prev and (
+                sha256(payload).hexdigest() == stored_hash or _python_content_ok(id_)
+            ):
+                expected_seq, prev, checked = seq + 1, stored_hash, checked + 1
+                continue
+            # Position and link are checked first: if they hold, the content did not.
+            seg.problem = (seq, id_, _problem(chain, seq, expected_seq, prev_hash, prev, False))
+            break
+    finally:
+        cursor.close()
     seg.events_after_first, seg.last_seq, seg.last_hash = checked, expected_seq - 1, prev
     return seg
 
