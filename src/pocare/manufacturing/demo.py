@@ -5,7 +5,9 @@ at the moment of each step) — beside the loaded history (``history.py``):
 - at Madrid, a batch in progress: apheresis received and checked, enrichment and activation done,
   device data streaming with one alarm waiting to be acknowledged;
 - at Lisbon, an order whose apheresis has arrived, ready for the operator to start its batch;
-- at Dublin, a new order waiting for the site to accept it.
+- at Dublin, a new order waiting for the site to accept it;
+- at Groningen, a batch made through every step with its QC results, waiting for release: one
+  non-critical value out of range opened a deviation, so the QP's queue shows what stops it.
 
 Idempotent: each part is skipped when it is already there.
 """
@@ -180,4 +182,46 @@ def load_live(*, versions: list[MasterFileVersion], password: str) -> Batch | No
             {"batch": batch.reference, "parameter": "dissolved-oxygen", "time": at, "value": 62 - 0.3 * (36 - hour)},
         ]
     devices.device_data_push(actor=operator, idempotency_key=f"demo-{batch.reference}-1", rows=rows)
+    _completed_batch(Site.objects.get(code="GRO"), password=password)
+    return batch
+
+
+#: The release results of the Groningen batch (ARI-0001 specification, DOMAIN.md); sterility,
+#: mycoplasma, VCN, RCL and potency may follow release and are left pending.
+GRONINGEN_QC = {"viability": "94.8", "cd3": "97.2", "car-positive": "31.5", "dose": "1.1", "endotoxin": "0.12"}
+
+
+def _completed_batch(site: Site, *, password: str) -> Batch | None:
+    """A batch at ``site`` executed through every step (the freezing step skipped: fresh product)
+    with its release QC results, one non-critical CD3+ fraction below range raising a deviation."""
+    order = _order(site, password=password, recipient=f"{site.code}-PT-0388", weight="69.5", received=True)
+    s = site.code.lower()
+    operator, manager, qc = _user(f"operator.{s}"), _user(f"manager.{s}"), _user(f"qc.{s}")
+    busy = Batch.objects.filter(status=BatchStatus.IN_PROGRESS).values_list("unit_id", flat=True)
+    unit = next((u for u in ManufacturingUnit.objects.filter(site=site).exclude(pk__in=busy).order_by("serial")
+                 if not services.batch_start_problems(order=order, unit=u)), None)
+    if unit is None:
+        return None
+    batch = services.batch_start(actor=operator, order=order, unit=unit, credentials=_creds(operator, password),
+                                 presented_identifier=order.collections.get().din,
+                                 reason=f"{LIVE_MARK}: patient's batch started")
+    lots = {m.material_code: m.lot_number for m in MaterialLot.objects.filter(site=site, status=LotStatus.RELEASED)}
+    while (upcoming := services.next_step(batch)) is not None:
+        step = upcoming[1]
+        if step.get("optional"):
+            services.step_skip(actor=operator, batch=batch, step_id=step["id"], credentials=_creds(operator, password),
+                               reason="Fresh product: infused within 24 h, not frozen")
+            continue
+        who = qc if str(step.get("qualification", "")).startswith("qc-") else operator
+        values = {**_good(step), **MADRID_VALUES.get(step["id"], {})}
+        if step["id"] == "apheresis-count":
+            values["cd3-fraction"] = 8.5  # below the 10 % the master file expects: non-critical, a deviation
+        services.step_record(actor=who, batch=batch, step_id=step["id"], values=values,
+                             materials={m["code"]: lots[m["code"]] for m in step.get("materials", [])},
+                             credentials=_creds(who, password))
+        if step.get("second_person_verification"):
+            services.step_verify(actor=manager, batch=batch, step_id=step["id"], credentials=_creds(manager, password))
+    for attribute_id, value in GRONINGEN_QC.items():
+        services.qc_result_record(actor=qc, batch=batch, attribute_id=attribute_id, value=value,
+                                  credentials=_creds(qc, password))
     return batch
