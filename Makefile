@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ebr.py
 	$(BIN)/python benchmarks/release.py
 	$(BIN)/python benchmarks/analytics.py
+	$(BIN)/python benchmarks/planning.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "pocare.manufacturing",
     "pocare.release",
     "pocare.analytics",
+    "pocare.planning",
     "pocare.web",
 ]
 

@@ -16,5 +16,6 @@ urlpatterns = [
     path("", include("pocare.custody.urls")),
     path("", include("pocare.manufacturing.urls")),
     path("", include("pocare.analytics.urls")),
+    path("", include("pocare.planning.urls")),
     path("", include("pocare.release.urls")),
 ]

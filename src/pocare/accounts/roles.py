@@ -72,6 +72,8 @@ class Perm(StrEnum):
     OOS_REQUEST = "release.oos_request"  # the treating physician asks for / accepts an OOS product
     BUNDLE_EXPORT = "release.bundle_export"  # inspector bundle of a batch
     ANALYTICS_VIEW = "analytics.view"  # comparability, control charts, product quality review
+    PLANNING_VIEW = "planning.view"  # site-selection studies and digital-twin runs
+    PLANNING_RUN = "planning.run"  # start them (the network planner, Control Site QA)
 
 
 #: What people at a site do on the shop floor; Control Site QA oversees it but does not do it.
@@ -88,13 +90,14 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.LEDGER_REVIEW, Perm.SIGNATURES_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
          Perm.MASTERFILE_APPROVE, Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.RELEASE_CERTIFY, Perm.BUNDLE_EXPORT,
-         Perm.ANALYTICS_VIEW}
+         Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW}
     ),
-    Role.PLANNER: frozenset({Perm.NETWORK_VIEW, Perm.MASTERFILE_VIEW, Perm.ANALYTICS_VIEW}),
+    Role.PLANNER: frozenset({Perm.NETWORK_VIEW, Perm.MASTERFILE_VIEW, Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW,
+                             Perm.PLANNING_RUN}),
     Role.INSPECTOR: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
-         Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.BUNDLE_EXPORT, Perm.ANALYTICS_VIEW}
+         Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.BUNDLE_EXPORT, Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW}
     ),
     Role.SITE_MANAGER: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_REVIEW,

@@ -24,6 +24,7 @@ NAVIGATION = (
     ("Deviations", "quality:deviations", Perm.DEVIATION_VIEW),
     ("Lots", "manufacturing:lots", Perm.BATCH_VIEW),
     ("Comparability", "analytics:comparability", Perm.ANALYTICS_VIEW),
+    ("Planning", "planning:runs", Perm.PLANNING_VIEW),
     ("Release", "release:queue", Perm.RELEASE_VIEW),
 )
 

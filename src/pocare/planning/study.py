@@ -1,0 +1,184 @@
+"""The two studies a planner runs, as plain functions of JSON parameters (so the command, the web
+UI and a Dask worker run exactly the same thing): ``plan_study`` (demand → candidates → HiGHS →
+access before and after) and ``twin_study`` (a scenario of the digital twin, replicated).
+No Django import (a library module)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pocare.planning import demand, replications, selection, travel, twin
+
+#: A device runs one batch at a time, about 2–3 a month (DOMAIN.md, estimate): 2.5 × 12 = 30 a year.
+BATCHES_PER_UNIT_YEAR = 30.0
+
+PLAN_DEFAULTS: dict[str, Any] = {
+    "region": "ES", "indications": ["lbcl"], "eligible": {}, "min_population": 15_000, "max_points": 4000,
+    "model": "mclp", "p": 8, "cover_minutes": 120.0, "circuity": travel.DEFAULT_CIRCUITY,
+    "speed_kmh": travel.DEFAULT_SPEED_KMH, "candidates": "cities", "max_candidates": 150, "hospitals": [],
+    "existing": [], "fix_existing": True, "equity_strength": 0.0, "deprivation": {}, "deprivation_strength": 0.5,
+    "units_per_new_site": 2, "batches_per_unit_year": BATCHES_PER_UNIT_YEAR, "time_limit": 60.0,
+    "mip_rel_gap": 1e-4,
+}
+
+
+def json_safe(value: Any) -> Any:
+    """The result as strict JSON: NaN and infinities become null (PostgreSQL's JSON refuses them)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _site_rows(rows: Sequence[Mapping[str, Any]], field: str) -> list[dict[str, Any]]:
+    out = []
+    for k, r in enumerate(rows):
+        try:
+            lat, lon = float(r["latitude"]), float(r["longitude"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{field}: row {k + 1} needs a latitude and a longitude.") from exc
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ValueError(f"{field}: row {k + 1} has coordinates out of range.")
+        out.append({"name": str(r.get("name") or r.get("code") or f"{field} {k + 1}"), "code": str(r.get("code", "")),
+                    "latitude": lat, "longitude": lon, "units": int(r.get("units", 0) or 0)})
+    return out
+
+
+def plan_study(params: Mapping[str, Any], progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Choose sites for a region and report access before (existing sites) and after."""
+    p = {**PLAN_DEFAULTS, **params}
+    say = progress or (lambda _pct: None)
+    points = demand.demand_points(p["region"], indications=p["indications"], eligible=p["eligible"],
+                                  min_population=int(p["min_population"]), limit=int(p["max_points"]))
+    model = travel.TravelModel(circuity=float(p["circuity"]), speed_kmh=float(p["speed_kmh"]))
+    lat = np.array([d.latitude for d in points])
+    lon = np.array([d.longitude for d in points])
+    existing = _site_rows(p["existing"], "existing")
+    if p["candidates"] == "hospitals":
+        new = _site_rows(p["hospitals"], "hospitals")
+        if not new:
+            raise ValueError("hospitals: list at least one hospital (name, latitude, longitude) or use cities.")
+    elif p["candidates"] == "cities":
+        k = int(p["max_candidates"])
+        if k < 1:
+            raise ValueError("max_candidates: at least 1.")
+        new = [{"name": d.name, "code": "", "latitude": d.latitude, "longitude": d.longitude, "units": 0}
+               for d in points[:k]]
+    else:
+        raise ValueError("candidates: use cities or hospitals.")
+    cands = [{**e, "existing": True} for e in existing] + [{**c, "existing": False} for c in new]
+    for c in cands:
+        if not c["existing"]:
+            c["units"] = int(p["units_per_new_site"])
+    say(10)
+    minutes = model.minutes(lat, lon, [c["latitude"] for c in cands], [c["longitude"] for c in cands])
+    fixed = tuple(range(len(existing))) if p["fix_existing"] else ()
+    to_existing = minutes[:, list(range(len(existing)))].min(axis=1) if existing else None
+    if float(p["equity_strength"]) > 0 or p["deprivation"]:
+        far = to_existing if to_existing is not None else np.full(len(points), 2 * 120.0)
+        points = demand.equity_weighted(points, [float(v) for v in far], strength=float(p["equity_strength"]),
+                                        deprivation=p["deprivation"] or None,
+                                        deprivation_strength=float(p["deprivation_strength"]))
+    weights = np.array([d.weight for d in points])
+    patients = np.array([d.patients for d in points])
+    population = np.array([float(d.population) for d in points])
+    capacity = np.array([c["units"] * float(p["batches_per_unit_year"]) for c in cands])
+    problem = selection.Problem(weights=weights, minutes=minutes, p=int(p["p"]),
+                                cover_minutes=float(p["cover_minutes"]), fixed=fixed, demand=patients,
+                                capacity=capacity)
+    say(20)
+    sol = selection.solve(p["model"], problem, time_limit=float(p["time_limit"]), mip_rel_gap=float(p["mip_rel_gap"]))
+    say(90)
+    before = selection.access(minutes, list(range(len(existing))), population, patients)
+    after = selection.access(minutes, sol.chosen, population, patients,
+                             assignment=sol.assignment if p["model"] == "capacitated" else None)
+    nearest_after = minutes[:, sol.chosen].min(axis=1) if sol.chosen else np.full(len(points), np.nan)
+    sites = []
+    for k, j in enumerate(sol.chosen):
+        c = cands[j]
+        sites.append({**c, "load": after.load[k], "capacity": float(capacity[j]),
+                      "load_before": before.load[before.sites.index(j)] if j in before.sites else None})
+    say(100)
+    return dict(json_safe({
+        "kind": "plan", "parameters": p, "solution": sol.summary(), "before": before.as_dict(),
+        "after": after.as_dict(), "sites": sites, "candidates": len(cands), "demand_points": len(points),
+        "points": [{"name": d.name, "latitude": d.latitude, "longitude": d.longitude, "population": d.population,
+                    "patients": round(d.patients, 3), "minutes": round(float(t), 1)}
+                   for d, t in zip(points, nearest_after, strict=True)],
+        "existing": existing,
+        "travel": {"circuity": model.circuity, "speed_kmh": model.speed_kmh},
+    }))
+
+
+TWIN_DEFAULTS: dict[str, Any] = {
+    "scenario": "baseline", "sites": 30, "referrals_per_year": 10_000, "units_per_site": 2, "hub": "",
+    "site": "", "units": 0, "start_day": 90.0, "days": 28.0, "weeks": 4.0, "material": "lentiviral vector",
+    "replications": 4, "seed": 1, "horizon_days": 365.0, "network": None,
+}
+SCENARIOS = ("baseline", "centralized", "units", "outage", "disruption")
+
+
+def twin_config(params: Mapping[str, Any]) -> tuple[twin.TwinConfig, twin.TwinConfig | None]:
+    """The baseline network and, unless the scenario is the baseline, the changed one."""
+    p = {**TWIN_DEFAULTS, **params}
+    if p["network"]:
+        base = twin.config_from_dict(p["network"])
+    else:
+        if int(p["sites"]) < 1:
+            raise ValueError("sites: at least 1.")
+        base = twin.synthetic_network(sites=int(p["sites"]), referrals_per_year=float(p["referrals_per_year"]),
+                                      units_per_site=int(p["units_per_site"]), seed=int(p["seed"]))
+    from dataclasses import replace
+
+    base = replace(base, horizon_days=float(p["horizon_days"]))
+    scenario = p["scenario"]
+    codes = [s.code for s in base.sites]
+    site = p["site"] or codes[0]
+    if scenario == "baseline":
+        return base, None
+    if scenario == "centralized":
+        return base, twin.centralized(base, p["hub"] or codes[0])
+    if scenario == "units":
+        return base, twin.with_units(base, site, int(p["units"]))
+    if scenario == "outage":
+        return base, twin.with_outage(base, site, float(p["start_day"]), float(p["days"]))
+    if scenario == "disruption":
+        return base, twin.with_disruption(base, str(p["material"]), float(p["start_day"]), float(p["weeks"]))
+    raise ValueError(f"scenario: {scenario!r} unknown; use one of {', '.join(SCENARIOS)}.")
+
+
+def twin_study(params: Mapping[str, Any], progress: Callable[[int], None] | None = None,
+               scheduler: str | None = replications.IN_PROCESS) -> dict[str, Any]:
+    """Replicate the baseline and the scenario with the same seeds (common random numbers)."""
+    p = {**TWIN_DEFAULTS, **params}
+    n = int(p["replications"])
+    if not 1 <= n <= 200:
+        raise ValueError("replications: between 1 and 200.")
+    base, changed = twin_config(p)
+    runs = [("baseline", base)] + ([(p["scenario"], changed)] if changed is not None else [])
+    total = n * len(runs)
+    out: dict[str, Any] = {"kind": "twin", "parameters": {k: v for k, v in p.items() if k != "network"},
+                           "scenarios": []}
+    for k, (name, cfg) in enumerate(runs):
+        def tick(done: int, _n: int, k: int = k) -> None:
+            if progress:
+                progress(int(100 * (k * n + done) / total))
+
+        results = replications.run_replications(cfg, n, int(p["seed"]), scheduler=scheduler, progress=tick)
+        out["scenarios"].append({"name": name, "summary": replications.summarize(results),
+                                 "sites": results[0]["sites"], "weekly_queue": results[0]["weekly_queue"],
+                                 "v2v_sample": results[0]["v2v_sample"], "r2i_sample": results[0]["r2i_sample"],
+                                 "replications": [{k2: v for k2, v in r.items()
+                                                   if k2 not in ("sites", "weekly_queue", "v2v_sample",
+                                                                 "r2i_sample")} for r in results],
+                                 "units": sum(s.units for s in cfg.sites),
+                                 "site_codes": [s.code for s in cfg.sites]})
+    return dict(json_safe(out))

@@ -1,0 +1,496 @@
+"""The digital twin: a discrete-event simulation (SimPy) of the POCare network from referral to
+infusion. Referrals arrive per region (Poisson); eligibility; a manufacturing slot is booked on a unit
+at the nearest open site (the queue); apheresis; transport to the site; manufacture on the unit
+(duration distribution; aborts); QC turnaround; release (out of specification → re-manufacture);
+transport back; infusion. Patients progress (and are lost) while they wait. Scenarios change the
+configuration: centralized or decentralized, sites and units added or removed, a site outage, a
+supply disruption of a critical material for N weeks. No Django import (a library module).
+
+Default numbers and their sources (DOMAIN.md):
+* manufacture 8–13 days, mode 10 (Zhu et al., Cytotherapy 2018;20:394 — "whole process 8–13 days");
+* QC turnaround for fresh release 1–2 days (VCN by qPCR/ddPCR 1–2 d; sterility finalized after
+  release, PMC11461191);
+* manufacturing failure 3.87 % (UK national panel 2019–23, Blood Cancer J 2025), re-manufacture in
+  spec in ~50 % (same source) — used as the out-of-specification rate at release with one retry that
+  succeeds with the panel's 50 % (the retry is a fresh manufacture, so it is drawn again); batch
+  aborts on the device default to 1 % (axi-cel pivotal failure, Front Immunol 2021;12:718621);
+* progression while waiting: a constant hazard λ with 1 − e^(−107 λ) = 0.41 — 41 % of referred
+  patients never treated with a median 107 days referral-to-apheresis in a US community network
+  (Blood Adv 2025;9:429) — λ ≈ 0.0049 per day *(estimate derived from that figure)*;
+* costs: production €55,000 per batch (DOMAIN: €50–60k), pathway €52,500 per patient reaching
+  apheresis (Italian pathway €48–57k excluding the product, Cavallo et al., BMC Health Serv Res 2024),
+  site €131,000 per year (the €1.31 M set-up over 10 years *(estimate)*), transport €1,500 per leg
+  *(estimate)*;
+* capacity: one device runs one batch at a time (DOMAIN: about 2–3 batches per device per month).
+Numbers marked *(estimate)* are planning assumptions; every one is a field of :class:`TwinConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import simpy
+
+PROGRESSION_PER_DAY = -math.log(1 - 0.41) / 107.0  # Blood Adv 2025;9:429 (estimate derived, see above)
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A duration in days: ``fixed`` (mean), ``exponential`` (mean), ``triangular`` (low, mode, high),
+    ``lognormal`` (mean, sigma of the log) or ``empirical`` (values, e.g. observed in batch records)."""
+
+    kind: str = "fixed"
+    mean: float = 0.0
+    low: float = 0.0
+    mode: float = 0.0
+    high: float = 0.0
+    sigma: float = 0.0
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fixed", "exponential", "triangular", "lognormal", "empirical"):
+            raise ValueError(f"distribution kind {self.kind!r} unknown.")
+        if self.kind == "triangular" and not self.low <= self.mode <= self.high:
+            raise ValueError("triangular: need low ≤ mode ≤ high.")
+        if self.kind == "empirical" and not self.values:
+            raise ValueError("empirical: needs observed values.")
+        if self.mean < 0 or self.low < 0 or any(v < 0 for v in self.values):
+            raise ValueError("durations must be ≥ 0.")
+
+    def sample(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            return self.mean
+        if self.kind == "exponential":
+            return rng.expovariate(1.0 / self.mean) if self.mean > 0 else 0.0
+        if self.kind == "triangular":
+            return rng.triangular(self.low, self.high, self.mode)
+        if self.kind == "lognormal":
+            mu = math.log(self.mean) - self.sigma ** 2 / 2 if self.mean > 0 else 0.0
+            return rng.lognormvariate(mu, self.sigma) if self.mean > 0 else 0.0
+        return self.values[rng.randrange(len(self.values))]
+
+    @property
+    def average(self) -> float:
+        if self.kind == "triangular":
+            return (self.low + self.mode + self.high) / 3
+        if self.kind == "empirical":
+            return statistics.fmean(self.values)
+        return self.mean
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """A manufacturing site: units (devices, one batch at a time each) and outages (day ranges)."""
+
+    code: str
+    units: int
+    latitude: float = 0.0
+    longitude: float = 0.0
+    outages: tuple[tuple[float, float], ...] = ()
+
+    def closed_until(self, now: float) -> float:
+        for start, end in self.outages:
+            if start <= now < end:
+                return end
+        return now
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """Where referrals come from: referrals per year and transport hours to each site."""
+
+    name: str
+    referrals_per_year: float
+    hours_to_site: Mapping[str, float]
+    latitude: float = 0.0
+    longitude: float = 0.0
+
+
+@dataclass(frozen=True)
+class Disruption:
+    """A critical material (e.g. lentiviral vector) unavailable from ``start_day`` for ``weeks``: no
+    manufacture starts at the affected sites (all if ``sites`` is empty) meanwhile."""
+
+    material: str
+    start_day: float
+    weeks: float
+    sites: tuple[str, ...] = ()
+
+    def blocked_until(self, site: str, now: float) -> float:
+        end = self.start_day + 7 * self.weeks
+        if (not self.sites or site in self.sites) and self.start_day <= now < end:
+            return end
+        return now
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    """Everything the twin needs; JSON round-trips with :func:`config_to_dict` / :func:`config_from_dict`."""
+
+    sites: tuple[SiteSpec, ...]
+    regions: tuple[RegionSpec, ...]
+    horizon_days: float = 365.0
+    warmup_days: float = 0.0
+    drain_days: float = 180.0
+    poisson: bool = True
+    eligible_share: float = 0.85  # *(estimate)*
+    eligibility: Dist = Dist("triangular", low=3, mode=7, high=14)  # *(estimate)*
+    apheresis: Dist = Dist("triangular", low=2, mode=4, high=7)  # slot to apheresis *(estimate)*
+    handling_hours: float = 4.0  # courier hand-over per leg *(estimate)*
+    manufacture: Dist = Dist("triangular", low=8, mode=10, high=13)  # Zhu 2018
+    abort_rate: float = 0.01  # Front Immunol 2021;12:718621 (axi-cel)
+    qc: Dist = Dist("triangular", low=1, mode=1.5, high=2)  # PMC11461191 fresh release
+    oos_rate: float = 0.0387  # UK panel, Blood Cancer J 2025
+    remanufacture_success: float = 0.5  # UK panel, Blood Cancer J 2025
+    max_attempts: int = 2
+    infusion: Dist = Dist("triangular", low=2, mode=3, high=5)  # lymphodepletion to infusion *(estimate)*
+    progression_per_day: float = PROGRESSION_PER_DAY
+    cost_batch: float = 55_000.0
+    cost_pathway: float = 52_500.0
+    cost_site_year: float = 131_000.0
+    cost_transport_leg: float = 1_500.0
+    disruptions: tuple[Disruption, ...] = ()
+    hold_unit_from_booking: bool = True  # a booked slot blocks the unit from apheresis on
+    sample_limit: int = 5000
+
+    def __post_init__(self) -> None:
+        if not self.sites:
+            raise ValueError("sites: the network needs at least one site.")
+        codes = {s.code for s in self.sites}
+        if len(codes) != len(self.sites):
+            raise ValueError("sites: site codes must be unique.")
+        for s in self.sites:
+            if s.units < 0:
+                raise ValueError(f"units of {s.code}: must be ≥ 0.")
+        for r in self.regions:
+            if r.referrals_per_year < 0:
+                raise ValueError(f"referrals of {r.name}: must be ≥ 0.")
+            if not set(r.hours_to_site) & codes:
+                raise ValueError(f"region {r.name}: no transport time to any site.")
+        for name in ("eligible_share", "abort_rate", "oos_rate", "remanufacture_success"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: use a share between 0 and 1.")
+        if self.horizon_days <= 0 or self.warmup_days < 0 or self.warmup_days >= self.horizon_days:
+            raise ValueError("horizon_days must be > warmup_days ≥ 0.")
+
+
+def config_to_dict(config: TwinConfig) -> dict[str, Any]:
+    return asdict(config)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> TwinConfig:
+    d = dict(data)
+
+    def dist(v: Any) -> Dist:
+        if isinstance(v, Dist):
+            return v
+        v = dict(v)
+        v["values"] = tuple(v.get("values", ()))
+        return Dist(**v)
+
+    d["sites"] = tuple(s if isinstance(s, SiteSpec) else SiteSpec(**{**s, "outages": tuple(
+        tuple(o) for o in s.get("outages", ()))}) for s in d["sites"])
+    d["regions"] = tuple(r if isinstance(r, RegionSpec) else RegionSpec(**r) for r in d["regions"])
+    d["disruptions"] = tuple(x if isinstance(x, Disruption) else Disruption(**{**x, "sites": tuple(x.get("sites", ()))})
+                             for x in d.get("disruptions", ()))
+    for key in ("eligibility", "apheresis", "manufacture", "qc", "infusion"):
+        if key in d:
+            d[key] = dist(d[key])
+    fields = TwinConfig.__dataclass_fields__
+    unknown = set(d) - set(fields)
+    if unknown:
+        raise ValueError(f"twin configuration: unknown field(s) {', '.join(sorted(unknown))}.")
+    return TwinConfig(**d)
+
+
+@dataclass
+class _SiteState:
+    spec: SiteSpec
+    units: simpy.Resource | None
+    busy: float = 0.0
+    batches: int = 0
+    queue_samples: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Tally:
+    referred: int = 0
+    ineligible: int = 0
+    treated: int = 0
+    lost_progression: int = 0
+    lost_failure: int = 0
+    in_pipeline: int = 0
+    batches: int = 0
+    transport_legs: int = 0
+    pathways: int = 0
+    v2v: list[float] = field(default_factory=list)
+    r2i: list[float] = field(default_factory=list)
+    slot_wait: list[float] = field(default_factory=list)
+
+
+class _Lost(Exception):
+    pass
+
+
+class Twin:
+    """One replication of the network."""
+
+    def __init__(self, config: TwinConfig, seed: int) -> None:
+        self.c = config
+        self.rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
+        self.env = simpy.Environment()
+        self.sites = {s.code: _SiteState(s, simpy.Resource(self.env, capacity=s.units) if s.units > 0 else None)
+                      for s in config.sites}
+        self.t = _Tally()
+        self.weekly_queue: list[list[int]] = []
+        self._route: dict[str, list[tuple[float, str]]] = {
+            r.name: sorted((h, code) for code, h in r.hours_to_site.items()
+                           if code in self.sites and self.sites[code].units is not None)
+            for r in config.regions}
+
+    # -- processes ---------------------------------------------------------------------------
+    def _arrivals(self, region: RegionSpec) -> Any:
+        rate = region.referrals_per_year / 365.0
+        if rate <= 0:
+            return
+        env, rng = self.env, self.rng
+        while True:
+            gap = rng.expovariate(rate) if self.c.poisson else 1.0 / rate
+            yield env.timeout(gap)
+            if env.now >= self.c.horizon_days:
+                return
+            env.process(self._patient(region))
+
+    def _site_for(self, region: RegionSpec) -> tuple[str, float, float]:
+        """Nearest site (by transport hours) open now; if all are closed, the one reopening first."""
+        now = self.env.now
+        options = self._route[region.name]
+        for hours, code in options:
+            if self.sites[code].spec.closed_until(now) <= now:
+                return code, hours, now
+        hours, code = min(options, key=lambda o: (self.sites[o[1]].spec.closed_until(now), o[0]))
+        return code, hours, self.sites[code].spec.closed_until(now)
+
+    def _blocked_until(self, code: str, now: float) -> float:
+        until = self.sites[code].spec.closed_until(now)
+        for d in self.c.disruptions:
+            until = max(until, d.blocked_until(code, now))
+        return until
+
+    def _patient(self, region: RegionSpec) -> Any:
+        env, rng, c, t = self.env, self.rng, self.c, self.t
+        referred = env.now
+        counted = referred >= c.warmup_days
+        progression = referred + (rng.expovariate(c.progression_per_day) if c.progression_per_day > 0 else math.inf)
+        if counted:
+            t.referred += 1
+        t.in_pipeline += 1
+        try:
+            yield env.timeout(c.eligibility.sample(rng))
+            if rng.random() >= c.eligible_share:
+                t.ineligible += counted
+                return
+            if env.now >= progression:
+                raise _Lost
+            attempt = 0
+            apheresis_at = None
+            while True:
+                attempt += 1
+                code, hours, opens = self._site_for(region)
+                if opens > env.now:
+                    yield env.timeout(opens - env.now)
+                site = self.sites[code]
+                assert site.units is not None
+                asked = env.now
+                req = site.units.request()
+                if progression < math.inf:
+                    wait = env.timeout(max(0.0, progression - env.now))
+                    got = yield req | wait
+                    if req not in got:
+                        req.cancel()
+                        raise _Lost
+                else:
+                    yield req
+                if counted and attempt == 1:
+                    t.slot_wait.append(env.now - asked)
+                held_from = env.now
+                try:
+                    yield env.timeout(c.apheresis.sample(rng) if attempt == 1 else 0.0)
+                    if attempt == 1:
+                        apheresis_at = env.now
+                        t.pathways += 1
+                    yield env.timeout((hours + c.handling_hours) / 24.0)
+                    t.transport_legs += 1
+                    blocked = self._blocked_until(code, env.now)
+                    while blocked > env.now:
+                        yield env.timeout(blocked - env.now)
+                        blocked = self._blocked_until(code, env.now)
+                    t.batches += 1
+                    site.batches += 1
+                    yield env.timeout(c.manufacture.sample(rng))
+                    aborted = rng.random() < c.abort_rate
+                finally:
+                    h = c.horizon_days
+                    site.busy += min(env.now, h) - min(held_from, h)
+                    site.units.release(req)
+                if not aborted:
+                    yield env.timeout(c.qc.sample(rng))
+                    if rng.random() >= c.oos_rate:
+                        break
+                if attempt >= c.max_attempts or rng.random() >= c.remanufacture_success:
+                    t.lost_failure += counted
+                    return
+                if env.now >= progression:
+                    raise _Lost
+            yield env.timeout((hours + c.handling_hours) / 24.0)
+            t.transport_legs += 1
+            yield env.timeout(c.infusion.sample(rng))
+            if env.now >= progression:
+                raise _Lost
+            if counted:
+                t.treated += 1
+                assert apheresis_at is not None
+                if len(t.v2v) < c.sample_limit:
+                    t.v2v.append(env.now - apheresis_at)
+                    t.r2i.append(env.now - referred)
+        except _Lost:
+            t.lost_progression += counted
+        finally:
+            t.in_pipeline -= 1
+
+    def _monitor(self, progress: Callable[[float], None] | None) -> Any:
+        end = self.c.horizon_days + self.c.drain_days
+        day = 0
+        while True:
+            if self.env.now < self.c.horizon_days:
+                for s in self.sites.values():
+                    s.queue_samples.append(len(s.units.queue) if s.units is not None else 0)
+                if day % 7 == 0:
+                    self.weekly_queue.append([len(s.units.queue) if s.units is not None else 0
+                                              for s in self.sites.values()])
+            if progress is not None and day % 7 == 0:
+                progress(min(1.0, self.env.now / end))
+            day += 1
+            yield self.env.timeout(1.0)
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+        for region in self.c.regions:
+            self.env.process(self._arrivals(region))
+        self.env.process(self._monitor(progress))
+        self.env.run(until=self.c.horizon_days + self.c.drain_days)
+        if progress is not None:
+            progress(1.0)
+        return self._kpis()
+
+    def _kpis(self) -> dict[str, Any]:
+        c, t = self.c, self.t
+        sites: list[dict[str, Any]]
+        span = c.horizon_days - c.warmup_days
+        years = c.horizon_days / 365.0
+        cost = (t.batches * c.cost_batch + t.pathways * c.cost_pathway + t.transport_legs * c.cost_transport_leg
+                + sum(1 for s in c.sites if s.units > 0) * c.cost_site_year * years)
+        sites = []
+        for code, s in self.sites.items():
+            units = s.spec.units
+            sites.append({"site": code, "units": units, "batches": s.batches,
+                          "utilization": s.busy / (units * c.horizon_days) if units else 0.0,
+                          "queue_mean": statistics.fmean(s.queue_samples) if s.queue_samples else 0.0,
+                          "queue_max": max(s.queue_samples, default=0)})
+        return {
+            "referred": t.referred, "ineligible": t.ineligible, "treated": t.treated,
+            "lost_progression": t.lost_progression, "lost_failure": t.lost_failure,
+            "unfinished": t.referred - t.ineligible - t.treated - t.lost_progression - t.lost_failure,
+            "share_treated": t.treated / t.referred if t.referred else 0.0,
+            "v2v_median": _q(t.v2v, 0.5), "v2v_p90": _q(t.v2v, 0.9),
+            "r2i_median": _q(t.r2i, 0.5), "r2i_p90": _q(t.r2i, 0.9),
+            "slot_wait_mean": statistics.fmean(t.slot_wait) if t.slot_wait else 0.0,
+            "slot_waits": len(t.slot_wait),
+            "utilization": (sum(s.busy for s in self.sites.values())
+                            / max(1e-9, sum(s.spec.units for s in self.sites.values()) * c.horizon_days)),
+            "queue_mean": statistics.fmean(float(x["queue_mean"]) for x in sites),
+            "cost_total": cost, "cost_per_treated": cost / t.treated if t.treated else None,
+            "batches": t.batches, "sites": sites, "weekly_queue": self.weekly_queue,
+            "v2v_sample": [round(v, 3) for v in t.v2v], "r2i_sample": [round(v, 3) for v in t.r2i],
+            "span_days": span,
+        }
+
+
+def _q(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    pos = q * (len(s) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def simulate(config: TwinConfig | Mapping[str, Any], seed: int,
+             progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Run one replication with a given integer seed; returns its KPIs (JSON-serialisable)."""
+    cfg = config if isinstance(config, TwinConfig) else config_from_dict(config)
+    return Twin(cfg, seed).run(progress)
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+def mmc_config(*, servers: int, arrival_per_day: float, service_mean_days: float, horizon_days: float,
+               warmup_days: float = 0.0) -> TwinConfig:
+    """The twin reduced to an M/M/c queue: Poisson referrals, all eligible, exponential manufacture
+    on c units, nothing else takes time, nobody fails or progresses. Validated against Erlang C."""
+    zero = Dist("fixed", mean=0.0)
+    return TwinConfig(
+        sites=(SiteSpec("Q", servers),), regions=(RegionSpec("R", arrival_per_day * 365.0, {"Q": 0.0}),),
+        horizon_days=horizon_days, warmup_days=warmup_days, drain_days=0.0, eligible_share=1.0,
+        eligibility=zero, apheresis=zero, handling_hours=0.0,
+        manufacture=Dist("exponential", mean=service_mean_days), abort_rate=0.0, qc=zero, oos_rate=0.0,
+        infusion=zero, progression_per_day=0.0, sample_limit=0)
+
+
+def centralized(config: TwinConfig, hub: str, *, extra_hours: float = 0.0) -> TwinConfig:
+    """All units of the network moved to one hub site; every region ships there."""
+    units = sum(s.units for s in config.sites)
+    hub_spec = next((s for s in config.sites if s.code == hub), None)
+    if hub_spec is None:
+        raise ValueError(f"hub: {hub!r} is not a site of the network.")
+    sites = tuple(replace(s, units=units if s.code == hub else 0) for s in config.sites)
+    regions = tuple(replace(r, hours_to_site={hub: r.hours_to_site.get(hub, max(r.hours_to_site.values()))
+                                              + extra_hours}) for r in config.regions)
+    return replace(config, sites=sites, regions=regions)
+
+
+def with_units(config: TwinConfig, site: str, units: int) -> TwinConfig:
+    """Add or remove units at a site (0 closes its manufacturing)."""
+    if site not in {s.code for s in config.sites}:
+        raise ValueError(f"site: {site!r} is not a site of the network.")
+    return replace(config, sites=tuple(replace(s, units=units) if s.code == site else s for s in config.sites))
+
+
+def with_outage(config: TwinConfig, site: str, start_day: float, days: float) -> TwinConfig:
+    if site not in {s.code for s in config.sites}:
+        raise ValueError(f"site: {site!r} is not a site of the network.")
+    return replace(config, sites=tuple(replace(s, outages=(*s.outages, (start_day, start_day + days)))
+                                       if s.code == site else s for s in config.sites))
+
+
+def with_disruption(config: TwinConfig, material: str, start_day: float, weeks: float,
+                    sites: Sequence[str] = ()) -> TwinConfig:
+    return replace(config, disruptions=(*config.disruptions, Disruption(material, start_day, weeks, tuple(sites))))
+
+
+def synthetic_network(*, sites: int, referrals_per_year: float, units_per_site: int = 2, seed: int = 0,
+                      hours_scale: float = 3.0) -> TwinConfig:
+    """A network of ``sites`` sites with one referring region per site (for benchmarks and tests):
+    each region is nearest its own site, farther from the others."""
+    rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
+    specs = tuple(SiteSpec(f"S{i:02d}", units_per_site) for i in range(sites))
+    regions = tuple(RegionSpec(f"R{i:02d}", referrals_per_year / sites,
+                               {s.code: (0.5 + rng.random()) if j == i else hours_scale * (1 + rng.random() * 3)
+                                for j, s in enumerate(specs)}) for i in range(sites))
+    return TwinConfig(sites=specs, regions=regions)
