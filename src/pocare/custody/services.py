@@ -42,7 +42,7 @@ from pocare.custody.models import (
     TemperatureUpload,
     TherapyOrder,
 )
-from pocare.ledger.services import event_record
+from pocare.ledger.services import event_record, reason_required
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.quality.models import DeviationKind
 from pocare.quality.services import deviation_open
@@ -80,13 +80,6 @@ class HandoffBlocked(ValidationError):
 
 
 # --- shared checks ---------------------------------------------------------------------------------
-
-
-def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "Say why: the reason is recorded in the audit trail."})
-    return reason[:1000]
 
 
 def _text(value: Any, field: str, what: str, max_length: int, *, required: bool = True) -> str:
@@ -158,7 +151,7 @@ def therapy_order_create(
         this_year = timezone.now().year
         if not isinstance(recipient_birth_year, int) or not this_year - 130 <= recipient_birth_year <= this_year:
             raise ValidationError({"recipient_birth_year": f"Give a year between {this_year - 130} and {this_year}."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     with transaction.atomic():
         order = TherapyOrder.objects.create(
             site=site, treating_site=treating_site, product=product, recipient_id=recipient_id,
@@ -188,7 +181,7 @@ def therapy_order_accept(*, actor: User, order: TherapyOrder, reason: str) -> Th
 
     site = order.site
     _require(actor, Perm.ORDER_ACCEPT, site, "accept therapy orders")
-    reason = _reason(reason)
+    reason = reason_required(reason)
     if effective_version(site=site, product=order.product) is None:
         raise ValidationError({"order": (
             f"{site.name} has no effective master-file version of {order.product.code} (authorization and "
@@ -276,7 +269,7 @@ def collection_record(
         raise ValidationError({"expires_at": "The material expires after the end of collection."})
     if autologous is None:
         autologous = order.product.kind == "autologous"
-    reason = _reason(reason)
+    reason = reason_required(reason)
     with transaction.atomic():
         Site.objects.select_for_update().get(pk=collection_site.pk)  # one DIN sequence per facility at a time
         locked = _lock_order(order)
@@ -539,7 +532,7 @@ def shipment_dispatch(*, actor: User, order: TherapyOrder, leg: str, logger_id: 
     origin = order.treating_site if leg == ShipmentLeg.APHERESIS else order.site
     _require(actor, Perm.CUSTODY_RECORD, origin, "dispatch shipments")
     logger_id = _text(logger_id, "logger_id", "data logger's id", 60)
-    reason = _reason(reason)
+    reason = reason_required(reason)
     if order.status in (OrderStatus.REQUESTED, OrderStatus.CANCELLED, OrderStatus.INFUSED):
         raise ValidationError({"order": f"The order is {OrderStatus(order.status).label.lower()}: nothing is shipped."})
     version = effective_version(site=order.site, product=order.product)

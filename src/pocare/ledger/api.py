@@ -20,7 +20,7 @@ from pocare.ledger.filters import EventFilter
 from pocare.ledger.models import AuditReview, Event, Signature
 from pocare.ledger.review import trail_review_sign
 from pocare.ledger.services import EXPORT_COLUMNS, trail_export
-from pocare.ledger.signing import SigningCredentials, SigningRefused
+from pocare.ledger.signing import credentials_from_api
 from pocare.ledger.verify import signature_status, verify_all
 
 
@@ -155,19 +155,12 @@ class ReviewList(generics.ListAPIView[AuditReview]):
     def post(self, request: Request) -> Response:
         data = ReviewSign(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            review = trail_review_sign(
-                actor=request.user,  # type: ignore[arg-type]
-                chain=data.validated_data["chain"],
-                comment=data.validated_data["comment"],
-                credentials=SigningCredentials(
-                    password=data.validated_data["password"],
-                    username=data.validated_data["username"],
-                    session=getattr(request._request, "session", None) if request.auth is None else None,
-                ),
-            )
-        except SigningRefused as exc:
-            return Response({exc.field: [str(exc)]}, status=status.HTTP_403_FORBIDDEN)
+        review = trail_review_sign(
+            actor=request.user,  # type: ignore[arg-type]
+            chain=data.validated_data["chain"],
+            comment=data.validated_data["comment"],
+            credentials=credentials_from_api(request, data.validated_data),
+        )
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.signals import post_save, pre_save
@@ -29,6 +30,15 @@ class HasSiteCode(Protocol):
 
 class LedgerError(Exception):
     """A programming error in how the ledger is called (not a user error)."""
+
+
+def reason_required(reason: Any, field: str = "reason") -> str:
+    """The reason a person gives for a GMP-relevant change, stripped; refused when empty, naming
+    ``field``. Kept whole: the audit trail records it as given."""
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        raise ValidationError({field: "Say why: the reason is recorded in the audit trail."})
+    return text
 
 
 def chain_for(site: HasSiteCode | None) -> str:

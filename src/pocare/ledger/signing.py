@@ -14,6 +14,7 @@ itself is refused:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,6 +66,14 @@ class SigningRefused(Exception):
     def __init__(self, message: str, field: str = "password") -> None:
         super().__init__(message)
         self.field = field
+
+
+def credentials_from_api(request: Any, data: Mapping[str, Any]) -> SigningCredentials:
+    """The signer's user id and password from an API request body. A browser's session counts
+    toward the continuous-session rule; a token client (``request.auth`` set) is never in one, so
+    it gives both components every time (P11-200)."""
+    session = getattr(request._request, "session", None) if request.auth is None else None
+    return SigningCredentials(password=data["password"], username=data.get("username", ""), session=session)
 
 
 def needs_user_id(*, user: User, session: SessionBase | None) -> bool:

@@ -164,10 +164,9 @@ def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
     same order as in a single walk of the chain: position, link, content.
     """
     if connection.vendor == "sqlite" and _sqlite_json_matches_python():
-        try:
+        # A value JSON cannot hold (a BLOB) makes SQLite refuse: then the Python path below.
+        with contextlib.suppress(sqlite3.Error):
             return _scan_sqlite(chain, lo, hi)
-        except sqlite3.Error:
-            pass  # e.g. a value JSON cannot hold (a BLOB): the Python path below, as it always did
     seg = _Segment()
     dumps = _json_encoder()
     sha256 = hashlib.sha256

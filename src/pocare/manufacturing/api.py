@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
-from pocare.ledger.signing import SigningCredentials, SigningRefused
+from pocare.ledger.signing import credentials_from_api
 from pocare.manufacturing import device_api, selectors, services
 from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution, StepValue
 
@@ -136,11 +136,6 @@ class QcRecord(Credentials):
     tested_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
-def _credentials(request: Request, data: dict[str, Any]) -> SigningCredentials:
-    return SigningCredentials(password=data["password"], username=data["username"],
-                              session=getattr(request._request, "session", None) if request.auth is None else None)
-
-
 def _batch(request: Request, reference: str) -> Batch:
     try:
         return selectors.batch_for(request.user, reference)
@@ -163,12 +158,9 @@ class StepRecordView(APIView):
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
         d = data.validated_data
-        try:
-            outcome = services.step_record(actor=request.user, batch=batch, step_id=step_id, values=d["values"],
-                                           units=d.get("units"), materials=d.get("materials"), notes=d["notes"],
-                                           deviation=d["deviation"], credentials=_credentials(request, d))
-        except SigningRefused as exc:
-            return Response({exc.field: [str(exc)]}, status=status.HTTP_403_FORBIDDEN)
+        outcome = services.step_record(actor=request.user, batch=batch, step_id=step_id, values=d["values"],
+                                       units=d.get("units"), materials=d.get("materials"), notes=d["notes"],
+                                       deviation=d["deviation"], credentials=credentials_from_api(request, d))
         return Response({**StepSerializer(outcome.step).data,
                          "deviations": [dev.reference for dev in outcome.deviations]}, status=status.HTTP_201_CREATED)
 
@@ -185,12 +177,9 @@ class StepVerifyView(APIView):
         data = StepVerify(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
-        try:
-            step = services.step_verify(actor=request.user, batch=batch, step_id=step_id,
-                                        comment=data.validated_data["comment"],
-                                        credentials=_credentials(request, data.validated_data))
-        except SigningRefused as exc:
-            return Response({exc.field: [str(exc)]}, status=status.HTTP_403_FORBIDDEN)
+        step = services.step_verify(actor=request.user, batch=batch, step_id=step_id,
+                                    comment=data.validated_data["comment"],
+                                    credentials=credentials_from_api(request, data.validated_data))
         return Response(StepSerializer(step).data)
 
 
@@ -207,12 +196,9 @@ class QcRecordView(APIView):
         data.is_valid(raise_exception=True)
         d = data.validated_data
         assert isinstance(request.user, User)
-        try:
-            result = services.qc_result_record(actor=request.user, batch=batch, attribute_id=d["attribute"],
-                                               value=d["value"], unit=d["unit"] or None, tested_at=d["tested_at"],
-                                               credentials=_credentials(request, d))
-        except SigningRefused as exc:
-            return Response({exc.field: [str(exc)]}, status=status.HTTP_403_FORBIDDEN)
+        result = services.qc_result_record(actor=request.user, batch=batch, attribute_id=d["attribute"],
+                                           value=d["value"], unit=d["unit"] or None, tested_at=d["tested_at"],
+                                           credentials=credentials_from_api(request, d))
         return Response(QcResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
 

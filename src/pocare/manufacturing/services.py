@@ -26,7 +26,7 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.ledger.models import Meaning
-from pocare.ledger.services import event_record
+from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.manufacturing import evaluation
 from pocare.manufacturing.events import ManufacturingEvent
@@ -49,13 +49,6 @@ from pocare.quality.services import deviation_open
 
 #: A step is *late* when it took longer than this many times its expected duration.
 LATE_FACTOR = 1.5
-
-
-def _reason(reason: str, field: str = "reason") -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({field: "Say why: the reason is recorded in the audit trail."})
-    return reason
 
 
 def _now() -> dt.datetime:
@@ -115,7 +108,7 @@ def lot_receive(*, actor: User, site: Site, material_code: str, name: str, lot_n
                 expiry_date: dt.date, reason: str, supplier: str = "") -> MaterialLot:
     """Receive a material lot at a site; it stays in quarantine until released."""
     require_perm(actor, Perm.MATERIALS_MANAGE, site=site)
-    reason = _reason(reason)
+    reason = reason_required(reason)
     errors = {}
     material_code, lot_number = (material_code or "").strip(), (lot_number or "").strip()
     if not material_code:
@@ -147,7 +140,7 @@ def lot_decide(*, actor: User, lot: MaterialLot, decision: str, reason: str,
     require_perm(actor, Perm.MATERIALS_MANAGE, site=lot.site)
     if decision not in (LotStatus.RELEASED, LotStatus.REJECTED):
         raise ValidationError({"decision": "Choose released or rejected."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     if lot.status != LotStatus.QUARANTINE:
         raise ValidationError({"decision": f"{lot} is already {lot.get_status_display().lower()}."})
     proof = signing_authenticate(actor=actor, credentials=credentials)
@@ -581,7 +574,7 @@ def step_skip(*, actor: User, batch: Batch, step_id: str, reason: str,
     """Skip the next step as not applicable — only a step the master file marks optional (for
     example freezing a product that goes fresh), with a reason, signed (performed)."""
     require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
-    reason = _reason(reason)
+    reason = reason_required(reason)
     position, step = _find(batch, step_id)
     if not step.get("optional"):
         raise ValidationError({"step": f"Step {step_id!r} is not optional in the master file: it cannot be skipped."})
@@ -615,7 +608,7 @@ def value_correct(*, actor: User, value: StepValue, new_value: Any, reason: str,
     execution = value.step
     batch = execution.batch
     require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
-    reason = _reason(reason)
+    reason = reason_required(reason)
     if StepValue.objects.filter(corrects=value).exists():
         raise ValidationError({"value": "This entry has already been corrected; correct the latest entry instead."})
     spec = next((p for p in (_find(batch, execution.step_id)[1].get("parameters") or [])
@@ -740,7 +733,7 @@ def qc_result_correct(*, actor: User, result: QcResult, value: Any, reason: str,
     """Correct a QC result: a new result beside the original, with the reason and a signature."""
     batch = result.batch
     require_perm(actor, Perm.QC_RECORD, site=batch.site)
-    reason = _reason(reason)
+    reason = reason_required(reason)
     if QcResult.objects.filter(corrects=result).exists():
         raise ValidationError({"result": "This result has already been corrected; correct the latest one."})
     attribute = _attribute(batch, result.attribute_id)
@@ -764,7 +757,7 @@ def batch_abort(*, actor: User, batch: Batch, reason: str, credentials: SigningC
     """Stop a batch that cannot be finished (a manufacturing failure), with a reason and a
     signature (rejected). Its record stays complete up to the point it stopped."""
     require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
-    reason = _reason(reason)
+    reason = reason_required(reason)
     if batch.status != BatchStatus.IN_PROGRESS:
         raise ValidationError({"batch": f"{batch} is already {batch.get_status_display().lower()}."})
     proof = signing_authenticate(actor=actor, credentials=credentials)

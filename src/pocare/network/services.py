@@ -21,7 +21,7 @@ from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
-from pocare.ledger.services import event_record, record_changes
+from pocare.ledger.services import event_record, reason_required, record_changes
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.network import selectors
 from pocare.network.events import NetworkEvent
@@ -92,13 +92,6 @@ def site_register(
 # --- shared checks ------------------------------------------------------------------------------
 
 
-def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "Say why: the reason is recorded in the audit trail."})
-    return reason
-
-
 def _choice(value: Any, choices: type[Any], field: str, what: str) -> str:
     allowed = [c.value for c in choices]
     if str(value) not in allowed:
@@ -153,7 +146,7 @@ def site_transition(
     ``REQUIRED_PASSED_RUNS`` passed performance runs; the evidence used is kept on the transition."""
     require_perm(actor, Perm.SITES_GOVERN)
     to_status = _choice(to_status, SiteStatus, "to_status", "site status")
-    reason = _reason(reason)
+    reason = reason_required(reason)
     _transition_check(site, to_status)
     proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
@@ -183,7 +176,7 @@ def site_readiness_record(*, actor: User, site: Site, item: str, evidence: str, 
     evidence = (evidence or "").strip()
     if not evidence:
         raise ValidationError({"evidence": "Name the document or describe the evidence."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     _not_closed(site)
     with transaction.atomic():
         check = ReadinessCheck.objects.create(site=site, item=item, evidence=evidence, recorded_by=actor,
@@ -207,7 +200,7 @@ def performance_run_record(
         raise ValidationError({"performed_on": "Give the date the run was performed (YYYY-MM-DD)."})
     if performed_on > selectors.site_today(site):
         raise ValidationError({"performed_on": f"{performed_on.isoformat()} is in the future at {site.name}."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     _not_closed(site)
     if PerformanceRun.objects.filter(site=site, reference=reference).exists():
         raise ValidationError({"reference": f"Run {reference} is already recorded at {site.code}."})
@@ -256,7 +249,7 @@ def unit_register(
         raise ValidationError({"serial": "At most 100 characters."})
     calibration_due = _due_date(calibration_due, "calibration_due")
     maintenance_due = _due_date(maintenance_due, "maintenance_due")
-    reason = _reason(reason)
+    reason = reason_required(reason)
     _not_closed(site)
     if ManufacturingUnit.objects.filter(serial=serial).exists():
         raise ValidationError({"serial": f"A unit with serial {serial} is already registered in the network."})
@@ -287,7 +280,7 @@ def unit_requalify(
         if value <= today:
             raise ValidationError({field_name: (
                 f"The next due date must be after today at {site.code} ({today.isoformat()}).")})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     fields = ["status", "calibration_due", "maintenance_due", "qualified_at"]
     with transaction.atomic():
         unit = ManufacturingUnit.objects.select_for_update().select_related("site").get(pk=unit.pk)
@@ -311,7 +304,7 @@ def unit_status_change(*, actor: User, unit: ManufacturingUnit, status: str, rea
     status = _choice(status, UnitStatus, "status", "unit status")
     if status == UnitStatus.QUALIFIED:
         raise ValidationError({"status": "A unit returns to service only by being requalified (new due dates)."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     with transaction.atomic():
         unit = ManufacturingUnit.objects.select_for_update().select_related("site").get(pk=unit.pk)
         if unit.status == UnitStatus.RETIRED:
@@ -358,7 +351,7 @@ def site_authorize(
         raise ValidationError({"valid_from": "Give the moment with its time zone."})
     if valid_from < now - dt.timedelta(minutes=5):
         raise ValidationError({"valid_from": "An authorization cannot start in the past."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     conditions = (conditions or "").strip()
     _authorize_check(site, product)
     proof = signing_authenticate(actor=actor, credentials=credentials)
@@ -391,7 +384,7 @@ def site_authorization_revoke(*, actor: User, authorization: SiteAuthorization, 
     """Revoke a site authorization at once (Control Site QA). The grant, its signature and the
     revocation all stay on record."""
     require_perm(actor, Perm.SITES_GOVERN)
-    reason = _reason(reason)
+    reason = reason_required(reason)
     site = authorization.site
     with transaction.atomic():
         grant = SiteAuthorization.objects.select_for_update().get(pk=authorization.pk)

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
-from pocare.ledger.signing import SigningCredentials, SigningRefused
+from pocare.ledger.signing import credentials_from_api
 from pocare.quality import risk, selectors, services
 from pocare.quality.models import (
     CapaAction,
@@ -181,14 +181,8 @@ class DeviationCloseView(APIView):
         data.is_valid(raise_exception=True)
         d = data.validated_data
         assert isinstance(request.user, User)
-        credentials = SigningCredentials(password=d["password"], username=d["username"],
-                                         session=getattr(request._request, "session", None)
-                                         if request.auth is None else None)
-        try:
-            services.deviation_close(actor=request.user, deviation=deviation, summary=d["summary"],
-                                     credentials=credentials)
-        except SigningRefused as exc:
-            return Response({exc.field: [str(exc)]}, status=status.HTTP_403_FORBIDDEN)
+        services.deviation_close(actor=request.user, deviation=deviation, summary=d["summary"],
+                                 credentials=credentials_from_api(request, d))
         deviation.refresh_from_db()
         return Response(DeviationDetailSerializer(deviation).data)
 

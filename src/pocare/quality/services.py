@@ -25,7 +25,7 @@ from pocare.accounts.roles import NETWORK_ROLES, Perm, Role
 from pocare.accounts.services import require_perm
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
-from pocare.ledger.services import event_record
+from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.quality import risk
 from pocare.quality.events import QualityEvent
@@ -81,10 +81,6 @@ def _text(value: Any, field: str, message: str, *, max_length: int | None = None
     if max_length is not None and len(text) > max_length:
         raise ValidationError({field: f"At most {max_length} characters, please."})
     return text
-
-
-def _reason(reason: Any) -> str:
-    return _text(reason, "reason", "Say why: the reason is recorded in the audit trail.")
 
 
 def _lock_open(deviation: Deviation) -> Deviation:
@@ -251,7 +247,7 @@ def escalation_rule_set(*, actor: User, deviation_class: str, notify_roles: Iter
             or not 1 <= investigation_days <= MAX_INVESTIGATION_DAYS:
         raise ValidationError({"investigation_days": f"Give a whole number of days from 1 to "
                                                      f"{MAX_INVESTIGATION_DAYS}."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     with transaction.atomic():
         now = timezone.now()
         previous = list(EscalationRule.objects.select_for_update().filter(deviation_class=deviation_class,
@@ -347,7 +343,7 @@ def investigation_record(*, actor: User, deviation: Deviation, findings: str, ro
         if category == UNDETERMINED:
             raise ValidationError({"root_cause_category": f"A {deviation.classification} deviation needs a "
                                                           "determined root cause; choose its category."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     with transaction.atomic():
         locked = _lock_open(deviation)
         previous = locked.investigation
@@ -652,7 +648,7 @@ def signal_resolve(*, actor: User, signal: QualitySignal, outcome: str, deviatio
             raise ValidationError({"change_request": f"{change_request.reference} changes another product."})
     elif not decision:
         raise ValidationError({"decision": "Document the decision: why no action is needed."})
-    reason = _reason(reason)
+    reason = reason_required(reason)
     with transaction.atomic():
         locked = QualitySignal.objects.select_for_update().get(pk=signal.pk)
         if locked.status != SignalStatus.OPEN:

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
-from pocare.ledger.signing import SigningCredentials, SigningRefused
+from pocare.ledger.signing import credentials_from_api
 from pocare.manufacturing.models import Batch
 from pocare.release import bundle_views, selectors, services
 from pocare.release.checklist import release_checklist
@@ -87,11 +87,6 @@ def _batch(request: Request, reference: str) -> Batch:
         raise Http404("No such batch.") from None
 
 
-def _credentials(request: Request, data: dict[str, Any]) -> SigningCredentials:
-    return SigningCredentials(password=data["password"], username=data["username"],
-                              session=getattr(request._request, "session", None) if request.auth is None else None)
-
-
 class ChecklistView(APIView):
     """The release checklist of a batch, evaluated now."""
 
@@ -130,11 +125,8 @@ class QcReviewView(APIView):
         data = CommentIn(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
-        try:
-            review = services.qc_review_sign(actor=request.user, batch=batch, comment=data.validated_data["comment"],
-                                             credentials=_credentials(request, data.validated_data))
-        except SigningRefused as exc:
-            return Response({exc.field: [str(exc)]}, status=status.HTTP_403_FORBIDDEN)
+        review = services.qc_review_sign(actor=request.user, batch=batch, comment=data.validated_data["comment"],
+                                         credentials=credentials_from_api(request, data.validated_data))
         return Response(QcReviewOutSerializer(review).data, status=status.HTTP_201_CREATED)
 
 
@@ -149,11 +141,8 @@ class _DecisionView(APIView):
         data = ReasonIn(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
-        try:
-            cert = type(self).service(actor=request.user, batch=batch, reason=data.validated_data["reason"],
-                                      credentials=_credentials(request, data.validated_data))
-        except SigningRefused as exc:
-            return Response({exc.field: [str(exc)]}, status=status.HTTP_403_FORBIDDEN)
+        cert = type(self).service(actor=request.user, batch=batch, reason=data.validated_data["reason"],
+                                  credentials=credentials_from_api(request, data.validated_data))
         return Response(DecisionSerializer(cert).data, status=status.HTTP_201_CREATED)
 
 
