@@ -11,9 +11,14 @@ One command measures, in the same run, on a SQLite file database and on PostgreS
            rec.save(update_fields=[...])
            event_record(actor=user, site=my_site, obj=rec, old=..., new=...)   # audited only
 
-   The plain variant does exactly the same minus the ``event_record`` call. Writers are
-   spread over 8 sites (8 chains, writer *i* on site *i* mod 8) and, as the worst case, all
-   on one site (one chain, every append serialized on its head row).
+   The plain variant does exactly the same minus the ``event_record`` call. This *minimal* write
+   is the ledger's worst case: the append is as big as the rest of the transaction. The
+   *service* write is a real POCare service as a site manager's request calls it: a writer
+   takes its unit out of service (``network.services.unit_status_change``) and requalifies it
+   (``unit_requalify``) in turn, permission checks and validation included; its plain variant is
+   the same service with ``event_record`` replaced by a no-op. Writers are spread over 8 sites
+   (8 chains, writer *i* on site *i* mod 8) and, as the worst case, all on one site (one chain,
+   every append serialized on its head row).
 2. **`audit verify` speed** on a valid chain set of 1,000,000 events (9 chains: 8 sites and
    NETWORK), generated with ``pocare.ledger.canonical.event_hash`` and bulk-loaded (COPY on
    PostgreSQL), timing ``pocare.ledger.verify.verify_all`` and the ``pocare audit verify``
@@ -65,6 +70,7 @@ BENCH_DIR = ROOT / "var" / "bench"
 N_SITES = 8
 ROWS_PER_SITE = 2_000
 WRITER_COUNTS = (1, 8, 32)
+WORKLOADS = ("minimal", "service")  # the write measured: see the module's docstring
 TARGET_COST = 30.0  # % of write throughput on PostgreSQL
 TARGET_VERIFY = 200_000  # events/s
 
@@ -237,6 +243,37 @@ def _create_bench_table() -> None:
             cur.execute("ANALYZE bench_record")
 
 
+def _create_service_world() -> None:
+    """What the *service* write needs, made directly (set-up, not measured): 8 active sites with
+    the codes of the minimal write's chains, a site manager at each, and for every writer a unit
+    at each site it may write to (its own, and S00 for the one-chain case)."""
+    from django.utils import timezone
+
+    from pocare.accounts.models import Membership, User
+    from pocare.accounts.roles import Role
+    from pocare.network.models import DeviceType, ManufacturingUnit, Site, SiteKind, SiteStatus
+
+    now = timezone.now()
+    far = (now + dt.timedelta(days=3650)).date()
+    for s in range(N_SITES):
+        site = Site.objects.create(
+            code=site_code(s), name=f"Benchmark site {s}", kind=SiteKind.HOSPITAL, status=SiteStatus.ACTIVE,
+            facility_id=f"B{s:04d}", city="Utrecht", country="NL", latitude=52.09, longitude=5.12,
+            time_zone="Europe/Amsterdam", created_at=now)
+        manager = User(username=f"bench.manager{s}", printed_name=f"Bench Manager {s}")
+        manager.set_unusable_password()
+        manager.save()
+        Membership.objects.create(user=manager, role=Role.SITE_MANAGER, site=site)
+        ManufacturingUnit.objects.bulk_create(
+            ManufacturingUnit(site=site, device_type=DeviceType.PRODIGY, serial=f"BENCH-{i}-{s}",
+                              calibration_due=far, maintenance_due=far, qualified_at=now, created_at=now)
+            for i in range(max(WRITER_COUNTS)) if s in (0, i % N_SITES))
+
+
+def _no_event(**kwargs: Any) -> None:
+    """The *plain* variant of the service write: the service without its ledger event."""
+
+
 def _writer(idx: int, tasks: Any, results: Any) -> None:
     import django
 
@@ -272,6 +309,31 @@ def _writer(idx: int, tasks: Any, results: Any) -> None:
                     old=old, new={"status": rec.status, "quantity": rec.quantity, "version": rec.version},
                 )
 
+    def service_write(site_index: int, variant: str) -> None:
+        from pocare.accounts.selectors import forget_memberships
+        from pocare.network import services as network
+        from pocare.network.models import ManufacturingUnit, UnitStatus
+
+        if not units:
+            units.update({u.site.code: u for u in ManufacturingUnit.objects.select_related("site")
+                          .filter(serial__startswith=f"BENCH-{idx}-")})
+            managers.update({int(u.username.removeprefix("bench.manager")): u
+                             for u in User.objects.filter(username__startswith="bench.manager")})
+        network.event_record = recorders.get(variant, _no_event)  # the one difference between the variants
+        unit, manager = units[site_code(site_index)], managers[site_index]
+        forget_memberships(manager)  # each write is a request of its own: permissions are read again
+        if unit.status == UnitStatus.QUALIFIED:
+            unit = network.unit_status_change(actor=manager, unit=unit, status=UnitStatus.OUT_OF_SERVICE,
+                                              reason="benchmark: taken out of service for calibration")
+        else:
+            due = (timezone.now() + dt.timedelta(days=365)).date()
+            unit = network.unit_requalify(actor=manager, unit=unit, calibration_due=due, maintenance_due=due,
+                                          reason="benchmark: calibrated and requalified")
+        units[unit.site.code] = unit
+
+    units: dict[str, Any] = {}
+    managers: dict[int, Any] = {}
+
     def server_pid() -> int | None:
         if connection.vendor != "postgresql":
             return None  # SQLite works inside the writer process: its CPU is the writer's
@@ -295,7 +357,10 @@ def _writer(idx: int, tasks: Any, results: Any) -> None:
                 cpu0, server0 = time.process_time(), _process_cpu(backend_pid)
             started += t >= start
             try:
-                write(first_row + rng.randrange(ROWS_PER_SITE), site, task["variant"])
+                if task["workload"] == "service":
+                    service_write(s, task["variant"])
+                else:
+                    write(first_row + rng.randrange(ROWS_PER_SITE), site, task["variant"])
             except Exception as exc:  # counted and reported, the run goes on
                 errors += 1
                 if errors == 1:
@@ -355,7 +420,7 @@ def load_baseline(rev: str) -> None:
 
 
 def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: int, baseline: str | None,
-               out: Any) -> None:
+               workloads: list[str], out: Any) -> None:
     """Coordinator process of the write benchmark on one backend."""
     global _BENCH_MODEL
     django_setup(url)
@@ -375,6 +440,8 @@ def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: i
     user = User(username="bench.writer", printed_name="Bench Writer")
     user.set_unusable_password()
     user.save()
+    if "service" in workloads:
+        _create_service_world()
     connections.close_all()
 
     tasks = [CTX.Queue() for _ in range(max(WRITER_COUNTS))]
@@ -386,60 +453,59 @@ def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: i
     variants = ["plain", "audited", *(["baseline"] if _BASELINE else [])]
     rows = []
     seed = 0
-    for n in WRITER_COUNTS:
-        for chains in ("spread", "one"):
-            if n == 1 and chains == "one":
-                continue  # one writer is on one chain either way
-            got: dict[str, list[Any]] = {v: [] for v in variants}
-            busy = dict.fromkeys(variants, 0.0)
-            # The variants alternate in short rounds (P A, A P, P A…), so that a change in the
-            # machine's load during the run weighs on all alike.
-            for rnd in range(rounds):
-                for variant in (variants if rnd % 2 == 0 else variants[::-1]):
-                    seed += 1
-                    t0 = time.monotonic() + 0.1
-                    task = {"t0": t0, "warmup": warmup, "duration": duration,
-                            "variant": variant, "chains": chains, "seed": seed}
-                    for i in range(n):
-                        tasks[i].put(task)
-                    time.sleep(max(0.0, t0 + warmup - time.monotonic()))
-                    busy0 = _machine_busy()
-                    time.sleep(max(0.0, t0 + warmup + duration - time.monotonic()))
-                    busy[variant] += _machine_busy() - busy0
-                    got[variant] += [results.get() for _ in range(n)]
-            row: dict[str, Any] = {"backend": backend, "writers": n,
-                                   "chains": min(n, N_SITES) if chains == "spread" else 1}
-            for variant, res in got.items():
-                lat = [x for _, ls, _, _ in res for x in ls]
-                client = sum(c for *_, (c, _, _) in res)
-                server = sum(sv for *_, (_, sv, _) in res)
-                writes = sum(w for *_, (_, _, w) in res) or 1
-                row[variant] = {
-                    "writes_per_s": len(lat) / (duration * rounds),
-                    "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
-                    "p99_ms": 1000 * statistics.quantiles(lat, n=100)[98] if len(lat) > 1 else float("nan"),
-                    "errors": sum(e for _, _, e, _ in res),
-                    "client_cpu_ms": 1000 * client / writes,
-                    "server_cpu_ms": 1000 * server / writes,
-                    # cores busy with anything but these writers and their server processes
-                    "other_cores": max(0.0, (busy[variant] - client - server) / (duration * rounds)),
-                }
-            plain = row["plain"]
-            for variant in variants[1:]:
-                v = row[variant]
-                v["cost_pct"] = 100 * (1 - v["writes_per_s"] / plain["writes_per_s"])
-                # what the ledger would cost if the machine were CPU-bound on these writes
-                cpu_plain = plain["client_cpu_ms"] + plain["server_cpu_ms"]
-                cpu = v["client_cpu_ms"] + v["server_cpu_ms"]
-                v["cpu_cost_pct"] = 100 * (1 - cpu_plain / cpu) if cpu else float("nan")
-            row["cost_pct"], row["cpu_cost_pct"] = row["audited"]["cost_pct"], row["audited"]["cpu_cost_pct"]
-            rows.append(row)
-            base = f"  (baseline {row['baseline']['writes_per_s']:6.0f}/s, cost {row['baseline']['cost_pct']:5.1f} %)" \
-                if "baseline" in row else ""
-            print(f"  {backend:<10} {n:>2} writers on {row['chains']} chain(s): "
-                  f"plain {plain['writes_per_s']:6.0f}/s  audited {row['audited']['writes_per_s']:6.0f}/s  "
-                  f"ledger cost {row['cost_pct']:5.1f} % (by CPU per write {row['cpu_cost_pct']:5.1f} %){base}, "
-                  f"other load {statistics.mean(row[v]['other_cores'] for v in variants):.2f} cores", flush=True)
+    for workload, n, chains in [(w, n, c) for w in workloads for n in WRITER_COUNTS for c in ("spread", "one")]:
+        if n == 1 and chains == "one":
+            continue  # one writer is on one chain either way
+        got: dict[str, list[Any]] = {v: [] for v in variants}
+        busy = dict.fromkeys(variants, 0.0)
+        # The variants alternate in short rounds (P A, A P, P A…), so that a change in the
+        # machine's load during the run weighs on all alike.
+        for rnd in range(rounds):
+            for variant in (variants if rnd % 2 == 0 else variants[::-1]):
+                seed += 1
+                t0 = time.monotonic() + 0.1
+                task = {"t0": t0, "warmup": warmup, "duration": duration, "workload": workload,
+                        "variant": variant, "chains": chains, "seed": seed}
+                for i in range(n):
+                    tasks[i].put(task)
+                time.sleep(max(0.0, t0 + warmup - time.monotonic()))
+                busy0 = _machine_busy()
+                time.sleep(max(0.0, t0 + warmup + duration - time.monotonic()))
+                busy[variant] += _machine_busy() - busy0
+                got[variant] += [results.get() for _ in range(n)]
+        row: dict[str, Any] = {"backend": backend, "workload": workload, "writers": n,
+                               "chains": min(n, N_SITES) if chains == "spread" else 1}
+        for variant, res in got.items():
+            lat = [x for _, ls, _, _ in res for x in ls]
+            client = sum(c for *_, (c, _, _) in res)
+            server = sum(sv for *_, (_, sv, _) in res)
+            writes = sum(w for *_, (_, _, w) in res) or 1
+            row[variant] = {
+                "writes_per_s": len(lat) / (duration * rounds),
+                "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
+                "p99_ms": 1000 * statistics.quantiles(lat, n=100)[98] if len(lat) > 1 else float("nan"),
+                "errors": sum(e for _, _, e, _ in res),
+                "client_cpu_ms": 1000 * client / writes,
+                "server_cpu_ms": 1000 * server / writes,
+                # cores busy with anything but these writers and their server processes
+                "other_cores": max(0.0, (busy[variant] - client - server) / (duration * rounds)),
+            }
+        plain = row["plain"]
+        for variant in variants[1:]:
+            v = row[variant]
+            v["cost_pct"] = 100 * (1 - v["writes_per_s"] / plain["writes_per_s"])
+            # what the ledger would cost if the machine were CPU-bound on these writes
+            cpu_plain = plain["client_cpu_ms"] + plain["server_cpu_ms"]
+            cpu = v["client_cpu_ms"] + v["server_cpu_ms"]
+            v["cpu_cost_pct"] = 100 * (1 - cpu_plain / cpu) if cpu else float("nan")
+        row["cost_pct"], row["cpu_cost_pct"] = row["audited"]["cost_pct"], row["audited"]["cpu_cost_pct"]
+        rows.append(row)
+        base = f"  (baseline {row['baseline']['writes_per_s']:6.0f}/s, cost {row['baseline']['cost_pct']:5.1f} %)" \
+            if "baseline" in row else ""
+        print(f"  {backend:<10} {workload:<8} {n:>2} writers on {row['chains']} chain(s): "
+              f"plain {plain['writes_per_s']:6.0f}/s  audited {row['audited']['writes_per_s']:6.0f}/s  "
+              f"ledger cost {row['cost_pct']:5.1f} % (by CPU per write {row['cpu_cost_pct']:5.1f} %){base}, "
+              f"other load {statistics.mean(row[v]['other_cores'] for v in variants):.2f} cores", flush=True)
     for t in tasks:
         t.put(None)
     for w in workers:
@@ -611,17 +677,17 @@ def report(machine: dict[str, str], writes: list[dict[str, Any]], verifies: list
     lines += [f"- {k}: {v}" for k, v in machine.items()]
     lines += ["", f"## Audited writes ({args.rounds} x {args.duration:g} s per variant, each window after "
               f"{args.warmup:g} s warm-up)", "",
-              "| backend | writers | chains | plain writes/s | audited writes/s | ledger cost | "
+              "| backend | write | writers | chains | plain writes/s | audited writes/s | ledger cost | "
               "plain p50 / p99 ms | audited p50 / p99 ms | CPU ms per write, plain / audited | "
               "ledger cost by CPU | other load (cores) |"
               + (" baseline writes/s | baseline cost |" if args.baseline else ""),
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.baseline else "")]
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.baseline else "")]
     for r in writes:
         p, a = r["plain"], r["audited"]
         err = f" ({p['errors'] + a['errors']} errors)" if p["errors"] + a["errors"] else ""
         base = f" {r['baseline']['writes_per_s']:,.0f} | {r['baseline']['cost_pct']:.1f} % |" if "baseline" in r else ""
         lines.append(
-            f"| {r['backend']} | {r['writers']} | {r['chains']} | {p['writes_per_s']:,.0f} | "
+            f"| {r['backend']} | {r['workload']} | {r['writers']} | {r['chains']} | {p['writes_per_s']:,.0f} | "
             f"{a['writes_per_s']:,.0f} | {r['cost_pct']:.1f} %{err} | {p['p50_ms']:.2f} / {p['p99_ms']:.2f} | "
             f"{a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
             f"{p['client_cpu_ms'] + p['server_cpu_ms']:.2f} / {a['client_cpu_ms'] + a['server_cpu_ms']:.2f} | "
@@ -637,22 +703,22 @@ def report(machine: dict[str, str], writes: list[dict[str, Any]], verifies: list
                      f"{v['events_per_s']:,.0f} | {v['best_events_per_s']:,.0f} | {one} | "
                      f"{v['command']['wall_seconds']:.2f} | {v['other_cores']:.2f} |"
                      + (f" {v['baseline_events_per_s']:,.0f} |" if v.get("baseline_events_per_s") else ""))
-    pg_spread = [r for r in writes if r["backend"] == "postgresql" and (r["chains"] > 1 or r["writers"] == 1)]
-    pg_one = [r for r in writes if r["backend"] == "postgresql" and r["chains"] == 1 and r["writers"] > 1]
-    worst_spread = max((r["cost_pct"] for r in pg_spread), default=float("nan"))
-    worst_one = max((r["cost_pct"] for r in pg_one), default=float("nan"))
     slowest = min((v["events_per_s"] for v in verifies), default=float("nan"))
 
     def verdict(ok: bool, value: float) -> str:
         return "not measured" if value != value else ("MET" if ok else "MISSED")
 
-    lines += ["", "## Targets", "",
-              f"- ledger cost on PostgreSQL, writers spread over chains: worst {worst_spread:.1f} % "
-              f"(target <= {TARGET_COST:g} %): {verdict(worst_spread <= TARGET_COST, worst_spread)}",
-              f"- ledger cost on PostgreSQL, all writers on one chain (worst case): worst {worst_one:.1f} % "
-              f"(target <= {TARGET_COST:g} %): {verdict(worst_one <= TARGET_COST, worst_one)}",
-              f"- verify: slowest {slowest:,.0f} events/s (target >= {TARGET_VERIFY:,}): "
-              f"{verdict(slowest >= TARGET_VERIFY, slowest)}"]
+    lines += ["", "## Targets", ""]
+    for workload in WORKLOADS:
+        pg = [r for r in writes if r["backend"] == "postgresql" and r["workload"] == workload]
+        spread = [r for r in pg if r["chains"] > 1 or r["writers"] == 1]
+        one = [r for r in pg if r["chains"] == 1 and r["writers"] > 1]
+        for label, rows in (("writers spread over chains", spread), ("all writers on one chain (worst case)", one)):
+            worst = max((r["cost_pct"] for r in rows), default=float("nan"))
+            lines.append(f"- ledger cost on PostgreSQL, {workload} write, {label}: worst {worst:.1f} % "
+                         f"(target <= {TARGET_COST:g} %): {verdict(worst <= TARGET_COST, worst)}")
+    lines.append(f"- verify: slowest {slowest:,.0f} events/s (target >= {TARGET_VERIFY:,}): "
+                 f"{verdict(slowest >= TARGET_VERIFY, slowest)}")
     return "\n".join(lines)
 
 
@@ -667,6 +733,8 @@ def main() -> None:
                         help="timed verify_all runs, the median is reported (default 3, quick 1)")
     parser.add_argument("--only", choices=("writes", "verify"), help="run one half only")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append", help="default: both")
+    parser.add_argument("--workload", choices=WORKLOADS, action="append",
+                        help="which write to measure: the minimal one, the real service, or (default) both")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--keep", action="store_true",
                         help="keep the benchmark databases (by default they are dropped at the end)")
@@ -691,7 +759,7 @@ def main() -> None:
         print("Write throughput:", flush=True)
         for backend in backends:
             res = in_process(run_writes, backend, urls[backend]["writes"], args.duration, args.warmup, args.rounds,
-                             args.baseline)
+                             args.baseline, args.workload or list(WORKLOADS))
             writes += res["rows"]
             print(f"  {backend:<10} {res['events_written']:,} events written, chains verify intact: "
                   f"{res['chains_ok']}", flush=True)

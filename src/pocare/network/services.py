@@ -283,7 +283,7 @@ def unit_requalify(
     reason = reason_required(reason)
     fields = ["status", "calibration_due", "maintenance_due", "qualified_at"]
     with transaction.atomic():
-        unit = ManufacturingUnit.objects.select_for_update().select_related("site").get(pk=unit.pk)
+        unit = ManufacturingUnit.objects.select_for_update(of=("self",)).select_related("site").get(pk=unit.pk)
         if unit.status == UnitStatus.RETIRED:
             raise ValidationError({"status": f"{unit} is retired: a retired unit is never used again."})
         old = record_changes(unit, fields)
@@ -306,7 +306,7 @@ def unit_status_change(*, actor: User, unit: ManufacturingUnit, status: str, rea
         raise ValidationError({"status": "A unit returns to service only by being requalified (new due dates)."})
     reason = reason_required(reason)
     with transaction.atomic():
-        unit = ManufacturingUnit.objects.select_for_update().select_related("site").get(pk=unit.pk)
+        unit = ManufacturingUnit.objects.select_for_update(of=("self",)).select_related("site").get(pk=unit.pk)
         if unit.status == UnitStatus.RETIRED:
             raise ValidationError({"status": f"{unit} is retired: a retired unit is never used again."})
         if unit.status == status:
