@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.core.management import call_command
@@ -223,3 +224,35 @@ def test_every_migrate_restores_missing_triggers():
     assert missing(connection)
     call_command("migrate", verbosity=0)
     assert missing(connection) == []
+
+
+# --- verify's fast path on SQLite: the database writes the hashed JSON ------------------------------
+
+AWKWARD = 'quote " backslash \\ slash / tab\tnewline\n\x01\x1f\x7f é € \u2028 \ufeff 😀 {"a":[1]}'
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite builds the hashed JSON itself; PostgreSQL rows go through Python")
+def test_sqlite_writes_the_hashed_json_byte_for_byte(people):
+    """P11-10e: verify's fast path on SQLite hashes JSON that SQLite's json_array wrote; for quotes,
+    backslashes, control characters, line separators and emoji it is exactly what
+    canonical.event_hash hashed, so no event is checked against anything but its own fields."""
+    from pocare.ledger import verify
+
+    events = write_events(people["operator.mad"], Site.objects.get(code="MAD"), 3, reason=AWKWARD)
+    assert verify._sqlite_json_matches_python()
+    sql = verify._SQLITE_SEGMENT_SQL.format(occurred_at=verify._OCCURRED_AT_SQL["sqlite"], where="chain = ?")
+    payloads = {seq: payload for seq, _p, _h, _i, payload in
+                connection.connection.cursor().execute(sql, [canonical.FORMAT, "MAD"]).fetchall()}
+    for e in events:
+        e.refresh_from_db()
+        assert payloads[e.seq] == json.dumps([canonical.FORMAT, *e.hashed_fields()], ensure_ascii=False,
+                                             separators=(",", ":")).encode("utf-8")
+    assert verify_all(chains=["MAD"]).ok
+
+
+def test_verify_falls_back_to_python_for_a_time_the_database_does_not_format(mad_chain):
+    """P11-10e: a timestamp outside the years 1000-9999 is not put in canonical form by the
+    database; verify then hashes the event in Python and still finds the edit."""
+    raw("UPDATE ledger_event SET occurred_at = %s WHERE id = %s",
+        [dt.datetime(26, 1, 1, tzinfo=dt.UTC), mad_chain[2].pk])
+    _verify_fails_at(mad_chain[2].label, "edited")
