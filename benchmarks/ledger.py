@@ -26,7 +26,7 @@ One command measures, in the same run, on a SQLite file database and on PostgreS
 
 Usage::
 
-    .venv/bin/python benchmarks/ledger.py            # full run, 5-7 minutes on 2 cores
+    .venv/bin/python benchmarks/ledger.py            # full run, about 8 minutes on 2 cores
     .venv/bin/python benchmarks/ledger.py --quick    # smoke run, under a minute
     .venv/bin/python benchmarks/ledger.py --baseline 67816a0   # also measure that revision's ledger
 
