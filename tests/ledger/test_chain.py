@@ -256,3 +256,17 @@ def test_verify_falls_back_to_python_for_a_time_the_database_does_not_format(mad
     raw("UPDATE ledger_event SET occurred_at = %s WHERE id = %s",
         [dt.datetime(26, 1, 1, tzinfo=dt.UTC), mad_chain[2].pk])
     _verify_fails_at(mad_chain[2].label, "edited")
+
+
+def test_an_append_after_a_rolled_back_one_links_to_the_real_head(people):
+    """P11-10e: the process remembers the head it left, but a rolled-back append leaves the chain
+    where it was; the next append is checked against the database and links to the real head."""
+    site, actor = Site.objects.get(code="MAD"), people["operator.mad"]
+    (kept,) = write_events(actor, site, 1)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        write_events(actor, site, 1, reason="rolled back")
+        raise RuntimeError("the service failed after its event")
+    (after,) = write_events(actor, site, 1, reason="after the rollback")
+    assert (after.seq, after.prev_hash) == (kept.seq + 1, kept.hash)
+    assert ChainHead.objects.get(chain="MAD").seq == after.seq
+    assert verify_all(chains=["MAD"]).ok
