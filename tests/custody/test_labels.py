@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from pocare.custody import labels
@@ -53,9 +55,25 @@ def test_product_labels_carry_the_coi_and_an_expiry(people):
     assert labels.containers_of(o) == [f"bag-{c.pk}", "in-process", "final"]
     final = labels.label_content(o, "final")
     assert final.barcode == o.coi and batch.reference in final.product_id and final.din == c.din_printed
-    expiry = (batch.ended_at + labels.PRODUCT_SHELF_LIFE["cryopreserved"]).astimezone(o.site.tz)
+    assert batch.masterfile_version.content["shelf_life"]["cryopreserved_product_days"] == 365
+    expiry = (batch.ended_at + dt.timedelta(days=365)).astimezone(o.site.tz)
     assert expiry.strftime("%Y-%m-%d %H:%M") in final.expiry and "cryopreserved" in final.expiry
     assert "in-process" in labels.label_content(o, "in-process").expiry.lower()
+
+
+def test_a_final_label_gets_no_invented_expiry_when_the_master_file_states_none(people):
+    """LABEL POC-1: the expiry comes from the batch's master-file version; without a shelf life for
+    how the product is kept, the label says so instead of printing a date."""
+    o = accepted()
+    c = collect(o)
+    to_manufacture(o, c)
+    batch = completed_batch(o, c)
+    scan(o, HandoffKind.FRESH_HOLD, o.coi)
+    version = batch.masterfile_version
+    content = {**version.content, "shelf_life": {"cryopreserved_product_days": 365}}
+    type(version).objects.filter(pk=version.pk).update(content=content)
+    expiry = labels.label_content(o, "final").expiry
+    assert expiry.startswith("Not set") and f"version {version.number}" in expiry and "fresh" in expiry
 
 
 def test_label_downloads_are_recorded(client, login, people):

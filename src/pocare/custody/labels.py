@@ -12,9 +12,10 @@ flags, as ISBT 128 data structure 001) on the bag, of the COI on product contain
 code with the label's content. ISBT 128 prefers DataMatrix for 2-D codes; QR (segno) is used
 because a maintained pure-Python encoder exists and scanners read both.
 
-Shelf lives: the master-file schema has no shelf-life field yet, so the final product's expiry is
-the end of manufacture plus :data:`PRODUCT_SHELF_LIFE` for its storage (fresh or cryopreserved);
-the collection bag's is the one recorded with the collection.
+Shelf lives: the final product's expiry is the end of manufacture plus the shelf life the batch's
+master-file version states for how the product is kept (``shelf_life.fresh_product_hours`` or
+``cryopreserved_product_days``); a version that states none gets no invented date but a label
+that says so. The collection bag's expiry is the one recorded with the collection.
 """
 
 from __future__ import annotations
@@ -35,9 +36,16 @@ from pocare.custody.models import Collection, HandoffKind, HandoffOutcome, Thera
 if TYPE_CHECKING:
     from pocare.manufacturing.models import Batch
 
-#: Expiry of the final product after the end of manufacture, by how it is kept (POCare defaults
-#: until the master file carries the product's shelf life).
-PRODUCT_SHELF_LIFE = {"fresh": dt.timedelta(hours=72), "cryopreserved": dt.timedelta(days=365)}
+#: The master file's shelf-life field for each way the final product is kept, and its unit.
+SHELF_LIFE_FIELDS = {"fresh": ("fresh_product_hours", "hours"), "cryopreserved": ("cryopreserved_product_days", "days")}
+
+
+def product_shelf_life(batch: Batch, storage: str) -> dt.timedelta | None:
+    """The final product's shelf life by how it is kept, as the batch's master-file version states
+    it (None when it states none)."""
+    name, unit = SHELF_LIFE_FIELDS[storage]
+    value = ((batch.masterfile_version.content or {}).get("shelf_life") or {}).get(name)
+    return dt.timedelta(**{unit: value}) if value else None
 
 
 class LabelError(ValueError):
@@ -90,7 +98,7 @@ def containers_of(order: TherapyOrder) -> list[str]:
 def _batch(order: TherapyOrder) -> Batch | None:
     from pocare.manufacturing.models import Batch
 
-    return Batch.objects.filter(order=order).select_related("collection").first()
+    return Batch.objects.filter(order=order).select_related("collection", "masterfile_version").first()
 
 
 def _storage(order: TherapyOrder) -> str | None:
@@ -135,10 +143,14 @@ def label_content(order: TherapyOrder, container: str) -> LabelContent:
     else:
         storage = _storage(order)
         end = batch.ended_at
+        shelf_life = product_shelf_life(batch, storage) if storage is not None else None
         if storage is None or end is None:
             expiry = "Assigned at the end of manufacture"
+        elif shelf_life is None:
+            expiry = (f"Not set: master file version {batch.masterfile_version.number} states no shelf life "
+                      f"for a {storage} product")
         else:
-            expiry = _when(end + PRODUCT_SHELF_LIFE[storage], tz) + f" ({storage})"
+            expiry = _when(end + shelf_life, tz) + f" ({storage})"
         title, product_id = "Final product", f"{order.coi}-{batch.reference}"
     return LabelContent(
         container=container, title=title, product_id=product_id, proper_name=order.product.name,

@@ -19,6 +19,7 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
       attributes: [{id, name, method, unit, acceptance: {min, max, equals}, sample_point,
                     release_critical, result_after_release}]
     transport: {apheresis, fresh_product, cryopreserved_product: {min, max}}  # optional, °C
+    shelf_life: {fresh_product_hours, cryopreserved_product_days}             # optional, > 0
     site_annexes: [{site, differences, device, comparability_evidence}]      # optional
 
 Two passes: pydantic checks the structure and types (every field, ``extra="forbid"``), then
@@ -190,6 +191,14 @@ class TransportSection(_Strict):
     cryopreserved_product: TemperatureLimits | None = None
 
 
+class ShelfLifeSection(_Strict):
+    """How long the final product may be used after the end of manufacture, by how it is kept:
+    the expiry printed on the final product's label (LABEL)."""
+
+    fresh_product_hours: Annotated[Number | None, Field(gt=0)] = None
+    cryopreserved_product_days: Annotated[Number | None, Field(gt=0)] = None
+
+
 class Acceptance(_Strict):
     """An acceptance criterion: a range (``min``/``max``, inclusive) or an exact value (``equals``)."""
 
@@ -233,6 +242,7 @@ class MasterFileDocument(_Strict):
     process: ProcessSection
     specification: SpecificationSection
     transport: TransportSection | None = None
+    shelf_life: ShelfLifeSection | None = None
     site_annexes: list[SiteAnnex] = []
 
 
