@@ -63,6 +63,7 @@ specification:
       sample_point: Final product
       release_critical: true
       result_after_release: true
+shelf_life: {fresh_product_hours: 72}
 site_annexes:
   - site: MUC
     device: lonza_cocoon
@@ -124,6 +125,10 @@ MALFORMED = [
      f"{UO2}.steps[0].materials[0].quantity", "quantity: one", "'one' is not a number"),
     ("material-unit", "quantity: 1, unit: vial", "quantity: 1, unit: vials", f"{UO2}.steps[0].materials[0].unit",
      "unit: vials", "unit 'vials' is not allowed"),
+    ("shelf-life-not-positive", "fresh_product_hours: 72", "fresh_product_hours: 0", "shelf_life.fresh_product_hours",
+     "fresh_product_hours: 0", "must be greater than 0"),
+    ("shelf-life-unknown-field", "fresh_product_hours: 72", "fresh_hours: 72", "shelf_life.fresh_hours",
+     "fresh_hours: 72", "unknown field 'fresh_hours'; allowed here: fresh_product_hours, cryopreserved_product_days"),
 ]
 KNOWN_SITES = ["MAD", "LIS", "MUC", "GRO", "MIL", "DUB"]
 
