@@ -143,7 +143,7 @@ def label_content(order: TherapyOrder, container: str) -> LabelContent:
     else:
         storage = _storage(order)
         end = batch.ended_at
-        shelf_life = product_shelf_life(batch, storage) if storage is not None else None
+        shelf_life = product_shelf_life(batch, storage) if storage is not None and end is not None else None
         if storage is None or end is None:
             expiry = "Assigned at the end of manufacture"
         elif shelf_life is None:

@@ -137,13 +137,13 @@ def _greedy_cover(cover: sp.csr_matrix, weights: FloatArray, p: int, fixed: Sequ
     x = np.zeros(cover.shape[1])
     x[list(fixed)] = 1.0
     covered = cover @ x > 0
-    cover_t = cover.T.tocsr()
+    by_site = cover.T.tocsr()
     while x.sum() < p:
-        gain = cover_t @ np.where(covered, 0.0, weights)
+        gain = by_site @ np.where(covered, 0.0, weights)
         gain[x > 0] = -1.0
         best = int(np.argmax(gain))
         x[best] = 1.0
-        covered |= cover[:, best].toarray().ravel() > 0
+        covered[by_site[best].indices] = True
     return x
 
 
@@ -160,12 +160,13 @@ def mclp(problem: Problem, *, time_limit: float = 60.0, mip_rel_gap: float = 1e-
     idx = np.nonzero(coverable)[0]  # a point no candidate reaches can never count: leave it out
     k = idx.size
     # columns: x (m) then y (k); rows: k coverage rows then the cardinality row
-    top = sp.hstack([-cover[idx], sp.identity(k, format="csr")], format="csr")
+    reach = cover[idx]
+    top = sp.hstack([-reach, sp.identity(k, format="csr")], format="csr")
     card = sp.csr_matrix(np.concatenate([np.ones(m), np.zeros(k)])[None, :])
     a = sp.vstack([top, card], format="csc")
     xl, xu = _site_bounds(m, problem.fixed)
-    start_x = _greedy_cover(cover[idx], problem.weights[idx], problem.p, problem.fixed)
-    start_y = (cover[idx] @ start_x > 0).astype(float)
+    start_x = _greedy_cover(reach, problem.weights[idx], problem.p, problem.fixed)
+    start_y = (reach @ start_x > 0).astype(float)
     x, sol = _solve(model="mclp", cost=np.concatenate([np.zeros(m), problem.weights[idx]]),
                     lower=np.concatenate([xl, np.zeros(k)]), upper=np.concatenate([xu, np.ones(k)]),
                     integer=np.concatenate([np.ones(m, bool), np.zeros(k, bool)]), a=a,
