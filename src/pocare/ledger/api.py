@@ -130,8 +130,8 @@ class ReviewSerializer(serializers.ModelSerializer[AuditReview]):
 
     class Meta:
         model = AuditReview
-        fields = ["id", "chain", "from_seq", "to_seq", "to_hash", "comment", "reviewer", "created_at"]
-        read_only_fields = ["from_seq", "to_seq", "to_hash", "created_at"]
+        fields = ["id", "chain", "from_seq", "to_seq", "to_hash", "lanes", "comment", "reviewer", "created_at"]
+        read_only_fields = ["from_seq", "to_seq", "to_hash", "lanes", "created_at"]
 
 
 class ReviewSign(serializers.Serializer[Any]):

@@ -9,11 +9,13 @@ from django import forms
 from django.db.models import QuerySet
 
 from pocare.ledger.events import registered
-from pocare.ledger.models import Event
+from pocare.ledger.models import Event, chains_with_lanes, site_chain
 
 
 class EventFilter(django_filters.FilterSet):
-    chain = django_filters.CharFilter(label="Site (chain)", help_text="Site code, or NETWORK")
+    chain = django_filters.CharFilter(
+        method="in_chain", label="Site (chain)", help_text="Site code (all its lanes), NETWORK, or one lane (MAD/2)"
+    )
     event_type = django_filters.ChoiceFilter(
         choices=lambda: list(registered().items()), label="Event type", empty_label="Any"
     )
@@ -34,6 +36,11 @@ class EventFilter(django_filters.FilterSet):
     class Meta:
         model = Event
         fields: list[str] = []
+
+    def in_chain(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
+        if value != site_chain(value):
+            return queryset.filter(chain=value)
+        return queryset.filter(chain__in=chains_with_lanes([value]))
 
     def search(self, queryset: QuerySet[Event], name: str, value: Any) -> QuerySet[Event]:
         from django.db.models import Q

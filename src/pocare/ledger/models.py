@@ -10,6 +10,7 @@ database access could still do — drop the triggers and edit — is found by th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -56,12 +57,42 @@ class AppendOnlyModel(models.Model):
 
 NETWORK_CHAIN = "NETWORK"
 
+# A site's trail is written on up to MAX_LANES lanes, each a hash chain of its own: lane 0 is named
+# by the site's code (``MAD``), lane n by ``MAD/n``. An append takes the first lane nobody else is
+# appending to, so writers at one site do not queue behind one another; a quiet site has one
+# chain. See docs/ledger.md ("Lanes").
+LANE_SEPARATOR = "/"
+MAX_LANES = 16
+
+
+def lane_chain(chain: str, lane: int) -> str:
+    """The name of lane ``lane`` of ``chain``: ``MAD``, ``MAD/1``, …"""
+    if not 0 <= lane < MAX_LANES:
+        raise ValueError(f"lane {lane} is outside 0..{MAX_LANES - 1}")
+    return chain if lane == 0 else f"{chain}{LANE_SEPARATOR}{lane}"
+
+
+def lane_chains(chain: str, lanes: int = MAX_LANES) -> list[str]:
+    """The names of the first ``lanes`` lanes of ``chain`` (all it may ever have by default)."""
+    return [lane_chain(chain, n) for n in range(lanes)]
+
+
+def site_chain(chain: str) -> str:
+    """The site (or network) chain a lane belongs to: ``MAD/3`` → ``MAD``."""
+    return chain.partition(LANE_SEPARATOR)[0]
+
+
+def chains_with_lanes(chains: Iterable[str]) -> list[str]:
+    """Every lane of each chain, for filters that mean "this site's trail"."""
+    return [lane for chain in chains for lane in lane_chains(site_chain(chain))]
+
 
 class Event(AppendOnlyModel):
     """One audit-trail event: who did what to which record, when, why, from which request.
 
     Events form one hash chain per site (``chain`` is the site's code) plus the ``NETWORK``
-    chain for network-wide records (accounts, tokens); see docs/ledger.md for why.
+    chain for network-wide records (accounts, tokens); see docs/ledger.md for why. Under
+    concurrent appends a site's trail spreads over lanes, ``MAD/1`` …, each a chain of its own.
     """
 
     chain = models.CharField(max_length=16)
@@ -101,8 +132,13 @@ class Event(AppendOnlyModel):
 
     @property
     def label(self) -> str:
-        """How people name an event: its chain and position, e.g. ``BCN#57``."""
+        """How people name an event: its chain and position, e.g. ``BCN#57`` or ``MAD/2#8``."""
         return f"{self.chain}#{self.seq}"
+
+    @property
+    def site_code(self) -> str:
+        """The site (or ``NETWORK``) whose trail the event belongs to, whatever its lane."""
+        return site_chain(self.chain)
 
     @property
     def old(self) -> dict[str, Any]:
@@ -135,7 +171,7 @@ class Event(AppendOnlyModel):
 
 
 class ChainHead(models.Model):
-    """The last event of each chain. Appends lock this row, so a chain never forks.
+    """The last event of each chain (each lane). Appends lock this row, so a chain never forks.
 
     It is a lock and a tail marker, not evidence: `audit verify` compares it with the chain so
     that a deleted last event is found too.
@@ -191,16 +227,21 @@ class Signature(AppendOnlyModel):
 
 
 class AuditReview(AppendOnlyModel):
-    """A signed review of a stretch of one chain of the audit trail (A11-9, A11-12).
+    """A signed review of a stretch of one site's audit trail (A11-9, A11-12).
 
     The reviewer states what they looked at (events ``from_seq``..``to_seq`` of ``chain``, whose
-    last hash was ``to_hash``) and signs it with the meaning *reviewed*.
+    last hash was ``to_hash``, and, where the site's trail has more lanes, the same for each lane
+    in ``lanes``) and signs it with the meaning *reviewed*.
     """
 
     chain = models.CharField(max_length=16)
     from_seq = models.PositiveBigIntegerField()
     to_seq = models.PositiveBigIntegerField()
     to_hash = models.CharField(max_length=64)
+    lanes = models.JSONField(
+        default=dict, blank=True,
+        help_text='The other lanes of the chain reviewed: {"MAD/1": {"from_seq": 1, "to_seq": 9, "to_hash": "…"}}.',
+    )
     comment = models.TextField()
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
@@ -210,11 +251,31 @@ class AuditReview(AppendOnlyModel):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Review of {self.chain}#{self.from_seq}–{self.to_seq}"
+        return f"Review of {self.range_label}"
+
+    @property
+    def ranges(self) -> dict[str, tuple[int, int, str]]:
+        """Every lane the review covers (the chain itself first) → (from_seq, to_seq, to_hash)."""
+        out = {self.chain: (self.from_seq, self.to_seq, self.to_hash)}
+        for lane, r in sorted((self.lanes or {}).items()):
+            out[lane] = (int(r["from_seq"]), int(r["to_seq"]), str(r["to_hash"]))
+        return out
+
+    @property
+    def range_label(self) -> str:
+        """``MAD#1–57``, with each further lane reviewed: ``MAD#1–57, MAD/1#1–12``."""
+        return ", ".join(f"{lane}#{lo}–{hi}" for lane, (lo, hi, _) in self.ranges.items() if hi >= lo) or (
+            f"{self.chain} (nothing new)")
+
+    def covers(self, chain: str) -> int:
+        """The last position of ``chain`` (one of the lanes) this review reaches, 0 if none."""
+        r = self.ranges.get(chain)
+        return r[1] if r else 0
 
     def signed_content(self) -> dict[str, Any]:
-        """The content the reviewer's signature binds to."""
-        return {
+        """The content the reviewer's signature binds to (``lanes`` only when there are any, so
+        reviews signed before lanes existed keep their hash)."""
+        content: dict[str, Any] = {
             "chain": self.chain,
             "from_seq": self.from_seq,
             "to_seq": self.to_seq,
@@ -223,3 +284,6 @@ class AuditReview(AppendOnlyModel):
             "reviewer_id": self.reviewer_id,
             "created_at": self.created_at,
         }
+        if self.lanes:
+            content["lanes"] = self.lanes
+        return content

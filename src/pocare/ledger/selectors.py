@@ -1,5 +1,5 @@
-"""Reads of the audit trail and signatures, scoped by site: a site sees its own chain (and the
-network events about its own people), the Control Site sees everything."""
+"""Reads of the audit trail and signatures, scoped by site: a site sees its own chain, all its
+lanes (and the network events about its own people), the Control Site sees everything."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
-from pocare.ledger.models import AuditReview, Event, Signature
+from pocare.ledger.models import AuditReview, Event, Signature, chains_with_lanes
 from pocare.network.models import Site
 
 
@@ -26,7 +26,7 @@ def events_visible(user: Any) -> QuerySet[Event]:
         return Event.objects.none()
     chains = visible_chains(user)
     qs = Event.objects.all()
-    return qs if chains is None else qs.filter(chain__in=chains)
+    return qs if chains is None else qs.filter(chain__in=chains_with_lanes(chains))
 
 
 def signatures_visible(user: Any) -> QuerySet[Signature]:
@@ -34,7 +34,7 @@ def signatures_visible(user: Any) -> QuerySet[Signature]:
         return Signature.objects.none()
     chains = visible_chains(user)
     qs = Signature.objects.all()
-    return qs if chains is None else qs.filter(chain__in=chains)
+    return qs if chains is None else qs.filter(chain__in=chains_with_lanes(chains))
 
 
 def reviews_visible(user: Any) -> QuerySet[AuditReview]:

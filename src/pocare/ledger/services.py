@@ -6,9 +6,12 @@ made its change, so the change and its event commit or roll back together.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -18,7 +21,7 @@ from django.utils import timezone
 from pocare.ledger import canonical
 from pocare.ledger.context import current_request_id
 from pocare.ledger.events import LedgerEvent, is_registered
-from pocare.ledger.models import NETWORK_CHAIN, ChainHead, Event
+from pocare.ledger.models import NETWORK_CHAIN, ChainHead, Event, lane_chains
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -76,7 +79,7 @@ def event_record(
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:200]
 
-    chain = chain_for(site)
+    base = chain_for(site)
     # Everything that does not depend on the chain's head is prepared before the head is locked:
     # appends to a busy chain wait for one another only while the event is hashed and written.
     actor_username = actor.username if actor is not None else system
@@ -87,7 +90,7 @@ def event_record(
 
     conn = connections[DEFAULT_DB_ALIAS]
 
-    def new_event(seq: int, prev_hash: str) -> Event:
+    def new_event(chain: str, seq: int, prev_hash: str) -> Event:
         event = Event(
             chain=chain,
             seq=seq,
@@ -108,31 +111,84 @@ def event_record(
         event.hash = canonical.event_hash(event.hashed_fields())
         return event
 
-    key = (conn.alias, str(conn.settings_dict["NAME"]), chain)
-    guess = _last_heads.get(key)
-    if guess is not None and key not in _contended and _single_statement_append(conn):
-        # Nobody else appended to this chain lately: one statement appends if the head is still
-        # the one this process left, atomically checked by the database.
-        event = new_event(guess[0] + 1, guess[1])
+    key = (str(conn.settings_dict["NAME"]), base)
+    state = _guesses.setdefault(conn, _Guesses())
+    guess = state.heads.get(key)
+    if guess is not None and key not in state.contended and _single_statement_append(conn):
+        # Nobody else appended to the lane this process used last: one statement appends if its
+        # head is still the one this process left and nobody is appending to it now, both checked
+        # atomically by the database.
+        event = new_event(guess[0], guess[1] + 1, guess[2])
         if _append_if_head_is(conn, event):
-            _last_heads[key] = (event.seq, event.hash)
+            state.heads[key] = (event.chain, event.seq, event.hash)
             return event
-        _contended.add(key)
-    seq, prev_hash = _lock_head_row(conn, chain)
-    if (seq, prev_hash) == guess:
-        _contended.discard(key)  # nobody appended in between: try the single statement again
-    event = new_event(seq + 1, prev_hash)
+        state.contended.add(key)
+    chain, seq, prev_hash = _lock_lane(conn, base, guess[0] if guess else None)
+    if (chain, seq, prev_hash) == guess:
+        state.contended.discard(key)  # nobody appended in between: try the single statement again
+    event = new_event(chain, seq + 1, prev_hash)
     _append(conn, event)
-    _last_heads[key] = (event.seq, event.hash)
+    state.heads[key] = (event.chain, event.seq, event.hash)
     return event
 
 
-# The head each chain had after this process's last append to it: only a guess (another
-# process may have appended since, or the transaction rolled back), which the database checks
-# atomically before the event is inserted. Chains where the guess failed are "contended" and
-# locked first, until an append finds the head where this process left it again.
-_last_heads: dict[tuple[str, str, str], tuple[int, str]] = {}
-_contended: set[tuple[str, str, str]] = set()
+@dataclass
+class _Guesses:
+    """What one connection knows of the chains it appended to.
+
+    ``heads``: (database, chain) → the lane and head after this connection's last append to the
+    chain. Only a guess (another connection may have appended since, or the transaction rolled
+    back), which the database checks atomically before the event is inserted. Chains where the
+    guess failed are ``contended`` and locked first, until an append finds the head where this
+    connection left it again. Kept per connection, not per process, so that the lane a
+    transaction already holds is the one its next append to the chain waits for, if it waits.
+    """
+
+    heads: dict[tuple[str, str], tuple[str, int, str]] = field(default_factory=dict)
+    contended: set[tuple[str, str]] = field(default_factory=set)
+
+
+_guesses: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Guesses] = weakref.WeakKeyDictionary()
+
+
+def lane_count(conn: BaseDatabaseWrapper) -> int:
+    """How many lanes a chain may spread over on ``conn``: ``POCARE_LEDGER_LANES`` where the
+    database locks rows (PostgreSQL); 1 on SQLite, whose write lock serializes every append."""
+    if not conn.features.has_select_for_update:
+        return 1
+    return int(getattr(settings, "POCARE_LEDGER_LANES", 1))
+
+
+_SKIP_LOCKED_SQL = (
+    "SELECT chain, seq, hash FROM ledger_chainhead WHERE chain = ANY(%s) "
+    "ORDER BY chain LIMIT 1 FOR UPDATE SKIP LOCKED"
+)
+
+
+def _lock_lane(conn: BaseDatabaseWrapper, base: str, last_lane: str | None) -> tuple[str, int, str]:
+    """Lock the head of a lane of chain ``base`` that no other transaction is appending to and
+    return (lane, seq, hash): lane 0 when it is free, so that a quiet site writes one chain.
+
+    Only when every lane is busy is a new one opened; with all ``POCARE_LEDGER_LANES`` open and
+    busy, the append waits for the lane this connection used last. If its transaction appended to
+    the chain before, that is a lane it holds already, so a transaction never waits for a lane of
+    a chain while holding another lane of it.
+    """
+    lanes = lane_chains(base, lane_count(conn))
+    if len(lanes) > 1:
+        with conn.cursor() as cur:
+            cur.execute(_SKIP_LOCKED_SQL, [lanes])
+            row = cur.fetchone()
+            if row is not None:
+                return row[0], row[1], row[2]
+            cur.execute("SELECT chain FROM ledger_chainhead WHERE chain = ANY(%s)", [lanes])
+            opened = {r[0] for r in cur.fetchall()}
+        closed = [lane for lane in lanes if lane not in opened]
+        lane = closed[0] if closed else (last_lane if last_lane in lanes else lanes[0])
+    else:
+        lane = lanes[0]
+    seq, hash_ = _lock_head_row(conn, lane)
+    return lane, seq, hash_
 
 
 def _lock_head(chain: str) -> ChainHead:
@@ -186,13 +242,16 @@ _PG_APPEND_SQL = (
     f"WITH new_event AS ({_INSERT_SQL} RETURNING id) "  # noqa: S608
     f"{_ADVANCE_SQL} RETURNING (SELECT id FROM new_event)"
 )
-# The same, but only if the head is still (seq, hash): the UPDATE locks the head row and, as in
-# READ COMMITTED it re-checks its condition on the latest committed version, a concurrent
-# append makes it (and so the INSERT, which selects from it) do nothing. Numbers and times are
-# cast, as SELECT (unlike VALUES) would read a NULL as text; text stays untyped, so that a too
-# long value is refused by its column as in a plain INSERT (an explicit cast would truncate it).
+# The same, but only if the head is still (seq, hash) and no other transaction holds it: the
+# sub-select locks the head row, skipping it when it is locked, and, as in READ COMMITTED it
+# re-checks its condition on the latest committed version, a concurrent append makes it (and so
+# the UPDATE and the INSERT, which selects from it) do nothing. Numbers and times are cast, as
+# SELECT (unlike VALUES) would read a NULL as text; text stays untyped, so that a too long value
+# is refused by its column as in a plain INSERT (an explicit cast would truncate it).
 _PG_APPEND_IF_HEAD_SQL = (
-    f"WITH head AS ({_ADVANCE_SQL} AND seq = %s AND hash = %s RETURNING chain), "  # noqa: S608
+    "WITH head AS (UPDATE ledger_chainhead SET seq = %s, hash = %s WHERE chain = ("
+    "SELECT chain FROM ledger_chainhead WHERE chain = %s AND seq = %s AND hash = %s "
+    "FOR UPDATE SKIP LOCKED) RETURNING chain), "
     f"new_event AS (INSERT INTO ledger_event ({', '.join(str(f.column) for f in _EVENT_FIELDS)}) "
     f"SELECT {', '.join('%s' + _FIELD_KINDS[f.get_internal_type()][1] for f in _EVENT_FIELDS)} "
     "FROM head RETURNING id) SELECT id FROM new_event"
@@ -245,8 +304,8 @@ def _single_statement_append(conn: BaseDatabaseWrapper) -> bool:
 
 def _append_if_head_is(conn: BaseDatabaseWrapper, event: Event) -> bool:
     """PostgreSQL: append ``event`` in one statement if its chain's head is still the event it
-    links to (``seq - 1``, ``prev_hash``), locking the head as ``_lock_head`` would; else change
-    nothing and return False."""
+    links to (``seq - 1``, ``prev_hash``) and no other transaction is appending to it, locking the
+    head as ``_lock_head`` would; else change nothing (and wait for nobody) and return False."""
     event._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
     with conn.cursor() as cur:
         cur.execute(_PG_APPEND_IF_HEAD_SQL, [

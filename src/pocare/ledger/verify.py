@@ -36,7 +36,7 @@ from django.apps import apps
 from django.db import connection, connections, transaction
 
 from pocare.ledger.canonical import FORMAT, GENESIS_HASH, content_hash, normalize_stored_timestamp
-from pocare.ledger.models import ChainHead, Event, Signature
+from pocare.ledger.models import ChainHead, Event, Signature, site_chain
 
 # The hashed fields in EVENT_FIELDS order, then the stored hash and the row id.
 _COLUMNS = (
@@ -79,6 +79,14 @@ def _json_encoder() -> Callable[[Any], str]:
     encode = make(None, base.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
     join = "".join
     return lambda value: join(encode(value, 0))
+
+
+def with_their_lanes(chains: list[str]) -> list[str]:
+    """The chains named, each site's (or the network's) with every lane it has in the database:
+    ``["MAD"]`` → ``["MAD", "MAD/1", "MAD/2"]``. A lane named on its own stays alone."""
+    sites = {c for c in chains if c == site_chain(c)}
+    lanes = [c for c in chains_in_database() if c != site_chain(c) and site_chain(c) in sites]
+    return sorted(set(chains) | set(lanes))
 
 
 @dataclass
@@ -490,6 +498,8 @@ def signature_matches_event(signature: Signature, event: Event) -> bool:
 def verify_all(*, chains: list[str] | None = None, progress: Callable[[str, int], None] | None = None) -> VerifyReport:
     """Verify every chain (or the named ones) and every signature."""
     report = VerifyReport()
+    if chains:
+        chains = with_their_lanes(chains)
     report.chains = _verify_chains(list(chains or chains_in_database()), progress)
     signatures = Signature.objects.select_related("event")
     if chains:

@@ -22,7 +22,7 @@ from pocare.ledger import selectors
 from pocare.ledger.filters import EventFilter
 from pocare.ledger.forms import ReviewForm
 from pocare.ledger.models import NETWORK_CHAIN, Signature
-from pocare.ledger.review import review_next_range, trail_review_sign
+from pocare.ledger.review import review_pending, trail_review_sign
 from pocare.ledger.services import EXPORT_COLUMNS, trail_export, trail_verified
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status, verify_all
@@ -131,9 +131,9 @@ def reviews(request: HttpRequest) -> HttpResponse:
         chains = [scope] if scope else [NETWORK_CHAIN, *Site.objects.values_list("code", flat=True)]
     pending = []
     for chain in chains:
-        start, end, _ = review_next_range(chain)
-        if end >= start:
-            pending.append({"chain": chain, "from": start, "to": end})
+        lanes = [r for r in review_pending(chain) if r.count]
+        if lanes:
+            pending.append({"chain": chain, "lanes": lanes, "count": sum(r.count for r in lanes)})
     initial_chain = request.GET.get("chain") or scoped_chain(request) or (pending[0]["chain"] if pending else "")
     form = ReviewForm(request.POST or None, chains=chains, initial={"chain": initial_chain},
                       ask_user_id=needs_user_id(user=user, session=request.session))  # type: ignore[arg-type]
@@ -149,7 +149,7 @@ def reviews(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
-            messages.success(request, f"Review of {review.chain}#{review.from_seq}–{review.to_seq} signed.")
+            messages.success(request, f"Review of {review.range_label} signed.")
             return redirect("ledger:review", pk=review.pk)
     listing = selectors.reviews_visible(user)[:100]
     return render(request, "ledger/reviews.html", {

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from pocare.ledger.models import Event
+from pocare.ledger.models import Event, site_chain
 from pocare.network.charts import bar_chart_svg
 from pocare.network.events import NetworkEvent
 from pocare.network.models import (
@@ -185,6 +185,7 @@ def annual_report_build(*, year: int, product: Product | None) -> AnnualReport:
     units = list(ManufacturingUnit.objects.filter(created_at__lt=end))
     unit_status = _unit_status_at(end)
     requalified = Counter(
+        site_chain(chain) for chain in
         Event.objects.filter(event_type=NetworkEvent.UNIT_REQUALIFIED, occurred_at__gte=start, occurred_at__lt=end)
         .values_list("chain", flat=True)
     )

@@ -22,6 +22,7 @@ from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.ledger import selectors as ledger
+from pocare.ledger.models import chains_with_lanes
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status
 from pocare.network import selectors, services
@@ -91,7 +92,7 @@ def _site_page(request: HttpRequest, site: Site, *, status: int = 200, **bound: 
             TransitionForm(initial={"to_status": to}, ask_user_id=ask, auto_id=f"id_t_{to}_%s")
         next_forms.append((to, SiteStatus(to).label, form))
     memberships = site.memberships.filter(revoked_at=None).select_related("user").order_by("role")
-    events = ledger.events_visible(user).filter(chain=site.code).order_by("-id")[:15]
+    events = ledger.events_visible(user).filter(chain__in=chains_with_lanes([site.code])).order_by("-id")[:15]
     context = {
         "site": site, "memberships": memberships, "events": events, "local_now": timezone.now().astimezone(site.tz),
         "status_since": since, "can_start": can_start, "why_not": why_not,

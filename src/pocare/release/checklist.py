@@ -23,7 +23,7 @@ from django.urls import reverse
 
 from pocare.accounts.models import Membership, User
 from pocare.ledger.canonical import content_hash
-from pocare.ledger.models import AuditReview, Event, Meaning, Signature
+from pocare.ledger.models import AuditReview, Event, Meaning, Signature, chains_with_lanes
 from pocare.manufacturing.models import Batch, BatchStatus, StepStatus
 from pocare.manufacturing.selectors import BatchPage, ReviewItem, batch_page, review_items
 
@@ -394,17 +394,22 @@ class _Evidence:
 
     # (j) A11-12
     def audit_trail(self) -> ChecklistLine:
-        last = last_batch_event_seq(self.batch, self.page)
+        lasts = last_batch_events(self.batch, self.page)
         chain = self.site.code
         evidence = reverse("ledger:reviews")
-        if last is None:
+        if not lasts:
             return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
                                  "No ledger event of the batch was found.", evidence)
-        review = AuditReview.objects.filter(chain=chain, to_seq__gte=last).order_by("to_seq").first()
+        last = ", ".join(f"{lane}#{seq}" for lane, seq in sorted(lasts.items()))
+        # Reviews of a chain follow one another, each reading on from the last on every lane:
+        # the first that reaches the batch's last event on each lane is the one that covers it.
+        review = next((r for r in AuditReview.objects.filter(chain=chain).order_by("pk")
+                       if all(r.covers(lane) >= seq for lane, seq in lasts.items())), None)
         if review is None:
             return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
-                                 f"The batch's last event is {chain}#{last}; no signed audit-trail review of {chain} "
-                                 "reaches it yet.", evidence)
+                                 f"The batch's last event{'s are' if len(lasts) > 1 else ' is'} {last}; no signed "
+                                 f"audit-trail review of {chain} reaches {'them' if len(lasts) > 1 else 'it'} yet.",
+                                 evidence)
         evidence = reverse("ledger:review", args=[review.pk])
         sig = Signature.objects.filter(record_type="ledger.AuditReview", record_id=str(review.pk),
                                        meaning=Meaning.REVIEWED).first()
@@ -412,8 +417,8 @@ class _Evidence:
             return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
                                  f"The review {review} has no valid signature.", evidence)
         return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", PASS,
-                             f"{review} (signed by {sig.signer_printed_name}, reviewed) covers the batch's last event "
-                             f"{chain}#{last}.", evidence)
+                             f"{review} (signed by {sig.signer_printed_name}, reviewed) covers the batch's last "
+                             f"event{'s' if len(lasts) > 1 else ''} {last}.", evidence)
 
     # (k) review by exception
     def exceptions_review(self) -> ChecklistLine:
@@ -469,8 +474,8 @@ def _acceptance(a: dict[str, Any]) -> str:
     return ", ".join(parts) or "—"
 
 
-def last_batch_event_seq(batch: Batch, page: BatchPage) -> int | None:
-    """The sequence number of the batch's last event in its site's chain: events about the batch,
+def last_batch_events(batch: Batch, page: BatchPage) -> dict[str, int]:
+    """The position of the batch's last event on each lane of its site's chain: events about the batch,
     its steps, values, QC results, alarms, abort and custody hand-offs, and their signatures.
     Release records (reviews, certification) and deviations (line g) are not part of it."""
     from pocare.manufacturing.models import Alarm, BatchAbort
@@ -490,8 +495,9 @@ def last_batch_event_seq(batch: Batch, page: BatchPage) -> int | None:
     q |= Q(object_type="manufacturing.Alarm", object_id__in=[str(a) for a in alarms])
     q |= Q(object_type="manufacturing.BatchAbort", object_id__in=[
         str(a) for a in BatchAbort.objects.filter(batch=batch).values_list("pk", flat=True)])
-    last = Event.objects.filter(q, chain=batch.site.code).aggregate(last=Max("seq"))["last"]
-    return int(last) if last is not None else None
+    rows = (Event.objects.filter(q, chain__in=chains_with_lanes([batch.site.code])).order_by().values("chain")
+            .annotate(last=Max("seq")).values_list("chain", "last"))
+    return {chain: int(last) for chain, last in rows}
 
 
 def review_items_now(batch: Batch) -> list[ReviewItem]:

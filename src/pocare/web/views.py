@@ -12,6 +12,7 @@ from pocare.accounts.decorators import signed_in
 from pocare.accounts.roles import Perm
 from pocare.ledger import selectors as ledger
 from pocare.network.selectors import sites_overview
+from pocare.ledger.models import chains_with_lanes
 from pocare.web.scope import SESSION_KEY, scope_options, scoped_chain
 
 
@@ -22,7 +23,7 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     events = ledger.events_visible(user)
     if scope := scoped_chain(request):
-        events = events.filter(chain=scope)
+        events = events.filter(chain__in=chains_with_lanes([scope]))
     context = {
         "sites": sites_overview(user),
         "recent": events.order_by("-id")[:10] if access.has_perm(user, Perm.LEDGER_VIEW) else [],

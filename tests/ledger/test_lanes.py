@@ -1,0 +1,204 @@
+"""Lanes: on PostgreSQL a site's appends spread over lanes (hash chains of their own) instead of
+queueing behind one another, and everything that reads "the site's trail" reads every lane."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import close_old_connections, connection, transaction
+from django.test import override_settings
+
+from pocare.accounts.models import User
+from pocare.ledger import selectors
+from pocare.ledger.models import ChainHead, Event, chains_with_lanes, lane_chain, site_chain
+from pocare.ledger.review import review_pending, trail_review_sign
+from pocare.ledger.signing import SigningCredentials
+from pocare.ledger.verify import verify_all
+from pocare.network.models import Site
+from tests.conftest import PASSWORD
+from tests.ledger.helpers import raw, write_events
+
+
+
+def _postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("lanes need row locks (PostgreSQL); SQLite's write lock serializes every append")
+
+
+@contextmanager
+def appending_elsewhere(code: str, events: int = 1) -> Iterator[list[Event]]:
+    """Another connection appends to ``code``'s chain and keeps its transaction open (holding the
+    lane it wrote on) until the block ends, then commits."""
+    ready, release, written, errors = threading.Event(), threading.Event(), [], []
+
+    def hold() -> None:
+        try:
+            close_old_connections()
+            site = Site.objects.get(code=code)
+            actor = User.objects.get(username=f"operator.{code.lower()}")
+            with transaction.atomic():
+                written.extend(write_events(actor, site, events, reason="holding a lane"))
+                ready.set()
+                release.wait(30)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            ready.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert ready.wait(30)
+    try:
+        yield written
+    finally:
+        release.set()
+        thread.join(30)
+    assert not errors, errors
+
+
+def test_an_append_while_another_holds_the_site_chain_takes_the_next_lane(tx_db):
+    """P11-10e: a writer does not wait for another writer of the same site: it appends to lane
+    MAD/1, a hash chain of its own, and both lanes verify."""
+    _postgres_only()
+    operator = User.objects.get(username="operator.mad")
+    mad = Site.objects.get(code="MAD")
+    with appending_elsewhere("MAD") as held:
+        mine = write_events(operator, mad, 2, reason="beside")
+    assert [e.chain for e in held] == ["MAD"]
+    assert [e.chain for e in mine] == ["MAD/1", "MAD/1"]
+    assert [e.seq for e in mine] == [1, 2] and mine[0].site_code == "MAD"
+    assert mine[1].prev_hash == mine[0].hash
+    assert ChainHead.objects.get(chain="MAD/1").seq == 2
+    report = verify_all(chains=["MAD"])
+    assert report.ok and [c.chain for c in report.chains] == ["MAD", "MAD/1"]
+
+
+def test_one_lane_when_the_setting_says_so(tx_db):
+    """P11-10e: with POCARE_LEDGER_LANES=1 a second writer waits for the first and appends after
+    it on the site's one chain."""
+    _postgres_only()
+    operator = User.objects.get(username="operator.mad")
+    mad = Site.objects.get(code="MAD")
+    done: list[Event] = []
+
+    def second() -> None:
+        try:  # settings are global: the block below holds POCARE_LEDGER_LANES=1 for this thread too
+            done.extend(write_events(operator, mad, 1, reason="after"))
+        finally:
+            connection.close()
+
+    with override_settings(POCARE_LEDGER_LANES=1):
+        with appending_elsewhere("MAD") as held:
+            thread = threading.Thread(target=second)
+            thread.start()
+            thread.join(0.5)
+            assert thread.is_alive() and not done  # waiting for the lane the other writer holds
+        thread.join(30)
+    assert [e.chain for e in done] == ["MAD"] and done[0].seq == held[0].seq + 1
+    assert not ChainHead.objects.filter(chain="MAD/1").exists()
+    assert verify_all(chains=["MAD"]).ok
+
+
+def test_with_every_lane_busy_an_append_waits_and_then_links_correctly(tx_db):
+    """P11-10e: with all lanes held, an append waits for one; nothing forks."""
+    _postgres_only()
+    operator = User.objects.get(username="operator.mad")
+    mad = Site.objects.get(code="MAD")
+    done: list[Event] = []
+
+    def third() -> None:
+        try:
+            done.extend(write_events(operator, mad, 1, reason="third"))
+        finally:
+            connection.close()
+
+    with override_settings(POCARE_LEDGER_LANES=2):
+        with appending_elsewhere("MAD"), appending_elsewhere("MAD") as second:
+            assert [e.chain for e in second] == ["MAD/1"]
+            thread = threading.Thread(target=third)
+            thread.start()
+            thread.join(0.5)
+            assert thread.is_alive() and not done
+        thread.join(30)
+    assert len(done) == 1 and done[0].chain in {"MAD", "MAD/1"}
+    assert not ChainHead.objects.filter(chain="MAD/2").exists()
+    assert verify_all(chains=["MAD"]).ok
+
+
+def test_a_transaction_appending_twice_keeps_to_its_lane(tx_db):
+    """P11-10e: a transaction that appends twice while another writer holds the site's chain
+    writes both events on its own lane, one after the other."""
+    _postgres_only()
+    operator = User.objects.get(username="operator.mad")
+    mad = Site.objects.get(code="MAD")
+    with appending_elsewhere("MAD"), transaction.atomic():
+        pair = write_events(operator, mad, 2, reason="pair")
+    assert [(e.chain, e.seq) for e in pair] == [("MAD/1", 1), ("MAD/1", 2)]
+    assert verify_all(chains=["MAD"]).ok
+
+
+def test_tampering_on_a_lane_is_found_and_named(tx_db):
+    """P11-10e: an event edited on a lane breaks that lane, and `audit verify --chain MAD` says so."""
+    _postgres_only()
+    operator = User.objects.get(username="operator.mad")
+    mad = Site.objects.get(code="MAD")
+    with appending_elsewhere("MAD"):
+        mine = write_events(operator, mad, 3, reason="lane")
+    from tests.conftest import drop_triggers
+
+    drop_triggers()
+    raw("UPDATE ledger_event SET reason = 'edited' WHERE id = %s", [mine[1].pk])
+    report = verify_all(chains=["MAD"])
+    broken = [c for c in report.chains if not c.ok]
+    assert [c.broken_event for c in broken] == ["MAD/1#2"]
+    from pocare.ledger import triggers
+
+    triggers.install(connection)
+
+
+def test_a_site_person_sees_every_lane_of_their_site_and_no_other(tx_db):
+    """P11-10g: scoping by site covers the site's lanes; another site's lanes stay hidden."""
+    _postgres_only()
+    operator = User.objects.get(username="operator.mad")
+    with appending_elsewhere("MAD"):
+        mine = write_events(operator, Site.objects.get(code="MAD"), 1)
+    with appending_elsewhere("LIS"):
+        theirs = write_events(User.objects.get(username="operator.lis"), Site.objects.get(code="LIS"), 1)
+    assert mine[0].chain == "MAD/1" and theirs[0].chain == "LIS/1"
+    visible = selectors.events_visible(User.objects.get(username="manager.mad"))
+    assert visible.filter(pk=mine[0].pk).exists() and not visible.filter(pk=theirs[0].pk).exists()
+
+
+def test_a_review_reads_on_along_every_lane(tx_db):
+    """A11-9: a review of a site covers each of its lanes; the next starts where it ended on each."""
+    _postgres_only()
+    manager = User.objects.get(username="manager.mad")
+    operator = User.objects.get(username="operator.mad")
+    mad = Site.objects.get(code="MAD")
+    with appending_elsewhere("MAD"):
+        write_events(operator, mad, 2, reason="lane")
+    pending = {r.chain: r for r in review_pending("MAD")}
+    assert set(pending) == {"MAD", "MAD/1"} and pending["MAD/1"].count == 2
+    head1 = ChainHead.objects.get(chain="MAD/1")
+    creds = SigningCredentials(username="manager.mad", password=PASSWORD)
+    review = trail_review_sign(actor=manager, chain="MAD", comment="Both lanes read.", credentials=creds)
+    assert review.lanes == {"MAD/1": {"from_seq": 1, "to_seq": 2, "to_hash": head1.hash}}
+    assert review.covers("MAD/1") == 2 and review.covers("MAD") == review.to_seq
+    assert "MAD/1#1–2" in review.range_label
+    # The next review starts after what this one read, on each lane (the review's own events are new).
+    after = {r.chain: r for r in review_pending("MAD")}
+    assert after["MAD/1"].from_seq == 3 and after["MAD"].from_seq == review.to_seq + 1
+    assert verify_all(chains=["MAD"]).ok and not verify_all(chains=["MAD"]).signature_problems
+
+
+def test_lane_names():
+    """Lane 0 is the chain itself, so a trail written before lanes existed reads unchanged."""
+    assert lane_chain("MAD", 0) == "MAD" and lane_chain("MAD", 3) == "MAD/3"
+    assert site_chain("MAD/3") == "MAD" and site_chain("NETWORK") == "NETWORK"
+    assert chains_with_lanes(["MAD/2"])[:2] == ["MAD", "MAD/1"] and len(chains_with_lanes(["MAD"])) == 16
+    with pytest.raises(ValueError):
+        lane_chain("MAD", 16)
