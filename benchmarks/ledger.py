@@ -420,7 +420,7 @@ def load_baseline(rev: str) -> None:
 
 
 def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: int, baseline: str | None,
-               workloads: list[str], out: Any) -> None:
+               workloads: list[str], writer_counts: list[int], placements: list[str], out: Any) -> None:
     """Coordinator process of the write benchmark on one backend."""
     global _BENCH_MODEL
     django_setup(url)
@@ -453,7 +453,7 @@ def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: i
     variants = ["plain", "audited", *(["baseline"] if _BASELINE else [])]
     rows = []
     seed = 0
-    for workload, n, chains in [(w, n, c) for w in workloads for n in WRITER_COUNTS for c in ("spread", "one")]:
+    for workload, n, chains in [(w, n, c) for w in workloads for n in writer_counts for c in placements]:
         if n == 1 and chains == "one":
             continue  # one writer is on one chain either way
         got: dict[str, list[Any]] = {v: [] for v in variants}
@@ -516,7 +516,13 @@ def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: i
     from pocare.ledger.verify import verify_all
 
     report = verify_all()
-    out.put({"rows": rows, "events_written": n_events, "chains_ok": report.ok})
+    # How many lanes each site's chain spread over (the baseline's appends are all on lane 0).
+    from pocare.ledger.models import ChainHead, site_chain
+
+    lanes: dict[str, int] = {}
+    for chain in ChainHead.objects.values_list("chain", flat=True):
+        lanes[site_chain(chain)] = lanes.get(site_chain(chain), 0) + 1
+    out.put({"rows": rows, "events_written": n_events, "chains_ok": report.ok, "lanes": lanes})
 
 
 # --- 2. verify speed ---------------------------------------------------------------------------
@@ -735,6 +741,10 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append", help="default: both")
     parser.add_argument("--workload", choices=WORKLOADS, action="append",
                         help="which write to measure: the minimal one, the real service, or (default) both")
+    parser.add_argument("--writers", type=int, choices=WRITER_COUNTS, action="append",
+                        help="measure only these numbers of concurrent writers (default: 1, 8 and 32)")
+    parser.add_argument("--placement", choices=("spread", "one"), action="append",
+                        help="writers spread over 8 sites' chains, or all on one site (default: both)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--keep", action="store_true",
                         help="keep the benchmark databases (by default they are dropped at the end)")
@@ -759,8 +769,11 @@ def main() -> None:
         print("Write throughput:", flush=True)
         for backend in backends:
             res = in_process(run_writes, backend, urls[backend]["writes"], args.duration, args.warmup, args.rounds,
-                             args.baseline, args.workload or list(WORKLOADS))
+                             args.baseline, args.workload or list(WORKLOADS), args.writers or list(WRITER_COUNTS),
+                             args.placement or ["spread", "one"])
             writes += res["rows"]
+            print(f"  {backend:<10} lanes per chain at the end: "
+                  + ", ".join(f"{c} {n}" for c, n in sorted(res["lanes"].items())), flush=True)
             print(f"  {backend:<10} {res['events_written']:,} events written, chains verify intact: "
                   f"{res['chains_ok']}", flush=True)
     if args.only != "writes":

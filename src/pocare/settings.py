@@ -10,7 +10,7 @@ environment variable (twelve-factor style), so one settings module serves both:
 - ``POCARE_VAR_DIR``        where the embedded database and exports live (default ``./var``).
 - ``POCARE_IDLE_LOGOUT_SECONDS``  inactivity logout (default 900 s, A11-IAM).
 - ``POCARE_LEDGER_LANES``   lanes a site's audit chain may spread over under concurrent writes
-                            (PostgreSQL; default 8, 1 to 16; docs/ledger.md).
+                            (PostgreSQL; default 16, 1 to 32; docs/ledger.md).
 """
 
 from __future__ import annotations
@@ -151,11 +151,11 @@ AUTH_PASSWORD_VALIDATORS = [
 # The audit trail: how many lanes (hash chains of their own) one site's appends may spread over
 # when several writers append at once. PostgreSQL only; SQLite serializes every write anyway.
 try:
-    POCARE_LEDGER_LANES = int(os.environ.get("POCARE_LEDGER_LANES", "8"))
+    POCARE_LEDGER_LANES = int(os.environ.get("POCARE_LEDGER_LANES", "16"))
 except ValueError:
     POCARE_LEDGER_LANES = 0
-if not 1 <= POCARE_LEDGER_LANES <= 16:
-    raise ImproperlyConfigured("POCARE_LEDGER_LANES must be a whole number from 1 to 16")
+if not 1 <= POCARE_LEDGER_LANES <= 32:
+    raise ImproperlyConfigured("POCARE_LEDGER_LANES must be a whole number from 1 to 32")
 
 # Account policy (P11-300, A11-IAM).
 POCARE_LOCKOUT_THRESHOLD = int(os.environ.get("POCARE_LOCKOUT_THRESHOLD", "5"))

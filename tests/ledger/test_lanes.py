@@ -4,66 +4,27 @@ queueing behind one another, and everything that reads "the site's trail" reads 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.test import override_settings
 
 from pocare.accounts.models import User
 from pocare.ledger import selectors
-from pocare.ledger.models import ChainHead, Event, chains_with_lanes, lane_chain, site_chain
+from pocare.ledger.models import MAX_LANES, ChainHead, Event, chains_with_lanes, lane_chain, site_chain
 from pocare.ledger.review import review_pending, trail_review_sign
 from pocare.ledger.signing import SigningCredentials
 from pocare.ledger.verify import verify_all
 from pocare.network.models import Site
 from tests.conftest import PASSWORD
-from tests.ledger.helpers import raw, write_events
+from tests.ledger.helpers import appending_elsewhere, postgres_only, raw, write_events
 
-
-
-def _postgres_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("lanes need row locks (PostgreSQL); SQLite's write lock serializes every append")
-
-
-@contextmanager
-def appending_elsewhere(code: str, events: int = 1) -> Iterator[list[Event]]:
-    """Another connection appends to ``code``'s chain and keeps its transaction open (holding the
-    lane it wrote on) until the block ends, then commits."""
-    ready, release, written, errors = threading.Event(), threading.Event(), [], []
-
-    def hold() -> None:
-        try:
-            close_old_connections()
-            site = Site.objects.get(code=code)
-            actor = User.objects.get(username=f"operator.{code.lower()}")
-            with transaction.atomic():
-                written.extend(write_events(actor, site, events, reason="holding a lane"))
-                ready.set()
-                release.wait(30)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            ready.set()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert ready.wait(30)
-    try:
-        yield written
-    finally:
-        release.set()
-        thread.join(30)
-    assert not errors, errors
 
 
 def test_an_append_while_another_holds_the_site_chain_takes_the_next_lane(tx_db):
     """P11-10e: a writer does not wait for another writer of the same site: it appends to lane
     MAD/1, a hash chain of its own, and both lanes verify."""
-    _postgres_only()
+    postgres_only()
     operator = User.objects.get(username="operator.mad")
     mad = Site.objects.get(code="MAD")
     with appending_elsewhere("MAD") as held:
@@ -80,7 +41,7 @@ def test_an_append_while_another_holds_the_site_chain_takes_the_next_lane(tx_db)
 def test_one_lane_when_the_setting_says_so(tx_db):
     """P11-10e: with POCARE_LEDGER_LANES=1 a second writer waits for the first and appends after
     it on the site's one chain."""
-    _postgres_only()
+    postgres_only()
     operator = User.objects.get(username="operator.mad")
     mad = Site.objects.get(code="MAD")
     done: list[Event] = []
@@ -105,7 +66,7 @@ def test_one_lane_when_the_setting_says_so(tx_db):
 
 def test_with_every_lane_busy_an_append_waits_and_then_links_correctly(tx_db):
     """P11-10e: with all lanes held, an append waits for one; nothing forks."""
-    _postgres_only()
+    postgres_only()
     operator = User.objects.get(username="operator.mad")
     mad = Site.objects.get(code="MAD")
     done: list[Event] = []
@@ -132,7 +93,7 @@ def test_with_every_lane_busy_an_append_waits_and_then_links_correctly(tx_db):
 def test_a_transaction_appending_twice_keeps_to_its_lane(tx_db):
     """P11-10e: a transaction that appends twice while another writer holds the site's chain
     writes both events on its own lane, one after the other."""
-    _postgres_only()
+    postgres_only()
     operator = User.objects.get(username="operator.mad")
     mad = Site.objects.get(code="MAD")
     with appending_elsewhere("MAD"), transaction.atomic():
@@ -143,7 +104,7 @@ def test_a_transaction_appending_twice_keeps_to_its_lane(tx_db):
 
 def test_tampering_on_a_lane_is_found_and_named(tx_db):
     """P11-10e: an event edited on a lane breaks that lane, and `audit verify --chain MAD` says so."""
-    _postgres_only()
+    postgres_only()
     operator = User.objects.get(username="operator.mad")
     mad = Site.objects.get(code="MAD")
     with appending_elsewhere("MAD"):
@@ -162,7 +123,7 @@ def test_tampering_on_a_lane_is_found_and_named(tx_db):
 
 def test_a_site_person_sees_every_lane_of_their_site_and_no_other(tx_db):
     """P11-10g: scoping by site covers the site's lanes; another site's lanes stay hidden."""
-    _postgres_only()
+    postgres_only()
     operator = User.objects.get(username="operator.mad")
     with appending_elsewhere("MAD"):
         mine = write_events(operator, Site.objects.get(code="MAD"), 1)
@@ -175,7 +136,7 @@ def test_a_site_person_sees_every_lane_of_their_site_and_no_other(tx_db):
 
 def test_a_review_reads_on_along_every_lane(tx_db):
     """A11-9: a review of a site covers each of its lanes; the next starts where it ended on each."""
-    _postgres_only()
+    postgres_only()
     manager = User.objects.get(username="manager.mad")
     operator = User.objects.get(username="operator.mad")
     mad = Site.objects.get(code="MAD")
@@ -199,6 +160,6 @@ def test_lane_names():
     """Lane 0 is the chain itself, so a trail written before lanes existed reads unchanged."""
     assert lane_chain("MAD", 0) == "MAD" and lane_chain("MAD", 3) == "MAD/3"
     assert site_chain("MAD/3") == "MAD" and site_chain("NETWORK") == "NETWORK"
-    assert chains_with_lanes(["MAD/2"])[:2] == ["MAD", "MAD/1"] and len(chains_with_lanes(["MAD"])) == 16
+    assert chains_with_lanes(["MAD/2"])[:2] == ["MAD", "MAD/1"] and len(chains_with_lanes(["MAD"])) == MAX_LANES
     with pytest.raises(ValueError):
-        lane_chain("MAD", 16)
+        lane_chain("MAD", MAX_LANES)

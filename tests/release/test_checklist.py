@@ -256,3 +256,24 @@ def test_queries_do_not_grow_with_the_number_of_steps():
     with CaptureQueriesContext(connection) as many:
         release_checklist(b)
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+
+
+def test_audit_trail_line_follows_the_batch_onto_the_lanes_of_its_sites_chain(tx_db):
+    """A11-12: when a batch's events lie on two lanes of the site's chain (another writer held
+    the first), the line passes only once a signed review reaches the last event on each."""
+    from tests.ledger.helpers import appending_elsewhere, postgres_only
+
+    postgres_only()
+    b = rh.finish_steps(h.started_batch("MAD"))
+    rh.enter_results(b)
+    rh.review_trail(b)
+    assert state(b, "audit_trail").state == "pass"
+    value = StepValue.objects.filter(step__batch=b, parameter_id="transit-time").first()
+    with appending_elsewhere("MAD"):
+        services.value_correct(actor=h.user("operator.mad"), value=value, new_value=5, reason="Transcription error",
+                               credentials=h.creds("operator.mad"))
+    line = state(b, "audit_trail")
+    assert line.state == "fail" and "MAD/1#" in line.detail and "MAD#" in line.detail
+    rh.review_trail(b)
+    line = state(b, "audit_trail")
+    assert line.state == "pass" and "MAD/1#" in line.detail

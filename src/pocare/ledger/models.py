@@ -62,7 +62,7 @@ NETWORK_CHAIN = "NETWORK"
 # appending to, so writers at one site do not queue behind one another; a quiet site has one
 # chain. See docs/ledger.md ("Lanes").
 LANE_SEPARATOR = "/"
-MAX_LANES = 16
+MAX_LANES = 32
 
 
 def lane_chain(chain: str, lane: int) -> str:

@@ -21,7 +21,7 @@ from django.utils import timezone
 from pocare.ledger import canonical
 from pocare.ledger.context import current_request_id
 from pocare.ledger.events import LedgerEvent, is_registered
-from pocare.ledger.models import NETWORK_CHAIN, ChainHead, Event, lane_chains
+from pocare.ledger.models import MAX_LANES, NETWORK_CHAIN, ChainHead, Event, lane_chains
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -156,18 +156,21 @@ def lane_count(conn: BaseDatabaseWrapper) -> int:
     database locks rows (PostgreSQL); 1 on SQLite, whose write lock serializes every append."""
     if not conn.features.has_select_for_update:
         return 1
-    return int(getattr(settings, "POCARE_LEDGER_LANES", 1))
+    return max(1, min(MAX_LANES, int(getattr(settings, "POCARE_LEDGER_LANES", 1))))
 
 
+# The lane this connection used last if it is free, else the first free one (lane 0 first).
 _SKIP_LOCKED_SQL = (
     "SELECT chain, seq, hash FROM ledger_chainhead WHERE chain = ANY(%s) "
-    "ORDER BY chain LIMIT 1 FOR UPDATE SKIP LOCKED"
+    "ORDER BY chain <> %s, chain LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
 
 
 def _lock_lane(conn: BaseDatabaseWrapper, base: str, last_lane: str | None) -> tuple[str, int, str]:
     """Lock the head of a lane of chain ``base`` that no other transaction is appending to and
-    return (lane, seq, hash): lane 0 when it is free, so that a quiet site writes one chain.
+    return (lane, seq, hash): the lane this connection used last when it is free, so that busy
+    writers settle on lanes of their own, else the first free one, so that a quiet site writes
+    one chain.
 
     Only when every lane is busy is a new one opened; with all ``POCARE_LEDGER_LANES`` open and
     busy, the append waits for the lane this connection used last. If its transaction appended to
@@ -177,7 +180,7 @@ def _lock_lane(conn: BaseDatabaseWrapper, base: str, last_lane: str | None) -> t
     lanes = lane_chains(base, lane_count(conn))
     if len(lanes) > 1:
         with conn.cursor() as cur:
-            cur.execute(_SKIP_LOCKED_SQL, [lanes])
+            cur.execute(_SKIP_LOCKED_SQL, [lanes, last_lane or base])
             row = cur.fetchone()
             if row is not None:
                 return row[0], row[1], row[2]
