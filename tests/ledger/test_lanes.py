@@ -20,7 +20,6 @@ from tests.conftest import PASSWORD
 from tests.ledger.helpers import appending_elsewhere, postgres_only, raw, write_events
 
 
-
 def test_an_append_while_another_holds_the_site_chain_takes_the_next_lane(tx_db):
     """P11-10e: a writer does not wait for another writer of the same site: it appends to lane
     MAD/1, a hash chain of its own, and both lanes verify."""

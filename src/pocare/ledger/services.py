@@ -252,7 +252,7 @@ _PG_APPEND_SQL = (
 # SELECT (unlike VALUES) would read a NULL as text; text stays untyped, so that a too long value
 # is refused by its column as in a plain INSERT (an explicit cast would truncate it).
 _PG_APPEND_IF_HEAD_SQL = (
-    "WITH head AS (UPDATE ledger_chainhead SET seq = %s, hash = %s WHERE chain = ("
+    "WITH head AS (UPDATE ledger_chainhead SET seq = %s, hash = %s WHERE chain = ("  # noqa: S608
     "SELECT chain FROM ledger_chainhead WHERE chain = %s AND seq = %s AND hash = %s "
     "FOR UPDATE SKIP LOCKED) RETURNING chain), "
     f"new_event AS (INSERT INTO ledger_event ({', '.join(str(f.column) for f in _EVENT_FIELDS)}) "

@@ -11,8 +11,8 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import signed_in
 from pocare.accounts.roles import Perm
 from pocare.ledger import selectors as ledger
-from pocare.network.selectors import sites_overview
 from pocare.ledger.models import chains_with_lanes
+from pocare.network.selectors import sites_overview
 from pocare.web.scope import SESSION_KEY, scope_options, scoped_chain
 
 

@@ -21,7 +21,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         verify = sub.add_parser("verify", help="Recompute every hash chain and signature.")
-        verify.add_argument("--chain", action="append", help="Only this chain (a site code, with all its lanes, or one lane such as MAD/2); repeatable.")
+        verify.add_argument("--chain", action="append",
+                            help="Only this chain (a site code, with all its lanes, or one lane such as MAD/2); "
+                                 "repeatable.")
         verify.add_argument("--json", action="store_true", help="Print the report as JSON.")
         verify.add_argument("--quiet", action="store_true", help="No progress on stderr.")
         trig = sub.add_parser("triggers", help="Report missing append-only triggers.")
