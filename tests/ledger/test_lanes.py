@@ -162,3 +162,18 @@ def test_lane_names():
     assert chains_with_lanes(["MAD/2"])[:2] == ["MAD", "MAD/1"] and len(chains_with_lanes(["MAD"])) == MAX_LANES
     with pytest.raises(ValueError):
         lane_chain("MAD", MAX_LANES)
+
+
+def test_the_review_pages_show_each_lane(tx_db, login):
+    """A11-9: the reviews page lists what waits on each lane; a signed review shows each lane's range."""
+    postgres_only()
+    operator = User.objects.get(username="operator.mad")
+    with appending_elsewhere("MAD"):
+        write_events(operator, Site.objects.get(code="MAD"), 2, reason="lane")
+    client = login("manager.mad")
+    page = client.get("/audit/reviews/")
+    assert page.status_code == 200 and b"MAD/1#1 \xe2\x80\x93 #2" in page.content
+    review = trail_review_sign(actor=User.objects.get(username="manager.mad"), chain="MAD", comment="Read.",
+                               credentials=SigningCredentials(username="manager.mad", password=PASSWORD))
+    detail = client.get(f"/audit/reviews/{review.pk}/")
+    assert detail.status_code == 200 and b"MAD/1" in detail.content and b"#1 to #2" in detail.content
