@@ -9,6 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pocare.accounts.events import AccountEvent
 from pocare.accounts.services import user_unlock
@@ -270,3 +272,32 @@ def test_an_append_after_a_rolled_back_one_links_to_the_real_head(people):
     assert (after.seq, after.prev_hash) == (kept.seq + 1, kept.hash)
     assert ChainHead.objects.get(chain="MAD").seq == after.seq
     assert verify_all(chains=["MAD"]).ok
+
+
+# --- verify's fast encoder (orjson) writes exactly what canonical.event_hash hashes ----------------
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))  # UTF-8 text (no lone surrogates)
+_VALUE = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**64 - 1), _TEXT)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_VALUE, max_size=16))
+def test_the_fast_encoder_writes_the_canonical_bytes(values):
+    """P11-10e: verify hashes each event's array with orjson; for strings (any character, control
+    characters and line separators included), 64-bit integers and nulls its bytes are exactly
+    those canonical.event_hash hashes, so a hash that matches one matches the other."""
+    from pocare.ledger.verify import _canonical_bytes
+
+    fast, exact = _canonical_bytes()
+    array = [canonical.FORMAT, AWKWARD, *values]
+    assert fast(array) == exact(array) == json.dumps(array, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_where_the_fast_encoder_cannot_the_exact_one_decides():
+    """P11-10e: an integer orjson cannot write gives no bytes from the fast encoder, and the scan
+    falls back to the exact encoding (it never calls an event edited on the fast encoder's word)."""
+    from pocare.ledger.verify import _canonical_bytes
+
+    fast, exact = _canonical_bytes()
+    array = [canonical.FORMAT, 2**70]
+    assert fast(array) == b"" and exact(array) == b'["pocare-ledger/1",1180591620717411303424]'

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.apps import apps
 from django.db import connection, connections, transaction
 
@@ -79,6 +80,32 @@ def _json_encoder() -> Callable[[Any], str]:
     encode = make(None, base.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
     join = "".join
     return lambda value: join(encode(value, 0))
+
+
+def _canonical_bytes() -> tuple[Callable[[Any], bytes], Callable[[Any], bytes]]:
+    """(fast, exact) encoders of an event's hashed array as the bytes canonical.event_hash hashes.
+
+    ``exact`` is canonical.event_hash's own encoding (``json``, compact, not ASCII-escaped, UTF-8).
+    ``fast`` is orjson, which writes the same bytes for the strings, integers and nulls of an
+    event (same separators and the same escapes: a quote, a backslash, the short forms for
+    backspace, tab, newline, form feed and carriage return, six-character escapes for the other
+    control characters, everything else as UTF-8; checked by the tests), in about a third of the
+    time. The scan tries ``fast`` first and, where it does not give the stored hash, ``exact``
+    before it calls an event edited: the verdict is always the exact encoding's, and orjson only
+    makes the intact case cheaper.
+    """
+    dumps = _json_encoder()
+
+    def exact(value: Any) -> bytes:
+        return dumps(value).encode("utf-8")
+
+    def fast(value: Any) -> bytes:
+        try:
+            return orjson.dumps(value)
+        except TypeError:  # e.g. an integer beyond 64 bits: the exact encoding decides
+            return b""
+
+    return fast, exact
 
 
 def with_their_lanes(chains: list[str]) -> list[str]:
@@ -176,7 +203,7 @@ def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
         with contextlib.suppress(sqlite3.Error):
             return _scan_sqlite(chain, lo, hi)
     seg = _Segment()
-    dumps = _json_encoder()
+    fast, exact = _canonical_bytes()
     sha256 = hashlib.sha256
     fmt = FORMAT
     # On PostgreSQL a server-side cursor streams the rows; inside a transaction it need not be
@@ -194,10 +221,10 @@ def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
              orepr, reason, rid, old, new, stored_hash, id_) = rows[0]
             if occurred is None:
                 occurred = _stored_timestamp(id_)
-            content_ok = sha256(dumps([
-                fmt, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
-                otype, oid, orepr, reason, rid, old, new,
-            ]).encode("utf-8")).hexdigest() == stored_hash
+            hashed = (fmt, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
+                      otype, oid, orepr, reason, rid, old, new)
+            content_ok = (sha256(fast(hashed)).hexdigest() == stored_hash
+                          or sha256(exact(hashed)).hexdigest() == stored_hash)
             seg.first = (seq, prev_hash, id_, content_ok)
             if not content_ok:
                 return seg
@@ -209,13 +236,13 @@ def _scan(chain: str, lo: int | None, hi: int | None) -> _Segment:
                      orepr, reason, rid, old, new, stored_hash, id_) = row
                     if occurred is None:
                         occurred = _stored_timestamp(id_)
+                    hashed = (fmt, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
+                              otype, oid, orepr, reason, rid, old, new)
                     if (
                         seq == expected_seq
                         and prev_hash == prev
-                        and sha256(dumps([
-                            fmt, chain_, seq, prev_hash, etype, occurred, actor_id, username, printed,
-                            otype, oid, orepr, reason, rid, old, new,
-                        ]).encode("utf-8")).hexdigest() == stored_hash
+                        and (sha256(fast(hashed)).hexdigest() == stored_hash
+                             or sha256(exact(hashed)).hexdigest() == stored_hash)
                     ):
                         expected_seq, prev, checked = seq + 1, stored_hash, checked + 1
                         continue
