@@ -459,6 +459,7 @@ def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: i
         if n == 1 and chains == "one":
             continue  # one writer is on one chain either way
         got: dict[str, list[Any]] = {v: [] for v in variants}
+        per_round: dict[str, list[int]] = {v: [] for v in variants}
         busy = dict.fromkeys(variants, 0.0)
         # The variants alternate in short rounds (P A, A P, P A…), so that a change in the
         # machine's load during the run weighs on all alike.
@@ -474,7 +475,9 @@ def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: i
                 busy0 = _machine_busy()
                 time.sleep(max(0.0, t0 + warmup + duration - time.monotonic()))
                 busy[variant] += _machine_busy() - busy0
-                got[variant] += [results.get() for _ in range(n)]
+                window = [results.get() for _ in range(n)]
+                got[variant] += window
+                per_round[variant].append(sum(len(ls) for _, ls, _, _ in window))
         row: dict[str, Any] = {"backend": backend, "workload": workload, "writers": n,
                                "chains": min(n, N_SITES) if chains == "spread" else 1}
         for variant, res in got.items():
@@ -500,6 +503,10 @@ def run_writes(backend: str, url: str, duration: float, warmup: float, rounds: i
             cpu_plain = plain["client_cpu_ms"] + plain["server_cpu_ms"]
             cpu = v["client_cpu_ms"] + v["server_cpu_ms"]
             v["cpu_cost_pct"] = 100 * (1 - cpu_plain / cpu) if cpu else float("nan")
+            # Each round's pair of windows, next to each other in time: the spread of these shows
+            # how much of a difference between runs is the machine.
+            v["round_costs_pct"] = [100 * (1 - a / p) for a, p in zip(per_round[variant], per_round["plain"],
+                                                                     strict=True) if p]
         row["cost_pct"], row["cpu_cost_pct"] = row["audited"]["cost_pct"], row["audited"]["cpu_cost_pct"]
         rows.append(row)
         base = f"  (baseline {row['baseline']['writes_per_s']:6.0f}/s, cost {row['baseline']['cost_pct']:5.1f} %)" \
@@ -679,6 +686,13 @@ def in_process(target: Any, *args: Any) -> Any:
 # --- report ------------------------------------------------------------------------------------
 
 
+def _rounds(variant: dict[str, Any]) -> str:
+    costs = variant.get("round_costs_pct") or []
+    if not costs:
+        return "—"
+    return f"{statistics.median(costs):.1f} % ({min(costs):.1f}–{max(costs):.1f})"
+
+
 def report(machine: dict[str, str], writes: list[dict[str, Any]], verifies: list[dict[str, Any]],
            args: argparse.Namespace) -> str:
     lines = ["## Machine", ""]
@@ -686,17 +700,19 @@ def report(machine: dict[str, str], writes: list[dict[str, Any]], verifies: list
     lines += ["", f"## Audited writes ({args.rounds} x {args.duration:g} s per variant, each window after "
               f"{args.warmup:g} s warm-up)", "",
               "| backend | write | writers | chains | plain writes/s | audited writes/s | ledger cost | "
-              "plain p50 / p99 ms | audited p50 / p99 ms | CPU ms per write, plain / audited | "
-              "ledger cost by CPU | other load (cores) |"
+              "per round: median (min–max) | plain p50 / p99 ms | audited p50 / p99 ms | "
+              "CPU ms per write, plain / audited | ledger cost by CPU | other load (cores) |"
               + (" baseline writes/s | baseline cost |" if args.baseline else ""),
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.baseline else "")]
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+              + ("---:|---:|" if args.baseline else "")]
     for r in writes:
         p, a = r["plain"], r["audited"]
         err = f" ({p['errors'] + a['errors']} errors)" if p["errors"] + a["errors"] else ""
         base = f" {r['baseline']['writes_per_s']:,.0f} | {r['baseline']['cost_pct']:.1f} % |" if "baseline" in r else ""
         lines.append(
             f"| {r['backend']} | {r['workload']} | {r['writers']} | {r['chains']} | {p['writes_per_s']:,.0f} | "
-            f"{a['writes_per_s']:,.0f} | {r['cost_pct']:.1f} %{err} | {p['p50_ms']:.2f} / {p['p99_ms']:.2f} | "
+            f"{a['writes_per_s']:,.0f} | {r['cost_pct']:.1f} %{err} | {_rounds(a)} | "
+            f"{p['p50_ms']:.2f} / {p['p99_ms']:.2f} | "
             f"{a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
             f"{p['client_cpu_ms'] + p['server_cpu_ms']:.2f} / {a['client_cpu_ms'] + a['server_cpu_ms']:.2f} | "
             f"{r['cpu_cost_pct']:.1f} % | {p['other_cores']:.2f} / {a['other_cores']:.2f} |{base}")
