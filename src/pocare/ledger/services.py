@@ -112,12 +112,14 @@ def event_record(
         return event
 
     key = (str(conn.settings_dict["NAME"]), base)
-    state = _guesses.setdefault(conn, _Guesses())
+    state = _guesses.get(conn)
+    if state is None:
+        state = _guesses[conn] = _Guesses()
     guess = state.heads.get(key)
     if guess is not None and key not in state.contended and _single_statement_append(conn):
-        # Nobody else appended to the lane this process used last: one statement appends if its
-        # head is still the one this process left and nobody is appending to it now, both checked
-        # atomically by the database.
+        # Nobody else appended to the lane this connection used last: one statement appends if
+        # its head is still the one this connection left and nobody is appending to it now, both
+        # checked atomically by the database.
         event = new_event(guess[0], guess[1] + 1, guess[2])
         if _append_if_head_is(conn, event):
             state.heads[key] = (event.chain, event.seq, event.hash)
