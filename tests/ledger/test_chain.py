@@ -301,3 +301,35 @@ def test_where_the_fast_encoder_cannot_the_exact_one_decides():
     fast, exact = _canonical_bytes()
     array = [canonical.FORMAT, 2**70]
     assert fast(array) == b"" and exact(array) == b'["pocare-ledger/1",1180591620717411303424]'
+
+
+# --- what a walk of the chain cannot see: a consistent rewrite after a signed review ------------------
+
+
+def test_a_rewritten_and_rehashed_history_contradicts_the_signed_review(people):
+    """P11-10e A11-9: someone who edits an event and re-hashes everything after it (head included)
+    makes a chain that walks clean; the signed review that read past that point still holds the
+    old hash, and verify names the position where the two disagree."""
+    from pocare.ledger.review import trail_review_sign
+    from pocare.ledger.signing import SigningCredentials
+    from tests.conftest import PASSWORD
+
+    events = write_events(people["operator.mad"], Site.objects.get(code="MAD"), 3)
+    review = trail_review_sign(actor=people["manager.mad"], chain="MAD", comment="Read.",
+                               credentials=SigningCredentials(username="manager.mad", password=PASSWORD))
+    assert verify_all(chains=["MAD"]).ok
+    drop_triggers()
+    prev = events[0].prev_hash
+    for event in Event.objects.filter(chain="MAD", seq__gte=events[0].seq).order_by("seq"):
+        if event.pk == events[0].pk:
+            event.reason = "rewritten"
+        event.prev_hash = prev
+        event.hash = canonical.event_hash(event.hashed_fields())
+        raw("UPDATE ledger_event SET reason = %s, prev_hash = %s, hash = %s WHERE id = %s",
+            [event.reason, event.prev_hash, event.hash, event.pk])
+        prev = event.hash
+    raw("UPDATE ledger_chainhead SET hash = %s WHERE chain = 'MAD'", [prev])
+    report = verify_all(chains=["MAD"])
+    (chain,) = report.chains
+    assert not report.ok and chain.broken_event == f"MAD#{review.to_seq}"
+    assert f"signed review {review.pk} read up to MAD#{review.to_seq}" in chain.problem

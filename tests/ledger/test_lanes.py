@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.test import override_settings
 
 from pocare.accounts.models import User
@@ -177,3 +177,56 @@ def test_the_review_pages_show_each_lane(tx_db, login):
                                credentials=SigningCredentials(username="manager.mad", password=PASSWORD))
     detail = client.get(f"/audit/reviews/{review.pk}/")
     assert detail.status_code == 200 and b"MAD/1" in detail.content and b"#1 to #2" in detail.content
+
+
+def _forget_lanes() -> None:
+    """This connection starts afresh (lane 0 first), as a new connection would."""
+    from pocare.ledger import services
+
+    services._guesses.pop(connections["default"], None)
+
+
+def test_a_reviewed_lane_deleted_whole_is_found(tx_db):
+    """P11-10e A11-9: a lane deleted with its head leaves no chain to walk; the signed review that
+    read it names it, and verify reports the lane as broken."""
+    postgres_only()
+    operator = User.objects.get(username="operator.mad")
+    with appending_elsewhere("MAD"):
+        write_events(operator, Site.objects.get(code="MAD"), 2, reason="lane")
+    _forget_lanes()
+    review = trail_review_sign(actor=User.objects.get(username="manager.mad"), chain="MAD", comment="Read.",
+                               credentials=SigningCredentials(username="manager.mad", password=PASSWORD))
+    assert review.lanes["MAD/1"]["to_seq"] == 2 and verify_all(chains=["MAD"]).ok
+    from tests.conftest import drop_triggers
+
+    drop_triggers()
+    raw("DELETE FROM ledger_event WHERE chain = 'MAD/1'")
+    raw("DELETE FROM ledger_chainhead WHERE chain = 'MAD/1'")
+    report = verify_all(chains=["MAD"])
+    broken = {c.chain: c for c in report.chains if not c.ok}
+    assert set(broken) == {"MAD/1"} and f"signed review {review.pk} read it" in broken["MAD/1"].problem
+    from pocare.ledger import triggers
+
+    triggers.install(connection)
+
+
+def test_a_lane_missing_below_another_is_found(tx_db):
+    """P11-10e: lanes open in order, so a lane deleted whole below a later one is reported."""
+    postgres_only()
+    operator, mad = User.objects.get(username="operator.mad"), Site.objects.get(code="MAD")
+    with appending_elsewhere("MAD"):
+        first = write_events(operator, mad, 1)  # opens MAD/1 (and commits)
+        with appending_elsewhere("MAD") as second:  # another writer now holds MAD/1
+            third = write_events(operator, mad, 1)  # opens MAD/2
+    assert [e.chain for e in first + second + third] == ["MAD/1", "MAD/1", "MAD/2"]
+    from tests.conftest import drop_triggers
+
+    drop_triggers()
+    raw("DELETE FROM ledger_event WHERE chain = 'MAD/1'")
+    raw("DELETE FROM ledger_chainhead WHERE chain = 'MAD/1'")
+    report = verify_all(chains=["MAD"])
+    broken = {c.chain: c for c in report.chains if not c.ok}
+    assert set(broken) == {"MAD/1"} and "a later lane exists" in broken["MAD/1"].problem
+    from pocare.ledger import triggers
+
+    triggers.install(connection)

@@ -37,7 +37,15 @@ from django.apps import apps
 from django.db import connection, connections, transaction
 
 from pocare.ledger.canonical import FORMAT, GENESIS_HASH, content_hash, normalize_stored_timestamp
-from pocare.ledger.models import ChainHead, Event, Signature, site_chain
+from pocare.ledger.models import (
+    LANE_SEPARATOR,
+    AuditReview,
+    ChainHead,
+    Event,
+    Signature,
+    lane_chain,
+    site_chain,
+)
 
 # The hashed fields in EVENT_FIELDS order, then the stored hash and the row id.
 _COLUMNS = (
@@ -496,6 +504,55 @@ def _verify_chains(chains: list[str], progress: Callable[[str, int], None] | Non
     return [walk.finish() for walk in walks]
 
 
+def _lane_index(chain: str) -> int:
+    _, sep, n = chain.partition(LANE_SEPARATOR)
+    return int(n) if sep and n.isdigit() else 0
+
+
+def _lanes_and_reviews(reports: list[ChainReport], sites: set[str] | None) -> list[ChainReport]:
+    """What walking each chain cannot see: a lane lost whole, and history a signed review read
+    that is no longer there.
+
+    Lanes open in order, so lanes ``MAD/1`` … ``MAD/n-1`` exist wherever ``MAD/n`` does; and every
+    signed review states, for every lane of its chain, the last position it read and that
+    event's hash. A lane missing below another, or named by a review but gone (events and head
+    deleted together), is reported as a broken chain of its own; a lane whose event at a reviewed
+    position is missing or hashes differently (the chain rewritten and re-hashed from there on)
+    is reported broken at that position. Returns the reports of lanes not in ``reports``;
+    ``reports`` is updated in place. ``sites``: only these sites' chains (None: all).
+    """
+    by_chain = {r.chain: r for r in reports}
+    anchors: dict[str, dict[int, tuple[int, str]]] = {}  # lane -> position -> (review id, hash)
+    reviews = AuditReview.objects.order_by("pk")
+    if sites is not None:
+        reviews = reviews.filter(chain__in=sites)
+    for review in reviews:
+        for lane, (_from, to, to_hash) in review.ranges.items():
+            if to >= 1 and to_hash:
+                anchors.setdefault(lane, {})[to] = (review.pk, to_hash)
+    expected = set(anchors)
+    for chain in by_chain:
+        expected |= {lane_chain(site_chain(chain), i) for i in range(_lane_index(chain))}
+    gone = []
+    for lane in sorted(expected - set(by_chain)):
+        named = f"signed review {min(anchors[lane].values())[0]} read it" if lane in anchors else "a later lane exists"
+        gone.append(ChainReport(chain=lane, broken_event=f"{lane}#1", problem=(
+            f"the lane has no events and no head, but {named}: its events were deleted")))
+    for lane, points in anchors.items():
+        r = by_chain.get(lane)
+        if r is None or not r.ok:
+            continue
+        stored = dict(Event.objects.filter(chain=lane, seq__in=list(points)).values_list("seq", "hash"))
+        for seq in sorted(points):
+            review_id, to_hash = points[seq]
+            if stored.get(seq) != to_hash:
+                r.problem = (f"signed review {review_id} read up to {lane}#{seq} (hash {to_hash[:12]}…), which the "
+                             f"chain no longer holds: events it covered were deleted or rewritten")
+                r.broken_event, r.broken_event_id = f"{lane}#{seq}", None
+                break
+    return gone
+
+
 def signature_status(signature: Signature) -> tuple[bool, str]:
     """Whether a signature still holds: its record exists and hashes as it did at signing."""
     try:
@@ -528,6 +585,8 @@ def verify_all(*, chains: list[str] | None = None, progress: Callable[[str, int]
     if chains:
         chains = with_their_lanes(chains)
     report.chains = _verify_chains(list(chains or chains_in_database()), progress)
+    report.chains += _lanes_and_reviews(report.chains, {site_chain(c) for c in chains} if chains else None)
+    report.chains.sort(key=lambda c: c.chain)
     signatures = Signature.objects.select_related("event")
     if chains:
         signatures = signatures.filter(chain__in=chains)
