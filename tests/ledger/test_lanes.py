@@ -16,7 +16,7 @@ from pocare.ledger.review import review_pending, trail_review_sign
 from pocare.ledger.signing import SigningCredentials
 from pocare.ledger.verify import verify_all
 from pocare.network.models import Site
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, drop_triggers
 from tests.ledger.helpers import appending_elsewhere, postgres_only, raw, write_events
 
 
@@ -108,16 +108,11 @@ def test_tampering_on_a_lane_is_found_and_named(tx_db):
     mad = Site.objects.get(code="MAD")
     with appending_elsewhere("MAD"):
         mine = write_events(operator, mad, 3, reason="lane")
-    from tests.conftest import drop_triggers
-
     drop_triggers()
     raw("UPDATE ledger_event SET reason = 'edited' WHERE id = %s", [mine[1].pk])
     report = verify_all(chains=["MAD"])
     broken = [c for c in report.chains if not c.ok]
     assert [c.broken_event for c in broken] == ["MAD/1#2"]
-    from pocare.ledger import triggers
-
-    triggers.install(connection)
 
 
 def test_a_site_person_sees_every_lane_of_their_site_and_no_other(tx_db):
@@ -197,17 +192,12 @@ def test_a_reviewed_lane_deleted_whole_is_found(tx_db):
     review = trail_review_sign(actor=User.objects.get(username="manager.mad"), chain="MAD", comment="Read.",
                                credentials=SigningCredentials(username="manager.mad", password=PASSWORD))
     assert review.lanes["MAD/1"]["to_seq"] == 2 and verify_all(chains=["MAD"]).ok
-    from tests.conftest import drop_triggers
-
     drop_triggers()
     raw("DELETE FROM ledger_event WHERE chain = 'MAD/1'")
     raw("DELETE FROM ledger_chainhead WHERE chain = 'MAD/1'")
     report = verify_all(chains=["MAD"])
     broken = {c.chain: c for c in report.chains if not c.ok}
     assert set(broken) == {"MAD/1"} and f"signed review {review.pk} read it" in broken["MAD/1"].problem
-    from pocare.ledger import triggers
-
-    triggers.install(connection)
 
 
 def test_a_lane_missing_below_another_is_found(tx_db):
@@ -219,14 +209,9 @@ def test_a_lane_missing_below_another_is_found(tx_db):
         with appending_elsewhere("MAD") as second:  # another writer now holds MAD/1
             third = write_events(operator, mad, 1)  # opens MAD/2
     assert [e.chain for e in first + second + third] == ["MAD/1", "MAD/1", "MAD/2"]
-    from tests.conftest import drop_triggers
-
     drop_triggers()
     raw("DELETE FROM ledger_event WHERE chain = 'MAD/1'")
     raw("DELETE FROM ledger_chainhead WHERE chain = 'MAD/1'")
     report = verify_all(chains=["MAD"])
     broken = {c.chain: c for c in report.chains if not c.ok}
     assert set(broken) == {"MAD/1"} and "a later lane exists" in broken["MAD/1"].problem
-    from pocare.ledger import triggers
-
-    triggers.install(connection)

@@ -82,6 +82,12 @@ def site_chain(chain: str) -> str:
     return chain.partition(LANE_SEPARATOR)[0]
 
 
+def lane_number(chain: str) -> int:
+    """Which lane of its chain ``chain`` is: ``MAD/3`` → 3, ``MAD`` → 0."""
+    _, sep, n = chain.partition(LANE_SEPARATOR)
+    return int(n) if sep and n.isdigit() else 0
+
+
 def chains_with_lanes(chains: Iterable[str]) -> list[str]:
     """Every lane of each chain, for filters that mean "this site's trail"."""
     return [lane for chain in chains for lane in lane_chains(site_chain(chain))]

@@ -40,13 +40,11 @@ def review_pending(chain: str) -> list[LaneRange]:
     last = AuditReview.objects.filter(chain=chain).order_by("-pk").first()
     reviewed = last.ranges if last else {}
     heads = {h.chain: h for h in ChainHead.objects.filter(chain__in=lane_chains(chain))}
-    out = [LaneRange(chain, reviewed[chain][1] + 1 if chain in reviewed else 1,
-                     heads[chain].seq if chain in heads else 0, heads[chain].hash if chain in heads else "")]
-    for lane in lane_chains(chain)[1:]:
-        if lane in heads:
-            start = reviewed[lane][1] + 1 if lane in reviewed else 1
-            out.append(LaneRange(lane, start, heads[lane].seq, heads[lane].hash))
-    return out
+    return [
+        LaneRange(lane, reviewed[lane][1] + 1 if lane in reviewed else 1,
+                  heads[lane].seq if lane in heads else 0, heads[lane].hash if lane in heads else "")
+        for lane in lane_chains(chain) if lane == chain or lane in heads
+    ]
 
 
 def trail_review_sign(

@@ -37,15 +37,7 @@ from django.apps import apps
 from django.db import connection, connections, transaction
 
 from pocare.ledger.canonical import FORMAT, GENESIS_HASH, content_hash, normalize_stored_timestamp
-from pocare.ledger.models import (
-    LANE_SEPARATOR,
-    AuditReview,
-    ChainHead,
-    Event,
-    Signature,
-    lane_chain,
-    site_chain,
-)
+from pocare.ledger.models import AuditReview, ChainHead, Event, Signature, lane_chain, lane_number, site_chain
 
 # The hashed fields in EVENT_FIELDS order, then the stored hash and the row id.
 _COLUMNS = (
@@ -504,11 +496,6 @@ def _verify_chains(chains: list[str], progress: Callable[[str, int], None] | Non
     return [walk.finish() for walk in walks]
 
 
-def _lane_index(chain: str) -> int:
-    _, sep, n = chain.partition(LANE_SEPARATOR)
-    return int(n) if sep and n.isdigit() else 0
-
-
 def _lanes_and_reviews(reports: list[ChainReport], sites: set[str] | None) -> list[ChainReport]:
     """What walking each chain cannot see: a lane lost whole, and history a signed review read
     that is no longer there.
@@ -532,7 +519,7 @@ def _lanes_and_reviews(reports: list[ChainReport], sites: set[str] | None) -> li
                 anchors.setdefault(lane, {})[to] = (review.pk, to_hash)
     expected = set(anchors)
     for chain in by_chain:
-        expected |= {lane_chain(site_chain(chain), i) for i in range(_lane_index(chain))}
+        expected |= {lane_chain(site_chain(chain), i) for i in range(lane_number(chain))}
     gone = []
     for lane in sorted(expected - set(by_chain)):
         named = f"signed review {min(anchors[lane].values())[0]} read it" if lane in anchors else "a later lane exists"
