@@ -30,6 +30,15 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     assert result.returncode != 0 and "POCARE_SECRET_KEY" in result.stderr
 
 
+@pytest.mark.parametrize("lanes", ["0", "33", "many"])
+def test_a_lane_count_out_of_range_is_refused_at_start_naming_the_setting(tmp_path, lanes):
+    """Bad configuration: POCARE_LEDGER_LANES outside 1..32 stops the command with a message that
+    names the variable and what is allowed, before anything is written."""
+    result = _run(["check"], tmp_path, POCARE_LEDGER_LANES=lanes)
+    assert result.returncode != 0 and "POCARE_LEDGER_LANES must be a whole number from 1 to 32" in result.stderr
+    assert not (tmp_path / "pocare.sqlite3").exists()
+
+
 def test_production_refuses_the_demo(tmp_path):
     result = _run(["demo"], tmp_path, POCARE_ENV="production", POCARE_ALLOWED_HOSTS="x.org",
                   POCARE_SECRET_KEY="s" * 60)
