@@ -331,9 +331,9 @@ def user_unlock(*, actor: User | None, user: User, reason: str) -> None:
     ``cli:account-unlock`` with the reason.
     """
     if actor is not None:
-        require_perm(actor, Perm.ACCOUNTS_MANAGE)
         if actor.pk == user.pk:
             raise ValidationError({"user": "Nobody unlocks their own account: ask another Control Site QA."})
+        require_perm(actor, Perm.ACCOUNTS_MANAGE)
     _require_reason(reason)
     with transaction.atomic():
         old = {"locked_at": user.locked_at, "failed_attempts": user.failed_attempts}
