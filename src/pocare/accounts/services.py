@@ -340,9 +340,11 @@ def user_unlock(*, actor: User | None, user: User, reason: str) -> None:
         user.locked_at, user.failed_attempts = None, 0
         user.save(update_fields=["locked_at", "failed_attempts"])
         cleared = AccessAttempt.objects.filter(username=user.username).delete()[0]
+        new: dict[str, object] = {"locked_at": None, "failed_attempts": 0}
+        if cleared:
+            new["sign_in_throttles_cleared"] = cleared  # django-axes rows of this user id
         event_record(actor=actor, system="cli:account-unlock", event_type=AccountEvent.USER_UNLOCKED, obj=user,
-                     reason=reason, old=old,
-                     new={"locked_at": None, "failed_attempts": 0, "sign_in_throttles_cleared": cleared})
+                     reason=reason, old=old, new=new)
 
 
 def user_deactivate(*, actor: User, user: User, reason: str) -> None:
