@@ -92,6 +92,10 @@ def test_the_client_address_is_remote_addr_unless_trusted_proxies_are_configured
                              REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"1.2.3.4, {ATTACKER}")
     assert response.status_code == 400
     assert AccessAttempt.objects.get(username="qc.lis").ip_address == ATTACKER
+    response = Client().post("/login/", {"username": "qc.gro", "password": "guess"},
+                             REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="not-an-address")
+    assert response.status_code == 400  # a malformed header falls back to REMOTE_ADDR, never a 500
+    assert AccessAttempt.objects.get(username="qc.gro").ip_address == "10.0.0.1"
 
 
 def test_every_refused_sign_in_reads_the_same_and_the_ledger_knows_why(people, settings):

@@ -6,6 +6,7 @@ deactivated or throttled) and gets the same message (``services.LOGIN_REFUSED``)
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
@@ -30,7 +31,12 @@ def client_ip(request: HttpRequest) -> str:
     if count <= 0:
         return remote
     forwarded = [a.strip() for a in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if a.strip()]
-    return forwarded[-count] if len(forwarded) >= count else remote
+    if len(forwarded) < count:
+        return remote
+    try:  # stored in inet columns (axes, token last use): never let a malformed value through
+        return str(ipaddress.ip_address(forwarded[-count]))
+    except ValueError:
+        return remote
 
 
 class ThrottleBackend(AxesStandaloneBackend):
