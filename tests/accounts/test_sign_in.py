@@ -381,3 +381,21 @@ def test_inspector_access_is_capped_at_90_days_and_its_end_is_shown(people, clie
     login("inspector")
     ends = people["inspector"].memberships.get().valid_until
     assert f"Access ends {ends:%Y-%m-%d}" in client.get("/").content.decode()
+
+
+def test_owners_list_and_revoke_their_own_tokens_over_the_api_too(client, login, people):
+    """A11-IAM: GET /api/tokens/ lists the caller's own tokens (QA: everyone's) with expiry, scope
+    and last use; the owner revokes their own; another person's token does not exist for them."""
+    own, key = services.token_issue(actor=None, user=people["operator.mad"], name="Prodigy MAD", reason="x")
+    other, _ = services.token_issue(actor=None, user=people["operator.lis"], name="Prodigy LIS", reason="x")
+    _api(key, address="10.1.2.3")
+    login("operator.mad")
+    rows = client.get("/api/tokens/").json()["results"]
+    assert [r["name"] for r in rows] == ["Prodigy MAD"]
+    assert rows[0]["scope"] == "write" and rows[0]["expires_at"] and rows[0]["last_used_ip"] == "10.1.2.3"
+    assert client.post(f"/api/tokens/{other.pk}/revoke/", {"reason": "x"}).status_code == 404
+    assert client.post("/api/tokens/", {"user": "operator.mad", "name": "x", "reason": "x"}).status_code == 403
+    response = client.post(f"/api/tokens/{own.pk}/revoke/", {"reason": "lost the device"})
+    assert response.status_code == 200 and response.json()["revoked_at"]
+    again = client.post(f"/api/tokens/{own.pk}/revoke/", {"reason": "again"})
+    assert again.status_code == 400 and "already revoked" in str(again.json())

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pocare.accounts import selectors, services
+from pocare.accounts.api_auth import SIGNED_IN
 from pocare.accounts.models import ApiToken, Membership, TokenScope, User
 from pocare.accounts.roles import Perm
 
@@ -102,9 +103,10 @@ class TokenIssued(TokenSerializer):
 
 
 class TokenList(generics.ListAPIView[ApiToken]):
-    """Machine tokens. POST issues one (Control Site QA); the key is in that response only."""
+    """Machine tokens: the caller's own (Control Site QA: everyone's), with expiry, scope and last
+    use. POST issues one (Control Site QA); the key is in that response only."""
 
-    required_perm = Perm.ACCOUNTS_MANAGE
+    required_perm = SIGNED_IN
     write_perm = Perm.ACCOUNTS_MANAGE
     serializer_class = TokenSerializer
 
@@ -131,8 +133,10 @@ class Reason(serializers.Serializer[Any]):
 
 
 class TokenRevoke(APIView):
-    required_perm = Perm.ACCOUNTS_MANAGE
-    write_perm = Perm.ACCOUNTS_MANAGE
+    """Revoke a token: its owner, or Control Site QA (the service checks which)."""
+
+    required_perm = SIGNED_IN
+    write_perm = SIGNED_IN
 
     @extend_schema(request=Reason, responses={200: TokenSerializer})
     def post(self, request: Request, pk: int) -> Response:

@@ -47,8 +47,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+#: ``required_perm`` of an endpoint open to anyone signed in with an active role (the view scopes
+#: what they see, e.g. their own tokens).
+SIGNED_IN = "signed_in"
+
+
 class RequiresPerm(permissions.BasePermission):
-    """Deny by default: a view must name the permission it needs."""
+    """Deny by default: a view must name the permission it needs (or :data:`SIGNED_IN`)."""
 
     message = "You do not have the role this needs."
 
@@ -73,6 +78,8 @@ class RequiresPerm(permissions.BasePermission):
                 return False
         if perm is None:
             return False
+        if perm == SIGNED_IN:
+            return bool(selectors.active_memberships(user))
         return selectors.has_perm(user, perm)
 
 
