@@ -180,6 +180,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = int(os.environ.get("POCARE_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("POCARE_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are recorded in the ledger (accounts.logged_in)
 AXES_USERNAME_FORM_FIELD = "username"
 # The message and status are POCare's own (one for every refusal): axes returns the login page.
 AXES_LOCKOUT_CALLABLE = "pocare.accounts.backends.lockout_response"
