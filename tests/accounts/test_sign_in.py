@@ -399,3 +399,18 @@ def test_owners_list_and_revoke_their_own_tokens_over_the_api_too(client, login,
     assert response.status_code == 200 and response.json()["revoked_at"]
     again = client.post(f"/api/tokens/{own.pk}/revoke/", {"reason": "again"})
     assert again.status_code == 400 and "already revoked" in str(again.json())
+
+
+def test_control_site_qa_sees_where_sign_in_is_paused_and_can_lift_the_pause(client, login, people, settings):
+    """P11-300: the person page shows the addresses a person's sign-in is paused from; QA's unlock
+    (with a reason) lifts it at once."""
+    op = people["operator.mad"]
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in("operator.mad", "guess", ATTACKER)
+    login("qa")
+    page = client.get(f"/people/{op.pk}/").content.decode()
+    assert "Sign-in paused" in page and ATTACKER in page and "Unlock…" in page
+    assert client.post(f"/people/{op.pk}/", {"action": "unlock", "reason": "travelling; called from the airport"}).status_code == 302
+    assert not AccessAttempt.objects.filter(username="operator.mad").exists()
+    assert "Sign-in paused" not in client.get(f"/people/{op.pk}/").content.decode()
+    assert _sign_in("operator.mad", PASSWORD, ATTACKER).status_code == 302

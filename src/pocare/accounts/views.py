@@ -154,6 +154,7 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
         "reason_form": reason_form if request.POST.get("action") != "grant" else ReasonForm(),
         "grant_form": grant_form,
         "can_manage": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE) and not selectors.is_read_only(actor),
+        "pauses": selectors.sign_in_pauses(person),
     }
     errors = bool(reason_form.errors or grant_form.errors) and request.method == "POST"
     return render(request, "accounts/person.html", context, status=400 if errors else 200)
