@@ -9,12 +9,15 @@ environment variable (twelve-factor style), so one settings module serves both:
 - ``POCARE_ENV``            ``development`` (default) or ``production`` (HTTPS-only cookies, HSTS).
 - ``POCARE_VAR_DIR``        where the embedded database and exports live (default ``./var``).
 - ``POCARE_IDLE_LOGOUT_SECONDS``  inactivity logout (default 900 s, A11-IAM).
+- ``POCARE_TRUSTED_PROXY_COUNT``  reverse proxies in front whose X-Forwarded-For is trusted for
+                            the sign-in throttle's client address (default 0: REMOTE_ADDR).
 - ``POCARE_LEDGER_LANES``   lanes a site's audit chain may spread over under concurrent writes
                             (PostgreSQL; default 16, 1 to 32; docs/ledger.md).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -57,6 +60,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "axes",
     "pocare.ledger",
     "pocare.accounts",
     "pocare.network",
@@ -82,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "pocare.accounts.middleware.AccountPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it hands a throttled sign-in back to POCare's own login page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pocare.urls"
@@ -132,7 +138,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["pocare.accounts.backends.PolicyBackend"]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a throttled username + address before any password is checked (django-axes).
+    "pocare.accounts.backends.ThrottleBackend",
+    "pocare.accounts.backends.PolicyBackend",
+]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "web:home"
 
@@ -157,8 +167,36 @@ except ValueError:
 if not 1 <= POCARE_LEDGER_LANES <= 32:
     raise ImproperlyConfigured("POCARE_LEDGER_LANES must be a whole number from 1 to 32")
 
-# Account policy (P11-300, A11-IAM).
+# Account policy (P11-300, A11-IAM). The account lock counts failed *signatures* only (an
+# authenticated person re-entering their password); failed logins are throttled per user id and
+# client address by django-axes below, so nobody can lock someone else's account from outside.
 POCARE_LOCKOUT_THRESHOLD = int(os.environ.get("POCARE_LOCKOUT_THRESHOLD", "5"))
+# Sign-in throttling (docs/access.md): django-axes counts failures in its database tables (shared by
+# every server) per user id AND client address; after AXES_FAILURE_LIMIT that pair waits out the
+# cool-off, while the same person signs in from their own workstation.
+AXES_ENABLED = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = int(os.environ.get("POCARE_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("POCARE_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are recorded in the ledger (accounts.logged_in)
+AXES_USERNAME_FORM_FIELD = "username"
+# The message and status are POCare's own (one for every refusal): axes returns the login page.
+AXES_LOCKOUT_CALLABLE = "pocare.accounts.backends.lockout_response"
+# The client address: REMOTE_ADDR, unless POCARE_TRUSTED_PROXY_COUNT says how many reverse proxies
+# of your own stand in front (then the address they append to X-Forwarded-For). Never trust the
+# header without that setting: a client writes whatever it likes there.
+AXES_CLIENT_IP_CALLABLE = "pocare.accounts.backends.client_ip"
+POCARE_TRUSTED_PROXY_COUNT = int(os.environ.get("POCARE_TRUSTED_PROXY_COUNT", "0"))
+# A looser limit per client address over all user ids (password spraying); axes's single failure
+# limit cannot express it, so PolicyBackend reads axes's own attempt table.
+POCARE_LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("POCARE_LOGIN_IP_FAILURE_LIMIT", "50"))
+# API tokens: default and longest life; the inspector's longest access.
+POCARE_TOKEN_DEFAULT_DAYS = int(os.environ.get("POCARE_TOKEN_DEFAULT_DAYS", "90"))
+POCARE_TOKEN_MAX_AGE_DAYS = int(os.environ.get("POCARE_TOKEN_MAX_AGE_DAYS", "365"))
+POCARE_INSPECTOR_MAX_DAYS = int(os.environ.get("POCARE_INSPECTOR_MAX_DAYS", "90"))
+POCARE_PASSWORD_HISTORY = int(os.environ.get("POCARE_PASSWORD_HISTORY", "5"))
 POCARE_PASSWORD_MAX_AGE_DAYS = int(os.environ.get("POCARE_PASSWORD_MAX_AGE_DAYS", "90"))
 POCARE_IDLE_LOGOUT_SECONDS = int(os.environ.get("POCARE_IDLE_LOGOUT_SECONDS", "900"))
 SESSION_COOKIE_AGE = 12 * 3600

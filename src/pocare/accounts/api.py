@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pocare.accounts import selectors, services
-from pocare.accounts.models import ApiToken, Membership, User
+from pocare.accounts.api_auth import SIGNED_IN
+from pocare.accounts.models import ApiToken, Membership, TokenScope, User
 from pocare.accounts.roles import Perm
 
 
@@ -80,12 +81,17 @@ class TokenSerializer(serializers.ModelSerializer[ApiToken]):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "user", "created_at", "revoked_at"]
+        fields = ["id", "name", "prefix", "user", "scope", "created_at", "expires_at", "revoked_at",
+                  "last_used_at", "last_used_ip"]
 
 
 class TokenIssue(serializers.Serializer[Any]):
     user = serializers.CharField(max_length=150, help_text="User id the client acts as")
     name = serializers.CharField(max_length=100, help_text="Which device or system uses it")
+    scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.WRITE,
+                                    help_text="'read' tokens are refused every change")
+    days = serializers.IntegerField(required=False, min_value=1, max_value=36500,
+                                    help_text="Life in days (default 90; at most POCARE_TOKEN_MAX_AGE_DAYS)")
     reason = serializers.CharField(max_length=1000)
 
 
@@ -97,9 +103,10 @@ class TokenIssued(TokenSerializer):
 
 
 class TokenList(generics.ListAPIView[ApiToken]):
-    """Machine tokens. POST issues one (Control Site QA); the key is in that response only."""
+    """Machine tokens: the caller's own (Control Site QA: everyone's), with expiry, scope and last
+    use. POST issues one (Control Site QA); the key is in that response only."""
 
-    required_perm = Perm.ACCOUNTS_MANAGE
+    required_perm = SIGNED_IN
     write_perm = Perm.ACCOUNTS_MANAGE
     serializer_class = TokenSerializer
 
@@ -114,7 +121,8 @@ class TokenList(generics.ListAPIView[ApiToken]):
         if user is None:
             return Response({"user": ["No active user with this user id."]}, status=status.HTTP_400_BAD_REQUEST)
         token, key = services.token_issue(actor=request.user, user=user,  # type: ignore[arg-type]
-                                          name=data.validated_data["name"], reason=data.validated_data["reason"])
+                                          name=data.validated_data["name"], reason=data.validated_data["reason"],
+                                          scope=data.validated_data["scope"], days=data.validated_data.get("days"))
         body = dict(TokenSerializer(token).data)
         body["key"] = key
         return Response(body, status=status.HTTP_201_CREATED)
@@ -125,8 +133,10 @@ class Reason(serializers.Serializer[Any]):
 
 
 class TokenRevoke(APIView):
-    required_perm = Perm.ACCOUNTS_MANAGE
-    write_perm = Perm.ACCOUNTS_MANAGE
+    """Revoke a token: its owner, or Control Site QA (the service checks which)."""
+
+    required_perm = SIGNED_IN
+    write_perm = SIGNED_IN
 
     @extend_schema(request=Reason, responses={200: TokenSerializer})
     def post(self, request: Request, pk: int) -> Response:

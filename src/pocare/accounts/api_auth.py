@@ -1,7 +1,9 @@
 """How the API knows who is calling and what they may do.
 
 Browsers use their session (with CSRF; a locked person's session stops resolving to them, see
-backends.PolicyBackend); machine clients send ``Authorization: Bearer <token>``.
+backends.PolicyBackend; an expired password stops it at the API too, see middleware); machine
+clients send ``Authorization: Bearer <token>``, governed by the token's own expiry and scope, not
+by the password's age (a device has no password to renew).
 Each API view names the permission it needs in ``required_perm`` (reads) and ``write_perm``
 (writes); querysets are scoped by selectors, so another site's objects simply do not exist.
 """
@@ -15,14 +17,17 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from pocare.accounts import selectors
-from pocare.accounts.models import User
-from pocare.accounts.services import token_user
+from pocare.accounts.backends import client_ip
+from pocare.accounts.models import ApiToken, TokenScope, User
+from pocare.accounts.services import TokenRefused, token_authenticate
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <token>``; an unknown, expired or revoked token gets 401 saying which."""
+
     keyword = "Bearer"
 
-    def authenticate(self, request: Request) -> tuple[User, None] | None:
+    def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -31,17 +36,24 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
-        user = token_user(parts[1])
-        if user is None:
-            raise exceptions.AuthenticationFailed("Invalid, revoked or inactive token.")
-        return user, None
+        try:
+            token = token_authenticate(parts[1], ip_address=client_ip(request._request) or None)
+        except TokenRefused as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from exc
+        user: User = token.user
+        return user, token
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
 
+#: ``required_perm`` of an endpoint open to anyone signed in with an active role (the view scopes
+#: what they see, e.g. their own tokens).
+SIGNED_IN = "signed_in"
+
+
 class RequiresPerm(permissions.BasePermission):
-    """Deny by default: a view must name the permission it needs."""
+    """Deny by default: a view must name the permission it needs (or :data:`SIGNED_IN`)."""
 
     message = "You do not have the role this needs."
 
@@ -50,12 +62,24 @@ class RequiresPerm(permissions.BasePermission):
         if not user or not user.is_authenticated:
             return False
         perm = getattr(view, "required_perm", None)
+        token = request.auth
+        if (
+            isinstance(token, ApiToken)
+            and token.scope == TokenScope.READ
+            and request.method not in permissions.SAFE_METHODS
+        ):
+            raise exceptions.PermissionDenied(
+                f"Token {token.prefix}… is read-only (scope 'read'): it may not {request.method}. "
+                "Ask Control Site QA for a token with scope 'write'."
+            )
         if request.method not in permissions.SAFE_METHODS:
             perm = getattr(view, "write_perm", None)
             if perm is not None and selectors.is_read_only(user):
                 return False
         if perm is None:
             return False
+        if perm == SIGNED_IN:
+            return bool(selectors.active_memberships(user))
         return selectors.has_perm(user, perm)
 
 

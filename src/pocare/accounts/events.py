@@ -11,6 +11,7 @@ class AccountEvent(models.TextChoices):
     USER_DEACTIVATED = "accounts.user_deactivated", "User deactivated"
     USER_LOCKED = "accounts.user_locked", "User locked after failed attempts"
     USER_UNLOCKED = "accounts.user_unlocked", "User unlocked"
+    FAILURES_CLEARED = "accounts.failures_cleared", "Failed-signature count cleared by a correct signature"
     PASSWORD_RESET = "accounts.password_reset", "Password reset issued (the person sets their own)"
     PASSWORD_SET = "accounts.password_set", "Password set by its owner"
     ROLE_GRANTED = "accounts.role_granted", "Role granted"

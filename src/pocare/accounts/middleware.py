@@ -34,11 +34,19 @@ class AccountPolicyMiddleware:
                 messages.info(request, "You were logged out after a period of inactivity.")
                 return redirect(f"{reverse('accounts:login')}?next={request.path}")
             request.session[_LAST] = now
+            change = reverse("accounts:password_change")
             if (
-                not request.path.startswith("/api/")
-                and request.path not in {reverse("accounts:password_change"), reverse("accounts:logout")}
+                request.path not in {change, reverse("accounts:logout")}
                 and selectors.password_expired(user, max_age_days=settings.POCARE_PASSWORD_MAX_AGE_DAYS)
             ):
+                if request.path.startswith("/api/"):
+                    # The session is the browser's: the API refuses it too. A bearer token is not
+                    # a session; it is governed by its own expiry (api_auth).
+                    if request.headers.get("Authorization", "").startswith("Bearer "):
+                        return self.get_response(request)
+                    return JsonResponse(
+                        {"detail": f"Your password has expired; set a new one at {change} to go on."}, status=403
+                    )
                 messages.warning(request, "Your password has expired or was reset: set a new one to go on.")
                 return redirect("accounts:password_change")
         return self.get_response(request)

@@ -72,18 +72,48 @@ class Membership(models.Model):
         )
 
 
+class PasswordHistory(models.Model):
+    """A password hash its owner used before, so the last ones are not chosen again (P11-300).
+
+    Only the hash is kept (as Django stores passwords); rows are never edited or deleted.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="password_history")
+    password = models.CharField(max_length=128)
+    set_at = models.DateTimeField(null=True, blank=True, help_text="When this password was set.")
+    replaced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "accounts_passwordhistory"
+        ordering = ["-replaced_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.user} password replaced {self.replaced_at:%Y-%m-%d}"
+
+
+class TokenScope(models.TextChoices):
+    READ = "read", "Read only"
+    WRITE = "write", "Read and write"
+
+
 class ApiToken(models.Model):
     """A bearer token for a machine client (device, hospital system) acting as one user.
 
     Only the SHA-256 of the token is stored; the token itself is shown once, when issued.
+    A token ends at ``expires_at``; a ``read`` token never changes anything. ``last_used_*``
+    tell its owner and QA whether, when and from where it is still used.
     """
 
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="api_tokens")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token.")
     key_hash = models.CharField(max_length=64, unique=True)
+    scope = models.CharField(max_length=5, choices=TokenScope.choices, default=TokenScope.WRITE)
     created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="The token stops working at this time.")
     revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
         db_table = "accounts_apitoken"

@@ -110,3 +110,18 @@ def password_expired(user: User, *, max_age_days: int) -> bool:
     if user.password_changed_at is None:
         return False
     return timezone.now() - user.password_changed_at > dt.timedelta(days=max_age_days)
+
+
+def sign_in_pauses(user: User) -> list[dict[str, Any]]:
+    """Client addresses from which sign-in is paused for this person now (django-axes), with until when."""
+    from axes.models import AccessAttempt
+    from django.conf import settings
+
+    cooloff: dt.timedelta = settings.AXES_COOLOFF_TIME
+    rows = AccessAttempt.objects.filter(
+        username=user.username,
+        attempt_time__gte=timezone.now() - cooloff,
+        failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
+    ).order_by("-attempt_time")
+    return [{"ip_address": r.ip_address, "failures": r.failures_since_start, "until": r.attempt_time + cooloff}
+            for r in rows]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from typing import Any
 
+from axes.models import AccessAttempt
 from django.conf import settings
-from django.contrib.auth import login, logout
+from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth.hashers import check_password, is_password_usable
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,8 +25,9 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from pocare.accounts import selectors
+from pocare.accounts.backends import THROTTLED, client_ip
 from pocare.accounts.events import AccountEvent
-from pocare.accounts.models import ApiToken, Membership, User
+from pocare.accounts.models import ApiToken, Membership, PasswordHistory, TokenScope, User
 from pocare.accounts.roles import NETWORK_ROLES, Perm, Role
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.services import event_record
@@ -53,11 +55,21 @@ def require_perm(actor: User, perm: Perm, *, site: Site | None = None) -> None:
 # --- authentication -----------------------------------------------------------------------------
 
 
-def credentials_check(*, user: User, password: str | None, context: str) -> None:
-    """Check a person's password; record a failure (counting toward lockout) and refuse.
+#: The one answer to every refused sign-in: unknown user id, wrong password, locked, deactivated
+#: or throttled all read the same (no account enumeration, docs/access.md).
+LOGIN_REFUSED = (
+    "Wrong user id or password, or sign-in is paused for this account from this address. "
+    "Try again later or ask Control Site QA."
+)
 
-    ``context`` is ``"login"`` or ``"signing"``; ``password=None`` records a refused attempt
-    without checking anything (e.g. someone else's user id typed at a signature).
+
+def credentials_check(*, user: User, password: str | None, context: str = "signing") -> None:
+    """Check the password of a person who is already signed in, for a signature (P11-200).
+
+    A failure is recorded and counts toward the account lock (P11-300); a success clears the count.
+    ``password=None`` records a refused attempt without checking anything (e.g. someone else's user
+    id typed at a signature). Sign-in does not come here: it is throttled per user id and address
+    (:func:`session_login`), so nobody outside can lock an account.
     """
     if not user.is_active:
         _failure_record(user=user, context=context, detail="account deactivated")
@@ -70,17 +82,29 @@ def credentials_check(*, user: User, password: str | None, context: str) -> None
         if locked:
             raise AccessRefused(_locked_message(), field="password")
         raise AccessRefused("Wrong user id or password.", field="password")
+    if user.failed_attempts:
+        _failures_clear(user=user)
 
 
 def _locked_message() -> str:
     return (
-        f"This account is locked after {settings.POCARE_LOCKOUT_THRESHOLD} failed attempts. "
-        "Control Site QA can unlock it."
+        f"This account is locked after {settings.POCARE_LOCKOUT_THRESHOLD} failed signatures. "
+        "Another Control Site QA can unlock it."
     )
 
 
+def _failures_clear(*, user: User) -> None:
+    """A correct signature password ends the run of failures (P11-300): only consecutive ones lock."""
+    with transaction.atomic():
+        old = User.objects.select_for_update().values_list("failed_attempts", flat=True).get(pk=user.pk)
+        User.objects.filter(pk=user.pk).update(failed_attempts=0)
+        event_record(actor=user, event_type=AccountEvent.FAILURES_CLEARED, obj=user,
+                     old={"failed_attempts": old}, new={"failed_attempts": 0})
+    user.failed_attempts = 0
+
+
 def _failure_record(*, user: User, context: str, detail: str) -> bool:
-    """Count a failed attempt in its own transaction; lock at the threshold. True if now locked."""
+    """Count a failed signature in its own transaction; lock at the threshold. True if now locked."""
     with transaction.atomic():
         locked_user = User.objects.select_for_update().get(pk=user.pk)
         old_attempts = locked_user.failed_attempts
@@ -135,37 +159,52 @@ def _notify_quality(user: User) -> None:
 
 
 def session_login(*, request: HttpRequest, username: str, password: str) -> User:
-    """Log a person in, or refuse and record why (the message names no more than it must)."""
-    user = User.objects.filter(username=username).first()
+    """Log a person in, or refuse with :data:`LOGIN_REFUSED` and record why in the ledger.
+
+    ``authenticate`` runs django-axes's throttle (per user id and client address) and then the
+    password check; every refusal does the same Argon2 work and says the same thing. A refused
+    sign-in never counts toward the account lock: that would let anyone lock anyone out.
+    """
+    user = authenticate(request, username=username, password=password)
     if user is None:
-        with transaction.atomic():
-            event_record(
-                actor=None,
-                system="login",
-                event_type=AccountEvent.LOGIN_FAILED,
-                object_type="accounts.User",
-                object_repr=username[:200],
-                new={"username": username[:150], "detail": "unknown user id"},
-            )
-        raise AccessRefused("Wrong user id or password.")
-    credentials_check(user=user, password=password, context="login")
+        _login_failure_record(request=request, username=username)
+        raise AccessRefused(LOGIN_REFUSED)
+    assert isinstance(user, User)
     if not selectors.active_memberships(user):
         raise AccessRefused("You hold no active role in the network. Ask Control Site QA.", field="username")
     with transaction.atomic():
-        old_attempts = user.failed_attempts
         login(request, user)
-        if old_attempts:
-            user.failed_attempts = 0
-            user.save(update_fields=["failed_attempts"])
         request.session["pocare.last_activity"] = timezone.now().timestamp()
         event_record(
             actor=user,
             event_type=AccountEvent.LOGGED_IN,
             obj=user,
-            old={"failed_attempts": old_attempts},
-            new={"failed_attempts": 0, "session": "web"},
+            new={"session": "web", "ip_address": client_ip(request)},
         )
     return user
+
+
+def _login_failure_record(*, request: HttpRequest, username: str) -> None:
+    """The ledger's record of a refused sign-in, with what the person was not told (P11-300)."""
+    known = User.objects.filter(username=username).first()
+    if getattr(request, THROTTLED, False):
+        detail = "throttled: too many failures for this user id from this address"
+    elif known is None:
+        detail = "unknown user id"
+    elif not known.is_active:
+        detail = "account deactivated"
+    elif known.is_locked:
+        detail = "account locked"
+    else:
+        detail = "wrong password"
+    new = {"username": username[:150], "detail": detail, "ip_address": client_ip(request)}
+    with transaction.atomic():
+        if known is None:
+            event_record(actor=None, system="login", event_type=AccountEvent.LOGIN_FAILED,
+                         object_type="accounts.User", object_repr=username[:200], new=new)
+        else:
+            event_record(actor=None, system=f"login:{known.username}"[:150],
+                         event_type=AccountEvent.LOGIN_FAILED, obj=known, new=new)
 
 
 def session_logout(*, request: HttpRequest, idle: bool = False) -> None:
@@ -256,7 +295,11 @@ def password_reset_issue(*, actor: User, user: User, reason: str) -> None:
 
 
 def password_set(*, user: User, new_password: str, old_password: str | None = None) -> None:
-    """The person sets their own password (after a reset link, at expiry, or by choice)."""
+    """The person sets their own password (after a reset link, at expiry, or by choice).
+
+    None of their last ``POCARE_PASSWORD_HISTORY`` passwords (the current one included) may come
+    back (P11-300); the replaced hash is kept in :class:`PasswordHistory`.
+    """
     if old_password is not None and not user.check_password(old_password):
         raise ValidationError({"old_password": "The current password is wrong."})
     if old_password is not None and old_password == new_password:
@@ -265,7 +308,13 @@ def password_set(*, user: User, new_password: str, old_password: str | None = No
         validate_password(new_password, user)
     except ValidationError as exc:
         raise ValidationError({"new_password": exc.messages}) from exc
+    keep = settings.POCARE_PASSWORD_HISTORY
+    earlier = [user.password, *user.password_history.values_list("password", flat=True)[: max(keep - 1, 0)]]
+    if any(is_password_usable(h) and check_password(new_password, h) for h in earlier[:keep]):
+        raise ValidationError({"new_password": f"This password was one of your last {keep}; choose a new one."})
     with transaction.atomic():
+        if is_password_usable(user.password):
+            PasswordHistory.objects.create(user=user, password=user.password, set_at=user.password_changed_at)
         user.set_password(new_password)
         user.password_changed_at = timezone.now()
         user.must_change_password = False
@@ -273,15 +322,29 @@ def password_set(*, user: User, new_password: str, old_password: str | None = No
         event_record(actor=user, event_type=AccountEvent.PASSWORD_SET, obj=user)
 
 
-def user_unlock(*, actor: User, user: User, reason: str) -> None:
-    require_perm(actor, Perm.ACCOUNTS_MANAGE)
+def user_unlock(*, actor: User | None, user: User, reason: str) -> None:
+    """Unlock an account and clear its sign-in throttle (P11-300).
+
+    Another Control Site QA does it (nobody unlocks themselves: a locked person could not act
+    anyway, and a second person confirms who asks). ``actor=None`` is the server administrator's
+    ``pocare account unlock`` for when no QA is left; the ledger records it as
+    ``cli:account-unlock`` with the reason.
+    """
+    if actor is not None:
+        if actor.pk == user.pk:
+            raise ValidationError({"user": "Nobody unlocks their own account: ask another Control Site QA."})
+        require_perm(actor, Perm.ACCOUNTS_MANAGE)
     _require_reason(reason)
     with transaction.atomic():
         old = {"locked_at": user.locked_at, "failed_attempts": user.failed_attempts}
         user.locked_at, user.failed_attempts = None, 0
         user.save(update_fields=["locked_at", "failed_attempts"])
-        event_record(actor=actor, event_type=AccountEvent.USER_UNLOCKED, obj=user, reason=reason,
-                     old=old, new={"locked_at": None, "failed_attempts": 0})
+        cleared = AccessAttempt.objects.filter(username=user.username).delete()[0]
+        new: dict[str, object] = {"locked_at": None, "failed_attempts": 0}
+        if cleared:
+            new["sign_in_throttles_cleared"] = cleared  # django-axes rows of this user id
+        event_record(actor=actor, system="cli:account-unlock", event_type=AccountEvent.USER_UNLOCKED, obj=user,
+                     reason=reason, old=old, new=new)
 
 
 def user_deactivate(*, actor: User, user: User, reason: str) -> None:
@@ -326,8 +389,16 @@ def membership_grant(
     if (role in NETWORK_ROLES) != (site.kind == SiteKind.CONTROL):
         where = "the Control Site" if role in NETWORK_ROLES else "a POCare site"
         raise ValidationError({"site": f"{role.label} is a role held at {where}."})
-    if role == Role.INSPECTOR and (valid_until is None or valid_until <= timezone.now()):
-        raise ValidationError({"valid_until": "Inspector access needs an end date in the future."})
+    if role == Role.INSPECTOR:
+        now = timezone.now()
+        latest = now + dt.timedelta(days=settings.POCARE_INSPECTOR_MAX_DAYS)
+        if valid_until is None or valid_until <= now:
+            raise ValidationError({"valid_until": "Inspector access needs an end date in the future."})
+        if valid_until > latest:
+            raise ValidationError({"valid_until": (
+                f"Inspector access may last at most {settings.POCARE_INSPECTOR_MAX_DAYS} days: "
+                f"{valid_until:%Y-%m-%d %H:%M} UTC is after the latest allowed end, {latest:%Y-%m-%d %H:%M} UTC."
+            )})
     with transaction.atomic():
         membership = Membership.objects.create(
             user=user, role=role, site=site, granted_by=actor, valid_until=valid_until
@@ -366,9 +437,19 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def token_issue(*, actor: User | None, user: User, name: str, reason: str) -> tuple[ApiToken, str]:
+def token_issue(
+    *,
+    actor: User | None,
+    user: User,
+    name: str,
+    reason: str,
+    scope: str = TokenScope.WRITE,
+    days: int | None = None,
+) -> tuple[ApiToken, str]:
     """Issue a bearer token for a machine client acting as ``user``; the key is returned once.
 
+    The token ends after ``days`` (default ``POCARE_TOKEN_DEFAULT_DAYS``, at most
+    ``POCARE_TOKEN_MAX_AGE_DAYS``); a ``read`` token is refused every change.
     ``actor=None`` is the server administrator's command line (`pocare token issue`).
     """
     if actor is not None:
@@ -376,17 +457,32 @@ def token_issue(*, actor: User | None, user: User, name: str, reason: str) -> tu
     _require_reason(reason)
     if not name.strip():
         raise ValidationError({"name": "Name the client that will use this token."})
+    if scope not in TokenScope.values:
+        raise ValidationError({"scope": f"Scope {scope!r} is not one of: {', '.join(TokenScope.values)}."})
+    days = settings.POCARE_TOKEN_DEFAULT_DAYS if days is None else days
+    longest = settings.POCARE_TOKEN_MAX_AGE_DAYS
+    if not 1 <= days <= longest:
+        raise ValidationError({"days": f"A token lives from 1 to {longest} days; {days} is outside that."})
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = timezone.now()
     with transaction.atomic():
-        token = ApiToken.objects.create(user=user, name=name.strip()[:100], prefix=key[:12], key_hash=_digest(key))
+        token = ApiToken.objects.create(user=user, name=name.strip()[:100], prefix=key[:12], key_hash=_digest(key),
+                                        scope=scope, created_at=now, expires_at=now + dt.timedelta(days=days))
         event_record(actor=actor, system="cli:token", event_type=AccountEvent.TOKEN_ISSUED, obj=token, reason=reason,
-                     new={"user": user.username, "name": token.name, "prefix": token.prefix})
+                     new={"user": user.username, "name": token.name, "prefix": token.prefix, "scope": scope,
+                          "expires_at": token.expires_at})
     return token, key
 
 
 def token_revoke(*, actor: User, token: ApiToken, reason: str) -> None:
-    require_perm(actor, Perm.ACCOUNTS_MANAGE)
+    """Revoke a token: its owner may, and so may Control Site QA (ACCOUNTS_MANAGE)."""
+    if token.user_id != actor.pk:
+        require_perm(actor, Perm.ACCOUNTS_MANAGE)
     _require_reason(reason)
+    if token.revoked_at is not None:
+        raise ValidationError(
+            {"token": f"Token {token.prefix}… was already revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC."}
+        )
     with transaction.atomic():
         _token_revoke(actor=actor, token=token, reason=reason)
 
@@ -400,12 +496,52 @@ def _token_revoke(*, actor: User, token: ApiToken, reason: str) -> None:
                  new={"revoked_at": token.revoked_at})
 
 
+class TokenRefused(Exception):
+    """A bearer token that does not (or no longer) authenticate; the message says why."""
+
+
+#: How often a token's last use is written at most (one UPDATE per token per interval).
+TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)
+
+
+def token_authenticate(key: str, *, ip_address: str | None = None) -> ApiToken:
+    """The token behind ``key``, if it works now; notes its last use (time and address).
+
+    Raises :class:`TokenRefused` with a message naming why: unknown, revoked on…, expired on…,
+    or its person deactivated or locked.
+    """
+    token: ApiToken | None = None
+    if key.startswith(TOKEN_PREFIX):
+        token = ApiToken.objects.select_related("user").filter(key_hash=_digest(key)).first()
+    if token is None:
+        raise TokenRefused("Unknown token.")
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise TokenRefused(f"This token was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC.")
+    if token.expires_at is not None and now >= token.expires_at:
+        raise TokenRefused(f"This token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; ask for a new one.")
+    if not token.user.is_active or token.user.is_locked:
+        raise TokenRefused("The person this token acts as is deactivated or locked.")
+    if ip_address is not None and (
+        token.last_used_at is None or now - token.last_used_at >= TOKEN_TOUCH_INTERVAL
+        or ip_address != token.last_used_ip
+    ):
+        _token_touch(token=token, at=now, ip_address=ip_address)
+    return token
+
+
+def _token_touch(*, token: ApiToken, at: dt.datetime, ip_address: str) -> None:
+    """Note a token's last use. Not a GMP record and not a change anyone makes, so no ledger event
+    (a device pushing every second would flood the trail): one UPDATE of two columns, at most once
+    a minute per token (or when the address changes)."""
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=at, last_used_ip=ip_address or None)
+    token.last_used_at, token.last_used_ip = at, ip_address or None
+
+
 def token_user(key: str) -> User | None:
-    """The active person behind a bearer token, or None."""
-    if not key.startswith(TOKEN_PREFIX):
+    """The active person behind a bearer token that works now, or None."""
+    try:
+        user: User = token_authenticate(key).user
+    except TokenRefused:
         return None
-    token: Any = ApiToken.objects.select_related("user").filter(key_hash=_digest(key), revoked_at=None).first()
-    if token is None or not token.user.is_active or token.user.is_locked:
-        return None
-    user: User = token.user
     return user

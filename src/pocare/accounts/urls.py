@@ -8,6 +8,7 @@ urlpatterns = [
     path("logout/", views.logout_view, name="logout"),
     path("password/change/", views.password_change, name="password_change"),
     path("password/set/<str:uidb64>/<str:token>/", views.password_set, name="password_set"),
+    path("tokens/", views.tokens, name="tokens"),
     path("people/", views.people, name="people"),
     path("people/<int:pk>/", views.person, name="person"),
 ]

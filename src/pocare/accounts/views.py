@@ -7,6 +7,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_decode
 from django.views.decorators.http import require_http_methods, require_POST
@@ -153,6 +154,34 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
         "reason_form": reason_form if request.POST.get("action") != "grant" else ReasonForm(),
         "grant_form": grant_form,
         "can_manage": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE) and not selectors.is_read_only(actor),
+        "pauses": selectors.sign_in_pauses(person),
     }
     errors = bool(reason_form.errors or grant_form.errors) and request.method == "POST"
     return render(request, "accounts/person.html", context, status=400 if errors else 200)
+
+
+@signed_in
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    """"My tokens": a person's API tokens (Control Site QA: everyone's), with their last use; revoke one."""
+    actor = request.user
+    assert isinstance(actor, User)
+    visible = selectors.tokens_visible(actor)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST":
+        token = get_object_or_404(visible, pk=request.POST.get("token", "0"))
+        if form.is_valid():
+            try:
+                services.token_revoke(actor=actor, token=token, reason=form.cleaned_data["reason"])
+            except ValidationError as exc:
+                apply_validation_error(form, exc)
+            else:
+                messages.success(request, f"Token {token.prefix}… is revoked; the change is in the audit trail.")
+                return redirect("accounts:tokens")
+    context = {
+        "tokens": visible.select_related("user"),
+        "everyone": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE),
+        "form": form,
+        "now": timezone.now(),
+    }
+    return render(request, "accounts/tokens.html", context, status=400 if form.errors else 200)

@@ -6,7 +6,9 @@ itself is refused:
 
 1. :func:`signing_authenticate` — *outside* the service's transaction — checks the
    credentials under the continuous-session rule and records a failure (which counts toward
-   lockout) in its own transaction;
+   the account lock) in its own transaction; a correct password clears that count, so only
+   consecutive failures lock (P11-300). Sign-in failures never lock: they are throttled per user
+   id and address (accounts.services.session_login);
 2. :func:`signature_apply` — *inside* the service's transaction — writes the signature and
    its ledger event next to the change being signed.
 """
@@ -82,7 +84,8 @@ def needs_user_id(*, user: User, session: SessionBase | None) -> bool:
 
 
 def signing_authenticate(*, actor: User, credentials: SigningCredentials) -> SigningProof:
-    """Re-authenticate ``actor`` for a signature (P11-200). A wrong password counts toward lockout."""
+    """Re-authenticate ``actor`` for a signature (P11-200). A wrong password counts toward the
+    account lock; a correct one clears the count (P11-300)."""
     from pocare.accounts.services import AccessRefused, credentials_check
 
     both = needs_user_id(user=actor, session=credentials.session)

@@ -44,4 +44,14 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "scope": scoped_chain(request),
         "scope_options": scope_options(request),
         "read_only": access.is_read_only(user),
+        # When every role the person holds ends (inspectors, A11-IAM): shown in the header.
+        "access_ends": _access_ends(memberships),
     }
+
+
+def _access_ends(memberships: list[Any]) -> Any:
+    """The moment the person's last role ends, when every role they hold has an end (inspectors)."""
+    ends = [m.valid_until for m in memberships]
+    if not ends or None in ends:
+        return None
+    return max(ends)
