@@ -33,9 +33,12 @@ from pocare.ledger.services import event_record
 from pocare.manufacturing.events import ManufacturingEvent
 from pocare.manufacturing.models import Alarm, Batch, BatchStatus, DevicePush, DeviceReading
 from pocare.manufacturing.selectors import batches_visible
+from pocare.masterfile import plausibility
 
-#: How far ahead of the server clock a device's timestamp may be (device clocks drift).
-CLOCK_SKEW = dt.timedelta(minutes=5)
+#: How far ahead of the server clock a device's timestamp may be (device clocks drift), and how
+#: long before the batch's start (plausibility.py keeps both, with the logger's).
+CLOCK_SKEW = plausibility.CLOCK_SKEW
+BEFORE_BATCH_START = plausibility.DEVICE_BEFORE_BATCH_START
 #: Rows in one push: a day of one-minute values for a handful of batches and parameters, and
 #: well inside the request size Django accepts.
 MAX_ROWS = 20_000
@@ -57,6 +60,7 @@ class MonitoredParameter:
     unit: str
     alarm_min: float | None
     alarm_max: float | None
+    physical: plausibility.Bounds = (None, None)
 
     def outside(self, value: float) -> bool:
         """Outside the alarm limits (a value on a limit is inside)."""
@@ -99,7 +103,8 @@ def monitoring_of(batch: Batch) -> list[MonitoredParameter]:
     rows = (content.get("process") or {}).get("monitoring") or []
     return [
         MonitoredParameter(id=str(row["id"]), name=str(row.get("name") or row["id"]), unit=str(row.get("unit") or ""),
-                           alarm_min=_number(row.get("alarm_min")), alarm_max=_number(row.get("alarm_max")))
+                           alarm_min=_number(row.get("alarm_min")), alarm_max=_number(row.get("alarm_max")),
+                           physical=plausibility.physical_bounds(row))
         for row in rows if isinstance(row, Mapping) and row.get("id")
     ]
 
@@ -181,7 +186,10 @@ def _parse_time(text: Any) -> tuple[dt.datetime | None, str]:
         return None, f"{text[:40]!r} is not an ISO 8601 date and time (e.g. 2026-03-01T14:05:00+01:00)"
     if at.tzinfo is None or at.utcoffset() is None:
         return None, f"{text[:40]!r} has no UTC offset; add Z or +hh:mm so the moment is unambiguous"
-    return at.astimezone(dt.UTC), ""
+    try:
+        return at.astimezone(dt.UTC), ""
+    except OverflowError:
+        return None, f"{text[:40]!r} is not a moment a device can have recorded"
 
 
 def _validate_rows(actor: User, rows: Any, now: dt.datetime) -> tuple[list[_Row], list[RowProblem]]:
@@ -234,14 +242,29 @@ def _validate_rows(actor: User, rows: Any, now: dt.datetime) -> tuple[list[_Row]
         at, why = _parse_time(row.get("time"))
         if at is None:
             problems.append(RowProblem(number, "time", why))
-        elif at > now + CLOCK_SKEW:
-            problems.append(RowProblem(number, "time", f"{row['time']} is in the future (server time "
-                                                       f"{now:%Y-%m-%dT%H:%M:%SZ}); check the device clock"))
-            at = None
+        else:
+            # Between the batch's start less a margin and now plus the clock skew (1900 or 2999 is
+            # a device clock or a client fault, not a reading of this batch).
+            earliest = batch.started_at - BEFORE_BATCH_START if batch is not None else None
+            why = plausibility.window_problem(
+                at, earliest=earliest, latest=now + CLOCK_SKEW,
+                what=(f"device readings of {batch.reference} (its start less "
+                      f"{plausibility.duration_text(BEFORE_BATCH_START)}, to now plus "
+                      f"{plausibility.duration_text(CLOCK_SKEW)})" if batch is not None else
+                      f"device readings (up to now plus {plausibility.duration_text(CLOCK_SKEW)})"))
+            if why:
+                problems.append(RowProblem(number, "time", why + "; check the device clock"))
+                at = None
         raw = row.get("value")
         value = _number(raw)
         if value is None or not math.isfinite(value):
             problems.append(RowProblem(number, "value", f"{str(raw)[:40]!r} is not a finite number"))
+            value = None
+        elif parameter is not None and plausibility.outside(value, parameter.physical):
+            unit = f" {parameter.unit}" if parameter.unit else ""
+            allowed = plausibility.bounds_text(parameter.physical, parameter.unit)
+            problems.append(RowProblem(number, "value", f"{value:g}{unit} is not a possible {parameter.name}; "
+                                                        f"the physical range is {allowed}"))
             value = None
         if batch is not None and parameter is not None and at is not None and value is not None:
             key = (batch.reference, parameter.id, at)
@@ -264,15 +287,19 @@ def _already_stored(rows: list[_Row]) -> list[RowProblem]:
         by_batch[row.batch.pk].append(row)
     for batch_id, group in by_batch.items():
         first, last = min(r.at for r in group), max(r.at for r in group)
-        stored = {(p, at): key for p, at, key in DeviceReading.objects.filter(
+        stored = {(p, at): (key, value) for p, at, key, value in DeviceReading.objects.filter(
             batch_id=batch_id, parameter_id__in={r.parameter.id for r in group}, at__gte=first, at__lte=last,
-        ).values_list("parameter_id", "at", "push__idempotency_key")}
+        ).values_list("parameter_id", "at", "push__idempotency_key", "value")}
         for row in group:
-            key = stored.get((row.parameter.id, row.at))
-            if key is not None:
+            found = stored.get((row.parameter.id, row.at))
+            if found is not None:
+                key, value = found
+                what = ("the same value is already stored" if value == row.value else
+                        f"it contradicts the value {value:g} already stored for that moment")
                 problems.append(RowProblem(row.number, "time", f"a value of {row.parameter.id} for "
-                                                               f"{row.batch.reference} at {row.at:%Y-%m-%dT%H:%M:%SZ} "
-                                                               f"is already stored (push {key[:40]})"))
+                                                               f"{row.batch.reference} at {row.at:%Y-%m-%dT%H:%M:%SZ}: "
+                                                               f"{what} (push {key[:40]}); one reading per moment, "
+                                                               "corrections are recorded beside the original"))
     return sorted(problems, key=lambda p: p.row)
 
 
