@@ -39,10 +39,13 @@ from pocare.custody.models import (
     Shipment,
     ShipmentLeg,
     TemperatureReading,
+    TemperatureReadingCorrection,
     TemperatureUpload,
     TherapyOrder,
 )
+from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
+from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.masterfile import plausibility
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.quality.models import DeviationKind
@@ -721,6 +724,48 @@ def temperatures_upload(
                           "repeats_skipped": repeats, "sha256": upload.sha256, "excursions": upload.excursions,
                           "deviation": upload.deviation.reference if upload.deviation else None})
     return upload
+
+
+def temperature_correct(*, actor: User, reading: TemperatureReading, celsius: Any, reason: str,
+                        credentials: SigningCredentials) -> TemperatureReadingCorrection:
+    """Correct a logged temperature beside the original (CH4-9, DI-ALCOA): ``celsius`` is the
+    corrected value, or ``None`` to mark the reading invalid with no replacement (a logger fault,
+    a reading taken before the logger was in the shipper). With a reason and the corrector's
+    signature (authored); once per reading. The reading, and what its upload found, stay as they
+    were; the order page shows both."""
+    shipment = reading.shipment
+    order = shipment.order
+    if not any(access.has_perm(actor, Perm.CUSTODY_RECORD, site_id=s.pk) for s in (order.site, order.treating_site)) \
+            or access.is_read_only(actor):
+        raise PermissionDenied(f"{actor.username} may not correct logger data for this order.")
+    reason = reason_required(reason)
+    value: Decimal | None = None
+    if celsius is not None and str(celsius).strip():
+        low, high = (Decimal(str(b)) for b in PHYSICAL_CELSIUS)
+        try:
+            value = Decimal(str(celsius).strip().replace(",", "."))
+        except InvalidOperation:
+            value = None
+        if value is None or not value.is_finite() or not low <= value <= high:
+            raise ValidationError({"celsius": f"{str(celsius)[:20]!r} is not a possible temperature: the physical "
+                                              f"range is {plausibility.bounds_text(PHYSICAL_CELSIUS, '°C')}."})
+        value = value.quantize(Decimal("0.01"))
+        if value == reading.celsius:
+            raise ValidationError({"celsius": "The corrected value is the same as the reading it corrects."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        TemperatureReading.objects.select_for_update().filter(pk=reading.pk).first()
+        if TemperatureReadingCorrection.objects.filter(reading=reading).exists():
+            raise ValidationError({"reading": "This reading has already been corrected; the correction stands "
+                                              "beside it."})
+        correction = TemperatureReadingCorrection.objects.create(
+            reading=reading, celsius=value, reason=reason, corrected_by=actor, corrected_at=timezone.now())
+        event_record(actor=actor, event_type=CustodyEvent.TEMPERATURE_CORRECTED, obj=correction, site=order.site,
+                     reason=reason, old={"reading": reading.pk, "celsius": reading.celsius, "at": reading.at},
+                     new={"coi": order.coi, "shipment": shipment.pk, "logger_id": shipment.logger_id,
+                          "celsius": value, "invalid": value is None})
+        signature_apply(proof=proof, record=correction, meaning=Meaning.AUTHORED, site=order.site, reason=reason)
+    return correction
 
 
 def _csv_rows(text: str) -> tuple[list[dict[str, str]], list[str]]:

@@ -4,7 +4,7 @@ Automated systems (token clients acting as a named person) push process values i
 push is checked row by row against the batch's master-file version and stored whole or not at
 all. Values outside the version's alarm limits raise an alarm, which a person acknowledges.
 
-Services: :func:`device_data_push`, :func:`alarm_acknowledge`. Reads, scoped to the person's
+Services: :func:`device_data_push`, :func:`alarm_acknowledge`, :func:`reading_correct`. Reads, scoped to the person's
 sites: :func:`monitoring_of`, :func:`readings_of`, :func:`alarms_visible`, :func:`alarms_of`,
 :func:`series_of`.
 """
@@ -29,9 +29,18 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.ledger.canonical import canonical_json
-from pocare.ledger.services import event_record
+from pocare.ledger.models import Meaning
+from pocare.ledger.services import event_record, reason_required
+from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.manufacturing.events import ManufacturingEvent
-from pocare.manufacturing.models import Alarm, Batch, BatchStatus, DevicePush, DeviceReading
+from pocare.manufacturing.models import (
+    Alarm,
+    Batch,
+    BatchStatus,
+    DevicePush,
+    DeviceReading,
+    DeviceReadingCorrection,
+)
 from pocare.manufacturing.selectors import batches_visible
 from pocare.masterfile import plausibility
 
@@ -528,6 +537,54 @@ def alarm_acknowledge(*, actor: User, alarm: Alarm, comment: str, raise_deviatio
     return locked
 
 
+# --- correcting a reading -------------------------------------------------------------------------
+
+
+def reading_correct(*, actor: User, reading: DeviceReading, value: Any, reason: str,
+                    credentials: SigningCredentials) -> DeviceReadingCorrection:
+    """Correct a device reading beside the original (CH4-9, DI-ALCOA): ``value`` is the corrected
+    number, or ``None`` to mark the reading invalid with no replacement (a sensor fault, a device
+    clock that was wrong). With a reason and the corrector's signature (authored); once per
+    reading. The reading stays as the device sent it; alarms it raised stay with their
+    acknowledgement, and charts show the corrected value (an invalid reading is left out)."""
+    batch = reading.batch
+    if not batches_visible(actor).filter(pk=batch.pk).exists():
+        raise PermissionDenied("You may not see this batch.")
+    require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
+    reason = reason_required(reason)
+    parameter = {p.id: p for p in monitoring_of(batch)}.get(reading.parameter_id)
+    new_value: float | None = None
+    if value is not None and not (isinstance(value, str) and not value.strip()):
+        try:
+            new_value = float(value.strip().replace(",", ".")) if isinstance(value, str) else _number(value)
+        except ValueError:
+            new_value = None
+        if new_value is None or not math.isfinite(new_value):
+            raise ValidationError({"value": f"{str(value)[:40]!r} is not a finite number; leave it empty to mark "
+                                            "the reading invalid."})
+        bounds = parameter.physical if parameter is not None else (None, None)
+        if plausibility.outside(new_value, bounds):
+            unit = parameter.unit if parameter is not None else ""
+            raise ValidationError({"value": f"{new_value:g} {unit} is not a possible value; the physical range is "
+                                            f"{plausibility.bounds_text(bounds, unit)}."})
+        if new_value == reading.value:
+            raise ValidationError({"value": "The corrected value is the same as the reading it corrects."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        DeviceReading.objects.select_for_update().filter(pk=reading.pk).first()
+        if DeviceReadingCorrection.objects.filter(reading=reading).exists():
+            raise ValidationError({"reading": "This reading has already been corrected; the correction stands "
+                                              "beside it."})
+        correction = DeviceReadingCorrection.objects.create(reading=reading, value=new_value, reason=reason,
+                                                            corrected_by=actor, corrected_at=timezone.now())
+        event_record(actor=actor, event_type=ManufacturingEvent.READING_CORRECTED, site=batch.site, obj=correction,
+                     reason=reason, old={"reading": reading.pk, "value": reading.value, "at": reading.at},
+                     new={"batch": batch.reference, "parameter": reading.parameter_id, "value": new_value,
+                          "invalid": new_value is None})
+        signature_apply(proof=proof, record=correction, meaning=Meaning.AUTHORED, site=batch.site, reason=reason)
+    return correction
+
+
 # --- reads ----------------------------------------------------------------------------------------
 
 
@@ -551,15 +608,26 @@ def readings_of(
         qs = qs.filter(parameter_id=parameter)
     if since is not None:
         qs = qs.filter(at__gt=since)
-    return qs.select_related("push__pushed_by").order_by("at", "parameter_id", "pk")
+    return qs.select_related("push__pushed_by", "correction__corrected_by").order_by("at", "parameter_id", "pk")
+
+
+def corrections_of(user: Any, batch: Batch) -> QuerySet[DeviceReadingCorrection]:
+    """The corrections of the batch's device readings, newest first, each with its reading."""
+    return (DeviceReadingCorrection.objects.filter(reading__batch__in=batches_visible(user).filter(pk=batch.pk))
+            .select_related("reading", "corrected_by").order_by("-corrected_at", "-pk"))
 
 
 def series_of(batch: Batch, parameters: Iterable[str]) -> dict[str, list[tuple[dt.datetime, float, bool]]]:
     """Every reading of the batch for charts: ``{parameter: [(at, value, out_of_limits), …]}`` in
-    time order, read in one query (the caller has checked that the batch is visible)."""
+    time order, read in one query (the caller has checked that the batch is visible). A corrected
+    reading counts with its corrected value; one marked invalid is left out."""
     series: dict[str, list[tuple[dt.datetime, float, bool]]] = {p: [] for p in parameters}
-    for pid, at, value, out in (DeviceReading.objects.filter(batch=batch, parameter_id__in=list(series))
-                                .order_by("parameter_id", "at").values_list("parameter_id", "at", "value",
-                                                                            "out_of_limits")):
+    for pid, at, value, out, corrected, correction in (
+            DeviceReading.objects.filter(batch=batch, parameter_id__in=list(series)).order_by("parameter_id", "at")
+            .values_list("parameter_id", "at", "value", "out_of_limits", "correction__value", "correction__pk")):
+        if correction is not None:
+            if corrected is None:
+                continue
+            value = corrected
         series[pid].append((at, value, out))
     return series
