@@ -42,7 +42,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.masterfile import schema
+from pocare.masterfile import plausibility, schema
 from pocare.network.models import DeviceType, ManufacturingUnit, Site
 from pocare.quality.models import Deviation, DeviationKind
 from pocare.quality.services import deviation_open
@@ -668,10 +668,11 @@ def _tested_at(tested_at: dt.datetime | None, now: dt.datetime, batch: Batch) ->
         return now
     if timezone.is_naive(tested_at):
         raise ValidationError({"tested_at": "Give the time with its time zone (for example 2026-12-01T10:00Z)."})
-    if tested_at > now + dt.timedelta(minutes=5):
-        raise ValidationError({"tested_at": "The test cannot have been read in the future."})
-    if tested_at < batch.started_at:
-        raise ValidationError({"tested_at": "The test cannot have been read before the batch started."})
+    # The sample cannot exist before the batch started; the test cannot be read in the future.
+    why = plausibility.window_problem(tested_at, earliest=batch.started_at, latest=now + plausibility.CLOCK_SKEW,
+                                      what=f"QC results of {batch.reference} (its start to now)")
+    if why:
+        raise ValidationError({"tested_at": f"When the test was read: {why}."})
     return tested_at
 
 
