@@ -75,6 +75,23 @@ def test_a_qc_result_cannot_be_read_before_the_batch_started(batch):
     assert not QcResult.objects.filter(batch=batch).exists()
 
 
+def test_a_qc_result_waits_for_its_sample_and_is_not_read_before_the_sample_was_taken(batch):
+    """DI-ALCOA: mycoplasma is sampled at step ipc-sterility-sampling (the master file's
+    sample_step): no result before that step is recorded, and none read before it was performed."""
+    with pytest.raises(ValidationError, match="is taken at step 'ipc-sterility-sampling', which is not recorded"):
+        _qc(batch, "mycoplasma", "not detected")
+    while services.next_step(batch)[1]["id"] != "expansion-harvest-decision":
+        h.do_step(batch)
+    h.do_step(batch)
+    h.do_step(batch)  # ipc-sterility-sampling
+    sampled = batch.steps.get(step_id="ipc-sterility-sampling").performed_at
+    with pytest.raises(ValidationError) as refused:
+        _qc(batch, "mycoplasma", "not detected", tested_at=sampled - dt.timedelta(hours=2))
+    assert "is before the window" in " ".join(refused.value.message_dict["tested_at"])
+    assert not QcResult.objects.filter(batch=batch).exists()
+    assert _qc(batch, "mycoplasma", "not detected").conforms
+
+
 def test_a_negative_transit_time_is_refused_at_the_step_and_nothing_is_stored(batch):
     """DI-ALCOA: a step value outside the physical bounds of its unit (h ≥ 0) is refused before the
     step is recorded — it is not an out-of-range value raising a deviation."""

@@ -140,6 +140,10 @@ MALFORMED = [
     ("physical-on-a-boolean", "type: boolean, target: true, critical: true",
      "type: boolean, target: true, critical: true, physical: {min: 0}", f"{UO1}.steps[0].parameters[1].physical",
      "{id: din-ok", "physical applies only to number or integer parameters, not boolean"),
+    ("sample-step-not-in-the-process", "      sample_point: Final product\n      release_critical: true\n    - id: sterility",
+     "      sample_point: Final product\n      sample_step: release-sampling\n      release_critical: true\n"
+     "    - id: sterility", "specification.attributes[0].sample_step", "sample_step: release-sampling",
+     "there is no step 'release-sampling' in the process; steps: receipt-identity, transduction"),
     ("shelf-life-unknown-field", "fresh_product_hours: 72", "fresh_hours: 72", "shelf_life.fresh_hours",
      "fresh_hours: 72", "unknown field 'fresh_hours'; allowed here: fresh_product_hours, cryopreserved_product_days"),
 ]

@@ -18,7 +18,7 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
       monitoring: [{id, name, unit, alarm_min, alarm_max, physical: {min, max}}]  # optional
     specification:
       attributes: [{id, name, method, unit, acceptance: {min, max, equals}, physical: {min, max},
-                    sample_point, release_critical, result_after_release}]
+                    sample_point, sample_step, release_critical, result_after_release}]
     transport: {apheresis, fresh_product, cryopreserved_product: {min, max}}  # optional, °C
     shelf_life: {fresh_product_hours, cryopreserved_product_days}             # optional, > 0
     site_annexes: [{site, differences, device, comparability_evidence}]      # optional
@@ -235,6 +235,7 @@ class Attribute(_Strict):
     acceptance: Acceptance
     physical: PhysicalBounds | None = None
     sample_point: Text
+    sample_step: Identifier | None = None  # the step that takes the sample: no result is read before it
     release_critical: bool
     result_after_release: bool = False
 
@@ -493,8 +494,12 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
                 found.append((("transport", leg, "min"), f"min {limits.min} is greater than max {limits.max}"))
     attrs: Loc = ("specification", "attributes")
     unique((((*attrs, i, "id"), a.id) for i, a in enumerate(doc.specification.attributes)), "attribute id")
+    step_ids = [s.id for uo in doc.process.unit_operations for s in uo.steps]
     for i, a in enumerate(doc.specification.attributes):
         found.extend(_acceptance_problems(a, (*attrs, i)))
+        if a.sample_step is not None and a.sample_step not in step_ids:
+            found.append(((*attrs, i, "sample_step"), f"there is no step {a.sample_step!r} in the process; "
+                                                      f"steps: {', '.join(step_ids)}"))
     unique(((("site_annexes", i, "site"), an.site) for i, an in enumerate(doc.site_annexes)), "annex site")
     if known_sites is not None:
         known = sorted(set(known_sites))
