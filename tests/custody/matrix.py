@@ -52,6 +52,23 @@ def _shipment(site: str) -> dict[str, Any]:
     return {"pk": _order(site).shipments.get().pk}
 
 
+def _temperature(site: str) -> dict[str, Any]:
+    """A logged temperature of the site's shipment (rows made directly)."""
+    from pocare.accounts.models import User
+    from pocare.custody.models import TemperatureReading, TemperatureUpload
+
+    shipment = _order(site).shipments.get()
+    reading = TemperatureReading.objects.filter(shipment=shipment).first()
+    if reading is None:
+        now = timezone.now()
+        upload = TemperatureUpload.objects.create(
+            shipment=shipment, uploaded_at=now, uploaded_by=User.objects.get(username=f"physician.{site.lower()}"),
+            source="api", readings=1, sha256="0" * 64)
+        reading = TemperatureReading.objects.create(upload=upload, shipment=shipment, at=now, celsius=Decimal("4.5"),
+                                                    in_limits=True)
+    return {"pk": reading.pk}
+
+
 def _label(site: str) -> dict[str, Any]:
     order = _order(site)
     return {"pk": order.pk, "container": f"bag-{order.collections.get().pk}"}
@@ -64,6 +81,8 @@ OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "custody:handoff_new": _pk,
     "custody:shipment_new": _pk,
     "custody:upload_new": _shipment,
+    "custody:shipment_readings": _shipment,
+    "custody:temperature_correct": _temperature,
     "custody:label_svg": _label,
     "custody:labels_pdf": _pk,
     "api-custody-order": _pk,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from pocare.custody.models import Handoff, HandoffOutcome, OrderStatus, TherapyOrder
 from tests.custody.helpers import accepted, collect, effective_at, order
 
 pytestmark = pytest.mark.django_db
 
-GOOD = "timestamp,temperature_c\n2026-03-01T08:00:00Z,4.1\n2026-03-01T08:10:00Z,9.0\n"
+#: An hour of logger readings a few hours before now: inside the window of a shipment dispatched
+#: in the test (dispatch less 12 h to now plus 5 min).
+HOUR = (timezone.now() - dt.timedelta(hours=3)).strftime("%Y-%m-%dT%H")
+GOOD = f"timestamp,temperature_c\n{HOUR}:00:00Z,4.1\n{HOUR}:10:00Z,9.0\n"
 
 
 def test_orders_are_seen_at_their_manufacturing_and_treating_sites_only(client, login, people):
@@ -130,12 +136,12 @@ def test_api_handoff_and_temperatures(client, login, people):
     shipment = services.shipment_dispatch(actor=people["physician.mad"], order=o, leg="apheresis", logger_id="L1",
                                           reason="x")
     turl = f"/api/custody/shipments/{shipment.pk}/temperatures/"
-    bad = client.post(turl, {"rows": [{"timestamp": "2026-03-01T08:00:00", "temperature_c": 4}]},
+    bad = client.post(turl, {"rows": [{"timestamp": f"{HOUR}:00:00", "temperature_c": 4}]},
                       content_type="application/json")
     assert bad.status_code == 400 and "row 1:" in bad.json()["rows"][1]
     assert client.post(turl, {"rows": "x"}, content_type="application/json").status_code == 400
     assert client.post(turl, "{", content_type="application/json").status_code == 400
-    ok = client.post(turl, {"rows": [{"timestamp": "2026-03-01T08:00:00Z", "temperature_c": 4.5}]},
+    ok = client.post(turl, {"rows": [{"timestamp": f"{HOUR}:00:00Z", "temperature_c": 4.5}]},
                      content_type="application/json")
     assert ok.status_code == 201 and ok.json()["readings"] == 1
     detail = client.get(f"/api/custody/orders/{o.pk}/").json()

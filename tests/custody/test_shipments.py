@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from pocare.custody import services
 from pocare.custody.models import TemperatureReading, TemperatureUpload
@@ -16,7 +17,10 @@ from tests.custody.helpers import accepted, collect, user
 
 pytestmark = pytest.mark.django_db
 
-GOOD = "timestamp,temperature_c\n2026-03-01T08:00:00Z,4.1\n2026-03-01T08:10:00+01:00,5.0\n2026-03-01T08:20:00Z,6.2\n"
+#: An hour of logger readings a few hours before now: inside the window of a shipment dispatched
+#: in the test (dispatch less 12 h to now plus 5 min).
+HOUR = (timezone.now() - dt.timedelta(hours=3)).strftime("%Y-%m-%dT%H")
+GOOD = f"timestamp,temperature_c\n{HOUR}:00:00Z,4.1\n{HOUR}:10:00+01:00,5.0\n{HOUR}:20:00Z,6.2\n"
 
 
 def _shipment(leg: str = "apheresis"):  # type: ignore[no-untyped-def]
@@ -52,13 +56,13 @@ def test_malformed_csv_is_rejected_whole_naming_the_rows(people):
     """DI-ALCOA ATMP-TRACE: bad rows reject the whole upload, each listed with its row number and
     reason, and nothing is stored."""
     s = _shipment()
-    bad = ("timestamp,temperature_c\n2026-03-01T08:00:00Z,4.1\n2026-03-01 08:10,5\n"
-           "2026-03-01T08:20:00Z,warm\n2026-03-01T08:30:00Z,4,extra\n")
+    bad = (f"timestamp,temperature_c\n{HOUR}:00:00Z,4.1\n2026-03-01 08:10,5\n"
+           f"{HOUR}:20:00Z,warm\n{HOUR}:30:00Z,4,extra\n")
     with pytest.raises(ValidationError) as exc:
         services.temperatures_upload(actor=people["physician.mad"], shipment=s, source="csv", csv_text=bad)
     messages = exc.value.message_dict["csv_text"]
     assert any(m.startswith("row 4:") and "columns" in m for m in messages)
-    bad2 = "timestamp,temperature_c\n2026-03-01T08:00:00Z,4.1\n2026-03-01 08:10,5\n2026-03-01T08:20:00Z,warm\n"
+    bad2 = f"timestamp,temperature_c\n{HOUR}:00:00Z,4.1\n2026-03-01 08:10,5\n{HOUR}:20:00Z,warm\n"
     with pytest.raises(ValidationError) as exc:
         services.temperatures_upload(actor=people["physician.mad"], shipment=s, source="csv", csv_text=bad2)
     messages = exc.value.message_dict["csv_text"]
@@ -73,7 +77,7 @@ def test_malformed_csv_is_rejected_whole_naming_the_rows(people):
 def test_an_excursion_opens_a_temperature_deviation(people):
     """ATMP-TRACE: readings above 8 °C form an excursion, recorded on the upload with a deviation."""
     s = _shipment()
-    t0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+    t0 = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
     rows = [{"timestamp": (t0 + dt.timedelta(minutes=10 * i)).isoformat(), "temperature_c": v}
             for i, v in enumerate([4, 5, 9.5, 12.25, 7, 6])]
     upload = services.temperatures_upload(actor=people["physician.mad"], shipment=s, source="api", rows=rows)

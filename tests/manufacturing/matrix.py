@@ -105,6 +105,24 @@ def _value(site: str) -> dict[str, Any]:
     return {"pk": value.pk}
 
 
+def _reading(site: str) -> dict[str, Any]:
+    """A device reading at the site (rows made directly, like ``_value``)."""
+    import uuid
+
+    from pocare.accounts.models import User
+    from pocare.manufacturing.models import Batch, DevicePush, DeviceReading
+
+    reading = DeviceReading.objects.filter(batch__site__code=site).first()
+    if reading is None:
+        batch = Batch.objects.get(reference=_batch(site)["reference"])
+        now = timezone.now()
+        push = DevicePush.objects.create(idempotency_key=str(uuid.uuid4()), received_at=now, rows=1, sha256="0" * 64,
+                                         pushed_by=User.objects.get(username=f"operator.{site.lower()}"))
+        reading = DeviceReading.objects.create(push=push, batch=batch, parameter_id="culture-temperature",
+                                               at=now - dt.timedelta(minutes=5), value=37.0)
+    return {"pk": reading.pk}
+
+
 def _order_to_start(site: str) -> dict[str, Any]:
     """An accepted order at the site with no batch yet."""
     from pocare.accounts.models import User
@@ -139,6 +157,8 @@ OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "api-qc-record": _batch,
     "manufacturing:batch_device": _batch,
     "manufacturing:alarm_acknowledge": _alarm,
+    "manufacturing:batch_readings": _batch,
+    "manufacturing:reading_correct": _reading,
     "api-batch-device-data": _batch,
     "api-batch-alarms": _batch,
     "api-alarm-acknowledge": _alarm,

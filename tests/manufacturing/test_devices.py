@@ -112,7 +112,7 @@ def test_a_push_with_malformed_rows_is_rejected_whole_with_row_numbers(client, b
         (2, "batch"), (3, "parameter"), (4, "time"), (5, "time"), (6, "time"), (7, "value"), (8, "value"),
         (9, "row"), (10, "row")]
     assert "glucose" in problems[1]["problem"] and "ph" in problems[1]["problem"]
-    assert "offset" in problems[2]["problem"] and "future" in problems[3]["problem"]
+    assert "offset" in problems[2]["problem"] and "after the window" in problems[3]["problem"]
     assert DeviceReading.objects.count() == 0 and DevicePush.objects.count() == 0
     assert Event.objects.count() == before
 

@@ -15,4 +15,5 @@ class CustodyEvent(models.TextChoices):
     HANDOFF_BLOCKED = "custody.handoff_blocked", "Custody hand-off blocked: identifier mismatch"
     SHIPMENT_CREATED = "custody.shipment_created", "Shipment with data logger dispatched"
     TEMPERATURES_UPLOADED = "custody.temperatures_uploaded", "Data-logger temperatures uploaded"
+    TEMPERATURE_CORRECTED = "custody.temperature_corrected", "Logger reading corrected or marked invalid"
     LABEL_PRINTED = "custody.label_printed", "Labels printed"

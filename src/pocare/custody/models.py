@@ -212,3 +212,28 @@ class TemperatureReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.celsius} °C at {self.at:%Y-%m-%d %H:%M} UTC"
+
+
+class TemperatureReadingCorrection(models.Model):
+    """A correction of a logged temperature, kept beside the original (CH4-9, DI-ALCOA): the
+    corrected value, or none when the reading is struck out as invalid, with the reason, who and
+    when, and the corrector's signature. The reading stays as the logger recorded it."""
+
+    reading = models.OneToOneField(TemperatureReading, on_delete=models.PROTECT, related_name="correction")
+    celsius = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True,
+                                  help_text="Empty: the reading is invalid, with no replacement.")
+    reason = models.TextField()
+    corrected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    corrected_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "custody_temperaturereadingcorrection"
+        ordering = ["corrected_at", "pk"]
+
+    def __str__(self) -> str:
+        now = "invalid" if self.celsius is None else f"{self.celsius} °C"
+        return f"Correction of logger reading {self.reading_id}: {now}"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"reading": self.reading_id, "celsius": None if self.celsius is None else str(self.celsius),
+                "reason": self.reason, "corrected_by": self.corrected_by_id, "corrected_at": self.corrected_at}

@@ -16,6 +16,7 @@ from pocare.custody.models import (
     Handoff,
     Shipment,
     TemperatureReading,
+    TemperatureReadingCorrection,
     TemperatureUpload,
     TherapyOrder,
 )
@@ -53,6 +54,7 @@ class ShipmentView:
     uploads: list[TemperatureUpload] = field(default_factory=list)
     chart: str = ""
     readings: int = 0
+    corrections: int = 0
 
 
 def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
@@ -60,7 +62,18 @@ def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
     shipments = order.shipments.select_related("created_by").prefetch_related(
         Prefetch("uploads", queryset=TemperatureUpload.objects.select_related("uploaded_by", "deviation")))
     for shipment in shipments:
-        rows = list(TemperatureReading.objects.filter(shipment=shipment).order_by("at").values_list("at", "celsius"))
+        rows = []
+        corrections = total = 0
+        for at, celsius, corrected, correction in (TemperatureReading.objects.filter(shipment=shipment)
+                                                   .order_by("at").values_list("at", "celsius", "correction__celsius",
+                                                                               "correction__pk")):
+            total += 1
+            if correction is not None:  # the chart shows the corrected value; an invalid reading is left out
+                corrections += 1
+                if corrected is None:
+                    continue
+                celsius = corrected
+            rows.append((at, celsius))
         uploads = list(shipment.uploads.all())
         spans = []
         for upload in uploads:
@@ -69,8 +82,21 @@ def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
 
                 spans.append((datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])))
         found.append(ShipmentView(shipment, uploads, temperature_svg(rows, shipment.min_celsius,
-                                                                      shipment.max_celsius, spans), len(rows)))
+                                                                      shipment.max_celsius, spans),
+                                  total, corrections))
     return found
+
+
+def readings_of(shipment: Shipment) -> QuerySet[TemperatureReading]:
+    """The shipment's logged temperatures in time order, each with its correction (the caller has
+    checked that the shipment is visible)."""
+    return shipment.readings.select_related("correction__corrected_by", "upload").order_by("at", "pk")
+
+
+def corrections_of(shipment: Shipment) -> QuerySet[TemperatureReadingCorrection]:
+    """The corrections of the shipment's readings, newest first."""
+    return (TemperatureReadingCorrection.objects.filter(reading__shipment=shipment)
+            .select_related("reading", "corrected_by").order_by("-corrected_at", "-pk"))
 
 
 def may_create_order(user: Any, site: Site | None = None) -> bool:

@@ -39,10 +39,14 @@ from pocare.custody.models import (
     Shipment,
     ShipmentLeg,
     TemperatureReading,
+    TemperatureReadingCorrection,
     TemperatureUpload,
     TherapyOrder,
 )
+from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
+from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
+from pocare.masterfile import plausibility
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.quality.models import DeviationKind
 from pocare.quality.services import deviation_open
@@ -565,10 +569,18 @@ def _parse_when(value: Any) -> dt.datetime | None:
     return when if when.tzinfo is not None and when.utcoffset() is not None else None
 
 
-def _parse_rows(rows: Iterable[Any]) -> tuple[list[tuple[dt.datetime, Decimal]], list[str]]:
-    """(readings, problems): each problem names the row number (1 = first data row) and the reason."""
+#: What a logged temperature can possibly be (°C): absolute zero to 200 °C.
+PHYSICAL_CELSIUS = plausibility.UNIT_BOUNDS["°C"]
+
+
+def _parse_rows(rows: Iterable[Any], *, earliest: dt.datetime, latest: dt.datetime,
+                ) -> tuple[list[tuple[dt.datetime, Decimal]], list[str]]:
+    """(readings, problems): each problem names the row number (1 = first data row) and the reason.
+    A reading is plausible between ``earliest`` (the dispatch less LOGGER_BEFORE_DISPATCH) and
+    ``latest`` (now plus CLOCK_SKEW), and between absolute zero and 200 °C."""
     readings: list[tuple[dt.datetime, Decimal]] = []
     problems: list[str] = []
+    low, high = (Decimal(str(b)) for b in PHYSICAL_CELSIUS)
     for n, row in enumerate(rows, 1):
         if not isinstance(row, Mapping):
             problems.append(f"row {n}: give timestamp and temperature_c")
@@ -578,21 +590,64 @@ def _parse_rows(rows: Iterable[Any]) -> tuple[list[tuple[dt.datetime, Decimal]],
         why = []
         if when is None:
             why.append(f"timestamp {str(raw_at or '')[:40]!r} is not an ISO 8601 time with an offset or Z")
+        else:
+            outside_window = plausibility.window_problem(
+                when, earliest=earliest, latest=latest,
+                what=f"this shipment's logger (its dispatch less "
+                     f"{plausibility.duration_text(plausibility.LOGGER_BEFORE_DISPATCH)}, to now plus "
+                     f"{plausibility.duration_text(plausibility.CLOCK_SKEW)})")
+            if outside_window:
+                why.append(f"timestamp {outside_window}")
+                when = None
         celsius: Decimal | None = None
-        if isinstance(raw_t, bool):
+        if isinstance(raw_t, bool) or not isinstance(raw_t, str | int | float | Decimal | None):
             raw_t = None
         try:
             celsius = Decimal(str(raw_t).strip()) if raw_t is not None and str(raw_t).strip() else None
         except InvalidOperation:
             celsius = None
-        if celsius is None or not celsius.is_finite() or not Decimal(-273) <= celsius <= Decimal(200):
-            why.append(f"temperature_c {str(raw_t if raw_t is not None else '')[:20]!r} is not a temperature "
-                       "in °C (-273 to 200)")
+        if celsius is None or not celsius.is_finite() or not low <= celsius <= high:
+            why.append(f"temperature_c {str(raw_t if raw_t is not None else '')[:20]!r} is not a possible "
+                       f"temperature: the physical range is {plausibility.bounds_text(PHYSICAL_CELSIUS, '°C')}")
         if why:
             problems.append(f"row {n}: " + "; ".join(why))
         elif when is not None and celsius is not None:
             readings.append((when, celsius.quantize(Decimal("0.01"))))
     return readings, problems
+
+
+def _one_per_moment(shipment: Shipment, readings: list[tuple[dt.datetime, Decimal]],
+                    ) -> tuple[list[tuple[dt.datetime, Decimal]], int, list[str]]:
+    """(new readings, identical repeats skipped, problems). The logger has one temperature per
+    moment: a reading that contradicts another at the same instant — in this upload or stored
+    before for this shipment — is refused; an identical repeat (a logger read out twice) is
+    stored once and otherwise skipped."""
+    stored: dict[dt.datetime, Decimal] = dict(shipment.readings.filter(
+        at__gte=min(at for at, _ in readings), at__lte=max(at for at, _ in readings)).values_list("at", "celsius"))
+    first: dict[dt.datetime, Decimal] = {}
+    new: list[tuple[dt.datetime, Decimal]] = []
+    problems: list[str] = []
+    repeats = 0
+    for n, (at, celsius) in enumerate(readings, 1):
+        key = at.astimezone(dt.UTC)
+        earlier = stored.get(key, first.get(key))
+        if earlier is None:
+            first[key] = celsius
+            new.append((key, celsius))
+        elif earlier == celsius:
+            repeats += 1
+        else:
+            where = "already stored" if key in stored else "earlier in this upload"
+            problems.append(f"row {n}: timestamp {key:%Y-%m-%dT%H:%M:%SZ}: {celsius} °C contradicts {earlier} °C "
+                            f"{where} for the same moment; one reading per moment (correct a stored reading "
+                            "beside the original instead)")
+    return new, repeats, problems
+
+
+def _refuse_upload(field: str, problems: list[str]) -> None:
+    if problems:
+        shown = problems[:50] + ([f"… and {len(problems) - 50} more rows"] if len(problems) > 50 else [])
+        raise ValidationError({field: [f"Nothing was stored: {len(problems)} problem(s).", *shown]})
 
 
 def temperatures_upload(
@@ -628,15 +683,21 @@ def temperatures_upload(
     if len(parsed_rows) > MAX_READINGS:
         problems.append(f"at most {MAX_READINGS:,} readings per upload")
     readings: list[tuple[dt.datetime, Decimal]] = []
-    if not problems:
-        readings, problems = _parse_rows(parsed_rows)
-    if problems:
-        shown = problems[:50] + ([f"… and {len(problems) - 50} more rows"] if len(problems) > 50 else [])
-        raise ValidationError({field: [f"Nothing was stored: {len(problems)} problem(s).", *shown]})
-    low, high = shipment.min_celsius, shipment.max_celsius
-    found = excursions_find(readings, low, high)
     now = timezone.now()
+    repeats = 0
+    if not problems:
+        readings, problems = _parse_rows(parsed_rows, latest=now + plausibility.CLOCK_SKEW,
+                                         earliest=shipment.dispatched_at - plausibility.LOGGER_BEFORE_DISPATCH)
+    _refuse_upload(field, problems)
     with transaction.atomic():
+        # One reading per moment, checked under the shipment's lock so two uploads cannot both pass.
+        Shipment.objects.select_for_update().filter(pk=shipment.pk).first()
+        readings, repeats, problems = _one_per_moment(shipment, readings)
+        if not problems and not readings:
+            problems.append(f"all {repeats} readings are already stored for this shipment; nothing new to store")
+        _refuse_upload(field, problems)
+        low, high = shipment.min_celsius, shipment.max_celsius
+        found = excursions_find(readings, low, high)
         upload = TemperatureUpload.objects.create(
             shipment=shipment, uploaded_at=now, uploaded_by=actor, source=source, readings=len(readings),
             sha256=hashlib.sha256(content).hexdigest(), excursions=[e.as_record() for e in found])
@@ -660,9 +721,51 @@ def temperatures_upload(
         event_record(actor=actor, event_type=CustodyEvent.TEMPERATURES_UPLOADED, obj=upload, site=order.site,
                      reason=f"Logger {shipment.logger_id} readings uploaded ({source})",
                      new={"coi": order.coi, "shipment": shipment.pk, "readings": len(readings),
-                          "sha256": upload.sha256, "excursions": upload.excursions,
+                          "repeats_skipped": repeats, "sha256": upload.sha256, "excursions": upload.excursions,
                           "deviation": upload.deviation.reference if upload.deviation else None})
     return upload
+
+
+def temperature_correct(*, actor: User, reading: TemperatureReading, celsius: Any, reason: str,
+                        credentials: SigningCredentials) -> TemperatureReadingCorrection:
+    """Correct a logged temperature beside the original (CH4-9, DI-ALCOA): ``celsius`` is the
+    corrected value, or ``None`` to mark the reading invalid with no replacement (a logger fault,
+    a reading taken before the logger was in the shipper). With a reason and the corrector's
+    signature (authored); once per reading. The reading, and what its upload found, stay as they
+    were; the order page shows both."""
+    shipment = reading.shipment
+    order = shipment.order
+    if not any(access.has_perm(actor, Perm.CUSTODY_RECORD, site_id=s.pk) for s in (order.site, order.treating_site)) \
+            or access.is_read_only(actor):
+        raise PermissionDenied(f"{actor.username} may not correct logger data for this order.")
+    reason = reason_required(reason)
+    value: Decimal | None = None
+    if celsius is not None and str(celsius).strip():
+        low, high = (Decimal(str(b)) for b in PHYSICAL_CELSIUS)
+        try:
+            value = Decimal(str(celsius).strip().replace(",", "."))
+        except InvalidOperation:
+            value = None
+        if value is None or not value.is_finite() or not low <= value <= high:
+            raise ValidationError({"celsius": f"{str(celsius)[:20]!r} is not a possible temperature: the physical "
+                                              f"range is {plausibility.bounds_text(PHYSICAL_CELSIUS, '°C')}."})
+        value = value.quantize(Decimal("0.01"))
+        if value == reading.celsius:
+            raise ValidationError({"celsius": "The corrected value is the same as the reading it corrects."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        TemperatureReading.objects.select_for_update().filter(pk=reading.pk).first()
+        if TemperatureReadingCorrection.objects.filter(reading=reading).exists():
+            raise ValidationError({"reading": "This reading has already been corrected; the correction stands "
+                                              "beside it."})
+        correction = TemperatureReadingCorrection.objects.create(
+            reading=reading, celsius=value, reason=reason, corrected_by=actor, corrected_at=timezone.now())
+        event_record(actor=actor, event_type=CustodyEvent.TEMPERATURE_CORRECTED, obj=correction, site=order.site,
+                     reason=reason, old={"reading": reading.pk, "celsius": reading.celsius, "at": reading.at},
+                     new={"coi": order.coi, "shipment": shipment.pk, "logger_id": shipment.logger_id,
+                          "celsius": value, "invalid": value is None})
+        signature_apply(proof=proof, record=correction, meaning=Meaning.AUTHORED, site=order.site, reason=reason)
+    return correction
 
 
 def _csv_rows(text: str) -> tuple[list[dict[str, str]], list[str]]:

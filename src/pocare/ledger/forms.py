@@ -48,3 +48,22 @@ class ReviewForm(SignatureFieldsMixin):
         chain_field = self.fields["chain"]
         assert isinstance(chain_field, forms.ChoiceField)
         chain_field.choices = [(c, c) for c in chains]
+
+
+class ReadingCorrectionForm(SignatureFieldsMixin):
+    """Correct a reading (device or logger) beside the original: a new value, or mark it invalid
+    (no replacement), with a reason and a signature."""
+
+    value = forms.CharField(label="Corrected value", max_length=40, required=False)
+    invalid = forms.BooleanField(label="Mark the reading invalid (no replacement value)", required=False)
+    reason = forms.CharField(label="Reason for the correction", max_length=1000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+    field_order = ["value", "invalid", "reason", "username", "password"]
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        if data.get("invalid") and (data.get("value") or "").strip():
+            self.add_error("value", "Either give the corrected value or mark the reading invalid, not both.")
+        elif not data.get("invalid") and not (data.get("value") or "").strip():
+            self.add_error("value", "Give the corrected value, or mark the reading invalid.")
+        return data

@@ -171,15 +171,18 @@ def load_live(*, versions: list[MasterFileVersion], password: str) -> Batch | No
             break
     now = timezone.now()
     rows = []
-    for hour in range(36, 0, -1):
-        at = (now - dt.timedelta(hours=hour)).isoformat()
-        drift = 1.4 if hour in (7, 6) else 0.0  # a short temperature excursion the operator must acknowledge
+    # The device's feed since it was set up for this batch: readings are plausible only from the
+    # batch's start less DEVICE_BEFORE_BATCH_START (an hour), so the feed covers the last 54 minutes,
+    # one value every 1.5 minutes.
+    for tick in range(36, 0, -1):
+        at = (now - dt.timedelta(minutes=1.5 * tick)).isoformat()
+        drift = 1.4 if tick in (7, 6) else 0.0  # a short temperature excursion the operator must acknowledge
         rows += [
             {"batch": batch.reference, "parameter": "culture-temperature", "time": at, "value": 37.0 + drift
-             + 0.05 * ((hour * 7) % 5 - 2)},
-            {"batch": batch.reference, "parameter": "co2", "time": at, "value": 5.0 + 0.02 * ((hour * 3) % 5 - 2)},
-            {"batch": batch.reference, "parameter": "ph", "time": at, "value": 7.25 - 0.004 * (36 - hour)},
-            {"batch": batch.reference, "parameter": "dissolved-oxygen", "time": at, "value": 62 - 0.3 * (36 - hour)},
+             + 0.05 * ((tick * 7) % 5 - 2)},
+            {"batch": batch.reference, "parameter": "co2", "time": at, "value": 5.0 + 0.02 * ((tick * 3) % 5 - 2)},
+            {"batch": batch.reference, "parameter": "ph", "time": at, "value": 7.25 - 0.004 * (36 - tick)},
+            {"batch": batch.reference, "parameter": "dissolved-oxygen", "time": at, "value": 62 - 0.3 * (36 - tick)},
         ]
     devices.device_data_push(actor=operator, idempotency_key=f"demo-{batch.reference}-1", rows=rows)
     _completed_batch(Site.objects.get(code="GRO"), password=password)

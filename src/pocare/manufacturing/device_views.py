@@ -9,26 +9,30 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.ledger.forms import ReadingCorrectionForm
+from pocare.ledger.signing import SigningRefused, needs_user_id
 from pocare.manufacturing import devices
 from pocare.manufacturing.charts import parameter_chart_svg
-from pocare.manufacturing.models import Batch
+from pocare.manufacturing.models import Batch, DeviceReading
 from pocare.manufacturing.selectors import batches_visible
 from pocare.web.forms import apply_validation_error
 
 PANEL = "manufacturing/device/_panel.html"
 PAGE = "manufacturing/device/batch_device.html"
+READINGS_PER_PAGE = 200
 
 
 class AcknowledgeForm(forms.Form):
@@ -113,3 +117,51 @@ def alarm_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect(reverse("manufacturing:batch_device", args=[batch.reference]))
     # HTMX swaps a 422 into the panel (the form says so in hx-on::before-swap); a plain POST gets a 400.
     return _render(request, batch, status=422 if _is_htmx(request) else 400, bound={alarm.pk: form})
+
+
+@requires(Perm.BATCH_VIEW)
+@require_GET
+def batch_readings(request: HttpRequest, reference: str) -> HttpResponse:
+    """Every device reading of a batch, a page at a time, each with its correction beside it."""
+    batch = _visible_batch(request, reference)
+    parameters = devices.monitoring_of(batch)
+    chosen = request.GET.get("parameter", "")
+    readings = devices.readings_of(request.user, batch, parameter=chosen if chosen in {p.id for p in parameters}
+                                   else None)
+    page = Paginator(readings, READINGS_PER_PAGE).get_page(request.GET.get("page"))
+    may_correct = access.has_perm(request.user, Perm.BATCH_EXECUTE, site_id=batch.site_id) \
+        and not access.is_read_only(request.user)
+    by_id = {p.id: p for p in parameters}
+    return render(request, "manufacturing/device/readings.html", {
+        "batch": batch, "site": batch.site, "parameters": parameters, "chosen": chosen, "page": page,
+        "rows": [(r, by_id.get(r.parameter_id)) for r in page], "may_correct": may_correct,
+        "corrections": [(c, by_id.get(c.reading.parameter_id)) for c in devices.corrections_of(request.user, batch)]})
+
+
+@requires(Perm.BATCH_VIEW, write=Perm.BATCH_EXECUTE)
+@require_http_methods(["GET", "POST"])
+def reading_correct(request: HttpRequest, pk: int) -> HttpResponse:
+    """Correct a device reading, or mark it invalid: the original stays, the correction beside it."""
+    reading: DeviceReading = get_object_or_404(
+        DeviceReading.objects.select_related("batch__site", "push"), pk=pk,
+        batch__in=batches_visible(request.user))
+    assert isinstance(request.user, User)
+    form = ReadingCorrectionForm(request.POST or None,
+                                 ask_user_id=needs_user_id(user=request.user, session=request.session))
+    if request.method == "POST" and form.is_valid():
+        try:
+            devices.reading_correct(actor=request.user, reading=reading,
+                                    value=None if form.cleaned_data["invalid"] else form.cleaned_data["value"],
+                                    reason=form.cleaned_data["reason"], credentials=form.credentials(request.session))
+        except SigningRefused as exc:
+            form.show_refusal(exc)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, "Correction recorded and signed; the original reading is kept beside it.")
+            return redirect(reverse("manufacturing:batch_readings", args=[reading.batch.reference])
+                            + f"?parameter={reading.parameter_id}")
+    parameter = {p.id: p for p in devices.monitoring_of(reading.batch)}.get(reading.parameter_id)
+    return render(request, "manufacturing/device/correct_reading.html",
+                  {"reading": reading, "batch": reading.batch, "parameter": parameter, "form": form},
+                  status=400 if request.method == "POST" else 200)

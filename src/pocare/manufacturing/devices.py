@@ -4,7 +4,7 @@ Automated systems (token clients acting as a named person) push process values i
 push is checked row by row against the batch's master-file version and stored whole or not at
 all. Values outside the version's alarm limits raise an alarm, which a person acknowledges.
 
-Services: :func:`device_data_push`, :func:`alarm_acknowledge`. Reads, scoped to the person's
+Services: :func:`device_data_push`, :func:`alarm_acknowledge`, :func:`reading_correct`. Reads, scoped to the person's
 sites: :func:`monitoring_of`, :func:`readings_of`, :func:`alarms_visible`, :func:`alarms_of`,
 :func:`series_of`.
 """
@@ -29,13 +29,25 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.ledger.canonical import canonical_json
-from pocare.ledger.services import event_record
+from pocare.ledger.models import Meaning
+from pocare.ledger.services import event_record, reason_required
+from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.manufacturing.events import ManufacturingEvent
-from pocare.manufacturing.models import Alarm, Batch, BatchStatus, DevicePush, DeviceReading
+from pocare.manufacturing.models import (
+    Alarm,
+    Batch,
+    BatchStatus,
+    DevicePush,
+    DeviceReading,
+    DeviceReadingCorrection,
+)
 from pocare.manufacturing.selectors import batches_visible
+from pocare.masterfile import plausibility
 
-#: How far ahead of the server clock a device's timestamp may be (device clocks drift).
-CLOCK_SKEW = dt.timedelta(minutes=5)
+#: How far ahead of the server clock a device's timestamp may be (device clocks drift), and how
+#: long before the batch's start (plausibility.py keeps both, with the logger's).
+CLOCK_SKEW = plausibility.CLOCK_SKEW
+BEFORE_BATCH_START = plausibility.DEVICE_BEFORE_BATCH_START
 #: Rows in one push: a day of one-minute values for a handful of batches and parameters, and
 #: well inside the request size Django accepts.
 MAX_ROWS = 20_000
@@ -57,6 +69,7 @@ class MonitoredParameter:
     unit: str
     alarm_min: float | None
     alarm_max: float | None
+    physical: plausibility.Bounds = (None, None)
 
     def outside(self, value: float) -> bool:
         """Outside the alarm limits (a value on a limit is inside)."""
@@ -99,7 +112,8 @@ def monitoring_of(batch: Batch) -> list[MonitoredParameter]:
     rows = (content.get("process") or {}).get("monitoring") or []
     return [
         MonitoredParameter(id=str(row["id"]), name=str(row.get("name") or row["id"]), unit=str(row.get("unit") or ""),
-                           alarm_min=_number(row.get("alarm_min")), alarm_max=_number(row.get("alarm_max")))
+                           alarm_min=_number(row.get("alarm_min")), alarm_max=_number(row.get("alarm_max")),
+                           physical=plausibility.physical_bounds(row))
         for row in rows if isinstance(row, Mapping) and row.get("id")
     ]
 
@@ -181,7 +195,10 @@ def _parse_time(text: Any) -> tuple[dt.datetime | None, str]:
         return None, f"{text[:40]!r} is not an ISO 8601 date and time (e.g. 2026-03-01T14:05:00+01:00)"
     if at.tzinfo is None or at.utcoffset() is None:
         return None, f"{text[:40]!r} has no UTC offset; add Z or +hh:mm so the moment is unambiguous"
-    return at.astimezone(dt.UTC), ""
+    try:
+        return at.astimezone(dt.UTC), ""
+    except OverflowError:
+        return None, f"{text[:40]!r} is not a moment a device can have recorded"
 
 
 def _validate_rows(actor: User, rows: Any, now: dt.datetime) -> tuple[list[_Row], list[RowProblem]]:
@@ -234,14 +251,29 @@ def _validate_rows(actor: User, rows: Any, now: dt.datetime) -> tuple[list[_Row]
         at, why = _parse_time(row.get("time"))
         if at is None:
             problems.append(RowProblem(number, "time", why))
-        elif at > now + CLOCK_SKEW:
-            problems.append(RowProblem(number, "time", f"{row['time']} is in the future (server time "
-                                                       f"{now:%Y-%m-%dT%H:%M:%SZ}); check the device clock"))
-            at = None
+        else:
+            # Between the batch's start less a margin and now plus the clock skew (1900 or 2999 is
+            # a device clock or a client fault, not a reading of this batch).
+            earliest = batch.started_at - BEFORE_BATCH_START if batch is not None else None
+            why = plausibility.window_problem(
+                at, earliest=earliest, latest=now + CLOCK_SKEW,
+                what=(f"device readings of {batch.reference} (its start less "
+                      f"{plausibility.duration_text(BEFORE_BATCH_START)}, to now plus "
+                      f"{plausibility.duration_text(CLOCK_SKEW)})" if batch is not None else
+                      f"device readings (up to now plus {plausibility.duration_text(CLOCK_SKEW)})"))
+            if why:
+                problems.append(RowProblem(number, "time", why + "; check the device clock"))
+                at = None
         raw = row.get("value")
         value = _number(raw)
         if value is None or not math.isfinite(value):
             problems.append(RowProblem(number, "value", f"{str(raw)[:40]!r} is not a finite number"))
+            value = None
+        elif parameter is not None and plausibility.outside(value, parameter.physical):
+            unit = f" {parameter.unit}" if parameter.unit else ""
+            allowed = plausibility.bounds_text(parameter.physical, parameter.unit)
+            problems.append(RowProblem(number, "value", f"{value:g}{unit} is not a possible {parameter.name}; "
+                                                        f"the physical range is {allowed}"))
             value = None
         if batch is not None and parameter is not None and at is not None and value is not None:
             key = (batch.reference, parameter.id, at)
@@ -264,15 +296,19 @@ def _already_stored(rows: list[_Row]) -> list[RowProblem]:
         by_batch[row.batch.pk].append(row)
     for batch_id, group in by_batch.items():
         first, last = min(r.at for r in group), max(r.at for r in group)
-        stored = {(p, at): key for p, at, key in DeviceReading.objects.filter(
+        stored = {(p, at): (key, value) for p, at, key, value in DeviceReading.objects.filter(
             batch_id=batch_id, parameter_id__in={r.parameter.id for r in group}, at__gte=first, at__lte=last,
-        ).values_list("parameter_id", "at", "push__idempotency_key")}
+        ).values_list("parameter_id", "at", "push__idempotency_key", "value")}
         for row in group:
-            key = stored.get((row.parameter.id, row.at))
-            if key is not None:
+            found = stored.get((row.parameter.id, row.at))
+            if found is not None:
+                key, value = found
+                what = ("the same value is already stored" if value == row.value else
+                        f"it contradicts the value {value:g} already stored for that moment")
                 problems.append(RowProblem(row.number, "time", f"a value of {row.parameter.id} for "
-                                                               f"{row.batch.reference} at {row.at:%Y-%m-%dT%H:%M:%SZ} "
-                                                               f"is already stored (push {key[:40]})"))
+                                                               f"{row.batch.reference} at {row.at:%Y-%m-%dT%H:%M:%SZ}: "
+                                                               f"{what} (push {key[:40]}); one reading per moment, "
+                                                               "corrections are recorded beside the original"))
     return sorted(problems, key=lambda p: p.row)
 
 
@@ -501,6 +537,54 @@ def alarm_acknowledge(*, actor: User, alarm: Alarm, comment: str, raise_deviatio
     return locked
 
 
+# --- correcting a reading -------------------------------------------------------------------------
+
+
+def reading_correct(*, actor: User, reading: DeviceReading, value: Any, reason: str,
+                    credentials: SigningCredentials) -> DeviceReadingCorrection:
+    """Correct a device reading beside the original (CH4-9, DI-ALCOA): ``value`` is the corrected
+    number, or ``None`` to mark the reading invalid with no replacement (a sensor fault, a device
+    clock that was wrong). With a reason and the corrector's signature (authored); once per
+    reading. The reading stays as the device sent it; alarms it raised stay with their
+    acknowledgement, and charts show the corrected value (an invalid reading is left out)."""
+    batch = reading.batch
+    if not batches_visible(actor).filter(pk=batch.pk).exists():
+        raise PermissionDenied("You may not see this batch.")
+    require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
+    reason = reason_required(reason)
+    parameter = {p.id: p for p in monitoring_of(batch)}.get(reading.parameter_id)
+    new_value: float | None = None
+    if value is not None and not (isinstance(value, str) and not value.strip()):
+        try:
+            new_value = float(value.strip().replace(",", ".")) if isinstance(value, str) else _number(value)
+        except ValueError:
+            new_value = None
+        if new_value is None or not math.isfinite(new_value):
+            raise ValidationError({"value": f"{str(value)[:40]!r} is not a finite number; leave it empty to mark "
+                                            "the reading invalid."})
+        bounds = parameter.physical if parameter is not None else (None, None)
+        if plausibility.outside(new_value, bounds):
+            unit = parameter.unit if parameter is not None else ""
+            raise ValidationError({"value": f"{new_value:g} {unit} is not a possible value; the physical range is "
+                                            f"{plausibility.bounds_text(bounds, unit)}."})
+        if new_value == reading.value:
+            raise ValidationError({"value": "The corrected value is the same as the reading it corrects."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        DeviceReading.objects.select_for_update().filter(pk=reading.pk).first()
+        if DeviceReadingCorrection.objects.filter(reading=reading).exists():
+            raise ValidationError({"reading": "This reading has already been corrected; the correction stands "
+                                              "beside it."})
+        correction = DeviceReadingCorrection.objects.create(reading=reading, value=new_value, reason=reason,
+                                                            corrected_by=actor, corrected_at=timezone.now())
+        event_record(actor=actor, event_type=ManufacturingEvent.READING_CORRECTED, site=batch.site, obj=correction,
+                     reason=reason, old={"reading": reading.pk, "value": reading.value, "at": reading.at},
+                     new={"batch": batch.reference, "parameter": reading.parameter_id, "value": new_value,
+                          "invalid": new_value is None})
+        signature_apply(proof=proof, record=correction, meaning=Meaning.AUTHORED, site=batch.site, reason=reason)
+    return correction
+
+
 # --- reads ----------------------------------------------------------------------------------------
 
 
@@ -524,15 +608,26 @@ def readings_of(
         qs = qs.filter(parameter_id=parameter)
     if since is not None:
         qs = qs.filter(at__gt=since)
-    return qs.select_related("push__pushed_by").order_by("at", "parameter_id", "pk")
+    return qs.select_related("push__pushed_by", "correction__corrected_by").order_by("at", "parameter_id", "pk")
+
+
+def corrections_of(user: Any, batch: Batch) -> QuerySet[DeviceReadingCorrection]:
+    """The corrections of the batch's device readings, newest first, each with its reading."""
+    return (DeviceReadingCorrection.objects.filter(reading__batch__in=batches_visible(user).filter(pk=batch.pk))
+            .select_related("reading", "corrected_by").order_by("-corrected_at", "-pk"))
 
 
 def series_of(batch: Batch, parameters: Iterable[str]) -> dict[str, list[tuple[dt.datetime, float, bool]]]:
     """Every reading of the batch for charts: ``{parameter: [(at, value, out_of_limits), …]}`` in
-    time order, read in one query (the caller has checked that the batch is visible)."""
+    time order, read in one query (the caller has checked that the batch is visible). A corrected
+    reading counts with its corrected value; one marked invalid is left out."""
     series: dict[str, list[tuple[dt.datetime, float, bool]]] = {p: [] for p in parameters}
-    for pid, at, value, out in (DeviceReading.objects.filter(batch=batch, parameter_id__in=list(series))
-                                .order_by("parameter_id", "at").values_list("parameter_id", "at", "value",
-                                                                            "out_of_limits")):
+    for pid, at, value, out, corrected, correction in (
+            DeviceReading.objects.filter(batch=batch, parameter_id__in=list(series)).order_by("parameter_id", "at")
+            .values_list("parameter_id", "at", "value", "out_of_limits", "correction__value", "correction__pk")):
+        if correction is not None:
+            if corrected is None:
+                continue
+            value = corrected
         series[pid].append((at, value, out))
     return series

@@ -12,12 +12,22 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pocare.masterfile import plausibility
+
 _TRUE = {"true", "yes", "y", "1", "pass", "passed"}
 _FALSE = {"false", "no", "n", "0", "fail", "failed"}
 
 
 class ValueRefused(ValueError):
     """The value cannot be recorded for this parameter; the message says what is allowed."""
+
+
+def _physical(spec: dict[str, Any], value: float, name: Any) -> None:
+    """Refuse a value outside the physical bounds of ``spec`` (it cannot be a measurement)."""
+    try:
+        plausibility.check_physical(spec, value, name=str(name))
+    except plausibility.Implausible as exc:
+        raise ValueRefused(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -74,10 +84,10 @@ def parse_value(spec: dict[str, Any], raw: Any) -> Any:
         if text not in choices:
             raise ValueRefused(f"{name}: {raw!r} is not one of the choices: {', '.join(choices)}.")
         return text
-    text = str(raw).strip()
-    if len(text) > 500:
-        raise ValueRefused(f"{name}: at most 500 characters.")
-    return text
+    try:  # a text parameter takes text: not a list, a mapping, a number, nor control characters
+        return plausibility.check_text(raw, name=str(name))
+    except plausibility.Implausible as exc:
+        raise ValueRefused(str(exc)) from None
 
 
 def evaluate_parameter(spec: dict[str, Any], raw: Any, unit: str | None = None) -> Evaluation:
@@ -93,6 +103,7 @@ def evaluate_parameter(spec: dict[str, Any], raw: Any, unit: str | None = None) 
     value = parse_value(spec, raw)
     kind = spec.get("type")
     if kind in ("number", "integer"):
+        _physical(spec, value, name)
         low, high = spec.get("min"), spec.get("max")
         if low is None and high is None:
             return Evaluation(value, None)
@@ -132,13 +143,15 @@ def evaluate_qc(attribute: dict[str, Any], raw: Any, unit: str | None = None) ->
     if equals is not None and not isinstance(equals, int | float):
         if raw is None or not str(raw).strip():
             raise ValueRefused(f"{name}: a result is required.")
-        text = str(raw).strip()
-        if len(text) > 100:
-            raise ValueRefused(f"{name}: at most 100 characters.")
+        try:
+            text = plausibility.check_text(raw, name=str(name), max_length=100)
+        except plausibility.Implausible as exc:
+            raise ValueRefused(str(exc)) from None
         conforms = text.lower() == str(equals).lower()
         return QcEvaluation(None, text, conforms, "" if conforms else
                             f"{name}: {text!r} does not meet the specification ({equals!r}).")
     number = parse_value({"type": "number", "name": name}, raw)
+    _physical(attribute, number, name)
     low, high = acceptance.get("min"), acceptance.get("max")
     if equals is not None:
         conforms = number == equals

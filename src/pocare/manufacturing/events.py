@@ -17,6 +17,7 @@ class ManufacturingEvent(models.TextChoices):
     STEP_SKIPPED = "manufacturing.step_skipped", "Batch step skipped as not applicable"
     VALUE_CORRECTED = "manufacturing.value_corrected", "Recorded value corrected"
     DEVICE_DATA_PUSHED = "manufacturing.device_data_pushed", "Device process data received"
+    READING_CORRECTED = "manufacturing.reading_corrected", "Device reading corrected or marked invalid"
     ALARM_RAISED = "manufacturing.alarm_raised", "Device alarm raised"
     ALARM_ACKNOWLEDGED = "manufacturing.alarm_acknowledged", "Device alarm acknowledged"
     QC_RESULT_RECORDED = "manufacturing.qc_result_recorded", "QC result recorded"

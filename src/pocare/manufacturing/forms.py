@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from pocare.ledger.forms import SignatureFieldsMixin
+from pocare.ledger.forms import ReadingCorrectionForm, SignatureFieldsMixin
 
 
 class BatchStartForm(SignatureFieldsMixin):
@@ -109,6 +109,9 @@ class CorrectionForm(SignatureFieldsMixin):
     new_value = forms.CharField(label="Corrected value", max_length=500)
     reason = forms.CharField(label="Reason for the correction", max_length=1000,
                              widget=forms.Textarea(attrs={"rows": 2}))
+
+
+__all__ = ["ReadingCorrectionForm"]  # device readings are corrected with the ledger's form
 
 
 class QcResultForm(SignatureFieldsMixin):

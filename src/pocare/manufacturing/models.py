@@ -275,6 +275,30 @@ class DeviceReading(ImmutableRecord):
         return f"{self.parameter_id} = {self.value:g} at {self.at:%Y-%m-%d %H:%M} UTC"
 
 
+class DeviceReadingCorrection(ImmutableRecord):
+    """A correction of a device reading, kept beside the original (CH4-9, DI-ALCOA): the corrected
+    value, or none when the reading is struck out as invalid (a sensor fault, a wrong clock), with
+    the reason, who and when, and the corrector's signature. The reading stays as the device sent it."""
+
+    reading = models.OneToOneField(DeviceReading, on_delete=models.PROTECT, related_name="correction")
+    value = models.FloatField(null=True, blank=True, help_text="Empty: the reading is invalid, with no replacement.")
+    reason = models.TextField()
+    corrected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    corrected_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "manufacturing_devicereadingcorrection"
+        ordering = ["corrected_at", "pk"]
+
+    def __str__(self) -> str:
+        now = "invalid" if self.value is None else f"{self.value:g}"
+        return f"Correction of reading {self.reading_id}: {now}"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"reading": self.reading_id, "value": self.value, "reason": self.reason,
+                "corrected_by": self.corrected_by_id, "corrected_at": self.corrected_at}
+
+
 class Alarm(models.Model):
     """A device value outside the master file's alarm limits; readings of the same parameter that
     stay outside while the alarm is open are counted on it. A person acknowledges it (A11-ALARM)."""

@@ -42,7 +42,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.masterfile import schema
+from pocare.masterfile import plausibility, schema
 from pocare.network.models import DeviceType, ManufacturingUnit, Site
 from pocare.quality.models import Deviation, DeviationKind
 from pocare.quality.services import deviation_open
@@ -663,15 +663,33 @@ def _attribute(batch: Batch, attribute_id: str) -> dict[str, Any]:
     return attrs[attribute_id]
 
 
-def _tested_at(tested_at: dt.datetime | None, now: dt.datetime, batch: Batch) -> dt.datetime:
+def _sample_taken_at(batch: Batch, attribute: dict[str, Any]) -> tuple[dt.datetime, str]:
+    """When the attribute's sample came to exist, and what that moment is: the performance of the
+    master file's ``sample_step`` when it names one (refused while that step is not done), else the
+    batch's start."""
+    step_id = attribute.get("sample_step")
+    if not step_id:
+        return batch.started_at, "its start"
+    done = batch.steps.filter(step_id=step_id, status__in=[StepStatus.COMPLETE, StepStatus.AWAITING_VERIFICATION],
+                              performed_at__isnull=False).first()
+    if done is None or done.performed_at is None:
+        raise ValidationError({"attribute": f"The sample for {attribute['name']} is taken at step {step_id!r}, which "
+                                            f"is not recorded for {batch.reference} yet: there is no sample to test."})
+    return done.performed_at, f"step {step_id}"
+
+
+def _tested_at(tested_at: dt.datetime | None, now: dt.datetime, batch: Batch,
+               sample: tuple[dt.datetime, str] | None = None) -> dt.datetime:
     if tested_at is None:
         return now
     if timezone.is_naive(tested_at):
         raise ValidationError({"tested_at": "Give the time with its time zone (for example 2026-12-01T10:00Z)."})
-    if tested_at > now + dt.timedelta(minutes=5):
-        raise ValidationError({"tested_at": "The test cannot have been read in the future."})
-    if tested_at < batch.started_at:
-        raise ValidationError({"tested_at": "The test cannot have been read before the batch started."})
+    # The sample cannot be tested before it exists, nor the test read in the future.
+    earliest, since = sample or (batch.started_at, "its start")
+    why = plausibility.window_problem(tested_at, earliest=earliest, latest=now + plausibility.CLOCK_SKEW,
+                                      what=f"QC results of {batch.reference} (the sample, {since}, to now)")
+    if why:
+        raise ValidationError({"tested_at": f"When the test was read: {why}."})
     return tested_at
 
 
@@ -690,7 +708,7 @@ def qc_result_record(*, actor: User, batch: Batch, attribute_id: str, value: Any
     except evaluation.ValueRefused as exc:
         raise ValidationError({"value": str(exc)}) from None
     now = _now()
-    when = _tested_at(tested_at, now, batch)
+    when = _tested_at(tested_at, now, batch, _sample_taken_at(batch, attribute))
     proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
         _lock_batch(batch)

@@ -12,12 +12,13 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
       unit_operations:
         - {id, name, steps: [{id, name, instructions, equipment_class, qualification,
                                second_person_verification, optional, expected_duration_min,
-                               parameters: [{id, name, type, unit, target, min, max, choices, critical}],
+                               parameters: [{id, name, type, unit, target, min, max, physical: {min, max},
+                                             choices, critical}],
                                materials: [{code, name, quantity, unit}]}]}
-      monitoring: [{id, name, unit, alarm_min, alarm_max}]                      # optional
+      monitoring: [{id, name, unit, alarm_min, alarm_max, physical: {min, max}}]  # optional
     specification:
-      attributes: [{id, name, method, unit, acceptance: {min, max, equals}, sample_point,
-                    release_critical, result_after_release}]
+      attributes: [{id, name, method, unit, acceptance: {min, max, equals}, physical: {min, max},
+                    sample_point, sample_step, release_critical, result_after_release}]
     transport: {apheresis, fresh_product, cryopreserved_product: {min, max}}  # optional, °C
     shelf_life: {fresh_product_hours, cryopreserved_product_days}             # optional, > 0
     site_annexes: [{site, differences, device, comparability_evidence}]      # optional
@@ -25,6 +26,11 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
 Two passes: pydantic checks the structure and types (every field, ``extra="forbid"``), then
 :func:`_semantic_problems` checks what relates fields to each other (unique ids, ranges, units
 of numeric values), so a document is never half-accepted.
+
+``physical`` (optional) states the bounds a value can possibly have, apart from what the process or
+specification accepts (viability 0–100 %, endotoxin ≥ 0 EU/mL, pH 0–14); left out, it follows from
+the unit (:mod:`pocare.masterfile.plausibility`). Limits, targets and acceptance criteria must lie
+inside it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+
+from pocare.masterfile import plausibility
 
 #: Units a value may be recorded or specified in. A closed list keeps records comparable across
 #: sites (the same CQA in the same unit everywhere) and catches typing mistakes ("ml", "Eu/ml").
@@ -112,6 +120,14 @@ class ProductSection(_Strict):
     dose_rule: Text
 
 
+class PhysicalBounds(_Strict):
+    """What a value can possibly be (inclusive; either end may be open), apart from what is
+    acceptable: outside it a value is refused as impossible, not recorded as out of range."""
+
+    min: Number | None = None
+    max: Number | None = None
+
+
 class Parameter(_Strict):
     """A value the operator records at a step, with its type, unit, target and acceptable range."""
 
@@ -122,6 +138,7 @@ class Parameter(_Strict):
     target: Scalar = None
     min: Number | None = None
     max: Number | None = None
+    physical: PhysicalBounds | None = None
     choices: list[Text] | None = None
     critical: bool = False
 
@@ -167,6 +184,7 @@ class MonitoredParameter(_Strict):
     unit: Unit | None = None
     alarm_min: Number | None = None
     alarm_max: Number | None = None
+    physical: PhysicalBounds | None = None
 
 
 class ProcessSection(_Strict):
@@ -215,7 +233,9 @@ class Attribute(_Strict):
     method: Text
     unit: Unit | None = None
     acceptance: Acceptance
+    physical: PhysicalBounds | None = None
     sample_point: Text
+    sample_step: Identifier | None = None  # the step that takes the sample: no result is read before it
     release_critical: bool
     result_after_release: bool = False
 
@@ -462,6 +482,7 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
         elif mon.alarm_min is not None and mon.alarm_max is not None and mon.alarm_min > mon.alarm_max:
             found.append(((*where, "alarm_min"),
                           f"alarm_min {mon.alarm_min} is greater than alarm_max {mon.alarm_max}"))
+        found.extend(_physical_problems(mon, where, ("alarm_min", "alarm_max")))
     if doc.transport is not None:
         for leg in ("apheresis", "fresh_product", "cryopreserved_product"):
             limits = getattr(doc.transport, leg)
@@ -473,8 +494,12 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
                 found.append((("transport", leg, "min"), f"min {limits.min} is greater than max {limits.max}"))
     attrs: Loc = ("specification", "attributes")
     unique((((*attrs, i, "id"), a.id) for i, a in enumerate(doc.specification.attributes)), "attribute id")
+    step_ids = [s.id for uo in doc.process.unit_operations for s in uo.steps]
     for i, a in enumerate(doc.specification.attributes):
         found.extend(_acceptance_problems(a, (*attrs, i)))
+        if a.sample_step is not None and a.sample_step not in step_ids:
+            found.append(((*attrs, i, "sample_step"), f"there is no step {a.sample_step!r} in the process; "
+                                                      f"steps: {', '.join(step_ids)}"))
     unique(((("site_annexes", i, "site"), an.site) for i, an in enumerate(doc.site_annexes)), "annex site")
     if known_sites is not None:
         known = sorted(set(known_sites))
@@ -509,8 +534,9 @@ def _parameter_problems(p: Parameter, loc: Loc) -> list[tuple[Loc, str]]:
             out.append(((*loc, "target"), f"target {p.target} is outside the range [{low}, {high}]"))
         if p.choices is not None:
             out.append(((*loc, "choices"), "choices apply only to parameters of type choice"))
+        out.extend(_physical_problems(p, loc, ("min", "max", "target")))
     else:
-        for name in ("min", "max"):
+        for name in ("min", "max", "physical"):
             if getattr(p, name) is not None:
                 out.append(((*loc, name), f"{name} applies only to number or integer parameters, not {p.type}"))
         if p.type == "choice":
@@ -541,6 +567,34 @@ def _acceptance_problems(a: Attribute, loc: Loc) -> list[tuple[Loc, str]]:
         out.append(((*where, "min"), f"min {acc.min} is greater than max {acc.max}"))
     if (acc.min is not None or acc.max is not None) and a.unit is None:
         out.append(((*loc, "unit"), f"a numeric acceptance range needs a unit; use one of: {', '.join(UNITS)}"))
+    out.extend(_physical_problems(a, loc, ()))
+    bounds = plausibility.physical_bounds(a.model_dump())
+    for name in ("min", "max", "equals"):
+        value = getattr(acc, name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and plausibility.outside(value, bounds):
+            out.append(((*where, name), f"{value} is outside the physical range "
+                                        f"{plausibility.bounds_text(bounds, a.unit or '')}"))
+    return out
+
+
+def _physical_problems(item: Parameter | MonitoredParameter | Attribute, loc: Loc,
+                       limits: tuple[str, ...]) -> list[tuple[Loc, str]]:
+    """``physical`` is a sound range, and the item's limits and target lie inside the physical
+    bounds (stated, or those of the unit)."""
+    out: list[tuple[Loc, str]] = []
+    phys = item.physical
+    if phys is not None:
+        if phys.min is None and phys.max is None:
+            out.append(((*loc, "physical"), "give min, max or both (what a value can possibly be)"))
+        elif phys.min is not None and phys.max is not None and phys.min > phys.max:
+            out.append(((*loc, "physical", "min"), f"min {phys.min} is greater than max {phys.max}"))
+            return out
+    bounds = plausibility.physical_bounds(item.model_dump())
+    for name in limits:
+        value = getattr(item, name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and plausibility.outside(value, bounds):
+            out.append(((*loc, name), f"{name} {value} is outside the physical range "
+                                      f"{plausibility.bounds_text(bounds, item.unit or '')}"))
     return out
 
 
