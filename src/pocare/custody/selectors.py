@@ -10,6 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.core import render
 from pocare.custody.charts import temperature_svg
 from pocare.custody.models import (
     Collection,
@@ -53,6 +54,8 @@ class ShipmentView:
     uploads: list[TemperatureUpload] = field(default_factory=list)
     chart: str = ""
     readings: int = 0
+    #: readings whose time cannot be shown (stored before the input bounds, or by a restore): {pk, raw, celsius}
+    invalid: list[dict[str, Any]] = field(default_factory=list)
 
 
 def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
@@ -60,7 +63,9 @@ def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
     shipments = order.shipments.select_related("created_by").prefetch_related(
         Prefetch("uploads", queryset=TemperatureUpload.objects.select_related("uploaded_by", "deviation")))
     for shipment in shipments:
-        rows = list(TemperatureReading.objects.filter(shipment=shipment).order_by("at").values_list("at", "celsius"))
+        stored = TemperatureReading.objects.filter(shipment=shipment)
+        rows = list(stored.filter(render.in_window("at")).order_by("at").values_list("at", "celsius"))
+        invalid = render.outside_window(stored, "at", "celsius")
         uploads = list(shipment.uploads.all())
         spans = []
         for upload in uploads:
@@ -69,7 +74,8 @@ def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
 
                 spans.append((datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])))
         found.append(ShipmentView(shipment, uploads, temperature_svg(rows, shipment.min_celsius,
-                                                                      shipment.max_celsius, spans), len(rows)))
+                                                                      shipment.max_celsius, spans),
+                                  len(rows) + len(invalid), invalid))
     return found
 
 

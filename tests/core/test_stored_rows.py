@@ -1,0 +1,50 @@
+"""A stored bad row never breaks a page (issue 13): it renders as what it is."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from pocare.custody import services
+from pocare.custody.models import TemperatureReading
+from tests.custody.helpers import accepted, user
+
+pytestmark = pytest.mark.django_db
+
+GOOD = "timestamp,temperature_c\n2026-03-01T08:00:00Z,4.1\n2026-03-01T08:10:00Z,9.0\n"
+
+# What a database holds after "0001-01-01T00:00:00+05:00" / "9999-12-31T23:00:00-05:00" were stored
+# (PostgreSQL kept them as 1 BC and year 10000, which Python cannot load), written as each vendor does.
+STORED = {
+    "year-1": {"postgresql": "0001-12-31 19:00:00+00 BC", "sqlite": "0000-12-31 19:00:00"},
+    "year-9999": {"postgresql": "10000-01-01 04:00:00+00", "sqlite": "10000-01-01 04:00:00"},
+    "year-9999-loadable": {"postgresql": "9999-12-31 18:00:00+00", "sqlite": "9999-12-31 18:00:00"},
+}
+
+
+@pytest.mark.parametrize("case", list(STORED))
+def test_a_restored_logger_reading_outside_the_years_shows_as_invalid_timestamp_and_the_order_page_answers(
+        client, login, people, case):
+    """DI-ALCOA: a logger reading whose time cannot be shown (stored before the input bounds, or
+    brought back by a restore) renders as "invalid timestamp: …" beside the good readings and their
+    chart; the order page answers 200 to everyone who may see it.
+
+    The row is inserted with raw SQL, which no service would do: this simulates restoring a database
+    that holds such a row, the one way it can exist now (the one place a test writes raw rows)."""
+    o = accepted("MAD")
+    shipment = services.shipment_dispatch(actor=user("operator.mad"), order=o, leg="apheresis", logger_id="TL-0042",
+                                          reason="Courier left")
+    upload = services.temperatures_upload(actor=user("physician.mad"), shipment=shipment, source="csv", csv_text=GOOD)
+    raw = STORED[case][connection.vendor]
+    table = TemperatureReading._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} (upload_id, shipment_id, at, celsius, in_limits) "
+                    "VALUES (%s, %s, %s, %s, %s)", [upload.pk, shipment.pk, raw, "4.00", True])
+    for username in ("operator.mad", "qa"):
+        client.logout()
+        login(username)
+        response = client.get(f"/custody/orders/{o.pk}/")
+        assert response.status_code == 200, username
+        page = response.content.decode()
+        assert f"invalid timestamp: {raw[:10]}" in page or f"invalid timestamp: {raw[:11]}" in page, username
+        assert "<svg" in page and "3 readings" in page  # the two good readings are still charted
