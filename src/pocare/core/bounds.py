@@ -5,7 +5,8 @@ looks at its meaning. Each check answers a message that names what is allowed, o
 - numbers: at most :data:`MAX_NUMBER_DIGITS` digits, finite, inside the range of a double;
 - dates and times: years :data:`YEAR_MIN`–:data:`YEAR_MAX`, checked *before* any time-zone conversion
   (year 1 or 9999 with an offset overflows when converted to UTC);
-- JSON: at most :data:`MAX_JSON_DEPTH` levels of nesting.
+- JSON: at most :data:`MAX_JSON_DEPTH` levels of nesting; its strings and numbers as above (a string
+  written as an ISO date counts as a date).
 
 Domain plausibility (a reading inside its batch's window, a percentage 0–100) is the services' job.
 """
@@ -28,7 +29,7 @@ MAX_BODY_BYTES = 2_621_440
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
-_ISO_YEAR = re.compile(r"\s*([+-]?\d+)-\d{1,2}-\d{1,2}(?:[T ].*)?", re.DOTALL)
+_ISO_YEAR = re.compile(r"\s*([+-]?\d{4,})-\d{2}-\d{2}(?:[T ]\d.*)?", re.DOTALL)
 
 
 class InputRefused(ValueError):
@@ -155,7 +156,7 @@ def _walk(value: Any, where: tuple[str | int, ...], depth: int) -> Iterator[tupl
         elif isinstance(value, list):
             stack.extend((item, (*where, i), depth + 1) for i, item in enumerate(value))
         elif isinstance(value, str):
-            problem = text_problem(value)
+            problem = text_problem(value) or iso_text_problem(value)
             if problem:
                 yield _path(where) or "detail", problem
         elif isinstance(value, _Refused):

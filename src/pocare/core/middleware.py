@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
@@ -27,9 +28,10 @@ def _first_problem(data: QueryDict) -> tuple[str, str] | None:
 
 
 def refusal(request: HttpRequest, field: str, message: str, status: int = 400) -> HttpResponse:
-    """The 4xx answer: JSON under /api/ (``{field: [message]}``), a page naming the field otherwise."""
+    """The 4xx answer: JSON under /api/ (``{field: [message]}`` as DRF writes field errors, ``{"detail":
+    message}`` for the request as a whole), a page naming the field otherwise."""
     if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
-        return JsonResponse({field: [message]}, status=status)
+        return JsonResponse({field: message if field == "detail" else [message]}, status=status)
     html = render_to_string("core/refused.html", {"field": field, "message": message, "status": status})
     return HttpResponse(html, status=status)
 
@@ -42,6 +44,13 @@ class InputBoundsMiddleware:
         problem = bounds.text_problem(request.path)
         if problem:
             return refusal(request, "path", problem)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit and request.content_type != "multipart/form-data":
+            return refusal(request, "detail", f"The request body is larger than allowed: at most {limit:,} bytes.", 413)
         found = _first_problem(request.GET)
         if found is None and request.method == "POST" and request.content_type in (
             "application/x-www-form-urlencoded", "multipart/form-data"):
@@ -49,7 +58,7 @@ class InputBoundsMiddleware:
                 found = _first_problem(request.POST)
             except RequestDataTooBig:
                 return refusal(request, "detail", f"The request body is larger than allowed: at most "
-                                                  f"{bounds.MAX_BODY_BYTES:,} bytes outside file uploads.", 413)
+                                                  f"{limit or 0:,} bytes outside file uploads.", 413)
             except MultiPartParserError as exc:
                 return refusal(request, "detail", f"The form data could not be read: {exc}")
             except TooManyFieldsSent:
