@@ -48,3 +48,37 @@ def test_a_restored_logger_reading_outside_the_years_shows_as_invalid_timestamp_
         page = response.content.decode()
         assert f"invalid timestamp: {raw[:10]}" in page or f"invalid timestamp: {raw[:11]}" in page, username
         assert "<svg" in page and "3 readings" in page  # the two good readings are still charted
+
+
+@pytest.mark.parametrize("case", ["year-1", "year-9999"])
+def test_a_restored_device_reading_outside_the_years_shows_as_invalid_timestamp_on_the_batch_device_page(
+        client, login, people, case):
+    """DI-ALCOA P11-10h: a device reading whose time cannot be shown renders as "invalid timestamp: …"
+    on the batch's device page, whose charts still draw the good readings; the readings API answers.
+
+    The row is inserted with raw SQL (simulating the restore of a database that holds it)."""
+    import json
+    import uuid
+
+    from pocare.accounts.services import token_issue
+    from pocare.manufacturing.models import DevicePush, DeviceReading
+    from tests.manufacturing.matrix import device_batch
+
+    batch = device_batch("MAD")
+    _, key = token_issue(actor=None, user=people["operator.mad"], name="device", reason="test")
+    rows = [{"batch": batch.reference, "parameter": "ph", "time": "2026-03-01T08:00:00+01:00", "value": 7.2}]
+    pushed = client.post("/api/device-data/", json.dumps({"rows": rows}), content_type="application/json",
+                         HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()), HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert pushed.status_code == 201, pushed.content
+    push = DevicePush.objects.get()
+    raw = STORED[case][connection.vendor]
+    with connection.cursor() as cur:
+        cur.execute(f"INSERT INTO {DeviceReading._meta.db_table} (push_id, batch_id, parameter_id, at, value, "
+                    "out_of_limits) VALUES (%s, %s, %s, %s, %s, %s)", [push.pk, batch.pk, "ph", raw, 7.3, False])
+    login("operator.mad")
+    response = client.get(f"/manufacturing/batches/{batch.reference}/device/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"invalid timestamp: {raw[:10]}" in page and "<svg" in page
+    api = client.get(f"/api/batches/{batch.reference}/device-data/")
+    assert api.status_code == 200 and api.json()["count"] == 1
