@@ -105,7 +105,7 @@ def test_logger_readings_at_year_1_with_an_offset_are_refused_by_the_api_and_in_
     response = client.post(f"/api/custody/shipments/{shipment.pk}/temperatures/", {"rows": rows},
                            content_type="application/json", **bearer("physician.mad"))
     assert response.status_code == 400 and "rows[0].timestamp" in response.content.decode()
-    with pytest.raises(ValidationError, match="row 1: timestamp .* in the years 1900–2200"):
+    with pytest.raises(ValidationError, match=r"row 1: timestamp .* in the years 1900–2200"):
         services.temperatures_upload(actor=user("physician.mad"), shipment=shipment, source="csv",
                                      csv_text="timestamp,temperature_c\n0001-01-01T00:00:00+05:00,4\n")
     assert TemperatureReading.objects.count() == 0
