@@ -22,6 +22,8 @@ from typing import Any
 
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_DIGITS = 30
+#: Query-string values (searches, filters, next pages): SQLite refuses LIKE patterns over 50,000 bytes.
+MAX_QUERY_VALUE_CHARS = 2000
 YEAR_MIN, YEAR_MAX = 1900, 2200
 #: Request bodies outside file uploads (also DATA_UPLOAD_MAX_MEMORY_SIZE): the largest legitimate
 #: one is a master-file document (400 KB as text, up to ~2.4 MB once JSON-escaped worst case).

@@ -1,6 +1,7 @@
 """Refuses, before any view runs, request values no field may hold: NUL and lone surrogates, numbers
-with more than 30 digits or outside a double's range, ISO dates outside the allowed years, and bodies
-over the size limit. JSON bodies are checked by :class:`pocare.core.parsers.BoundedJSONParser`."""
+with more than 30 digits or outside a double's range, ISO dates outside the allowed years, query
+values over 2,000 characters, and bodies over the size limit. JSON bodies are checked by
+:class:`pocare.core.parsers.BoundedJSONParser`."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from django.template.loader import render_to_string
 from pocare.core import bounds
 
 
-def _first_problem(data: QueryDict) -> tuple[str, str] | None:
+def _first_problem(data: QueryDict, max_chars: int | None = None) -> tuple[str, str] | None:
     for key, values in data.lists():
         problem = bounds.text_problem(key)
         if problem:
             return bounds.preview(key), problem
         for value in values:
+            if max_chars is not None and len(value) > max_chars:
+                return key, f"{len(value):,} characters is too long for a query value; at most {max_chars:,}"
             problem = bounds.form_value_problem(value)
             if problem:
                 return key, problem
@@ -51,7 +54,7 @@ class InputBoundsMiddleware:
             length = 0
         if limit is not None and length > limit and request.content_type != "multipart/form-data":
             return refusal(request, "detail", f"The request body is larger than allowed: at most {limit:,} bytes.", 413)
-        found = _first_problem(request.GET)
+        found = _first_problem(request.GET, bounds.MAX_QUERY_VALUE_CHARS)
         if found is None and request.method == "POST" and request.content_type in (
             "application/x-www-form-urlencoded", "multipart/form-data"):
             try:
