@@ -82,3 +82,19 @@ def test_a_restored_device_reading_outside_the_years_shows_as_invalid_timestamp_
     assert f"invalid timestamp: {raw[:10]}" in page and "<svg" in page
     api = client.get(f"/api/batches/{batch.reference}/device-data/")
     assert api.status_code == 200 and api.json()["count"] == 1
+
+
+def test_the_time_filters_show_an_unrepresentable_time_as_invalid_timestamp():
+    """DI-ALCOA: the page filters that write times (``utc``, ``in_zone``) show a time outside the
+    years, or one that overflows in the site's zone, as "invalid timestamp: …" instead of raising."""
+    import datetime as dt
+
+    from pocare.web.templatetags.pocare import in_zone, utc
+
+    late = dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.UTC)  # +08:00 would be year 10000
+    early = dt.datetime(1, 1, 1, 0, 0, tzinfo=dt.UTC)
+    for when in (late, early):
+        assert "invalid timestamp: " in utc(when)
+        assert "invalid timestamp: " in in_zone(when, "Asia/Singapore")
+        assert "invalid timestamp: " in in_zone(when, "America/New_York")
+    assert utc(dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)).endswith("2026-03-01 08:00:00 UTC</time>")

@@ -23,9 +23,9 @@ from pocare.core import bounds
 
 MAX_YAML_DEPTH = 24
 MAX_YAML_CHARS = 400_000
-#: Values (scalars, lists, mappings): the demo master file has 1,175 in 17.5 KB, so a real 400 KB
-#: document has about 27,000. The bound keeps the worst 400 KB (tiny values only) under a second.
-MAX_YAML_NODES = 30_000
+#: Values (scalars, lists, mappings): the demo master file has 1,175 in 17.5 KB (17 times fewer); a 400 KB
+#: document is mostly prose. The bound keeps the worst 400 KB (tiny values only) well under a second.
+MAX_YAML_NODES = 20_000
 
 Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
