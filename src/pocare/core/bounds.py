@@ -95,8 +95,9 @@ def iso_text_problem(value: str) -> str | None:
 
 
 def form_value_problem(value: str) -> str | None:
-    """What a decoded form or query-string value may not be, whatever the field."""
-    return text_problem(value) or number_text_problem(value) or iso_text_problem(value)
+    """What a decoded form or query-string value may not be, whatever the field. (Dates are left to
+    the form's own date fields, :mod:`pocare.core.fields`, so the error shows beside the field.)"""
+    return text_problem(value) or number_text_problem(value)
 
 
 # --- JSON ----------------------------------------------------------------------------------------

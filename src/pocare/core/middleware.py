@@ -1,6 +1,7 @@
 """Refuses, before any view runs, request values no field may hold: NUL and lone surrogates, numbers
-with more than 30 digits or outside a double's range, ISO dates outside the allowed years, query
-values over 2,000 characters, and bodies over the size limit. JSON bodies are checked by
+with more than 30 digits or outside a double's range, query values over 2,000 characters, and
+bodies over the size limit. Dates are the forms' own fields' job (:mod:`pocare.core.fields`), so
+their error shows beside the field; JSON bodies are checked by
 :class:`pocare.core.parsers.BoundedJSONParser`."""
 
 from __future__ import annotations
