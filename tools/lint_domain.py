@@ -4,6 +4,7 @@
    (``.save(``, ``.create(``, ``.update(``, ``.delete(``, ``bulk_``) and no ``event_record``.
 2. Nothing outside the ledger writes ledger rows directly (``Event(``, ``Signature.objects``).
 3. No naive "now": ``datetime.now()`` without a zone, ``datetime.utcnow()``, ``date.today()``.
+4. ``pocare.core`` (input bounds, safe rendering) sits below every app: it imports none of them.
 
 A line may opt out with ``# lint: allow <reason>``.
 """
@@ -19,6 +20,7 @@ THIN = re.compile(r"(^|/)(views|api|forms)\.py$|/management/commands/")
 ORM_WRITE = re.compile(r"\.(save|create|update|delete|bulk_create|bulk_update|get_or_create|update_or_create)\(")
 LEDGER_WRITE = re.compile(r"\b(Event|Signature|ChainHead)\(|\b(Event|Signature|ChainHead)\.objects\.(create|bulk)")
 NAIVE_NOW = re.compile(r"datetime\.(utcnow|now)\(\s*\)|date\.today\(\)")
+APP_IMPORT = re.compile(r"^\s*(from|import)\s+pocare\.(?!core\b)\w+")
 ALLOWED_ORM_WORDS = ("request.session", "hashlib", "messages.")
 
 
@@ -39,6 +41,8 @@ def check() -> list[str]:
                 problems.append(f"{where}: ledger events are written by services, not by {path.name}")
             if not rel.startswith("ledger/") and LEDGER_WRITE.search(code):
                 problems.append(f"{where}: only the ledger writes ledger rows")
+            if rel.startswith("core/") and APP_IMPORT.search(code):
+                problems.append(f"{where}: pocare.core sits below every app and imports none of them")
             if NAIVE_NOW.search(code):
                 problems.append(f"{where}: naive time; use django.utils.timezone.now()")
     return problems

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "axes",
+    "pocare.core",
     "pocare.ledger",
     "pocare.accounts",
     "pocare.network",
@@ -83,6 +84,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "pocare.core.middleware.InputBoundsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "pocare.accounts.middleware.AccountPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -225,6 +227,14 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
+# Request size, set deliberately (pocare.core.bounds): a form or JSON body up to 2.5 MiB (the largest
+# legitimate one is a 400 KB master-file document), at most 1,000 fields and 20 files; an uploaded
+# file above 2.5 MiB is streamed to a temporary file, not held in memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 EMAIL_BACKEND = os.environ.get("POCARE_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("POCARE_FROM_EMAIL", "pocare@localhost")
 
@@ -240,6 +250,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "pocare.web.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # JSON within bounds: body size, depth 32, numbers of at most 30 digits, no NUL or lone surrogates.
+    "DEFAULT_PARSER_CLASSES": [
+        "pocare.core.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "URL_FORMAT_OVERRIDE": None,  # `format` is the export parameter, not a renderer switch
 }
 SPECTACULAR_SETTINGS = {

@@ -52,8 +52,11 @@ def test_logger_readings_dated_1900_or_2999_are_refused_naming_the_window(people
     text = _messages(refused)
     earliest = (s.dispatched_at - plausibility.LOGGER_BEFORE_DISPATCH).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert "row 1: timestamp 1900-01-01T00:00:00Z is before the window" in text and f"between {earliest}" in text
-    assert "row 2: timestamp 2999-01-01T00:00:00Z is after the window" in text
+    assert "row 2: timestamp '2999-01-01T00:00:00Z' is not an ISO 8601 time" in text and "1900–2200" in text
     assert "row 4:" in text and "row 3:" not in text
+    with pytest.raises(ValidationError) as late:
+        _upload(s, [("2199-01-01T00:00:00Z", 4.0)])
+    assert "row 1: timestamp 2199-01-01T00:00:00Z is after the window" in _messages(late)
     assert not TemperatureUpload.objects.exists() and not TemperatureReading.objects.exists()
 
 

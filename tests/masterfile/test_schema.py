@@ -103,7 +103,8 @@ MALFORMED = [
     ("unknown-product-kind", "kind: autologous", "kind: xenogeneic", "product.kind", "kind: xenogeneic",
      "'xenogeneic' is not allowed; use one of: autologous, allogeneic"),
     ("yaml-syntax-error", "name: Identity check", "name: [Identity check", "", "instructions: Scan the DIN",
-     "YAML syntax error: expected ',' or ']', but got ':' (while parsing a flow sequence started on line 13)"),
+     # libyaml says "did not find expected ',' or ']'", PyYAML's own parser "expected ',' or ']', but got ':'"
+     "expected ',' or ']'"),
     ("acceptance-without-bound", "acceptance: {min: 70}", "acceptance: {}", "specification.attributes[0].acceptance",
      "acceptance: {}", "needs at least one of min, max or equals"),
     ("numeric-parameter-without-unit", "type: number, unit: MOI, ", "type: number, ", f"{UO2}.steps[0].parameters[0].unit",

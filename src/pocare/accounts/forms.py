@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from pocare.accounts.roles import Role
+from pocare.core.fields import DateTimeField
 from pocare.network.models import Site
 
 
@@ -44,7 +45,7 @@ class ReasonForm(forms.Form):
 class GrantForm(forms.Form):
     role = forms.ChoiceField(choices=[("", "Choose a role…"), *Role.choices])
     site = forms.ModelChoiceField(queryset=Site.objects.all(), to_field_name="code")
-    valid_until = forms.DateTimeField(required=False, help_text="Required for inspectors (UTC).")
+    valid_until = DateTimeField(required=False, help_text="Required for inspectors (UTC).")
     reason = forms.CharField(max_length=1000)
 
 

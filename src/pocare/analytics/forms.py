@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 
+from pocare.core.fields import DateField
 from pocare.masterfile.models import Product
 
 MAX_DAYS = 3 * 366
@@ -14,8 +15,8 @@ MAX_DAYS = 3 * 366
 
 class ReviewForm(forms.Form):
     product = forms.ChoiceField(label="Product")
-    start = forms.DateField(label="From (UTC date)", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label="To (UTC date, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    start = DateField(label="From (UTC date)", widget=forms.DateInput(attrs={"type": "date"}))
+    end = DateField(label="To (UTC date, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
     format = forms.ChoiceField(choices=[("html", "HTML"), ("pdf", "PDF")], required=False)
 
     def __init__(self, *args: Any, products: list[tuple[str, str]], **kwargs: Any) -> None:

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.fields import ApiFloatField
 from pocare.custody import selectors, services
 from pocare.custody.models import (
     Collection,
@@ -168,7 +169,7 @@ class OrderHandoffs(APIView):
 
 class ReadingRow(serializers.Serializer[Any]):
     timestamp = serializers.CharField(max_length=64, help_text="ISO 8601 with offset or Z.")
-    temperature_c = serializers.FloatField(help_text="°C")
+    temperature_c = ApiFloatField(help_text="°C")
 
 
 class TemperatureRequest(serializers.Serializer[Any]):

@@ -11,11 +11,20 @@ from decimal import Decimal
 WIDTH, HEIGHT, PAD = 560, 160, 30
 
 
+def _seconds(when: dt.datetime) -> float | None:
+    try:
+        return when.timestamp()
+    except (OverflowError, ValueError):
+        return None
+
+
 def temperature_svg(
     readings: Sequence[tuple[dt.datetime, Decimal]], low: Decimal | None, high: Decimal | None,
     excursions: Sequence[tuple[dt.datetime, dt.datetime]] = (),
 ) -> str:
-    """The chart, or an empty string without readings."""
+    """The chart, or an empty string without readings. A time that cannot be placed (year 1 with an
+    offset, from a row stored before the input bounds) is left out of the chart, never an error."""
+    readings = [r for r in readings if _seconds(r[0]) is not None]
     if not readings:
         return ""
     times = [r[0].timestamp() for r in readings]
@@ -34,7 +43,10 @@ def temperature_svg(
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="temp-chart" '
              'role="img" aria-label="Logged temperatures with limits and excursions">']
     for start, end in excursions:
-        xa, xb = x(start.timestamp()), x(end.timestamp())
+        a, b = _seconds(start), _seconds(end)
+        if a is None or b is None:
+            continue
+        xa, xb = x(a), x(b)
         parts.append(f'<rect x="{xa - 2:.1f}" y="{PAD - 20}" width="{max(xb - xa, 0) + 4:.1f}" '
                      f'height="{HEIGHT - 2 * PAD + 30}" fill="#d33" fill-opacity="0.18">'
                      '<title>excursion</title></rect>')

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from pocare.core.fields import DateTimeField
 from pocare.custody.models import HandoffKind, ShipmentLeg
 
 REASON_HELP = "Recorded in the audit trail."
@@ -45,9 +46,9 @@ class AcceptForm(forms.Form):
 
 
 class CollectionForm(forms.Form):
-    collection_started_at = forms.DateTimeField(label="Collection started", widget=DateTimeInput,
+    collection_started_at = DateTimeField(label="Collection started", widget=DateTimeInput,
                                                 help_text="Local time at the collection site.")
-    collection_ended_at = forms.DateTimeField(label="Collection ended", widget=DateTimeInput,
+    collection_ended_at = DateTimeField(label="Collection ended", widget=DateTimeInput,
                                               help_text="Local time at the collection site.")
     volume_ml = forms.DecimalField(label="Volume (mL)", max_digits=7, decimal_places=1, min_value=0)
     donor_tests = forms.CharField(label="Donor tests", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,

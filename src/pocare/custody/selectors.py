@@ -10,6 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.core import render
 from pocare.custody.charts import temperature_svg
 from pocare.custody.models import (
     Collection,
@@ -55,6 +56,8 @@ class ShipmentView:
     chart: str = ""
     readings: int = 0
     corrections: int = 0
+    #: readings whose time cannot be shown (stored before the input bounds, or by a restore): {pk, raw, celsius}
+    invalid: list[dict[str, Any]] = field(default_factory=list)
 
 
 def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
@@ -62,9 +65,11 @@ def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
     shipments = order.shipments.select_related("created_by").prefetch_related(
         Prefetch("uploads", queryset=TemperatureUpload.objects.select_related("uploaded_by", "deviation")))
     for shipment in shipments:
+        stored = TemperatureReading.objects.filter(shipment=shipment)
+        invalid = render.outside_window(stored, "at", "celsius")
         rows = []
-        corrections = total = 0
-        for at, celsius, corrected, correction in (TemperatureReading.objects.filter(shipment=shipment)
+        corrections, total = 0, len(invalid)
+        for at, celsius, corrected, correction in (stored.filter(render.in_window("at"))
                                                    .order_by("at").values_list("at", "celsius", "correction__celsius",
                                                                                "correction__pk")):
             total += 1
@@ -83,7 +88,7 @@ def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
                 spans.append((datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])))
         found.append(ShipmentView(shipment, uploads, temperature_svg(rows, shipment.min_celsius,
                                                                       shipment.max_celsius, spans),
-                                  total, corrections))
+                                  total, corrections, invalid))
     return found
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.core import bounds
 from pocare.custody import isbt
 from pocare.custody.events import CustodyEvent
 from pocare.custody.excursions import excursions_find, outside
@@ -566,6 +567,8 @@ def _parse_when(value: Any) -> dt.datetime | None:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
+    if bounds.datetime_problem(when):  # before any conversion to UTC, which would overflow
+        return None
     return when if when.tzinfo is not None and when.utcoffset() is not None else None
 
 
@@ -589,7 +592,8 @@ def _parse_rows(rows: Iterable[Any], *, earliest: dt.datetime, latest: dt.dateti
         when = _parse_when(raw_at)
         why = []
         if when is None:
-            why.append(f"timestamp {str(raw_at or '')[:40]!r} is not an ISO 8601 time with an offset or Z")
+            why.append(f"timestamp {str(raw_at or '')[:40]!r} is not an ISO 8601 time with an offset or Z "
+                       f"in the years {bounds.YEAR_MIN}–{bounds.YEAR_MAX}")
         else:
             outside_window = plausibility.window_problem(
                 when, earliest=earliest, latest=latest,

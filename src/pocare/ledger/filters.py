@@ -8,6 +8,7 @@ import django_filters
 from django import forms
 from django.db.models import QuerySet
 
+from pocare.core.fields import IsoDateTimeFilter
 from pocare.ledger.events import registered
 from pocare.ledger.models import Event, chains_with_lanes, site_chain
 
@@ -23,11 +24,11 @@ class EventFilter(django_filters.FilterSet):
     object_type = django_filters.CharFilter(label="Object type", help_text="e.g. accounts.User")
     object_id = django_filters.CharFilter(label="Object id")
     request_id = django_filters.CharFilter(label="Request id")
-    after = django_filters.IsoDateTimeFilter(
+    after = IsoDateTimeFilter(
         field_name="occurred_at", lookup_expr="gte", label="From (UTC)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
-    before = django_filters.IsoDateTimeFilter(
+    before = IsoDateTimeFilter(
         field_name="occurred_at", lookup_expr="lt", label="Until (UTC)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.fields import ApiDateTimeField
 from pocare.ledger.signing import credentials_from_api
 from pocare.manufacturing import device_api, selectors, services
 from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution, StepValue
@@ -133,7 +134,7 @@ class QcRecord(Credentials):
     attribute = serializers.CharField(max_length=64)
     value = serializers.CharField(max_length=100)
     unit = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    tested_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    tested_at = ApiDateTimeField(required=False, allow_null=True, default=None)
 
 
 def _batch(request: Request, reference: str) -> Batch:

@@ -15,13 +15,14 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, generics, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.fields import ApiDateTimeField, ApiFloatField
+from pocare.core.parsers import BoundedJSONParser
 from pocare.manufacturing import devices
 from pocare.manufacturing.models import Alarm, Batch, DeviceReading
 from pocare.manufacturing.selectors import batches_visible
@@ -34,8 +35,8 @@ class PushRow(serializers.Serializer[Any]):
 
     batch = serializers.CharField(help_text="The batch reference, e.g. MAD-2026-0042.")
     parameter = serializers.CharField(help_text="A monitoring id of the batch's master-file version, e.g. ph.")
-    time = serializers.DateTimeField(help_text="When the device measured it: ISO 8601 with offset or Z.")
-    value = serializers.FloatField(help_text="A finite number, in the parameter's unit.")
+    time = ApiDateTimeField(help_text="When the device measured it: ISO 8601 with offset or Z.")
+    value = ApiFloatField(help_text="A finite number, in the parameter's unit.")
 
 
 class PushRequest(serializers.Serializer[Any]):
@@ -67,7 +68,7 @@ class AlarmSerializer(serializers.ModelSerializer[Alarm]):
 class PushResultSerializer(serializers.Serializer[Any]):
     push = serializers.IntegerField(source="push.pk")
     idempotency_key = serializers.CharField(source="push.idempotency_key")
-    received_at = serializers.DateTimeField(source="push.received_at")
+    received_at = ApiDateTimeField(source="push.received_at")
     rows = serializers.IntegerField(source="push.rows")
     sha256 = serializers.CharField(source="push.sha256", help_text="Of the rows as received, canonical JSON.")
     created = serializers.BooleanField(help_text="False when this repeats an earlier push with the same key.")
@@ -92,7 +93,7 @@ class DeviceDataPush(APIView):
 
     required_perm = Perm.DEVICE_PUSH
     write_perm = Perm.DEVICE_PUSH
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=PushRequest,

@@ -76,7 +76,7 @@ def _render(request: HttpRequest, batch: Batch, *, status: int = 200, bound: dic
     context = {
         "batch": batch, "site": site, "charts": charts, "alarms": rows, "may_ack": may_ack,
         "open_alarms": sum(1 for a in alarms if a.acknowledged_at is None), "now": timezone.now(),
-        "notice": notice, "panel": PANEL,
+        "notice": notice, "panel": PANEL, "invalid": devices.invalid_readings_of(batch),
     }
     response = render(request, PANEL if _is_htmx(request) else PAGE, context, status=status)
     patch_vary_headers(response, ["HX-Request"])  # one URL, two renderings: caches must tell them apart

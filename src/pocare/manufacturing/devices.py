@@ -28,6 +28,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
+from pocare.core import render
 from pocare.ledger.canonical import canonical_json
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
@@ -608,7 +609,10 @@ def readings_of(
         qs = qs.filter(parameter_id=parameter)
     if since is not None:
         qs = qs.filter(at__gt=since)
-    return qs.select_related("push__pushed_by", "correction__corrected_by").order_by("at", "parameter_id", "pk")
+    # A time outside the years a page can show (stored before the input bounds, or by a restore) is
+    # listed by invalid_readings_of, never loaded here: PostgreSQL may hold one Python cannot load.
+    return (qs.filter(render.in_window("at")).select_related("push__pushed_by", "correction__corrected_by")
+            .order_by("at", "parameter_id", "pk"))
 
 
 def corrections_of(user: Any, batch: Batch) -> QuerySet[DeviceReadingCorrection]:
@@ -617,13 +621,20 @@ def corrections_of(user: Any, batch: Batch) -> QuerySet[DeviceReadingCorrection]
             .select_related("reading", "corrected_by").order_by("-corrected_at", "-pk"))
 
 
+def invalid_readings_of(batch: Batch) -> list[dict[str, Any]]:
+    """The batch's readings whose time is outside the years a page can show, with the time as stored
+    (``raw``, text), ``parameter_id`` and ``value``: shown as "invalid timestamp: …"."""
+    return render.outside_window(DeviceReading.objects.filter(batch=batch), "at", "parameter_id", "value")
+
+
 def series_of(batch: Batch, parameters: Iterable[str]) -> dict[str, list[tuple[dt.datetime, float, bool]]]:
     """Every reading of the batch for charts: ``{parameter: [(at, value, out_of_limits), …]}`` in
     time order, read in one query (the caller has checked that the batch is visible). A corrected
     reading counts with its corrected value; one marked invalid is left out."""
     series: dict[str, list[tuple[dt.datetime, float, bool]]] = {p: [] for p in parameters}
     for pid, at, value, out, corrected, correction in (
-            DeviceReading.objects.filter(batch=batch, parameter_id__in=list(series)).order_by("parameter_id", "at")
+            DeviceReading.objects.filter(render.in_window("at"), batch=batch, parameter_id__in=list(series))
+            .order_by("parameter_id", "at")
             .values_list("parameter_id", "at", "value", "out_of_limits", "correction__value", "correction__pk")):
         if correction is not None:
             if corrected is None:

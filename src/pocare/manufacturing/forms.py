@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 
+from pocare.core.fields import DateField, DateTimeField
 from pocare.ledger.forms import ReadingCorrectionForm, SignatureFieldsMixin
 
 
@@ -116,7 +117,7 @@ __all__ = ["ReadingCorrectionForm"]  # device readings are corrected with the le
 
 class QcResultForm(SignatureFieldsMixin):
     value = forms.CharField(label="Result", max_length=100)
-    tested_at = forms.DateTimeField(label="Read at (UTC)", required=False,
+    tested_at = DateTimeField(label="Read at (UTC)", required=False,
                                     help_text="When the result was read; empty means now. Format 2026-12-01 14:30.")
     reason = forms.CharField(label="Reason for the correction", max_length=1000, required=False)
 
@@ -126,7 +127,7 @@ class LotReceiveForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200, required=False)
     lot_number = forms.CharField(label="Lot number", max_length=60)
     supplier = forms.CharField(label="Supplier", max_length=120, required=False)
-    expiry_date = forms.DateField(label="Expiry date", widget=forms.DateInput(attrs={"type": "date"}))
+    expiry_date = DateField(label="Expiry date", widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(label="Reason", max_length=500, initial="Goods receipt")
 
 

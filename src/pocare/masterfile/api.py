@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pocare.accounts.roles import Perm
+from pocare.core.fields import ApiDateTimeField
 from pocare.masterfile import selectors, services
 from pocare.masterfile.models import ChangeRequest, MasterFileVersion, Product
 from pocare.network.models import Site, SiteKind
@@ -36,7 +37,7 @@ class VersionSignatureSerializer(serializers.Serializer[Any]):
     signer_username = serializers.CharField()
     signer_printed_name = serializers.CharField()
     meaning = serializers.CharField()
-    signed_at = serializers.DateTimeField()
+    signed_at = ApiDateTimeField()
     record_hash = serializers.CharField()
     valid = serializers.BooleanField()
     invalid_reason = serializers.CharField()

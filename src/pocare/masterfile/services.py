@@ -118,9 +118,9 @@ def parse(document: str, *, product: Product | None = None) -> schema.MasterFile
 
 
 def _compose(document: str) -> Any:
-    import yaml
+    from pocare.core import yamlsafe
 
-    return yaml.compose(document, Loader=yaml.SafeLoader)
+    return yamlsafe.load(document)[0]
 
 
 def _version_create(*, actor: User, product: Product, document: str, doc: schema.MasterFileDocument,

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.fields import ApiDateField
 from pocare.ledger.models import Signature
 from pocare.ledger.signing import SigningCredentials, signatures_for
 from pocare.ledger.verify import signature_status
@@ -92,8 +93,8 @@ class SiteUnitList(generics.ListAPIView[ManufacturingUnit]):
 
 
 class Requalify(serializers.Serializer[Any]):
-    calibration_due = serializers.DateField()
-    maintenance_due = serializers.DateField()
+    calibration_due = ApiDateField()
+    maintenance_due = ApiDateField()
     reason = serializers.CharField(max_length=1000)
 
 

@@ -255,6 +255,8 @@ def unit_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         form: Form = requalify_form if action == "requalify" else status_form
         if action not in ("requalify", "status"):
+            status_form = form = UnitStatusForm(request.POST)  # bound, so that it can carry the error
+            form.is_valid()
             form.add_error(None, "action: use requalify or status.")
         elif form.is_valid():
             try:

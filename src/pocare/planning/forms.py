@@ -25,7 +25,7 @@ class PlanForm(forms.Form):
     candidates = forms.ChoiceField(choices=[("cities", "The largest cities"), ("hospitals", "Hospitals I list")],
                                    initial="cities")
     max_candidates = forms.IntegerField(initial=150, min_value=1, max_value=1000)
-    hospitals = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
+    hospitals = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}), max_length=100_000,
                                 help_text="One per line: name,latitude,longitude[,units].")
     include_network = forms.BooleanField(required=False, initial=True,
                                          label="Keep the network's current sites open (fixed)")

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from pocare.core.fields import DateField
 from pocare.ledger.forms import SignatureFieldsMixin
 from pocare.quality import risk
 from pocare.quality.models import CapaKind, DeviationClass, Impact, SignalOutcome
@@ -46,8 +47,8 @@ class CapaForm(forms.Form):
     kind = forms.ChoiceField(label="Kind", choices=CapaKind.choices)
     description = forms.CharField(label="Action", max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
     owner = forms.ChoiceField(label="Owner")
-    due_on = forms.DateField(label="Due on", widget=forms.DateInput(attrs={"type": "date"}))
-    effectiveness_due_on = forms.DateField(label="Effectiveness check due on", required=False,
+    due_on = DateField(label="Due on", widget=forms.DateInput(attrs={"type": "date"}))
+    effectiveness_due_on = DateField(label="Effectiveness check due on", required=False,
                                            widget=forms.DateInput(attrs={"type": "date"}))
     change_request = forms.ChoiceField(label="Change request", required=False,
                                        help_text="When the action changes the master file.")

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.fields import ApiDateTimeField
 from pocare.ledger.signing import credentials_from_api
 from pocare.manufacturing.models import Batch
 from pocare.release import bundle_views, selectors, services
@@ -44,7 +45,7 @@ class ChecklistSerializer(serializers.Serializer[Any]):
 class QueueRowSerializer(serializers.Serializer[Any]):
     batch = serializers.CharField()
     site = serializers.CharField()
-    completed_at = serializers.DateTimeField(allow_null=True)
+    completed_at = ApiDateTimeField(allow_null=True)
     stage = serializers.CharField()
     blocking = LineSerializer(many=True)
 

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pocare.accounts.roles import Perm
+from pocare.core.fields import ApiDateTimeField
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Signature
 from pocare.ledger.signing import signatures_for
@@ -49,7 +50,7 @@ class RecordSignatureSerializer(serializers.Serializer[Any]):
     signer_username = serializers.CharField()
     signer_printed_name = serializers.CharField()
     meaning = serializers.CharField()
-    signed_at = serializers.DateTimeField()
+    signed_at = ApiDateTimeField()
     record_hash = serializers.CharField()
     valid = serializers.BooleanField()
     invalid_reason = serializers.CharField()
@@ -212,8 +213,8 @@ class GateQuery(serializers.Serializer[Any]):
 class GateAnswer(serializers.Serializer[Any]):
     allowed = serializers.BooleanField()
     reasons = serializers.ListField(child=serializers.CharField())
-    at = serializers.DateTimeField()
-    until = serializers.DateTimeField(allow_null=True)
+    at = ApiDateTimeField()
+    until = ApiDateTimeField(allow_null=True)
 
 
 class Gate(APIView):

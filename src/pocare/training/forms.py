@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Role
+from pocare.core.fields import DateField, DateTimeField
 from pocare.ledger.forms import SignatureFieldsMixin
 from pocare.network.models import Site
 from pocare.training.models import CurriculumItem, Qualification, TrainingKind
@@ -61,7 +62,7 @@ class RecordForm(SignatureFieldsMixin):
     kind = forms.ChoiceField(label="Kind of training", choices=TrainingKind.choices)
     title = forms.CharField(label="Title", max_length=200,
                             help_text="What was trained, e.g. “Prodigy operation — initial course”.")
-    trained_on = forms.DateField(label="Date of the training",
+    trained_on = DateField(label="Date of the training",
                                  widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     qualification = ChoiceOfRecord(
         queryset=Qualification.objects.order_by("code"), required=False, to_field_name="code",
@@ -151,7 +152,7 @@ class GateForm(forms.Form):
     site = SiteChoiceField(queryset=Site.objects.none(), to_field_name="code", label="Site")
     version = VersionChoiceField(queryset=_versions().none(), label="Master-file version")
     step = forms.ChoiceField(label="Step", required=False, choices=[("", "Every step")])
-    at = forms.DateTimeField(label="At (UTC)", required=False,
+    at = DateTimeField(label="At (UTC)", required=False,
                              widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
                              help_text="Leave empty for now; a past moment answers “was it allowed then?”.")
     verifying = forms.BooleanField(label="As the verifying second person", required=False)

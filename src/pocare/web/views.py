@@ -41,6 +41,6 @@ def scope_switch(request: HttpRequest) -> HttpResponse:
     allowed = {c for c, _ in scope_options(request)}
     request.session[SESSION_KEY] = code if code in allowed else ""
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = "/"
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = "/"  # a path only: redirect() would take any other word for a view name (a 500)
     return redirect(target)

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.core import render
 from pocare.ledger.events import registered
 
 register = template.Library()
@@ -70,6 +71,8 @@ def utc(value: Any, precision: str = "seconds") -> str:
     when = _as_datetime(value)
     if when is None:
         return "—" if value in (None, "") else str(value)
+    if render.to_zone(when) is None:  # stored before the input bounds, or by a restore
+        return render.invalid(when)
     when = when.astimezone(dt.UTC)
     shown = when.strftime("%Y-%m-%d %H:%M" if precision == "minutes" else "%Y-%m-%d %H:%M:%S")
     return format_html('<time datetime="{}">{} UTC</time>', when.isoformat(), shown)
@@ -84,12 +87,14 @@ def in_zone(value: Any, zone: Any = "") -> str:
     when = _as_datetime(value)
     if when is None:
         return "—" if value in (None, "") else str(value)
+    if render.to_zone(when) is None:  # stored before the input bounds, or by a restore
+        return render.invalid(when)
     if zone:
         try:
             tz = zoneinfo.ZoneInfo(zone) if isinstance(zone, str) else zone
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             tz = dt.UTC
-        when = when.astimezone(tz)
+        when = render.to_zone(when, tz) or when
     return format_html(
         '<time datetime="{}" title="{}">{} {}</time>',
         when.isoformat(),

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "pocare.core"
+    label = "core"
+    verbose_name = "Input bounds and safe rendering"
+
+    def ready(self) -> None:
+        from pocare.core import fields
+
+        fields.install_serializer_defaults()
