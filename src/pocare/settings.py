@@ -11,6 +11,9 @@ environment variable (twelve-factor style), so one settings module serves both:
 - ``POCARE_IDLE_LOGOUT_SECONDS``  inactivity logout (default 900 s, A11-IAM).
 - ``POCARE_LEDGER_LANES``   lanes a site's audit chain may spread over under concurrent writes
                             (PostgreSQL; default 16, 1 to 32; docs/ledger.md).
+- ``POCARE_TRUSTED_PROXY``  address of the TLS-terminating proxy whose X-Forwarded-Proto/-For are
+                            believed (production; docs/access.md "Production").
+- ``POCARE_DEBUG``          ``1`` shows Django's debug pages (developers only; off by default).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ if ENVIRONMENT not in {"development", "production"}:
     raise ImproperlyConfigured("POCARE_ENV must be 'development' or 'production'")
 PRODUCTION = ENVIRONMENT == "production"
 
-DEBUG = os.environ.get("POCARE_DEBUG", "0" if PRODUCTION else "1") == "1"
+# Off by default everywhere, the demo included: Django's debug pages list the URL map and settings.
+DEBUG = os.environ.get("POCARE_DEBUG", "0") == "1"
 
 _secret = os.environ.get("POCARE_SECRET_KEY", "")
 if PRODUCTION and len(_secret) < 50:
@@ -231,8 +235,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("POCARE_LOG_LEVEL", "WARNING")},
 }
 
-if PRODUCTION:
+# The TLS-terminating proxy in front of `pocare serve` (an address, e.g. 127.0.0.1). Only its
+# X-Forwarded-Proto and X-Forwarded-For are believed: waitress strips them from anyone else, and
+# Django reads the protocol from the header only when a proxy is named. Without it, production
+# answers every request forwarded over plain HTTP with a redirect to https (`check --deploy` says so).
+POCARE_TRUSTED_PROXY = os.environ.get("POCARE_TRUSTED_PROXY", "").strip()
+if POCARE_TRUSTED_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+if PRODUCTION:
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
