@@ -128,3 +128,44 @@ def test_check_on_a_database_not_created_yet_passes_and_creates_nothing(tmp_path
     result = _run(["check"], _env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert not (tmp_path / "pocare.sqlite3").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/login/", "/", "/no-such-page/", "/api/sites/"])
+def test_every_response_carries_the_security_headers(client, path):
+    """P11-300: CSP without inline script, Referrer-Policy and Permissions-Policy on pages,
+    redirects, error pages and the API alike."""
+    response = client.get(path)
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in csp and "unsafe" not in csp.split("script-src")[1].split(";")[0]
+    for directive in ("default-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'",
+                      "object-src 'none'", "img-src 'self' data:"):
+        assert directive in csp
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "camera=()" in response.headers["Permissions-Policy"]
+    assert "geolocation=()" in response.headers["Permissions-Policy"]
+
+
+def test_no_template_has_inline_script_or_event_handlers():
+    """P11-300: everything the CSP would block is gone from the templates (script-src 'self')."""
+    import re
+
+    src = Path(__file__).resolve().parents[1] / "src" / "pocare"
+    offenders = []
+    for template in src.rglob("templates/**/*.html"):
+        text = template.read_text()
+        for pattern in (r"<script(?![^>]*\ssrc=)[^>]*>", r"\son[a-z]+\s*=", r"hx-on[:-]", r"javascript:"):
+            offenders += [f"{template.relative_to(src)}: {m.group(0)}" for m in re.finditer(pattern, text)]
+    assert not offenders, offenders
+
+
+def test_the_demo_404_page_lists_no_url_map(tmp_path):
+    """The demo (no POCARE_ENV, no POCARE_DEBUG) shows POCare's own 404 page, not Django's
+    debug page with the URL map."""
+    env = _env(tmp_path)
+    code = ("from django.test import Client;from django.conf import settings;"
+            "r=Client(HTTP_HOST='127.0.0.1').get('/no-such-page/');"
+            "print('DEBUG', settings.DEBUG, r.status_code, 'URLconf' in r.content.decode(), "
+            "'api/schema' in r.content.decode(), 'This page does not exist' in r.content.decode())")
+    result = _run(["shell", "-v", "0", "-c", code], env)
+    assert result.stdout.strip().splitlines()[-1] == "DEBUG False 404 False False True", result.stdout + result.stderr
