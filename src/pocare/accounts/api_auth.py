@@ -50,7 +50,9 @@ class RequiresPerm(permissions.BasePermission):
         if not user or not user.is_authenticated:
             return False
         perm = getattr(view, "required_perm", None)
-        if request.method not in permissions.SAFE_METHODS:
+        if request.method not in permissions.SAFE_METHODS and not getattr(view, "recorded_read", False):
+            # ``recorded_read`` views: the POST only records an export (GET never writes); read-only
+            # people may send it with the read permission.
             perm = getattr(view, "write_perm", None)
             if perm is not None and selectors.is_read_only(user):
                 return False
