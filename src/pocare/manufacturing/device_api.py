@@ -101,7 +101,7 @@ class DeviceDataPush(APIView):
                                                  "characters, e.g. a UUID); a retry sends the same key. Keys "
                                                  "are per client: other clients' keys do not collide.")],
         responses={201: PushResultSerializer, 200: OpenApiResponse(PushResultSerializer, "A repeated push."),
-                   400: _ROW_PROBLEMS, 409: OpenApiResponse(description="Key used before by this client for other rows.")},
+                   400: _ROW_PROBLEMS, 409: OpenApiResponse(description="Key used by this client for other rows.")},
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get(IDEMPOTENCY_HEADER, "")
