@@ -71,10 +71,10 @@ def production_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def _serving(var: Path, **extra: str) -> Iterator[int]:
+def _serving(var: Path, *, production: bool = True, **extra: str) -> Iterator[int]:
     port = _free_port()
     server = subprocess.Popen([POCARE, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
-                              env=_env(var, **PRODUCTION, **extra), stdout=subprocess.DEVNULL,
+                              env=_env(var, **(PRODUCTION if production else {}), **extra), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         yield port
@@ -169,3 +169,14 @@ def test_the_demo_404_page_lists_no_url_map(tmp_path):
             "'api/schema' in r.content.decode(), 'This page does not exist' in r.content.decode())")
     result = _run(["shell", "-v", "0", "-c", code], env)
     assert result.stdout.strip().splitlines()[-1] == "DEBUG False 404 False False True", result.stdout + result.stderr
+
+
+def test_the_demo_server_serves_static_files_and_a_404_that_lists_nothing(tmp_path):
+    """`make demo` (no POCARE_ENV, DEBUG off): WhiteNoise still serves the static files from the
+    apps, and an unknown address gets POCare's 404 page, not Django's URL map."""
+    with _serving(tmp_path, production=False) as port:
+        script = _get(port, "/static/web/pocare.js", {})
+        assert script.status == 200 and "javascript" in (script.getheader("Content-Type") or "")
+        assert _get(port, "/static/vendor/htmx.min.js", {}).status == 200
+        missing = _get(port, "/no-such-page/", {})
+        assert missing.status == 404 and "default-src 'self'" in (missing.getheader("Content-Security-Policy") or "")
