@@ -86,6 +86,7 @@ class EventExport(APIView):
     renderer_classes = [JSONRenderer]
 
     @extend_schema(
+        request=None,
         parameters=[ExportQuery],
         responses={200: EventSerializer(many=True)},
     )

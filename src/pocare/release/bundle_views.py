@@ -58,7 +58,7 @@ class BatchBundle(APIView):
     required_perm = Perm.BUNDLE_EXPORT
     recorded_read = True  # inspectors export too; a POST because the export is recorded
 
-    @extend_schema(responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
+    @extend_schema(request=None, responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
                               503: OpenApiResponse(description="The PDF engine cannot run on this server.")})
     def post(self, request: Request, reference: str) -> HttpResponse:
         return _bundle_response(request.user, reference)
