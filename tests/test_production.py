@@ -105,10 +105,14 @@ def test_a_peer_that_is_not_the_trusted_proxy_cannot_claim_https(production_var)
 
 
 def test_production_without_a_trusted_proxy_fails_the_deployment_check_naming_the_setting(tmp_path):
-    """P11-300: the redirect-for-ever configuration cannot pass `check --deploy` silently."""
+    """P11-300: the redirect-for-ever configuration cannot pass `check --deploy` silently; with the
+    proxy named, the check passes without a single warning."""
     result = _run(["check", "--deploy"], _env(tmp_path, **PRODUCTION))
     assert result.returncode != 0
     assert "pocare.E002" in result.stderr and "POCARE_TRUSTED_PROXY" in result.stderr
+    named = _run(["check", "--deploy", "--fail-level", "WARNING"],
+                 _env(tmp_path, **PRODUCTION, POCARE_TRUSTED_PROXY="127.0.0.1"))
+    assert named.returncode == 0, named.stdout + named.stderr
 
 
 @pytest.mark.django_db
