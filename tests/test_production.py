@@ -113,6 +113,9 @@ def test_production_without_a_trusted_proxy_fails_the_deployment_check_naming_th
     named = _run(["check", "--deploy", "--fail-level", "WARNING"],
                  _env(tmp_path, **PRODUCTION, POCARE_TRUSTED_PROXY="127.0.0.1"))
     assert named.returncode == 0, named.stdout + named.stderr
+    anyone = _run(["check", "--deploy", "--fail-level", "WARNING"],
+                  _env(tmp_path, **PRODUCTION, POCARE_TRUSTED_PROXY="*"))
+    assert anyone.returncode != 0 and "pocare.W003" in anyone.stderr
 
 
 @pytest.mark.django_db
