@@ -21,7 +21,7 @@ def test_production_settings_pass_the_deployment_check(tmp_path):
     """P11-300: HTTPS-only cookies, HSTS and a real secret key in production (`check --deploy`)."""
     result = _run(["check", "--deploy", "--fail-level", "WARNING"], tmp_path,
                   POCARE_ENV="production", POCARE_SECRET_KEY="k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyzABCD",
-                  POCARE_ALLOWED_HOSTS="pocare.example.org")
+                  POCARE_ALLOWED_HOSTS="pocare.example.org", POCARE_TRUSTED_PROXY="127.0.0.1")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.django_db
 
 def _queries(client, url: str) -> int:  # type: ignore[no-untyped-def]
     with CaptureQueriesContext(connection) as ctx:
-        response = client.get(url)
+        # Exports are POSTs (recorded; GET never writes); the rest are pages.
+        response = client.post(url) if "/export." in url else client.get(url)
     assert response.status_code == 200, url
     return len(ctx.captured_queries)
 

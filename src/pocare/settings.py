@@ -9,10 +9,11 @@ environment variable (twelve-factor style), so one settings module serves both:
 - ``POCARE_ENV``            ``development`` (default) or ``production`` (HTTPS-only cookies, HSTS).
 - ``POCARE_VAR_DIR``        where the embedded database and exports live (default ``./var``).
 - ``POCARE_IDLE_LOGOUT_SECONDS``  inactivity logout (default 900 s, A11-IAM).
-- ``POCARE_TRUSTED_PROXY_COUNT``  reverse proxies in front whose X-Forwarded-For is trusted for
-                            the sign-in throttle's client address (default 0: REMOTE_ADDR).
 - ``POCARE_LEDGER_LANES``   lanes a site's audit chain may spread over under concurrent writes
                             (PostgreSQL; default 16, 1 to 32; docs/ledger.md).
+- ``POCARE_TRUSTED_PROXY``  address of the TLS-terminating proxy whose X-Forwarded-Proto/-For are
+                            believed (production; docs/access.md "Production").
+- ``POCARE_DEBUG``          ``1`` shows Django's debug pages (developers only; off by default).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ if ENVIRONMENT not in {"development", "production"}:
     raise ImproperlyConfigured("POCARE_ENV must be 'development' or 'production'")
 PRODUCTION = ENVIRONMENT == "production"
 
-DEBUG = os.environ.get("POCARE_DEBUG", "0" if PRODUCTION else "1") == "1"
+# Off by default everywhere, the demo included: Django's debug pages list the URL map and settings.
+DEBUG = os.environ.get("POCARE_DEBUG", "0") == "1"
 
 _secret = os.environ.get("POCARE_SECRET_KEY", "")
 if PRODUCTION and len(_secret) < 50:
@@ -186,11 +188,9 @@ AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are recorded in the ledger
 AXES_USERNAME_FORM_FIELD = "username"
 # The message and status are POCare's own (one for every refusal): axes returns the login page.
 AXES_LOCKOUT_CALLABLE = "pocare.accounts.backends.lockout_response"
-# The client address: REMOTE_ADDR, unless POCARE_TRUSTED_PROXY_COUNT says how many reverse proxies
-# of your own stand in front (then the address they append to X-Forwarded-For). Never trust the
-# header without that setting: a client writes whatever it likes there.
+# The client address is REMOTE_ADDR: behind POCARE_TRUSTED_PROXY (below), waitress writes the
+# forwarded client address there and drops X-Forwarded-For from every other peer.
 AXES_CLIENT_IP_CALLABLE = "pocare.accounts.backends.client_ip"
-POCARE_TRUSTED_PROXY_COUNT = int(os.environ.get("POCARE_TRUSTED_PROXY_COUNT", "0"))
 # A looser limit per client address over all user ids (password spraying); axes's single failure
 # limit cannot express it, so PolicyBackend reads axes's own attempt table.
 POCARE_LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("POCARE_LOGIN_IP_FAILURE_LIMIT", "50"))
@@ -285,14 +285,45 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("POCARE_LOG_LEVEL", "WARNING")},
 }
 
-if PRODUCTION:
+# The TLS-terminating proxy in front of `pocare serve` (an address, e.g. 127.0.0.1). Only its
+# X-Forwarded-Proto and X-Forwarded-For are believed: waitress strips them from anyone else, and
+# Django reads the protocol from the header only when a proxy is named. Without it, production
+# answers every request forwarded over plain HTTP with a redirect to https (`check --deploy` says so).
+POCARE_TRUSTED_PROXY = os.environ.get("POCARE_TRUSTED_PROXY", "").strip()
+if POCARE_TRUSTED_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+if PRODUCTION:
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 31_536_000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_REFERRER_POLICY = "same-origin"
-    X_FRAME_OPTIONS = "DENY"
+
+# Headers on every response, in every mode (the demo included). The policy allows no inline script:
+# page behaviour lives in static files (web/static/web/pocare.js) and templates use data- attributes.
+# Inline *styles* stay allowed: progress bars and SVG charts carry data-dependent sizes in style
+# attributes, several pages and printouts have a <style> block, and htmx adds its indicator style;
+# a style cannot run script, and script is what the policy is for.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+#: Browser features POCare never uses, switched off for its pages (pocare.web.middleware).
+POCARE_PERMISSIONS_POLICY = ("camera=(), microphone=(), geolocation=(), payment=(), usb=(), midi=(), "
+                             "magnetometer=(), gyroscope=(), accelerometer=(), display-capture=()")
+# Kept apart from the list above so that the two edit in separate places: appended, these run first
+# on the way out, so every response (error pages too) carries them.
+MIDDLEWARE += ["csp.middleware.CSPMiddleware", "pocare.web.middleware.PermissionsPolicyMiddleware"]

@@ -78,24 +78,17 @@ def test_one_address_spraying_many_user_ids_is_throttled_for_all_of_them(people,
     assert _sign_in("navigator.mad", PASSWORD, WORKSTATION).status_code == 302
 
 
-def test_the_client_address_is_remote_addr_unless_trusted_proxies_are_configured(people, settings):
-    """A11-IAM: a forged X-Forwarded-For does not move an attacker to a fresh address; behind
-    POCARE_TRUSTED_PROXY_COUNT proxies, the address the outermost proxy saw is used."""
+def test_the_client_address_is_remote_addr_and_a_forged_forwarded_header_changes_nothing(people, settings):
+    """A11-IAM: a forged X-Forwarded-For does not move an attacker to a fresh address (behind the
+    trusted proxy, waitress itself writes the forwarded address into REMOTE_ADDR); a malformed
+    address is never stored, nor a 500."""
     for n in range(settings.AXES_FAILURE_LIMIT):
         Client().post("/login/", {"username": "qc.mad", "password": "guess"},
                       REMOTE_ADDR=ATTACKER, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
     assert set(AccessAttempt.objects.filter(username="qc.mad").values_list("ip_address", flat=True)) == {ATTACKER}
     assert _sign_in("qc.mad", PASSWORD, ATTACKER).status_code == 400
-
-    settings.POCARE_TRUSTED_PROXY_COUNT = 1
-    response = Client().post("/login/", {"username": "qc.lis", "password": "guess"},
-                             REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"1.2.3.4, {ATTACKER}")
+    response = Client().post("/login/", {"username": "qc.gro", "password": "guess"}, REMOTE_ADDR="not-an-address")
     assert response.status_code == 400
-    assert AccessAttempt.objects.get(username="qc.lis").ip_address == ATTACKER
-    response = Client().post("/login/", {"username": "qc.gro", "password": "guess"},
-                             REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="not-an-address")
-    assert response.status_code == 400  # a malformed header falls back to REMOTE_ADDR, never a 500
-    assert AccessAttempt.objects.get(username="qc.gro").ip_address == "10.0.0.1"
 
 
 def test_every_refused_sign_in_reads_the_same_and_the_ledger_knows_why(people, settings):

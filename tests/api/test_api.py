@@ -82,18 +82,18 @@ def test_malformed_filters_get_a_400_naming_the_field(client, bearer, query):
 def test_an_export_is_itself_an_audit_event(client, bearer):
     """P11-10b A11-9: exports are human- and machine-readable copies, and their making is recorded."""
     qa = bearer("qa")
-    body = client.get("/api/audit/export/?format=json&chain=MAD", **qa).json()
+    body = client.post("/api/audit/export/?format=json&chain=MAD", **qa).json()
     assert body["events"] and {e["chain"] for e in body["events"]} == {"MAD"}
     export = Event.objects.get(chain="NETWORK", seq=int(body["export_event"].split("#")[1]))
     assert export.event_type == LedgerEvent.EXPORTED and export.new["events"] == len(body["events"])
-    csv_body = client.get("/api/audit/export/?format=csv&chain=MAD", **qa).content.decode()
+    csv_body = client.post("/api/audit/export/?format=csv&chain=MAD", **qa).content.decode()
     assert csv_body.splitlines()[0].startswith("id,chain,seq,occurred_at")
 
 
 def test_web_exports_are_recorded_too(client, login):
     """P11-10b A11-9: the browser's CSV/JSON export is a ledger event with the filter used."""
     login("inspector")
-    response = client.get("/audit/export.json?chain=LIS")
+    response = client.post("/audit/export.json?chain=LIS")
     assert response.status_code == 200 and response["Content-Disposition"].startswith("attachment")
     event = Event.objects.filter(event_type=LedgerEvent.EXPORTED).latest("id")
     assert event.actor_username == "inspector" and event.new["filters"] == {"chain": "LIS"}

@@ -81,13 +81,13 @@ def test_label_downloads_are_recorded(client, login, people):
     o = accepted()
     c = collect(o)
     login("physician.mad")
-    response = client.get(f"/custody/orders/{o.pk}/labels/bag-{c.pk}.svg")
+    response = client.post(f"/custody/orders/{o.pk}/labels/bag-{c.pk}.svg")
     assert response.status_code == 200 and response["Content-Type"] == "image/svg+xml"
     assert c.din.encode() in response.content
-    response = client.get(f"/custody/orders/{o.pk}/labels.pdf")
+    response = client.post(f"/custody/orders/{o.pk}/labels.pdf")
     assert response.status_code in (200, 503)
     if response.status_code == 200:
         assert response.content.startswith(b"%PDF")
     assert Event.objects.filter(event_type=CustodyEvent.LABEL_PRINTED, object_id=str(o.pk)).count() == (
         2 if response.status_code == 200 else 1)
-    assert client.get(f"/custody/orders/{o.pk}/labels/final.svg").status_code == 404
+    assert client.post(f"/custody/orders/{o.pk}/labels/final.svg").status_code == 404

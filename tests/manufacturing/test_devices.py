@@ -149,8 +149,29 @@ def test_a_repeated_idempotency_key_stores_nothing_twice(client, bearer, batch):
     other = _push(client, headers, _rows(batch, [37.5]), key="retry-me")
     assert other.status_code == 409 and "different rows" in other.json()["detail"]
     stranger = _push(client, bearer("manager.mad"), rows, key="retry-me")
-    assert stranger.status_code in (403, 409)  # managers do not push; nor may anyone reuse another's key
+    assert stranger.status_code == 403  # managers do not push
     assert DevicePush.objects.count() == 1
+
+
+def test_idempotency_keys_are_per_client_so_another_sites_key_neither_collides_nor_reveals(client, bearer, batch):
+    """P11-10g P11-10h: a device at Lisbon using the key a Madrid device already used stores its own
+    push (201), learns nothing of Madrid's, and Madrid's retry still answers as a repeat."""
+    from tests.manufacturing.matrix import device_batch
+
+    lis_batch = device_batch("LIS")
+    mad, lis = bearer("operator.mad"), bearer("operator.lis")
+    mad_rows = _rows(batch, [37.0, 37.1])
+    first = _push(client, mad, mad_rows, key="prodigy-0001")
+    assert first.status_code == 201
+    other_site = _push(client, lis, _rows(lis_batch, [36.9]), key="prodigy-0001")
+    assert other_site.status_code == 201, other_site.json()
+    body = json.dumps(other_site.json())
+    assert batch.reference not in body and other_site.json()["created"] is True
+    assert lis_batch.reference in body
+    retry = _push(client, mad, mad_rows, key="prodigy-0001")
+    assert retry.status_code == 200 and retry.json() == {**first.json(), "created": False}
+    assert DevicePush.objects.filter(idempotency_key="prodigy-0001").count() == 2
+    assert DeviceReading.objects.filter(batch=lis_batch).count() == 1
 
 
 def test_two_pushes_racing_with_one_key_store_it_once(batch, people, monkeypatch):

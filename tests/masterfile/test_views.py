@@ -190,14 +190,14 @@ def test_dossier_html_and_pdf_are_exported_and_recorded(client, login):
     """P11-10b POC-3 POC-5 P11-50: the DMMF dossier as HTML and PDF, every export in the ledger."""
     raise_change()
     login("qa")
-    html = client.get("/masterfile/products/CD19-CART/dossier/")
+    html = client.post("/masterfile/products/CD19-CART/dossier/")
     assert html.status_code == 200
     body = html.content.decode()
     for text in ("POCare Control Site", "Madrid POCare site", "Manufacturing process", "Release specification",
                  "Site annexes", "Change history", "Medium", "Electronic signatures", "Marc Vidal", "Authored",
                  "valid", "UTC"):
         assert text in body, text
-    pdf = client.get("/masterfile/products/CD19-CART/dossier.pdf")
+    pdf = client.post("/masterfile/products/CD19-CART/dossier.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert pdf["Content-Disposition"].startswith('attachment; filename="pocare-dmmf-CD19-CART-')
     events = Event.objects.filter(event_type=MasterFileEvent.DOSSIER_EXPORTED).order_by("id")
@@ -205,8 +205,8 @@ def test_dossier_html_and_pdf_are_exported_and_recorded(client, login):
     import hashlib
 
     assert events[1].new["sha256"] == hashlib.sha256(pdf.content).hexdigest()
-    assert client.get("/masterfile/products/CD19-CART/dossier/?version=7").status_code == 400
-    assert client.get("/masterfile/products/NOPE/dossier/").status_code == 404
+    assert client.post("/masterfile/products/CD19-CART/dossier/", {"version": "7"}).status_code == 400
+    assert client.post("/masterfile/products/NOPE/dossier/").status_code == 404
 
 
 def test_the_dossier_pdf_answers_503_when_the_pdf_engine_cannot_load(client, login, monkeypatch):
@@ -224,7 +224,7 @@ def test_the_dossier_pdf_answers_503_when_the_pdf_engine_cannot_load(client, log
     monkeypatch.setattr(builtins, "__import__", no_weasyprint)
     login("qa")
     before = Event.objects.filter(event_type=MasterFileEvent.DOSSIER_EXPORTED).count()
-    response = client.get("/masterfile/products/CD19-CART/dossier.pdf")
+    response = client.post("/masterfile/products/CD19-CART/dossier.pdf")
     assert response.status_code == 503 and "libpango" in response.content.decode()
     assert Event.objects.filter(event_type=MasterFileEvent.DOSSIER_EXPORTED).count() == before
 

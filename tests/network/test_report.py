@@ -4,6 +4,7 @@ each generation recorded in the ledger."""
 from __future__ import annotations
 
 import sys
+from urllib.parse import parse_qsl
 
 import pytest
 from django.utils import timezone
@@ -52,7 +53,7 @@ def test_the_report_page_is_generated_and_recorded(eventful_year, client, login)
     login("qp")
     assert client.get("/network/annual-report/").status_code == 200  # the choice only
     assert not Event.objects.filter(event_type=NetworkEvent.ANNUAL_REPORT_GENERATED).exists()
-    response = client.get(f"/network/annual-report/?year={YEAR}&product=CART19")
+    response = client.post("/network/annual-report/", {"year": YEAR, "product": "CART19"})
     page = response.content.decode()
     assert response.status_code == 200
     assert "Sterility failure under investigation" in page and "Hospital ends the programme" in page
@@ -67,7 +68,7 @@ def test_the_report_page_is_generated_and_recorded(eventful_year, client, login)
 def test_the_report_as_pdf(eventful_year, client, login):
     """P11-10b POC-4: a human-readable copy as PDF, its generation recorded."""
     login("inspector")
-    response = client.get(f"/network/annual-report/?year={YEAR}&product=CART19&format=pdf")
+    response = client.post("/network/annual-report/", {"year": YEAR, "product": "CART19", "format": "pdf"})
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF") and len(response.content) > 5000
     assert f"pocare-annual-report-{YEAR}-CART19.pdf" in response["Content-Disposition"]
@@ -79,7 +80,7 @@ def test_without_weasyprint_the_pdf_answers_503(client, login, monkeypatch):
     """P11-10b: when the PDF engine is missing the answer says so and nothing is recorded."""
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # import fails
     login("qa")
-    response = client.get(f"/network/annual-report/?year={YEAR}&format=pdf")
+    response = client.post("/network/annual-report/", {"year": YEAR, "format": "pdf"})
     assert response.status_code == 503 and "PDF output is unavailable" in response.content.decode()
     assert not Event.objects.filter(event_type=NetworkEvent.ANNUAL_REPORT_GENERATED).exists()
 
@@ -89,7 +90,7 @@ def test_without_weasyprint_the_pdf_answers_503(client, login, monkeypatch):
 def test_bad_report_requests_are_400(client, login, query):
     """Bad input → 400 naming the field; nothing recorded."""
     login("qa")
-    response = client.get(f"/network/annual-report/?{query}")
+    response = client.post("/network/annual-report/", dict(parse_qsl(query)))
     assert response.status_code == 400
     assert not Event.objects.filter(event_type=NetworkEvent.ANNUAL_REPORT_GENERATED).exists()
 
@@ -98,7 +99,7 @@ def test_bad_report_requests_are_400(client, login, query):
 def test_only_qa_qp_and_inspectors_see_the_report(client, login, username):
     """P11-10g: REPORTS_VIEW only."""
     login(username)
-    assert client.get(f"/network/annual-report/?year={YEAR}").status_code == 403
+    assert client.post("/network/annual-report/", {"year": YEAR}).status_code == 403
 
 
 def test_the_report_hash_is_of_what_it_states(eventful_year, product, people):

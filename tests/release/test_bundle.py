@@ -280,12 +280,12 @@ def test_qa_qp_and_inspector_download_it_over_the_web_and_the_api(client, login,
     for who in ("qa", "qp", "inspector"):
         client.logout()
         login(who)
-        response = client.get(f"/release/batches/{batch.reference}/bundle.zip")
+        response = client.post(f"/release/batches/{batch.reference}/bundle.zip")
         assert response.status_code == 200, who
         assert response["Content-Type"] == "application/zip"
         assert response["Content-Disposition"].startswith(f'attachment; filename="pocare-bundle-{batch.reference}-')
         assert set(_members(response.content)) == PARTS
-    api = client.get(f"/api/batches/{batch.reference}/bundle/")
+    api = client.post(f"/api/batches/{batch.reference}/bundle/")
     assert api.status_code == 200 and api["Content-Type"] == "application/zip"
     assert Event.objects.filter(event_type=ReleaseEvent.BUNDLE_EXPORTED).count() == 4
     assert api["X-POCare-Export-Event"] == Event.objects.filter(
@@ -297,14 +297,14 @@ def test_people_without_the_permission_are_refused_and_another_sites_batch_is_no
     """P11-10g: site people hold no bundle-export permission (403); and even someone who held it at
     another site would not find this batch (404) — nothing is exported, nothing is recorded."""
     login("manager.mad")
-    assert client.get(f"/release/batches/{batch.reference}/bundle.zip").status_code == 403
-    assert client.get(f"/api/batches/{batch.reference}/bundle/").status_code == 403
+    assert client.post(f"/release/batches/{batch.reference}/bundle.zip").status_code == 403
+    assert client.post(f"/api/batches/{batch.reference}/bundle/").status_code == 403
     monkeypatch.setitem(ROLE_PERMS, Role.SITE_MANAGER, ROLE_PERMS[Role.SITE_MANAGER] | {Perm.BUNDLE_EXPORT})
     client.logout()
     login("manager.lis")
-    assert client.get(f"/release/batches/{batch.reference}/bundle.zip").status_code == 404
-    assert client.get(f"/api/batches/{batch.reference}/bundle/").status_code == 404
-    assert client.get("/release/batches/NO-SUCH-BATCH/bundle.zip").status_code == 404
+    assert client.post(f"/release/batches/{batch.reference}/bundle.zip").status_code == 404
+    assert client.post(f"/api/batches/{batch.reference}/bundle/").status_code == 404
+    assert client.post("/release/batches/NO-SUCH-BATCH/bundle.zip").status_code == 404
     assert not Event.objects.filter(event_type=ReleaseEvent.BUNDLE_EXPORTED).exists()
     from django.core.exceptions import PermissionDenied
 

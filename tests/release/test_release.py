@@ -212,7 +212,7 @@ def test_certificate_pdf_and_its_html_show_the_signature_manifestation_and_chang
     rh.review_exceptions(ready)
     cert = certify(ready)
     login("qp")
-    response = client.get(f"/release/batches/{ready.reference}/certificate/?format=html")
+    response = client.post(f"/release/batches/{ready.reference}/certificate/", {"format": "html"})
     assert response.status_code == 200
     html = response.content.decode()
     qp = h.user("qp")
@@ -221,7 +221,7 @@ def test_certificate_pdf_and_its_html_show_the_signature_manifestation_and_chang
                  "pending — result after release", "changed after first entry", "Gate re-set"):
         assert text in html, text
     before = Event.objects.filter(event_type="release.certificate_printed").count()
-    response = client.get(f"/release/batches/{ready.reference}/certificate/")
+    response = client.post(f"/release/batches/{ready.reference}/certificate/")
     assert response.status_code in (200, 503)
     if response.status_code == 200:
         assert response.content.startswith(b"%PDF") and response["Content-Type"] == "application/pdf"

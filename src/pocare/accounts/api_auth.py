@@ -63,16 +63,20 @@ class RequiresPerm(permissions.BasePermission):
             return False
         perm = getattr(view, "required_perm", None)
         token = request.auth
+        # ``recorded_read`` views: the POST only records an export (GET never writes); read-only
+        # people and read-scope tokens may send it with the read permission.
+        recorded_read = bool(getattr(view, "recorded_read", False))
         if (
             isinstance(token, ApiToken)
             and token.scope == TokenScope.READ
             and request.method not in permissions.SAFE_METHODS
+            and not recorded_read
         ):
             raise exceptions.PermissionDenied(
                 f"Token {token.prefix}… is read-only (scope 'read'): it may not {request.method}. "
                 "Ask Control Site QA for a token with scope 'write'."
             )
-        if request.method not in permissions.SAFE_METHODS:
+        if request.method not in permissions.SAFE_METHODS and not recorded_read:
             perm = getattr(view, "write_perm", None)
             if perm is not None and selectors.is_read_only(user):
                 return False

@@ -24,19 +24,17 @@ THROTTLED = "pocare_throttled"
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address: REMOTE_ADDR, or with ``POCARE_TRUSTED_PROXY_COUNT`` = n the address
-    the outermost of your n proxies saw (n-th from the right of X-Forwarded-For)."""
+    """The client's address: ``REMOTE_ADDR``, validated (it is stored in address columns).
+
+    Behind the TLS proxy named by ``POCARE_TRUSTED_PROXY``, ``pocare serve`` (waitress) has already
+    put the address the proxy forwarded there, and drops ``X-Forwarded-For`` from anyone else; so a
+    client can never choose its own address by writing that header (docs/access.md "Production").
+    """
     remote = str(request.META.get("REMOTE_ADDR") or "")
-    count = settings.POCARE_TRUSTED_PROXY_COUNT
-    if count <= 0:
-        return remote
-    forwarded = [a.strip() for a in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if a.strip()]
-    if len(forwarded) < count:
-        return remote
-    try:  # stored in inet columns (axes, token last use): never let a malformed value through
-        return str(ipaddress.ip_address(forwarded[-count]))
+    try:
+        return str(ipaddress.ip_address(remote))
     except ValueError:
-        return remote
+        return ""
 
 
 class ThrottleBackend(AxesStandaloneBackend):

@@ -17,8 +17,13 @@ from pocare.accounts.roles import Perm
 View = Callable[..., HttpResponse]
 
 
-def requires(perm: Perm, *, write: Perm | None = None) -> Callable[[View], View]:
-    """Logged in and holding ``perm`` (and ``write`` for POST), else 403. Inspectors never write."""
+def requires(perm: Perm, *, write: Perm | None = None, recorded_read: bool = False) -> Callable[[View], View]:
+    """Logged in and holding ``perm`` (and ``write`` for POST), else 403. Inspectors never write.
+
+    ``recorded_read``: the view's POST only records that something was read — an export, a print,
+    a verification run (GET never writes, so these are POSTs). It needs ``perm``, and read-only
+    people (inspectors) may send it.
+    """
 
     def decorate(view: View) -> View:
         @wraps(view)
@@ -26,7 +31,7 @@ def requires(perm: Perm, *, write: Perm | None = None) -> Callable[[View], View]
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             needed = write if (request.method == "POST" and write is not None) else perm
-            if request.method == "POST" and selectors.is_read_only(request.user):
+            if request.method == "POST" and not recorded_read and selectors.is_read_only(request.user):
                 raise PermissionDenied("Read-only access.")
             if not selectors.has_perm(request.user, needed):
                 raise PermissionDenied(f"This needs the permission {needed}.")
@@ -34,6 +39,7 @@ def requires(perm: Perm, *, write: Perm | None = None) -> Callable[[View], View]
 
         wrapped.required_perm = perm  # type: ignore[attr-defined]
         wrapped.write_perm = write  # type: ignore[attr-defined]
+        wrapped.recorded_read = recorded_read  # type: ignore[attr-defined]
         return wrapped
 
     return decorate

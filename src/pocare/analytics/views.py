@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
@@ -136,20 +136,20 @@ def site_charts(request: HttpRequest, code: str) -> HttpResponse:
     return _render(request, "analytics/site.html", context)
 
 
-@requires(Perm.ANALYTICS_VIEW)
-@require_GET
+@requires(Perm.ANALYTICS_VIEW, recorded_read=True)
+@require_http_methods(["GET", "POST"])
 def review(request: HttpRequest) -> HttpResponse:
-    """The product quality review for ``?product=&start=&end=`` (``&format=pdf`` for the PDF);
-    generating it is recorded in the ledger."""
+    """The product quality review: the GET shows the choice; generating it for ``product``, ``start``
+    and ``end`` (``format=pdf`` for the PDF) is recorded in the ledger, so it is a POST (GET never
+    writes)."""
     from pocare.analytics import report
 
     products = report.products_with_batches()
-    data = request.GET.copy()
-    bound = "start" in data or "product" in data
-    if bound and "product" not in data and len(products) == 1:
+    data = request.POST.copy() if request.method == "POST" else None
+    if data is not None and "product" not in data and len(products) == 1:
         data["product"] = products[0][0]
     today = timezone.now().date()
-    form = ReviewForm(data if bound else None, products=products,
+    form = ReviewForm(data, products=products,
                       initial={"product": products[0][0] if products else "",
                                "start": today.replace(year=today.year - 1), "end": today})
     if not form.is_bound:

@@ -257,9 +257,9 @@ def _contents(order: TherapyOrder, containers: list[str]) -> list[labels.LabelCo
 
 
 @requires(Perm.CUSTODY_RECORD)
-@require_GET
+@require_POST
 def label_svg(request: HttpRequest, pk: int, container: str) -> HttpResponse:
-    """One container's label as SVG (printing is recorded in the audit trail)."""
+    """One container's label as SVG; printing is recorded in the audit trail, so it is a POST."""
     order = _order(request, pk)
     content = _contents(order, [container])[0]
     services.labels_print(actor=_actor(request), order=order, containers=[container], fmt="svg")
@@ -269,9 +269,10 @@ def label_svg(request: HttpRequest, pk: int, container: str) -> HttpResponse:
 
 
 @requires(Perm.CUSTODY_RECORD)
-@require_GET
+@require_POST
 def labels_pdf(request: HttpRequest, pk: int) -> HttpResponse:
-    """Every label of the order on a printable PDF sheet; 503 when the PDF engine cannot run."""
+    """Every label of the order on a printable PDF sheet (a POST: printing is recorded); 503 when
+    the PDF engine cannot run."""
     order = _order(request, pk)
     containers = labels.containers_of(order)
     if not containers:

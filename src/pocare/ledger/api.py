@@ -78,16 +78,19 @@ class ExportQuery(serializers.Serializer[Any]):
 
 
 class EventExport(APIView):
-    """Export the filtered trail as JSON or CSV; the export is recorded in the ledger."""
+    """Export the filtered trail as JSON or CSV; the export is recorded in the ledger, so it is a
+    POST (GET never writes). The filters and ``format`` go in the query string."""
 
     required_perm = Perm.LEDGER_EXPORT
+    recorded_read = True  # inspectors export too
     renderer_classes = [JSONRenderer]
 
     @extend_schema(
+        request=None,
         parameters=[ExportQuery],
         responses={200: EventSerializer(many=True)},
     )
-    def get(self, request: Request) -> Response:
+    def post(self, request: Request) -> Response:
         query = ExportQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         filterset = EventFilter(request.query_params, queryset=selectors.events_visible(request.user))

@@ -12,7 +12,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
@@ -56,10 +56,11 @@ def trail(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@requires(Perm.LEDGER_EXPORT)
-@require_GET
+@requires(Perm.LEDGER_EXPORT, recorded_read=True)
+@require_POST
 def trail_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
-    """CSV or JSON of the filtered trail; the export itself becomes a ledger event."""
+    """CSV or JSON of the filtered trail (the filters in the query string); the export itself becomes
+    a ledger event, so it is a POST: a link followed from elsewhere writes nothing."""
     filterset = _filtered(request)
     if not filterset.is_valid():
         return HttpResponse(f"Invalid filter: {filterset.errors.as_text()}", status=400, content_type="text/plain")
@@ -100,15 +101,16 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-@requires(Perm.LEDGER_VERIFY)
-@require_GET
+@requires(Perm.LEDGER_VERIFY, recorded_read=True)
+@require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
-    """Re-check the hash chains the person may see and every signature on them (``?run=1``).
+    """Re-check the hash chains the person may see and every signature on them (POST).
 
-    A read, like an export, so inspectors may run it; that it was run is recorded.
+    A read, like an export, so inspectors may run it; that it was run is recorded, so running it
+    is a POST and the GET only shows the button.
     """
     report = None
-    if request.GET.get("run"):
+    if request.method == "POST":
         chains = selectors.visible_chains(request.user)
         report = verify_all(chains=chains)
         assert isinstance(request.user, User)

@@ -99,9 +99,10 @@ class DeviceDataPush(APIView):
         request=PushRequest,
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
                                      description=f"A unique key per push (1 to {devices.MAX_KEY_LENGTH} printable "
-                                                 "characters, e.g. a UUID); a retry sends the same key.")],
+                                                 "characters, e.g. a UUID); a retry sends the same key. Keys "
+                                                 "are per client: other clients' keys do not collide.")],
         responses={201: PushResultSerializer, 200: OpenApiResponse(PushResultSerializer, "A repeated push."),
-                   400: _ROW_PROBLEMS, 409: OpenApiResponse(description="Key used before for another push.")},
+                   400: _ROW_PROBLEMS, 409: OpenApiResponse(description="Key used by this client for other rows.")},
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get(IDEMPOTENCY_HEADER, "")

@@ -147,7 +147,7 @@ class DevicePushRejected(ValidationError):
 
 
 class IdempotencyConflict(Exception):
-    """The idempotency key was used before for a different push (other rows or another client)."""
+    """The client used the idempotency key before for a push with other rows."""
 
 
 @dataclass(frozen=True)
@@ -323,10 +323,7 @@ def _result_of(push: DevicePush, *, created: bool) -> PushResult:
                       alarms_raised=raised)
 
 
-def _replay(existing: DevicePush, *, actor: User, digest: str, rows: int) -> PushResult:
-    if existing.pushed_by_id != actor.pk:
-        raise IdempotencyConflict("This idempotency key was already used by another client; use a new key "
-                                  "for each push.")
+def _replay(existing: DevicePush, *, digest: str, rows: int) -> PushResult:
     if existing.sha256 != digest or existing.rows != rows:
         raise IdempotencyConflict(
             f"This idempotency key was already used on {existing.received_at:%Y-%m-%dT%H:%M:%SZ} for a push "
@@ -357,9 +354,10 @@ def device_data_push(*, actor: User, idempotency_key: str, rows: Any) -> PushRes
                                                   "printable characters (a UUID is a good choice)."})
     digest = rows_sha256(rows)
     count = len(rows) if isinstance(rows, list) else 0
-    existing = DevicePush.objects.filter(idempotency_key=key).first()
+    # Keys are per client: another client's push under the same key is not looked at.
+    existing = DevicePush.objects.filter(pushed_by=actor, idempotency_key=key).first()
     if existing is not None:
-        return _replay(existing, actor=actor, digest=digest, rows=count)
+        return _replay(existing, digest=digest, rows=count)
 
     now = timezone.now()
     good, problems = _validate_rows(actor, rows, now)
@@ -370,10 +368,10 @@ def device_data_push(*, actor: User, idempotency_key: str, rows: Any) -> PushRes
             return _store(actor=actor, key=key, digest=digest, rows=good, now=now)
     except IntegrityError:
         # A concurrent push with the same key committed first: answer as a repeat (or conflict).
-        existing = DevicePush.objects.filter(idempotency_key=key).first()
+        existing = DevicePush.objects.filter(pushed_by=actor, idempotency_key=key).first()
         if existing is None:
             raise
-        return _replay(existing, actor=actor, digest=digest, rows=count)
+        return _replay(existing, digest=digest, rows=count)
 
 
 def _store(*, actor: User, key: str, digest: str, rows: list[_Row], now: dt.datetime) -> PushResult:

@@ -239,9 +239,10 @@ class MaterialUse(ImmutableRecord):
 
 class DevicePush(ImmutableRecord):
     """One push of process data by an automated system (token client). The idempotency key makes
-    a repeated push store nothing twice."""
+    a repeated push store nothing twice. Keys belong to the client (the person the token acts
+    as): another client's key is simply another key, so it neither collides nor reveals anything."""
 
-    idempotency_key = models.CharField(max_length=100, unique=True)
+    idempotency_key = models.CharField(max_length=100)
     pushed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     received_at = models.DateTimeField()
     rows = models.PositiveIntegerField()
@@ -250,6 +251,9 @@ class DevicePush(ImmutableRecord):
     class Meta:
         db_table = "manufacturing_devicepush"
         ordering = ["received_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["pushed_by", "idempotency_key"], name="devicepush_key_per_client"),
+        ]
 
     def __str__(self) -> str:
         return f"Device push {self.idempotency_key} ({self.rows} rows)"

@@ -4,13 +4,14 @@ signatures and the signing action the viewer may take, diffs, change requests, a
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
@@ -62,7 +63,7 @@ def masterfile_list(request: HttpRequest) -> HttpResponse:
         own = list(visible.filter(product=product).order_by("-number"))
         products.append({
             "product": product,
-            "versions": list(zip(own, [*own[1:], None][:len(own)], strict=True)),  # (version, the one before)
+            "versions": list(pairwise([*own, None])),  # (version, the one before it); none for a new product
             "released": versions,
             "rows": rows,
             "open_changes": selectors.change_requests_visible(user).filter(product=product).exclude(
@@ -333,7 +334,7 @@ def change_raise(request: HttpRequest) -> HttpResponse:
 def _export(request: HttpRequest, code: str, fmt: str) -> HttpResponse:
     product = get_object_or_404(selectors.products_visible(request.user), code=code)
     version = None
-    number = request.GET.get("version")
+    number = request.POST.get("version") or request.GET.get("version")
     if number and (not number.isdigit() or (version := dossier_version(product, int(number))) is None):
         return HttpResponse(f"version: {product.code} has no version {number!r}.", status=400,
                                 content_type="text/plain; charset=utf-8")
@@ -348,15 +349,16 @@ def _export(request: HttpRequest, code: str, fmt: str) -> HttpResponse:
     return response
 
 
-@requires(Perm.REPORTS_VIEW)
-@require_GET
+@requires(Perm.REPORTS_VIEW, recorded_read=True)
+@require_POST
 def dossier(request: HttpRequest, code: str) -> HttpResponse:
-    """The master-file dossier (DMMF) as a printable HTML document; the export is recorded."""
+    """The master-file dossier (DMMF) as a printable HTML document; the export is recorded, so it is
+    a POST (GET never writes)."""
     return _export(request, code, "html")
 
 
-@requires(Perm.REPORTS_VIEW)
-@require_GET
+@requires(Perm.REPORTS_VIEW, recorded_read=True)
+@require_POST
 def dossier_pdf(request: HttpRequest, code: str) -> HttpResponse:
     """The master-file dossier as PDF; 503 with a clear message when the PDF engine cannot run."""
     return _export(request, code, "pdf")

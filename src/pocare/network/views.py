@@ -284,17 +284,20 @@ def unit_detail(request: HttpRequest, pk: int) -> HttpResponse:
 # --- the annual report ------------------------------------------------------------------------------
 
 
-@requires(Perm.REPORTS_VIEW)
-@require_GET
+@requires(Perm.REPORTS_VIEW, recorded_read=True)
+@require_http_methods(["GET", "POST"])
 def annual_report(request: HttpRequest) -> HttpResponse:
-    """The annual report on the master file (POC-4) for ``?year=`` and ``?product=``; ``&format=pdf``
-    for the PDF. Without a year, only the choice is shown; generating is recorded in the ledger."""
+    """The annual report on the master file (POC-4): the GET shows the choice (``?year=`` preselects
+    one); generating it — ``year``, ``product``, ``format`` (``pdf`` for the PDF) — is recorded in
+    the ledger, so it is a POST (GET never writes)."""
     products = _products()
-    data = request.GET.copy()
-    if "year" in data and "product" not in data and len(products) == 1:
+    data = request.POST.copy() if request.method == "POST" else None
+    if data is not None and "product" not in data and len(products) == 1:
         data["product"] = products[0][0]
-    form = AnnualReportForm(data if "year" in data else None, products=products,
-                            initial={"year": timezone.now().year, "product": products[0][0] if products else ""})
+    year = request.GET.get("year", "")
+    form = AnnualReportForm(data, products=products,
+                            initial={"year": int(year) if year.isdigit() else timezone.now().year,
+                                     "product": products[0][0] if products else ""})
     if not form.is_bound:
         return render(request, "network/annual_report.html", {"form": form, "report": None})
     if not form.is_valid():

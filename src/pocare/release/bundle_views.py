@@ -1,4 +1,4 @@
-"""The inspector bundle over the web and the API: one GET, one zip, the export recorded.
+"""The inspector bundle over the web and the API: one POST, one zip, the export recorded.
 
 The release app's URL modules include these lists: ``bundle_urlpatterns`` in ``release/urls.py``
 (web, ``release:bundle``) and ``bundle_api_urlpatterns`` in ``release/api.py`` (``api-batch-bundle``).
@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -42,8 +42,8 @@ def _bundle_response(user: Any, reference: str) -> HttpResponse:
     return response
 
 
-@requires(Perm.BUNDLE_EXPORT)
-@require_GET
+@requires(Perm.BUNDLE_EXPORT, recorded_read=True)
+@require_POST
 def bundle(request: HttpRequest, reference: str) -> HttpResponse:
     """The batch's inspector bundle (zip); the export is recorded in the audit trail. 404 for a
     batch the person may not see; 503 when the PDF engine cannot run."""
@@ -56,10 +56,11 @@ class BatchBundle(APIView):
     ledger event (``release.bundle_exported``) named in the ``X-POCare-Export-Event`` header."""
 
     required_perm = Perm.BUNDLE_EXPORT
+    recorded_read = True  # inspectors export too; a POST because the export is recorded
 
-    @extend_schema(responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
+    @extend_schema(request=None, responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
                               503: OpenApiResponse(description="The PDF engine cannot run on this server.")})
-    def get(self, request: Request, reference: str) -> HttpResponse:
+    def post(self, request: Request, reference: str) -> HttpResponse:
         return _bundle_response(request.user, reference)
 
 

@@ -188,20 +188,21 @@ def oos_notify(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
         "Notification recorded.")
 
 
-@requires(Perm.RELEASE_VIEW)
-@require_GET
+@requires(Perm.RELEASE_VIEW, recorded_read=True)
+@require_POST
 def certificate_download(request: HttpRequest, reference: str) -> HttpResponse:
-    """The release certificate of a decided batch: PDF, or ``?format=html``. Printing is recorded."""
+    """The release certificate of a decided batch: PDF, or ``format=html``. Printing is recorded, so
+    it is a POST (GET never writes)."""
     b = _batch(request, reference)
     cert = Certification.objects.filter(batch=b).select_related("qp", "oos_release").first()
     if cert is None:
         raise Http404("The batch is not certified or rejected yet: there is no certificate.")
-    fmt = "html" if request.GET.get("format") == "html" else "pdf"
+    fmt = "html" if request.POST.get("format") == "html" else "pdf"
     if fmt == "pdf":
         try:
             import weasyprint
         except (ImportError, OSError) as exc:  # WeasyPrint needs Pango and friends from the system
-            return HttpResponse(f"PDF output is unavailable on this server ({exc}). Use ?format=html and print it "
+            return HttpResponse(f"PDF output is unavailable on this server ({exc}). Download the HTML and print it "
                                 "from the browser.", status=503, content_type="text/plain")
     context = certificate.certificate_context(cert)
     services.certificate_printed(actor=_actor(request), certification=cert, fmt=fmt)

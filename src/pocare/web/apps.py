@@ -5,3 +5,6 @@ class WebConfig(AppConfig):
     name = "pocare.web"
     label = "web"
     verbose_name = "Web layout and dashboards"
+
+    def ready(self) -> None:
+        from pocare.web import checks  # noqa: F401  (registers the production checks)

@@ -26,5 +26,13 @@ class Command(BaseCommand):
             f"POCare on http://{options['host']}:{options['port']}/ "
             f"({db['ENGINE'].rsplit('.', 1)[-1]}: {db['NAME']}). Ctrl+C stops it."
         )
+        proxy: dict[str, Any] = {}
+        if settings.POCARE_TRUSTED_PROXY:
+            # Only this peer's forwarded protocol and client address are believed; waitress clears
+            # X-Forwarded-* from every other peer (clear_untrusted_proxy_headers, on by default).
+            proxy = {"trusted_proxy": settings.POCARE_TRUSTED_PROXY, "trusted_proxy_count": 1,
+                     "trusted_proxy_headers": "x-forwarded-proto x-forwarded-for",
+                     "clear_untrusted_proxy_headers": True}
+            self.stdout.write(f"Trusting X-Forwarded-Proto and X-Forwarded-For from {settings.POCARE_TRUSTED_PROXY}.")
         waitress.serve(application, host=options["host"], port=options["port"], threads=options["threads"],
-                       ident="POCare")
+                       ident="POCare", **proxy)
