@@ -62,7 +62,8 @@ def masterfile_list(request: HttpRequest) -> HttpResponse:
         own = list(visible.filter(product=product).order_by("-number"))
         products.append({
             "product": product,
-            "versions": list(zip(own, [*own[1:], None])),  # (version, the one before it); none for a new product
+            # (version, the one before it); a product without a version yet has none
+            "versions": list(zip(own, [*own[1:], None][:len(own)], strict=True)),
             "released": versions,
             "rows": rows,
             "open_changes": selectors.change_requests_visible(user).filter(product=product).exclude(

@@ -66,7 +66,7 @@ def matrix(request: HttpRequest) -> HttpResponse:
     sites = selectors.sites_for_training(request.user)
     code = request.GET.get("site")
     if code is None:
-        code = scoped_chain(request) if access.is_network_user(request.user) else ""
+        code = scoped_chain(request) if access.holds_network_wide(request.user, Perm.TRAINING_VIEW) else ""
         if not code and sites.count() == 1:
             code = sites.first().code  # type: ignore[union-attr]
     site = None
@@ -76,7 +76,8 @@ def matrix(request: HttpRequest) -> HttpResponse:
             raise Http404("No such site among those you may see.")
     table = selectors.training_matrix(request.user, site=site)
     return render(request, "training/matrix.html", {
-        "matrix": table, "site": site, "sites": sites, "network_user": access.is_network_user(request.user),
+        "matrix": table, "site": site, "sites": sites,
+        "network_user": access.holds_network_wide(request.user, Perm.TRAINING_VIEW),
         "version_status": _version_status(sites if site is None else [site]),
         "awaiting": selectors.records_awaiting_signature(request.user).count(),
         "can_record": bool(_recording_sites(request.user).exists()),
