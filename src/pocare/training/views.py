@@ -18,6 +18,7 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status
+from pocare.masterfile.selectors import versions_visible
 from pocare.network.models import Site
 from pocare.training import selectors, services
 from pocare.training.forms import (
@@ -317,7 +318,8 @@ def gate(request: HttpRequest) -> HttpResponse:
     people = selectors.people_visible(request.user)
     sites = selectors.sites_for_training(request.user).exclude(kind="control")
     asked = bool(request.GET)
-    form = GateForm(request.GET if asked else None, people=people, sites=sites)
+    form = GateForm(request.GET if asked else None, people=people, sites=sites,
+                    versions=versions_visible(request.user))
     decision = summary = None
     if asked and form.is_valid():
         data = form.cleaned_data
