@@ -105,7 +105,9 @@ def _identifiers() -> list[Identifier]:
         out.append(Identifier("DIN", c.din, _grants(*order_grants(c.order), (Perm.CUSTODY_VIEW, c.collection_site.code))))
     for d in Deviation.objects.select_related("site", "order__site", "order__treating_site", "batch__site",
                                               "batch__order__treating_site"):
-        pairs = [(Perm.DEVIATION_VIEW, d.site.code), (Perm.BATCH_VIEW, d.site.code)]
+        # Exception: the product quality review (ANALYTICS_VIEW, held by Control Site roles only) is a
+        # network document that lists every site's deviations and changes by design (Q10-PQS).
+        pairs = [(Perm.DEVIATION_VIEW, d.site.code), (Perm.BATCH_VIEW, d.site.code), (Perm.ANALYTICS_VIEW, CONTROL)]
         if d.order is not None:
             pairs += [(Perm.CUSTODY_VIEW, d.order.site.code), (Perm.CUSTODY_VIEW, d.order.treating_site.code)]
         if d.batch is not None:
@@ -119,7 +121,7 @@ def _identifiers() -> list[Identifier]:
             # request it came from is named on the version's page to whoever reads the master file.
             continue
         out.append(Identifier("change-request reference", cr.reference,
-                              _grants((Perm.MASTERFILE_VIEW, CONTROL),
+                              _grants((Perm.MASTERFILE_VIEW, CONTROL), (Perm.ANALYTICS_VIEW, CONTROL),
                                       *((Perm.MASTERFILE_VIEW, s.code) for s in cr.sites.all()))))
     merged: dict[str, Identifier] = {}
     for i in out:  # one value on objects of several sites (the matrix's patients are all "MATRIX")
@@ -187,6 +189,20 @@ def _pages() -> list[Page]:
             pages.append(Page(route.name, "", url))
             for site in SITES[1:]:  # a list narrowed to another site by its filter
                 pages.append(Page(route.name, site, f"{url}?site={site}&chain={site}"))
+    return pages + _asked_pages()
+
+
+def _asked_pages() -> list[Page]:
+    """Pages that show records only when asked: the product quality review of the demo product over
+    every year of the demo, and the diff of each site's proposed version against the effective one."""
+    from pocare.masterfile.models import ChangeRequest, MasterFileVersion
+
+    pages = [Page("analytics:review", "", reverse("analytics:review") + "?product=CD19-CART&start=2020-01-01"
+                                                                          "&end=2030-12-31")]
+    effective = MasterFileVersion.objects.get(product__code="CD19-CART", status="effective")
+    for site in SITES:
+        proposal = MasterFileVersion.objects.get(change_request=ChangeRequest.objects.get(title=f"Change for {site} only"))
+        pages.append(Page("masterfile:diff", site, f"{reverse('masterfile:diff')}?a={effective.pk}&b={proposal.pk}"))
     return pages
 
 
