@@ -2,7 +2,8 @@
 
 Personas (Healthchecks style) are the demo's people: ``people["qa"]``, ``people["operator.mad"]``,
 ``people["manager.lis"]``… so permission tests read like sentences. The demo is loaded once into
-the test database through the real services.
+the test database through the real services. People with roles at two sites
+(``people["operator.lis+navigator.mad"]``, see tests/personas.py) are made on first use.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-unty
 class People(dict):  # type: ignore[type-arg]
     def __missing__(self, username: str):  # type: ignore[no-untyped-def]
         from pocare.accounts.models import User
+        from tests.personas import MULTI_ROLE, ensure_multi_role
 
-        user = User.objects.get(username=username)
+        if username in MULTI_ROLE:
+            user = ensure_multi_role(username, password=PASSWORD)
+        else:
+            user = User.objects.get(username=username)
         self[username] = user
         return user
 
@@ -79,9 +84,14 @@ def drop_triggers() -> None:
 
 @pytest.fixture
 def login(client):  # type: ignore[no-untyped-def]
-    """Log a persona in through the real login view; returns the client."""
+    """Log a persona in through the real login view; returns the client. A multi-role persona
+    (tests/personas.py) is made on first use."""
 
     def _login(username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+        from tests.personas import MULTI_ROLE, ensure_multi_role
+
+        if username in MULTI_ROLE:
+            ensure_multi_role(username, password=PASSWORD)
         response = client.post("/login/", {"username": username, "password": password})
         assert response.status_code == 302, response.content[:500]
         return client

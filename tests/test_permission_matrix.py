@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from pocare.accounts.roles import NETWORK_ROLES, READ_ONLY_ROLES, ROLE_PERMS, Role
 from pocare.ledger.models import AuditReview, Event, Signature
 from pocare.web.demo import demo_username
+from tests.personas import MULTI_ROLE, perms_anywhere, perms_at
 
 pytestmark = pytest.mark.django_db
 
@@ -247,3 +248,73 @@ def test_anonymous_people_reach_nothing_but_the_login(client, route):
         assert response.status_code in (401, 403, 405)
     else:
         assert response.status_code in (302, 405) and (response.status_code == 405 or "/login/" in response.url)
+
+
+# --- people with roles at two sites (issue 13) -------------------------------------------------------
+#
+# Each multi-role persona (tests/personas.py) reads every URL at each site where they hold a role and
+# at one where they hold none (Munich): at each site the answer is the one the role held *there*
+# gives — Control Site roles hold theirs everywhere. An object at a site where the permission is not
+# held answers 404 whenever the permission is held somewhere else (the view is reachable, the
+# object does not exist for them), so another site's object is never confirmed to exist.
+
+NOWHERE = "MUC"
+
+
+def _multi_sites(username: str) -> list[str]:
+    own = [site for role, site in MULTI_ROLE[username] if role not in NETWORK_ROLES]
+    return [*dict.fromkeys(own), NOWHERE]
+
+
+MULTI_READ_CASES = [
+    pytest.param(username, route, where, id=f"{route.name}-{username}-{where or 'list'}")
+    for route in ROUTES if "GET" in route.allowed_methods()
+    for username in MULTI_ROLE
+    for where in (_multi_sites(username) if route.name in OBJECTS else [""])
+]
+
+
+@pytest.mark.parametrize(("username", "route", "where"), MULTI_READ_CASES)
+def test_people_with_roles_at_two_sites_read_at_each_what_the_role_held_there_allows(
+        client, login, username, route, where):
+    """P11-10g A11-IAM: a person with roles at two sites reads an object at a site only with the
+    permission held at that site; lists are reachable with the permission held anywhere."""
+    perm = route.read_perm
+    url = reverse(route.name, kwargs=route.kwargs_for(where) if route.kwargs_for else None)
+    login(username)
+    response = client.get(url)
+    if perm in ("public", None, "signed_in"):
+        expected = True
+    elif where:
+        expected = perm in perms_at(username, where)
+    else:
+        expected = perm in perms_anywhere(username)
+    if expected:
+        assert response.status_code == 200, (route.name, username, where, response.status_code)
+    elif perm in perms_anywhere(username):
+        assert response.status_code == 404, (route.name, username, where, response.status_code,
+                                             "an object where the permission is not held must not be confirmed")
+    else:
+        assert response.status_code == 403, (route.name, username, where, response.status_code)
+
+
+MULTI_WRITE_CASES = [
+    pytest.param(username, route, where, id=f"{route.name}-{username}-{where}")
+    for route in ROUTES if "POST" in route.allowed_methods() and route.name in OBJECTS
+    for username in MULTI_ROLE
+    for where in _multi_sites(username)
+    if (route.write_perm or route.read_perm) in perms_anywhere(username) - perms_at(username, where)
+]
+
+
+@pytest.mark.parametrize(("username", "route", "where"), MULTI_WRITE_CASES)
+def test_people_with_roles_at_two_sites_write_only_where_the_role_allows_it(client, login, username, route, where):
+    """P11-10g: holding a write permission at one site does not let a person write at another:
+    the object there answers 404 and the ledger is unchanged."""
+    url = reverse(route.name, kwargs=route.kwargs_for(where))
+    login(username)
+    before = Event.objects.count()
+    response = client.post(url, {"reason": "matrix", "comment": "x", "password": "x", "chain": where,
+                                 "action": "deactivate", "user": username, "name": "x"})
+    assert response.status_code in (403, 404), (route.name, username, where, response.status_code)
+    assert Event.objects.count() == before

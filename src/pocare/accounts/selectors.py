@@ -7,6 +7,7 @@ what a person may not see.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -52,15 +53,39 @@ def is_read_only(user: Any) -> bool:
     return bool(roles) and roles <= READ_ONLY_ROLES
 
 
-def member_site_ids(user: Any) -> set[int]:
-    return {m.site_id for m in active_memberships(user)}
+def sites_with_perm(user: Any, perm: Perm) -> set[int] | None:
+    """Ids of the sites where the person holds ``perm``; ``None`` means every site (a Control Site
+    role that carries it).
+
+    This is the one scoping rule of every read (issue 13): an object at a site is seen only with
+    the permission it needs held *at that site*. A person with roles at two sites sees at each what
+    the role held there allows; a Control Site planner who also operates at a site sees the batches
+    of that site only, since planning does not carry the batch-record permission.
+    """
+    sites: set[int] = set()
+    for m in active_memberships(user):
+        if perm in ROLE_PERMS[Role(m.role)]:
+            if m.role in NETWORK_ROLES:
+                return None
+            sites.add(m.site_id)
+    return sites
 
 
-def visible_site_ids(user: Any) -> set[int] | None:
-    """Ids of the sites the person may see; ``None`` means every site (Control Site roles)."""
-    if is_network_user(user):
-        return None
-    return member_site_ids(user)
+def holds_network_wide(user: Any, perm: Perm) -> bool:
+    """Whether the person holds ``perm`` at every site: through a Control Site role that carries
+    it (a planner who is also a site manager does not hold the manager's permissions network-wide)."""
+    return sites_with_perm(user, perm) is None
+
+
+def sites_with_any_perm(user: Any, perms: Iterable[Perm]) -> set[int] | None:
+    """The union of :func:`sites_with_perm` over ``perms`` (``None``: every site)."""
+    out: set[int] = set()
+    for perm in perms:
+        sites = sites_with_perm(user, perm)
+        if sites is None:
+            return None
+        out |= sites
+    return out
 
 
 def perms_of(user: Any, *, site_id: int | None = None) -> frozenset[Perm]:
@@ -81,7 +106,7 @@ def users_visible(user: Any) -> QuerySet[User]:
     if not has_perm(user, Perm.ACCOUNTS_VIEW):
         return User.objects.none()
     qs = User.objects.all()
-    site_ids = visible_site_ids(user)
+    site_ids = sites_with_perm(user, Perm.ACCOUNTS_VIEW)
     if site_ids is not None:
         qs = qs.filter(memberships__site_id__in=site_ids).distinct()
     return qs.order_by("username")
@@ -91,7 +116,7 @@ def memberships_visible(user: Any) -> QuerySet[Membership]:
     qs = Membership.objects.select_related("user", "site")
     if not has_perm(user, Perm.ACCOUNTS_VIEW):
         return qs.none()
-    site_ids = visible_site_ids(user)
+    site_ids = sites_with_perm(user, Perm.ACCOUNTS_VIEW)
     return qs if site_ids is None else qs.filter(site_id__in=site_ids)
 
 

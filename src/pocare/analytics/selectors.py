@@ -29,7 +29,7 @@ def _site_ids(user: Any) -> set[int] | None:
         return None
     if not access.has_perm(user, Perm.ANALYTICS_VIEW):
         return set()
-    return access.visible_site_ids(user)
+    return access.sites_with_perm(user, Perm.ANALYTICS_VIEW)
 
 
 def sites_visible(user: Any) -> QuerySet[Site]:

@@ -140,7 +140,7 @@ class OrderHandoffs(APIView):
 
     @extend_schema(request=HandoffRequest, responses={201: HandoffSerializer, 409: HandoffBlockedResponse})
     def post(self, request: Request, pk: int) -> Response:
-        order = get_object_or_404(selectors.orders_visible(request.user), pk=pk)
+        order = get_object_or_404(selectors.orders_visible(request.user, Perm.CUSTODY_RECORD), pk=pk)
         data = HandoffRequest(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -185,7 +185,7 @@ class ShipmentTemperatures(APIView):
 
     @extend_schema(request=TemperatureRequest, responses={201: UploadSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        shipment = get_object_or_404(selectors.shipments_visible(request.user), pk=pk)
+        shipment = get_object_or_404(selectors.shipments_visible(request.user, Perm.CUSTODY_RECORD), pk=pk)
         data = TemperatureRequest(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)

@@ -24,17 +24,18 @@ from pocare.custody.models import (
 from pocare.network.models import Site, SiteKind, SiteStatus
 
 
-def orders_visible(user: Any) -> QuerySet[TherapyOrder]:
-    """Therapy orders the person may see."""
-    if not access.has_perm(user, Perm.CUSTODY_VIEW):
+def orders_visible(user: Any, perm: Perm = Perm.CUSTODY_VIEW) -> QuerySet[TherapyOrder]:
+    """Therapy orders the person may see — or act on with ``perm`` (e.g. CUSTODY_RECORD for a
+    hand-off or a label): made or treated at a site where they hold it."""
+    if not access.has_perm(user, perm):
         return TherapyOrder.objects.none()
     qs = TherapyOrder.objects.select_related("site", "treating_site", "product", "ordered_by", "accepted_by")
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, perm)
     return qs if site_ids is None else qs.filter(Q(site_id__in=site_ids) | Q(treating_site_id__in=site_ids))
 
 
-def shipments_visible(user: Any) -> QuerySet[Shipment]:
-    return Shipment.objects.filter(order__in=orders_visible(user)).select_related("order", "order__site")
+def shipments_visible(user: Any, perm: Perm = Perm.CUSTODY_VIEW) -> QuerySet[Shipment]:
+    return Shipment.objects.filter(order__in=orders_visible(user, perm)).select_related("order", "order__site")
 
 
 def collections_visible(user: Any) -> QuerySet[Collection]:

@@ -34,8 +34,9 @@ def _actor(request: HttpRequest) -> User:
     return request.user
 
 
-def _order(request: HttpRequest, pk: int) -> TherapyOrder:
-    return get_object_or_404(selectors.orders_visible(request.user), pk=pk)
+def _order(request: HttpRequest, pk: int, perm: Perm = Perm.CUSTODY_VIEW) -> TherapyOrder:
+    """The order, if the person holds ``perm`` at one of its sites (404 otherwise)."""
+    return get_object_or_404(selectors.orders_visible(request.user, perm), pk=pk)
 
 
 @requires(Perm.CUSTODY_VIEW)
@@ -154,7 +155,7 @@ def _local(value: dt.datetime, site: Site) -> dt.datetime:
 @require_POST
 def collection_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Record a collection of starting material: the DIN is assigned."""
-    order = _order(request, pk)
+    order = _order(request, pk, Perm.CUSTODY_RECORD)
     form = CollectionForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -176,7 +177,7 @@ def collection_new(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Record a hand-off from a scan. A mismatch is kept as a blocked attempt with its deviation."""
-    order = _order(request, pk)
+    order = _order(request, pk, Perm.CUSTODY_RECORD)
     choices = [(c.pk, c.din_printed) for c in order.collections.order_by("pk")]
     form = HandoffForm(request.POST, collections=choices)
     if form.is_valid():
@@ -210,7 +211,7 @@ def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def shipment_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Dispatch a shipment with its data logger (limits copied from the master file)."""
-    order = _order(request, pk)
+    order = _order(request, pk, Perm.CUSTODY_RECORD)
     form = ShipmentForm(request.POST)
     if form.is_valid():
         try:
@@ -227,7 +228,7 @@ def shipment_new(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def upload_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Upload a logger's CSV for a shipment; malformed rows reject the whole file."""
-    shipment = get_object_or_404(selectors.shipments_visible(request.user), pk=pk)
+    shipment = get_object_or_404(selectors.shipments_visible(request.user, Perm.CUSTODY_RECORD), pk=pk)
     form: Form = UploadForm(request.POST, request.FILES)
     if form.is_valid():
         try:
@@ -260,7 +261,7 @@ def _contents(order: TherapyOrder, containers: list[str]) -> list[labels.LabelCo
 @require_POST
 def label_svg(request: HttpRequest, pk: int, container: str) -> HttpResponse:
     """One container's label as SVG; printing is recorded in the audit trail, so it is a POST."""
-    order = _order(request, pk)
+    order = _order(request, pk, Perm.CUSTODY_RECORD)
     content = _contents(order, [container])[0]
     services.labels_print(actor=_actor(request), order=order, containers=[container], fmt="svg")
     response = HttpResponse(labels.label_svg(content), content_type="image/svg+xml")
@@ -273,7 +274,7 @@ def label_svg(request: HttpRequest, pk: int, container: str) -> HttpResponse:
 def labels_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     """Every label of the order on a printable PDF sheet (a POST: printing is recorded); 503 when
     the PDF engine cannot run."""
-    order = _order(request, pk)
+    order = _order(request, pk, Perm.CUSTODY_RECORD)
     containers = labels.containers_of(order)
     if not containers:
         raise Http404("The order has nothing to label yet: record a collection first.")

@@ -181,7 +181,7 @@ class Verify(APIView):
 
     @extend_schema(responses={200: VerifyReportSerializer})
     def get(self, request: Request) -> Response:
-        report = verify_all(chains=selectors.visible_chains(request.user))
+        report = verify_all(chains=selectors.visible_chains(request.user, Perm.LEDGER_VERIFY))
         return Response({
             "ok": report.ok,
             "events": report.events,

@@ -55,9 +55,10 @@ def trail_review_sign(
     site = Site.objects.filter(code=chain).first()
     if chain != NETWORK_CHAIN and site is None:
         raise ValidationError({"chain": f"There is no chain {chain!r}."})
-    if access.is_read_only(actor) or not access.has_perm(
-        actor, Perm.LEDGER_REVIEW, site_id=site.pk if site else None
-    ) or (site is None and not access.is_network_user(actor)):
+    # The network chain only with the permission held network-wide (a Control Site role that
+    # carries it), a site's chain with it held at that site.
+    allowed = access.sites_with_perm(actor, Perm.LEDGER_REVIEW)
+    if access.is_read_only(actor) or (allowed is not None and (site is None or site.pk not in allowed)):
         raise PermissionDenied("You may not review this audit trail.")
     if not comment.strip():
         raise ValidationError({"comment": "Say what you reviewed and what you found."})

@@ -13,9 +13,9 @@ from pocare.ledger.models import AuditReview, Event, Signature, chains_with_lane
 from pocare.network.models import Site
 
 
-def visible_chains(user: Any) -> list[str] | None:
-    """Chains the person may read; ``None`` means all of them."""
-    site_ids = access.visible_site_ids(user)
+def visible_chains(user: Any, perm: Perm = Perm.LEDGER_VIEW) -> list[str] | None:
+    """Chains the person may read with ``perm`` (the sites where they hold it); ``None`` means all."""
+    site_ids = access.sites_with_perm(user, perm)
     if site_ids is None:
         return None
     return list(Site.objects.filter(pk__in=site_ids).values_list("code", flat=True))
@@ -32,7 +32,7 @@ def events_visible(user: Any) -> QuerySet[Event]:
 def signatures_visible(user: Any) -> QuerySet[Signature]:
     if not access.has_perm(user, Perm.SIGNATURES_VIEW):
         return Signature.objects.none()
-    chains = visible_chains(user)
+    chains = visible_chains(user, Perm.SIGNATURES_VIEW)
     qs = Signature.objects.all()
     return qs if chains is None else qs.filter(chain__in=chains_with_lanes(chains))
 

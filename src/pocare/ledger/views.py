@@ -111,7 +111,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     """
     report = None
     if request.method == "POST":
-        chains = selectors.visible_chains(request.user)
+        chains = selectors.visible_chains(request.user, Perm.LEDGER_VERIFY)
         report = verify_all(chains=chains)
         assert isinstance(request.user, User)
         trail_verified(actor=request.user, events=report.events, chains=len(report.chains),

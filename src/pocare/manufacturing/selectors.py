@@ -1,5 +1,5 @@
-"""Reads of the batch record, scoped to what the person may see (site people: their sites;
-Control Site roles: the network)."""
+"""Reads of the batch record, scoped to what the person may see (the sites where they hold the
+batch-record permission; Control Site roles: the network)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ from pocare.quality.models import Deviation
 
 
 def batches_visible(user: Any) -> QuerySet[Batch]:
-    """Batches the person may see: at their sites, or all for the Control Site."""
+    """Batches the person may see: at the sites where they hold BATCH_VIEW, or all for the Control Site."""
     if not access.has_perm(user, Perm.BATCH_VIEW):
         return Batch.objects.none()
     qs = Batch.objects.select_related("site", "unit", "masterfile_version__product", "order", "collection")
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, Perm.BATCH_VIEW)
     return qs if site_ids is None else qs.filter(site_id__in=site_ids)
 
 
@@ -44,7 +44,7 @@ def lots_visible(user: Any) -> QuerySet[MaterialLot]:
     if not access.has_perm(user, Perm.BATCH_VIEW):
         return MaterialLot.objects.none()
     qs = MaterialLot.objects.select_related("site")
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, Perm.BATCH_VIEW)
     return qs if site_ids is None else qs.filter(site_id__in=site_ids)
 
 
@@ -297,7 +297,8 @@ def review_items(page: BatchPage) -> list[ReviewItem]:
 
 
 def orders_ready_to_start(user: Any, *, include_started: bool = False) -> QuerySet[Any]:
-    """Accepted therapy orders at the person's sites whose batch has not started yet."""
+    """Accepted therapy orders whose batch has not started yet, at the sites where the person holds
+    BATCH_VIEW."""
     from pocare.custody.models import OrderStatus, TherapyOrder
 
     if not access.has_perm(user, Perm.BATCH_VIEW):
@@ -305,7 +306,7 @@ def orders_ready_to_start(user: Any, *, include_started: bool = False) -> QueryS
     qs = TherapyOrder.objects.select_related("site", "product").filter(status=OrderStatus.ACCEPTED)
     if not include_started:
         qs = qs.filter(batch__isnull=True)
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, Perm.BATCH_VIEW)
     return qs if site_ids is None else qs.filter(site_id__in=site_ids)
 
 

@@ -46,7 +46,7 @@ def versions_visible(user: Any) -> QuerySet[MasterFileVersion]:
     qs = MasterFileVersion.objects.select_related(
         "product", "change_request", "author", "reviewer", "approver"
     )
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, Perm.MASTERFILE_VIEW)
     if site_ids is None:
         return qs
     concerning = ChangeRequest.objects.filter(sites__in=site_ids).values("pk")
@@ -59,12 +59,13 @@ def version_for(user: Any, pk: int) -> MasterFileVersion:
 
 
 def change_requests_visible(user: Any) -> QuerySet[ChangeRequest]:
-    """Change requests the person may read: all for the Control Site, their sites' for site people."""
+    """Change requests the person may read: all for the Control Site; for site people, those that
+    concern a site where they hold MASTERFILE_VIEW."""
     if not access.has_perm(user, Perm.MASTERFILE_VIEW):
         return ChangeRequest.objects.none()
     qs = ChangeRequest.objects.select_related("product", "base_version", "raised_by", "version").prefetch_related(
         "sites")
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, Perm.MASTERFILE_VIEW)
     if site_ids is None:
         return qs
     concerning = ChangeRequest.objects.filter(sites__in=site_ids).values("pk")

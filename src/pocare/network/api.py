@@ -106,7 +106,7 @@ class UnitRequalify(APIView):
 
     @extend_schema(request=Requalify, responses={200: UnitSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        unit = get_object_or_404(selectors.units_visible(request.user), pk=pk)
+        unit = get_object_or_404(selectors.units_visible(request.user, Perm.UNITS_MANAGE), pk=pk)
         data = Requalify(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)

@@ -48,11 +48,12 @@ Check = tuple[bool, str]
 # --- scoped reads -----------------------------------------------------------------------------
 
 
-def sites_visible(user: Any) -> QuerySet[Site]:
-    """Every site for Control Site roles; a site user's own sites otherwise."""
-    if not access.has_perm(user, Perm.NETWORK_VIEW):
+def sites_visible(user: Any, perm: Perm = Perm.NETWORK_VIEW) -> QuerySet[Site]:
+    """Every site for Control Site roles; otherwise the sites where the person holds a role (each
+    site role carries NETWORK_VIEW) — or, given ``perm``, where they hold that permission."""
+    if not access.has_perm(user, perm):
         return Site.objects.none()
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, perm)
     qs = Site.objects.all()
     return qs if site_ids is None else qs.filter(pk__in=site_ids)
 
@@ -69,9 +70,9 @@ def sites_overview(user: Any) -> QuerySet[Site]:
     ))
 
 
-def units_visible(user: Any) -> QuerySet[ManufacturingUnit]:
-    """Manufacturing units at the sites the person may see."""
-    return ManufacturingUnit.objects.filter(site__in=sites_visible(user)).select_related("site")
+def units_visible(user: Any, perm: Perm = Perm.NETWORK_VIEW) -> QuerySet[ManufacturingUnit]:
+    """Manufacturing units at the sites the person may see (or where they hold ``perm``)."""
+    return ManufacturingUnit.objects.filter(site__in=sites_visible(user, perm)).select_related("site")
 
 
 def transitions_visible(user: Any) -> QuerySet[SiteTransition]:

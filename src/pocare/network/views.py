@@ -115,8 +115,9 @@ def _site_page(request: HttpRequest, site: Site, *, status: int = 200, **bound: 
     return render(request, "network/site.html", context, status=status)
 
 
-def _visible_site(request: HttpRequest, code: str) -> Site:
-    return get_object_or_404(selectors.sites_visible(request.user), code=code)
+def _visible_site(request: HttpRequest, code: str, perm: Perm = Perm.NETWORK_VIEW) -> Site:
+    """The site, if the person holds ``perm`` there (404 otherwise)."""
+    return get_object_or_404(selectors.sites_visible(request.user, perm), code=code)
 
 
 @requires(Perm.NETWORK_VIEW)
@@ -129,7 +130,7 @@ def site_detail(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 def site_transition(request: HttpRequest, code: str) -> HttpResponse:
     """Move the site to its next lifecycle status (signed)."""
-    site = _visible_site(request, code)
+    site = _visible_site(request, code, Perm.SITES_GOVERN)
     form = TransitionForm(request.POST, ask_user_id=needs_user_id(user=_actor(request), session=request.session),
                           auto_id=f"id_t_{request.POST.get('to_status', '')}_%s")
     if form.is_valid():
@@ -153,7 +154,7 @@ def _record_at_site(
 ) -> HttpResponse:
     """POST handler shared by the site page's record forms: parse, call the service, say what
     happened, or show the page again with the form's errors (status 400)."""
-    site = _visible_site(request, code)
+    site = _visible_site(request, code, Perm.UNITS_MANAGE)
     if form.is_valid():
         try:
             result = record(actor=_actor(request), site=site, **form.cleaned_data)
@@ -202,7 +203,7 @@ def _valid_from(site: Site, day: dt.date | None) -> dt.datetime | None:
 @require_POST
 def site_authorize(request: HttpRequest, code: str) -> HttpResponse:
     """Authorize the site for a product's master file (signed)."""
-    site = _visible_site(request, code)
+    site = _visible_site(request, code, Perm.SITES_GOVERN)
     form = AuthorizeForm(request.POST, products=_products(),
                          ask_user_id=needs_user_id(user=_actor(request), session=request.session))
     if form.is_valid():
@@ -248,7 +249,8 @@ def authorization_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 def unit_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A manufacturing unit: whether it may be used, its due dates, its history; requalify it or
     take it out of service."""
-    unit: ManufacturingUnit = get_object_or_404(selectors.units_visible(request.user), pk=pk)
+    unit: ManufacturingUnit = get_object_or_404(selectors.units_visible(
+        request.user, Perm.UNITS_MANAGE if request.method == "POST" else Perm.NETWORK_VIEW), pk=pk)
     action = request.POST.get("action", "")
     requalify_form = UnitRequalifyForm(request.POST if action == "requalify" else None)
     status_form = UnitStatusForm(request.POST if action == "status" else None)

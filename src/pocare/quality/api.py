@@ -239,7 +239,7 @@ class SignalResolveView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         from django.core.exceptions import ValidationError
 
-        from pocare.masterfile.models import ChangeRequest
+        from pocare.masterfile.selectors import change_requests_visible
 
         signal = selectors.signals_visible(request.user).filter(pk=pk).first()
         if signal is None:
@@ -251,7 +251,8 @@ class SignalResolveView(APIView):
             if d["deviation"] else None
         if d["deviation"] and deviation is None:
             raise ValidationError({"deviation": f"No deviation {d['deviation']!r} that you may see."})
-        change = ChangeRequest.objects.filter(reference=d["change_request"]).first() if d["change_request"] else None
+        change = change_requests_visible(request.user).filter(reference=d["change_request"]).first() \
+            if d["change_request"] else None
         if d["change_request"] and change is None:
             raise ValidationError({"change_request": f"No change request {d['change_request']!r}."})
         assert isinstance(request.user, User)

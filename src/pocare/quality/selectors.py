@@ -1,5 +1,6 @@
-"""Reads of quality events, scoped to what the person may see (site people: their sites; Control
-Site roles: the network). Overdue is derived here from the due date and the clock, never stored."""
+"""Reads of quality events, scoped to what the person may see (the sites where they hold the
+quality-view permission; Control Site roles: the network). Overdue is derived here from the due
+date and the clock, never stored."""
 
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ from pocare.quality.models import (
 
 
 def deviations_visible(user: Any) -> QuerySet[Deviation]:
-    """Deviations the person may see: at their sites, or all for the Control Site."""
+    """Deviations the person may see: at the sites where they hold DEVIATION_VIEW, or all for the
+    Control Site."""
     if not access.has_perm(user, Perm.DEVIATION_VIEW):
         return Deviation.objects.none()
     qs = Deviation.objects.select_related("site", "batch", "order", "opened_by", "product")
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, Perm.DEVIATION_VIEW)
     return qs if site_ids is None else qs.filter(site_id__in=site_ids)
 
 
@@ -66,7 +68,7 @@ def signals_visible(user: Any) -> QuerySet[QualitySignal]:
     if not access.has_perm(user, Perm.DEVIATION_VIEW):
         return QualitySignal.objects.none()
     qs = QualitySignal.objects.select_related("site", "product", "deviation", "change_request", "resolved_by")
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, Perm.DEVIATION_VIEW)
     return qs if site_ids is None else qs.filter(site_id__in=site_ids)
 
 

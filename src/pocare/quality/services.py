@@ -230,7 +230,7 @@ def escalation_rule_set(*, actor: User, deviation_class: str, notify_roles: Iter
     notify at once and how many days its investigation may take. The previous rule is retired, not
     changed, so which rule applied on any day can be answered."""
     require_perm(actor, Perm.DEVIATION_CLOSE)
-    if not access.is_network_user(actor):
+    if not access.holds_network_wide(actor, Perm.DEVIATION_CLOSE):
         raise PermissionDenied("Escalation rules are set by Control Site QA.")
     if deviation_class not in DeviationClass.values:
         raise ValidationError({"deviation_class": f"{deviation_class!r} is not a class; use one of: "

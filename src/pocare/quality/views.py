@@ -21,6 +21,7 @@ from pocare.accounts.decorators import requires, signed_in
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.ledger.signing import SigningRefused, needs_user_id
+from pocare.masterfile.selectors import change_requests_visible
 from pocare.quality import forms, risk, selectors, services
 from pocare.quality.models import (
     CapaAction,
@@ -79,11 +80,10 @@ def _deviation(request: HttpRequest, reference: str) -> Deviation:
         raise Http404("No such deviation.") from None
 
 
-def _capa_form(deviation: Deviation, data: Any = None) -> forms.CapaForm:
-    from pocare.masterfile.models import ChangeRequest
-
+def _capa_form(user: Any, deviation: Deviation, data: Any = None) -> forms.CapaForm:
+    """The CAPA form; its change requests are those the person may see (their sites' only)."""
     owners = [(str(u.pk), f"{u.printed_name} ({u.username})") for u in services.capa_owner_choices(deviation)]
-    crs = ChangeRequest.objects.order_by("-raised_at")
+    crs = change_requests_visible(user).order_by("-raised_at")
     if deviation.product_id:
         crs = crs.filter(product_id=deviation.product_id)
     return forms.CapaForm(data, owners=owners, change_requests=[(str(c.pk), f"{c.reference} — {c.title}")
@@ -104,7 +104,7 @@ def deviation_detail(request: HttpRequest, reference: str) -> HttpResponse:
     bound: dict[str, Any] = {
         "classify": forms.ClassifyForm(data if action == "classify" else None),
         "investigate": forms.InvestigationForm(data if action == "investigate" else None),
-        "capa_add": _capa_form(deviation, data if action == "capa_add" else None),
+        "capa_add": _capa_form(request.user, deviation, data if action == "capa_add" else None),
         "capa_done": forms.CapaDoneForm(data if action == "capa_done" else None),
         "effectiveness": forms.EffectivenessForm(data if action == "effectiveness" else None),
         "impact": forms.ImpactForm(data if action == "impact" else None, ask_user_id=ask),
@@ -161,13 +161,15 @@ def _perform(request: HttpRequest, deviation: Deviation, action: str, form: djan
                                           root_cause_category=data["root_cause_category"], reason=data["reason"])
             return "Investigation recorded."
         if action == "capa_add":
-            owner = User.objects.filter(pk=int(data["owner"])).first() if data["owner"].isdigit() else None
+            owner = services.capa_owner_choices(deviation).filter(pk=int(data["owner"])).first() \
+                if data["owner"].isdigit() else None
             if owner is None:
                 raise ValidationError({"owner": "Choose the owner."})
-            from pocare.masterfile.models import ChangeRequest
-
-            cr = ChangeRequest.objects.filter(pk=int(data["change_request"])).first() \
+            cr = change_requests_visible(actor).filter(pk=int(data["change_request"])).first() \
                 if data["change_request"].isdigit() else None
+            if data["change_request"] and cr is None:
+                raise ValidationError({"change_request": f"No change request #{data['change_request']} that you "
+                                                         "may see."})
             services.capa_action_add(actor=actor, deviation=deviation, kind=data["kind"],
                                      description=data["description"], owner=owner, due_on=data["due_on"],
                                      change_request=cr, effectiveness_due_on=data["effectiveness_due_on"])
@@ -220,7 +222,8 @@ def rules(request: HttpRequest) -> HttpResponse:
     return render(request, "quality/rules.html", {
         "in_force": [(DeviationClass(c).label, r) for c, r in in_force.items()],
         "history": EscalationRule.objects.select_related("created_by").order_by("deviation_class", "-created_at"),
-        "form": form, "may_set": _may(request, Perm.DEVIATION_CLOSE) and access.is_network_user(request.user),
+        "form": form, "may_set": _may(request, Perm.DEVIATION_CLOSE) and access.holds_network_wide(request.user,
+                                                                                   Perm.DEVIATION_CLOSE),
         "defaults": services.DEFAULT_INVESTIGATION_DAYS, "scales": risk.SCALES,
     }, status=status)
 
@@ -257,14 +260,12 @@ def signals(request: HttpRequest) -> HttpResponse:
         if signal is None:
             form.add_error(None, "Choose the signal.")
         elif form.is_valid():
-            from pocare.masterfile.models import ChangeRequest
-
             data = form.cleaned_data
             try:
-                deviation = Deviation.objects.filter(reference=data["deviation"].strip()).first() \
-                    if data["deviation"] else None
-                change = ChangeRequest.objects.filter(reference=data["change_request"].strip()).first() \
-                    if data["change_request"] else None
+                deviation = selectors.deviations_visible(request.user).filter(
+                    reference=data["deviation"].strip()).first() if data["deviation"] else None
+                change = change_requests_visible(request.user).filter(
+                    reference=data["change_request"].strip()).first() if data["change_request"] else None
                 if data["deviation"] and deviation is None:
                     raise ValidationError({"deviation": f"No deviation {data['deviation']}."})
                 if data["change_request"] and change is None:

@@ -81,9 +81,9 @@ class CommentIn(Credentials):
     comment = serializers.CharField(max_length=4000)
 
 
-def _batch(request: Request, reference: str) -> Batch:
+def _batch(request: Request, reference: str, perm: Perm = Perm.RELEASE_VIEW) -> Batch:
     try:
-        return selectors.release_batch_for(request.user, reference)
+        return selectors.release_batch_for(request.user, reference, perm)
     except Batch.DoesNotExist:
         raise Http404("No such batch.") from None
 
@@ -122,7 +122,7 @@ class QcReviewView(APIView):
 
     @extend_schema(request=CommentIn, responses={201: QcReviewOutSerializer})
     def post(self, request: Request, reference: str) -> Response:
-        batch = _batch(request, reference)
+        batch = _batch(request, reference, Perm.RELEASE_QC_REVIEW)
         data = CommentIn(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
@@ -138,7 +138,7 @@ class _DecisionView(APIView):
 
     @extend_schema(request=ReasonIn, responses={201: DecisionSerializer})
     def post(self, request: Request, reference: str) -> Response:
-        batch = _batch(request, reference)
+        batch = _batch(request, reference, Perm.RELEASE_CERTIFY)
         data = ReasonIn(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)

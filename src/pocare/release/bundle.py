@@ -580,7 +580,7 @@ def bundle_export(*, actor: User, batch: Batch, reason: str = "") -> BundleExpor
     """
     if not access.has_perm(actor, Perm.BUNDLE_EXPORT, site_id=batch.site_id):
         raise PermissionDenied(f"{actor.username} may not export inspector bundles.")
-    visible = access.visible_site_ids(actor)
+    visible = access.sites_with_perm(actor, Perm.BATCH_VIEW)
     if visible is not None and batch.site_id not in visible:
         raise PermissionDenied(f"{actor.username} may not see batch {batch.reference}.")
     exported_at = timezone.now()

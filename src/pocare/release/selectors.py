@@ -16,21 +16,23 @@ from pocare.release.checklist import Checklist, ChecklistLine, release_checklist
 from pocare.release.models import Certification, ExceptionReview, OosRelease, QcReview
 
 
-def release_batches_visible(user: Any) -> QuerySet[Batch]:
-    """Batches whose release the person may see."""
-    if not access.has_perm(user, Perm.RELEASE_VIEW):
+def release_batches_visible(user: Any, perm: Perm = Perm.RELEASE_VIEW) -> QuerySet[Batch]:
+    """Batches whose release the person may see — or act on with ``perm`` (a release signature):
+    made or treated at a site where they hold it."""
+    if not access.has_perm(user, perm):
         return Batch.objects.none()
     qs = Batch.objects.select_related("site", "unit", "masterfile_version__product", "order", "collection",
                                       "order__treating_site")
-    site_ids = access.visible_site_ids(user)
+    site_ids = access.sites_with_perm(user, perm)
     if site_ids is None:
         return qs
     return qs.filter(Q(site_id__in=site_ids) | Q(order__treating_site_id__in=site_ids))
 
 
-def release_batch_for(user: Any, reference: str) -> Batch:
-    """The batch ``reference`` if the person may see its release; otherwise Batch.DoesNotExist (a 404)."""
-    return release_batches_visible(user).get(reference=reference)
+def release_batch_for(user: Any, reference: str, perm: Perm = Perm.RELEASE_VIEW) -> Batch:
+    """The batch ``reference`` if the person may see its release (or holds ``perm`` at one of its
+    sites); otherwise Batch.DoesNotExist (a 404)."""
+    return release_batches_visible(user, perm).get(reference=reference)
 
 
 def stage(batch: Batch) -> str:

@@ -34,9 +34,10 @@ def _ask(request: HttpRequest) -> bool:
     return needs_user_id(user=_actor(request), session=request.session)
 
 
-def _batch(request: HttpRequest, reference: str) -> Batch:
+def _batch(request: HttpRequest, reference: str, perm: Perm = Perm.RELEASE_VIEW) -> Batch:
+    """The batch, if the person holds ``perm`` at one of its sites (404 otherwise)."""
     try:
-        return selectors.release_batch_for(request.user, reference)
+        return selectors.release_batch_for(request.user, reference, perm)
     except Batch.DoesNotExist:
         raise Http404("No such batch.") from None
 
@@ -106,7 +107,7 @@ def _act(request: HttpRequest, batch: Batch, key: str, form: Form, call: Any, do
 @requires(Perm.RELEASE_VIEW, write=Perm.EXCEPTIONS_REVIEW)
 @require_POST
 def exceptions_review(request: HttpRequest, reference: str) -> HttpResponse:
-    b = _batch(request, reference)
+    b = _batch(request, reference, Perm.EXCEPTIONS_REVIEW)
     form = forms.CommentSignForm(request.POST, ask_user_id=_ask(request), prefix="exc")
     return _act(request, b, "exceptions", form, lambda f: services.exceptions_review_sign(
         actor=_actor(request), batch=b, comment=f.cleaned_data["comment"], credentials=f.credentials(request.session)),
@@ -116,7 +117,7 @@ def exceptions_review(request: HttpRequest, reference: str) -> HttpResponse:
 @requires(Perm.RELEASE_VIEW, write=Perm.RELEASE_QC_REVIEW)
 @require_POST
 def qc_review(request: HttpRequest, reference: str) -> HttpResponse:
-    b = _batch(request, reference)
+    b = _batch(request, reference, Perm.RELEASE_QC_REVIEW)
     form = forms.CommentSignForm(request.POST, ask_user_id=_ask(request), prefix="qc")
     return _act(request, b, "qc", form, lambda f: services.qc_review_sign(
         actor=_actor(request), batch=b, comment=f.cleaned_data["comment"], credentials=f.credentials(request.session)),
@@ -127,7 +128,7 @@ def qc_review(request: HttpRequest, reference: str) -> HttpResponse:
 @require_POST
 def decide(request: HttpRequest, reference: str) -> HttpResponse:
     """The QP certifies or rejects (stage 2), after confirming."""
-    b = _batch(request, reference)
+    b = _batch(request, reference, Perm.RELEASE_CERTIFY)
     form = forms.DecisionForm(request.POST, ask_user_id=_ask(request))
 
     def call(f: Form) -> None:
@@ -146,7 +147,7 @@ def _oos(batch: Batch, pk: int) -> OosRelease:
 @requires(Perm.RELEASE_VIEW, write=Perm.OOS_REQUEST)
 @require_POST
 def oos_request(request: HttpRequest, reference: str) -> HttpResponse:
-    b = _batch(request, reference)
+    b = _batch(request, reference, Perm.OOS_REQUEST)
     form = forms.OosRequestForm(request.POST, ask_user_id=_ask(request))
     return _act(request, b, "oos_request", form, lambda f: services.oos_request(
         actor=_actor(request), batch=b, clinical_justification=f.cleaned_data["clinical_justification"],
@@ -156,7 +157,7 @@ def oos_request(request: HttpRequest, reference: str) -> HttpResponse:
 @requires(Perm.RELEASE_VIEW, write=Perm.RELEASE_CERTIFY)
 @require_POST
 def oos_evaluate(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
-    b = _batch(request, reference)
+    b = _batch(request, reference, Perm.RELEASE_CERTIFY)
     oos = _oos(b, pk)
     form = forms.OosEvaluateForm(request.POST, ask_user_id=_ask(request))
     return _act(request, b, "oos_evaluate", form, lambda f: services.oos_evaluate(
@@ -167,7 +168,7 @@ def oos_evaluate(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
 @requires(Perm.RELEASE_VIEW, write=Perm.OOS_REQUEST)
 @require_POST
 def oos_accept(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
-    b = _batch(request, reference)
+    b = _batch(request, reference, Perm.OOS_REQUEST)
     oos = _oos(b, pk)
     form = forms.OosAcceptForm(request.POST, ask_user_id=_ask(request))
     return _act(request, b, "oos_accept", form, lambda f: services.oos_accept(

@@ -229,7 +229,7 @@ class Gate(APIView):
 
     @extend_schema(parameters=[GateQuery], responses={200: GateAnswer})
     def get(self, request: Request) -> Response:
-        from pocare.masterfile.models import MasterFileVersion
+        from pocare.masterfile.selectors import versions_visible
 
         if not request.query_params:
             return Response({
@@ -248,9 +248,10 @@ class Gate(APIView):
         site = selectors.sites_for_training(request.user).filter(code=data["site"]).first()
         if site is None:
             raise serializers.ValidationError({"site": f"No site {data['site']!r} among those you may see."})
-        version = MasterFileVersion.objects.select_related("product").filter(pk=data["version"]).first()
+        version = versions_visible(request.user).filter(pk=data["version"]).first()
         if version is None:
-            raise serializers.ValidationError({"version": f"There is no master-file version {data['version']}."})
+            raise serializers.ValidationError(
+                {"version": f"No master-file version {data['version']} among those you may see."})
         decision = step_gate(person=person, version=version, step_id=data["step"], site=site,
                              at=_at(data.get("at")), verifying=data["verifying"])
         return Response(GateAnswer({"allowed": decision.allowed, "reasons": decision.reasons,

@@ -157,11 +157,12 @@ class GateForm(forms.Form):
                              help_text="Leave empty for now; a past moment answers “was it allowed then?”.")
     verifying = forms.BooleanField(label="As the verifying second person", required=False)
 
-    def __init__(self, *args: Any, people: QuerySet[User], sites: QuerySet[Site], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, people: QuerySet[User], sites: QuerySet[Site], versions: QuerySet[Any],
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["person"].queryset = people  # type: ignore[attr-defined]
         self.fields["site"].queryset = sites  # type: ignore[attr-defined]
-        versions = _versions()
+        versions = versions.exclude(status="draft").order_by("product__code", "-number")
         self.fields["version"].queryset = versions  # type: ignore[attr-defined]
         chosen = versions.filter(pk=self.data.get("version")).first() if str(self.data.get("version", "")).isdigit() \
             else None

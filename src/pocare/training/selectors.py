@@ -47,7 +47,8 @@ def membership_in_force(m: Membership, at: dt.datetime) -> bool:
 
 
 def _visible(user: Any) -> set[int] | None:
-    return access.visible_site_ids(user)
+    """The sites whose training the person may see: where they hold TRAINING_VIEW (None: all)."""
+    return access.sites_with_perm(user, Perm.TRAINING_VIEW)
 
 
 def sites_for_training(user: Any) -> QuerySet[Site]:

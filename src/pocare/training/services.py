@@ -49,11 +49,7 @@ _TWO_PLACES = Decimal("0.01")
 def is_training_admin(user: Any) -> bool:
     """Control Site QA: defines qualifications and curricula, revokes qualifications, and
     records training anywhere in the network."""
-    return (
-        access.is_network_user(user)
-        and access.has_perm(user, Perm.TRAINING_RECORD)
-        and not access.is_read_only(user)
-    )
+    return access.holds_network_wide(user, Perm.TRAINING_RECORD) and not access.is_read_only(user)
 
 
 def may_record_training(user: Any, site: Site) -> bool:

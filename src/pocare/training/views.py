@@ -18,6 +18,7 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status
+from pocare.masterfile.selectors import versions_visible
 from pocare.network.models import Site
 from pocare.training import selectors, services
 from pocare.training.forms import (
@@ -66,7 +67,7 @@ def matrix(request: HttpRequest) -> HttpResponse:
     sites = selectors.sites_for_training(request.user)
     code = request.GET.get("site")
     if code is None:
-        code = scoped_chain(request) if access.is_network_user(request.user) else ""
+        code = scoped_chain(request) if access.holds_network_wide(request.user, Perm.TRAINING_VIEW) else ""
         if not code and sites.count() == 1:
             code = sites.first().code  # type: ignore[union-attr]
     site = None
@@ -76,7 +77,8 @@ def matrix(request: HttpRequest) -> HttpResponse:
             raise Http404("No such site among those you may see.")
     table = selectors.training_matrix(request.user, site=site)
     return render(request, "training/matrix.html", {
-        "matrix": table, "site": site, "sites": sites, "network_user": access.is_network_user(request.user),
+        "matrix": table, "site": site, "sites": sites,
+        "network_user": access.holds_network_wide(request.user, Perm.TRAINING_VIEW),
         "version_status": _version_status(sites if site is None else [site]),
         "awaiting": selectors.records_awaiting_signature(request.user).count(),
         "can_record": bool(_recording_sites(request.user).exists()),
@@ -316,7 +318,8 @@ def gate(request: HttpRequest) -> HttpResponse:
     people = selectors.people_visible(request.user)
     sites = selectors.sites_for_training(request.user).exclude(kind="control")
     asked = bool(request.GET)
-    form = GateForm(request.GET if asked else None, people=people, sites=sites)
+    form = GateForm(request.GET if asked else None, people=people, sites=sites,
+                    versions=versions_visible(request.user))
     decision = summary = None
     if asked and form.is_valid():
         data = form.cleaned_data
