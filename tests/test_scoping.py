@@ -106,3 +106,17 @@ def test_the_capa_form_offers_only_change_requests_the_person_may_see(client, lo
         "due_on": "2030-01-01", "change_request": str(lis.pk)})
     assert response.status_code == 400
     assert not d.capa_actions.exists()
+
+
+def test_the_people_pages_show_a_persons_roles_only_at_sites_the_viewer_may_see(client, login, people):
+    """A11-IAM: Madrid's manager sees the Madrid role of someone who also holds one at Lisbon, and
+    nothing of the Lisbon role, on the people list and on the person page."""
+    both = people["manager.mad+physician.lis"]
+    login("manager.mad")
+    for url in ("/people/", f"/people/{both.pk}/"):
+        page = client.get(url).content.decode()
+        assert both.username in page or both.printed_name in page, url
+        assert "LIS" not in page, url
+    client.logout()
+    login("qa")
+    assert "LIS" in client.get(f"/people/{both.pk}/").content.decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -110,7 +111,9 @@ def people(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{person.printed_name} was created; a set-password link was e-mailed.")
             return redirect("accounts:person", pk=person.pk)
-    people = selectors.users_visible(request.user).prefetch_related("memberships__site")
+    # Each person's roles at the sites the viewer may see, not their roles elsewhere (docs/access.md).
+    people = selectors.users_visible(request.user).prefetch_related(
+        Prefetch("memberships", queryset=selectors.memberships_visible(request.user)))
     return render(request, "accounts/people.html", {"people": people, "form": form},
                   status=400 if form.errors else 200)
 
@@ -140,7 +143,8 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
                 elif action == "reset":
                     services.password_reset_issue(actor=actor, user=person, reason=reason)
                 elif action == "revoke":
-                    membership = get_object_or_404(person.memberships, pk=request.POST.get("membership", "0"))
+                    membership = get_object_or_404(selectors.memberships_visible(actor).filter(user=person),
+                                                   pk=request.POST.get("membership", "0"))
                     services.membership_revoke(actor=actor, membership=membership, reason=reason)
                 else:
                     raise Http404("Unknown action")
@@ -150,7 +154,8 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
             apply_validation_error(grant_form if action == "grant" else reason_form, exc)
     context = {
         "person": person,
-        "memberships": person.memberships.select_related("site", "granted_by", "revoked_by").order_by("-granted_at"),
+        "memberships": selectors.memberships_visible(actor).filter(user=person)
+        .select_related("granted_by", "revoked_by").order_by("-granted_at"),
         "reason_form": reason_form if request.POST.get("action") != "grant" else ReasonForm(),
         "grant_form": grant_form,
         "can_manage": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE) and not selectors.is_read_only(actor),
