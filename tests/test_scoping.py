@@ -117,6 +117,8 @@ def test_the_people_pages_show_a_persons_roles_only_at_sites_the_viewer_may_see(
         page = client.get(url).content.decode()
         assert both.username in page or both.printed_name in page, url
         assert "LIS" not in page, url
+    api = client.get(f"/api/users/{both.pk}/").json()
+    assert [m["site"] for m in api["memberships"]] and "LIS" not in str(api["memberships"])
     client.logout()
     login("qa")
     assert "LIS" in client.get(f"/people/{both.pk}/").content.decode()

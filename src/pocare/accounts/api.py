@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import extend_schema
@@ -60,12 +61,18 @@ class Me(APIView):
         })
 
 
+def _people_visible(viewer: Any) -> Any:
+    """People the viewer may see, each with their roles at the sites the viewer may see only."""
+    return selectors.users_visible(viewer).prefetch_related(
+        Prefetch("memberships", queryset=selectors.memberships_visible(viewer)))
+
+
 class UserList(generics.ListAPIView[User]):
     required_perm = Perm.ACCOUNTS_VIEW
     serializer_class = UserSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.users_visible(self.request.user).prefetch_related("memberships__site")
+        return _people_visible(self.request.user)
 
 
 class UserDetail(generics.RetrieveAPIView[User]):
@@ -73,7 +80,7 @@ class UserDetail(generics.RetrieveAPIView[User]):
     serializer_class = UserSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.users_visible(self.request.user).prefetch_related("memberships__site")
+        return _people_visible(self.request.user)
 
 
 class TokenSerializer(serializers.ModelSerializer[ApiToken]):
