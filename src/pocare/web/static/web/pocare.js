@@ -55,6 +55,14 @@
     var form = event.target instanceof Element ? event.target.closest("form[data-fallback-submit]") : null;
     if (form) { form.submit(); }
   });
+  // data-pause-while="selector": a polling element skips its request while the selector matches (an
+  // acknowledgement form being typed in is not replaced). An htmx trigger filter would need eval,
+  // which the policy forbids (htmx allowEval: false).
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var element = event.detail.elt;
+    var selector = element instanceof Element ? element.getAttribute("data-pause-while") : null;
+    if (selector && document.querySelector(selector)) { event.preventDefault(); }
+  });
   // data-swap-422: a refused form (422) is shown with its messages, not dropped as an error.
   document.addEventListener("htmx:beforeSwap", function (event) {
     if (event.detail.xhr.status === 422 && event.target instanceof Element
