@@ -42,7 +42,9 @@ def temperature_correct(request: HttpRequest, pk: int) -> HttpResponse:
     """Correct a logged temperature, or mark it invalid: the original stays, the correction beside it."""
     reading: TemperatureReading = get_object_or_404(
         TemperatureReading.objects.select_related("shipment__order__site", "upload"), pk=pk,
-        shipment__in=selectors.shipments_visible(request.user))
+        # A correction is looked up among the shipments the person may record at (404 elsewhere).
+        shipment__in=selectors.shipments_visible(
+            request.user, Perm.CUSTODY_RECORD if request.method == "POST" else Perm.CUSTODY_VIEW))
     assert isinstance(request.user, User)
     form = ReadingCorrectionForm(request.POST or None,
                                  ask_user_id=needs_user_id(user=request.user, session=request.session))
