@@ -79,7 +79,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/release.py
 	$(BIN)/python benchmarks/analytics.py
 	$(BIN)/python benchmarks/planning.py
-	PYTHONPATH=src $(BIN)/python benchmarks/masterfile_yaml.py
+	$(BIN)/python benchmarks/masterfile_yaml.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt
