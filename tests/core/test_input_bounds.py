@@ -182,3 +182,16 @@ def test_json_bounds_name_the_place_of_the_value():
         with pytest.raises(bounds.InputRefused) as caught:
             bounds.loads_json(text)
         assert caught.value.field == where
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_device_data_query_at_year_1_or_9999_is_a_400_naming_since(client, login, people, since):
+    """DI-ALCOA: the readings API's ``since`` filter refuses a moment outside the years before it is
+    compared in UTC (it overflowed: a 500 the hostile schemathesis hooks found)."""
+    from tests.manufacturing.matrix import device_batch
+
+    batch = device_batch("MAD")
+    login("operator.mad")
+    response = client.get(f"/api/batches/{batch.reference}/device-data/", {"since": since})
+    assert response.status_code == 400, response.content
+    assert "since" in response.json() and "1900" in str(response.json()["since"])

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core import bounds
 from pocare.core.fields import ApiDateTimeField, ApiFloatField
 from pocare.core.parsers import BoundedJSONParser
 from pocare.manufacturing import devices
@@ -150,6 +151,9 @@ def _since(text: str | None) -> dt.datetime | None:
         raise exceptions.ValidationError({"since": [f"{text[:40]!r} is not an ISO 8601 date and time."]}) from None
     if when.tzinfo is None or when.utcoffset() is None:
         raise exceptions.ValidationError({"since": ["Give the UTC offset (Z or +hh:mm)."]})
+    problem = bounds.datetime_problem(when)  # before any comparison in UTC, which would overflow
+    if problem:
+        raise exceptions.ValidationError({"since": [f"{text[:40]!r}: {problem}."]})
     return when
 
 
