@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from axes.attempts import get_cool_off_threshold
 from axes.backends import AxesStandaloneBackend
 from axes.exceptions import AxesBackendPermissionDenied
 from axes.models import AccessAttempt
@@ -57,8 +58,6 @@ class ThrottleBackend(AxesStandaloneBackend):
 
 def _address_over_limit(request: HttpRequest) -> bool:
     """Failures from this address over every user id within the cool-off, at or above the limit."""
-    from axes.attempts import get_cool_off_threshold
-
     address = getattr(request, "axes_ip_address", None) or client_ip(request)
     total = AccessAttempt.objects.filter(
         ip_address=address, attempt_time__gte=get_cool_off_threshold(request)

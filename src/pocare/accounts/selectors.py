@@ -10,6 +10,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from axes.models import AccessAttempt
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -139,8 +141,6 @@ def password_expired(user: User, *, max_age_days: int) -> bool:
 
 def sign_in_pauses(user: User) -> list[dict[str, Any]]:
     """Client addresses from which sign-in is paused for this person now (django-axes), with until when."""
-    from axes.models import AccessAttempt
-    from django.conf import settings
 
     cooloff: dt.timedelta = settings.AXES_COOLOFF_TIME
     rows = AccessAttempt.objects.filter(

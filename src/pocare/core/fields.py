@@ -15,6 +15,7 @@ import django_filters
 import django_filters.fields
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import models
 from rest_framework import serializers
 
 from pocare.core import bounds
@@ -117,8 +118,6 @@ class ApiFloatField(serializers.FloatField):
 
 def install_serializer_defaults() -> None:
     """Make the bounded fields what every ``ModelSerializer`` builds for date, date-time and float columns."""
-    from django.db import models
-
     mapping = serializers.ModelSerializer.serializer_field_mapping
     mapping[models.DateTimeField] = ApiDateTimeField
     mapping[models.DateField] = ApiDateField

@@ -30,6 +30,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
+from pocare.core import yamlsafe
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record
@@ -118,8 +119,6 @@ def parse(document: str, *, product: Product | None = None) -> schema.MasterFile
 
 
 def _compose(document: str) -> Any:
-    from pocare.core import yamlsafe
-
     return yamlsafe.load(document)[0]
 
 
