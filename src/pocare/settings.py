@@ -246,9 +246,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["pocare.accounts.api_auth.RequiresPerm"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "pocare.web.api_pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "pocare.core.api.Pagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "pocare.web.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "pocare.core.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # JSON within bounds: body size, depth 32, numbers of at most 30 digits, no NUL or lone surrogates.
     "DEFAULT_PARSER_CLASSES": [

@@ -25,7 +25,7 @@ from pocare.accounts.forms import (
 )
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
-from pocare.web.forms import apply_validation_error
+from pocare.core.forms import apply_validation_error
 
 
 @public

@@ -15,11 +15,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
 from pocare.custody import selectors, services
 from pocare.custody.models import TemperatureReading
 from pocare.ledger.forms import ReadingCorrectionForm
 from pocare.ledger.signing import SigningRefused, needs_user_id
-from pocare.web.forms import apply_validation_error
 
 READINGS_PER_PAGE = 200
 

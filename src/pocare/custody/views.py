@@ -20,13 +20,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
 from pocare.custody import labels, selectors, services
 from pocare.custody.forms import AcceptForm, CollectionForm, HandoffForm, OrderForm, ShipmentForm, UploadForm
 from pocare.custody.isbt import coi_printed
 from pocare.custody.models import Collection, HandoffKind, OrderStatus, TherapyOrder
 from pocare.ledger import selectors as ledger
 from pocare.network.models import Site
-from pocare.web.forms import apply_validation_error
 
 
 def _actor(request: HttpRequest) -> User:

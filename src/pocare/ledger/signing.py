@@ -24,6 +24,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.db import models
 from django.utils import timezone
 
+from pocare.core.errors import FieldRefused
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.models import Meaning, Signature
@@ -62,12 +63,12 @@ class SigningProof:
     both_components: bool
 
 
-class SigningRefused(Exception):
-    """The credentials did not authenticate the signer; the message is safe to show."""
+class SigningRefused(FieldRefused):
+    """The credentials did not authenticate the signer; the message is safe to show (the API
+    answers 403 naming ``field``, pocare.core.api)."""
 
     def __init__(self, message: str, field: str = "password") -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 def credentials_from_api(request: Any, data: Mapping[str, Any]) -> SigningCredentials:

@@ -18,6 +18,8 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
+from pocare.core.scope import scoped_chain
 from pocare.ledger import selectors
 from pocare.ledger.filters import EventFilter
 from pocare.ledger.forms import ReviewForm
@@ -26,8 +28,6 @@ from pocare.ledger.review import review_pending, trail_review_sign
 from pocare.ledger.services import EXPORT_COLUMNS, trail_export, trail_verified
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status, verify_all
-from pocare.web.forms import apply_validation_error
-from pocare.web.scope import scoped_chain
 
 MAX_EXPORT = 100_000
 

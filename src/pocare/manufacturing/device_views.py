@@ -22,13 +22,13 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
 from pocare.ledger.forms import ReadingCorrectionForm
 from pocare.ledger.signing import SigningRefused, needs_user_id
 from pocare.manufacturing import devices
 from pocare.manufacturing.charts import parameter_chart_svg
 from pocare.manufacturing.models import Batch, DeviceReading
 from pocare.manufacturing.selectors import batches_visible
-from pocare.web.forms import apply_validation_error
 
 PANEL = "manufacturing/device/_panel.html"
 PAGE = "manufacturing/device/batch_device.html"

@@ -19,10 +19,10 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
 from pocare.ledger.signing import SigningRefused, needs_user_id
 from pocare.manufacturing import forms, selectors, services
 from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, QcResult, StepValue
-from pocare.web.forms import apply_validation_error
 
 
 def _actor(request: HttpRequest) -> User:

@@ -17,6 +17,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
 from pocare.ledger.signing import SigningRefused, needs_user_id
 from pocare.masterfile import selectors, services
 from pocare.masterfile.diff import diff_content
@@ -25,7 +26,6 @@ from pocare.masterfile.forms import ChangeRequestForm, DiffForm, SignActionForm
 from pocare.masterfile.models import ChangeRequest, ChangeStatus, MasterFileVersion, VersionStatus
 from pocare.network.models import SiteKind
 from pocare.network.selectors import sites_visible
-from pocare.web.forms import apply_validation_error
 
 Service = Callable[..., Any]
 

@@ -170,7 +170,7 @@ class SiteTransitions(generics.ListAPIView[SiteTransition]):
         data = TransitionRequest(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
-        record = services.site_transition(  # a refused signature is a 403 (web/api_errors.py)
+        record = services.site_transition(  # a refused signature is a 403 (core/api.py)
             actor=request.user, site=site, to_status=data.validated_data["to_status"],
             reason=data.validated_data["reason"],
             credentials=SigningCredentials(username=data.validated_data["username"],

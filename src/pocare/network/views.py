@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
 from pocare.ledger import selectors as ledger
 from pocare.ledger.models import chains_with_lanes
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
@@ -39,7 +40,6 @@ from pocare.network.forms import (
     UnitStatusForm,
 )
 from pocare.network.models import ManufacturingUnit, Site, SiteStatus, UnitStatus
-from pocare.web.forms import apply_validation_error
 
 
 def _actor(request: HttpRequest) -> User:

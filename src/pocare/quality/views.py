@@ -20,6 +20,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires, signed_in
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
 from pocare.ledger.signing import SigningRefused, needs_user_id
 from pocare.masterfile.selectors import change_requests_visible
 from pocare.quality import forms, risk, selectors, services
@@ -33,7 +34,6 @@ from pocare.quality.models import (
     SignalStatus,
 )
 from pocare.quality.trends import deviation_trends, months_back
-from pocare.web.forms import apply_validation_error
 
 
 def _actor(request: HttpRequest) -> User:

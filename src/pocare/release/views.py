@@ -18,11 +18,11 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm, Role
+from pocare.core.forms import apply_validation_error
 from pocare.ledger.signing import SigningRefused, needs_user_id
 from pocare.manufacturing.models import Batch
 from pocare.release import certificate, forms, selectors, services
 from pocare.release.models import Certification, OosRelease, OosStatus
-from pocare.web.forms import apply_validation_error
 
 
 def _actor(request: HttpRequest) -> User:

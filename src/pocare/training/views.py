@@ -16,6 +16,8 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
+from pocare.core.forms import apply_validation_error
+from pocare.core.scope import scoped_chain
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status
 from pocare.masterfile.selectors import versions_visible
@@ -32,8 +34,6 @@ from pocare.training.forms import (
 )
 from pocare.training.gate import person_gate_summary, step_gate
 from pocare.training.models import CurriculumItem, TrainingRecord, TrainingStatus
-from pocare.web.forms import apply_validation_error
-from pocare.web.scope import scoped_chain
 
 
 def _actor(request: HttpRequest) -> User:

@@ -1,4 +1,4 @@
-"""Helpers shared by the forms of every app."""
+"""Helpers shared by the forms of every app: a service's refusal shown on the field it names."""
 
 from __future__ import annotations
 
