@@ -59,9 +59,9 @@ def build(n_steps: int) -> Any:
     from tests.manufacturing.helpers import creds, user
 
     import ebr
-    from pocare.ledger.review import trail_review_sign
     from pocare.quality.services import deviation_raise
     from pocare.release.services import exceptions_review_sign
+    from pocare.trail.services import trail_review_sign
 
     version = ebr.load_product(n_steps)
     batch = ebr.start_batch(version.product)

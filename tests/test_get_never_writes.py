@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 
 #: Query strings that make a GET do the most it can (the form a download or a run used to take).
 QUERIES: dict[str, list[str]] = {
-    "ledger:verify": ["", "?run=1"],
-    "ledger:export": ["", "?chain=MAD"],
+    "trail:verify": ["", "?run=1"],
+    "trail:export": ["", "?chain=MAD"],
     "network:annual_report": ["", "?year=2026", "?year=2026&format=pdf"],
     "analytics:review": ["", "?format=html", "?format=pdf"],
     "quality:notifications": ["", "?read=all"],

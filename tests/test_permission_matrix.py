@@ -34,8 +34,8 @@ def _event(site: str) -> dict[str, Any]:
 def _review(site: str) -> dict[str, Any]:
     review = AuditReview.objects.filter(chain=site).first()
     if review is None:
-        from pocare.ledger.review import trail_review_sign
         from pocare.ledger.signing import SigningCredentials
+        from pocare.trail.services import trail_review_sign
         from tests.conftest import PASSWORD
 
         manager = _user(f"manager.{site.lower()}")
@@ -64,8 +64,8 @@ def _token(site: str) -> dict[str, Any]:
 
 #: How to name an object at a given site for URLs that take one.
 OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
-    "ledger:event": _event,
-    "ledger:review": _review,
+    "trail:event": _event,
+    "trail:review": _review,
     "network:site": lambda site: {"code": site},
     "accounts:person": lambda site: {"pk": _user(f"operator.{site.lower()}").pk},
     "api-event": _event,
@@ -74,7 +74,7 @@ OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "api-user": lambda site: {"pk": _user(f"operator.{site.lower()}").pk},
     "api-token-revoke": _token,
 }
-FIXED_KWARGS: dict[str, dict[str, Any]] = {"ledger:export": {"fmt": "csv"}}
+FIXED_KWARGS: dict[str, dict[str, Any]] = {"trail:export": {"fmt": "csv"}}
 
 
 def _contributions() -> None:

@@ -74,8 +74,8 @@ def test_a_planner_who_manages_a_site_is_no_training_admin():
 def test_a_planner_who_manages_a_site_reviews_that_sites_trail_not_the_networks():
     """P11-10g: the network chain is reviewed with LEDGER_REVIEW held network-wide only."""
     from pocare.ledger.models import NETWORK_CHAIN
-    from pocare.ledger.review import trail_review_sign
     from pocare.ledger.signing import SigningCredentials
+    from pocare.trail.services import trail_review_sign
 
     person = _planner_and_manager_at_mad()
     creds = SigningCredentials(username=person.username, password=PASSWORD)

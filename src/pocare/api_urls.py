@@ -5,7 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("pocare.accounts.api")),
     path("", include("pocare.network.api")),
-    path("", include("pocare.ledger.api")),
+    path("", include("pocare.trail.api")),
     path("", include("pocare.masterfile.api")),
     path("", include("pocare.training.api")),
     path("", include("pocare.quality.api")),

@@ -9,7 +9,7 @@ urlpatterns = [
     path("", include("pocare.web.urls")),
     path("", include("pocare.accounts.urls")),
     path("", include("pocare.network.urls")),
-    path("", include("pocare.ledger.urls")),
+    path("", include("pocare.trail.urls")),
     path("", include("pocare.masterfile.urls")),
     path("", include("pocare.training.urls")),
     path("", include("pocare.quality.urls")),

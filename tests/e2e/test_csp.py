@@ -77,14 +77,14 @@ def test_main_pages_break_no_content_security_policy_and_still_work(live_server,
         violations.extend(page.evaluate("window.__cspViolations"))
 
     for name, kwargs in [("web:home", None), ("network:sites", None), ("masterfile:list", None),
-                         ("training:matrix", None), ("custody:orders", None), ("ledger:verify", None),
-                         ("ledger:reviews", None), ("network:unit", {"pk": unit.pk}),
+                         ("training:matrix", None), ("custody:orders", None), ("trail:verify", None),
+                         ("trail:reviews", None), ("network:unit", {"pk": unit.pk}),
                          # the live device panel polls with htmx (a paused poll, not an eval filter)
                          ("manufacturing:batch", {"reference": batch.reference})]:
         visit(reverse(name, kwargs=kwargs))
 
     # htmx: changing a filter replaces the result table without reloading, and drops empty filters.
-    visit(reverse("ledger:trail"))
+    visit(reverse("trail:trail"))
     page.evaluate("window.__pageMarker = 1")
     page.get_by_label("Site (chain)").fill("LIS")
     page.get_by_label("Event type").select_option("accounts.role_granted")

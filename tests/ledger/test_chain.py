@@ -310,8 +310,8 @@ def test_a_rewritten_and_rehashed_history_contradicts_the_signed_review(people):
     """P11-10e A11-9: someone who edits an event and re-hashes everything after it (head included)
     makes a chain that walks clean; the signed review that read past that point still holds the
     old hash, and verify names the position where the two disagree."""
-    from pocare.ledger.review import trail_review_sign
     from pocare.ledger.signing import SigningCredentials
+    from pocare.trail.services import trail_review_sign
     from tests.conftest import PASSWORD
 
     events = write_events(people["operator.mad"], Site.objects.get(code="MAD"), 3)

@@ -10,12 +10,13 @@ from django.db import connection, connections, transaction
 from django.test import override_settings
 
 from pocare.accounts.models import User
-from pocare.ledger import selectors
 from pocare.ledger.models import MAX_LANES, ChainHead, Event, chains_with_lanes, lane_chain, site_chain
-from pocare.ledger.review import review_pending, trail_review_sign
+from pocare.ledger.review import review_pending
 from pocare.ledger.signing import SigningCredentials
 from pocare.ledger.verify import verify_all
 from pocare.network.models import Site
+from pocare.trail import selectors
+from pocare.trail.services import trail_review_sign
 from tests.conftest import PASSWORD, drop_triggers
 from tests.ledger.helpers import appending_elsewhere, postgres_only, raw, write_events
 

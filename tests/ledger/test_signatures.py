@@ -10,9 +10,9 @@ from django.core.exceptions import PermissionDenied
 from pocare.accounts.models import User
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.models import AuditReview, Event, Meaning, Signature
-from pocare.ledger.review import trail_review_sign
 from pocare.ledger.signing import CONTINUOUS_SESSION_KEY, SigningCredentials, SigningRefused
 from pocare.ledger.verify import signature_status, verify_all
+from pocare.trail.services import trail_review_sign
 from tests.conftest import PASSWORD
 from tests.ledger.helpers import raw, write_events
 

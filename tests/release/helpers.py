@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pocare.ledger.review import trail_review_sign
 from pocare.manufacturing import services
 from pocare.manufacturing.models import Batch
 from pocare.quality.models import Deviation
+from pocare.trail.services import trail_review_sign
 from tests.manufacturing import helpers as h
 
 creds, user = h.creds, h.user

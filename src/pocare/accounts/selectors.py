@@ -73,6 +73,18 @@ def sites_with_perm(user: Any, perm: Perm) -> set[int] | None:
     return sites
 
 
+def site_codes_with_perm(user: Any, perm: Perm) -> set[str] | None:
+    """The codes of the sites where the person holds ``perm`` (a site's code names its audit-trail
+    chain); ``None`` means every site."""
+    codes: set[str] = set()
+    for m in active_memberships(user):
+        if perm in ROLE_PERMS[Role(m.role)]:
+            if m.role in NETWORK_ROLES:
+                return None
+            codes.add(m.site.code)
+    return codes
+
+
 def holds_network_wide(user: Any, perm: Perm) -> bool:
     """Whether the person holds ``perm`` at every site: through a Control Site role that carries
     it (a planner who is also a site manager does not hold the manager's permissions network-wide)."""

@@ -25,8 +25,8 @@ from pocare.custody import labels, selectors, services
 from pocare.custody.forms import AcceptForm, CollectionForm, HandoffForm, OrderForm, ShipmentForm, UploadForm
 from pocare.custody.isbt import coi_printed
 from pocare.custody.models import Collection, HandoffKind, OrderStatus, TherapyOrder
-from pocare.ledger import selectors as ledger
 from pocare.network.models import Site
+from pocare.trail.selectors import events_visible
 
 
 def _actor(request: HttpRequest) -> User:
@@ -100,7 +100,7 @@ def _order_page(request: HttpRequest, order: TherapyOrder, *, status: int = 200,
     if selectors.may_record(user, order):
         for container in labels.containers_of(order):
             containers.append((container, labels.label_content(order, container)))
-    trail = ledger.events_visible(user)
+    trail = events_visible(user)
     trail = trail.filter(new_values__contains=f'"{order.coi}"') if order.coi else trail.filter(
         object_type="custody.TherapyOrder", object_id=str(order.pk))
     events = trail.order_by("-id")[:25]

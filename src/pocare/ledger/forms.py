@@ -37,19 +37,6 @@ class SignatureFieldsMixin(forms.Form):
         self.add_error(exc.field if exc.field in self.fields else None, str(exc))
 
 
-class ReviewForm(SignatureFieldsMixin):
-    chain = forms.ChoiceField(label="Chain (site)")
-    comment = forms.CharField(label="What you reviewed and found", max_length=4000,
-                              widget=forms.Textarea(attrs={"rows": 3}))
-    field_order = ["chain", "comment", "username", "password"]
-
-    def __init__(self, *args: Any, chains: list[str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        chain_field = self.fields["chain"]
-        assert isinstance(chain_field, forms.ChoiceField)
-        chain_field.choices = [(c, c) for c in chains]
-
-
 class ReadingCorrectionForm(SignatureFieldsMixin):
     """Correct a reading (device or logger) beside the original: a new value, or mark it invalid
     (no replacement), with a reason and a signature."""

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from pocare.ledger import canonical
 from pocare.ledger.context import current_request_id
-from pocare.ledger.events import LedgerEvent, is_registered
+from pocare.ledger.events import is_registered
 from pocare.ledger.models import MAX_LANES, NETWORK_CHAIN, ChainHead, Event, lane_chains
 
 if TYPE_CHECKING:
@@ -327,59 +327,3 @@ def _append_if_head_is(conn: BaseDatabaseWrapper, event: Event) -> bool:
 def record_changes(instance: models.Model, fields: list[str]) -> dict[str, Any]:
     """The current values of ``fields`` on ``instance``, for old/new values of an event."""
     return {name: getattr(instance, name) for name in fields}
-
-
-
-# --- audit trail export and review ---------------------------------------------------------------
-
-EXPORT_COLUMNS = (
-    "id", "chain", "seq", "occurred_at", "event_type", "actor_username", "actor_printed_name",
-    "object_type", "object_id", "object_repr", "reason", "request_id", "old_values", "new_values",
-    "prev_hash", "hash",
-)
-
-
-def trail_export(
-    *, actor: User, events: models.QuerySet[Event], fmt: str, filters: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]], Event]:
-    """Record that ``actor`` exported these events (the export is itself audited) and return them.
-
-    The rows carry each event's hashes, so an export can be checked against the chain later.
-    """
-    from django.db import transaction
-
-    from pocare.accounts import selectors as access
-    from pocare.accounts.roles import Perm
-
-    if not access.has_perm(actor, Perm.LEDGER_EXPORT):
-        from django.core.exceptions import PermissionDenied
-
-        raise PermissionDenied("You may not export the audit trail.")
-    rows = [
-        {**{c: getattr(e, c) for c in EXPORT_COLUMNS if c not in {"occurred_at"}},
-         "occurred_at": canonical.format_timestamp(e.occurred_at)}
-        for e in events
-    ]
-    chains = sorted({r["chain"] for r in rows})
-    with transaction.atomic():
-        event = event_record(
-            actor=actor,
-            event_type=LedgerEvent.EXPORTED,
-            object_type="ledger.Event",
-            object_repr=f"{len(rows)} events as {fmt}",
-            new={"format": fmt, "events": len(rows), "chains": chains, "filters": dict(filters)},
-        )
-    return rows, event
-
-
-def trail_verified(*, actor: User, events: int, chains: int, broken: list[str], invalid_signatures: list[int]) -> Event:
-    """Record that a person verified the audit trail and what they found."""
-    from django.db import transaction
-
-    with transaction.atomic():
-        return event_record(
-            actor=actor, event_type=LedgerEvent.VERIFIED, object_type="ledger.Event",
-            object_repr=f"{events} events in {chains} chains",
-            new={"ok": not broken and not invalid_signatures, "events": events, "broken": broken,
-                 "invalid_signatures": invalid_signatures},
-        )

@@ -22,7 +22,6 @@ from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
-from pocare.ledger import selectors as ledger
 from pocare.ledger.models import chains_with_lanes
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status
@@ -40,6 +39,7 @@ from pocare.network.forms import (
     UnitStatusForm,
 )
 from pocare.network.models import ManufacturingUnit, Site, SiteStatus, UnitStatus
+from pocare.trail.selectors import events_visible
 
 
 def _actor(request: HttpRequest) -> User:
@@ -92,7 +92,7 @@ def _site_page(request: HttpRequest, site: Site, *, status: int = 200, **bound: 
             TransitionForm(initial={"to_status": to}, ask_user_id=ask, auto_id=f"id_t_{to}_%s")
         next_forms.append((to, SiteStatus(to).label, form))
     memberships = site.memberships.filter(revoked_at=None).select_related("user").order_by("role")
-    events = ledger.events_visible(user).filter(chain__in=chains_with_lanes([site.code])).order_by("-id")[:15]
+    events = events_visible(user).filter(chain__in=chains_with_lanes([site.code])).order_by("-id")[:15]
     context = {
         "site": site, "memberships": memberships, "events": events, "local_now": timezone.now().astimezone(site.tz),
         "status_since": since, "can_start": can_start, "why_not": why_not,
@@ -272,7 +272,7 @@ def unit_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Done; the change is in the audit trail.")
                 return redirect("network:unit", pk=unit.pk)
     today = selectors.site_today(unit.site)
-    events = ledger.events_visible(request.user).filter(
+    events = events_visible(request.user).filter(
         object_type="network.ManufacturingUnit", object_id=str(unit.pk)).order_by("-id")
     return render(request, "network/unit.html", {
         "unit": unit, "site": unit.site, "usable": selectors.unit_usable(unit), "today": today,

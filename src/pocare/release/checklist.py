@@ -396,7 +396,7 @@ class _Evidence:
     def audit_trail(self) -> ChecklistLine:
         lasts = last_batch_events(self.batch, self.page)
         chain = self.site.code
-        evidence = reverse("ledger:reviews")
+        evidence = reverse("trail:reviews")
         if not lasts:
             return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
                                  "No ledger event of the batch was found.", evidence)
@@ -410,7 +410,7 @@ class _Evidence:
                                  f"The batch's last event{'s are' if len(lasts) > 1 else ' is'} {last}; no signed "
                                  f"audit-trail review of {chain} reaches {'them' if len(lasts) > 1 else 'it'} yet.",
                                  evidence)
-        evidence = reverse("ledger:review", args=[review.pk])
+        evidence = reverse("trail:review", args=[review.pk])
         sig = Signature.objects.filter(record_type="ledger.AuditReview", record_id=str(review.pk),
                                        meaning=Meaning.REVIEWED).first()
         if sig is None or sig.record_hash != content_hash(review.signed_content()):

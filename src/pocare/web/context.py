@@ -14,9 +14,9 @@ from pocare.web.scope import scope_options, scoped_chain
 NAVIGATION = (
     ("Network", "network:sites", Perm.NETWORK_VIEW),
     ("Master file", "masterfile:list", Perm.MASTERFILE_VIEW),
-    ("Audit trail", "ledger:trail", Perm.LEDGER_VIEW),
-    ("Reviews", "ledger:reviews", Perm.LEDGER_VIEW),
-    ("Verify", "ledger:verify", Perm.LEDGER_VERIFY),
+    ("Audit trail", "trail:trail", Perm.LEDGER_VIEW),
+    ("Reviews", "trail:reviews", Perm.LEDGER_VIEW),
+    ("Verify", "trail:verify", Perm.LEDGER_VERIFY),
     ("People", "accounts:people", Perm.ACCOUNTS_VIEW),
     ("Training", "training:matrix", Perm.TRAINING_VIEW),
     ("Batches", "manufacturing:batches", Perm.BATCH_VIEW),

@@ -19,10 +19,10 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import NETWORK_ROLES, Role
 from pocare.accounts.services import membership_grant, user_create
 from pocare.ledger.models import AuditReview
-from pocare.ledger.review import trail_review_sign
 from pocare.ledger.signing import SigningCredentials
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.network.services import site_register
+from pocare.trail.services import trail_review_sign
 
 if TYPE_CHECKING:
     from pocare.manufacturing.history import HistorySummary

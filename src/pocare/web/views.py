@@ -10,9 +10,9 @@ from django.views.decorators.http import require_GET, require_POST
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import signed_in
 from pocare.accounts.roles import Perm
-from pocare.ledger import selectors as ledger
 from pocare.ledger.models import chains_with_lanes
 from pocare.network.selectors import sites_overview
+from pocare.trail.selectors import events_visible
 from pocare.web.scope import SESSION_KEY, scope_options, scoped_chain
 
 
@@ -21,13 +21,13 @@ from pocare.web.scope import SESSION_KEY, scope_options, scoped_chain
 def home(request: HttpRequest) -> HttpResponse:
     """What the person can do, the sites they see, and their latest audit events."""
     user = request.user
-    events = ledger.events_visible(user)
+    events = events_visible(user)
     if scope := scoped_chain(request):
         events = events.filter(chain__in=chains_with_lanes([scope]))
     context = {
         "sites": sites_overview(user),
         "recent": events.order_by("-id")[:10] if access.has_perm(user, Perm.LEDGER_VIEW) else [],
-        "my_events": ledger.events_visible(user).filter(actor_id=user.pk).order_by("-id")[:5]
+        "my_events": events_visible(user).filter(actor_id=user.pk).order_by("-id")[:5]
         if access.has_perm(user, Perm.LEDGER_VIEW) else [],
     }
     return render(request, "web/home.html", context)

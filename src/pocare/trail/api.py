@@ -15,13 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pocare.accounts.roles import Perm
-from pocare.ledger import selectors
-from pocare.ledger.filters import EventFilter
 from pocare.ledger.models import AuditReview, Event, Signature
-from pocare.ledger.review import trail_review_sign
-from pocare.ledger.services import EXPORT_COLUMNS, trail_export
 from pocare.ledger.signing import credentials_from_api
 from pocare.ledger.verify import signature_status, verify_all
+from pocare.trail import selectors
+from pocare.trail.filters import EventFilter
+from pocare.trail.services import EXPORT_COLUMNS, trail_export, trail_review_sign
 
 
 class EventSerializer(serializers.ModelSerializer[Event]):

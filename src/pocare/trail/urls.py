@@ -1,8 +1,8 @@
 from django.urls import path, re_path
 
-from pocare.ledger import views
+from pocare.trail import views
 
-app_name = "ledger"
+app_name = "trail"
 urlpatterns = [
     path("audit/", views.trail, name="trail"),
     re_path(r"^audit/export\.(?P<fmt>csv|json)$", views.trail_export_view, name="export"),

@@ -20,14 +20,14 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.scope import scoped_chain
-from pocare.ledger import selectors
-from pocare.ledger.filters import EventFilter
-from pocare.ledger.forms import ReviewForm
 from pocare.ledger.models import NETWORK_CHAIN, Signature
-from pocare.ledger.review import review_pending, trail_review_sign
-from pocare.ledger.services import EXPORT_COLUMNS, trail_export, trail_verified
+from pocare.ledger.review import review_pending
 from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
 from pocare.ledger.verify import signature_status, verify_all
+from pocare.trail import selectors
+from pocare.trail.filters import EventFilter
+from pocare.trail.forms import ReviewForm
+from pocare.trail.services import EXPORT_COLUMNS, trail_export, trail_review_sign, trail_verified
 
 MAX_EXPORT = 100_000
 
@@ -45,11 +45,11 @@ def trail(request: HttpRequest) -> HttpResponse:
     """The audit trail browser; with HTMX, only the result table is re-rendered."""
     filterset = _filtered(request)
     if not filterset.is_valid():
-        return render(request, "ledger/trail.html", {"filter": filterset, "page": None}, status=400)
+        return render(request, "trail/trail.html", {"filter": filterset, "page": None}, status=400)
     page = Paginator(filterset.qs.select_related("actor"), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    template = "ledger/_trail_table.html" if request.headers.get("HX-Request") else "ledger/trail.html"
+    template = "trail/_trail_table.html" if request.headers.get("HX-Request") else "trail/trail.html"
     response = render(request, template, {"filter": filterset, "page": page, "query": query.urlencode(),
                                           "can_export": access.has_perm(request.user, Perm.LEDGER_EXPORT)})
     patch_vary_headers(response, ["HX-Request"])  # one URL, two renderings: caches must tell them apart
@@ -94,7 +94,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     related = selectors.events_visible(request.user).filter(
         object_type=event.object_type, object_id=event.object_id
     ).exclude(pk=event.pk).order_by("-id")[:20] if event.object_id else []
-    return render(request, "ledger/event.html", {
+    return render(request, "trail/event.html", {
         "event": event, "signature": signature,
         "signature_status": signature_status(signature) if signature else None,
         "related": related,
@@ -117,7 +117,7 @@ def verify(request: HttpRequest) -> HttpResponse:
         trail_verified(actor=request.user, events=report.events, chains=len(report.chains),
                        broken=[c.broken_event for c in report.chains if not c.ok],
                        invalid_signatures=[p.signature_id for p in report.signature_problems])
-    return render(request, "ledger/verify.html", {"report": report})
+    return render(request, "trail/verify.html", {"report": report})
 
 
 @requires(Perm.LEDGER_VIEW, write=Perm.LEDGER_REVIEW)
@@ -127,10 +127,8 @@ def reviews(request: HttpRequest) -> HttpResponse:
     user = request.user
     chains = selectors.visible_chains(user)
     if chains is None:
-        from pocare.network.models import Site
-
         scope = scoped_chain(request)
-        chains = [scope] if scope else [NETWORK_CHAIN, *Site.objects.values_list("code", flat=True)]
+        chains = [scope] if scope else [NETWORK_CHAIN, *selectors.site_chains()]
     pending = []
     for chain in chains:
         lanes = [r for r in review_pending(chain) if r.count]
@@ -152,9 +150,9 @@ def reviews(request: HttpRequest) -> HttpResponse:
             apply_validation_error(form, exc)
         else:
             messages.success(request, f"Review of {review.range_label} signed.")
-            return redirect("ledger:review", pk=review.pk)
+            return redirect("trail:review", pk=review.pk)
     listing = selectors.reviews_visible(user)[:100]
-    return render(request, "ledger/reviews.html", {
+    return render(request, "trail/reviews.html", {
         "form": form, "pending": pending, "reviews": listing,
         "can_review": access.has_perm(user, Perm.LEDGER_REVIEW) and not access.is_read_only(user),
     }, status=400 if form.errors else 200)
@@ -165,4 +163,4 @@ def reviews(request: HttpRequest) -> HttpResponse:
 def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
     review = get_object_or_404(selectors.reviews_visible(request.user), pk=pk)
     signatures = [(s, *signature_status(s)) for s in signatures_for(review)]
-    return render(request, "ledger/review.html", {"review": review, "signatures": signatures})
+    return render(request, "trail/review.html", {"review": review, "signatures": signatures})
