@@ -7,4 +7,9 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts, roles and sessions"
 
     def ready(self) -> None:
+        # Imports inside ready(): the app registry must be complete before models are imported.
         from pocare.accounts import events  # noqa: F401  (registers the app's ledger event types)
+        from pocare.accounts.services import signing_credentials_check
+        from pocare.ledger.questions import CREDENTIALS_CHECK
+
+        CREDENTIALS_CHECK.register(signing_credentials_check)

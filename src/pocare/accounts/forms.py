@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
+from pocare.accounts.models import Membership
 from pocare.accounts.roles import Role
 from pocare.core.fields import DateTimeField
-from pocare.network.models import Site
 
 
 class LoginForm(forms.Form):
@@ -42,9 +44,17 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(label="Reason", max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+def _sites() -> Any:
+    """Every site, through ``Membership.site``: the relation accounts declares to the network above
+    it (docs/architecture.md, "Relations that point up")."""
+    site_model = Membership._meta.get_field("site").related_model
+    assert isinstance(site_model, type)
+    return site_model._default_manager.all()
+
+
 class GrantForm(forms.Form):
     role = forms.ChoiceField(choices=[("", "Choose a role…"), *Role.choices])
-    site = forms.ModelChoiceField(queryset=Site.objects.all(), to_field_name="code")
+    site = forms.ModelChoiceField(queryset=_sites(), to_field_name="code")
     valid_until = DateTimeField(required=False, help_text="Required for inspectors (UTC).")
     reason = forms.CharField(max_length=1000)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import TYPE_CHECKING
 
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -31,7 +32,10 @@ from pocare.accounts.models import ApiToken, Membership, PasswordHistory, TokenS
 from pocare.accounts.roles import NETWORK_ROLES, Perm, Role
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.services import event_record
-from pocare.network.models import Site, SiteKind
+from pocare.ledger.signing import SigningRefused
+
+if TYPE_CHECKING:
+    from pocare.network.models import Site  # a site arrives through Membership.site; no import at run time
 
 TOKEN_PREFIX = "pct_"  # noqa: S105 — a marker, not a secret
 
@@ -84,6 +88,15 @@ def credentials_check(*, user: User, password: str | None, context: str = "signi
         raise AccessRefused("Wrong user id or password.", field="password")
     if user.failed_attempts:
         _failures_clear(user=user)
+
+
+def signing_credentials_check(*, user: User, password: str | None, context: str = "signing") -> None:
+    """:func:`credentials_check` as the ledger asks it at a signature (``CREDENTIALS_CHECK``): a
+    refusal becomes the ledger's :class:`SigningRefused`, on the field it names."""
+    try:
+        credentials_check(user=user, password=password, context=context)
+    except AccessRefused as exc:
+        raise SigningRefused(str(exc), field=exc.field) from exc
 
 
 def _locked_message() -> str:
@@ -386,7 +399,7 @@ def membership_grant(
         require_perm(actor, Perm.ACCOUNTS_MANAGE)
     _require_reason(reason)
     role = Role(role)
-    if (role in NETWORK_ROLES) != (site.kind == SiteKind.CONTROL):
+    if (role in NETWORK_ROLES) != site.is_control:
         where = "the Control Site" if role in NETWORK_ROLES else "a POCare site"
         raise ValidationError({"site": f"{role.label} is a role held at {where}."})
     if role == Role.INSPECTOR:

@@ -96,9 +96,11 @@ def containers_of(order: TherapyOrder) -> list[str]:
 
 
 def _batch(order: TherapyOrder) -> Batch | None:
-    from pocare.manufacturing.models import Batch
-
-    return Batch.objects.filter(order=order).select_related("collection", "masterfile_version").first()
+    """The order's batch, through the reverse of ``Batch.order`` (manufacturing sits above custody)."""
+    fresh = (TherapyOrder.objects.select_related("batch__collection", "batch__masterfile_version")
+             .get(pk=order.pk))
+    batch: Batch | None = getattr(fresh, "batch", None)
+    return batch
 
 
 def _storage(order: TherapyOrder) -> str | None:

@@ -44,6 +44,7 @@ from pocare.custody.models import (
     TemperatureUpload,
     TherapyOrder,
 )
+from pocare.custody.questions import DISPATCH_HOLDS
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
@@ -396,13 +397,10 @@ def _sequence_problem(order: TherapyOrder, kind: str, collection: Collection | N
     return None if allowed else f"{label} comes {when}"
 
 
-def _completed_batch(order: TherapyOrder) -> Batch | None:
-    """The order's batch if it is completed and certified for release by the QP (ATMP-REL, POC-7)."""
-    from pocare.manufacturing.models import Batch, BatchStatus
-    from pocare.release.models import Decision
-
-    return Batch.objects.filter(order=order, status=BatchStatus.COMPLETED,
-                                certification__decision=Decision.RELEASED).first()
+def dispatch_holds(order: TherapyOrder) -> list[str]:
+    """Why the order's product may not be dispatched to the hospital now, asked of the apps above
+    custody (``custody.questions.DISPATCH_HOLDS``); empty when nothing holds it."""
+    return [reason for reason in DISPATCH_HOLDS.ask(order) if reason]
 
 
 def handoff_record(
@@ -464,13 +462,10 @@ def handoff_record(
         problem = _sequence_problem(order, kind, collection, done)
         if problem is not None:
             raise ValidationError({"kind": f"Not now: {problem}."})
-        if kind == HandoffKind.DISPATCH_TO_HOSPITAL and _completed_batch(order) is None:
-            raise ValidationError({"kind": "The product is dispatched only once its batch is completed and certified "
-                                           "for release by the QP."})
+        if kind == HandoffKind.DISPATCH_TO_HOSPITAL and (holds := dispatch_holds(order)):
+            raise ValidationError({"kind": " ".join(holds)})
         if batch is None and kind not in DIN_KINDS[:3]:
-            from pocare.manufacturing.models import Batch as BatchModel
-
-            batch = BatchModel.objects.filter(order=order).first()
+            batch = getattr(locked, "batch", None)  # the reverse of Batch.order, if a batch was started
         handoff = Handoff(
             order=order, collection=collection, batch=batch, kind=kind,
             outcome=HandoffOutcome.COMPLETED if check.matches else HandoffOutcome.BLOCKED, site=site,

@@ -28,6 +28,7 @@ from pocare.core.errors import FieldRefused
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.models import Meaning, Signature
+from pocare.ledger.questions import CREDENTIALS_CHECK
 from pocare.ledger.services import HasSiteCode, event_record
 
 if TYPE_CHECKING:
@@ -87,20 +88,15 @@ def needs_user_id(*, user: User, session: SessionBase | None) -> bool:
 def signing_authenticate(*, actor: User, credentials: SigningCredentials) -> SigningProof:
     """Re-authenticate ``actor`` for a signature (P11-200). A wrong password counts toward the
     account lock; a correct one clears the count (P11-300)."""
-    from pocare.accounts.services import AccessRefused, credentials_check
-
     both = needs_user_id(user=actor, session=credentials.session)
     if both and not credentials.username:
         raise SigningRefused("Enter your user id and password to sign.", field="username")
     if credentials.username and credentials.username != actor.username:
         # A signature belongs to one person (P11-100): nobody signs in another's session.
-        with contextlib.suppress(AccessRefused):  # recorded as a failed attempt; refused below
-            credentials_check(user=actor, password=None, context="signing")
+        with contextlib.suppress(SigningRefused):  # recorded as a failed attempt; refused below
+            CREDENTIALS_CHECK.ask_one(user=actor, password=None, context="signing")
         raise SigningRefused("The user id is not that of the person logged in.", field="username")
-    try:
-        credentials_check(user=actor, password=credentials.password, context="signing")
-    except AccessRefused as exc:
-        raise SigningRefused(str(exc), field=exc.field) from exc
+    CREDENTIALS_CHECK.ask_one(user=actor, password=credentials.password, context="signing")
     if credentials.session is not None and both:
         credentials.session[CONTINUOUS_SESSION_KEY] = actor.pk
     return SigningProof(user=actor, both_components=both)

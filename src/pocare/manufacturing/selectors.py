@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.urls import reverse
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
@@ -377,3 +378,13 @@ def timeline(page: BatchPage) -> list[Milestone]:
         if kind not in done:
             items.append(Milestone(None, str(kind.label), "to come", "pending"))
     return items
+
+
+def deviation_qc_source(deviation: Any) -> tuple[str, str] | None:
+    """Manufacturing's answer to quality's ``DEVIATION_SOURCE``: the QC result out of
+    specification that opened the deviation, shown on its batch page."""
+    result = QcResult.objects.filter(deviation=deviation).order_by("entered_at").first()
+    if result is None or deviation.batch is None:
+        return None
+    url = reverse("manufacturing:batch", args=[deviation.batch.reference])
+    return f"QC result {result.attribute_id} of batch {deviation.batch.reference}", f"{url}#qc-{result.attribute_id}"

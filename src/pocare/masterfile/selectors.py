@@ -22,6 +22,7 @@ from pocare.ledger.signing import signatures_for
 from pocare.ledger.verify import signature_status
 from pocare.masterfile import schema
 from pocare.masterfile.models import ChangeRequest, ChangeStatus, MasterFileVersion, Product, VersionStatus
+from pocare.masterfile.questions import TRAINING_GAPS
 from pocare.network.models import Site, SiteKind
 
 RELEASED = (VersionStatus.APPROVED, VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED)
@@ -100,9 +101,9 @@ def required_training_steps(version: MasterFileVersion) -> list[str]:
 
 
 def _training_gaps(site: Site, version: MasterFileVersion, at: dt.datetime) -> list[tuple[Any, list[str]]]:
-    from pocare.training.selectors import version_training_gaps
-
-    return list(version_training_gaps(site=site, version=version, at=at))
+    """The people at ``site`` not yet trained on ``version``, as the apps above answer
+    ``masterfile.questions.TRAINING_GAPS``."""
+    return [gap for answer in TRAINING_GAPS.ask(site=site, version=version, at=at) for gap in answer]
 
 
 def _authorized(site: Site, version: MasterFileVersion, at: dt.datetime) -> tuple[bool, str]:
@@ -273,3 +274,15 @@ def waiting_for(version: MasterFileVersion) -> str:
     if version.status == VersionStatus.APPROVED:
         return "Approved; waiting for Control Site QA to make it effective."
     return ""
+
+
+def product_changes(
+    *, product: Product, start: dt.datetime, end: dt.datetime
+) -> tuple[list[ChangeRequest], list[ChangeRequest]]:
+    """The master file's answer to the network's ``PRODUCT_CHANGES``: change requests of ``product``
+    raised in ``[start, end)``, and those approved or implemented in it (the annual report, POC-1)."""
+    changes = ChangeRequest.objects.filter(product=product).select_related("raised_by").order_by("raised_at")
+    raised = list(changes.filter(raised_at__gte=start, raised_at__lt=end))
+    approved = list(changes.filter(decided_at__gte=start, decided_at__lt=end,
+                                   status__in=[ChangeStatus.APPROVED, ChangeStatus.IMPLEMENTED]))
+    return raised, approved

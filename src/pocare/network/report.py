@@ -28,6 +28,7 @@ from pocare.network.models import (
     SiteTransition,
     UnitStatus,
 )
+from pocare.network.questions import PRODUCT_CHANGES
 
 if TYPE_CHECKING:
     from pocare.masterfile.models import ChangeRequest, Product
@@ -212,8 +213,6 @@ def annual_report_build(*, year: int, product: Product | None) -> AnnualReport:
         ))
 
     if product is not None:
-        from pocare.masterfile.models import ChangeRequest, ChangeStatus
-
         grants = SiteAuthorization.objects.filter(product=product).select_related("site", "granted_by", "revoked_by")
         report.authorizations_granted = list(grants.filter(granted_at__gte=start, granted_at__lt=end)
                                              .order_by("granted_at"))
@@ -223,10 +222,5 @@ def annual_report_build(*, year: int, product: Product | None) -> AnnualReport:
             g for g in grants.order_by("site__code", "-valid_from")
             if g.valid_from < end and (g.revoked_at is None or g.revoked_at >= end)
         ]
-        changes = ChangeRequest.objects.filter(product=product).select_related("raised_by").order_by("raised_at")
-        report.changes_raised = list(changes.filter(raised_at__gte=start, raised_at__lt=end))
-        report.changes_approved = list(changes.filter(
-            decided_at__gte=start, decided_at__lt=end,
-            status__in=[ChangeStatus.APPROVED, ChangeStatus.IMPLEMENTED],
-        ))
+        report.changes_raised, report.changes_approved = PRODUCT_CHANGES.ask_one(product=product, start=start, end=end)
     return report

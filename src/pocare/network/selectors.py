@@ -269,10 +269,13 @@ def site_authorized_for(site: Site, version: MasterFileVersion, at: dt.datetime 
 
 
 def products() -> QuerySet[Any]:
-    """Products a site may be authorized for (the master file is network-wide, not site-scoped)."""
-    from pocare.masterfile.models import Product
+    """Products a site may be authorized for (the master file is network-wide, not site-scoped).
 
-    return Product.objects.order_by("code")
+    The product model is reached through ``SiteAuthorization.product``, the relation the network
+    declares to the master file above it (docs/architecture.md, "Relations that point up")."""
+    product_model = SiteAuthorization._meta.get_field("product").related_model
+    assert isinstance(product_model, type)
+    return product_model._default_manager.order_by("code")
 
 
 def control_site() -> Site | None:

@@ -335,12 +335,10 @@ def site_authorize(
 ) -> SiteAuthorization:
     """Authorize a site to manufacture a product under its master file from a version on, from a
     moment, under stated conditions (POC-1), signed by Control Site QA (meaning: approved)."""
-    from pocare.masterfile.models import MasterFileVersion
-
     require_perm(actor, Perm.SITES_GOVERN)
     if not isinstance(from_version, int) or isinstance(from_version, bool) or from_version < 1:
         raise ValidationError({"from_version": "Give a master-file version number (1 or more)."})
-    numbers = sorted(MasterFileVersion.objects.filter(product=product).values_list("number", flat=True))
+    numbers = sorted(product.versions.values_list("number", flat=True))  # the reverse of MasterFileVersion.product
     if from_version not in numbers:
         have = ", ".join(str(n) for n in numbers) or "none yet"
         raise ValidationError({"from_version": (

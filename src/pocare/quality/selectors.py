@@ -26,6 +26,7 @@ from pocare.quality.models import (
     Notification,
     QualitySignal,
 )
+from pocare.quality.questions import DEVIATION_SOURCE
 
 
 def deviations_visible(user: Any) -> QuerySet[Deviation]:
@@ -74,18 +75,15 @@ def signals_visible(user: Any) -> QuerySet[QualitySignal]:
 
 def source_link(deviation: Deviation) -> tuple[str, str] | None:
     """Where the record that revealed the deviation is shown: ``(label, url)``, or None."""
-    from pocare.manufacturing.models import QcResult
-
     try:
         if deviation.batch is not None:
             batch_url = reverse("manufacturing:batch", args=[deviation.batch.reference])
             if deviation.step_id:
                 return f"Step {deviation.step_id} of batch {deviation.batch.reference}", \
                     f"{batch_url}#step-{deviation.step_id}"
-            result = QcResult.objects.filter(deviation=deviation).order_by("entered_at").first()
-            if result is not None:
-                return f"QC result {result.attribute_id} of batch {deviation.batch.reference}", \
-                    f"{batch_url}#qc-{result.attribute_id}"
+            for answer in DEVIATION_SOURCE.ask(deviation):
+                if answer is not None:
+                    return answer
             if deviation.source_type == "manufacturing.Alarm":
                 return f"Device alarm on batch {deviation.batch.reference}", \
                     reverse("manufacturing:batch_device", args=[deviation.batch.reference])

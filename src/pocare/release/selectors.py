@@ -13,7 +13,7 @@ from pocare.accounts.roles import Perm
 from pocare.ledger.models import Signature
 from pocare.manufacturing.models import Batch, BatchOrigin, BatchStatus
 from pocare.release.checklist import Checklist, ChecklistLine, release_checklist
-from pocare.release.models import Certification, ExceptionReview, OosRelease, QcReview
+from pocare.release.models import Certification, Decision, ExceptionReview, OosRelease, QcReview
 
 
 def release_batches_visible(user: Any, perm: Perm = Perm.RELEASE_VIEW) -> QuerySet[Batch]:
@@ -147,3 +147,12 @@ def release_page(batch: Batch) -> ReleasePage:
         oos=[oos_view(o) for o in OosRelease.objects.filter(batch=batch).select_related(
             "requested_by", "evaluated_by", "accepted_by")],
     )
+
+
+def dispatch_hold(order: Any) -> str | None:
+    """Release's answer to custody's ``DISPATCH_HOLDS``: the product leaves for the hospital only
+    once its batch is completed and certified for release by the QP (ATMP-REL, POC-7)."""
+    certified = Batch.objects.filter(order=order, status=BatchStatus.COMPLETED,
+                                     certification__decision=Decision.RELEASED).exists()
+    return None if certified else ("The product is dispatched only once its batch is completed and certified "
+                                   "for release by the QP.")

@@ -7,4 +7,9 @@ class TrainingConfig(AppConfig):
     verbose_name = "Training, qualifications and the step gate"
 
     def ready(self) -> None:
+        # Imports inside ready(): the app registry must be complete before models are imported.
+        from pocare.masterfile.questions import TRAINING_GAPS
         from pocare.training import events  # noqa: F401  (registers the app's ledger event types)
+        from pocare.training.selectors import version_training_gaps
+
+        TRAINING_GAPS.register(version_training_gaps)
