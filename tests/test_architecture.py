@@ -16,6 +16,9 @@ ANSWERERS = {
     "masterfile.training_gaps": ["pocare.training.selectors.version_training_gaps"],
     "quality.deviation_source": ["pocare.manufacturing.selectors.deviation_qc_source"],
     "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold"],
+    # Asked today, answered by the coming apps: supply (a recalled lot), patients (a withdrawn consent).
+    "manufacturing.lot_holds": [],
+    "release.certification_holds": [],
 }
 
 

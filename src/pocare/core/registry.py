@@ -57,6 +57,11 @@ class Question(Generic[A]):
         self._answerers.append(answerer)
         return answerer
 
+    def unregister(self, answerer: Callable[..., A]) -> None:
+        """Take ``answerer`` back (for tests that answer a question for a while)."""
+        if answerer in self._answerers:
+            self._answerers.remove(answerer)
+
     @property
     def answerers(self) -> list[str]:
         """The registered answerers as ``module.function``, in the order they are asked."""

@@ -42,6 +42,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
+from pocare.manufacturing.questions import LOT_HOLDS
 from pocare.masterfile import plausibility, schema
 from pocare.network.models import DeviceType, ManufacturingUnit, Site
 from pocare.quality.models import Deviation, DeviationKind
@@ -170,6 +171,7 @@ def lot_problems(lot: MaterialLot, *, material_code: str, site: Site, at: dt.dat
         problems.append(f"{lot} is {lot.get_status_display().lower()}, not released.")
     if lot.expiry_date < site_today(site, at):
         problems.append(f"{lot} expired on {lot.expiry_date.isoformat()}.")
+    problems += [reason for reason in LOT_HOLDS.ask(lot=lot, at=at) if reason]
     return problems
 
 

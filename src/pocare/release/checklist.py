@@ -26,6 +26,7 @@ from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import AuditReview, Event, Meaning, Signature, chains_with_lanes
 from pocare.manufacturing.models import Batch, BatchStatus, StepStatus
 from pocare.manufacturing.selectors import BatchPage, ReviewItem, batch_page, review_items
+from pocare.release.questions import CERTIFICATION_HOLDS
 
 PASS, FAIL, PENDING, NOT_APPLICABLE = "pass", "fail", "pending", "not_applicable"
 
@@ -146,7 +147,16 @@ def release_checklist(batch: Batch, *, page: BatchPage | None = None) -> Checkli
     ev = _Evidence(batch, page, batch_url)
     lines = [ev.masterfile(), ev.steps(), ev.people(), ev.units(), ev.materials(), ev.results_line(),
              ev.deviations(), ev.custody(), ev.alarms(), ev.audit_trail(), ev.exceptions_review()]
+    if CERTIFICATION_HOLDS.answerers:
+        lines.append(holds_line(batch))
     return Checklist(batch, lines, ev.changed(), ev.results, page.review, page)
+
+
+def holds_line(batch: Batch) -> ChecklistLine:
+    """What the apps above release hold the batch for (``release.questions.CERTIFICATION_HOLDS``)."""
+    reasons = [reason for answer in CERTIFICATION_HOLDS.ask(batch) for reason in answer]
+    return _line("holds", "Holds from other apps", reasons, "Nothing holds the batch.",
+                 reverse("manufacturing:batch", args=[batch.reference]))
 
 
 def _line(line_id: str, label: str, problems: list[str], ok: str, evidence: str, *,
