@@ -41,6 +41,7 @@ test: $(STAMP) system-libs lint typecheck traceability unit-sqlite unit-postgres
 lint: $(STAMP)
 	$(BIN)/ruff check
 	$(BIN)/python tools/lint_domain.py
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
