@@ -184,12 +184,7 @@ def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
         data = form.cleaned_data
         kind = data["kind"]
         collection = order.collections.filter(pk=data["collection"]).first() if data["collection"] else None
-        if kind in services.AT_MANUFACTURING_SITE:
-            site = order.site
-        elif kind in (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE) and collection is not None:
-            site = collection.collection_site
-        else:
-            site = order.treating_site
+        site = services.handoff_site(order=order, kind=kind, collection=collection)
         try:
             handoff = services.handoff_record(
                 actor=_actor(request), order=order, kind=kind, presented_identifier=data["presented_identifier"],
