@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from pocare.custody import isbt, services
 from pocare.custody.events import CustodyEvent
@@ -109,8 +110,6 @@ def test_collection_gets_a_din_from_the_collection_sites_facility(people):
 def test_collection_times_are_checked(people):
     """ATMP-SM: the end of collection follows its start and is not in the future."""
     o = accepted()
-    from django.utils import timezone
-
     now = timezone.now()
     for start, end in ((now - dt.timedelta(hours=1), now - dt.timedelta(hours=2)),
                        (now, now + dt.timedelta(hours=2))):
@@ -267,6 +266,26 @@ def test_the_blocked_attempt_is_committed_although_an_error_is_reported():
     assert not connection.in_atomic_block
     assert Handoff.objects.filter(pk=exc.value.handoff.pk, outcome=HandoffOutcome.BLOCKED).exists()
     assert Deviation.objects.filter(reference=exc.value.deviation.reference).exists()
+
+
+def test_each_handoff_is_recorded_where_it_happens(people):
+    """ATMP-TRACE: one rule, used by the scan page, the API and the service, says where a hand-off
+    happens: the collection and its dispatch at the collection's site (the order's only collection
+    when none is named), receipt to dispatch to the hospital at the manufacturing site, the rest at
+    the treating site; a scan recorded elsewhere is refused."""
+    o = accepted("MAD", "LIS")
+    ended = timezone.now() - dt.timedelta(hours=1)
+    c = services.collection_record(
+        actor=user("physician.muc"), order=o, collection_site=site("MUC"), collection_started_at=ended
+        - dt.timedelta(hours=4), collection_ended_at=ended, volume_ml=Decimal("250"),
+        donor_tests={"HIV": "negative"}, reason="Apheresis at the regional centre")
+    where = {str(k): services.handoff_site(order=o, kind=k, collection=c).code for k in K}
+    assert where == {"collection": "MUC", "dispatch_to_site": "MUC", "receipt_at_site": "MAD",
+                     "manufacture_start": "MAD", "cryopreservation": "MAD", "fresh_hold": "MAD",
+                     "dispatch_to_hospital": "MAD", "receipt_at_hospital": "LIS", "thaw": "LIS", "infusion": "LIS"}
+    assert services.handoff_site(order=o, kind=K.DISPATCH_TO_SITE).code == "MUC"
+    with pytest.raises(ValidationError, match="happens at"):
+        scan(o, K.COLLECTION, c.din, c, site=site("LIS"), who="physician.lis")
 
 
 def test_status_change_events_and_user_names(people):

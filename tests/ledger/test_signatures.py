@@ -10,7 +10,12 @@ from django.core.exceptions import PermissionDenied
 from pocare.accounts.models import User
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.models import AuditReview, Event, Meaning, Signature
-from pocare.ledger.signing import CONTINUOUS_SESSION_KEY, SigningCredentials, SigningRefused
+from pocare.ledger.signing import (
+    CONTINUOUS_SESSION_KEY,
+    SigningCredentials,
+    SigningRefused,
+    signing_needs_user_id,
+)
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.trail.services import trail_review_sign
 from tests.conftest import PASSWORD
@@ -54,6 +59,23 @@ def test_first_signing_in_a_session_needs_both_components_later_only_the_passwor
     assert session[CONTINUOUS_SESSION_KEY] == manager.pk
     second = _review(manager, "MAD", SigningCredentials(password=PASSWORD, session=session))
     assert Signature.objects.filter(record_id=str(second.pk)).get().event.new["both_components"] is False
+
+
+def test_a_signing_form_asks_for_the_user_id_exactly_when_signing_needs_it(people, rf):
+    """P11-200: the page's form shows the user id field outside a continuous session and at its first
+    signing, for nobody signed in, and not once the person has signed with both components in it."""
+    from django.contrib.auth.models import AnonymousUser
+
+    manager = people["manager.mad"]
+    request = rf.get("/")
+    request.user, request.session = AnonymousUser(), SessionStore()
+    assert signing_needs_user_id(request)
+    request.user = manager
+    assert signing_needs_user_id(request)
+    _review(manager, "MAD", SigningCredentials(username="manager.mad", password=PASSWORD, session=request.session))
+    assert not signing_needs_user_id(request)
+    request.user = people["qa"]
+    assert signing_needs_user_id(request)
 
 
 def test_outside_a_continuous_session_both_components_are_needed_every_time(people):

@@ -11,7 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from pocare.custody.models import Handoff, HandoffKind, HandoffOutcome
+from pocare.custody.events import CustodyEvent
+from pocare.custody.models import Handoff, HandoffKind, HandoffOutcome, OrderStatus
 from pocare.ledger.models import Event, Signature
 from pocare.manufacturing import selectors, services
 from pocare.manufacturing.models import Batch, BatchStatus, MaterialLot, StepStatus, StepValue
@@ -58,6 +59,37 @@ def test_batch_keeps_the_version_effective_at_its_site_and_records_the_start_han
     assert Signature.objects.filter(record_type="manufacturing.Batch", record_id=str(batch.pk),
                                     meaning="performed").exists()
     assert Event.objects.filter(event_type="manufacturing.batch_started", object_id=str(batch.pk)).exists()
+
+
+def test_starting_a_batch_moves_the_order_into_manufacture_with_its_event(batch):
+    """P11-10e DI-ALCOA ATMP-TRACE: the batch start moves the therapy order into manufacture through
+    custody's service: one ledger event, by the operator who started it, with the old and new status."""
+    order = batch.order
+    order.refresh_from_db()
+    assert order.status == OrderStatus.IN_MANUFACTURE
+    move = Event.objects.get(event_type=CustodyEvent.ORDER_STATUS_CHANGED, object_id=str(order.pk))
+    assert '"accepted"' in move.old_values and '"in_manufacture"' in move.new_values
+    assert move.actor == batch.started_by and move.chain.split("/")[0] == batch.site.code
+
+
+def test_a_batch_start_that_fails_leaves_the_order_accepted_and_its_trail_without_a_move(monkeypatch):
+    """P11-10e: the order's move and the batch start are one transaction: when the start fails after
+    the hand-off (here the signature), neither the batch, the hand-off nor the order's move remain."""
+    h.world()
+    order = h.received_order("MAD")
+    operator = h.user("operator.mad")
+
+    def refuse(**_: object) -> None:
+        raise ValidationError({"signature": "refused for the test"})
+
+    monkeypatch.setattr(services, "signature_apply", refuse)
+    with pytest.raises(ValidationError, match="refused for the test"):
+        services.batch_start(actor=operator, order=order, unit=h.unit_at("MAD"),
+                             presented_identifier=order.collections.get().din, credentials=h.creds(operator))
+    order.refresh_from_db()
+    assert order.status == OrderStatus.ACCEPTED and not Batch.objects.filter(order=order).exists()
+    assert not Handoff.objects.filter(order=order, kind=HandoffKind.MANUFACTURE_START).exists()
+    assert not Event.objects.filter(event_type=CustodyEvent.ORDER_STATUS_CHANGED, object_id=str(order.pk)).exists()
 
 
 def test_a_wrong_din_blocks_the_start_keeps_the_attempt_and_opens_a_deviation():

@@ -5,7 +5,7 @@ only the planner or Control Site QA start runs."""
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from pocare.ledger.models import NETWORK_CHAIN, Event
 from pocare.planning import services
@@ -40,6 +40,7 @@ def test_planner_starts_a_plan_run_and_sees_the_result(login, people, monkeypatc
     assert run.status == RunStatus.DONE and run.progress == 100 and run.finished_at
     finished = Event.objects.get(event_type=PlanningEvent.RUN_FINISHED)
     assert finished.chain == NETWORK_CHAIN
+    assert Event.objects.get(event_type=PlanningEvent.RUN_RUNNING).id < finished.id
     page = client.get(f"/planning/runs/{run.pk}/").content.decode()
     assert "<svg" in page and "Access before" in page and "HiGHS" in page and "every 1s" not in page
     report = client.get(f"/planning/runs/{run.pk}/report/")
@@ -84,6 +85,23 @@ def test_bad_input_is_a_400_naming_the_field(login, field, value, url, data):
     html = response.content.decode()
     assert f'id="id_{field}_error"' in html
     assert not PlanningRun.objects.exists()
+
+
+def test_a_run_begins_its_work_once_with_its_event(people, django_capture_on_commit_callbacks):
+    """P11-10e DI-ALCOA: the move of a queued run to running is a service with its ledger event (the
+    planning system, network chain, old and new status); a run that is not queued is refused and
+    nothing more is recorded."""
+    with django_capture_on_commit_callbacks(execute=False):  # no background thread
+        run = services.planning_run_start(actor=people["planner"], kind="plan", parameters={"region": "PT"})
+    services.planning_run_begin(run=run)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    running = Event.objects.get(event_type=PlanningEvent.RUN_RUNNING, object_id=str(run.pk))
+    assert running.chain == NETWORK_CHAIN and running.actor is None and running.actor_username
+    assert '"queued"' in running.old_values and '"running"' in running.new_values
+    with pytest.raises(ValidationError, match="only a queued run"):
+        services.planning_run_begin(run=run)
+    assert Event.objects.filter(event_type=PlanningEvent.RUN_RUNNING).count() == 1
 
 
 @pytest.mark.parametrize("username", ["qp", "inspector"])

@@ -1,20 +1,37 @@
 """Access checks for web views. Each view names its permission, which the generated
-permission test (tests/test_permissions_matrix.py) reads to know what to expect."""
+permission test (tests/test_permissions_matrix.py) reads to know what to expect; and the person
+behind a request that passed them (:func:`request_actor`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from pocare.accounts import selectors
+from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 
 View = Callable[..., HttpResponse]
+
+
+class _Request(Protocol):
+    """A Django request or a REST framework one: both carry the person as ``user``."""
+
+    @property
+    def user(self) -> Any: ...
+
+
+def request_actor(request: _Request) -> User:
+    """The person signed in on a request that :func:`requires` (or the API's permission class) let
+    through, as the ``actor`` of a service."""
+    user = request.user
+    assert isinstance(user, User)
+    return user
 
 
 def requires(perm: Perm, *, write: Perm | None = None, recorded_read: bool = False) -> Callable[[View], View]:

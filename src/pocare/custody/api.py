@@ -150,12 +150,7 @@ class OrderHandoffs(APIView):
             if collection is None:
                 raise serializers.ValidationError({"collection": ["This order has no such collection."]})
         kind = values["kind"]
-        if kind in services.AT_MANUFACTURING_SITE:
-            site = order.site
-        elif kind in (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE) and collection is not None:
-            site = collection.collection_site
-        else:
-            site = order.treating_site
+        site = services.handoff_site(order=order, kind=kind, collection=collection)
         assert isinstance(request.user, User)
         try:
             handoff = services.handoff_record(

@@ -12,14 +12,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.custody import selectors, services
 from pocare.custody.models import TemperatureReading
 from pocare.ledger.forms import ReadingCorrectionForm
-from pocare.ledger.signing import SigningRefused, needs_user_id
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 
 READINGS_PER_PAGE = 200
 
@@ -45,13 +44,12 @@ def temperature_correct(request: HttpRequest, pk: int) -> HttpResponse:
         # A correction is looked up among the shipments the person may record at (404 elsewhere).
         shipment__in=selectors.shipments_visible(
             request.user, Perm.CUSTODY_RECORD if request.method == "POST" else Perm.CUSTODY_VIEW))
-    assert isinstance(request.user, User)
     form = ReadingCorrectionForm(request.POST or None,
-                                 ask_user_id=needs_user_id(user=request.user, session=request.session))
+                                 ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
         try:
             services.temperature_correct(
-                actor=request.user, reading=reading,
+                actor=request_actor(request), reading=reading,
                 celsius=None if form.cleaned_data["invalid"] else form.cleaned_data["value"],
                 reason=form.cleaned_data["reason"], credentials=form.credentials(request.session))
         except SigningRefused as exc:

@@ -350,6 +350,19 @@ def _only_collection(order: TherapyOrder) -> Collection | None:
     return collections[0] if len(collections) == 1 else None
 
 
+def handoff_site(*, order: TherapyOrder, kind: str, collection: Collection | None = None) -> Site:
+    """Where a hand-off of ``kind`` happens, and so the site it is recorded at: the manufacturing site
+    from receipt to dispatch to the hospital; the collection's site for the collection and its dispatch
+    (the order's only collection when none is named); the treating site for the rest."""
+    if kind in AT_MANUFACTURING_SITE:
+        return order.site
+    if kind in (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE):
+        collection = collection or _only_collection(order)
+        if collection is not None:
+            return collection.collection_site
+    return order.treating_site
+
+
 def handoffs_next(order: TherapyOrder, collection: Collection | None = None) -> list[str]:
     """The hand-off kinds that may be recorded next (for ``collection`` when given, before
     manufacture), in chain order."""
@@ -441,9 +454,7 @@ def handoff_record(
         collection = _only_collection(order)
     if batch is not None and batch.order_id != order.pk:
         raise ValidationError({"batch": f"{batch} belongs to another order."})
-    place = order.site if kind in AT_MANUFACTURING_SITE else (
-        collection.collection_site if kind in (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE)
-        and collection is not None else order.treating_site)
+    place = handoff_site(order=order, kind=kind, collection=collection)
     if site.pk != place.pk:
         raise ValidationError({"site": f"{HandoffKind(kind).label} happens at {place.name} ({place.code}), "
                                        f"not at {site.name}."})

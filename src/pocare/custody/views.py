@@ -17,8 +17,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.custody import labels, selectors, services
@@ -27,11 +26,6 @@ from pocare.custody.isbt import coi_printed
 from pocare.custody.models import Collection, HandoffKind, OrderStatus, TherapyOrder
 from pocare.network.models import Site
 from pocare.trail.selectors import events_visible
-
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _order(request: HttpRequest, pk: int, perm: Perm = Perm.CUSTODY_VIEW) -> TherapyOrder:
@@ -73,7 +67,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             order = services.therapy_order_create(
-                actor=_actor(request), site=Site.objects.get(code=data["site"]),
+                actor=request_actor(request), site=Site.objects.get(code=data["site"]),
                 treating_site=Site.objects.get(code=data["treating_site"]),
                 product=products().get(code=data["product"]), recipient_id=data["recipient_id"],
                 recipient_weight_kg=data["recipient_weight_kg"], indication=data["indication"],
@@ -137,7 +131,7 @@ def order_accept(request: HttpRequest, pk: int) -> HttpResponse:
     form = AcceptForm(request.POST)
     if form.is_valid():
         try:
-            services.therapy_order_accept(actor=_actor(request), order=order, reason=form.cleaned_data["reason"])
+            services.therapy_order_accept(actor=request_actor(request), order=order, reason=form.cleaned_data["reason"])
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -162,7 +156,8 @@ def collection_new(request: HttpRequest, pk: int) -> HttpResponse:
         site = order.treating_site
         try:
             collection = services.collection_record(
-                actor=_actor(request), order=order, collection_started_at=_local(data["collection_started_at"], site),
+                actor=request_actor(request), order=order,
+                collection_started_at=_local(data["collection_started_at"], site),
                 collection_ended_at=_local(data["collection_ended_at"], site), volume_ml=data["volume_ml"],
                 donor_tests=data["donor_tests"], autologous=data["autologous"], reason=data["reason"])
         except ValidationError as exc:
@@ -184,15 +179,10 @@ def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
         data = form.cleaned_data
         kind = data["kind"]
         collection = order.collections.filter(pk=data["collection"]).first() if data["collection"] else None
-        if kind in services.AT_MANUFACTURING_SITE:
-            site = order.site
-        elif kind in (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE) and collection is not None:
-            site = collection.collection_site
-        else:
-            site = order.treating_site
+        site = services.handoff_site(order=order, kind=kind, collection=collection)
         try:
             handoff = services.handoff_record(
-                actor=_actor(request), order=order, kind=kind, presented_identifier=data["presented_identifier"],
+                actor=request_actor(request), order=order, kind=kind, presented_identifier=data["presented_identifier"],
                 site=site, location=data["location"], notes=data["notes"], collection=collection)
         except services.HandoffBlocked as exc:
             apply_validation_error(form, exc)
@@ -215,7 +205,7 @@ def shipment_new(request: HttpRequest, pk: int) -> HttpResponse:
     form = ShipmentForm(request.POST)
     if form.is_valid():
         try:
-            services.shipment_dispatch(actor=_actor(request), order=order, **form.cleaned_data)
+            services.shipment_dispatch(actor=request_actor(request), order=order, **form.cleaned_data)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -232,7 +222,7 @@ def upload_new(request: HttpRequest, pk: int) -> HttpResponse:
     form: Form = UploadForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            upload = services.temperatures_upload(actor=_actor(request), shipment=shipment, source="csv",
+            upload = services.temperatures_upload(actor=request_actor(request), shipment=shipment, source="csv",
                                                   csv_text=form.cleaned_data["csv_file"])
         except ValidationError as exc:
             for message in exc.message_dict.get("csv_text", exc.messages):
@@ -263,7 +253,7 @@ def label_svg(request: HttpRequest, pk: int, container: str) -> HttpResponse:
     """One container's label as SVG; printing is recorded in the audit trail, so it is a POST."""
     order = _order(request, pk, Perm.CUSTODY_RECORD)
     content = _contents(order, [container])[0]
-    services.labels_print(actor=_actor(request), order=order, containers=[container], fmt="svg")
+    services.labels_print(actor=request_actor(request), order=order, containers=[container], fmt="svg")
     response = HttpResponse(labels.label_svg(content), content_type="image/svg+xml")
     response["Content-Disposition"] = f'inline; filename="label-{order.pk}-{container}.svg"'
     return response
@@ -284,7 +274,7 @@ def labels_pdf(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse(f"PDF output is unavailable on this server ({exc}). Download each label as SVG "
                             "from the order page instead.", status=503, content_type="text/plain")
     contents = _contents(order, containers)
-    services.labels_print(actor=_actor(request), order=order, containers=containers, fmt="pdf")
+    services.labels_print(actor=request_actor(request), order=order, containers=containers, fmt="pdf")
     html = render_to_string("custody/labels_pdf.html", {
         "order": order, "labels": [mark_safe(labels.label_svg(c)) for c in contents],  # noqa: S308 (escaped)
     })

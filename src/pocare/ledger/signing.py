@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import models
+from django.http import HttpRequest
 from django.utils import timezone
 
 from pocare.core.errors import FieldRefused
@@ -80,9 +81,21 @@ def credentials_from_api(request: Any, data: Mapping[str, Any]) -> SigningCreden
     return SigningCredentials(password=data["password"], username=data.get("username", ""), session=session)
 
 
+def _both_components(user_pk: Any, session: SessionBase | None) -> bool:
+    return session is None or session.get(CONTINUOUS_SESSION_KEY) != user_pk
+
+
 def needs_user_id(*, user: User, session: SessionBase | None) -> bool:
     """Outside a continuous session, or at its first signing, both components are required."""
-    return session is None or session.get(CONTINUOUS_SESSION_KEY) != user.pk
+    return _both_components(user.pk, session)
+
+
+def signing_needs_user_id(request: HttpRequest) -> bool:
+    """Whether a signing form on this page asks for the user id as well as the password: always for
+    someone not signed in, else as :func:`needs_user_id` for the person and the request's session."""
+    if not request.user.is_authenticated:
+        return True
+    return _both_components(request.user.pk, request.session)
 
 
 def signing_authenticate(*, actor: User, credentials: SigningCredentials) -> SigningProof:

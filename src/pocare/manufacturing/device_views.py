@@ -19,12 +19,11 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pocare.accounts import selectors as access
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.ledger.forms import ReadingCorrectionForm
-from pocare.ledger.signing import SigningRefused, needs_user_id
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing import devices
 from pocare.manufacturing.charts import parameter_chart_svg
 from pocare.manufacturing.models import Batch, DeviceReading
@@ -103,9 +102,8 @@ def alarm_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _visible_batch(request, alarm.batch.reference)
     form = _ack_form(alarm.pk, request.POST)
     if form.is_valid():
-        assert isinstance(request.user, User)
         try:
-            alarm = devices.alarm_acknowledge(actor=request.user, alarm=alarm, **form.cleaned_data)
+            alarm = devices.alarm_acknowledge(actor=request_actor(request), alarm=alarm, **form.cleaned_data)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -145,12 +143,11 @@ def reading_correct(request: HttpRequest, pk: int) -> HttpResponse:
     reading: DeviceReading = get_object_or_404(
         DeviceReading.objects.select_related("batch__site", "push"), pk=pk,
         batch__in=batches_visible(request.user))
-    assert isinstance(request.user, User)
     form = ReadingCorrectionForm(request.POST or None,
-                                 ask_user_id=needs_user_id(user=request.user, session=request.session))
+                                 ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
         try:
-            devices.reading_correct(actor=request.user, reading=reading,
+            devices.reading_correct(actor=request_actor(request), reading=reading,
                                     value=None if form.cleaned_data["invalid"] else form.cleaned_data["value"],
                                     reason=form.cleaned_data["reason"], credentials=form.credentials(request.session))
         except SigningRefused as exc:

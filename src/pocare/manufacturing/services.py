@@ -230,10 +230,12 @@ def batch_start(*, actor: User, order: Any, unit: ManufacturingUnit, presented_i
     version effective there now, which the batch keeps for ever (POC-1, DESIGN rule 5).
 
     The operator scans the starting material: the scan is the *start of manufacture* hand-off of the
-    chain of custody, and a mismatch blocks the start and opens a deviation. Signed (performed).
+    chain of custody, and a mismatch blocks the start and opens a deviation. The hand-off, a custody
+    service, also moves the therapy order into manufacture with its ledger event, in this transaction:
+    the order's status is custody's to change. Signed (performed).
     """
     from pocare.custody import services as custody
-    from pocare.custody.models import HandoffKind, OrderStatus
+    from pocare.custody.models import HandoffKind
     from pocare.masterfile.selectors import effective_version
 
     site = order.site
@@ -272,9 +274,6 @@ def batch_start(*, actor: User, order: Any, unit: ManufacturingUnit, presented_i
                           "unit": unit.serial, "version": str(version), "version_hash": version.content_hash})
         signature_apply(proof=proof, record=batch, meaning=Meaning.PERFORMED, site=site,
                         reason=reason or "Batch started")
-        if order.status == OrderStatus.ACCEPTED:  # the hand-off may already have moved it
-            order.status = OrderStatus.IN_MANUFACTURE
-            order.save(update_fields=["status"])
     return batch
 
 

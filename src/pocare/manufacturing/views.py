@@ -16,22 +16,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pocare.accounts import selectors as access
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
-from pocare.ledger.signing import SigningRefused, needs_user_id
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing import forms, selectors, services
 from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, QcResult, StepValue
-
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
-def _ask(request: HttpRequest) -> bool:
-    return needs_user_id(user=_actor(request), session=request.session)
 
 
 def _batch(request: HttpRequest, reference: str) -> Batch:
@@ -100,14 +90,14 @@ def batch_start(request: HttpRequest, order: int) -> HttpResponse:
     """Start the batch of an accepted therapy order: choose the unit, scan the starting material, sign."""
     therapy_order = get_object_or_404(selectors.orders_ready_to_start(request.user, include_started=True), pk=order)
     units = [(str(u.pk), f"{u} — {'usable' if ok else why}") for u, ok, why in selectors.units_for(therapy_order)]
-    form = forms.BatchStartForm(request.POST or None, units=units, ask_user_id=_ask(request))
+    form = forms.BatchStartForm(request.POST or None, units=units, ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
         unit = next((u for u, _, _ in selectors.units_for(therapy_order) if str(u.pk) == form.cleaned_data["unit"]),
                     None)
         try:
             if unit is None:
                 raise ValidationError({"unit": "Choose a unit of this site."})
-            batch = services.batch_start(actor=_actor(request), order=therapy_order, unit=unit,
+            batch = services.batch_start(actor=request_actor(request), order=therapy_order, unit=unit,
                                          presented_identifier=form.cleaned_data["presented_identifier"],
                                          credentials=form.credentials(request.session),
                                          reason=form.cleaned_data["reason"])
@@ -129,10 +119,10 @@ def _step_context(request: HttpRequest, batch: Batch, step_id: str, **forms_: An
     view = next((s for s in page.steps if s.spec["id"] == step_id), None)
     if view is None:
         raise Http404("No such step in this batch's master file.")
-    gate = services.step_problems(person=_actor(request), batch=batch, step=view.spec, at=timezone.now(),
+    gate = services.step_problems(person=request_actor(request), batch=batch, step=view.spec, at=timezone.now(),
                                   verifying=view.status == "awaiting_verification") \
         if access.has_perm(request.user, Perm.BATCH_EXECUTE, site_id=batch.site_id) else []
-    ask = _ask(request)
+    ask = signing_needs_user_id(request)
     lots = selectors.lot_choices(batch, view.spec)
     return {
         "batch": batch, "page": page, "step": view, "site": batch.site, "gate_problems": gate,
@@ -152,7 +142,7 @@ def step(request: HttpRequest, reference: str, step_id: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "manufacturing/step.html", _step_context(request, batch, step_id))
     action = request.POST.get("action", "")
-    actor = _actor(request)
+    actor = request_actor(request)
     anchor = reverse("manufacturing:batch", args=[batch.reference]) + f"#step-{step_id}"
     bound: dict[str, Any] = {}
     form: Any = None
@@ -164,7 +154,7 @@ def step(request: HttpRequest, reference: str, step_id: str) -> HttpResponse:
         if action == "record":
             spec = services.step_definition(batch, step_id)
             form = forms.StepRecordForm(request.POST, step=spec, lots=selectors.lot_choices(batch, spec),
-                                        ask_user_id=_ask(request))
+                                        ask_user_id=signing_needs_user_id(request))
             bound["record_form"] = form
             if form.is_valid():
                 outcome = services.step_record(actor=actor, batch=batch, step_id=step_id, values=form.values(),
@@ -178,7 +168,7 @@ def step(request: HttpRequest, reference: str, step_id: str) -> HttpResponse:
                                              if outcome.step.status == "awaiting_verification" else "."))
                 return redirect(anchor)
         elif action == "verify":
-            form = forms.StepVerifyForm(request.POST, ask_user_id=_ask(request))
+            form = forms.StepVerifyForm(request.POST, ask_user_id=signing_needs_user_id(request))
             bound["verify_form"] = form
             if form.is_valid():
                 services.step_verify(actor=actor, batch=batch, step_id=step_id, comment=form.cleaned_data["comment"],
@@ -186,7 +176,7 @@ def step(request: HttpRequest, reference: str, step_id: str) -> HttpResponse:
                 messages.success(request, f"Step {step_id} verified and signed.")
                 return redirect(anchor)
         elif action == "skip":
-            form = forms.StepSkipForm(request.POST, ask_user_id=_ask(request))
+            form = forms.StepSkipForm(request.POST, ask_user_id=signing_needs_user_id(request))
             bound["skip_form"] = form
             if form.is_valid():
                 services.step_skip(actor=actor, batch=batch, step_id=step_id, reason=form.cleaned_data["reason"],
@@ -215,10 +205,10 @@ def value_correct(request: HttpRequest, pk: int) -> HttpResponse:
     value = get_object_or_404(StepValue.objects.select_related("step__batch"), pk=pk,
                               step__batch__in=selectors.batches_visible(request.user))
     batch = value.step.batch
-    form = forms.CorrectionForm(request.POST or None, ask_user_id=_ask(request))
+    form = forms.CorrectionForm(request.POST or None, ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
         try:
-            services.value_correct(actor=_actor(request), value=value, new_value=form.cleaned_data["new_value"],
+            services.value_correct(actor=request_actor(request), value=value, new_value=form.cleaned_data["new_value"],
                                    reason=form.cleaned_data["reason"], credentials=form.credentials(request.session))
         except SigningRefused as exc:
             form.show_refusal(exc)
@@ -241,16 +231,16 @@ def qc_result(request: HttpRequest, reference: str, attribute_id: str) -> HttpRe
         raise Http404("No such attribute in this batch's specification.")
     current = QcResult.objects.filter(batch=batch, attribute_id=attribute_id, correction__isnull=True) \
         .order_by("-entered_at").first()
-    form = forms.QcResultForm(request.POST or None, ask_user_id=_ask(request))
+    form = forms.QcResultForm(request.POST or None, ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
         try:
             if current is None:
-                services.qc_result_record(actor=_actor(request), batch=batch, attribute_id=attribute_id,
+                services.qc_result_record(actor=request_actor(request), batch=batch, attribute_id=attribute_id,
                                           value=form.cleaned_data["value"], tested_at=form.cleaned_data["tested_at"],
                                           credentials=form.credentials(request.session))
             else:
-                services.qc_result_correct(actor=_actor(request), result=current, value=form.cleaned_data["value"],
-                                           reason=form.cleaned_data["reason"],
+                services.qc_result_correct(actor=request_actor(request), result=current,
+                                           value=form.cleaned_data["value"], reason=form.cleaned_data["reason"],
                                            credentials=form.credentials(request.session))
         except SigningRefused as exc:
             form.show_refusal(exc)
@@ -268,13 +258,13 @@ def qc_result(request: HttpRequest, reference: str, attribute_id: str) -> HttpRe
 @require_http_methods(["GET", "POST"])
 def lots(request: HttpRequest) -> HttpResponse:
     """Material lots at the person's sites: receive a lot (quarantine), release or reject it (signed)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     visible = selectors.lots_visible(request.user).order_by("material_code", "expiry_date")
     sites = [m.site for m in access.active_memberships(actor) if access.has_perm(actor, Perm.MATERIALS_MANAGE,
                                                                                  site_id=m.site_id)]
     receive = forms.LotReceiveForm(request.POST if request.POST.get("action") == "receive" else None)
     decide = forms.LotDecideForm(request.POST if request.POST.get("action") == "decide" else None,
-                                 ask_user_id=_ask(request))
+                                 ask_user_id=signing_needs_user_id(request))
     status = 200
     if request.method == "POST":
         status = 400

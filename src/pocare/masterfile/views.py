@@ -14,11 +14,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pocare.accounts import selectors as access
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
-from pocare.ledger.signing import SigningRefused, needs_user_id
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.masterfile import selectors, services
 from pocare.masterfile.diff import diff_content
 from pocare.masterfile.dossier import DossierUnavailable, dossier_version
@@ -43,11 +42,6 @@ SUCCESS = {
     "approve": "{v} approved. Control Site QA can now make it effective.",
     "effective": "{v} is effective. Each site changes over once its operators are trained on what changed.",
 }
-
-
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 
@@ -79,7 +73,7 @@ def masterfile_list(request: HttpRequest) -> HttpResponse:
 def _detail(request: HttpRequest, version: MasterFileVersion, *, posted: dict[str, SignActionForm] | None = None,
             status: int = 200) -> HttpResponse:
     user = request.user
-    ask = needs_user_id(user=user, session=request.session)  # type: ignore[arg-type]
+    ask = signing_needs_user_id(request)
     posted = posted or {}
     actions = [
         (action, posted.get(action.name) or SignActionForm(prefix=action.name, irreversible=action.irreversible,
@@ -127,11 +121,11 @@ def _act(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     version = get_object_or_404(selectors.versions_visible(request.user), pk=pk)
     action = selectors.ACTIONS[name]
     form = SignActionForm(request.POST, prefix=name, irreversible=action.irreversible,
-                          ask_user_id=needs_user_id(user=request.user, session=request.session))  # type: ignore[arg-type]
+                          ask_user_id=signing_needs_user_id(request))
     if form.is_valid():
         try:
-            done = SERVICES[name](actor=_user(request), version=version, credentials=form.credentials(request.session),
-                                  reason=form.cleaned_data["reason"])
+            done = SERVICES[name](actor=request_actor(request), version=version,
+                                  credentials=form.credentials(request.session), reason=form.cleaned_data["reason"])
         except SigningRefused as exc:
             form.show_refusal(exc)
         except ValidationError as exc:
@@ -236,7 +230,7 @@ def _change_page(request: HttpRequest, cr: ChangeRequest, *, reject_form: SignAc
     can_reject = _may_reject(user, cr)
     if can_reject and reject_form is None:
         reject_form = SignActionForm(prefix="reject", irreversible=True,
-                                     ask_user_id=needs_user_id(user=user, session=request.session))  # type: ignore[arg-type]
+                                     ask_user_id=signing_needs_user_id(request))
     return render(request, "masterfile/change.html", {
         "cr": cr,
         "version": version,
@@ -265,10 +259,10 @@ def change_reject(request: HttpRequest, pk: int) -> HttpResponse:
     _require_reviewer_or_qp(request.user)
     cr = get_object_or_404(selectors.change_requests_visible(request.user), pk=pk)
     form = SignActionForm(request.POST, prefix="reject", irreversible=True,
-                          ask_user_id=needs_user_id(user=request.user, session=request.session))  # type: ignore[arg-type]
+                          ask_user_id=signing_needs_user_id(request))
     if form.is_valid():
         try:
-            services.change_request_reject(actor=_user(request), change_request=cr,
+            services.change_request_reject(actor=request_actor(request), change_request=cr,
                                            credentials=form.credentials(request.session),
                                            reason=form.cleaned_data["reason"])
         except SigningRefused as exc:
@@ -301,7 +295,7 @@ def change_raise(request: HttpRequest) -> HttpResponse:
             chosen = next(p for p in products if p.code == data["product"])
             try:
                 cr = services.change_request_raise(
-                    actor=_user(request), product=chosen, title=data["title"], description=data["description"],
+                    actor=request_actor(request), product=chosen, title=data["title"], description=data["description"],
                     severity=int(data["severity"]), probability=int(data["probability"]),
                     detectability=int(data["detectability"]), sites=[s for s in sites if s.code in data["sites"]],
                     comparability_evidence=data["comparability_evidence"], document=data["document"],
@@ -339,7 +333,7 @@ def _export(request: HttpRequest, code: str, fmt: str) -> HttpResponse:
         return HttpResponse(f"version: {product.code} has no version {number!r}.", status=400,
                                 content_type="text/plain; charset=utf-8")
     try:
-        export = services.dossier_export(actor=_user(request), product=product, fmt=fmt, version=version)
+        export = services.dossier_export(actor=request_actor(request), product=product, fmt=fmt, version=version)
     except DossierUnavailable as exc:
         return HttpResponse(str(exc), status=503, content_type="text/plain; charset=utf-8")
     response = HttpResponse(export.content, content_type=export.content_type)

@@ -18,12 +18,11 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.ledger.models import chains_with_lanes
-from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
+from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status
 from pocare.network import selectors, services
 from pocare.network.charts import lifecycle_svg
@@ -40,13 +39,6 @@ from pocare.network.forms import (
 )
 from pocare.network.models import ManufacturingUnit, Site, SiteStatus, UnitStatus
 from pocare.trail.selectors import events_visible
-
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 
 
 @requires(Perm.NETWORK_VIEW)
@@ -70,7 +62,7 @@ def _products() -> list[tuple[str, str]]:
 def _site_page(request: HttpRequest, site: Site, *, status: int = 200, **bound: Any) -> HttpResponse:
     """The site page, with any bound form (after a refused POST) in place of the empty one."""
     user = request.user
-    ask = needs_user_id(user=user, session=request.session)  # type: ignore[arg-type]
+    ask = signing_needs_user_id(request)
     evidence = selectors.qualification_evidence(site)
     status_now, since, _ = selectors.site_status_at(site)
     can_start, why_not = selectors.site_can_start_batch(site)
@@ -131,11 +123,11 @@ def site_detail(request: HttpRequest, code: str) -> HttpResponse:
 def site_transition(request: HttpRequest, code: str) -> HttpResponse:
     """Move the site to its next lifecycle status (signed)."""
     site = _visible_site(request, code, Perm.SITES_GOVERN)
-    form = TransitionForm(request.POST, ask_user_id=needs_user_id(user=_actor(request), session=request.session),
+    form = TransitionForm(request.POST, ask_user_id=signing_needs_user_id(request),
                           auto_id=f"id_t_{request.POST.get('to_status', '')}_%s")
     if form.is_valid():
         try:
-            services.site_transition(actor=_actor(request), site=site, to_status=form.cleaned_data["to_status"],
+            services.site_transition(actor=request_actor(request), site=site, to_status=form.cleaned_data["to_status"],
                                      reason=form.cleaned_data["reason"], credentials=form.credentials(request.session))
         except SigningRefused as exc:
             form.show_refusal(exc)
@@ -157,7 +149,7 @@ def _record_at_site(
     site = _visible_site(request, code, Perm.UNITS_MANAGE)
     if form.is_valid():
         try:
-            result = record(actor=_actor(request), site=site, **form.cleaned_data)
+            result = record(actor=request_actor(request), site=site, **form.cleaned_data)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -205,12 +197,12 @@ def site_authorize(request: HttpRequest, code: str) -> HttpResponse:
     """Authorize the site for a product's master file (signed)."""
     site = _visible_site(request, code, Perm.SITES_GOVERN)
     form = AuthorizeForm(request.POST, products=_products(),
-                         ask_user_id=needs_user_id(user=_actor(request), session=request.session))
+                         ask_user_id=signing_needs_user_id(request))
     if form.is_valid():
         data = form.cleaned_data
         try:
             services.site_authorize(
-                actor=_actor(request), site=site, product=selectors.products().get(code=data["product"]),
+                actor=request_actor(request), site=site, product=selectors.products().get(code=data["product"]),
                 from_version=data["from_version"], valid_from=_valid_from(site, data["valid_from"]),
                 conditions=data["conditions"], reason=data["reason"], credentials=form.credentials(request.session))
         except SigningRefused as exc:
@@ -231,7 +223,7 @@ def authorization_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     form = RevokeForm(request.POST)
     if form.is_valid():
         try:
-            services.site_authorization_revoke(actor=_actor(request), authorization=grant,
+            services.site_authorization_revoke(actor=request_actor(request), authorization=grant,
                                                reason=form.cleaned_data["reason"])
         except ValidationError as exc:
             apply_validation_error(form, exc)
@@ -263,9 +255,9 @@ def unit_detail(request: HttpRequest, pk: int) -> HttpResponse:
         elif form.is_valid():
             try:
                 if action == "requalify":
-                    services.unit_requalify(actor=_actor(request), unit=unit, **form.cleaned_data)
+                    services.unit_requalify(actor=request_actor(request), unit=unit, **form.cleaned_data)
                 else:
-                    services.unit_status_change(actor=_actor(request), unit=unit, **form.cleaned_data)
+                    services.unit_status_change(actor=request_actor(request), unit=unit, **form.cleaned_data)
             except ValidationError as exc:
                 apply_validation_error(form, exc)
             else:
@@ -313,8 +305,8 @@ def annual_report(request: HttpRequest) -> HttpResponse:
         except (ImportError, OSError) as exc:  # WeasyPrint needs Pango and friends from the system
             return HttpResponse(f"PDF output is unavailable on this server ({exc}). The HTML report works; "
                                 "print it to PDF from the browser.", status=503, content_type="text/plain")
-    report = services.annual_report_generate(actor=_actor(request), year=form.cleaned_data["year"], product=product,
-                                             fmt=fmt)
+    report = services.annual_report_generate(actor=request_actor(request), year=form.cleaned_data["year"],
+                                             product=product, fmt=fmt)
     context = {"form": form, "report": report, "control": selectors.control_site()}
     if fmt == "pdf":
         html = render_to_string("network/annual_report_pdf.html", context, request=request)

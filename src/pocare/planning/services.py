@@ -1,5 +1,6 @@
 """Starting and finishing planning runs (the one write path of the app). A run is a service with a
-ledger event for its start and its finish on the network chain (site=None). Starting needs the network
+ledger event for its start, the moment its work begins and its finish, on the network chain (site=None).
+Starting needs the network
 planner or Control Site QA role. In the web UI the work runs in a background thread in-process (the
 embedded default); ``POCARE_DASK_SCHEDULER`` names a Dask scheduler for the twin's replications in a
 deployment."""
@@ -84,10 +85,27 @@ def _set_progress(run: PlanningRun, pct: int) -> None:
         PlanningRun.objects.filter(pk=run.pk).update(progress=pct)
 
 
+def planning_run_begin(*, run: PlanningRun) -> PlanningRun:
+    """Move a queued run to running (ledger: running, by the planning system). A run is worked on
+    once: a run that is not queued is refused and nothing is recorded."""
+    with transaction.atomic():
+        locked = PlanningRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.QUEUED:
+            raise ValidationError({"run": f"{run} is {locked.get_status_display().lower()}: only a queued run "
+                                          "begins its work."})
+        locked.status = run.status = RunStatus.RUNNING
+        locked.save(update_fields=["status"])
+        event_record(actor=None, system="planning", event_type=PlanningEvent.RUN_RUNNING, site=None, obj=run,
+                     object_type="planning.PlanningRun", object_id=str(run.pk), object_repr=str(run),
+                     reason="Planning run began its work", old={"status": RunStatus.QUEUED.value},
+                     new={"status": RunStatus.RUNNING.value})
+    return run
+
+
 def planning_run_execute(*, run: PlanningRun, scheduler: str | None = None) -> PlanningRun:
-    """Do the work of a queued run and record the finish (ledger: finished, with the outcome)."""
-    PlanningRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
-    run.status = RunStatus.RUNNING
+    """Do the work of a queued run (ledger: running) and record the finish (ledger: finished, with
+    the outcome)."""
+    planning_run_begin(run=run)
     title = f"POCare {run.get_kind_display().lower()} run {run.pk}"
     try:
         if run.kind == RunKind.PLAN:

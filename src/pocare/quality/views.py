@@ -17,11 +17,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pocare.accounts import selectors as access
-from pocare.accounts.decorators import requires, signed_in
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires, signed_in
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
-from pocare.ledger.signing import SigningRefused, needs_user_id
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.masterfile.selectors import change_requests_visible
 from pocare.quality import forms, risk, selectors, services
 from pocare.quality.models import (
@@ -34,11 +33,6 @@ from pocare.quality.models import (
     SignalStatus,
 )
 from pocare.quality.trends import deviation_trends, months_back
-
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _may(request: HttpRequest, perm: Perm, site_id: int | None = None) -> bool:
@@ -98,7 +92,7 @@ _ACTIONS = ("classify", "investigate", "capa_add", "capa_done", "effectiveness",
 def deviation_detail(request: HttpRequest, reference: str) -> HttpResponse:
     """One deviation, and the forms of the actions the person may do on it."""
     deviation = _deviation(request, reference)
-    ask = needs_user_id(user=_actor(request), session=request.session) if request.user.is_authenticated else True
+    ask = signing_needs_user_id(request)
     action = request.POST.get("action", "") if request.method == "POST" else ""
     data = request.POST if request.method == "POST" else None
     bound: dict[str, Any] = {
@@ -148,7 +142,7 @@ def _perform(request: HttpRequest, deviation: Deviation, action: str, form: djan
     """Run one action's service from its bound form; the success message, or None (errors on the form)."""
     if not form.is_valid():
         return None
-    actor, data = _actor(request), form.cleaned_data
+    actor, data = request_actor(request), form.cleaned_data
     try:
         if action == "classify":
             row = services.deviation_classify(actor=actor, deviation=deviation, severity=data["severity"],
@@ -210,7 +204,7 @@ def rules(request: HttpRequest) -> HttpResponse:
         status = 400
         if form.is_valid():
             try:
-                rule = services.escalation_rule_set(actor=_actor(request), **form.cleaned_data)
+                rule = services.escalation_rule_set(actor=request_actor(request), **form.cleaned_data)
             except PermissionDenied as exc:
                 form.add_error(None, str(exc))
             except ValidationError as exc:
@@ -238,7 +232,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
         items = [target] if target is not None else list(selectors.notifications_for(request.user)
                                                          .filter(read_at=None))
         for n in items:
-            services.notification_read(actor=_actor(request), notification=n)
+            services.notification_read(actor=request_actor(request), notification=n)
         if target is not None and target.url and request.POST.get("open") == "1":
             return redirect(target.url)
         return redirect("quality:notifications")
@@ -270,7 +264,7 @@ def signals(request: HttpRequest) -> HttpResponse:
                     raise ValidationError({"deviation": f"No deviation {data['deviation']}."})
                 if data["change_request"] and change is None:
                     raise ValidationError({"change_request": f"No change request {data['change_request']}."})
-                services.signal_resolve(actor=_actor(request), signal=signal, outcome=data["outcome"],
+                services.signal_resolve(actor=request_actor(request), signal=signal, outcome=data["outcome"],
                                         deviation=deviation, change_request=change, decision=data["decision"],
                                         reason=data["reason"])
             except PermissionDenied as exc:

@@ -15,23 +15,13 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from pocare.accounts import selectors as access
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm, Role
 from pocare.core.forms import apply_validation_error
-from pocare.ledger.signing import SigningRefused, needs_user_id
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing.models import Batch
 from pocare.release import certificate, forms, selectors, services
 from pocare.release.models import Certification, OosRelease, OosStatus
-
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
-def _ask(request: HttpRequest) -> bool:
-    return needs_user_id(user=_actor(request), session=request.session)
 
 
 def _batch(request: HttpRequest, reference: str, perm: Perm = Perm.RELEASE_VIEW) -> Batch:
@@ -55,7 +45,7 @@ def _may(request: HttpRequest, perm: Perm, batch: Batch) -> bool:
 
 def _context(request: HttpRequest, batch: Batch, bound: dict[str, Form] | None = None) -> dict[str, Any]:
     bound = bound or {}
-    ask = _ask(request)
+    ask = signing_needs_user_id(request)
     page = selectors.release_page(batch)
     roles = access.roles_of(request.user)
     physician = (access.has_perm(request.user, Perm.OOS_REQUEST, site_id=batch.order.treating_site_id)
@@ -108,20 +98,20 @@ def _act(request: HttpRequest, batch: Batch, key: str, form: Form, call: Any, do
 @require_POST
 def exceptions_review(request: HttpRequest, reference: str) -> HttpResponse:
     b = _batch(request, reference, Perm.EXCEPTIONS_REVIEW)
-    form = forms.CommentSignForm(request.POST, ask_user_id=_ask(request), prefix="exc")
+    form = forms.CommentSignForm(request.POST, ask_user_id=signing_needs_user_id(request), prefix="exc")
     return _act(request, b, "exceptions", form, lambda f: services.exceptions_review_sign(
-        actor=_actor(request), batch=b, comment=f.cleaned_data["comment"], credentials=f.credentials(request.session)),
-        "Review by exception signed.")
+        actor=request_actor(request), batch=b, comment=f.cleaned_data["comment"],
+        credentials=f.credentials(request.session)), "Review by exception signed.")
 
 
 @requires(Perm.RELEASE_VIEW, write=Perm.RELEASE_QC_REVIEW)
 @require_POST
 def qc_review(request: HttpRequest, reference: str) -> HttpResponse:
     b = _batch(request, reference, Perm.RELEASE_QC_REVIEW)
-    form = forms.CommentSignForm(request.POST, ask_user_id=_ask(request), prefix="qc")
+    form = forms.CommentSignForm(request.POST, ask_user_id=signing_needs_user_id(request), prefix="qc")
     return _act(request, b, "qc", form, lambda f: services.qc_review_sign(
-        actor=_actor(request), batch=b, comment=f.cleaned_data["comment"], credentials=f.credentials(request.session)),
-        "Stage 1 signed: the site's QC review.")
+        actor=request_actor(request), batch=b, comment=f.cleaned_data["comment"],
+        credentials=f.credentials(request.session)), "Stage 1 signed: the site's QC review.")
 
 
 @requires(Perm.RELEASE_VIEW, write=Perm.RELEASE_CERTIFY)
@@ -129,11 +119,11 @@ def qc_review(request: HttpRequest, reference: str) -> HttpResponse:
 def decide(request: HttpRequest, reference: str) -> HttpResponse:
     """The QP certifies or rejects (stage 2), after confirming."""
     b = _batch(request, reference, Perm.RELEASE_CERTIFY)
-    form = forms.DecisionForm(request.POST, ask_user_id=_ask(request))
+    form = forms.DecisionForm(request.POST, ask_user_id=signing_needs_user_id(request))
 
     def call(f: Form) -> None:
         service = services.batch_certify if f.cleaned_data["decision"] == "certify" else services.batch_reject
-        service(actor=_actor(request), batch=b, reason=f.cleaned_data["reason"],
+        service(actor=request_actor(request), batch=b, reason=f.cleaned_data["reason"],
                 credentials=f.credentials(request.session))  # type: ignore[attr-defined]
 
     verdict = "certified for release" if request.POST.get("decision") == "certify" else "rejected"
@@ -148,9 +138,9 @@ def _oos(batch: Batch, pk: int) -> OosRelease:
 @require_POST
 def oos_request(request: HttpRequest, reference: str) -> HttpResponse:
     b = _batch(request, reference, Perm.OOS_REQUEST)
-    form = forms.OosRequestForm(request.POST, ask_user_id=_ask(request))
+    form = forms.OosRequestForm(request.POST, ask_user_id=signing_needs_user_id(request))
     return _act(request, b, "oos_request", form, lambda f: services.oos_request(
-        actor=_actor(request), batch=b, clinical_justification=f.cleaned_data["clinical_justification"],
+        actor=request_actor(request), batch=b, clinical_justification=f.cleaned_data["clinical_justification"],
         credentials=f.credentials(request.session)), "Out-of-specification release requested and signed.")
 
 
@@ -159,9 +149,9 @@ def oos_request(request: HttpRequest, reference: str) -> HttpResponse:
 def oos_evaluate(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
     b = _batch(request, reference, Perm.RELEASE_CERTIFY)
     oos = _oos(b, pk)
-    form = forms.OosEvaluateForm(request.POST, ask_user_id=_ask(request))
+    form = forms.OosEvaluateForm(request.POST, ask_user_id=signing_needs_user_id(request))
     return _act(request, b, "oos_evaluate", form, lambda f: services.oos_evaluate(
-        actor=_actor(request), oos=oos, risk_evaluation=f.cleaned_data["risk_evaluation"],
+        actor=request_actor(request), oos=oos, risk_evaluation=f.cleaned_data["risk_evaluation"],
         credentials=f.credentials(request.session)), "Risk evaluation signed.")
 
 
@@ -170,9 +160,9 @@ def oos_evaluate(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
 def oos_accept(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
     b = _batch(request, reference, Perm.OOS_REQUEST)
     oos = _oos(b, pk)
-    form = forms.OosAcceptForm(request.POST, ask_user_id=_ask(request))
+    form = forms.OosAcceptForm(request.POST, ask_user_id=signing_needs_user_id(request))
     return _act(request, b, "oos_accept", form, lambda f: services.oos_accept(
-        actor=_actor(request), oos=oos, statement=f.cleaned_data["statement"],
+        actor=request_actor(request), oos=oos, statement=f.cleaned_data["statement"],
         credentials=f.credentials(request.session)), "Acceptance of the out-of-specification product signed.")
 
 
@@ -185,8 +175,8 @@ def oos_notify(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
     oos = _oos(b, pk)
     form = forms.OosNotifyForm(request.POST)
     return _act(request, b, "oos_notify", form, lambda f: services.oos_notify(
-        actor=_actor(request), oos=oos, recipient=f.cleaned_data["recipient"], reference=f.cleaned_data["reference"]),
-        "Notification recorded.")
+        actor=request_actor(request), oos=oos, recipient=f.cleaned_data["recipient"],
+        reference=f.cleaned_data["reference"]), "Notification recorded.")
 
 
 @requires(Perm.RELEASE_VIEW, recorded_read=True)
@@ -206,7 +196,7 @@ def certificate_download(request: HttpRequest, reference: str) -> HttpResponse:
             return HttpResponse(f"PDF output is unavailable on this server ({exc}). Download the HTML and print it "
                                 "from the browser.", status=503, content_type="text/plain")
     context = certificate.certificate_context(cert)
-    services.certificate_printed(actor=_actor(request), certification=cert, fmt=fmt)
+    services.certificate_printed(actor=request_actor(request), certification=cert, fmt=fmt)
     html = render_to_string("release/certificate.html", context, request=request)
     if fmt == "html":
         return HttpResponse(html)

@@ -15,14 +15,13 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pocare.accounts import selectors as access
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.scope import scoped_chain
 from pocare.ledger.models import NETWORK_CHAIN, Signature
 from pocare.ledger.review import review_pending
-from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
+from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.trail import selectors
 from pocare.trail.filters import EventFilter
@@ -68,8 +67,7 @@ def trail_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
     if events.count() > MAX_EXPORT:
         return HttpResponse(f"More than {MAX_EXPORT:,} events: narrow the filter.", status=400,
                             content_type="text/plain")
-    assert isinstance(request.user, User)
-    rows, event = trail_export(actor=request.user, events=events, fmt=fmt,
+    rows, event = trail_export(actor=request_actor(request), events=events, fmt=fmt,
                                filters={k: v for k, v in request.GET.items() if v})
     stamp = event.occurred_at.strftime("%Y%m%dT%H%M%SZ")
     if fmt == "json":
@@ -113,8 +111,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         chains = selectors.visible_chains(request.user, Perm.LEDGER_VERIFY)
         report = verify_all(chains=chains)
-        assert isinstance(request.user, User)
-        trail_verified(actor=request.user, events=report.events, chains=len(report.chains),
+        trail_verified(actor=request_actor(request), events=report.events, chains=len(report.chains),
                        broken=[c.broken_event for c in report.chains if not c.ok],
                        invalid_signatures=[p.signature_id for p in report.signature_problems])
     return render(request, "trail/verify.html", {"report": report})
@@ -136,12 +133,11 @@ def reviews(request: HttpRequest) -> HttpResponse:
             pending.append({"chain": chain, "lanes": lanes, "count": sum(r.count for r in lanes)})
     initial_chain = request.GET.get("chain") or scoped_chain(request) or (pending[0]["chain"] if pending else "")
     form = ReviewForm(request.POST or None, chains=chains, initial={"chain": initial_chain},
-                      ask_user_id=needs_user_id(user=user, session=request.session))  # type: ignore[arg-type]
+                      ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
-        assert isinstance(user, User)
         try:
             review = trail_review_sign(
-                actor=user, chain=form.cleaned_data["chain"], comment=form.cleaned_data["comment"],
+                actor=request_actor(request), chain=form.cleaned_data["chain"], comment=form.cleaned_data["comment"],
                 credentials=form.credentials(request.session),
             )
         except SigningRefused as exc:

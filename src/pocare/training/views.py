@@ -13,12 +13,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pocare.accounts import selectors as access
-from pocare.accounts.decorators import requires
-from pocare.accounts.models import User
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.scope import scoped_chain
-from pocare.ledger.signing import SigningRefused, needs_user_id, signatures_for
+from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status
 from pocare.masterfile.selectors import versions_visible
 from pocare.network.models import Site
@@ -34,17 +33,6 @@ from pocare.training.forms import (
 )
 from pocare.training.gate import person_gate_summary, step_gate
 from pocare.training.models import CurriculumItem, TrainingRecord, TrainingStatus
-
-
-def _actor(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
-
-def _ask_user_id(request: HttpRequest) -> bool:
-    return needs_user_id(user=_actor(request), session=request.session)
 
 
 def _signatures(record: Any) -> list[tuple[Any, bool, str]]:
@@ -123,7 +111,7 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
             raise PermissionDenied("Only Control Site QA may revoke qualifications.")
         if form.is_valid():
             try:
-                n = services.qualification_revoke(actor=_actor(request), person=trainee,
+                n = services.qualification_revoke(actor=request_actor(request), person=trainee,
                                                   qualification=form.cleaned_data["qualification"],
                                                   reason=form.cleaned_data["reason"])
             except ValidationError as exc:
@@ -174,11 +162,11 @@ def record_new(request: HttpRequest) -> HttpResponse:
             initial[key] = request.GET[key]
     if "site" not in initial and sites.count() == 1:
         initial["site"] = sites.first().code
-    form = RecordForm(request.POST or None, sites=sites, initial=initial, ask_user_id=_ask_user_id(request))
+    form = RecordForm(request.POST or None, sites=sites, initial=initial, ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
         try:
-            record = services.training_record(actor=_actor(request), credentials=form.credentials(request.session),
-                                              **form.service_kwargs())
+            record = services.training_record(actor=request_actor(request),
+                                              credentials=form.credentials(request.session), **form.service_kwargs())
         except SigningRefused as exc:
             form.show_refusal(exc)
         except ValidationError as exc:
@@ -211,7 +199,8 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     is_trainee = record.trainee_id == request.user.pk and record.status == TrainingStatus.AWAITING_TRAINEE
     if request.method == "POST" and not is_trainee:
         raise PermissionDenied("Only the trainee signs their own training record, once.")
-    form = AcknowledgeForm(request.POST or None, initial={"record": record.pk}, ask_user_id=_ask_user_id(request))
+    form = AcknowledgeForm(request.POST or None, initial={"record": record.pk},
+                           ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid() and _acknowledge(request, form, record):
         return redirect("training:record", pk=record.pk)
     return render(request, "training/record.html", {
@@ -222,7 +211,7 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _acknowledge(request: HttpRequest, form: AcknowledgeForm, record: TrainingRecord) -> bool:
     try:
-        services.training_acknowledge(actor=_actor(request), record=record,
+        services.training_acknowledge(actor=request_actor(request), record=record,
                                       credentials=form.credentials(request.session))
     except SigningRefused as exc:
         form.show_refusal(exc)
@@ -241,7 +230,7 @@ def _acknowledge(request: HttpRequest, form: AcknowledgeForm, record: TrainingRe
 def to_sign(request: HttpRequest) -> HttpResponse:
     """The training records that wait for my signature, each with its sign form."""
     pending = list(selectors.records_awaiting_signature(request.user))
-    ask = _ask_user_id(request)
+    ask = signing_needs_user_id(request)
     failed: AcknowledgeForm | None = None
     if request.method == "POST":
         posted = request.POST.get("record", "")
@@ -280,7 +269,7 @@ def qualifications(request: HttpRequest) -> HttpResponse:
         if form is None:
             raise Http404("Unknown action")
         if form.is_valid():
-            data, actor = form.cleaned_data, _actor(request)
+            data, actor = form.cleaned_data, request_actor(request)
             try:
                 if action == "define":
                     q = services.qualification_define(actor=actor, **data)
