@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: The minus sign of typeset numbers (U+2212): a hyphen is shorter and reads as a dash on paper.
 MINUS = "\u2212"
@@ -88,10 +88,13 @@ class Linear:
     d1: float
     r0: float
     r1: float
+    _k: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_k", (self.r1 - self.r0) / ((self.d1 - self.d0) or 1.0))
 
     def __call__(self, value: float) -> float:
-        span = (self.d1 - self.d0) or 1.0
-        return self.r0 + (value - self.d0) / span * (self.r1 - self.r0)
+        return self.r0 + (value - self.d0) * self._k
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,13 @@ class TimeScale:
     t1: dt.datetime
     r0: float
     r1: float
+    _k: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_k", (self.r1 - self.r0) / ((self.t1 - self.t0).total_seconds() or 1.0))
 
     def __call__(self, at: dt.datetime) -> float:
-        span = (self.t1 - self.t0).total_seconds() or 1.0
-        return self.r0 + (at - self.t0).total_seconds() / span * (self.r1 - self.r0)
+        return self.r0 + (at - self.t0).total_seconds() * self._k
 
 
 def time_step(start: dt.datetime, end: dt.datetime, max_ticks: int) -> int:

@@ -42,15 +42,12 @@ def downsample(points: Sequence[TimePoint], *, start: dt.datetime, end: dt.datet
     """
     if len(points) <= 4 * columns:
         return list(points), [p for p in points if p.flagged]
-    span = (end - start).total_seconds() or 1.0
-
-    def column(p: TimePoint) -> int:
-        return min(int((p.at - start).total_seconds() / span * columns), columns - 1)
-
+    per_second = columns / ((end - start).total_seconds() or 1.0)
+    keys = [min(int((p.at - start).total_seconds() * per_second), columns - 1) for p in points]
     line: list[TimePoint] = []
     flagged: list[TimePoint] = []
-    for _, bucket in itertools.groupby(points, key=column):
-        kept, marks = _reduce(list(bucket))
+    for _, run in itertools.groupby(zip(keys, points, strict=True), key=lambda kp: kp[0]):
+        kept, marks = _reduce([p for _, p in run])
         line.extend(kept)
         flagged.extend(marks)
     return line, flagged
