@@ -95,9 +95,10 @@ class Drawing:
     def svg(self) -> str:
         uid = self.uid
         labelled = f"{uid}-t {uid}-d" if self.desc else f"{uid}-t"
-        head = tag("svg", "", xmlns="http://www.w3.org/2000/svg", class_=self.css, role="img", width=self.width,
-                   height=self.height, viewBox=f"0 0 {self.width} {self.height}", style="max-width:100%;height:auto",
-                   font_family="sans-serif", font_size=FONT_SIZE, aria_labelledby=labelled)[:-len("</svg>")]
+        head = "<svg" + attrs({"xmlns": "http://www.w3.org/2000/svg", "class": self.css, "role": "img",
+                               "width": self.width, "height": self.height, "viewBox": f"0 0 {self.width} {self.height}",
+                               "style": "max-width:100%;height:auto", "font_family": "sans-serif",
+                               "font_size": FONT_SIZE, "aria_labelledby": labelled}) + ">"
         words = tag("title", esc(self.title), id=f"{uid}-t")
         if self.desc:
             words += tag("desc", esc(self.desc), id=f"{uid}-d")
