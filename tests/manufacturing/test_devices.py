@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pocare.accounts.services import token_issue
+from pocare.core import charts as core_charts
 from pocare.ledger.models import Event
 from pocare.manufacturing import charts, devices
 from pocare.manufacturing.events import ManufacturingEvent
@@ -348,8 +349,8 @@ def test_the_chart_shows_limits_local_time_and_every_value_outside():
     spikes = {333, 1200, 2500, 4001, 4002}
     points = [(start + dt.timedelta(minutes=i), 39.5 if i in spikes else 37.0 + (i % 7) * 0.05, i in spikes)
               for i in range(5000)]
-    line, flagged = charts.downsample([charts.Point(*p) for p in points], start=points[0][0], end=points[-1][0],
-                                      columns=640)
+    line, flagged = core_charts.downsample([core_charts.TimePoint(*p) for p in points], start=points[0][0],
+                                           end=points[-1][0], columns=640)
     assert len(line) <= 4 * 640 and {p.value for p in line} >= {39.5}
     flagged_minutes = {int((p.at - start).total_seconds() // 60) for p in flagged}
     assert {333, 1200, 2500} <= flagged_minutes and flagged_minutes & {4001, 4002}  # adjacent ones share a pixel

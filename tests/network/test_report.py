@@ -9,9 +9,10 @@ from urllib.parse import parse_qsl
 import pytest
 from django.utils import timezone
 
+from pocare.core.charts import bar_chart_svg
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Event
-from pocare.network.charts import bar_chart_svg, lifecycle_svg
+from pocare.network.charts import lifecycle_svg
 from pocare.network.events import NetworkEvent
 from pocare.network.models import Site, SiteStatus
 from pocare.network.report import BATCHES_NOTE, annual_report_build

@@ -1,9 +1,9 @@
-"""Charts of the comparability pages and the product quality review: inline SVG, no JavaScript, no
-library, readable on screen and on paper, in the style of ``pocare.network.charts``.
+"""Charts of the comparability pages and the product quality review, drawn with
+:mod:`pocare.core.charts`: inline SVG, no JavaScript, readable on screen and on paper.
 
-Pure Python (no Django import). Every chart has a ``<title>`` and an ``aria-label`` saying what it
-shows; flagged points are marked by shape (a ring) as well as by colour, and carry the rules
-that flagged them in their tooltip, so the chart reads without colour.
+Pure Python (no Django import). Every chart has a ``<title>`` that says what it shows; flagged
+points are marked by shape (a ring) as well as by colour, and carry the rules that flagged them in
+their tooltip, so the chart reads without colour.
 """
 
 from __future__ import annotations
@@ -11,120 +11,55 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
 
-COLOURS = {"line": "#2c6fb3", "point": "#2c6fb3", "bad": "#c0392b", "limit": "#c0392b", "centre": "#2f8f4e",
-           "zone": "#b8c2cc", "text": "#1c2733", "muted": "#5b6775", "grid": "#e3e8ee", "band": "#e6f4ea",
-           "baseline": "#f4f6f8", "bar": "#9cc0e6", "warn": "#c48a00"}
-_FONT = 'font-family="sans-serif"'
+from pocare.core.charts import (
+    Drawing,
+    Margins,
+    Plot,
+    bin_counts,
+    colour,
+    columns,
+    fmt_number,
+    marker,
+    nice_ticks,
+    numeric_plot,
+    padded,
+    tag,
+    text,
+    tip,
+    with_unit,
+)
 
-
-def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo] if math.isfinite(lo) else []
-    raw = (hi - lo) / count
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.ceil(lo / step) * step
-    ticks = []
-    v = start
-    while v <= hi + step * 1e-9:
-        ticks.append(round(v, 12))
-        v += step
-    return ticks
+_LOTS = Margins(left=58, top=14, right=96, bottom=30)
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.4g}"
+    return fmt_number(v, digits=4)
 
 
-@dataclass
-class _Frame:
-    """A plot area with linear scales; ``x``/``y`` map data to pixels."""
-
-    width: int
-    height: int
-    left: int
-    right: int
-    top: int
-    bottom: int
-    x0: float
-    x1: float
-    y0: float
-    y1: float
-
-    def x(self, v: float) -> float:
-        span = (self.x1 - self.x0) or 1.0
-        return self.left + (v - self.x0) / span * (self.width - self.left - self.right)
-
-    def y(self, v: float) -> float:
-        span = (self.y1 - self.y0) or 1.0
-        return self.height - self.bottom - (v - self.y0) / span * (self.height - self.top - self.bottom)
+def _lot_plot(drawing: Drawing, n: int, ys: Sequence[float]) -> Plot[float]:
+    """Lots 1…n across, the values padded a little above and below."""
+    return numeric_plot(drawing, _LOTS, (0.5, n + 0.5), padded(ys, 0.06))
 
 
-def _frame(width: int, height: int, xs: tuple[float, float], ys: Sequence[float]) -> _Frame:
-    finite = [v for v in ys if math.isfinite(v)]
-    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    if hi == lo:
-        lo, hi = lo - 1, hi + 1
-    pad = (hi - lo) * 0.06
-    return _Frame(width, height, 58, 96, 14, 30, xs[0], xs[1], lo - pad, hi + pad)
+def _axes(plot: Plot[float], *, x_title: str, y_title: str) -> None:
+    plot.y_grid(nice_ticks(plot.y.d0, plot.y.d1), _fmt)
+    plot.x_labels(nice_ticks(*plot.x_domain, 8), _fmt)
+    plot.titles(x_title, y_title)
+    plot.border()
 
 
-def _open(width: int, height: int, title: str, css: str = "chart") -> list[str]:
-    return [f'<svg xmlns="http://www.w3.org/2000/svg" class="{css}" role="img" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" aria-label="{escape(title)}">', f"<title>{escape(title)}</title>"]
-
-
-def _axes(f: _Frame, parts: list[str], *, x_label: str, y_label: str) -> None:
-    for t in _nice_ticks(f.y0, f.y1):
-        y = f.y(t)
-        parts.append(f'<line x1="{f.left}" y1="{y:.1f}" x2="{f.width - f.right}" y2="{y:.1f}" '
-                     f'stroke="{COLOURS["grid"]}"/>')
-        parts.append(f'<text x="{f.left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" {_FONT} '
-                     f'fill="{COLOURS["muted"]}">{_fmt(t)}</text>')
-    for t in _nice_ticks(f.x0, f.x1, 8):
-        x = f.x(t)
-        parts.append(f'<text x="{x:.1f}" y="{f.height - f.bottom + 15}" text-anchor="middle" font-size="11" '
-                     f'{_FONT} fill="{COLOURS["muted"]}">{_fmt(t)}</text>')
-    parts.append(f'<text x="{(f.left + f.width - f.right) / 2:.1f}" y="{f.height - 3}" text-anchor="middle" '
-                 f'font-size="11" {_FONT} fill="{COLOURS["muted"]}">{escape(x_label)}</text>')
-    parts.append(f'<text x="12" y="{(f.top + f.height - f.bottom) / 2:.1f}" font-size="11" {_FONT} '
-                 f'fill="{COLOURS["muted"]}" text-anchor="middle" transform="rotate(-90 12 '
-                 f'{(f.top + f.height - f.bottom) / 2:.1f})">{escape(y_label)}</text>')
-    parts.append(f'<rect x="{f.left}" y="{f.top}" width="{f.width - f.left - f.right}" '
-                 f'height="{f.height - f.top - f.bottom}" fill="none" stroke="{COLOURS["zone"]}"/>')
-
-
-def _hline(f: _Frame, parts: list[str], value: float, label: str, colour: str, *, dash: str = "",
-           width: float = 1.2) -> None:
-    if not math.isfinite(value):
-        return
-    y = f.y(value)
-    d = f' stroke-dasharray="{dash}"' if dash else ""
-    parts.append(f'<line x1="{f.left}" y1="{y:.1f}" x2="{f.width - f.right}" y2="{y:.1f}" stroke="{colour}" '
-                 f'stroke-width="{width}"{d}/>')
-    parts.append(f'<text x="{f.width - f.right + 4}" y="{y + 4:.1f}" font-size="11" {_FONT} fill="{colour}">'
-                 f"{escape(label)}</text>")
-
-
-def _series(f: _Frame, parts: list[str], values: Sequence[float], flags: Mapping[int, Sequence[str]],
-            labels: Sequence[str], unit: str, *, step_from: int = 1) -> None:
-    pts = " ".join(f"{f.x(i + step_from):.1f},{f.y(v):.1f}" for i, v in enumerate(values))
-    parts.append(f'<polyline points="{pts}" fill="none" stroke="{COLOURS["line"]}" stroke-width="1.3"/>')
+def _series(plot: Plot[float], values: Sequence[float], flags: Mapping[int, Sequence[str]],
+            labels: Sequence[str], unit: str) -> None:
+    """The values of lots 1…n joined by a line; a flagged lot ringed, the rules in its tooltip."""
+    plot.polyline([(i + 1, v) for i, v in enumerate(values)], "line")
     for i, v in enumerate(values):
-        x, y = f.x(i + step_from), f.y(v)
-        label = labels[i] if i < len(labels) else f"#{i + 1}"
         rules = flags.get(i, ())
-        tip = f"{label}: {_fmt(v)}{(' ' + unit) if unit else ''}"
+        note = f"{labels[i] if i < len(labels) else f'#{i + 1}'}: {with_unit(_fmt(v), unit)}"
         if rules:
-            tip += " — " + ", ".join(rules)
-            parts.append(f'<g class="flagged"><title>{escape(tip)}</title>'
-                         f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5.5" fill="none" stroke="{COLOURS["bad"]}" '
-                         f'stroke-width="1.6"/><circle cx="{x:.1f}" cy="{y:.1f}" r="2.6" fill="{COLOURS["bad"]}"/></g>')
+            plot.marker(i + 1, v, "ring", "bad", note=f"{note} — {', '.join(rules)}", cls="flagged", size=2.6)
         else:
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.3" fill="{COLOURS["point"]}">'
-                         f"<title>{escape(tip)}</title></circle>")
+            plot.marker(i + 1, v, "dot", "line", note=note)
 
 
 def control_chart_svg(values: Sequence[float], *, centre: float, sigma: float, flags: Mapping[int, Sequence[str]],
@@ -134,28 +69,27 @@ def control_chart_svg(values: Sequence[float], *, centre: float, sigma: float, f
     """Individuals chart: values by lot, centre line, ±3σ limits (UCL/LCL), faint ±1σ and ±2σ zone
     lines, the phase I lots shaded, specification limits dotted, flagged points ringed."""
     n = len(values)
-    lo_spec, hi_spec = spec
-    ys = [*values, centre + 3 * sigma, centre - 3 * sigma]
-    f = _frame(width, height, (0.5, n + 0.5), ys)
-    parts = _open(width, height, title)
+    drawing = Drawing(width, height, title)
+    plot = _lot_plot(drawing, n, [*values, centre + 3 * sigma, centre - 3 * sigma])
     if baseline:
-        x0, x1 = f.x(0.5), f.x(min(baseline, n) + 0.5)
-        parts.append(f'<rect x="{x0:.1f}" y="{f.top}" width="{x1 - x0:.1f}" height="{f.height - f.top - f.bottom}" '
-                     f'fill="{COLOURS["baseline"]}"><title>Lots 1–{min(baseline, n)}: the limits were set on '
-                     f'these (phase I)</title></rect>')
-    _axes(f, parts, x_label="Lot (in order of manufacture)", y_label=unit or "value")
-    for k in (1, 2):
-        for sign in (1, -1):
-            _hline(f, parts, centre + sign * k * sigma, "", COLOURS["zone"], dash="2 3", width=0.8)
-    _hline(f, parts, centre + 3 * sigma, f"UCL {_fmt(centre + 3 * sigma)}", COLOURS["limit"], dash="6 3")
-    _hline(f, parts, centre - 3 * sigma, f"LCL {_fmt(centre - 3 * sigma)}", COLOURS["limit"], dash="6 3")
-    _hline(f, parts, centre, f"x̄ {_fmt(centre)}", COLOURS["centre"])
-    for limit, name in ((lo_spec, "LSL"), (hi_spec, "USL")):
-        if limit is not None and f.y0 <= limit <= f.y1:
-            _hline(f, parts, limit, f"{name} {_fmt(limit)}", COLOURS["warn"], dash="1 3", width=1.5)
-    _series(f, parts, values, flags, labels, unit)
-    parts.append("</svg>")
-    return "".join(parts)
+        plot.vband(0.5, min(baseline, n) + 0.5, "shade",
+                   note=f"Lots 1–{min(baseline, n)}: the limits were set on these (phase I)")
+    _axes(plot, x_title="Lot (in order of manufacture)", y_title=unit or "value")
+    for k in (1, 2, -1, -2):
+        plot.hline(centre + k * sigma, "frame", dash="2 3", width=0.8)
+    plot.hline(centre + 3 * sigma, "bad", label=f"UCL {_fmt(centre + 3 * sigma)}", dash="6 3")
+    plot.hline(centre - 3 * sigma, "bad", label=f"LCL {_fmt(centre - 3 * sigma)}", dash="6 3")
+    plot.hline(centre, "ok", label=f"x̄ {_fmt(centre)}")
+    for limit, name in spec_limits(spec):
+        if plot.y.d0 <= limit <= plot.y.d1:
+            plot.hline(limit, "warn", label=f"{name} {_fmt(limit)}", dash="1 3", width=1.5)
+    _series(plot, values, flags, labels, unit)
+    return drawing.svg()
+
+
+def spec_limits(spec: tuple[float | None, float | None]) -> list[tuple[float, str]]:
+    """The specification limits that are set, named LSL and USL."""
+    return [(limit, name) for limit, name in zip(spec, ("LSL", "USL"), strict=True) if limit is not None]
 
 
 def ewma_chart_svg(z: Sequence[float], *, ucl: Sequence[float], lcl: Sequence[float], centre: float,
@@ -163,39 +97,42 @@ def ewma_chart_svg(z: Sequence[float], *, ucl: Sequence[float], lcl: Sequence[fl
                    height: int = 200) -> str:
     """EWMA statistic with its exact (widening, then steady) limits."""
     n = len(z)
-    f = _frame(width, height, (0.5, n + 0.5), [*z, *ucl, *lcl])
-    parts = _open(width, height, title)
-    _axes(f, parts, x_label="Lot", y_label=f"EWMA {unit}".strip())
+    drawing = Drawing(width, height, title)
+    plot = _lot_plot(drawing, n, [*z, *ucl, *lcl])
+    _axes(plot, x_title="Lot", y_title=f"EWMA {unit}".strip())
     for limit in (ucl, lcl):
-        pts = " ".join(f"{f.x(i + 1):.1f},{f.y(v):.1f}" for i, v in enumerate(limit))
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{COLOURS["limit"]}" stroke-dasharray="6 3"/>')
+        plot.polyline([(i + 1, v) for i, v in enumerate(limit)], "bad", width=1.0, dash="6 3")
     if n:
-        parts.append(f'<text x="{f.width - f.right + 4}" y="{f.y(ucl[-1]) + 4:.1f}" font-size="11" {_FONT} '
-                     f'fill="{COLOURS["limit"]}">UCL {_fmt(ucl[-1])}</text>')
-        parts.append(f'<text x="{f.width - f.right + 4}" y="{f.y(lcl[-1]) + 4:.1f}" font-size="11" {_FONT} '
-                     f'fill="{COLOURS["limit"]}">LCL {_fmt(lcl[-1])}</text>')
-    _hline(f, parts, centre, f"μ₀ {_fmt(centre)}", COLOURS["centre"])
-    _series(f, parts, z, {i: ["EWMA outside its limits"] for i in flags}, labels, unit)
-    parts.append("</svg>")
-    return "".join(parts)
+        plot.right_label(ucl[-1], f"UCL {_fmt(ucl[-1])}", "bad")
+        plot.right_label(lcl[-1], f"LCL {_fmt(lcl[-1])}", "bad")
+    plot.hline(centre, "ok", label=f"μ₀ {_fmt(centre)}")
+    _series(plot, z, {i: ["EWMA outside its limits"] for i in flags}, labels, unit)
+    return drawing.svg()
 
 
 def cusum_chart_svg(upper: Sequence[float], lower: Sequence[float], *, h: float, flags: Sequence[int],
                     labels: Sequence[str], title: str, width: int = 720, height: int = 200) -> str:
     """Tabular CUSUM: C⁺ above zero, C⁻ drawn below zero, the decision interval ±H."""
-    n = len(upper)
     neg = [-v for v in lower]
-    f = _frame(width, height, (0.5, n + 0.5), [*upper, *neg, h, -h])
-    parts = _open(width, height, title)
-    _axes(f, parts, x_label="Lot", y_label="C⁺ / −C⁻")
-    _hline(f, parts, h, f"H {_fmt(h)}", COLOURS["limit"], dash="6 3")
-    _hline(f, parts, -h, f"−H {_fmt(-h)}", COLOURS["limit"], dash="6 3")
-    _hline(f, parts, 0.0, "0", COLOURS["centre"])
+    drawing = Drawing(width, height, title)
+    plot = _lot_plot(drawing, len(upper), [*upper, *neg, h, -h])
+    _axes(plot, x_title="Lot", y_title="C⁺ / −C⁻")
+    plot.hline(h, "bad", label=f"H {_fmt(h)}", dash="6 3")
+    plot.hline(-h, "bad", label=f"−H {_fmt(-h)}", dash="6 3")
+    plot.hline(0.0, "ok", label="0")
     marks = {i: ["CUSUM beyond H"] for i in flags}
-    _series(f, parts, upper, {i: r for i, r in marks.items() if upper[i] > h}, labels, "")
-    _series(f, parts, neg, {i: r for i, r in marks.items() if lower[i] > h}, labels, "")
-    parts.append("</svg>")
-    return "".join(parts)
+    _series(plot, upper, {i: r for i, r in marks.items() if upper[i] > h}, labels, "")
+    _series(plot, neg, {i: r for i, r in marks.items() if lower[i] > h}, labels, "")
+    return drawing.svg()
+
+
+def _normal_curve(plot: Plot[float], lo: float, hi: float, *, n: int, step: float, mean: float, sigma: float) -> None:
+    """The normal density of ``mean`` and ``sigma``, scaled to ``n`` values in bins of ``step``."""
+    def density(v: float) -> float:
+        return n * step * math.exp(-0.5 * ((v - mean) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+
+    xs = [lo + (hi - lo) * k / 120 for k in range(121)]
+    plot.polyline([(v, density(v)) for v in xs], "line", width=1.5)
 
 
 def histogram_svg(values: Sequence[float], *, lsl: float | None, usl: float | None, mean: float, sigma: float,
@@ -203,45 +140,26 @@ def histogram_svg(values: Sequence[float], *, lsl: float | None, usl: float | No
     """Capability histogram: the lots' values, the normal curve of mean and overall σ, and the
     specification limits."""
     finite = [v for v in values if math.isfinite(v)]
-    parts = _open(width, height, title)
+    drawing = Drawing(width, height, title)
     if not finite:
-        parts.append(f'<text x="10" y="20" font-size="12" {_FONT}>No values.</text></svg>')
-        return "".join(parts)
-    lo = min([*finite, *(x for x in (lsl, usl) if x is not None)])
-    hi = max([*finite, *(x for x in (lsl, usl) if x is not None)])
+        drawing.add(text(10, 20, "No values.", fill="ink", font_size=12))
+        return drawing.svg()
+    limits = spec_limits((lsl, usl))
+    lo, hi = min([*finite, *(v for v, _ in limits)]), max([*finite, *(v for v, _ in limits)])
     if math.isfinite(sigma) and sigma > 0:
         lo, hi = min(lo, mean - 3.5 * sigma), max(hi, mean + 3.5 * sigma)
     if hi == lo:
         lo, hi = lo - 1, hi + 1
-    step = (hi - lo) / bins
-    counts = [0] * bins
-    for v in finite:
-        counts[min(bins - 1, int((v - lo) / step))] += 1
-    peak = max(counts)
-    density_peak = len(finite) * step / (sigma * math.sqrt(2 * math.pi)) if sigma > 0 else 0
-    f = _Frame(width, height, 40, 16, 14, 30, lo, hi, 0, max(peak, density_peak) * 1.1 or 1)
-    _axes(f, parts, x_label=unit or "value", y_label="lots")
-    for i, c in enumerate(counts):
-        x0, x1 = f.x(lo + i * step), f.x(lo + (i + 1) * step)
-        parts.append(f'<rect x="{x0 + 0.5:.1f}" y="{f.y(c):.1f}" width="{max(x1 - x0 - 1, 1):.1f}" '
-                     f'height="{f.y(0) - f.y(c):.1f}" fill="{COLOURS["bar"]}"><title>{_fmt(lo + i * step)} to '
-                     f'{_fmt(lo + (i + 1) * step)}: {c} lot(s)</title></rect>')
+    step, counts = (hi - lo) / bins, bin_counts(finite, lo, hi, bins)
+    peak = len(finite) * step / (sigma * math.sqrt(2 * math.pi)) if sigma > 0 else 0
+    plot = numeric_plot(drawing, Margins(40, 14, 16, 30), (lo, hi), (0, max(max(counts), peak) * 1.1 or 1))
+    _axes(plot, x_title=unit or "value", y_title="lots")
+    columns(plot, lo, hi, counts, "light-blue", lambda a, b, c: f"{_fmt(a)} to {_fmt(b)}: {c} lot(s)")
     if sigma > 0:
-        pts = []
-        for k in range(121):
-            v = lo + (hi - lo) * k / 120
-            dens = len(finite) * step * math.exp(-0.5 * ((v - mean) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
-            pts.append(f"{f.x(v):.1f},{f.y(dens):.1f}")
-        parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="{COLOURS["line"]}" stroke-width="1.5"/>')
-    for limit, name in ((lsl, "LSL"), (usl, "USL")):
-        if limit is not None:
-            x = f.x(limit)
-            parts.append(f'<line x1="{x:.1f}" y1="{f.top}" x2="{x:.1f}" y2="{f.height - f.bottom}" '
-                         f'stroke="{COLOURS["bad"]}" stroke-width="1.5" stroke-dasharray="5 3"/>')
-            parts.append(f'<text x="{x + 3:.1f}" y="{f.top + 11}" font-size="11" {_FONT} fill="{COLOURS["bad"]}">'
-                         f"{name} {_fmt(limit)}</text>")
-    parts.append("</svg>")
-    return "".join(parts)
+        _normal_curve(plot, lo, hi, n=len(finite), step=step, mean=mean, sigma=sigma)
+    for limit, name in limits:
+        plot.vline(limit, "bad", label=f"{name} {_fmt(limit)}", dash="5 3")
+    return drawing.svg()
 
 
 @dataclass(frozen=True)
@@ -255,67 +173,48 @@ class Interval:
     equivalent: bool
 
 
+def _interval_row(plot: Plot[float], r: Interval, y: float) -> None:
+    """One site: its label, then its interval and estimate (a green square when equivalent, else a
+    red diamond) and the verdict in words, or "too few lots"."""
+    plot.add(text(plot.left - 8, y + 4, r.label, fill="ink", font_size=12, text_anchor="end"))
+    if not (math.isfinite(r.low) and math.isfinite(r.high)):
+        plot.add(text(plot.x(0) + 6, y + 4, "too few lots"))
+        return
+    paint = "ok" if r.equivalent else "bad"
+    verdict = "equivalent" if r.equivalent else "equivalence not shown"
+    note = f"{r.label}: {_fmt(r.estimate)} ({_fmt(r.low)} to {_fmt(r.high)}) — {verdict}"
+    body = (tag("line", x1=plot.x(r.low), y1=y, x2=plot.x(r.high), y2=y, stroke=colour(paint), stroke_width=2.2)
+            + marker(plot.x(r.estimate), y, "square" if r.equivalent else "diamond", paint, size=4))
+    plot.add(tag("g", tip(note) + body),
+             text(plot.right + 6, y + 4, "equivalent" if r.equivalent else "not shown", fill=paint))
+
+
 def interval_plot_svg(rows: Sequence[Interval], *, margin: float, title: str, unit: str = "",
                       width: int = 520, row_height: int = 24) -> str:
     """Site versus network: each site's difference of means with its 90 % interval, the
     equivalence margin ±δ shaded; intervals inside are green squares, others red diamonds."""
     height = 34 + row_height * max(len(rows), 1) + 28
-    values = [v for r in rows for v in (r.low, r.high) if math.isfinite(v)]
     m = margin if math.isfinite(margin) else 0.0
-    span = max([abs(v) for v in values] + [m * 1.25, 1e-9])
-    f = _Frame(width, height, 60, 70, 24, 30, -span * 1.08, span * 1.08, 0, 1)
-    parts = _open(width, height, title)
-    band0, band1 = f.x(-m), f.x(m)
-    parts.append(f'<rect x="{band0:.1f}" y="{f.top}" width="{band1 - band0:.1f}" height="{height - f.top - f.bottom}" '
-                 f'fill="{COLOURS["band"]}"><title>Equivalence margin ±{_fmt(m)} {escape(unit)}</title></rect>')
-    for t in _nice_ticks(f.x0, f.x1, 6):
-        x = f.x(t)
-        parts.append(f'<line x1="{x:.1f}" y1="{f.top}" x2="{x:.1f}" y2="{height - f.bottom}" '
-                     f'stroke="{COLOURS["grid"]}"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - f.bottom + 14}" text-anchor="middle" font-size="11" {_FONT} '
-                     f'fill="{COLOURS["muted"]}">{_fmt(t)}</text>')
-    parts.append(f'<line x1="{f.x(0):.1f}" y1="{f.top}" x2="{f.x(0):.1f}" y2="{height - f.bottom}" '
-                 f'stroke="{COLOURS["centre"]}"/>')
-    for x, text in ((band0, f"−δ {_fmt(-m)}"), (band1, f"+δ {_fmt(m)}")):
-        parts.append(f'<text x="{x:.1f}" y="{f.top - 6}" text-anchor="middle" font-size="11" {_FONT} '
-                     f'fill="{COLOURS["centre"]}">{escape(text)}</text>')
-    shown_unit = f" ({escape(unit)})" if unit else ""
-    parts.append(f'<text x="{(f.left + width - f.right) / 2:.1f}" y="{height - 3}" text-anchor="middle" '
-                 f'font-size="11" {_FONT} fill="{COLOURS["muted"]}">Difference to the rest of the network'
-                 f"{shown_unit}, 90 % CI</text>")
+    span = max([abs(v) for r in rows for v in (r.low, r.high) if math.isfinite(v)] + [m * 1.25, 1e-9]) * 1.08
+    drawing = Drawing(width, height, title)
+    plot = numeric_plot(drawing, Margins(60, 24, 70, 30), (-span, span), (0, 1))
+    plot.vband(-m, m, "band", note=f"Equivalence margin ±{_fmt(m)} {unit}")
+    plot.x_labels(nice_ticks(-span, span, 6), _fmt, grid=True)
+    plot.vline(0.0, "ok", width=1.0)
+    for value, words in ((-m, f"−δ {_fmt(-m)}"), (m, f"+δ {_fmt(m)}")):
+        plot.add(text(plot.x(value), plot.top - 6, words, fill="ok", text_anchor="middle"))
+    plot.titles(f"Difference to the rest of the network{f' ({unit})' if unit else ''}, 90 % CI")
     for i, r in enumerate(rows):
-        y = f.top + 8 + i * row_height + row_height / 2
-        parts.append(f'<text x="{f.left - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12" {_FONT} '
-                     f'fill="{COLOURS["text"]}">{escape(r.label)}</text>')
-        if not (math.isfinite(r.low) and math.isfinite(r.high)):
-            parts.append(f'<text x="{f.x(0) + 6:.1f}" y="{y + 4:.1f}" font-size="11" {_FONT} '
-                         f'fill="{COLOURS["muted"]}">too few lots</text>')
-            continue
-        colour = COLOURS["centre"] if r.equivalent else COLOURS["bad"]
-        parts.append(f'<g><title>{escape(r.label)}: {_fmt(r.estimate)} ({_fmt(r.low)} to {_fmt(r.high)}) — '
-                     f'{"equivalent" if r.equivalent else "equivalence not shown"}</title>'
-                     f'<line x1="{f.x(r.low):.1f}" y1="{y:.1f}" x2="{f.x(r.high):.1f}" y2="{y:.1f}" stroke="{colour}" '
-                     f'stroke-width="2.2"/>')
-        cx = f.x(r.estimate)
-        if r.equivalent:
-            parts.append(f'<rect x="{cx - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="{colour}"/></g>')
-        else:
-            parts.append(f'<path d="M{cx:.1f} {y - 6:.1f} L{cx + 6:.1f} {y:.1f} L{cx:.1f} {y + 6:.1f} '
-                         f'L{cx - 6:.1f} {y:.1f} z" fill="{colour}"/></g>')
-        parts.append(f'<text x="{width - f.right + 6}" y="{y + 4:.1f}" font-size="11" {_FONT} fill="{colour}">'
-                     f'{"equivalent" if r.equivalent else "not shown"}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        _interval_row(plot, r, plot.top + 8 + i * row_height + row_height / 2)
+    return drawing.svg()
 
 
 def t2_chart_svg(values: Sequence[float], *, ucl: float, labels: Sequence[str], title: str, width: int = 720,
                  height: int = 200) -> str:
     """Hotelling's T² per lot with its phase II upper limit; lots above it ringed."""
-    n = len(values)
-    f = _frame(width, height, (0.5, n + 0.5), [0.0, *values, ucl])
-    parts = _open(width, height, title)
-    _axes(f, parts, x_label="Lot", y_label="T²")
-    _hline(f, parts, ucl, f"UCL {_fmt(ucl)}", COLOURS["limit"], dash="6 3")
-    _series(f, parts, values, {i: ["T² above its limit"] for i, v in enumerate(values) if v > ucl}, labels, "")
-    parts.append("</svg>")
-    return "".join(parts)
+    drawing = Drawing(width, height, title)
+    plot = _lot_plot(drawing, len(values), [0.0, *values, ucl])
+    _axes(plot, x_title="Lot", y_title="T²")
+    plot.hline(ucl, "bad", label=f"UCL {_fmt(ucl)}", dash="6 3")
+    _series(plot, values, {i: ["T² above its limit"] for i, v in enumerate(values) if v > ucl}, labels, "")
+    return drawing.svg()

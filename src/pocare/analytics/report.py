@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from pocare.analytics import comparability as cmp
 from pocare.analytics import pages, selectors
+from pocare.core.charts import bar_chart_svg
 from pocare.manufacturing.models import Batch, BatchStatus, QcResult
 from pocare.masterfile.models import ChangeRequest, MasterFileVersion, Product
-from pocare.network.charts import bar_chart_svg
 from pocare.quality.models import CapaAction, Deviation, QualitySignal
 
 

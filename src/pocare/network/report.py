@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
+from pocare.core.charts import bar_chart_svg
 from pocare.ledger.models import Event, site_chain
-from pocare.network.charts import bar_chart_svg
 from pocare.network.events import NetworkEvent
 from pocare.network.models import (
     ManufacturingUnit,

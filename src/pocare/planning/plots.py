@@ -1,131 +1,136 @@
 """SVG drawings for the planning reports and pages, from the data alone (no tile server is reachable
-from a GMP network): a map of demand points and sites in an equirectangular projection scaled by the
-cosine of the mean latitude, histograms, load-versus-capacity bars and line series.
-No Django import (a library module)."""
+from a GMP network), drawn with :mod:`pocare.core.charts`: a map of demand points and sites in an
+equirectangular projection scaled by the cosine of the mean latitude, histograms, load-versus-capacity
+bars and line series. No Django import (a library module)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from html import escape
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pocare.core.charts import (
+    Bar,
+    Drawing,
+    LegendItem,
+    Margins,
+    bars_svg,
+    bin_counts,
+    columns,
+    fmt_number,
+    legend,
+    marker,
+    nice_range,
+    nice_ticks,
+    numeric_plot,
+    text,
+)
+
 W, H = 720, 420
+_SERIES_COLOURS = ("blue", "red", "green", "purple")
+_MAP_LEGEND = (LegendItem("dot", "ok", "≤ 1 h"), LegendItem("dot", "warn", "1–2 h"), LegendItem("dot", "bad", "> 2 h"),
+               LegendItem("square", "blue", "existing site"), LegendItem("triangle", "purple", "chosen site"),
+               LegendItem("dot", "grey", "city (area ∝ patients)"))
 
 
-def _frame(body: list[str], title: str, width: int = W, height: int = H) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-            f'aria-label="{escape(title)}" style="max-width:{width}px;font:11px sans-serif">'
-            f'<title>{escape(title)}</title><rect width="{width}" height="{height}" fill="#fff"/>'
-            + "".join(body) + "</svg>")
+def _drawing(title: str, height: int = H) -> Drawing:
+    """A white picture with the title written at its top left."""
+    drawing = Drawing(W, height, title, background="white")
+    drawing.add(text(20, 16, title, fill="ink", font_weight=700))
+    return drawing
+
+
+def _nothing(title: str, what: str) -> str:
+    drawing = Drawing(W, 80, title, background="white")
+    drawing.add(text(20, 30, f"{title}: {what}", fill="ink"))
+    return drawing.svg()
+
+
+def _travel_colour(minutes: Any) -> str:
+    if minutes is None or (isinstance(minutes, float) and math.isnan(minutes)):
+        return "grey"
+    return "ok" if minutes <= 60 else "warn" if minutes <= 120 else "bad"
+
+
+def _projection(every: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], tuple[float, float]]:
+    """Latitude and longitude to pixels: longitudes shrunk by the cosine of the mean latitude, one
+    scale both ways, north up, fitted inside the picture's margins."""
+    lats = [float(p["latitude"]) for p in every]
+    lons = [float(p["longitude"]) for p in every]
+    k = math.cos(math.radians(sum(lats) / len(lats)))
+    x0, x1, y0, y1 = min(lons) * k, max(lons) * k, min(lats), max(lats)
+    scale = (W - 40) / max(x1 - x0, (y1 - y0) * (W - 40) / (H - 60), 1e-6)
+
+    def xy(p: Mapping[str, Any]) -> tuple[float, float]:
+        return 20 + (float(p["longitude"]) * k - x0) * scale, H - 30 - (float(p["latitude"]) - y0) * scale
+
+    return xy
 
 
 def network_map(points: Sequence[Mapping[str, Any]], chosen: Sequence[Mapping[str, Any]],
                 existing: Sequence[Mapping[str, Any]] = (), *, title: str = "Demand and sites") -> str:
     """Demand points as dots (area ∝ patients, colour by travel minutes to the nearest chosen site),
     existing sites as squares, chosen new sites as triangles."""
-    every = list(points) + list(chosen) + list(existing)
+    every = [*points, *chosen, *existing]
     if not every:
-        return _frame([f'<text x="20" y="30">{escape(title)}: nothing to draw</text>'], title)
-    lats = [float(p["latitude"]) for p in every]
-    lons = [float(p["longitude"]) for p in every]
-    k = math.cos(math.radians(sum(lats) / len(lats)))
-    x0, x1 = min(lons) * k, max(lons) * k
-    y0, y1 = min(lats), max(lats)
-    span = max(x1 - x0, (y1 - y0) * (W - 40) / (H - 60), 1e-6)
-    scale = (W - 40) / span
-
-    def xy(lat: float, lon: float) -> tuple[float, float]:
-        return 20 + (lon * k - x0) * scale, H - 20 - (lat - y0) * scale
-
-    body = [f'<text x="20" y="16" font-weight="bold">{escape(title)}</text>']
+        return _nothing(title, "nothing to draw")
+    xy, drawing = _projection(every), _drawing(title)
     top = max((float(p.get("patients", 0)) for p in points), default=1.0) or 1.0
     for p in sorted(points, key=lambda q: -float(q.get("patients", 0))):
-        x, y = xy(float(p["latitude"]), float(p["longitude"]))
-        minutes = p.get("minutes")
-        colour = ("#999" if minutes is None or (isinstance(minutes, float) and math.isnan(minutes)) else
-                  "#2b8a3e" if minutes <= 60 else "#e8a317" if minutes <= 120 else "#c92a2a")
-        r = 1.2 + 6 * math.sqrt(float(p.get("patients", 0)) / top)
-        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}" fill-opacity="0.55">'
-                    f'<title>{escape(str(p.get("name", "")))}: {float(p.get("patients", 0)):.1f} patients/yr, '
-                    f'{minutes} min</title></circle>')
+        patients = float(p.get("patients", 0))
+        note = f"{p.get('name', '')}: {patients:.1f} patients/yr, {p.get('minutes')} min"
+        drawing.add(marker(*xy(p), "dot", _travel_colour(p.get("minutes")), note=note, opacity=0.55,
+                           size=1.2 + 6 * math.sqrt(patients / top)))
     for s in existing:
-        x, y = xy(float(s["latitude"]), float(s["longitude"]))
-        body.append(f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="#1c7ed6" stroke="#000">'
-                    f'<title>existing: {escape(str(s.get("name", "")))}</title></rect>')
-    for s in chosen:
-        if s.get("existing"):
-            continue
-        x, y = xy(float(s["latitude"]), float(s["longitude"]))
-        body.append(f'<path d="M{x:.1f},{y - 7:.1f} L{x + 6:.1f},{y + 5:.1f} L{x - 6:.1f},{y + 5:.1f} Z" '
-                    f'fill="#7048e8" stroke="#000"><title>chosen: {escape(str(s.get("name", "")))}</title></path>')
-    legend = [("#2b8a3e", "≤ 1 h"), ("#e8a317", "1–2 h"), ("#c92a2a", "> 2 h")]
-    for i, (colour, text) in enumerate(legend):
-        body.append(f'<circle cx="{W - 150 + i * 48}" cy="12" r="4" fill="{colour}"/>'
-                    f'<text x="{W - 143 + i * 48}" y="16">{text}</text>')
-    body.append(f'<text x="20" y="{H - 4}">■ existing site  ▲ chosen site  ● city (area ∝ patients)</text>')
-    return _frame(body, title)
+        drawing.add(marker(*xy(s), "square", "blue", note=f"existing: {s.get('name', '')}", size=5, stroke="#000"))
+    for s in (s for s in chosen if not s.get("existing")):
+        drawing.add(marker(*xy(s), "triangle", "purple", note=f"chosen: {s.get('name', '')}", size=4, stroke="#000"))
+    drawing.add(legend(_MAP_LEGEND, 20, H - 6))
+    return drawing.svg()
 
 
 def histogram(values: Sequence[float], *, title: str, unit: str = "days", bins: int = 30) -> str:
     if not values:
-        return _frame([f'<text x="20" y="30">{escape(title)}: no values</text>'], title, height=80)
+        return _nothing(title, "no values")
     lo, hi = min(values), max(values)
-    width = (hi - lo) / bins or 1.0
-    counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, int((v - lo) / width))] += 1
-    top = max(counts)
-    h = 260
-    bw = (W - 80) / bins
-    body = [f'<text x="20" y="16" font-weight="bold">{escape(title)}</text>']
-    for i, c in enumerate(counts):
-        bh = (h - 60) * c / top
-        body.append(f'<rect x="{50 + i * bw:.1f}" y="{h - 30 - bh:.1f}" width="{bw - 1:.1f}" height="{bh:.1f}" '
-                    f'fill="#4c6ef5"><title>{lo + i * width:.1f}–{lo + (i + 1) * width:.1f} {unit}: {c}</title></rect>')
-    body.append(f'<text x="50" y="{h - 12}">{lo:.1f}</text><text x="{W - 60}" y="{h - 12}">{hi:.1f} {unit}</text>')
-    body.append(f'<text x="20" y="40">n = {len(values)}, max bin {top}</text>')
-    return _frame(body, title, height=h)
+    counts = bin_counts(values, lo, hi, bins)
+    drawing = _drawing(title, 280)
+    drawing.add(text(20, 34, f"n = {len(values)}, max bin {max(counts)}", fill="ink"))
+    low, high, _ = nice_range(0, max(counts))
+    plot = numeric_plot(drawing, Margins(50, 52, 30, 40), (lo, hi if hi > lo else lo + 1), (low, high))
+    plot.y_grid(nice_ticks(low, high), lambda v: fmt_number(v, decimals=0))
+    columns(plot, lo, hi, counts, "blue", lambda a, b, c: f"{a:.1f}–{b:.1f} {unit}: {c}")
+    plot.x_labels(nice_ticks(*plot.x_domain, 8), lambda v: fmt_number(v, digits=4))
+    plot.titles(unit)
+    return drawing.svg()
 
 
 def load_bars(rows: Sequence[Mapping[str, Any]], *, title: str, label: str = "name") -> str:
-    """Expected load (patients/yr) against capacity per site."""
+    """Expected load (patients/yr) against capacity per site: the load filled (red when over the
+    capacity), the capacity outlined."""
     if not rows:
-        return _frame([f'<text x="20" y="30">{escape(title)}: no sites</text>'], title, height=80)
-    top = max(max(float(r["load"]), float(r["capacity"])) for r in rows) or 1.0
-    rh = 16
-    h = 40 + rh * len(rows)
-    body = [f'<text x="20" y="16" font-weight="bold">{escape(title)}</text>']
-    for i, r in enumerate(rows):
-        y = 30 + i * rh
-        lw = (W - 260) * float(r["load"]) / top
-        cw = (W - 260) * float(r["capacity"]) / top
-        over = float(r["load"]) > float(r["capacity"])
-        body.append(f'<text x="10" y="{y + 11}">{escape(str(r[label]))[:26]}</text>'
-                    f'<rect x="180" y="{y + 2}" width="{cw:.1f}" height="{rh - 4}" fill="none" stroke="#333"/>'
-                    f'<rect x="180" y="{y + 4}" width="{lw:.1f}" height="{rh - 8}" '
-                    f'fill="{"#c92a2a" if over else "#2b8a3e"}"/>'
-                    f'<text x="{190 + max(lw, cw):.1f}" y="{y + 11}">{float(r["load"]):.0f} / '
-                    f'{float(r["capacity"]):.0f}</text>')
-    return _frame(body, title, height=h)
+        return _nothing(title, "no sites")
+    bars = [Bar(str(r[label])[:26], float(r["load"]), "bad" if float(r["load"]) > float(r["capacity"]) else "ok",
+                f"{float(r['load']):.0f} / {float(r['capacity']):.0f}", outline=float(r["capacity"])) for r in rows]
+    return bars_svg(bars, title=title, width=W, bar_height=14, gap=2, heading=True)
 
 
 def lines(series: Mapping[str, Sequence[float]], *, title: str, x_label: str = "week") -> str:
     """One line per named series (e.g. total queue length per week, baseline vs scenario)."""
     every = [v for s in series.values() for v in s]
     if not every:
-        return _frame([f'<text x="20" y="30">{escape(title)}: no values</text>'], title, height=80)
-    top = max(every) or 1.0
+        return _nothing(title, "no values")
     n = max(len(s) for s in series.values())
-    h = 280
-    colours = ["#1c7ed6", "#c92a2a", "#2b8a3e", "#7048e8"]
-    body = [f'<text x="20" y="16" font-weight="bold">{escape(title)}</text>']
+    low, high, _ = nice_range(min(0.0, *every), max(every) or 1.0)
+    drawing = _drawing(title, 280)
+    plot = numeric_plot(drawing, Margins(50, 44, 30, 40), (0, max(1, n - 1)), (low, high))
+    plot.y_grid(nice_ticks(low, high), lambda v: fmt_number(v, digits=4))
+    plot.x_labels(nice_ticks(0, max(1, n - 1), 8), lambda v: fmt_number(v, decimals=0))
+    plot.titles(x_label)
+    items = []
     for k, (name, s) in enumerate(series.items()):
-        pts = " ".join(f"{50 + (W - 80) * i / max(1, n - 1):.1f},{h - 30 - (h - 70) * v / top:.1f}"
-                       for i, v in enumerate(s))
-        colour = colours[k % len(colours)]
-        body.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
-                    f'<text x="{W - 200}" y="{34 + 14 * k}" fill="{colour}">{escape(name)}</text>')
-    body.append(f'<text x="50" y="{h - 12}">0</text><text x="{W - 80}" y="{h - 12}">{n - 1} {x_label}s</text>'
-                f'<text x="10" y="44">{top:.0f}</text>')
-    return _frame(body, title, height=h)
+        paint = _SERIES_COLOURS[k % len(_SERIES_COLOURS)]
+        plot.polyline([(float(i), v) for i, v in enumerate(s)], paint, width=1.5)
+        items.append(LegendItem("line", paint, name))
+    drawing.add(legend(items, 50, 34))
+    return drawing.svg()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
-from pocare.network.charts import bar_chart_svg
+from pocare.core.charts import bar_chart_svg
 from pocare.quality.models import Deviation, DeviationClass, DeviationKind
 
 _CLASS_COLOUR = {DeviationClass.CRITICAL: "bad", DeviationClass.MAJOR: "warn", DeviationClass.MINOR: "info",
