@@ -142,3 +142,18 @@ def test_the_code_base_writes_no_other_apps_models():
     """P11-10e: every state change of an app's records goes through that app's services."""
     problems = [p for p in lint.check() if "outside the" in p]
     assert problems == []
+
+
+@pytest.mark.parametrize(("source", "lines"), [
+    ("def f():\n    from pocare.custody import services\n    return services\n", [2]),
+    ("def f():\n    x = 1\n    import json\n    return json, x\n", [3]),
+    ("class A:\n    def f(self):\n        from a import b\n        from c import d\n        return b, d\n", [3, 4]),
+    ("def f():\n    import weasyprint  # late: needs Pango from the system\n    return weasyprint\n", []),
+    ("def f():\n    # late: the app registry is not ready at module level\n    from a import b\n    from c import d\n"
+     "    return b, d\n", []),
+    ("from a import b\n\n\ndef f():\n    return b\n", []),
+])
+def test_an_import_inside_a_function_must_say_why(source, lines):
+    """An import inside a function with no comment on its line or above its group is flagged; one
+    that says why, or one at module level, is not (docs/architecture.md)."""
+    assert lint.unexplained_late_imports(source) == lines

@@ -9,6 +9,10 @@
    record the event (read with ``ast``, see :func:`cross_app_writes`). The demo app and the demo
    loaders (``demo.py``, ``history.py``) are the demo's business and are not checked here.
 
+6. An import inside a function says why it is not at module level (a comment on its line, or on
+   the line above its group of imports): at module level the layers are visible to the import
+   contracts and to a reader, so a late import needs a reason (docs/architecture.md).
+
 A line may opt out with ``# lint: allow <reason>``; the reason is required.
 """
 
@@ -183,6 +187,26 @@ def cross_app_writes(source: str, app: str) -> list[tuple[int, str]]:
     return out
 
 
+def unexplained_late_imports(source: str) -> list[int]:
+    """Lines of imports inside a function with no comment saying why: neither on the import's line
+    nor on the line above its group of consecutive imports."""
+    lines = source.splitlines()
+    found: list[int] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if in_function and isinstance(child, (ast.Import, ast.ImportFrom)):
+                above = child.lineno - 2
+                while above >= 0 and lines[above].strip().startswith(("from ", "import ")):
+                    above -= 1
+                if "#" not in lines[child.lineno - 1] and not (above >= 0 and lines[above].strip().startswith("#")):
+                    found.append(child.lineno)
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+    visit(ast.parse(source), False)
+    return found
+
+
 def _app_modules() -> Iterator[tuple[Path, str]]:
     """Each module whose cross-app writes are checked, with its app ('' at the project root)."""
     for path in sorted(ROOT.rglob("*.py")):
@@ -217,6 +241,12 @@ def check() -> list[str]:
         rel = path.relative_to(ROOT).as_posix()
         for n, problem in cross_app_writes(path.read_text(encoding="utf-8"), app):
             problems.append(f"src/pocare/{rel}:{n}: {problem}")
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if "/migrations/" not in f"/{rel}":
+            for n in unexplained_late_imports(path.read_text(encoding="utf-8")):
+                problems.append(f"src/pocare/{rel}:{n}: an import inside a function says why (a comment) "
+                                "or moves to module level")
     return problems
 
 

@@ -12,7 +12,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pocare.settings")
-    from django.core.management import execute_from_command_line
+    from django.core.management import execute_from_command_line  # once the settings module is named
 
     execute_from_command_line(["pocare", *(sys.argv[1:] if argv is None else argv)])
 

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -48,8 +49,6 @@ class Me(APIView):
     required_perm = None
 
     def get_permissions(self) -> list[Any]:
-        from rest_framework.permissions import IsAuthenticated
-
         return [IsAuthenticated()]
 
     @extend_schema(responses={200: MeSerializer})

@@ -22,12 +22,17 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from pocare.accounts import selectors as access
+from pocare.accounts.roles import Perm
 from pocare.analytics import comparability as cmp
 from pocare.analytics import selectors
 from pocare.analytics.events import AnalyticsEvent
+from pocare.analytics.report import review_build
+from pocare.ledger.canonical import content_hash
 from pocare.ledger.services import event_record
 from pocare.quality.models import QualitySignal, SignalStatus
 from pocare.quality.services import signal_raise
@@ -184,13 +189,6 @@ def product_quality_review_generate(*, actor: Any, product: Any, start: dt.datet
                                     fmt: str) -> Any:
     """Generate the product quality review of ``product`` for batches started in [start, end) and
     record that it was generated — by whom, in which format, and the hash of what it said."""
-    from django.core.exceptions import PermissionDenied, ValidationError
-
-    from pocare.accounts import selectors as access
-    from pocare.accounts.roles import Perm
-    from pocare.analytics.report import review_build
-    from pocare.ledger.canonical import content_hash
-
     if not access.has_perm(actor, Perm.ANALYTICS_VIEW):
         raise PermissionDenied(f"{actor.username} may not generate the product quality review.")
     if product is None:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
-from pocare.analytics import charts, multivariate, pages, selectors, services
+from pocare.analytics import charts, multivariate, pages, report, selectors, services
 from pocare.analytics import comparability as cmp
 from pocare.analytics.forms import ReviewForm
 from pocare.masterfile.models import MasterFileVersion
@@ -142,8 +142,6 @@ def review(request: HttpRequest) -> HttpResponse:
     """The product quality review: the GET shows the choice; generating it for ``product``, ``start``
     and ``end`` (``format=pdf`` for the PDF) is recorded in the ledger, so it is a POST (GET never
     writes)."""
-    from pocare.analytics import report
-
     products = report.products_with_batches()
     data = request.POST.copy() if request.method == "POST" else None
     if data is not None and "product" not in data and len(products) == 1:
@@ -159,7 +157,7 @@ def review(request: HttpRequest) -> HttpResponse:
     fmt = form.cleaned_data["format"] or "html"
     if fmt == "pdf":
         try:
-            import weasyprint
+            import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
         except (ImportError, OSError) as exc:  # WeasyPrint needs Pango from the system
             return HttpResponse(f"PDF output is unavailable on this server ({exc}). The HTML review works; "
                                 "print it to PDF from the browser.", status=503, content_type="text/plain")

@@ -9,6 +9,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Input bounds and safe rendering"
 
     def ready(self) -> None:
-        from pocare.core import fields
+        from pocare.core import fields  # inside ready(): fields imports DRF serializers, which need settings
 
         fields.install_serializer_defaults()

@@ -4,6 +4,7 @@ manufacturing site and at its treating site, and to the Control Site."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
@@ -84,8 +85,6 @@ def shipments_of(order: TherapyOrder) -> list[ShipmentView]:
         spans = []
         for upload in uploads:
             for e in upload.excursions:
-                from datetime import datetime
-
                 spans.append((datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])))
         found.append(ShipmentView(shipment, uploads, temperature_svg(rows, shipment.min_celsius,
                                                                       shipment.max_celsius, spans),

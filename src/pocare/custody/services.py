@@ -31,6 +31,7 @@ from pocare.core import bounds
 from pocare.custody import isbt
 from pocare.custody.events import CustodyEvent
 from pocare.custody.excursions import excursions_find, outside
+from pocare.custody.labels import label_content
 from pocare.custody.models import (
     Collection,
     Handoff,
@@ -45,10 +46,12 @@ from pocare.custody.models import (
     TherapyOrder,
 )
 from pocare.custody.questions import DISPATCH_HOLDS
+from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.masterfile import plausibility
+from pocare.masterfile.selectors import effective_version
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.quality.models import DeviationKind
 from pocare.quality.services import deviation_open
@@ -183,8 +186,6 @@ def therapy_order_accept(*, actor: User, order: TherapyOrder, reason: str) -> Th
     """The manufacturing site's manager accepts the order: the Chain of Identity identifier is
     assigned (ISBT-COI) and never changes afterwards. The site must be able to make the product
     now (an effective master-file version there)."""
-    from pocare.masterfile.selectors import effective_version
-
     site = order.site
     _require(actor, Perm.ORDER_ACCEPT, site, "accept therapy orders")
     reason = reason_required(reason)
@@ -535,8 +536,6 @@ def shipment_dispatch(*, actor: User, order: TherapyOrder, leg: str, logger_id: 
     """Dispatch a shipment with its data logger. The temperature limits of the leg are copied from
     the master-file version effective at the manufacturing site now, so later versions do not
     re-judge this shipment. Apheresis leaves the treating site; product leaves the POCare site."""
-    from pocare.masterfile.selectors import effective_version
-
     leg = str(leg)
     if leg not in ShipmentLeg.values:
         raise ValidationError({"leg": f"{leg!r} is not a shipping leg; use one of: {', '.join(ShipmentLeg.values)}."})
@@ -816,9 +815,6 @@ def _csv_rows(text: str) -> tuple[list[dict[str, str]], list[str]]:
 def labels_print(*, actor: User, order: TherapyOrder, containers: Sequence[str], fmt: str) -> str:
     """Record that labels were printed (who, which containers, the hash of their content) and
     return the content hash. The labels themselves are built by :mod:`pocare.custody.labels`."""
-    from pocare.custody.labels import label_content
-    from pocare.ledger.canonical import content_hash
-
     if not any(access.has_perm(actor, Perm.CUSTODY_RECORD, site_id=s.pk) for s in (order.site, order.treating_site)) \
             or access.is_read_only(actor):
         raise PermissionDenied(f"{actor.username} may not print labels for this order.")

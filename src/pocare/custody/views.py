@@ -25,6 +25,7 @@ from pocare.custody.forms import AcceptForm, CollectionForm, HandoffForm, OrderF
 from pocare.custody.isbt import coi_printed
 from pocare.custody.models import Collection, HandoffKind, OrderStatus, TherapyOrder
 from pocare.network.models import Site
+from pocare.network.selectors import products
 from pocare.trail.selectors import events_visible
 
 
@@ -48,8 +49,6 @@ def orders(request: HttpRequest) -> HttpResponse:
 
 
 def _order_form(request: HttpRequest, data: Any = None) -> OrderForm:
-    from pocare.network.selectors import products
-
     treating = selectors.treating_sites_for(request.user)
     return OrderForm(data, treating=[(s.code, f"{s.code} — {s.name}") for s in treating],
                      sites=[(s.code, f"{s.code} — {s.name}") for s in selectors.manufacturing_sites()],
@@ -60,8 +59,6 @@ def _order_form(request: HttpRequest, data: Any = None) -> OrderForm:
 @require_http_methods(["GET", "POST"])
 def order_new(request: HttpRequest) -> HttpResponse:
     """A treating physician or navigator orders a patient's therapy."""
-    from pocare.network.selectors import products
-
     form = _order_form(request, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -269,7 +266,7 @@ def labels_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     if not containers:
         raise Http404("The order has nothing to label yet: record a collection first.")
     try:
-        import weasyprint
+        import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
     except (ImportError, OSError) as exc:  # WeasyPrint needs Pango and friends from the system
         return HttpResponse(f"PDF output is unavailable on this server ({exc}). Download each label as SVG "
                             "from the order page instead.", status=503, content_type="text/plain")

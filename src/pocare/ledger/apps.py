@@ -1,4 +1,8 @@
 from django.apps import AppConfig
+from django.db import connections
+from django.db.models.signals import post_migrate
+
+from pocare.ledger import triggers
 
 
 class LedgerConfig(AppConfig):
@@ -7,8 +11,6 @@ class LedgerConfig(AppConfig):
     verbose_name = "Ledger (audit trail and electronic signatures)"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
-
         from pocare.ledger import checks  # noqa: F401  (registers the trigger check)
 
         post_migrate.connect(_restore_triggers, sender=self)
@@ -17,10 +19,6 @@ class LedgerConfig(AppConfig):
 def _restore_triggers(sender: AppConfig, using: str = "default", **kwargs: object) -> None:
     """After every migrate, make sure the append-only triggers stand: on SQLite a migration that
     rebuilds a ledger table drops its triggers, and a later migration's author may not know."""
-    from django.db import connections
-
-    from pocare.ledger import triggers
-
     connection = connections[using]
     if "ledger_event" in connection.introspection.table_names():
         triggers.install(connection)

@@ -15,6 +15,8 @@ from django.core.checks import Error, register
 from django.db import connections
 from django.db.utils import DatabaseError
 
+from pocare.ledger.triggers import missing
+
 
 def _exists(connection: Any) -> bool:
     """Whether there is a database to look at; connecting to SQLite would create an empty file."""
@@ -26,8 +28,6 @@ def _exists(connection: Any) -> bool:
 
 @register()
 def ledger_triggers_present(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Error]:
-    from pocare.ledger.triggers import missing
-
     errors: list[Error] = []
     for alias in databases if databases is not None else list(connections):
         connection = connections[alias]

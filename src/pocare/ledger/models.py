@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.db import models
 
+from pocare.ledger.canonical import format_timestamp
+
 
 class LedgerImmutableError(Exception):
     """Raised when code tries to change or remove a ledger row."""
@@ -155,8 +157,6 @@ class Event(AppendOnlyModel):
         return dict(json.loads(self.new_values))
 
     def hashed_fields(self) -> tuple[Any, ...]:
-        from pocare.ledger.canonical import format_timestamp
-
         return (
             self.chain,
             self.seq,

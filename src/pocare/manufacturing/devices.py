@@ -44,6 +44,8 @@ from pocare.manufacturing.models import (
 )
 from pocare.manufacturing.selectors import batches_visible
 from pocare.masterfile import plausibility
+from pocare.quality.models import DeviationKind
+from pocare.quality.services import deviation_open
 
 #: How far ahead of the server clock a device's timestamp may be (device clocks drift), and how
 #: long before the batch's start (plausibility.py keeps both, with the logger's).
@@ -486,9 +488,6 @@ def alarm_acknowledge(*, actor: User, alarm: Alarm, comment: str, raise_deviatio
     """A person acknowledges a device alarm with a comment (A11-ALARM: who, when and what they said
     are recorded in the audit trail); once only. With ``raise_deviation``, a deviation of kind
     *alarm* is opened for the batch in the same transaction and linked to the alarm."""
-    from pocare.quality.models import DeviationKind
-    from pocare.quality.services import deviation_open
-
     site = alarm.batch.site
     if not alarms_visible(actor).filter(pk=alarm.pk).exists():
         raise PermissionDenied("You may not see this alarm.")

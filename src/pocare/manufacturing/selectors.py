@@ -8,9 +8,11 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.urls import reverse
+from django.utils import timezone
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.custody.models import HandoffKind, OrderStatus, TherapyOrder
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Signature
 from pocare.manufacturing.models import (
@@ -24,6 +26,9 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
+from pocare.manufacturing.services import LATE_FACTOR, batch_start_problems, next_step, process_steps, specification
+from pocare.network.models import ManufacturingUnit, UnitStatus
+from pocare.network.selectors import site_today
 from pocare.quality.models import Deviation
 
 
@@ -128,8 +133,6 @@ class BatchPage:
 
 def is_late(execution: StepExecution | None, spec: dict[str, Any]) -> bool:
     """Took longer than LATE_FACTOR × the master file's expected duration."""
-    from pocare.manufacturing.services import LATE_FACTOR
-
     if execution is None or execution.performed_at is None or not spec.get("expected_duration_min"):
         return False
     taken = (execution.performed_at - execution.started_at).total_seconds() / 60
@@ -168,7 +171,6 @@ def batch_page(batch: Batch) -> BatchPage:
                    .order_by("entered_at", "pk"))
     values = [v for e in executions.values() for v in e.values.all()]
     signatures = _signature_views([batch, *executions.values(), *values, *results])
-    from pocare.manufacturing.services import next_step, process_steps
 
     upcoming = next_step(batch) if batch.status == BatchStatus.IN_PROGRESS else None
     steps = []
@@ -185,7 +187,6 @@ def batch_page(batch: Batch) -> BatchPage:
         steps.append(StepView(position, spec, spec["unit_operation"], e, views,
                               list(e.materials.all()) if e is not None else [], sigs,
                               upcoming is not None and upcoming[0] == position, is_late(e, spec)))
-    from pocare.manufacturing.services import specification
 
     qc = []
     for attribute in specification(batch):
@@ -232,8 +233,6 @@ def review_items(page: BatchPage) -> list[ReviewItem]:
     """Review by exception: only what needs a reviewer's eyes — out-of-range values, corrections,
     deviations, alarms, late, skipped or unfinished steps, results out of specification, missing,
     or pending after release, and signatures that no longer hold."""
-    from django.urls import reverse
-
     items: list[ReviewItem] = []
     for s in page.steps:
         anchor = f"step-{s.spec['id']}"
@@ -300,8 +299,6 @@ def review_items(page: BatchPage) -> list[ReviewItem]:
 def orders_ready_to_start(user: Any, *, include_started: bool = False) -> QuerySet[Any]:
     """Accepted therapy orders whose batch has not started yet, at the sites where the person holds
     BATCH_VIEW."""
-    from pocare.custody.models import OrderStatus, TherapyOrder
-
     if not access.has_perm(user, Perm.BATCH_VIEW):
         return TherapyOrder.objects.none()
     qs = TherapyOrder.objects.select_related("site", "product").filter(status=OrderStatus.ACCEPTED)
@@ -313,11 +310,6 @@ def orders_ready_to_start(user: Any, *, include_started: bool = False) -> QueryS
 
 def units_for(order: Any) -> list[tuple[Any, bool, str]]:
     """The site's units for a batch of ``order``, each with whether it may be used now and why not."""
-    from django.utils import timezone
-
-    from pocare.manufacturing.services import batch_start_problems
-    from pocare.network.models import ManufacturingUnit, UnitStatus
-
     now = timezone.now()
     out = []
     for unit in ManufacturingUnit.objects.filter(site=order.site).exclude(status=UnitStatus.RETIRED).order_by("serial"):
@@ -328,8 +320,6 @@ def units_for(order: Any) -> list[tuple[Any, bool, str]]:
 
 def lot_choices(batch: Batch, step: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
     """For each material of the step, the site's lots a person may pick (usable ones first)."""
-    from pocare.network.selectors import site_today
-
     today = site_today(batch.site)
     codes = [m["code"] for m in step.get("materials", [])]
     out: dict[str, list[tuple[str, str]]] = {c: [] for c in codes}
@@ -351,8 +341,6 @@ class Milestone:
 def timeline(page: BatchPage) -> list[Milestone]:
     """From collection to infusion: the custody hand-offs, the batch's start and unit operations,
     its QC and its end, in time order; what is still to come is listed last."""
-    from pocare.custody.models import HandoffKind
-
     items: list[Milestone] = []
     for h in page.handoffs:
         items.append(Milestone(h.occurred_at, h.get_kind_display(), f"{h.performed_by_name} at {h.site.code}",

@@ -25,6 +25,8 @@ from django.utils import timezone
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
+from pocare.custody import services as custody
+from pocare.custody.models import HandoffKind, HandoffOutcome, OrderStatus
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
@@ -44,9 +46,12 @@ from pocare.manufacturing.models import (
 )
 from pocare.manufacturing.questions import LOT_HOLDS
 from pocare.masterfile import plausibility, schema
+from pocare.masterfile.selectors import effective_version
 from pocare.network.models import DeviceType, ManufacturingUnit, Site
+from pocare.network.selectors import site_authorized_for, site_can_start_batch, site_today, unit_usable
 from pocare.quality.models import Deviation, DeviationKind
 from pocare.quality.services import deviation_open
+from pocare.training.gate import step_gate
 
 #: A step is *late* when it took longer than this many times its expected duration.
 LATE_FACTOR = 1.5
@@ -84,8 +89,6 @@ def device_class_for(version: Any, site: Site, equipment_class: str | None) -> s
 def unit_problems(*, unit: ManufacturingUnit, batch_site: Site, device_class: str | None, at: dt.datetime,
                   batch: Batch | None = None) -> list[str]:
     """Why ``unit`` may not be used for a step needing ``device_class`` at ``at`` (empty: it may)."""
-    from pocare.network.selectors import unit_usable
-
     problems = []
     usable, why = unit_usable(unit, at, site=batch_site)
     if not usable:
@@ -160,8 +163,6 @@ def lot_decide(*, actor: User, lot: MaterialLot, decision: str, reason: str,
 
 def lot_problems(lot: MaterialLot, *, material_code: str, site: Site, at: dt.datetime) -> list[str]:
     """Why ``lot`` may not be used as ``material_code`` at ``site`` at ``at`` (empty: it may)."""
-    from pocare.network.selectors import site_today
-
     problems = []
     if lot.material_code != material_code:
         problems.append(f"{lot} is {lot.material_code}, not {material_code}.")
@@ -187,10 +188,6 @@ def _next_batch_reference(site: Site, year: int) -> str:
 
 def batch_start_problems(*, order: Any, unit: ManufacturingUnit, at: dt.datetime | None = None) -> list[str]:
     """Everything that stops a batch from starting now for ``order`` on ``unit`` (empty: it may)."""
-    from pocare.custody.models import HandoffKind, HandoffOutcome, OrderStatus
-    from pocare.masterfile.selectors import effective_version
-    from pocare.network.selectors import site_authorized_for, site_can_start_batch
-
     at = at or _now()
     site = order.site
     problems = []
@@ -234,10 +231,6 @@ def batch_start(*, actor: User, order: Any, unit: ManufacturingUnit, presented_i
     service, also moves the therapy order into manufacture with its ledger event, in this transaction:
     the order's status is custody's to change. Signed (performed).
     """
-    from pocare.custody import services as custody
-    from pocare.custody.models import HandoffKind
-    from pocare.masterfile.selectors import effective_version
-
     site = order.site
     require_perm(actor, Perm.BATCH_EXECUTE, site=site)
     problems = batch_start_problems(order=order, unit=unit)
@@ -332,8 +325,6 @@ def step_problems(*, person: User, batch: Batch, step: dict[str, Any], at: dt.da
                   verifying: bool = False) -> list[str]:
     """What stops ``person`` from performing (or verifying) ``step`` of ``batch`` at ``at``: the
     training gate (role, site, version, qualification, version training) and the unit."""
-    from pocare.training.gate import step_gate
-
     decision = step_gate(person=person, version=batch.masterfile_version, step_id=step["id"], site=batch.site,
                          at=at, verifying=verifying)
     problems = list(decision.reasons)
@@ -584,7 +575,6 @@ def step_skip(*, actor: User, batch: Batch, step_id: str, reason: str,
         _lock_batch(batch)
         position, step, execution = _sequence_check(batch, step_id)
         now = _now()
-        from pocare.training.gate import step_gate
 
         decision = step_gate(person=actor, version=batch.masterfile_version, step_id=step_id, site=batch.site, at=now)
         if not decision.allowed:

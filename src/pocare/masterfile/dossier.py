@@ -85,7 +85,7 @@ def render_pdf(html: str) -> bytes:
     """The dossier as PDF through WeasyPrint. Raises :class:`DossierUnavailable` when WeasyPrint or
     its system libraries (Pango, HarfBuzz) cannot be loaded."""
     try:
-        import weasyprint
+        import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
     except (ImportError, OSError) as exc:
         raise DossierUnavailable(
             "The PDF engine cannot run on this server (WeasyPrint could not load its system libraries: "

@@ -24,6 +24,7 @@ from pocare.masterfile import schema
 from pocare.masterfile.models import ChangeRequest, ChangeStatus, MasterFileVersion, Product, VersionStatus
 from pocare.masterfile.questions import TRAINING_GAPS
 from pocare.network.models import Site, SiteKind
+from pocare.network.selectors import site_authorized_for
 
 RELEASED = (VersionStatus.APPROVED, VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED)
 IN_FORCE = (VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED)
@@ -107,8 +108,6 @@ def _training_gaps(site: Site, version: MasterFileVersion, at: dt.datetime) -> l
 
 
 def _authorized(site: Site, version: MasterFileVersion, at: dt.datetime) -> tuple[bool, str]:
-    from pocare.network.selectors import site_authorized_for
-
     return site_authorized_for(site, version, at)
 
 

@@ -40,6 +40,7 @@ from pocare.network.models import (
     SiteTransition,
     UnitStatus,
 )
+from pocare.network.report import annual_report_build
 
 if TYPE_CHECKING:
     from pocare.masterfile.models import Product
@@ -404,8 +405,6 @@ def site_authorization_revoke(*, actor: User, authorization: SiteAuthorization, 
 def annual_report_generate(*, actor: User, year: int, product: Product | None, fmt: str) -> AnnualReport:
     """Generate the annual report on the master file (POC-4) from the records, and record that
     it was generated, by whom, in which format and the hash of what it said."""
-    from pocare.network.report import annual_report_build
-
     if not access.has_perm(actor, Perm.REPORTS_VIEW):
         raise PermissionDenied(f"{actor.username} may not generate the annual report.")
     if fmt not in ("html", "pdf"):

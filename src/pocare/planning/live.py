@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db.models import Max
 
+from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution
+from pocare.network.models import ManufacturingUnit, Site, SiteKind, UnitStatus
 from pocare.planning import travel, twin
 
 MIN_BATCHES = 5  # fewer observed batches than this: keep the published defaults
@@ -18,9 +20,6 @@ MIN_BATCHES = 5  # fewer observed batches than this: keep the published defaults
 
 def observed(user: Any = None) -> dict[str, Any]:
     """What the batch records say (network-wide). ``user`` is for scoping: planners see the network."""
-    from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution
-    from pocare.network.models import ManufacturingUnit, Site, SiteKind, UnitStatus
-
     sites = []
     for site in Site.objects.exclude(kind=SiteKind.CONTROL).order_by("code"):
         units = ManufacturingUnit.objects.filter(site=site, status=UnitStatus.QUALIFIED).count()

@@ -47,7 +47,7 @@ def run_replications(config: twin.TwinConfig | Mapping[str, Any], n: int, seed: 
             if progress:
                 progress(i + 1, n)
         return out
-    import distributed
+    import distributed  # late: dask.distributed is slow to import; only parallel replications need it
 
     dd: Any = distributed  # untyped library
     Client, LocalCluster, as_completed = dd.Client, dd.LocalCluster, dd.as_completed

@@ -19,7 +19,7 @@ from django.utils import timezone
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.ledger.services import event_record
-from pocare.planning import report, study
+from pocare.planning import demand, report, study, travel
 from pocare.planning.events import PlanningEvent
 from pocare.planning.models import PlanningRun, RunKind, RunStatus
 
@@ -32,8 +32,6 @@ def validate_parameters(kind: str, parameters: Mapping[str, Any]) -> None:
     """Fail early, naming the field, for what the study would refuse (cheap checks only)."""
     try:
         if kind == RunKind.PLAN:
-            from pocare.planning import demand, travel
-
             p = {**study.PLAN_DEFAULTS, **parameters}
             demand.cities(str(p["region"]), min_population=int(p["min_population"]))
             travel.TravelModel(circuity=float(p["circuity"]), speed_kmh=float(p["speed_kmh"]))

@@ -6,6 +6,7 @@ No Django import (a library module)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -136,7 +137,6 @@ def twin_config(params: Mapping[str, Any]) -> tuple[twin.TwinConfig, twin.TwinCo
             raise ValueError("sites: at least 1.")
         base = twin.synthetic_network(sites=int(p["sites"]), referrals_per_year=float(p["referrals_per_year"]),
                                       units_per_site=int(p["units_per_site"]), seed=int(p["seed"]))
-    from dataclasses import replace
 
     base = replace(base, horizon_days=float(p["horizon_days"]))
     scenario = p["scenario"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import path
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +19,7 @@ from rest_framework.views import APIView
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.ledger.signing import credentials_from_api
+from pocare.masterfile.selectors import change_requests_visible
 from pocare.quality import risk, selectors, services
 from pocare.quality.models import (
     CapaAction,
@@ -96,15 +99,13 @@ class DeviationList(generics.ListAPIView[Deviation]):
     serializer_class = DeviationSerializer
 
     def get_queryset(self) -> Any:
-        from rest_framework.exceptions import ValidationError
-
         qs = selectors.deviations_visible(self.request.user).order_by("-opened_at", "-pk")
         p = self.request.query_params
         checks = {"status": DeviationStatus.values, "classification": DeviationClass.values,
                   "kind": DeviationKind.values, "overdue": ["true", "false"]}
         for name, allowed in checks.items():
             if name in p and p[name] not in allowed:
-                raise ValidationError({name: [_choice(name, allowed)]})
+                raise ApiValidationError({name: [_choice(name, allowed)]})
         if p.get("site"):
             qs = qs.filter(site__code=p["site"])
         for name in ("status", "classification", "kind"):
@@ -207,13 +208,11 @@ class SignalList(generics.ListAPIView[QualitySignal]):
     serializer_class = SignalSerializer
 
     def get_queryset(self) -> Any:
-        from rest_framework.exceptions import ValidationError
-
         qs = selectors.signals_visible(self.request.user).order_by("-raised_at", "-pk")
         state = self.request.query_params.get("status")
         if state is not None:
             if state not in SignalStatus.values:
-                raise ValidationError({"status": [_choice("status", SignalStatus.values)]})
+                raise ApiValidationError({"status": [_choice("status", SignalStatus.values)]})
             qs = qs.filter(status=state)
         return qs
 
@@ -237,9 +236,6 @@ class SignalResolveView(APIView):
 
     @extend_schema(request=ResolveInput, responses={200: SignalSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        from django.core.exceptions import ValidationError
-
-        from pocare.masterfile.selectors import change_requests_visible
 
         signal = selectors.signals_visible(request.user).filter(pk=pk).first()
         if signal is None:

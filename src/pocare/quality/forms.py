@@ -10,6 +10,7 @@ from pocare.core.fields import DateField
 from pocare.ledger.forms import SignatureFieldsMixin
 from pocare.quality import risk
 from pocare.quality.models import CapaKind, DeviationClass, Impact, SignalOutcome
+from pocare.quality.services import NOTIFIABLE_ROLES, ROOT_CAUSE_CATEGORIES
 
 
 def _scale(name: str) -> forms.TypedChoiceField:
@@ -35,8 +36,6 @@ class InvestigationForm(forms.Form):
     reason = forms.CharField(label="Reason", max_length=500, initial="Investigation completed")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from pocare.quality.services import ROOT_CAUSE_CATEGORIES
-
         super().__init__(*args, **kwargs)
         field = self.fields["root_cause_category"]
         assert isinstance(field, forms.ChoiceField)
@@ -94,8 +93,6 @@ class EscalationRuleForm(forms.Form):
     reason = forms.CharField(label="Reason", max_length=500)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from pocare.quality.services import NOTIFIABLE_ROLES
-
         super().__init__(*args, **kwargs)
         roles = self.fields["notify_roles"]
         assert isinstance(roles, forms.MultipleChoiceField)

@@ -27,6 +27,7 @@ from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
+from pocare.network.models import Site, SiteKind
 from pocare.quality import risk
 from pocare.quality.events import QualityEvent
 from pocare.quality.models import (
@@ -98,8 +99,6 @@ def _refuse_closed(deviation: Deviation) -> None:
 
 
 def _control_site() -> Site | None:
-    from pocare.network.models import Site, SiteKind
-
     return Site.objects.filter(kind=SiteKind.CONTROL).order_by("pk").first()
 
 

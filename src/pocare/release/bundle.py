@@ -51,6 +51,7 @@ from pocare.manufacturing.models import (
     StepExecution,
     StepValue,
 )
+from pocare.manufacturing.services import process_steps, specification
 from pocare.quality.models import (
     CapaAction,
     Deviation,
@@ -69,6 +70,8 @@ from pocare.release.models import (
     OosRelease,
     QcReview,
 )
+from pocare.training.gate import step_gate
+from pocare.training.selectors import membership_in_force, qualifications_of
 
 BUNDLE_FORMAT = bundle_verify.BUNDLE_FORMAT
 #: The files of a bundle, in the order they are written (the manifest and its hash come last).
@@ -240,8 +243,6 @@ def _in_reading_order(values: list[StepValue], parameters: list[str]) -> list[St
 
 
 def _steps(r: _Records) -> list[dict[str, Any]]:
-    from pocare.manufacturing.services import process_steps
-
     executions = {e.position: e for e in r.steps}
     out = []
     for position, spec in enumerate(process_steps(r.batch)):
@@ -269,8 +270,6 @@ def _steps(r: _Records) -> list[dict[str, Any]]:
 
 
 def _qc(r: _Records) -> dict[str, Any]:
-    from pocare.manufacturing.services import specification
-
     attributes = {a["id"]: a for a in specification(r.batch)}
     results = [{"id": q.pk, "attribute_id": q.attribute_id,
                 "attribute": attributes.get(q.attribute_id, {}).get("name", q.attribute_id),
@@ -447,9 +446,6 @@ def batch_content(r: _Records) -> dict[str, Any]:
 def _training_at(sig: Signature, r: _Records, records: dict[tuple[str, str], Any]) -> dict[str, Any]:
     """What the signer held when signing: for a step, the training gate's decision at that moment;
     otherwise the roles (and qualifications) in force then."""
-    from pocare.training.gate import step_gate
-    from pocare.training.selectors import membership_in_force, qualifications_of
-
     signer, at = sig.signer, sig.signed_at
     if sig.record_type == StepExecution._meta.label:
         step = records[(sig.record_type, sig.record_id)]
@@ -539,7 +535,7 @@ def render_dossier_html(context: dict[str, Any]) -> str:
 def render_pdf(html: str) -> bytes:
     """HTML to PDF through WeasyPrint; :class:`BundleUnavailable` when its libraries cannot load."""
     try:
-        import weasyprint
+        import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
     except (ImportError, OSError) as exc:
         raise BundleUnavailable(
             "The PDF engine cannot run on this server (WeasyPrint could not load its system libraries: "

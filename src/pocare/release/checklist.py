@@ -15,6 +15,7 @@ lots of every step are checked against rows loaded once for the whole batch
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +23,22 @@ from django.db.models import Max, Q
 from django.urls import reverse
 
 from pocare.accounts.models import Membership, User
+from pocare.accounts.roles import Role
+from pocare.custody.models import HandoffKind
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import AuditReview, Event, Meaning, Signature, chains_with_lanes
-from pocare.manufacturing.models import Batch, BatchStatus, StepStatus
+from pocare.manufacturing.models import Alarm, Batch, BatchAbort, BatchStatus, StepStatus
 from pocare.manufacturing.selectors import BatchPage, ReviewItem, batch_page, review_items
+from pocare.manufacturing.services import lot_problems
+from pocare.masterfile import schema
+from pocare.masterfile.selectors import effective_version, required_training_steps
+from pocare.network.models import ManufacturingUnit, SiteStatus, SiteTransition, UnitStatus
+from pocare.network.selectors import site_authorized_for, site_can_start_batch, site_today
+from pocare.release.models import ExceptionReview
 from pocare.release.questions import CERTIFICATION_HOLDS
+from pocare.training.gate import PERFORM_ROLES, VERIFY_ROLES
+from pocare.training.models import PersonQualification, TrainingKind, TrainingRecord, TrainingStatus
+from pocare.training.selectors import grant_valid_at, membership_in_force
 
 PASS, FAIL, PENDING, NOT_APPLICABLE = "pass", "fail", "pending", "not_applicable"
 
@@ -183,9 +195,6 @@ class _Evidence:
 
     # (a) POC-1
     def masterfile(self) -> ChecklistLine:
-        from pocare.masterfile.selectors import effective_version
-        from pocare.network.selectors import site_authorized_for, site_can_start_batch
-
         b, v = self.batch, self.version
         at = b.started_at
         problems = []
@@ -267,9 +276,6 @@ class _Evidence:
 
     # (d)
     def units(self) -> ChecklistLine:
-        from pocare.network.models import ManufacturingUnit, UnitStatus
-        from pocare.network.selectors import site_today
-
         used = [e for e in self.executions if e.equipment_id is not None and e.performed_at is not None]
         units = {e.equipment_id: e.equipment for e in used}
         if not used:
@@ -299,8 +305,6 @@ class _Evidence:
 
     # (e) ATMP-TRACE
     def materials(self) -> ChecklistLine:
-        from pocare.manufacturing.services import lot_problems
-
         problems = []
         count = 0
         for s in self.page.steps:
@@ -371,8 +375,6 @@ class _Evidence:
 
     # (h) ATMP-TRACE, ISBT-COI
     def custody(self) -> ChecklistLine:
-        from pocare.custody.models import HandoffKind
-
         order, collection = self.batch.order, self.batch.collection
         problems: list[str] = []
         notes: list[str] = []
@@ -432,8 +434,6 @@ class _Evidence:
 
     # (k) review by exception
     def exceptions_review(self) -> ChecklistLine:
-        from pocare.release.models import ExceptionReview
-
         evidence = reverse("manufacturing:batch_review", args=[self.batch.reference])
         review = ExceptionReview.objects.filter(batch=self.batch).select_related("reviewer").order_by(
             "-reviewed_at", "-pk").first()
@@ -488,8 +488,6 @@ def last_batch_events(batch: Batch, page: BatchPage) -> dict[str, int]:
     """The position of the batch's last event on each lane of its site's chain: events about the batch,
     its steps, values, QC results, alarms, abort and custody hand-offs, and their signatures.
     Release records (reviews, certification) and deviations (line g) are not part of it."""
-    from pocare.manufacturing.models import Alarm, BatchAbort
-
     ids: dict[str, list[str]] = {
         "manufacturing.Batch": [str(batch.pk)],
         "manufacturing.StepExecution": [str(s.execution.pk) for s in page.steps if s.execution is not None],
@@ -528,10 +526,6 @@ class BatchedGate:
     """
 
     def __init__(self, *, version: Any, site: Any, people: list[User]) -> None:
-        from pocare.masterfile.selectors import required_training_steps
-        from pocare.network.models import SiteTransition
-        from pocare.training.models import PersonQualification, TrainingKind, TrainingRecord
-
         self.version, self.site = version, site
         ids = {p.pk for p in people}
         self.memberships: dict[int, list[Membership]] = {}
@@ -557,12 +551,6 @@ class BatchedGate:
 
     def reasons(self, *, person: User, step_id: str, at: dt.datetime, verifying: bool = False) -> list[str]:
         """Why ``person`` could not perform (or verify) ``step_id`` at ``at``; empty when they could."""
-        from pocare.accounts.roles import Role
-        from pocare.network.models import SiteStatus
-        from pocare.training.gate import PERFORM_ROLES, VERIFY_ROLES
-        from pocare.training.models import TrainingStatus
-        from pocare.training.selectors import grant_valid_at, membership_in_force
-
         name = person.printed_name or person.username
         out = []
         if not person.is_active and (person.deactivated_at is None or person.deactivated_at <= at):
@@ -592,8 +580,6 @@ class BatchedGate:
 
 
 def _iter_steps(version: Any) -> list[dict[str, Any]]:
-    from pocare.masterfile import schema
-
     return list(schema.iter_steps(version.content or {}))
 
 
@@ -634,7 +620,6 @@ def _unit_history(units: list[Any]) -> _UnitHistory:
     rows = Event.objects.filter(object_type="network.ManufacturingUnit",
                                 object_id__in=[str(u.pk) for u in units]).values_list("object_id", "occurred_at",
                                                                                       "old_values")
-    import json
 
     for object_id, occurred, old in rows:
         events.setdefault(int(object_id), []).append((occurred, json.loads(old or "{}")))

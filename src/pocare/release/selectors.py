@@ -10,10 +10,19 @@ from django.db.models import Q, QuerySet
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Signature
 from pocare.manufacturing.models import Batch, BatchOrigin, BatchStatus
 from pocare.release.checklist import Checklist, ChecklistLine, release_checklist
-from pocare.release.models import Certification, Decision, ExceptionReview, OosRelease, QcReview
+from pocare.release.models import (
+    Certification,
+    Decision,
+    ExceptionReview,
+    OosAcceptance,
+    OosEvaluation,
+    OosRelease,
+    QcReview,
+)
 
 
 def release_batches_visible(user: Any, perm: Perm = Perm.RELEASE_VIEW) -> QuerySet[Batch]:
@@ -94,8 +103,6 @@ class SignedRecord:
 
 
 def _signed(record: Any, label: str | None = None) -> SignedRecord:
-    from pocare.ledger.canonical import content_hash
-
     label = label or record._meta.label
     expected = content_hash(record.signed_content())
     broken = "the record changed after it was signed"
@@ -128,8 +135,6 @@ class OosView:
 
 
 def oos_view(oos: OosRelease) -> OosView:
-    from pocare.release.models import OosAcceptance, OosEvaluation
-
     evaluation = _signed(OosEvaluation.objects.get(pk=oos.pk)) if oos.evaluated_at else None
     acceptance = _signed(OosAcceptance.objects.get(pk=oos.pk)) if oos.accepted_at else None
     return OosView(oos, _signed(oos), evaluation, acceptance)

@@ -31,6 +31,7 @@ from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.manufacturing.models import Batch, BatchStatus
+from pocare.manufacturing.selectors import batch_page
 from pocare.release.checklist import RESULTS_LINE, Checklist, release_checklist, review_items_hash, review_snapshot
 from pocare.release.events import ReleaseEvent
 from pocare.release.models import (
@@ -105,7 +106,6 @@ def exceptions_review_sign(*, actor: User, batch: Batch, comment: str,
     proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
         _lock(batch)
-        from pocare.manufacturing.selectors import batch_page
 
         items = review_snapshot(batch_page(batch).review)
         review = ExceptionReview.objects.create(batch=batch, items=items, items_hash=review_items_hash(items),

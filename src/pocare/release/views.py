@@ -191,7 +191,7 @@ def certificate_download(request: HttpRequest, reference: str) -> HttpResponse:
     fmt = "html" if request.POST.get("format") == "html" else "pdf"
     if fmt == "pdf":
         try:
-            import weasyprint
+            import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
         except (ImportError, OSError) as exc:  # WeasyPrint needs Pango and friends from the system
             return HttpResponse(f"PDF output is unavailable on this server ({exc}). Download the HTML and print it "
                                 "from the browser.", status=503, content_type="text/plain")

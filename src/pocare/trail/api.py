@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -103,7 +104,6 @@ class EventExport(APIView):
             writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-            from django.http import HttpResponse
 
             return HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")  # type: ignore[return-value]
         return Response({"export_event": event.label, "events": rows})

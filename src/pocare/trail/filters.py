@@ -6,7 +6,7 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from pocare.core.fields import IsoDateTimeFilter
 from pocare.ledger.events import registered
@@ -44,6 +44,4 @@ class EventFilter(django_filters.FilterSet):
         return queryset.filter(chain__in=chains_with_lanes([value]))
 
     def search(self, queryset: QuerySet[Event], name: str, value: Any) -> QuerySet[Event]:
-        from django.db.models import Q
-
         return queryset.filter(Q(object_repr__icontains=value) | Q(reason__icontains=value))

@@ -19,6 +19,7 @@ from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Signature
 from pocare.ledger.signing import signatures_for
 from pocare.ledger.verify import signature_status
+from pocare.masterfile.selectors import versions_visible
 from pocare.training import selectors
 from pocare.training.gate import step_gate
 from pocare.training.models import Qualification, TrainingKind, TrainingRecord, TrainingStatus
@@ -229,8 +230,6 @@ class Gate(APIView):
 
     @extend_schema(parameters=[GateQuery], responses={200: GateAnswer})
     def get(self, request: Request) -> Response:
-        from pocare.masterfile.selectors import versions_visible
-
         if not request.query_params:
             return Response({
                 "detail": "Ask the gate with ?person=&step=&site=&version= (and optionally at=, verifying=).",

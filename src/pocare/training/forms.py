@@ -12,6 +12,8 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Role
 from pocare.core.fields import DateField, DateTimeField
 from pocare.ledger.forms import SignatureFieldsMixin
+from pocare.masterfile import schema
+from pocare.masterfile.models import MasterFileVersion
 from pocare.network.models import Site
 from pocare.training.models import CurriculumItem, Qualification, TrainingKind
 
@@ -20,8 +22,6 @@ TRAINABLE = ("approved", "effective", "superseded")
 
 
 def _versions(statuses: tuple[str, ...] | None = None) -> QuerySet[Any]:
-    from pocare.masterfile.models import MasterFileVersion
-
     qs = MasterFileVersion.objects.select_related("product").order_by("product__code", "-number")
     return qs.filter(status__in=statuses) if statuses else qs.exclude(status="draft")
 
@@ -167,8 +167,6 @@ class GateForm(forms.Form):
         chosen = versions.filter(pk=self.data.get("version")).first() if str(self.data.get("version", "")).isdigit() \
             else None
         if chosen is not None:
-            from pocare.masterfile import schema
-
             choices = [("", "Every step")] + [
                 (s["id"], f"{s['id']} — {s.get('name', '')}") for s in schema.iter_steps(chosen.content or {})
             ]

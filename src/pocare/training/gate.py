@@ -17,9 +17,12 @@ from django.utils import timezone
 
 from pocare.accounts.models import Membership, User
 from pocare.accounts.roles import Role
+from pocare.masterfile import schema
+from pocare.masterfile.selectors import effective_version, required_training_steps
 from pocare.network.models import Site, SiteStatus, SiteTransition
+from pocare.network.selectors import site_authorized_for
 from pocare.training.models import PersonQualification, Qualification, TrainingKind, TrainingRecord, TrainingStatus
-from pocare.training.selectors import grant_valid_at, membership_in_force
+from pocare.training.selectors import grant_valid_at, membership_in_force, version_training_gaps
 
 #: Roles that may perform a step, and that may verify one as the second person. QC analysts
 #: perform the in-process QC steps; the step's qualification decides which steps anyone may do.
@@ -68,8 +71,6 @@ def _date(when: dt.datetime, site: Site | None = None) -> str:
 
 def iter_version_steps(version: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     """(unit operation name, step) for every step of a version, in process order."""
-    from pocare.masterfile import schema
-
     content = version.content or {}
     names = {uo.get("id"): uo.get("name") or uo.get("id")
              for uo in content.get("process", {}).get("unit_operations", [])}
@@ -79,8 +80,6 @@ def iter_version_steps(version: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def find_step(version: Any, step_id: str) -> dict[str, Any] | None:
     """The step ``step_id`` of a version, or None."""
-    from pocare.masterfile import schema
-
     return schema.step(version.content or {}, step_id)
 
 
@@ -170,8 +169,6 @@ class _Gate:
             self.reasons.append(f"{self.site.code} is {label}{when}; steps are done only at active sites.")
 
     def _check_version(self) -> None:
-        from pocare.masterfile.selectors import effective_version
-
         v = self.version
         effective = effective_version(site=self.site, product=v.product, at=self.at)
         if effective is None:
@@ -188,9 +185,6 @@ class _Gate:
     def _why_not_effective(self) -> str:
         """Why the asked-for version is not in effect at the site: authorization, the version's own
         status, or the operators not yet trained on what it changed."""
-        from pocare.network.selectors import site_authorized_for
-        from pocare.training.selectors import version_training_gaps
-
         v, at = self.version, self.at
         authorized, why = site_authorized_for(self.site, v, at)
         if not authorized:
@@ -204,8 +198,6 @@ class _Gate:
         return ""
 
     def _load_training(self) -> None:
-        from pocare.masterfile.selectors import required_training_steps
-
         at = self.at
         self.grants: dict[str, list[PersonQualification]] = {}
         rows = PersonQualification.objects.filter(person=self.person).select_related("qualification", "record",

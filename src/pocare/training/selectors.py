@@ -13,6 +13,9 @@ from django.utils import timezone
 from pocare.accounts import selectors as access
 from pocare.accounts.models import Membership, User
 from pocare.accounts.roles import Perm, Role
+from pocare.masterfile import schema
+from pocare.masterfile.models import MasterFileVersion, VersionStatus
+from pocare.masterfile.selectors import required_training_steps
 from pocare.network.models import Site
 from pocare.training.models import (
     CurriculumItem,
@@ -125,10 +128,6 @@ def version_training_gaps(*, site: Site, version: Any, at: dt.datetime | None = 
     cannot reach v3 by training only v3's changes. Operators with no gap are left out: an empty
     list means the site is trained on the version.
     """
-    from pocare.masterfile import schema
-    from pocare.masterfile.models import MasterFileVersion, VersionStatus
-    from pocare.masterfile.selectors import required_training_steps
-
     at = at or timezone.now()
     present = schema.step_ids(version.content)
     history = MasterFileVersion.objects.filter(

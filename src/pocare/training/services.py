@@ -25,6 +25,7 @@ from pocare.accounts.roles import Perm, Role
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
+from pocare.masterfile import schema
 from pocare.network.models import Site
 from pocare.training.events import TrainingEvent
 from pocare.training.models import (
@@ -161,8 +162,6 @@ def _percent(value: Any, field: str) -> Decimal | None:
 
 
 def _version_step_ids(version: Any) -> list[str]:
-    from pocare.masterfile import schema
-
     return [str(s) for s in schema.step_ids(version.content or {})]
 
 

@@ -19,7 +19,9 @@ from pocare.core.forms import apply_validation_error
 from pocare.core.scope import scoped_chain
 from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status
-from pocare.masterfile.selectors import versions_visible
+from pocare.masterfile import selectors as masterfile
+from pocare.masterfile.models import MasterFileVersion
+from pocare.masterfile.selectors import required_training_steps, versions_visible
 from pocare.network.models import Site
 from pocare.training import selectors, services
 from pocare.training.forms import (
@@ -76,9 +78,6 @@ def matrix(request: HttpRequest) -> HttpResponse:
 def _version_status(sites: Any) -> list[dict[str, Any]]:
     """Per product: the newest approved or effective version and, per site, the version in effect
     there and who still needs training on the newest one."""
-    from pocare.masterfile import selectors as masterfile
-    from pocare.masterfile.models import MasterFileVersion
-
     newest: dict[int, Any] = {}
     for v in MasterFileVersion.objects.filter(status__in=("approved", "effective")).select_related("product") \
             .order_by("product_id", "-number"):
@@ -183,9 +182,6 @@ def record_new(request: HttpRequest) -> HttpResponse:
 
 def _version_steps() -> list[tuple[Any, list[str]]]:
     """Each trainable version with the steps operators must be trained on before it is effective."""
-    from pocare.masterfile.models import MasterFileVersion
-    from pocare.masterfile.selectors import required_training_steps
-
     versions = MasterFileVersion.objects.filter(status__in=services.TRAINABLE_VERSION_STATUSES) \
         .select_related("product", "change_request").order_by("product__code", "-number")
     return [(v, required_training_steps(v)) for v in versions]

@@ -8,14 +8,14 @@ from django import template
 from django.urls import reverse
 from django.utils.html import format_html
 
+from pocare.quality.selectors import unread_count
+
 register = template.Library()
 
 
 @register.simple_tag
 def notifications_badge(user: Any) -> str:
     """A link to the person's notifications with the number unread (one count query)."""
-    from pocare.quality.selectors import unread_count
-
     if not getattr(user, "is_authenticated", False):
         return ""
     count = unread_count(user)

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from pocare.analytics.services import comparability_monitor_run
+
 
 class Command(BaseCommand):
     help = "Run the comparability monitor: control-chart rules and equivalence per site, raising quality signals."
@@ -17,8 +19,6 @@ class Command(BaseCommand):
         run.add_argument("--now", help="assess as of this UTC moment (ISO 8601), e.g. to replay a past run")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from pocare.analytics.services import comparability_monitor_run
-
         now = None
         if options.get("now"):
             try:

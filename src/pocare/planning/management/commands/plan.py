@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from pocare.planning import demand, live, report, study
 
 
 class Command(BaseCommand):
@@ -31,10 +34,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", help="also write the result as JSON here")
 
     def handle(self, *args: Any, **o: Any) -> None:
-        import csv
-
-        from pocare.planning import demand, live, report, study
-
         params: dict[str, Any] = {"region": o["region"], "model": o["model"], "p": o["p"],
                                   "cover_minutes": o["cover_minutes"], "max_points": o["max_points"],
                                   "max_candidates": o["max_candidates"],

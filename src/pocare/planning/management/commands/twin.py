@@ -8,13 +8,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from pocare.planning import live, report, study, twin
+from pocare.planning.study import SCENARIOS
+
 
 class Command(BaseCommand):
     help = "Run the digital twin (baseline and a scenario) over replications on Dask; write an HTML report."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        from pocare.planning.study import SCENARIOS
-
         parser.add_argument("--scenario", default="baseline", choices=SCENARIOS)
         parser.add_argument("--live", action="store_true", help="the live network and its batch records")
         parser.add_argument("--sites", type=int, default=30, help="synthetic network: sites")
@@ -35,8 +36,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", help="also write the result as JSON here")
 
     def handle(self, *args: Any, **o: Any) -> None:
-        from pocare.planning import live, report, study, twin
-
         params: dict[str, Any] = {"scenario": o["scenario"], "sites": o["sites"], "referrals_per_year": o["referrals"],
                                   "units_per_site": o["units_per_site"], "site": o["site"], "hub": o["hub"],
                                   "units": o["units"], "start_day": o["start_day"], "days": o["days"],

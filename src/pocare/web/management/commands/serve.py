@@ -17,9 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=8)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import waitress
+        import waitress  # late: only this command serves
 
-        from pocare.wsgi import application
+        from pocare.wsgi import application  # late: the WSGI application is built once settings are final
 
         db = settings.DATABASES["default"]
         self.stdout.write(
