@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "pocare.analytics",
     "pocare.planning",
     "pocare.web",
+    "pocare.demo",
 ]
 
 MIDDLEWARE = [
