@@ -1,10 +1,10 @@
 """The history's custody rows: each batch's therapy order, its apheresis collection and its
 hand-offs from vein to vein, inserted in bulk.
 
-# demo: no custody service can make these. ``therapy_order_create``, ``collection_record`` and
-# ``handoff_record`` stamp the server's clock, allocate the next COI and DIN at that moment and
-# check the previous hand-off as it happens; the history's records are months old, already
-# accepted, infused or cancelled, with their identifiers drawn in order of their own dates.
+No custody service can make these: ``therapy_order_create``, ``collection_record`` and
+``handoff_record`` stamp the server's clock, allocate the next COI and DIN at that moment and
+check the previous hand-off as it happens; the history's records are months old, already
+accepted, infused or cancelled, with their identifiers drawn in order of their own dates.
 """
 
 from __future__ import annotations

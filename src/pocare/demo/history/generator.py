@@ -179,10 +179,22 @@ class Generator:
     # one batch
 
     def _plan_batch(self, p: BatchPlan) -> None:
-        rng, site, tz = p.rng, p.site, ZoneInfo(p.site.time_zone)
+        """One batch from the patient's order to the infusion (or to the step where it failed)."""
+        site = p.site
         operator, manager = self.person(Role.OPERATOR, site), self.person(Role.SITE_MANAGER, site)
         qc, physician = self.person(Role.QC_ANALYST, site), self.person(Role.PHYSICIAN, site)
+        self._plan_order(p, physician=physician, manager=manager, operator=operator)
+        latent = biology.latent(p)
+        if not self._plan_steps(p, latent, operator=operator, manager=manager, qc=qc):
+            return  # failed: aborted at the step that found it
+        p.ended_at = max(s.done_at for s in p.steps)
+        self._qc_results(p, latent, qc)
+        self._to_patient(p, operator, physician)
 
+    def _plan_order(self, p: BatchPlan, *, physician: User, manager: User, operator: User) -> None:
+        """The order and its COI, the collection and its DIN, and custody up to the site's receipt,
+        which starts the batch."""
+        rng, site, tz = p.rng, p.site, ZoneInfo(p.site.time_zone)
         # Collection on the day before set-up: apheresis in the morning, 3–5 h (estimate).
         eve = p.setup_day - dt.timedelta(days=1)
         collection_start = local_time(eve, 7.5 + rng.uniform(0, 1.5), tz)
@@ -220,9 +232,12 @@ class Generator:
                                 "collection")
         p.started_at = receipt + minutes(rng.uniform(5, 20))
 
-        weight = float(p.order["recipient_weight_kg"])
-        latent = biology.latent(p)
-        clock = p.started_at
+    def _plan_steps(self, p: BatchPlan, latent: dict[str, Any], *, operator: User, manager: User,
+                    qc: User) -> bool:
+        """Every step of the master file in order, on the culture days the process sets, with the
+        product's hand-offs; ``False`` when the batch failed (it ends at the step that found it)."""
+        rng, tz = p.rng, ZoneInfo(p.site.time_zone)
+        clock = p.start
         day_of: dict[str, tuple[int, float]] = {  # step id: (culture day, local start hour) for day-bound steps
             "prodigy-setup": (0, 7.75), "transduction": (1, 0.0), "culture-wash": (rng.choice((3, 4)), 9.0),
             "ipc-day5": (5, 9.0), "expansion-harvest-decision": (p.harvest_day - 1, 8.5),
@@ -241,49 +256,53 @@ class Generator:
             if position == 0:  # as in the live record: the start of the batch is the start-of-manufacture scan
                 self._handoff(p, HandoffKind.MANUFACTURE_START, clock, operator, "Closed-system room", "collection")
                 clock += minutes(rng.uniform(5, 15))
-            skip = sid == "cryopreservation" and p.fresh
             by = qc if step.get("qualification") == "qc-flow-cytometry" else operator
-            started = clock
-            performed = started + minutes(step["expected_duration_min"] * rng.uniform(0.85, 1.3))
-            s = StepPlan(position=position, step=step, status=StepStatus.SKIPPED if skip else StepStatus.COMPLETE,
-                      by=by, started_at=started, performed_at=performed)
-            if skip:
-                s.performed_at = started + minutes(rng.uniform(1, 4))
-                s.skip_reason = "Fresh product (disposition fresh): not cryopreserved."
-            else:
-                if step.get("second_person_verification"):
-                    s.verified_by, s.verified_at = manager, performed + minutes(rng.uniform(5, 25))
-                values = biology.step_values(p, step, latent, weight, self.lot)
-                for param in step.get("parameters", []):
-                    value = values[param["id"]]
-                    ok = in_range(param, value)
-                    v = ValuePlan(param["id"], value, param.get("unit") or "", ok, bool(param.get("critical")), by,
-                               performed - minutes(rng.uniform(1, 6)))
-                    if ok is False:
-                        v.dev = self._dev(p, DeviationKind.PROCESS, v.entered_at, by, step_id=sid,
-                                          source_type=StepExecution._meta.label,
-                                          title=f"Out of range: {param['name']} at {step['name']}"[:200],
-                                          description=(f"{show(value, v.unit)} recorded for {param['name']} "
-                                                       f"(master file: {range_text(param)}) at step {sid}."))
-                        v.dev.source_step = s
-                    s.values.append(v)
-                for m in step.get("materials", []):
-                    s.materials.append((m["code"], self.lot(site, m["code"], started),
-                                        Decimal(str(m["quantity"]))))
+            s = self._plan_step(p, position, step, clock, latent, by=by, manager=manager)
             p.steps.append(s)
             clock = s.done_at + minutes(rng.uniform(3, 15))
             if sid == "disposition-choice" and p.fresh:
                 self._handoff(p, HandoffKind.FRESH_HOLD, clock, operator, "Product fridge 2–8 °C", "product")
-            if sid == "cryopreservation" and not skip:
+            if sid == "cryopreservation" and s.status != StepStatus.SKIPPED:
                 self._handoff(p, HandoffKind.CRYOPRESERVATION, clock, operator, "Cryostore, LN2 vapour phase",
                               "product")
             if p.failure and sid == latent["fails_at"]:
                 p.ended_at = s.done_at + dt.timedelta(hours=rng.uniform(1, 3))
                 p.end_reason = latent["end_reason"]
-                return
-        p.ended_at = max(s.done_at for s in p.steps)
-        self._qc_results(p, latent, qc)
-        self._to_patient(p, operator, physician)
+                return False
+        return True
+
+    def _plan_step(self, p: BatchPlan, position: int, step: dict[str, Any], started: dt.datetime,
+                   latent: dict[str, Any], *, by: User, manager: User) -> StepPlan:
+        """One step: skipped (cryopreservation of a fresh product), or done with its values — an
+        out-of-range one opening a process deviation —, its materials and its verification."""
+        rng, sid = p.rng, step["id"]
+        skip = sid == "cryopreservation" and p.fresh
+        performed = started + minutes(step["expected_duration_min"] * rng.uniform(0.85, 1.3))
+        s = StepPlan(position=position, step=step, status=StepStatus.SKIPPED if skip else StepStatus.COMPLETE,
+                     by=by, started_at=started, performed_at=performed)
+        if skip:
+            s.performed_at = started + minutes(rng.uniform(1, 4))
+            s.skip_reason = "Fresh product (disposition fresh): not cryopreserved."
+            return s
+        if step.get("second_person_verification"):
+            s.verified_by, s.verified_at = manager, performed + minutes(rng.uniform(5, 25))
+        values = biology.step_values(p, step, latent, float(p.order["recipient_weight_kg"]), self.lot)
+        for param in step.get("parameters", []):
+            value = values[param["id"]]
+            ok = in_range(param, value)
+            v = ValuePlan(param["id"], value, param.get("unit") or "", ok, bool(param.get("critical")), by,
+                          performed - minutes(rng.uniform(1, 6)))
+            if ok is False:
+                v.dev = self._dev(p, DeviationKind.PROCESS, v.entered_at, by, step_id=sid,
+                                  source_type=StepExecution._meta.label,
+                                  title=f"Out of range: {param['name']} at {step['name']}"[:200],
+                                  description=(f"{show(value, v.unit)} recorded for {param['name']} "
+                                               f"(master file: {range_text(param)}) at step {sid}."))
+                v.dev.source_step = s
+            s.values.append(v)
+        for m in step.get("materials", []):
+            s.materials.append((m["code"], self.lot(p.site, m["code"], started), Decimal(str(m["quantity"]))))
+        return s
 
     def _qc_results(self, p: BatchPlan, lat: dict[str, Any], qc: User) -> None:
         """Every attribute of the specification, read at its method's typical turnaround (DOMAIN.md)."""

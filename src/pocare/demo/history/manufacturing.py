@@ -2,11 +2,11 @@
 executions with their values and materials, QC results and the device log — and, through the
 ledger's service, one ``HISTORY_LOADED`` event per batch on its site's chain.
 
-# demo: no manufacturing service can make these rows. ``lot_receive``/``lot_decide``,
-# ``batch_start``, ``step_record``, ``qc_result_record`` and ``device_data_push`` stamp the
-# server's clock, sign with a re-authenticated person and check training, equipment and lots at
-# that moment; the history is months of work done before it was loaded, with no signatures
-# (a signature needs its signer at the moment of signing, P11-200).
+No manufacturing service can make these rows: ``lot_receive``/``lot_decide``,
+``batch_start``, ``step_record``, ``qc_result_record`` and ``device_data_push`` stamp the
+server's clock, sign with a re-authenticated person and check training, equipment and lots at
+that moment; the history is months of work done before it was loaded, with no signatures
+(a signature needs its signer at the moment of signing, P11-200).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The history's deviations: opened by the out-of-range values, the out-of-specification results
 and the blocked hand-offs of the generated batches, inserted in bulk.
 
-# demo: no quality service can make these. ``deviation_open`` stamps the server's clock, takes
-# the next reference at that moment and notifies by the escalation rules; the history's
-# deviations were opened months ago, numbered in the order of their own dates, and their news is
-# long past. They are left open: ``pocare.demo.quality`` classifies, investigates and closes
-# them afterwards through the quality services.
+No quality service can make these: ``deviation_open`` stamps the server's clock, takes
+the next reference at that moment and notifies by the escalation rules; the history's
+deviations were opened months ago, numbered in the order of their own dates, and their news is
+long past. They are left open: ``pocare.demo.quality`` classifies, investigates and closes
+them afterwards through the quality services.
 """
 
 from __future__ import annotations
@@ -39,5 +39,5 @@ def link_sources(sources: list[tuple[DevPlan, Handoff]]) -> None:
     for dev, source in sources:
         assert dev.row is not None
         dev.row.source_id = str(source.pk)
-    # demo: the rows were inserted above, in this transaction; no service edits a deviation's source.
-    Deviation.objects.bulk_update([d.row for d, _ in sources if d.row is not None], ["source_id"])
+    rows = [d.row for d, _ in sources if d.row is not None]
+    Deviation.objects.bulk_update(rows, ["source_id"])  # demo: the rows above, same transaction; no service sets it
