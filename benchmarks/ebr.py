@@ -78,7 +78,7 @@ def document(n_steps: int) -> str:
     and its specification extended to 20 attributes."""
     import yaml
 
-    from pocare.masterfile.demo import DOCUMENTS
+    from pocare.demo.masterfile import DOCUMENTS
 
     doc = yaml.safe_load((DOCUMENTS / "cd19-cart-v1.yaml").read_text(encoding="utf-8"))
     doc["product"]["code"] = f"BENCH{n_steps}"
@@ -455,7 +455,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, out: Any) -> N
 
     from pocare.accounts.models import User
     from pocare.accounts.services import token_issue
-    from pocare.web import demo
+    from pocare.demo.people import load_people
 
     t0 = time.perf_counter()
     people = ["operator.mad", "manager.mad", "qc.mad"]
@@ -466,7 +466,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, out: Any) -> N
 
     get_hashers.cache_clear()
     get_hashers_by_algorithm.cache_clear()
-    demo.load_people(password=PASSWORD)
+    load_people(password=PASSWORD)
     v1 = world()
     lots(SITE, v1)
     per_variant = args.batches

@@ -19,7 +19,7 @@ import yaml
 from pocare.masterfile.schema import DocumentError, parse_document
 
 SITES = ["MAD", "LIS", "MUC", "GRO", "MIL", "DUB"]
-BASE = (Path(__file__).resolve().parent.parent / "src/pocare/masterfile/documents/cd19-cart-v1.yaml").read_text()
+BASE = (Path(__file__).resolve().parent.parent / "src/pocare/demo/documents/cd19-cart-v1.yaml").read_text()
 
 
 def cases() -> dict[str, str]:

@@ -92,15 +92,15 @@ def run_backend(backend: str, url: str, runs: int, out: Any) -> None:
     from tests.manufacturing.helpers import lots, world
 
     import ebr
+    from pocare.demo.people import load_people
     from pocare.manufacturing.models import Batch
     from pocare.release.checklist import release_checklist
-    from pocare.web import demo
 
     settings.PASSWORD_HASHERS = ebr.FAST  # the set-up signs hundreds of times; nothing measured signs
     get_hashers.cache_clear()  # type: ignore[attr-defined]
     get_hashers_by_algorithm.cache_clear()  # type: ignore[attr-defined]
     t0 = time.perf_counter()
-    demo.load_people(password=ebr.PASSWORD)
+    load_people(password=ebr.PASSWORD)
     v1 = world()
     lots("MAD", v1)
     ebr.extra_units(2)

@@ -29,10 +29,10 @@ def _fast_password_hashing(django_test_environment: None) -> None:
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    from pocare.web import demo
+    from pocare.demo.people import load_people
 
     with django_db_blocker.unblock():
-        demo.load_people(password=PASSWORD)
+        load_people(password=PASSWORD)
 
 
 class People(dict):  # type: ignore[type-arg]
@@ -60,11 +60,11 @@ def tx_db(transactional_db):  # type: ignore[no-untyped-def]
     Django flushes such a database after each test with DELETE/TRUNCATE, which the ledger's
     triggers refuse; so the triggers are installed for the test and dropped just before the flush.
     """
+    from pocare.demo.people import load_people
     from pocare.ledger import triggers
-    from pocare.web import demo
 
     triggers.install(connection)
-    demo.load_people(password=PASSWORD)
+    load_people(password=PASSWORD)
     yield
     drop_triggers()
 

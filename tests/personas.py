@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from pocare.accounts.roles import NETWORK_ROLES, ROLE_PERMS, Perm, Role
-from pocare.web.demo import CONTROL, SITES, demo_username
+from pocare.demo.people import CONTROL, SITES, demo_username
 
 #: Multi-role personas: username → (role, site code) of each role they hold.
 MULTI_ROLE: dict[str, tuple[tuple[Role, str], ...]] = {

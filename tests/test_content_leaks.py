@@ -208,7 +208,7 @@ def _asked_pages() -> list[Page]:
 
 @pytest.fixture(scope="module")
 def world(django_db_setup: Any, django_db_blocker: Any) -> Iterator[World]:
-    from pocare.web import demo
+    from pocare.demo import loader
     from tests.masterfile.helpers import V1_TEXT, raise_change
     from tests.personas import ensure_multi_role
 
@@ -216,7 +216,7 @@ def world(django_db_setup: Any, django_db_blocker: Any) -> Iterator[World]:
         atomic = transaction.atomic()
         atomic.__enter__()
         try:
-            demo.load(password=PASSWORD, history=False)
+            loader.load(password=PASSWORD, history=False)
             _order_made_elsewhere("LIS", "MAD")
             for site in SITES:  # the demo's v2 is effective: each site's change proposes going back to v1
                 raise_change(actor="qa2", sites=(site,), document=V1_TEXT, title=f"Change for {site} only")

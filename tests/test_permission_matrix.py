@@ -17,8 +17,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from pocare.accounts.roles import NETWORK_ROLES, READ_ONLY_ROLES, ROLE_PERMS, Role
+from pocare.demo.people import demo_username
 from pocare.ledger.models import AuditReview, Event, Signature
-from pocare.web.demo import demo_username
 from tests.personas import MULTI_ROLE, perms_anywhere, perms_at
 
 pytestmark = pytest.mark.django_db

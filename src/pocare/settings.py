@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "pocare.analytics",
     "pocare.planning",
     "pocare.web",
+    "pocare.demo",
 ]
 
 MIDDLEWARE = [

@@ -14,11 +14,11 @@ from pocare.analytics import comparability as cmp
 from pocare.analytics import selectors
 from pocare.analytics.events import AnalyticsEvent
 from pocare.analytics.services import MONITOR_SYSTEM, comparability_monitor_run
+from pocare.demo import masterfile as masterfile_demo
+from pocare.demo import network as network_demo
+from pocare.demo.history import load_history
 from pocare.ledger.models import NETWORK_CHAIN, Event
 from pocare.ledger.verify import verify_all
-from pocare.manufacturing.history import load_history
-from pocare.masterfile import demo as masterfile_demo
-from pocare.network import demo as network_demo
 from pocare.quality.models import QualitySignal
 from tests.conftest import PASSWORD
 

@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl
 import pytest
 
 from pocare.analytics.events import AnalyticsEvent
+from pocare.demo import masterfile as masterfile_demo
+from pocare.demo import network as network_demo
+from pocare.demo.history import load_history
 from pocare.ledger.models import NETWORK_CHAIN, Event
-from pocare.manufacturing.history import load_history
-from pocare.masterfile import demo as masterfile_demo
-from pocare.network import demo as network_demo
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

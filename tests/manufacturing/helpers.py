@@ -37,9 +37,9 @@ def creds(who: User | str) -> SigningCredentials:
 
 def world() -> MasterFileVersion:
     """The demo's product, master file v1 (effective), units, authorizations and training."""
-    from pocare.masterfile import demo as masterfile_demo
-    from pocare.network import demo as network_demo
-    from pocare.training import demo as training_demo
+    from pocare.demo import masterfile as masterfile_demo
+    from pocare.demo import network as network_demo
+    from pocare.demo import training as training_demo
 
     v1 = masterfile_demo.load_product_and_v1(password=PASSWORD)
     network_demo.load_units()

@@ -1,4 +1,4 @@
-"""The demo manufacturing history (pocare.manufacturing.history): complete batch records under
+"""The demo manufacturing history (pocare.demo.history): complete batch records under
 master-file v1, realistic rates, Groningen's transduction drift, one ledger event per batch.
 
 Each test loads the demo governance it needs (master file v1, units, authorizations) through the
@@ -17,10 +17,12 @@ from django.db import transaction
 
 from pocare.custody import isbt
 from pocare.custody.models import Handoff, HandoffOutcome, TherapyOrder
+from pocare.demo import masterfile as masterfile_demo
+from pocare.demo import network as network_demo
+from pocare.demo.history import load_history
 from pocare.ledger.models import Event
 from pocare.ledger.verify import verify_all
 from pocare.manufacturing.events import ManufacturingEvent
-from pocare.manufacturing.history import load_history
 from pocare.manufacturing.models import (
     Alarm,
     Batch,
@@ -33,9 +35,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.masterfile import demo as masterfile_demo
 from pocare.masterfile.schema import iter_steps
-from pocare.network import demo as network_demo
 from pocare.network.models import Site
 from pocare.quality import services as quality_services
 from pocare.quality.models import Deviation, DeviationKind

@@ -8,9 +8,9 @@ from typing import Any
 from django.utils import timezone
 
 from pocare.accounts.models import User
+from pocare.demo.masterfile import DOCUMENTS, load_product_and_v1
 from pocare.ledger.signing import SigningCredentials
 from pocare.masterfile import services
-from pocare.masterfile.demo import DOCUMENTS, load_product_and_v1
 from pocare.masterfile.models import ChangeRequest, MasterFileVersion, Product
 from pocare.network.models import Site
 from tests.conftest import PASSWORD

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from pocare.demo import network as demo
 from pocare.ledger.models import Event
-from pocare.network import demo
 from pocare.network.models import ManufacturingUnit, Site, SiteAuthorization, SiteStatus
 from pocare.network.selectors import DUE_SOON_DAYS, site_today, unit_usable
 from pocare.network.services import site_transition

@@ -9,9 +9,9 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from pocare.manufacturing.history import load_history
-from pocare.masterfile import demo as masterfile_demo
-from pocare.network import demo as network_demo
+from pocare.demo import masterfile as masterfile_demo
+from pocare.demo import network as network_demo
+from pocare.demo.history import load_history
 from pocare.planning import live
 from tests.conftest import PASSWORD
 

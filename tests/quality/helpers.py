@@ -10,10 +10,10 @@ from typing import Any
 from django.utils import timezone
 
 from pocare.accounts.models import User
+from pocare.demo.quality import DEFAULT_RULES
 from pocare.ledger.signing import SigningCredentials
 from pocare.network.models import Site
 from pocare.quality import services
-from pocare.quality.demo import DEFAULT_RULES
 from pocare.quality.models import Deviation, EscalationRule
 from tests.conftest import PASSWORD
 

@@ -20,7 +20,7 @@ from pocare.training import services
 from pocare.training.models import Qualification, TrainingKind, TrainingRecord
 from tests.conftest import PASSWORD
 
-DOCUMENTS = Path(__file__).resolve().parents[2] / "src" / "pocare" / "masterfile" / "documents"
+DOCUMENTS = Path(__file__).resolve().parents[2] / "src" / "pocare" / "demo" / "documents"
 PRODUCT = "TR-CART"
 
 QUALIFICATIONS = {

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from pocare.demo import training as demo
 from pocare.ledger.models import Event
 from pocare.masterfile.selectors import effective_version
-from pocare.training import demo, selectors
+from pocare.training import selectors
 from pocare.training.gate import step_gate
 from pocare.training.models import TrainingKind, TrainingRecord, TrainingStatus
 from pocare.training.selectors import CellState

@@ -9,9 +9,10 @@ from django.core import mail
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
+from pocare.demo.history import HistorySummary
+from pocare.demo.loader import load
+from pocare.demo.people import DEMO_PASSWORD
 from pocare.ledger.context import new_request_id, request_id_scope
-from pocare.manufacturing.history import HistorySummary
-from pocare.web import demo
 
 
 class Command(BaseCommand):
@@ -26,11 +27,11 @@ class Command(BaseCommand):
         with request_id_scope(new_request_id("demo")), override_settings(
                 EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
             mail.outbox = []
-            logins = demo.load(on_history=summaries.append)
+            logins = load(on_history=summaries.append)
             sent = len(mail.outbox)
         if sent:
             self.stderr.write(f"{sent} notification e-mail(s) generated while loading (not sent).")
-        self.stdout.write(f"Demo network ready. Every demo person's password: {demo.DEMO_PASSWORD}\n")
+        self.stdout.write(f"Demo network ready. Every demo person's password: {DEMO_PASSWORD}\n")
         self.stdout.write(f"  {'user id':<18} {'site':<5} {'role':<20} name")
         for login in logins:
             self.stdout.write(f"  {login.username:<18} {login.site:<5} {login.role:<20} {login.printed_name}")

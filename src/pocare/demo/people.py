@@ -1,17 +1,16 @@
-"""The demo network: a Control Site in Barcelona and six POCare sites in European university
-hospitals' cities, with one named person per role per site.
+"""The demo network's sites and people: a Control Site in Barcelona and six POCare sites in
+European university hospitals' cities, with one named person per role per site.
 
-Everything is created through the same services a person would use, so the demo's audit trail
-is a real one. Loading is idempotent: what exists is left as it is.
+Everything is created through the same services a person would use (sites through
+``network.services``, people and memberships through ``accounts.services``), so the demo's audit
+trail is a real one. Loading is idempotent: what exists is left as it is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -23,9 +22,6 @@ from pocare.ledger.signing import SigningCredentials
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.network.services import site_register
 from pocare.trail.services import trail_review_sign
-
-if TYPE_CHECKING:
-    from pocare.manufacturing.history import HistorySummary
 
 #: Every demo person logs in with this password. Demo only: never load the demo in production.
 DEMO_PASSWORD = "pocare-demo-2026"  # noqa: S105
@@ -104,42 +100,6 @@ class DemoLogin:
     printed_name: str
     role: str
     site: str
-
-
-def load(*, password: str = DEMO_PASSWORD, history: bool = True,
-         on_history: Callable[[HistorySummary], None] | None = None) -> list[DemoLogin]:
-    """The whole demo: the network and its people, then its governance — the CD19 CAR-T master
-    file (v1 effective, v2 from a change request), units, site authorizations, the Porto site in
-    qualification, and signed training records (v2 effective at Madrid only, the other sites
-    still on v1 until their operators are trained) — and, with ``history``, about 18 months of
-    manufacturing history under v1 (``pocare.manufacturing.history``; loaded, not executed), whose
-    summary goes to ``on_history``; then the live batch record, executed through the services (a
-    batch in progress at Madrid, an order ready to start at Lisbon, one to accept at Dublin).
-    Idempotent."""
-    from pocare.manufacturing.history import load_history
-    from pocare.masterfile import demo as masterfile_demo
-    from pocare.network import demo as network_demo
-    from pocare.training import demo as training_demo
-
-    logins = load_people(password=password)
-    v1 = masterfile_demo.load_product_and_v1(password=password)
-    network_demo.load(password=password, product=v1.product)
-    training_demo.load(password=password, versions=[v1])
-    change = masterfile_demo.load_change_v2(password=password)
-    training_demo.load(password=password, versions=[v1, change.version])
-    if history:
-        summary = load_history()
-        if on_history is not None:
-            on_history(summary)
-    from pocare.manufacturing import demo as manufacturing_demo
-    from pocare.quality import demo as quality_demo
-
-    manufacturing_demo.load_live(versions=[v1, change.version], password=password)
-    quality_demo.load(password=password)
-    from pocare.analytics.services import comparability_monitor_run
-
-    comparability_monitor_run()  # the comparability monitor over the history: signals for QA to resolve
-    return logins
 
 
 def load_people(*, password: str = DEMO_PASSWORD) -> list[DemoLogin]:

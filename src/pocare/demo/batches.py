@@ -1,5 +1,5 @@
 """The demo's live batch record, executed through the same services a person uses (signed, checked
-at the moment of each step) — beside the loaded history (``history.py``):
+at the moment of each step) — beside the loaded history (``pocare.demo.history``):
 
 - released, in-date lots of every material of the bill of materials at every active site;
 - at Madrid, a batch in progress: apheresis received and checked, enrichment and activation done,
@@ -21,11 +21,13 @@ from typing import Any
 from django.utils import timezone
 
 from pocare.accounts.models import User
+from pocare.custody import services as custody
+from pocare.custody.models import HandoffKind, TherapyOrder
 from pocare.ledger.signing import SigningCredentials
-from pocare.manufacturing import services
+from pocare.manufacturing import devices, services
 from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, MaterialLot
 from pocare.masterfile import schema
-from pocare.masterfile.models import MasterFileVersion
+from pocare.masterfile.models import MasterFileVersion, Product
 from pocare.network.models import ManufacturingUnit, Site, SiteKind, SiteStatus
 
 #: Supplier and shelf life of the demo's current lots (fictitious lot numbers, real product names).
@@ -72,13 +74,8 @@ def load_lots(*, versions: list[MasterFileVersion], password: str) -> int:
 def _order(site: Site, *, password: str, recipient: str, weight: str, received: bool) -> Any:
     """A therapy order at ``site`` from its physician, accepted by its manager, collected and
     (``received``) delivered to the site."""
-    from pocare.custody import services as custody
-    from pocare.custody.models import HandoffKind
-
     s = site.code.lower()
     physician, manager, operator = _user(f"physician.{s}"), _user(f"manager.{s}"), _user(f"operator.{s}")
-    from pocare.masterfile.models import Product
-
     order = custody.therapy_order_create(
         actor=physician, site=site, treating_site=site, product=Product.objects.get(code="CD19-CART"),
         recipient_id=recipient, recipient_weight_kg=Decimal(weight), indication="Relapsed DLBCL",
@@ -135,9 +132,6 @@ MADRID_VALUES = {
 def load_live(*, versions: list[MasterFileVersion], password: str) -> Batch | None:
     """The Madrid batch in progress, the Lisbon order ready to start and the Dublin order waiting;
     ``versions`` are the product's versions in force (their materials are stocked)."""
-    from pocare.custody.models import TherapyOrder
-    from pocare.manufacturing import devices
-
     if TherapyOrder.objects.filter(recipient_id="MAD-PT-0419").exists():
         return Batch.objects.filter(order__recipient_id="MAD-PT-0419").first()
     load_lots(versions=versions, password=password)

@@ -6,7 +6,7 @@ not yet at LIS).
 
 Everything goes through the services, so the demo's training has real signatures and ledger
 events. Loading is idempotent: what exists is left as it is. Called by the demo loader
-(``pocare.web.demo``) after the network and the master file are loaded.
+(``pocare.demo.loader``) after the network and the master file are loaded.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from django.utils import timezone
 from pocare.accounts.models import User
 from pocare.accounts.roles import Role
 from pocare.ledger.signing import SigningCredentials
+from pocare.masterfile import schema
+from pocare.masterfile.selectors import required_training_steps
 from pocare.network.models import Site
 from pocare.training import services
 from pocare.training.models import CurriculumItem, Qualification, TrainingKind, TrainingRecord
@@ -140,8 +142,6 @@ def load(*, password: str, versions: Sequence[Any] = ()) -> None:
 
 
 def _step_codes(versions: Sequence[Any]) -> list[str]:
-    from pocare.masterfile import schema
-
     return sorted({str(s["qualification"]) for v in versions for s in schema.iter_steps(v.content or {})
                    if s.get("qualification")})
 
@@ -198,9 +198,6 @@ def _train(t: DemoTraining, today: dt.date, password: str) -> None:
 def _train_version(version: Any, site_code: str, trained_on: dt.date, password: str) -> None:
     """Version training at a site for its operator, and for the people who verify steps (the site
     manager) or perform the in-process QC step (the QC analyst)."""
-    from pocare.masterfile import schema
-    from pocare.masterfile.selectors import required_training_steps
-
     s = site_code.lower()
     trainer = User.objects.get(username=f"manager.{s}")
     steps = [str(x) for x in required_training_steps(version)] or list(schema.step_ids(version.content or {}))

@@ -2,7 +2,7 @@
 site authorized for the demo product, and one site part-way through its lifecycle (Porto).
 
 Everything goes through the services, signed where the services sign, so the demo's audit trail
-is a real one. Each loader is idempotent: what exists is left as it is. ``pocare.web.demo`` calls
+is a real one. Each loader is idempotent: what exists is left as it is. ``pocare.demo.loader`` calls
 these after the network and its people are loaded.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from pocare.accounts.models import Membership, User
 from pocare.accounts.roles import Role
 from pocare.ledger.signing import SigningCredentials
+from pocare.masterfile.models import Product
 from pocare.network import selectors, services
 from pocare.network.models import (
     DeviceType,
@@ -29,9 +29,6 @@ from pocare.network.models import (
     SiteKind,
     SiteStatus,
 )
-
-if TYPE_CHECKING:
-    from pocare.masterfile.models import Product
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def _control_qa() -> User:
     membership = (Membership.objects.filter(role=Role.CONTROL_QA, revoked_at=None, site__kind=SiteKind.CONTROL)
                   .select_related("user").order_by("user_id").first())
     if membership is None:
-        raise RuntimeError("Load the demo network (pocare.web.demo.load) before the network governance demo.")
+        raise RuntimeError("Load the demo network (pocare.demo.people.load_people) before the network governance demo.")
     return membership.user
 
 
