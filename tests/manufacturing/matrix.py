@@ -23,31 +23,46 @@ def device_batch(site_code: str) -> Any:
     4.5–5.5 %, ph 6.8–7.6, dissolved-oxygen 20–100 %), made through the services: v1 effective at
     the site (authorized, operator trained), released lots, an accepted order with its COI whose
     collection (with its DIN) was received at the site, and the batch started by the site's operator."""
-    from pocare.manufacturing import services
     from tests.custody.helpers import effective_at
+    from tests.manufacturing.helpers import received_order
+
+    effective_at(site_code)
+    return batch_start_for(received_order(site_code))
+
+
+def batch_start_for(order: Any) -> Any:
+    """The batch of an order whose starting material was received at its site: released lots there,
+    and the start signed by the site's operator on a unit of the device the version needs."""
+    from pocare.manufacturing import services
+    from pocare.masterfile.selectors import effective_version
     from tests.manufacturing import helpers as h
 
-    version = effective_at(site_code)
-    h.lots(site_code, version)
-    order = h.received_order(site_code)
-    operator = h.user(f"operator.{site_code.lower()}")
-    return services.batch_start(actor=operator, order=order, unit=_unit(version, site_code),
+    code = order.site.code
+    version = effective_version(site=order.site, product=order.product)
+    h.lots(code, version)
+    operator = h.user(f"operator.{code.lower()}")
+    return services.batch_start(actor=operator, order=order, unit=_unit(version, code),
                                 presented_identifier=order.collections.get().din, credentials=h.creds(operator))
 
 
 def _unit(version: Any, site_code: str) -> Any:
-    """A unit of the device the version needs at the site, registered by QA when the site has none."""
+    """A free, usable unit of the device the version needs at the site, registered by QA when the
+    site has none."""
     from pocare.accounts.models import User
+    from pocare.manufacturing.models import Batch, BatchStatus
     from pocare.manufacturing.services import device_class_for
     from pocare.network.models import DeviceType, ManufacturingUnit, Site
     from pocare.network.services import unit_register
 
-    site, now = Site.objects.get(code=site_code), timezone.now()
+    site, today = Site.objects.get(code=site_code), timezone.now().date()
     device = device_class_for(version, site, DeviceType.PRODIGY)
-    return ManufacturingUnit.objects.filter(site=site, device_type=device).first() or unit_register(
+    busy = Batch.objects.filter(status=BatchStatus.IN_PROGRESS).values_list("unit_id", flat=True)
+    free = ManufacturingUnit.objects.filter(site=site, device_type=device, status="qualified") \
+        .exclude(pk__in=busy).exclude(calibration_due__lt=today).order_by("serial").first()
+    return free or unit_register(
         actor=User.objects.get(username="qa"), site=site, device_type=device,
-        serial=f"DEV-{site_code}-{next(_numbers)}", calibration_due=now.date() + dt.timedelta(days=90),
-        maintenance_due=now.date() + dt.timedelta(days=120), reason="test set-up")
+        serial=f"DEV-{site_code}-{next(_numbers)}", calibration_due=today + dt.timedelta(days=90),
+        maintenance_due=today + dt.timedelta(days=120), reason="test set-up")
 
 
 def _batch(site: str) -> dict[str, Any]:
