@@ -19,19 +19,16 @@ a transaction that is rolled back at the end, and each test runs in a savepoint 
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
 
 from pocare.accounts.roles import Perm
 from tests.conftest import PASSWORD
@@ -132,33 +129,17 @@ def _identifiers() -> list[Identifier]:
 
 def _order_made_elsewhere(made: str, treated: str) -> None:
     """An accepted order manufactured at ``made`` for a patient treated at ``treated``, with its
-    collection and a batch (rows made directly, as the matrix's helpers do)."""
-    from pocare.accounts.models import User
-    from pocare.custody.isbt import coi_build, din_build
-    from pocare.custody.models import Collection, OrderStatus, TherapyOrder
-    from pocare.manufacturing.models import Batch
-    from pocare.network.models import ManufacturingUnit, Site
-    from tests.masterfile.helpers import effective_v1
+    collection and a batch, made through the services: ordered by the treating site's physician,
+    accepted at ``made``, collected and sent at ``treated``, received and started at ``made``."""
+    from pocare.custody.models import HandoffKind
+    from tests.custody.helpers import accepted, collect, scan
+    from tests.manufacturing.matrix import batch_start_for
 
-    version = effective_v1()
-    site, hospital = Site.objects.get(code=made), Site.objects.get(code=treated)
-    now = timezone.now()
-    order = TherapyOrder.objects.create(
-        site=site, treating_site=hospital, product=version.product, recipient_id=f"{treated}-PT-FROM-{made}",
-        recipient_weight_kg=Decimal("70.0"), indication="r/r LBCL", status=OrderStatus.IN_MANUFACTURE,
-        coi=coi_build(site.facility_id, now.year, 777_001), ordered_by=User.objects.get(username=f"physician.{treated.lower()}"),
-        ordered_at=now - dt.timedelta(days=3), accepted_by=User.objects.get(username=f"manager.{made.lower()}"),
-        accepted_at=now - dt.timedelta(days=3))
-    din, check = din_build(hospital.facility_id, now.year, 777_001)
-    collection = Collection.objects.create(
-        order=order, din=din, check_character=check, collection_site=hospital,
-        collection_started_at=now - dt.timedelta(days=2, hours=4), collection_ended_at=now - dt.timedelta(days=2),
-        volume_ml=Decimal("250.0"), recorded_by=User.objects.get(username=f"physician.{treated.lower()}"),
-        recorded_at=now - dt.timedelta(days=2))
-    Batch.objects.create(
-        reference=f"{made}-FOR-{treated}-01", order=order, collection=collection, site=site,
-        unit=ManufacturingUnit.objects.filter(site=site).first(), masterfile_version=version,
-        started_by=User.objects.get(username=f"operator.{made.lower()}"), started_at=now - dt.timedelta(days=1))
+    order = accepted(made, treated, recipient=f"{treated}-PT-FROM-{made}")
+    collection = collect(order)
+    for kind in (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE, HandoffKind.RECEIPT_AT_SITE):
+        scan(order, kind, collection.din_printed, collection)
+    batch_start_for(order)
 
 
 @dataclass(frozen=True)

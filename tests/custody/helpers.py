@@ -75,8 +75,10 @@ def to_manufacture(o: TherapyOrder, c: Collection) -> None:
 
 
 def completed_batch(o: TherapyOrder, c: Collection) -> Any:
-    """A completed batch row for the order. The manufacturing app's services make real ones; the
-    custody tests only need the row its dispatch check reads."""
+    """A completed batch row for the order, kept on purpose as a row no service could make (no step
+    done, no start hand-off): the custody tests record every hand-off by scan, and only need the row
+    the dispatch check reads. tests/release/helpers.py makes real ones through the services (the
+    whole process, about 5 s a batch)."""
     from pocare.manufacturing.models import Batch, BatchStatus
     from pocare.masterfile.selectors import effective_version
     from pocare.network.models import ManufacturingUnit
@@ -94,8 +96,9 @@ def completed_batch(o: TherapyOrder, c: Collection) -> Any:
 
 
 def certify(batch: Any) -> Any:
-    """The QP's certification row the dispatch check reads (tests/release makes real ones through
-    ``pocare.release.services.batch_certify``; the custody tests only need the row)."""
+    """The QP's certification row the dispatch check reads, kept on purpose as a row no service could
+    make (empty checklist, made-up hash): tests/release makes real ones through
+    ``pocare.release.services.batch_certify``; the custody tests only need the row."""
     from pocare.release.models import Certification, Decision
 
     return Certification.objects.create(batch=batch, decision=Decision.RELEASED, reason="test", checklist={},

@@ -57,9 +57,29 @@ def test_a_failed_service_leaves_no_event(people):
     assert Event.objects.count() == before
 
 
-def test_events_outside_a_transaction_or_of_unknown_type_are_refused(people):
-    with pytest.raises(LedgerError):
+def test_events_of_unknown_type_are_refused(people):
+    """P11-10e: only registered event types are written."""
+    before = Event.objects.count()
+    with pytest.raises(LedgerError, match="unregistered ledger event type"), transaction.atomic():
         event_record(actor=people["qa"], event_type="made.up_event", reason="x")
+    assert Event.objects.count() == before
+
+
+def test_events_outside_a_transaction_are_refused(tx_db):
+    """P11-10e: an event is written only inside the service's transaction, so that the change and
+    its event commit or roll back together; outside one (autocommit: no test transaction around
+    it here) a registered event is refused and nothing is written."""
+    from pocare.accounts.models import User
+
+    qa = User.objects.get(username="qa")
+    before = Event.objects.count()
+    assert not connection.in_atomic_block
+    with pytest.raises(LedgerError, match=r"inside the service's transaction\.atomic\(\)"):
+        event_record(actor=qa, event_type=AccountEvent.LOGGED_IN, obj=qa, reason="outside")
+    assert Event.objects.count() == before
+    with transaction.atomic():
+        event_record(actor=qa, event_type=AccountEvent.LOGGED_IN, obj=qa, reason="inside")
+    assert Event.objects.count() == before + 1
 
 
 def test_each_site_has_its_own_gapless_chain(people):

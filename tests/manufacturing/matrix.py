@@ -1,8 +1,8 @@
 """How the generated permission test (tests/test_permission_matrix.py) names manufacturing objects at
 a site: a batch in progress there, and an alarm on it raised by a device push of the site's operator.
 
-``device_batch`` builds the batch with the ORM (there is no batch-start service to call yet) on the
-demo master file v1, which the test database does not hold until the first call loads it.
+``device_batch`` starts the batch through the services on the demo master file v1, which the test
+database does not hold until the first call loads it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
@@ -19,39 +18,51 @@ _numbers = itertools.count(1)
 
 
 def device_batch(site_code: str) -> Any:
-    """A batch in progress at ``site_code`` on a Prodigy of that site, under the effective demo v1
-    (monitoring culture-temperature 36–38 °C, co2 4.5–5.5 %, ph 6.8–7.6, dissolved-oxygen 20–100 %)."""
-    from pocare.accounts.models import User
-    from pocare.custody.models import Collection, OrderStatus, TherapyOrder
-    from pocare.manufacturing.models import Batch
-    from pocare.network.models import ManufacturingUnit, Site
-    from pocare.network.services import unit_register
-    from tests.masterfile.helpers import effective_v1
+    """A batch in progress at ``site_code`` on the site's device (a Prodigy; at Munich the Cocoon its
+    annex names), under the effective demo v1 (monitoring culture-temperature 36–38 °C, co2
+    4.5–5.5 %, ph 6.8–7.6, dissolved-oxygen 20–100 %), made through the services: v1 effective at
+    the site (authorized, operator trained), released lots, an accepted order with its COI whose
+    collection (with its DIN) was received at the site, and the batch started by the site's operator."""
+    from tests.custody.helpers import effective_at
+    from tests.manufacturing.helpers import received_order
 
-    version = effective_v1()
-    site = Site.objects.get(code=site_code)
-    slug = site_code.lower()
-    operator = User.objects.get(username=f"operator.{slug}")
-    physician = User.objects.get(username=f"physician.{slug}")
-    manager = User.objects.get(username=f"manager.{slug}")
-    now = timezone.now()
-    n = next(_numbers)
-    unit = ManufacturingUnit.objects.filter(site=site, device_type="clinimacs_prodigy").first() or unit_register(
-        actor=User.objects.get(username="qa"), site=site, device_type="clinimacs_prodigy",
-        serial=f"DEV-{site_code}-{n}", calibration_due=now.date() + dt.timedelta(days=90),
-        maintenance_due=now.date() + dt.timedelta(days=120), reason="test set-up")
-    order = TherapyOrder.objects.create(
-        site=site, treating_site=site, product=version.product, recipient_id=f"PAT-{site_code}-{n}",
-        recipient_weight_kg=Decimal("70.0"), indication="r/r LBCL", status=OrderStatus.IN_MANUFACTURE,
-        coi=f"COI-{site_code}-{n:05d}", ordered_by=physician, ordered_at=now - dt.timedelta(days=3),
-        accepted_by=manager, accepted_at=now - dt.timedelta(days=3))
-    collection = Collection.objects.create(
-        order=order, din=f"W{n:04d}26{n:06d}"[:13], check_character="A", collection_site=site,
-        collection_started_at=now - dt.timedelta(days=2, hours=4), collection_ended_at=now - dt.timedelta(days=2),
-        volume_ml=Decimal("250.0"), recorded_by=operator, recorded_at=now - dt.timedelta(days=2))
-    return Batch.objects.create(
-        reference=f"{site_code}-DEV-{n:04d}", order=order, collection=collection, site=site, unit=unit,
-        masterfile_version=version, started_by=operator, started_at=now - dt.timedelta(days=1))
+    effective_at(site_code)
+    return batch_start_for(received_order(site_code))
+
+
+def batch_start_for(order: Any) -> Any:
+    """The batch of an order whose starting material was received at its site: released lots there,
+    and the start signed by the site's operator on a unit of the device the version needs."""
+    from pocare.manufacturing import services
+    from pocare.masterfile.selectors import effective_version
+    from tests.manufacturing import helpers as h
+
+    code = order.site.code
+    version = effective_version(site=order.site, product=order.product)
+    h.lots(code, version)
+    operator = h.user(f"operator.{code.lower()}")
+    return services.batch_start(actor=operator, order=order, unit=_unit(version, code),
+                                presented_identifier=order.collections.get().din, credentials=h.creds(operator))
+
+
+def _unit(version: Any, site_code: str) -> Any:
+    """A free, usable unit of the device the version needs at the site, registered by QA when the
+    site has none."""
+    from pocare.accounts.models import User
+    from pocare.manufacturing.models import Batch, BatchStatus
+    from pocare.manufacturing.services import device_class_for
+    from pocare.network.models import DeviceType, ManufacturingUnit, Site
+    from pocare.network.services import unit_register
+
+    site, today = Site.objects.get(code=site_code), timezone.now().date()
+    device = device_class_for(version, site, DeviceType.PRODIGY)
+    busy = Batch.objects.filter(status=BatchStatus.IN_PROGRESS).values_list("unit_id", flat=True)
+    free = ManufacturingUnit.objects.filter(site=site, device_type=device, status="qualified") \
+        .exclude(pk__in=busy).exclude(calibration_due__lt=today).order_by("serial").first()
+    return free or unit_register(
+        actor=User.objects.get(username="qa"), site=site, device_type=device,
+        serial=f"DEV-{site_code}-{next(_numbers)}", calibration_due=today + dt.timedelta(days=90),
+        maintenance_due=today + dt.timedelta(days=120), reason="test set-up")
 
 
 def _batch(site: str) -> dict[str, Any]:
@@ -88,59 +99,49 @@ def _attribute(site: str) -> dict[str, Any]:
 
 
 def _value(site: str) -> dict[str, Any]:
-    """A recorded value at the site (rows made directly: the matrix checks access, not execution)."""
-    from pocare.accounts.models import User
-    from pocare.manufacturing.models import Batch, StepExecution, StepValue
+    """A value recorded at the site: the batch's first step, recorded with good values by a qualified
+    operator (the demo's training records, loaded by ``world``)."""
+    from pocare.manufacturing.models import Batch, StepValue
+    from tests.manufacturing.helpers import do_step, world
 
     value = StepValue.objects.filter(step__batch__site__code=site).first()
     if value is None:
         batch = Batch.objects.get(reference=_batch(site)["reference"])
-        operator = User.objects.get(username=f"operator.{site.lower()}")
-        step = StepExecution.objects.create(batch=batch, position=0, step_id="receipt-identity",
-                                            unit_operation="apheresis-receipt", status="complete",
-                                            started_by=operator, started_at=timezone.now(), performed_by=operator,
-                                            performed_at=timezone.now())
-        value = StepValue.objects.create(step=step, parameter_id="transit-time", value=3, unit="h", in_range=True,
-                                         entered_by=operator, entered_at=timezone.now())
+        world()
+        do_step(batch)
+        value = StepValue.objects.filter(step__batch=batch).first()
     return {"pk": value.pk}
 
 
 def _reading(site: str) -> dict[str, Any]:
-    """A device reading at the site (rows made directly, like ``_value``)."""
+    """A device reading at the site, pushed in range by the site's operator (like ``_alarm``)."""
     import uuid
 
     from pocare.accounts.models import User
-    from pocare.manufacturing.models import Batch, DevicePush, DeviceReading
+    from pocare.manufacturing.devices import device_data_push
+    from pocare.manufacturing.models import Batch, DeviceReading
 
     reading = DeviceReading.objects.filter(batch__site__code=site).first()
     if reading is None:
         batch = Batch.objects.get(reference=_batch(site)["reference"])
-        now = timezone.now()
-        push = DevicePush.objects.create(idempotency_key=str(uuid.uuid4()), received_at=now, rows=1, sha256="0" * 64,
-                                         pushed_by=User.objects.get(username=f"operator.{site.lower()}"))
-        reading = DeviceReading.objects.create(push=push, batch=batch, parameter_id="culture-temperature",
-                                               at=now - dt.timedelta(minutes=5), value=37.0)
+        at = (timezone.now() - dt.timedelta(minutes=5)).isoformat()
+        device_data_push(actor=User.objects.get(username=f"operator.{site.lower()}"), idempotency_key=str(uuid.uuid4()),
+                         rows=[{"batch": batch.reference, "parameter": "culture-temperature", "time": at,
+                                "value": 37.0}])
+        reading = DeviceReading.objects.get(batch=batch)
     return {"pk": reading.pk}
 
 
 def _order_to_start(site: str) -> dict[str, Any]:
-    """An accepted order at the site with no batch yet."""
-    from pocare.accounts.models import User
+    """An accepted order at the site with no batch yet (its starting material received there)."""
     from pocare.custody.models import OrderStatus, TherapyOrder
-    from pocare.network.models import Site
-    from tests.masterfile.helpers import effective_v1
+    from tests.custody.helpers import effective_at
+    from tests.manufacturing.helpers import received_order
 
     order = TherapyOrder.objects.filter(site__code=site, status=OrderStatus.ACCEPTED, batch__isnull=True).first()
     if order is None:
-        version = effective_v1()
-        n = next(_numbers)
-        s = Site.objects.get(code=site)
-        order = TherapyOrder.objects.create(
-            site=s, treating_site=s, product=version.product, recipient_id=f"START-{site}-{n}",
-            recipient_weight_kg=Decimal("70.0"), indication="r/r LBCL", status=OrderStatus.ACCEPTED,
-            coi=f"CSTART{site}{n:05d}", ordered_by=User.objects.get(username=f"physician.{site.lower()}"),
-            ordered_at=timezone.now(), accepted_by=User.objects.get(username=f"manager.{site.lower()}"),
-            accepted_at=timezone.now())
+        effective_at(site)
+        order = received_order(site)
     return {"order": order.pk}
 
 

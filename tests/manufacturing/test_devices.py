@@ -212,8 +212,8 @@ def test_a_token_of_a_user_at_another_site_is_refused(client, bearer, batch):
 
 def test_a_push_of_thousands_of_points_costs_a_bounded_number_of_queries(bearer, batch, people):
     """P11-10h: readings are written in bulk; the query count does not grow with the rows."""
-    start = timezone.now() - dt.timedelta(hours=6)
-    rows = [{"batch": batch.reference, "parameter": pid, "time": (start + dt.timedelta(seconds=10 * i)).isoformat(),
+    start = batch.started_at - dt.timedelta(minutes=50)  # inside the window: the batch's start less 1 h, to now
+    rows = [{"batch": batch.reference, "parameter": pid, "time": (start + dt.timedelta(seconds=i)).isoformat(),
              "value": value + (2.5 if pid == "culture-temperature" and 500 <= i < 520 else 0)}
             for pid, value in (("culture-temperature", 37.0), ("ph", 7.2)) for i in range(2000)]
     with CaptureQueriesContext(connection) as ctx:

@@ -25,17 +25,30 @@ def creds(user: Any, password: str = PASSWORD) -> SigningCredentials:
 
 @pytest.fixture
 def product(people):  # type: ignore[no-untyped-def]
-    """A product with master-file versions 1 and 2. Minimal rows: creating real master files is the
-    masterfile app's business and tested there."""
-    from pocare.masterfile.models import MasterFileVersion, Product
+    """Product CART19 with master-file versions 1 and 2, made as the masterfile services make them:
+    v1 drafted, reviewed, approved and made effective, then v2 by a change request (v1 superseded).
+    The documents are the demo's, renamed to CART19."""
+    from pocare.masterfile import services as mf
+    from pocare.masterfile.models import MasterFileVersion
+    from tests.masterfile.helpers import V1_TEXT, V2_TEXT, carry_to_approved, make_effective
 
-    product = Product.objects.create(code="CART19", name="Autologous anti-CD19 CAR-T", indication="r/r B-ALL",
-                                     kind="autologous", created_at=timezone.now())
-    for number in (1, 2):
-        MasterFileVersion.objects.create(product=product, number=number, status="effective", document="-",
-                                         content={}, content_hash=f"{number:064d}", author=people["qa"],
-                                         created_at=timezone.now())
+    code = "CART19"
+    qa = people["qa"]
+    product = mf.product_create(actor=qa, code=code, name="Autologous anti-CD19 CAR-T", indication="r/r B-ALL",
+                                kind="autologous", reason="test set-up")
+    v1 = mf.version_draft(actor=qa, product=product, document=_renamed(V1_TEXT, code), summary="v1",
+                          reason="test set-up")
+    make_effective(carry_to_approved(v1))
+    cr = mf.change_request_raise(
+        actor=qa, product=product, title="Extend expansion to day 12", description="Slow cultures.", severity=2,
+        probability=2, detectability=2, sites=list(Site.objects.filter(code__in=("MAD", "LIS"))),
+        comparability_evidence="Engineering runs", document=_renamed(V2_TEXT, code), reason="test set-up")
+    make_effective(carry_to_approved(MasterFileVersion.objects.get(change_request=cr)))
     return product
+
+
+def _renamed(document: str, code: str) -> str:
+    return document.replace("code: CD19-CART", f"code: {code}", 1)
 
 
 @pytest.fixture

@@ -27,22 +27,19 @@ def _unit(site: str) -> dict[str, Any]:
 
 
 def _authorization(site: str) -> dict[str, Any]:
+    """The site's authorization, granted by QA for the demo product (master file v1 made effective
+    through the masterfile services) when the site holds none."""
     from pocare.accounts.models import User
-    from pocare.masterfile.models import MasterFileVersion, Product
     from pocare.network.models import Site, SiteAuthorization
     from pocare.network.services import site_authorize
+    from tests.masterfile.helpers import effective_v1
     from tests.network.conftest import creds
 
     grant = SiteAuthorization.objects.filter(site__code=site).first()
     if grant is None:
         qa = User.objects.get(username="qa")
-        product = Product.objects.filter(code="MATRIX").first() or Product.objects.create(
-            code="MATRIX", name="Matrix product", indication="-", kind="autologous", created_at=timezone.now())
-        if not MasterFileVersion.objects.filter(product=product, number=1).exists():
-            MasterFileVersion.objects.create(product=product, number=1, status="effective", document="-", content={},
-                                             content_hash="0" * 64, author=qa, created_at=timezone.now())
-        grant = site_authorize(actor=qa, site=Site.objects.get(code=site), product=product, from_version=1,
-                               valid_from=None, conditions="", reason="matrix", credentials=creds(qa))
+        grant = site_authorize(actor=qa, site=Site.objects.get(code=site), product=effective_v1().product,
+                               from_version=1, valid_from=None, conditions="", reason="matrix", credentials=creds(qa))
     return {"pk": grant.pk}
 
 

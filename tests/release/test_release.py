@@ -122,9 +122,10 @@ def test_a_rejected_batch_is_never_dispatched(ready):
     order = ready.order
     custody.handoff_record(actor=h.user("operator.mad"), order=order, kind=HandoffKind.FRESH_HOLD,
                            presented_identifier=order.coi, site=ready.site, location="Fridge")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="certified for release by the QP"):
         custody.handoff_record(actor=h.user("operator.mad"), order=order, kind=HandoffKind.DISPATCH_TO_HOSPITAL,
                                presented_identifier=order.coi, site=ready.site, location="Courier")
+    assert not order.handoffs.filter(kind=HandoffKind.DISPATCH_TO_HOSPITAL).exists()
 
 
 # --- out of specification ------------------------------------------------------------------------

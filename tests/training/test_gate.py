@@ -161,10 +161,13 @@ def test_a_revoked_qualification_closes_the_gate_with_the_reason(mad_ready):
 
 
 def test_training_counts_only_once_the_trainee_has_signed(versions):
-    """P11-10i: a record the trainee has not signed grants nothing and covers no step."""
+    """P11-10i: a record the trainee has not signed grants nothing and covers no step; once the
+    trainee signs it, the qualification counts."""
     qualify_operator(TRAINEE, versions.v1, skip=("prodigy-operation",))
-    train(TRAINEE, title="Prodigy course", qualification_code="prodigy-operation", sign=False)
+    record = train(TRAINEE, title="Prodigy course", qualification_code="prodigy-operation", sign=False)
     assert any("does not hold the qualification" in r for r in gate(TRAINEE, versions.v1).reasons)
+    services.training_acknowledge(actor=user(TRAINEE), record=record, credentials=creds(user(TRAINEE)))
+    assert not any("does not hold the qualification" in r for r in gate(TRAINEE, versions.v1).reasons)
 
 
 def test_version_training_not_yet_signed_is_said_so(mad_ready):

@@ -11,7 +11,7 @@ what people type to show they read the number right. Printed: ``P1001 26 000001 
 **COI**: the ICCBBA Chain of Identity identifier (ST-028) has a licensed structure that POCare
 does not claim to implement. POCare's own COI has this documented shape, 15 characters::
 
-    C  facility(5)  year(2)  sequence(6)  check(1)      e.g.  C P1001 26 000001 K
+    C  facility(5)  year(2)  sequence(6)  check(1)      e.g.  C P1001 26 000001 *
 
 ``C`` marks a COI for people reading it (each hand-off expects one kind of identifier, so a
 scanned COI is never taken for a DIN or the other way round), the facility is the POCare site that
@@ -173,5 +173,5 @@ def coi_validate(text: str) -> str:
 
 
 def coi_printed(coi: str) -> str:
-    """Eye-readable: ``C P1001 26 000001 K``."""
+    """Eye-readable: ``C P1001 26 000001 *``."""
     return f"{coi[0]} {coi[1:6]} {coi[6:8]} {coi[8:14]} {coi[14:]}" if len(coi) == COI_LENGTH else coi
