@@ -125,3 +125,18 @@ def test_review_is_generated_from_the_records_and_printing_is_recorded(version, 
     else:
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
         assert Event.objects.filter(event_type=AnalyticsEvent.PQR_GENERATED).count() == before + 2
+
+
+def test_the_review_page_offers_the_last_year_in_its_date_pickers(version, login):
+    """POC-2: the product quality review opens with its period filled in (the last year, as ISO
+    dates the browser's date picker can show), so Generate works without typing a date."""
+    import re
+
+    client = login("qa")
+    page = client.get("/analytics/review/").content.decode()
+    today = dt.datetime.now(dt.UTC).date()
+    start = re.search(r'<input type="date" name="start" value="([^"]*)"', page)
+    end = re.search(r'<input type="date" name="end" value="([^"]*)"', page)
+    assert start is not None and end is not None
+    assert dt.date.fromisoformat(end.group(1)) == today
+    assert dt.date.fromisoformat(start.group(1)) == today.replace(year=today.year - 1)

@@ -195,3 +195,19 @@ def test_a_device_data_query_at_year_1_or_9999_is_a_400_naming_since(client, log
     response = client.get(f"/api/batches/{batch.reference}/device-data/", {"since": since})
     assert response.status_code == 400, response.content
     assert "since" in response.json() and "1900" in str(response.json()["since"])
+
+
+def test_a_date_field_renders_an_iso_date_the_browser_picker_can_show():
+    """DI-ALCOA: ``<input type="date">`` shows only YYYY-MM-DD; every date field of the house renders
+    its value so, whatever the locale's date format."""
+    import datetime as dt
+
+    from django import forms
+
+    from pocare.core.fields import DateField
+
+    class Form(forms.Form):
+        on = DateField()
+
+    html = str(Form(initial={"on": dt.date(2025, 12, 5)})["on"])
+    assert 'type="date"' in html and 'value="2025-12-05"' in html

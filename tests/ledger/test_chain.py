@@ -166,6 +166,16 @@ def _verify_fails_at(label: str, needle: str) -> None:
     assert label in str(exc.value) and exc.value.returncode == 1
 
 
+def test_verifying_a_chain_that_does_not_exist_is_an_error_not_intact(capsys):
+    """P11-10e: `pocare audit verify --chain XYZ` for a chain with no events exits with an error
+    naming the chains there are; it never reports an empty selection as intact."""
+    with pytest.raises(CommandError, match="There is no chain 'XYZ'") as exc:
+        call_command("audit", "verify", "--chain", "XYZ", "--quiet")
+    assert "MAD" in str(exc.value) and exc.value.returncode == 1
+    call_command("audit", "verify", "--chain", "MAD", "--quiet")
+    assert "Audit trail intact." in capsys.readouterr().out
+
+
 def test_verify_passes_an_intact_trail_and_counts_events(capsys):
     """P11-10e: `pocare audit verify` exits 0 and prints how many events it checked."""
     call_command("audit", "verify", "--quiet")

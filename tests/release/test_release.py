@@ -248,6 +248,23 @@ def test_release_page_queue_and_decision_form(client, login, ready):
     assert ready.reference not in [r.batch.reference for r in release_queue(h.user("qp"))]
 
 
+def test_the_decision_is_not_preselected_and_each_result_shows_its_acceptance_criterion(client, login, ready):
+    """POC-7 ATMP-REL: the QP chooses certify or reject (nothing is chosen for them, and a decision
+    left unchosen is refused naming the field); the results table gives each attribute's criterion
+    as the specification states it, never an empty "= None"."""
+    import re
+
+    login("qp")
+    page = client.get(f"/release/batches/{ready.reference}/").content.decode()
+    decision = re.search(r'<select name="decision".*?</select>', page, re.S)
+    assert decision is not None and '<option value="" selected>' in decision.group(0)
+    assert "= None" not in page and "<td><small>≥ 70 %</small></td>" in page  # viability, a range with no exact value
+    response = client.post(f"/release/batches/{ready.reference}/decision/",
+                           {"decision": "", "reason": "ok", "username": "qp", "password": rh_password(), "confirm": "on"})
+    assert response.status_code == 400 and "Choose the decision" in response.content.decode()
+    assert not Certification.objects.filter(batch=ready).exists()
+
+
 def test_queue_shows_blocking_lines(ready):
     """ATMP-REL: the queue lists each batch's failing lines, oldest first."""
     from pocare.quality.services import deviation_raise

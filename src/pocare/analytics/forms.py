@@ -15,8 +15,8 @@ MAX_DAYS = 3 * 366
 
 class ReviewForm(forms.Form):
     product = forms.ChoiceField(label="Product")
-    start = DateField(label="From (UTC date)", widget=forms.DateInput(attrs={"type": "date"}))
-    end = DateField(label="To (UTC date, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    start = DateField(label="From (UTC date)")
+    end = DateField(label="To (UTC date, inclusive)")
     format = forms.ChoiceField(choices=[("html", "HTML"), ("pdf", "PDF")], required=False)
 
     def __init__(self, *args: Any, products: list[tuple[str, str]], **kwargs: Any) -> None:

@@ -49,8 +49,20 @@ class DateTimeField(_YearBounded, forms.DateTimeField):
     """A form date-time whose year must lie in the allowed window (checked before the zone is applied)."""
 
 
+class DatePicker(forms.DateInput):
+    """The browser's date picker. ``<input type="date">`` takes and shows ISO dates (YYYY-MM-DD)
+    only: a value in the locale's format (05/12/2025) renders as an empty field."""
+
+    input_type = "date"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
 class DateField(_YearBounded, forms.DateField):
-    """A form date whose year must lie in the allowed window."""
+    """A form date whose year must lie in the allowed window, chosen with the browser's date picker."""
+
+    widget = DatePicker
 
 
 class IsoDateTimeField(_YearBounded, django_filters.fields.IsoDateTimeField):  # type: ignore[misc]

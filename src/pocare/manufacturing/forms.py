@@ -127,7 +127,7 @@ class LotReceiveForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200, required=False)
     lot_number = forms.CharField(label="Lot number", max_length=60)
     supplier = forms.CharField(label="Supplier", max_length=120, required=False)
-    expiry_date = DateField(label="Expiry date", widget=forms.DateInput(attrs={"type": "date"}))
+    expiry_date = DateField(label="Expiry date")
     reason = forms.CharField(label="Reason", max_length=500, initial="Goods receipt")
 
 

@@ -19,10 +19,6 @@ def _reason() -> forms.CharField:
                            widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class DateInput(forms.DateInput):
-    input_type = "date"
-
-
 class TransitionForm(SignatureFieldsMixin):
     """Move a site to its next lifecycle status, signed (meaning: approved)."""
 
@@ -40,7 +36,7 @@ class ReadinessForm(forms.Form):
 
 class PerformanceRunForm(forms.Form):
     reference = forms.CharField(label="Run or report number", max_length=100)
-    performed_on = DateField(label="Performed on", widget=DateInput, help_text="Date at the site.")
+    performed_on = DateField(label="Performed on", help_text="Date at the site.")
     outcome = forms.ChoiceField(label="Outcome", choices=[("", "Choose…"), *RunOutcome.choices])
     notes = forms.CharField(label="Notes", max_length=2000, required=False,
                             widget=forms.Textarea(attrs={"rows": 2}))
@@ -51,14 +47,14 @@ class UnitRegisterForm(forms.Form):
     device_type = forms.ChoiceField(label="Device type", choices=[("", "Choose…"), *DeviceType.choices])
     model = forms.CharField(label="Model", max_length=100, required=False)
     serial = forms.CharField(label="Serial number", max_length=100)
-    calibration_due = DateField(label="Calibration due", widget=DateInput)
-    maintenance_due = DateField(label="Maintenance due", widget=DateInput)
+    calibration_due = DateField(label="Calibration due")
+    maintenance_due = DateField(label="Maintenance due")
     reason = _reason()
 
 
 class UnitRequalifyForm(forms.Form):
-    calibration_due = DateField(label="Next calibration due", widget=DateInput)
-    maintenance_due = DateField(label="Next maintenance due", widget=DateInput)
+    calibration_due = DateField(label="Next calibration due")
+    maintenance_due = DateField(label="Next maintenance due")
     reason = _reason()
 
 
@@ -75,7 +71,7 @@ class AuthorizeForm(SignatureFieldsMixin):
 
     product = forms.ChoiceField(label="Product")
     from_version = forms.IntegerField(label="From master-file version", min_value=1, initial=1)
-    valid_from = DateField(label="Valid from", widget=DateInput, required=False,
+    valid_from = DateField(label="Valid from", required=False,
                                  help_text="Date at the site; empty or today means from now.")
     conditions = forms.CharField(label="Conditions", max_length=4000, required=False,
                                  widget=forms.Textarea(attrs={"rows": 2}))

@@ -46,9 +46,8 @@ class CapaForm(forms.Form):
     kind = forms.ChoiceField(label="Kind", choices=CapaKind.choices)
     description = forms.CharField(label="Action", max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
     owner = forms.ChoiceField(label="Owner")
-    due_on = DateField(label="Due on", widget=forms.DateInput(attrs={"type": "date"}))
-    effectiveness_due_on = DateField(label="Effectiveness check due on", required=False,
-                                           widget=forms.DateInput(attrs={"type": "date"}))
+    due_on = DateField(label="Due on")
+    effectiveness_due_on = DateField(label="Effectiveness check due on", required=False)
     change_request = forms.ChoiceField(label="Change request", required=False,
                                        help_text="When the action changes the master file.")
 

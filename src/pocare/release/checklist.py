@@ -474,7 +474,7 @@ class _Evidence:
 def _acceptance(a: dict[str, Any]) -> str:
     acc = a.get("acceptance") or {}
     unit = f" {a['unit']}" if a.get("unit") else ""
-    if "equals" in acc:
+    if acc.get("equals") is not None:  # a stored specification lists ``equals: null`` for a range
         return f"= {acc['equals']}"
     parts = []
     if acc.get("min") is not None:

@@ -18,7 +18,10 @@ class CommentSignForm(SignatureFieldsMixin):
 class DecisionForm(SignatureFieldsMixin):
     """The QP's decision: certify (released) or reject, with the reason and a confirmation."""
 
-    decision = forms.ChoiceField(label="Decision", choices=[("certify", "Certify for release"), ("reject", "Reject")])
+    decision = forms.ChoiceField(
+        label="Decision", choices=[("", "Choose: certify or reject…"), ("certify", "Certify for release"),
+                                   ("reject", "Reject")],
+        error_messages={"required": "Choose the decision: certify for release, or reject."})
     reason = forms.CharField(label="Reason", max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
     confirm = forms.BooleanField(
         label="I understand this decision is final and signed with my name", required=True,

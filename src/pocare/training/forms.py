@@ -62,8 +62,7 @@ class RecordForm(SignatureFieldsMixin):
     kind = forms.ChoiceField(label="Kind of training", choices=TrainingKind.choices)
     title = forms.CharField(label="Title", max_length=200,
                             help_text="What was trained, e.g. “Prodigy operation — initial course”.")
-    trained_on = DateField(label="Date of the training",
-                                 widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    trained_on = DateField(label="Date of the training")
     qualification = ChoiceOfRecord(
         queryset=Qualification.objects.order_by("code"), required=False, to_field_name="code",
         help_text="The qualification this training grants once both have signed (if passed).")
