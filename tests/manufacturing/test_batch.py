@@ -458,3 +458,24 @@ def test_steps_are_recorded_through_the_api_with_a_token(batch, client):
     assert detail.status_code == 200 and detail.json()["steps"][0]["step_id"] == "receipt-identity"
     _, lis_key = token_issue(actor=None, user=h.user("operator.lis"), name="mes", reason="test")
     assert client.get(f"/api/batches/{batch.reference}/", HTTP_AUTHORIZATION=f"Bearer {lis_key}").status_code == 404
+
+
+def test_the_verifier_sees_each_correction_with_its_original_and_reason_and_the_performer_gets_no_verify_form(
+        batch, client, login):
+    """P11-10g CH4-9: the second person verifies what was recorded, corrections included: the page
+    shows the original value, who corrected it, when and why. The person who performed the step is
+    not offered the verify form at all (four eyes), rather than being refused after their password."""
+    outcome = _record(batch, "receipt-identity")
+    original = StepValue.objects.get(step=outcome.step, parameter_id="transit-time")
+    services.value_correct(actor=h.user("operator.mad"), value=original, new_value="3.5",
+                           reason="Courier log gives 3.5 h, not the planned time",
+                           credentials=h.creds("operator.mad"))
+    url = f"/manufacturing/batches/{batch.reference}/steps/receipt-identity/"
+    login("manager.mad")
+    page = client.get(url).content.decode()
+    assert "Verify and sign" in page and "corrected" in page
+    assert f"was <s>{original.value:g} h</s>" in page or f"was <s>{original.value} h</s>" in page
+    assert "Courier log gives 3.5 h, not the planned time" in page
+    login("operator.mad")
+    page = client.get(url).content.decode()
+    assert "Verify and sign" not in page and 'id="verify-not-yours"' in page

@@ -326,3 +326,15 @@ def test_a_signature_moved_to_other_content_is_caught(tmp_path, exported):
     run = _run_script(tmp_path, _rezip(exported.content,
                                        _rehash_manifest(exported.content, {"signatures.json": forged})))
     assert run.returncode == 1 and "differs from its signing event" in run.stdout
+
+
+def test_the_bundle_is_offered_on_the_batch_and_release_pages_to_those_who_may_export_it(client, login, batch):
+    """P11-10b: the inspector finds the bundle from the batch record and the release page (a
+    POST, since the export is recorded); a site operator, who may not export, is not offered it."""
+    for who, offered in (("inspector", True), ("operator.mad", False)):
+        login(who)
+        for url in (f"/manufacturing/batches/{batch.reference}/", f"/release/batches/{batch.reference}/"):
+            page = client.get(url).content.decode()
+            assert ('id="bundle-form"' in page) is offered, (who, url)
+            if offered:
+                assert f'action="/release/batches/{batch.reference}/bundle.zip"' in page
