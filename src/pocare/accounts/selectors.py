@@ -64,25 +64,22 @@ def sites_with_perm(user: Any, perm: Perm) -> set[int] | None:
     the role held there allows; a Control Site planner who also operates at a site sees the batches
     of that site only, since planning does not carry the batch-record permission.
     """
-    sites: set[int] = set()
-    for m in active_memberships(user):
-        if perm in ROLE_PERMS[Role(m.role)]:
-            if m.role in NETWORK_ROLES:
-                return None
-            sites.add(m.site_id)
-    return sites
+    held = _memberships_with_perm(user, perm)
+    return None if held is None else {m.site_id for m in held}
 
 
 def site_codes_with_perm(user: Any, perm: Perm) -> set[str] | None:
     """The codes of the sites where the person holds ``perm`` (a site's code names its audit-trail
     chain); ``None`` means every site."""
-    codes: set[str] = set()
-    for m in active_memberships(user):
-        if perm in ROLE_PERMS[Role(m.role)]:
-            if m.role in NETWORK_ROLES:
-                return None
-            codes.add(m.site.code)
-    return codes
+    held = _memberships_with_perm(user, perm)
+    return None if held is None else {m.site.code for m in held}
+
+
+def _memberships_with_perm(user: Any, perm: Perm) -> list[Membership] | None:
+    """The person's memberships in force that carry ``perm``; ``None`` when one of them is a Control
+    Site role that carries it (it holds at every site)."""
+    held = [m for m in active_memberships(user) if perm in ROLE_PERMS[Role(m.role)]]
+    return None if any(m.role in NETWORK_ROLES for m in held) else held
 
 
 def holds_network_wide(user: Any, perm: Perm) -> bool:
@@ -153,7 +150,6 @@ def password_expired(user: User, *, max_age_days: int) -> bool:
 
 def sign_in_pauses(user: User) -> list[dict[str, Any]]:
     """Client addresses from which sign-in is paused for this person now (django-axes), with until when."""
-
     cooloff: dt.timedelta = settings.AXES_COOLOFF_TIME
     rows = AccessAttempt.objects.filter(
         username=user.username,

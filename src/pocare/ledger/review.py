@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pocare.ledger.events import LedgerEvent
-from pocare.ledger.models import NETWORK_CHAIN, AuditReview, ChainHead, Meaning, lane_chains
+from pocare.ledger.models import NETWORK_CHAIN, AuditReview, ChainHead, Meaning, lane_chains, site_chain
 from pocare.ledger.services import HasSiteCode, event_record
 from pocare.ledger.signing import SigningProof, signature_apply
 
@@ -45,6 +45,12 @@ def review_pending(chain: str) -> list[LaneRange]:
                   heads[lane].seq if lane in heads else 0, heads[lane].hash if lane in heads else "")
         for lane in lane_chains(chain) if lane == chain or lane in heads
     ]
+
+
+def site_chains() -> list[str]:
+    """Every site chain that holds an event (lanes folded into their site), by code."""
+    chains = {site_chain(c) for c in ChainHead.objects.values_list("chain", flat=True)}
+    return sorted(chains - {NETWORK_CHAIN})
 
 
 def chain_exists(chain: str) -> bool:

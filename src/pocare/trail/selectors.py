@@ -9,19 +9,13 @@ from django.db.models import QuerySet
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
-from pocare.ledger.models import NETWORK_CHAIN, AuditReview, ChainHead, Event, Signature, chains_with_lanes, site_chain
+from pocare.ledger.models import AuditReview, Event, Signature, chains_with_lanes
 
 
 def visible_chains(user: Any, perm: Perm = Perm.LEDGER_VIEW) -> list[str] | None:
     """Chains the person may read with ``perm`` (the sites where they hold it); ``None`` means all."""
     codes = access.site_codes_with_perm(user, perm)
     return None if codes is None else sorted(codes)
-
-
-def site_chains() -> list[str]:
-    """Every site chain that holds an event (lanes folded into their site), by code."""
-    chains = {site_chain(c) for c in ChainHead.objects.values_list("chain", flat=True)}
-    return sorted(chains - {NETWORK_CHAIN})
 
 
 def events_visible(user: Any) -> QuerySet[Event]:

@@ -20,7 +20,7 @@ from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.scope import scoped_chain
 from pocare.ledger.models import NETWORK_CHAIN, Signature
-from pocare.ledger.review import review_pending
+from pocare.ledger.review import review_pending, site_chains
 from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.trail import selectors
@@ -125,7 +125,7 @@ def reviews(request: HttpRequest) -> HttpResponse:
     chains = selectors.visible_chains(user)
     if chains is None:
         scope = scoped_chain(request)
-        chains = [scope] if scope else [NETWORK_CHAIN, *selectors.site_chains()]
+        chains = [scope] if scope else [NETWORK_CHAIN, *site_chains()]
     pending = []
     for chain in chains:
         lanes = [r for r in review_pending(chain) if r.count]

@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
-from pocare.web.scope import scope_options, scoped_chain
+from pocare.core.scope import scoped_chain
+from pocare.web.scope import scope_options
 
 NAVIGATION = (
     ("Network", "network:sites", Perm.NETWORK_VIEW),

@@ -6,10 +6,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from pocare.accounts import selectors as access
-from pocare.core.scope import SESSION_KEY, scoped_chain
 from pocare.network.models import Site
-
-__all__ = ["SESSION_KEY", "scope_options", "scoped_chain"]
 
 
 def scope_options(request: HttpRequest) -> list[tuple[str, str]]:

@@ -10,10 +10,11 @@ from django.views.decorators.http import require_GET, require_POST
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import signed_in
 from pocare.accounts.roles import Perm
+from pocare.core.scope import SESSION_KEY, scoped_chain
 from pocare.ledger.models import chains_with_lanes
 from pocare.network.selectors import sites_overview
 from pocare.trail.selectors import events_visible
-from pocare.web.scope import SESSION_KEY, scope_options, scoped_chain
+from pocare.web.scope import scope_options
 
 
 @signed_in

@@ -12,7 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from pocare.ledger import triggers
-from pocare.ledger.models import ChainHead, site_chain
+from pocare.ledger.models import NETWORK_CHAIN
+from pocare.ledger.review import chain_exists, site_chains
 from pocare.ledger.verify import verify_all
 
 
@@ -45,13 +46,10 @@ class Command(BaseCommand):
         self.stdout.write("All append-only triggers are in place.")
 
     def _verify(self, *, chains: list[str] | None, as_json: bool, quiet: bool) -> None:
-        if chains:
-            known = set(ChainHead.objects.values_list("chain", flat=True))
-            known |= {site_chain(c) for c in known}
-            unknown = [c for c in chains if c not in known]
-            if unknown:  # verifying nothing must not read as "intact"
-                raise CommandError(f"There is no chain {', '.join(map(repr, unknown))}; "
-                                   f"the chains are: {', '.join(sorted({site_chain(c) for c in known}))}.")
+        unknown = [c for c in chains or [] if not chain_exists(c)]
+        if unknown:  # verifying nothing must not read as "intact"
+            raise CommandError(f"There is no chain {', '.join(map(repr, unknown))}; "
+                               f"the chains are: {', '.join([NETWORK_CHAIN, *site_chains()])}.")
         started = time.perf_counter()
 
         def progress(chain: str, n: int) -> None:
