@@ -92,7 +92,8 @@ def _order_page(request: HttpRequest, order: TherapyOrder, *, status: int = 200,
         for container in labels.containers_of(order):
             containers.append((container, labels.label_content(order, container)))
     trail = events_visible(user)
-    trail = trail.filter(new_values__contains=f'"{order.coi}"') if order.coi else trail.filter(
+    # Events that state the order's COI (its collections, hand-offs, batch…), found by key, not by text.
+    trail = trail.filter(subjects__key=order.coi) if order.coi else trail.filter(
         object_type="custody.TherapyOrder", object_id=str(order.pk))
     events = trail.order_by("-id")[:25]
     context = {

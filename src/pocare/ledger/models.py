@@ -10,7 +10,7 @@ database access could still do — drop the triggers and edit — is found by th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -129,10 +129,12 @@ class Event(AppendOnlyModel):
             models.UniqueConstraint(fields=["chain", "seq"], name="ledger_event_chain_seq_unique")
         ]
         # Every index is paid on every append: only those the audit browser's filters need. The
-        # actor's foreign key has its own; event_type gets a plain one (no LIKE index on PostgreSQL).
+        # actor's foreign key has its own; event_type gets a plain one (no LIKE index on PostgreSQL);
+        # a person's latest events (home page, the trail's user filter) are read newest first.
         indexes = [
             models.Index(fields=["object_type", "object_id"], name="ledger_event_object_idx"),
             models.Index(fields=["event_type"], name="ledger_event_type_idx"),
+            models.Index(fields=["actor_username", "-id"], name="ledger_event_actor_idx"),
         ]
 
     def __str__(self) -> str:
@@ -174,6 +176,38 @@ class Event(AppendOnlyModel):
             self.old_values,
             self.new_values,
         )
+
+
+# The identity keys by which pages find the events about one patient's material: the chain of
+# identity (COI, also stated as the "order" of a deviation) and the ISBT 128 donation identification
+# number (DIN), wherever an event's old or new values carry them. Indexed in EventSubject, so that
+# no page searches the events' text.
+SUBJECT_FIELDS = ("coi", "din", "order")
+
+
+class EventSubject(models.Model):
+    """An index row: ``event`` states a value of ``key`` (a COI or a DIN) in its old or new values.
+
+    Derived from the hashed event, written in the same transaction by ``event_record``; it holds
+    nothing the chain does not, and can be rebuilt from the events (as migration 0005 built it).
+    Pages ask it instead of text-searching the ledger.
+    """
+
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="subjects")
+    key = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "ledger_eventsubject"
+        indexes = [models.Index(fields=["key", "event"], name="ledger_subject_key_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} in event {self.event_id}"
+
+
+def subject_keys(*values: Mapping[str, Any]) -> set[str]:
+    """The COI and DIN values stated in an event's old and new values."""
+    return {str(v)[:64] for mapping in values for name in SUBJECT_FIELDS
+            if isinstance(v := mapping.get(name), str | int) and str(v)}
 
 
 class ChainHead(models.Model):

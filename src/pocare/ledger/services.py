@@ -21,7 +21,15 @@ from django.utils import timezone
 from pocare.ledger import canonical
 from pocare.ledger.context import current_request_id
 from pocare.ledger.events import is_registered
-from pocare.ledger.models import MAX_LANES, NETWORK_CHAIN, ChainHead, Event, lane_chains
+from pocare.ledger.models import (
+    MAX_LANES,
+    NETWORK_CHAIN,
+    ChainHead,
+    Event,
+    EventSubject,
+    lane_chains,
+    subject_keys,
+)
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -89,6 +97,7 @@ def event_record(
     new_values = canonical.canonical_json(new or {})
 
     conn = connections[DEFAULT_DB_ALIAS]
+    subjects = subject_keys(old or {}, new or {})
 
     def new_event(chain: str, seq: int, prev_hash: str) -> Event:
         event = Event(
@@ -123,6 +132,7 @@ def event_record(
         event = new_event(guess[0], guess[1] + 1, guess[2])
         if _append_if_head_is(conn, event):
             state.heads[key] = (event.chain, event.seq, event.hash)
+            _index_subjects(event, subjects)
             return event
         state.contended.add(key)
     chain, seq, prev_hash = _lock_lane(conn, base, guess[0] if guess else None)
@@ -131,7 +141,15 @@ def event_record(
     event = new_event(chain, seq + 1, prev_hash)
     _append(conn, event)
     state.heads[key] = (event.chain, event.seq, event.hash)
+    _index_subjects(event, subjects)
     return event
+
+
+def _index_subjects(event: Event, keys: set[str]) -> None:
+    # In the event's transaction, so the index never lacks a committed event. Most events state
+    # no COI or DIN and cost nothing here.
+    if keys:
+        EventSubject.objects.bulk_create([EventSubject(event=event, key=k) for k in sorted(keys)])
 
 
 @dataclass

@@ -28,7 +28,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {
         "sites": sites_overview(user),
         "recent": events.order_by("-id")[:10] if access.has_perm(user, Perm.LEDGER_VIEW) else [],
-        "my_events": events_visible(user).filter(actor_id=user.pk).order_by("-id")[:5]
+        "my_events": events_visible(user).filter(actor_username=user.username, actor_id=user.pk).order_by("-id")[:5]
         if access.has_perm(user, Perm.LEDGER_VIEW) else [],
     }
     return render(request, "web/home.html", context)
