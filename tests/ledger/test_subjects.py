@@ -81,3 +81,20 @@ def test_a_filtered_count_stops_at_the_cap_and_says_so(client, login, people, mo
     assert "more than" in text and "Oldest" not in text
     few = client.get("/audit/?q=capped+3")
     assert not few.context["page"].paginator.capped and few.context["page"].paginator.count == 1
+
+
+def test_the_trails_text_search_can_use_the_trigram_indexes_on_postgresql(people):
+    """A11-9: on PostgreSQL the text filter's query (Django's icontains) matches the trigram
+    indexes' expression, so a search reads the index, not every event."""
+    if connection.vendor != "postgresql":
+        pytest.skip("trigram indexes are PostgreSQL's")
+    write_events(people["qa"], None, 3, reason="thaw at bedside")
+    search = Event.objects.filter(reason__icontains="bedside")
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")  # a tiny table: make the planner show what it can use
+        sql, params = search.query.sql_with_params()
+        cur.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        cur.execute("SET LOCAL enable_seqscan = on")
+    assert "ledger_event_reason_trgm" in plan, plan
+    assert search.count() == 3
