@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from pocare.ledger.events import LedgerEvent
@@ -37,14 +38,24 @@ class LaneRange:
 def review_pending(chain: str) -> list[LaneRange]:
     """Each lane of ``chain`` (the chain itself first) with its events not yet reviewed; a lane
     with nothing new has a count of 0."""
-    last = AuditReview.objects.filter(chain=chain).order_by("-pk").first()
-    reviewed = last.ranges if last else {}
-    heads = {h.chain: h for h in ChainHead.objects.filter(chain__in=lane_chains(chain))}
-    return [
-        LaneRange(lane, reviewed[lane][1] + 1 if lane in reviewed else 1,
-                  heads[lane].seq if lane in heads else 0, heads[lane].hash if lane in heads else "")
-        for lane in lane_chains(chain) if lane == chain or lane in heads
-    ]
+    return reviews_pending([chain])[chain]
+
+
+def reviews_pending(chains: list[str]) -> dict[str, list[LaneRange]]:
+    """``review_pending`` of many chains in two queries, whatever their number: the latest review
+    of each chain, and the heads of all their lanes."""
+    latest = AuditReview.objects.filter(chain__in=chains).values("chain").annotate(last=Max("pk")).values("last")
+    reviewed = {r.chain: r.ranges for r in AuditReview.objects.filter(pk__in=latest)}
+    lanes = {chain: lane_chains(chain) for chain in chains}
+    heads = {h.chain: h for h in ChainHead.objects.filter(chain__in=[lane for ls in lanes.values() for lane in ls])}
+    return {
+        chain: [
+            LaneRange(lane, reviewed[chain][lane][1] + 1 if lane in reviewed.get(chain, {}) else 1,
+                      heads[lane].seq if lane in heads else 0, heads[lane].hash if lane in heads else "")
+            for lane in lanes[chain] if lane == chain or lane in heads
+        ]
+        for chain in chains
+    }
 
 
 def site_chains() -> list[str]:

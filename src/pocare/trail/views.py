@@ -22,7 +22,7 @@ from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.scope import scoped_chain
 from pocare.ledger.models import NETWORK_CHAIN, ChainHead, Event, Signature, chains_with_lanes, site_chain
-from pocare.ledger.review import review_pending, site_chains
+from pocare.ledger.review import reviews_pending, site_chains
 from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.trail import selectors
@@ -172,8 +172,8 @@ def reviews(request: HttpRequest) -> HttpResponse:
         scope = scoped_chain(request)
         chains = [scope] if scope else [NETWORK_CHAIN, *site_chains()]
     pending = []
-    for chain in chains:
-        lanes = [r for r in review_pending(chain) if r.count]
+    for chain, ranges in reviews_pending(chains).items():
+        lanes = [r for r in ranges if r.count]
         if lanes:
             pending.append({"chain": chain, "lanes": lanes, "count": sum(r.count for r in lanes)})
     initial_chain = request.GET.get("chain") or scoped_chain(request) or (pending[0]["chain"] if pending else "")

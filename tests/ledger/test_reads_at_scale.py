@@ -1,4 +1,5 @@
-"""Pages find one patient's events by key and count the trail without scanning it."""
+"""Pages read the trail at any size: one patient's events by key, counts without scanning, a fixed
+number of queries whatever the number of chains."""
 
 from __future__ import annotations
 
@@ -98,3 +99,21 @@ def test_the_trails_text_search_can_use_the_trigram_indexes_on_postgresql(people
         cur.execute("SET LOCAL enable_seqscan = on")
     assert "ledger_event_reason_trgm" in plan, plan
     assert search.count() == 3
+
+
+def _review_page_queries(client) -> int:  # type: ignore[no-untyped-def]
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get("/audit/reviews/").status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_the_review_page_costs_the_same_for_two_chains_or_six(client, login, people):
+    """A11-9 A11-12: the chains waiting for review are read in a fixed number of queries."""
+    login("qa")
+    write_events(people["qa"], Site.objects.get(code="MAD"), 1)
+    few = _review_page_queries(client)
+    for code in Site.objects.exclude(code="MAD").values_list("code", flat=True)[:5]:
+        write_events(people["qa"], Site.objects.get(code=code), 2)
+    page = client.get("/audit/reviews/")
+    assert len(page.context["pending"]) >= 6
+    assert _review_page_queries(client) <= few
