@@ -83,7 +83,7 @@ def test_a_blocked_scan_on_the_page_shows_the_deviation_in_red(client, login, pe
     blocked = Handoff.objects.get(order=o, outcome=HandoffOutcome.BLOCKED)
     page = response.content.decode()
     assert blocked.deviation.reference in page and "handoff-blocked" in page and "Hand-off blocked" in page
-    assert 'id="id_presented_identifier_error"' in page
+    assert 'id="id_handoff_presented_identifier_error"' in page  # the hand-off form's own ids
     response = client.post(f"/custody/orders/{o.pk}/handoffs/", {
         "kind": "collection", "collection": c.pk, "presented_identifier": c.din_printed, "location": "Ward 3"})
     assert response.status_code == 302

@@ -78,6 +78,14 @@ def order_new(request: HttpRequest) -> HttpResponse:
                   status=400 if request.method == "POST" else 200)
 
 
+#: The order page holds several forms with a reason: each form's fields get ids of their own.
+_IDS = {name: f"id_{name}_%s" for name in ("accept", "collection", "handoff", "shipment")}
+
+
+def _upload_ids(shipment_pk: int) -> str:
+    return f"id_upload{shipment_pk}_%s"
+
+
 def _order_page(request: HttpRequest, order: TherapyOrder, *, status: int = 200, **bound: Any) -> HttpResponse:
     user = request.user
     collections = list(order.collections.select_related("collection_site", "recorded_by").order_by("pk"))
@@ -86,7 +94,9 @@ def _order_page(request: HttpRequest, order: TherapyOrder, *, status: int = 200,
     next_kinds = [k for c in options for k in services.handoffs_next(order, c)]
     next_kinds = [k for k in HandoffKind if k in next_kinds]
     choices = [(c.pk, c.din_printed) for c in collections]
-    shipments = [(s, mark_safe(s.chart)) for s in selectors.shipments_of(order)]  # noqa: S308 (numbers only)
+    # Each shipment has its upload form, with ids of its own; the one just posted keeps its errors.
+    shipments = [(s, mark_safe(s.chart), bound["upload_form"] if s.shipment.pk == bound.get("upload_pk")  # noqa: S308
+                  else UploadForm(auto_id=_upload_ids(s.shipment.pk))) for s in selectors.shipments_of(order)]
     containers = []
     if selectors.may_record(user, order):
         for container in labels.containers_of(order):
@@ -104,11 +114,11 @@ def _order_page(request: HttpRequest, order: TherapyOrder, *, status: int = 200,
         "may_record": selectors.may_record(user, order) and order.status not in (
             OrderStatus.REQUESTED, OrderStatus.CANCELLED),
         "may_collect": selectors.may_record_at(user, order.treating_site) and order.status == OrderStatus.ACCEPTED,
-        "accept_form": bound.get("accept_form") or AcceptForm(),
-        "collection_form": bound.get("collection_form") or CollectionForm(),
-        "handoff_form": bound.get("handoff_form") or HandoffForm(collections=choices, kinds=next_kinds),
-        "shipment_form": bound.get("shipment_form") or ShipmentForm(),
-        "upload_form": bound.get("upload_form") or UploadForm(), "upload_pk": bound.get("upload_pk"),
+        "accept_form": bound.get("accept_form") or AcceptForm(auto_id=_IDS["accept"]),
+        "collection_form": bound.get("collection_form") or CollectionForm(auto_id=_IDS["collection"]),
+        "handoff_form": bound.get("handoff_form") or HandoffForm(collections=choices, kinds=next_kinds,
+                                                                 auto_id=_IDS["handoff"]),
+        "shipment_form": bound.get("shipment_form") or ShipmentForm(auto_id=_IDS["shipment"]),
         "blocked": bound.get("blocked"),
         "treating_tz": order.treating_site.time_zone,
     }
@@ -126,7 +136,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def order_accept(request: HttpRequest, pk: int) -> HttpResponse:
     """The manufacturing site accepts the order: the COI is assigned."""
     order = _order(request, pk)
-    form = AcceptForm(request.POST)
+    form = AcceptForm(request.POST, auto_id=_IDS["accept"])
     if form.is_valid():
         try:
             services.therapy_order_accept(actor=request_actor(request), order=order, reason=form.cleaned_data["reason"])
@@ -148,7 +158,7 @@ def _local(value: dt.datetime, site: Site) -> dt.datetime:
 def collection_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Record a collection of starting material: the DIN is assigned."""
     order = _order(request, pk, Perm.CUSTODY_RECORD)
-    form = CollectionForm(request.POST)
+    form = CollectionForm(request.POST, auto_id=_IDS["collection"])
     if form.is_valid():
         data = form.cleaned_data
         site = order.treating_site
@@ -172,7 +182,7 @@ def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Record a hand-off from a scan. A mismatch is kept as a blocked attempt with its deviation."""
     order = _order(request, pk, Perm.CUSTODY_RECORD)
     choices = [(c.pk, c.din_printed) for c in order.collections.order_by("pk")]
-    form = HandoffForm(request.POST, collections=choices)
+    form = HandoffForm(request.POST, collections=choices, auto_id=_IDS["handoff"])
     if form.is_valid():
         data = form.cleaned_data
         kind = data["kind"]
@@ -200,7 +210,7 @@ def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
 def shipment_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Dispatch a shipment with its data logger (limits copied from the master file)."""
     order = _order(request, pk, Perm.CUSTODY_RECORD)
-    form = ShipmentForm(request.POST)
+    form = ShipmentForm(request.POST, auto_id=_IDS["shipment"])
     if form.is_valid():
         try:
             services.shipment_dispatch(actor=request_actor(request), order=order, **form.cleaned_data)
@@ -217,7 +227,7 @@ def shipment_new(request: HttpRequest, pk: int) -> HttpResponse:
 def upload_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Upload a logger's CSV for a shipment; malformed rows reject the whole file."""
     shipment = get_object_or_404(selectors.shipments_visible(request.user, Perm.CUSTODY_RECORD), pk=pk)
-    form: Form = UploadForm(request.POST, request.FILES)
+    form: Form = UploadForm(request.POST, request.FILES, auto_id=_upload_ids(shipment.pk))
     if form.is_valid():
         try:
             upload = services.temperatures_upload(actor=request_actor(request), shipment=shipment, source="csv",

@@ -40,6 +40,10 @@ from pocare.network.forms import (
 from pocare.network.models import ManufacturingUnit, Site, SiteStatus, UnitStatus
 from pocare.trail.selectors import events_visible
 
+#: The site and unit pages hold several forms with a field of the same name (a reason, a password):
+#: each form's fields get ids of their own, so every label names the field of its own form.
+_IDS = {name: f"id_{name}_%s" for name in ("readiness", "run", "unit", "authorize", "revoke", "requalify", "status")}
+
 
 @requires(Perm.NETWORK_VIEW)
 @require_GET
@@ -96,12 +100,12 @@ def _site_page(request: HttpRequest, site: Site, *, status: int = 200, **bound: 
         "next_forms": next_forms, "transitions": transitions, "authorizations": authorizations,
         "units": units, "due_soon_days": selectors.DUE_SOON_DAYS, "today": today,
         "may_govern": selectors.may_govern(user), "may_manage": selectors.may_manage_units(user, site),
-        "readiness_form": bound.get("readiness_form") or ReadinessForm(),
-        "run_form": bound.get("run_form") or PerformanceRunForm(),
-        "unit_form": bound.get("unit_form") or UnitRegisterForm(),
+        "readiness_form": bound.get("readiness_form") or ReadinessForm(auto_id=_IDS["readiness"]),
+        "run_form": bound.get("run_form") or PerformanceRunForm(auto_id=_IDS["run"]),
+        "unit_form": bound.get("unit_form") or UnitRegisterForm(auto_id=_IDS["unit"]),
         "authorize_form": bound.get("authorize_form") or AuthorizeForm(
-            products=_products(), ask_user_id=ask, initial={"from_version": 1}),
-        "revoke_form": bound.get("revoke_form") or RevokeForm(),
+            products=_products(), ask_user_id=ask, initial={"from_version": 1}, auto_id=_IDS["authorize"]),
+        "revoke_form": bound.get("revoke_form") or RevokeForm(auto_id=_IDS["revoke"]),
         "revoke_pk": bound.get("revoke_pk"),
     }
     return render(request, "network/site.html", context, status=status)
@@ -162,7 +166,8 @@ def _record_at_site(
 @require_POST
 def site_readiness(request: HttpRequest, code: str) -> HttpResponse:
     """Record evidence for one readiness item."""
-    return _record_at_site(request, code, form=ReadinessForm(request.POST), form_name="readiness_form",
+    form = ReadinessForm(request.POST, auto_id=_IDS["readiness"])
+    return _record_at_site(request, code, form=form, form_name="readiness_form",
                            record=services.site_readiness_record, done=lambda _: "Readiness evidence recorded.",
                            anchor="#readiness")
 
@@ -171,7 +176,8 @@ def site_readiness(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 def site_run(request: HttpRequest, code: str) -> HttpResponse:
     """Record a process performance qualification run."""
-    return _record_at_site(request, code, form=PerformanceRunForm(request.POST), form_name="run_form",
+    form = PerformanceRunForm(request.POST, auto_id=_IDS["run"])
+    return _record_at_site(request, code, form=form, form_name="run_form",
                            record=services.performance_run_record, done=lambda _: "Performance run recorded.",
                            anchor="#readiness")
 
@@ -180,7 +186,8 @@ def site_run(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 def unit_register(request: HttpRequest, code: str) -> HttpResponse:
     """Register a manufacturing unit at the site."""
-    return _record_at_site(request, code, form=UnitRegisterForm(request.POST), form_name="unit_form",
+    form = UnitRegisterForm(request.POST, auto_id=_IDS["unit"])
+    return _record_at_site(request, code, form=form, form_name="unit_form",
                            record=services.unit_register, done=lambda unit: f"{unit} registered.", anchor="#units")
 
 
@@ -196,8 +203,8 @@ def _valid_from(site: Site, day: dt.date | None) -> dt.datetime | None:
 def site_authorize(request: HttpRequest, code: str) -> HttpResponse:
     """Authorize the site for a product's master file (signed)."""
     site = _visible_site(request, code, Perm.SITES_GOVERN)
-    form = AuthorizeForm(request.POST, products=_products(),
-                         ask_user_id=signing_needs_user_id(request))
+    form = AuthorizeForm(request.POST, products=_products(), ask_user_id=signing_needs_user_id(request),
+                         auto_id=_IDS["authorize"])
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -220,7 +227,7 @@ def site_authorize(request: HttpRequest, code: str) -> HttpResponse:
 def authorization_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke a site authorization, with the reason."""
     grant = get_object_or_404(selectors.authorizations_visible(request.user), pk=pk)
-    form = RevokeForm(request.POST)
+    form = RevokeForm(request.POST, auto_id=_IDS["revoke"])
     if form.is_valid():
         try:
             services.site_authorization_revoke(actor=request_actor(request), authorization=grant,
@@ -244,12 +251,13 @@ def unit_detail(request: HttpRequest, pk: int) -> HttpResponse:
     unit: ManufacturingUnit = get_object_or_404(selectors.units_visible(
         request.user, Perm.UNITS_MANAGE if request.method == "POST" else Perm.NETWORK_VIEW), pk=pk)
     action = request.POST.get("action", "")
-    requalify_form = UnitRequalifyForm(request.POST if action == "requalify" else None)
-    status_form = UnitStatusForm(request.POST if action == "status" else None)
+    requalify_form = UnitRequalifyForm(request.POST if action == "requalify" else None, auto_id=_IDS["requalify"])
+    status_form = UnitStatusForm(request.POST if action == "status" else None, auto_id=_IDS["status"])
     if request.method == "POST":
         form: Form = requalify_form if action == "requalify" else status_form
         if action not in ("requalify", "status"):
-            status_form = form = UnitStatusForm(request.POST)  # bound, so that it can carry the error
+            # bound, so that it can carry the error
+            status_form = form = UnitStatusForm(request.POST, auto_id=_IDS["status"])
             form.is_valid()
             form.add_error(None, "action: use requalify or status.")
         elif form.is_valid():

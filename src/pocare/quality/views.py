@@ -81,7 +81,7 @@ def _capa_form(user: Any, deviation: Deviation, data: Any = None) -> forms.CapaF
     if deviation.product_id:
         crs = crs.filter(product_id=deviation.product_id)
     return forms.CapaForm(data, owners=owners, change_requests=[(str(c.pk), f"{c.reference} — {c.title}")
-                                                                for c in crs[:100]])
+                                                                for c in crs[:100]], auto_id="id_capa_%s")
 
 
 _ACTIONS = ("classify", "investigate", "capa_add", "capa_done", "effectiveness", "impact", "close")
@@ -95,14 +95,16 @@ def deviation_detail(request: HttpRequest, reference: str) -> HttpResponse:
     ask = signing_needs_user_id(request)
     action = request.POST.get("action", "") if request.method == "POST" else ""
     data = request.POST if request.method == "POST" else None
+    # Several forms share field names (rationale, user id, password): each gets ids of its own.
     bound: dict[str, Any] = {
-        "classify": forms.ClassifyForm(data if action == "classify" else None),
-        "investigate": forms.InvestigationForm(data if action == "investigate" else None),
+        "classify": forms.ClassifyForm(data if action == "classify" else None, auto_id="id_classify_%s"),
+        "investigate": forms.InvestigationForm(data if action == "investigate" else None, auto_id="id_investigate_%s"),
         "capa_add": _capa_form(request.user, deviation, data if action == "capa_add" else None),
-        "capa_done": forms.CapaDoneForm(data if action == "capa_done" else None),
-        "effectiveness": forms.EffectivenessForm(data if action == "effectiveness" else None),
-        "impact": forms.ImpactForm(data if action == "impact" else None, ask_user_id=ask),
-        "close": forms.CloseForm(data if action == "close" else None, ask_user_id=ask),
+        "capa_done": forms.CapaDoneForm(data if action == "capa_done" else None, auto_id="id_capa_done_%s"),
+        "effectiveness": forms.EffectivenessForm(data if action == "effectiveness" else None,
+                                                 auto_id="id_effectiveness_%s"),
+        "impact": forms.ImpactForm(data if action == "impact" else None, ask_user_id=ask, auto_id="id_impact_%s"),
+        "close": forms.CloseForm(data if action == "close" else None, ask_user_id=ask, auto_id="id_close_%s"),
     }
     status = 200
     if request.method == "POST":

@@ -255,9 +255,10 @@ def to_sign(request: HttpRequest) -> HttpResponse:
 def qualifications(request: HttpRequest) -> HttpResponse:
     """Qualifications and the per-role curricula; Control Site QA defines and changes them."""
     action = request.POST.get("action", "") if request.method == "POST" else ""
-    define = QualificationForm(request.POST if action == "define" else None)
-    add = CurriculumForm(request.POST if action == "curriculum_add" else None)
-    remove = CurriculumRemoveForm(request.POST if action == "curriculum_remove" else None)
+    # Three forms with a reason each (two with a role and a qualification): ids of their own.
+    define = QualificationForm(request.POST if action == "define" else None, auto_id="id_define_%s")
+    add = CurriculumForm(request.POST if action == "curriculum_add" else None, auto_id="id_add_%s")
+    remove = CurriculumRemoveForm(request.POST if action == "curriculum_remove" else None, auto_id="id_remove_%s")
     if request.method == "POST":
         if not services.is_training_admin(request.user):
             raise PermissionDenied("Only Control Site QA may change qualifications and curricula.")
