@@ -190,3 +190,31 @@ def test_every_page_shows_the_count_in_the_navigation(client, login):
     login("manager.mad")
     page = client.get("/manufacturing/").content.decode()
     assert nav_count(page) >= 1 and "wait" in page
+
+
+def test_the_review_by_exception_is_signed_on_its_own_page(client, login):
+    """ATMP-REL P11-200: the review page carries the signing form (with its confirmation) for the site's
+    QC analyst; signing there returns to it and moves the batch to the QC review; a QC analyst of
+    another site, the operator and the inspector get no form."""
+    from pocare.release.models import ExceptionReview
+
+    batch = rh.completed_batch("MAD")
+    url = f"/manufacturing/batches/{batch.reference}/review/"
+    login("qc.mad")
+    page = client.get(url).content.decode()
+    assert 'id="exceptions-form"' in page and "data-confirm=" in page
+    response = client.post(f"/release/batches/{batch.reference}/exceptions-review/",
+                           {"exc-comment": "Every item looked at.", "exc-username": "qc.mad",
+                            "exc-password": rh.creds("qc.mad").password, "next": url})
+    assert response.status_code == 302 and response["Location"] == url
+    assert ExceptionReview.objects.filter(batch=batch).count() == 1
+    assert "Review by exception signed." in client.get(url).content.decode()
+    for other in ("operator.mad", "inspector"):
+        client.logout()
+        login(other)
+        assert 'id="exceptions-form"' not in client.get(url).content.decode(), other
+    client.logout()
+    login("qc.mad")
+    bad = client.post(f"/release/batches/{batch.reference}/exceptions-review/",
+                      {"exc-comment": "x", "exc-password": "wrong", "next": "https://evil.example/"})
+    assert bad.status_code == 400  # refused on the release page, never sent elsewhere
