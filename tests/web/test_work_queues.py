@@ -3,7 +3,6 @@ permissions, each item linked to where the work is done; the navigation shows ho
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import pytest
@@ -12,39 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pocare.core import worklist
-from pocare.manufacturing import services
 from tests.ledger.helpers import write_events
 from tests.manufacturing import helpers as h
 from tests.release import helpers as rh
+from tests.web.helpers import awaiting_verification
 
 pytestmark = pytest.mark.django_db
-
-
-def free_unit(site_code: str) -> None:
-    """One more qualified unit at the site, so that one more batch can start there."""
-    from pocare.network.models import ManufacturingUnit, Site
-    from pocare.network.services import unit_register
-
-    h.world()
-    today = timezone.now().date()
-    unit_register(actor=h.user("qa"), site=Site.objects.get(code=site_code), device_type="clinimacs_prodigy",
-                  serial=f"WQ-{site_code}-{ManufacturingUnit.objects.count()}", reason="test",
-                  calibration_due=today + dt.timedelta(days=90), maintenance_due=today + dt.timedelta(days=90))
-
-
-def awaiting_verification(site_code: str = "MAD") -> tuple[object, str]:
-    """A batch whose next step needs a second person, recorded by the site's operator and not verified."""
-    free_unit(site_code)
-    batch = h.started_batch(site_code)
-    while True:
-        _, step = services.next_step(batch)
-        if step.get("second_person_verification"):
-            break
-        h.do_step(batch)
-    operator = h.user(f"operator.{site_code.lower()}")
-    services.step_record(actor=operator, batch=batch, step_id=step["id"], values=h.good_values(step),
-                         materials=h.material_lots(batch, step), credentials=h.creds(operator))
-    return batch, step["id"]
 
 
 def home(client, login, username: str) -> str:  # type: ignore[no-untyped-def]
