@@ -104,3 +104,34 @@ def test_the_qp_certifies_from_the_queue_through_the_dialog_and_reads_the_certif
     assert re.search(r"certif|released", words, re.I)
     page.goto(f"{base}/")
     expect(page.locator("#queue-qp_decisions")).to_have_count(0)
+
+
+def test_the_pqr_opens_with_a_year_and_each_button_answers(live_server, tx_db, page: Page):
+    """Q10-PQS P11-10b: the product quality review opens with its dates filled (the last year, to
+    today); Generate shows the review with a status line; an impossible period says why and that
+    nothing was generated; Download PDF gives a PDF of the product's review."""
+    import datetime as dt
+
+    batch = rh.completed_batch("MAD")
+    code = batch.masterfile_version.product.code
+    base = live_server.url
+    _login(page, base, "qa")
+    page.goto(f"{base}/analytics/review/")
+    start, end = page.get_by_label(re.compile("^From")), page.get_by_label(re.compile("^To"))
+    first, last = dt.date.fromisoformat(start.input_value()), dt.date.fromisoformat(end.input_value())
+    assert (last - first).days in (365, 366) and last >= dt.date.today() - dt.timedelta(days=1)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#pqr-result")).to_contain_text("Review generated")
+    expect(page.locator("#pqr-result")).to_contain_text(code)
+    expect(page.get_by_role("heading", name="1. Batches per site")).to_be_visible()
+    page.get_by_label(re.compile("^From")).fill((last + dt.timedelta(days=3)).isoformat())
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#pqr-result")).to_contain_text("Nothing was generated")
+    expect(page.get_by_text("The period ends before it starts")).to_be_visible()
+    page.get_by_label(re.compile("^From")).fill(first.isoformat())
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download PDF").click()
+    assert info.value.suggested_filename.endswith(".pdf")
+    with pdfplumber.open(info.value.path()) as pdf:
+        text = " ".join((p.extract_text() or "") for p in pdf.pages)
+    assert code in text
