@@ -46,9 +46,12 @@ NAVIGATION: tuple[tuple[str, tuple[tuple[str, str, Perm], ...]], ...] = (
 def _menus(request: HttpRequest, perms: frozenset[Perm]) -> list[dict[str, Any]]:
     """The menus the person's permissions open, each with its entries; only the most specific entry
     that the path starts with is marked current (``/audit/reviews/`` is Reviews, not Audit trail)."""
-    menus = [{"label": label, "items": [{"label": item, "url": reverse(name)} for item, name, perm in entries
-                                        if perm in perms]} for label, entries in NAVIGATION]
-    menus = [m for m in menus if m["items"]]
+    menus: list[dict[str, Any]] = []
+    for label, entries in NAVIGATION:
+        items: list[dict[str, Any]] = [{"label": item, "url": reverse(name)} for item, name, perm in entries
+                                       if perm in perms]
+        if items:
+            menus.append({"label": label, "items": items})
     urls = [i["url"] for m in menus for i in m["items"] if request.path.startswith(i["url"])]
     current = max(urls, key=len) if urls else None
     for menu in menus:

@@ -29,4 +29,5 @@ def exceptions_sign_form(context: Any, batch: Any, form: Any = None) -> dict[str
            and selectors.stage(batch) in _OPEN_STAGES)
     if may and form is None:
         form = forms.CommentSignForm(ask_user_id=signing_needs_user_id(request), prefix="exc")
-    return {"may_sign": may, "form": form, "batch": batch, "next": request.path, "csrf_token": context.get("csrf_token")}
+    return {"may_sign": may, "form": form, "batch": batch, "next": request.path,
+            "csrf_token": context.get("csrf_token")}
