@@ -24,6 +24,7 @@ def test_qa_filters_the_audit_trail_and_exports_it(live_server, tx_db, page: Pag
     """A11-9 P11-10b: QA browses the trail by site and event type and downloads it as CSV."""
     base = live_server.url
     _login(page, base, "qa")
+    page.get_by_role("navigation", name="Main").locator("summary", has_text="Audit").click()  # the Audit menu
     page.get_by_role("link", name="Audit trail").first.click()
     expect(page.get_by_role("heading", name=re.compile("Audit trail"))).to_be_visible()
     page.get_by_label("Site (chain)").fill("LIS")

@@ -44,6 +44,7 @@ def test_a_change_is_raised_signed_by_three_people_and_effective_where_operators
     base = live_server.url
 
     _login(page, base, "qa2")
+    page.get_by_role("navigation", name="Main").locator("summary", has_text="Network").click()  # the Network menu
     page.get_by_role("link", name="Master file").click()
     page.get_by_role("button", name="Raise a change request").click()
     page.get_by_label("Title").fill("Extend the expansion window to day 12")

@@ -142,6 +142,18 @@ class Handoff(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_outcome_display().split(':')[0].lower()})"
 
+    @property
+    def blocked(self) -> bool:
+        return self.outcome == HandoffOutcome.BLOCKED
+
+    @property
+    def blocked_reason(self) -> str:
+        """Why the scan was refused, in words ('' for a completed hand-off)."""
+        if not self.blocked:
+            return ""
+        return (f"identifier mismatch: presented {self.presented_identifier!r}, "
+                f"expected {self.expected_identifier!r}")
+
     def signed_content(self) -> dict[str, Any]:
         return {"order": self.order_id, "kind": self.kind, "outcome": self.outcome, "site": self.site_id,
                 "occurred_at": self.occurred_at, "performed_by": self.performed_by_id,

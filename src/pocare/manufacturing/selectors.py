@@ -293,6 +293,20 @@ def review_items(page: BatchPage) -> list[ReviewItem]:
     return items
 
 
+# --- work queues (the home page, web/queues.py) ----------------------------------------------------
+
+
+def steps_awaiting_verification(user: Any) -> QuerySet[StepExecution]:
+    """Steps someone else recorded that wait for a second person, at the sites where this person may
+    execute batches (the step's gate still decides at the signature). Never the person's own steps."""
+    if not access.has_perm(user, Perm.BATCH_EXECUTE) or access.is_read_only(user):
+        return StepExecution.objects.none()
+    qs = (StepExecution.objects.filter(status=StepStatus.AWAITING_VERIFICATION).exclude(performed_by=user)
+          .select_related("batch__site", "performed_by").order_by("performed_at", "pk"))
+    site_ids = access.sites_with_perm(user, Perm.BATCH_EXECUTE)
+    return qs if site_ids is None else qs.filter(batch__site_id__in=site_ids)
+
+
 # --- forms' choices and the timeline ---------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from pocare.quality.models import (
     Investigation,
     Notification,
     QualitySignal,
+    SignalStatus,
 )
 from pocare.quality.questions import DEVIATION_SOURCE
 
@@ -71,6 +72,53 @@ def signals_visible(user: Any) -> QuerySet[QualitySignal]:
     qs = QualitySignal.objects.select_related("site", "product", "deviation", "change_request", "resolved_by")
     site_ids = access.sites_with_perm(user, Perm.DEVIATION_VIEW)
     return qs if site_ids is None else qs.filter(site_id__in=site_ids)
+
+
+# --- work queues (the home page, web/queues.py) ----------------------------------------------------
+
+#: Who acts on a deviation: the site investigates, Control Site QA assesses and closes.
+_DEVIATION_WORK = (Perm.DEVIATION_INVESTIGATE, Perm.DEVIATION_CLOSE)
+
+
+def _working_sites(user: Any) -> set[int] | None:
+    return access.sites_with_any_perm(user, _DEVIATION_WORK)
+
+
+def _may_work(user: Any) -> bool:
+    return any(access.has_perm(user, p) for p in _DEVIATION_WORK) and not access.is_read_only(user)
+
+
+def deviations_overdue_for(user: Any, now: dt.datetime) -> QuerySet[Deviation]:
+    """Open deviations past their investigation due date, at the sites where the person investigates
+    or closes deviations (the Control Site: the network), most overdue first."""
+    if not _may_work(user):
+        return Deviation.objects.none()
+    qs = Deviation.objects.filter(overdue_q(now)).select_related("site").order_by("due_at", "pk")
+    site_ids = _working_sites(user)
+    return qs if site_ids is None else qs.filter(site_id__in=site_ids)
+
+
+def capa_overdue_for(user: Any, today: dt.date) -> QuerySet[CapaAction]:
+    """CAPA actions not done by their due date that the person owns, or that belong to a deviation of
+    a site where they investigate or close deviations."""
+    if not getattr(user, "is_authenticated", False) or access.is_read_only(user):
+        return CapaAction.objects.none()
+    qs = (CapaAction.objects.filter(done_at__isnull=True, due_on__lt=today)
+          .select_related("deviation__site", "owner").order_by("due_on", "pk"))
+    if not _may_work(user):
+        return qs.filter(owner=user)
+    site_ids = _working_sites(user)
+    return qs if site_ids is None else qs.filter(Q(owner=user) | Q(deviation__site_id__in=site_ids))
+
+
+def signals_to_triage(user: Any) -> QuerySet[QualitySignal]:
+    """Open quality signals for the person who resolves them (Control Site QA), oldest first."""
+    if not access.has_perm(user, Perm.DEVIATION_CLOSE) or access.is_read_only(user):
+        return QualitySignal.objects.none()
+    qs = QualitySignal.objects.filter(status=SignalStatus.OPEN).select_related("site", "product")
+    site_ids = access.sites_with_perm(user, Perm.DEVIATION_CLOSE)
+    qs = qs if site_ids is None else qs.filter(site_id__in=site_ids)
+    return qs.order_by("raised_at", "pk")
 
 
 def source_link(deviation: Deviation) -> tuple[str, str] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
@@ -94,6 +94,35 @@ def release_queue(user: Any) -> list[QueueRow]:
         rows.append(QueueRow(batch, stage(batch), checklist.failing,
                              [ln for ln in checklist.lines if ln.state == "pending"]))
     return rows
+
+
+def _awaiting(user: Any, perm: Perm) -> QuerySet[Batch]:
+    """Completed, executed, undecided batches made at the sites where the person may sign with ``perm``."""
+    if not access.has_perm(user, perm) or access.is_read_only(user):
+        return Batch.objects.none()
+    qs = (Batch.objects.filter(status=BatchStatus.COMPLETED, origin=BatchOrigin.EXECUTED, certification__isnull=True)
+          .select_related("site", "masterfile_version__product").order_by("ended_at", "pk"))
+    site_ids = access.sites_with_perm(user, perm)
+    return qs if site_ids is None else qs.filter(site_id__in=site_ids)
+
+
+def _reviewed(model: type[ExceptionReview] | type[QcReview]) -> Exists:
+    return Exists(model.objects.filter(batch=OuterRef("pk")))
+
+
+def exception_reviews_due(user: Any) -> QuerySet[Batch]:
+    """Batches whose review by exception waits for this person's signature (stage 1)."""
+    return _awaiting(user, Perm.EXCEPTIONS_REVIEW).filter(~_reviewed(ExceptionReview))
+
+
+def qc_reviews_due(user: Any) -> QuerySet[Batch]:
+    """Batches reviewed by exception whose site QC review (the results) waits for this person (stage 1)."""
+    return _awaiting(user, Perm.RELEASE_QC_REVIEW).filter(_reviewed(ExceptionReview), ~_reviewed(QcReview))
+
+
+def decisions_due(user: Any) -> QuerySet[Batch]:
+    """Batches through stage 1 that wait for the QP's decision (stage 2, POC-7: the QP only)."""
+    return _awaiting(user, Perm.RELEASE_CERTIFY).filter(_reviewed(QcReview))
 
 
 @dataclass

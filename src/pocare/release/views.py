@@ -12,6 +12,7 @@ from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from pocare.accounts import selectors as access
@@ -53,7 +54,7 @@ def _context(request: HttpRequest, batch: Batch, bound: dict[str, Form] | None =
     return {
         "batch": batch, "page": page, "checklist": page.checklist, "site": batch.site,
         "version": batch.masterfile_version,
-        "exceptions_form": bound.get("exceptions") or forms.CommentSignForm(ask_user_id=ask, prefix="exc"),
+        "exceptions_form_bound": bound.get("exceptions"),
         "qc_form": bound.get("qc") or forms.CommentSignForm(ask_user_id=ask, prefix="qc"),
         "decision_form": bound.get("decide") or forms.DecisionForm(ask_user_id=ask),
         "oos_request_form": bound.get("oos_request") or forms.OosRequestForm(ask_user_id=ask),
@@ -76,7 +77,8 @@ def batch(request: HttpRequest, reference: str) -> HttpResponse:
     return render(request, "release/batch.html", _context(request, _batch(request, reference)))
 
 
-def _act(request: HttpRequest, batch: Batch, key: str, form: Form, call: Any, done: str) -> HttpResponse:
+def _act(request: HttpRequest, batch: Batch, key: str, form: Form, call: Any, done: str,
+         back: str | None = None) -> HttpResponse:
     """Run one signed action of the release view: the service, or the page again with the refusal on
     the form (400)."""
     if form.is_valid():
@@ -90,18 +92,22 @@ def _act(request: HttpRequest, batch: Batch, key: str, form: Form, call: Any, do
             raise
         else:
             messages.success(request, done)
-            return redirect("release:batch", batch.reference)
+            return redirect(back) if back else redirect("release:batch", batch.reference)
     return render(request, "release/batch.html", _context(request, batch, {key: form}), status=400)
 
 
 @requires(Perm.RELEASE_VIEW, write=Perm.EXCEPTIONS_REVIEW)
 @require_POST
 def exceptions_review(request: HttpRequest, reference: str) -> HttpResponse:
+    """Sign the review by exception, from the review page or the release page: back to the page it
+    was sent from when signed; a refusal is shown on the release page with the form."""
     b = _batch(request, reference, Perm.EXCEPTIONS_REVIEW)
     form = forms.CommentSignForm(request.POST, ask_user_id=signing_needs_user_id(request), prefix="exc")
+    back = request.POST.get("next", "")
+    local = back.startswith("/") and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
     return _act(request, b, "exceptions", form, lambda f: services.exceptions_review_sign(
         actor=request_actor(request), batch=b, comment=f.cleaned_data["comment"],
-        credentials=f.credentials(request.session)), "Review by exception signed.")
+        credentials=f.credentials(request.session)), "Review by exception signed.", back if local else None)
 
 
 @requires(Perm.RELEASE_VIEW, write=Perm.RELEASE_QC_REVIEW)

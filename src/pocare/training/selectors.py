@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from pocare.accounts import selectors as access
@@ -94,6 +94,25 @@ def records_awaiting_signature(user: Any) -> QuerySet[TrainingRecord]:
     if not getattr(user, "is_authenticated", False):
         return TrainingRecord.objects.none()
     return records_visible(user).filter(trainee=user, status=TrainingStatus.AWAITING_TRAINEE).order_by("trained_on")
+
+
+def qualifications_expiring(user: Any, now: dt.datetime) -> QuerySet[PersonQualification]:
+    """Qualifications in force that run out within :data:`EXPIRING_WITHIN` and no later grant
+    renews: the person's own, and (for a trainer: site manager, Control Site QA) those of the people
+    at the sites where they record training. Soonest first."""
+    if not getattr(user, "is_authenticated", False):
+        return PersonQualification.objects.none()
+    renewed = PersonQualification.objects.filter(person=OuterRef("person"), qualification=OuterRef("qualification"),
+                                                 revoked_at__isnull=True, valid_until__gt=OuterRef("valid_until"))
+    qs = (PersonQualification.objects.filter(revoked_at__isnull=True, valid_from__lte=now, valid_until__gt=now,
+                                             valid_until__lte=now + EXPIRING_WITHIN)
+          .filter(~Exists(renewed)).select_related("person", "qualification").order_by("valid_until", "pk"))
+    if not access.has_perm(user, Perm.TRAINING_RECORD) or access.is_read_only(user):
+        return qs.filter(person=user)
+    site_ids = access.sites_with_perm(user, Perm.TRAINING_RECORD)
+    if site_ids is None:
+        return qs
+    return qs.filter(Q(person=user) | Q(person__in=Membership.objects.filter(site_id__in=site_ids).values("user_id")))
 
 
 def qualifications_visible(user: Any) -> QuerySet[Qualification]:

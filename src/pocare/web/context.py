@@ -6,28 +6,79 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.functional import cached_property
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.core import worklist
 from pocare.core.scope import scoped_chain
 from pocare.web.scope import scope_options
 
-NAVIGATION = (
-    ("Network", "network:sites", Perm.NETWORK_VIEW),
-    ("Master file", "masterfile:list", Perm.MASTERFILE_VIEW),
-    ("Audit trail", "trail:trail", Perm.LEDGER_VIEW),
-    ("Reviews", "trail:reviews", Perm.LEDGER_VIEW),
-    ("Verify", "trail:verify", Perm.LEDGER_VERIFY),
-    ("People", "accounts:people", Perm.ACCOUNTS_VIEW),
-    ("Training", "training:matrix", Perm.TRAINING_VIEW),
-    ("Batches", "manufacturing:batches", Perm.BATCH_VIEW),
-    ("Custody", "custody:orders", Perm.CUSTODY_VIEW),
-    ("Deviations", "quality:deviations", Perm.DEVIATION_VIEW),
-    ("Lots", "manufacturing:lots", Perm.BATCH_VIEW),
-    ("Comparability", "analytics:comparability", Perm.ANALYTICS_VIEW),
-    ("Planning", "planning:runs", Perm.PLANNING_VIEW),
-    ("Release", "release:queue", Perm.RELEASE_VIEW),
+#: The menus of the main navigation: (menu, ((label, url name, permission), …)). A menu of which
+#: the person may open one page only is shown as that page's link; every menu fits one row at
+#: 1280 px for every role (tests/e2e/test_navigation.py).
+NAVIGATION: tuple[tuple[str, tuple[tuple[str, str, Perm], ...]], ...] = (
+    ("Production", (
+        ("Batches", "manufacturing:batches", Perm.BATCH_VIEW),
+        ("Lots", "manufacturing:lots", Perm.BATCH_VIEW),
+        ("Custody", "custody:orders", Perm.CUSTODY_VIEW),
+    )),
+    ("Release", (("Release", "release:queue", Perm.RELEASE_VIEW),)),
+    ("Quality", (
+        ("Deviations", "quality:deviations", Perm.DEVIATION_VIEW),
+        ("Comparability", "analytics:comparability", Perm.ANALYTICS_VIEW),
+    )),
+    ("Audit", (
+        ("Audit trail", "trail:trail", Perm.LEDGER_VIEW),
+        ("Reviews", "trail:reviews", Perm.LEDGER_VIEW),
+        ("Verify", "trail:verify", Perm.LEDGER_VERIFY),
+    )),
+    ("Network", (
+        ("Network", "network:sites", Perm.NETWORK_VIEW),
+        ("Master file", "masterfile:list", Perm.MASTERFILE_VIEW),
+        ("People", "accounts:people", Perm.ACCOUNTS_VIEW),
+        ("Training", "training:matrix", Perm.TRAINING_VIEW),
+        ("Planning", "planning:runs", Perm.PLANNING_VIEW),
+    )),
 )
+
+
+def _menus(request: HttpRequest, perms: frozenset[Perm]) -> list[dict[str, Any]]:
+    """The menus the person's permissions open, each with its entries; only the most specific entry
+    that the path starts with is marked current (``/audit/reviews/`` is Reviews, not Audit trail)."""
+    menus: list[dict[str, Any]] = []
+    for label, entries in NAVIGATION:
+        items: list[dict[str, Any]] = [{"label": item, "url": reverse(name)} for item, name, perm in entries
+                                       if perm in perms]
+        if items:
+            menus.append({"label": label, "items": items})
+    urls = [i["url"] for m in menus for i in m["items"] if request.path.startswith(i["url"])]
+    current = max(urls, key=len) if urls else None
+    for menu in menus:
+        for item in menu["items"]:
+            item["active"] = item["url"] == current
+        menu["active"] = any(i["active"] for i in menu["items"])
+    return menus
+
+
+class Work:
+    """What waits for the person (``pocare.core.worklist``), counted when a page first shows it (a
+    fragment never does) and once per request: the home page's queues reuse the navigation's counts."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+
+    @cached_property
+    def counts(self) -> dict[str, int]:
+        cached: dict[str, int] | None = getattr(self.request, "_pocare_work_counts", None)
+        if cached is None:
+            cached = worklist.counts(self.request.user)
+            self.request._pocare_work_counts = cached  # type: ignore[attr-defined]
+        return cached
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.counts.values())
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
@@ -36,11 +87,9 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         return {}
     perms = access.perms_of(user)
     memberships = access.active_memberships(user)
-    items = [{"label": label, "url": reverse(name)} for label, name, perm in NAVIGATION if perm in perms]
-    matching = [item["url"] for item in items if request.path.startswith(item["url"])]
-    current = max(matching, key=len) if matching else None  # the most specific entry only
     return {
-        "nav": [{**item, "active": item["url"] == current} for item in items],
+        "menus": _menus(request, perms),
+        "work": Work(request),
         "my_roles": memberships,
         "scope": scoped_chain(request),
         "scope_options": scope_options(request),

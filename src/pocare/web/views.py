@@ -10,22 +10,26 @@ from django.views.decorators.http import require_GET, require_POST
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import signed_in
 from pocare.accounts.roles import Perm
+from pocare.core import worklist
 from pocare.core.scope import SESSION_KEY, scoped_chain
 from pocare.ledger.models import chains_with_lanes
 from pocare.network.selectors import sites_overview
 from pocare.trail.selectors import events_visible
+from pocare.web.context import Work
 from pocare.web.scope import scope_options
 
 
 @signed_in
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """What the person can do, the sites they see, and their latest audit events."""
+    """What waits for the person (their work queues), the sites they see, and their latest audit events."""
     user = request.user
+    work = Work(request)
     events = events_visible(user)
     if scope := scoped_chain(request):
         events = events.filter(chain__in=chains_with_lanes([scope]))
     context = {
+        "queues": worklist.queues_for(user, work.counts),
         "sites": sites_overview(user),
         "recent": events.order_by("-id")[:10] if access.has_perm(user, Perm.LEDGER_VIEW) else [],
         "my_events": events_visible(user).filter(actor_username=user.username, actor_id=user.pk).order_by("-id")[:5]

@@ -187,19 +187,6 @@ def minus(value: Any, other: Any) -> Any:
 
 
 @register.filter
-def nav_marked(nav: Any, path: str) -> list[dict[str, Any]]:
-    """The navigation with only the most specific matching entry marked current.
-
-    ``/audit/reviews/`` starts with both ``/audit/`` and ``/audit/reviews/``; only the longer one
-    is the page the person is on.
-    """
-    items = list(nav or [])
-    matches = [i for i in items if path.startswith(str(i["url"]))]
-    best = max(matches, key=lambda i: len(str(i["url"])), default=None)
-    return [{**i, "active": i is best} for i in items]
-
-
-@register.filter
 def autocomplete(field: Any, hint: str) -> Any:
     """Render a bound field's widget with an ``autocomplete`` hint (password managers, a11y)."""
     return field.as_widget(attrs={"autocomplete": hint})
