@@ -35,9 +35,13 @@ def test_tost_by_hand():
     90 % CI ±t(0.95; 3)·se; with margin 5 it is inside (equivalent), with margin 1 not (not shown)."""
     se = np.sqrt(4 / 3 * (1 / 2 + 1 / 3))
     half = stats.t.ppf(0.95, 3) * se
-    t = eq.tost([9, 11], [9, 10, 11], margin=5)
+    t = eq.tost([9, 11], [9, 10, 11], margin=5, pooled=True)
     assert float(t.difference) == 0 and float(t.ci_high) == pytest.approx(half) and bool(t.equivalent)
-    assert not bool(eq.tost([9, 11], [9, 10, 11], margin=1).equivalent)
+    assert not bool(eq.tost([9, 11], [9, 10, 11], margin=1, pooled=True).equivalent)
+    # Welch, the default: se = √(2/2 + 1/3), df = (4/3)²/(1²/1 + (1/3)²/2) = 1.6
+    welch = eq.tost([9, 11], [9, 10, 11], margin=5)
+    assert float(welch.df) == pytest.approx((4 / 3) ** 2 / (1 + (1 / 9) / 2))
+    assert float(welch.ci_high) == pytest.approx(stats.t.ppf(0.95, float(welch.df)) * np.sqrt(4 / 3))
     assert float(eq.tost([9, 11], [9, 10, 11]).margin) == pytest.approx(1.5)  # 1.5·σ_R, σ_R = 1
     assert not bool(eq.tost([10], [9, 10, 11]).equivalent)  # one lot: nothing shown
 

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.analytics.comparability import AttributeAssessment, AttributeSpec, Series, assess
-from pocare.manufacturing.models import QcResult
+from pocare.manufacturing.models import Batch, QcResult
 from pocare.masterfile.models import MasterFileVersion
 from pocare.network.models import Site, SiteKind
 
@@ -42,10 +43,12 @@ def sites_visible(user: Any) -> QuerySet[Site]:
 def versions(user: Any) -> QuerySet[MasterFileVersion]:
     """Master-file versions that batches were made under, newest product/version first."""
     ids = _site_ids(user)
-    qs = MasterFileVersion.objects.select_related("product").filter(batches__isnull=False)
+    # EXISTS, not a join to every batch de-duplicated over the version's text (1.27 s a call at 20×).
+    batches = Batch.objects.filter(masterfile_version=OuterRef("pk"))
     if ids is not None:
-        qs = qs.filter(batches__site_id__in=ids)
-    return qs.distinct().order_by("product__code", "-number")
+        batches = batches.filter(site_id__in=ids)
+    return MasterFileVersion.objects.select_related("product").filter(Exists(batches)).order_by("product__code",
+                                                                                                "-number")
 
 
 def version_for(user: Any, pk: int | str | None) -> MasterFileVersion | None:
@@ -53,12 +56,10 @@ def version_for(user: Any, pk: int | str | None) -> MasterFileVersion | None:
     most QC results (the demo's history is under v1 while v2 has just begun)."""
     qs = versions(user)
     if pk in (None, ""):
-        best = None
-        for v in qs:
-            count = QcResult.objects.filter(batch__masterfile_version=v).count()
-            if best is None or count > best[1]:
-                best = (v, count)
-        return best[0] if best else None
+        results = QcResult.objects.filter(batch__masterfile_version=OuterRef("pk")).order_by().values(
+            "batch__masterfile_version").annotate(n=Count("pk")).values("n")
+        return qs.annotate(results=Coalesce(Subquery(results), 0)).order_by("-results", "product__code",
+                                                                             "-number").first()
     try:
         return qs.get(pk=int(pk))
     except (ValueError, TypeError, MasterFileVersion.DoesNotExist):
