@@ -99,6 +99,8 @@ def _rule_signal(version: MasterFileVersion, spec: cmp.AttributeSpec, cell: cmp.
         "points": [{"batch": refs[i], "value": _num(cell.series.values[i])} for i in points][-20:],
         "centre": _num(chart.limits.centre), "sigma": _num(chart.limits.sigma), "ucl": _num(chart.limits.ucl),
         "lcl": _num(chart.limits.lcl), "baseline_lots": chart.limits.baseline, "lots": cell.n,
+        "recent": [{"batch": refs[i], "value": _num(cell.series.values[i])} for i in range(cell.recent_from, cell.n)],
+        "attribute_name": spec.name, "unit": spec.unit,
     }
     unit = f" {spec.unit}" if spec.unit else ""
     said = hit.name[0].lower() + hit.name[1:] if hit.name[1:2].islower() else hit.name
@@ -108,7 +110,8 @@ def _rule_signal(version: MasterFileVersion, spec: cmp.AttributeSpec, cell: cmp.
     return fingerprint_of("spc", version.pk, cell.site, spec.id, hit.rule, refs[start]), summary, evidence
 
 
-def _equivalence_evidence(version: MasterFileVersion, cell: cmp.SiteAssessment) -> dict[str, Any]:
+def _equivalence_evidence(version: MasterFileVersion, spec: cmp.AttributeSpec,
+                          cell: cmp.SiteAssessment) -> dict[str, Any]:
     t, qr = cell.tost, cell.quality_range
     assert t is not None and qr is not None
     refs = cell.series.references
@@ -117,7 +120,7 @@ def _equivalence_evidence(version: MasterFileVersion, cell: cmp.SiteAssessment) 
         "current_lots": [refs[cell.recent_from], refs[-1]], "n": int(cell.current_values.size),
         "difference": _num(t.difference), "ci90": [_num(t.ci_low), _num(t.ci_high)], "margin": _num(t.margin),
         "p_tost": _num(t.p_value), "quality_range": [_num(qr.low), _num(qr.high)], "inside": qr.inside,
-        "share_inside": _num(qr.share, 4),
+        "share_inside": _num(qr.share, 4), "attribute_name": spec.name, "unit": spec.unit,
     }
 
 
@@ -217,7 +220,7 @@ def comparability_monitor_run(*, now: dt.datetime | None = None) -> MonitorRun:
                                        or fingerprint_of(rule, version.pk, code, spec.id, cell.series.references[-1]))
                         _raise(run, site=sites[code], version=version, attribute_id=spec.id, rule=rule,
                                summary=f"{spec.name} at {code} ({version.product.code} v{version.number}): {text}",
-                               evidence=_equivalence_evidence(version, cell), fingerprint=fingerprint)
+                               evidence=_equivalence_evidence(version, spec, cell), fingerprint=fingerprint)
         run.event = event_record(actor=None, system=MONITOR_SYSTEM, event_type=AnalyticsEvent.MONITOR_RUN, site=None,
                                  object_type="analytics.MonitorRun", object_id=now.isoformat(),
                                  object_repr=f"Comparability monitor run {now:%Y-%m-%d %H:%M} UTC",
