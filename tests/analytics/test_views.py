@@ -9,7 +9,6 @@ import re
 from urllib.parse import parse_qsl
 
 import pytest
-
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 

@@ -12,8 +12,8 @@ from pocare.ledger.signing import signatures_for
 from pocare.network.models import Site
 from pocare.quality import services
 from pocare.quality.models import Notification
-from tests.masterfile.helpers import product
 from tests.conftest import PASSWORD
+from tests.masterfile.helpers import product
 from tests.quality import helpers as h
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_signals_page_groups_tells_the_evidence_and_resolves_signed_with_a_liste
     deviations of the signal's site, shows a refused form on its own signal only, and resolves with
     a signature."""
     one = _monitor_like("MAD", "nelson-5", "page-1")
-    two = _monitor_like("MAD", "tost", "page-2")
+    _monitor_like("MAD", "tost", "page-2")
     three = _monitor_like("LIS", "nelson-5", "page-3")
     mad, lis = h.deviation("MAD"), h.deviation("LIS")
     login("qa")

@@ -29,8 +29,7 @@ from django.utils import timezone
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.analytics import comparability as cmp
-from pocare.analytics import selectors
-from pocare.analytics import pages
+from pocare.analytics import pages, selectors
 from pocare.analytics.events import AnalyticsEvent
 from pocare.analytics.models import ComparabilityResult
 from pocare.analytics.report import review_build
@@ -81,8 +80,8 @@ class MonitorRun:
 
     def line(self) -> str:
         return (f"Comparability monitor: {self.cells} site × attribute cells in {len(self.versions)} version(s); "
-                f"{self.equivalent} equivalent, {self.not_equivalent} not equivalent, {self.too_few} with too few lots; "
-                f"{self.alarms} chart alarm(s); "
+                f"{self.equivalent} equivalent, {self.not_equivalent} not equivalent, "
+                f"{self.too_few} with too few lots; {self.alarms} chart alarm(s); "
                 f"{len(self.raised)} signal(s) raised, {self.already_raised} already raised before.")
 
 
@@ -146,8 +145,9 @@ def _attribute_view(assessment: cmp.AttributeAssessment) -> dict[str, Any]:
     spec, anova = assessment.spec, assessment.anova
     return {"name": spec.name, "unit": spec.unit, "lsl": spec.lsl, "usl": spec.usl,
             "network_mean": _num(assessment.network_mean), "network_sd": _num(assessment.network_sd),
-            "anova": None if anova is None else {"p_value": _num(anova.p_value), "sigma2_between":
-                                                 _num(anova.sigma2_between), "between_share": _num(anova.between_share)}}
+            "anova": None if anova is None else {"p_value": _num(anova.p_value),
+                                                 "sigma2_between": _num(anova.sigma2_between),
+                                                 "between_share": _num(anova.between_share)}}
 
 
 def _inputs_hash(assessment: cmp.AttributeAssessment) -> str:

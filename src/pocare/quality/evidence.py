@@ -97,9 +97,8 @@ def _lots_svg(title: str, evidence: Mapping[str, Any], width: int, height: int) 
     plot = numeric_plot(drawing, _SMALL, (-0.5, len(lots) - 0.5), (lo, hi))
     plot.border()
     for value, name, dash in ((ucl, "UCL", "4 3"), (centre, "centre", None), (lcl, "LCL", "4 3")):
-        if _finite(value):
-            plot.hline(float(value), "grey" if name == "centre" else "red", label=f"{name} {_n(value)}", dash=dash,
-                       width=1)
+        for line in _finite(value):
+            plot.hline(line, "grey" if name == "centre" else "red", label=f"{name} {_n(line)}", dash=dash, width=1)
     plot.polyline([(float(i), v) for i, (_, v) in enumerate(lots)], "blue", width=1.1)
     for i, (batch, value) in enumerate(lots):
         flag = batch in marked
@@ -109,7 +108,7 @@ def _lots_svg(title: str, evidence: Mapping[str, Any], width: int, height: int) 
 
 
 def _interval_svg(title: str, evidence: Mapping[str, Any], width: int) -> str:
-    ci = list(evidence.get("ci90") or []) + [None, None]
+    ci = [*list(evidence.get("ci90") or []), None, None]
     values = _finite(evidence.get("margin"), evidence.get("difference"), ci[0], ci[1])
     if len(values) < 4:
         return ""
