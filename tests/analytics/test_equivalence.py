@@ -106,3 +106,25 @@ def test_leave_one_out_moments_equal_direct_pooling():
         assert float(rest.n[i]) == others.size
         assert float(rest.mean[i]) == pytest.approx(others.mean())
         assert float(rest.var[i]) == pytest.approx(others.var(ddof=1))
+
+
+def test_not_equivalent_and_too_few_lots_are_told_apart():
+    """CMP-STAT: a site whose TOST ran and failed is "not equivalent"; a site with fewer than 3 current
+    lots was not tested and is "too few lots (n < 3)"; a site alone under a version has "no reference"."""
+    from pocare.analytics import comparability as cmp
+
+    rng = np.random.default_rng(11)
+    spec = cmp.AttributeSpec("x", "X", "", None, None, True)
+
+    def series(site: str, values: np.ndarray) -> cmp.Series:
+        return cmp.Series(site, tuple(f"{site}-{i}" for i in range(values.size)), values)
+
+    network = rng.normal(50, 1, 60)
+    result = cmp.assess(spec, {"NET": series("NET", network), "OFF": series("OFF", rng.normal(60, 1, 12)),
+                               "NEW": series("NEW", rng.normal(50, 1, 2))})
+    assert result.sites["OFF"].status == cmp.NOT_EQUIVALENT
+    assert result.sites["NEW"].status == cmp.TOO_FEW and "at least 3" in result.sites["NEW"].reason
+    assert cmp.STATUS_LABELS[cmp.TOO_FEW] == "too few lots (n < 3)"
+    assert cmp.STATUS_LABELS[cmp.NOT_EQUIVALENT] == "not equivalent"
+    alone = cmp.assess(spec, {"NET": series("NET", network)})
+    assert alone.sites["NET"].status == cmp.NO_REFERENCE
