@@ -135,10 +135,10 @@ def _one_group(out: dict[str, np.ndarray], of_attribute: pd.DataFrame, ai: int, 
     ppk = (mean - lo) / (3 * so) if np.isnan(hi) else min(hi - mean, mean - lo) / (3 * so)
     z975 = stats.norm.ppf(0.975)
     out["cpk"][ai, si], out["ppk"][ai, si] = cpk, ppk
-    out["cpk_low"][ai, si] = cpk - z975 * np.sqrt(1 / (9 * n) + cpk**2 / (2 * (n - 1)))
+    out["cpk_low"][ai, si] = ppk - z975 * np.sqrt(1 / (9 * n) + ppk**2 / (2 * (n - 1)))  # from s
     rest = of_attribute.loc[of_attribute["site"] != si, "value"].to_numpy()
     margin = eq.MARGIN_SD * rest.std(ddof=1)
-    p, _, _ = ttost_ind(x.to_numpy(), rest, -margin, margin, usevar="pooled")
+    p, _, _ = ttost_ind(x.to_numpy(), rest, -margin, margin, usevar="unequal")
     out["tost_p"][ai, si] = p
     out["equivalent"][ai, si] = p < 0.05
 

@@ -51,10 +51,11 @@ def test_intervals_follow_the_formulas_and_vectorize():
     for g in range(4):
         one = cap.capability(x[g], lsl=40, usl=62)
         assert float(one.cpk) == pytest.approx(float(c.cpk[g]))
-        n, cpk = 40, float(one.cpk)
+        n, cpk = 40, float(one.ppk)
         half = stats.norm.ppf(0.975) * np.sqrt(1 / (9 * n) + cpk**2 / (2 * (n - 1)))
-        assert float(one.cpk_low) == pytest.approx(cpk - half) and float(one.cpk_high) == pytest.approx(cpk + half)
-        cp = float(one.cp)
+        assert float(one.ppk_low) == pytest.approx(cpk - half) and float(one.ppk_high) == pytest.approx(cpk + half)
+        assert (float(one.cpk_low), float(one.cpk_high)) == (float(one.ppk_low), float(one.ppk_high))  # from s
+        cp = float(one.pp)
         assert float(one.cp_low) == pytest.approx(cp * np.sqrt(stats.chi2.ppf(0.025, 39) / 39))
 
 
@@ -65,3 +66,21 @@ def test_bad_specifications_are_refused():
     with pytest.raises(ValueError, match="above"):
         cap.capability([1.0, 2.0], lsl=5, usl=5)
     assert np.isnan(cap.capability([1.0], lsl=0, usl=2).cpk)
+
+
+@pytest.mark.parametrize("n", [12, 30, 60])
+def test_the_95_percent_intervals_cover_the_true_index_95_percent_of_the_time(n):
+    """POC-2, CMP-STAT: 2,000 simulated stable normal processes (seed fixed) with true Cp = 1.5 and
+    Cpk = 1.33 (LSL −4, USL 5, σ = 1): the stated 95 % intervals of Cp and Cpk contain the truth at
+    least 93 % of the time. Built on MR̄/d₂, as they were, they covered it only 87–90 %; that is
+    measured here too, so the reason for building them on s stays visible (docs/analytics.md)."""
+    rng = np.random.default_rng(20261205 + n)
+    x = rng.normal(0.0, 1.0, (2000, n))
+    c = cap.capability(x, lsl=-4.0, usl=5.0)
+    cp_true, cpk_true = 9 / 6, 4 / 3
+    cover_cp = float(((c.cp_low <= cp_true) & (cp_true <= c.cp_high)).mean())
+    cover_cpk = float(((c.cpk_low <= cpk_true) & (cpk_true <= c.cpk_high)).mean())
+    assert cover_cp >= 0.93 and cover_cpk >= 0.93, (cover_cp, cover_cpk)
+    mr_lo, mr_hi = cap.bissell_interval(c.cpk, n)  # the old interval, around the MR̄-based Cpk
+    cover_mr = float(((mr_lo <= cpk_true) & (cpk_true <= mr_hi)).mean())
+    assert cover_mr < 0.91, cover_mr

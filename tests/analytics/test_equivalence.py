@@ -35,9 +35,13 @@ def test_tost_by_hand():
     90 % CI ±t(0.95; 3)·se; with margin 5 it is inside (equivalent), with margin 1 not (not shown)."""
     se = np.sqrt(4 / 3 * (1 / 2 + 1 / 3))
     half = stats.t.ppf(0.95, 3) * se
-    t = eq.tost([9, 11], [9, 10, 11], margin=5)
+    t = eq.tost([9, 11], [9, 10, 11], margin=5, pooled=True)
     assert float(t.difference) == 0 and float(t.ci_high) == pytest.approx(half) and bool(t.equivalent)
-    assert not bool(eq.tost([9, 11], [9, 10, 11], margin=1).equivalent)
+    assert not bool(eq.tost([9, 11], [9, 10, 11], margin=1, pooled=True).equivalent)
+    # Welch, the default: se = √(2/2 + 1/3), df = (4/3)²/(1²/1 + (1/3)²/2) = 1.6
+    welch = eq.tost([9, 11], [9, 10, 11], margin=5)
+    assert float(welch.df) == pytest.approx((4 / 3) ** 2 / (1 + (1 / 9) / 2))
+    assert float(welch.ci_high) == pytest.approx(stats.t.ppf(0.95, float(welch.df)) * np.sqrt(4 / 3))
     assert float(eq.tost([9, 11], [9, 10, 11]).margin) == pytest.approx(1.5)  # 1.5·σ_R, σ_R = 1
     assert not bool(eq.tost([10], [9, 10, 11]).equivalent)  # one lot: nothing shown
 
@@ -102,3 +106,25 @@ def test_leave_one_out_moments_equal_direct_pooling():
         assert float(rest.n[i]) == others.size
         assert float(rest.mean[i]) == pytest.approx(others.mean())
         assert float(rest.var[i]) == pytest.approx(others.var(ddof=1))
+
+
+def test_not_equivalent_and_too_few_lots_are_told_apart():
+    """CMP-STAT: a site whose TOST ran and failed is "not equivalent"; a site with fewer than 3 current
+    lots was not tested and is "too few lots (n < 3)"; a site alone under a version has "no reference"."""
+    from pocare.analytics import comparability as cmp
+
+    rng = np.random.default_rng(11)
+    spec = cmp.AttributeSpec("x", "X", "", None, None, True)
+
+    def series(site: str, values: np.ndarray) -> cmp.Series:
+        return cmp.Series(site, tuple(f"{site}-{i}" for i in range(values.size)), values)
+
+    network = rng.normal(50, 1, 60)
+    result = cmp.assess(spec, {"NET": series("NET", network), "OFF": series("OFF", rng.normal(60, 1, 12)),
+                               "NEW": series("NEW", rng.normal(50, 1, 2))})
+    assert result.sites["OFF"].status == cmp.NOT_EQUIVALENT
+    assert result.sites["NEW"].status == cmp.TOO_FEW and "at least 3" in result.sites["NEW"].reason
+    assert cmp.STATUS_LABELS[cmp.TOO_FEW] == "too few lots (n < 3)"
+    assert cmp.STATUS_LABELS[cmp.NOT_EQUIVALENT] == "not equivalent"
+    alone = cmp.assess(spec, {"NET": series("NET", network)})
+    assert alone.sites["NET"].status == cmp.NO_REFERENCE

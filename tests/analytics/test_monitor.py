@@ -13,6 +13,7 @@ from django.core.management import call_command
 from pocare.analytics import comparability as cmp
 from pocare.analytics import selectors
 from pocare.analytics.events import AnalyticsEvent
+from pocare.analytics.models import ComparabilityResult
 from pocare.analytics.services import MONITOR_SYSTEM, comparability_monitor_run
 from pocare.demo import masterfile as masterfile_demo
 from pocare.demo import network as network_demo
@@ -44,7 +45,7 @@ def test_demo_drift_is_flagged_and_not_equivalent_and_signals_are_raised_once(hi
     car = data.assessment("car-positive")
     assert car is not None
     gro = car.sites["GRO"]
-    assert gro.status == cmp.NOT_SHOWN and float(gro.tost.ci_low) < -float(gro.tost.margin)
+    assert gro.status == cmp.NOT_EQUIVALENT and float(gro.tost.ci_low) < -float(gro.tost.margin)
     assert {h.rule for h in gro.alarms} & set(cmp.SIGNAL_RULES)
     others = [c for a in data.assessments() for code, c in a.sites.items()
               if not (a.spec.id == "car-positive" and code == "GRO")]
@@ -58,6 +59,15 @@ def test_demo_drift_is_flagged_and_not_equivalent_and_signals_are_raised_once(hi
     tost = QualitySignal.objects.get(site__code="GRO", attribute_id="car-positive", rule="tost")
     assert tost.evidence["version"] == history.pk and tost.evidence["ci90"][0] < -tost.evidence["margin"]
     assert len(tost.fingerprint) == 64
+    assert tost.evidence["attribute_name"] and len(tost.evidence["ci90"]) == 2
+
+    # What the pages read: one stored row per site × numeric attribute, with when and from what.
+    stored = ComparabilityResult.objects.filter(version=history)
+    assert stored.count() == run.cells
+    gro_row = stored.get(site__code="GRO", attribute_id="car-positive")
+    assert gro_row.status == cmp.NOT_EQUIVALENT and gro_row.computed_at == NOW and gro_row.lots == gro.n
+    assert gro_row.network_lots == car.network_n and len(gro_row.inputs_hash) == 64
+    assert gro_row.cell["status_label"] == "not equivalent" and gro_row.cell["alarms"]
 
     event = Event.objects.filter(event_type=AnalyticsEvent.MONITOR_RUN).latest("id")
     assert Event.objects.filter(event_type=AnalyticsEvent.MONITOR_RUN).count() == before + 1

@@ -5,11 +5,15 @@ ledger, and site people kept out."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from urllib.parse import parse_qsl
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from pocare.analytics.events import AnalyticsEvent
+from pocare.analytics.services import comparability_monitor_run
 from pocare.demo import masterfile as masterfile_demo
 from pocare.demo import network as network_demo
 from pocare.demo.history import load_history
@@ -30,13 +34,22 @@ def version(people):  # type: ignore[no-untyped-def]
 
 
 def test_matrix_page_shows_every_site_and_attribute(version, login):
-    """CMP-SITE: the matrix has a row per site with lots and a cell per numeric attribute, each stating
-    equivalent / not shown in words, linking to the site's charts; qualitative attributes are named
-    as not charted."""
+    """CMP-SITE CMP-STAT: the matrix shows what the monitor stored — before its first run it says so;
+    after it, a row per site with lots and a cell per numeric attribute, each stating its verdict in
+    words (equivalent / not equivalent / too few lots), linking to the site's charts, with the moment
+    it was computed in the Control Site's zone; qualitative attributes are named as not charted. The
+    request reads no QC result (nothing is recomputed) and the versions are read once."""
     client = login("qa")
-    response = client.get("/analytics/comparability/")
+    assert "has not assessed this version yet" in client.get("/analytics/comparability/").content.decode()
+    comparability_monitor_run(now=NOW)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/analytics/comparability/")
     assert response.status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert not any("manufacturing_qcresult" in q for q in sql), "the page recomputed from the QC results"
+    assert sum('FROM "masterfile_masterfileversion"' in q for q in sql) <= 2  # the list, the default
     html = response.content.decode()
+    assert "Computed 2026-11-20 11:00 CET by the comparability monitor" in re.sub(r"<[^>]+>", "", html)
     for code in ("MAD", "LIS", "MUC", "GRO", "MIL", "DUB"):
         assert f"/analytics/comparability/sites/{code}/?version={version.pk}" in html
     assert html.count('data-status="') == 6 * 7
@@ -85,11 +98,13 @@ def test_unknown_site_is_404_and_site_people_are_refused(version, login, client)
 
 
 def test_api_matrix_and_site_charts(version, login):
-    """CMP-STAT: the API gives the matrix (status, TOST interval, alarms per cell) and a site's chart data;
+    """CMP-STAT: the API gives the matrix as the monitor stored it (status, TOST interval, alarms per
+    cell, when computed) and a site's chart data;
     bad parameters answer 400 naming the field."""
     client = login("planner")
+    comparability_monitor_run(now=NOW)
     matrix = client.get("/api/analytics/comparability/").json()
-    assert matrix["version"]["id"] == version.pk
+    assert matrix["version"]["id"] == version.pk and matrix["computed_at"].startswith("2026-11-20T10:00")
     cells = matrix["sites"][0]["cells"]
     assert set(cells) == {a["id"] for a in matrix["attributes"]} and "status" in cells["car-positive"]
     site = client.get("/api/analytics/sites/GRO/charts/?attribute=car-positive").json()

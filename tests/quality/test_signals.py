@@ -6,10 +6,13 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Event
+from pocare.ledger.signing import signatures_for
 from pocare.network.models import Site
 from pocare.quality import services
 from pocare.quality.models import Notification
+from tests.conftest import PASSWORD
 from tests.masterfile.helpers import product
 from tests.quality import helpers as h
 
@@ -42,28 +45,33 @@ def test_signal_input_is_checked():
 
 
 def test_qa_resolves_a_signal_with_a_deviation_or_a_decision():
-    """Q10-PQS: each signal ends linked to a deviation, a change request or a documented decision."""
+    """Q10-PQS P11-200: each signal ends linked to an open deviation of its site, a change request or a
+    documented decision, signed by QA (meaning: reviewed) over the resolution."""
     signal, _ = _raise("one")
     lis = h.deviation("LIS")
     with pytest.raises(ValidationError) as exc:
-        services.signal_resolve(actor=h.user("qa"), signal=signal, outcome="deviation", deviation=lis, reason="x")
+        services.signal_resolve(actor=h.user("qa"), signal=signal, outcome="deviation", deviation=lis, reason="x", credentials=h.creds("qa"))
     assert "deviation" in exc.value.message_dict
     with pytest.raises(ValidationError) as exc:
-        services.signal_resolve(actor=h.user("qa"), signal=signal, outcome="decision", reason="x")
+        services.signal_resolve(actor=h.user("qa"), signal=signal, outcome="decision", reason="x", credentials=h.creds("qa"))
     assert "decision" in exc.value.message_dict
     with pytest.raises(PermissionDenied):
         services.signal_resolve(actor=h.user("manager.mad"), signal=signal, outcome="decision", decision="ok",
-                                reason="x")
+                                reason="x", credentials=h.creds("qa"))
     mad = h.deviation("MAD")
     services.signal_resolve(actor=h.user("qa"), signal=signal, outcome="deviation", deviation=mad,
-                            reason="Investigate as a deviation")
+                            reason="Investigate as a deviation", credentials=h.creds("qa"))
     signal.refresh_from_db()
     assert signal.status == "resolved" and signal.deviation == mad and signal.resolved_by == h.user("qa")
+    signature = signatures_for(signal).get()
+    assert signature.meaning == "reviewed" and signature.signer == h.user("qa")
+    assert signature.record_hash == content_hash(signal.signed_content())
     with pytest.raises(ValidationError):
-        services.signal_resolve(actor=h.user("qa"), signal=signal, outcome="decision", decision="x", reason="x")
+        services.signal_resolve(actor=h.user("qa"), signal=signal, outcome="decision", decision="x", reason="x", credentials=h.creds("qa"))
     other, _ = _raise("two")
     services.signal_resolve(actor=h.user("qa"), signal=other, outcome="decision",
-                            decision="Within the expected range after the new counting method", reason="reviewed")
+                            decision="Within the expected range after the new counting method", reason="reviewed",
+                            credentials=h.creds("qa"))
 
 
 def test_signals_api_lists_and_resolves(client, login):
@@ -77,8 +85,67 @@ def test_signals_api_lists_and_resolves(client, login):
                       content_type="application/json")
     assert bad.status_code == 400 and "outcome" in bad.json()
     missing = client.post(f"/api/signals/{signal.pk}/resolve/", {"outcome": "deviation", "deviation": "DEV-NOPE",
-                                                                 "reason": "x"}, content_type="application/json")
+                                                                 "reason": "x", "username": "qa",
+                                                                 "password": PASSWORD},
+                          content_type="application/json")
     assert missing.status_code == 400 and "deviation" in missing.json()
+    unsigned = client.post(f"/api/signals/{signal.pk}/resolve/", {"outcome": "decision", "decision": "Noise",
+                                                                  "reason": "reviewed"}, content_type="application/json")
+    assert unsigned.status_code == 400 and "password" in unsigned.json()
     ok = client.post(f"/api/signals/{signal.pk}/resolve/", {"outcome": "decision", "decision": "Noise",
-                                                            "reason": "reviewed"}, content_type="application/json")
+                                                            "reason": "reviewed", "username": "qa",
+                                                            "password": PASSWORD}, content_type="application/json")
     assert ok.status_code == 200 and ok.json()["status"] == "resolved"
+
+
+def _monitor_like(site: str, rule: str, fingerprint: str):  # type: ignore[no-untyped-def]
+    """A signal with the evidence the comparability monitor writes (pocare.analytics.services)."""
+    if rule == "tost":
+        ev = {"n": 12, "difference": -9.2, "ci90": [-12.5, -6.0], "margin": 9.9, "attribute_name": "CAR+ cells",
+              "unit": "%"}
+    else:
+        recent = [{"batch": f"{site}-{i}", "value": 45.0 + (i % 3)} for i in range(9)]
+        recent += [{"batch": f"{site}-9", "value": 38.0}, {"batch": f"{site}-10", "value": 37.5}]
+        ev = {"points": recent[-2:], "recent": recent, "centre": 46.0, "ucl": 52.0, "lcl": 40.0,
+              "rule_name": "Two out of three points in a row beyond 2σ on the same side",
+              "attribute_name": "CAR+ cells", "unit": "%"}
+    return services.signal_raise(site=Site.objects.get(code=site), product=product(), attribute_id="car-positive",
+                                 rule=rule, summary=f"{rule} at {site}", evidence=ev, fingerprint=fingerprint)[0]
+
+
+def test_signals_page_groups_tells_the_evidence_and_resolves_signed_with_a_listed_deviation(client, login):
+    """Q10-PQS CMP-STAT P11-200: the signals page groups signals by site and attribute, tells each one's
+    evidence as a sentence with a small chart (no Python dict), offers as deviations only the open
+    deviations of the signal's site, shows a refused form on its own signal only, and resolves with
+    a signature."""
+    one = _monitor_like("MAD", "nelson-5", "page-1")
+    _monitor_like("MAD", "tost", "page-2")
+    three = _monitor_like("LIS", "nelson-5", "page-3")
+    mad, lis = h.deviation("MAD"), h.deviation("LIS")
+    login("qa")
+    html = client.get("/quality/signals/").content.decode()
+    assert html.count('class="card signal-group"') == 2  # MAD car-positive, LIS car-positive
+    assert "2 of the last 11 lots flagged — two out of three points in a row beyond 2σ" in html
+    assert "differ from the rest of the network by −9.2 %" in html and "not equivalent (TOST)" in html
+    assert "{&#x27;" not in html and "{'" not in html  # no dict shown
+    assert html.count("<svg") >= 3
+    start = html.index(f'id="signal-{one.pk}"')
+    form_one = html[start:html.index("</tr>", start)]
+    assert f'value="{mad.reference}"' in form_one and lis.reference not in form_one
+    # A wrong password: the error shows on that signal's form, not on the others.
+    bad = client.post("/quality/signals/", {"signal": one.pk, "outcome": "deviation", "deviation": mad.reference,
+                                            "reason": "Investigate", "username": "qa", "password": "wrong"})
+    page = bad.content.decode()
+    assert bad.status_code == 400 and page.count('class="field-error"') == 1
+    start = page.index(f'id="signal-{one.pk}"')
+    assert start < page.index(f'id="id_signal{one.pk}_password_error"') < page.index("</tr>", start)
+    typed = client.post("/quality/signals/", {"signal": three.pk, "outcome": "deviation", "deviation": "DEV-TYPED",
+                                              "reason": "x", "username": "qa", "password": PASSWORD})
+    assert typed.status_code == 400 and "Select a valid choice" in typed.content.decode()
+    one.refresh_from_db()
+    assert one.status == "open"
+    ok = client.post("/quality/signals/", {"signal": one.pk, "outcome": "deviation", "deviation": mad.reference,
+                                           "reason": "Investigate", "username": "qa", "password": PASSWORD})
+    assert ok.status_code == 302
+    one.refresh_from_db()
+    assert one.status == "resolved" and one.deviation == mad and signatures_for(one).count() == 1

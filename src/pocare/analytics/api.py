@@ -36,7 +36,8 @@ def _label(v: MasterFileVersion) -> dict[str, Any]:
 
 
 class ComparabilityMatrix(APIView):
-    """Sites × numeric attributes: equivalent / not-shown / no-data, TOST interval, alarms."""
+    """Sites × numeric attributes as the monitor last stored them: equivalent / not-equivalent /
+    too-few-lots / no-reference / no-data, TOST interval, alarms, and when it was computed."""
 
     required_perm = Perm.ANALYTICS_VIEW
 
@@ -45,18 +46,18 @@ class ComparabilityMatrix(APIView):
         version = _version(request)
         if version is None:
             return Response({"version": None, "attributes": [], "sites": []})
-        data = selectors.version_data(request.user, version)
-        assessments = data.assessments()
+        matrix = selectors.stored_matrix(request.user, version)
         return Response({
-            "version": _label(version),
+            "version": _label(version), "computed_at": matrix.computed_at, "lots": matrix.network_lots,
             "policy": {"recent_lots": cmp.RECENT_LOTS, "baseline_lots": cmp.BASELINE_LOTS,
-                       "signal_rules": list(cmp.SIGNAL_RULES)},
-            "attributes": [{"id": a.spec.id, "name": a.spec.name, "unit": a.spec.unit,
-                            "anova_p": pages.finite(a.anova.p_value) if a.anova else None,
-                            "sigma2_between": pages.finite(a.anova.sigma2_between) if a.anova else None}
-                           for a in assessments],
-            "sites": [{"code": s.code, "cells": {a.spec.id: pages.cell_view(a.sites[s.code]) for a in assessments}}
-                      for s in data.sites],
+                       "min_test_lots": cmp.MIN_TEST_LOTS, "signal_rules": list(cmp.SIGNAL_RULES)},
+            "attributes": [{"id": a["id"], "name": a["name"], "unit": a["unit"], "lots": a["lots"],
+                            "inputs_hash": a["inputs_hash"],
+                            "anova_p": a["anova"]["p_value"] if a["anova"] else None,
+                            "sigma2_between": a["anova"]["sigma2_between"] if a["anova"] else None}
+                           for a in matrix.attributes],
+            "sites": [{"code": r["site"].code, "cells": {c["attribute_id"]: c for c in r["cells"]}}
+                      for r in matrix.rows],
         })
 
 

@@ -11,8 +11,13 @@ Pure numpy/scipy (no Django import); vectorized over leading axes like :mod:`poc
   (Montgomery, *Introduction to SQC*, eq. 8.19).
 * Cpk and Ppk intervals by Bissell's normal approximation (Bissell, Applied Statistics 39, 1990):
   Ĉpk ± z_{1−α/2}·√(1/(9n) + Ĉpk²/(2(n − 1))) (Montgomery eq. 8.21), used for the one-sided index too.
-  Both treat σ̂ as estimated with n − 1 degrees of freedom, which is exact for s and an
-  approximation for MR̄/d₂.
+* The intervals of Cp and Cpk are those of the true index, computed from the overall s (the χ² and
+  Bissell formulas hold for s with n − 1 degrees of freedom; for a stable process the within and
+  overall σ are the same σ). Built on MR̄/d₂ instead, whose variance is larger than that of s, the
+  "95 %" intervals covered the true index only 87–89 % of the time (n = 12–60, 2,000 simulated
+  processes each; tests/analytics/test_capability.py), from s 95 %. So Cp and Cpk are printed from
+  MR̄/d₂ (the short-term index) with the interval of the index from s — which is the interval of Pp
+  and Ppk.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class Capability:
     ppk: FloatArray
     ppk_low: FloatArray
     ppk_high: FloatArray
+    pp_low: FloatArray
+    pp_high: FloatArray
     confidence: float
 
 
@@ -83,7 +90,8 @@ def chi2_interval(cp: FloatArray, n: int, confidence: float = 0.95) -> tuple[Flo
 def capability(x: npt.ArrayLike, *, lsl: float | None, usl: float | None, sigma_within: npt.ArrayLike | None = None,
                confidence: float = 0.95) -> Capability:
     """Cp, Cpk, Pp, Ppk of ``x`` (last axis: the lots) against ``lsl``/``usl`` (either may be None,
-    not both). ``sigma_within`` defaults to MR̄/1.128 of ``x`` in lot order."""
+    not both). ``sigma_within`` defaults to MR̄/1.128 of ``x`` in lot order. The intervals of every
+    index come from the overall s (see the module's docstring)."""
     if lsl is None and usl is None:
         raise ValueError("a capability needs at least one specification limit")
     if lsl is not None and usl is not None and not usl > lsl:
@@ -95,7 +103,8 @@ def capability(x: npt.ArrayLike, *, lsl: float | None, usl: float | None, sigma_
     mean = np.asarray(a.mean(axis=-1), dtype=np.float64)
     if n < 2:
         nan = np.full(mean.shape, np.nan)
-        return Capability(n, mean, nan, nan, lsl, usl, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, confidence)
+        return Capability(n, mean, nan, nan, lsl, usl, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan,
+                          confidence)
     sw = (np.asarray(np.abs(np.diff(a, axis=-1)).mean(axis=-1) / D2, dtype=np.float64) if sigma_within is None
           else np.broadcast_to(np.asarray(sigma_within, dtype=np.float64), mean.shape))
     so = np.asarray(a.std(axis=-1, ddof=1), dtype=np.float64)
@@ -106,11 +115,11 @@ def capability(x: npt.ArrayLike, *, lsl: float | None, usl: float | None, sigma_
     else:
         cp = np.full(mean.shape, np.nan)
         pp = np.full(mean.shape, np.nan)
-    cp_low, cp_high = chi2_interval(cp, n, confidence)
+    pp_low, pp_high = chi2_interval(pp, n, confidence)
     cpk = _k_index(mean, sw, lsl, usl)
     ppk = _k_index(mean, so, lsl, usl)
-    cpk_low, cpk_high = bissell_interval(cpk, n, confidence)
     ppk_low, ppk_high = bissell_interval(ppk, n, confidence)
     return Capability(n=n, mean=mean, sigma_within=np.asarray(sw, dtype=np.float64), sigma_overall=so, lsl=lsl,
-                      usl=usl, cp=cp, cp_low=cp_low, cp_high=cp_high, cpk=cpk, cpk_low=cpk_low, cpk_high=cpk_high,
-                      pp=pp, ppk=ppk, ppk_low=ppk_low, ppk_high=ppk_high, confidence=confidence)
+                      usl=usl, cp=cp, cp_low=pp_low, cp_high=pp_high, cpk=cpk, cpk_low=ppk_low, cpk_high=ppk_high,
+                      pp=pp, ppk=ppk, ppk_low=ppk_low, ppk_high=ppk_high, pp_low=pp_low, pp_high=pp_high,
+                      confidence=confidence)

@@ -181,12 +181,12 @@ def _interval_row(plot: Plot[float], r: Interval, y: float) -> None:
         plot.add(text(plot.x(0) + 6, y + 4, "too few lots"))
         return
     paint = "ok" if r.equivalent else "bad"
-    verdict = "equivalent" if r.equivalent else "equivalence not shown"
+    verdict = "equivalent" if r.equivalent else "not equivalent"
     note = f"{r.label}: {_fmt(r.estimate)} ({_fmt(r.low)} to {_fmt(r.high)}) — {verdict}"
     body = (tag("line", x1=plot.x(r.low), y1=y, x2=plot.x(r.high), y2=y, stroke=colour(paint), stroke_width=2.2)
             + marker(plot.x(r.estimate), y, "square" if r.equivalent else "diamond", paint, size=4))
     plot.add(tag("g", tip(note) + body),
-             text(plot.right + 6, y + 4, "equivalent" if r.equivalent else "not shown", fill=paint))
+             text(plot.right + 6, y + 4, "equivalent" if r.equivalent else "not equivalent", fill=paint))
 
 
 def interval_plot_svg(rows: Sequence[Interval], *, margin: float, title: str, unit: str = "",

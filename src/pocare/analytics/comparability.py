@@ -13,7 +13,9 @@ The policy, in one place:
 * Equivalence: the current lots against the reference — every lot of the *other* sites under the
   same version (a site is never its own reference) — by TOST at ±1.5 σ_R (90 % interval), with
   the quality range (mean ± 3 σ_R, ≥ 90 % inside) beside it. A cell is *equivalent* when TOST
-  shows it, *not shown* otherwise (too few lots included: absence of evidence is not evidence).
+  shows it; *not equivalent* when TOST was run and its interval reaches past the margin; *too few
+  lots* when the site has fewer than ``MIN_TEST_LOTS`` current lots (nothing was tested); *no
+  reference* when no other site has lots. Only "not equivalent" is a finding about the product.
 * Alarms that open a quality signal: Nelson 1, 2, 3, 5 and 6 (a point beyond 3σ, a shift, a trend)
   and the CUSUM. Nelson 4, 7, 8 (patterns of mixing and over-control), the Western Electric rules
   (Nelson 1, 5, 6 again and an eight-point run) and the EWMA are drawn and listed, not signalled,
@@ -38,14 +40,19 @@ MIN_CHART_LOTS = 2
 SIGNAL_RULES = ("nelson-1", "nelson-2", "nelson-3", "nelson-5", "nelson-6", "cusum")
 EXTRA_RULE_NAMES = {"ewma": "EWMA outside its limits", "cusum": "Tabular CUSUM beyond its decision interval"}
 
-EQUIVALENT, NOT_SHOWN, NO_DATA = "equivalent", "not-shown", "no-data"
+EQUIVALENT, NOT_EQUIVALENT, TOO_FEW, NO_REFERENCE, NO_DATA = (
+    "equivalent", "not-equivalent", "too-few-lots", "no-reference", "no-data")
+#: What each status says, everywhere it is shown (pages, PQR, signals, API ``status_label``).
+STATUS_LABELS = {EQUIVALENT: "equivalent", NOT_EQUIVALENT: "not equivalent",
+                 TOO_FEW: f"too few lots (n < {MIN_TEST_LOTS})", NO_REFERENCE: "no reference (no other site)",
+                 NO_DATA: "no lots"}
 
 
 def rule_name(rule: str) -> str:
     """What a rule id (``nelson-2``, ``we-1``, ``cusum``, ``tost``…) says, in words."""
     if rule in spc.RULES:
         return spc.RULES[rule].name
-    return EXTRA_RULE_NAMES.get(rule, {"tost": "Equivalence (TOST) not shown",
+    return EXTRA_RULE_NAMES.get(rule, {"tost": "Not equivalent to the network (TOST)",
                                        "quality-range": "Fewer than 90 % of current lots in the quality range"}
                                 .get(rule, rule))
 
@@ -173,13 +180,15 @@ def assess(spec: AttributeSpec, series: Mapping[str, Series], *,
         others = [v.values for k, v in with_data.items() if k != site]
         reference = np.concatenate(others) if others else np.zeros(0)
         current = cell.current_values
-        cell.status = NOT_SHOWN
         if reference.size < 2:
+            cell.status = NO_REFERENCE
             cell.reason = "No reference: no other site has lots under this version."
             continue
         cell.tost = eq.tost(current, reference) if current.size >= 2 else None
         cell.quality_range = eq.quality_range(current, reference)
+        cell.status = NOT_EQUIVALENT
         if current.size < MIN_TEST_LOTS or cell.tost is None:
+            cell.status = TOO_FEW
             cell.reason = f"{current.size} current lot(s): at least {MIN_TEST_LOTS} are needed to test equivalence."
         elif bool(cell.tost.equivalent):
             cell.status = EQUIVALENT

@@ -16,10 +16,22 @@ def finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with tuples as lists and NaN/infinities as None, for a JSON field."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float):
+        return finite(value)
+    return value
+
+
 def cell_view(cell: cmp.SiteAssessment) -> dict[str, Any]:
     t, qr = cell.tost, cell.quality_range
     return {
-        "site": cell.site, "status": cell.status, "reason": cell.reason, "n": cell.n,
+        "site": cell.site, "status": cell.status, "status_label": cmp.STATUS_LABELS[cell.status],
+        "reason": cell.reason, "n": cell.n,
         "current": int(cell.current_values.size),
         "alarms": [{"rule": h.rule, "name": h.name} for h in cell.alarms],
         "difference": finite(t.difference) if t is not None else None,
@@ -82,7 +94,7 @@ def interval_rows(assessment: cmp.AttributeAssessment) -> tuple[list[charts.Inte
         if cell.n == 0:
             continue
         t = cell.tost
-        if t is None:
+        if t is None or cell.status == cmp.TOO_FEW:
             rows.append(charts.Interval(code, math.nan, math.nan, math.nan, False))
             continue
         rows.append(charts.Interval(code, float(t.difference), float(t.ci_low), float(t.ci_high),

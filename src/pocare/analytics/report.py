@@ -129,7 +129,8 @@ def review_build(*, product: Product, start: dt.datetime, end: dt.datetime) -> P
     pqr.signals = list(QualitySignal.objects.filter(product=product, raised_at__gte=start, raised_at__lt=end)
                        .select_related("site").order_by("site__code", "raised_at"))
     names: dict[str, str] = {}
-    versions = (MasterFileVersion.objects.filter(product=product, batches__in=batches).distinct().order_by("number"))
+    versions = MasterFileVersion.objects.filter(product=product, pk__in=batches.values("masterfile_version")).order_by(
+        "number")
     for version in versions:
         for spec in selectors.attribute_specs(version):
             names.setdefault(spec.id, spec.name)
@@ -139,7 +140,7 @@ def review_build(*, product: Product, start: dt.datetime, end: dt.datetime) -> P
         vr = VersionReview(version=version, assessments=data.assessments())
         for a in vr.assessments:
             flagged = [pages.attribute_charts(a, code, compact=True) for code, cell in a.sites.items()
-                       if cell.alarms or cell.status == cmp.NOT_SHOWN]
+                       if cell.alarms or cell.status == cmp.NOT_EQUIVALENT]
             vr.sections.append({"assessment": a, "intervals": pages.interval_plot(a),
                                 "cells": [_cell(cell) for cell in a.sites.values()], "flagged": flagged})
         pqr.versions.append(vr)

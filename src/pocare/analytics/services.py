@@ -29,8 +29,9 @@ from django.utils import timezone
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.analytics import comparability as cmp
-from pocare.analytics import selectors
+from pocare.analytics import pages, selectors
 from pocare.analytics.events import AnalyticsEvent
+from pocare.analytics.models import ComparabilityResult
 from pocare.analytics.report import review_build
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.services import event_record
@@ -63,7 +64,8 @@ class MonitorRun:
     versions: list[str] = field(default_factory=list)
     cells: int = 0
     equivalent: int = 0
-    not_shown: int = 0
+    not_equivalent: int = 0
+    too_few: int = 0
     alarms: int = 0
     raised: list[QualitySignal] = field(default_factory=list)
     already_raised: int = 0
@@ -71,14 +73,15 @@ class MonitorRun:
 
     def summary(self) -> dict[str, Any]:
         return {"at": self.at, "versions": self.versions, "cells": self.cells, "equivalent": self.equivalent,
-                "not_shown": self.not_shown, "alarms": self.alarms,
+                "not_equivalent": self.not_equivalent, "too_few_lots": self.too_few, "alarms": self.alarms,
                 "raised": [{"site": s.site.code, "attribute": s.attribute_id, "rule": s.rule, "signal": s.pk}
                            for s in self.raised],
                 "already_raised": self.already_raised}
 
     def line(self) -> str:
         return (f"Comparability monitor: {self.cells} site × attribute cells in {len(self.versions)} version(s); "
-                f"{self.equivalent} equivalent, {self.not_shown} not shown; {self.alarms} chart alarm(s); "
+                f"{self.equivalent} equivalent, {self.not_equivalent} not equivalent, "
+                f"{self.too_few} with too few lots; {self.alarms} chart alarm(s); "
                 f"{len(self.raised)} signal(s) raised, {self.already_raised} already raised before.")
 
 
@@ -95,6 +98,8 @@ def _rule_signal(version: MasterFileVersion, spec: cmp.AttributeSpec, cell: cmp.
         "points": [{"batch": refs[i], "value": _num(cell.series.values[i])} for i in points][-20:],
         "centre": _num(chart.limits.centre), "sigma": _num(chart.limits.sigma), "ucl": _num(chart.limits.ucl),
         "lcl": _num(chart.limits.lcl), "baseline_lots": chart.limits.baseline, "lots": cell.n,
+        "recent": [{"batch": refs[i], "value": _num(cell.series.values[i])} for i in range(cell.recent_from, cell.n)],
+        "attribute_name": spec.name, "unit": spec.unit,
     }
     unit = f" {spec.unit}" if spec.unit else ""
     said = hit.name[0].lower() + hit.name[1:] if hit.name[1:2].islower() else hit.name
@@ -104,7 +109,8 @@ def _rule_signal(version: MasterFileVersion, spec: cmp.AttributeSpec, cell: cmp.
     return fingerprint_of("spc", version.pk, cell.site, spec.id, hit.rule, refs[start]), summary, evidence
 
 
-def _equivalence_evidence(version: MasterFileVersion, cell: cmp.SiteAssessment) -> dict[str, Any]:
+def _equivalence_evidence(version: MasterFileVersion, spec: cmp.AttributeSpec,
+                          cell: cmp.SiteAssessment) -> dict[str, Any]:
     t, qr = cell.tost, cell.quality_range
     assert t is not None and qr is not None
     refs = cell.series.references
@@ -113,7 +119,7 @@ def _equivalence_evidence(version: MasterFileVersion, cell: cmp.SiteAssessment) 
         "current_lots": [refs[cell.recent_from], refs[-1]], "n": int(cell.current_values.size),
         "difference": _num(t.difference), "ci90": [_num(t.ci_low), _num(t.ci_high)], "margin": _num(t.margin),
         "p_tost": _num(t.p_value), "quality_range": [_num(qr.low), _num(qr.high)], "inside": qr.inside,
-        "share_inside": _num(qr.share, 4),
+        "share_inside": _num(qr.share, 4), "attribute_name": spec.name, "unit": spec.unit,
     }
 
 
@@ -135,6 +141,40 @@ def _raise(run: MonitorRun, *, site: Site, version: MasterFileVersion, attribute
         run.already_raised += 1
 
 
+def _attribute_view(assessment: cmp.AttributeAssessment) -> dict[str, Any]:
+    spec, anova = assessment.spec, assessment.anova
+    return {"name": spec.name, "unit": spec.unit, "lsl": spec.lsl, "usl": spec.usl,
+            "network_mean": _num(assessment.network_mean), "network_sd": _num(assessment.network_sd),
+            "anova": None if anova is None else {"p_value": _num(anova.p_value),
+                                                 "sigma2_between": _num(anova.sigma2_between),
+                                                 "between_share": _num(anova.between_share)}}
+
+
+def _inputs_hash(assessment: cmp.AttributeAssessment) -> str:
+    """sha256 of every lot (site, batch, value) the attribute's assessment was computed from."""
+    h = hashlib.sha256()
+    for code in sorted(assessment.sites):
+        series = assessment.sites[code].series
+        for ref, value in zip(series.references, series.values, strict=True):
+            h.update(f"{code}|{ref}|{float(value)!r}\n".encode())
+    return h.hexdigest()
+
+
+def _results_store(*, version: MasterFileVersion, sites: dict[str, Site], assessments: list[cmp.AttributeAssessment],
+                   at: dt.datetime) -> None:
+    """Replace what the pages read of ``version`` by this run's assessment (CMP-SITE, CMP-STAT)."""
+    rows = []
+    for position, a in enumerate(assessments):
+        attribute, digest = _attribute_view(a), _inputs_hash(a)
+        for code, cell in a.sites.items():
+            rows.append(ComparabilityResult(
+                version=version, site=sites[code], attribute_id=a.spec.id, position=position, status=cell.status,
+                reason=cell.reason, lots=cell.n, network_lots=a.network_n, inputs_hash=digest,
+                cell=pages.json_safe(pages.cell_view(cell)), attribute=attribute, computed_at=at))
+    ComparabilityResult.objects.filter(version=version).delete()
+    ComparabilityResult.objects.bulk_create(rows)
+
+
 def comparability_monitor_run(*, now: dt.datetime | None = None) -> MonitorRun:
     """Assess every version, attribute and site on the lots started before ``now`` (default: the
     server clock), raise the signals, and record the run in the ledger (network chain)."""
@@ -149,14 +189,17 @@ def comparability_monitor_run(*, now: dt.datetime | None = None) -> MonitorRun:
                 continue
             run.versions.append(f"{version.product.code} v{version.number}")
             sites = {s.code: s for s in data.sites}
-            for assessment in data.assessments():
+            assessments = data.assessments()
+            _results_store(version=version, sites=sites, assessments=assessments, at=now)
+            for assessment in assessments:
                 spec = assessment.spec
                 for code, cell in assessment.sites.items():
                     if cell.n == 0:
                         continue
                     run.cells += 1
                     run.equivalent += cell.status == cmp.EQUIVALENT
-                    run.not_shown += cell.status == cmp.NOT_SHOWN
+                    run.not_equivalent += cell.status == cmp.NOT_EQUIVALENT
+                    run.too_few += cell.status == cmp.TOO_FEW
                     for hit in cell.alarms:
                         run.alarms += 1
                         fingerprint, summary, evidence = _rule_signal(version, spec, cell, hit)
@@ -166,8 +209,8 @@ def comparability_monitor_run(*, now: dt.datetime | None = None) -> MonitorRun:
                     if not tested:
                         continue
                     failures = []
-                    if cell.status == cmp.NOT_SHOWN:
-                        failures.append(("tost", f"equivalence to the network not shown: {cell.reason}"))
+                    if cell.status == cmp.NOT_EQUIVALENT:
+                        failures.append(("tost", f"not equivalent to the network: {cell.reason}"))
                     qr = cell.quality_range
                     if qr is not None and not qr.equivalent:
                         failures.append(("quality-range", f"{qr.inside} of {qr.n} current lots inside the quality "
@@ -177,7 +220,7 @@ def comparability_monitor_run(*, now: dt.datetime | None = None) -> MonitorRun:
                                        or fingerprint_of(rule, version.pk, code, spec.id, cell.series.references[-1]))
                         _raise(run, site=sites[code], version=version, attribute_id=spec.id, rule=rule,
                                summary=f"{spec.name} at {code} ({version.product.code} v{version.number}): {text}",
-                               evidence=_equivalence_evidence(version, cell), fingerprint=fingerprint)
+                               evidence=_equivalence_evidence(version, spec, cell), fingerprint=fingerprint)
         run.event = event_record(actor=None, system=MONITOR_SYSTEM, event_type=AnalyticsEvent.MONITOR_RUN, site=None,
                                  object_type="analytics.MonitorRun", object_id=now.isoformat(),
                                  object_repr=f"Comparability monitor run {now:%Y-%m-%d %H:%M} UTC",

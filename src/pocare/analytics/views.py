@@ -34,11 +34,16 @@ class BadInput(Exception):
         self.field, self.message = field, message
 
 
-def _version(request: HttpRequest) -> MasterFileVersion | None:
+def _version(request: HttpRequest, known: list[MasterFileVersion] | None = None) -> MasterFileVersion | None:
+    """The ``?version=`` asked for (of ``known``, the versions the person may see, when given)."""
     raw = request.GET.get("version", "")
-    version = selectors.version_for(request.user, raw or None)
+    if raw and known is not None:
+        version = next((v for v in known if str(v.pk) == raw.strip()), None)
+    else:
+        version = selectors.version_for(request.user, raw or None)
     if raw and version is None:
-        allowed = ", ".join(f"{v.pk} ({v.product.code} v{v.number})" for v in selectors.versions(request.user))
+        allowed = ", ".join(f"{v.pk} ({v.product.code} v{v.number})"
+                            for v in (known if known is not None else selectors.versions(request.user)))
         raise BadInput("version", f"{raw!r} is not a master-file version with batches; use one of: "
                                   f"{allowed or 'none yet'}.")
     return version
@@ -52,29 +57,25 @@ def _bad(request: HttpRequest, template: str, exc: BadInput, context: dict[str, 
 @requires(Perm.ANALYTICS_VIEW)
 @require_GET
 def comparability(request: HttpRequest) -> HttpResponse:
-    """The network matrix for one master-file version (``?version=``; default: the one with most lots)."""
+    """The network matrix for one master-file version (``?version=``; default: the one with most lots),
+    as the comparability monitor last computed and stored it: nothing is recomputed on a request."""
+    all_versions = list(selectors.versions(request.user))
     try:
-        version = _version(request)
+        version = _version(request, all_versions)
     except BadInput as exc:
         return _bad(request, "analytics/comparability.html", exc)
-    context: dict[str, Any] = {"versions": selectors.versions(request.user), "version": version, "rows": [],
-                               "attributes": [], "qualitative": []}
+    context: dict[str, Any] = {"versions": all_versions, "version": version, "matrix": None, "qualitative": []}
     if version is not None:
-        data = selectors.version_data(request.user, version)
-        assessments = data.assessments()
-        context["attributes"] = assessments
-        context["qualitative"] = [s for s in data.specs if not s.numeric]
-        context["rows"] = [{"site": site, "cells": [{**pages.cell_view(a.sites[site.code]), "attribute_id": a.spec.id}
-                                                    for a in assessments]}
-                           for site in data.sites]
-        context["counts"] = {
-            "equivalent": sum(c["status"] == cmp.EQUIVALENT for r in context["rows"] for c in r["cells"]),
-            "not_shown": sum(c["status"] == cmp.NOT_SHOWN for r in context["rows"] for c in r["cells"]),
-            "alarms": sum(bool(c["alarms"]) for r in context["rows"] for c in r["cells"]),
-        }
+        matrix = selectors.stored_matrix(request.user, version)
+        context["matrix"] = matrix
+        context["qualitative"] = [s for s in selectors.attribute_specs(version) if not s.numeric]
         context["signals"] = QualitySignal.objects.filter(product=version.product, status=SignalStatus.OPEN,
-                                                          site__in=data.sites).select_related("site")[:50]
-    context["policy"] = {"recent": cmp.RECENT_LOTS, "baseline": cmp.BASELINE_LOTS, "signal_rules": cmp.SIGNAL_RULES}
+                                                          site__in=[r["site"] for r in matrix.rows]
+                                                          ).select_related("site")[:50]
+    context["policy"] = {"recent": cmp.RECENT_LOTS, "baseline": cmp.BASELINE_LOTS, "signal_rules": cmp.SIGNAL_RULES,
+                         "min_lots": cmp.MIN_TEST_LOTS,
+                         "labels": {k.replace("-", "_"): v for k, v in cmp.STATUS_LABELS.items()}}
+    context["control_tz"] = selectors.control_time_zone()
     return _render(request, "analytics/comparability.html", context)
 
 

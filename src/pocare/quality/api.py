@@ -225,11 +225,13 @@ class ResolveInput(serializers.Serializer[Any]):
                                            help_text="Change request reference, for outcome 'change_request'.")
     decision = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
     reason = serializers.CharField(max_length=500)
+    username = serializers.CharField(max_length=150, help_text="Your user id (always needed with a token).")
+    password = serializers.CharField(max_length=256, write_only=True, style={"input_type": "password"})
 
 
 class SignalResolveView(APIView):
-    """Resolve a quality signal (Control Site QA): link it to a deviation, a change request or a
-    documented decision."""
+    """Resolve a quality signal (Control Site QA), signed (meaning: reviewed): link it to an open
+    deviation of its site, a change request or a documented decision."""
 
     required_perm = Perm.DEVIATION_VIEW
     write_perm = Perm.DEVIATION_CLOSE
@@ -253,7 +255,8 @@ class SignalResolveView(APIView):
             raise ValidationError({"change_request": f"No change request {d['change_request']!r}."})
         assert isinstance(request.user, User)
         services.signal_resolve(actor=request.user, signal=signal, outcome=d["outcome"], deviation=deviation,
-                                change_request=change, decision=d["decision"], reason=d["reason"])
+                                change_request=change, decision=d["decision"], reason=d["reason"],
+                                credentials=credentials_from_api(request, d))
         return Response(SignalSerializer(signal).data)
 
 

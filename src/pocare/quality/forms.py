@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -9,7 +10,7 @@ from django import forms
 from pocare.core.fields import DateField
 from pocare.ledger.forms import SignatureFieldsMixin
 from pocare.quality import risk
-from pocare.quality.models import CapaKind, DeviationClass, Impact, SignalOutcome
+from pocare.quality.models import CapaKind, Deviation, DeviationClass, Impact, SignalOutcome
 from pocare.quality.services import NOTIFIABLE_ROLES, ROOT_CAUSE_CATEGORIES
 
 
@@ -98,10 +99,21 @@ class EscalationRuleForm(forms.Form):
         roles.choices = [(r.value, r.label) for r in NOTIFIABLE_ROLES]
 
 
-class SignalResolveForm(forms.Form):
+class SignalResolveForm(SignatureFieldsMixin):
+    """Resolve one quality signal, signed: the deviation is chosen from the open deviations of the
+    signal's site (never typed), a change request by reference, or a documented decision."""
+
     outcome = forms.ChoiceField(label="Outcome", choices=SignalOutcome.choices)
-    deviation = forms.CharField(label="Deviation reference", max_length=24, required=False)
+    deviation = forms.ChoiceField(label="Open deviation at the site", required=False, choices=[])
     change_request = forms.CharField(label="Change request reference", max_length=20, required=False)
     decision = forms.CharField(label="Decision", max_length=4000, required=False,
                                widget=forms.Textarea(attrs={"rows": 2}))
     reason = forms.CharField(label="Reason", max_length=500)
+    field_order = ["outcome", "deviation", "change_request", "decision", "reason", "username", "password"]
+
+    def __init__(self, *args: Any, deviations: Sequence[Deviation] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["deviation"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "— none open at this site —" if not deviations else "— choose —")] + [
+            (d.reference, f"{d.reference}: {d.title[:70]}") for d in deviations]

@@ -337,3 +337,10 @@ class QualitySignal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site.code} {self.attribute_id}: {self.rule}"
+
+    def signed_content(self) -> dict[str, Any]:
+        """What QA's signature on the resolution binds to: the signal and how it was resolved."""
+        return {"signal": self.pk, "fingerprint": self.fingerprint, "site": self.site_id, "rule": self.rule,
+                "attribute_id": self.attribute_id, "outcome": self.outcome, "deviation": self.deviation_id,
+                "change_request": self.change_request_id, "decision": self.decision,
+                "resolved_by": self.resolved_by_id, "resolved_at": self.resolved_at}

@@ -626,9 +626,10 @@ def signal_raise(*, site: Site, product: Product, attribute_id: str, rule: str, 
 
 
 def signal_resolve(*, actor: User, signal: QualitySignal, outcome: str, deviation: Deviation | None = None,
-                   change_request: ChangeRequest | None = None, decision: str = "", reason: str) -> QualitySignal:
-    """Control Site QA resolves a signal by linking it to a deviation (of the signal's site), a change
-    request (of its product) or a documented decision."""
+                   change_request: ChangeRequest | None = None, decision: str = "", reason: str,
+                   credentials: SigningCredentials) -> QualitySignal:
+    """Control Site QA resolves a signal, signed (meaning: reviewed), by linking it to an open deviation
+    of the signal's site, a change request of its product, or a documented decision (Q10-PQS)."""
     require_perm(actor, Perm.DEVIATION_CLOSE, site=signal.site)
     if outcome not in SignalOutcome.values:
         raise ValidationError({"outcome": f"{outcome!r} is not an outcome; use one of: "
@@ -640,6 +641,9 @@ def signal_resolve(*, actor: User, signal: QualitySignal, outcome: str, deviatio
         if deviation.site_id != signal.site_id:
             raise ValidationError({"deviation": f"{deviation.reference} is at {deviation.site.code}; the signal is "
                                                 f"at {signal.site.code}."})
+        if deviation.status != DeviationStatus.OPEN:
+            raise ValidationError({"deviation": f"{deviation.reference} is closed; link an open deviation or "
+                                                f"raise a new one."})
     elif outcome == SignalOutcome.CHANGE_REQUEST:
         if change_request is None:
             raise ValidationError({"change_request": "Name the change request the signal is linked to."})
@@ -648,6 +652,7 @@ def signal_resolve(*, actor: User, signal: QualitySignal, outcome: str, deviatio
     elif not decision:
         raise ValidationError({"decision": "Document the decision: why no action is needed."})
     reason = reason_required(reason)
+    proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
         locked = QualitySignal.objects.select_for_update().get(pk=signal.pk)
         if locked.status != SignalStatus.OPEN:
@@ -664,4 +669,6 @@ def signal_resolve(*, actor: User, signal: QualitySignal, outcome: str, deviatio
                           "deviation": signal.deviation.reference if signal.deviation else None,
                           "change_request": signal.change_request.reference if signal.change_request else None,
                           "decision": decision})
+        signature_apply(proof=proof, record=signal, meaning=Meaning.REVIEWED, site=signal.site,
+                        reason=f"quality signal resolved: {reason}"[:500])
     return signal

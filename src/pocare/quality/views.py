@@ -22,7 +22,7 @@ from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.masterfile.selectors import change_requests_visible
-from pocare.quality import forms, risk, selectors, services
+from pocare.quality import evidence, forms, risk, selectors, services
 from pocare.quality.models import (
     CapaAction,
     Deviation,
@@ -30,6 +30,7 @@ from pocare.quality.models import (
     DeviationKind,
     DeviationStatus,
     EscalationRule,
+    QualitySignal,
     SignalStatus,
 )
 from pocare.quality.trends import deviation_trends, months_back
@@ -242,46 +243,93 @@ def notifications(request: HttpRequest) -> HttpResponse:
                   {"rows": selectors.notifications_for(request.user)[:200]})
 
 
+def _open_deviations(user: Any, site_ids: set[int]) -> dict[int, list[Deviation]]:
+    """The open deviations the person may see at each of ``site_ids``: what a signal may be linked to."""
+    out: dict[int, list[Deviation]] = {}
+    for d in selectors.deviations_visible(user).filter(site_id__in=site_ids, status=DeviationStatus.OPEN
+                                                       ).order_by("-opened_at"):
+        out.setdefault(d.site_id, []).append(d)
+    return out
+
+
+def _signal_resolve(request: HttpRequest, signal: QualitySignal, form: forms.SignalResolveForm) -> bool:
+    """Resolve ``signal`` from the posted ``form``; False with the reasons on the form."""
+    if not form.is_valid():
+        return False
+    data = form.cleaned_data
+    try:
+        deviation = selectors.deviations_visible(request.user).filter(reference=data["deviation"]).first() \
+            if data["deviation"] else None
+        change = change_requests_visible(request.user).filter(
+            reference=data["change_request"].strip()).first() if data["change_request"] else None
+        if data["change_request"] and change is None:
+            raise ValidationError({"change_request": f"No change request {data['change_request']}."})
+        services.signal_resolve(actor=request_actor(request), signal=signal, outcome=data["outcome"],
+                                deviation=deviation, change_request=change, decision=data["decision"],
+                                reason=data["reason"], credentials=form.credentials(request.session))
+    except SigningRefused as exc:
+        form.show_refusal(exc)
+    except PermissionDenied as exc:
+        form.add_error(None, str(exc))
+    except ValidationError as exc:
+        apply_validation_error(form, exc)
+    else:
+        return True
+    return False
+
+
+def _signal_groups(rows: list[QualitySignal], forms_by_pk: dict[int, forms.SignalResolveForm]) -> list[dict[str, Any]]:
+    """Signals grouped by site and attribute, each with its evidence in words and a small chart."""
+    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    for s in rows:
+        ev = s.evidence if isinstance(s.evidence, dict) else {}
+        attribute, unit = str(ev.get("attribute_name") or s.attribute_id), str(ev.get("unit") or "")
+        name = str(ev.get("rule_name") or "")
+        group = groups.setdefault((s.site_id, s.attribute_id), {"site": s.site, "attribute": attribute, "unit": unit,
+                                                                "signals": [], "open": 0})
+        group["open"] += s.status == SignalStatus.OPEN
+        group["signals"].append({
+            "signal": s, "form": forms_by_pk.get(s.pk),
+            "sentence": evidence.sentence(site=s.site.name, attribute=attribute, unit=unit, rule=s.rule,
+                                          rule_name=name, evidence=ev),
+            "chart": evidence.chart_svg(title=f"{s.site.code} {attribute}: {s.rule}", rule=s.rule, evidence=ev)})
+    return sorted(groups.values(), key=lambda g: (-g["open"], g["site"].code, g["attribute"]))
+
+
 @requires(Perm.DEVIATION_VIEW, write=Perm.DEVIATION_CLOSE)
 @require_http_methods(["GET", "POST"])
 def signals(request: HttpRequest) -> HttpResponse:
-    """Quality signals of the comparability monitor; Control Site QA resolves each."""
+    """Quality signals of the comparability monitor, grouped by site and attribute; Control Site QA
+    resolves each with a signature, linking an open deviation of the site chosen from a list, a change
+    request or a documented decision. A refused form shows on its own signal only."""
     visible = selectors.signals_visible(request.user)
-    form = forms.SignalResolveForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        status = 400
-        pk = request.POST.get("signal", "")
-        signal = get_object_or_404(visible, pk=int(pk)) if pk.isdigit() else None
-        if signal is None:
-            form.add_error(None, "Choose the signal.")
-        elif form.is_valid():
-            data = form.cleaned_data
-            try:
-                deviation = selectors.deviations_visible(request.user).filter(
-                    reference=data["deviation"].strip()).first() if data["deviation"] else None
-                change = change_requests_visible(request.user).filter(
-                    reference=data["change_request"].strip()).first() if data["change_request"] else None
-                if data["deviation"] and deviation is None:
-                    raise ValidationError({"deviation": f"No deviation {data['deviation']}."})
-                if data["change_request"] and change is None:
-                    raise ValidationError({"change_request": f"No change request {data['change_request']}."})
-                services.signal_resolve(actor=request_actor(request), signal=signal, outcome=data["outcome"],
-                                        deviation=deviation, change_request=change, decision=data["decision"],
-                                        reason=data["reason"])
-            except PermissionDenied as exc:
-                form.add_error(None, str(exc))
-            except ValidationError as exc:
-                apply_validation_error(form, exc)
-            else:
-                messages.success(request, "Signal resolved.")
-                return redirect("quality:signals")
     state = request.GET.get("status", "")
-    rows = visible.filter(status=state) if state in SignalStatus.values else visible
+    rows = list((visible.filter(status=state) if state in SignalStatus.values else visible)[:200])
+    may_resolve = _may(request, Perm.DEVIATION_CLOSE)
+    posted = None
+    if request.method == "POST":
+        pk = request.POST.get("signal", "")
+        posted = get_object_or_404(visible, pk=int(pk)) if pk.isdigit() else None
+        if posted is None:
+            return render(request, "quality/signals.html", {"refused": "signal: choose the signal to resolve.",
+                                                            "groups": [], "statuses": SignalStatus.choices},
+                          status=400)
+        if posted.pk not in {s.pk for s in rows}:
+            rows.insert(0, posted)
+    deviations = _open_deviations(request.user, {s.site_id for s in rows if s.status == SignalStatus.OPEN})
+    ask = signing_needs_user_id(request)
+    forms_by_pk = {s.pk: forms.SignalResolveForm(request.POST if posted is not None and s.pk == posted.pk else None,
+                                                 deviations=deviations.get(s.site_id, []), ask_user_id=ask,
+                                                 auto_id=f"id_signal{s.pk}_%s")
+                   for s in rows if s.status == SignalStatus.OPEN and may_resolve}
+    if posted is not None and posted.pk in forms_by_pk and _signal_resolve(request, posted, forms_by_pk[posted.pk]):
+        messages.success(request, f"Signal {posted.site.code} {posted.attribute_id} ({posted.rule}) resolved "
+                                  f"and signed.")
+        return redirect("quality:signals")
     return render(request, "quality/signals.html", {
-        "rows": rows[:200], "form": form, "status": state, "statuses": SignalStatus.choices,
-        "may_resolve": _may(request, Perm.DEVIATION_CLOSE), "resolving": request.POST.get("signal", ""),
-    }, status=status)
+        "groups": _signal_groups(rows, forms_by_pk), "status": state, "statuses": SignalStatus.choices,
+        "may_resolve": may_resolve, "resolving": posted.pk if posted is not None else None,
+    }, status=400 if posted is not None else 200)
 
 
 @requires(Perm.DEVIATION_VIEW)
