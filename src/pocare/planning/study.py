@@ -32,7 +32,7 @@ PLAN_DEFAULTS: dict[str, Any] = {
 SMALL_RUN_ENV = "POCARE_PLANNING_SMALL"
 SMALL_RUN_CAPS: dict[str, dict[str, float]] = {
     "plan": {"max_points": 200, "max_candidates": 30, "time_limit": 5.0},
-    "twin": {"replications": 2, "horizon_days": 90.0},
+    "twin": {"replications": 2, "horizon_days": 120.0},
 }
 
 
