@@ -62,10 +62,14 @@ def test_the_shipped_map_lines_are_natural_earth_and_small():
 
 def test_the_map_draws_coastlines_and_borders_where_the_points_are():
     points = [{"name": "Madrid", "latitude": 40.42, "longitude": -3.70, "patients": 20, "minutes": 30},
-              {"name": "Sevilla", "latitude": 37.39, "longitude": -5.98, "patients": 5, "minutes": 150}]
+              {"name": "Sevilla", "latitude": 37.39, "longitude": -5.98, "patients": 5, "minutes": 150},
+              {"name": "Vigo", "latitude": 42.24, "longitude": -8.72, "patients": 4, "minutes": 250}]
     svg = plots.network_map(points, [], [MADRID, LISBON])
     assert 'class="map-coastline"' in svg and 'class="map-border"' in svg
     assert "Natural Earth" in svg
+    # the map fits the region: a site far outside it (Munich, planning Iberia) is not drawn
+    far = plots.network_map(points, [{**MUNICH, "existing": True, "in_region": False}], [MADRID, MUNICH])
+    assert "Madrid site" in far and "Munich site" not in far
     # the Spanish–Portuguese border lies in this window; the middle of the Atlantic has no line
     assert basemap.path_d("border", basemap.Box(-8.0, 38.0, -6.5, 42.0), lambda lon, lat: (lon, lat))
     assert not basemap.path_d("coastline", basemap.Box(-40.0, 30.0, -35.0, 35.0), lambda lon, lat: (lon, lat))

@@ -96,12 +96,16 @@ def network_map(points: Sequence[Mapping[str, Any]], chosen: Sequence[Mapping[st
                 existing: Sequence[Mapping[str, Any]] = (), *, title: str = "Demand and sites") -> str:
     """Coastlines and borders (Natural Earth 1:50m, offline), demand points as dots (area ∝ patients,
     colour by travel minutes to the nearest chosen site), existing sites as squares, chosen new
-    sites as triangles."""
-    every = [*points, *chosen, *existing]
+    sites as triangles. The map fits the demand and the sites in the region; sites outside it
+    (``in_region`` false) are drawn only where they fall inside that window."""
+    every = [*points, *(s for s in chosen if s.get("in_region", True))] or [*chosen, *existing]
     if not every:
         return _nothing(title, "nothing to draw")
     xy, drawing = _Projection(every), _drawing(title)
     _basemap(drawing, xy)
+    seen = xy.window()
+    existing = [s for s in existing if seen.holds(float(s["longitude"]), float(s["latitude"]))]
+    chosen = [s for s in chosen if seen.holds(float(s["longitude"]), float(s["latitude"]))]
     top = max((float(p.get("patients", 0)) for p in points), default=1.0) or 1.0
     for p in sorted(points, key=lambda q: -float(q.get("patients", 0))):
         patients = float(p.get("patients", 0))
