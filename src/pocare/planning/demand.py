@@ -66,9 +66,8 @@ def incidence_area(country: str) -> str:
     return "EU" if _continent_of().get(country) == "EU" else "US"
 
 
-def cities(region: str, *, min_population: int = 15_000) -> list[dict[str, Any]]:
-    """GeoNames cities of ``region``: an ISO country code (``ES``), several (``ES,PT``), a
-    continent (``EU``) or a country's first-level region (``US-CA``). Sorted by population."""
+def _region_parts(region: str) -> tuple[set[str], set[tuple[str, str]]]:
+    """The countries and the (country, first-level region) pairs that ``region`` names."""
     codes = [c.strip().upper() for c in region.split(",") if c.strip()]
     if not codes:
         raise ValueError("region: name a country code (e.g. ES), several (ES,PT), a continent (EU) or US-CA.")
@@ -89,12 +88,41 @@ def cities(region: str, *, min_population: int = 15_000) -> list[dict[str, Any]]
         else:
             raise ValueError(f"region: {code!r} is neither an ISO country code nor a continent "
                              f"({', '.join(sorted(continents))}).")
+    return wanted_countries, wanted_admin
+
+
+def cities(region: str, *, min_population: int = 15_000) -> list[dict[str, Any]]:
+    """GeoNames cities of ``region``: an ISO country code (``ES``), several (``ES,PT``), a
+    continent (``EU``) or a country's first-level region (``US-CA``). Sorted by population."""
+    wanted_countries, wanted_admin = _region_parts(region)
     out = [c for c in _cities() if c["population"] >= min_population
            and (c["countrycode"] in wanted_countries or (c["countrycode"], c["admin1code"]) in wanted_admin)]
     if not out:
         raise ValueError(f"region: no GeoNames city of ≥ {min_population:,} inhabitants in {region!r}.")
     out.sort(key=lambda c: (-c["population"], c["geonameid"]))
     return out
+
+
+@functools.cache
+def _city_radians() -> tuple[np.ndarray, np.ndarray]:
+    every = _cities()
+    return (np.radians([float(c["latitude"]) for c in every]), np.radians([float(c["longitude"]) for c in every]))
+
+
+def nearest_city(latitude: float, longitude: float) -> dict[str, Any]:
+    """The GeoNames city (≥ 15,000 inhabitants, any country) nearest a point, by great circle."""
+    lat, lon = _city_radians()
+    a, b = np.radians(latitude), np.radians(longitude)
+    h = np.sin((lat - a) / 2) ** 2 + np.cos(a) * np.cos(lat) * np.sin((lon - b) / 2) ** 2
+    return _cities()[int(np.argmin(h))]
+
+
+def in_region(region: str, latitude: float, longitude: float) -> bool:
+    """Whether a place (an existing site) lies in ``region``: the country and first-level region of
+    the nearest GeoNames city decide (offline; a site sits in or beside a city of ≥ 15,000)."""
+    wanted_countries, wanted_admin = _region_parts(region)
+    city = nearest_city(latitude, longitude)
+    return city["countrycode"] in wanted_countries or (city["countrycode"], city["admin1code"]) in wanted_admin
 
 
 def patients_per_year(population: float, country: str, indications: Iterable[str],

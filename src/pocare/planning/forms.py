@@ -87,7 +87,10 @@ class TwinForm(forms.Form):
                                  help_text="centralized: all units at the hub; units: set a site's units; outage: "
                                            "close a site for some days; disruption: a material missing for weeks.")
     sites = forms.IntegerField(initial=30, min_value=1, max_value=200, help_text="Synthetic network only.")
-    referrals_per_year = forms.FloatField(initial=10000, min_value=1, max_value=200_000)
+    referrals_per_year = forms.FloatField(
+        required=False, min_value=1, max_value=200_000,
+        help_text="Blank: for the live network, the therapy orders of the last year at each site, extrapolated; "
+                  "for a synthetic network 10,000.")
     units_per_site = forms.IntegerField(initial=10, min_value=1, max_value=100, help_text="Synthetic network only.")
     site = forms.CharField(required=False, max_length=8, help_text="Site code for units/outage (default: the first).")
     hub = forms.CharField(required=False, max_length=8, help_text="Hub for centralized (default: the first site).")
@@ -103,5 +106,7 @@ class TwinForm(forms.Form):
     def parameters(self, network: dict[str, Any] | None) -> dict[str, Any]:
         d = dict(self.cleaned_data)
         d.pop("source")
+        if d["referrals_per_year"] is None:
+            d.pop("referrals_per_year")
         d["network"] = network
         return d

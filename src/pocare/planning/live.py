@@ -2,15 +2,20 @@
 network: sites and their qualified units (capacity), observed manufacture durations (batch start to
 the last performed step), QC turnaround (last step to the last QC result read), abort rate (aborted
 batches, BatchStatus.ABORTED = manufacturing failure) and out-of-specification rate (batches with a
-non-conforming QC result). Where the records hold too few batches, the DOMAIN.md defaults stay."""
+non-conforming QC result). Where the records hold too few batches, the DOMAIN.md defaults stay.
+Demand is the therapy orders each site received over the last year (or since the first order),
+extrapolated to a year — or the referrals a year the planner gives; never a silent default."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import Count, Max, Min
+from django.utils import timezone
 
+from pocare.custody.models import TherapyOrder
 from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution
 from pocare.network.models import ManufacturingUnit, Site, SiteKind, UnitStatus
 from pocare.planning import travel, twin
@@ -44,9 +49,53 @@ def observed(user: Any = None) -> dict[str, Any]:
             "aborted": aborted, "oos_batches": oos}
 
 
-def twin_network(user: Any = None, *, referrals_per_year: float = 1000.0) -> tuple[twin.TwinConfig, dict[str, Any]]:
-    """A twin configuration of the live network: one referring region per site (its catchment) with
-    referrals shared by the number of units, transport hours between sites by the travel model."""
+#: The window of therapy orders that gives the live twin its demand, and the least history that
+#: may be extrapolated to a year.
+REFERRAL_WINDOW_DAYS = 365
+MIN_HISTORY_DAYS = 28
+
+
+def observed_referrals(*, window_days: int = REFERRAL_WINDOW_DAYS, now: dt.datetime | None = None,
+                       ) -> tuple[dict[str, int], float]:
+    """Therapy orders per manufacturing site over the last ``window_days`` (or since the network's
+    first order, when that is later), and the days they span. An order is placed for a patient found
+    eligible: the twin's referrals are these orders ÷ its eligible share."""
+    now = now or timezone.now()
+    since = now - dt.timedelta(days=window_days)
+    first = TherapyOrder.objects.aggregate(first=Min("ordered_at"))["first"]
+    if first is None:
+        return {}, 0.0
+    start = max(since, first)
+    counts = dict(TherapyOrder.objects.filter(ordered_at__gte=start, ordered_at__lte=now).values("site__code")
+                  .annotate(n=Count("pk")).values_list("site__code", "n"))
+    return counts, (now - start).total_seconds() / 86400
+
+
+def _referrals(sites: list[dict[str, Any]], referrals_per_year: float | None, window_days: int,
+               eligible_share: float) -> tuple[dict[str, float], str]:
+    """Referrals a year per site and the words that say where they come from: as asked (shared by
+    units), or the orders observed per site, extrapolated to a year and divided by the eligible share."""
+    units = sum(s["units"] for s in sites)
+    if referrals_per_year is not None:
+        return ({s["code"]: referrals_per_year * s["units"] / units for s in sites},
+                f"{referrals_per_year:,.0f} referrals a year as given, shared by the sites' units.")
+    counts, days = observed_referrals(window_days=window_days)
+    if days < MIN_HISTORY_DAYS or not sum(counts.get(s["code"], 0) for s in sites):
+        raise ValueError(f"referrals: the network has {days:.0f} days of therapy orders at its sites with units, "
+                         f"too few to extrapolate (at least {MIN_HISTORY_DAYS}); give the referrals a year.")
+    per_year = {s["code"]: counts.get(s["code"], 0) * 365.0 / days / eligible_share for s in sites}
+    seen = sum(counts.get(s["code"], 0) for s in sites)
+    return per_year, (f"{sum(per_year.values()):,.0f} referrals a year from the network's therapy orders: {seen} "
+                      f"orders in the last {days:.0f} days at the sites with units, × 365/{days:.0f}, ÷ "
+                      f"{eligible_share:.2f} eligible (an order is placed for an eligible patient); per site "
+                      + ", ".join(f"{code} {v:,.0f}" for code, v in per_year.items()) + ".")
+
+
+def twin_network(user: Any = None, *, referrals_per_year: float | None = None,
+                 window_days: int = REFERRAL_WINDOW_DAYS) -> tuple[twin.TwinConfig, dict[str, Any]]:
+    """A twin configuration of the live network: one referring region per site (its catchment),
+    transport hours between sites by the travel model. Demand: ``referrals_per_year`` shared by the
+    units when given, otherwise the therapy orders observed per site (see :func:`_referrals`)."""
     data = observed(user)
     sites = [s for s in data["sites"] if s["units"] > 0]
     if not sites:
@@ -55,13 +104,19 @@ def twin_network(user: Any = None, *, referrals_per_year: float = 1000.0) -> tup
     lat = [s["latitude"] for s in sites]
     lon = [s["longitude"] for s in sites]
     hours = model.minutes(lat, lon, lat, lon) / 60.0
-    units = sum(s["units"] for s in sites)
+    per_site, demand = _referrals(sites, referrals_per_year, window_days, twin.TwinConfig.eligible_share)
     specs = tuple(twin.SiteSpec(s["code"], s["units"], s["latitude"], s["longitude"]) for s in sites)
-    regions = tuple(twin.RegionSpec(f"near {s['code']}", referrals_per_year * s["units"] / units,
+    regions = tuple(twin.RegionSpec(f"near {s['code']}", per_site[s["code"]],
                                     {t["code"]: float(max(0.5, hours[i, j])) for j, t in enumerate(sites)},
                                     s["latitude"], s["longitude"]) for i, s in enumerate(sites))
     config = twin.TwinConfig(sites=specs, regions=regions)
-    used: dict[str, Any] = {"batches": data["batches"], "sites": len(sites), "units": units}
+    used: dict[str, Any] = {"batches": data["batches"], "sites": len(sites), "units": sum(s["units"] for s in sites),
+                            "referrals_per_year": sum(per_site.values()), "demand": demand}
+    return _observed_times(config, data, used), used
+
+
+def _observed_times(config: twin.TwinConfig, data: dict[str, Any], used: dict[str, Any]) -> twin.TwinConfig:
+    """Manufacture and QC durations and the failure rates from the batch records, when enough."""
     if len(data["manufacture_days"]) >= MIN_BATCHES:
         config = replace(config, manufacture=twin.Dist("empirical", values=tuple(data["manufacture_days"])))
         used["manufacture"] = "observed"
@@ -72,4 +127,4 @@ def twin_network(user: Any = None, *, referrals_per_year: float = 1000.0) -> tup
         config = replace(config, abort_rate=data["aborted"] / data["batches"],
                          oos_rate=min(1.0, data["oos_batches"] / data["batches"]))
         used["rates"] = "observed"
-    return config, used
+    return config

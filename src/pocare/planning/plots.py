@@ -1,12 +1,13 @@
 """SVG drawings for the planning reports and pages, from the data alone (no tile server is reachable
-from a GMP network), drawn with :mod:`pocare.core.charts`: a map of demand points and sites in an
+from a GMP network), drawn with :mod:`pocare.core.charts`: a map of demand points and sites over
+coastlines and borders (Natural Earth, shipped: :mod:`pocare.planning.basemap`) in an
 equirectangular projection scaled by the cosine of the mean latitude, histograms, load-versus-capacity
 bars and line series. No Django import (a library module)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pocare.core.charts import (
@@ -16,6 +17,7 @@ from pocare.core.charts import (
     Margins,
     bars_svg,
     bin_counts,
+    colour,
     columns,
     fmt_number,
     legend,
@@ -23,8 +25,10 @@ from pocare.core.charts import (
     nice_range,
     nice_ticks,
     numeric_plot,
+    tag,
     text,
 )
+from pocare.planning import basemap
 
 W, H = 720, 420
 _SERIES_COLOURS = ("blue", "red", "green", "purple")
@@ -52,29 +56,56 @@ def _travel_colour(minutes: Any) -> str:
     return "ok" if minutes <= 60 else "warn" if minutes <= 120 else "bad"
 
 
-def _projection(every: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], tuple[float, float]]:
+class _Projection:
     """Latitude and longitude to pixels: longitudes shrunk by the cosine of the mean latitude, one
-    scale both ways, north up, fitted inside the picture's margins."""
-    lats = [float(p["latitude"]) for p in every]
-    lons = [float(p["longitude"]) for p in every]
-    k = math.cos(math.radians(sum(lats) / len(lats)))
-    x0, x1, y0, y1 = min(lons) * k, max(lons) * k, min(lats), max(lats)
-    scale = (W - 40) / max(x1 - x0, (y1 - y0) * (W - 40) / (H - 60), 1e-6)
+    scale both ways, north up, fitted inside the picture's margins (and back, for the map's window)."""
 
-    def xy(p: Mapping[str, Any]) -> tuple[float, float]:
-        return 20 + (float(p["longitude"]) * k - x0) * scale, H - 30 - (float(p["latitude"]) - y0) * scale
+    def __init__(self, every: Sequence[Mapping[str, Any]]) -> None:
+        lats = [float(p["latitude"]) for p in every]
+        lons = [float(p["longitude"]) for p in every]
+        self.k = math.cos(math.radians(sum(lats) / len(lats)))
+        x0, x1, self.y0, y1 = min(lons) * self.k, max(lons) * self.k, min(lats), max(lats)
+        self.scale = (W - 40) / max(x1 - x0, (y1 - self.y0) * (W - 40) / (H - 60), 1e-6)
+        self.x0 = x0
 
-    return xy
+    def lonlat(self, lon: float, lat: float) -> tuple[float, float]:
+        return 20 + (lon * self.k - self.x0) * self.scale, H - 30 - (lat - self.y0) * self.scale
+
+    def __call__(self, p: Mapping[str, Any]) -> tuple[float, float]:
+        return self.lonlat(float(p["longitude"]), float(p["latitude"]))
+
+    def window(self) -> basemap.Box:
+        """The longitudes and latitudes the whole picture shows."""
+        west, east = self.x0 / self.k - 20 / (self.scale * self.k), (self.x0 + (W - 20) / self.scale) / self.k
+        south, north = self.y0 - 30 / self.scale, self.y0 + (H - 30) / self.scale
+        return basemap.Box(west, south, east, north)
+
+
+def _basemap(drawing: Drawing, xy: _Projection) -> None:
+    """Coastlines and borders (Natural Earth), clipped to the map area under the title."""
+    box, clip_id = xy.window(), f"{drawing.uid}-map"
+    drawing.add(tag("clipPath", tag("rect", x=0, y=24, width=W, height=H - 48), id=clip_id))
+    for kind, paint, dash in (("coastline", "grey", None), ("border", "frame", "3 2")):
+        d = basemap.path_d(kind, box, xy.lonlat)
+        if d:
+            drawing.add(tag("path", class_=f"map-{kind}", d=d, fill="none", stroke=colour(paint), stroke_width=0.8,
+                            stroke_dasharray=dash, stroke_linejoin="round", clip_path=f"url(#{clip_id})"))
 
 
 def network_map(points: Sequence[Mapping[str, Any]], chosen: Sequence[Mapping[str, Any]],
                 existing: Sequence[Mapping[str, Any]] = (), *, title: str = "Demand and sites") -> str:
-    """Demand points as dots (area ∝ patients, colour by travel minutes to the nearest chosen site),
-    existing sites as squares, chosen new sites as triangles."""
-    every = [*points, *chosen, *existing]
+    """Coastlines and borders (Natural Earth 1:50m, offline), demand points as dots (area ∝ patients,
+    colour by travel minutes to the nearest chosen site), existing sites as squares, chosen new
+    sites as triangles. The map fits the demand and the sites in the region; sites outside it
+    (``in_region`` false) are drawn only where they fall inside that window."""
+    every = [*points, *(s for s in chosen if s.get("in_region", True))] or [*chosen, *existing]
     if not every:
         return _nothing(title, "nothing to draw")
-    xy, drawing = _projection(every), _drawing(title)
+    xy, drawing = _Projection(every), _drawing(title)
+    _basemap(drawing, xy)
+    seen = xy.window()
+    existing = [s for s in existing if seen.holds(float(s["longitude"]), float(s["latitude"]))]
+    chosen = [s for s in chosen if seen.holds(float(s["longitude"]), float(s["latitude"]))]
     top = max((float(p.get("patients", 0)) for p in points), default=1.0) or 1.0
     for p in sorted(points, key=lambda q: -float(q.get("patients", 0))):
         patients = float(p.get("patients", 0))
@@ -86,6 +117,7 @@ def network_map(points: Sequence[Mapping[str, Any]], chosen: Sequence[Mapping[st
     for s in (s for s in chosen if not s.get("existing")):
         drawing.add(marker(*xy(s), "triangle", "purple", note=f"chosen: {s.get('name', '')}", size=4, stroke="#000"))
     drawing.add(legend(_MAP_LEGEND, 20, H - 6))
+    drawing.add(text(W - 20, 16, f"coastlines and borders: {basemap.SOURCE}", text_anchor="end"))
     return drawing.svg()
 
 

@@ -8,13 +8,15 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from pocare.planning import plots
 
 CSS = ("body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
        "margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
-       "td:first-child,th:first-child{text-align:left}.note{color:#555;font-size:12px}")
+       "td:first-child,th:first-child{text-align:left}.note{color:#555;font-size:12px}"
+       ".low-share{border-left:4px solid #c48a00;background:#fff8e1;padding:.4em .8em}")
 
 
 def _f(v: Any, digits: int = 1) -> str:
@@ -34,6 +36,12 @@ def _pct(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "—"
 
 
+def _existing(site: Mapping[str, Any]) -> str:
+    if not site["existing"]:
+        return "new"
+    return "yes" if site.get("in_region", True) else "yes, outside the region"
+
+
 def plan_body(r: Mapping[str, Any]) -> str:
     s, b, a, p = r["solution"], r["before"], r["after"], r["parameters"]
     out = [f"<h2>Site selection: {escape(s['model'].upper())}, {escape(str(p['region']))}</h2>",
@@ -44,6 +52,9 @@ def plan_body(r: Mapping[str, Any]) -> str:
            _table(["solver", "status", "objective", "gap", "bound", "solve s", "build s"],
                   [[ "HiGHS", s["status"], s["objective"], f"{100 * s['gap']:.4f} %", s["bound"], s["seconds"],
                      s["build_seconds"]]])]
+    if r.get("outside_fixed"):
+        out.append(f"<p>Existing sites outside {escape(str(p['region']))} stay open and serve the region's "
+                   f"border, but do not count against p: {escape(', '.join(r['outside_fixed']))}.</p>")
     rows = []
     for label, key in (("population", "population"), ("patients / yr", "patients")):
         for name, acc in (("before", b), ("after", a)):
@@ -57,7 +68,7 @@ def plan_body(r: Mapping[str, Any]) -> str:
                        ["after", len(a["sites"]), a["mean_minutes"], a["p90_minutes"]]]))
     out.append("<h3>Sites and expected load (patients / yr, to the nearest site)</h3>")
     out.append(_table(["site", "existing", "latitude", "longitude", "units", "capacity", "load before", "load after"],
-                      [[x["name"], "yes" if x["existing"] else "new", x["latitude"], x["longitude"], x["units"],
+                      [[x["name"], _existing(x), x["latitude"], x["longitude"], x["units"],
                         x["capacity"], x["load_before"], x["load"]] for x in r["sites"]]))
     out.append(plots.network_map(r["points"], r["sites"], r["existing"],
                                  title=f"{p['region']}: demand and chosen sites"))
@@ -70,7 +81,8 @@ def plan_body(r: Mapping[str, Any]) -> str:
 
 
 KPI_LABELS = (("share_treated", "share treated", 3), ("treated", "treated", 1),
-              ("lost_progression", "lost to progression", 1), ("lost_failure", "lost to manufacturing failure", 1),
+              ("lost_progression", "lost to progression", 1),
+              ("lost_waiting", "of which waiting for a slot", 1), ("lost_failure", "lost to manufacturing failure", 1),
               ("v2v_median", "vein-to-vein median (d)", 1), ("v2v_p90", "vein-to-vein p90 (d)", 1),
               ("r2i_median", "referral-to-infusion median (d)", 1), ("r2i_p90", "referral-to-infusion p90 (d)", 1),
               ("slot_wait_mean", "slot wait mean (d)", 2), ("utilization", "unit utilization", 3),
@@ -83,6 +95,13 @@ def twin_body(r: Mapping[str, Any]) -> str:
     out = [f"<h2>Digital twin: {escape(str(p['scenario']))}</h2>",
            f"<p>{p['replications']} replication(s) per scenario, seed {p['seed']}, horizon {p['horizon_days']:.0f} "
            "days; mean ± 95 % half-width over replications (common random numbers).</p>"]
+    if p.get("demand"):
+        out.append(f"<p>Demand: {escape(str(p['demand']))}</p>")
+    for s in scen:
+        why = s.get("diagnosis")
+        if why:
+            css = " class=low-share" if why["low"] else ""
+            out.append(f"<p{css}><b>{escape(s['name'])}</b>: {escape(why['text'])}</p>")
     rows = []
     for key, label, digits in KPI_LABELS:
         row: list[Any] = [label]
@@ -118,3 +137,20 @@ def document(result: Mapping[str, Any], *, title: str, generated: dt.datetime | 
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1><p class=note>Generated {when} by "
             f"POCare planning.</p>{body(result)}</body></html>")
+
+
+def check_writable(path: str, option: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: its folder missing or not a
+    folder, the path a folder, or no permission. Tried by opening it for appending (which changes
+    nothing); a file that did not exist is removed again."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{option}: {path} is a folder; name a file.")
+    existed = target.exists()
+    try:
+        with target.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{option}: cannot write {path} ({exc.strerror or exc}).") from exc
+    if not existed:
+        target.unlink()

@@ -5,13 +5,14 @@ No Django import (a library module)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from pocare.planning import demand, replications, selection, travel, twin
+from pocare.planning import demand, diagnosis, replications, selection, travel, twin
 
 #: A device runs one batch at a time, about 2–3 a month (DOMAIN.md, estimate): 2.5 × 12 = 30 a year.
 BATCHES_PER_UNIT_YEAR = 30.0
@@ -24,6 +25,30 @@ PLAN_DEFAULTS: dict[str, Any] = {
     "units_per_new_site": 2, "batches_per_unit_year": BATCHES_PER_UNIT_YEAR, "time_limit": 60.0,
     "mip_rel_gap": 1e-4,
 }
+
+
+#: Set to 1 for a small run of any command (tests of the documented examples, a quick look): the
+#: command stays the same, the sizes are capped and the output says so.
+SMALL_RUN_ENV = "POCARE_PLANNING_SMALL"
+SMALL_RUN_CAPS: dict[str, dict[str, float]] = {
+    "plan": {"max_points": 200, "max_candidates": 30, "time_limit": 5.0},
+    "twin": {"replications": 2, "horizon_days": 120.0},
+}
+
+
+def small_run(params: dict[str, Any], kind: str) -> str:
+    """Cap ``params`` in place when the environment asks for a small run; the words that say so."""
+    if os.environ.get(SMALL_RUN_ENV, "").strip() not in ("1", "true", "yes"):
+        return ""
+    defaults = PLAN_DEFAULTS if kind == "plan" else TWIN_DEFAULTS
+    capped = []
+    for key, cap in SMALL_RUN_CAPS[kind].items():
+        value = params.get(key, defaults[key])
+        if value is None or float(value) > cap:
+            params[key] = type(defaults[key])(cap)
+            capped.append(f"{key} {params[key]}")
+    return (f"Small run ({SMALL_RUN_ENV}=1): {', '.join(capped)}; figures are not for decisions."
+            if capped else "")
 
 
 def json_safe(value: Any) -> Any:
@@ -53,16 +78,10 @@ def _site_rows(rows: Sequence[Mapping[str, Any]], field: str) -> list[dict[str, 
     return out
 
 
-def plan_study(params: Mapping[str, Any], progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Choose sites for a region and report access before (existing sites) and after."""
-    p = {**PLAN_DEFAULTS, **params}
-    say = progress or (lambda _pct: None)
-    points = demand.demand_points(p["region"], indications=p["indications"], eligible=p["eligible"],
-                                  min_population=int(p["min_population"]), limit=int(p["max_points"]))
-    model = travel.TravelModel(circuity=float(p["circuity"]), speed_kmh=float(p["speed_kmh"]))
-    lat = np.array([d.latitude for d in points])
-    lon = np.array([d.longitude for d in points])
-    existing = _site_rows(p["existing"], "existing")
+def _candidates(p: Mapping[str, Any], points: Sequence[demand.DemandPoint],
+                existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The existing sites (first, flagged ``existing`` and ``in_region``), then the new candidates:
+    the hospitals listed or the largest cities."""
     if p["candidates"] == "hospitals":
         new = _site_rows(p["hospitals"], "hospitals")
         if not new:
@@ -75,13 +94,39 @@ def plan_study(params: Mapping[str, Any], progress: Callable[[int], None] | None
                for d in points[:k]]
     else:
         raise ValueError("candidates: use cities or hospitals.")
-    cands = [{**e, "existing": True} for e in existing] + [{**c, "existing": False} for c in new]
-    for c in cands:
-        if not c["existing"]:
-            c["units"] = int(p["units_per_new_site"])
+    old = [{**e, "existing": True, "in_region": demand.in_region(p["region"], e["latitude"], e["longitude"])}
+           for e in existing]
+    return old + [{**c, "existing": False, "in_region": True, "units": int(p["units_per_new_site"])} for c in new]
+
+
+def _sites_to_open(p: Mapping[str, Any], cands: Sequence[Mapping[str, Any]]) -> tuple[tuple[int, ...], int]:
+    """The sites fixed open and the number the model opens in all. Existing sites outside the region
+    stay open (they serve the region's border) but do not count against p: the model opens p sites
+    in the region plus those."""
+    if not p["fix_existing"]:
+        return (), int(p["p"])
+    fixed = tuple(j for j, c in enumerate(cands) if c["existing"])
+    inside = [str(cands[j]["code"] or cands[j]["name"]) for j in fixed if cands[j]["in_region"]]
+    if len(inside) > int(p["p"]):
+        raise ValueError(f"p: {len(inside)} existing sites in {p['region']} stay open ({', '.join(inside)}), "
+                         f"more than p = {p['p']}; raise p or do not keep the network's sites open.")
+    return fixed, int(p["p"]) + len(fixed) - len(inside)
+
+
+def plan_study(params: Mapping[str, Any], progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Choose sites for a region and report access before (existing sites) and after."""
+    p = {**PLAN_DEFAULTS, **params}
+    say = progress or (lambda _pct: None)
+    points = demand.demand_points(p["region"], indications=p["indications"], eligible=p["eligible"],
+                                  min_population=int(p["min_population"]), limit=int(p["max_points"]))
+    model = travel.TravelModel(circuity=float(p["circuity"]), speed_kmh=float(p["speed_kmh"]))
+    lat = np.array([d.latitude for d in points])
+    lon = np.array([d.longitude for d in points])
+    existing = _site_rows(p["existing"], "existing")
+    cands = _candidates(p, points, existing)
+    fixed, to_open = _sites_to_open(p, cands)
     say(10)
     minutes = model.minutes(lat, lon, [c["latitude"] for c in cands], [c["longitude"] for c in cands])
-    fixed = tuple(range(len(existing))) if p["fix_existing"] else ()
     to_existing = minutes[:, list(range(len(existing)))].min(axis=1) if existing else None
     if float(p["equity_strength"]) > 0 or p["deprivation"]:
         far = to_existing if to_existing is not None else np.full(len(points), 2 * 120.0)
@@ -92,9 +137,8 @@ def plan_study(params: Mapping[str, Any], progress: Callable[[int], None] | None
     patients = np.array([d.patients for d in points])
     population = np.array([float(d.population) for d in points])
     capacity = np.array([c["units"] * float(p["batches_per_unit_year"]) for c in cands])
-    problem = selection.Problem(weights=weights, minutes=minutes, p=int(p["p"]),
-                                cover_minutes=float(p["cover_minutes"]), fixed=fixed, demand=patients,
-                                capacity=capacity)
+    problem = selection.Problem(weights=weights, minutes=minutes, p=to_open, cover_minutes=float(p["cover_minutes"]),
+                                fixed=fixed, demand=patients, capacity=capacity)
     say(20)
     sol = selection.solve(p["model"], problem, time_limit=float(p["time_limit"]), mip_rel_gap=float(p["mip_rel_gap"]))
     say(90)
@@ -111,6 +155,7 @@ def plan_study(params: Mapping[str, Any], progress: Callable[[int], None] | None
     return dict(json_safe({
         "kind": "plan", "parameters": p, "solution": sol.summary(), "before": before.as_dict(),
         "after": after.as_dict(), "sites": sites, "candidates": len(cands), "demand_points": len(points),
+        "outside_fixed": [c["name"] for j, c in enumerate(cands) if j in fixed and not c["in_region"]],
         "points": [{"name": d.name, "latitude": d.latitude, "longitude": d.longitude, "population": d.population,
                     "patients": round(d.patients, 3), "minutes": round(float(t), 1)}
                    for d, t in zip(points, nearest_after, strict=True)],
@@ -122,7 +167,7 @@ def plan_study(params: Mapping[str, Any], progress: Callable[[int], None] | None
 TWIN_DEFAULTS: dict[str, Any] = {
     "scenario": "baseline", "sites": 30, "referrals_per_year": 10_000, "units_per_site": 2, "hub": "",
     "site": "", "units": 0, "start_day": 90.0, "days": 28.0, "weeks": 4.0, "material": "lentiviral vector",
-    "replications": 4, "seed": 1, "horizon_days": 365.0, "network": None,
+    "replications": 4, "seed": 1, "horizon_days": 365.0, "network": None, "demand": "",
 }
 SCENARIOS = ("baseline", "centralized", "units", "outage", "disruption")
 
@@ -156,9 +201,13 @@ def twin_config(params: Mapping[str, Any]) -> tuple[twin.TwinConfig, twin.TwinCo
 
 
 def twin_study(params: Mapping[str, Any], progress: Callable[[int], None] | None = None,
-               scheduler: str | None = replications.IN_PROCESS) -> dict[str, Any]:
-    """Replicate the baseline and the scenario with the same seeds (common random numbers)."""
+               scheduler: str | None = replications.IN_PROCESS, **cluster: Any) -> dict[str, Any]:
+    """Replicate the baseline and the scenario with the same seeds (common random numbers).
+    ``cluster``: ``dashboard`` and ``verbose`` of :func:`replications.run_replications`."""
     p = {**TWIN_DEFAULTS, **params}
+    if not p["demand"]:
+        p["demand"] = (f"{float(p['referrals_per_year']):,.0f} referrals a year over a synthetic network of "
+                       f"{int(p['sites'])} sites." if not p["network"] else "as given in the network.")
     n = int(p["replications"])
     if not 1 <= n <= 200:
         raise ValueError("replications: between 1 and 200.")
@@ -172,8 +221,10 @@ def twin_study(params: Mapping[str, Any], progress: Callable[[int], None] | None
             if progress:
                 progress(int(100 * (k * n + done) / total))
 
-        results = replications.run_replications(cfg, n, int(p["seed"]), scheduler=scheduler, progress=tick)
-        out["scenarios"].append({"name": name, "summary": replications.summarize(results),
+        results = replications.run_replications(cfg, n, int(p["seed"]), scheduler=scheduler, progress=tick,
+                                                **cluster)
+        summary = replications.summarize(results)
+        out["scenarios"].append({"name": name, "summary": summary, "diagnosis": diagnosis.explain(summary, cfg),
                                  "sites": results[0]["sites"], "weekly_queue": results[0]["weekly_queue"],
                                  "v2v_sample": results[0]["v2v_sample"], "r2i_sample": results[0]["r2i_sample"],
                                  "replications": [{k2: v for k2, v in r.items()

@@ -223,8 +223,11 @@ class _Tally:
     ineligible: int = 0
     treated: int = 0
     lost_progression: int = 0
+    lost_waiting: int = 0  # of lost_progression: while waiting for a manufacturing slot (capacity)
     lost_failure: int = 0
     in_pipeline: int = 0
+    transport_hours: float = 0.0  # one way, per patient routed to a site (travel)
+    routed: int = 0
     batches: int = 0
     transport_legs: int = 0
     pathways: int = 0
@@ -306,6 +309,9 @@ class Twin:
                     yield env.timeout(opens - env.now)
                 site = self.sites[code]
                 assert site.units is not None
+                if counted and attempt == 1:
+                    t.routed += 1
+                    t.transport_hours += hours + c.handling_hours
                 asked = env.now
                 req = site.units.request()
                 if progression < math.inf:
@@ -313,6 +319,7 @@ class Twin:
                     got = yield req | wait
                     if req not in got:
                         req.cancel()
+                        t.lost_waiting += counted
                         raise _Lost
                 else:
                     yield req
@@ -404,7 +411,8 @@ class Twin:
                           "queue_max": max(s.queue_samples, default=0)})
         return {
             "referred": t.referred, "ineligible": t.ineligible, "treated": t.treated,
-            "lost_progression": t.lost_progression, "lost_failure": t.lost_failure,
+            "lost_progression": t.lost_progression, "lost_waiting": t.lost_waiting, "lost_failure": t.lost_failure,
+            "transport_hours_mean": t.transport_hours / t.routed if t.routed else None,
             "unfinished": t.referred - t.ineligible - t.treated - t.lost_progression - t.lost_failure,
             "share_treated": t.treated / t.referred if t.referred else 0.0,
             "v2v_median": _q(t.v2v, 0.5), "v2v_p90": _q(t.v2v, 0.9),

@@ -73,11 +73,13 @@ def twin_new(request: HttpRequest) -> HttpResponse:
     network = None
     if form.cleaned_data["source"] == "live":
         try:
-            config, _used = live.twin_network(request.user, referrals_per_year=form.cleaned_data["referrals_per_year"])
+            config, used = live.twin_network(request.user, referrals_per_year=form.cleaned_data["referrals_per_year"])
         except ValueError as exc:
-            form.add_error("source", str(exc))
+            form.add_error("referrals_per_year" if str(exc).startswith("referrals") else "source", str(exc))
             return render(request, "planning/twin_new.html", {"form": form, "may_start": True}, status=400)
         network = twin.config_to_dict(config)
+        return _start(request, form, RunKind.TWIN, {**form.parameters(network), "demand": used["demand"]},
+                      "planning/twin_new.html")
     return _start(request, form, RunKind.TWIN, form.parameters(network), "planning/twin_new.html")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pocare.planning import demand, live, report, study
+from pocare.planning.management.outputs import outputs_checked
 
 
 class Command(BaseCommand):
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", help="also write the result as JSON here")
 
     def handle(self, *args: Any, **o: Any) -> None:
+        outputs_checked(o)
         params: dict[str, Any] = {"region": o["region"], "model": o["model"], "p": o["p"],
                                   "cover_minutes": o["cover_minutes"], "max_points": o["max_points"],
                                   "max_candidates": o["max_candidates"],
@@ -52,6 +54,9 @@ class Command(BaseCommand):
                 params["deprivation"] = demand.load_deprivation(o["deprivation"])
             if o["network"]:
                 params["existing"] = [s for s in live.observed()["sites"] if s["units"] > 0]
+            small = study.small_run(params, "plan")
+            if small:
+                self.stdout.write(self.style.WARNING(small))
 
             def progress(pct: int) -> None:
                 self.stdout.write(f"  {pct:3d} %")

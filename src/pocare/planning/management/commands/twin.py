@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pocare.planning import live, report, study, twin
+from pocare.planning.management.outputs import outputs_checked
 from pocare.planning.study import SCENARIOS
 
 
@@ -19,7 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--scenario", default="baseline", choices=SCENARIOS)
         parser.add_argument("--live", action="store_true", help="the live network and its batch records")
         parser.add_argument("--sites", type=int, default=30, help="synthetic network: sites")
-        parser.add_argument("--referrals", type=float, default=10_000, help="referrals per year")
+        parser.add_argument("--referrals", type=float, default=None,
+                            help="referrals per year (default: with --live, the therapy orders of the last "
+                                 f"{live.REFERRAL_WINDOW_DAYS} days extrapolated; synthetic network 10,000)")
         parser.add_argument("--units-per-site", type=int, default=10)
         parser.add_argument("--site", default="", help="site for units/outage")
         parser.add_argument("--hub", default="", help="hub for centralized")
@@ -32,34 +35,52 @@ class Command(BaseCommand):
         parser.add_argument("--horizon-days", type=float, default=365.0)
         parser.add_argument("--scheduler", default=None,
                             help="Dask scheduler address; 'in-process' to run here; default a local cluster")
+        parser.add_argument("--dashboard", default=None,
+                            help="serve the local cluster's Dask dashboard at this address (e.g. :8787); none "
+                                 "by default")
         parser.add_argument("--out", default="twin-report.html")
         parser.add_argument("--json", help="also write the result as JSON here")
 
     def handle(self, *args: Any, **o: Any) -> None:
-        params: dict[str, Any] = {"scenario": o["scenario"], "sites": o["sites"], "referrals_per_year": o["referrals"],
-                                  "units_per_site": o["units_per_site"], "site": o["site"], "hub": o["hub"],
-                                  "units": o["units"], "start_day": o["start_day"], "days": o["days"],
-                                  "weeks": o["weeks"], "replications": o["replications"], "seed": o["seed"],
+        outputs_checked(o)
+        params: dict[str, Any] = {"scenario": o["scenario"], "sites": o["sites"], "units_per_site": o["units_per_site"],
+                                  "site": o["site"], "hub": o["hub"], "units": o["units"],
+                                  "start_day": o["start_day"], "days": o["days"], "weeks": o["weeks"],
+                                  "replications": o["replications"], "seed": o["seed"],
                                   "horizon_days": o["horizon_days"]}
+        if o["referrals"] is not None:
+            params["referrals_per_year"] = o["referrals"]
         try:
             if o["live"]:
                 config, used = live.twin_network(referrals_per_year=o["referrals"])
                 params["network"] = twin.config_to_dict(config)
+                params["demand"] = used.pop("demand")
                 self.stdout.write(f"Live network: {used}")
+            small = study.small_run(params, "twin")
+            if small:
+                self.stdout.write(self.style.WARNING(small))
 
             def progress(pct: int) -> None:
                 self.stdout.write(f"  {pct:3d} %")
 
-            result = study.twin_study(params, progress=progress, scheduler=o["scheduler"])
+            result = study.twin_study(params, progress=progress, scheduler=o["scheduler"], dashboard=o["dashboard"],
+                                      verbose=o["verbosity"] >= 2)
         except (ValueError, OSError, RuntimeError) as exc:
             raise CommandError(str(exc)) from exc
         Path(o["out"]).write_text(report.document(result, title=f"POCare digital twin — {o['scenario']}"),
                                   encoding="utf-8")
         if o["json"]:
             Path(o["json"]).write_text(json.dumps(result), encoding="utf-8")
+        self.stdout.write(f"Demand: {result['parameters']['demand']}")
+        self._summary(result)
+        self.stdout.write(f"Report: {o['out']}")
+
+    def _summary(self, result: dict[str, Any]) -> None:
         for s in result["scenarios"]:
             m = s["summary"]
             self.stdout.write(f"{s['name']}: share treated {m['share_treated']['mean']:.3f}, vein-to-vein median "
                               f"{m['v2v_median']['mean'] or 0:.1f} d, referral-to-infusion p90 "
                               f"{m['r2i_p90']['mean'] or 0:.1f} d, utilization {m['utilization']['mean']:.2f}")
-        self.stdout.write(f"Report: {o['out']}")
+            why = s["diagnosis"]
+            if why["low"]:
+                self.stdout.write(self.style.WARNING(f"Warning — {s['name']}: {why['text']}"))
