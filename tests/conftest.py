@@ -107,3 +107,23 @@ def browser_type_launch_args(browser_type_launch_args):  # type: ignore[no-untyp
         "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"],
     }
+
+
+_DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """On PostgreSQL, run only the tests that use a database: the others (statistics, solvers,
+    simulations, parsers) give the same result on either backend and have already run on SQLite in
+    `make test`. `POCARE_PG_ALL_TESTS=1` runs them all."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or os.environ.get("POCARE_PG_ALL_TESTS"):
+        return
+    keep, drop = [], []
+    for item in items:
+        uses_db = item.get_closest_marker("django_db") or _DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        (keep if uses_db else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
