@@ -35,6 +35,10 @@ def _parameter_field(p: dict[str, Any]) -> forms.Field:
         bounds.append(f"target {p['target']}")
     help_text = ", ".join(bounds)
     kind = p.get("type")
+    if kind == "lot":
+        return forms.CharField(label=label, required=False, max_length=60,
+                               help_text=f"Filled from the lot of {p.get('material')} chosen under Materials; "
+                                         "leave empty, or type it to have it checked against that lot.")
     if kind in ("number", "integer"):
         # A text input so that an out-of-range or malformed value reaches the server's check and
         # its message, instead of being stopped silently by the browser.
