@@ -193,3 +193,22 @@ def test_a_typed_lot_matching_the_chosen_one_is_accepted(batch):
     tubing = h.material_lots(batch, step)["TS520"]
     outcome = _record(batch, "prodigy-setup", values={"tubing-set-lot": f" {tubing.lower()} "})
     assert StepValue.objects.get(step=outcome.step, parameter_id="tubing-set-lot").value == tubing
+
+
+def test_the_api_refuses_a_critical_step_out_of_window_with_a_400_naming_the_field(batch, client):
+    """P11-10f: a machine client gets 400 on 'deviation' with the window, then 201 with a deviation."""
+    from pocare.accounts.services import token_issue
+
+    _run_to(batch, "transduction")
+    _, key = token_issue(actor=None, user=h.user("operator.mad"), name="mes", reason="test")
+    step = services.step_definition(batch, "transduction")
+    url = f"/api/batches/{batch.reference}/steps/transduction/record/"
+    body = {"values": h.good_values(step), "materials": h.material_lots(batch, step), "username": "operator.mad",
+            "password": h.PASSWORD}
+    refused = client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert refused.status_code == 400, refused.content
+    assert "too early for its time window, 18 h–30 h after step activation" in str(refused.json()["deviation"])
+    ok = client.post(url, {**body, "deviation": "Planned: short process under study protocol."},
+                     content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert ok.status_code == 201, ok.content
+    assert Deviation.objects.filter(batch=batch, step_id="transduction").count() == 1

@@ -242,8 +242,8 @@ class ReviewItem:
 
 def review_items(page: BatchPage) -> list[ReviewItem]:
     """Review by exception: only what needs a reviewer's eyes — out-of-range values, corrections,
-    deviations, alarms, steps outside their time window, late, skipped or unfinished steps, results out of specification, missing,
-    or pending after release, and signatures that no longer hold."""
+    deviations, alarms, steps outside their time window, late, skipped or unfinished steps, results
+    out of specification, missing, or pending after release, and signatures that no longer hold."""
     items: list[ReviewItem] = []
     for s in page.steps:
         anchor = f"step-{s.spec['id']}"
