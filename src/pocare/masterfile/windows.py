@@ -14,7 +14,7 @@ Pure module (no Django import): the batch record, review and release use the sam
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +94,7 @@ def anchor_moment(window: Mapping[str, Any], *, batch_started_at: dt.datetime,
     return performed.get(str(anchor)) if anchor else batch_started_at
 
 
-def check_all(steps: list[Mapping[str, Any]], *, batch_started_at: dt.datetime,
+def check_all(steps: Sequence[Mapping[str, Any]], *, batch_started_at: dt.datetime,
               performed: Mapping[str, dt.datetime | None]) -> dict[str, WindowCheck]:
     """Every performed step that has a window, checked (step id to its check)."""
     out: dict[str, WindowCheck] = {}
