@@ -240,45 +240,52 @@ class ReviewItem:
     url: str = ""
 
 
+def _step_review_items(s: StepView, page: BatchPage) -> list[ReviewItem]:
+    """What review by exception lists for one step."""
+    items: list[ReviewItem] = []
+    anchor = f"step-{s.spec['id']}"
+    for v in s.values:
+        for entry in v.entries:
+            if entry.in_range is False:
+                items.append(ReviewItem("Out of range", "bad", f"{s.spec['id']}: {v.spec['name']} = "
+                                        f"{entry.value} {entry.unit}".rstrip()
+                                        + (f" (deviation {entry.deviation.reference})" if entry.deviation else ""),
+                                        anchor))
+        if v.corrected:
+            items.append(ReviewItem("Correction", "warn", f"{s.spec['id']}: {v.spec['name']} corrected "
+                                    f"{len(v.entries) - 1}× — " + " → ".join(str(e.value) for e in v.entries)
+                                    + f" ({v.entries[-1].correction_reason})", anchor))
+    if s.execution is not None and s.execution.status == StepStatus.SKIPPED:
+        items.append(ReviewItem("Skipped step", "warn", f"{s.spec['id']} skipped: {s.execution.skip_reason}",
+                                anchor))
+    if s.outside_window and s.window is not None and s.execution is not None:
+        dev = s.execution.window_deviation
+        items.append(ReviewItem("Outside time window", "bad", s.window.message()
+                                + (f" Deviation {dev.reference}." if dev else " No deviation recorded."), anchor))
+    if s.late and s.execution is not None and s.execution.performed_at is not None:
+        minutes = round((s.execution.performed_at - s.execution.started_at).total_seconds() / 60)
+        items.append(ReviewItem("Late step", "warn", f"{s.spec['id']} took {minutes} min; the master file "
+                                f"expects {s.spec.get('expected_duration_min')} min", anchor))
+    if (s.execution is None or not s.execution.done) and (
+            page.batch.status != BatchStatus.IN_PROGRESS or s.execution is not None):
+        waiting = s.execution is not None and s.execution.status == StepStatus.AWAITING_VERIFICATION
+        state = "awaits verification" if waiting else "not done"
+        items.append(ReviewItem("Unfinished step", "bad", f"{s.spec['id']} {state}", anchor))
+    for sig in s.signatures:
+        if not sig.valid:
+            items.append(ReviewItem("Invalid signature", "bad", f"{s.spec['id']}: signature of "
+                                    f"{sig.signature.signer_printed_name} ({sig.signature.get_meaning_display()}) "
+                                    f"— {sig.reason}", anchor))
+    return items
+
+
 def review_items(page: BatchPage) -> list[ReviewItem]:
     """Review by exception: only what needs a reviewer's eyes — out-of-range values, corrections,
     deviations, alarms, steps outside their time window, late, skipped or unfinished steps, results
     out of specification, missing, or pending after release, and signatures that no longer hold."""
     items: list[ReviewItem] = []
     for s in page.steps:
-        anchor = f"step-{s.spec['id']}"
-        for v in s.values:
-            for entry in v.entries:
-                if entry.in_range is False:
-                    items.append(ReviewItem("Out of range", "bad", f"{s.spec['id']}: {v.spec['name']} = "
-                                            f"{entry.value} {entry.unit}".rstrip()
-                                            + (f" (deviation {entry.deviation.reference})" if entry.deviation else ""),
-                                            anchor))
-            if v.corrected:
-                items.append(ReviewItem("Correction", "warn", f"{s.spec['id']}: {v.spec['name']} corrected "
-                                        f"{len(v.entries) - 1}× — " + " → ".join(str(e.value) for e in v.entries)
-                                        + f" ({v.entries[-1].correction_reason})", anchor))
-        if s.execution is not None and s.execution.status == StepStatus.SKIPPED:
-            items.append(ReviewItem("Skipped step", "warn", f"{s.spec['id']} skipped: {s.execution.skip_reason}",
-                                    anchor))
-        if s.outside_window and s.window is not None and s.execution is not None:
-            dev = s.execution.window_deviation
-            items.append(ReviewItem("Outside time window", "bad", s.window.message()
-                                    + (f" Deviation {dev.reference}." if dev else " No deviation recorded."), anchor))
-        if s.late and s.execution is not None and s.execution.performed_at is not None:
-            minutes = round((s.execution.performed_at - s.execution.started_at).total_seconds() / 60)
-            items.append(ReviewItem("Late step", "warn", f"{s.spec['id']} took {minutes} min; the master file "
-                                    f"expects {s.spec.get('expected_duration_min')} min", anchor))
-        if (s.execution is None or not s.execution.done) and (
-                page.batch.status != BatchStatus.IN_PROGRESS or s.execution is not None):
-            waiting = s.execution is not None and s.execution.status == StepStatus.AWAITING_VERIFICATION
-            state = "awaits verification" if waiting else "not done"
-            items.append(ReviewItem("Unfinished step", "bad", f"{s.spec['id']} {state}", anchor))
-        for sig in s.signatures:
-            if not sig.valid:
-                items.append(ReviewItem("Invalid signature", "bad", f"{s.spec['id']}: signature of "
-                                        f"{sig.signature.signer_printed_name} ({sig.signature.get_meaning_display()}) "
-                                        f"— {sig.reason}", anchor))
+        items.extend(_step_review_items(s, page))
     for d in page.deviations:
         items.append(ReviewItem("Deviation", "bad" if d.status == "open" else "warn",
                                 f"{d.reference} ({d.get_kind_display()}, {d.get_status_display().lower()}): {d.title}",

@@ -508,14 +508,7 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
     found.extend(_window_problems(doc))
     unique(((("process", "monitoring", i, "id"), mon.id) for i, mon in enumerate(doc.process.monitoring)),
            "monitored parameter id")
-    for i, mon in enumerate(doc.process.monitoring):
-        where: Loc = ("process", "monitoring", i)
-        if mon.alarm_min is None and mon.alarm_max is None:
-            found.append((where, "a monitored parameter needs alarm_min, alarm_max or both"))
-        elif mon.alarm_min is not None and mon.alarm_max is not None and mon.alarm_min > mon.alarm_max:
-            found.append(((*where, "alarm_min"),
-                          f"alarm_min {mon.alarm_min} is greater than alarm_max {mon.alarm_max}"))
-        found.extend(_physical_problems(mon, where, ("alarm_min", "alarm_max")))
+    found.extend(_monitoring_problems(doc))
     if doc.transport is not None:
         for leg in ("apheresis", "fresh_product", "cryopreserved_product"):
             limits = getattr(doc.transport, leg)
@@ -586,6 +579,20 @@ def _parameter_problems(p: Parameter, loc: Loc) -> list[tuple[Loc, str]]:
         if p.type == "text" and p.target is not None and not isinstance(p.target, str):
             out.append(((*loc, "target"), "the target of a text parameter must be text"))
     return out
+
+
+def _monitoring_problems(doc: MasterFileDocument) -> list[tuple[Loc, str]]:
+    """Each monitored value has a sound alarm range inside its physical bounds."""
+    found: list[tuple[Loc, str]] = []
+    for i, mon in enumerate(doc.process.monitoring):
+        where: Loc = ("process", "monitoring", i)
+        if mon.alarm_min is None and mon.alarm_max is None:
+            found.append((where, "a monitored parameter needs alarm_min, alarm_max or both"))
+        elif mon.alarm_min is not None and mon.alarm_max is not None and mon.alarm_min > mon.alarm_max:
+            found.append(((*where, "alarm_min"),
+                          f"alarm_min {mon.alarm_min} is greater than alarm_max {mon.alarm_max}"))
+        found.extend(_physical_problems(mon, where, ("alarm_min", "alarm_max")))
+    return found
 
 
 def _lot_parameter_problems(p: Parameter, st: Step, loc: Loc) -> list[tuple[Loc, str]]:
