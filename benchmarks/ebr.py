@@ -282,7 +282,7 @@ def pct(xs: list[float], p: float) -> float:
 def measure_records(batches: list[Any], variant: str, tokens: dict[str, str]) -> list[float]:
     """Record every step of ``batches``; return the seconds each record took."""
     from django.test import Client
-    from tests.manufacturing.helpers import good_values, material_lots, performer_for, user
+    from tests.manufacturing.helpers import good_values, into_window, material_lots, performer_for, user
 
     from pocare.ledger.signing import SigningCredentials
     from pocare.manufacturing import services
@@ -294,6 +294,7 @@ def measure_records(batches: list[Any], variant: str, tokens: dict[str, str]) ->
         steps = services.process_steps(batch)
         plan = [(s, good_values(s), material_lots(batch, s), performer_for(batch, s)) for s in steps]
         for step, values, materials, performer in plan:
+            into_window(batch, step)  # the test clock waits for the step's process day (not timed)
             if variant == "api":
                 body = json.dumps({"username": performer.username, "password": PASSWORD, "values": values,
                                    "materials": materials})

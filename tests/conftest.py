@@ -27,6 +27,15 @@ def _fast_password_hashing(django_test_environment: None) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _real_clock():  # type: ignore[no-untyped-def]
+    """Every test starts on the real clock; a test that moved it (tests/clock.py) gets it back."""
+    from tests import clock
+
+    yield
+    clock.reset()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     from pocare.demo.people import load_people

@@ -134,8 +134,9 @@ def good_values(step: dict[str, Any]) -> dict[str, Any]:
             out[p["id"]] = p["choices"][0]
         elif p["type"] == "boolean":
             out[p["id"]] = True
-        else:
+        elif p["type"] == "text":
             out[p["id"]] = "LOT-TEST-1"
+        # a lot parameter is filled from the lot chosen under Materials
     return out
 
 
@@ -150,9 +151,28 @@ def performer_for(batch: Batch, step: dict[str, Any]) -> User:
     return user(f"qc.{s}" if step.get("qualification", "").startswith("qc-") else f"operator.{s}")
 
 
+def into_window(batch: Batch, step: dict[str, Any]) -> None:
+    """Move the test clock (tests/clock.py) to the middle of the step's time window, as a real
+    batch would wait for its process day; nothing moves for a step without a window."""
+    from pocare.masterfile import windows
+    from tests import clock
+
+    window = step.get("window")
+    if not window:
+        return
+    performed = dict(batch.steps.filter(performed_at__isnull=False).values_list("step_id", "performed_at"))
+    anchor_at = windows.anchor_moment(window, batch_started_at=batch.started_at, performed=performed)
+    if anchor_at is not None:
+        middle = (float(window["earliest_hours"]) + float(window["latest_hours"])) / 2
+        clock.advance_to(anchor_at + dt.timedelta(hours=middle))
+
+
 def do_step(batch: Batch, step_id: str | None = None, **overrides: Any) -> Any:
-    """Record the next step (or ``step_id``) with good values, and verify it when it needs it."""
+    """Record the next step (or ``step_id``) with good values, inside its time window (the test
+    clock waits for it), and verify it when it needs it."""
     _, step = services.next_step(batch) if step_id is None else services._find(batch, step_id)
+    if overrides.pop("in_window", True):
+        into_window(batch, step)
     values = {**good_values(step), **overrides.pop("values", {})}
     actor = overrides.pop("actor", None) or performer_for(batch, step)
     outcome = services.step_record(actor=actor, batch=batch, step_id=step["id"], values=values,

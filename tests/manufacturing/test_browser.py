@@ -106,3 +106,30 @@ def test_an_operator_records_steps_a_second_person_verifies_and_an_out_of_range_
     expect(page).to_have_url(re.compile(r"/review/$"))
     expect(page.get_by_text(re.compile(f"apheresis-count: Viability = 65.*deviation {dev.reference}"))).to_be_visible()
     expect(page.locator(".review-list li", has_text=f"{dev.reference} (")).to_contain_text("Deviation")
+
+
+def test_an_operator_records_a_step_outside_its_time_window_and_meets_its_deviation(
+        live_server, tx_db, page: Page) -> None:
+    """P11-10f DEV-CLASS: the step page warns before signing that the wash of day 3–5 is too early
+    on day 1; recorded anyway (not a critical step), it opens a deviation that the batch page marks
+    on the step and review by exception lists with the window and the elapsed time."""
+    from pocare.manufacturing import services
+    from pocare.quality.models import Deviation
+    from tests.manufacturing import helpers as h
+
+    batch = started_batch("MAD")
+    while services.next_step(batch)[1]["id"] != "culture-wash":
+        h.do_step(batch)
+    base = live_server.url
+    _login(page, base, "operator.mad")  # after the steps: the clock waited a day for the transduction
+    page.goto(f"{base}/manufacturing/batches/{batch.reference}/steps/culture-wash/")
+    expect(page.locator("#window-state")).to_contain_text("too early for its time window, 2 d 12 h–5 d 12 h after "
+                                                          "step activation")
+    page.get_by_label(re.compile("^Washes completed")).fill("2")
+    page.get_by_label(re.compile("^TexMACS GMP medium")).select_option(index=1)
+    _sign(page, "operator.mad", "Record and sign")
+    dev = Deviation.objects.get(batch=batch, step_id="culture-wash")
+    expect(page.get_by_text(f"Deviation {dev.reference} opened")).to_be_visible()
+    expect(page.locator("#step-culture-wash")).to_contain_text(f"outside time window · {dev.reference}")
+    page.goto(f"{base}/manufacturing/batches/{batch.reference}/review/")
+    expect(page.get_by_text(re.compile(r"culture-wash performed \d+\.\d h after step activation"))).to_be_visible()

@@ -257,3 +257,28 @@ def test_full_history_has_realistic_rates_and_the_groningen_drift(v1):
         step__batch__site__code="GRO", step__batch__origin=BatchOrigin.DEMO_HISTORY, step__step_id="ipc-day5",
         parameter_id="car-positive").values_list("value", "step__batch__started_at") if started >= recent_from]
     assert statistics.mean(gro_day5) < 28
+
+
+def test_every_history_step_lies_inside_its_master_file_time_window(v1):
+    """P11-10f: the history is dated like real batches — every step with a time window in v1 was
+    performed inside it, and a lot parameter states the lot its step consumed."""
+    from pocare.masterfile import windows
+
+    load_history(months=2, now=NOW)
+    steps = iter_steps(v1.content)
+    lot_params = {(s["id"], p["id"]): p["material"] for s in steps for p in s.get("parameters", [])
+                  if p["type"] == "lot"}
+    checked = 0
+    for b in _history():
+        executions = list(b.steps.all())
+        performed = {e.step_id: e.performed_at for e in executions if e.status != StepStatus.SKIPPED}
+        found = windows.check_all(steps, batch_started_at=b.started_at, performed=performed)
+        outside = [c.message() for c in found.values() if not c.inside]
+        assert not outside, (b.reference, outside)
+        checked += len(found)
+        for e in executions:
+            used = {m.material_code: m.lot.lot_number for m in e.materials.all()}
+            for v in e.values.all():
+                if (e.step_id, v.parameter_id) in lot_params:
+                    assert v.value == used[lot_params[(e.step_id, v.parameter_id)]], (b.reference, e.step_id)
+    assert checked > 100

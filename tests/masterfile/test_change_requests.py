@@ -48,7 +48,7 @@ def test_raising_a_change_computes_risk_training_and_creates_its_draft_version()
     assert cr.reference.startswith("CR-") and cr.status == ChangeStatus.DRAFT
     assert cr.risk_class == RiskClass.MEDIUM and cr.risk_priority == 12
     assert sorted(cr.sites.values_list("code", flat=True)) == ["LIS", "MAD"]
-    assert cr.training_steps == ["ipc-day5", "expansion-harvest-decision"]
+    assert cr.training_steps == ["ipc-day5", "expansion-harvest-decision", "harvest"]
     assert cr.base_version.number == 1
     version = MasterFileVersion.objects.get(change_request=cr)
     assert version.number == 2 and version.status == VersionStatus.DRAFT and version.author == user("qa2")

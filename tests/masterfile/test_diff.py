@@ -14,17 +14,21 @@ def _content(text):
 
 
 def test_the_demo_change_reads_field_by_field():
-    """POC-4: v1 → v2 shows the changed steps with old and new values."""
+    """POC-4 P11-10f: v1 → v2 shows the changed steps with old and new values, the harvest's time
+    window extended with its limit, and the process's longest duration."""
     d = diff_content(V1, _content(V2_TEXT))
-    assert d.changed_step_ids == ["ipc-day5", "expansion-harvest-decision"]
+    assert d.changed_step_ids == ["ipc-day5", "expansion-harvest-decision", "harvest"]
     ipc = next(i for i in d.steps if i.key == "ipc-day5")
     assert ipc.kind == "changed" and ipc.context == "expansion"
     assert [(c.field, c.old, c.new) for c in ipc.changes] == [("parameter car-positive: min", "5", "8")]
     harvest = next(i for i in d.steps if i.key == "expansion-harvest-decision")
     assert ("parameter harvest-day: max", "10", "12") in [(c.field, c.old, c.new) for c in harvest.changes]
+    assert ("time window", "6 d 12 h–9 d 12 h after step activation",
+            "6 d 12 h–11 d 12 h after step activation") in [(c.field, c.old, c.new) for c in harvest.changes]
+    assert [(c.field, c.old, c.new) for c in d.process] == [("max duration days", "14", "16")]
     assert [u.key for u in d.unit_operations] == ["expansion"]
     assert not d.attributes and not d.annexes and not d.product
-    assert d.counts() == {"added": 0, "removed": 0, "changed": 3}
+    assert d.counts() == {"added": 0, "removed": 0, "changed": 4}
 
 
 def test_added_removed_and_moved_steps_parameters_and_materials():

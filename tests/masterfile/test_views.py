@@ -275,7 +275,7 @@ def test_raising_a_change_over_the_api(client, bearer):
     assert good.status_code == 201, good.content
     body = good.json()
     assert body["risk_class"] == "medium" and body["sites"] == ["LIS", "MAD"]
-    assert body["training_steps"] == ["ipc-day5", "expansion-harvest-decision"]
+    assert body["training_steps"] == ["ipc-day5", "expansion-harvest-decision", "harvest"]
     assert client.get(f"/api/masterfile/changes/{body['id']}/", **qa2).json()["reference"] == body["reference"]
 
 

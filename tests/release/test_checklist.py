@@ -43,12 +43,41 @@ def test_a_completed_batch_passes_every_line_with_results_pending_after_release(
     after release are pending, not failing, and each line links to its evidence."""
     checklist = release_checklist(batch)
     states = {ln.id: ln.state for ln in checklist.lines}
-    assert states == {"masterfile": "pass", "steps": "pass", "people": "pass", "units": "pass", "materials": "pass",
+    assert states == {"masterfile": "pass", "steps": "pass", "windows": "pass", "people": "pass", "units": "pass", "materials": "pass",
                       "results": "pending", "deviations": "pass", "custody": "pass", "alarms": "pass",
                       "audit_trail": "pass", "exceptions_review": "pass"}
     assert checklist.all_pass and not checklist.failing
     assert all(ln.evidence.startswith("/") and ln.detail for ln in checklist.lines)
     assert "Sterility" in checklist.line("results").detail
+
+
+def test_windows_line_passes_when_every_windowed_step_was_inside_its_window(batch):
+    """P11-10f ATMP-REL: each step with a time window was performed inside it (by the stored times)."""
+    line = state(batch, "windows")
+    assert line.label == "Process time windows" and line.state == "pass"
+    assert line.detail == "8 of 8 steps with a time window performed inside it."
+
+
+def test_windows_line_lists_a_step_outside_its_window_and_passes_only_once_its_deviation_is_negligible():
+    """P11-10f ATMP-REL DEV-CLASS: the wash of day 3–5 done on day 1 fails the line while its
+    deviation is open, names the step, the window and the deviation, and passes (listed) once QA
+    has assessed the deviation as of negligible impact."""
+    b = h.started_batch("MAD")
+    while services.next_step(b)[1]["id"] != "culture-wash":
+        h.do_step(b)
+    outcome = h.do_step(b, in_window=False)
+    dev = outcome.deviations[0]
+    b = rh.finish_steps(b)
+    rh.enter_results(b)
+    line = state(b, "windows")
+    assert line.state == "fail" and "culture-wash performed" in line.detail and "too early" in line.detail
+    assert f"Deviation {dev.reference} is open" in line.detail
+    review = [i for i in release_checklist(b).review if i.kind == "Outside time window"]
+    assert len(review) == 1 and dev.reference in review[0].text
+    rh.assess_negligible(dev)
+    line = state(b, "windows")
+    assert line.state == "pass" and "7 of 8 steps with a time window performed inside it; 1 outside" in line.detail
+    assert any(dev.reference in f and "negligible" in f for f in line.findings)
 
 
 def test_masterfile_line_fails_when_the_version_was_not_effective_at_the_start(batch):

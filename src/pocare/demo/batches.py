@@ -114,8 +114,9 @@ def _good(step: dict[str, Any]) -> dict[str, Any]:
             out[p["id"]] = p["choices"][0]
         elif p["type"] == "boolean":
             out[p["id"]] = True
-        else:
+        elif p["type"] == "text":
             out[p["id"]] = "TS520-24K117"
+        # a lot parameter is filled from the lot chosen under Materials
     return out
 
 
@@ -183,6 +184,10 @@ def load_live(*, versions: list[MasterFileVersion], password: str) -> Batch | No
     return batch
 
 
+#: Until the live batches are dated like real ones (steps on their process days), the Groningen batch
+#: is recorded seconds apart: each step outside its master-file time window carries a deviation.
+WINDOW_NOTE = "Demo: the live batch is recorded in seconds, not on the process days of the master file."
+
 #: The release results of the Groningen batch (ARI-0001 specification, DOMAIN.md); sterility,
 #: mycoplasma, VCN, RCL and potency may follow release and are left pending.
 GRONINGEN_QC = {"viability": "94.8", "cd3": "97.2", "car-positive": "31.5", "dose": "1.1", "endotoxin": "0.12"}
@@ -215,7 +220,7 @@ def _completed_batch(site: Site, *, password: str) -> Batch | None:
             values["cd3-fraction"] = 8.5  # below the 10 % the master file expects: non-critical, a deviation
         services.step_record(actor=who, batch=batch, step_id=step["id"], values=values,
                              materials={m["code"]: lots[m["code"]] for m in step.get("materials", [])},
-                             credentials=_creds(who, password))
+                             credentials=_creds(who, password), deviation=WINDOW_NOTE)
         if step.get("second_person_verification"):
             services.step_verify(actor=manager, batch=batch, step_id=step["id"], credentials=_creds(manager, password))
     for attribute_id, value in GRONINGEN_QC.items():

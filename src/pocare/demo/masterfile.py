@@ -75,7 +75,7 @@ def load_change_v2(*, password: str) -> ChangeRequest:
     """A medium-risk change request for MAD and LIS that produced v2, approved and effective.
 
     Operators at a site work under v2 only once trained on the changed steps (``ipc-day5``,
-    ``expansion-harvest-decision``); until then their site keeps v1.
+    ``expansion-harvest-decision``, ``harvest`` whose time window grew); until then their site keeps v1.
     """
     v1 = load_product_and_v1(password=password)
     product = v1.product

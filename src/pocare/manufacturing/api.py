@@ -123,7 +123,8 @@ class StepRecord(Credentials):
                                       help_text="material code → lot number")
     notes = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     deviation = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="",
-                                      help_text="Needed when a critical value is out of range: what happened.")
+                                      help_text="Needed when a critical value is out of range or a critical step is "
+                                                "outside its time window: what happened.")
 
 
 class StepVerify(Credentials):

@@ -35,6 +35,10 @@ def _parameter_field(p: dict[str, Any]) -> forms.Field:
         bounds.append(f"target {p['target']}")
     help_text = ", ".join(bounds)
     kind = p.get("type")
+    if kind == "lot":
+        return forms.CharField(label=label, required=False, max_length=60,
+                               help_text=f"Filled from the lot of {p.get('material')} chosen under Materials; "
+                                         "leave empty, or type it to have it checked against that lot.")
     if kind in ("number", "integer"):
         # A text input so that an out-of-range or malformed value reaches the server's check and
         # its message, instead of being stopped silently by the browser.
@@ -50,13 +54,15 @@ def _parameter_field(p: dict[str, Any]) -> forms.Field:
 
 
 class StepRecordForm(SignatureFieldsMixin):
-    """Values, lots, notes, and — for a critical value out of range — the deviation."""
+    """Values, lots, notes, and — for a critical value out of range or a critical step outside its
+    time window — the deviation."""
 
     notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
     deviation = forms.CharField(
         label="Raise a deviation", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000,
-        help_text="Only when a critical value is out of range: describe what happened. The deviation is opened "
-                  "with the value, and the step is recorded.")
+        help_text="Only when a critical value is out of range, or a critical step is outside its time window: "
+                  "describe what happened. The deviation is opened with the value or the window, and the step is "
+                  "recorded.")
 
     def __init__(self, *args: Any, step: dict[str, Any], lots: dict[str, list[tuple[str, str]]], **kwargs: Any):
         super().__init__(*args, **kwargs)

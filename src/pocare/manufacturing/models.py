@@ -163,6 +163,9 @@ class StepExecution(models.Model):
                                   related_name="+", help_text="The unit used, when the step needs a device.")
     skip_reason = models.TextField(blank=True)
     notes = models.TextField(blank=True)
+    window_deviation = models.ForeignKey(
+        "quality.Deviation", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The deviation of a performance outside the master file's time window (opened or referenced).")
 
     class Meta:
         db_table = "manufacturing_stepexecution"
@@ -186,7 +189,8 @@ class StepExecution(models.Model):
         return {"batch": self.batch_id, "step": self.step_id, "position": self.position,
                 "performed_by": self.performed_by_id, "performed_at": self.performed_at,
                 "equipment": self.equipment_id, "skip_reason": self.skip_reason, "notes": self.notes,
-                "values": [list(v) for v in values], "materials": [list(m) for m in materials]}
+                "values": [list(v) for v in values], "materials": [list(m) for m in materials],
+                **({"window_deviation": self.window_deviation_id} if self.window_deviation_id else {})}
 
 
 class StepValue(ImmutableRecord):

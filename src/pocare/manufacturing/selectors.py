@@ -27,6 +27,7 @@ from pocare.manufacturing.models import (
     StepValue,
 )
 from pocare.manufacturing.services import LATE_FACTOR, batch_start_problems, next_step, process_steps, specification
+from pocare.masterfile import windows
 from pocare.network.models import ManufacturingUnit, UnitStatus
 from pocare.network.selectors import site_today
 from pocare.quality.models import Deviation
@@ -91,6 +92,11 @@ class StepView:
     signatures: list[SignatureView]
     is_next: bool
     late: bool
+    window: windows.WindowCheck | None = None
+
+    @property
+    def outside_window(self) -> bool:
+        return self.window is not None and not self.window.inside
 
     @property
     def status(self) -> str:
@@ -163,7 +169,7 @@ def batch_page(batch: Batch) -> BatchPage:
     """Everything the batch page shows, in a fixed number of queries whatever the number of steps,
     values, results or signatures (tests/test_query_counts.py keeps it so)."""
     executions = {e.position: e for e in StepExecution.objects.filter(batch=batch).select_related(
-        "performed_by", "verified_by", "started_by", "equipment").prefetch_related(
+        "performed_by", "verified_by", "started_by", "equipment", "window_deviation").prefetch_related(
         Prefetch("values", queryset=StepValue.objects.select_related("entered_by", "deviation").order_by(
             "entered_at", "pk")),
         Prefetch("materials", queryset=MaterialUse.objects.select_related("lot")))}
@@ -173,8 +179,12 @@ def batch_page(batch: Batch) -> BatchPage:
     signatures = _signature_views([batch, *executions.values(), *values, *results])
 
     upcoming = next_step(batch) if batch.status == BatchStatus.IN_PROGRESS else None
+    process = process_steps(batch)
+    checks = windows.check_all(
+        process, batch_started_at=batch.started_at,
+        performed={e.step_id: e.performed_at for e in executions.values() if e.status != StepStatus.SKIPPED})
     steps = []
-    for position, spec in enumerate(process_steps(batch)):
+    for position, spec in enumerate(process):
         e = executions.get(position)
         views = []
         entries = list(e.values.all()) if e is not None else []
@@ -186,7 +196,8 @@ def batch_page(batch: Batch) -> BatchPage:
             sigs = sigs + signatures.get(("manufacturing.StepValue", str(v.pk)), [])
         steps.append(StepView(position, spec, spec["unit_operation"], e, views,
                               list(e.materials.all()) if e is not None else [], sigs,
-                              upcoming is not None and upcoming[0] == position, is_late(e, spec)))
+                              upcoming is not None and upcoming[0] == position, is_late(e, spec),
+                              checks.get(spec["id"]) if e is not None else None))
 
     qc = []
     for attribute in specification(batch):
@@ -229,41 +240,52 @@ class ReviewItem:
     url: str = ""
 
 
+def _step_review_items(s: StepView, page: BatchPage) -> list[ReviewItem]:
+    """What review by exception lists for one step."""
+    items: list[ReviewItem] = []
+    anchor = f"step-{s.spec['id']}"
+    for v in s.values:
+        for entry in v.entries:
+            if entry.in_range is False:
+                items.append(ReviewItem("Out of range", "bad", f"{s.spec['id']}: {v.spec['name']} = "
+                                        f"{entry.value} {entry.unit}".rstrip()
+                                        + (f" (deviation {entry.deviation.reference})" if entry.deviation else ""),
+                                        anchor))
+        if v.corrected:
+            items.append(ReviewItem("Correction", "warn", f"{s.spec['id']}: {v.spec['name']} corrected "
+                                    f"{len(v.entries) - 1}× — " + " → ".join(str(e.value) for e in v.entries)
+                                    + f" ({v.entries[-1].correction_reason})", anchor))
+    if s.execution is not None and s.execution.status == StepStatus.SKIPPED:
+        items.append(ReviewItem("Skipped step", "warn", f"{s.spec['id']} skipped: {s.execution.skip_reason}",
+                                anchor))
+    if s.outside_window and s.window is not None and s.execution is not None:
+        dev = s.execution.window_deviation
+        items.append(ReviewItem("Outside time window", "bad", s.window.message()
+                                + (f" Deviation {dev.reference}." if dev else " No deviation recorded."), anchor))
+    if s.late and s.execution is not None and s.execution.performed_at is not None:
+        minutes = round((s.execution.performed_at - s.execution.started_at).total_seconds() / 60)
+        items.append(ReviewItem("Late step", "warn", f"{s.spec['id']} took {minutes} min; the master file "
+                                f"expects {s.spec.get('expected_duration_min')} min", anchor))
+    if (s.execution is None or not s.execution.done) and (
+            page.batch.status != BatchStatus.IN_PROGRESS or s.execution is not None):
+        waiting = s.execution is not None and s.execution.status == StepStatus.AWAITING_VERIFICATION
+        state = "awaits verification" if waiting else "not done"
+        items.append(ReviewItem("Unfinished step", "bad", f"{s.spec['id']} {state}", anchor))
+    for sig in s.signatures:
+        if not sig.valid:
+            items.append(ReviewItem("Invalid signature", "bad", f"{s.spec['id']}: signature of "
+                                    f"{sig.signature.signer_printed_name} ({sig.signature.get_meaning_display()}) "
+                                    f"— {sig.reason}", anchor))
+    return items
+
+
 def review_items(page: BatchPage) -> list[ReviewItem]:
     """Review by exception: only what needs a reviewer's eyes — out-of-range values, corrections,
-    deviations, alarms, late, skipped or unfinished steps, results out of specification, missing,
-    or pending after release, and signatures that no longer hold."""
+    deviations, alarms, steps outside their time window, late, skipped or unfinished steps, results
+    out of specification, missing, or pending after release, and signatures that no longer hold."""
     items: list[ReviewItem] = []
     for s in page.steps:
-        anchor = f"step-{s.spec['id']}"
-        for v in s.values:
-            for entry in v.entries:
-                if entry.in_range is False:
-                    items.append(ReviewItem("Out of range", "bad", f"{s.spec['id']}: {v.spec['name']} = "
-                                            f"{entry.value} {entry.unit}".rstrip()
-                                            + (f" (deviation {entry.deviation.reference})" if entry.deviation else ""),
-                                            anchor))
-            if v.corrected:
-                items.append(ReviewItem("Correction", "warn", f"{s.spec['id']}: {v.spec['name']} corrected "
-                                        f"{len(v.entries) - 1}× — " + " → ".join(str(e.value) for e in v.entries)
-                                        + f" ({v.entries[-1].correction_reason})", anchor))
-        if s.execution is not None and s.execution.status == StepStatus.SKIPPED:
-            items.append(ReviewItem("Skipped step", "warn", f"{s.spec['id']} skipped: {s.execution.skip_reason}",
-                                    anchor))
-        if s.late and s.execution is not None and s.execution.performed_at is not None:
-            minutes = round((s.execution.performed_at - s.execution.started_at).total_seconds() / 60)
-            items.append(ReviewItem("Late step", "warn", f"{s.spec['id']} took {minutes} min; the master file "
-                                    f"expects {s.spec.get('expected_duration_min')} min", anchor))
-        if (s.execution is None or not s.execution.done) and (
-                page.batch.status != BatchStatus.IN_PROGRESS or s.execution is not None):
-            waiting = s.execution is not None and s.execution.status == StepStatus.AWAITING_VERIFICATION
-            state = "awaits verification" if waiting else "not done"
-            items.append(ReviewItem("Unfinished step", "bad", f"{s.spec['id']} {state}", anchor))
-        for sig in s.signatures:
-            if not sig.valid:
-                items.append(ReviewItem("Invalid signature", "bad", f"{s.spec['id']}: signature of "
-                                        f"{sig.signature.signer_printed_name} ({sig.signature.get_meaning_display()}) "
-                                        f"— {sig.reason}", anchor))
+        items.extend(_step_review_items(s, page))
     for d in page.deviations:
         items.append(ReviewItem("Deviation", "bad" if d.status == "open" else "warn",
                                 f"{d.reference} ({d.get_kind_display()}, {d.get_status_display().lower()}): {d.title}",

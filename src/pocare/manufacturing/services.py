@@ -45,11 +45,11 @@ from pocare.manufacturing.models import (
     StepValue,
 )
 from pocare.manufacturing.questions import LOT_HOLDS
-from pocare.masterfile import plausibility, schema
+from pocare.masterfile import plausibility, schema, windows
 from pocare.masterfile.selectors import effective_version
 from pocare.network.models import DeviceType, ManufacturingUnit, Site
 from pocare.network.selectors import site_authorized_for, site_can_start_batch, site_today, unit_usable
-from pocare.quality.models import Deviation, DeviationKind
+from pocare.quality.models import Deviation, DeviationKind, DeviationStatus
 from pocare.quality.services import deviation_open
 from pocare.training.gate import step_gate
 
@@ -383,6 +383,8 @@ def _check_values(step: dict[str, Any], values: Mapping[str, Any], units: Mappin
             errors[f"values.{pid}"] = f"Step {step['id']!r} has no parameter {pid!r}; its parameters: {allowed}."
     checked: dict[str, _Checked] = {}
     for pid, spec in specs.items():
+        if spec.get("type") == "lot":  # the lot chosen under Materials (see _lot_values)
+            continue
         if pid not in values or values[pid] is None or (isinstance(values[pid], str) and not values[pid].strip()):
             errors[f"values.{pid}"] = f"{spec['name']}: a value is required."
             continue
@@ -457,21 +459,143 @@ def _finish_if_done(*, actor: User, batch: Batch) -> None:
                      new={"status": BatchStatus.COMPLETED})
 
 
+def _lot_values(step: dict[str, Any], values: Mapping[str, Any],
+                lots: list[tuple[dict[str, Any], MaterialLot, Decimal]]) -> dict[str, _Checked]:
+    """The ``lot`` parameters of the step, each filled from the lot chosen for its material under
+    Materials (one fact, one value, ATMP-TRACE). A typed value must be that lot's number: a vector
+    lot typed as ``LV19-99999999`` while ``LV19-26016869`` was chosen is refused, naming both."""
+    chosen = {line["code"]: lot for line, lot, _ in lots}
+    errors: dict[str, str] = {}
+    out: dict[str, _Checked] = {}
+    for spec in step.get("parameters", []):
+        if spec.get("type") != "lot":
+            continue
+        pid, lot = spec["id"], chosen.get(str(spec.get("material")))
+        if lot is None:
+            errors[f"values.{pid}"] = f"{spec['name']}: choose the lot of {spec.get('material')} under Materials."
+            continue
+        typed = values.get(pid)
+        if typed not in (None, "") and str(typed).strip().casefold() != lot.lot_number.casefold():
+            errors[f"values.{pid}"] = (
+                f"{spec['name']}: {str(typed).strip()[:60]!r} is not the lot chosen under Materials for "
+                f"{spec.get('material')} ({lot.lot_number}); the {spec['name'].lower()} is the lot consumed — "
+                "leave it empty or choose the right lot.")
+            continue
+        out[pid] = _Checked(spec, evaluation.Evaluation(lot.lot_number, None))
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def step_window(batch: Batch, step: dict[str, Any], at: dt.datetime) -> windows.WindowCheck | None:
+    """The step performed at ``at`` against its time window in the master file (None: no window)."""
+    window = step.get("window")
+    if not window:
+        return None
+    performed = dict(batch.steps.filter(performed_at__isnull=False).values_list("step_id", "performed_at"))
+    anchor_at = windows.anchor_moment(window, batch_started_at=batch.started_at, performed=performed)
+    return windows.check(step["id"], window, anchor_at=anchor_at, performed_at=at)
+
+
+def _open_deviation_at(batch: Batch, step_id: str) -> Deviation | None:
+    """An open deviation already raised for this step of the batch (QA or the site may raise one
+    before a step they know will fall outside its window): referenced, not opened twice."""
+    return (Deviation.objects.filter(batch=batch, step_id=step_id, status=DeviationStatus.OPEN)
+            .order_by("opened_at", "pk").first())
+
+
+def _window_gate(batch: Batch, step: dict[str, Any], at: dt.datetime, deviation: str) -> windows.WindowCheck | None:
+    """Refuse a critical step outside its window until a deviation is described or already open
+    for it (P11-10f); return the check of a step outside its window (None: inside, or no window)."""
+    check = step_window(batch, step, at)
+    if check is None or check.inside:
+        return None
+    if check.critical and not deviation.strip() and _open_deviation_at(batch, step["id"]) is None:
+        raise ValidationError({"deviation": (
+            f"{check.message()} It is a critical step: it is recorded only with a deviation — describe what "
+            "happened in 'deviation' (or have one opened for this step first).")})
+    return check
+
+
+def _window_deviation(*, actor: User, batch: Batch, execution: StepExecution, check: windows.WindowCheck,
+                      note: str) -> tuple[Deviation, bool]:
+    """The deviation of a step performed outside its window: the open one raised for the step, or
+    a new one (True) with the window, the anchor and the elapsed time."""
+    existing = _open_deviation_at(batch, execution.step_id)
+    if existing is not None:
+        return existing, False
+    kind = "Critical step" if check.critical else "Step"
+    return deviation_open(
+        actor=actor, site=batch.site, kind=DeviationKind.PROCESS, batch=batch, step_id=execution.step_id,
+        source=execution, title=f"{kind} outside its time window: {execution.step_id}"[:200],
+        description=check.message() + (f"\n\nOperator: {note.strip()}" if note.strip() else
+                                       "\n\nRecorded and raised automatically (not a critical step)."),
+    ), True
+
+
+def _write_values(*, actor: User, batch: Batch, execution: StepExecution, checked: dict[str, _Checked],
+                  deviation: str, at: dt.datetime) -> list[Deviation]:
+    """The step's values, each out-of-range one with its deviation; returns the deviations opened."""
+    opened: list[Deviation] = []
+    rows = []
+    for pid, c in checked.items():
+        dev = None
+        if c.result.in_range is False:
+            critical = bool(c.spec.get("critical"))
+            dev = deviation_open(
+                actor=actor, site=batch.site, kind=DeviationKind.PROCESS, batch=batch, step_id=execution.step_id,
+                source=execution,
+                title=f"{'Critical' if critical else 'Non-critical'} parameter out of range at {execution.step_id}: "
+                      f"{c.spec['name']}"[:200],
+                description=c.result.message + (f"\n\nOperator: {deviation.strip()}" if deviation.strip() else
+                                                "\n\nRecorded and raised automatically (non-critical)."),
+            )
+            opened.append(dev)
+        rows.append(StepValue(step=execution, parameter_id=pid, value=c.result.value,
+                              unit=c.spec.get("unit") or "", in_range=c.result.in_range,
+                              critical=bool(c.spec.get("critical")), deviation=dev, entered_by=actor,
+                              entered_at=at))
+    StepValue.objects.bulk_create(rows)
+    return opened
+
+
+def _perform(*, actor: User, batch: Batch, position: int, step: dict[str, Any], execution: StepExecution | None,
+             notes: str, at: dt.datetime) -> StepExecution:
+    """The step's execution row, performed now by ``actor``."""
+    if execution is None:
+        execution = StepExecution.objects.create(batch=batch, position=position, step_id=step["id"],
+                                                 unit_operation=step["unit_operation"], started_by=actor,
+                                                 started_at=at)
+    elif execution.status != StepStatus.IN_PROGRESS:
+        raise ValidationError({"step": f"Step {step['id']!r} is already recorded; it awaits verification."})
+    device = device_class_for(batch.masterfile_version, batch.site, step.get("equipment_class"))
+    execution.equipment = batch.unit if device is not None else None
+    execution.performed_by, execution.performed_at = actor, at
+    execution.notes = (notes or "").strip()
+    execution.status = (StepStatus.AWAITING_VERIFICATION if step.get("second_person_verification")
+                        else StepStatus.COMPLETE)
+    execution.save(update_fields=["equipment", "performed_by", "performed_at", "notes", "status"])
+    return execution
+
+
 def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str, Any],
                 credentials: SigningCredentials, materials: Mapping[str, Any] | None = None,
                 units: Mapping[str, str] | None = None, notes: str = "", deviation: str = "") -> StepOutcome:
     """Record the values and materials of the next step and sign it (meaning: performed).
 
-    Checked now, in the transaction that records it: the sequence, the gate, the unit, every lot
-    and every value. A critical value out of range is refused until ``deviation`` describes it —
-    then the deviation is opened with the value; a non-critical one is recorded and raises its
-    deviation automatically. A step the master file wants verified waits for a second person.
+    Checked now, in the transaction that records it: the sequence, the gate, the unit, every lot,
+    every value, each lot parameter against its chosen lot, and the step's time window (by the
+    server's clock). A critical value out of range, or a critical step outside its window, is
+    refused until ``deviation`` describes it — then the deviation is opened; a non-critical one is
+    recorded and raises its deviation automatically. A step the master file wants verified waits
+    for a second person.
     """
     require_perm(actor, Perm.BATCH_EXECUTE, site=batch.site)
     position, step = _find(batch, step_id)
     checked = _check_values(step, values, units, deviation)
+    _lot_values(step, values, _resolve_lots(batch, step, materials, _now()))
+    _window_gate(batch, step, _now(), deviation)
     proof = signing_authenticate(actor=actor, credentials=credentials)
-    outcome_deviations: list[Deviation] = []
     with transaction.atomic():
         _lock_batch(batch)
         position, step, execution = _sequence_check(batch, step_id)
@@ -480,38 +604,18 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
         if problems:
             raise ValidationError({"step": problems})
         lots = _resolve_lots(batch, step, materials, now)
-        if execution is None:
-            execution = StepExecution.objects.create(batch=batch, position=position, step_id=step_id,
-                                                     unit_operation=step["unit_operation"], started_by=actor,
-                                                     started_at=now)
-        elif execution.status != StepStatus.IN_PROGRESS:
-            raise ValidationError({"step": f"Step {step_id!r} is already recorded; it awaits verification."})
-        device = device_class_for(batch.masterfile_version, batch.site, step.get("equipment_class"))
-        execution.equipment = batch.unit if device is not None else None
-        execution.performed_by, execution.performed_at = actor, now
-        execution.notes = (notes or "").strip()
-        execution.status = (StepStatus.AWAITING_VERIFICATION if step.get("second_person_verification")
-                            else StepStatus.COMPLETE)
-        execution.save(update_fields=["equipment", "performed_by", "performed_at", "notes", "status"])
-        rows = []
-        for pid, c in checked.items():
-            dev = None
-            if c.result.in_range is False:
-                critical = bool(c.spec.get("critical"))
-                dev = deviation_open(
-                    actor=actor, site=batch.site, kind=DeviationKind.PROCESS, batch=batch, step_id=step_id,
-                    source=execution,
-                    title=f"{'Critical' if critical else 'Non-critical'} parameter out of range at {step_id}: "
-                          f"{c.spec['name']}"[:200],
-                    description=c.result.message + (f"\n\nOperator: {deviation.strip()}" if deviation.strip() else
-                                                    "\n\nRecorded and raised automatically (non-critical)."),
-                )
-                outcome_deviations.append(dev)
-            rows.append(StepValue(step=execution, parameter_id=pid, value=c.result.value,
-                                  unit=c.spec.get("unit") or "", in_range=c.result.in_range,
-                                  critical=bool(c.spec.get("critical")), deviation=dev, entered_by=actor,
-                                  entered_at=now))
-        StepValue.objects.bulk_create(rows)
+        checked = {**checked, **_lot_values(step, values, lots)}
+        window = _window_gate(batch, step, now, deviation)
+        execution = _perform(actor=actor, batch=batch, position=position, step=step, execution=execution,
+                             notes=notes, at=now)
+        opened = _write_values(actor=actor, batch=batch, execution=execution, checked=checked, deviation=deviation,
+                               at=now)
+        if window is not None:
+            window_dev, new = _window_deviation(actor=actor, batch=batch, execution=execution, check=window,
+                                                note=deviation)
+            opened += [window_dev] if new else []
+            execution.window_deviation = window_dev
+            execution.save(update_fields=["window_deviation"])
         MaterialUse.objects.bulk_create([MaterialUse(step=execution, lot=lot, material_code=line["code"],
                                                      quantity=q, recorded_at=now) for line, lot, q in lots])
         event_record(
@@ -521,12 +625,16 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
                  "values": {pid: c.result.value for pid, c in checked.items()},
                  "out_of_range": sorted(pid for pid, c in checked.items() if c.result.in_range is False),
                  "materials": {line["code"]: lot.lot_number for line, lot, _ in lots},
-                 "deviations": [d.reference for d in outcome_deviations], "status": execution.status},
+                 "window": None if window is None else {"state": window.state,
+                                                        "elapsed_h": round(window.elapsed_hours, 2),
+                                                        "deviation": execution.window_deviation.reference
+                                                        if execution.window_deviation else None},
+                 "deviations": [d.reference for d in opened], "status": execution.status},
         )
         signature_apply(proof=proof, record=execution, meaning=Meaning.PERFORMED, site=batch.site,
                         reason=f"Step {step_id} performed")
         _finish_if_done(actor=actor, batch=batch)
-    return StepOutcome(execution, outcome_deviations)
+    return StepOutcome(execution, opened)
 
 
 def step_verify(*, actor: User, batch: Batch, step_id: str, credentials: SigningCredentials,
@@ -606,6 +714,10 @@ def value_correct(*, actor: User, value: StepValue, new_value: Any, reason: str,
                  if p["id"] == value.parameter_id), None)
     if spec is None:
         raise ValidationError({"value": f"Parameter {value.parameter_id!r} is not in the step any more."})
+    if spec.get("type") == "lot":
+        raise ValidationError({"new_value": f"{spec['name']} is the lot consumed under Materials "
+                                            f"({spec.get('material')}), not a value of its own: it cannot be "
+                                            "corrected apart from the material record."})
     try:
         result = evaluation.evaluate_parameter(spec, new_value)
     except evaluation.ValueRefused as exc:

@@ -124,8 +124,10 @@ def _step_context(request: HttpRequest, batch: Batch, step_id: str, **forms_: An
         if access.has_perm(request.user, Perm.BATCH_EXECUTE, site_id=batch.site_id) else []
     ask = signing_needs_user_id(request)
     lots = selectors.lot_choices(batch, view.spec)
+    window_now = services.step_window(batch, view.spec, timezone.now()) if view.is_next else None
     return {
         "batch": batch, "page": page, "step": view, "site": batch.site, "gate_problems": gate,
+        "window_now": window_now,
         "record_form": forms_.get("record_form") or forms.StepRecordForm(step=view.spec, lots=lots, ask_user_id=ask),
         "verify_form": forms_.get("verify_form") or forms.StepVerifyForm(ask_user_id=ask),
         "skip_form": forms_.get("skip_form") or forms.StepSkipForm(ask_user_id=ask),

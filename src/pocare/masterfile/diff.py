@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pocare.masterfile.schema import iter_steps
+from pocare.masterfile.windows import window_text
 
 STEP_FIELDS = ("name", "instructions", "unit_operation", "equipment_class", "qualification",
-               "second_person_verification", "expected_duration_min")
-PARAMETER_FIELDS = ("name", "type", "unit", "min", "max", "target", "choices", "critical")
+               "second_person_verification", "expected_duration_min", "window")
+PARAMETER_FIELDS = ("name", "type", "unit", "min", "max", "target", "choices", "material", "critical")
+PROCESS_FIELDS = ("max_duration_days",)
 MATERIAL_FIELDS = ("name", "quantity", "unit")
 ATTRIBUTE_FIELDS = ("name", "method", "unit", "acceptance", "sample_point", "release_critical",
                     "result_after_release")
@@ -48,6 +50,7 @@ class ContentDiff:
     """Everything that differs between two versions, section by section."""
 
     product: list[Change] = field(default_factory=list)
+    process: list[Change] = field(default_factory=list)
     unit_operations: list[ItemDiff] = field(default_factory=list)
     steps: list[ItemDiff] = field(default_factory=list)
     attributes: list[ItemDiff] = field(default_factory=list)
@@ -55,7 +58,8 @@ class ContentDiff:
 
     @property
     def empty(self) -> bool:
-        return not (self.product or self.unit_operations or self.steps or self.attributes or self.annexes)
+        return not (self.product or self.process or self.unit_operations or self.steps or self.attributes
+                    or self.annexes)
 
     @property
     def changed_step_ids(self) -> list[str]:
@@ -147,6 +151,8 @@ def _field_changes(old: dict[str, Any], new: dict[str, Any], fields: tuple[str, 
         label = f"{prefix}{name.replace('_', ' ')}"
         if name == "acceptance":
             out.append(Change(label, acceptance_text(before, unit[0]), acceptance_text(after, unit[1])))
+        elif name == "window":
+            out.append(Change("time window", window_text(before), window_text(after)))
         else:
             out.append(Change(label, show(before), show(after)))
     return out
@@ -203,6 +209,7 @@ def diff_content(old: dict[str, Any], new: dict[str, Any]) -> ContentDiff:
     """Compare two versions' content (``MasterFileVersion.content``) section by section."""
     result = ContentDiff()
     result.product = _field_changes(old.get("product") or {}, new.get("product") or {}, PRODUCT_FIELDS)
+    result.process = _field_changes(old.get("process") or {}, new.get("process") or {}, PROCESS_FIELDS)
     old_uos = (old.get("process") or {}).get("unit_operations") or []
     new_uos = (new.get("process") or {}).get("unit_operations") or []
     result.unit_operations = _items(

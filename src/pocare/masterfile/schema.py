@@ -12,9 +12,11 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
       unit_operations:
         - {id, name, steps: [{id, name, instructions, equipment_class, qualification,
                                second_person_verification, optional, expected_duration_min,
+                               window: {anchor, earliest_hours, latest_hours, critical},   # optional
                                parameters: [{id, name, type, unit, target, min, max, physical: {min, max},
-                                             choices, critical}],
+                                             choices, material, critical}],
                                materials: [{code, name, quantity, unit}]}]}
+      max_duration_days: 14                                                     # optional
       monitoring: [{id, name, unit, alarm_min, alarm_max, physical: {min, max}}]  # optional
     specification:
       attributes: [{id, name, method, unit, acceptance: {min, max, equals}, physical: {min, max},
@@ -59,7 +61,7 @@ UNITS: tuple[str, ...] = (
     "%", "cells", "cells/kg", "10^6 cells", "10^6 cells/kg", "EU/mL", "copies/cell", "pg/mL", "°C",
     "min", "h", "d", "mL", "L", "rpm", "MOI", "fold", "count", "bag", "vial", "kit", "mg", "µg", "g",
 )
-PARAMETER_TYPES: tuple[str, ...] = ("number", "integer", "text", "boolean", "choice")
+PARAMETER_TYPES: tuple[str, ...] = ("number", "integer", "text", "boolean", "choice", "lot")
 PRODUCT_KINDS: tuple[str, ...] = ("autologous", "allogeneic")
 NUMERIC_TYPES = frozenset({"number", "integer"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -130,17 +132,21 @@ class PhysicalBounds(_Strict):
 
 
 class Parameter(_Strict):
-    """A value the operator records at a step, with its type, unit, target and acceptable range."""
+    """A value the operator records at a step, with its type, unit, target and acceptable range.
+
+    ``type: lot`` names a ``material`` of the same step: the value is the lot chosen for that
+    material under Materials, never typed apart from it (one fact, one value)."""
 
     id: Identifier
     name: Text
-    type: Literal["number", "integer", "text", "boolean", "choice"]
+    type: Literal["number", "integer", "text", "boolean", "choice", "lot"]
     unit: Unit | None = None
     target: Scalar = None
     min: Number | None = None
     max: Number | None = None
     physical: PhysicalBounds | None = None
     choices: list[Text] | None = None
+    material: Identifier | None = None  # type lot: the code of the step's material whose lot this is
     critical: bool = False
 
 
@@ -151,6 +157,24 @@ class Material(_Strict):
     name: Text
     quantity: Number
     unit: Unit
+
+
+#: The longest offset a time window may state, in hours, whatever the process (a year): a bound
+#: that keeps a typing slip ("12000" for "120") or a 400-digit number out of the master file.
+MAX_WINDOW_HOURS = 24 * 365
+Hours = Annotated[Number, Field(ge=0, le=MAX_WINDOW_HOURS)]
+
+
+class TimeWindow(_Strict):
+    """When a step may be performed: between ``earliest_hours`` and ``latest_hours`` after its
+    anchor — the performance of an earlier step (``anchor``: its id) or, without one, the batch's
+    start. Outside it a ``critical`` step is refused until a deviation is raised; any other step
+    is recorded and opens a deviation by itself."""
+
+    anchor: Identifier | None = None
+    earliest_hours: Hours
+    latest_hours: Hours
+    critical: bool = False
 
 
 class Step(_Strict):
@@ -164,6 +188,7 @@ class Step(_Strict):
     second_person_verification: bool = False
     optional: bool = False  # may be skipped, with a reason and a signature (e.g. freezing a fresh product)
     expected_duration_min: Annotated[int, Field(gt=0, le=60 * 24 * 21)]
+    window: TimeWindow | None = None
     parameters: list[Parameter] = []
     materials: list[Material] = []
 
@@ -192,6 +217,9 @@ class ProcessSection(_Strict):
     """The manufacturing process: unit operations in order, and what devices monitor."""
 
     unit_operations: Annotated[list[UnitOperation], Field(min_length=1)]
+    #: The longest a batch may take from its start to its last step, in days: every time window
+    #: must end inside it.
+    max_duration_days: Annotated[Number | None, Field(gt=0, le=365)] = None
     monitoring: list[MonitoredParameter] = []
 
 
@@ -422,6 +450,8 @@ def _pydantic_problems(exc: ValidationError, locator: _Locator) -> list[Problem]
                 message = "must not be empty: list at least one item"
             elif kind == "greater_than":
                 message = f"must be greater than {ctx.get('gt')}"
+            elif kind == "greater_than_equal":
+                message = f"must be at least {ctx.get('ge')}"
             elif kind == "less_than_equal":
                 message = f"must be at most {ctx.get('le')}"
             elif kind in _TYPE_MESSAGES:
@@ -471,19 +501,14 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
                    f"material code in step {st.id!r}")
             for k, p in enumerate(st.parameters):
                 found.extend(_parameter_problems(p, (*base, "parameters", k)))
+                found.extend(_lot_parameter_problems(p, st, (*base, "parameters", k)))
             for k, m in enumerate(st.materials):
                 if m.quantity <= 0:
                     found.append(((*base, "materials", k, "quantity"), "must be greater than 0"))
+    found.extend(_window_problems(doc))
     unique(((("process", "monitoring", i, "id"), mon.id) for i, mon in enumerate(doc.process.monitoring)),
            "monitored parameter id")
-    for i, mon in enumerate(doc.process.monitoring):
-        where: Loc = ("process", "monitoring", i)
-        if mon.alarm_min is None and mon.alarm_max is None:
-            found.append((where, "a monitored parameter needs alarm_min, alarm_max or both"))
-        elif mon.alarm_min is not None and mon.alarm_max is not None and mon.alarm_min > mon.alarm_max:
-            found.append(((*where, "alarm_min"),
-                          f"alarm_min {mon.alarm_min} is greater than alarm_max {mon.alarm_max}"))
-        found.extend(_physical_problems(mon, where, ("alarm_min", "alarm_max")))
+    found.extend(_monitoring_problems(doc))
     if doc.transport is not None:
         for leg in ("apheresis", "fresh_product", "cryopreserved_product"):
             limits = getattr(doc.transport, leg)
@@ -554,6 +579,72 @@ def _parameter_problems(p: Parameter, loc: Loc) -> list[tuple[Loc, str]]:
         if p.type == "text" and p.target is not None and not isinstance(p.target, str):
             out.append(((*loc, "target"), "the target of a text parameter must be text"))
     return out
+
+
+def _monitoring_problems(doc: MasterFileDocument) -> list[tuple[Loc, str]]:
+    """Each monitored value has a sound alarm range inside its physical bounds."""
+    found: list[tuple[Loc, str]] = []
+    for i, mon in enumerate(doc.process.monitoring):
+        where: Loc = ("process", "monitoring", i)
+        if mon.alarm_min is None and mon.alarm_max is None:
+            found.append((where, "a monitored parameter needs alarm_min, alarm_max or both"))
+        elif mon.alarm_min is not None and mon.alarm_max is not None and mon.alarm_min > mon.alarm_max:
+            found.append(((*where, "alarm_min"),
+                          f"alarm_min {mon.alarm_min} is greater than alarm_max {mon.alarm_max}"))
+        found.extend(_physical_problems(mon, where, ("alarm_min", "alarm_max")))
+    return found
+
+
+def _lot_parameter_problems(p: Parameter, st: Step, loc: Loc) -> list[tuple[Loc, str]]:
+    """A ``lot`` parameter names one of its step's materials; ``material`` belongs to lots only."""
+    codes = [m.code for m in st.materials]
+    if p.type != "lot":
+        return [((*loc, "material"), "material applies only to parameters of type lot")] if p.material else []
+    if p.material is None:
+        return [((*loc, "material"), "a lot parameter names the material whose lot it is; this step's materials: "
+                                     f"{', '.join(codes) or 'none'}")]
+    if p.material not in codes:
+        return [((*loc, "material"), f"the step {st.id!r} uses no material {p.material!r}; its materials: "
+                                     f"{', '.join(codes) or 'none'}")]
+    if p.unit is not None or p.target is not None or p.choices is not None:
+        return [(loc, "a lot parameter takes no unit, target or choices: its value is the lot chosen")]
+    return []
+
+
+def _window_problems(doc: MasterFileDocument) -> list[tuple[Loc, str]]:
+    """Each time window is a sound range, anchored on a step that comes earlier, and ends inside
+    the process's longest duration (counted from the batch start along the anchors)."""
+    out: list[tuple[Loc, str]] = []
+    limit_h = float(doc.process.max_duration_days) * 24 if doc.process.max_duration_days is not None else None
+    seen: list[str] = []
+    ends: dict[str, float] = {}  # step id: the latest it may be performed, in hours after the batch start
+    for i, uo in enumerate(doc.process.unit_operations):
+        for j, st in enumerate(uo.steps):
+            w, loc = st.window, ("process", "unit_operations", i, "steps", j, "window")
+            if w is not None:
+                if w.latest_hours < w.earliest_hours:
+                    out.append(((*loc, "latest_hours"), f"latest_hours {w.latest_hours} is before earliest_hours "
+                                                        f"{w.earliest_hours}"))
+                if w.anchor is not None and w.anchor not in seen:
+                    where = "is this step itself" if w.anchor == st.id else (
+                        "comes later in the process" if w.anchor in _all_step_ids(doc) else "is not in the process")
+                    out.append(((*loc, "anchor"), f"the anchor {w.anchor!r} {where}; anchor on an earlier step: "
+                                                  f"{', '.join(seen) or 'none (leave anchor out: the batch start)'}"))
+                else:
+                    end = (ends.get(w.anchor, 0.0) if w.anchor else 0.0) + float(w.latest_hours)
+                    ends[st.id] = end
+                    if limit_h is not None and end > limit_h:
+                        out.append(((*loc, "latest_hours"), f"the window ends {end:g} h after the batch start, "
+                                                            f"beyond the process's max_duration_days "
+                                                            f"{doc.process.max_duration_days} ({limit_h:g} h)"))
+            elif st.id not in ends:
+                ends[st.id] = max(ends.values(), default=0.0)
+            seen.append(st.id)
+    return out
+
+
+def _all_step_ids(doc: MasterFileDocument) -> list[str]:
+    return [s.id for uo in doc.process.unit_operations for s in uo.steps]
 
 
 def _acceptance_problems(a: Attribute, loc: Loc) -> list[tuple[Loc, str]]:

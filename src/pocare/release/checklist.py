@@ -43,8 +43,8 @@ from pocare.training.selectors import grant_valid_at, membership_in_force
 PASS, FAIL, PENDING, NOT_APPLICABLE = "pass", "fail", "pending", "not_applicable"
 
 #: The line ids, in the order they are shown (docs/release.md describes each).
-LINE_IDS = ("masterfile", "steps", "people", "units", "materials", "results", "deviations", "custody", "alarms",
-            "audit_trail", "exceptions_review")
+LINE_IDS = ("masterfile", "steps", "windows", "people", "units", "materials", "results", "deviations", "custody",
+            "alarms", "audit_trail", "exceptions_review")
 #: The line an out-of-specification release (ATMP-OOS) may leave failing.
 RESULTS_LINE = "results"
 
@@ -157,7 +157,7 @@ def release_checklist(batch: Batch, *, page: BatchPage | None = None) -> Checkli
     page = page or batch_page(batch)
     batch_url = reverse("manufacturing:batch", args=[batch.reference])
     ev = _Evidence(batch, page, batch_url)
-    lines = [ev.masterfile(), ev.steps(), ev.people(), ev.units(), ev.materials(), ev.results_line(),
+    lines = [ev.masterfile(), ev.steps(), ev.windows(), ev.people(), ev.units(), ev.materials(), ev.results_line(),
              ev.deviations(), ev.custody(), ev.alarms(), ev.audit_trail(), ev.exceptions_review()]
     if CERTIFICATION_HOLDS.answerers:
         lines.append(holds_line(batch))
@@ -255,6 +255,33 @@ class _Evidence:
         return _line("steps", "Every step complete and signed, every signature valid", problems,
                      f"All {n} steps are complete (or skipped as optional) and signed; every signature holds.",
                      self.url + "#steps", notes=notes)
+
+    # (b2) P11-10f: the process time windows of the master file
+    def windows(self) -> ChecklistLine:
+        label = "Process time windows"
+        windowed = [s for s in self.page.steps if s.window is not None]
+        if not windowed:
+            return ChecklistLine("windows", label, NOT_APPLICABLE, "No performed step has a time window in "
+                                 f"{self.version}.", self.url + "#steps")
+        problems: list[str] = []
+        notes: list[str] = []
+        for s in windowed:
+            if not s.outside_window or s.window is None or s.execution is None:
+                continue
+            dev = s.execution.window_deviation
+            if dev is None:
+                problems.append(f"{s.window.message()} No deviation was recorded for it.")
+            elif dev.status == "closed" or dev.impact == "negligible":
+                notes.append(f"{s.window.message()} Deviation {dev.reference} "
+                             f"{'closed' if dev.status == 'closed' else 'assessed as of negligible impact'}.")
+            else:
+                problems.append(f"{s.window.message()} Deviation {dev.reference} is open and not assessed as of "
+                                "negligible impact.")
+        inside = len(windowed) - sum(1 for s in windowed if s.outside_window)
+        return _line("windows", label, problems,
+                     f"{inside} of {len(windowed)} steps with a time window performed inside it"
+                     + (f"; {len(notes)} outside, each with its deviation closed or of negligible impact."
+                        if notes else "."), self.url + "#steps", notes=notes)
 
     # (c) P11-10i
     def people(self) -> ChecklistLine:

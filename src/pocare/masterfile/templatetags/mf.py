@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from pocare.masterfile import diff
+from pocare.masterfile import diff, windows
 
 register = template.Library()
 
@@ -27,6 +27,12 @@ def mf_unit(unit: Any) -> str:
 def mf_range(parameter: dict[str, Any]) -> str:
     """A parameter's target and acceptable range (``target 5 MOI; 5–10 MOI``)."""
     return diff.range_text(parameter)
+
+
+@register.filter
+def mf_window(window: dict[str, Any] | None) -> str:
+    """A step's time window (``18–30 h after step activation (critical)``)."""
+    return windows.window_text(window)
 
 
 @register.filter
