@@ -19,8 +19,10 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing import forms, selectors, services
+from pocare.manufacturing.filters import BATCH_COLUMNS, LOT_COLUMNS, BatchFilter, LotFilter
 from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, QcResult, StepValue
 
 
@@ -45,19 +47,14 @@ def _show_error(form: Form, exc: ValidationError, mapper: Any = None) -> None:
 @requires(Perm.BATCH_VIEW)
 @require_GET
 def batches(request: HttpRequest) -> HttpResponse:
-    qs = selectors.batches_visible(request.user)
-    status = request.GET.get("status", "")
-    if status in BatchStatus.values:
-        qs = qs.filter(status=status)
-    site = request.GET.get("site", "")
-    if site:
-        qs = qs.filter(site__code=site)
-    rows = list(qs.order_by("-started_at")[:200])
-    return render(request, "manufacturing/batches.html", {
-        "rows": rows, "status": status, "statuses": BatchStatus.choices, "site": site,
-        "startable": selectors.orders_ready_to_start(request.user),
-        "may_execute": access.has_perm(request.user, Perm.BATCH_EXECUTE) and not access.is_read_only(request.user),
-    })
+    """Batches at the person's sites: searched, filtered, sorted, paged, exported (pocare.core.listing)."""
+    return render_list(request, "manufacturing/batches.html", filterset_class=BatchFilter,
+                       queryset=selectors.batches_visible(request.user), columns=BATCH_COLUMNS, name="batches",
+                       context={
+                           "startable": selectors.orders_ready_to_start(request.user),
+                           "may_execute": access.has_perm(request.user, Perm.BATCH_EXECUTE)
+                           and not access.is_read_only(request.user),
+                       })
 
 
 @requires(Perm.BATCH_VIEW)
@@ -259,7 +256,7 @@ def qc_result(request: HttpRequest, reference: str, attribute_id: str) -> HttpRe
 def lots(request: HttpRequest) -> HttpResponse:
     """Material lots at the person's sites: receive a lot (quarantine), release or reject it (signed)."""
     actor = request_actor(request)
-    visible = selectors.lots_visible(request.user).order_by("material_code", "expiry_date")
+    visible = selectors.lots_visible(request.user)
     sites = [m.site for m in access.active_memberships(actor) if access.has_perm(actor, Perm.MATERIALS_MANAGE,
                                                                                  site_id=m.site_id)]
     receive = forms.LotReceiveForm(request.POST if request.POST.get("action") == "receive" else None)
@@ -287,8 +284,9 @@ def lots(request: HttpRequest) -> HttpResponse:
             decide.show_refusal(exc)
         except ValidationError as exc:
             apply_validation_error(receive if request.POST.get("action") == "receive" else decide, exc)
-    return render(request, "manufacturing/lots.html", {
-        "lots": visible, "receive": receive, "decide": decide, "today": timezone.now().date(),
-        "quarantine": LotStatus.QUARANTINE, "may_manage": bool(sites) and not access.is_read_only(actor),
-        "decide_pk": request.POST.get("lot", ""),
-    }, status=status)
+    return render_list(request, "manufacturing/lots.html", filterset_class=LotFilter, queryset=visible,
+                       columns=LOT_COLUMNS, name="lots", status=status, context={
+                           "receive": receive, "decide": decide, "today": timezone.now().date(),
+                           "quarantine": LotStatus.QUARANTINE, "may_manage": bool(sites) and not access.is_read_only(actor),
+                           "decide_pk": request.POST.get("lot", ""),
+                       })
