@@ -78,6 +78,8 @@ class ListFilterSet(django_filters.FilterSet):
 
     search_fields: ClassVar[Sequence[str]] = ()
     search_help: ClassVar[str] = ""
+    # True when a search path crosses a to-many relation (an order's DINs): matched by id, one row each.
+    search_by_id: ClassVar[bool] = False
     default_sort: ClassVar[Sequence[str]] = ("-pk",)
     q = django_filters.CharFilter(method="search", label="Search", max_length=200)
 
@@ -89,7 +91,11 @@ class ListFilterSet(django_filters.FilterSet):
         condition = Q()
         for path in self.search_fields:
             condition |= Q(**{f"{path}__icontains": value.strip()})
-        return queryset.filter(condition) if value.strip() else queryset
+        if not value.strip():
+            return queryset
+        if self.search_by_id:
+            return queryset.filter(pk__in=queryset.model._default_manager.filter(condition).values("pk"))
+        return queryset.filter(condition)
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if not self.form.cleaned_data.get("sort"):
@@ -172,6 +178,11 @@ class Listing:
     page: Page | None
     query: QueryDict
     errors: dict[str, list[str]] = field(default_factory=dict)
+    rows: Any = None
+
+    def __post_init__(self) -> None:
+        if self.rows is None and self.page is not None:
+            self.rows = self.page.object_list
 
     @property
     def sort(self) -> str:
@@ -220,10 +231,11 @@ def list_state(request: HttpRequest, filterset_class: type[ListFilterSet], query
 def render_list(
     request: HttpRequest, template: str, *, filterset_class: type[ListFilterSet], queryset: QuerySet[Any],
     columns: Sequence[Column], name: str, context: dict[str, Any] | None = None,
-    data: QueryDict | None = None, status: int = 200,
+    data: QueryDict | None = None, status: int = 200, decorate: Callable[[list[Any]], Any] | None = None,
 ) -> HttpResponse:
     """The list page, its 400 (the page with the errors named) or, with ``export=csv``, its CSV.
-    ``status`` is the page's own (a 400 when a form posted on the page was refused)."""
+    ``status`` is the page's own (a 400 when a form posted on the page was refused); ``decorate``
+    turns the page's rows into what the template reads (``listing.rows``), e.g. with a computed flag."""
     listing = list_state(request, filterset_class, queryset, data)
     export = request.method == "GET" and request.GET.get("export") == "csv"
     if listing.errors:
@@ -233,4 +245,6 @@ def render_list(
         return render(request, template, {**(context or {}), "listing": listing}, status=400)
     if export:
         return csv_response(columns, listing.filter.qs, name)
+    if decorate is not None and listing.page is not None:
+        listing.rows = decorate(list(listing.page.object_list))
     return render(request, template, {**(context or {}), "listing": listing}, status=status)

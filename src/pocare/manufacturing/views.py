@@ -23,7 +23,7 @@ from pocare.core.listing import render_list
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing import forms, selectors, services
 from pocare.manufacturing.filters import BATCH_COLUMNS, LOT_COLUMNS, BatchFilter, LotFilter
-from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, QcResult, StepValue
+from pocare.manufacturing.models import Batch, LotStatus, QcResult, StepValue
 
 
 def _batch(request: HttpRequest, reference: str) -> Batch:
@@ -287,6 +287,7 @@ def lots(request: HttpRequest) -> HttpResponse:
     return render_list(request, "manufacturing/lots.html", filterset_class=LotFilter, queryset=visible,
                        columns=LOT_COLUMNS, name="lots", status=status, context={
                            "receive": receive, "decide": decide, "today": timezone.now().date(),
-                           "quarantine": LotStatus.QUARANTINE, "may_manage": bool(sites) and not access.is_read_only(actor),
+                           "quarantine": LotStatus.QUARANTINE,
+                           "may_manage": bool(sites) and not access.is_read_only(actor),
                            "decide_pk": request.POST.get("lot", ""),
                        })
