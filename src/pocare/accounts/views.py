@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from pocare.accounts import selectors, services
 from pocare.accounts.decorators import public, requires, signed_in
+from pocare.accounts.filters import PERSON_COLUMNS, PersonFilter
 from pocare.accounts.forms import (
     GrantForm,
     LoginForm,
@@ -27,6 +28,7 @@ from pocare.accounts.forms import (
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 
 
 @public
@@ -113,8 +115,9 @@ def people(request: HttpRequest) -> HttpResponse:
     # Each person's roles at the sites the viewer may see, not their roles elsewhere (docs/access.md).
     people = selectors.users_visible(request.user).prefetch_related(
         Prefetch("memberships", queryset=selectors.memberships_visible(request.user)))
-    return render(request, "accounts/people.html", {"people": people, "form": form},
-                  status=400 if form.errors else 200)
+    return render_list(request, "accounts/people.html", filterset_class=PersonFilter, queryset=people,
+                       columns=PERSON_COLUMNS, name="people", context={"form": form},
+                       status=400 if form.errors else 200)
 
 
 @requires(Perm.ACCOUNTS_VIEW, write=Perm.ACCOUNTS_MANAGE)
