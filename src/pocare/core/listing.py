@@ -26,6 +26,7 @@ import csv
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import django_filters
@@ -140,6 +141,8 @@ def csv_cell(value: Any) -> str:
     """One cell as text a spreadsheet shows and never runs: a formula start gets an apostrophe."""
     if value is None:
         return ""
+    if isinstance(value, int | float | Decimal):
+        return str(value)  # a number, negative too, is data a spreadsheet reads as a number
     if isinstance(value, dt.datetime):
         value = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     elif isinstance(value, dt.date):

@@ -18,6 +18,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import csv_cell
 from pocare.core.scope import scoped_chain
 from pocare.ledger.models import NETWORK_CHAIN, Signature
 from pocare.ledger.review import review_pending, site_chains
@@ -78,7 +79,8 @@ def trail_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        # A spreadsheet must show a reason typed as "=HYPERLINK(...)", never run it; the JSON keeps it exact.
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="pocare-audit-{stamp}.{fmt}"'
     return response
