@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from pocare.core.listing import Column, ListFilterSet, SortFilter, date_range
 from pocare.quality import selectors
-from pocare.quality.models import Deviation, DeviationClass, DeviationKind, DeviationStatus
+from pocare.quality.models import Deviation, DeviationClass, DeviationKind, DeviationStatus, Notification
 
 
 class DeviationFilter(ListFilterSet):
@@ -46,4 +46,27 @@ DEVIATION_COLUMNS = (
     Column("status", "status"), Column("classification", "classification"), Column("title", "title"),
     Column("batch", "batch.reference"), Column("coi", "order.coi"), Column("product", "product.code"),
     Column("opened_at_utc", "opened_at"), Column("due_at_utc", "due_at"), Column("closed_at_utc", "closed_at"),
+)
+
+
+class NotificationFilter(ListFilterSet):
+    search_fields = ("subject", "body")
+    search_help = "Subject or message"
+    default_sort = ("-created_at",)
+    unread = django_filters.ChoiceFilter(choices=[("true", "Unread only"), ("false", "Read")], method="is_unread",
+                                         empty_label="Any", label="Read")
+    received_from, received_until = date_range("created_at", "Received")
+    sort = SortFilter(fields=(("created_at", "when"), ("subject", "subject")))
+
+    class Meta:
+        model = Notification
+        fields: list[str] = []
+
+    def is_unread(self, queryset: QuerySet[Notification], name: str, value: str) -> QuerySet[Notification]:
+        return queryset.filter(read_at__isnull=value == "true")
+
+
+NOTIFICATION_COLUMNS = (
+    Column("when_utc", "created_at"), Column("subject", "subject"), Column("message", "body"),
+    Column("link", "url"), Column("read_at_utc", "read_at"),
 )

@@ -24,7 +24,7 @@ from pocare.core.listing import render_list
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.masterfile.selectors import change_requests_visible
 from pocare.quality import forms, risk, selectors, services
-from pocare.quality.filters import DEVIATION_COLUMNS, DeviationFilter
+from pocare.quality.filters import DEVIATION_COLUMNS, NOTIFICATION_COLUMNS, DeviationFilter, NotificationFilter
 from pocare.quality.models import (
     CapaAction,
     Deviation,
@@ -221,8 +221,9 @@ def notifications(request: HttpRequest) -> HttpResponse:
         if target is not None and target.url and request.POST.get("open") == "1":
             return redirect(target.url)
         return redirect("quality:notifications")
-    return render(request, "quality/notifications.html",
-                  {"rows": selectors.notifications_for(request.user)[:200]})
+    return render_list(request, "quality/notifications.html", filterset_class=NotificationFilter,
+                       queryset=selectors.notifications_for(request.user), columns=NOTIFICATION_COLUMNS,
+                       name="notifications")
 
 
 @requires(Perm.DEVIATION_VIEW, write=Perm.DEVIATION_CLOSE)

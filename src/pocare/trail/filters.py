@@ -9,8 +9,9 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from pocare.core.fields import IsoDateTimeFilter
+from pocare.core.listing import Column, ListFilterSet, SortFilter, date_range
 from pocare.ledger.events import registered
-from pocare.ledger.models import Event, chains_with_lanes, site_chain
+from pocare.ledger.models import AuditReview, Event, chains_with_lanes, site_chain
 
 
 class EventFilter(django_filters.FilterSet):
@@ -45,3 +46,25 @@ class EventFilter(django_filters.FilterSet):
 
     def search(self, queryset: QuerySet[Event], name: str, value: Any) -> QuerySet[Event]:
         return queryset.filter(Q(object_repr__icontains=value) | Q(reason__icontains=value))
+
+
+class ReviewFilter(ListFilterSet):
+    """The signed audit-trail reviews (pocare.core.listing)."""
+
+    search_fields = ("comment", "reviewer__username", "reviewer__printed_name")
+    search_help = "Finding or reviewer"
+    default_sort = ("-created_at",)
+    chain = django_filters.CharFilter(lookup_expr="iexact", label="Site (chain)")
+    signed_from, signed_until = date_range("created_at", "Signed")
+    sort = SortFilter(fields=(("pk", "review"), ("chain", "chain"), ("created_at", "signed")))
+
+    class Meta:
+        model = AuditReview
+        fields: list[str] = []
+
+
+REVIEW_COLUMNS = (
+    Column("review", "pk"), Column("chain", "chain"), Column("from_seq", "from_seq"), Column("to_seq", "to_seq"),
+    Column("to_hash", "to_hash"), Column("reviewer", "reviewer.username"), Column("signed_at_utc", "created_at"),
+    Column("finding", "comment"),
+)

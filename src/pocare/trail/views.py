@@ -18,14 +18,14 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
-from pocare.core.listing import csv_cell
+from pocare.core.listing import csv_cell, render_list
 from pocare.core.scope import scoped_chain
 from pocare.ledger.models import NETWORK_CHAIN, Signature
 from pocare.ledger.review import review_pending, site_chains
 from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.trail import selectors
-from pocare.trail.filters import EventFilter
+from pocare.trail.filters import REVIEW_COLUMNS, EventFilter, ReviewFilter
 from pocare.trail.forms import ReviewForm
 from pocare.trail.services import EXPORT_COLUMNS, trail_export, trail_review_sign, trail_verified
 
@@ -149,11 +149,12 @@ def reviews(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Review of {review.range_label} signed.")
             return redirect("trail:review", pk=review.pk)
-    listing = selectors.reviews_visible(user)[:100]
-    return render(request, "trail/reviews.html", {
-        "form": form, "pending": pending, "reviews": listing,
-        "can_review": access.has_perm(user, Perm.LEDGER_REVIEW) and not access.is_read_only(user),
-    }, status=400 if form.errors else 200)
+    return render_list(request, "trail/reviews.html", filterset_class=ReviewFilter,
+                       queryset=selectors.reviews_visible(user), columns=REVIEW_COLUMNS, name="audit-reviews",
+                       status=400 if form.errors else 200, context={
+                           "form": form, "pending": pending,
+                           "can_review": access.has_perm(user, Perm.LEDGER_REVIEW) and not access.is_read_only(user),
+                       })
 
 
 @requires(Perm.LEDGER_VIEW)
