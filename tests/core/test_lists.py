@@ -247,3 +247,42 @@ def test_a_list_page_costs_the_same_queries_with_more_rows(client, login, case, 
         case.make(code)
     many = [_queries(client, u) for u in urls]
     assert many <= few, f"{case.name}: {few} queries with fewer rows, {many} with more"
+
+
+@pytest.mark.parametrize("url", ["/release/", "/planning/", "/quality/notifications/", "/audit/reviews/"])
+@pytest.mark.parametrize(("query", "field"), [("sort=nonsense", "sort"), ("per_page=0", "per_page"),
+                                              ("page=abc", "page"), ("status=zz", "status")])
+def test_the_other_lists_refuse_hostile_parameters_by_name(client, login, url, query, field):
+    """Issue 15, hostile input, on the lists without rows made here: a 400 naming the field (a
+    filter a list does not have is ignored, as everywhere)."""
+    login("qa")
+    response = client.get(f"{url}?{query}")
+    if field == "status" and url in ("/release/", "/quality/notifications/", "/audit/reviews/"):
+        assert response.status_code == 200  # these lists have no status filter
+        return
+    assert response.status_code == 400 and field in _body(response)
+    assert client.get(f"{url}?page=-1").status_code == 200
+
+
+def test_the_release_queue_is_paged_searched_filtered_exported_and_scoped(client, login, people):
+    """Issue 15 on the release queue: total and page 2, search, the site filter, sort, the CSV and
+    its filter, the API's filters; a Madrid QC analyst sees Madrid's batches only (P11-10g)."""
+    from tests.release.helpers import completed_batch
+
+    mad, lis = completed_batch("MAD").reference, completed_batch("LIS").reference
+    login("qa")
+    first = _body(client.get("/release/?per_page=1&sort=reference"))
+    assert _total(first) == (1, 1, 2) and sorted([mad, lis])[0] in first
+    assert _total(_body(client.get("/release/?per_page=1&sort=reference&page=2")))[:2] == (2, 2)
+    down = _body(client.get("/release/?sort=-reference"))
+    assert down.index(max(mad, lis)) < down.index(min(mad, lis))
+    hit = _body(client.get("/release/", {"q": mad}))
+    assert mad in hit and lis not in hit
+    assert "Nothing matches" in _body(client.get("/release/", {"q": "no-such-zz"}))
+    assert [r["batch"] for r in _csv(client, "/release/?export=csv&site=LIS")] == [lis]
+    assert [r["batch"] for r in client.get("/api/release/queue/", {"site": "LIS"}).json()] == [lis]
+    assert client.get("/api/release/queue/", {"sort": "zz"}).status_code == 400
+    login("qc.mad")
+    page = _body(client.get("/release/"))
+    assert mad in page and lis not in page and _total(page)[2] == 1
+    assert [r["batch"] for r in _csv(client, "/release/?export=csv")] == [mad]
