@@ -34,6 +34,7 @@ from django import forms
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -69,7 +70,7 @@ def date_range(field_name: str, label: str) -> tuple[DateFilter, DateFilter]:
             DateFilter(field_name=lookup, lookup_expr="lte", label=f"{label} until"))
 
 
-class ListFilterSet(django_filters.FilterSet):
+class ListFilterSet(django_filters.FilterSet):  # type: ignore[misc]
     """A FilterSet with a search box over ``search_fields`` and a default order.
 
     Subclasses declare their filters, ``search_fields`` (ORM paths searched case-insensitively),
@@ -178,7 +179,7 @@ class Listing:
     the current sort and any errors."""
 
     filter: ListFilterSet
-    page: Page | None
+    page: Page[Any] | None
     query: QueryDict
     errors: dict[str, list[str]] = field(default_factory=dict)
     rows: Any = None
@@ -235,7 +236,7 @@ def render_list(
     request: HttpRequest, template: str, *, filterset_class: type[ListFilterSet], queryset: QuerySet[Any],
     columns: Sequence[Column], name: str, context: dict[str, Any] | None = None,
     data: QueryDict | None = None, status: int = 200, decorate: Callable[[list[Any]], Any] | None = None,
-) -> HttpResponse:
+) -> HttpResponseBase:
     """The list page, its 400 (the page with the errors named) or, with ``export=csv``, its CSV.
     ``status`` is the page's own (a 400 when a form posted on the page was refused); ``decorate``
     turns the page's rows into what the template reads (``listing.rows``), e.g. with a computed flag."""

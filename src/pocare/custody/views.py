@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -38,7 +39,7 @@ def _order(request: HttpRequest, pk: int, perm: Perm = Perm.CUSTODY_VIEW) -> The
 
 @requires(Perm.CUSTODY_VIEW)
 @require_GET
-def orders(request: HttpRequest) -> HttpResponse:
+def orders(request: HttpRequest) -> HttpResponseBase:
     """Therapy orders at the person's sites (the whole network for the Control Site)."""
     return render_list(request, "custody/orders.html", filterset_class=OrderFilter,
                        queryset=selectors.orders_visible(request.user), columns=ORDER_COLUMNS, name="orders",

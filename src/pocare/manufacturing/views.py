@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -46,7 +47,7 @@ def _show_error(form: Form, exc: ValidationError, mapper: Any = None) -> None:
 
 @requires(Perm.BATCH_VIEW)
 @require_GET
-def batches(request: HttpRequest) -> HttpResponse:
+def batches(request: HttpRequest) -> HttpResponseBase:
     """Batches at the person's sites: searched, filtered, sorted, paged, exported (pocare.core.listing)."""
     return render_list(request, "manufacturing/batches.html", filterset_class=BatchFilter,
                        queryset=selectors.batches_visible(request.user), columns=BATCH_COLUMNS, name="batches",
@@ -253,7 +254,7 @@ def qc_result(request: HttpRequest, reference: str, attribute_id: str) -> HttpRe
 
 @requires(Perm.BATCH_VIEW, write=Perm.MATERIALS_MANAGE)
 @require_http_methods(["GET", "POST"])
-def lots(request: HttpRequest) -> HttpResponse:
+def lots(request: HttpRequest) -> HttpResponseBase:
     """Material lots at the person's sites: receive a lot (quarantine), release or reject it (signed)."""
     actor = request_actor(request)
     visible = selectors.lots_visible(request.user)

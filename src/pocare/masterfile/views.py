@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -210,7 +211,7 @@ def version_diff(request: HttpRequest) -> HttpResponse:
 
 @requires(Perm.MASTERFILE_VIEW)
 @require_GET
-def changes(request: HttpRequest) -> HttpResponse:
+def changes(request: HttpRequest) -> HttpResponseBase:
     """Change requests the viewer may read, newest first."""
     user = request.user
     return render_list(request, "masterfile/changes.html", filterset_class=ChangeRequestFilter,

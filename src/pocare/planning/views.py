@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
@@ -24,7 +25,7 @@ from pocare.planning.models import RunKind, RunStatus
 
 @requires(Perm.PLANNING_VIEW)
 @require_GET
-def runs(request: HttpRequest) -> HttpResponse:
+def runs(request: HttpRequest) -> HttpResponseBase:
     """Every planning run, newest first."""
     # The results and reports stay in the database: the list shows none of them.
     runs = selectors.runs_visible(request.user).defer("parameters", "result", "report_html")

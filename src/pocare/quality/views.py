@@ -11,6 +11,7 @@ from django import forms as django_forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -42,7 +43,7 @@ def _may(request: HttpRequest, perm: Perm, site_id: int | None = None) -> bool:
 
 @requires(Perm.DEVIATION_VIEW)
 @require_GET
-def deviations(request: HttpRequest) -> HttpResponse:
+def deviations(request: HttpRequest) -> HttpResponseBase:
     """Deviations at the sites the person may see, newest first; overdue ones highlighted."""
     now = timezone.now()
     visible = selectors.deviations_visible(request.user)
@@ -209,7 +210,7 @@ def rules(request: HttpRequest) -> HttpResponse:
 
 @signed_in
 @require_http_methods(["GET", "POST"])
-def notifications(request: HttpRequest) -> HttpResponse:
+def notifications(request: HttpRequest) -> HttpResponseBase:
     """The person's own notifications; opening one marks it read."""
     if request.method == "POST":
         pk = request.POST.get("notification", "")

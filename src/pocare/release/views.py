@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
@@ -36,7 +37,7 @@ def _batch(request: HttpRequest, reference: str, perm: Perm = Perm.RELEASE_VIEW)
 
 @requires(Perm.RELEASE_VIEW)
 @require_GET
-def queue(request: HttpRequest) -> HttpResponse:
+def queue(request: HttpRequest) -> HttpResponseBase:
     """Completed batches awaiting release, oldest first, each with what blocks it."""
     return render_list(request, "release/queue.html", filterset_class=QueueFilter,
                        queryset=selectors.queue_batches(request.user), columns=QUEUE_COLUMNS,

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -121,7 +122,7 @@ def verify(request: HttpRequest) -> HttpResponse:
 
 @requires(Perm.LEDGER_VIEW, write=Perm.LEDGER_REVIEW)
 @require_http_methods(["GET", "POST"])
-def reviews(request: HttpRequest) -> HttpResponse:
+def reviews(request: HttpRequest) -> HttpResponseBase:
     """Signed audit-trail reviews, and the form to sign the next one."""
     user = request.user
     chains = selectors.visible_chains(user)
