@@ -27,8 +27,11 @@ from django.utils import timezone
 from pocare.accounts import services as accounts
 from pocare.accounts.roles import Role
 from pocare.core.listing import csv_cell
+from pocare.ledger.signing import SigningCredentials
 from pocare.manufacturing import services as manufacturing
+from pocare.manufacturing.models import MaterialLot
 from pocare.network.models import Site
+from tests.conftest import PASSWORD
 from tests.custody import helpers as custody_h
 from tests.masterfile import helpers as masterfile_h
 from tests.quality import helpers as quality_h
@@ -286,3 +289,25 @@ def test_the_release_queue_is_paged_searched_filtered_exported_and_scoped(client
     page = _body(client.get("/release/"))
     assert mad in page and lis not in page and _total(page)[2] == 1
     assert [r["batch"] for r in _csv(client, "/release/?export=csv")] == [mad]
+
+
+def test_the_signatures_api_filters_sorts_and_keeps_to_the_sites(client, login, people):
+    """Issue 15 on the signatures list (API): filter by signer, search, sort both ways, an unknown
+    sort key refused by name; a Madrid manager sees Madrid's signatures only (P11-10g)."""
+    for code in ("MAD", "LIS"):
+        qc = quality_h.user(f"qc.{code.lower()}")
+        lot = MaterialLot.objects.get(lot_number=_lot(code))
+        manufacturing.lot_decide(actor=qc, lot=lot, decision="released", reason="CoA checked",
+                                 credentials=SigningCredentials(username=qc.username, password=PASSWORD))
+    login("qa")
+    mine = client.get("/api/signatures/", {"signer": "qc.lis", "limit": 1000}).json()["results"]
+    assert mine and {s["signer_username"] for s in mine} == {"qc.lis"}
+    found = client.get("/api/signatures/", {"q": "LOT", "sort": "signed"}).json()["results"]
+    assert [s["signed_at"] for s in found] == sorted(s["signed_at"] for s in found) and len(found) >= 2
+    down = client.get("/api/signatures/", {"q": "LOT", "sort": "-signed"}).json()["results"]
+    assert [s["id"] for s in down] == [s["id"] for s in reversed(found)]
+    refused = client.get("/api/signatures/", {"sort": "zz"})
+    assert refused.status_code == 400 and "sort" in refused.json()
+    login("manager.mad")
+    seen = client.get("/api/signatures/", {"limit": 1000}).json()["results"]
+    assert seen and all(s["chain"].split("/")[0] == "MAD" for s in seen)
