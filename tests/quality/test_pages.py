@@ -23,11 +23,12 @@ def test_the_list_filters_and_highlights_overdue_deviations(client, login):
     h.classify(late, "major")
     fresh = h.deviation("MAD", title="Fresh one")
     login("qa")
-    page = client.get("/quality/?overdue=1").content.decode()
+    page = client.get("/quality/?overdue=true").content.decode()
     assert late.reference in page and fresh.reference not in page and 'class="row-bad"' in page
     page = client.get("/quality/?classification=none&site=MAD").content.decode()
     assert fresh.reference in page and late.reference not in page
-    assert client.get("/quality/?status=bogus&kind=zzz").status_code == 200
+    refused = client.get("/quality/?status=bogus&kind=zzz")
+    assert refused.status_code == 400 and "bogus" in refused.content.decode() and ">kind<" in refused.content.decode()
 
 
 def test_other_sites_deviations_are_not_found(client, login):

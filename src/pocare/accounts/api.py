@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts import selectors, services
 from pocare.accounts.api_auth import SIGNED_IN
+from pocare.accounts.filters import PersonFilter
 from pocare.accounts.models import ApiToken, Membership, TokenScope, User
 from pocare.accounts.roles import Perm
 
@@ -67,8 +68,12 @@ def _people_visible(viewer: Any) -> Any:
 
 
 class UserList(generics.ListAPIView[User]):
+    """People the caller may see, filtered like the people page (``q``, ``site``, ``role``, ``active``,
+    ``sort``)."""
+
     required_perm = Perm.ACCOUNTS_VIEW
     serializer_class = UserSerializer
+    filterset_class = PersonFilter
 
     def get_queryset(self) -> Any:
         return _people_visible(self.request.user)

@@ -10,13 +10,14 @@ from typing import Any, Protocol
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
 from pocare.accounts import selectors
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 class _Request(Protocol):
@@ -44,7 +45,7 @@ def requires(perm: Perm, *, write: Perm | None = None, recorded_read: bool = Fal
 
     def decorate(view: View) -> View:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             needed = write if (request.method == "POST" and write is not None) else perm
@@ -66,7 +67,7 @@ def signed_in(view: View) -> View:
     """Any logged-in person with an active role."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not selectors.active_memberships(request.user):

@@ -8,6 +8,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.encoding import force_str
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from pocare.accounts import selectors, services
 from pocare.accounts.decorators import public, requires, signed_in
+from pocare.accounts.filters import PERSON_COLUMNS, PersonFilter
 from pocare.accounts.forms import (
     GrantForm,
     LoginForm,
@@ -27,6 +29,7 @@ from pocare.accounts.forms import (
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 
 
 @public
@@ -99,7 +102,7 @@ def password_set(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
 
 @requires(Perm.ACCOUNTS_VIEW, write=Perm.ACCOUNTS_MANAGE)
 @require_http_methods(["GET", "POST"])
-def people(request: HttpRequest) -> HttpResponse:
+def people(request: HttpRequest) -> HttpResponseBase:
     form = UserCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         assert isinstance(request.user, User)
@@ -113,8 +116,9 @@ def people(request: HttpRequest) -> HttpResponse:
     # Each person's roles at the sites the viewer may see, not their roles elsewhere (docs/access.md).
     people = selectors.users_visible(request.user).prefetch_related(
         Prefetch("memberships", queryset=selectors.memberships_visible(request.user)))
-    return render(request, "accounts/people.html", {"people": people, "form": form},
-                  status=400 if form.errors else 200)
+    return render_list(request, "accounts/people.html", filterset_class=PersonFilter, queryset=people,
+                       columns=PERSON_COLUMNS, name="people", context={"form": form},
+                       status=400 if form.errors else 200)
 
 
 @requires(Perm.ACCOUNTS_VIEW, write=Perm.ACCOUNTS_MANAGE)

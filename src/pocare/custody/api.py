@@ -17,6 +17,7 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.core.fields import ApiFloatField
 from pocare.custody import selectors, services
+from pocare.custody.filters import OrderFilter
 from pocare.custody.models import (
     Collection,
     Handoff,
@@ -93,15 +94,15 @@ class OrderDetailSerializer(OrderSerializer):
 
 
 class OrderList(generics.ListAPIView[TherapyOrder]):
-    """Therapy orders the caller may see; ``?status=`` narrows."""
+    """Therapy orders the caller may see, filtered like the orders page (``q``, ``status``, ``site``,
+    ``treating_site``, ``product``, ``ordered_from``/``ordered_until``, ``sort``)."""
 
     required_perm = Perm.CUSTODY_VIEW
     serializer_class = OrderSerializer
+    filterset_class = OrderFilter
 
     def get_queryset(self) -> Any:
-        qs = selectors.orders_visible(self.request.user).order_by("-ordered_at", "-pk")
-        wanted = self.request.query_params.get("status")
-        return qs.filter(status=wanted) if wanted else qs
+        return selectors.orders_visible(self.request.user)
 
 
 class OrderDetail(generics.RetrieveAPIView[TherapyOrder]):

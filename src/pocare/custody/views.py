@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -20,7 +21,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 from pocare.custody import labels, selectors, services
+from pocare.custody.filters import ORDER_COLUMNS, OrderFilter
 from pocare.custody.forms import AcceptForm, CollectionForm, HandoffForm, OrderForm, ShipmentForm, UploadForm
 from pocare.custody.isbt import coi_printed
 from pocare.custody.models import Collection, HandoffKind, OrderStatus, TherapyOrder
@@ -36,16 +39,11 @@ def _order(request: HttpRequest, pk: int, perm: Perm = Perm.CUSTODY_VIEW) -> The
 
 @requires(Perm.CUSTODY_VIEW)
 @require_GET
-def orders(request: HttpRequest) -> HttpResponse:
+def orders(request: HttpRequest) -> HttpResponseBase:
     """Therapy orders at the person's sites (the whole network for the Control Site)."""
-    rows = selectors.orders_visible(request.user).order_by("-ordered_at", "-pk")
-    status = request.GET.get("status", "")
-    if status in OrderStatus.values:
-        rows = rows.filter(status=status)
-    return render(request, "custody/orders.html", {
-        "orders": rows[:200], "statuses": OrderStatus.choices, "status": status,
-        "may_create": selectors.may_create_order(request.user),
-    })
+    return render_list(request, "custody/orders.html", filterset_class=OrderFilter,
+                       queryset=selectors.orders_visible(request.user), columns=ORDER_COLUMNS, name="orders",
+                       context={"may_create": selectors.may_create_order(request.user)})
 
 
 def _order_form(request: HttpRequest, data: Any = None) -> OrderForm:

@@ -19,6 +19,7 @@ from pocare.accounts.roles import Perm
 from pocare.core.fields import ApiDateTimeField
 from pocare.ledger.signing import credentials_from_api
 from pocare.manufacturing import device_api, selectors, services
+from pocare.manufacturing.filters import BatchFilter
 from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution, StepValue
 
 
@@ -84,19 +85,15 @@ class BatchDetailSerializer(BatchSerializer):
 
 
 class BatchList(generics.ListAPIView[Batch]):
-    """Batches of the sites the caller may see; ``?site=MAD`` and ``?status=in_progress`` narrow."""
+    """Batches of the sites the caller may see, filtered like the batches page (``q``, ``site``,
+    ``status``, ``product``, ``started_from``/``started_until``, ``sort``)."""
 
     required_perm = Perm.BATCH_VIEW
     serializer_class = BatchSerializer
+    filterset_class = BatchFilter
 
     def get_queryset(self) -> Any:
-        qs = selectors.batches_visible(self.request.user).order_by("-started_at", "-pk")
-        site, state = self.request.query_params.get("site"), self.request.query_params.get("status")
-        if site:
-            qs = qs.filter(site__code=site)
-        if state:
-            qs = qs.filter(status=state)
-        return qs
+        return selectors.batches_visible(self.request.user)
 
 
 class BatchDetail(generics.RetrieveAPIView[Batch]):

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,9 +20,11 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing import forms, selectors, services
-from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, QcResult, StepValue
+from pocare.manufacturing.filters import BATCH_COLUMNS, LOT_COLUMNS, BatchFilter, LotFilter
+from pocare.manufacturing.models import Batch, LotStatus, QcResult, StepValue
 
 
 def _batch(request: HttpRequest, reference: str) -> Batch:
@@ -44,20 +47,15 @@ def _show_error(form: Form, exc: ValidationError, mapper: Any = None) -> None:
 
 @requires(Perm.BATCH_VIEW)
 @require_GET
-def batches(request: HttpRequest) -> HttpResponse:
-    qs = selectors.batches_visible(request.user)
-    status = request.GET.get("status", "")
-    if status in BatchStatus.values:
-        qs = qs.filter(status=status)
-    site = request.GET.get("site", "")
-    if site:
-        qs = qs.filter(site__code=site)
-    rows = list(qs.order_by("-started_at")[:200])
-    return render(request, "manufacturing/batches.html", {
-        "rows": rows, "status": status, "statuses": BatchStatus.choices, "site": site,
-        "startable": selectors.orders_ready_to_start(request.user),
-        "may_execute": access.has_perm(request.user, Perm.BATCH_EXECUTE) and not access.is_read_only(request.user),
-    })
+def batches(request: HttpRequest) -> HttpResponseBase:
+    """Batches at the person's sites: searched, filtered, sorted, paged, exported (pocare.core.listing)."""
+    return render_list(request, "manufacturing/batches.html", filterset_class=BatchFilter,
+                       queryset=selectors.batches_visible(request.user), columns=BATCH_COLUMNS, name="batches",
+                       context={
+                           "startable": selectors.orders_ready_to_start(request.user),
+                           "may_execute": access.has_perm(request.user, Perm.BATCH_EXECUTE)
+                           and not access.is_read_only(request.user),
+                       })
 
 
 @requires(Perm.BATCH_VIEW)
@@ -258,10 +256,10 @@ def qc_result(request: HttpRequest, reference: str, attribute_id: str) -> HttpRe
 
 @requires(Perm.BATCH_VIEW, write=Perm.MATERIALS_MANAGE)
 @require_http_methods(["GET", "POST"])
-def lots(request: HttpRequest) -> HttpResponse:
+def lots(request: HttpRequest) -> HttpResponseBase:
     """Material lots at the person's sites: receive a lot (quarantine), release or reject it (signed)."""
     actor = request_actor(request)
-    visible = selectors.lots_visible(request.user).order_by("material_code", "expiry_date")
+    visible = selectors.lots_visible(request.user)
     sites = [m.site for m in access.active_memberships(actor) if access.has_perm(actor, Perm.MATERIALS_MANAGE,
                                                                                  site_id=m.site_id)]
     receive = forms.LotReceiveForm(request.POST if request.POST.get("action") == "receive" else None)
@@ -289,8 +287,10 @@ def lots(request: HttpRequest) -> HttpResponse:
             decide.show_refusal(exc)
         except ValidationError as exc:
             apply_validation_error(receive if request.POST.get("action") == "receive" else decide, exc)
-    return render(request, "manufacturing/lots.html", {
-        "lots": visible, "receive": receive, "decide": decide, "today": timezone.now().date(),
-        "quarantine": LotStatus.QUARANTINE, "may_manage": bool(sites) and not access.is_read_only(actor),
-        "decide_pk": request.POST.get("lot", ""),
-    }, status=status)
+    return render_list(request, "manufacturing/lots.html", filterset_class=LotFilter, queryset=visible,
+                       columns=LOT_COLUMNS, name="lots", status=status, context={
+                           "receive": receive, "decide": decide, "today": timezone.now().date(),
+                           "quarantine": LotStatus.QUARANTINE,
+                           "may_manage": bool(sites) and not access.is_read_only(actor),
+                           "decide_pk": request.POST.get("lot", ""),
+                       })

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from pocare.accounts.roles import Perm
 from pocare.core.fields import ApiDateTimeField
 from pocare.masterfile import selectors, services
+from pocare.masterfile.filters import ChangeRequestFilter
 from pocare.masterfile.models import ChangeRequest, MasterFileVersion, Product
 from pocare.network.models import Site, SiteKind
 from pocare.network.selectors import sites_visible
@@ -173,14 +174,17 @@ class VersionDetail(generics.RetrieveAPIView[MasterFileVersion]):
 
 
 class ChangeRequestList(generics.ListAPIView[ChangeRequest]):
-    """Change requests the caller may read; POST raises one with its proposed document."""
+    """Change requests the caller may read, filtered like the page (``q``, ``status``, ``risk_class``,
+    ``product``, ``site``, ``raised_from``/``raised_until``, ``sort``); POST raises one with its
+    proposed document."""
 
     required_perm = Perm.MASTERFILE_VIEW
     write_perm = Perm.CHANGE_RAISE
     serializer_class = ChangeRequestSerializer
+    filterset_class = ChangeRequestFilter
 
     def get_queryset(self) -> Any:
-        return selectors.change_requests_visible(self.request.user).order_by("-raised_at")
+        return selectors.change_requests_visible(self.request.user)
 
     @extend_schema(request=ChangeRequestRaise, responses={201: ChangeRequestDetailSerializer, 400: DocumentErrors})
     def post(self, request: Request) -> Response:

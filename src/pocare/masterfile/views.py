@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -17,10 +18,12 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.masterfile import selectors, services
 from pocare.masterfile.diff import diff_content
 from pocare.masterfile.dossier import DossierUnavailable, dossier_version
+from pocare.masterfile.filters import CHANGE_COLUMNS, ChangeRequestFilter
 from pocare.masterfile.forms import ChangeRequestForm, DiffForm, SignActionForm
 from pocare.masterfile.models import ChangeRequest, ChangeStatus, MasterFileVersion, VersionStatus
 from pocare.network.models import SiteKind
@@ -208,14 +211,13 @@ def version_diff(request: HttpRequest) -> HttpResponse:
 
 @requires(Perm.MASTERFILE_VIEW)
 @require_GET
-def changes(request: HttpRequest) -> HttpResponse:
+def changes(request: HttpRequest) -> HttpResponseBase:
     """Change requests the viewer may read, newest first."""
-    rows = selectors.change_requests_visible(request.user).order_by("-raised_at")[:200]
     user = request.user
-    return render(request, "masterfile/changes.html", {
-        "changes": rows,
-        "can_raise": access.has_perm(user, Perm.CHANGE_RAISE) and not access.is_read_only(user),
-    })
+    return render_list(request, "masterfile/changes.html", filterset_class=ChangeRequestFilter,
+                       queryset=selectors.change_requests_visible(user), columns=CHANGE_COLUMNS, name="changes",
+                       context={"can_raise": access.has_perm(user, Perm.CHANGE_RAISE)
+                                and not access.is_read_only(user)})
 
 
 def _may_reject(user: Any, cr: ChangeRequest) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
@@ -15,17 +16,22 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from pocare.accounts.decorators import requires
 from pocare.accounts.roles import Perm
+from pocare.core.listing import render_list
 from pocare.planning import live, report, selectors, services, twin
+from pocare.planning.filters import RUN_COLUMNS, RunFilter
 from pocare.planning.forms import PlanForm, TwinForm
 from pocare.planning.models import RunKind, RunStatus
 
 
 @requires(Perm.PLANNING_VIEW)
 @require_GET
-def runs(request: HttpRequest) -> HttpResponse:
+def runs(request: HttpRequest) -> HttpResponseBase:
     """Every planning run, newest first."""
-    return render(request, "planning/runs.html", {"runs": selectors.runs_visible(request.user)[:200],
-                                                  "may_start": selectors.may_start(request.user)})
+    # The results and reports stay in the database: the list shows none of them.
+    runs = selectors.runs_visible(request.user).defer("parameters", "result", "report_html")
+    return render_list(request, "planning/runs.html", filterset_class=RunFilter, queryset=runs,
+                       columns=RUN_COLUMNS, name="planning-runs",
+                       context={"may_start": selectors.may_start(request.user)})
 
 
 def _network_sites() -> list[dict[str, Any]]:

@@ -21,13 +21,11 @@ from pocare.accounts.roles import Perm
 from pocare.ledger.signing import credentials_from_api
 from pocare.masterfile.selectors import change_requests_visible
 from pocare.quality import risk, selectors, services
+from pocare.quality.filters import DeviationFilter
 from pocare.quality.models import (
     CapaAction,
     Deviation,
-    DeviationClass,
     DeviationClassification,
-    DeviationKind,
-    DeviationStatus,
     QualitySignal,
     SignalOutcome,
     SignalStatus,
@@ -92,30 +90,16 @@ def _choice(name: str, values: list[str]) -> str:
 
 
 class DeviationList(generics.ListAPIView[Deviation]):
-    """Deviations the caller may see; ``?site=MAD``, ``?status=open``, ``?classification=major``,
-    ``?kind=process`` and ``?overdue=true`` narrow. An unknown value is a 400 naming the parameter."""
+    """Deviations the caller may see, filtered like the deviations page (``q``, ``site``, ``status``,
+    ``classification``, ``kind``, ``overdue=true|false``, ``opened_from``/``opened_until``, ``sort``).
+    An unknown value is a 400 naming the parameter."""
 
     required_perm = Perm.DEVIATION_VIEW
     serializer_class = DeviationSerializer
+    filterset_class = DeviationFilter
 
     def get_queryset(self) -> Any:
-        qs = selectors.deviations_visible(self.request.user).order_by("-opened_at", "-pk")
-        p = self.request.query_params
-        checks = {"status": DeviationStatus.values, "classification": DeviationClass.values,
-                  "kind": DeviationKind.values, "overdue": ["true", "false"]}
-        for name, allowed in checks.items():
-            if name in p and p[name] not in allowed:
-                raise ApiValidationError({name: [_choice(name, allowed)]})
-        if p.get("site"):
-            qs = qs.filter(site__code=p["site"])
-        for name in ("status", "classification", "kind"):
-            if p.get(name):
-                qs = qs.filter(**{name: p[name]})
-        if p.get("overdue") == "true":
-            qs = qs.filter(selectors.overdue_q(timezone.now()))
-        elif p.get("overdue") == "false":
-            qs = qs.exclude(selectors.overdue_q(timezone.now()))
-        return qs
+        return selectors.deviations_visible(self.request.user)
 
 
 class DeviationDetail(generics.RetrieveAPIView[Deviation]):

@@ -11,6 +11,7 @@ from django import forms as django_forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,14 +21,15 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires, signed_in
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.masterfile.selectors import change_requests_visible
 from pocare.quality import evidence, forms, risk, selectors, services
+from pocare.quality.filters import DEVIATION_COLUMNS, NOTIFICATION_COLUMNS, DeviationFilter, NotificationFilter
 from pocare.quality.models import (
     CapaAction,
     Deviation,
     DeviationClass,
-    DeviationKind,
     DeviationStatus,
     EscalationRule,
     QualitySignal,
@@ -42,30 +44,14 @@ def _may(request: HttpRequest, perm: Perm, site_id: int | None = None) -> bool:
 
 @requires(Perm.DEVIATION_VIEW)
 @require_GET
-def deviations(request: HttpRequest) -> HttpResponse:
+def deviations(request: HttpRequest) -> HttpResponseBase:
     """Deviations at the sites the person may see, newest first; overdue ones highlighted."""
     now = timezone.now()
-    qs = selectors.deviations_visible(request.user)
-    f = {k: request.GET.get(k, "") for k in ("site", "status", "classification", "kind", "overdue")}
-    if f["site"]:
-        qs = qs.filter(site__code=f["site"].upper())
-    if f["status"] in DeviationStatus.values:
-        qs = qs.filter(status=f["status"])
-    if f["classification"] == "none":
-        qs = qs.filter(classification="")
-    elif f["classification"] in DeviationClass.values:
-        qs = qs.filter(classification=f["classification"])
-    if f["kind"] in DeviationKind.values:
-        qs = qs.filter(kind=f["kind"])
-    if f["overdue"] == "1":
-        qs = qs.filter(selectors.overdue_q(now))
-    rows = [(d, selectors.is_overdue(d, now)) for d in qs.order_by("-opened_at", "-pk")[:300]]
-    sites = sorted(set(selectors.deviations_visible(request.user).values_list("site__code", flat=True)))
-    return render(request, "quality/deviations.html", {
-        "rows": rows, "f": f, "statuses": DeviationStatus.choices, "classes": DeviationClass.choices,
-        "kinds": DeviationKind.choices, "sites": sites,
-        "overdue_total": selectors.deviations_visible(request.user).filter(selectors.overdue_q(now)).count(),
-    })
+    visible = selectors.deviations_visible(request.user)
+    return render_list(request, "quality/deviations.html", filterset_class=DeviationFilter, queryset=visible,
+                       columns=DEVIATION_COLUMNS, name="deviations",
+                       decorate=lambda rows: [(d, selectors.is_overdue(d, now)) for d in rows],
+                       context={"overdue_total": visible.filter(selectors.overdue_q(now)).count()})
 
 
 def _deviation(request: HttpRequest, reference: str) -> Deviation:
@@ -227,7 +213,7 @@ def rules(request: HttpRequest) -> HttpResponse:
 
 @signed_in
 @require_http_methods(["GET", "POST"])
-def notifications(request: HttpRequest) -> HttpResponse:
+def notifications(request: HttpRequest) -> HttpResponseBase:
     """The person's own notifications; opening one marks it read."""
     if request.method == "POST":
         pk = request.POST.get("notification", "")
@@ -239,8 +225,9 @@ def notifications(request: HttpRequest) -> HttpResponse:
         if target is not None and target.url and request.POST.get("open") == "1":
             return redirect(target.url)
         return redirect("quality:notifications")
-    return render(request, "quality/notifications.html",
-                  {"rows": selectors.notifications_for(request.user)[:200]})
+    return render_list(request, "quality/notifications.html", filterset_class=NotificationFilter,
+                       queryset=selectors.notifications_for(request.user), columns=NOTIFICATION_COLUMNS,
+                       name="notifications")
 
 
 def _open_deviations(user: Any, site_ids: set[int]) -> dict[int, list[Deviation]]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import Http404
 from django.urls import path
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -21,6 +22,7 @@ from pocare.ledger.signing import credentials_from_api
 from pocare.manufacturing.models import Batch
 from pocare.release import bundle_views, selectors, services
 from pocare.release.checklist import release_checklist
+from pocare.release.filters import QueueFilter
 from pocare.release.models import Certification, QcReview
 
 
@@ -103,15 +105,19 @@ class ChecklistView(APIView):
 
 
 class QueueView(APIView):
-    """Completed batches not yet decided, oldest first, with their blocking lines."""
+    """Completed batches not yet decided, oldest first, with their blocking lines (the first 200);
+    filtered like the queue page (``q``, ``site``, ``product``, ``completed_from``/``completed_until``,
+    ``sort``), a bad filter a 400 naming it."""
 
     required_perm = Perm.RELEASE_VIEW
+    filterset_class = QueueFilter
 
     @extend_schema(responses={200: QueueRowSerializer(many=True)})
     def get(self, request: Request) -> Response:
+        batches = DjangoFilterBackend().filter_queryset(request, selectors.queue_batches(request.user), self)
         return Response([{"batch": r.batch.reference, "site": r.batch.site.code, "completed_at": r.batch.ended_at,
                           "stage": r.stage, "blocking": [ln.as_dict() for ln in r.blocking]}
-                         for r in selectors.release_queue(request.user)])
+                         for r in selectors.queue_rows(batches[:200])])
 
 
 class QcReviewView(APIView):

@@ -3,6 +3,7 @@ physician also those made for their hospital's patients), the Control Site sees 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,19 +82,27 @@ class QueueRow:
         return STAGE_LABELS[self.stage]
 
 
-def release_queue(user: Any) -> list[QueueRow]:
-    """The QP's queue: completed batches not yet certified or rejected, oldest first, each with its
-    stage and the checklist lines that block it. Demo history (loaded, not executed: no signatures,
-    already given to its patients) is not queued."""
-    batches = (release_batches_visible(user).filter(status=BatchStatus.COMPLETED, certification__isnull=True,
-                                                    origin=BatchOrigin.EXECUTED)
-               .order_by("ended_at", "pk"))
+def queue_batches(user: Any) -> QuerySet[Batch]:
+    """Completed batches not yet certified or rejected, that the person may see. Demo history (loaded,
+    not executed: no signatures, already given to its patients) is not queued."""
+    return (release_batches_visible(user).filter(status=BatchStatus.COMPLETED, certification__isnull=True,
+                                                 origin=BatchOrigin.EXECUTED)
+            .order_by("ended_at", "pk"))
+
+
+def queue_rows(batches: Iterable[Batch]) -> list[QueueRow]:
+    """Each batch with its stage and the checklist lines that block it (for one page of the queue)."""
     rows = []
-    for batch in batches[:200]:
+    for batch in batches:
         checklist = release_checklist(batch)
         rows.append(QueueRow(batch, stage(batch), checklist.failing,
                              [ln for ln in checklist.lines if ln.state == "pending"]))
     return rows
+
+
+def release_queue(user: Any, limit: int = 200) -> list[QueueRow]:
+    """The QP's queue, oldest first, each with its stage and what blocks it (the first ``limit``)."""
+    return queue_rows(queue_batches(user)[:limit])
 
 
 def _awaiting(user: Any, perm: Perm) -> QuerySet[Batch]:

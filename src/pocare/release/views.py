@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -19,9 +20,11 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm, Role
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing.models import Batch
 from pocare.release import certificate, forms, selectors, services
+from pocare.release.filters import QUEUE_COLUMNS, QueueFilter
 from pocare.release.models import Certification, OosRelease, OosStatus
 
 
@@ -35,9 +38,11 @@ def _batch(request: HttpRequest, reference: str, perm: Perm = Perm.RELEASE_VIEW)
 
 @requires(Perm.RELEASE_VIEW)
 @require_GET
-def queue(request: HttpRequest) -> HttpResponse:
+def queue(request: HttpRequest) -> HttpResponseBase:
     """Completed batches awaiting release, oldest first, each with what blocks it."""
-    return render(request, "release/queue.html", {"rows": selectors.release_queue(request.user)})
+    return render_list(request, "release/queue.html", filterset_class=QueueFilter,
+                       queryset=selectors.queue_batches(request.user), columns=QUEUE_COLUMNS,
+                       name="release-queue", decorate=selectors.queue_rows)
 
 
 def _may(request: HttpRequest, perm: Perm, batch: Batch) -> bool:

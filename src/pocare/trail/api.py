@@ -20,7 +20,7 @@ from pocare.ledger.models import AuditReview, Event, Signature
 from pocare.ledger.signing import credentials_from_api
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.trail import selectors
-from pocare.trail.filters import EventFilter
+from pocare.trail.filters import EventFilter, SignatureFilter
 from pocare.trail.services import EXPORT_COLUMNS, trail_export, trail_review_sign
 
 
@@ -110,13 +110,16 @@ class EventExport(APIView):
 
 
 class SignatureList(generics.ListAPIView[Signature]):
-    """Electronic signatures with their current validity (false if the record changed)."""
+    """Electronic signatures with their current validity (false if the record changed); ``q``,
+    ``chain``, ``meaning``, ``record_type``, ``record_id``, ``signer``, ``signed_from``/``signed_until``
+    and ``sort`` narrow (pocare.core.listing)."""
 
     required_perm = Perm.SIGNATURES_VIEW
     serializer_class = SignatureSerializer
+    filterset_class = SignatureFilter
 
     def get_queryset(self) -> Any:
-        return selectors.signatures_visible(self.request.user).order_by("-id")
+        return selectors.signatures_visible(self.request.user)
 
 
 class SignatureDetail(generics.RetrieveAPIView[Signature]):

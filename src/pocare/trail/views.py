@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,13 +22,14 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import csv_cell, render_list
 from pocare.core.scope import scoped_chain
 from pocare.ledger.models import NETWORK_CHAIN, ChainHead, Event, Signature, chains_with_lanes, site_chain
 from pocare.ledger.review import reviews_pending, site_chains
 from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status, verify_all
 from pocare.trail import selectors
-from pocare.trail.filters import EventFilter
+from pocare.trail.filters import REVIEW_COLUMNS, EventFilter, ReviewFilter
 from pocare.trail.forms import ReviewForm
 from pocare.trail.services import EXPORT_COLUMNS, trail_export, trail_review_sign, trail_verified
 
@@ -133,7 +135,8 @@ def trail_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        # A spreadsheet must show a reason typed as "=HYPERLINK(...)", never run it; the JSON keeps it exact.
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="pocare-audit-{stamp}.{fmt}"'
     return response
@@ -174,7 +177,7 @@ def verify(request: HttpRequest) -> HttpResponse:
 
 @requires(Perm.LEDGER_VIEW, write=Perm.LEDGER_REVIEW)
 @require_http_methods(["GET", "POST"])
-def reviews(request: HttpRequest) -> HttpResponse:
+def reviews(request: HttpRequest) -> HttpResponseBase:
     """Signed audit-trail reviews, and the form to sign the next one."""
     user = request.user
     chains = selectors.visible_chains(user)
@@ -202,11 +205,12 @@ def reviews(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Review of {review.range_label} signed.")
             return redirect("trail:review", pk=review.pk)
-    listing = selectors.reviews_visible(user)[:100]
-    return render(request, "trail/reviews.html", {
-        "form": form, "pending": pending, "reviews": listing,
-        "can_review": access.has_perm(user, Perm.LEDGER_REVIEW) and not access.is_read_only(user),
-    }, status=400 if form.errors else 200)
+    return render_list(request, "trail/reviews.html", filterset_class=ReviewFilter,
+                       queryset=selectors.reviews_visible(user), columns=REVIEW_COLUMNS, name="audit-reviews",
+                       status=400 if form.errors else 200, context={
+                           "form": form, "pending": pending,
+                           "can_review": access.has_perm(user, Perm.LEDGER_REVIEW) and not access.is_read_only(user),
+                       })
 
 
 @requires(Perm.LEDGER_VIEW)

@@ -1,0 +1,24 @@
+"""Sortable column headers for the list pages (:mod:`pocare.core.listing`)."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.html import format_html
+
+from pocare.core.listing import Listing
+
+register = template.Library()
+
+
+@register.simple_tag
+def sort_header(listing: Listing, key: str, label: str) -> str:
+    """A ``<th>`` whose link sorts by ``key``, ascending first, then descending; it says which way."""
+    current = listing.sort
+    if current == key:
+        following, state, arrow = f"-{key}", "ascending", " ▲"
+    elif current == f"-{key}":
+        following, state, arrow = key, "descending", " ▼"
+    else:
+        following, state, arrow = key, "none", ""
+    return format_html('<th scope="col" aria-sort="{}"><a href="{}" title="Sort by {}">{}{}</a></th>',
+                       state, listing.url_with(sort=following), label.lower(), label, arrow)
