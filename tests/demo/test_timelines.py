@@ -45,8 +45,11 @@ def demo(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dt.datetime]:
 
 
 def _batches() -> list[Batch]:
-    return list(Batch.objects.select_related("site", "order", "masterfile_version__product")
-                .prefetch_related("steps", "qc_results", "order__handoffs").order_by("pk"))
+    return list(
+        Batch.objects.select_related("site", "order", "masterfile_version__product")
+        .prefetch_related("steps", "qc_results", "order__handoffs")
+        .order_by("pk")
+    )
 
 
 def _completed(batch: Batch, kind: str) -> Handoff | None:
@@ -76,8 +79,11 @@ def _times(batch: Batch) -> list[tuple[str, dt.datetime]]:
     if results:
         assert sampled is not None and sampled <= min(results), f"{batch.reference}: QC before its sample"
         assert all(q.tested_at <= q.entered_at for q in batch.qc_results.all()), batch.reference
-        after = {a["id"] for a in batch.masterfile_version.content["specification"]["attributes"]
-                 if a.get("result_after_release")}  # a fresh product is released before these are in
+        after = {
+            a["id"]
+            for a in batch.masterfile_version.content["specification"]["attributes"]
+            if a.get("result_after_release")
+        }  # a fresh product is released before these are in
         before = [q.entered_at for q in batch.qc_results.all() if q.attribute_id not in after]
         out.append(("last QC result needed for release", max([*before, out[-1][1]])))
     certification = getattr(batch, "certification", None)
