@@ -47,12 +47,12 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
     batch in progress at Madrid, an order ready to start at Lisbon, one to accept at Dublin).
     Idempotent.
 
-    Dated as a real network would be (``pocare.demo.clock``, docs/demo.md): the people, v1 and
-    the sites' authorizations at the founding, before the history's first batch; v2 effective
-    three weeks ago (after the last history batch started); the live batches on their process days
-    before now. Units, Porto and the training records are loaded at the real time (their due dates
-    and expiry run from it; training records carry the date trained); each person sets the demo
-    password at the end, so that it ages from today."""
+    Dated as a real network would be (``pocare.demo.clock``; the table in docs/demo.md): the
+    people, v1, the units, the sites' authorizations and the v1 training at the founding, before
+    the history's first batch; the people's qualification records a month ago (dated as trained);
+    v2 effective three weeks ago (after the last history batch started); the live batches on their
+    process days before now; Porto's lifecycle now. Unit due dates and training expiry count from
+    today; each person sets the demo password at the end, so that it ages from today."""
     now = timezone.now()
     final = password
     first = f"{password}-{FIRST_PASSWORD_SUFFIX}"
