@@ -80,6 +80,7 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
     batches.load_live(versions=[v1, change.version], password=password, now=now)
     quality.load(password=password)
     comparability_monitor_run()  # the comparability monitor over the history: signals for QA to resolve
-    passwords_set(old=first, new=final)  # each person chose the demo password today: it ages from now
+    if password == first:  # this load made the people: each sets the demo password now, to age from today
+        passwords_set(new=final, set_before=founded + dt.timedelta(days=1))
     inspector_access_grant()
     return logins
