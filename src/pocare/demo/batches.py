@@ -1,13 +1,17 @@
 """The demo's live batch record, executed through the same services a person uses (signed, checked
-at the moment of each step) — beside the loaded history (``pocare.demo.history``):
+at the moment of each step) — beside the loaded history (``pocare.demo.history``) — on the days a
+real network would have done the work (``pocare.demo.clock``; the times are in :data:`TIMES`):
 
-- released, in-date lots of every material of the bill of materials at every active site;
-- at Madrid, a batch in progress: apheresis received and checked, enrichment and activation done,
-  device data streaming with one alarm waiting to be acknowledged;
-- at Lisbon, an order whose apheresis has arrived, ready for the operator to start its batch;
+- released, in-date lots of every material of the bill of materials at every active site, received
+  a month before the load;
+- at Madrid, a batch in progress: apheresis collected yesterday, received and checked, enrichment
+  and activation done this morning, device data streaming since activation with one alarm waiting
+  to be acknowledged; its transduction is due tomorrow (day 1);
+- at Lisbon, an order whose apheresis arrived this afternoon, ready for the operator to start;
 - at Dublin, a new order waiting for the site to accept it;
-- at Groningen, a batch made through every step with its QC results, waiting for release: one
-  non-critical value out of range opened a deviation, so the QP's queue shows what stops it.
+- at Groningen, a batch made over nine days (activation day 0, transduction day 1, wash and feed
+  day 4, IPC day 5, harvest day 9) with its QC results, waiting for release: one non-critical value
+  out of range opened a deviation, so the QP's queue shows what stops it.
 
 Idempotent: each part is skipped when it is already there.
 """
@@ -15,6 +19,7 @@ Idempotent: each part is skipped when it is already there.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +28,7 @@ from django.utils import timezone
 from pocare.accounts.models import User
 from pocare.custody import services as custody
 from pocare.custody.models import HandoffKind, TherapyOrder
+from pocare.demo.clock import demo_clock
 from pocare.ledger.signing import SigningCredentials
 from pocare.manufacturing import devices, services
 from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, MaterialLot
@@ -71,34 +77,6 @@ def load_lots(*, versions: list[MasterFileVersion], password: str) -> int:
     return added
 
 
-def _order(site: Site, *, password: str, recipient: str, weight: str, received: bool) -> Any:
-    """A therapy order at ``site`` from its physician, accepted by its manager, collected and
-    (``received``) delivered to the site."""
-    s = site.code.lower()
-    physician, manager, operator = _user(f"physician.{s}"), _user(f"manager.{s}"), _user(f"operator.{s}")
-    order = custody.therapy_order_create(
-        actor=physician, site=site, treating_site=site, product=Product.objects.get(code="CD19-CART"),
-        recipient_id=recipient, recipient_weight_kg=Decimal(weight), indication="Relapsed DLBCL",
-        recipient_birth_year=1961, reason=f"{LIVE_MARK}: referral accepted by the CAR-T board")
-    if not received:
-        return order
-    order = custody.therapy_order_accept(actor=manager, order=order, reason=f"{LIVE_MARK}: device slot available")
-    now = timezone.now()
-    collection = custody.collection_record(
-        actor=physician, order=order, collection_started_at=now - dt.timedelta(hours=22),
-        collection_ended_at=now - dt.timedelta(hours=18), volume_ml=Decimal("265"),
-        donor_tests={"HIV-1/2": "negative", "HBV": "negative", "HCV": "negative", "Syphilis": "negative"},
-        reason=f"{LIVE_MARK}: leukapheresis")
-    din = collection.din
-    custody.handoff_record(actor=physician, order=order, kind=HandoffKind.COLLECTION, presented_identifier=din,
-                           site=site, location="Apheresis unit", collection=collection)
-    custody.handoff_record(actor=physician, order=order, kind=HandoffKind.DISPATCH_TO_SITE, presented_identifier=din,
-                           site=site, location="Internal courier, 2–8 °C", collection=collection)
-    custody.handoff_record(actor=operator, order=order, kind=HandoffKind.RECEIPT_AT_SITE, presented_identifier=din,
-                           site=site, location="Cell therapy unit goods-in", collection=collection)
-    return order
-
-
 def _good(step: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in step.get("parameters", []):
@@ -120,110 +98,271 @@ def _good(step: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --- when the live work was done --------------------------------------------------------------
+
+
+def _h(hours: float) -> dt.timedelta:
+    return dt.timedelta(hours=hours)
+
+
+@dataclass(frozen=True)
+class OrderTimes:
+    """An order's life before its batch, anchored on the apheresis' receipt at the site."""
+
+    received: dt.datetime
+
+    @property
+    def collection_ended(self) -> dt.datetime:
+        return self.received - TRANSIT  # same hospital: about an hour door to door
+
+    @property
+    def collection_started(self) -> dt.datetime:
+        return self.collection_ended - _h(4)  # leukapheresis, 3–5 h (estimate)
+
+    @property
+    def ordered(self) -> dt.datetime:
+        return self.collection_started - dt.timedelta(days=12)  # referral to apheresis (estimate)
+
+    @property
+    def accepted(self) -> dt.datetime:
+        return self.ordered + _h(20)
+
+    @property
+    def collected(self) -> dt.datetime:  # the collection hand-off: the bag labelled and sealed
+        return self.collection_ended + dt.timedelta(minutes=5)
+
+    @property
+    def dispatched(self) -> dt.datetime:
+        return self.collection_ended + dt.timedelta(minutes=25)
+
+    @property
+    def transit_hours(self) -> float:
+        """The receipt step's "time from collection to receipt": the difference of the two times."""
+        return round((self.received - self.collection_ended).total_seconds() / 3600, 1)
+
+
+#: From the end of collection to the site's receipt (both in the same hospital).
+TRANSIT = dt.timedelta(hours=1, minutes=12)
+#: Day-bound steps, from the activation (day 0; DOMAIN.md: transduction day 1, IPC day 5, harvest
+#: day 8–10): transduction about 24 h after activation, wash and feed on day 4, harvest on day 9.
+FROM_ACTIVATION = {"transduction": _h(24), "culture-wash": _h(4 * 24), "ipc-day5": _h(5 * 24),
+                   "expansion-harvest-decision": _h(8 * 24), "harvest": _h(9 * 24)}
+#: Between one step's end and the next step's record; a second person verifies after VERIFY_AFTER.
+STEP_GAP, VERIFY_AFTER = dt.timedelta(minutes=12), dt.timedelta(minutes=8)
+#: The live work, before the moment the demo is loaded: lots received, Lisbon's apheresis received,
+#: Dublin's order placed, Madrid's batch started, Groningen's harvest.
+TIMES = {"lots": dt.timedelta(days=30), "lisbon-received": _h(5), "dublin-ordered": _h(1.5),
+         "madrid-start": _h(8), "groningen-harvest": _h(10)}
+#: QC turnaround after release sampling (DOMAIN.md: endotoxin ~1 h, flow panel 2–4 h).
+QC_AFTER = {"endotoxin": _h(1.2), "viability": _h(2.5), "cd3": _h(3), "car-positive": _h(3.2), "dose": _h(3.5)}
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """When a step is recorded (its end) and, for a second-person step, verified."""
+
+    step: dict[str, Any]
+    recorded: dt.datetime
+    verified: dt.datetime | None
+
+
+def step_times(steps: list[dict[str, Any]], start: dt.datetime) -> list[StepTime]:
+    """The times of ``steps`` for a batch started at ``start``: one after the other at their
+    expected durations, the day-bound ones (:data:`FROM_ACTIVATION`) on their culture day."""
+    out: list[StepTime] = []
+    clock = start
+    activation: dt.datetime | None = None
+    for step in steps:
+        sid = step["id"]
+        begin = clock + STEP_GAP
+        if activation is not None and sid in FROM_ACTIVATION:
+            begin = max(begin, activation + FROM_ACTIVATION[sid])
+        duration = dt.timedelta(minutes=1 if step.get("optional") else step.get("expected_duration_min") or 15)
+        if sid == "activation":
+            activation = begin
+        recorded = begin + duration
+        verified = recorded + VERIFY_AFTER if step.get("second_person_verification") else None
+        out.append(StepTime(step, recorded, verified))
+        clock = verified or recorded
+    return out
+
+
+def _order(site: Site, *, password: str, recipient: str, weight: str, times: OrderTimes | None,
+           ordered: dt.datetime | None = None) -> Any:
+    """A therapy order at ``site`` from its physician, accepted by its manager, collected and
+    delivered to the site at ``times`` — or, without ``times``, only placed (at ``ordered``)."""
+    s = site.code.lower()
+    physician, manager, operator = _user(f"physician.{s}"), _user(f"manager.{s}"), _user(f"operator.{s}")
+    placed = times.ordered if times is not None else ordered
+    assert placed is not None, "an order is placed at some time"
+    with demo_clock(placed):
+        order = custody.therapy_order_create(
+            actor=physician, site=site, treating_site=site, product=Product.objects.get(code="CD19-CART"),
+            recipient_id=recipient, recipient_weight_kg=Decimal(weight), indication="Relapsed DLBCL",
+            recipient_birth_year=1961, reason=f"{LIVE_MARK}: referral accepted by the CAR-T board")
+    if times is None:
+        return order
+    with demo_clock(times.accepted):
+        order = custody.therapy_order_accept(actor=manager, order=order, reason=f"{LIVE_MARK}: device slot available")
+    with demo_clock(times.collection_ended + dt.timedelta(minutes=2)):
+        collection = custody.collection_record(
+            actor=physician, order=order, collection_started_at=times.collection_started,
+            collection_ended_at=times.collection_ended, volume_ml=Decimal("265"),
+            donor_tests={"HIV-1/2": "negative", "HBV": "negative", "HCV": "negative", "Syphilis": "negative"},
+            reason=f"{LIVE_MARK}: leukapheresis")
+    hops = ((times.collected, HandoffKind.COLLECTION, physician, "Apheresis unit"),
+            (times.dispatched, HandoffKind.DISPATCH_TO_SITE, physician, "Internal courier, 2–8 °C"),
+            (times.received, HandoffKind.RECEIPT_AT_SITE, operator, "Cell therapy unit goods-in"))
+    for at, kind, who, where in hops:
+        with demo_clock(at):
+            custody.handoff_record(actor=who, order=order, kind=kind, presented_identifier=collection.din,
+                                   site=site, location=where, collection=collection)
+    return order
+
+
+def _free_unit(site: Site, order: Any) -> ManufacturingUnit | None:
+    busy = Batch.objects.filter(status=BatchStatus.IN_PROGRESS).values_list("unit_id", flat=True)
+    return next((u for u in ManufacturingUnit.objects.filter(site=site).exclude(pk__in=busy).order_by("serial")
+                 if not services.batch_start_problems(order=order, unit=u)), None)
+
+
+def _start(site: Site, order: Any, at: dt.datetime, *, password: str) -> Batch | None:
+    """The operator starts ``order``'s batch at ``at`` on a free unit (the start-of-manufacture scan)."""
+    operator = _user(f"operator.{site.code.lower()}")
+    with demo_clock(at):
+        unit = _free_unit(site, order)
+        if unit is None:
+            return None
+        return services.batch_start(actor=operator, order=order, unit=unit, credentials=_creds(operator, password),
+                                    presented_identifier=order.collections.get().din,
+                                    reason=f"{LIVE_MARK}: patient's batch started")
+
+
+def _execute(batch: Batch, *, password: str, values: dict[str, dict[str, Any]], last: str | None = None
+             ) -> list[StepTime]:
+    """Record (and verify) the batch's steps on their days, up to and including ``last`` (all when
+    ``None``); an optional step is skipped (fresh product). Returns the times used."""
+    site = batch.site
+    s = site.code.lower()
+    operator, manager, qc = _user(f"operator.{s}"), _user(f"manager.{s}"), _user(f"qc.{s}")
+    lots = {m.material_code: m.lot_number for m in MaterialLot.objects.filter(site=site, status=LotStatus.RELEASED)}
+    assert batch.started_at is not None
+    times = step_times(schema.iter_steps(batch.masterfile_version.content), batch.started_at)
+    done: list[StepTime] = []
+    for planned in times:
+        step = planned.step
+        with demo_clock(planned.recorded):
+            if step.get("optional"):
+                services.step_skip(actor=operator, batch=batch, step_id=step["id"],
+                                   credentials=_creds(operator, password),
+                                   reason="Fresh product: infused within 24 h, not frozen")
+            else:
+                who = qc if str(step.get("qualification", "")).startswith("qc-") else operator
+                services.step_record(actor=who, batch=batch, step_id=step["id"],
+                                     values={**_good(step), **values.get(step["id"], {})},
+                                     materials={m["code"]: lots[m["code"]] for m in step.get("materials", [])},
+                                     credentials=_creds(who, password))
+        if planned.verified is not None and not step.get("optional"):
+            with demo_clock(planned.verified):
+                services.step_verify(actor=manager, batch=batch, step_id=step["id"],
+                                     credentials=_creds(manager, password))
+        done.append(planned)
+        if step["id"] == last:
+            break
+    return done
+
+
 LAST_LIVE_STEP = "activation"
 #: What the Madrid operator records in the live batch (the rest are the master file's targets).
-MADRID_VALUES = {
-    "receipt-identity": {"shipper-temperature": 4.6, "transit-time": 3.5},
+MADRID_VALUES: dict[str, dict[str, Any]] = {
+    "receipt-identity": {"shipper-temperature": 4.6},
     "apheresis-count": {"tnc": 6120, "viability": 96.2, "cd3-fraction": 58.4},
     "cd4-cd8-selection": {"purity": 97.1, "recovery": 54.0, "selected-cells": 1980},
     "activation": {"cells-seeded": 100, "culture-temperature": 37.0},
 }
 
 
-def load_live(*, versions: list[MasterFileVersion], password: str) -> Batch | None:
-    """The Madrid batch in progress, the Lisbon order ready to start and the Dublin order waiting;
-    ``versions`` are the product's versions in force (their materials are stocked)."""
+def _receipt_values(times: OrderTimes) -> dict[str, dict[str, Any]]:
+    """The values recorded, with the receipt's transit time taken from the order's own times."""
+    receipt = {**MADRID_VALUES["receipt-identity"], "transit-time": times.transit_hours}
+    return {**MADRID_VALUES, "receipt-identity": receipt}
+
+
+def load_live(*, versions: list[MasterFileVersion], password: str, now: dt.datetime | None = None) -> Batch | None:
+    """The Madrid batch in progress, the Lisbon order ready to start, the Dublin order waiting and
+    the Groningen batch awaiting release, dated before ``now`` (default: the server clock) as in
+    :data:`TIMES`; ``versions`` are the product's versions in force (their materials are stocked)."""
     if TherapyOrder.objects.filter(recipient_id="MAD-PT-0419").exists():
         return Batch.objects.filter(order__recipient_id="MAD-PT-0419").first()
-    load_lots(versions=versions, password=password)
+    now = now or timezone.now()
+    with demo_clock(now - TIMES["lots"]):
+        load_lots(versions=versions, password=password)
     madrid, lisbon, dublin = (Site.objects.get(code=c) for c in ("MAD", "LIS", "DUB"))
-    _order(lisbon, password=password, recipient="LIS-PT-0233", weight="64.0", received=True)
-    _order(dublin, password=password, recipient="DUB-PT-0107", weight="81.5", received=False)
-    order = _order(madrid, password=password, recipient="MAD-PT-0419", weight="77.0", received=True)
-    operator, manager = _user("operator.mad"), _user("manager.mad")
-    busy = Batch.objects.filter(status=BatchStatus.IN_PROGRESS).values_list("unit_id", flat=True)
-    unit = next((u for u in ManufacturingUnit.objects.filter(site=madrid).exclude(pk__in=busy).order_by("serial")
-                 if not services.batch_start_problems(order=order, unit=u)), None)
-    if unit is None:
+    _order(lisbon, password=password, recipient="LIS-PT-0233", weight="64.0",
+           times=OrderTimes(received=now - TIMES["lisbon-received"]))
+    _order(dublin, password=password, recipient="DUB-PT-0107", weight="81.5", times=None,
+           ordered=now - TIMES["dublin-ordered"])
+    start = now - TIMES["madrid-start"]
+    times = OrderTimes(received=start - _h(14))  # collected yesterday morning, set up this morning
+    order = _order(madrid, password=password, recipient="MAD-PT-0419", weight="77.0", times=times)
+    batch = _start(madrid, order, start, password=password)
+    if batch is None:
         return None
-    batch = services.batch_start(actor=operator, order=order, unit=unit, credentials=_creds(operator, password),
-                                 presented_identifier=order.collections.get().din,
-                                 reason=f"{LIVE_MARK}: patient's batch started")
-    lots = {m.material_code: m.lot_number for m in MaterialLot.objects.filter(site=madrid, status=LotStatus.RELEASED)}
-    while True:  # in process order, up to and including activation
-        upcoming = services.next_step(batch)
-        if upcoming is None:
-            break
-        step = upcoming[1]
-        step_id = step["id"]
-        services.step_record(actor=operator, batch=batch, step_id=step_id,
-                             values={**_good(step), **MADRID_VALUES.get(step_id, {})},
-                             materials={m["code"]: lots[m["code"]] for m in step.get("materials", [])},
-                             credentials=_creds(operator, password))
-        if step.get("second_person_verification"):
-            services.step_verify(actor=manager, batch=batch, step_id=step_id, credentials=_creds(manager, password))
-        if step_id == LAST_LIVE_STEP:
-            break
-    now = timezone.now()
+    done = _execute(batch, password=password, values=_receipt_values(times), last=LAST_LIVE_STEP)
+    activation = next(t for t in done if t.step["id"] == LAST_LIVE_STEP)
+    _device_feed(batch, since=activation.recorded - dt.timedelta(minutes=activation.step["expected_duration_min"]),
+                 until=now)
+    _completed_batch(Site.objects.get(code="GRO"), password=password, now=now)
+    return batch
+
+
+def _device_feed(batch: Batch, *, since: dt.datetime, until: dt.datetime) -> None:
+    """The device's feed since the culture began at activation: one value every 1.5 minutes, with
+    a short temperature excursion twenty minutes ago that the operator must acknowledge."""
+    ticks = int((until - since).total_seconds() // 90)
     rows = []
-    # The device's feed since it was set up for this batch: readings are plausible only from the
-    # batch's start less DEVICE_BEFORE_BATCH_START (an hour), so the feed covers the last 54 minutes,
-    # one value every 1.5 minutes.
-    for tick in range(36, 0, -1):
-        at = (now - dt.timedelta(minutes=1.5 * tick)).isoformat()
-        drift = 1.4 if tick in (7, 6) else 0.0  # a short temperature excursion the operator must acknowledge
+    for tick in range(ticks, 0, -1):
+        at = (until - dt.timedelta(seconds=90 * tick)).isoformat()
+        drift = 1.4 if tick in (14, 13) else 0.0
         rows += [
             {"batch": batch.reference, "parameter": "culture-temperature", "time": at, "value": 37.0 + drift
              + 0.05 * ((tick * 7) % 5 - 2)},
             {"batch": batch.reference, "parameter": "co2", "time": at, "value": 5.0 + 0.02 * ((tick * 3) % 5 - 2)},
-            {"batch": batch.reference, "parameter": "ph", "time": at, "value": 7.25 - 0.004 * (36 - tick)},
-            {"batch": batch.reference, "parameter": "dissolved-oxygen", "time": at, "value": 62 - 0.3 * (36 - tick)},
+            {"batch": batch.reference, "parameter": "ph", "time": at, "value": 7.35 - 0.1 * (1 - tick / ticks)},
+            {"batch": batch.reference, "parameter": "dissolved-oxygen", "time": at,
+             "value": 92 - 20 * (1 - tick / ticks)},
         ]
-    devices.device_data_push(actor=operator, idempotency_key=f"demo-{batch.reference}-1", rows=rows)
-    _completed_batch(Site.objects.get(code="GRO"), password=password)
-    return batch
+    devices.device_data_push(actor=_user(f"operator.{batch.site.code.lower()}"),
+                             idempotency_key=f"demo-{batch.reference}-1", rows=rows)
 
-
-#: Until the live batches are dated like real ones (steps on their process days), the Groningen batch
-#: is recorded seconds apart: each step outside its master-file time window carries a deviation.
-WINDOW_NOTE = "Demo: the live batch is recorded in seconds, not on the process days of the master file."
 
 #: The release results of the Groningen batch (ARI-0001 specification, DOMAIN.md); sterility,
 #: mycoplasma, VCN, RCL and potency may follow release and are left pending.
 GRONINGEN_QC = {"viability": "94.8", "cd3": "97.2", "car-positive": "31.5", "dose": "1.1", "endotoxin": "0.12"}
 
 
-def _completed_batch(site: Site, *, password: str) -> Batch | None:
-    """A batch at ``site`` executed through every step (the freezing step skipped: fresh product)
-    with its release QC results, one non-critical CD3+ fraction below range raising a deviation."""
-    order = _order(site, password=password, recipient=f"{site.code}-PT-0388", weight="69.5", received=True)
-    s = site.code.lower()
-    operator, manager, qc = _user(f"operator.{s}"), _user(f"manager.{s}"), _user(f"qc.{s}")
-    busy = Batch.objects.filter(status=BatchStatus.IN_PROGRESS).values_list("unit_id", flat=True)
-    unit = next((u for u in ManufacturingUnit.objects.filter(site=site).exclude(pk__in=busy).order_by("serial")
-                 if not services.batch_start_problems(order=order, unit=u)), None)
-    if unit is None:
+def _completed_batch(site: Site, *, password: str, now: dt.datetime) -> Batch | None:
+    """A batch at ``site`` executed through every step on its days (the freezing step skipped: fresh
+    product), harvested this morning, with its release QC results; one non-critical CD3+ fraction
+    below range raised a deviation."""
+    version = MasterFileVersion.objects.filter(product__code="CD19-CART", number=1).first()
+    if version is None:
         return None
-    batch = services.batch_start(actor=operator, order=order, unit=unit, credentials=_creds(operator, password),
-                                 presented_identifier=order.collections.get().din,
-                                 reason=f"{LIVE_MARK}: patient's batch started")
-    lots = {m.material_code: m.lot_number for m in MaterialLot.objects.filter(site=site, status=LotStatus.RELEASED)}
-    while (upcoming := services.next_step(batch)) is not None:
-        step = upcoming[1]
-        if step.get("optional"):
-            services.step_skip(actor=operator, batch=batch, step_id=step["id"], credentials=_creds(operator, password),
-                               reason="Fresh product: infused within 24 h, not frozen")
-            continue
-        who = qc if str(step.get("qualification", "")).startswith("qc-") else operator
-        values = {**_good(step), **MADRID_VALUES.get(step["id"], {})}
-        if step["id"] == "apheresis-count":
-            values["cd3-fraction"] = 8.5  # below the 10 % the master file expects: non-critical, a deviation
-        services.step_record(actor=who, batch=batch, step_id=step["id"], values=values,
-                             materials={m["code"]: lots[m["code"]] for m in step.get("materials", [])},
-                             credentials=_creds(who, password), deviation=WINDOW_NOTE)
-        if step.get("second_person_verification"):
-            services.step_verify(actor=manager, batch=batch, step_id=step["id"], credentials=_creds(manager, password))
-    for attribute_id, value in GRONINGEN_QC.items():
-        services.qc_result_record(actor=qc, batch=batch, attribute_id=attribute_id, value=value,
-                                  credentials=_creds(qc, password))
+    plan = step_times(schema.iter_steps(version.content), now)  # shift-invariant: placed below
+    harvest = next(t.recorded for t in plan if t.step["id"] == "harvest")
+    start = now - TIMES["groningen-harvest"] - (harvest - now)
+    times = OrderTimes(received=start - _h(14))
+    order = _order(site, password=password, recipient=f"{site.code}-PT-0388", weight="69.5", times=times)
+    batch = _start(site, order, start, password=password)
+    if batch is None:
+        return None
+    values = _receipt_values(times)
+    values["apheresis-count"] = {**values["apheresis-count"], "cd3-fraction": 8.5}  # below the 10 % expected
+    done = _execute(batch, password=password, values=values)
+    sampled = next(t.recorded for t in done if t.step["id"] == "release-sampling")
+    qc = _user(f"qc.{site.code.lower()}")
+    for attribute_id, value in sorted(GRONINGEN_QC.items(), key=lambda kv: QC_AFTER[kv[0]]):
+        with demo_clock(sampled + QC_AFTER[attribute_id]):
+            services.qc_result_record(actor=qc, batch=batch, attribute_id=attribute_id, value=value,
+                                      credentials=_creds(qc, password))
     return batch

@@ -4,15 +4,39 @@ monitor. ``pocare demo`` calls :func:`load`; so do tests that want the whole net
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
+from django.db.models import Max
+from django.utils import timezone
+
+from pocare.accounts.models import Membership, User
 from pocare.analytics.services import comparability_monitor_run
 from pocare.demo import batches, masterfile, network, quality, training
+from pocare.demo.clock import demo_clock
 from pocare.demo.history import HistorySummary, load_history
-from pocare.demo.people import DEMO_PASSWORD, DemoLogin, load_people
+from pocare.demo.people import DEMO_PASSWORD, DemoLogin, inspector_access_grant, load_people, passwords_set
+
+#: Master file v1 became effective this long before the history's first batch, and v2 this long
+#: before the demo is loaded (after the last history batch started, before the live batches).
+V1_BEFORE_HISTORY = dt.timedelta(days=14)
+V2_BEFORE_NOW = dt.timedelta(days=20)
+#: The people's training records are entered before the live work begins (lots a month before now).
+TRAINING_RECORDED_BEFORE_NOW = dt.timedelta(days=32)
+HISTORY_MONTHS = 18
+#: The people were set up with their first password (this suffix on the demo's), and each set the
+#: demo password when the load ends, so that it ages from the real time, not from the founding.
+FIRST_PASSWORD_SUFFIX = "first"  # noqa: S105 (the demo's passwords are public)
 
 
-def load(*, password: str = DEMO_PASSWORD, history: bool = True,
+def _founding(wanted: dt.datetime) -> dt.datetime:
+    """When the network was founded: ``wanted``, or — where its people were loaded earlier (the test
+    personas) — just after the last of them joined, since nobody acts before their role is granted."""
+    joined = Membership.objects.aggregate(last=Max("granted_at"))["last"]
+    return wanted if joined is None or joined < wanted else joined + dt.timedelta(minutes=1)
+
+
+def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months: int = HISTORY_MONTHS,
          on_history: Callable[[HistorySummary], None] | None = None) -> list[DemoLogin]:
     """The whole demo: the network and its people, then its governance — the CD19 CAR-T master
     file (v1 effective, v2 from a change request), units, site authorizations, the Porto site in
@@ -21,18 +45,42 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True,
     manufacturing history under v1 (``pocare.demo.history``; loaded, not executed), whose
     summary goes to ``on_history``; then the live batch record, executed through the services (a
     batch in progress at Madrid, an order ready to start at Lisbon, one to accept at Dublin).
-    Idempotent."""
-    logins = load_people(password=password)
-    v1 = masterfile.load_product_and_v1(password=password)
-    network.load(password=password, product=v1.product)
-    training.load(password=password, versions=[v1])
-    change = masterfile.load_change_v2(password=password)
-    training.load(password=password, versions=[v1, change.version])
+    Idempotent.
+
+    Dated as a real network would be (``pocare.demo.clock``; the table in docs/demo.md): the
+    people, v1, the units, the sites' authorizations and the v1 training at the founding, before
+    the history's first batch; the people's qualification records a month ago (dated as trained);
+    v2 effective three weeks ago (after the last history batch started); the live batches on their
+    process days before now; Porto's lifecycle now. Unit due dates and training expiry count from
+    today; each person sets the demo password at the end, so that it ages from today."""
+    now = timezone.now()
+    final = password
+    first = f"{password}-{FIRST_PASSWORD_SUFFIX}"
+    founded = _founding(now - dt.timedelta(days=round(history_months * 30.4375)) - V1_BEFORE_HISTORY)
+    password = first if not User.objects.filter(username="qa").exists() else final
+    with demo_clock(founded):
+        logins = load_people(password=password, inspector_access=False)
+        v1 = masterfile.load_product_and_v1(password=password)
+    with demo_clock(founded + dt.timedelta(days=1)):
+        network.load_units(today=now.date())  # installed then; due dates as they stand today
+        network.load_authorizations(product=v1.product, password=password)
+    with demo_clock(founded + dt.timedelta(days=2)):
+        training.load(password=password, versions=[v1], people=False)  # trained on v1 before the first batch
+    network.load_porto(password=password)  # Porto's own chain: its lifecycle is today's
+    with demo_clock(now - TRAINING_RECORDED_BEFORE_NOW):
+        training.load(password=password, versions=[v1], today=now.date())
+    with demo_clock(now - V2_BEFORE_NOW):
+        change = masterfile.load_change_v2(password=password)
+    with demo_clock(now - V2_BEFORE_NOW + dt.timedelta(days=1)):
+        training.load(password=password, versions=[v1, change.version], today=now.date())
     if history:
-        summary = load_history()
+        summary = load_history(months=history_months, now=now)
         if on_history is not None:
             on_history(summary)
-    batches.load_live(versions=[v1, change.version], password=password)
+    batches.load_live(versions=[v1, change.version], password=password, now=now)
     quality.load(password=password)
     comparability_monitor_run()  # the comparability monitor over the history: signals for QA to resolve
+    if password == first:  # this load made the people: each sets the demo password now, to age from today
+        passwords_set(new=final, set_before=founded + dt.timedelta(days=1))
+    inspector_access_grant()
     return logins

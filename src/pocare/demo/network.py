@@ -93,8 +93,10 @@ def _unit_actor(site: Site) -> User:
     return membership.user if membership is not None else _control_qa()
 
 
-def _register_units(site: Site) -> None:
-    today = selectors.site_today(site)
+def _register_units(site: Site, today: dt.date | None = None) -> None:
+    """The site's units, their calibration and maintenance due counted from ``today`` (default: the
+    site's date by the clock)."""
+    today = today or selectors.site_today(site)
     actor = _unit_actor(site)
     for spec in UNITS.get(site.code, []):
         if ManufacturingUnit.objects.filter(serial=spec.serial).exists():
@@ -107,10 +109,11 @@ def _register_units(site: Site) -> None:
         )
 
 
-def load_units() -> None:
-    """Two manufacturing units at every demo site present (Porto's are loaded with Porto)."""
+def load_units(today: dt.date | None = None) -> None:
+    """Two manufacturing units at every demo site present (Porto's are loaded with Porto), due
+    counted from ``today`` (default: each site's date by the clock)."""
     for site in Site.objects.exclude(kind=SiteKind.CONTROL).exclude(status=SiteStatus.CLOSED).order_by("code"):
-        _register_units(site)
+        _register_units(site, today)
 
 
 def load_porto(*, password: str) -> Site:

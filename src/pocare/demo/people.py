@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from pocare.accounts.models import User
 from pocare.accounts.roles import NETWORK_ROLES, Role
-from pocare.accounts.services import membership_grant, user_create
+from pocare.accounts.services import membership_grant, password_set, user_create
 from pocare.ledger.models import AuditReview
 from pocare.ledger.signing import SigningCredentials
 from pocare.network.models import Site, SiteKind, SiteStatus
@@ -102,8 +102,34 @@ class DemoLogin:
     site: str
 
 
-def load_people(*, password: str = DEMO_PASSWORD) -> list[DemoLogin]:
-    """The Control Site, six POCare sites and one person per role per site (the test personas)."""
+def _inspector_grant(user: User, site: Site) -> None:
+    membership_grant(actor=None, user=user, role=Role.INSPECTOR, site=site, reason="Demo network",
+                     valid_until=timezone.now() + dt.timedelta(days=90))
+
+
+def inspector_access_grant() -> None:
+    """The inspectors' 90 days of read-only access from now, where they have none yet."""
+    for spec in [CONTROL, *SITES]:
+        if Role.INSPECTOR in spec.people:
+            user = User.objects.filter(username=demo_username(Role.INSPECTOR, spec.code)).first()
+            if user is not None and not user.memberships.exists():
+                _inspector_grant(user, Site.objects.get(code=spec.code))
+
+
+def passwords_set(*, new: str, set_before: dt.datetime) -> int:
+    """Each demo person whose password was set before ``set_before`` (at the founding) sets ``new``
+    themselves, through the accounts service, so that the change is in the trail and ``new`` ages
+    from now. Returns how many changed."""
+    people = User.objects.filter(email__endswith="@demo.pocare.invalid", password_changed_at__lt=set_before)
+    for user in people.order_by("username"):
+        password_set(user=user, new_password=new)
+    return len(people)
+
+
+def load_people(*, password: str = DEMO_PASSWORD, inspector_access: bool = True) -> list[DemoLogin]:
+    """The Control Site, six POCare sites and one person per role per site (the test personas);
+    the inspector's time-boxed access only with ``inspector_access`` (else
+    :func:`inspector_access_grant` gives it later)."""
     logins: list[DemoLogin] = []
     for spec in [CONTROL, *SITES]:
         site = Site.objects.filter(code=spec.code).first() or site_register(
@@ -119,10 +145,11 @@ def load_people(*, password: str = DEMO_PASSWORD) -> list[DemoLogin]:
                     actor=None, username=username, printed_name=printed_name,
                     email=f"{username}@demo.pocare.invalid", reason="Demo network", initial_password=password,
                 )
-                membership_grant(
-                    actor=None, user=user, role=role, site=site, reason="Demo network",
-                    valid_until=timezone.now() + dt.timedelta(days=90) if role == Role.INSPECTOR else None,
-                )
+                if role == Role.INSPECTOR:
+                    if inspector_access:
+                        _inspector_grant(user, site)
+                else:
+                    membership_grant(actor=None, user=user, role=role, site=site, reason="Demo network")
             logins.append(DemoLogin(username, user.printed_name, role.label, spec.code))
     for username, printed_name, role, spec in EXTRA_PEOPLE:
         user = User.objects.filter(username=username).first()

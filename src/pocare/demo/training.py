@@ -122,23 +122,37 @@ EXTRAS = [
 ]
 
 
-def load(*, password: str, versions: Sequence[Any] = ()) -> None:
+def load(*, password: str, versions: Sequence[Any] = (), today: dt.date | None = None, people: bool = True) -> None:
     """Create whatever of the demo's training is missing.
 
     ``versions`` are the demo product's master-file versions, v1 then v2: every site's operator
     is trained on v1; on v2 only Madrid's, so v2 becomes effective at MAD and not yet elsewhere.
+    ``people`` false: the version training only. Dates are counted back from ``today`` (default:
+    the clock's), none later than the clock's date (the demo may load this before its day).
     """
     qa = User.objects.get(username=QA)
-    codes = _qualifications(qa, versions)
-    _curricula(qa, codes, password)
-    today = timezone.now().date()
-    items = [t for site in SITES for t in _adjust(_standard(site))] + EXTRAS
-    for t in items:
-        _train(t, today, password)
+    clock_today = timezone.now().date()
+    today = today or clock_today
+    if people:
+        codes = _qualifications(qa, versions)
+        _curricula(qa, codes, password)
+        items = [t for site in SITES for t in _adjust(_standard(site))] + EXTRAS
+        for t in items:
+            _train(t, min(today - dt.timedelta(days=t.days_ago), clock_today), password)
     for index, version in enumerate(versions):
         sites = SITES if index == 0 else ("MAD",)
         for site in sites:
-            _train_version(version, site, today - dt.timedelta(days=180 if index == 0 else 3), password)
+            trained_on = min(_version_trained_on(version, index, today), clock_today)
+            _train_version(version, site, trained_on, password)
+
+
+def _version_trained_on(version: Any, index: int, today: dt.date) -> dt.date:
+    """The first version is trained on when it became effective (the network's first batches were
+    made under it); a later one three days ago (Madrid has just changed over)."""
+    if index == 0:
+        effective = version.effective_at
+        return min(today - dt.timedelta(days=180), effective.date()) if effective is not None else today
+    return today - dt.timedelta(days=3)
 
 
 def _step_codes(versions: Sequence[Any]) -> list[str]:
@@ -180,7 +194,7 @@ def _creds(user: User, password: str) -> SigningCredentials:
     return SigningCredentials(username=user.username, password=password)
 
 
-def _train(t: DemoTraining, today: dt.date, password: str) -> None:
+def _train(t: DemoTraining, trained_on: dt.date, password: str) -> None:
     trainee = User.objects.get(username=t.trainee)
     if TrainingRecord.objects.filter(trainee=trainee, title=t.title).exists():
         return
@@ -188,7 +202,7 @@ def _train(t: DemoTraining, today: dt.date, password: str) -> None:
     q = Qualification.objects.get(code=t.qualification) if t.qualification else None
     record = services.training_record(
         actor=trainer, trainee=trainee, site=Site.objects.get(code=t.site), kind=t.kind, title=t.title,
-        trained_on=today - dt.timedelta(days=t.days_ago), qualification=q, score=t.score,
+        trained_on=trained_on, qualification=q, score=t.score,
         notes="Demo training record.", credentials=_creds(trainer, password),
     )
     if t.sign:

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from pocare.custody.models import HandoffKind
+from pocare.custody.models import HandoffKind, HandoffOutcome
 from pocare.demo.history.plan import CAR_MEAN, CAR_SD, COHORT_DOSE, STERILITY_POSITIVE_RATE, BatchPlan, clip
 from pocare.manufacturing.models import MaterialLot
 from pocare.network.models import Site
@@ -55,7 +55,8 @@ def step_values(p: BatchPlan, step: dict[str, Any], lat: dict[str, Any], weight:
     at = p.steps[-1].performed_at if p.steps else p.started_at
     assert at is not None
     if sid == "receipt-identity":
-        receipt = next(h.at for h in p.handoffs if h.kind == HandoffKind.RECEIPT_AT_SITE)
+        receipt = next(h.at for h in p.handoffs  # the completed receipt, not a blocked attempt before it
+                       if h.kind == HandoffKind.RECEIPT_AT_SITE and h.outcome == HandoffOutcome.COMPLETED)
         temperature = rng.uniform(8.2, 9.1) if rng.random() < 0.01 else clip(rng.gauss(4.6, 0.9), 2.2, 7.8)
         return {"din-matches": True, "shipper-temperature": round(temperature, 1),
                 "transit-time": round((receipt - p.collection["ended"]).total_seconds() / 3600, 1)}

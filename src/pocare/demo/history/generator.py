@@ -343,6 +343,9 @@ class Generator:
             at = sampled + dt.timedelta(hours=rng.uniform(5, 8))
         else:
             at = sampled + dt.timedelta(days=rng.uniform(8, 21))
+        # Not before the results the release needs are in (the others may follow release).
+        needed = [q.entered_at for q in p.qc if not q.attribute.get("result_after_release")]
+        at = max([at, *(t + minutes(30) for t in needed)])
         self._handoff(p, HandoffKind.DISPATCH_TO_HOSPITAL, at, operator, "Cell therapy unit, dispatch", "product")
         at += minutes(rng.uniform(10, 35))
         self._handoff(p, HandoffKind.RECEIPT_AT_HOSPITAL, at, physician, "Haematology ward", "product")

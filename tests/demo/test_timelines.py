@@ -1,0 +1,187 @@
+"""The demo is true to itself in time: every batch's custody, steps, QC and device data happen in
+the order and on the days a real batch's would, under the master-file version in force then, and
+the audit trail still verifies. Loads the whole demo once (two months of history)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from pocare.custody.models import Collection, Handoff, HandoffKind, HandoffOutcome
+from pocare.demo.batches import FROM_ACTIVATION, TIMES
+from pocare.demo.clock import demo_clock
+from pocare.ledger.verify import verify_all
+from pocare.manufacturing.models import Alarm, Batch, BatchOrigin, DeviceReading, StepStatus, StepValue
+from pocare.masterfile.selectors import effective_version
+from tests.conftest import PASSWORD
+
+#: The steps that take the samples QC tests.
+SAMPLING = ("ipc-sterility-sampling", "release-sampling")
+#: Hand-offs before the batch, in the order they must happen.
+BEFORE = (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE, HandoffKind.RECEIPT_AT_SITE)
+
+
+@pytest.fixture(scope="module")
+def demo(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dt.datetime]:
+    """The whole demo with two months of history, loaded once for the module and rolled back."""
+    from pocare.demo import loader
+
+    with django_db_blocker.unblock():
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        try:
+            before = timezone.now()
+            loader.load(password=PASSWORD, history_months=2)
+            yield before
+        finally:
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+
+
+def _batches() -> list[Batch]:
+    return list(
+        Batch.objects.select_related("site", "order", "masterfile_version__product")
+        .prefetch_related("steps", "qc_results", "order__handoffs")
+        .order_by("pk")
+    )
+
+
+def _completed(batch: Batch, kind: str) -> Handoff | None:
+    done = [h for h in batch.order.handoffs.all() if h.kind == kind and h.outcome == HandoffOutcome.COMPLETED]
+    return min(done, key=lambda h: h.occurred_at) if done else None
+
+
+def _times(batch: Batch) -> list[tuple[str, dt.datetime]]:
+    """The batch's moments in the order they must come (a missing one is left out)."""
+    order = batch.order
+    collection = Collection.objects.get(order=order)
+    out = [("ordered", order.ordered_at), ("collection ended", collection.collection_ended_at)]
+    out += [(str(kind), h.occurred_at) for kind in BEFORE if (h := _completed(batch, kind))]
+    out.append(("batch start", batch.started_at))
+    for step in sorted(batch.steps.all(), key=lambda s: s.position):
+        assert step.started_at is not None
+        out.append((f"step {step.position} {step.step_id} started", step.started_at))
+        if step.performed_at is not None:
+            out.append((f"step {step.position} {step.step_id} performed", step.performed_at))
+        if step.verified_at is not None:
+            assert step.performed_at is not None and step.verified_at >= step.performed_at, step.step_id
+    # QC tests samples — the culture's (sterility, before harvest) and the release sample — so its
+    # results follow the first sampling step; a cryopreserved product is frozen meanwhile (the
+    # freezing may end after the first result is in).
+    sampled = min((s.performed_at for s in batch.steps.all() if s.step_id in SAMPLING and s.performed_at), default=None)
+    results = [q.entered_at for q in batch.qc_results.all()]
+    if results:
+        assert sampled is not None and sampled <= min(results), f"{batch.reference}: QC before its sample"
+        assert all(q.tested_at <= q.entered_at for q in batch.qc_results.all()), batch.reference
+        after = {
+            a["id"]
+            for a in batch.masterfile_version.content["specification"]["attributes"]
+            if a.get("result_after_release")
+        }  # a fresh product is released before these are in
+        before = [q.entered_at for q in batch.qc_results.all() if q.attribute_id not in after]
+        out.append(("last QC result needed for release", max([*before, out[-1][1]])))
+    certification = getattr(batch, "certification", None)
+    if certification is not None:
+        out.append(("certified", certification.decided_at))
+    if (dispatch := _completed(batch, HandoffKind.DISPATCH_TO_HOSPITAL)) is not None:
+        out.append(("dispatch to hospital", dispatch.occurred_at))
+    return out
+
+
+@pytest.mark.django_db
+def test_every_batch_happens_in_order(demo: dt.datetime) -> None:
+    """DI-ALCOA (contemporaneous, consistent): collection ≤ shipment ≤ receipt ≤ batch start ≤ each
+    step in process order ≤ (release sample ≤) QC results ≤ certification ≤ dispatch, for history
+    and live batches."""
+    batches = _batches()
+    assert {b.origin for b in batches} >= {BatchOrigin.DEMO_HISTORY}
+    assert len([b for b in batches if b.origin != BatchOrigin.DEMO_HISTORY]) == 2  # Madrid and Groningen
+    for batch in batches:
+        times = _times(batch)
+        for (a, at), (b, bt) in itertools.pairwise(times):
+            assert at <= bt, f"{batch.reference}: {a} {at} is after {b} {bt}"
+        assert times[-1][1] <= timezone.now(), f"{batch.reference}: {times[-1][0]} is in the future"
+
+
+@pytest.mark.django_db
+def test_live_batches_run_over_their_process_days(demo: dt.datetime) -> None:
+    """POC-1: the released batch took its days (activation day 0, transduction about 24 h later,
+    wash and feed day 3–5, harvest day 7–10), not seconds; Madrid's is on day 0."""
+    groningen = Batch.objects.get(order__recipient_id="GRO-PT-0388")
+    steps = {s.step_id: s for s in groningen.steps.all()}
+    activation = steps["activation"].performed_at
+    assert activation is not None
+    after = {sid: (steps[sid].performed_at - activation) for sid in FROM_ACTIVATION}  # type: ignore[operator]
+    assert dt.timedelta(hours=18) <= after["transduction"] <= dt.timedelta(hours=30)
+    assert dt.timedelta(days=3) <= after["culture-wash"] <= dt.timedelta(days=5)
+    assert dt.timedelta(days=7) <= after["harvest"] <= dt.timedelta(days=10)
+    assert all(s.status in (StepStatus.COMPLETE, StepStatus.SKIPPED) for s in steps.values())
+    assert groningen.qc_results.count() == 5
+
+    madrid = Batch.objects.get(order__recipient_id="MAD-PT-0419")
+    assert abs((demo - madrid.started_at) - TIMES["madrid-start"]) < dt.timedelta(minutes=5)  # the load's seconds
+    assert [s.step_id for s in madrid.steps.order_by("position")][-1] == "activation"
+
+
+@pytest.mark.django_db
+def test_device_data_falls_within_each_batch_run(demo: dt.datetime) -> None:
+    """DI-ALCOA: no device reading or alarm before its batch started or after it ended."""
+    for batch in _batches():
+        end = batch.ended_at or timezone.now()
+        readings = DeviceReading.objects.filter(batch=batch)
+        alarms = Alarm.objects.filter(batch=batch)
+        assert not readings.filter(at__lt=batch.started_at).exists(), batch.reference
+        assert not readings.filter(at__gt=end).exists(), batch.reference
+        assert not alarms.filter(raised_at__lt=batch.started_at).exists(), batch.reference
+        assert not alarms.filter(raised_at__gt=end).exists(), batch.reference
+    madrid = Batch.objects.get(order__recipient_id="MAD-PT-0419")
+    assert DeviceReading.objects.filter(batch=madrid).exists() and Alarm.objects.filter(batch=madrid).exists()
+
+
+@pytest.mark.django_db
+def test_every_batch_is_made_under_the_version_in_force_at_its_start(demo: dt.datetime) -> None:
+    """POC-1: the master-file version a batch keeps was effective at its site when it started
+    (effective by then, the site authorized and trained on it) — history included."""
+    for batch in _batches():
+        version = batch.masterfile_version
+        assert version.effective_at is not None and version.effective_at <= batch.started_at, batch.reference
+        in_force = effective_version(site=batch.site, product=version.product, at=batch.started_at)
+        assert in_force == version, f"{batch.reference} ({batch.started_at}): v{version.number}, in force {in_force}"
+
+
+@pytest.mark.django_db
+def test_stated_transit_time_is_the_difference_of_the_shown_times(demo: dt.datetime) -> None:
+    """DI-ALCOA (accurate): "time from collection to receipt" equals receipt minus end of collection."""
+    values = StepValue.objects.filter(parameter_id="transit-time").select_related("step__batch__order")
+    assert values.exists()
+    for value in values:
+        batch = value.step.batch
+        ended = Collection.objects.get(order=batch.order).collection_ended_at
+        receipt = _completed(batch, HandoffKind.RECEIPT_AT_SITE)
+        assert receipt is not None
+        hours = (receipt.occurred_at - ended).total_seconds() / 3600
+        assert abs(float(value.value) - hours) <= 0.05, f"{batch.reference}: {value.value} h stated, {hours:.2f} h"
+
+
+@pytest.mark.django_db
+def test_the_audit_trail_verifies_after_the_dated_load(demo: dt.datetime) -> None:
+    """P11-10e: the hash chains are intact after the demo load under the demo clock."""
+    report = verify_all()
+    assert report.ok, [c for c in report.chains if not c.ok]
+
+
+def test_the_demo_clock_dates_only_the_past_and_only_inside_its_block() -> None:
+    """The clock never dates work in the future and leaves the real clock alone outside its block."""
+    past = timezone.now() - dt.timedelta(days=3)
+    with demo_clock(past):
+        inside = timezone.now()
+    assert past <= inside < past + dt.timedelta(minutes=1)
+    assert timezone.now() - past > dt.timedelta(days=2)
+    with pytest.raises(ValueError, match="past only"), demo_clock(timezone.now() + dt.timedelta(hours=1)):
+        pass
