@@ -335,7 +335,7 @@ class _Evidence:
                 state = "pending_after_release" if after else "missing"
             else:
                 state = "pass" if cur.conforms else "oos"
-            self.results.append(ResultLine(a["id"], a.get("name", a["id"]), _acceptance(a), critical, after,
+            self.results.append(ResultLine(a["id"], a.get("name", a["id"]), acceptance_text(a), critical, after,
                                            cur.display_value if cur is not None else "", state, len(q.results) > 1))
             name = a.get("name", a["id"])
             if not critical:
@@ -345,7 +345,7 @@ class _Evidence:
                 continue
             if state == "oos":
                 assert cur is not None
-                problems.append(f"{name} = {cur.display_value} is out of specification ({_acceptance(a)}).")
+                problems.append(f"{name} = {cur.display_value} is out of specification ({acceptance_text(a)}).")
             elif state == "missing":
                 problems.append(f"{name} has no result, and the master file wants it before release.")
             elif state == "pending_after_release":
@@ -471,7 +471,8 @@ class _Evidence:
         return out
 
 
-def _acceptance(a: dict[str, Any]) -> str:
+def acceptance_text(a: dict[str, Any]) -> str:
+    """A specification attribute's acceptance criterion as people write it: ``≥ 70 %``, ``= negative``."""
     acc = a.get("acceptance") or {}
     unit = f" {a['unit']}" if a.get("unit") else ""
     if acc.get("equals") is not None:  # a stored specification lists ``equals: null`` for a range
