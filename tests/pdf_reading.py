@@ -6,9 +6,11 @@ how the PDF was made."""
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pdfplumber
 from pdfplumber.page import Page
@@ -22,6 +24,14 @@ class Word:
     text: str
     box: Box
     page: int
+
+
+def keep(name: str, pdf: bytes) -> None:
+    """With ``POCARE_KEEP_PDFS=<folder>``, write the PDF there to look at (``pdftoppm -png``)."""
+    folder = os.environ.get("POCARE_KEEP_PDFS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / name).write_bytes(pdf)
 
 
 @contextmanager

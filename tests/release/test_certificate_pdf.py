@@ -60,6 +60,7 @@ def _certified_pdf(client, login, batch: Batch) -> tuple[Certification, bytes]: 
     response = client.post(f"/release/batches/{batch.reference}/certificate/")
     assert response.status_code == 200, response.content[:300]
     assert response["Content-Type"] == "application/pdf"
+    pdfr.keep(f"certificate-{batch.reference}.pdf", response.content)
     return cert, response.content
 
 
