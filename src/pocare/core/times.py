@@ -35,10 +35,12 @@ def zone_of(where: Any) -> dt.tzinfo:
 
 
 def site_time(value: dt.datetime, where: Any = None, *, with_utc: bool = False, seconds: bool = False) -> str | None:
-    """``value`` in the zone of ``where`` with the zone's name (``2026-12-05 14:06 CET``), and with
+    """``value`` in the zone of ``where`` (its own zone when ``where`` is None, UTC when it is naive)
+    with the zone's name (``2026-12-05 14:06 CET``), and with
     ``with_utc`` UTC beside it (``… (13:06 UTC)``, the date too when it differs). ``None`` when the
     stored value cannot be shown as a time (see :mod:`pocare.core.render`)."""
-    local = render.to_zone(value, zone_of(where))
+    keep_own = where is None and isinstance(value, dt.datetime) and value.tzinfo is not None
+    local = render.to_zone(value, value.tzinfo if keep_own else zone_of(where))
     if local is None:
         return None
     fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
