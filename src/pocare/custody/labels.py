@@ -30,7 +30,8 @@ import barcode
 import segno
 from barcode.writer import SVGWriter
 
-from pocare.custody import isbt
+from pocare.core.times import site_time
+from pocare.custody import isbt, label_layout
 from pocare.custody.models import Collection, HandoffKind, HandoffOutcome, TherapyOrder
 
 if TYPE_CHECKING:
@@ -81,10 +82,10 @@ class LabelContent:
 
 
 def _when(value: dt.datetime | None, tz: Any) -> str:
+    """A time on a label: the site's time with its zone, as everywhere (:mod:`pocare.core.times`)."""
     if value is None:
         return ""
-    local = value.astimezone(tz)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} (UTC{local:%z})"
+    return site_time(value, tz) or ""
 
 
 def containers_of(order: TherapyOrder) -> list[str]:
@@ -219,25 +220,31 @@ def _qr_cells(code: segno.QRCode, x: float, y: float, size: float) -> str:
     return f'<path d="{d}" fill="#000"/>'
 
 
-def label_svg(content: LabelContent) -> str:
-    """One label, 100 × 70 mm, as a standalone SVG (user units are millimetres); the bar codes are
-    drawn as vector paths so that every viewer and the PDF engine print them alike."""
-    rows = []
-    y = 14.0
-    for caption, value in content.lines():
-        rows.append(f'<text x="4" y="{y:.1f}" font-size="2.6" fill="#444">{escape(caption)}</text>'
-                    f'<text x="26" y="{y:.1f}" font-size="2.8" font-weight="bold">{escape(value[:70])}</text>')
-        y += 4.4
+def _text(t: label_layout.Text) -> str:
+    weight = ' font-weight="bold"' if t.bold else ""
+    fill = "#444" if t.grey else "#000"
+    return f'<text x="{t.x:.2f}" y="{t.y:.2f}" font-size="{t.size:.2f}" fill="{fill}"{weight}>{escape(t.text)}</text>'
+
+
+def label_svg(content: LabelContent, size: str = label_layout.DEFAULT_SIZE) -> str:
+    """One label of ``size`` (a key of :data:`label_layout.LABEL_SIZES`) as a standalone SVG whose
+    user units are millimetres: every field whole (wrapped, never cut), the bar codes in their own
+    areas, drawn as vector paths so that every viewer and the PDF engine print them alike. Raises
+    :class:`label_layout.LabelOverflow` when the fields do not fit the size."""
+    stock = label_layout.LABEL_SIZES[size]
+    placed = label_layout.layout(content.title, content.lines(), content.barcode, stock)
+    w, h = stock.width, stock.height
+    bx, by, bw, bh = placed.barcode
+    qx, qy, qs = placed.qr
     return (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="100mm" height="70mm" viewBox="0 0 100 70" '
-        'font-family="DejaVu Sans, Arial, sans-serif" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:g}mm" height="{h:g}mm" viewBox="0 0 {w:g} {h:g}" '
+        'font-family="DejaVu Sans, Verdana, Arial, sans-serif" role="img" '
         f'aria-label="{escape(content.title)} label">'
-        '<rect x="0.5" y="0.5" width="99" height="69" rx="2" fill="#fff" stroke="#000" stroke-width="0.4"/>'
-        f'<text x="4" y="7.5" font-size="4" font-weight="bold">{escape(content.title)}</text>'
-        f'<text x="96" y="7.5" font-size="2.6" text-anchor="end">{escape(content.product_id)}</text>'
-        + "".join(rows)
-        + _bars(code128_modules(content.barcode), 6, 52, 66, 13)
-        + f'<text x="39" y="68.6" font-size="2.2" text-anchor="middle">{escape(content.barcode)}</text>'
-        + _qr_cells(qr_code(content), 76, 45, 21)
+        f'<rect x="0.5" y="0.5" width="{w - 1:g}" height="{h - 1:g}" rx="2" fill="#fff" stroke="#000" '
+        'stroke-width="0.4"/>'
+        + "".join(_text(t) for t in placed.texts)
+        + _bars(code128_modules(content.barcode), bx, by, bw, bh)
+        + (_text(placed.barcode_text) if placed.barcode_text else "")
+        + _qr_cells(qr_code(content), qx, qy, qs)
         + "</svg>"
     )

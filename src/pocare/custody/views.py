@@ -22,7 +22,7 @@ from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.listing import render_list
-from pocare.custody import labels, selectors, services
+from pocare.custody import label_layout, labels, selectors, services
 from pocare.custody.filters import ORDER_COLUMNS, OrderFilter
 from pocare.custody.forms import AcceptForm, CollectionForm, HandoffForm, OrderForm, ShipmentForm, UploadForm
 from pocare.custody.isbt import coi_printed
@@ -108,6 +108,7 @@ def _order_page(request: HttpRequest, order: TherapyOrder, *, status: int = 200,
         "order": order, "coi_printed": coi_printed(order.coi) if order.coi else "", "collections": collections,
         "handoffs": handoffs, "next_kinds": [(k, HandoffKind(k).label) for k in next_kinds],
         "shipments": shipments, "containers": containers, "events": events,
+        "label_sizes": list(label_layout.LABEL_SIZES.values()),
         "may_accept": selectors.may_accept(user, order) and order.status == OrderStatus.REQUESTED,
         "may_record": selectors.may_record(user, order) and order.status not in (
             OrderStatus.REQUESTED, OrderStatus.CANCELLED),
@@ -253,15 +254,35 @@ def _contents(order: TherapyOrder, containers: list[str]) -> list[labels.LabelCo
         raise Http404(str(exc)) from exc
 
 
+class _Refused(Exception):
+    """A label request refused with a message naming the field (answered 400)."""
+
+
+def _drawn(request: HttpRequest, contents: list[labels.LabelContent]) -> tuple[str, list[str]]:
+    """The label size asked for (``size``, default 100x70) and each label drawn at it."""
+    size = request.POST.get("size") or label_layout.DEFAULT_SIZE
+    if size not in label_layout.LABEL_SIZES:
+        raise _Refused(f"size: {size[:40]!r} is not a label size; choose one of "
+                       f"{', '.join(label_layout.LABEL_SIZES)}.")
+    try:
+        return size, [labels.label_svg(c, size) for c in contents]
+    except label_layout.LabelOverflow as exc:
+        raise _Refused(f"size: {exc}") from exc
+
+
 @requires(Perm.CUSTODY_RECORD)
 @require_POST
 def label_svg(request: HttpRequest, pk: int, container: str) -> HttpResponse:
     """One container's label as SVG; printing is recorded in the audit trail, so it is a POST."""
     order = _order(request, pk, Perm.CUSTODY_RECORD)
     content = _contents(order, [container])[0]
+    try:
+        size, svgs = _drawn(request, [content])
+    except _Refused as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
     services.labels_print(actor=request_actor(request), order=order, containers=[container], fmt="svg")
-    response = HttpResponse(labels.label_svg(content), content_type="image/svg+xml")
-    response["Content-Disposition"] = f'inline; filename="label-{order.pk}-{container}.svg"'
+    response = HttpResponse(svgs[0], content_type="image/svg+xml")
+    response["Content-Disposition"] = f'inline; filename="label-{order.pk}-{container}-{size}.svg"'
     return response
 
 
@@ -279,10 +300,14 @@ def labels_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     except (ImportError, OSError) as exc:  # WeasyPrint needs Pango and friends from the system
         return HttpResponse(f"PDF output is unavailable on this server ({exc}). Download each label as SVG "
                             "from the order page instead.", status=503, content_type="text/plain")
-    contents = _contents(order, containers)
+    try:
+        size, svgs = _drawn(request, _contents(order, containers))
+    except _Refused as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
     services.labels_print(actor=request_actor(request), order=order, containers=containers, fmt="pdf")
     html = render_to_string("custody/labels_pdf.html", {
-        "order": order, "labels": [mark_safe(labels.label_svg(c)) for c in contents],  # noqa: S308 (escaped)
+        "order": order, "size": label_layout.LABEL_SIZES[size],
+        "labels": [mark_safe(svg) for svg in svgs],  # noqa: S308 (escaped in labels.label_svg)
     })
     pdf = weasyprint.HTML(string=html, base_url=None).write_pdf()
     response = HttpResponse(pdf, content_type="application/pdf")

@@ -34,6 +34,7 @@ import pocare
 from pocare.accounts import selectors as access
 from pocare.accounts.models import Membership, User
 from pocare.accounts.roles import Perm, Role
+from pocare.core.times import site_time
 from pocare.custody.models import Handoff, Shipment, TemperatureUpload
 from pocare.ledger import canonical
 from pocare.ledger.models import ChainHead, Event, Meaning, Signature
@@ -515,15 +516,15 @@ _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 def _for_reading(value: Any, tz: Any) -> Any:
-    """A copy of plain data with every canonical timestamp written for people: UTC and site time."""
+    """A copy of plain data with every canonical timestamp written for people: the site's time with its
+    zone and UTC beside it (:mod:`pocare.core.times`)."""
     if isinstance(value, dict):
         return {k: _for_reading(v, tz) for k, v in value.items()}
     if isinstance(value, list):
         return [_for_reading(v, tz) for v in value]
     if isinstance(value, str) and _TIMESTAMP.match(value):
         when = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-        local = when.astimezone(tz)
-        return f"{when:%Y-%m-%d %H:%M:%S} UTC ({local:%H:%M} {local.tzname()})"
+        return site_time(when, tz, with_utc=True, seconds=True) or value
     return value
 
 

@@ -24,6 +24,7 @@ from django.urls import reverse
 
 from pocare.accounts.models import Membership, User
 from pocare.accounts.roles import Role
+from pocare.core.times import site_time
 from pocare.custody.models import HandoffKind
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import AuditReview, Event, Meaning, Signature, chains_with_lanes
@@ -296,7 +297,7 @@ class _Evidence:
         for e, person, at, verifying in checks:
             for reason in gate.reasons(person=person, step_id=e.step_id, at=at, verifying=verifying):
                 problems.append(f"Step {e.step_id} ({'verified' if verifying else 'performed'} "
-                                f"{at:%Y-%m-%d %H:%M} UTC): {reason}")
+                                f"{site_time(at, self.site)}): {reason}")
         return _line("people", "Every operator and verifier qualified at the time of their step", problems,
                      f"{len(checks)} performances and verifications checked: each person held the role, the step's "
                      "qualification and the version training at that moment.", self.url + "#steps")
@@ -362,7 +363,7 @@ class _Evidence:
                 state = "pending_after_release" if after else "missing"
             else:
                 state = "pass" if cur.conforms else "oos"
-            self.results.append(ResultLine(a["id"], a.get("name", a["id"]), _acceptance(a), critical, after,
+            self.results.append(ResultLine(a["id"], a.get("name", a["id"]), acceptance_text(a), critical, after,
                                            cur.display_value if cur is not None else "", state, len(q.results) > 1))
             name = a.get("name", a["id"])
             if not critical:
@@ -372,7 +373,7 @@ class _Evidence:
                 continue
             if state == "oos":
                 assert cur is not None
-                problems.append(f"{name} = {cur.display_value} is out of specification ({_acceptance(a)}).")
+                problems.append(f"{name} = {cur.display_value} is out of specification ({acceptance_text(a)}).")
             elif state == "missing":
                 problems.append(f"{name} has no result, and the master file wants it before release.")
             elif state == "pending_after_release":
@@ -417,7 +418,7 @@ class _Evidence:
             if h.outcome == "blocked":
                 later = any(o.kind == h.kind and o.outcome == "completed" and o.occurred_at >= h.occurred_at
                             for o in self.page.handoffs)
-                text = (f"{h.get_kind_display()} blocked {h.occurred_at:%Y-%m-%d %H:%M} UTC: presented "
+                text = (f"{h.get_kind_display()} blocked {site_time(h.occurred_at, self.site)}: presented "
                         f"{h.presented_identifier!r}, expected {h.expected_identifier!r}")
                 (notes if later else problems).append(text + (" — later completed" if later else
                                                               " — never completed"))
@@ -477,8 +478,9 @@ class _Evidence:
         if sig is None or sig.record_hash != content_hash(review.signed_content()):
             return ChecklistLine("exceptions_review", label, FAIL, "The review by exception has no valid signature.",
                                  evidence)
+        signed = site_time(review.reviewed_at, self.site, with_utc=True)
         return ChecklistLine("exceptions_review", label, PASS,
-                             f"Signed by {review.reviewer.printed_name} ({review.reviewed_at:%Y-%m-%d %H:%M} UTC) "
+                             f"Signed by {review.reviewer.printed_name} ({signed}) "
                              f"over the {len(current)} item(s) listed now.", evidence)
 
     def changed(self) -> list[ChangedDatum]:
@@ -498,7 +500,8 @@ class _Evidence:
         return out
 
 
-def _acceptance(a: dict[str, Any]) -> str:
+def acceptance_text(a: dict[str, Any]) -> str:
+    """A specification attribute's acceptance criterion as people write it: ``≥ 70 %``, ``= negative``."""
     acc = a.get("acceptance") or {}
     unit = f" {a['unit']}" if a.get("unit") else ""
     if acc.get("equals") is not None:  # a stored specification lists ``equals: null`` for a range

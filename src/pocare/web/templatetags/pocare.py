@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import zoneinfo
 from typing import Any
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
-from pocare.core import render
+from pocare.core.templatetags import times
 from pocare.ledger.events import registered
 
 register = template.Library()
@@ -67,41 +65,16 @@ def _as_datetime(value: Any) -> dt.datetime | None:
 
 @register.filter
 def utc(value: Any, precision: str = "seconds") -> str:
-    """An aware datetime as ``<time>`` in UTC with the zone written out: ``2026-03-01 13:05:22 UTC``."""
-    when = _as_datetime(value)
-    if when is None:
-        return "—" if value in (None, "") else str(value)
-    if render.to_zone(when) is None:  # stored before the input bounds, or by a restore
-        return render.invalid(when)
-    when = when.astimezone(dt.UTC)
-    shown = when.strftime("%Y-%m-%d %H:%M" if precision == "minutes" else "%Y-%m-%d %H:%M:%S")
-    return format_html('<time datetime="{}">{} UTC</time>', when.isoformat(), shown)
+    """A time of a record of no site (a person, a master-file version, the audit trail's server clock)
+    in UTC with the zone written out: ``2026-03-01 13:05:22 UTC`` (:mod:`pocare.core.times`)."""
+    return times.time_html(value, dt.UTC, with_utc=False, seconds=precision != "minutes")
 
 
 @register.filter
 def in_zone(value: Any, zone: Any = "") -> str:
-    """A datetime in a site's zone with its abbreviation: ``14:05 CET``.
-
-    ``zone`` is an IANA name or a tzinfo; without it the datetime keeps its own zone.
-    """
-    when = _as_datetime(value)
-    if when is None:
-        return "—" if value in (None, "") else str(value)
-    if render.to_zone(when) is None:  # stored before the input bounds, or by a restore
-        return render.invalid(when)
-    if zone:
-        try:
-            tz = zoneinfo.ZoneInfo(zone) if isinstance(zone, str) else zone
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            tz = dt.UTC
-        when = render.to_zone(when, tz) or when
-    return format_html(
-        '<time datetime="{}" title="{}">{} {}</time>',
-        when.isoformat(),
-        when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        when.strftime("%Y-%m-%d %H:%M"),
-        when.tzname() or "UTC",
-    )
+    """The older name of ``site_time`` (``core/templatetags/times.py``): a time in a site's zone with
+    the zone's name, ``2026-12-05 14:05 CET``."""
+    return times.time_html(value, zone or None, with_utc=False, seconds=False)
 
 
 @register.filter
