@@ -53,15 +53,16 @@ def load_founding_people() -> None:
     from django.utils import timezone
 
     from pocare.demo.clock import demo_clock
-    from pocare.demo.people import load_people, passwords_set
+    from pocare.demo.people import inspector_access_grant, load_people, passwords_set
 
     joined = timezone.now() - dt.timedelta(days=PEOPLE_JOINED_AGO_DAYS)
     with demo_clock(joined):
-        load_people(password=PASSWORD + " first")
+        load_people(password=PASSWORD + " first", inspector_access=False)
     # As the demo does: each persona then sets the test password through the accounts service, so it
     # ages from today, and tests that move the clock through several batches (tests/clock.py) do not
     # meet an expired password.
     passwords_set(new=PASSWORD, set_before=joined + dt.timedelta(days=1))
+    inspector_access_grant()  # the inspector's 90 days of access count from today, as in the demo
 
 
 class People(dict):  # type: ignore[type-arg]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from django.db.models import Max
+from django.db.models import Min
 from django.utils import timezone
 
 from pocare.accounts.models import Membership, User
@@ -31,8 +31,10 @@ FIRST_PASSWORD_SUFFIX = "first"  # noqa: S105 (the demo's passwords are public)
 
 def _founding(wanted: dt.datetime) -> dt.datetime:
     """When the network was founded: ``wanted``, or — where its people were loaded earlier (the test
-    personas) — just after the last of them joined, since nobody acts before their role is granted."""
-    joined = Membership.objects.aggregate(last=Max("granted_at"))["last"]
+    personas, or a first run of the demo) — just after the first of them joined, since nobody acts
+    before their role is granted. (Not the last: a first run grants the inspector's access at its end,
+    and a second run must not date its founding after that.)"""
+    joined = Membership.objects.aggregate(first=Min("granted_at"))["first"]
     return wanted if joined is None or joined < wanted else joined + dt.timedelta(minutes=1)
 
 

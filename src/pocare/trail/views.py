@@ -190,7 +190,7 @@ def reviews(request: HttpRequest) -> HttpResponseBase:
         if lanes:
             pending.append({"chain": chain, "lanes": lanes, "count": sum(r.count for r in lanes)})
     initial_chain = request.GET.get("chain") or scoped_chain(request) or (pending[0]["chain"] if pending else "")
-    form = ReviewForm(request.POST or None, chains=chains, initial={"chain": initial_chain},
+    form = ReviewForm(request.POST or None, chains=chains, initial={"chain": initial_chain}, auto_id="review_%s",
                       ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
         try:
