@@ -16,7 +16,8 @@ class BatchFilter(ListFilterSet):
     status = django_filters.ChoiceFilter(choices=BatchStatus.choices, empty_label="Any")
     site = django_filters.CharFilter(field_name="site__code", lookup_expr="iexact", label="Site",
                                      help_text="Site code, e.g. MAD")
-    product = django_filters.CharFilter(field_name="masterfile_version__product__code", lookup_expr="iexact")
+    product = django_filters.CharFilter(field_name="masterfile_version__product__code", lookup_expr="iexact",
+                                        label="Product", help_text="Product code, e.g. CD19-CART")
     started_from, started_until = date_range("started_at", "Started")
     sort = SortFilter(fields=(("reference", "reference"), ("site__code", "site"), ("started_at", "started"),
                               ("status", "status"), ("masterfile_version__number", "version")))
