@@ -11,7 +11,6 @@ printed too (``pytest -s``) — docs/accessibility.md keeps them.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page
 
+from tests.browser import browser_login as _login
 from tests.conftest import PASSWORD
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
@@ -52,15 +52,6 @@ def test_the_vendored_axe_core_is_the_published_file():
     assert AXE_SHA256 in readme and AXE_VERSION in readme
     assert "Mozilla Public License, version 2.0" in (AXE.parent / "LICENSE").read_text(encoding="utf-8")
     assert f"axe v{AXE_VERSION}" in AXE.read_text(encoding="utf-8")[:200]
-
-
-def _login(page: Page, base: str, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base}/login/")
-    page.get_by_label("User id").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
 
 
 def _records() -> dict[str, Any]:

@@ -7,17 +7,10 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser import browser_login as _login
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-
-def _login(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.get_by_label("User id").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
 
 
 def test_qa_filters_the_audit_trail_and_exports_it(live_server, tx_db, page: Page):

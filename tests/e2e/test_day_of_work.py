@@ -11,19 +11,12 @@ import pdfplumber
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
+from tests.browser import browser_login as _login
 from tests.conftest import PASSWORD
 from tests.release import helpers as rh
 from tests.web.helpers import awaiting_verification, correct_a_value
 
 pytestmark = pytest.mark.browser
-
-
-def _login(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.get_by_label("User id").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
 
 
 def test_the_manager_finds_the_verification_in_the_queue_and_sees_the_correction(live_server, tx_db, page: Page):

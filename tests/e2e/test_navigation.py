@@ -3,11 +3,10 @@ the count of what waits for the person is in it."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser import browser_login as _login
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -26,15 +25,6 @@ MEASURE = """() => {
   return {items, navHeight: nav.getBoundingClientRect().height, overflow: nav.scrollWidth > nav.clientWidth,
           barParts: parts, labels: [...nav.children].map(li => li.innerText.split("\\n")[0].trim())};
 }"""
-
-
-def _login(page: Page, base: str, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base}/login/")
-    page.get_by_label("User id").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
 
 
 def test_the_navigation_is_one_row_at_1280_px_for_every_role(live_server, tx_db, page: Page):

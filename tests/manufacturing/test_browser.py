@@ -10,21 +10,13 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import browser_login as _login
 from tests.conftest import PASSWORD
 from tests.manufacturing.helpers import started_batch
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = "/tmp/ebr-batch.png"  # noqa: S108 (a picture for people, not a secret)  # noqa: S108 - asked for by the issue, looked at by a person
-
-
-def _login(page: Page, base: str, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base}/login/")
-    page.get_by_label("User id").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
 
 
 def _sign(page: Page, username: str, button: str) -> None:

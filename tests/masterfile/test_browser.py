@@ -9,19 +9,11 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser import browser_login as _login
 from tests.conftest import PASSWORD
 from tests.masterfile.helpers import V2_TEXT, authorize, effective_v1, train
 
 pytestmark = pytest.mark.browser
-
-
-def _login(page: Page, base: str, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base}/login/")
-    page.get_by_label("User id").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
 
 
 def _sign(page: Page, action: str, username: str, *, confirm: bool = False) -> None:

@@ -11,19 +11,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from pocare.quality import services as quality
+from tests.browser import browser_login as _login
 from tests.conftest import PASSWORD
 from tests.manufacturing import helpers as h
 from tests.release import helpers as rh
 
 pytestmark = pytest.mark.browser
-
-
-def _login(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.get_by_label("User id").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
 
 
 def test_the_qp_sees_the_blocking_deviation_qa_assesses_it_and_the_qp_certifies(
