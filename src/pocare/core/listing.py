@@ -58,9 +58,11 @@ class SortFilter(django_filters.OrderingFilter):  # type: ignore[misc]
 
 
 class DateFilter(django_filters.DateFilter):  # type: ignore[misc]
-    """A date (the browser's date picker) whose year must lie in the allowed window."""
+    """A date typed as YYYY-MM-DD (:class:`pocare.core.fields.IsoDateField`, not the browser's
+    locale-formatted picker), whose year must lie in the allowed window; any other form is a 400
+    naming the filter."""
 
-    field_class = fields.DateField
+    field_class = fields.IsoDateField
 
 
 def date_range(field_name: str, label: str) -> tuple[DateFilter, DateFilter]:
