@@ -65,9 +65,10 @@ class DateFilter(django_filters.DateFilter):  # type: ignore[misc]
     field_class = fields.IsoDateField
 
 
-def date_range(field_name: str, label: str) -> tuple[DateFilter, DateFilter]:
-    """``<label> from`` and ``until`` filters over a date or date-time field (both days included)."""
-    lookup = field_name + "__date" if not field_name.endswith("_date") else field_name
+def date_range(field_name: str, label: str, *, dates: bool = False) -> tuple[DateFilter, DateFilter]:
+    """``<label> from`` and ``until`` filters over a date-time field, or a date field (its name ends
+    in ``_date``, or ``dates=True``); both days included."""
+    lookup = field_name if dates or field_name.endswith("_date") else field_name + "__date"
     return (DateFilter(field_name=lookup, lookup_expr="gte", label=f"{label} from"),
             DateFilter(field_name=lookup, lookup_expr="lte", label=f"{label} until"))
 
