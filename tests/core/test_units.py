@@ -32,8 +32,8 @@ def test_a_quantity_is_its_value_and_unit():
 
 @pytest.mark.django_db
 def test_the_batch_page_prints_units_properly_and_the_record_keeps_them_stored(client, login, people):
-    """ATMP-REL: the batch record shows the dose as ``× 10⁶ cells/kg``, never the master file's ASCII
-    ``10^6``; the stored result keeps ``10^6 cells/kg``."""
+    """ATMP-REL: the batch record and the QC result page show the dose and its criterion as
+    ``× 10⁶ cells/kg``, never the master file's ASCII ``10^6``; the stored result keeps ``10^6 cells/kg``."""
     from tests.release.helpers import completed_batch
 
     batch = completed_batch("MAD")
@@ -41,4 +41,6 @@ def test_the_batch_page_prints_units_properly_and_the_record_keeps_them_stored(c
     login("qa")
     page = client.get(f"/manufacturing/batches/{batch.reference}/").content.decode()
     assert f"{dose.value_number:g} × 10⁶ cells/kg" in page and "10^6" not in page
+    qc = client.get(f"/manufacturing/batches/{batch.reference}/qc/dose/").content.decode()
+    assert "0.5–5 × 10⁶ cells/kg" in qc and "10^6" not in qc
     assert dose.unit == "10^6 cells/kg"

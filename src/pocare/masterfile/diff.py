@@ -141,7 +141,7 @@ def _parameter_summary(p: dict[str, Any]) -> str:
 
 
 def _material_summary(m: dict[str, Any]) -> str:
-    return f"{m.get('name')}: {show(m.get('quantity'))} {m.get('unit') or ''}".strip()
+    return unit_text(f"{m.get('name')}: {show(m.get('quantity'))} {m.get('unit') or ''}".strip())
 
 
 # --- comparing ---------------------------------------------------------------------------------------
