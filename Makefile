@@ -57,11 +57,11 @@ traceability: $(STAMP)
 unit-sqlite: $(STAMP)
 	mkdir -p $(POCARE_VAR_DIR)
 	POCARE_TEST_SQLITE=$(POCARE_VAR_DIR)/test-suite.sqlite3 DATABASE_URL= \
-	  $(BIN)/pytest -m "not browser" -q
+	  $(BIN)/pytest -m "not browser" -q --durations=25
 
 unit-postgres: $(STAMP)
 	@if $(BIN)/python tools/pg_ready.py "$(PG_URL)"; then \
-	  DATABASE_URL="$(PG_URL)" $(BIN)/pytest -m "not browser" -q; \
+	  DATABASE_URL="$(PG_URL)" $(BIN)/pytest -m "not browser" -q --durations=25; \
 	elif [ -n "$$POCARE_REQUIRE_POSTGRES" ]; then \
 	  echo "PostgreSQL does not answer at $(PG_URL), and POCARE_REQUIRE_POSTGRES is set." >&2; exit 1; \
 	else \
