@@ -153,7 +153,9 @@ def interval_plot(assessment: cmp.AttributeAssessment, *, highlight: str | None 
 def intervals_data(assessment: cmp.AttributeAssessment) -> dict[str, Any]:
     """The interval plot's rows and margin, as the monitor stores them (NaN as None)."""
     rows, margin = interval_rows(assessment)
-    return json_safe({"rows": [[r.label, r.estimate, r.low, r.high, r.equivalent] for r in rows], "margin": margin})
+    data: dict[str, Any] = json_safe({"rows": [[r.label, r.estimate, r.low, r.high, r.equivalent] for r in rows],
+                                      "margin": margin})
+    return data
 
 
 def stored_interval_plot(data: dict[str, Any], *, name: str, unit: str, highlight: str | None = None) -> str:
