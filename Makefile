@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export POCARE_VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: demo test install system-libs lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
+.PHONY: demo test suites install system-libs lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,13 @@ demo: $(STAMP) system-libs
 	$(BIN)/pocare serve --host 127.0.0.1 --port 8000
 
 ## make test: lint, types, the suite on SQLite and PostgreSQL, the API fuzzer and the browser tests
-test: $(STAMP) system-libs lint typecheck traceability unit-sqlite unit-postgres api-fuzz browser
+test: $(STAMP) system-libs lint typecheck traceability suites api-fuzz browser
 	@echo "make test: every check passed."
+
+# The two database suites share nothing (each its own database) and pytest uses one core, so they run
+# side by side; each one's output is printed whole when it ends. POCARE_SERIAL_SUITES=1 runs them in turn.
+suites: $(STAMP)
+	$(MAKE) --no-print-directory $(if $(POCARE_SERIAL_SUITES),,-j2 --output-sync=target) unit-sqlite unit-postgres
 
 lint: $(STAMP)
 	$(BIN)/ruff check
@@ -52,11 +57,11 @@ traceability: $(STAMP)
 unit-sqlite: $(STAMP)
 	mkdir -p $(POCARE_VAR_DIR)
 	POCARE_TEST_SQLITE=$(POCARE_VAR_DIR)/test-suite.sqlite3 DATABASE_URL= \
-	  $(BIN)/pytest -m "not browser" -q
+	  $(BIN)/pytest -m "not browser" -q --durations=25
 
 unit-postgres: $(STAMP)
 	@if $(BIN)/python tools/pg_ready.py "$(PG_URL)"; then \
-	  DATABASE_URL="$(PG_URL)" $(BIN)/pytest -m "not browser" -q; \
+	  DATABASE_URL="$(PG_URL)" $(BIN)/pytest -m "not browser" -q --durations=25; \
 	elif [ -n "$$POCARE_REQUIRE_POSTGRES" ]; then \
 	  echo "PostgreSQL does not answer at $(PG_URL), and POCARE_REQUIRE_POSTGRES is set." >&2; exit 1; \
 	else \

@@ -57,10 +57,19 @@ def test_matrix_page_shows_every_site_and_attribute(version, login):
 
 
 def test_site_page_draws_the_charts(version, login):
-    """POC-2: a site's page draws, per attribute, the individuals chart with its limits, EWMA, CUSUM,
-    the capability histogram with the specification, the interval plot, and Hotelling's T²."""
+    """POC-2 CMP-STAT: a site's page draws, per attribute, the individuals chart with its limits, EWMA,
+    CUSUM, the capability histogram with the specification, the interval plot, and Hotelling's T² —
+    from what the comparability monitor stored, with the moment it computed them: before its first
+    run the page says so, and the request reads no QC result (nothing is recomputed)."""
     client = login("qp")
-    html = client.get(f"/analytics/comparability/sites/GRO/?version={version.pk}").content.decode()
+    before = client.get(f"/analytics/comparability/sites/GRO/?version={version.pk}").content.decode()
+    assert "Nothing computed yet" in before and "individuals chart" not in before
+    comparability_monitor_run(now=NOW)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/analytics/comparability/sites/GRO/?version={version.pk}")
+    assert not any("manufacturing_qcresult" in q["sql"] for q in queries.captured_queries), "recomputed"
+    html = response.content.decode()
+    assert "Computed 2026-11-20 11:00 CET by the comparability monitor" in re.sub(r"<[^>]+>", "", html)
     for title in ("individuals chart", "EWMA", "tabular CUSUM", "capability histogram", "versus the rest of",
                   "Hotelling"):
         assert title in html, title

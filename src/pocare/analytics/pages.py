@@ -4,9 +4,12 @@ plain values and the SVG charts. Pure (no Django import)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from pocare.analytics import charts
+import numpy as np
+
+from pocare.analytics import charts, multivariate
 from pocare.analytics import comparability as cmp
 
 
@@ -42,39 +45,32 @@ def cell_view(cell: cmp.SiteAssessment) -> dict[str, Any]:
     }
 
 
-def attribute_charts(assessment: cmp.AttributeAssessment, site: str, *, compact: bool = False) -> dict[str, Any]:
-    """The charts and figures of one site × attribute (used by the site page and the review)."""
-    spec = assessment.spec
+def chart_data(assessment: cmp.AttributeAssessment, site: str) -> dict[str, Any]:
+    """The figures behind the charts of one site × attribute: lot values and batches, limits, EWMA,
+    CUSUM, the rules that flagged points and the capability. The monitor stores them (JSON-safe)
+    so that the site page draws its charts without reading a QC result."""
     cell = assessment.sites[site]
-    out: dict[str, Any] = {"spec": spec, "cell": cell, "view": cell_view(cell)}
-    width = 620 if compact else 720
+    out: dict[str, Any] = {"references": list(cell.series.references),
+                           "values": [float(v) for v in cell.series.values]}
     if cell.chart is not None:
         ch = cell.chart
-        refs = list(cell.series.references)
+        refs = out["references"]
         flags: dict[int, list[str]] = {}
         for hit in cell.hits:
             if hit.rule in ("ewma", "cusum"):
                 continue
             for i in hit.indices:
-                flags.setdefault(i, []).append(hit.rule)
-        values = [float(v) for v in cell.series.values]
-        title = f"{spec.name} at {site}: individuals chart"
-        out["control"] = charts.control_chart_svg(
-            values, centre=float(ch.limits.centre), sigma=float(ch.limits.sigma), flags=flags, labels=refs,
-            title=title, unit=spec.unit, baseline=ch.limits.baseline, spec=(spec.lsl, spec.usl), width=width)
-        if not compact:
-            out["ewma"] = charts.ewma_chart_svg(
-                [float(v) for v in ch.ewma.z], ucl=[float(v) for v in ch.ewma.ucl],
-                lcl=[float(v) for v in ch.ewma.lcl], centre=float(ch.limits.centre),
-                flags=[int(i) for i in ch.ewma.flags.nonzero()[0]], labels=refs, unit=spec.unit,
-                title=f"{spec.name} at {site}: EWMA (λ = {ch.ewma.lam}, L = {ch.ewma.width})")
-            out["cusum"] = charts.cusum_chart_svg(
-                [float(v) for v in ch.cusum.upper], [float(v) for v in ch.cusum.lower], h=float(ch.cusum.h),
-                flags=[int(i) for i in (ch.cusum.upper_flags | ch.cusum.lower_flags).nonzero()[0]], labels=refs,
-                title=f"{spec.name} at {site}: tabular CUSUM (k = {ch.cusum.k}σ, H = {float(ch.cusum.h):.3g})")
+                flags.setdefault(int(i), []).append(hit.rule)
+        out["flags"] = sorted(flags.items())
         out["limits"] = {"centre": float(ch.limits.centre), "sigma": float(ch.limits.sigma),
                          "ucl": float(ch.limits.ucl), "lcl": float(ch.limits.lcl),
                          "mr_bar": float(ch.limits.mr_bar), "baseline": ch.limits.baseline}
+        out["ewma"] = {"z": [float(v) for v in ch.ewma.z], "ucl": [float(v) for v in ch.ewma.ucl],
+                       "lcl": [float(v) for v in ch.ewma.lcl], "lam": ch.ewma.lam, "width": ch.ewma.width,
+                       "flags": [int(i) for i in ch.ewma.flags.nonzero()[0]]}
+        out["cusum"] = {"upper": [float(v) for v in ch.cusum.upper], "lower": [float(v) for v in ch.cusum.lower],
+                        "h": float(ch.cusum.h), "k": ch.cusum.k,
+                        "flags": [int(i) for i in (ch.cusum.upper_flags | ch.cusum.lower_flags).nonzero()[0]]}
         out["hits"] = [{"rule": h.rule, "name": h.name, "signals": h.signals, "recent": h.recent,
                         "points": [refs[i] for i in h.indices]} for h in cell.hits]
     if cell.capability is not None:
@@ -82,10 +78,55 @@ def attribute_charts(assessment: cmp.AttributeAssessment, site: str, *, compact:
         out["capability"] = {k: finite(getattr(c, k)) for k in ("cp", "cp_low", "cp_high", "cpk", "cpk_low", "cpk_high",
                                                             "pp", "ppk", "ppk_low", "ppk_high", "sigma_within",
                                                             "sigma_overall", "mean")}
-        out["histogram"] = charts.histogram_svg([float(v) for v in cell.series.values], lsl=spec.lsl, usl=spec.usl,
-                                                mean=float(c.mean), sigma=float(c.sigma_overall),
-                                                title=f"{spec.name} at {site}: capability histogram", unit=spec.unit)
     return out
+
+
+def spec_view(spec: cmp.AttributeSpec) -> dict[str, Any]:
+    """What the charts and their captions need of an attribute."""
+    return {"id": spec.id, "name": spec.name, "unit": spec.unit, "lsl": spec.lsl, "usl": spec.usl}
+
+
+def draw_charts(spec: dict[str, Any], site: str, data: dict[str, Any], *, compact: bool = False) -> dict[str, Any]:
+    """The SVG charts of one site × attribute from its figures (:func:`chart_data`, as computed or as
+    stored), with the limits, rules and capability the page prints beside them."""
+    out: dict[str, Any] = {}
+    width = 620 if compact else 720
+    name, unit = spec["name"], spec["unit"]
+    limits = data.get("limits")
+    if limits is not None:
+        refs, values = list(data["references"]), [float(v) for v in data["values"]]
+        flags = {int(i): list(rules) for i, rules in data["flags"]}
+        out["control"] = charts.control_chart_svg(
+            values, centre=float(limits["centre"]), sigma=float(limits["sigma"]), flags=flags, labels=refs,
+            title=f"{name} at {site}: individuals chart", unit=unit, baseline=limits["baseline"],
+            spec=(spec["lsl"], spec["usl"]), width=width)
+        if not compact:
+            ewma, cusum = data["ewma"], data["cusum"]
+            out["ewma"] = charts.ewma_chart_svg(
+                [float(v) for v in ewma["z"]], ucl=[float(v) for v in ewma["ucl"]],
+                lcl=[float(v) for v in ewma["lcl"]], centre=float(limits["centre"]), flags=list(ewma["flags"]),
+                labels=refs, unit=unit, title=f"{name} at {site}: EWMA (λ = {ewma['lam']}, L = {ewma['width']})")
+            out["cusum"] = charts.cusum_chart_svg(
+                [float(v) for v in cusum["upper"]], [float(v) for v in cusum["lower"]], h=float(cusum["h"]),
+                flags=list(cusum["flags"]), labels=refs,
+                title=f"{name} at {site}: tabular CUSUM (k = {cusum['k']}σ, H = {float(cusum['h']):.3g})")
+        out["limits"] = limits
+        out["hits"] = data["hits"]
+    capability = data.get("capability")
+    if capability is not None:
+        out["capability"] = capability
+        out["histogram"] = charts.histogram_svg([float(v) for v in data["values"]], lsl=spec["lsl"], usl=spec["usl"],
+                                                mean=float(capability["mean"]),
+                                                sigma=float(capability["sigma_overall"]),
+                                                title=f"{name} at {site}: capability histogram", unit=unit)
+    return out
+
+
+def attribute_charts(assessment: cmp.AttributeAssessment, site: str, *, compact: bool = False) -> dict[str, Any]:
+    """The charts and figures of one site × attribute (used by the product quality review and the API)."""
+    cell = assessment.sites[site]
+    return {"spec": assessment.spec, "cell": cell, "view": cell_view(cell),
+            **draw_charts(spec_view(assessment.spec), site, chart_data(assessment, site), compact=compact)}
 
 
 def interval_rows(assessment: cmp.AttributeAssessment) -> tuple[list[charts.Interval], float]:
@@ -106,9 +147,52 @@ def interval_rows(assessment: cmp.AttributeAssessment) -> tuple[list[charts.Inte
 
 def interval_plot(assessment: cmp.AttributeAssessment, *, highlight: str | None = None) -> str:
     rows, margin = interval_rows(assessment)
+    return draw_intervals(rows, margin, name=assessment.spec.name, unit=assessment.spec.unit, highlight=highlight)
+
+
+def intervals_data(assessment: cmp.AttributeAssessment) -> dict[str, Any]:
+    """The interval plot's rows and margin, as the monitor stores them (NaN as None)."""
+    rows, margin = interval_rows(assessment)
+    data: dict[str, Any] = json_safe({"rows": [[r.label, r.estimate, r.low, r.high, r.equivalent] for r in rows],
+                                      "margin": margin})
+    return data
+
+
+def stored_interval_plot(data: dict[str, Any], *, name: str, unit: str, highlight: str | None = None) -> str:
+    """The interval plot from what :func:`intervals_data` stored."""
+    def num(v: Any) -> float:
+        return math.nan if v is None else float(v)
+
+    rows = [charts.Interval(str(label), num(est), num(low), num(high), bool(eq))
+            for label, est, low, high, eq in data.get("rows", [])]
+    return draw_intervals(rows, num(data.get("margin")), name=name, unit=unit, highlight=highlight)
+
+
+def draw_intervals(rows: list[charts.Interval], margin: float, *, name: str, unit: str,
+                   highlight: str | None = None) -> str:
     if highlight:
         rows = [r if r.label != highlight else charts.Interval(f"▶ {r.label}", r.estimate, r.low, r.high,
                                                                r.equivalent) for r in rows]
-    return charts.interval_plot_svg(rows, margin=margin, unit=assessment.spec.unit,
-                                    title=f"{assessment.spec.name}: each site's current lots versus the rest of "
+    return charts.interval_plot_svg(rows, margin=margin, unit=unit,
+                                    title=f"{name}: each site's current lots versus the rest of "
                                           f"the network (±1.5 σ_R shaded; margins differ slightly by site)")
+
+
+def t2_figures(attributes: list[str], mine: Sequence[Sequence[float]], others: Sequence[Sequence[float]],
+               labels: list[str]) -> dict[str, Any] | None:
+    """Hotelling's T² of a site's lots (``mine``: one row of ``attributes`` per lot, labelled) against
+    the other sites' lots; None when there are too few attributes or lots for it."""
+    if len(attributes) < 2 or len(others) <= len(attributes) + 1 or not mine:
+        return None
+    ref = multivariate.reference_from(np.array(others, dtype=np.float64))
+    values = [float(v) for v in multivariate.t2(np.array(mine, dtype=np.float64), ref)]
+    ucl = float(multivariate.phase2_limit(ref.p, ref.m))
+    return {"values": values, "ucl": ucl, "labels": labels, "attributes": attributes, "m": int(ref.m),
+            "above": [labels[i] for i, v in enumerate(values) if v > ucl]}
+
+
+def draw_t2(figures: dict[str, Any], site: str) -> dict[str, Any]:
+    """The T² chart of :func:`t2_figures` (as computed or stored), with its figures."""
+    title = (f"{site}: Hotelling's T² of {len(figures['attributes'])} attributes against the other sites' lots")
+    return {**figures, "svg": charts.t2_chart_svg([float(v) for v in figures["values"]], ucl=float(figures["ucl"]),
+                                                  labels=list(figures["labels"]), title=title)}

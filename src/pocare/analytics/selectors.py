@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.analytics import pages
 from pocare.analytics.comparability import (
     EQUIVALENT,
     NOT_EQUIVALENT,
@@ -141,6 +142,15 @@ class VersionData:
         rows.sort(key=lambda r: (next(iter(r.values())).started_at, next(iter(r.values())).batch_id))
         return ids, rows
 
+    def t2(self, site: str) -> dict[str, Any] | None:
+        """Hotelling's T² of ``site``'s lots against the other sites' (``pages.t2_figures``)."""
+        ids, rows = self.matrix()
+        mine = [r for r in rows if next(iter(r.values())).site == site]
+        others = [r for r in rows if next(iter(r.values())).site != site]
+        return pages.t2_figures(ids, [[r[a].value for a in ids] for r in mine],
+                                [[r[a].value for a in ids] for r in others],
+                                [next(iter(r.values())).reference for r in mine])
+
 
 def current_results(version: MasterFileVersion, site_ids: set[int] | None) -> QuerySet[QcResult]:
     """Current (not corrected) QC results of batches under ``version``."""
@@ -209,3 +219,30 @@ def stored_matrix(user: Any, version: MasterFileVersion) -> StoredMatrix:
     matrix.rows = list(rows.values())
     matrix.network_lots = sum(a["lots"] for a in matrix.attributes)
     return matrix
+
+
+@dataclass
+class StoredSite:
+    """One site's charts of a version as the monitor last computed them: per numeric attribute its
+    cell, chart figures and interval plot, and the site's Hotelling's T² (CMP-SITE, CMP-STAT)."""
+
+    computed_at: dt.datetime | None
+    sections: list[dict[str, Any]]
+    t2: dict[str, Any] | None = None
+
+
+def stored_site(version: MasterFileVersion, site: Site) -> StoredSite:
+    """What the last monitor run stored of ``site`` under ``version``: one query, no QC result read."""
+    stored = StoredSite(computed_at=None, sections=[])
+    for r in ComparabilityResult.objects.filter(version=version, site=site).order_by("position"):
+        stored.computed_at = r.computed_at if stored.computed_at is None else max(stored.computed_at, r.computed_at)
+        cell = dict(r.cell)
+        charts = cell.pop("charts", {})
+        t2 = cell.pop("t2", None)
+        stored.t2 = stored.t2 or t2
+        spec = {"id": r.attribute_id, "name": r.attribute.get("name", r.attribute_id),
+                "unit": r.attribute.get("unit", ""), "lsl": r.attribute.get("lsl"), "usl": r.attribute.get("usl")}
+        stored.sections.append({"spec": spec, "view": {**cell, "status": r.status, "reason": r.reason},
+                                "charts": charts, "intervals": r.attribute.get("intervals", {}),
+                                "anova": r.attribute.get("anova")})
+    return stored

@@ -147,9 +147,10 @@ def _attribute_view(assessment: cmp.AttributeAssessment) -> dict[str, Any]:
     spec, anova = assessment.spec, assessment.anova
     return {"name": spec.name, "unit": spec.unit, "lsl": spec.lsl, "usl": spec.usl,
             "network_mean": _num(assessment.network_mean), "network_sd": _num(assessment.network_sd),
-            "anova": None if anova is None else {"p_value": _num(anova.p_value),
+            "anova": None if anova is None else {"f": _num(anova.f), "p_value": _num(anova.p_value),
                                                  "sigma2_between": _num(anova.sigma2_between),
-                                                 "between_share": _num(anova.between_share)}}
+                                                 "between_share": _num(anova.between_share)},
+            "intervals": pages.intervals_data(assessment)}
 
 
 def _inputs_hash(assessment: cmp.AttributeAssessment) -> str:
@@ -163,16 +164,21 @@ def _inputs_hash(assessment: cmp.AttributeAssessment) -> str:
 
 
 def _results_store(*, version: MasterFileVersion, sites: dict[str, Site], assessments: list[cmp.AttributeAssessment],
-                   at: dt.datetime) -> None:
-    """Replace what the pages read of ``version`` by this run's assessment (CMP-SITE, CMP-STAT)."""
+                   at: dt.datetime, t2: dict[str, dict[str, Any] | None]) -> None:
+    """Replace what the pages read of ``version`` by this run's assessment (CMP-SITE, CMP-STAT): each
+    cell with the figures of its charts, so that a site's page draws them without recomputing; a
+    site's Hotelling's T² (one per site, across its attributes) rides on its first attribute's row."""
     rows = []
     for position, a in enumerate(assessments):
         attribute, digest = _attribute_view(a), _inputs_hash(a)
         for code, cell in a.sites.items():
+            stored = {**pages.cell_view(cell), "charts": pages.chart_data(a, code)}
+            if position == 0 and t2.get(code) is not None:
+                stored["t2"] = t2[code]
             rows.append(ComparabilityResult(
                 version=version, site=sites[code], attribute_id=a.spec.id, position=position, status=cell.status,
                 reason=cell.reason, lots=cell.n, network_lots=a.network_n, inputs_hash=digest,
-                cell=pages.json_safe(pages.cell_view(cell)), attribute=attribute, computed_at=at))
+                cell=pages.json_safe(stored), attribute=attribute, computed_at=at))
     ComparabilityResult.objects.filter(version=version).delete()
     ComparabilityResult.objects.bulk_create(rows)
 
@@ -192,7 +198,8 @@ def comparability_monitor_run(*, now: dt.datetime | None = None) -> MonitorRun:
             run.versions.append(f"{version.product.code} v{version.number}")
             sites = {s.code: s for s in data.sites}
             assessments = data.assessments()
-            _results_store(version=version, sites=sites, assessments=assessments, at=now)
+            _results_store(version=version, sites=sites, assessments=assessments, at=now,
+                           t2={code: data.t2(code) for code in sites})
             for assessment in assessments:
                 spec = assessment.spec
                 for code, cell in assessment.sites.items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import numpy as np
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -19,8 +18,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from pocare.accounts.decorators import requires
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
-from pocare.analytics import charts, multivariate, pages, report, selectors, services
 from pocare.analytics import comparability as cmp
+from pocare.analytics import pages, report, selectors, services
 from pocare.analytics.forms import ReviewForm
 from pocare.masterfile.models import MasterFileVersion
 from pocare.quality.models import QualitySignal, SignalStatus
@@ -83,29 +82,12 @@ def _render(request: HttpRequest, template: str, context: dict[str, Any], status
     return render(request, template, context, status=status)
 
 
-def _t2(data: selectors.VersionData, site: str) -> dict[str, Any] | None:
-    ids, rows = data.matrix()
-    if len(ids) < 2:
-        return None
-    mine = [r for r in rows if next(iter(r.values())).site == site]
-    others = [r for r in rows if next(iter(r.values())).site != site]
-    if len(others) <= len(ids) + 1 or not mine:
-        return None
-    ref = multivariate.reference_from(np.array([[r[a].value for a in ids] for r in others]))
-    values = multivariate.t2(np.array([[r[a].value for a in ids] for r in mine]), ref)
-    ucl = multivariate.phase2_limit(ref.p, ref.m)
-    labels = [next(iter(r.values())).reference for r in mine]
-    return {"svg": charts.t2_chart_svg([float(v) for v in values], ucl=ucl, labels=labels,
-                                       title=f"{site}: Hotelling's T² of {len(ids)} attributes against the other "
-                                             f"sites' lots"),
-            "ucl": ucl, "above": [labels[i] for i, v in enumerate(values) if v > ucl], "attributes": ids,
-            "m": ref.m}
-
-
 @requires(Perm.ANALYTICS_VIEW)
 @require_GET
 def site_charts(request: HttpRequest, code: str) -> HttpResponse:
-    """One site's charts for a version (``?version=``), every numeric attribute or ``?attribute=``."""
+    """One site's charts for a version (``?version=``), every numeric attribute or ``?attribute=``, as
+    the comparability monitor last computed and stored them (with that time): nothing is recomputed
+    on a request, so the page costs the same with ten lots or ten thousand."""
     site = selectors.sites_visible(request.user).filter(code=code).first()
     if site is None:
         raise Http404("No such site.")
@@ -114,26 +96,29 @@ def site_charts(request: HttpRequest, code: str) -> HttpResponse:
     except BadInput as exc:
         return _bad(request, "analytics/site.html", exc, {"site": site})
     context: dict[str, Any] = {"site": site, "version": version, "versions": selectors.versions(request.user),
-                               "sections": [], "attribute": request.GET.get("attribute", "")}
+                               "sections": [], "attribute": request.GET.get("attribute", ""),
+                               "control_tz": selectors.control_time_zone()}
     if version is not None:
-        data = selectors.version_data(request.user, version)
-        numeric = [s for s in data.specs if s.numeric]
+        numeric = [s for s in selectors.attribute_specs(version) if s.numeric]
         chosen = context["attribute"]
         if chosen and chosen not in {s.id for s in numeric}:
             wrong = BadInput("attribute", f"{chosen!r} is not a numeric attribute of {version}; use one of: "
                                           f"{', '.join(s.id for s in numeric)}.")
             return _bad(request, "analytics/site.html", wrong, context)
         context["numeric"] = numeric
-        if site.code in {s.code for s in data.sites}:
-            for a in data.assessments():
-                if chosen and a.spec.id != chosen:
-                    continue
-                section = pages.attribute_charts(a, site.code)
-                section["intervals"] = pages.interval_plot(a, highlight=site.code)
-                section["anova"] = a.anova
-                context["sections"].append(section)
-            if not chosen:
-                context["t2"] = _t2(data, site.code)
+        stored = selectors.stored_site(version, site)
+        context["computed_at"] = stored.computed_at
+        for section in stored.sections:
+            spec = section["spec"]
+            if chosen and spec["id"] != chosen:
+                continue
+            context["sections"].append({
+                "spec": spec, "view": section["view"], "anova": section["anova"],
+                **pages.draw_charts(spec, site.code, section["charts"]),
+                "intervals": pages.stored_interval_plot(section["intervals"], name=spec["name"], unit=spec["unit"],
+                                                        highlight=site.code)})
+        if not chosen and stored.t2 is not None:
+            context["t2"] = pages.draw_t2(stored.t2, site.code)
     return _render(request, "analytics/site.html", context)
 
 

@@ -26,7 +26,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.manufacturing.services import LATE_FACTOR, batch_start_problems, next_step, process_steps, specification
+from pocare.manufacturing.services import LATE_FACTOR, next_step, order_start_problems, process_steps, specification
 from pocare.masterfile import windows
 from pocare.network.models import ManufacturingUnit, UnitStatus
 from pocare.network.selectors import site_today
@@ -345,11 +345,19 @@ def orders_ready_to_start(user: Any, *, include_started: bool = False) -> QueryS
 
 
 def units_for(order: Any) -> list[tuple[Any, bool, str]]:
-    """The site's units for a batch of ``order``, each with whether it may be used now and why not."""
+    """The site's units for a batch of ``order``, each with whether it may be used now and why not:
+    the order's own checks once, then each unit's, with the batches running on them read at once."""
     now = timezone.now()
+    start = order_start_problems(order=order, at=now)
+    units = list(ManufacturingUnit.objects.filter(site=order.site).exclude(status=UnitStatus.RETIRED)
+                 .select_related("site").order_by("serial"))
+    running: dict[int, str] = {}
+    for unit_id, reference in (Batch.objects.filter(unit__in=units, status=BatchStatus.IN_PROGRESS)
+                               .order_by("-started_at", "-pk").values_list("unit_id", "reference")):
+        running.setdefault(unit_id, reference)
     out = []
-    for unit in ManufacturingUnit.objects.filter(site=order.site).exclude(status=UnitStatus.RETIRED).order_by("serial"):
-        problems = batch_start_problems(order=order, unit=unit, at=now)
+    for unit in units:
+        problems = start.with_unit(unit, at=now, running=running)
         out.append((unit, not problems, " ".join(problems)))
     return out
 

@@ -87,8 +87,10 @@ def device_class_for(version: Any, site: Site, equipment_class: str | None) -> s
 
 
 def unit_problems(*, unit: ManufacturingUnit, batch_site: Site, device_class: str | None, at: dt.datetime,
-                  batch: Batch | None = None) -> list[str]:
-    """Why ``unit`` may not be used for a step needing ``device_class`` at ``at`` (empty: it may)."""
+                  batch: Batch | None = None, running: dict[int, str] | None = None) -> list[str]:
+    """Why ``unit`` may not be used for a step needing ``device_class`` at ``at`` (empty: it may).
+    ``running``: the batch in progress on each busy unit, when the caller loaded it once for many
+    units (a page listing a site's units asks one query, not one per unit)."""
     problems = []
     usable, why = unit_usable(unit, at, site=batch_site)
     if not usable:
@@ -96,10 +98,13 @@ def unit_problems(*, unit: ManufacturingUnit, batch_site: Site, device_class: st
     if device_class is not None and unit.device_type != device_class:
         problems.append(f"{unit} is a {DeviceType(unit.device_type).label}; this step needs a "
                         f"{DeviceType(device_class).label if device_class in DeviceType.values else device_class}.")
-    busy = Batch.objects.filter(unit=unit, status=BatchStatus.IN_PROGRESS)
-    if batch is not None:
-        busy = busy.exclude(pk=batch.pk)
-    other = busy.values_list("reference", flat=True).first()
+    if running is not None and batch is None:
+        other = running.get(unit.pk)
+    else:
+        busy = Batch.objects.filter(unit=unit, status=BatchStatus.IN_PROGRESS)
+        if batch is not None:
+            busy = busy.exclude(pk=batch.pk)
+        other = busy.values_list("reference", flat=True).first()
     if other:
         problems.append(f"{unit} is running batch {other}: one device makes one patient's batch at a time.")
     return problems
@@ -189,6 +194,32 @@ def _next_batch_reference(site: Site, year: int) -> str:
 def batch_start_problems(*, order: Any, unit: ManufacturingUnit, at: dt.datetime | None = None) -> list[str]:
     """Everything that stops a batch from starting now for ``order`` on ``unit`` (empty: it may)."""
     at = at or _now()
+    start = order_start_problems(order=order, at=at)
+    return start.with_unit(unit, at=at)
+
+
+@dataclass(frozen=True)
+class OrderStart:
+    """What stops a batch of an order from starting whatever the unit, and the device class its
+    version needs; ``unit_checked`` is False when no version is effective (no unit can help)."""
+
+    order: Any
+    problems: list[str]
+    device_class: str | None
+    unit_checked: bool
+
+    def with_unit(self, unit: ManufacturingUnit, *, at: dt.datetime, running: dict[int, str] | None = None
+                  ) -> list[str]:
+        """The order's problems and ``unit``'s own (``running``: see :func:`unit_problems`)."""
+        if not self.unit_checked:
+            return list(self.problems)
+        return self.problems + unit_problems(unit=unit, batch_site=self.order.site, device_class=self.device_class,
+                                             at=at, running=running)
+
+
+def order_start_problems(*, order: Any, at: dt.datetime) -> OrderStart:
+    """The part of :func:`batch_start_problems` that does not depend on the unit, asked once for a
+    page that lists every unit of the site."""
     site = order.site
     problems = []
     ok, why = site_can_start_batch(site, at)
@@ -217,8 +248,8 @@ def batch_start_problems(*, order: Any, unit: ManufacturingUnit, at: dt.datetime
                    for s in schema.iter_steps(version.content)}
         classes.discard(None)
         device = next(iter(classes)) if len(classes) == 1 else None
-        problems.extend(unit_problems(unit=unit, batch_site=site, device_class=device, at=at))
-    return problems
+        return OrderStart(order, problems, device, unit_checked=True)
+    return OrderStart(order, problems, None, unit_checked=False)
 
 
 def batch_start(*, actor: User, order: Any, unit: ManufacturingUnit, presented_identifier: str,

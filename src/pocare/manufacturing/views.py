@@ -87,11 +87,11 @@ def batch_review(request: HttpRequest, reference: str) -> HttpResponse:
 def batch_start(request: HttpRequest, order: int) -> HttpResponse:
     """Start the batch of an accepted therapy order: choose the unit, scan the starting material, sign."""
     therapy_order = get_object_or_404(selectors.orders_ready_to_start(request.user, include_started=True), pk=order)
-    units = [(str(u.pk), f"{u} — {'usable' if ok else why}") for u, ok, why in selectors.units_for(therapy_order)]
+    units_checked = selectors.units_for(therapy_order)  # once: the choices, the list and the POST
+    units = [(str(u.pk), f"{u} — {'usable' if ok else why}") for u, ok, why in units_checked]
     form = forms.BatchStartForm(request.POST or None, units=units, ask_user_id=signing_needs_user_id(request))
     if request.method == "POST" and form.is_valid():
-        unit = next((u for u, _, _ in selectors.units_for(therapy_order) if str(u.pk) == form.cleaned_data["unit"]),
-                    None)
+        unit = next((u for u, _, _ in units_checked if str(u.pk) == form.cleaned_data["unit"]), None)
         try:
             if unit is None:
                 raise ValidationError({"unit": "Choose a unit of this site."})
@@ -108,7 +108,7 @@ def batch_start(request: HttpRequest, order: int) -> HttpResponse:
                                       f"{batch.masterfile_version}.")
             return redirect("manufacturing:batch", batch.reference)
     return render(request, "manufacturing/start.html",
-                  {"order": therapy_order, "form": form, "units": selectors.units_for(therapy_order)},
+                  {"order": therapy_order, "form": form, "units": units_checked},
                   status=400 if request.method == "POST" else 200)
 
 
