@@ -20,6 +20,7 @@ Usage::
     .venv/bin/python benchmarks/release.py                      # both backends, about 2 minutes
     .venv/bin/python benchmarks/release.py --backend sqlite
     .venv/bin/python benchmarks/release.py --runs 50            # quicker
+    .venv/bin/python benchmarks/release.py --backend postgresql --breakdown --db-name my_bench_release
 
 Environment: ``BENCH_PG_URL`` (default ``postgres://postgres@127.0.0.1:5432``); the script
 (re)creates and drops the scratch database ``pocare_bench_release`` there (never test_postgres)
@@ -47,6 +48,7 @@ DB_NAMES = {"sqlite": "release", "postgresql": "pocare_bench_release"}
 SHAPES = (10, 40)
 DEVIATIONS = 5
 TARGET_MS = 50.0
+BREAKDOWN = False  # --breakdown (inherited by the forked backend process)
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -130,10 +132,45 @@ def run_backend(backend: str, url: str, runs: int, out: Any) -> None:
         times.append(1000 * (time.perf_counter() - t))
     res.update({"runs": runs, "p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "max_ms": max(times),
                 "load": os.getloadavg()[0]})
+    if BREAKDOWN:
+        res["breakdown"] = breakdown(batch, max(20, runs // 5))
     print(f"  {backend:<10} set-up {setup_s:.0f} s; 40 steps: p50 {res['p50_ms']:.1f} ms, p95 {res['p95_ms']:.1f} ms; "
           f"queries 10/40 steps: {res['queries'][10]}/{res['queries'][40]}", flush=True)
     connection.close()
     out.put(res)
+
+
+LINES = ("masterfile", "steps", "windows", "people", "units", "materials", "results_line", "deviations", "custody",
+         "alarms", "audit_trail", "exceptions_review", "changed")
+
+
+def breakdown(batch: Any, runs: int) -> dict[str, tuple[float, int]]:
+    """Where an evaluation's time goes: ``batch_page`` (which the checklist reads its records from)
+    and each line on its own, as p50 ms over ``runs`` evaluations and the queries of one."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from pocare.manufacturing.selectors import batch_page
+    from pocare.release import checklist as cl
+
+    page = batch_page(batch)
+    evidence = cl._Evidence(batch, page, reverse("manufacturing:batch", args=[batch.reference]))
+    parts: dict[str, Any] = {"batch_page": lambda: batch_page(batch)}
+    parts.update({name: getattr(evidence, name) for name in LINES})
+    out = {}
+    for name, part in parts.items():
+        evidence.results = []  # results_line appends to it
+        with CaptureQueriesContext(connection) as ctx:
+            part()
+        times = []
+        for _ in range(runs):
+            evidence.results = []
+            t = time.perf_counter()
+            part()
+            times.append(1000 * (time.perf_counter() - t))
+        out[name] = (pct(times, 50), len(ctx.captured_queries))
+    return out
 
 
 def report(machine: dict[str, str], results: list[dict[str, Any]]) -> str:
@@ -151,6 +188,12 @@ def report(machine: dict[str, str], results: list[dict[str, Any]]) -> str:
                      f"{r['queries'][10]} | {r['queries'][40]} | {verdict} | {r['load']:.2f} |")
     lines.append("")
     for r in results:
+        if "breakdown" in r:
+            lines += ["", f"Breakdown, {r['backend']} (p50 ms of each part alone, queries of one):", "",
+                      "| part | p50 ms | queries |", "|---|---:|---:|"]
+            lines += [f"| {name} | {ms:.1f} | {q} |" for name, (ms, q) in r["breakdown"].items()]
+            lines.append("")
+    for r in results:
         q = r["queries"]
         lines.append(f"- {r['backend']}: queries {'constant' if q[10] == q[40] else 'GROW'} with the number of steps "
                      f"({q[10]} at 10, {q[40]} at 40); line states at 40 steps: "
@@ -163,7 +206,15 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--runs", type=int, default=200, help="evaluations timed per backend (default 200)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    parser.add_argument("--db-name", default=None,
+                        help="scratch database name (default pocare_bench_release / release.sqlite3): a name of "
+                             "your own keeps two runs on one server apart")
+    parser.add_argument("--breakdown", action="store_true", help="also time batch_page and each line alone")
     args = parser.parse_args()
+    global BREAKDOWN
+    BREAKDOWN = args.breakdown
+    if args.db_name:
+        DB_NAMES.update(sqlite=args.db_name, postgresql=args.db_name)
     import ebr
 
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]

@@ -31,6 +31,7 @@ from pocare.ledger.signing import SigningCredentials
 from pocare.manufacturing import services as manufacturing
 from pocare.manufacturing.models import MaterialLot
 from pocare.network.models import Site
+from pocare.network.services import unit_register
 from tests.conftest import PASSWORD
 from tests.custody import helpers as custody_h
 from tests.masterfile import helpers as masterfile_h
@@ -76,6 +77,24 @@ def _person(code: str) -> str:
     return name
 
 
+def _unit(code: str) -> str:
+    serial = f"PRD-L{next(_n):04d}"
+    site = _site(code)
+    today = timezone.now().date()
+    unit_register(actor=quality_h.user("qa"), site=site, device_type="clinimacs_prodigy", serial=serial,
+                  calibration_due=today + dt.timedelta(days=90), maintenance_due=today + dt.timedelta(days=120),
+                  reason="IQ/OQ complete", model="CliniMACS Prodigy")
+    return serial
+
+
+def _training(code: str) -> str:
+    from tests.training.helpers import train
+
+    title = f"=Training {next(_n):04d}"  # a formula start: the CSV must neutralise it
+    train(f"operator.{code.lower()}", site_code=code, title=title)
+    return title
+
+
 def _batch(code: str) -> str:
     from tests.manufacturing.helpers import started_batch
 
@@ -107,6 +126,9 @@ CASES = [
          "reference"),
     Case("people", "/people/", "/api/users/", _person, "username", "manager.mad", "username"),
     Case("batches", "/manufacturing/", "/api/batches/", _batch, "reference", "operator.mad", "reference"),
+    Case("units", "/network/units/", "/api/units/", _unit, "serial", "operator.mad", "serial"),
+    Case("training records", "/training/records/", "/api/training/records/", _training, "title", "manager.mad",
+         "title"),
 ]
 
 
@@ -311,3 +333,106 @@ def test_the_signatures_api_filters_sorts_and_keeps_to_the_sites(client, login, 
     login("manager.mad")
     seen = client.get("/api/signatures/", {"limit": 1000}).json()["results"]
     assert seen and all(s["chain"].split("/")[0] == "MAD" for s in seen)
+
+
+# --- the sites and the tokens: lists whose rows are not made per site ------------------------------------
+
+
+def test_the_sites_list_is_paged_searched_filtered_sorted_exported_and_scoped(client, login, people):
+    """Issue 15 on the network page: total and page 2, search, the status and kind filters, sort both
+    ways, the CSV and its filter, the API's filters; a Madrid operator sees Madrid only (P11-10g)."""
+    login("qa")
+    every = _body(client.get("/network/?per_page=200"))
+    total = _total(every)[2]
+    assert total >= 3 and _total(_body(client.get("/network/?per_page=1&page=2")))[:2] == (2, 2)
+    up = _body(client.get("/network/?sort=code&per_page=200"))
+    down = _body(client.get("/network/?sort=-code&per_page=200"))
+    assert (up.index(">LIS<") < up.index(">MAD<")) and (down.index(">MAD<") < down.index(">LIS<"))
+    hit = _body(client.get("/network/", {"q": "Lisbon"}))
+    assert ">LIS<" in hit and ">MAD<" not in hit and _total(hit)[2] == 1
+    control = _body(client.get("/network/", {"kind": "control"}))
+    assert _total(control)[2] == 1 and ">MAD<" not in control
+    rows = _csv(client, "/network/?export=csv")
+    assert {r["code"] for r in rows} >= {"MAD", "LIS"} and len(rows) == total
+    assert [r["code"] for r in _csv(client, "/network/?export=csv&site=LIS")] == ["LIS"]
+    assert [r["code"] for r in client.get("/api/sites/", {"q": "Lisbon"}).json()["results"]] == ["LIS"]
+    assert client.get("/api/sites/", {"sort": "zz"}).status_code == 400
+    for query, field in (("sort=zz", "sort"), ("status=zz", "status"), ("per_page=0", "per_page")):
+        refused = client.get(f"/network/?{query}")
+        assert refused.status_code == 400 and field in _body(refused)
+    login("operator.mad")
+    mine = _body(client.get("/network/"))
+    assert ">MAD<" in mine and ">LIS<" not in mine and _total(mine)[2] == 1
+    assert [r["code"] for r in _csv(client, "/network/?export=csv")] == ["MAD"]
+
+
+def test_the_sites_list_costs_the_same_queries_with_more_units(client, login, people):
+    """Issue 15, pages that do not grow: usable units are counted for the page in one query."""
+    login("qa")
+    few = _queries(client, "/network/?per_page=200")
+    for code in ("MAD", "LIS", "LIS"):
+        _unit(code)
+    assert _queries(client, "/network/?per_page=200") <= few
+
+
+def _token(username: str, name: str) -> Any:
+    token, _ = accounts.token_issue(actor=quality_h.user("qa"), user=quality_h.user(username), name=name,
+                                    reason="list test")
+    return token
+
+
+def test_the_tokens_list_is_paged_searched_filtered_sorted_exported_and_kept_to_the_owner(client, login, people):
+    """Issue 15 on the tokens page: total and pages, search, the state filter, sort both ways, the CSV
+    (which never holds a key) and the API's filters; a person sees only their own tokens."""
+    mine = _token("operator.mad", "=infusion pump")
+    other = _token("operator.lis", "lims bridge")
+    revoked = _token("operator.lis", "old scanner")
+    accounts.token_revoke(actor=quality_h.user("qa"), token=revoked, reason="lost")
+    login("qa")
+    assert _total(_body(client.get("/tokens/?per_page=1&sort=name")))[2] >= 3
+    page = _body(client.get("/tokens/?per_page=1&sort=name&user=operator.lis&page=2"))
+    assert _total(page) == (2, 2, 2) and "old scanner" in page
+    up, down = _body(client.get("/tokens/?sort=name")), _body(client.get("/tokens/?sort=-name"))
+    assert up.index("lims bridge") < up.index("old scanner") and down.index("old scanner") < down.index("lims bridge")
+    hit = _body(client.get("/tokens/", {"q": "lims"}))
+    assert "lims bridge" in hit and "old scanner" not in hit and _total(hit)[2] == 1
+    assert "old scanner" in _body(client.get("/tokens/", {"state": "revoked"}))
+    assert "old scanner" not in _body(client.get("/tokens/", {"state": "in_use"}))
+    rows = _csv(client, "/tokens/?export=csv&user=operator.lis")
+    assert sorted(r["name"] for r in rows) == ["lims bridge", "old scanner"]
+    assert {r["state"] for r in rows} == {"in use", "revoked"} and "key_hash" not in rows[0]
+    assert _csv(client, "/tokens/?export=csv&q=infusion")[0]["name"] == csv_cell(mine.name)
+    api = client.get("/api/tokens/", {"state": "revoked"}).json()["results"]
+    assert [t["id"] for t in api] == [revoked.pk]
+    refused = client.get("/tokens/?state=zz")
+    assert refused.status_code == 400 and "state" in _body(refused)
+    login("operator.mad")
+    own = _body(client.get("/tokens/"))
+    assert mine.prefix in own and other.prefix not in own and _total(own)[2] == 1
+    assert [r["name"] for r in _csv(client, "/tokens/?export=csv")] == [csv_cell(mine.name)]
+
+
+# --- dates in the filters ---------------------------------------------------------------------------
+
+
+def test_a_date_filter_takes_an_iso_date_and_refuses_a_locale_one_by_name(client, login, people):
+    """Issue 15: the list filters write dates as POCare does (YYYY-MM-DD, a text box with the pattern
+    and a placeholder, not the browser's locale-formatted picker); ``05/12/2025`` is ambiguous and is
+    a 400 naming the filter and the format, on the page, in the CSV and in the API."""
+    reference = _batch("MAD")
+    login("qa")
+    page = _body(client.get("/manufacturing/"))
+    field = re.search(r'<input[^>]*name="started_from"[^>]*>', page)
+    assert field and 'type="text"' in field[0] and 'placeholder="YYYY-MM-DD"' in field[0] and "pattern=" in field[0]
+    today = timezone.now().date()
+    hit = _body(client.get("/manufacturing/", {"started_from": today.isoformat()}))
+    assert reference in hit
+    later = (today + dt.timedelta(days=1)).isoformat()
+    assert reference not in _body(client.get("/manufacturing/", {"started_from": later}))
+    for bad in ("05/12/2025", "12.05.2025", "2025-13-01", "yesterday"):
+        refused = client.get("/manufacturing/", {"started_from": bad})
+        assert refused.status_code == 400, bad
+        assert "started_from" in _body(refused) and "YYYY-MM-DD" in _body(refused)
+    assert client.get("/manufacturing/", {"started_until": "05/12/2025", "export": "csv"}).status_code == 400
+    api = client.get("/api/batches/", {"started_from": "05/12/2025"})
+    assert api.status_code == 400 and "started_from" in api.json()

@@ -67,6 +67,6 @@ def test_identical_content_has_an_empty_diff():
 def test_values_and_ranges_are_written_for_people():
     """DI-ALCOA: legible values — ranges and criteria as people write them."""
     assert show(None) == "—" and show(True) == "yes" and show(5.0) == "5" and show([1, 2]) == "1, 2"
-    assert acceptance_text({"min": 0.5, "max": 5}, "10^6 cells/kg") == "0.5–5 ×10⁶ cells/kg"
+    assert acceptance_text({"min": 0.5, "max": 5}, "10^6 cells/kg") == "0.5–5 × 10⁶ cells/kg"
     assert acceptance_text({"equals": "no growth"}, None) == "no growth"
     assert range_text({"type": "number", "unit": "MOI", "min": 5, "max": 10, "target": 5}) == "target 5 MOI; 5–10 MOI"

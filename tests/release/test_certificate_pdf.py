@@ -10,6 +10,7 @@ import datetime as dt
 
 import pytest
 
+from pocare.core.units import unit_text
 from pocare.ledger.models import Signature
 from pocare.manufacturing.models import Batch
 from pocare.quality.models import Deviation
@@ -106,9 +107,9 @@ def test_the_certificate_states_criterion_result_and_conformity_of_every_attribu
         on = [i for i, page in enumerate(cells) if name in page["Attribute"]]
         assert len(on) == 1, f"{name!r} is not whole on one page (split across a page break?)"
         page = cells[on[0]]
-        assert _squash(acceptance_text(a)) in page["Acceptance criterion"], a["id"]
+        assert _squash(unit_text(acceptance_text(a))) in page["Acceptance criterion"], a["id"]
         if a["id"] in results:
-            assert _squash(results[a["id"]].display_value) in page["Result"], a["id"]
+            assert _squash(unit_text(results[a["id"]].display_value)) in page["Result"], a["id"]
     conformity = " ".join(p["Conformity"] for p in cells)
     assert conformity.count("FAIL") == 1 and "OUTOFSPECIFICATION" in conformity.upper()
     assert conformity.count("pass") >= EXTRA - 1 and "pending" in conformity
@@ -140,3 +141,23 @@ def test_the_certificate_gives_the_signature_in_site_time_with_utc_beside_it(cli
     assert signature.signer_printed_name in text and "Released" in text and "Europe/Madrid" in text
     decided = cert.decided_at.astimezone(batch.site.tz)
     assert f"{decided:%Y-%m-%d %H:%M} {decided.tzname()}" in text
+
+
+def test_the_certificate_prints_units_as_people_write_them(client, login):
+    """ATMP-REL: the dose's unit, stored as the master file writes it (``10^6 cells/kg``), prints as
+    ``× 10⁶ cells/kg`` in its acceptance criterion and its result; no caret reaches the document,
+    while the record and the signed snapshot keep the stored form."""
+    batch = rh.completed_batch("MAD")
+    dose = batch.qc_results.get(attribute_id="dose")
+    assert dose.unit == "10^6 cells/kg"
+    cert, pdf = _certified_pdf(client, login, batch)
+    with pdfr.opened(pdf) as doc:
+        assert not any("^" in (p.extract_text() or "") for p in doc.pages)
+        page = next(p for p in doc.pages if "ACCEPTANCE" in (p.extract_text() or ""))
+        table = page.crop((0, _table_top(page), page.width, page.height))
+        columns = _columns(page, HEADERS)
+        criteria = _squash(pdfr.column_text(table, *columns["Acceptance criterion"]))
+        results = _squash(pdfr.column_text(table, *columns["Result"]))
+    assert _squash("≥ 0.5 × 10⁶ cells/kg, ≤ 5 × 10⁶ cells/kg") in criteria
+    assert _squash(f"{dose.value_number:g} × 10⁶ cells/kg") in results
+    assert any(r["value"] == dose.display_value for r in cert.checklist["results"])  # the snapshot keeps 10^6

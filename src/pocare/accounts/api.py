@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from pocare.accounts import selectors, services
 from pocare.accounts.api_auth import SIGNED_IN
-from pocare.accounts.filters import PersonFilter
+from pocare.accounts.filters import PersonFilter, TokenFilter
 from pocare.accounts.models import ApiToken, Membership, TokenScope, User
 from pocare.accounts.roles import Perm
 
@@ -120,9 +120,10 @@ class TokenList(generics.ListAPIView[ApiToken]):
     required_perm = SIGNED_IN
     write_perm = Perm.ACCOUNTS_MANAGE
     serializer_class = TokenSerializer
+    filterset_class = TokenFilter
 
     def get_queryset(self) -> Any:
-        return selectors.tokens_visible(self.request.user)
+        return selectors.tokens_visible(self.request.user).select_related("user")
 
     @extend_schema(request=TokenIssue, responses={201: TokenIssued})
     def post(self, request: Request) -> Response:

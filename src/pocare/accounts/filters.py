@@ -8,9 +8,9 @@ import django_filters
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from pocare.accounts.models import Membership, User
+from pocare.accounts.models import ApiToken, Membership, TokenScope, User
 from pocare.accounts.roles import Role
-from pocare.core.listing import Column, ListFilterSet, SortFilter
+from pocare.core.listing import Column, ListFilterSet, SortFilter, date_range
 
 
 class PersonFilter(ListFilterSet):
@@ -53,4 +53,46 @@ def _roles(person: User) -> str:
 PERSON_COLUMNS = (
     Column("username", "username"), Column("printed_name", "printed_name"), Column("email", "email"),
     Column("roles_in_force", _roles), Column("active", "is_active"), Column("last_login_utc", "last_login"),
+)
+
+
+class TokenFilter(ListFilterSet):
+    search_fields = ("name", "prefix", "user__username", "user__printed_name")
+    search_help = "Name, prefix or the person it acts as"
+    default_sort = ("-created_at",)
+    state = django_filters.ChoiceFilter(choices=[("in_use", "In use"), ("expired", "Expired"), ("revoked", "Revoked")],
+                                        method="in_state", empty_label="Any")
+    scope = django_filters.ChoiceFilter(choices=TokenScope.choices, empty_label="Any")
+    user = django_filters.CharFilter(field_name="user__username", lookup_expr="iexact", label="Acts as",
+                                     help_text="User id")
+    created_from, created_until = date_range("created_at", "Created")
+    sort = SortFilter(fields=(("name", "name"), ("user__username", "user"), ("created_at", "created"),
+                              ("expires_at", "expires"), ("last_used_at", "last_used")))
+
+    class Meta:
+        model = ApiToken
+        fields: list[str] = []
+
+    def in_state(self, queryset: QuerySet[ApiToken], name: str, value: str) -> QuerySet[ApiToken]:
+        """The states the page shows: revoked wins over expired; in use is neither."""
+        now = timezone.now()
+        expired = Q(expires_at__isnull=False, expires_at__lte=now)
+        if value == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        if value == "expired":
+            return queryset.filter(expired, revoked_at__isnull=True)
+        return queryset.filter(revoked_at__isnull=True).exclude(expired)
+
+
+def _token_state(token: ApiToken) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    return "expired" if token.expires_at is not None and token.expires_at <= timezone.now() else "in use"
+
+
+TOKEN_COLUMNS = (
+    Column("name", "name"), Column("prefix", "prefix"), Column("acts_as", "user.username"), Column("scope", "scope"),
+    Column("state", _token_state), Column("created_at_utc", "created_at"), Column("expires_at_utc", "expires_at"),
+    Column("last_used_at_utc", "last_used_at"), Column("last_used_ip", "last_used_ip"),
+    Column("revoked_at_utc", "revoked_at"),
 )

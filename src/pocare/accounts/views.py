@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from pocare.accounts import selectors, services
 from pocare.accounts.decorators import public, requires, signed_in
-from pocare.accounts.filters import PERSON_COLUMNS, PersonFilter
+from pocare.accounts.filters import PERSON_COLUMNS, TOKEN_COLUMNS, PersonFilter, TokenFilter
 from pocare.accounts.forms import (
     GrantForm,
     LoginForm,
@@ -170,7 +170,7 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
 
 @signed_in
 @require_http_methods(["GET", "POST"])
-def tokens(request: HttpRequest) -> HttpResponse:
+def tokens(request: HttpRequest) -> HttpResponseBase:
     """"My tokens": a person's API tokens (Control Site QA: everyone's), with their last use; revoke one."""
     actor = request.user
     assert isinstance(actor, User)
@@ -186,10 +186,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Token {token.prefix}… is revoked; the change is in the audit trail.")
                 return redirect("accounts:tokens")
-    context = {
-        "tokens": visible.select_related("user"),
-        "everyone": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE),
-        "form": form,
-        "now": timezone.now(),
-    }
-    return render(request, "accounts/tokens.html", context, status=400 if form.errors else 200)
+    context = {"everyone": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE), "form": form, "now": timezone.now()}
+    return render_list(request, "accounts/tokens.html", filterset_class=TokenFilter,
+                       queryset=visible.select_related("user"), columns=TOKEN_COLUMNS, name="tokens",
+                       context=context, status=400 if form.errors else 200)

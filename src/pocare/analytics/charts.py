@@ -29,6 +29,7 @@ from pocare.core.charts import (
     tip,
     with_unit,
 )
+from pocare.core.units import unit_text
 
 _LOTS = Margins(left=58, top=14, right=96, bottom=30)
 
@@ -74,7 +75,7 @@ def control_chart_svg(values: Sequence[float], *, centre: float, sigma: float, f
     if baseline:
         plot.vband(0.5, min(baseline, n) + 0.5, "shade",
                    note=f"Lots 1–{min(baseline, n)}: the limits were set on these (phase I)")
-    _axes(plot, x_title="Lot (in order of manufacture)", y_title=unit or "value")
+    _axes(plot, x_title="Lot (in order of manufacture)", y_title=unit_text(unit) or "value")
     for k in (1, 2, -1, -2):
         plot.hline(centre + k * sigma, "frame", dash="2 3", width=0.8)
     plot.hline(centre + 3 * sigma, "bad", label=f"UCL {_fmt(centre + 3 * sigma)}", dash="6 3")
@@ -99,7 +100,7 @@ def ewma_chart_svg(z: Sequence[float], *, ucl: Sequence[float], lcl: Sequence[fl
     n = len(z)
     drawing = Drawing(width, height, title)
     plot = _lot_plot(drawing, n, [*z, *ucl, *lcl])
-    _axes(plot, x_title="Lot", y_title=f"EWMA {unit}".strip())
+    _axes(plot, x_title="Lot", y_title=unit_text(f"EWMA {unit}".strip()))
     for limit in (ucl, lcl):
         plot.polyline([(i + 1, v) for i, v in enumerate(limit)], "bad", width=1.0, dash="6 3")
     if n:
@@ -153,7 +154,7 @@ def histogram_svg(values: Sequence[float], *, lsl: float | None, usl: float | No
     step, counts = (hi - lo) / bins, bin_counts(finite, lo, hi, bins)
     peak = len(finite) * step / (sigma * math.sqrt(2 * math.pi)) if sigma > 0 else 0
     plot = numeric_plot(drawing, Margins(40, 14, 16, 30), (lo, hi), (0, max(max(counts), peak) * 1.1 or 1))
-    _axes(plot, x_title=unit or "value", y_title="lots")
+    _axes(plot, x_title=unit_text(unit) or "value", y_title="lots")
     columns(plot, lo, hi, counts, "light-blue", lambda a, b, c: f"{_fmt(a)} to {_fmt(b)}: {c} lot(s)")
     if sigma > 0:
         _normal_curve(plot, lo, hi, n=len(finite), step=step, mean=mean, sigma=sigma)
@@ -198,12 +199,12 @@ def interval_plot_svg(rows: Sequence[Interval], *, margin: float, title: str, un
     span = max([abs(v) for r in rows for v in (r.low, r.high) if math.isfinite(v)] + [m * 1.25, 1e-9]) * 1.08
     drawing = Drawing(width, height, title)
     plot = numeric_plot(drawing, Margins(60, 24, 70, 30), (-span, span), (0, 1))
-    plot.vband(-m, m, "band", note=f"Equivalence margin ±{_fmt(m)} {unit}")
+    plot.vband(-m, m, "band", note=with_unit(f"Equivalence margin ±{_fmt(m)}", unit))
     plot.x_labels(nice_ticks(-span, span, 6), _fmt, grid=True)
     plot.vline(0.0, "ok", width=1.0)
     for value, words in ((-m, f"−δ {_fmt(-m)}"), (m, f"+δ {_fmt(m)}")):
         plot.add(text(plot.x(value), plot.top - 6, words, fill="ok", text_anchor="middle"))
-    plot.titles(f"Difference to the rest of the network{f' ({unit})' if unit else ''}, 90 % CI")
+    plot.titles(f"Difference to the rest of the network{f' ({unit_text(unit)})' if unit else ''}, 90 % CI")
     for i, r in enumerate(rows):
         _interval_row(plot, r, plot.top + 8 + i * row_height + row_height / 2)
     return drawing.svg()

@@ -33,6 +33,7 @@ from pocare.analytics import pages, selectors
 from pocare.analytics.events import AnalyticsEvent
 from pocare.analytics.models import ComparabilityResult
 from pocare.analytics.report import review_build
+from pocare.core.units import unit_text
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.services import event_record
 from pocare.quality.models import QualitySignal, SignalStatus
@@ -103,9 +104,10 @@ def _rule_signal(version: MasterFileVersion, spec: cmp.AttributeSpec, cell: cmp.
     }
     unit = f" {spec.unit}" if spec.unit else ""
     said = hit.name[0].lower() + hit.name[1:] if hit.name[1:2].islower() else hit.name
-    summary = (f"{spec.name} at {cell.site} ({version.product.code} v{version.number}): {said} — "
-               f"{len(points)} flagged lot(s), latest {refs[points[-1]]} "
-               f"({float(cell.series.values[points[-1]]):.4g}{unit}; centre {float(chart.limits.centre):.4g}{unit}).")
+    summary = unit_text(f"{spec.name} at {cell.site} ({version.product.code} v{version.number}): {said} — "
+                        f"{len(points)} flagged lot(s), latest {refs[points[-1]]} "
+                        f"({float(cell.series.values[points[-1]]):.4g}{unit}; "
+                        f"centre {float(chart.limits.centre):.4g}{unit}).")
     return fingerprint_of("spc", version.pk, cell.site, spec.id, hit.rule, refs[start]), summary, evidence
 
 

@@ -65,6 +65,35 @@ class DateField(_YearBounded, forms.DateField):
     widget = DatePicker
 
 
+ISO_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+ISO_DATE_HINT = "YYYY-MM-DD"
+
+
+class IsoDateInput(forms.TextInput):
+    """A date typed as YYYY-MM-DD, for the list filters. Not the browser's picker: ``type="date"``
+    shows the browser locale's format (mm/dd/yyyy in Chromium en-US), which a page cannot change,
+    while every page, CSV and certificate of POCare writes ISO dates; a text box shows exactly
+    what the address will carry, and the pattern lets the browser point at a wrong one first."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__({"placeholder": ISO_DATE_HINT, "pattern": ISO_DATE_PATTERN, "size": 10, "maxlength": 10,
+                          "autocomplete": "off", "title": f"A date as {ISO_DATE_HINT}, e.g. 2025-03-14",
+                          **(attrs or {})})
+
+
+class IsoDateField(_YearBounded, forms.DateField):
+    """A date accepted only as YYYY-MM-DD: a locale form such as 05/12/2025 is ambiguous (May or
+    December) and is refused, naming the format, rather than read one way."""
+
+    widget = IsoDateInput
+    default_error_messages = {"invalid": f"Enter the date as {ISO_DATE_HINT}, e.g. 2025-03-14."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["input_formats"] = ["%Y-%m-%d"]
+        kwargs.setdefault("help_text", ISO_DATE_HINT)
+        super().__init__(**kwargs)
+
+
 class IsoDateTimeField(_YearBounded, django_filters.fields.IsoDateTimeField):  # type: ignore[misc]
     """django-filter's ISO 8601 date-time field, bounded."""
 

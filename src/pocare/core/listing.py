@@ -58,14 +58,17 @@ class SortFilter(django_filters.OrderingFilter):  # type: ignore[misc]
 
 
 class DateFilter(django_filters.DateFilter):  # type: ignore[misc]
-    """A date (the browser's date picker) whose year must lie in the allowed window."""
+    """A date typed as YYYY-MM-DD (:class:`pocare.core.fields.IsoDateField`, not the browser's
+    locale-formatted picker), whose year must lie in the allowed window; any other form is a 400
+    naming the filter."""
 
-    field_class = fields.DateField
+    field_class = fields.IsoDateField
 
 
-def date_range(field_name: str, label: str) -> tuple[DateFilter, DateFilter]:
-    """``<label> from`` and ``until`` filters over a date or date-time field (both days included)."""
-    lookup = field_name + "__date" if not field_name.endswith("_date") else field_name
+def date_range(field_name: str, label: str, *, dates: bool = False) -> tuple[DateFilter, DateFilter]:
+    """``<label> from`` and ``until`` filters over a date-time field, or a date field (its name ends
+    in ``_date``, or ``dates=True``); both days included."""
+    lookup = field_name if dates or field_name.endswith("_date") else field_name + "__date"
     return (DateFilter(field_name=lookup, lookup_expr="gte", label=f"{label} from"),
             DateFilter(field_name=lookup, lookup_expr="lte", label=f"{label} until"))
 

@@ -38,6 +38,7 @@ from pocare.core.charts import (
     with_unit,
     zone_name,
 )
+from pocare.core.units import unit_text
 
 
 class AlarmMark(NamedTuple):
@@ -149,7 +150,7 @@ def parameter_chart_svg(
     words what the chart shows.
     """
     series, marks = [TimePoint(*p) for p in points], [AlarmMark(*a) for a in alarms]
-    title = f"{name}{f' ({unit})' if unit else ''}"
+    title = f"{name}{f' ({unit_text(unit)})' if unit else ''}"
     summary, desc = _words(series, _limits_words(alarm_min, alarm_max, unit), title, tz, unit, len(marks))
     limits = [v for v in (alarm_min, alarm_max) if v is not None]
     values = [p.value for p in series] + limits

@@ -29,6 +29,7 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.core import render
+from pocare.core.charts import with_unit
 from pocare.ledger.canonical import canonical_json
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
@@ -90,13 +91,12 @@ class MonitoredParameter:
 
     @property
     def limits_text(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
         if self.alarm_min is not None and self.alarm_max is not None:
-            return f"{self.alarm_min:g}–{self.alarm_max:g}{unit}"
+            return with_unit(f"{self.alarm_min:g}–{self.alarm_max:g}", self.unit)
         if self.alarm_min is not None:
-            return f"≥ {self.alarm_min:g}{unit}"
+            return "≥ " + with_unit(f"{self.alarm_min:g}", self.unit)
         if self.alarm_max is not None:
-            return f"≤ {self.alarm_max:g}{unit}"
+            return "≤ " + with_unit(f"{self.alarm_max:g}", self.unit)
         return "no alarm limits"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from pocare.core.fields import DateField, DateTimeField
+from pocare.core.units import quantity_text, unit_text
 from pocare.ledger.forms import ReadingCorrectionForm, SignatureFieldsMixin
 
 
@@ -24,7 +25,7 @@ class BatchStartForm(SignatureFieldsMixin):
 
 
 def _parameter_field(p: dict[str, Any]) -> forms.Field:
-    unit = f" ({p['unit']})" if p.get("unit") else ""
+    unit = f" ({unit_text(p['unit'])})" if p.get("unit") else ""
     label = f"{p['name']}{unit}" + (" — critical" if p.get("critical") else "")
     bounds = []
     if p.get("min") is not None:
@@ -71,7 +72,7 @@ class StepRecordForm(SignatureFieldsMixin):
             self.fields[f"v_{p['id']}"] = _parameter_field(p)
         for m in step.get("materials", []):
             self.fields[f"m_{m['code']}"] = forms.ChoiceField(
-                label=f"{m['name']} ({m['quantity']} {m['unit']})", required=False,
+                label=f"{m['name']} ({quantity_text(m['quantity'], m['unit'])})", required=False,
                 choices=[("", "— choose the lot —"), *lots.get(m["code"], [])],
                 help_text=f"Material {m['code']}: only lots released, unexpired and at this site are accepted.")
         # Signature fields last.

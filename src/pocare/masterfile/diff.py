@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pocare.core import units
 from pocare.masterfile.schema import iter_steps
 from pocare.masterfile.windows import window_text
 
@@ -90,15 +91,20 @@ def show(value: Any) -> str:
 
 
 def unit_text(unit: str | None) -> str:
-    """A unit as printed: ``10^6 cells/kg`` → ``×10⁶ cells/kg`` (the document keeps the ASCII form)."""
-    return (unit or "").replace("10^6", "×10⁶")
+    """A unit as printed (:mod:`pocare.core.units`): ``10^6 cells/kg`` → ``10⁶ cells/kg``; after a
+    number, ``0.5–5 × 10⁶ cells/kg`` (the document keeps the ASCII form)."""
+    return units.unit_text(unit)
 
 
 def acceptance_text(acceptance: dict[str, Any] | None, unit: str | None = None) -> str:
     """``{"min": 70}`` with ``%`` → ``≥ 70 %``; a range → ``70–100 %``; ``equals`` → its value."""
+    return unit_text(_acceptance_ascii(acceptance, unit))
+
+
+def _acceptance_ascii(acceptance: dict[str, Any] | None, unit: str | None) -> str:
     if not acceptance:
         return "—"
-    suffix = f" {unit_text(unit)}" if unit else ""
+    suffix = f" {unit}" if unit else ""
     low, high, equals = acceptance.get("min"), acceptance.get("max"), acceptance.get("equals")
     if equals is not None:
         return show(equals) + (suffix if not isinstance(equals, str) else "")
@@ -113,7 +119,7 @@ def acceptance_text(acceptance: dict[str, Any] | None, unit: str | None = None) 
 
 def range_text(parameter: dict[str, Any]) -> str:
     """A parameter's target and acceptable range: ``target 5 (range 5–10 MOI)``."""
-    unit = f" {unit_text(parameter['unit'])}" if parameter.get("unit") else ""
+    unit = f" {parameter['unit']}" if parameter.get("unit") else ""
     low, high, target = parameter.get("min"), parameter.get("max"), parameter.get("target")
     parts = []
     if target is not None:
@@ -126,7 +132,7 @@ def range_text(parameter: dict[str, Any]) -> str:
         parts.append(f"≤ {show(high)}{unit}")
     if parameter.get("choices"):
         parts.append("one of " + ", ".join(parameter["choices"]))
-    return "; ".join(parts) or "—"
+    return unit_text("; ".join(parts)) or "—"
 
 
 def _parameter_summary(p: dict[str, Any]) -> str:
@@ -135,7 +141,7 @@ def _parameter_summary(p: dict[str, Any]) -> str:
 
 
 def _material_summary(m: dict[str, Any]) -> str:
-    return f"{m.get('name')}: {show(m.get('quantity'))} {m.get('unit') or ''}".strip()
+    return unit_text(f"{m.get('name')}: {show(m.get('quantity'))} {m.get('unit') or ''}".strip())
 
 
 # --- comparing ---------------------------------------------------------------------------------------

@@ -120,8 +120,9 @@ def effective_version(*, site: Site, product: Product, at: dt.datetime | None = 
     one; ``None`` means the site may not manufacture the product.
     """
     when = at or timezone.now()
+    # The YAML source is not needed to decide (the parsed content is): 40 KB a version less to read.
     candidates = product.versions.filter(status__in=IN_FORCE, effective_at__lte=when).select_related(
-        "change_request", "product").order_by("-number")
+        "change_request", "product").defer("document").order_by("-number")
     for version in candidates:
         if _authorized(site, version, when)[0] and not _training_gaps(site, version, when):
             return version

@@ -19,6 +19,7 @@ from pocare.ledger.models import Signature
 from pocare.ledger.signing import SigningCredentials, signatures_for
 from pocare.ledger.verify import signature_status
 from pocare.network import selectors, services
+from pocare.network.filters import SiteFilter, UnitFilter
 from pocare.network.models import ManufacturingUnit, Site, SiteStatus, SiteTransition, UnitStatus
 
 
@@ -30,8 +31,11 @@ class SiteSerializer(serializers.ModelSerializer[Site]):
 
 
 class SiteList(generics.ListAPIView[Site]):
+    """The sites the caller may see, with the site page's filters (``q``, ``kind``, ``status``, ``sort``)."""
+
     required_perm = Perm.NETWORK_VIEW
     serializer_class = SiteSerializer
+    filterset_class = SiteFilter
 
     def get_queryset(self) -> Any:
         return selectors.sites_visible(self.request.user)
@@ -69,15 +73,15 @@ class UnitSerializer(serializers.ModelSerializer[ManufacturingUnit]):
 
 
 class UnitList(generics.ListAPIView[ManufacturingUnit]):
-    """Manufacturing units of the sites the caller may see; ``?site=MAD`` narrows to one site."""
+    """Manufacturing units of the sites the caller may see, with the units page's filters
+    (``q``, ``site=MAD``, ``status``, ``device_type``, calibration due dates, ``sort``)."""
 
     required_perm = Perm.NETWORK_VIEW
     serializer_class = UnitSerializer
+    filterset_class = UnitFilter
 
     def get_queryset(self) -> Any:
-        qs = selectors.units_visible(self.request.user).order_by("site__code", "serial")
-        code = self.request.query_params.get("site")
-        return qs.filter(site__code=code) if code else qs
+        return selectors.units_visible(self.request.user)
 
 
 class SiteUnitList(generics.ListAPIView[ManufacturingUnit]):

@@ -169,17 +169,21 @@ def _local(when: dt.datetime, site: Site) -> str:
     return when.astimezone(site.tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def site_status_at(site: Site, at: dt.datetime | None = None) -> tuple[str, dt.datetime | None, SiteTransition | None]:
+def site_status_at(site: Site, at: dt.datetime | None = None, *, transitions: list[SiteTransition] | None = None,
+                   ) -> tuple[str, dt.datetime | None, SiteTransition | None]:
     """The site's status at ``at`` (now by default), since when, and the transition that made it.
 
-    ``since`` is ``None`` when the site was not registered yet at ``at``.
+    ``since`` is ``None`` when the site was not registered yet at ``at``. ``transitions`` (the site's,
+    oldest first) saves the query when the caller has them already (the release checklist reads
+    them for its people line too).
     """
     if at is None:
         last = site.transitions.filter(to_status=site.status).order_by("-at", "-pk").first()
         return site.status, (last.at if last else site.created_at), last
     if at < site.created_at:
         return "", None, None
-    transitions = list(site.transitions.order_by("at", "pk"))
+    if transitions is None:
+        transitions = list(site.transitions.order_by("at", "pk"))
     before = [t for t in transitions if t.at <= at]
     if before:
         return before[-1].to_status, before[-1].at, before[-1]
@@ -187,9 +191,10 @@ def site_status_at(site: Site, at: dt.datetime | None = None) -> tuple[str, dt.d
     return initial, site.created_at, None
 
 
-def site_can_start_batch(site: Site, at: dt.datetime | None = None) -> Check:
+def site_can_start_batch(site: Site, at: dt.datetime | None = None, *,
+                         transitions: list[SiteTransition] | None = None) -> Check:
     """Only an active site starts a batch (POC-3); otherwise say since when and why not."""
-    status, since, transition = site_status_at(site, at)
+    status, since, transition = site_status_at(site, at, transitions=transitions)
     if since is None:
         return False, f"{site.name} was not registered in the network yet."
     if status == SiteStatus.ACTIVE:

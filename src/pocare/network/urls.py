@@ -7,6 +7,7 @@ urlpatterns = [
     path("network/", views.sites, name="sites"),
     # Before <code>/: "annual-report" is not a site code (codes are capitals and digits).
     path("network/annual-report/", views.annual_report, name="annual_report"),
+    path("network/units/", views.units, name="units"),
     path("network/units/<int:pk>/", views.unit_detail, name="unit"),
     path("network/authorizations/<int:pk>/revoke/", views.authorization_revoke, name="authorization_revoke"),
     path("network/<str:code>/", views.site_detail, name="site"),

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -21,11 +22,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 from pocare.ledger.models import chains_with_lanes
 from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status
 from pocare.network import selectors, services
 from pocare.network.charts import lifecycle_svg
+from pocare.network.filters import SITE_COLUMNS, UNIT_COLUMNS, SiteFilter, UnitFilter
 from pocare.network.forms import (
     AnnualReportForm,
     AuthorizeForm,
@@ -47,13 +50,43 @@ _IDS = {name: f"id_{name}_%s" for name in ("readiness", "run", "unit", "authoriz
 
 @requires(Perm.NETWORK_VIEW)
 @require_GET
-def sites(request: HttpRequest) -> HttpResponse:
+def sites(request: HttpRequest) -> HttpResponseBase:
+    """Every site the person may see, with its status, local time, usable units and authorizations."""
+    return render_list(request, "network/sites.html", filterset_class=SiteFilter,
+                       queryset=selectors.sites_overview(request.user), columns=SITE_COLUMNS, name="sites",
+                       context={"year": timezone.now().year}, decorate=_with_local_time_and_usable_units)
+
+
+def _with_local_time_and_usable_units(page: list[Site]) -> list[tuple[Site, dt.datetime, int]]:
+    """Each site of the page with the time there now and how many of its units may be used now (one
+    query for the page's units)."""
     now = timezone.now()
     usable: dict[int, int] = {}
-    for unit in selectors.units_visible(request.user).exclude(status=UnitStatus.RETIRED):
+    in_use = ManufacturingUnit.objects.filter(site__in=page).exclude(status=UnitStatus.RETIRED).select_related("site")
+    for unit in in_use:
         usable[unit.site_id] = usable.get(unit.site_id, 0) + selectors.unit_usable(unit, now)[0]
-    rows = [(site, now.astimezone(site.tz), usable.get(site.pk, 0)) for site in selectors.sites_overview(request.user)]
-    return render(request, "network/sites.html", {"rows": rows, "year": now.year})
+    return [(site, now.astimezone(site.tz), usable.get(site.pk, 0)) for site in page]
+
+
+@requires(Perm.NETWORK_VIEW)
+@require_GET
+def units(request: HttpRequest) -> HttpResponseBase:
+    """Every manufacturing unit at the sites the person may see, whether it may be used now and why not."""
+    return render_list(request, "network/units.html", filterset_class=UnitFilter,
+                       queryset=selectors.units_visible(request.user), columns=UNIT_COLUMNS, name="units",
+                       decorate=_with_usability)
+
+
+def _with_usability(page: list[ManufacturingUnit]) -> list[tuple[ManufacturingUnit, str, str, tuple[bool, str]]]:
+    """Each unit of the page with its calibration and maintenance due states (at its site's date)
+    and whether it may be used now, as the site page shows them."""
+    now = timezone.now()
+    rows = []
+    for unit in page:
+        today = selectors.site_today(unit.site, now)
+        rows.append((unit, selectors.unit_due_state(unit.calibration_due, today),
+                     selectors.unit_due_state(unit.maintenance_due, today), selectors.unit_usable(unit, now)))
+    return rows
 
 
 # --- the site page ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ Numbers marked *(estimate)* are planning assumptions; every one is a field of :c
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -240,6 +241,21 @@ class _Lost(Exception):
     pass
 
 
+@dataclass
+class _Journey:
+    """One patient on the way: where they come from, when referred, when their disease will have
+    progressed past treatment, whether they count (referred after the warm-up), and the site and
+    transport hours of the current attempt."""
+
+    region: RegionSpec
+    referred: float
+    counted: bool
+    progression: float
+    site: str = ""
+    hours: float = 0.0
+    apheresis_at: float | None = None
+
+
 class Twin:
     """One replication of the network."""
 
@@ -286,89 +302,130 @@ class Twin:
         return until
 
     def _patient(self, region: RegionSpec) -> Any:
-        env, rng, c, t = self.env, self.rng, self.c, self.t
-        referred = env.now
-        counted = referred >= c.warmup_days
-        progression = referred + (rng.expovariate(c.progression_per_day) if c.progression_per_day > 0 else math.inf)
-        if counted:
-            t.referred += 1
-        t.in_pipeline += 1
+        """One patient from referral to infusion; lost on the way if the disease progresses first."""
+        journey = self._refer(region)
         try:
-            yield env.timeout(c.eligibility.sample(rng))
-            if rng.random() >= c.eligible_share:
-                t.ineligible += counted
-                return
-            if env.now >= progression:
-                raise _Lost
-            attempt = 0
-            apheresis_at = None
-            while True:
-                attempt += 1
-                code, hours, opens = self._site_for(region)
-                if opens > env.now:
-                    yield env.timeout(opens - env.now)
-                site = self.sites[code]
-                assert site.units is not None
-                if counted and attempt == 1:
-                    t.routed += 1
-                    t.transport_hours += hours + c.handling_hours
-                asked = env.now
-                req = site.units.request()
-                if progression < math.inf:
-                    wait = env.timeout(max(0.0, progression - env.now))
-                    got = yield req | wait
-                    if req not in got:
-                        req.cancel()
-                        t.lost_waiting += counted
-                        raise _Lost
-                else:
-                    yield req
-                if counted and attempt == 1:
-                    t.slot_wait.append(env.now - asked)
-                held_from = env.now
-                try:
-                    yield env.timeout(c.apheresis.sample(rng) if attempt == 1 else 0.0)
-                    if attempt == 1:
-                        apheresis_at = env.now
-                        t.pathways += 1
-                    yield env.timeout((hours + c.handling_hours) / 24.0)
-                    t.transport_legs += 1
-                    blocked = self._blocked_until(code, env.now)
-                    while blocked > env.now:
-                        yield env.timeout(blocked - env.now)
-                        blocked = self._blocked_until(code, env.now)
-                    t.batches += 1
-                    site.batches += 1
-                    yield env.timeout(c.manufacture.sample(rng))
-                    aborted = rng.random() < c.abort_rate
-                finally:
-                    h = c.horizon_days
-                    site.busy += min(env.now, h) - min(held_from, h)
-                    site.units.release(req)
-                if not aborted:
-                    yield env.timeout(c.qc.sample(rng))
-                    if rng.random() >= c.oos_rate:
-                        break
-                if attempt >= c.max_attempts or rng.random() >= c.remanufacture_success:
-                    t.lost_failure += counted
-                    return
-                if env.now >= progression:
-                    raise _Lost
-            yield env.timeout((hours + c.handling_hours) / 24.0)
-            t.transport_legs += 1
-            yield env.timeout(c.infusion.sample(rng))
-            if env.now >= progression:
-                raise _Lost
-            if counted:
-                t.treated += 1
-                assert apheresis_at is not None
-                if len(t.v2v) < c.sample_limit:
-                    t.v2v.append(env.now - apheresis_at)
-                    t.r2i.append(env.now - referred)
+            if (yield from self._eligible(journey)) and (yield from self._manufacture(journey)):
+                yield from self._infuse(journey)
         except _Lost:
-            t.lost_progression += counted
+            self.t.lost_progression += journey.counted
         finally:
-            t.in_pipeline -= 1
+            self.t.in_pipeline -= 1
+
+    def _refer(self, region: RegionSpec) -> _Journey:
+        """The referral: the moment the disease will have progressed past treatment is drawn now."""
+        c, now = self.c, self.env.now
+        progression = now + (self.rng.expovariate(c.progression_per_day) if c.progression_per_day > 0 else math.inf)
+        journey = _Journey(region=region, referred=now, counted=now >= c.warmup_days, progression=progression)
+        self.t.referred += journey.counted
+        self.t.in_pipeline += 1
+        return journey
+
+    def _still_treatable(self, journey: _Journey) -> None:
+        """Raises :class:`_Lost` once the disease has progressed."""
+        if self.env.now >= journey.progression:
+            raise _Lost
+
+    def _eligible(self, journey: _Journey) -> Any:
+        """The eligibility work-up; False (and counted) when the patient is not eligible."""
+        yield self.env.timeout(self.c.eligibility.sample(self.rng))
+        if self.rng.random() >= self.c.eligible_share:
+            self.t.ineligible += journey.counted
+            return False
+        self._still_treatable(journey)
+        return True
+
+    def _manufacture(self, journey: _Journey) -> Any:
+        """Manufacture until a batch passes release; a failed batch is made again (up to
+        ``max_attempts``, each retry succeeding with ``remanufacture_success``). False when lost to failure."""
+        c = self.c
+        for attempt in itertools.count(1):  # the first attempt runs whatever max_attempts says
+            site, request = yield from self._slot(journey, first=attempt == 1)
+            aborted = yield from self._batch(journey, site, request, first=attempt == 1)
+            if not aborted and (yield from self._released()):
+                return True
+            if attempt >= c.max_attempts or self.rng.random() >= c.remanufacture_success:
+                break
+            self._still_treatable(journey)
+        self.t.lost_failure += journey.counted
+        return False
+
+    def _slot(self, journey: _Journey, *, first: bool) -> Any:
+        """A unit at the nearest open site, waited for (and lost if the disease progresses meanwhile)."""
+        env, t = self.env, self.t
+        journey.site, journey.hours, opens = self._site_for(journey.region)
+        if opens > env.now:
+            yield env.timeout(opens - env.now)
+        site = self.sites[journey.site]
+        assert site.units is not None
+        if journey.counted and first:
+            t.routed += 1
+            t.transport_hours += journey.hours + self.c.handling_hours
+        asked = env.now
+        request = site.units.request()
+        if journey.progression < math.inf:
+            got = yield request | env.timeout(max(0.0, journey.progression - env.now))
+            if request not in got:
+                request.cancel()
+                t.lost_waiting += journey.counted
+                raise _Lost
+        else:
+            yield request
+        if journey.counted and first:
+            t.slot_wait.append(env.now - asked)
+        return site, request
+
+    def _batch(self, journey: _Journey, site: _SiteState, request: Any, *, first: bool) -> Any:
+        """Apheresis (first attempt only), transport to the site, any block, manufacture: the unit is
+        held throughout and its busy time counted within the horizon. True when the batch aborted."""
+        env, c = self.env, self.c
+        held_from = env.now
+        try:
+            yield env.timeout(c.apheresis.sample(self.rng) if first else 0.0)
+            if first:
+                journey.apheresis_at = env.now
+                self.t.pathways += 1
+            yield from self._transport(journey)
+            yield from self._wait_unblocked(journey.site)
+            self.t.batches += 1
+            site.batches += 1
+            yield env.timeout(c.manufacture.sample(self.rng))
+            return self.rng.random() < c.abort_rate
+        finally:
+            site.busy += min(env.now, c.horizon_days) - min(held_from, c.horizon_days)
+            assert site.units is not None
+            site.units.release(request)
+
+    def _transport(self, journey: _Journey) -> Any:
+        """One leg between the hospital and the site."""
+        yield self.env.timeout((journey.hours + self.c.handling_hours) / 24.0)
+        self.t.transport_legs += 1
+
+    def _wait_unblocked(self, code: str) -> Any:
+        """Wait while the site is closed or a disruption blocks it."""
+        blocked = self._blocked_until(code, self.env.now)
+        while blocked > self.env.now:
+            yield self.env.timeout(blocked - self.env.now)
+            blocked = self._blocked_until(code, self.env.now)
+
+    def _released(self) -> Any:
+        """QC turnaround; True when the batch is within specification."""
+        yield self.env.timeout(self.c.qc.sample(self.rng))
+        return self.rng.random() >= self.c.oos_rate
+
+    def _infuse(self, journey: _Journey) -> Any:
+        """Transport back, lymphodepletion and infusion; counted as treated if the disease has not
+        progressed by then."""
+        yield from self._transport(journey)
+        yield self.env.timeout(self.c.infusion.sample(self.rng))
+        self._still_treatable(journey)
+        t = self.t
+        if journey.counted:
+            t.treated += 1
+            assert journey.apheresis_at is not None
+            if len(t.v2v) < self.c.sample_limit:
+                t.v2v.append(self.env.now - journey.apheresis_at)
+                t.r2i.append(self.env.now - journey.referred)
 
     def _monitor(self, progress: Callable[[float], None] | None) -> Any:
         end = self.c.horizon_days + self.c.drain_days

@@ -4,13 +4,15 @@ signature manifestation (printed name, date and time in the site's zone with UTC
 
 Each result row states the attribute's acceptance criterion (from the batch's master-file version,
 which a batch never changes), the result and whether it conforms. Times follow
-:mod:`pocare.core.times`, as the pages do."""
+:mod:`pocare.core.times`, as the pages do; units :mod:`pocare.core.units` (``10⁶ cells/kg``), while the
+snapshot the QP signed keeps them as the master file writes them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pocare.core.times import site_time
+from pocare.core.units import unit_text
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Signature
 from pocare.release.checklist import acceptance_text
@@ -32,8 +34,8 @@ def result_rows(cert: Certification) -> list[dict[str, Any]]:
         r = results.get(a["id"], {})
         state = r.get("state", "")
         rows.append({"name": a.get("name", a["id"]), "method": a.get("method", ""),
-                     "release_critical": bool(a.get("release_critical")), "acceptance": acceptance_text(a),
-                     "value": r.get("value", ""), "state": state, "state_text": RESULT_TEXT.get(state, ""),
+                     "release_critical": bool(a.get("release_critical")), "acceptance": unit_text(acceptance_text(a)),
+                     "value": unit_text(r.get("value", "")), "state": state, "state_text": RESULT_TEXT.get(state, ""),
                      "conformity": CONFORMITY.get(state, "—"), "corrected": bool(r.get("corrected"))})
     return rows
 

@@ -193,6 +193,8 @@ class _Evidence:
         self.version = batch.masterfile_version
         self.executions = [s.execution for s in page.steps if s.execution is not None]
         self.results: list[ResultLine] = []
+        # The site's lifecycle, read once for line (a) and the people line's gate.
+        self.transitions = list(SiteTransition.objects.filter(site=self.site).order_by("at", "id"))
 
     # (a) POC-1
     def masterfile(self) -> ChecklistLine:
@@ -204,10 +206,11 @@ class _Evidence:
             now = f"v{effective.number}" if effective is not None else "no version"
             problems.append(f"{v} was not the version effective at {self.site.code} when the batch started "
                             f"({now} was).")
-        authorized, why = site_authorized_for(self.site, v, at)
-        if not authorized:
-            problems.append(why)
-        active, why = site_can_start_batch(self.site, at)
+            # Only then ask again: a version effective at the site was found authorized at ``at``.
+            authorized, why = site_authorized_for(self.site, v, at)
+            if not authorized:
+                problems.append(why)
+        active, why = site_can_start_batch(self.site, at, transitions=self.transitions)
         if not active:
             problems.append(why)
         return _line("masterfile", "Master-file version effective and site authorized (POC-1)", problems,
@@ -292,7 +295,8 @@ class _Evidence:
                 checks.append((e, e.performed_by, e.performed_at, False))
             if e.verified_by is not None and e.verified_at is not None:
                 checks.append((e, e.verified_by, e.verified_at, True))
-        gate = BatchedGate(version=self.version, site=self.site, people=[c[1] for c in checks])
+        gate = BatchedGate(version=self.version, site=self.site, people=[c[1] for c in checks],
+                           transitions=self.transitions)
         problems = []
         for e, person, at, verifying in checks:
             for reason in gate.reasons(person=person, step_id=e.step_id, at=at, verifying=verifying):
@@ -555,7 +559,8 @@ class BatchedGate:
     and the gate refused every step recorded while the version was not effective.
     """
 
-    def __init__(self, *, version: Any, site: Any, people: list[User]) -> None:
+    def __init__(self, *, version: Any, site: Any, people: list[User],
+                 transitions: list[SiteTransition] | None = None) -> None:
         self.version, self.site = version, site
         ids = {p.pk for p in people}
         self.memberships: dict[int, list[Membership]] = {}
@@ -570,7 +575,8 @@ class BatchedGate:
             for r in TrainingRecord.objects.filter(trainee_id__in=ids, kind=TrainingKind.VERSION,
                                                    masterfile_version=version, passed=True):
                 self.training.setdefault(r.trainee_id, []).append(r)
-        self.transitions = list(SiteTransition.objects.filter(site=site).order_by("at", "id"))
+        self.transitions = transitions if transitions is not None else list(
+            SiteTransition.objects.filter(site=site).order_by("at", "id"))
         self.steps = {str(s.get("id")): s for s in _iter_steps(version)}
 
     def _site_status(self, at: dt.datetime) -> str:

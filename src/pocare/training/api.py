@@ -21,8 +21,9 @@ from pocare.ledger.signing import signatures_for
 from pocare.ledger.verify import signature_status
 from pocare.masterfile.selectors import versions_visible
 from pocare.training import selectors
+from pocare.training.filters import RecordFilter
 from pocare.training.gate import step_gate
-from pocare.training.models import Qualification, TrainingKind, TrainingRecord, TrainingStatus
+from pocare.training.models import Qualification, TrainingRecord
 
 
 class QualificationSerializer(serializers.ModelSerializer[Qualification]):
@@ -94,18 +95,13 @@ class RecordSerializer(serializers.ModelSerializer[TrainingRecord]):
         return RecordSignatureSerializer(out, many=True).data  # type: ignore[return-value]
 
 
-class RecordQuery(serializers.Serializer[Any]):
-    trainee = serializers.CharField(required=False, max_length=150, help_text="User id of the trainee.")
-    site = serializers.CharField(required=False, max_length=8, help_text="Site code where it was held.")
-    kind = serializers.ChoiceField(required=False, choices=TrainingKind.choices)
-    status = serializers.ChoiceField(required=False, choices=TrainingStatus.choices)
-
-
 class RecordList(generics.ListAPIView[TrainingRecord]):
-    """Training records the caller may see, newest first; filter by trainee, site, kind, status."""
+    """Training records the caller may see, newest first, with the records page's filters (``q``,
+    ``trainee``, ``site``, ``kind``, ``status``, ``passed``, training dates, ``sort``)."""
 
     required_perm = Perm.TRAINING_VIEW
     serializer_class = RecordSerializer
+    filterset_class = RecordFilter
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("many") and args:  # the signatures of the whole page in one query
@@ -118,24 +114,8 @@ class RecordList(generics.ListAPIView[TrainingRecord]):
             return self.get_serializer_class()(records, *args[1:], **kwargs)  # type: ignore[arg-type]
         return super().get_serializer(*args, **kwargs)
 
-    @extend_schema(parameters=[RecordQuery])
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
-
     def get_queryset(self) -> Any:
-        query = RecordQuery(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        qs = selectors.records_visible(self.request.user).order_by("-trained_on", "-id")
-        data = query.validated_data
-        if data.get("trainee"):
-            qs = qs.filter(trainee__username=data["trainee"])
-        if data.get("site"):
-            qs = qs.filter(site__code=data["site"])
-        if data.get("kind"):
-            qs = qs.filter(kind=data["kind"])
-        if data.get("status"):
-            qs = qs.filter(status=data["status"])
-        return qs
+        return selectors.records_visible(self.request.user)
 
 
 class RecordDetail(generics.RetrieveAPIView[TrainingRecord]):

@@ -152,7 +152,7 @@ def version_training_gaps(*, site: Site, version: Any, at: dt.datetime | None = 
     history = MasterFileVersion.objects.filter(
         product_id=version.product_id, number__lt=version.number,
         status__in=[VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED],
-    ).select_related("change_request")
+    ).select_related("change_request").defer("document")  # the YAML source: never read here
     latest_change: dict[str, int] = {}
     for v in [*history, version]:
         for step_id in required_training_steps(v):

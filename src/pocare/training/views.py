@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
@@ -16,6 +17,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.core.listing import render_list
 from pocare.core.scope import scoped_chain
 from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
 from pocare.ledger.verify import signature_status
@@ -24,6 +26,7 @@ from pocare.masterfile.models import MasterFileVersion
 from pocare.masterfile.selectors import required_training_steps, versions_visible
 from pocare.network.models import Site
 from pocare.training import selectors, services
+from pocare.training.filters import RECORD_COLUMNS, RecordFilter
 from pocare.training.forms import (
     AcknowledgeForm,
     CurriculumForm,
@@ -145,6 +148,18 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
         "revocable": sorted({g.qualification for g, state in rows if state in ("valid", "expiring", "future")},
                             key=lambda q: q.code),
     }, status=400 if form.errors else 200)
+
+
+# --- the records ----------------------------------------------------------------------------------
+
+
+@requires(Perm.TRAINING_VIEW)
+@require_GET
+def records(request: HttpRequest) -> HttpResponseBase:
+    """Every training record the person may see (their sites' and their sites' people's), newest first."""
+    return render_list(request, "training/records.html", filterset_class=RecordFilter,
+                       queryset=selectors.records_visible(request.user), columns=RECORD_COLUMNS,
+                       name="training-records", context={"can_record": _recording_sites(request.user).exists()})
 
 
 # --- recording and signing ----------------------------------------------------------------------

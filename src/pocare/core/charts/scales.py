@@ -8,6 +8,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pocare.core.units import unit_text
+
 #: The minus sign of typeset numbers (U+2212): a hyphen is shorter and reads as a dash on paper.
 MINUS = "\u2212"
 #: Steps of a "nice" axis within each power of ten.
@@ -27,8 +29,8 @@ def fmt_number(value: float, *, decimals: int | None = None, digits: int = 6) ->
 
 
 def with_unit(text: str, unit: str) -> str:
-    """``38 °C``, or the bare number without a unit."""
-    return f"{text} {unit}" if unit else text
+    """``38 °C``, ``1.2 × 10⁶ cells`` (:mod:`pocare.core.units`), or the bare number without a unit."""
+    return unit_text(f"{text} {unit}") if unit else text
 
 
 def nice_step(span: float, target: int = 5) -> float:

@@ -24,22 +24,6 @@ def pk_url(pk: Any, name: str) -> str:
     again for every row of a long record (the batch page has hundreds of such links)."""
     return _pattern(name, get_script_prefix()).format(int(pk))
 
-_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
-
-
-@register.filter
-def unit(value: Any) -> str:
-    """``10^6 cells/kg`` → ``10⁶ cells/kg``."""
-    text = str(value or "")
-    if "^" not in text:
-        return text
-    head, _, tail = text.partition("^")
-    digits = ""
-    while tail and (tail[0].isdigit() or (tail[0] == "-" and not digits)):
-        digits, tail = digits + tail[0], tail[1:]
-    return head + digits.translate(_SUPERSCRIPT) + tail
-
-
 @register.filter
 def reading(value: Any) -> str:
     """A recorded value as people write it: 1500 not 1500.0, yes/no for booleans."""

@@ -19,7 +19,7 @@ def mf_value(value: Any) -> str:
 
 @register.filter
 def mf_unit(unit: Any) -> str:
-    """A unit as printed (``×10⁶ cells``)."""
+    """A unit as printed (``10⁶ cells``, :mod:`pocare.core.units`)."""
     return diff.unit_text(str(unit) if unit else "")
 
 
