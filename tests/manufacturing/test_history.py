@@ -290,7 +290,7 @@ def test_an_unsigned_history_record_edited_or_deleted_below_the_orm_is_found(v1)
     each batch's HISTORY_LOADED event stamps their content hashes, so `audit verify` finds a QC
     result edited and a step value deleted with SQL, naming the row and the event, though every
     chain still walks clean."""
-    load_history(months=1, now=NOW)
+    load_history(months=2, now=NOW)
     report = verify_all()
     assert report.ok and report.records_checked >= QcResult.objects.count() + StepValue.objects.count()
     qc = QcResult.objects.filter(batch__origin=BatchOrigin.DEMO_HISTORY, value_number__isnull=False).first()

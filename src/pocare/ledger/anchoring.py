@@ -23,7 +23,6 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,7 +236,7 @@ def anchor(*, store: DigestStore | None = None, key_path: Path | None = None,
         if last is not None:
             points: dict[str, dict[int, tuple[str, str]]] = {}
             _collect_points(names[-1], last, points, [])
-            problems = [p for chain, pts in sorted(points.items()) for p in _chain_against(chain, pts)]
+            problems = _points_against_database(points)
             if problems:
                 raise AnchorError("Not anchored: " + "; ".join(p.line() for p in problems))
     heads = current_heads()  # one query: one snapshot of every head
@@ -340,21 +339,42 @@ def _collect_points(name: str, digest: dict[str, Any], points: dict[str, dict[in
                 "rewritten between the two digests"), chain, seq))
 
 
-def _batched(items: list[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _stored_hashes(points: dict[str, dict[int, tuple[str, str]]]) -> dict[tuple[str, int], str]:
+    """The hash the database holds at each anchored (chain, position), in a few queries whatever
+    the number of chains: the positions are joined to the events' (chain, seq) index in chunks."""
+    pairs = [(chain, seq) for chain, pts in points.items() for seq in pts]
+    stored: dict[tuple[str, int], str] = {}
+    with connection.cursor() as cur:
+        for i in range(0, len(pairs), 500):
+            chunk = pairs[i:i + 500]
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            cur.execute(f"WITH p(chain, seq) AS (VALUES {values}) SELECT e.chain, e.seq, e.hash "  # noqa: S608
+                        "FROM p JOIN ledger_event e ON e.chain = p.chain AND e.seq = p.seq",
+                        [x for pair in chunk for x in pair])
+            stored.update({(chain, int(seq)): hash_ for chain, seq, hash_ in cur.fetchall()})
+    return stored
 
 
-def _chain_against(chain: str, points: dict[int, tuple[str, str]]) -> list[DigestProblem]:
-    """The first anchored position of ``chain`` that the database no longer holds as signed, with
-    what happened there (one problem per chain: later positions follow from it)."""
+def _points_against_database(points: dict[str, dict[int, tuple[str, str]]]) -> list[DigestProblem]:
+    """For each chain, the first anchored position the database no longer holds as signed."""
+    stored = _stored_hashes(points)
+    heads = dict(ChainHead.objects.filter(chain__in=list(points)).values_list("chain", "seq"))
+    problems = []
+    for chain in sorted(points):
+        pts = points[chain]
+        if any(stored.get((chain, seq)) != pts[seq][0] for seq in pts):
+            problems += _chain_against(chain, pts, {seq: h for (c, seq), h in stored.items() if c == chain},
+                                       heads.get(chain))
+    return problems
+
+
+def _chain_against(chain: str, points: dict[int, tuple[str, str]], stored: dict[int, str],
+                   head: int | None) -> list[DigestProblem]:
+    """What happened at the first anchored position of ``chain`` that the database no longer
+    holds as signed (one problem per chain: later positions follow from it)."""
     kind = "lane" if lane_number(chain) else "chain"
     seqs = sorted(points)
-    stored: dict[int, str] = {}
-    for chunk in _batched(seqs, 500):
-        stored.update(Event.objects.filter(chain=chain, seq__in=chunk).values_list("seq", "hash"))
     last = Event.objects.filter(chain=chain).order_by("-seq").values_list("seq", flat=True).first() or 0
-    head = ChainHead.objects.filter(chain=chain).values_list("seq", flat=True).first()
     if not last and head is None:
         s = seqs[-1]
         return [DigestProblem(points[s][1], (
@@ -474,8 +494,7 @@ def verify_digests(*, store: DigestStore | None = None,
         opened.append((name, digest))
     report.digests = len(opened)
     report.points = sum(len(p) for p in points.values())
-    for chain in sorted(points):
-        report.problems += _chain_against(chain, points[chain])
+    report.problems += _points_against_database(points)
     report.problems += _trigger_problems(opened, triggers.fingerprint(connection))
     if opened:
         report.latest = str(opened[-1][1]["created_at"])
