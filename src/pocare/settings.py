@@ -14,6 +14,12 @@ environment variable (twelve-factor style), so one settings module serves both:
 - ``POCARE_TRUSTED_PROXY``  address of the TLS-terminating proxy whose X-Forwarded-Proto/-For are
                             believed (production; docs/access.md "Production").
 - ``POCARE_DEBUG``          ``1`` shows Django's debug pages (developers only; off by default).
+- ``POCARE_ANCHOR_KEY``     the Ed25519 private key that signs the trail's digests, a file outside the
+                            database (default ``var/anchor/ed25519.pem``, mode 0600; docs/ledger.md "Anchors").
+- ``POCARE_ANCHOR_TRUSTED_KEYS``  comma-separated public key files whose digests verify (default: the
+                            key's own ``.pub``; name the old ones here after a rotation).
+- ``POCARE_DIGEST_DIR``     the directory digest store (default ``var/digests``); production plugs object
+                            storage with a retention lock into ``STORAGES["digests"]`` instead.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -219,7 +226,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ["POCARE_STATIC_ROOT"]) if os.environ.get("POCARE_STATIC_ROOT") else (
     VAR_DIR / "static" if PRODUCTION else None
 )
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -228,6 +235,19 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# The trail's anchors (docs/ledger.md, "Anchors"): the signing key lives in a file the database never
+# holds, and the signed digests go to a store the database user cannot change. The default store is a
+# directory of read-only files written once (O_EXCL, never overwritten); in production point
+# STORAGES["digests"] at object storage with a retention lock (S3 Object Lock through django-storages).
+POCARE_ANCHOR_KEY = Path(os.environ.get("POCARE_ANCHOR_KEY") or VAR_DIR / "anchor" / "ed25519.pem")
+POCARE_ANCHOR_TRUSTED_KEYS = [
+    Path(p.strip()) for p in os.environ.get("POCARE_ANCHOR_TRUSTED_KEYS", "").split(",") if p.strip()
+] or [POCARE_ANCHOR_KEY.with_name(POCARE_ANCHOR_KEY.name + ".pub")]
+STORAGES["digests"] = {
+    "BACKEND": "pocare.ledger.anchoring.DigestDirectoryStorage",
+    "OPTIONS": {"location": os.environ.get("POCARE_DIGEST_DIR") or str(VAR_DIR / "digests")},
+}
 
 # Request size, set deliberately (pocare.core.bounds): a form or JSON body up to 2.5 MiB (the largest
 # legitimate one is a 400 KB master-file document), at most 1,000 fields and 20 files; an uploaded

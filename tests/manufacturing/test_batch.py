@@ -14,8 +14,10 @@ from django.utils import timezone
 from pocare.custody.events import CustodyEvent
 from pocare.custody.models import Handoff, HandoffKind, HandoffOutcome, OrderStatus
 from pocare.ledger.models import Event, Signature
+from pocare.ledger.verify import verify_all
 from pocare.manufacturing import selectors, services
-from pocare.manufacturing.models import Batch, BatchStatus, MaterialLot, StepStatus, StepValue
+from pocare.manufacturing.events import ManufacturingEvent
+from pocare.manufacturing.models import Batch, BatchStatus, MaterialLot, MaterialUse, StepStatus, StepValue
 from pocare.network.models import ManufacturingUnit
 from pocare.quality.models import Deviation
 from tests.manufacturing import helpers as h
@@ -325,6 +327,25 @@ def test_editing_a_recorded_value_in_the_database_breaks_the_step_signature(batc
     assert any(i.kind == "Invalid signature" for i in page.review)
 
 
+def test_a_step_event_stamps_its_values_and_material_use_so_an_edit_is_found(batch):
+    """P11-10e DI-ALCOA: the step's event carries the content hash of each value and material use it
+    wrote (ledger.records); a material use edited with SQL (no signature of its own) is named by
+    `audit verify` with the event that stamped it."""
+    _run_to(batch, "apheresis-count")
+    outcome = _record(batch, "apheresis-count")
+    event = Event.objects.get(event_type=ManufacturingEvent.STEP_RECORDED, object_id=str(outcome.step.pk))
+    stamped = set(event.new["content_sha256"])
+    assert {f"manufacturing.StepValue:{v.pk}" for v in outcome.step.values.all()} <= stamped
+    assert verify_all(chains=["MAD"]).ok
+    while not MaterialUse.objects.filter(step__batch=batch).exists():
+        h.do_step(batch)  # on to the first step that uses materials
+    use = MaterialUse.objects.filter(step__batch=batch).latest("id")
+    with connection.cursor() as cur:
+        cur.execute("UPDATE manufacturing_materialuse SET quantity = quantity + 1 WHERE id = %s", [use.pk])
+    report = verify_all(chains=["MAD"])
+    assert report.chains_ok and [p.record for p in report.record_problems] == [f"manufacturing.MaterialUse {use.pk}"]
+
+
 # --- QC results ----------------------------------------------------------------------------------
 
 
@@ -365,8 +386,6 @@ def test_an_operator_cannot_enter_qc_results(batch):
 
 def test_a_whole_batch_writes_an_event_and_a_signature_per_step_and_the_chain_stays_intact(batch):
     """P11-10e P11-50 ATMP-TRACE: every step is audited and signed; audit verify stays green."""
-    from pocare.ledger.verify import verify_all
-
     before = Event.objects.filter(chain="MAD").count()
     while services.next_step(batch) is not None:
         _, step = services.next_step(batch)

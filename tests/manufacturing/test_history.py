@@ -40,6 +40,7 @@ from pocare.network.models import Site
 from pocare.quality import services as quality_services
 from pocare.quality.models import Deviation, DeviationKind
 from tests.conftest import PASSWORD
+from tests.ledger.helpers import raw
 
 pytestmark = pytest.mark.django_db
 
@@ -282,3 +283,27 @@ def test_every_history_step_lies_inside_its_master_file_time_window(v1):
                 if (e.step_id, v.parameter_id) in lot_params:
                     assert v.value == used[lot_params[(e.step_id, v.parameter_id)]], (b.reference, e.step_id)
     assert checked > 100
+
+
+def test_an_unsigned_history_record_edited_or_deleted_below_the_orm_is_found(v1):
+    """P11-10e DI-ALCOA: the history's QC results, step values and material use carry no signature;
+    each batch's HISTORY_LOADED event stamps their content hashes, so `audit verify` finds a QC
+    result edited and a step value deleted with SQL, naming the row and the event, though every
+    chain still walks clean."""
+    load_history(months=2, now=NOW)
+    report = verify_all()
+    assert report.ok and report.records_checked >= QcResult.objects.count() + StepValue.objects.count()
+    qc = QcResult.objects.filter(batch__origin=BatchOrigin.DEMO_HISTORY, value_number__isnull=False).first()
+    value = StepValue.objects.filter(step__batch__origin=BatchOrigin.DEMO_HISTORY).exclude(
+        step__batch=qc.batch).first()
+    assert qc is not None and value is not None
+    raw("UPDATE manufacturing_qcresult SET value_number = value_number + 1 WHERE id = %s", [qc.pk])
+    raw("DELETE FROM manufacturing_stepvalue WHERE id = %s", [value.pk])
+    report = verify_all()
+    assert report.chains_ok and not report.ok
+    problems = {p.record: p for p in report.record_problems}
+    assert set(problems) == {f"manufacturing.QcResult {qc.pk}", f"manufacturing.StepValue {value.pk}"}
+    loaded = Event.objects.get(event_type=ManufacturingEvent.HISTORY_LOADED, object_id=str(qc.batch_id))
+    assert problems[f"manufacturing.QcResult {qc.pk}"].event == loaded.label
+    assert "edited outside POCare" in problems[f"manufacturing.QcResult {qc.pk}"].problem
+    assert "deleted" in problems[f"manufacturing.StepValue {value.pk}"].problem

@@ -20,5 +20,14 @@ def _restore_triggers(sender: AppConfig, using: str = "default", **kwargs: objec
     """After every migrate, make sure the append-only triggers stand: on SQLite a migration that
     rebuilds a ledger table drops its triggers, and a later migration's author may not know."""
     connection = connections[using]
-    if "ledger_event" in connection.introspection.table_names():
+    if "ledger_event" not in connection.introspection.table_names():
+        return
+    if using != "default":
         triggers.install(connection)
+        return
+    # Late: anchoring writes ledger events, whose models need the app registry ready.
+    from pocare.ledger.anchoring import triggers_install
+
+    # Recorded in the trail when it creates any, so that the anchors' trigger fingerprint knows
+    # this change was an install and not someone's drop and re-create.
+    triggers_install(system="migrate", reason="Append-only triggers re-created after a migration")

@@ -41,3 +41,4 @@ class LedgerEvent(models.TextChoices):
     REVIEWED = "ledger.trail_reviewed", "Audit trail reviewed and signed"
     SIGNED = "ledger.record_signed", "Record signed electronically"
     SIGNING_FAILED = "ledger.signing_failed", "Signing refused: wrong credentials"
+    TRIGGERS_INSTALLED = "ledger.triggers_installed", "Append-only triggers installed"

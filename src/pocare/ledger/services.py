@@ -7,7 +7,7 @@ made its change, so the change and its event commit or roll back together.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +30,7 @@ from pocare.ledger.models import (
     lane_chains,
     subject_keys,
 )
+from pocare.ledger.records import STAMP_KEY, content_stamps
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -70,11 +71,14 @@ def event_record(
     old: Mapping[str, Any] | None = None,
     new: Mapping[str, Any] | None = None,
     system: str = "",
+    records: Iterable[models.Model] = (),
 ) -> Event:
     """Append one event to the site's chain (or the network chain) in the caller's transaction.
 
     ``actor`` is the person acting; for unattended work (the demo loader, a device feed) pass
     ``actor=None`` and name the system in ``system``. ``old``/``new`` hold the changed values.
+    Written-once rows among ``obj`` and ``records`` get their content hash into ``new``
+    (``ledger.records``), so that `audit verify` finds them edited, signed or not.
     """
     if not is_registered(event_type):
         raise LedgerError(f"unregistered ledger event type {event_type!r}")
@@ -93,6 +97,9 @@ def event_record(
     actor_username = actor.username if actor is not None else system
     actor_printed_name = (actor.printed_name or actor.username) if actor is not None else f"POCare ({system})"
     request_id = current_request_id()
+    stamps = content_stamps([obj, *records])
+    if stamps:
+        new = {**(new or {}), STAMP_KEY: stamps}
     old_values = canonical.canonical_json(old or {})
     new_values = canonical.canonical_json(new or {})
 

@@ -38,6 +38,7 @@ from django.db import connection, connections, transaction
 
 from pocare.ledger.canonical import FORMAT, GENESIS_HASH, content_hash, normalize_stored_timestamp
 from pocare.ledger.models import AuditReview, ChainHead, Event, Signature, lane_chain, lane_number, site_chain
+from pocare.ledger.records import RecordProblem, stamped_record_problems
 
 # The hashed fields in EVENT_FIELDS order, then the stored hash and the row id.
 _COLUMNS = (
@@ -141,6 +142,8 @@ class VerifyReport:
     chains: list[ChainReport] = field(default_factory=list)
     signatures_checked: int = 0
     signature_problems: list[SignatureProblem] = field(default_factory=list)
+    records_checked: int = 0  # written-once rows whose content hash an event recorded
+    record_problems: list[RecordProblem] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -152,7 +155,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return self.chains_ok and not self.signature_problems
+        return self.chains_ok and not self.signature_problems and not self.record_problems
 
 
 def chains_in_database() -> list[str]:
@@ -567,7 +570,8 @@ def signature_matches_event(signature: Signature, event: Event) -> bool:
 
 
 def verify_all(*, chains: list[str] | None = None, progress: Callable[[str, int], None] | None = None) -> VerifyReport:
-    """Verify every chain (or the named ones) and every signature."""
+    """Verify every chain (or the named ones), every signature and every written-once row whose
+    content hash an event recorded (``ledger.records``)."""
     report = VerifyReport()
     if chains:
         chains = with_their_lanes(chains)
@@ -586,4 +590,5 @@ def verify_all(*, chains: list[str] | None = None, progress: Callable[[str, int]
             report.signature_problems.append(
                 SignatureProblem(signature.pk, f"{signature.record_type} {signature.record_id}", why)
             )
+    report.records_checked, report.record_problems = stamped_record_problems(chains or None)
     return report

@@ -15,10 +15,12 @@ from django.conf import settings
 from django.db import models
 
 from pocare.ledger.models import LedgerImmutableError
+from pocare.ledger.records import ContentStamped
 
 
-class ImmutableRecord(models.Model):
-    """A GMP record row written once: ``save`` inserts, nothing updates or deletes it."""
+class ImmutableRecord(ContentStamped, models.Model):
+    """A GMP record row written once: ``save`` inserts, nothing updates or deletes it. The event
+    that records it carries its content hash (``ledger.records``), so an edit below the ORM is found."""
 
     class Meta:
         abstract = True

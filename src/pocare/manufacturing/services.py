@@ -565,8 +565,9 @@ def _window_deviation(*, actor: User, batch: Batch, execution: StepExecution, ch
 
 
 def _write_values(*, actor: User, batch: Batch, execution: StepExecution, checked: dict[str, _Checked],
-                  deviation: str, at: dt.datetime) -> list[Deviation]:
-    """The step's values, each out-of-range one with its deviation; returns the deviations opened."""
+                  deviation: str, at: dt.datetime) -> tuple[list[Deviation], list[StepValue]]:
+    """The step's values, each out-of-range one with its deviation; returns the deviations opened
+    and the rows written (the step's event stamps their content, ledger.records)."""
     opened: list[Deviation] = []
     rows = []
     for pid, c in checked.items():
@@ -586,8 +587,7 @@ def _write_values(*, actor: User, batch: Batch, execution: StepExecution, checke
                               unit=c.spec.get("unit") or "", in_range=c.result.in_range,
                               critical=bool(c.spec.get("critical")), deviation=dev, entered_by=actor,
                               entered_at=at))
-    StepValue.objects.bulk_create(rows)
-    return opened
+    return opened, StepValue.objects.bulk_create(rows)
 
 
 def _perform(*, actor: User, batch: Batch, position: int, step: dict[str, Any], execution: StepExecution | None,
@@ -639,18 +639,19 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
         window = _window_gate(batch, step, now, deviation)
         execution = _perform(actor=actor, batch=batch, position=position, step=step, execution=execution,
                              notes=notes, at=now)
-        opened = _write_values(actor=actor, batch=batch, execution=execution, checked=checked, deviation=deviation,
-                               at=now)
+        opened, value_rows = _write_values(actor=actor, batch=batch, execution=execution, checked=checked,
+                                           deviation=deviation, at=now)
         if window is not None:
             window_dev, new = _window_deviation(actor=actor, batch=batch, execution=execution, check=window,
                                                 note=deviation)
             opened += [window_dev] if new else []
             execution.window_deviation = window_dev
             execution.save(update_fields=["window_deviation"])
-        MaterialUse.objects.bulk_create([MaterialUse(step=execution, lot=lot, material_code=line["code"],
-                                                     quantity=q, recorded_at=now) for line, lot, q in lots])
+        uses = MaterialUse.objects.bulk_create([MaterialUse(step=execution, lot=lot, material_code=line["code"],
+                                                            quantity=q, recorded_at=now) for line, lot, q in lots])
         event_record(
             actor=actor, event_type=ManufacturingEvent.STEP_RECORDED, site=batch.site, obj=execution,
+            records=[*value_rows, *uses],
             reason=f"Step {step_id} performed",
             new={"batch": batch.reference, "step": step_id,
                  "values": {pid: c.result.value for pid, c in checked.items()},

@@ -14,10 +14,12 @@ from django.db import models
 
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import LedgerImmutableError
+from pocare.ledger.records import ContentStamped
 
 
-class _WrittenOnce(models.Model):
-    """A GMP record row written once: ``save`` inserts, nothing updates or deletes it."""
+class _WrittenOnce(ContentStamped, models.Model):
+    """A GMP record row written once: ``save`` inserts, nothing updates or deletes it. The event
+    that records it carries its content hash (``ledger.records``), so an edit below the ORM is found."""
 
     class Meta:
         abstract = True

@@ -74,7 +74,7 @@ def write_steps(plans: list[BatchPlan], batches: list[Batch]) -> tuple[list[Step
     return steps, step_plans
 
 
-def write_values_and_materials(steps: list[StepExecution], step_plans: list[StepPlan]) -> None:
+def write_values_and_materials(steps: list[StepExecution], step_plans: list[StepPlan]) -> list[StepValue | MaterialUse]:
     values: list[StepValue] = []
     uses: list[MaterialUse] = []
     for row, s in zip(steps, step_plans, strict=True):
@@ -88,9 +88,10 @@ def write_values_and_materials(steps: list[StepExecution], step_plans: list[Step
                                     recorded_at=s.performed_at))
     StepValue.objects.bulk_create(values, batch_size=2000)  # demo: back-dated values of the steps above
     MaterialUse.objects.bulk_create(uses, batch_size=2000)  # demo: back-dated material use of the steps
+    return [*values, *uses]
 
 
-def write_qc_results(gen: Generator, plans: list[BatchPlan], batches: list[Batch]) -> None:
+def write_qc_results(gen: Generator, plans: list[BatchPlan], batches: list[Batch]) -> list[QcResult]:
     qcs = []
     for p, b in zip(plans, batches, strict=True):
         for q in p.qc:
@@ -101,6 +102,7 @@ def write_qc_results(gen: Generator, plans: list[BatchPlan], batches: list[Batch
                               entered_at=q.entered_at, deviation=q.dev.row if q.dev else None)
             qcs.append(result)
     QcResult.objects.bulk_create(qcs, batch_size=2000)  # demo: back-dated, unsigned QC results
+    return qcs
 
 
 @dataclass
@@ -179,15 +181,21 @@ def _alarms(readings: list[DeviceReading], limits: dict[str, tuple[Any, Any]]) -
 
 
 def record_loaded(gen: Generator, plans: list[BatchPlan], batches: list[Batch], collections: list[Collection],
-                  log: DeviceLog) -> None:
+                  log: DeviceLog, rows: list[QcResult | StepValue | MaterialUse]) -> None:
     """One ``HISTORY_LOADED`` ledger event per batch, through the ledger's service: what was loaded,
-    with counts, the deviations and a SHA-256 of the batch's generated content."""
+    with counts, the deviations and a SHA-256 of the batch's generated content. None of these rows
+    is signed, so the event also stamps the content of the batch's written-once rows (QC results,
+    step values, material use; ``ledger.records``), which `audit verify` recomputes."""
+    of_batch: dict[int, list[QcResult | StepValue | MaterialUse]] = {}
+    for row in rows:
+        of_batch.setdefault(row.batch_id if isinstance(row, QcResult) else row.step.batch_id, []).append(row)
     for p, b, c in zip(plans, batches, collections, strict=True):
         content_sha = content_hash(p, log.push_sha256.get(b.pk, ""))
         n_values = sum(len(s.values) for s in p.steps)
         n_materials = sum(len(s.materials) for s in p.steps)
         event_record(
             actor=None, system=SYSTEM, event_type=ManufacturingEvent.HISTORY_LOADED, site=p.site, obj=b,
+            records=of_batch.get(b.pk, []),
             reason="Demo history: loaded, not executed",
             new={"reference": b.reference, "origin": BatchOrigin.DEMO_HISTORY.value, "status": b.status,
                  "unit": p.unit.serial, "masterfile_version": gen.version.number, "coi": p.coi,

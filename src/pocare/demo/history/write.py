@@ -6,6 +6,7 @@ from __future__ import annotations
 from pocare.demo.history import custody, manufacturing, quality
 from pocare.demo.history.generator import Generator
 from pocare.demo.history.plan import BatchPlan
+from pocare.manufacturing.models import MaterialUse, QcResult, StepValue
 
 
 def write_chunk(gen: Generator, plans: list[BatchPlan]) -> None:
@@ -18,12 +19,12 @@ def write_chunk(gen: Generator, plans: list[BatchPlan]) -> None:
     batches = manufacturing.write_batches(gen, plans, orders, collections)
     steps, step_plans = manufacturing.write_steps(plans, batches)
     quality.write_deviations(gen, plans, orders, batches)
-    manufacturing.write_values_and_materials(steps, step_plans)
-    manufacturing.write_qc_results(gen, plans, batches)
+    rows: list[QcResult | StepValue | MaterialUse] = [*manufacturing.write_values_and_materials(steps, step_plans),
+                                                      *manufacturing.write_qc_results(gen, plans, batches)]
     sources = custody.write_handoffs(plans, orders, collections, batches)
     quality.link_sources(sources)
     log = manufacturing.write_device_data(gen, plans, batches)
-    manufacturing.record_loaded(gen, plans, batches, collections, log)
+    manufacturing.record_loaded(gen, plans, batches, collections, log, rows)
     for p in plans:
         gen.counts["steps"] += len(p.steps)
         gen.counts["values"] += sum(len(s.values) for s in p.steps)

@@ -1,5 +1,6 @@
-"""`pocare audit verify` checks every hash chain and signature; `pocare audit triggers` checks
-(and with --install restores) the append-only triggers."""
+"""`pocare audit verify` checks every hash chain and signature (with --digests, against every
+signed digest too); `pocare audit triggers` checks (and with --install restores) the append-only
+triggers; `pocare audit anchor` signs the chain heads into the digest store (docs/ledger.md)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import sys
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from pocare.ledger import triggers
+from pocare.ledger import anchoring, triggers
 from pocare.ledger.models import NETWORK_CHAIN
 from pocare.ledger.review import chain_exists, site_chains
 from pocare.ledger.verify import verify_all
@@ -28,24 +30,65 @@ class Command(BaseCommand):
                                  "repeatable.")
         verify.add_argument("--json", action="store_true", help="Print the report as JSON.")
         verify.add_argument("--quiet", action="store_true", help="No progress on stderr.")
-        trig = sub.add_parser("triggers", help="Report missing append-only triggers.")
-        trig.add_argument("--install", action="store_true", help="Re-create missing triggers.")
+        verify.add_argument("--digests", action="store_true",
+                            help="Also prove every signed digest in the digest store is a prefix of today's chains.")
+        trig = sub.add_parser("triggers", help="Report missing or re-created append-only triggers.")
+        trig.add_argument("--install", action="store_true",
+                          help="Re-create missing triggers and record it in the trail.")
+        trig.add_argument("--acknowledge", action="store_true",
+                          help="With --install: record the triggers as they are now although none was missing "
+                               "(after a re-creation was found and investigated); needs --reason.")
+        trig.add_argument("--reason", default="", help="Why (recorded in the trail).")
+        anchor = sub.add_parser("anchor", help="Sign every chain's and lane's head into the digest store.")
+        anchor.add_argument("--init-key", action="store_true",
+                            help="Make the signing key (POCARE_ANCHOR_KEY) and print its public key's fingerprint.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["action"] == "triggers":
-            self._triggers(install=options["install"])
-        else:
-            self._verify(chains=options["chain"], as_json=options["json"], quiet=options["quiet"])
+        try:
+            if options["action"] == "triggers":
+                self._triggers(install=options["install"], acknowledge=options["acknowledge"],
+                               reason=options["reason"])
+            elif options["action"] == "anchor":
+                self._anchor(init_key=options["init_key"])
+            else:
+                self._verify(chains=options["chain"], as_json=options["json"], quiet=options["quiet"],
+                             digests=options["digests"])
+        except anchoring.AnchorError as exc:
+            raise CommandError(str(exc)) from None
 
-    def _triggers(self, *, install: bool) -> None:
+    def _anchor(self, *, init_key: bool) -> None:
+        if init_key:
+            public = anchoring.key_init(settings.POCARE_ANCHOR_KEY)
+            self.stdout.write(f"Anchor key made: {settings.POCARE_ANCHOR_KEY} (private, mode 600) and "
+                              f"{anchoring.public_key_path(settings.POCARE_ANCHOR_KEY)} (public).")
+            self.stdout.write(f"Public key fingerprint (SHA-256): {anchoring.key_fingerprint(public)}")
+            return
+        started = time.perf_counter()
+        done = anchoring.anchor()
+        self.stdout.write(f"Anchored {done.heads} chain and lane heads in {done.name} "
+                          f"(key {done.key[:16]}…, {time.perf_counter() - started:.2f} s).")
+
+    def _triggers(self, *, install: bool, acknowledge: bool, reason: str) -> None:
+        if acknowledge and not (install and reason.strip()):
+            raise CommandError("--acknowledge goes with --install and a --reason (recorded in the trail).")
         if install:
-            triggers.install(connection)
+            created = anchoring.triggers_install(system="audit triggers --install", reason=reason.strip(),
+                                                 acknowledge=acknowledge)
+            if created:
+                self.stdout.write(f"Re-created: {', '.join(created)} (recorded in the trail).")
         absent = triggers.missing(connection)
         if absent:
             raise CommandError(f"append-only triggers missing: {', '.join(absent)}")
-        self.stdout.write("All append-only triggers are in place.")
+        against, changed = anchoring.triggers_since_recorded()
+        if changed:
+            raise CommandError(f"append-only triggers changed since {against}: {', '.join(changed)} were dropped and "
+                               "re-created (or altered) with no install recorded. Investigate; then "
+                               "`pocare audit triggers --install --acknowledge --reason ...`.")
+        self.stdout.write("All append-only triggers are in place"
+                          + (f", as recorded by {against}." if against else
+                             "; nothing recorded yet to compare them with (run `pocare audit anchor`)."))
 
-    def _verify(self, *, chains: list[str] | None, as_json: bool, quiet: bool) -> None:
+    def _verify(self, *, chains: list[str] | None, as_json: bool, quiet: bool, digests: bool = False) -> None:
         unknown = [c for c in chains or [] if not chain_exists(c)]
         if unknown:  # verifying nothing must not read as "intact"
             raise CommandError(f"There is no chain {', '.join(map(repr, unknown))}; "
@@ -58,6 +101,7 @@ class Command(BaseCommand):
                 sys.stderr.flush()
 
         report = verify_all(chains=chains, progress=progress)
+        digest_report = anchoring.verify_digests() if digests else None
         elapsed = time.perf_counter() - started
         if not quiet:
             sys.stderr.write("\r" + " " * 60 + "\r")
@@ -71,6 +115,13 @@ class Command(BaseCommand):
                 "signatures_checked": report.signatures_checked,
                 "invalid_signatures": [vars(p) for p in report.signature_problems],
                 "missing_triggers": absent,
+                "records_checked": report.records_checked,
+                "record_problems": [vars(p) for p in report.record_problems],
+                **({"digests": {
+                    "ok": digest_report.ok, "checked": digest_report.digests, "points": digest_report.points,
+                    "latest": digest_report.latest, "unanchored_events": digest_report.unanchored,
+                    "problems": [vars(p) for p in digest_report.problems],
+                }} if digest_report is not None else {}),
             }, indent=1))
         else:
             for chain in report.chains:
@@ -82,8 +133,13 @@ class Command(BaseCommand):
                                       f"{chain.problem}")
             for problem in report.signature_problems:
                 self.stdout.write(f"  INVALID signature #{problem.signature_id} on {problem.record}: {problem.problem}")
+            for record in report.record_problems:
+                self.stdout.write(f"  EDITED record {record.record} (content hash recorded in {record.event}): "
+                                  f"{record.problem}")
             if absent:
                 self.stdout.write(f"  WARNING append-only triggers missing: {', '.join(absent)}")
+            if digest_report is not None:
+                self._digest_lines(digest_report)
             rate = report.events / elapsed if elapsed else 0
             self.stdout.write(
                 f"{report.events:,} events checked in {len(report.chains)} chains and "
@@ -91,7 +147,23 @@ class Command(BaseCommand):
             )
         if not report.ok:
             first = next((c for c in report.chains if not c.ok), None)
-            what = f"first broken event {first.broken_event}" if first else "invalid signatures"
+            what = (f"first broken event {first.broken_event}" if first else
+                    "invalid signatures" if report.signature_problems else "records edited outside POCare")
             raise CommandError(f"audit trail NOT intact: {what}", returncode=1)
+        if digest_report is not None and not digest_report.ok:
+            first_problem = digest_report.problems[0] if digest_report.problems else None
+            raise CommandError("audit trail NOT intact: " + (
+                f"digest {first_problem.digest}: {first_problem.line()}" if first_problem else
+                "no signed digest in the store to verify against (run `pocare audit anchor`)"), returncode=1)
         if not as_json:
             self.stdout.write(self.style.SUCCESS("Audit trail intact."))
+
+    def _digest_lines(self, report: anchoring.DigestReport) -> None:
+        for problem in report.problems:
+            self.stdout.write(f"  DIGEST {problem.digest}: {problem.line()}")
+        self.stdout.write(f"{report.digests:,} signed digests checked ({report.points:,} anchored positions)"
+                          + (f", the latest of {report.latest}." if report.latest else "."))
+        if report.unanchored:
+            total = sum(report.unanchored.values())
+            self.stdout.write(f"{total:,} events in {len(report.unanchored)} chains came after the latest digest "
+                              "and are not anchored yet.")
