@@ -228,7 +228,9 @@ def test_full_history_has_realistic_rates_and_the_groningen_drift(v1):
     summary = load_history(months=18, now=NOW)
     print(summary.line())  # the generation time on this database, with -s
     assert 350 <= summary.batches <= 450, summary
-    assert summary.seconds < 60
+    # A guard against a generator gone quadratic, not a benchmark: ~27 s on a quiet machine, and the
+    # suite shares two cores with the other backend's suite (make test runs them side by side).
+    assert summary.seconds < 150, summary
     assert 0.02 <= summary.aborted / summary.batches <= 0.07
     completed = Batch.objects.filter(origin=BatchOrigin.DEMO_HISTORY, status=BatchStatus.COMPLETED)
     oos = completed.filter(qc_results__conforms=False).distinct().count()
