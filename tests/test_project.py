@@ -58,6 +58,10 @@ def test_the_demo_loads_twice_into_the_same_network_and_verifies(tmp_path):
     verify = _run(["audit", "verify", "--quiet"], tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "events checked in 9 chains" in verify.stdout  # 8 sites (Porto in qualification) + NETWORK
+    # Each load anchored the trail (issue 16): two signed digests, both still prefixes of the chains.
+    assert "Trail anchored:" in first.stderr and "Trail anchored:" in second.stderr
+    digests = _run(["audit", "verify", "--digests"], tmp_path)
+    assert digests.returncode == 0, digests.stdout + digests.stderr
     triggers = _run(["audit", "triggers"], tmp_path)
     assert triggers.returncode == 0 and "in place" in triggers.stdout
     effective = _run(["shell", "-c", (
