@@ -20,9 +20,10 @@ Usage::
     .venv/bin/python benchmarks/release.py                      # both backends, about 2 minutes
     .venv/bin/python benchmarks/release.py --backend sqlite
     .venv/bin/python benchmarks/release.py --runs 50            # quicker
+    .venv/bin/python benchmarks/release.py --pg-db queue_bench  # a scratch database of your own
 
 Environment: ``BENCH_PG_URL`` (default ``postgres://postgres@127.0.0.1:5432``); the script
-(re)creates and drops the scratch database ``pocare_bench_release`` there (never test_postgres)
+(re)creates and drops the scratch database ``pocare_bench_release`` (or ``--pg-db``) there (never test_postgres)
 and the SQLite file ``var/bench/release.sqlite3``. Nothing asserts on timing; the target (under
 50 ms, queries not growing with steps) is reported as met or missed.
 """
@@ -163,7 +164,11 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--runs", type=int, default=200, help="evaluations timed per backend (default 200)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    parser.add_argument("--pg-db", default=DB_NAMES["postgresql"],
+                        help="the scratch PostgreSQL database's name, so that two people benchmarking on one "
+                             f"server do not drop each other's (default {DB_NAMES['postgresql']})")
     args = parser.parse_args()
+    DB_NAMES["postgresql"] = args.pg_db
     import ebr
 
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
