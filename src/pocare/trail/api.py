@@ -43,7 +43,7 @@ class SignatureListSerializer(serializers.ListSerializer[Signature]):
     def to_representation(self, data: Any) -> Any:
         signatures = list(data.all() if hasattr(data, "all") else data)
         assert isinstance(self.child, SignatureSerializer)
-        self.child.statuses.update(signature_statuses(signatures))
+        self.child.statuses |= signature_statuses(signatures)
         return super().to_representation(signatures)
 
 
@@ -65,7 +65,7 @@ class SignatureSerializer(serializers.ModelSerializer[Signature]):
 
     def _status(self, obj: Signature) -> tuple[bool, str]:
         if obj.pk not in self.statuses:  # one signature on its own (the detail)
-            self.statuses.update(signature_statuses([obj]))
+            self.statuses |= signature_statuses([obj])
         return self.statuses[obj.pk]
 
     def get_valid(self, obj: Signature) -> bool:
