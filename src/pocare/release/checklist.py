@@ -6,10 +6,11 @@ from leaving its site, evaluated by the system from the records — never ticked
 and a link to the record that is the evidence. It also lists the data changed after first entry
 (corrections), which the release view and the certificate mark (A11-8).
 
-The number of queries does not depend on the number of steps, values, results or signatures:
-the batch page (``manufacturing.selectors.batch_page``) is loaded once, and the people, units and
-lots of every step are checked against rows loaded once for the whole batch
-(tests/release/test_checklist.py keeps it so).
+The number of queries does not depend on the number of steps, values, results or signatures, nor
+on the number of batches: ``release_checklists(batches)`` loads the batch pages
+(``manufacturing.selectors.batch_pages``) and every row the lines read once for all the batches (the
+release queue evaluates a page of them), and ``release_checklist(batch)`` is the same code with a
+list of one (tests/release/test_checklist.py keeps both so).
 """
 
 from __future__ import annotations
