@@ -13,7 +13,7 @@ from pocare.core.registry import QUESTIONS, Question
 ANSWERERS = {
     "ledger.credentials_check": ["pocare.accounts.services.signing_credentials_check"],
     "network.product_changes": ["pocare.masterfile.selectors.product_changes"],
-    "masterfile.training_gaps": ["pocare.training.selectors.version_training_gaps"],
+    "masterfile.training_gaps": ["pocare.training.selectors.versions_training_gaps"],
     "quality.deviation_source": ["pocare.manufacturing.selectors.deviation_qc_source"],
     "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold"],
     # Asked today, answered by the coming apps: supply (a recalled lot), patients (a withdrawn consent).

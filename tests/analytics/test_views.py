@@ -108,16 +108,23 @@ def test_unknown_site_is_404_and_site_people_are_refused(version, login, client)
 
 def test_api_matrix_and_site_charts(version, login):
     """CMP-STAT: the API gives the matrix as the monitor stored it (status, TOST interval, alarms per
-    cell, when computed) and a site's chart data;
-    bad parameters answer 400 naming the field."""
+    cell, when computed) and a site's chart data as the monitor stored it too — nothing before its
+    first run, no QC result read on a request; bad parameters answer 400 naming the field."""
     client = login("planner")
+    before = client.get(f"/api/analytics/sites/GRO/charts/?version={version.pk}").json()
+    assert before["attributes"] == [] and before["computed_at"] is None
     comparability_monitor_run(now=NOW)
     matrix = client.get("/api/analytics/comparability/").json()
     assert matrix["version"]["id"] == version.pk and matrix["computed_at"].startswith("2026-11-20T10:00")
     cells = matrix["sites"][0]["cells"]
     assert set(cells) == {a["id"] for a in matrix["attributes"]} and "status" in cells["car-positive"]
-    site = client.get("/api/analytics/sites/GRO/charts/?attribute=car-positive").json()
+    with CaptureQueriesContext(connection) as queries:
+        site = client.get("/api/analytics/sites/GRO/charts/?attribute=car-positive").json()
+    assert not any("manufacturing_qcresult" in q["sql"] for q in queries.captured_queries), "recomputed"
+    assert site["computed_at"].startswith("2026-11-20T10:00")
     attr = site["attributes"][0]
+    gro = next(r for r in matrix["sites"] if r["code"] == "GRO")["cells"]["car-positive"]
+    assert attr["status"] == gro["status"] and attr["n"] == gro["n"] and attr["ci"] == gro["ci"]
     assert attr["id"] == "car-positive" and len(attr["values"]) == len(attr["batches"]) == attr["n"]
     assert {"centre", "ucl", "lcl", "sigma"} <= set(attr["limits"])
     bad = client.get("/api/analytics/comparability/?version=x")

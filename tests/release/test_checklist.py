@@ -306,3 +306,33 @@ def test_audit_trail_line_follows_the_batch_onto_the_lanes_of_its_sites_chain(tx
     rh.review_trail(b)
     line = state(b, "audit_trail")
     assert line.state == "pass" and "MAD/1#" in line.detail
+
+
+def test_the_checklists_of_many_batches_are_each_batchs_own_in_as_many_queries_as_one(batch):
+    """ATMP-REL: the release queue evaluates a page of batches together; each batch's lines, results
+    and changed data are exactly those of its own checklist, and the page costs the queries of one."""
+    from pocare.manufacturing.models import Batch
+    from pocare.release.checklist import release_checklists
+    from tests.web.helpers import free_unit
+
+    free_unit("MAD")
+    unfinished = h.started_batch("MAD")
+    h.do_step(unfinished)
+    free_unit("LIS")
+    elsewhere = rh.completed_batch("LIS", bad={"viability"})  # no review by exception, a result out of spec
+    loaded = Batch.objects.select_related("site", "masterfile_version__product", "order", "collection")
+    one, many = [loaded.get(pk=batch.pk)], list(loaded.filter(pk__in=[batch.pk, unfinished.pk, elsewhere.pk]))
+    release_checklists(many)  # warm caches (content types)
+    with CaptureQueriesContext(connection) as few_queries:
+        release_checklists(one)
+    with CaptureQueriesContext(connection) as many_queries:
+        together = release_checklists(many)
+    assert len(many_queries) == len(few_queries), [q["sql"][:120] for q in many_queries.captured_queries]
+    assert [c.batch.pk for c in together] == [b.pk for b in many]
+    for checklist in together:
+        alone = release_checklist(checklist.batch)
+        assert checklist.snapshot() == alone.snapshot()
+        assert [ln.as_dict() for ln in checklist.lines] == [ln.as_dict() for ln in alone.lines]
+    states = {c.batch.pk: {ln.id: ln.state for ln in c.lines} for c in together}
+    assert states[unfinished.pk]["steps"] == "fail" and states[batch.pk]["steps"] == "pass"
+    assert states[elsewhere.pk]["results"] == "fail" and states[elsewhere.pk]["exceptions_review"] == "fail"

@@ -9,7 +9,7 @@ updates and deletes through the ORM.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from django.conf import settings
 from django.db import models
@@ -147,6 +147,9 @@ class StepStatus(models.TextChoices):
 class StepExecution(models.Model):
     """One step of the batch's master-file version as it was done: who started, performed and
     verified it, when, on which unit. Its values, materials and signatures hang off it."""
+
+    #: What ``signed_content`` follows, prefetched when many signatures are checked at once.
+    signed_content_related: ClassVar[tuple[str, ...]] = ("values", "materials")
 
     batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="steps")
     position = models.PositiveIntegerField(help_text="Index of the step in the process, from 0.")

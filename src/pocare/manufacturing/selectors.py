@@ -3,16 +3,17 @@ batch-record permission; Control Site roles: the network)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
-from pocare.custody.models import HandoffKind, OrderStatus, TherapyOrder
+from pocare.custody.models import Handoff, HandoffKind, OrderStatus, TherapyOrder
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Signature
 from pocare.manufacturing.models import (
@@ -26,7 +27,13 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.manufacturing.services import LATE_FACTOR, next_step, order_start_problems, process_steps, specification
+from pocare.manufacturing.services import (
+    LATE_FACTOR,
+    next_step_of,
+    order_start_problems,
+    process_steps,
+    specification,
+)
 from pocare.masterfile import windows
 from pocare.network.models import ManufacturingUnit, UnitStatus
 from pocare.network.selectors import site_today
@@ -167,19 +174,48 @@ def _signature_views(records: list[Any]) -> dict[tuple[str, str], list[Signature
 
 def batch_page(batch: Batch) -> BatchPage:
     """Everything the batch page shows, in a fixed number of queries whatever the number of steps,
-    values, results or signatures (tests/test_query_counts.py keeps it so)."""
-    executions = {e.position: e for e in StepExecution.objects.filter(batch=batch).select_related(
-        "performed_by", "verified_by", "started_by", "equipment", "window_deviation").prefetch_related(
-        Prefetch("values", queryset=StepValue.objects.select_related("entered_by", "deviation").order_by(
-            "entered_at", "pk")),
-        Prefetch("materials", queryset=MaterialUse.objects.select_related("lot")))}
-    results = list(QcResult.objects.filter(batch=batch).select_related("entered_by", "deviation")
-                   .order_by("entered_at", "pk"))
-    values = [v for e in executions.values() for v in e.values.all()]
-    signatures = _signature_views([batch, *executions.values(), *values, *results])
+    values, results or signatures (tests/test_query_counts.py keeps it so): the page of a list of one."""
+    return batch_pages([batch])[batch.pk]
 
-    upcoming = next_step(batch) if batch.status == BatchStatus.IN_PROGRESS else None
+
+def batch_pages(batches: Sequence[Batch]) -> dict[int, BatchPage]:
+    """The batch page of each batch, by batch id, in the same fixed number of queries for one batch
+    or for a page of them (the release queue evaluates a checklist per batch, each on its page)."""
+    ids = [b.pk for b in batches]
+    executions: dict[int, dict[int, StepExecution]] = {pk: {} for pk in ids}
+    for e in StepExecution.objects.filter(batch_id__in=ids).select_related(
+            "performed_by", "verified_by", "started_by", "equipment", "window_deviation").prefetch_related(
+            Prefetch("values", queryset=StepValue.objects.select_related("entered_by", "deviation").order_by(
+                "entered_at", "pk")),
+            Prefetch("materials", queryset=MaterialUse.objects.select_related("lot"))):
+        executions[e.batch_id][e.position] = e
+    results: dict[int, list[QcResult]] = {pk: [] for pk in ids}
+    for r in QcResult.objects.filter(batch_id__in=ids).select_related("entered_by", "deviation").order_by(
+            "entered_at", "pk"):
+        results[r.batch_id].append(r)
+    values = [v for by_position in executions.values() for e in by_position.values() for v in e.values.all()]
+    signatures = _signature_views([*batches, *(e for by_position in executions.values() for e in by_position.values()),
+                                   *values, *(r for rs in results.values() for r in rs)])
+    handoffs: dict[int, list[Any]] = {}
+    for h in Handoff.objects.filter(order_id__in={b.order_id for b in batches}).select_related(
+            "site", "performed_by", "deviation").order_by("occurred_at", "pk"):
+        handoffs.setdefault(h.order_id, []).append(h)
+    deviations: dict[int, list[Deviation]] = {pk: [] for pk in ids}
+    for d in Deviation.objects.filter(batch_id__in=ids).order_by("opened_at", "pk"):
+        deviations[d.batch_id].append(d)  # type: ignore[index]
+    alarms_open = dict(Alarm.objects.filter(batch_id__in=ids, acknowledged_at__isnull=True).order_by()
+                       .values("batch_id").annotate(n=Count("pk")).values_list("batch_id", "n"))
+    return {b.pk: _page(b, executions[b.pk], results[b.pk], signatures, handoffs.get(b.order_id, []),
+                        deviations[b.pk], alarms_open.get(b.pk, 0)) for b in batches}
+
+
+def _page(batch: Batch, executions: dict[int, StepExecution], results: list[QcResult],
+          signatures: dict[tuple[str, str], list[SignatureView]], handoffs: list[Any], deviations: list[Deviation],
+          alarms_open: int) -> BatchPage:
+    """One batch's page from the rows loaded for many (:func:`batch_pages`)."""
     process = process_steps(batch)
+    upcoming = (next_step_of(process, {p: e.status for p, e in executions.items()})
+                if batch.status == BatchStatus.IN_PROGRESS else None)
     checks = windows.check_all(
         process, batch_started_at=batch.started_at,
         performed={e.step_id: e.performed_at for e in executions.values() if e.status != StepStatus.SKIPPED})
@@ -203,10 +239,6 @@ def batch_page(batch: Batch) -> BatchPage:
     for attribute in specification(batch):
         rs = _chain([r for r in results if r.attribute_id == attribute["id"]])
         qc.append(QcView(attribute, rs, {r.pk: signatures.get(("manufacturing.QcResult", str(r.pk)), []) for r in rs}))
-    handoffs = list(batch.order.handoffs.select_related("site", "performed_by", "deviation").order_by(
-        "occurred_at", "pk"))
-    deviations = list(Deviation.objects.filter(batch=batch).order_by("opened_at", "pk"))
-    alarms_open = Alarm.objects.filter(batch=batch, acknowledged_at__isnull=True).count()
     page = BatchPage(batch, steps, qc, handoffs, deviations, alarms_open,
                      signatures.get(("manufacturing.Batch", str(batch.pk)), []))
     page.review = review_items(page)

@@ -313,8 +313,13 @@ def _lock_batch(batch: Batch) -> Batch:
 def next_step(batch: Batch) -> tuple[int, dict[str, Any]] | None:
     """The position and definition of the step to do next (P11-10f), or None when all are done.
     A step waiting for its second-person verification is still 'next': nothing after it starts."""
-    done = dict(batch.steps.values_list("position", "status"))
-    for position, step in enumerate(process_steps(batch)):
+    return next_step_of(process_steps(batch), dict(batch.steps.values_list("position", "status")))
+
+
+def next_step_of(process: list[dict[str, Any]], done: dict[int, str]) -> tuple[int, dict[str, Any]] | None:
+    """:func:`next_step` from the process and each recorded step's status by position, for a reader
+    that loaded the steps already (the batch page)."""
+    for position, step in enumerate(process):
         if done.get(position) not in (StepStatus.COMPLETE, StepStatus.SKIPPED):
             return position, step
     return None

@@ -6,12 +6,14 @@ from typing import Any
 
 from pocare.core.registry import Question
 
-#: Who at this site is not yet trained on this version? Called as ``(site=, version=, at=)``;
-#: each answerer returns ``[(person, [step ids they still lack]), ...]``. A version becomes
+#: Who at each site is not yet trained on each version? Called as ``(cases=[(site, version, at), ...])``
+#: — many at once, so that a page asking it for every batch or every site asks once; each answerer
+#: returns, for each case in order, ``[(person, [step ids they still lack]), ...]``. A version becomes
 #: effective at a site only when no answer names anyone (P11-10i). Training answers; required, so
 #: that without it no version is taken to be trained.
-TRAINING_GAPS: Question[list[tuple[Any, list[str]]]] = Question(
+TRAINING_GAPS: Question[list[list[tuple[Any, list[str]]]]] = Question(
     "masterfile.training_gaps",
-    "Who at this site is not yet trained on the steps of this version? [(person, [step ids])].",
+    "Who at each site is not yet trained on the steps of each version? Per (site, version, at): "
+    "[(person, [step ids])].",
     required=True,
 )

@@ -9,6 +9,7 @@ their site; another site's change requests do not exist for them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from pocare.masterfile import schema
 from pocare.masterfile.models import ChangeRequest, ChangeStatus, MasterFileVersion, Product, VersionStatus
 from pocare.masterfile.questions import TRAINING_GAPS
 from pocare.network.models import Site, SiteKind
-from pocare.network.selectors import site_authorized_for
+from pocare.network.selectors import site_authorizations, site_authorized_for
 
 RELEASED = (VersionStatus.APPROVED, VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED)
 IN_FORCE = (VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED)
@@ -101,10 +102,21 @@ def required_training_steps(version: MasterFileVersion) -> list[str]:
     return schema.step_ids(version.content)
 
 
+#: A question about one site and one version at one moment (the training question's cases).
+VersionCase = tuple[Site, MasterFileVersion, dt.datetime]
+
+
+def training_gaps_many(cases: Sequence[VersionCase]) -> list[list[tuple[Any, list[str]]]]:
+    """For each (site, version, moment), the people not yet trained on the version, as the apps
+    above answer ``masterfile.questions.TRAINING_GAPS`` — asked once for every case."""
+    if not cases:
+        return []
+    answers = TRAINING_GAPS.ask(cases=list(cases))
+    return [[gap for answer in answers for gap in answer[i]] for i in range(len(cases))]
+
+
 def _training_gaps(site: Site, version: MasterFileVersion, at: dt.datetime) -> list[tuple[Any, list[str]]]:
-    """The people at ``site`` not yet trained on ``version``, as the apps above answer
-    ``masterfile.questions.TRAINING_GAPS``."""
-    return [gap for answer in TRAINING_GAPS.ask(site=site, version=version, at=at) for gap in answer]
+    return training_gaps_many([(site, version, at)])[0]
 
 
 def _authorized(site: Site, version: MasterFileVersion, at: dt.datetime) -> tuple[bool, str]:
@@ -119,14 +131,32 @@ def effective_version(*, site: Site, product: Product, at: dt.datetime | None = 
     trained on. A site whose operators are not yet trained on a new version keeps the previous
     one; ``None`` means the site may not manufacture the product.
     """
-    when = at or timezone.now()
-    # The YAML source is not needed to decide (the parsed content is): 40 KB a version less to read.
-    candidates = product.versions.filter(status__in=IN_FORCE, effective_at__lte=when).select_related(
-        "change_request", "product").defer("document").order_by("-number")
-    for version in candidates:
-        if _authorized(site, version, when)[0] and not _training_gaps(site, version, when):
-            return version
-    return None
+    return effective_versions([(site, product, at)])[0]
+
+
+def effective_versions(cases: Sequence[tuple[Site, Product, dt.datetime | None]]) -> list[MasterFileVersion | None]:
+    """:func:`effective_version` of each (site, product, moment or None for now), in a fixed number
+    of queries however many there are: the versions in force, the sites' authorizations and the
+    training question are each read once (the release queue, the training matrix)."""
+    now = timezone.now()
+    whens = [at or now for _, _, at in cases]
+    in_force: dict[int, list[MasterFileVersion]] = {p.pk: [] for _, p, _ in cases}
+    if in_force:
+        for v in (MasterFileVersion.objects.filter(product_id__in=list(in_force), status__in=IN_FORCE)
+                  .select_related("change_request", "product").defer("document").order_by("-number")):
+            in_force[v.product_id].append(v)  # (the YAML source is not needed to decide: 40 KB a version)
+    grants = site_authorizations({(site.pk, product.pk) for site, product, _ in cases})
+    candidates = [[v for v in in_force[product.pk] if v.effective_at is not None and v.effective_at <= when
+                   and site_authorized_for(site, v, when, grants=grants[(site.pk, product.pk)])[0]]
+                  for (site, product, _), when in zip(cases, whens, strict=True)]
+    asked = [(site, v, when) for (site, _, _), when, versions in zip(cases, whens, candidates, strict=True)
+             for v in versions]
+    untrained = iter(training_gaps_many(asked))
+    out: list[MasterFileVersion | None] = []
+    for versions in candidates:
+        trained = [v for v in versions if not next(untrained)]  # consumes every case's gaps, in order
+        out.append(trained[0] if trained else None)
+    return out
 
 
 @dataclass

@@ -6,6 +6,7 @@ for this master-file version — each answering ``(yes or no, why)``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -169,13 +170,21 @@ def _local(when: dt.datetime, site: Site) -> str:
     return when.astimezone(site.tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def site_transitions(sites: Iterable[Site]) -> dict[int, list[SiteTransition]]:
+    """Every lifecycle transition of each site, oldest first, by site id: one query for a page of
+    checks at past moments (the release queue asks it of every batch's site)."""
+    out: dict[int, list[SiteTransition]] = {s.pk: [] for s in sites}
+    for t in SiteTransition.objects.filter(site_id__in=list(out)).order_by("at", "pk"):
+        out[t.site_id].append(t)
+    return out
+
+
 def site_status_at(site: Site, at: dt.datetime | None = None, *, transitions: list[SiteTransition] | None = None,
                    ) -> tuple[str, dt.datetime | None, SiteTransition | None]:
     """The site's status at ``at`` (now by default), since when, and the transition that made it.
 
-    ``since`` is ``None`` when the site was not registered yet at ``at``. ``transitions`` (the site's,
-    oldest first) saves the query when the caller has them already (the release checklist reads
-    them for its people line too).
+    ``since`` is ``None`` when the site was not registered yet at ``at``. ``transitions``: the
+    site's, oldest first, when the caller loaded them for many sites (:func:`site_transitions`).
     """
     if at is None:
         last = site.transitions.filter(to_status=site.status).order_by("-at", "-pk").first()
@@ -183,7 +192,7 @@ def site_status_at(site: Site, at: dt.datetime | None = None, *, transitions: li
     if at < site.created_at:
         return "", None, None
     if transitions is None:
-        transitions = list(site.transitions.order_by("at", "pk"))
+        transitions = site_transitions([site])[site.pk]
     before = [t for t in transitions if t.at <= at]
     if before:
         return before[-1].to_status, before[-1].at, before[-1]
@@ -193,7 +202,8 @@ def site_status_at(site: Site, at: dt.datetime | None = None, *, transitions: li
 
 def site_can_start_batch(site: Site, at: dt.datetime | None = None, *,
                          transitions: list[SiteTransition] | None = None) -> Check:
-    """Only an active site starts a batch (POC-3); otherwise say since when and why not."""
+    """Only an active site starts a batch (POC-3); otherwise say since when and why not
+    (``transitions`` as :func:`site_status_at` takes them)."""
     status, since, transition = site_status_at(site, at, transitions=transitions)
     if since is None:
         return False, f"{site.name} was not registered in the network yet."
@@ -243,15 +253,32 @@ def unit_usable(unit: ManufacturingUnit, at: dt.datetime | None = None, *, site:
     return True, ""
 
 
-def site_authorized_for(site: Site, version: MasterFileVersion, at: dt.datetime | None = None) -> Check:
+def site_authorizations(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], list[SiteAuthorization]]:
+    """Every authorization of each (site id, product id), newest first: one query for many checks."""
+    wanted = set(pairs)
+    out: dict[tuple[int, int], list[SiteAuthorization]] = {pair: [] for pair in wanted}
+    if not wanted:
+        return out
+    rows = SiteAuthorization.objects.filter(site_id__in={s for s, _ in wanted}, product_id__in={p for _, p in wanted})
+    for g in rows.order_by("-valid_from", "-pk"):
+        if (g.site_id, g.product_id) in out:
+            out[(g.site_id, g.product_id)].append(g)
+    return out
+
+
+def site_authorized_for(site: Site, version: MasterFileVersion, at: dt.datetime | None = None, *,
+                        grants: list[SiteAuthorization] | None = None) -> Check:
     """May ``site`` manufacture under this master-file version now (or at ``at``)?
 
     Yes when an authorization for the version's product covers the version number, has started
     and was not revoked by then. The site's own status is checked by :func:`site_can_start_batch`.
+    ``grants``: the site's authorizations for the product, newest first, when the caller loaded them
+    for many checks (:func:`site_authorizations`).
     """
     when = at or timezone.now()
     product = version.product
-    grants = list(SiteAuthorization.objects.filter(site=site, product=product).order_by("-valid_from", "-pk"))
+    if grants is None:
+        grants = site_authorizations([(site.pk, version.product_id)])[(site.pk, version.product_id)]
     if not grants:
         return False, f"{site.name} holds no authorization for {product}."
     in_force = [g for g in grants if g.valid_from <= when and (g.revoked_at is None or g.revoked_at > when)]

@@ -6,16 +6,18 @@ from leaving its site, evaluated by the system from the records — never ticked
 and a link to the record that is the evidence. It also lists the data changed after first entry
 (corrections), which the release view and the certificate mark (A11-8).
 
-The number of queries does not depend on the number of steps, values, results or signatures:
-the batch page (``manufacturing.selectors.batch_page``) is loaded once, and the people, units and
-lots of every step are checked against rows loaded once for the whole batch
-(tests/release/test_checklist.py keeps it so).
+The number of queries does not depend on the number of steps, values, results or signatures, nor
+on the number of batches: ``release_checklists(batches)`` loads the batch pages
+(``manufacturing.selectors.batch_pages``) and every row the lines read once for all the batches (the
+release queue evaluates a page of them), and ``release_checklist(batch)`` is the same code with a
+list of one (tests/release/test_checklist.py keeps both so).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +31,19 @@ from pocare.custody.models import HandoffKind
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import AuditReview, Event, Meaning, Signature, chains_with_lanes
 from pocare.manufacturing.models import Alarm, Batch, BatchAbort, BatchStatus, StepStatus
-from pocare.manufacturing.selectors import BatchPage, ReviewItem, batch_page, review_items
+from pocare.manufacturing.selectors import BatchPage, ReviewItem, batch_page, batch_pages, review_items
 from pocare.manufacturing.services import lot_problems
 from pocare.masterfile import schema
-from pocare.masterfile.selectors import effective_version, required_training_steps
+from pocare.masterfile.models import MasterFileVersion
+from pocare.masterfile.selectors import effective_versions, required_training_steps
 from pocare.network.models import ManufacturingUnit, SiteStatus, SiteTransition, UnitStatus
-from pocare.network.selectors import site_authorized_for, site_can_start_batch, site_today
+from pocare.network.selectors import (
+    site_authorizations,
+    site_authorized_for,
+    site_can_start_batch,
+    site_today,
+    site_transitions,
+)
 from pocare.release.models import ExceptionReview
 from pocare.release.questions import CERTIFICATION_HOLDS
 from pocare.training.gate import PERFORM_ROLES, VERIFY_ROLES
@@ -154,15 +163,30 @@ def review_items_hash(items: list[dict[str, str]]) -> str:
 
 
 def release_checklist(batch: Batch, *, page: BatchPage | None = None) -> Checklist:
-    """Evaluate every condition of release for ``batch`` now, from its records."""
-    page = page or batch_page(batch)
-    batch_url = reverse("manufacturing:batch", args=[batch.reference])
-    ev = _Evidence(batch, page, batch_url)
-    lines = [ev.masterfile(), ev.steps(), ev.windows(), ev.people(), ev.units(), ev.materials(), ev.results_line(),
-             ev.deviations(), ev.custody(), ev.alarms(), ev.audit_trail(), ev.exceptions_review()]
-    if CERTIFICATION_HOLDS.answerers:
-        lines.append(holds_line(batch))
-    return Checklist(batch, lines, ev.changed(), ev.results, page.review, page)
+    """Evaluate every condition of release for ``batch`` now, from its records: the checklists of a
+    list of one, so that the release page and the queue can never disagree."""
+    return release_checklists([batch], pages={batch.pk: page} if page is not None else None)[0]
+
+
+def release_checklists(batches: Sequence[Batch], *, pages: dict[int, BatchPage] | None = None) -> list[Checklist]:
+    """Evaluate every condition of release for each batch now, in order, in the same number of
+    queries for a page of the release queue as for one batch: the batch pages and every row the
+    lines read are loaded once for all the batches (``_Rows``), and each line reads them by batch."""
+    if not batches:
+        return []
+    pages = pages or batch_pages(batches)
+    rows = _Rows(batches, pages)
+    out = []
+    for batch in batches:
+        page = pages[batch.pk]
+        ev = _Evidence(batch, page, reverse("manufacturing:batch", args=[batch.reference]), rows)
+        lines = [ev.masterfile(), ev.steps(), ev.windows(), ev.people(), ev.units(), ev.materials(),
+                 ev.results_line(), ev.deviations(), ev.custody(), ev.alarms(), ev.audit_trail(),
+                 ev.exceptions_review()]
+        if CERTIFICATION_HOLDS.answerers:
+            lines.append(holds_line(batch))
+        out.append(Checklist(batch, lines, ev.changed(), ev.results, page.review, page))
+    return out
 
 
 def holds_line(batch: Batch) -> ChecklistLine:
@@ -184,33 +208,100 @@ def _line(line_id: str, label: str, problems: list[str], ok: str, evidence: str,
     return ChecklistLine(line_id, label, PASS, ok, evidence, tuple(notes or []))
 
 
+class _Rows:
+    """What the checklists of many batches read beyond their batch pages, loaded once for all of
+    them and kept by batch, site or record: the versions with their change requests, the effective
+    version at each start (a), the sites' authorizations and transitions (a, c), the training gate's
+    rows (c), the units' history (d), the batches' last ledger events and the signed audit-trail
+    reviews that cover them (j), the latest reviews by exception (k) and the signatures of both."""
+
+    def __init__(self, batches: Sequence[Batch], pages: dict[int, BatchPage]) -> None:
+        self.versions = {v.pk: v for v in MasterFileVersion.objects.filter(
+            pk__in={b.masterfile_version_id for b in batches}).select_related("product", "change_request")
+            .defer("document")}  # the YAML source: the parsed content is what the lines read
+        sites = {b.site_id: b.site for b in batches}
+        self.transitions = site_transitions(sites.values())
+        versions = [self.versions[b.masterfile_version_id] for b in batches]
+        self.effective = dict(zip([b.pk for b in batches], effective_versions(
+            [(b.site, v.product, b.started_at) for b, v in zip(batches, versions, strict=True)]), strict=True))
+        self.grants = site_authorizations({(b.site_id, v.product_id) for b, v in zip(batches, versions, strict=True)})
+        self.gate = GateRows([(v, b.site, _people(pages[b.pk])) for b, v in zip(batches, versions, strict=True)],
+                             transitions=self.transitions)
+        units = {e.equipment_id: e.equipment for page in pages.values() for s in page.steps
+                 if (e := s.execution) is not None and e.equipment_id is not None}
+        self.unit_history = _unit_history(list(units.values()))
+        self.last_events = last_batch_events(batches, pages)
+        self.trail_review = self._trail_reviews(batches)
+        self.exception_review: dict[int, ExceptionReview] = {}
+        for r in ExceptionReview.objects.filter(batch_id__in=[b.pk for b in batches]).select_related(
+                "reviewer").order_by("-reviewed_at", "-pk"):
+            self.exception_review.setdefault(r.batch_id, r)  # the latest of each batch
+        self.signatures = self._first_signatures(
+            [("ledger.AuditReview", r.pk, Meaning.REVIEWED) for r in self.trail_review.values() if r is not None]
+            + [("release.ExceptionReview", r.pk, None) for r in self.exception_review.values()])
+
+    def _trail_reviews(self, batches: Sequence[Batch]) -> dict[int, AuditReview | None]:
+        """The audit-trail review that covers each batch's last events. Reviews of a chain follow one
+        another, each reading on from the last on every lane: the first that reaches the batch's last
+        event on each lane is the one that covers it."""
+        reviews: dict[str, list[AuditReview]] = {}
+        for r in AuditReview.objects.filter(chain__in={b.site.code for b in batches}).order_by("pk"):
+            reviews.setdefault(r.chain, []).append(r)
+        return {b.pk: next((r for r in reviews.get(b.site.code, [])
+                            if all(r.covers(lane) >= seq for lane, seq in self.last_events[b.pk].items())), None)
+                for b in batches}
+
+    @staticmethod
+    def _first_signatures(records: list[tuple[str, int, str | None]]) -> dict[tuple[str, int], Signature]:
+        """The first signature (of ``meaning``, when given) on each record, by (record type, id)."""
+        wanted = {(label, str(pk)): meaning for label, pk, meaning in records}
+        out: dict[tuple[str, int], Signature] = {}
+        if not wanted:
+            return out
+        q = Q()
+        for label in {label for label, _ in wanted}:
+            q |= Q(record_type=label, record_id__in=[pk for lb, pk in wanted if lb == label])
+        for sig in Signature.objects.filter(q).order_by("signed_at", "pk"):
+            meaning = wanted.get((sig.record_type, sig.record_id), "")
+            if meaning is None or sig.meaning == meaning:
+                out.setdefault((sig.record_type, int(sig.record_id)), sig)
+        return out
+
+    def signature(self, record_type: str, pk: int) -> Signature | None:
+        return self.signatures.get((record_type, pk))
+
+
+def _people(page: BatchPage) -> list[User]:
+    """Everyone who performed or verified a step of the batch (the people line checks them)."""
+    return [p for s in page.steps if (e := s.execution) is not None
+            for p, at in ((e.performed_by, e.performed_at), (e.verified_by, e.verified_at))
+            if p is not None and at is not None]
+
+
 class _Evidence:
     """The checks of one batch, sharing what was loaded once."""
 
-    def __init__(self, batch: Batch, page: BatchPage, batch_url: str) -> None:
-        self.batch, self.page, self.url = batch, page, batch_url
+    def __init__(self, batch: Batch, page: BatchPage, batch_url: str, rows: _Rows) -> None:
+        self.batch, self.page, self.url, self.rows = batch, page, batch_url, rows
         self.site = batch.site
-        self.version = batch.masterfile_version
+        self.version = rows.versions[batch.masterfile_version_id]
         self.executions = [s.execution for s in page.steps if s.execution is not None]
         self.results: list[ResultLine] = []
-        # The site's lifecycle, read once for line (a) and the people line's gate.
-        self.transitions = list(SiteTransition.objects.filter(site=self.site).order_by("at", "id"))
 
     # (a) POC-1
     def masterfile(self) -> ChecklistLine:
         b, v = self.batch, self.version
         at = b.started_at
         problems = []
-        effective = effective_version(site=self.site, product=v.product, at=at)
+        effective = self.rows.effective[b.pk]
         if effective is None or effective.pk != v.pk:
             now = f"v{effective.number}" if effective is not None else "no version"
             problems.append(f"{v} was not the version effective at {self.site.code} when the batch started "
                             f"({now} was).")
-            # Only then ask again: a version effective at the site was found authorized at ``at``.
-            authorized, why = site_authorized_for(self.site, v, at)
-            if not authorized:
-                problems.append(why)
-        active, why = site_can_start_batch(self.site, at, transitions=self.transitions)
+        authorized, why = site_authorized_for(self.site, v, at, grants=self.rows.grants[(self.site.pk, v.product_id)])
+        if not authorized:
+            problems.append(why)
+        active, why = site_can_start_batch(self.site, at, transitions=self.rows.transitions[self.site.pk])
         if not active:
             problems.append(why)
         return _line("masterfile", "Master-file version effective and site authorized (POC-1)", problems,
@@ -295,8 +386,7 @@ class _Evidence:
                 checks.append((e, e.performed_by, e.performed_at, False))
             if e.verified_by is not None and e.verified_at is not None:
                 checks.append((e, e.verified_by, e.verified_at, True))
-        gate = BatchedGate(version=self.version, site=self.site, people=[c[1] for c in checks],
-                           transitions=self.transitions)
+        gate = BatchedGate(version=self.version, site=self.site, rows=self.rows.gate)
         problems = []
         for e, person, at, verifying in checks:
             for reason in gate.reasons(person=person, step_id=e.step_id, at=at, verifying=verifying):
@@ -313,7 +403,7 @@ class _Evidence:
         if not used:
             return ChecklistLine("units", "Manufacturing units valid at the time", NOT_APPLICABLE,
                                  "No step used a manufacturing unit.", self.url + "#steps")
-        history = _unit_history(list(units.values()))
+        history = self.rows.unit_history
         problems = []
         for e in used:
             unit = units[e.equipment_id]
@@ -438,7 +528,7 @@ class _Evidence:
 
     # (j) A11-12
     def audit_trail(self) -> ChecklistLine:
-        lasts = last_batch_events(self.batch, self.page)
+        lasts = self.rows.last_events[self.batch.pk]
         chain = self.site.code
         evidence = reverse("trail:reviews")
         if not lasts:
@@ -447,16 +537,14 @@ class _Evidence:
         last = ", ".join(f"{lane}#{seq}" for lane, seq in sorted(lasts.items()))
         # Reviews of a chain follow one another, each reading on from the last on every lane:
         # the first that reaches the batch's last event on each lane is the one that covers it.
-        review = next((r for r in AuditReview.objects.filter(chain=chain).order_by("pk")
-                       if all(r.covers(lane) >= seq for lane, seq in lasts.items())), None)
+        review = self.rows.trail_review[self.batch.pk]
         if review is None:
             return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
                                  f"The batch's last event{'s are' if len(lasts) > 1 else ' is'} {last}; no signed "
                                  f"audit-trail review of {chain} reaches {'them' if len(lasts) > 1 else 'it'} yet.",
                                  evidence)
         evidence = reverse("trail:review", args=[review.pk])
-        sig = Signature.objects.filter(record_type="ledger.AuditReview", record_id=str(review.pk),
-                                       meaning=Meaning.REVIEWED).first()
+        sig = self.rows.signature("ledger.AuditReview", review.pk)
         if sig is None or sig.record_hash != content_hash(review.signed_content()):
             return ChecklistLine("audit_trail", "Audit trail of the batch reviewed (A11-12)", FAIL,
                                  f"The review {review} has no valid signature.", evidence)
@@ -467,8 +555,7 @@ class _Evidence:
     # (k) review by exception
     def exceptions_review(self) -> ChecklistLine:
         evidence = reverse("manufacturing:batch_review", args=[self.batch.reference])
-        review = ExceptionReview.objects.filter(batch=self.batch).select_related("reviewer").order_by(
-            "-reviewed_at", "-pk").first()
+        review = self.rows.exception_review.get(self.batch.pk)
         label = "Review by exception signed"
         if review is None:
             return ChecklistLine("exceptions_review", label, FAIL, "The review by exception is not signed yet.",
@@ -478,7 +565,7 @@ class _Evidence:
             return ChecklistLine("exceptions_review", label, FAIL,
                                  f"The review signed by {review.reviewer.printed_name} no longer matches: the review "
                                  f"items changed since ({len(review.items)} then, {len(current)} now).", evidence)
-        sig = Signature.objects.filter(record_type="release.ExceptionReview", record_id=str(review.pk)).first()
+        sig = self.rows.signature("release.ExceptionReview", review.pk)
         if sig is None or sig.record_hash != content_hash(review.signed_content()):
             return ChecklistLine("exceptions_review", label, FAIL, "The review by exception has no valid signature.",
                                  evidence)
@@ -518,28 +605,49 @@ def acceptance_text(a: dict[str, Any]) -> str:
     return ", ".join(parts) or "—"
 
 
-def last_batch_events(batch: Batch, page: BatchPage) -> dict[str, int]:
-    """The position of the batch's last event on each lane of its site's chain: events about the batch,
-    its steps, values, QC results, alarms, abort and custody hand-offs, and their signatures.
-    Release records (reviews, certification) and deviations (line g) are not part of it."""
-    ids: dict[str, list[str]] = {
-        "manufacturing.Batch": [str(batch.pk)],
-        "manufacturing.StepExecution": [str(s.execution.pk) for s in page.steps if s.execution is not None],
-        "manufacturing.StepValue": [str(v.pk) for s in page.steps for vv in s.values for v in vv.entries],
-        "manufacturing.QcResult": [str(r.pk) for q in page.qc for r in q.results],
-        "custody.Handoff": [str(h.pk) for h in page.handoffs],
-    }
+def last_batch_events(batches: Sequence[Batch], pages: dict[int, BatchPage]) -> dict[int, dict[str, int]]:
+    """By batch id, the position of the batch's last event on each lane of its site's chain: events
+    about the batch, its steps, values, QC results, alarms, abort and custody hand-offs, and their
+    signatures. Release records (reviews, certification) and deviations (line g) are not part of it.
+    One query for the events of every batch (the last position of each record on each lane), read
+    back to the batches the records belong to (a hand-off may belong to two batches of one order)."""
+    owners: dict[tuple[str, str], list[int]] = {}
+    ids = [b.pk for b in batches]
+    alarms = list(Alarm.objects.filter(batch_id__in=ids).values_list("batch_id", "pk"))
+    aborts = list(BatchAbort.objects.filter(batch_id__in=ids).values_list("batch_id", "pk"))
+    for batch in batches:
+        page = pages[batch.pk]
+        for label, pks in (
+            ("manufacturing.Batch", [batch.pk]),
+            ("manufacturing.StepExecution", [s.execution.pk for s in page.steps if s.execution is not None]),
+            ("manufacturing.StepValue", [v.pk for s in page.steps for vv in s.values for v in vv.entries]),
+            ("manufacturing.QcResult", [r.pk for q in page.qc for r in q.results]),
+            ("custody.Handoff", [h.pk for h in page.handoffs]),
+        ):
+            for pk in pks:
+                owners.setdefault((label, str(pk)), []).append(batch.pk)
+    for label, pairs in (("manufacturing.Alarm", alarms), ("manufacturing.BatchAbort", aborts)):
+        for batch_id, pk in pairs:
+            owners.setdefault((label, str(pk)), []).append(batch_id)
+    by_label: dict[str, list[str]] = {}
+    for label, object_id in owners:
+        by_label.setdefault(label, []).append(object_id)
+    lanes = {b.pk: set(chains_with_lanes([b.site.code])) for b in batches}
+    out: dict[int, dict[str, int]] = {b.pk: {} for b in batches}
+    if not by_label:
+        return out
     q = Q()
-    for label, pks in ids.items():
-        if pks:
-            q |= Q(object_type=label, object_id__in=pks)
-    alarms = Alarm.objects.filter(batch=batch).values_list("pk", flat=True)
-    q |= Q(object_type="manufacturing.Alarm", object_id__in=[str(a) for a in alarms])
-    q |= Q(object_type="manufacturing.BatchAbort", object_id__in=[
-        str(a) for a in BatchAbort.objects.filter(batch=batch).values_list("pk", flat=True)])
-    rows = (Event.objects.filter(q, chain__in=chains_with_lanes([batch.site.code])).order_by().values("chain")
-            .annotate(last=Max("seq")).values_list("chain", "last"))
-    return {chain: int(last) for chain, last in rows}
+    for label, object_ids in by_label.items():
+        q |= Q(object_type=label, object_id__in=object_ids)
+    rows = (Event.objects.filter(q, chain__in=set().union(*lanes.values())).order_by()
+            .values("chain", "object_type", "object_id").annotate(last=Max("seq"))
+            .values_list("chain", "object_type", "object_id", "last"))
+    for chain, object_type, object_id, last in rows:
+        for batch_id in owners[(object_type, object_id)]:
+            if chain in lanes[batch_id]:
+                mine = out[batch_id]
+                mine[chain] = max(mine.get(chain, 0), int(last))
+    return out
 
 
 def review_items_now(batch: Batch) -> list[ReviewItem]:
@@ -549,34 +657,47 @@ def review_items_now(batch: Batch) -> list[ReviewItem]:
 # --- the training gate, batched --------------------------------------------------------------------
 
 
+class GateRows:
+    """What :class:`BatchedGate` reads, for many (version, site, people) at once: memberships at the
+    sites, qualification grants with their training records, version-training records and the
+    sites' lifecycle transitions — one query each, however many batches ask."""
+
+    def __init__(self, cases: Sequence[tuple[Any, Any, list[User]]], *,
+                 transitions: dict[int, list[SiteTransition]] | None = None) -> None:
+        ids = {p.pk for _, _, people in cases for p in people}
+        sites = {site.pk: site for _, site, _ in cases}
+        self.memberships: dict[tuple[int, int], list[Membership]] = {}
+        for m in Membership.objects.filter(user_id__in=ids, site_id__in=list(sites)):
+            self.memberships.setdefault((m.user_id, m.site_id), []).append(m)
+        self.grants: dict[tuple[int, str], list[Any]] = {}
+        for g in PersonQualification.objects.filter(person_id__in=ids).select_related("qualification", "record"):
+            self.grants.setdefault((g.person_id, g.qualification.code), []).append(g)
+        self.required = {v.pk: {str(s) for s in required_training_steps(v)} for v, _, _ in cases}
+        self.training: dict[tuple[int, int | None], list[Any]] = {}
+        trained_on = [pk for pk, steps in self.required.items() if steps]
+        if trained_on:
+            for r in TrainingRecord.objects.filter(trainee_id__in=ids, kind=TrainingKind.VERSION, passed=True,
+                                                   masterfile_version_id__in=trained_on):
+                self.training.setdefault((r.trainee_id, r.masterfile_version_id), []).append(r)
+        self.transitions = transitions if transitions is not None else site_transitions(sites.values())
+
+
 class BatchedGate:
     """The person-dependent part of :func:`pocare.training.gate.step_gate` for many (person, step,
-    moment) questions at once, from rows loaded once: memberships at the site, qualification grants
-    with their training records, version-training records and the site's lifecycle transitions.
+    moment) questions at once, from rows loaded once (:class:`GateRows`, given when the caller
+    loaded them for many batches).
 
     The master-file version's own standing (effective at the site, site authorized) does not depend
     on the person and is the checklist's line (a); a batch keeps its version for ever (DESIGN rule 5),
     and the gate refused every step recorded while the version was not effective.
     """
 
-    def __init__(self, *, version: Any, site: Any, people: list[User],
-                 transitions: list[SiteTransition] | None = None) -> None:
+    def __init__(self, *, version: Any, site: Any, people: list[User] | None = None,
+                 rows: GateRows | None = None) -> None:
         self.version, self.site = version, site
-        ids = {p.pk for p in people}
-        self.memberships: dict[int, list[Membership]] = {}
-        for m in Membership.objects.filter(user_id__in=ids, site=site):
-            self.memberships.setdefault(m.user_id, []).append(m)
-        self.grants: dict[tuple[int, str], list[Any]] = {}
-        for g in PersonQualification.objects.filter(person_id__in=ids).select_related("qualification", "record"):
-            self.grants.setdefault((g.person_id, g.qualification.code), []).append(g)
-        self.required = {str(s) for s in required_training_steps(version)}
-        self.training: dict[int, list[Any]] = {}
-        if self.required:
-            for r in TrainingRecord.objects.filter(trainee_id__in=ids, kind=TrainingKind.VERSION,
-                                                   masterfile_version=version, passed=True):
-                self.training.setdefault(r.trainee_id, []).append(r)
-        self.transitions = transitions if transitions is not None else list(
-            SiteTransition.objects.filter(site=site).order_by("at", "id"))
+        self.rows = rows if rows is not None else GateRows([(version, site, people or [])])
+        self.required = self.rows.required[version.pk]
+        self.transitions = self.rows.transitions[site.pk]
         self.steps = {str(s.get("id")): s for s in _iter_steps(version)}
 
     def _site_status(self, at: dt.datetime) -> str:
@@ -594,7 +715,8 @@ class BatchedGate:
         if person.locked_at is not None and person.locked_at <= at:
             out.append(f"{name}'s account was locked.")
         roles = VERIFY_ROLES if verifying else PERFORM_ROLES
-        if not any(m.role in roles and membership_in_force(m, at) for m in self.memberships.get(person.pk, [])):
+        if not any(m.role in roles and membership_in_force(m, at)
+                   for m in self.rows.memberships.get((person.pk, self.site.pk), [])):
             wanted = " or ".join(sorted(str(Role(r).label) for r in roles))
             out.append(f"{name} held no active {wanted} role at {self.site.code}.")
         if self._site_status(at) != SiteStatus.ACTIVE:
@@ -605,11 +727,12 @@ class BatchedGate:
             return out
         codes = step.get("qualification") or []
         for code in [codes] if isinstance(codes, str) else [str(c) for c in codes]:
-            if not any(grant_valid_at(g, at) for g in self.grants.get((person.pk, code), [])):
+            if not any(grant_valid_at(g, at) for g in self.rows.grants.get((person.pk, code), [])):
                 out.append(f"{name} did not hold a valid qualification '{code}' for step '{step_id}'.")
         if step_id in self.required:
             trained = any(r.status == TrainingStatus.COMPLETE and r.completed_at is not None and r.completed_at <= at
-                          and step_id in {str(s) for s in r.steps} for r in self.training.get(person.pk, []))
+                          and step_id in {str(s) for s in r.steps}
+                          for r in self.rows.training.get((person.pk, self.version.pk), []))
             if not trained:
                 out.append(f"{name} was not trained on step '{step_id}' of {self.version}.")
         return out

@@ -3,7 +3,7 @@ physician also those made for their hospital's patients), the Control Site sees 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from pocare.accounts.roles import Perm
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Signature
 from pocare.manufacturing.models import Batch, BatchOrigin, BatchStatus
-from pocare.release.checklist import Checklist, ChecklistLine, release_checklist
+from pocare.release.checklist import Checklist, ChecklistLine, release_checklist, release_checklists
 from pocare.release.models import (
     Certification,
     Decision,
@@ -48,16 +48,28 @@ def release_batch_for(user: Any, reference: str, perm: Perm = Perm.RELEASE_VIEW)
 def stage(batch: Batch) -> str:
     """Where the batch is in release: ``exceptions``, ``qc_review``, ``certification``, ``released``,
     ``rejected`` or ``not_releasable`` (aborted or still in manufacture)."""
-    cert = Certification.objects.filter(batch=batch).first()
-    if cert is not None:
-        return str(cert.decision)
-    if batch.status != BatchStatus.COMPLETED:
-        return "not_releasable"
-    if QcReview.objects.filter(batch=batch).exists():
-        return "certification"
-    if ExceptionReview.objects.filter(batch=batch).exists():
-        return "qc_review"
-    return "exceptions"
+    return stages([batch])[batch.pk]
+
+
+def stages(batches: Sequence[Batch]) -> dict[int, str]:
+    """:func:`stage` of each batch, by id, in three queries however many batches (a queue page)."""
+    ids = [b.pk for b in batches]
+    decisions = dict(Certification.objects.filter(batch_id__in=ids).values_list("batch_id", "decision"))
+    qc_reviewed = set(QcReview.objects.filter(batch_id__in=ids).values_list("batch_id", flat=True))
+    reviewed = set(ExceptionReview.objects.filter(batch_id__in=ids).values_list("batch_id", flat=True))
+    out = {}
+    for batch in batches:
+        if batch.pk in decisions:
+            out[batch.pk] = str(decisions[batch.pk])
+        elif batch.status != BatchStatus.COMPLETED:
+            out[batch.pk] = "not_releasable"
+        elif batch.pk in qc_reviewed:
+            out[batch.pk] = "certification"
+        elif batch.pk in reviewed:
+            out[batch.pk] = "qc_review"
+        else:
+            out[batch.pk] = "exceptions"
+    return out
 
 
 STAGE_LABELS = {
@@ -91,13 +103,12 @@ def queue_batches(user: Any) -> QuerySet[Batch]:
 
 
 def queue_rows(batches: Iterable[Batch]) -> list[QueueRow]:
-    """Each batch with its stage and the checklist lines that block it (for one page of the queue)."""
-    rows = []
-    for batch in batches:
-        checklist = release_checklist(batch)
-        rows.append(QueueRow(batch, stage(batch), checklist.failing,
-                             [ln for ln in checklist.lines if ln.state == "pending"]))
-    return rows
+    """Each batch with its stage and the checklist lines that block it (for one page of the queue):
+    the checklists of the whole page are evaluated together, in as many queries as one."""
+    batches = list(batches)
+    staged = stages(batches)
+    return [QueueRow(c.batch, staged[c.batch.pk], c.failing, [ln for ln in c.lines if ln.state == "pending"])
+            for c in release_checklists(batches)]
 
 
 def release_queue(user: Any, limit: int = 200) -> list[QueueRow]:

@@ -10,6 +10,6 @@ class TrainingConfig(AppConfig):
         # Imports inside ready(): the app registry must be complete before models are imported.
         from pocare.masterfile.questions import TRAINING_GAPS
         from pocare.training import events  # noqa: F401  (registers the app's ledger event types)
-        from pocare.training.selectors import version_training_gaps
+        from pocare.training.selectors import versions_training_gaps
 
-        TRAINING_GAPS.register(version_training_gaps)
+        TRAINING_GAPS.register(versions_training_gaps)

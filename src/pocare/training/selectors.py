@@ -147,41 +147,68 @@ def version_training_gaps(*, site: Site, version: Any, at: dt.datetime | None = 
     cannot reach v3 by training only v3's changes. Operators with no gap are left out: an empty
     list means the site is trained on the version.
     """
-    at = at or timezone.now()
+    return versions_training_gaps(cases=[(site, version, at or timezone.now())])[0]
+
+
+def versions_training_gaps(*, cases: list[tuple[Site, Any, dt.datetime]]) -> list[list[tuple[User, list[str]]]]:
+    """:func:`version_training_gaps` of each (site, version, moment), in three queries however many
+    cases: the products' versions, the sites' operators and their version-training records are read
+    once (training's answer to ``masterfile.questions.TRAINING_GAPS``)."""
+    if not cases:
+        return []
+    products = {version.product_id for _, version, _ in cases}
+    versions: dict[int, list[MasterFileVersion]] = {p: [] for p in products}
+    loaded: dict[int, MasterFileVersion] = {}
+    for v in MasterFileVersion.objects.filter(
+            Q(status__in=[VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED]) | Q(pk__in={c[1].pk for c in cases}),
+            product_id__in=products).select_related("change_request").defer("document"):  # never the YAML
+        loaded[v.pk] = v  # the case's own version too, with its change request, not one query each
+        if v.status in (VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED):
+            versions[v.product_id].append(v)
+    memberships: dict[int, list[Membership]] = {site.pk: [] for site, _, _ in cases}
+    for m in Membership.objects.filter(site_id__in=list(memberships), role=Role.OPERATOR).select_related("user"):
+        memberships[m.site_id].append(m)
+    records: dict[int, list[tuple[list[Any], int, int, dt.datetime | None]]] = {}
+    operator_ids = {m.user_id for ms in memberships.values() for m in ms}
+    rows = TrainingRecord.objects.filter(
+        trainee_id__in=operator_ids, kind=TrainingKind.VERSION, masterfile_version__product_id__in=products,
+        passed=True, status=TrainingStatus.COMPLETE)
+    for trainee_id, steps, number, product_id, completed_at in rows.values_list(
+            "trainee_id", "steps", "masterfile_version__number", "masterfile_version__product_id", "completed_at"):
+        records.setdefault(trainee_id, []).append((steps, number, product_id, completed_at))
+    return [_gaps(loaded.get(version.pk, version), at, versions[version.product_id], memberships[site.pk], records)
+            for site, version, at in cases]
+
+
+def _gaps(version: Any, at: dt.datetime, history: list[MasterFileVersion], memberships: list[Membership],
+          records: dict[int, list[tuple[list[Any], int, int, dt.datetime | None]]]) -> list[tuple[User, list[str]]]:
+    """One case of :func:`versions_training_gaps`, from the rows loaded for all."""
     present = schema.step_ids(version.content)
-    history = MasterFileVersion.objects.filter(
-        product_id=version.product_id, number__lt=version.number,
-        status__in=[VersionStatus.EFFECTIVE, VersionStatus.SUPERSEDED],
-    ).select_related("change_request").defer("document")  # the YAML source: never read here
     latest_change: dict[str, int] = {}
-    for v in [*history, version]:
+    for v in [*(h for h in history if h.number < version.number), version]:
         for step_id in required_training_steps(v):
             if step_id in present:
                 latest_change[str(step_id)] = max(latest_change.get(str(step_id), 0), v.number)
     if not latest_change:
         return []
-    operators = _operators_at(site, at)
-    trained: dict[int, dict[str, int]] = {p.pk: {} for p in operators}
-    records = TrainingRecord.objects.filter(
-        trainee_id__in=list(trained), kind=TrainingKind.VERSION, masterfile_version__product_id=version.product_id,
-        masterfile_version__number__lte=version.number, passed=True, status=TrainingStatus.COMPLETE,
-        completed_at__lte=at,
-    ).values_list("trainee_id", "steps", "masterfile_version__number")
-    for trainee_id, steps, number in records:
-        for step_id in steps:
-            mine = trained[trainee_id]
-            mine[str(step_id)] = max(mine.get(str(step_id), 0), number)
+    operators = _operators_at(memberships, at)
     gaps = []
     for person in operators:
-        done = trained[person.pk]
+        done: dict[str, int] = {}
+        for steps, number, product_id, completed_at in records.get(person.pk, []):
+            if (product_id != version.product_id or number > version.number or completed_at is None
+                    or completed_at > at):
+                continue
+            for step_id in steps:
+                done[str(step_id)] = max(done.get(str(step_id), 0), number)
         missing = [s for s in present if s in latest_change and done.get(s, 0) < latest_change[s]]
         if missing:
             gaps.append((person, missing))
     return gaps
 
 
-def _operators_at(site: Site, at: dt.datetime) -> list[User]:
-    memberships = Membership.objects.filter(site=site, role=Role.OPERATOR).select_related("user")
+def _operators_at(memberships: list[Membership], at: dt.datetime) -> list[User]:
+    """The active operators among a site's operator memberships at ``at``, by user name."""
     people: dict[int, User] = {}
     for m in memberships:
         u = m.user

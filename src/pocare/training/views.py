@@ -85,17 +85,15 @@ def _version_status(sites: Any) -> list[dict[str, Any]]:
     for v in MasterFileVersion.objects.filter(status__in=("approved", "effective")).select_related("product") \
             .order_by("product_id", "-number"):
         newest.setdefault(v.product_id, v)
-    out = []
-    for version in newest.values():
-        rows = []
-        for site in sites:
-            if getattr(site, "is_control", False):
-                continue
-            rows.append({"site": site,
-                         "effective": masterfile.effective_version(site=site, product=version.product),
-                         "gaps": selectors.version_training_gaps(site=site, version=version)})
-        out.append({"version": version, "rows": rows})
-    return out
+    now = timezone.now()
+    cells = [(version, site) for version in newest.values() for site in sites if not getattr(site, "is_control", False)]
+    # Each question asked once for every product × site: the page costs the same however many there are.
+    effective = masterfile.effective_versions([(site, version.product, now) for version, site in cells])
+    gaps = selectors.versions_training_gaps(cases=[(site, version, now) for version, site in cells])
+    out: dict[int, dict[str, Any]] = {v.pk: {"version": v, "rows": []} for v in newest.values()}
+    for (version, site), in_effect, missing in zip(cells, effective, gaps, strict=True):
+        out[version.pk]["rows"].append({"site": site, "effective": in_effect, "gaps": missing})
+    return list(out.values())
 
 
 # --- a person's training ------------------------------------------------------------------------
