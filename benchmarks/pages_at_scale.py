@@ -489,19 +489,23 @@ def measure(targets_: list[Target], repeat: int, warmup: int, password: str) -> 
                 client.force_login(_user(t.username))
         for _ in range(warmup):
             _body(client.get(t.url))
-        times = []
+        times, cpu = [], []
         for _ in range(repeat):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             response = client.get(t.url)
             body = _body(response)
             times.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time() - start_cpu) * 1000)
         with CaptureQueriesContext(connection) as queries:
             response = client.get(t.url)
             body = _body(response)
         times.sort()
+        slowest = sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[:3]
         results.append({"target": t, "status": response.status_code, "p50": statistics.median(times),
+                        "cpu": statistics.median(cpu),
                         "p95": times[max(0, math.ceil(0.95 * len(times)) - 1)], "queries": len(queries),
-                        "bytes": len(body)})
+                        "bytes": len(body), "sql_ms": sum(float(q["time"]) for q in queries.captured_queries) * 1000,
+                        "slowest": [(float(q["time"]) * 1000, q["sql"]) for q in slowest]})
     return results
 
 
@@ -512,24 +516,29 @@ def _user(username: str) -> Any:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| page | as | URL | status | p50 ms | p95 ms | queries | KiB | 200 ms |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| page | as | URL | status | p50 ms | p95 ms | Django CPU ms | queries | KiB | 200 ms |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         t = r["target"]
         if r["p95"] is None:
-            lines.append(f"| {t.name} | {t.username} | {t.url or '-'} | - | | | | | {t.note or 'not timed'} |")
+            lines.append(f"| {t.name} | {t.username} | {t.url or '-'} | - | | | | | | {t.note or 'not timed'} |")
             continue
         verdict = "PASS" if r["p95"] <= TARGET_MS and r["status"] < 400 else "MISS"
         if r["status"] >= 400:
             verdict = f"MISS ({r['status']})"
         note = f" ({t.note})" if t.note else ""
         lines.append(f"| {t.name}{note} | {t.username} | `{t.url}` | {r['status']} | {r['p50']:.1f} | "
-                     f"{r['p95']:.1f} | {r['queries']} | {r['bytes'] / 1024:.1f} | {verdict} |")
+                     f"{r['p95']:.1f} | {r['cpu']:.0f} | {r['queries']} | {r['bytes'] / 1024:.1f} | {verdict} |")
     timed = [r for r in results if r["p95"] is not None]
     missed = [r for r in timed if r["p95"] > TARGET_MS or r["status"] >= 400]
     lines.append("")
     lines.append(f"{len(timed)} URLs timed, {len(timed) - len(missed)} PASS, {len(missed)} MISS "
                  f"(target p95 ≤ {TARGET_MS:.0f} ms).")
+    if missed:
+        lines += ["", "Where the missed pages spend their time (one GET; SQL as the driver timed it):", ""]
+        for r in missed:
+            lines.append(f"- {r['target'].name}: {r['queries']} queries, {r['sql_ms']:.0f} ms of SQL; slowest: "
+                         + "; ".join(f"{ms:.0f} ms `{sql[:160]}`" for ms, sql in r["slowest"]))
     return "\n".join(lines)
 
 
