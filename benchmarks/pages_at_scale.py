@@ -592,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
         except re.error as exc:
             parser.error(f"--only: not a regular expression ({exc})")
     url = f"{PG_SERVER}/{args.db}"
+    # ``pocare migrate`` runs in a subprocess: it must migrate with this checkout's code (a worktree's
+    # new migrations), not with whatever checkout the virtualenv's editable install points at.
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     wanted = fingerprint(args.batches, args.events)
     found = existing_fingerprint(args.db)
     if args.rebuild or found != wanted:
