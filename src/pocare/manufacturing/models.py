@@ -105,7 +105,11 @@ class Batch(models.Model):
     class Meta:
         db_table = "manufacturing_batch"
         ordering = ["-started_at", "-pk"]
-        indexes = [models.Index(fields=["site", "started_at"], name="manufacturing_batch_site_idx")]
+        # The batch list is newest first: for one site through the first index, for the Control Site
+        # (every site) through the second, which reads only the page's rows instead of sorting every
+        # batch of the network (issue 15: 47 ms at 11,000 batches, 0.5 ms with it).
+        indexes = [models.Index(fields=["site", "started_at"], name="manufacturing_batch_site_idx"),
+                   models.Index(fields=["started_at", "id"], name="mfg_batch_started_idx")]
 
     def __str__(self) -> str:
         return f"Batch {self.reference}"
