@@ -750,6 +750,75 @@ def report(machine: dict[str, str], writes: list[dict[str, Any]], verifies: list
     return "\n".join(lines)
 
 
+# --- 3. what the trail's search indexes cost an append (issue 15) --------------------------------
+
+#: The indexes added for the trail's reads since the write figures above were taken: the trigram
+#: GIN indexes of migration ledger.0006 (on PostgreSQL) — the EventSubject row of 0005 is the other.
+TRAIL_SEARCH_INDEXES = ("ledger_event_repr_trgm", "ledger_event_reason_trgm")
+
+
+def run_append_cost(url: str, per_round: int, rounds: int, out: Any) -> None:
+    """One process appends ``per_round`` events per window through ``event_record``, each in its own
+    transaction, alternating *with* the additions (EventSubject rows for the COI and DIN each event
+    states, the two trigram indexes) and *without* them (``subject_keys`` answering nothing, the
+    indexes dropped): events/s of each, the same events, the same tables."""
+    django_setup(url)
+    from django.db import connection, models, transaction
+
+    from pocare.accounts.models import User
+    from pocare.ledger import services
+    from pocare.ledger.events import event_types
+
+    @event_types
+    class BenchAppend(models.TextChoices):
+        HANDOFF = "benchmark.handoff_scanned", "Benchmark hand-off scanned"
+
+    user = User(username="bench.appender", printed_name="Bench Appender")
+    user.set_unusable_password()
+    user.save()
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
+                    [list(TRAIL_SEARCH_INDEXES)])
+        definitions = dict(cur.fetchall())
+    keys = services.subject_keys
+    site = SiteRef("S00")
+    counter = iter(range(10**9))
+
+    def variant(with_additions: bool) -> None:
+        services.subject_keys = keys if with_additions else (lambda *values: set())  # type: ignore[assignment]
+        with connection.cursor() as cur:
+            for name, definition in definitions.items():
+                cur.execute(definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS") if with_additions
+                            else f"DROP INDEX IF EXISTS {name}")
+
+    def window() -> float:
+        start = time.perf_counter()
+        for _ in range(per_round):
+            i = next(counter)
+            coi, din = f"CP1{i % 10_000:012d}", f"A9999{26}{i:06d}"
+            with transaction.atomic():
+                services.event_record(actor=user, event_type=BenchAppend.HANDOFF, site=site,
+                                      object_type="custody.TherapyOrder", object_id=str(i % 10_000),
+                                      object_repr=f"Order {coi}", reason=f"Scanned at goods-in, bag {i}",
+                                      old={}, new={"coi": coi, "din": din, "kind": "receipt_at_site"})
+        return per_round / (time.perf_counter() - start)
+
+    rates: dict[str, list[float]] = {"with": [], "without": []}
+    others: list[float] = []
+    variant(True)
+    window()  # warm-up
+    for r in range(rounds):
+        for name in (("with", "without") if r % 2 == 0 else ("without", "with")):
+            variant(name == "with")
+            busy0 = _machine_busy()
+            started = time.perf_counter()
+            rates[name].append(window())
+            others.append((_machine_busy() - busy0) / (time.perf_counter() - started))
+    variant(True)
+    out.put({"with": statistics.median(rates["with"]), "without": statistics.median(rates["without"]),
+             "rounds": rates, "other_cores": statistics.median(others), "per_round": per_round})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts: a smoke run under a minute")
@@ -759,7 +828,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, help="events in the verify benchmark (default 1,000,000, quick 50,000)")
     parser.add_argument("--verify-runs", type=int,
                         help="timed verify_all runs, the median is reported (default 3, quick 1)")
-    parser.add_argument("--only", choices=("writes", "verify"), help="run one half only")
+    parser.add_argument("--only", choices=("writes", "verify", "appends"),
+                        help="run one part only; appends: what the trail's search indexes (EventSubject, "
+                             "the trigram indexes) cost an append, with and without, PostgreSQL")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append", help="default: both")
     parser.add_argument("--workload", choices=WORKLOADS, action="append",
                         help="which write to measure: the minimal one, the real service, or (default) both")
@@ -783,6 +854,23 @@ def main() -> None:
 
     started = time.perf_counter()
     machine = machine_info()
+    if args.only == "appends":
+        per_round = 500 if args.quick else 2_000
+        print(f"Append cost of the trail's search indexes: {args.rounds} rounds of {per_round} appends per "
+              "variant, one process, PostgreSQL", flush=True)
+        pg_recreate(PG_WRITE_DB)
+        migrate(f"{PG_SERVER}/{PG_WRITE_DB}")
+        res = in_process(run_append_cost, f"{PG_SERVER}/{PG_WRITE_DB}", per_round, args.rounds)
+        print("| variant | events/s (median) | per round |\n|---|---:|---|")
+        for name in ("without", "with"):
+            print(f"| {name} EventSubject rows and trigram indexes | {res[name]:,.0f} | "
+                  + ", ".join(f"{x:,.0f}" for x in res["rounds"][name]) + " |")
+        print(f"Cost of the additions: {1 - res['with'] / res['without']:.1%} of append throughput; "
+              f"other load {res['other_cores']:.2f} cores.")
+        print("Machine:", ", ".join(f"{k} {v}" for k, v in machine.items()))
+        if not args.keep:
+            drop_databases()
+        return
     print("Preparing databases (migrate)…", flush=True)
     urls = prepare_databases(backends, [p for p in ("writes", "verify") if args.only in (None, p)])
     writes: list[dict[str, Any]] = []

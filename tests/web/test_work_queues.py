@@ -190,3 +190,21 @@ def test_the_review_by_exception_is_signed_on_its_own_page(client, login):
     bad = client.post(f"/release/batches/{batch.reference}/exceptions-review/",
                       {"exc-comment": "x", "exc-password": "wrong", "next": "https://evil.example/"})
     assert bad.status_code == 400  # refused on the release page, never sent elsewhere
+
+
+def test_the_steps_awaiting_verification_are_counted_through_their_partial_index(people):
+    """The queue's count runs on every page of the people who verify: on PostgreSQL it reads the
+    partial index of the few waiting steps, not every step of the network (issue 15: 96 ms over
+    162,000 steps at 10,000 batches, 0.04 ms through the index)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's (SQLite's small databases need no index here)")
+    from pocare.manufacturing.selectors import steps_awaiting_verification
+
+    pending = steps_awaiting_verification(people["manager.mad"])
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")  # a test database is tiny: show what the planner can use
+        sql, params = pending.query.sql_with_params()
+        cur.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        cur.execute("SET LOCAL enable_seqscan = on")
+    assert "mfg_step_awaiting_idx" in plan, plan

@@ -39,7 +39,7 @@ def _founding(wanted: dt.datetime) -> dt.datetime:
 
 
 def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months: int = HISTORY_MONTHS,
-         on_history: Callable[[HistorySummary], None] | None = None) -> list[DemoLogin]:
+         on_history: Callable[[HistorySummary], None] | None = None, extra_units_per_site: int = 0) -> list[DemoLogin]:
     """The whole demo: the network and its people, then its governance — the CD19 CAR-T master
     file (v1 effective, v2 from a change request), units, site authorizations, the Porto site in
     qualification, and signed training records (v2 effective at Madrid only, the other sites
@@ -47,7 +47,8 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
     manufacturing history under v1 (``pocare.demo.history``; loaded, not executed), whose
     summary goes to ``on_history``; then the live batch record, executed through the services (a
     batch in progress at Madrid, an order ready to start at Lisbon, one to accept at Dublin).
-    Idempotent.
+    Idempotent. ``extra_units_per_site`` grows the network's units, and so its history, for
+    benchmarks at scale (the demo itself keeps two per site).
 
     Dated as a real network would be (``pocare.demo.clock``; the table in docs/demo.md): the
     people, v1, the units, the sites' authorizations and the v1 training at the founding, before
@@ -64,7 +65,7 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
         logins = load_people(password=password, inspector_access=False)
         v1 = masterfile.load_product_and_v1(password=password)
     with demo_clock(founded + dt.timedelta(days=1)):
-        network.load_units(today=now.date())  # installed then; due dates as they stand today
+        network.load_units(today=now.date(), extra_per_site=extra_units_per_site)  # due dates as today
         network.load_authorizations(product=v1.product, password=password)
     with demo_clock(founded + dt.timedelta(days=2)):
         training.load(password=password, versions=[v1], people=False)  # trained on v1 before the first batch

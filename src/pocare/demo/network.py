@@ -109,11 +109,30 @@ def _register_units(site: Site, today: dt.date | None = None) -> None:
         )
 
 
-def load_units(today: dt.date | None = None) -> None:
+def load_units(today: dt.date | None = None, *, extra_per_site: int = 0) -> None:
     """Two manufacturing units at every demo site present (Porto's are loaded with Porto), due
-    counted from ``today`` (default: each site's date by the clock)."""
+    counted from ``today`` (default: each site's date by the clock); and ``extra_per_site`` more of
+    each site's first model, so that the history can be grown to a network of any size
+    (``benchmarks/pages_at_scale.py``) without inventing sites the demo's pages do not know."""
     for site in Site.objects.exclude(kind=SiteKind.CONTROL).exclude(status=SiteStatus.CLOSED).order_by("code"):
         _register_units(site, today)
+        _register_extra_units(site, today, extra_per_site)
+
+
+def _register_extra_units(site: Site, today: dt.date | None, count: int) -> None:
+    """``count`` more units like the site's first, serials suffixed ``-01``, ``-02`` …, due in five
+    and seven months (the history's batches run on every unit that is not due)."""
+    if count <= 0 or not UNITS.get(site.code):
+        return
+    base, today, actor = UNITS[site.code][0], today or selectors.site_today(site), _unit_actor(site)
+    for n in range(1, count + 1):
+        serial = f"{base.serial}-{n:02d}"
+        if not ManufacturingUnit.objects.filter(serial=serial).exists():
+            services.unit_register(
+                actor=actor, site=site, device_type=base.device_type, model=base.model, serial=serial,
+                calibration_due=today + dt.timedelta(days=150), maintenance_due=today + dt.timedelta(days=210),
+                reason="Demo: unit installed and qualified (IQ/OQ complete)",
+            )
 
 
 def load_porto(*, password: str) -> Site:

@@ -107,7 +107,11 @@ class Batch(models.Model):
     class Meta:
         db_table = "manufacturing_batch"
         ordering = ["-started_at", "-pk"]
-        indexes = [models.Index(fields=["site", "started_at"], name="manufacturing_batch_site_idx")]
+        # The batch list is newest first: for one site through the first index, for the Control Site
+        # (every site) through the second, which reads only the page's rows instead of sorting every
+        # batch of the network (issue 15: 47 ms at 11,000 batches, 0.5 ms with it).
+        indexes = [models.Index(fields=["site", "started_at"], name="manufacturing_batch_site_idx"),
+                   models.Index(fields=["started_at", "id"], name="mfg_batch_started_idx")]
 
     def __str__(self) -> str:
         return f"Batch {self.reference}"
@@ -176,6 +180,11 @@ class StepExecution(models.Model):
         db_table = "manufacturing_stepexecution"
         ordering = ["batch", "position"]
         constraints = [models.UniqueConstraint(fields=["batch", "position"], name="manufacturing_step_unique")]
+        # The work queue "steps awaiting your verification" is counted on every page of the people who
+        # verify; at any moment a handful of the network's steps wait, among hundreds of thousands done.
+        # A partial index holds only those few (issue 15: a sequential scan of 162,000 steps otherwise).
+        indexes = [models.Index(fields=["performed_at"], condition=models.Q(status="awaiting_verification"),
+                                name="mfg_step_awaiting_idx")]
 
     def __str__(self) -> str:
         return f"{self.batch.reference} step {self.step_id}"

@@ -16,12 +16,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pocare.accounts.roles import Perm
+from pocare.core.api import Pagination
 from pocare.ledger.models import AuditReview, Event, Signature
 from pocare.ledger.signing import credentials_from_api
 from pocare.ledger.verify import signature_statuses, verify_all
 from pocare.trail import selectors
 from pocare.trail.filters import EventFilter, SignatureFilter
 from pocare.trail.services import EXPORT_COLUMNS, trail_export, trail_review_sign
+from pocare.trail.views import TrailPaginator, _counted_chains, _narrowed
 
 
 class EventSerializer(serializers.ModelSerializer[Event]):
@@ -75,12 +77,29 @@ class SignatureSerializer(serializers.ModelSerializer[Signature]):
         return self._status(obj)[1]
 
 
+class EventPagination(Pagination):
+    """The trail's pages over the API, counted and read as the web browser's (``TrailPaginator``):
+    unfiltered, the count is the sum of the chains' heads, not a COUNT over millions of events;
+    filtered, counting stops at ``COUNT_CAP`` and few matches are read through the filter's index."""
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        filterset = EventFilter(request.query_params, queryset=queryset)
+        valid = filterset.is_valid()  # the filter backend has already refused an invalid filter
+        self.trail = TrailPaginator(queryset, 1, chains=_counted_chains(request, filterset) if valid else None,
+                                    filtered=_narrowed(filterset) if valid else True)
+        return super().paginate_queryset(self.trail.reading_order(), request, view)
+
+    def get_count(self, queryset: Any) -> int:
+        return int(self.trail.count)
+
+
 class EventList(generics.ListAPIView[Event]):
     """The audit trail, newest first, filtered like the web browser."""
 
     required_perm = Perm.LEDGER_VIEW
     serializer_class = EventSerializer
     filterset_class = EventFilter
+    pagination_class = EventPagination
 
     def get_queryset(self) -> Any:
         return selectors.events_visible(self.request.user).order_by("-id")

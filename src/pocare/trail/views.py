@@ -61,13 +61,17 @@ class TrailPaginator(Paginator):  # type: ignore[type-arg]  # Django's stubs: ge
         self.capped = n > COUNT_CAP
         return min(n, COUNT_CAP)
 
-    def page(self, number: Any) -> Page:  # type: ignore[type-arg]
+    def reading_order(self) -> QuerySet[Event]:
+        """The events in the order to read a page of them, newest first. When at most COUNT_CAP
+        match a filter, they are read through the filter's own index and sorted, rather than by
+        walking the whole trail newest first until a page matches (which the planner would pick for
+        ORDER BY id, and which reads every event when the matches are few)."""
         if self.filtered and not self.capped and self.count:
-            # At most COUNT_CAP events match: read them through the filter's own index and sort
-            # them, rather than walk the whole trail newest first until 50 match (which the planner
-            # would pick for ORDER BY id, and which reads every event when the matches are few).
-            newest_first = ExpressionWrapper(F("id") + 0, output_field=BigIntegerField()).desc()
-            self.object_list = self.events.order_by(newest_first)
+            return self.events.order_by(ExpressionWrapper(F("id") + 0, output_field=BigIntegerField()).desc())
+        return self.events
+
+    def page(self, number: Any) -> Page:  # type: ignore[type-arg]
+        self.object_list = self.reading_order()
         return super().page(number)
 
 
