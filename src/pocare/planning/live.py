@@ -23,18 +23,28 @@ from pocare.planning import travel, twin
 MIN_BATCHES = 5  # fewer observed batches than this: keep the published defaults
 
 
+#: The most recent finished batches the twin learns its durations and rates from: enough for an
+#: empirical distribution (DOMAIN.md's published figures come from fewer), recent enough to describe
+#: today's process, and a page that costs the same at 400 batches as at 10,000 (issue 15).
+OBSERVED_BATCHES = 1000
+
+
 def observed(user: Any = None) -> dict[str, Any]:
-    """What the batch records say (network-wide). ``user`` is for scoping: planners see the network."""
+    """What the batch records say (network-wide), from the :data:`OBSERVED_BATCHES` finished batches
+    started last. ``user`` is for scoping: planners see the network."""
     sites = []
     for site in Site.objects.exclude(kind=SiteKind.CONTROL).order_by("code"):
         units = ManufacturingUnit.objects.filter(site=site, status=UnitStatus.QUALIFIED).count()
         sites.append({"code": site.code, "name": site.name, "latitude": float(site.latitude),
                       "longitude": float(site.longitude), "units": units, "status": site.status})
-    last_step = dict(StepExecution.objects.filter(performed_at__isnull=False).values("batch_id")
+    finished = list(Batch.objects.exclude(status=BatchStatus.IN_PROGRESS).order_by("-started_at", "-pk")
+                    .only("pk", "started_at", "status")[:OBSERVED_BATCHES])
+    ids = [b.pk for b in finished]
+    last_step = dict(StepExecution.objects.filter(batch_id__in=ids, performed_at__isnull=False).values("batch_id")
                      .annotate(t=Max("performed_at")).values_list("batch_id", "t"))
-    last_qc = dict(QcResult.objects.values("batch_id").annotate(t=Max("tested_at")).values_list("batch_id", "t"))
+    last_qc = dict(QcResult.objects.filter(batch_id__in=ids).values("batch_id").annotate(t=Max("tested_at"))
+                   .values_list("batch_id", "t"))
     durations, qc_days = [], []
-    finished = Batch.objects.exclude(status=BatchStatus.IN_PROGRESS).only("pk", "started_at", "status")
     for batch in finished:
         end = last_step.get(batch.pk)
         if batch.status == BatchStatus.COMPLETED and end is not None and end > batch.started_at:
@@ -42,10 +52,10 @@ def observed(user: Any = None) -> dict[str, Any]:
             qc = last_qc.get(batch.pk)
             if qc is not None and qc >= end:
                 qc_days.append((qc - end).total_seconds() / 86400)
-    total = finished.count()
-    aborted = finished.filter(status=BatchStatus.ABORTED).count()
-    oos = QcResult.objects.filter(conforms=False, corrects__isnull=True).values("batch_id").distinct().count()
-    return {"sites": sites, "manufacture_days": durations, "qc_days": qc_days, "batches": total,
+    aborted = sum(b.status == BatchStatus.ABORTED for b in finished)
+    oos = (QcResult.objects.filter(batch_id__in=ids, conforms=False, corrects__isnull=True)
+           .values("batch_id").distinct().count())
+    return {"sites": sites, "manufacture_days": durations, "qc_days": qc_days, "batches": len(finished),
             "aborted": aborted, "oos_batches": oos}
 
 
