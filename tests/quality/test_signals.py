@@ -149,3 +149,32 @@ def test_signals_page_groups_tells_the_evidence_and_resolves_signed_with_a_liste
     assert ok.status_code == 302
     one.refresh_from_db()
     assert one.status == "resolved" and one.deviation == mad and signatures_for(one).count() == 1
+
+
+def test_a_site_with_many_open_deviations_offers_the_latest_and_still_takes_an_older_one(client, login):
+    """Q10-PQS: each signal's picker offers the site's 25 deviations opened last and says how many are
+    open (a form per signal × hundreds of open deviations made the page megabytes); a posted older one
+    of the same site is still accepted, and one of another site still is not."""
+    from pocare.quality.views import DEVIATION_CHOICES
+
+    signal = _monitor_like("MAD", "nelson-5", "many-1")
+    opened = [h.deviation("MAD") for _ in range(DEVIATION_CHOICES + 2)]
+    login("qa")
+    html = client.get("/quality/signals/").content.decode()
+    start = html.index(f'id="signal-{signal.pk}"')
+    form = html[start:html.index("</tr>", start)]
+    picker = form[form.index('name="deviation"'):]
+    assert picker[:picker.index("</select>")].count("<option") == DEVIATION_CHOICES + 1  # and "— choose —"
+    assert f"The {DEVIATION_CHOICES} opened last of {DEVIATION_CHOICES + 2} open at the site" in form
+    oldest = min(opened, key=lambda d: (d.opened_at, d.pk))
+    assert f'value="{oldest.reference}"' not in form
+    other = client.post("/quality/signals/", {"signal": signal.pk, "outcome": "deviation",
+                                              "deviation": h.deviation("LIS").reference, "reason": "x",
+                                              "username": "qa", "password": PASSWORD})
+    assert other.status_code == 400 and "Select a valid choice" in other.content.decode()
+    ok = client.post("/quality/signals/", {"signal": signal.pk, "outcome": "deviation", "deviation": oldest.reference,
+                                           "reason": "Linked to the oldest open one", "username": "qa",
+                                           "password": PASSWORD})
+    assert ok.status_code == 302
+    signal.refresh_from_db()
+    assert signal.status == "resolved" and signal.deviation == oldest

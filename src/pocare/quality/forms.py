@@ -111,9 +111,15 @@ class SignalResolveForm(SignatureFieldsMixin):
     reason = forms.CharField(label="Reason", max_length=500)
     field_order = ["outcome", "deviation", "change_request", "decision", "reason", "username", "password"]
 
-    def __init__(self, *args: Any, deviations: Sequence[Deviation] = (), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deviations: Sequence[Deviation] = (), open_count: int | None = None,
+                 **kwargs: Any) -> None:
+        """``deviations``: the ones offered; ``open_count``: how many are open at the site, when the
+        list offers only the latest of them (the page lists one form per signal)."""
         super().__init__(*args, **kwargs)
         field = self.fields["deviation"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [("", "— none open at this site —" if not deviations else "— choose —")] + [
             (d.reference, f"{d.reference}: {d.title[:70]}") for d in deviations]
+        if open_count is not None and open_count > len(deviations):
+            field.help_text = (f"The {len(deviations)} opened last of {open_count} open at the site; an older one "
+                               f"is linked from the deviation's own page.")

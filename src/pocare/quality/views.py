@@ -239,6 +239,21 @@ def _open_deviations(user: Any, site_ids: set[int]) -> dict[int, list[Deviation]
     return out
 
 
+#: Open deviations offered in each signal's picker: the page has a form per open signal, and a site
+#: with hundreds of open deviations made it 1.2 MB and 2 s at 11,030 batches (benchmarks/pages_at_scale.py).
+DEVIATION_CHOICES = 25
+
+
+def _resolve_form(request: HttpRequest, signal: QualitySignal, posted: QualitySignal | None,
+                  open_here: list[Deviation], ask: bool) -> forms.SignalResolveForm:
+    """The resolution form of one open signal: the posted one checks against every open deviation of
+    its site, the others offer the :data:`DEVIATION_CHOICES` opened last."""
+    bound = posted is not None and signal.pk == posted.pk
+    return forms.SignalResolveForm(request.POST if bound else None,
+                                   deviations=open_here if bound else open_here[:DEVIATION_CHOICES],
+                                   open_count=len(open_here), ask_user_id=ask, auto_id=f"id_signal{signal.pk}_%s")
+
+
 def _signal_resolve(request: HttpRequest, signal: QualitySignal, form: forms.SignalResolveForm) -> bool:
     """Resolve ``signal`` from the posted ``form``; False with the reasons on the form."""
     if not form.is_valid():
@@ -305,9 +320,7 @@ def signals(request: HttpRequest) -> HttpResponse:
             rows.insert(0, posted)
     deviations = _open_deviations(request.user, {s.site_id for s in rows if s.status == SignalStatus.OPEN})
     ask = signing_needs_user_id(request)
-    forms_by_pk = {s.pk: forms.SignalResolveForm(request.POST if posted is not None and s.pk == posted.pk else None,
-                                                 deviations=deviations.get(s.site_id, []), ask_user_id=ask,
-                                                 auto_id=f"id_signal{s.pk}_%s")
+    forms_by_pk = {s.pk: _resolve_form(request, s, posted, deviations.get(s.site_id, []), ask)
                    for s in rows if s.status == SignalStatus.OPEN and may_resolve}
     if posted is not None and posted.pk in forms_by_pk and _signal_resolve(request, posted, forms_by_pk[posted.pk]):
         messages.success(request, f"Signal {posted.site.code} {posted.attribute_id} ({posted.rule}) resolved "
