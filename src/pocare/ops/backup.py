@@ -40,6 +40,16 @@ from pocare.ops.archive import (
 from pocare.ops.databases import Contents, Database
 
 
+@contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Record how long a step took, so the commands (-v 2) and the benchmark say where time goes."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+
+
 @dataclass(frozen=True)
 class BackupDone:
     archive: Path
@@ -47,6 +57,7 @@ class BackupDone:
     archive_bytes: int
     manifest: Manifest
     seconds: float
+    phases: dict[str, float]  # step → seconds
 
 
 def backup_make(*, database: Database, archive: Path) -> BackupDone:
@@ -56,24 +67,26 @@ def backup_make(*, database: Database, archive: Path) -> BackupDone:
                             field="archive")
     if not archive.parent.is_dir():
         raise BackupRefused(f"There is no directory {archive.parent} to write the archive in.", field="archive")
-    started = time.perf_counter()
+    started, phases = time.perf_counter(), dict[str, float]()
     created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     # The dump is written beside the archive (same disk, so no surprise about /tmp's size), then
     # copied into it while it is hashed.
     with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".pocare-backup-") as work:
         dump = Path(work) / DUMP_MEMBERS[database.vendor]
-        if database.vendor == "postgresql":
-            state, server_version = dbs.pg_backup(database, dump)
-            tool = dbs.pg_tool_version("pg_dump") + " --format=custom"
-        else:
-            state, server_version = dbs.sqlite_backup(database, dump)
-            tool = f"SQLite online backup API (Python sqlite3, SQLite {server_version})"
+        with _timed(phases, "dump and count"):
+            if database.vendor == "postgresql":
+                state, server_version = dbs.pg_backup(database, dump)
+                tool = dbs.pg_tool_version("pg_dump") + " --format=custom"
+            else:
+                state, server_version = dbs.sqlite_backup(database, dump)
+                tool = f"SQLite online backup API (Python sqlite3, SQLite {server_version})"
         manifest = Manifest(created_at=created_at, pocare_version=pocare.__version__, vendor=database.vendor,
                             server_version=server_version, database_name=database.name, dump_tool=tool,
                             dump_bytes=0, dump_sha256="0" * 64, state=state)
-        manifest, sha256 = archive_write(archive, dump, manifest)
+        with _timed(phases, "archive and hash"):
+            manifest, sha256 = archive_write(archive, dump, manifest)
     return BackupDone(archive=archive, archive_sha256=sha256, archive_bytes=archive.stat().st_size,
-                      manifest=manifest, seconds=time.perf_counter() - started)
+                      manifest=manifest, seconds=time.perf_counter() - started, phases=phases)
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class RestoreDone:
     replaced: Contents | None  # what the target held before, if it held anything
     verify: dict[str, Any]  # `pocare audit verify --json` on the restored database
     seconds: float
+    phases: dict[str, float]  # step → seconds
 
 
 def restore(*, archive: Path, target: Database, replace: bool, confirm: Callable[[str], bool],
@@ -93,7 +107,7 @@ def restore(*, archive: Path, target: Database, replace: bool, confirm: Callable
     ``target`` must be empty or absent unless ``replace``; then ``confirm`` is asked (with a
     sentence that says what is lost) and must say yes. ``jobs``: pg_restore's parallel jobs.
     """
-    started = time.perf_counter()
+    started, phases = time.perf_counter(), dict[str, float]()
     opened = archive_open(archive)
     try:
         manifest = opened.manifest
@@ -109,14 +123,17 @@ def restore(*, archive: Path, target: Database, replace: bool, confirm: Callable
                 f"{manifest.database_name} made at {manifest.created_at}? Everything it holds now is lost."):
             raise BackupRefused("Replacing the database was not confirmed. Nothing was changed.", field="--replace")
         _refuse_in_use(target)
-        with _restored_copy(opened, target, jobs) as staging:
-            _refuse_other_state(manifest.state, _state(staging), archive)
-            report = audit_verify(staging)
-            _install(staging, target, replace=replace)
+        with _restored_copy(opened, target, jobs, phases) as staging:
+            with _timed(phases, "count"):
+                _refuse_other_state(manifest.state, _state(staging), archive)
+            with _timed(phases, "audit verify"):
+                report = audit_verify(staging)
+            with _timed(phases, "install"):
+                _install(staging, target, replace=replace)
     finally:
         opened.close()
     return RestoreDone(target=target, manifest=manifest, replaced=held, verify=report,
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, phases=phases)
 
 
 def _refuse_wrong_target(manifest: Manifest, target: Database) -> None:
@@ -135,7 +152,7 @@ def _contents(target: Database) -> Contents | None:
 def _refuse_in_use(target: Database) -> None:
     """The target is replaced by a rename, which must not happen under a running server."""
     if target.vendor == "postgresql":
-        if _contents(target) is not None and (n := dbs.pg_sessions(target)):
+        if n := dbs.pg_sessions(target):
             raise BackupRefused(f"{target.label} has {n} other session(s) open: stop POCare's servers and workers "
                                 "first. Nothing was changed.", field="--database-url")
     elif dbs.sqlite_in_use(target):
@@ -144,7 +161,7 @@ def _refuse_in_use(target: Database) -> None:
 
 
 @contextmanager
-def _restored_copy(opened: Archive, target: Database, jobs: int) -> Iterator[Database]:
+def _restored_copy(opened: Archive, target: Database, jobs: int, phases: dict[str, float]) -> Iterator[Database]:
     """The archive's dump, its SHA-256 checked, loaded into a fresh place beside ``target`` (a
     file in its directory, or a database on its server); removed afterwards unless installed.
 
@@ -156,7 +173,8 @@ def _restored_copy(opened: Archive, target: Database, jobs: int) -> Iterator[Dat
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = target.renamed(str(path.with_name(f".{path.name}.restoring-{token}")))
         try:
-            opened.dump_extract(Path(staging.name))  # the dump is the database file
+            with _timed(phases, "extract and hash"):
+                opened.dump_extract(Path(staging.name))  # the dump is the database file
             yield staging
         finally:
             for suffix in ("", "-wal", "-shm", "-journal"):
@@ -164,7 +182,8 @@ def _restored_copy(opened: Archive, target: Database, jobs: int) -> Iterator[Dat
         return
     with tempfile.TemporaryDirectory(prefix="pocare-restore-") as work:
         dump = Path(work) / opened.manifest.dump_member
-        opened.dump_extract(dump)
+        with _timed(phases, "extract and hash"):
+            opened.dump_extract(dump)
         staging = target.renamed(f"{target.name[:40]}__restoring_{token}")
         try:
             dbs.pg_create(staging)
@@ -173,10 +192,11 @@ def _restored_copy(opened: Archive, target: Database, jobs: int) -> Iterator[Dat
                                 f"({exc}). Restore as a role that may create databases (CREATEDB).",
                                 field="--database-url") from exc
         try:
-            dbs.pg_load(dump, staging, jobs)
+            with _timed(phases, "pg_restore"):
+                dbs.pg_load(dump, staging, jobs)
             yield staging
         finally:
-            dbs.pg_drop(staging)  # gone already once installed (renamed to the target)
+            dbs.pg_drop(staging, force=True)  # gone already once installed (renamed to the target)
 
 
 def _state(db: Database) -> DatabaseState:

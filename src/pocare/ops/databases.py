@@ -95,8 +95,9 @@ class Database:
         """A DATABASE_URL for this database (handed to `pocare audit verify` in its environment)."""
         if self.vendor == "sqlite":
             return f"sqlite:///{Path(self.name).resolve()}"
+        # An empty host stays empty (libpq's default, the local socket); a socket directory is quoted.
         auth = quote(self.user, safe="") + (f":{quote(self.password, safe='')}" if self.password else "")
-        netloc = (f"{auth}@" if auth else "") + (self.host or "localhost") + (f":{self.port}" if self.port else "")
+        netloc = (f"{auth}@" if auth else "") + quote(self.host, safe="") + (f":{self.port}" if self.port else "")
         return f"postgres://{netloc}/{quote(self.name, safe='')}" + (f"?sslmode={self.sslmode}" if self.sslmode else "")
 
     def libpq_env(self) -> dict[str, str]:
@@ -272,9 +273,12 @@ def pg_create(db: Database) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(db.name)))
 
 
-def pg_drop(db: Database) -> None:
+def pg_drop(db: Database, *, force: bool = False) -> None:
+    """Drop ``db`` if it exists; ``force`` ends its sessions first (a staging database whose
+    pg_restore was interrupted: nobody else uses it)."""
     with pg_maintenance(db) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(db.name)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + (" WITH (FORCE)" if force else ""))
+                     .format(sql.Identifier(db.name)))
 
 
 def pg_rename(db: Database, new_name: str) -> None:

@@ -34,3 +34,5 @@ class Command(BaseCommand):
             f"{done.seconds:.1f} s: {len(state.tables):,} tables, {state.rows:,} rows, "
             f"{len(state.chains):,} audit chains ({state.tables.get('ledger_event', 0):,} events).")
         self.stdout.write(f"SHA-256 of the archive: {done.archive_sha256}  (keep it with the copies)")
+        if options["verbosity"] >= 2:
+            self.stdout.write("  " + ", ".join(f"{step} {s:.2f} s" for step, s in done.phases.items()))

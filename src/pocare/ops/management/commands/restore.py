@@ -56,6 +56,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  audit trail intact: {report['events']:,} events in {len(report['chains']):,} chains, "
             f"{report['signatures_checked']:,} signatures.")
+        if options["verbosity"] >= 2:
+            self.stdout.write("  " + ", ".join(f"{step} {s:.2f} s" for step, s in done.phases.items()))
         if manifest.pocare_version != pocare.__version__:
             self.stdout.write(self.style.WARNING(
                 f"  The backup was made by POCare {manifest.pocare_version}; this is {pocare.__version__}: "
