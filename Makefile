@@ -88,6 +88,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/masterfile_yaml.py
 	$(BIN)/python benchmarks/charts.py
 	$(BIN)/python benchmarks/ledger_lookup.py
+	$(BIN)/python benchmarks/backup.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt
