@@ -112,16 +112,7 @@ def restore(*, archive: Path, target: Database, replace: bool, confirm: Callable
     try:
         manifest = opened.manifest
         _refuse_wrong_target(manifest, target)
-        before = _contents(target)
-        held = before if before is not None and not before.empty else None
-        if held and not replace:
-            raise BackupRefused(
-                f"{target.label} is not empty ({held.tables:,} tables, {held.rows:,} rows); restore does not "
-                "overwrite a database unless --replace is given. Nothing was changed.", field="--replace")
-        if held and not confirm(
-                f"Replace {target.label} ({held.tables:,} tables, {held.rows:,} rows) with the backup of "
-                f"{manifest.database_name} made at {manifest.created_at}? Everything it holds now is lost."):
-            raise BackupRefused("Replacing the database was not confirmed. Nothing was changed.", field="--replace")
+        held = _refuse_unless_replaced(manifest, target, replace, confirm)
         _refuse_in_use(target)
         with _restored_copy(opened, target, jobs, phases) as staging:
             with _timed(phases, "count"):
@@ -143,6 +134,22 @@ def _refuse_wrong_target(manifest: Manifest, target: Database) -> None:
     if target.vendor == "postgresql" and target.name in dbs.PG_RESERVED:
         raise BackupRefused(f"'{target.name}' is the server's own database; restore into POCare's "
                             "(--database-url postgres://…/<name>).", field="--database-url")
+
+
+def _refuse_unless_replaced(manifest: Manifest, target: Database, replace: bool,
+                            confirm: Callable[[str], bool]) -> Contents | None:
+    """What ``target`` holds (None if nothing), refused unless ``replace`` and confirmed."""
+    before = _contents(target)
+    if before is None or before.empty:
+        return None
+    if not replace:
+        raise BackupRefused(
+            f"{target.label} is not empty ({before.tables:,} tables, {before.rows:,} rows); restore does not "
+            "overwrite a database unless --replace is given. Nothing was changed.", field="--replace")
+    if not confirm(f"Replace {target.label} ({before.tables:,} tables, {before.rows:,} rows) with the backup of "
+                   f"{manifest.database_name} made at {manifest.created_at}? Everything it holds now is lost."):
+        raise BackupRefused("Replacing the database was not confirmed. Nothing was changed.", field="--replace")
+    return before
 
 
 def _contents(target: Database) -> Contents | None:
