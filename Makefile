@@ -90,6 +90,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ledger_lookup.py
 	$(BIN)/python benchmarks/anchor.py
 	$(BIN)/python benchmarks/pages_at_scale.py
+	$(BIN)/python benchmarks/backup.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt

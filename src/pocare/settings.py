@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "pocare.core",
     "pocare.ledger",
     "pocare.accounts",
+    "pocare.ops",
     "pocare.trail",
     "pocare.network",
     "pocare.masterfile",
