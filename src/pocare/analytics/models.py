@@ -26,6 +26,8 @@ class ComparabilityResult(models.Model):
     inputs_hash = models.CharField(max_length=64, help_text="sha256 of the lots (batch, value) it was computed from.")
     cell = models.JSONField(default=dict, help_text="The figures of the cell: TOST interval, alarms, Cpk.")
     attribute = models.JSONField(default=dict, help_text="The attribute across the network: name, unit, ANOVA.")
+    charts = models.JSONField(default=dict, help_text="The figures behind the site's charts (lot values, limits, "
+                              "EWMA, CUSUM, rules): read by the site page only, never by the matrix.")
     computed_at = models.DateTimeField(help_text="The monitor run's moment (UTC): lots started before it.")
 
     class Meta:

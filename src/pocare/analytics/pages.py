@@ -86,12 +86,44 @@ def spec_view(spec: cmp.AttributeSpec) -> dict[str, Any]:
     return {"id": spec.id, "name": spec.name, "unit": spec.unit, "lsl": spec.lsl, "usl": spec.usl}
 
 
-def draw_charts(spec: dict[str, Any], site: str, data: dict[str, Any], *, compact: bool = False) -> dict[str, Any]:
+#: Lots drawn on a site page's run charts (individuals, EWMA, CUSUM): the latest ones. The limits,
+#: rules and capability are computed on every lot; a chart of 1,800 lots was 6 MB of SVG a site and
+#: a second to draw at 11,030 batches (benchmarks/pages_at_scale.py). The histogram shows every lot.
+CHART_LOTS = 250
+
+
+def latest_lots(data: dict[str, Any], last: int) -> dict[str, Any]:
+    """``data`` (:func:`chart_data`) cut to its latest ``last`` lots for the run charts, flags and
+    phase-I shading moved with them; ``shown`` says which lots are drawn, of how many."""
+    total = len(data["references"])
+    start = max(0, total - last)
+    if start == 0 or data.get("limits") is None:
+        return data
+    cut = dict(data, references=data["references"][start:], values=data["values"][start:],
+               flags=[(int(i) - start, rules) for i, rules in data["flags"] if int(i) >= start],
+               limits=dict(data["limits"], baseline=max(0, int(data["limits"]["baseline"]) - start)),
+               shown={"first": start + 1, "last": total, "total": total})
+    ewma, cusum = data["ewma"], data["cusum"]
+    cut["ewma"] = dict(ewma, z=ewma["z"][start:], ucl=ewma["ucl"][start:], lcl=ewma["lcl"][start:],
+                       flags=[int(i) - start for i in ewma["flags"] if int(i) >= start])
+    cut["cusum"] = dict(cusum, upper=cusum["upper"][start:], lower=cusum["lower"][start:],
+                        flags=[int(i) - start for i in cusum["flags"] if int(i) >= start])
+    return cut
+
+
+def draw_charts(spec: dict[str, Any], site: str, data: dict[str, Any], *, compact: bool = False,
+                last: int | None = None) -> dict[str, Any]:
     """The SVG charts of one site × attribute from its figures (:func:`chart_data`, as computed or as
-    stored), with the limits, rules and capability the page prints beside them."""
+    stored), with the limits, rules and capability the page prints beside them. ``last``: draw only
+    the latest lots on the run charts (:data:`CHART_LOTS` on the site page; the quality review draws
+    its whole period)."""
     out: dict[str, Any] = {}
     width = 620 if compact else 720
     name, unit = spec["name"], spec["unit"]
+    every_value = data.get("values", [])
+    if last is not None:
+        data = latest_lots(data, last)
+        out["shown"] = data.get("shown")
     limits = data.get("limits")
     if limits is not None:
         refs, values = list(data["references"]), [float(v) for v in data["values"]]
@@ -115,7 +147,7 @@ def draw_charts(spec: dict[str, Any], site: str, data: dict[str, Any], *, compac
     capability = data.get("capability")
     if capability is not None:
         out["capability"] = capability
-        out["histogram"] = charts.histogram_svg([float(v) for v in data["values"]], lsl=spec["lsl"], usl=spec["usl"],
+        out["histogram"] = charts.histogram_svg([float(v) for v in every_value], lsl=spec["lsl"], usl=spec["usl"],
                                                 mean=float(capability["mean"]),
                                                 sigma=float(capability["sigma_overall"]),
                                                 title=f"{name} at {site}: capability histogram", unit=unit)

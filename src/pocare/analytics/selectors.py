@@ -202,8 +202,8 @@ def stored_matrix(user: Any, version: MasterFileVersion) -> StoredMatrix:
     """What the last monitor run stored of ``version``, for the sites the person may see: one query,
     no QC result read."""
     ids = _site_ids(user)
-    qs = ComparabilityResult.objects.filter(version=version).select_related("site").order_by("site__code",
-                                                                                          "position")
+    qs = ComparabilityResult.objects.filter(version=version).select_related("site").defer("charts").order_by(
+        "site__code", "position")  # the charts' figures are the site page's: megabytes at 10,000 batches
     if ids is not None:
         qs = qs.filter(site_id__in=ids)
     attributes: dict[str, dict[str, Any]] = {}
@@ -237,7 +237,7 @@ def stored_site(version: MasterFileVersion, site: Site) -> StoredSite:
     for r in ComparabilityResult.objects.filter(version=version, site=site).order_by("position"):
         stored.computed_at = r.computed_at if stored.computed_at is None else max(stored.computed_at, r.computed_at)
         cell = dict(r.cell)
-        charts = cell.pop("charts", {})
+        charts = r.charts
         t2 = cell.pop("t2", None)
         stored.t2 = stored.t2 or t2
         spec = {"id": r.attribute_id, "name": r.attribute.get("name", r.attribute_id),

@@ -172,13 +172,14 @@ def _results_store(*, version: MasterFileVersion, sites: dict[str, Site], assess
     for position, a in enumerate(assessments):
         attribute, digest = _attribute_view(a), _inputs_hash(a)
         for code, cell in a.sites.items():
-            stored = {**pages.cell_view(cell), "charts": pages.chart_data(a, code)}
+            stored = pages.cell_view(cell)
             if position == 0 and t2.get(code) is not None:
                 stored["t2"] = t2[code]
             rows.append(ComparabilityResult(
                 version=version, site=sites[code], attribute_id=a.spec.id, position=position, status=cell.status,
                 reason=cell.reason, lots=cell.n, network_lots=a.network_n, inputs_hash=digest,
-                cell=pages.json_safe(stored), attribute=attribute, computed_at=at))
+                cell=pages.json_safe(stored), attribute=attribute, computed_at=at,
+                charts=pages.json_safe(pages.chart_data(a, code))))
     ComparabilityResult.objects.filter(version=version).delete()
     ComparabilityResult.objects.bulk_create(rows)
 

@@ -114,7 +114,7 @@ def site_charts(request: HttpRequest, code: str) -> HttpResponse:
                 continue
             context["sections"].append({
                 "spec": spec, "view": section["view"], "anova": section["anova"],
-                **pages.draw_charts(spec, site.code, section["charts"]),
+                **pages.draw_charts(spec, site.code, section["charts"], last=pages.CHART_LOTS),
                 "intervals": pages.stored_interval_plot(section["intervals"], name=spec["name"], unit=spec["unit"],
                                                         highlight=site.code)})
         if not chosen and stored.t2 is not None:

@@ -1,0 +1,40 @@
+"""The site page draws the latest lots of a long series (pocare.analytics.pages.latest_lots): the
+figures computed on every lot stay, the points drawn and their flags move together."""
+
+from __future__ import annotations
+
+from pocare.analytics.pages import draw_charts, latest_lots
+
+
+def _series(n: int) -> dict:  # type: ignore[type-arg]
+    values = [50.0 + (i % 7) for i in range(n)]
+    return {"references": [f"MAD-{i:04d}" for i in range(n)], "values": values,
+            "flags": [(10, ["nelson-1"]), (n - 10, ["nelson-2", "we-2"])],
+            "limits": {"centre": 53.0, "sigma": 2.0, "ucl": 59.0, "lcl": 47.0, "mr_bar": 2.2, "baseline": 20},
+            "ewma": {"z": values, "ucl": [58.0] * n, "lcl": [48.0] * n, "lam": 0.2, "width": 2.86,
+                     "flags": [5, n - 1]},
+            "cusum": {"upper": [0.0] * n, "lower": [0.0] * n, "h": 5.0, "k": 0.5, "flags": [n - 3]},
+            "hits": [], "capability": {"mean": 53.0, "sigma_overall": 2.0}}
+
+
+def test_a_long_series_is_cut_to_its_latest_lots_with_flags_moved_and_every_lot_kept_for_the_figures():
+    """CMP-STAT: 300 lots, 250 drawn: lots 51–300; the flag of lot 291 is at position 240 of the cut,
+    the flags of lots 11 and 6 (before the cut) are gone, phase I (lots 1–20) is no longer drawn."""
+    cut = latest_lots(_series(300), 250)
+    assert cut["shown"] == {"first": 51, "last": 300, "total": 300}
+    assert len(cut["references"]) == len(cut["values"]) == len(cut["ewma"]["z"]) == len(cut["cusum"]["upper"]) == 250
+    assert cut["references"][0] == "MAD-0050" and cut["references"][240] == "MAD-0290"
+    assert cut["flags"] == [(240, ["nelson-2", "we-2"])]
+    assert cut["ewma"]["flags"] == [249] and cut["cusum"]["flags"] == [247]
+    assert cut["limits"]["baseline"] == 0 and cut["limits"]["centre"] == 53.0
+
+
+def test_a_short_series_is_drawn_whole_and_the_histogram_counts_every_lot():
+    """CMP-STAT: under the window nothing is cut; over it, the histogram still shows all the lots."""
+    assert latest_lots(_series(100), 250) == _series(100)
+    spec = {"id": "car", "name": "CAR+ cells", "unit": "%", "lsl": 40.0, "usl": 70.0}
+    whole = draw_charts(spec, "MAD", _series(300))
+    cut = draw_charts(spec, "MAD", _series(300), last=250)
+    assert cut["shown"]["first"] == 51 and "shown" not in whole
+    assert cut["histogram"] == whole["histogram"]
+    assert len(cut["control"]) < len(whole["control"])
