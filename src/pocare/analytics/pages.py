@@ -88,8 +88,9 @@ def spec_view(spec: cmp.AttributeSpec) -> dict[str, Any]:
 
 #: Lots drawn on a site page's run charts (individuals, EWMA, CUSUM): the latest ones. The limits,
 #: rules and capability are computed on every lot; a chart of 1,800 lots was 6 MB of SVG a site and
-#: a second to draw at 11,030 batches (benchmarks/pages_at_scale.py). The histogram shows every lot.
-CHART_LOTS = 250
+#: a second to draw at 11,030 batches (benchmarks/pages_at_scale.py); 100 lots are about a year of a
+#: site's production. The histogram shows every lot.
+CHART_LOTS = 100
 
 
 def latest_lots(data: dict[str, Any], last: int) -> dict[str, Any]:

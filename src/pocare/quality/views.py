@@ -10,6 +10,8 @@ from typing import Any
 from django import forms as django_forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -230,28 +232,37 @@ def notifications(request: HttpRequest) -> HttpResponseBase:
                        name="notifications")
 
 
-def _open_deviations(user: Any, site_ids: set[int]) -> dict[int, list[Deviation]]:
-    """The open deviations the person may see at each of ``site_ids``: what a signal may be linked to."""
-    out: dict[int, list[Deviation]] = {}
-    for d in selectors.deviations_visible(user).filter(site_id__in=site_ids, status=DeviationStatus.OPEN
-                                                       ).order_by("-opened_at"):
-        out.setdefault(d.site_id, []).append(d)
-    return out
-
-
 #: Open deviations offered in each signal's picker: the page has a form per open signal, and a site
 #: with hundreds of open deviations made it 1.2 MB and 2 s at 11,030 batches (benchmarks/pages_at_scale.py).
 DEVIATION_CHOICES = 25
 
 
+def _open_deviations(user: Any, site_ids: set[int], *, whole_site: int | None = None,
+                     ) -> tuple[dict[int, list[Deviation]], dict[int, int]]:
+    """What a signal may be linked to: the :data:`DEVIATION_CHOICES` open deviations opened last at
+    each of ``site_ids`` that the person may see (every one at ``whole_site``, the site of a posted
+    form), and how many are open at each — three queries however many are open."""
+    open_here = selectors.deviations_visible(user).filter(site_id__in=site_ids, status=DeviationStatus.OPEN)
+    counts = dict(open_here.order_by().values("site_id").annotate(n=Count("pk")).values_list("site_id", "n"))
+    light = open_here.select_related(None).only("pk", "reference", "title", "site_id", "opened_at")
+    latest = light.annotate(rank=Window(RowNumber(), partition_by=[F("site_id")],
+                                        order_by=[F("opened_at").desc(), F("pk").desc()]))
+    offered: dict[int, list[Deviation]] = {}
+    for d in latest.filter(rank__lte=DEVIATION_CHOICES).exclude(site_id=whole_site).order_by("-opened_at", "-pk"):
+        offered.setdefault(d.site_id, []).append(d)
+    if whole_site is not None:
+        offered[whole_site] = list(light.filter(site_id=whole_site).order_by("-opened_at", "-pk"))
+    return offered, counts
+
+
 def _resolve_form(request: HttpRequest, signal: QualitySignal, posted: QualitySignal | None,
-                  open_here: list[Deviation], ask: bool) -> forms.SignalResolveForm:
+                  offered: list[Deviation], open_count: int, ask: bool) -> forms.SignalResolveForm:
     """The resolution form of one open signal: the posted one checks against every open deviation of
     its site, the others offer the :data:`DEVIATION_CHOICES` opened last."""
     bound = posted is not None and signal.pk == posted.pk
     return forms.SignalResolveForm(request.POST if bound else None,
-                                   deviations=open_here if bound else open_here[:DEVIATION_CHOICES],
-                                   open_count=len(open_here), ask_user_id=ask, auto_id=f"id_signal{signal.pk}_%s")
+                                   deviations=offered if bound else offered[:DEVIATION_CHOICES],
+                                   open_count=open_count, ask_user_id=ask, auto_id=f"id_signal{signal.pk}_%s")
 
 
 def _signal_resolve(request: HttpRequest, signal: QualitySignal, form: forms.SignalResolveForm) -> bool:
@@ -318,9 +329,11 @@ def signals(request: HttpRequest) -> HttpResponse:
                           status=400)
         if posted.pk not in {s.pk for s in rows}:
             rows.insert(0, posted)
-    deviations = _open_deviations(request.user, {s.site_id for s in rows if s.status == SignalStatus.OPEN})
+    deviations, open_counts = _open_deviations(request.user, {s.site_id for s in rows if s.status == SignalStatus.OPEN},
+                                               whole_site=posted.site_id if posted is not None else None)
     ask = signing_needs_user_id(request)
-    forms_by_pk = {s.pk: _resolve_form(request, s, posted, deviations.get(s.site_id, []), ask)
+    forms_by_pk = {s.pk: _resolve_form(request, s, posted, deviations.get(s.site_id, []),
+                                       open_counts.get(s.site_id, 0), ask)
                    for s in rows if s.status == SignalStatus.OPEN and may_resolve}
     if posted is not None and posted.pk in forms_by_pk and _signal_resolve(request, posted, forms_by_pk[posted.pk]):
         messages.success(request, f"Signal {posted.site.code} {posted.attribute_id} ({posted.rule}) resolved "
