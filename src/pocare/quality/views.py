@@ -248,10 +248,12 @@ def _open_deviations(user: Any, site_ids: set[int], *, whole_site: int | None = 
     latest = light.annotate(rank=Window(RowNumber(), partition_by=[F("site_id")],
                                         order_by=[F("opened_at").desc(), F("pk").desc()]))
     offered: dict[int, list[Deviation]] = {}
-    for d in latest.filter(rank__lte=DEVIATION_CHOICES).exclude(site_id=whole_site).order_by("-opened_at", "-pk"):
-        offered.setdefault(d.site_id, []).append(d)
+    first = latest.filter(rank__lte=DEVIATION_CHOICES)
     if whole_site is not None:
+        first = first.exclude(site_id=whole_site)
         offered[whole_site] = list(light.filter(site_id=whole_site).order_by("-opened_at", "-pk"))
+    for d in first.order_by("-opened_at", "-pk"):
+        offered.setdefault(d.site_id, []).append(d)
     return offered, counts
 
 
