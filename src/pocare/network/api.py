@@ -38,7 +38,8 @@ class SiteList(generics.ListAPIView[Site]):
     filterset_class = SiteFilter
 
     def get_queryset(self) -> Any:
-        return selectors.sites_visible(self.request.user)
+        # The page's queryset: the filter sorts by its people and units counts, annotated here.
+        return selectors.sites_overview(self.request.user)
 
 
 class SiteDetail(generics.RetrieveAPIView[Site]):
