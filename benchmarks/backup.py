@@ -42,7 +42,7 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-from ledger import _INSERT_COLUMNS, BENCH_DIR, CTX, ROOT, _machine_busy, django_setup, generate_events, machine_info
+from ledger import BENCH_DIR, CTX, ROOT, _machine_busy, bench_people, django_setup, load_events, machine_info
 from scratch import drop, prepare
 
 DB = "pocare_bench_backup"
@@ -52,33 +52,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.e
 
 
 def fill(n_events: int) -> None:
-    """N valid events on 9 chains, their heads, 20 people; then ANALYZE (as benchmarks/ledger.py)."""
-    from django.db import connection, transaction
-
-    from pocare.accounts.models import User
-
-    people = []
-    for i in range(20):
-        person = User(username=f"operator{i:02d}", printed_name=f"Operator Número {i:02d}")
-        person.set_unusable_password()
-        people.append(person)
-    User.objects.bulk_create(people)
-    actors = [(u.pk, u.username, u.printed_name) for u in User.objects.order_by("pk")]
-    columns = ", ".join(_INSERT_COLUMNS)
-    rows = generate_events(n_events, actors, sqlite=connection.vendor == "sqlite")
-    with transaction.atomic(), connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            with cur.cursor.copy(f"COPY ledger_event ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            connection.connection.cursor().executemany(
-                f"INSERT INTO ledger_event ({columns}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})", rows)
-        heads = generate_events.heads  # type: ignore[attr-defined]
-        cur.executemany("INSERT INTO ledger_chainhead (chain, seq, hash) VALUES (%s, %s, %s)",
-                        [(c, s, h) for c, (s, h) in heads.items()])
-    with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+    """N valid events on 9 chains, their heads, 20 people; then ANALYZE (benchmarks/ledger.py's loader)."""
+    load_events(n_events, bench_people())
 
 
 def timed(step: Callable[[], Any]) -> tuple[float, Any]:

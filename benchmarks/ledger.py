@@ -583,15 +583,9 @@ def generate_events(n: int, actors: list[tuple[int, str, str]], *, sqlite: bool)
     generate_events.heads = heads  # type: ignore[attr-defined]
 
 
-def run_verify(backend: str, url: str, n_events: int, runs: int, baseline: str | None, out: Any) -> None:
-    """Coordinator process of the verify benchmark on one backend: load, then time verify_all."""
-    django_setup(url)
-    if baseline:
-        load_baseline(baseline)
-    from django.db import connection, connections, transaction
-
+def bench_people() -> list[tuple[int, str, str]]:
+    """The 20 operators the generated events name (id, user id, printed name)."""
     from pocare.accounts.models import User
-    from pocare.ledger.verify import verify_all
 
     users = []
     for i in range(20):
@@ -599,9 +593,14 @@ def run_verify(backend: str, url: str, n_events: int, runs: int, baseline: str |
         u.set_unusable_password()
         users.append(u)
     User.objects.bulk_create(users)
-    actors = [(u.pk, u.username, u.printed_name) for u in User.objects.order_by("pk")]
+    return [(u.pk, u.username, u.printed_name) for u in User.objects.order_by("pk")]
 
-    started = time.perf_counter()
+
+def load_events(n_events: int, actors: list[tuple[int, str, str]]) -> None:
+    """``n_events`` valid events on 9 chains (:func:`generate_events`) and their heads, by COPY on
+    PostgreSQL and the driver's executemany on SQLite, then ANALYZE (backup.py loads the same way)."""
+    from django.db import connection, transaction
+
     cols = ", ".join(_INSERT_COLUMNS)
     gen = generate_events(n_events, actors, sqlite=connection.vendor == "sqlite")
     with transaction.atomic(), connection.cursor() as cur:
@@ -619,6 +618,20 @@ def run_verify(backend: str, url: str, n_events: int, runs: int, baseline: str |
                         [(c, s, h) for c, (s, h) in heads.items()])
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE ledger_event" if connection.vendor == "postgresql" else "ANALYZE")
+
+
+def run_verify(backend: str, url: str, n_events: int, runs: int, baseline: str | None, out: Any) -> None:
+    """Coordinator process of the verify benchmark on one backend: load, then time verify_all."""
+    django_setup(url)
+    if baseline:
+        load_baseline(baseline)
+    from django.db import connections
+
+    from pocare.ledger.verify import verify_all
+
+    actors = bench_people()
+    started = time.perf_counter()
+    load_events(n_events, actors)
     load_s = time.perf_counter() - started
     print(f"  {backend:<10} generated and loaded {n_events:,} events in {load_s:.1f} s", flush=True)
 
