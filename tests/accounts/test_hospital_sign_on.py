@@ -416,3 +416,13 @@ def test_pocare_check_names_a_provider_whose_secret_is_missing(settings, monkeyp
     assert error.id == "pocare.E016" and "POCARE_TEST_UNSET_SECRET" in error.msg
     monkeypatch.setenv("POCARE_TEST_UNSET_SECRET", "s")
     assert sign_on_providers() == []
+
+
+def test_deactivating_a_person_ends_the_session_their_hospital_opened(client, hospitals, people):
+    """A11-IAM: access revoked per person takes effect at the next request, whichever way they signed in."""
+    _link("operator.mad", "madrid", "ana.garcia@hum.example", hospitals)
+    assert _sign_in(client, "madrid", "ana.garcia@hum.example").status_code == 302
+    assert client.get("/").status_code == 200
+    services.user_deactivate(actor=people["qa"], user=people["operator.mad"], reason="left")
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")

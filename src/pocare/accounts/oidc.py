@@ -276,6 +276,12 @@ class HospitalSignOnBackend(OIDCAuthenticationBackend):
         self.provider: Provider | None = None
         self._algorithms: tuple[str, ...] = ()
 
+    def get_user(self, user_id: Any) -> User | None:
+        """The person of a session this backend opened, while they may still be signed in: the
+        library's answers a deactivated or locked person too; POCare's password backend does not."""
+        user = User.objects.filter(pk=user_id).first()
+        return user if user is not None and user.is_active and user.locked_at is None else None
+
     def get_settings(self, attr: str, *args: Any) -> Any:
         values = {"OIDC_VERIFY_SSL": True, "OIDC_TIMEOUT": settings.POCARE_OIDC_TIMEOUT_SECONDS,
                   "OIDC_PROXY": None, "OIDC_TOKEN_USE_BASIC_AUTH": False, "OIDC_ALLOW_UNSECURED_JWT": False,
