@@ -97,7 +97,9 @@ def _contributions() -> None:
 
 _contributions()
 #: Token-only or anonymous flows tested on their own (tests/accounts).
-SKIP = {"accounts:password_set", "api-schema"}
+SKIP = {"accounts:password_set", "api-schema",
+        # Hospital sign-on: anonymous, per configured provider (tests/accounts/test_hospital_sign_on.py).
+        "accounts:oidc_start", "accounts:oidc_callback"}
 #: Objects that belong to the network rather than a site: people at the Control Site see them all.
 NETWORK_OWNED = {"api-token-revoke"}
 

@@ -156,6 +156,8 @@ AUTHENTICATION_BACKENDS = [
     # First: refuses a throttled username + address before any password is checked (django-axes).
     "pocare.accounts.backends.ThrottleBackend",
     "pocare.accounts.backends.PolicyBackend",
+    # Hospital sign-on: answers only a call that names an OpenID provider (docs/access.md).
+    "pocare.accounts.oidc.HospitalSignOnBackend",
 ]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "web:home"
@@ -213,6 +215,27 @@ POCARE_PASSWORD_MAX_AGE_DAYS = int(os.environ.get("POCARE_PASSWORD_MAX_AGE_DAYS"
 POCARE_IDLE_LOGOUT_SECONDS = int(os.environ.get("POCARE_IDLE_LOGOUT_SECONDS", "900"))
 SESSION_COOKIE_AGE = 12 * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# --- Hospital sign-on (OpenID Connect; docs/access.md "Hospital sign-on") -------------------------
+# The providers come from a JSON file named by POCARE_OIDC_PROVIDERS_FILE (a list of objects: key,
+# name, issuer, client_id, client_secret_env or client_secret_file, sites, and optionally
+# subject_claim, link_by_email, scopes). Secrets stay in the environment or a file, never in the
+# database. Checked by pocare.accounts.oidc.providers() (and `pocare check`). None: password only.
+POCARE_OIDC_PROVIDERS: list[dict[str, Any]] = []
+_oidc_file = os.environ.get("POCARE_OIDC_PROVIDERS_FILE", "")
+if _oidc_file:
+    import json as _json
+
+    try:
+        POCARE_OIDC_PROVIDERS = _json.loads(Path(_oidc_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as _exc:
+        raise ImproperlyConfigured(f"POCARE_OIDC_PROVIDERS_FILE {_oidc_file}: {_exc}") from _exc
+# Clock skew allowed on an ID token's exp/iat (seconds), and how long a provider's discovery
+# document and keys are kept in the cache before they are fetched again.
+POCARE_OIDC_LEEWAY_SECONDS = int(os.environ.get("POCARE_OIDC_LEEWAY_SECONDS", "30"))
+POCARE_OIDC_DISCOVERY_SECONDS = int(os.environ.get("POCARE_OIDC_DISCOVERY_SECONDS", "3600"))
+POCARE_OIDC_TIMEOUT_SECONDS = int(os.environ.get("POCARE_OIDC_TIMEOUT_SECONDS", "10"))
+# --- end hospital sign-on ------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the cookie-less meta tag; see base.html

@@ -8,7 +8,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imports inside ready(): the app registry must be complete before models are imported.
-        from pocare.accounts import events  # noqa: F401  (registers the app's ledger event types)
+        from pocare.accounts import checks, events  # noqa: F401  (registers the event types and the sign-on check)
         from pocare.accounts.services import signing_credentials_check
         from pocare.ledger.questions import CREDENTIALS_CHECK
 

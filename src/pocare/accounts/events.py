@@ -22,3 +22,5 @@ class AccountEvent(models.TextChoices):
     LOGIN_FAILED = "accounts.login_failed", "Login refused"
     TOKEN_ISSUED = "accounts.token_issued", "API token issued"
     TOKEN_REVOKED = "accounts.token_revoked", "API token revoked"
+    IDENTITY_LINKED = "accounts.identity_linked", "Hospital sign-on identity linked to a person"
+    IDENTITY_REVOKED = "accounts.identity_revoked", "Hospital sign-on identity link revoked"

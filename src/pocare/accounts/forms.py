@@ -65,3 +65,19 @@ class UserCreateForm(forms.Form):
                                    help_text="Full name as it will appear with signatures.")
     email = forms.EmailField(help_text="The set-password link goes here.")
     reason = forms.CharField(max_length=1000)
+
+
+class IdentityLinkForm(forms.Form):
+    """Link a person to their account at a hospital's provider (the providers are configured)."""
+
+    provider = forms.ChoiceField(label="Hospital sign-on")
+    subject = forms.CharField(label="Subject at the provider", max_length=255,
+                              help_text="The identifier the provider puts in the ID token (its 'sub' claim, or the "
+                                        "claim configured for it).")
+    reason = forms.CharField(max_length=1000)
+
+    def __init__(self, *args: Any, providers: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["provider"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "Choose a provider…"), *providers.items()]

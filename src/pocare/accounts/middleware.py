@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from pocare.accounts import selectors, services
 from pocare.accounts.models import User
+from pocare.accounts.oidc import SESSION_SIGN_ON
 
 _LAST = "pocare.last_activity"
 _EXEMPT_PREFIXES = ("/static/", "/api/schema/")
@@ -38,6 +39,9 @@ class AccountPolicyMiddleware:
             if (
                 request.path not in {change, reverse("accounts:logout")}
                 and selectors.password_expired(user, max_age_days=settings.POCARE_PASSWORD_MAX_AGE_DAYS)
+                # Signed in through a hospital's provider with no POCare password yet: nothing to
+                # change (the reset link sets it); such a person cannot sign until then.
+                and not (request.session.get(SESSION_SIGN_ON) and not user.has_usable_password())
             ):
                 if request.path.startswith("/api/"):
                     # The session is the browser's: the API refuses it too. A bearer token is not

@@ -121,3 +121,39 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ExternalIdentity(models.Model):
+    """A person's account at a hospital's identity provider: the (issuer, subject) pair its ID
+    tokens carry, linked to one POCare person (docs/access.md "Hospital sign-on").
+
+    The provider proves who signs in; POCare decides what they may do (roles are :class:`Membership`,
+    never claims). A link is made by Control Site QA, or on a first sign-in by a verified e-mail
+    that matches exactly one person where the provider allows it; it is revoked, never deleted.
+    """
+
+    class Via(models.TextChoices):
+        ADMIN = "admin", "Linked by Control Site QA"
+        EMAIL = "email", "Linked at first sign-in by a verified e-mail"
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="external_identities")
+    provider = models.CharField(max_length=50, help_text="The provider's key in POCARE_OIDC_PROVIDERS.")
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    via = models.CharField(max_length=5, choices=Via.choices)
+    linked_at = models.DateTimeField(default=timezone.now)
+    linked_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        db_table = "accounts_externalidentity"
+        ordering = ["provider", "subject"]
+        constraints = [
+            # One live link per identity at a provider: an (issuer, subject) pair is one person.
+            models.UniqueConstraint(fields=["issuer", "subject"], condition=models.Q(revoked_at=None),
+                                    name="accounts_extid_one_live_link"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.provider} → {self.user}"

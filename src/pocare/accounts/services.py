@@ -28,7 +28,7 @@ from django.utils.http import urlsafe_base64_encode
 from pocare.accounts import selectors
 from pocare.accounts.backends import THROTTLED, client_ip
 from pocare.accounts.events import AccountEvent
-from pocare.accounts.models import ApiToken, Membership, PasswordHistory, TokenScope, User
+from pocare.accounts.models import ApiToken, ExternalIdentity, Membership, PasswordHistory, TokenScope, User
 from pocare.accounts.roles import NETWORK_ROLES, Perm, Role
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.services import event_record
@@ -67,6 +67,14 @@ LOGIN_REFUSED = (
 )
 
 
+#: A person who signs in through a hospital's provider signs with their POCare password
+#: (docs/access.md "Signatures after hospital sign-on"); until they set one, this is the answer.
+SIGNING_UNSET = (
+    "You have no POCare signing password yet. Set it with the link Control Site QA e-mails you "
+    "(ask for a password reset); your hospital sign-in alone cannot sign."
+)
+
+
 def credentials_check(*, user: User, password: str | None, context: str = "signing") -> None:
     """Check the password of a person who is already signed in, for a signature (P11-200).
 
@@ -81,6 +89,14 @@ def credentials_check(*, user: User, password: str | None, context: str = "signi
     if user.is_locked:
         _failure_record(user=user, context=context, detail="account locked")
         raise AccessRefused(_locked_message(), field="username")
+    if password is not None and not is_password_usable(user.password):
+        # Signed in through a hospital's provider but never set a POCare password: the signature's
+        # second component is missing, not wrong, so this is recorded and not counted toward the lock.
+        with transaction.atomic():
+            event_record(actor=None, system=f"{context}:{user.username}"[:150],
+                         event_type=LedgerEvent.SIGNING_FAILED if context == "signing" else AccountEvent.LOGIN_FAILED,
+                         obj=user, new={"detail": "no signing password set"})
+        raise AccessRefused(SIGNING_UNSET, field="password")
     if password is None or not user.check_password(password):
         locked = _failure_record(user=user, context=context, detail="wrong password")
         if locked:
@@ -232,6 +248,92 @@ def session_logout(*, request: HttpRequest, idle: bool = False) -> None:
                 reason=f"no activity for {settings.POCARE_IDLE_LOGOUT_SECONDS} s" if idle else "",
             )
         logout(request)
+
+
+# --- hospital sign-on (OpenID Connect; the protocol is accounts.oidc) ----------------------------
+
+
+def oidc_login(*, request: HttpRequest, user: User, provider_key: str, issuer: str, subject: str,
+               session_key: str) -> None:
+    """Open the session of a person a hospital's provider signed in (``accounts.oidc.callback``)."""
+    with transaction.atomic():
+        login(request, user)
+        request.session["pocare.last_activity"] = timezone.now().timestamp()
+        request.session[session_key] = {"provider": provider_key, "issuer": issuer, "subject": subject}
+        event_record(
+            actor=user,
+            event_type=AccountEvent.LOGGED_IN,
+            obj=user,
+            new={"session": "web", "via": "oidc", "provider": provider_key, "issuer": issuer, "subject": subject,
+                 "ip_address": client_ip(request)},
+        )
+
+
+def oidc_failure_record(*, request: HttpRequest, provider_key: str, detail: str, user: User | None = None,
+                        subject: str = "") -> None:
+    """The ledger's record of a refused sign-in through a provider, with its real reason."""
+    new = {"via": "oidc", "provider": provider_key, "subject": subject[:255], "detail": detail[:300],
+           "ip_address": client_ip(request)}
+    with transaction.atomic():
+        if user is None:
+            event_record(actor=None, system=f"oidc:{provider_key}", event_type=AccountEvent.LOGIN_FAILED,
+                         object_type="accounts.User", object_repr=(subject or provider_key)[:200], new=new)
+        else:
+            event_record(actor=None, system=f"oidc:{provider_key}:{user.username}"[:150],
+                         event_type=AccountEvent.LOGIN_FAILED, obj=user, new=new)
+
+
+def identity_link(*, actor: User | None, user: User, provider_key: str, issuer: str, subject: str,
+                  reason: str) -> ExternalIdentity:
+    """Link a person to their account at a hospital's provider (Control Site QA, or the server
+    administrator's ``pocare account link``). The link grants nothing: roles stay memberships."""
+    if actor is not None:
+        require_perm(actor, Perm.ACCOUNTS_MANAGE)
+    _require_reason(reason)
+    subject = subject.strip()
+    if not subject or len(subject) > 255:
+        raise ValidationError({"subject": "Give the person's subject at the provider (1 to 255 characters)."})
+    if not user.is_active:
+        raise ValidationError({"user": "A deactivated person cannot be linked."})
+    with transaction.atomic():
+        taken = ExternalIdentity.objects.select_for_update().filter(issuer=issuer, subject=subject,
+                                                                    revoked_at=None).first()
+        if taken is not None:
+            raise ValidationError({"subject": f"This subject at {provider_key} is already linked to "
+                                              f"{taken.user.printed_name}; revoke that link first."})
+        identity = ExternalIdentity.objects.create(user=user, provider=provider_key, issuer=issuer, subject=subject,
+                                                   via=ExternalIdentity.Via.ADMIN, linked_by=actor)
+        event_record(actor=actor, system="cli:account-link", event_type=AccountEvent.IDENTITY_LINKED, obj=identity,
+                     reason=reason, new={"user": user.username, "provider": provider_key, "issuer": issuer,
+                                         "subject": subject, "via": identity.via})
+    return identity
+
+
+def identity_link_by_email(*, user: User, provider_key: str, issuer: str, subject: str, email: str) -> ExternalIdentity:
+    """Link on a first sign-in: the provider vouched for the e-mail of exactly one active person and
+    the provider is configured to allow it (``link_by_email``); recorded as the system's act."""
+    with transaction.atomic():
+        identity = ExternalIdentity.objects.create(user=user, provider=provider_key, issuer=issuer, subject=subject,
+                                                   via=ExternalIdentity.Via.EMAIL)
+        event_record(actor=None, system=f"oidc:{provider_key}", event_type=AccountEvent.IDENTITY_LINKED,
+                     obj=identity, reason="first sign-in with an e-mail the provider verified",
+                     new={"user": user.username, "provider": provider_key, "issuer": issuer, "subject": subject,
+                          "via": identity.via, "email": email[:254]})
+    return identity
+
+
+def identity_revoke(*, actor: User, identity: ExternalIdentity, reason: str) -> None:
+    """End a link: that provider account no longer signs in as the person."""
+    require_perm(actor, Perm.ACCOUNTS_MANAGE)
+    _require_reason(reason)
+    if identity.revoked_at is not None:
+        raise ValidationError({"identity": "This link was already revoked."})
+    with transaction.atomic():
+        identity.revoked_at, identity.revoked_by = timezone.now(), actor
+        identity.save(update_fields=["revoked_at", "revoked_by"])
+        event_record(actor=actor, event_type=AccountEvent.IDENTITY_REVOKED, obj=identity, reason=reason,
+                     new={"revoked_at": identity.revoked_at, "subject": identity.subject,
+                          "provider": identity.provider})
 
 
 # --- people -------------------------------------------------------------------------------------

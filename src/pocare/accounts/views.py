@@ -15,11 +15,12 @@ from django.utils.encoding import force_str
 from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_decode
 from django.views.decorators.http import require_http_methods, require_POST
 
-from pocare.accounts import selectors, services
+from pocare.accounts import oidc, selectors, services
 from pocare.accounts.decorators import public, requires, signed_in
 from pocare.accounts.filters import PERSON_COLUMNS, TOKEN_COLUMNS, PersonFilter, TokenFilter
 from pocare.accounts.forms import (
     GrantForm,
+    IdentityLinkForm,
     LoginForm,
     PasswordChangeForm,
     PasswordSetForm,
@@ -47,8 +48,57 @@ def login_view(request: HttpRequest) -> HttpResponse:
             if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
                 return redirect(next_url)
             return redirect("web:home")
-    return render(request, "accounts/login.html", {"form": form, "next": next_url},
-                  status=400 if form.errors else 200)
+    providers = _providers()
+    response = render(request, "accounts/login.html", {"form": form, "next": next_url, "providers": providers},
+                      status=400 if form.errors else 200)
+    if providers:
+        # "Sign in with …" posts here and is redirected to the provider: browsers hold that redirect
+        # to the page's form-action, so the providers' origins join 'self' on this page only.
+        response._csp_update = {"form-action": oidc.form_action_origins(providers)}  # type: ignore[attr-defined]
+    return response
+
+
+def _providers() -> list[oidc.Provider]:
+    return list(oidc.providers().values())
+
+
+def _provider_or_404(key: str) -> oidc.Provider:
+    provider = oidc.providers().get(key)
+    if provider is None:
+        raise Http404("No such sign-on provider.")
+    return provider
+
+
+@public
+@require_POST
+def oidc_start(request: HttpRequest, key: str) -> HttpResponse:
+    """"Sign in with <hospital>": to the provider, with state, nonce and PKCE kept in the session."""
+    provider = _provider_or_404(key)
+    try:
+        return redirect(oidc.authorization_url(request, provider, request.POST.get("next", "")))
+    except oidc.SignOnRefused as exc:
+        return render(request, "accounts/sign_on_refused.html", {"provider": provider, "message": str(exc)},
+                      status=exc.status)
+
+
+@public
+@require_http_methods(["GET"])
+def oidc_callback(request: HttpRequest, key: str) -> HttpResponse:
+    """The provider's answer (the redirect URI registered there). A bare visit records nothing."""
+    provider = _provider_or_404(key)
+    if not ({"code", "state", "error"} & set(request.GET)):
+        return render(request, "accounts/sign_on_refused.html", {
+            "provider": provider,
+            "message": "This address receives the answer of your hospital's sign-in: start from the login page.",
+        }, status=400)
+    try:
+        _user, next_url = oidc.callback(request, provider)
+    except oidc.SignOnRefused as exc:
+        return render(request, "accounts/sign_on_refused.html", {"provider": provider, "message": str(exc)},
+                      status=exc.status)
+    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect("web:home")
 
 
 @public
@@ -129,6 +179,9 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
     assert isinstance(actor, User)
     reason_form = ReasonForm(request.POST or None)
     grant_form = GrantForm(request.POST or None) if request.POST.get("action") == "grant" else GrantForm()
+    configured = oidc.providers()
+    link_form = IdentityLinkForm(request.POST if request.POST.get("action") == "link" else None,
+                                 providers={p.key: p.name for p in configured.values()})
     if request.method == "POST":
         action = request.POST.get("action", "")
         try:
@@ -136,6 +189,14 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
                 if grant_form.is_valid():
                     services.membership_grant(actor=actor, user=person, **grant_form.cleaned_data)
                     messages.success(request, "Role granted.")
+                    return redirect("accounts:person", pk=pk)
+            elif action == "link":
+                if link_form.is_valid():
+                    provider = configured[link_form.cleaned_data["provider"]]
+                    services.identity_link(actor=actor, user=person, provider_key=provider.key,
+                                           issuer=provider.issuer, subject=link_form.cleaned_data["subject"],
+                                           reason=link_form.cleaned_data["reason"])
+                    messages.success(request, f"Linked to {provider.name}; the link grants no role.")
                     return redirect("accounts:person", pk=pk)
             elif reason_form.is_valid():
                 reason = reason_form.cleaned_data["reason"]
@@ -149,22 +210,29 @@ def person(request: HttpRequest, pk: int) -> HttpResponse:
                     membership = get_object_or_404(selectors.memberships_visible(actor).filter(user=person),
                                                    pk=request.POST.get("membership", "0"))
                     services.membership_revoke(actor=actor, membership=membership, reason=reason)
+                elif action == "unlink":
+                    identity = get_object_or_404(person.external_identities.all(),
+                                                 pk=request.POST.get("identity", "0"))
+                    services.identity_revoke(actor=actor, identity=identity, reason=reason)
                 else:
                     raise Http404("Unknown action")
                 messages.success(request, "Done; the change is in the audit trail.")
                 return redirect("accounts:person", pk=pk)
         except ValidationError as exc:
-            apply_validation_error(grant_form if action == "grant" else reason_form, exc)
+            apply_validation_error({"grant": grant_form, "link": link_form}.get(action, reason_form), exc)
     context = {
         "person": person,
         "memberships": selectors.memberships_visible(actor).filter(user=person)
         .select_related("granted_by", "revoked_by").order_by("-granted_at"),
-        "reason_form": reason_form if request.POST.get("action") != "grant" else ReasonForm(),
+        "reason_form": reason_form if request.POST.get("action") not in {"grant", "link"} else ReasonForm(),
         "grant_form": grant_form,
+        "link_form": link_form,
+        "providers": configured,
+        "identities": person.external_identities.select_related("linked_by", "revoked_by"),
         "can_manage": selectors.has_perm(actor, Perm.ACCOUNTS_MANAGE) and not selectors.is_read_only(actor),
         "pauses": selectors.sign_in_pauses(person),
     }
-    errors = bool(reason_form.errors or grant_form.errors) and request.method == "POST"
+    errors = bool(reason_form.errors or grant_form.errors or link_form.errors) and request.method == "POST"
     return render(request, "accounts/person.html", context, status=400 if errors else 200)
 
 
