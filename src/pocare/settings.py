@@ -20,6 +20,9 @@ environment variable (twelve-factor style), so one settings module serves both:
                             key's own ``.pub``; name the old ones here after a rotation).
 - ``POCARE_DIGEST_DIR``     the directory digest store (default ``var/digests``); production plugs object
                             storage with a retention lock into ``STORAGES["digests"]`` instead.
+- ``POCARE_CACHE_URL``, ``POCARE_STORAGE``, ``POCARE_FILES_DIR``, ``POCARE_S3_*``, ``POCARE_MONITOR_TOKEN``,
+  ``POCARE_MONITOR_ADDRESSES``, ``POCARE_ANCHOR_MAX_AGE_MINUTES``, ``POCARE_LOG_FORMAT``: several servers,
+                            monitoring and logs (the block near the end; docs/operations.md).
 """
 
 from __future__ import annotations
