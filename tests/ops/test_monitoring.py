@@ -205,7 +205,7 @@ def log_lines(settings):  # type: ignore[no-untyped-def]
 
 
 def test_each_request_is_one_json_line_with_its_id_person_scope_route_status_and_time(client, login, log_lines):
-    """The line carries the X-Request-ID the response carries (and the ledger events it wrote), the
+    """DI-ALCOA: the line carries the X-Request-ID the response carries (and the ledger events it wrote), the
     username (never the printed name), the site scope, the route name; never the path or the query."""
     login("qa")
     session = client.session

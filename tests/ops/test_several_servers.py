@@ -57,7 +57,7 @@ def _metrics(browser: Browser, server) -> dict[str, dict[tuple[tuple[str, str], 
 
 
 def test_two_servers_on_one_database_drive_one_batch_with_one_session(installation):
-    """P11-10d P11-200: a session made on server A works on server B (sessions live in the database);
+    """P11-200 DI-ALCOA: a session made on server A works on server B (sessions live in the database);
     a step recorded on A is verified on B by a second person and seen on A; the operator's next step is
     offered on B with the password alone, the continuous session begun on A; the digests verify; each
     server is healthy, counts its own requests, and reports the same ledger figures."""
