@@ -368,7 +368,12 @@ def _networks(value: str) -> list[Any]:
 
 POCARE_MONITOR_NETWORKS = _networks(os.environ.get("POCARE_MONITOR_ADDRESSES", ""))
 # The health check fails when the latest signed digest is older than this (anchoring runs hourly).
-POCARE_ANCHOR_MAX_AGE_MINUTES = int(os.environ.get("POCARE_ANCHOR_MAX_AGE_MINUTES", "150"))
+try:
+    POCARE_ANCHOR_MAX_AGE_MINUTES = int(os.environ.get("POCARE_ANCHOR_MAX_AGE_MINUTES", "150"))
+except ValueError:
+    POCARE_ANCHOR_MAX_AGE_MINUTES = 0
+if POCARE_ANCHOR_MAX_AGE_MINUTES < 1:
+    raise ImproperlyConfigured("POCARE_ANCHOR_MAX_AGE_MINUTES must be a whole number of minutes, 1 or more")
 
 # Logs: JSON lines on standard error (`text` for people at a terminal), each with the request's id,
 # person and site scope; one line per request on `pocare.requests` (route, method, status, duration).

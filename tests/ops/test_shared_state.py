@@ -145,6 +145,7 @@ def test_a_file_saved_by_one_process_is_opened_by_another_from_object_storage(s3
     ({"POCARE_MONITOR_TOKEN": "short"}, "POCARE_MONITOR_TOKEN", None),
     ({"POCARE_MONITOR_ADDRESSES": "10.0.5.0/24, intranet"}, "POCARE_MONITOR_ADDRESSES", None),
     ({"POCARE_LOG_FORMAT": "xml"}, "POCARE_LOG_FORMAT", None),
+    ({"POCARE_ANCHOR_MAX_AGE_MINUTES": "two hours"}, "POCARE_ANCHOR_MAX_AGE_MINUTES", None),
 ])
 def test_settings_refuse_what_they_cannot_use_naming_the_variable(tmp_path, env, named, secret):
     done = subprocess.run([sys.executable, "-c", "import pocare.settings"], capture_output=True, text=True, timeout=60,
