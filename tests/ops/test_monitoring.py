@@ -224,3 +224,7 @@ def test_each_request_is_one_json_line_with_its_id_person_scope_route_status_and
     django_line = next(e for e in log_lines() if e["logger"] == "django.request" and e["status_code"] == 403)
     assert django_line["request_id"] == denied["X-Request-ID"] and django_line["user"] == "qa"
     assert "request" not in django_line  # Django's request object prints the full path and query
+    missing = client.get("/password/set/MTIz/not-a-real-token-but-a-secret-one/")
+    assert missing.status_code in (400, 404)
+    logged = json.dumps([e for e in log_lines() if e["request_id"] == missing["X-Request-ID"]])
+    assert "secret-one" not in logged and "accounts:password_set" in logged  # the route, not the token

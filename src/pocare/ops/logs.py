@@ -51,8 +51,16 @@ def request_fields(request: HttpRequest, *, resolve: bool = True) -> dict[str, s
     }
 
 
+def route_name(request: HttpRequest) -> str:
+    """The URL pattern's name (``manufacturing:batch``), never the path; "unmatched" for a path
+    no pattern knows (a 404 before any view)."""
+    match = getattr(request, "resolver_match", None)
+    return (match.view_name or "unnamed") if match is not None else "unmatched"
+
+
 class RequestContextFilter(logging.Filter):
-    """Adds ``request_id``, ``user`` and ``scope`` to each record (empty outside a request)."""
+    """Adds ``request_id``, ``user`` and ``scope`` to each record (empty outside a request), and
+    puts the route name where Django's own request log would write the path ("Not Found: /…")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request = current_request.get()
@@ -63,6 +71,9 @@ class RequestContextFilter(logging.Filter):
         for key, value in fields.items():
             if not getattr(record, key, ""):
                 setattr(record, key, value)
+        if request is not None and isinstance(record.args, tuple) and request.path in record.args:
+            route = route_name(request)
+            record.args = tuple(route if arg == request.path else arg for arg in record.args)
         return True
 
 

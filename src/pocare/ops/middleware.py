@@ -8,17 +8,10 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from pocare.ops.logs import current_request, request_fields
+from pocare.ops.logs import current_request, request_fields, route_name
 from pocare.ops.metrics import request_observe
 
 logger = logging.getLogger("pocare.requests")
-
-
-def route_name(request: HttpRequest) -> str:
-    """The URL pattern's name (``manufacturing:batch``), never the path; "unmatched" for a path
-    no pattern knows (a 404 before any view)."""
-    match = getattr(request, "resolver_match", None)
-    return (match.view_name or "unnamed") if match is not None else "unmatched"
 
 
 class RequestLogMiddleware:
