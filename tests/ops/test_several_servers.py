@@ -11,6 +11,7 @@ A job worker joins through the same fixture once the job queue is installed:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from pocare.ledger import anchoring
 from pocare.ledger.models import Event
 from pocare.manufacturing.models import StepExecution
 from tests.manufacturing import helpers as h
-from tests.ops.processes import MONITOR_TOKEN, Browser, Installation
+from tests.ops.processes import MONITOR_TOKEN, Browser, Installation, free_port
 
 SERVER_PASSWORD = "two servers share one database 2026"
 
@@ -122,3 +123,19 @@ def test_two_servers_on_one_database_drive_one_batch_with_one_session(installati
     record_b = metrics_b["pocare_http_request_duration_seconds_count"]
     key = (("method", "POST"), ("route", "api-step-record"), ("status", "2xx"))
     assert record_a[key] == 1 and record_b[key] == 1  # each server counts its own requests
+
+
+def test_a_server_whose_database_is_gone_answers_503_naming_the_database_and_nothing_more(tmp_path):
+    """The probe still answers when the database does not (no page needs it to say so): 503, the
+    failing checks named for the monitor, the driver's message (host, user) nowhere."""
+    inst = Installation(tmp_path)
+    try:
+        server = inst.serve("server", DATABASE_URL=f"postgres://pocare_nobody@127.0.0.1:{free_port()}/gone")
+        anonymous = Browser().get(f"{server.url}/health/")
+        assert anonymous.status == 503 and anonymous.json() == {"status": "failing"}
+        detail = Browser().get(f"{server.url}/health/", headers={"Authorization": f"Bearer {MONITOR_TOKEN}"}).json()
+        assert detail["checks"]["database"] == {"ok": False, "summary": "the check failed: OperationalError",
+                                                "figures": {}}
+        assert "pocare_nobody" not in json.dumps(detail) and "127.0.0.1" not in json.dumps(detail)
+    finally:
+        inst.stop_all()
