@@ -20,11 +20,15 @@ environment variable (twelve-factor style), so one settings module serves both:
                             key's own ``.pub``; name the old ones here after a rotation).
 - ``POCARE_DIGEST_DIR``     the directory digest store (default ``var/digests``); production plugs object
                             storage with a retention lock into ``STORAGES["digests"]`` instead.
+- ``POCARE_CACHE_URL``, ``POCARE_STORAGE``, ``POCARE_FILES_DIR``, ``POCARE_S3_*``, ``POCARE_MONITOR_TOKEN``,
+  ``POCARE_MONITOR_ADDRESSES``, ``POCARE_ANCHOR_MAX_AGE_MINUTES``, ``POCARE_LOG_FORMAT``: several servers,
+                            monitoring and logs (the block near the end; docs/operations.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -92,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "pocare.ledger.middleware.RequestIdMiddleware",
+    "pocare.ops.middleware.RequestLogMiddleware",  # times the request, logs it (docs/operations.md)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -324,12 +329,97 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Several servers, monitoring, logs (docs/operations.md) -------------------------------------------
+# Nothing that one server holds in its memory or on its disk may matter to another: sessions live in
+# the database (said here, though it is Django's default, because the servers rely on it), the cache
+# is shared (the database's, or Redis), files go through STORAGES["default"] (a directory, shared
+# between the servers on a network file system, or S3-compatible object storage).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+POCARE_CACHE_URL = os.environ.get("POCARE_CACHE_URL", "").strip()
+if not POCARE_CACHE_URL:
+    # Shared by every process on every machine that reaches the database; `pocare migrate` makes its table.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "pocare_cache"}}
+elif POCARE_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": POCARE_CACHE_URL,
+                          "KEY_PREFIX": "pocare"}}
+else:  # the URL is not echoed: it may hold a password
+    raise ImproperlyConfigured("POCARE_CACHE_URL must start with redis://, rediss:// or unix:// "
+                               "(or be unset for the database cache)")
+
+POCARE_STORAGE = os.environ.get("POCARE_STORAGE", "directory").strip()
+if POCARE_STORAGE == "directory":
+    STORAGES["default"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                           "OPTIONS": {"location": os.environ.get("POCARE_FILES_DIR") or str(VAR_DIR / "files"),
+                                       "file_permissions_mode": 0o640, "directory_permissions_mode": 0o750}}
+elif POCARE_STORAGE == "s3":
+    if not os.environ.get("POCARE_S3_BUCKET"):
+        raise ImproperlyConfigured("POCARE_STORAGE=s3 needs POCARE_S3_BUCKET (docs/operations.md)")
+    # django-storages with boto3; the credentials come from boto3's own chain (AWS_ACCESS_KEY_ID and
+    # AWS_SECRET_ACCESS_KEY, a profile, an instance role), never from POCare's settings.
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": os.environ["POCARE_S3_BUCKET"],
+        "endpoint_url": os.environ.get("POCARE_S3_ENDPOINT_URL") or None,  # MinIO, Ceph, a hospital's own
+        "region_name": os.environ.get("POCARE_S3_REGION") or None,
+        "location": os.environ.get("POCARE_S3_PREFIX", "files"),
+        "file_overwrite": False,  # a second file of one name gets a new name, as on a directory
+        "default_acl": None,  # the bucket's policy decides: private
+        "querystring_auth": True,
+        "addressing_style": os.environ.get("POCARE_S3_ADDRESSING_STYLE") or None,
+    }}
+else:
+    raise ImproperlyConfigured("POCARE_STORAGE must be 'directory' (default) or 's3'")
+
+# /health/ gives anyone its status alone; the checks' detail and /metrics need the token (Bearer) or
+# a call from one of the addresses (comma-separated addresses or networks, e.g. 10.0.5.0/24).
+POCARE_MONITOR_TOKEN = os.environ.get("POCARE_MONITOR_TOKEN", "").strip()
+if POCARE_MONITOR_TOKEN and len(POCARE_MONITOR_TOKEN) < 32:
+    raise ImproperlyConfigured("POCARE_MONITOR_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+
+
+def _networks(value: str) -> list[Any]:
+    networks = []
+    for item in (v.strip() for v in value.split(",")):
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ImproperlyConfigured(f"POCARE_MONITOR_ADDRESSES: {item[:60]!r} is not an address or "
+                                           "network (e.g. 10.0.5.7 or 10.0.5.0/24)") from None
+    return networks
+
+
+POCARE_MONITOR_NETWORKS = _networks(os.environ.get("POCARE_MONITOR_ADDRESSES", ""))
+# The health check fails when the latest signed digest is older than this (anchoring runs hourly).
+try:
+    POCARE_ANCHOR_MAX_AGE_MINUTES = int(os.environ.get("POCARE_ANCHOR_MAX_AGE_MINUTES", "150"))
+except ValueError:
+    POCARE_ANCHOR_MAX_AGE_MINUTES = 0
+if POCARE_ANCHOR_MAX_AGE_MINUTES < 1:
+    raise ImproperlyConfigured("POCARE_ANCHOR_MAX_AGE_MINUTES must be a whole number of minutes, 1 or more")
+
+# Logs: JSON lines on standard error (`text` for people at a terminal), each with the request's id,
+# person and site scope; one line per request on `pocare.requests` (route, method, status, duration).
+POCARE_LOG_FORMAT = os.environ.get("POCARE_LOG_FORMAT", "json")
+if POCARE_LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured("POCARE_LOG_FORMAT must be 'json' or 'text'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request": {"()": "pocare.ops.logs.RequestContextFilter"}},
+    "formatters": {
+        "json": {"()": "pocare.ops.logs.JsonLineFormatter",
+                 "fmt": "%(levelname)s %(name)s %(message)s", "timestamp": "time",  # UTC, ISO 8601
+                 "rename_fields": {"levelname": "level", "name": "logger"}},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s [%(request_id)s %(user)s]"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": POCARE_LOG_FORMAT,
+                             "filters": ["request"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("POCARE_LOG_LEVEL", "WARNING")},
+    "loggers": {"pocare.requests": {"handlers": ["console"], "propagate": False,
+                                    "level": os.environ.get("POCARE_REQUEST_LOG_LEVEL", "INFO")}},
 }
+# --- end of several servers, monitoring, logs -----------------------------------------------------------
 
 # The TLS-terminating proxy in front of `pocare serve` (an address, e.g. 127.0.0.1). Only its
 # X-Forwarded-Proto and X-Forwarded-For are believed: waitress strips them from anyone else, and

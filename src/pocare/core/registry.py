@@ -67,6 +67,11 @@ class Question(Generic[A]):
         """The registered answerers as ``module.function``, in the order they are asked."""
         return [f"{f.__module__}.{f.__qualname__}" for f in self._answerers]
 
+    def each(self) -> list[tuple[str, Callable[..., A]]]:
+        """Each answerer with its name, for an asker that must call them one by one (to keep one
+        failing answer from hiding the others, or to ask only some)."""
+        return list(zip(self.answerers, self._answerers, strict=True))
+
     def ask(self, *args: Any, **kwargs: Any) -> list[A]:
         """Every answer, in registration order."""
         if self.required and not self._answerers:

@@ -170,6 +170,19 @@ class DigestStore:
         with self.storage.open(name, "rb") as f:
             return bytes(f.read())
 
+    def latest_name(self) -> str | None:
+        """The latest digest's name, listing the latest day that holds one (not the whole store:
+        the health check asks at every probe)."""
+        try:
+            days, _ = self.storage.listdir("")
+        except FileNotFoundError:
+            return None
+        for day in sorted(days, reverse=True):
+            names = sorted(n for n in self.storage.listdir(day)[1] if n.endswith(".json"))
+            if names:
+                return f"{day}/{names[-1]}"
+        return None
+
 
 # --- making a digest ------------------------------------------------------------------------------
 
@@ -320,6 +333,20 @@ def _open(data: bytes, keys: dict[str, Ed25519PublicKey]) -> tuple[dict[str, Any
     except InvalidSignature:
         return None, "the signature does not verify: the digest was altered or forged after signing"
     return digest, ""
+
+
+def latest_digest(store: DigestStore | None = None, keys: dict[str, Ed25519PublicKey] | None = None,
+                  ) -> tuple[str | None, dt.datetime | None, str]:
+    """The latest stored digest: its name, when it was signed, and "" when its signature verifies
+    against a trusted key (else why not). ``(None, None, why)`` when the store holds none."""
+    store = store or DigestStore()
+    name = store.latest_name()
+    if name is None:
+        return None, None, "no signed digest in the store yet"
+    digest, why = _open(store.read(name), trusted_keys() if keys is None else keys)
+    if digest is None:
+        return name, None, why
+    return name, dt.datetime.fromisoformat(str(digest["created_at"]).replace("Z", "+00:00")), ""
 
 
 def _collect_points(name: str, digest: dict[str, Any], points: dict[str, dict[int, tuple[str, str]]],
