@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from django.db import connection
 from django.urls import reverse
 
 from pocare.accounts.models import User
-from pocare.ledger import anchoring
+from pocare.ledger import anchoring, triggers
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.models import ChainHead, Event
 from pocare.network.models import Site
@@ -29,7 +28,7 @@ from pocare.ops.databases import Database
 from tests.conftest import drop_triggers
 from tests.ledger.helpers import raw, write_events
 from tests.ledger.test_anchors import _rehash_from, _verify_digests_fails
-from tests.ops.test_backup import _backup, _restore, target  # noqa: F401  (target: a fixture)
+from tests.ops.test_backup import _backup, _exists, _restore, target  # noqa: F401  (target: a fixture)
 
 
 @pytest.fixture
@@ -167,9 +166,7 @@ def test_a_tail_deleted_after_the_acknowledgement_is_still_found(tx_db, digests,
     raw("UPDATE ledger_chainhead SET seq = %s, hash = %s WHERE chain = 'MAD'", [before_cut.seq, before_cut.hash])
     _verify_digests_fails(f"MAD#{cut}", "were deleted and the head moved back")
 
-    from tests.ledger.helpers import write_events as more  # a forged acknowledgement event, no digest
-
-    forged = more(operator, None, 1)[0]
+    forged = write_events(operator, None, 1)[0]  # made into an acknowledgement by hand, no digest carries it
     raw("UPDATE ledger_event SET event_type = %s WHERE id = %s",
         [LedgerEvent.RESTORE_LOSS_ACKNOWLEDGED.value, forged.pk])
     problems = anchoring.verify_digests().problems
@@ -185,8 +182,6 @@ def test_restore_refuses_an_archive_whose_history_contradicts_the_digests(tx_db,
     _backup(archive)
     drop_triggers()  # the live chain rewritten and re-hashed, then anchored: the archive now differs
     _rehash_from("MAD", events[1].seq, "rewritten")
-    from pocare.ledger import triggers
-
     triggers.install(connection)
     call_command("audit", "triggers", "--install", "--acknowledge", "--reason", "test", stdout=io.StringIO())
     call_command("audit", "anchor", stdout=io.StringIO())
@@ -194,4 +189,4 @@ def test_restore_refuses_an_archive_whose_history_contradicts_the_digests(tx_db,
     with pytest.raises(CommandError, match=r"restore refused \(archive\): The history in .* is not the anchored one: "
                                            rf".*MAD#{_head('MAD')}"):
         _restore(archive, target)
-    assert not os.path.exists(target.name) if target.vendor == "sqlite" else True
+    assert not _exists(target)
