@@ -139,7 +139,7 @@ class Command(BaseCommand):
             try:
                 digest_report = anchoring.verify_digests()
             except (anchoring.AnchorError, OSError) as exc:  # no key, an unreadable store: a finding, said
-                digest_error = f"the digests cannot be checked: {exc}"
+                digest_error = str(exc)
         elapsed = time.perf_counter() - started
         if not quiet:
             sys.stderr.write("\r" + " " * 60 + "\r")
@@ -181,7 +181,7 @@ class Command(BaseCommand):
             if digest_report is not None:
                 self._digest_lines(digest_report)
             if digest_error:
-                self.stdout.write(f"  DIGESTS: {digest_error}")
+                self.stdout.write(f"  DIGESTS cannot be checked: {digest_error}")
             rate = report.events / elapsed if elapsed else 0
             self.stdout.write(
                 f"{report.events:,} events checked in {len(report.chains)} chains and "
@@ -198,7 +198,7 @@ class Command(BaseCommand):
                 f"digest {first_problem.digest}: {first_problem.line()}" if first_problem else
                 "no signed digest in the store to verify against (run `pocare audit anchor`)"), returncode=1)
         if digest_error:
-            raise CommandError(f"audit trail NOT intact: {digest_error}", returncode=1)
+            raise CommandError(f"audit trail NOT intact: the digests cannot be checked: {digest_error}", returncode=1)
         if not as_json:
             self.stdout.write(self.style.SUCCESS("Audit trail intact."))
 
