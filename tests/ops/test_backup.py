@@ -126,6 +126,8 @@ def test_a_backup_taken_while_the_trail_is_written_restores_to_its_manifest_and_
 
     assert "Restore proved." in printed
     assert f"audit trail intact: {events:,} events" in printed
+    # No anchor key here (tests/ops/conftest.py): said, and not a refusal.
+    assert "WARNING the archive was not compared with the trail's signed digests: No trusted anchor public key" in printed
     for table, count in manifest.state.tables.items():
         assert _rows(target, f'SELECT count(*) FROM "{table}"') == [(count,)], table
     restored = _rows(target, "SELECT chain, seq, hash FROM ledger_event")

@@ -41,9 +41,20 @@ from pocare.ledger.canonical import canonical_json, format_timestamp, normalize_
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.models import ChainHead, Event, lane_number, site_chain
 from pocare.ledger.services import event_record
+from pocare.ledger.verify import verify_all
 
 FORMAT = "pocare-anchor/1"
 STORE_ALIAS = "digests"
+
+# What a digest finding is (DigestProblem.kind): a restore reads them to tell anchored history the
+# archive does not reach (LOST) from an archive whose history is not the anchored one (EDITED, MISSING).
+LOST = "lost"  # the anchored positions lie beyond the chain's end: a deleted tail, or a restore
+EDITED = "edited"  # the position holds an event with another hash
+MISSING = "missing"  # the position's event is gone though later ones exist
+REWRITTEN = "rewritten"  # two digests anchored one position with two hashes
+DIGEST = "digest"  # a digest file is unreadable, forged, altered or deleted
+TRIGGERS = "triggers"  # the append-only triggers changed with no install recorded
+ACKNOWLEDGEMENT = "acknowledgement"  # a restore's acknowledgement that does not hold
 
 
 class AnchorError(Exception):
@@ -234,10 +245,14 @@ class Anchored:
 
 
 def anchor(*, store: DigestStore | None = None, key_path: Path | None = None,
-           now: dt.datetime | None = None) -> Anchored:
+           now: dt.datetime | None = None, acknowledges: dict[str, Any] | None = None) -> Anchored:
     """Sign the heads of every chain and lane and the triggers' fingerprint, and append the
     signed digest to the store. Refused (nothing written) when the latest stored digest is no
-    longer a prefix of the chains: a new digest must never vouch for a rewritten history."""
+    longer a prefix of the chains: a new digest must never vouch for a rewritten history.
+
+    ``acknowledges`` (only from :func:`restore_loss_acknowledge`): the acknowledgement event and
+    the anchored stretches a restore lost; the digest carries it, and those stretches alone are
+    not held against the chains."""
     store = store or DigestStore()
     key = private_key(key_path or settings.POCARE_ANCHOR_KEY)
     names = store.names()
@@ -249,7 +264,10 @@ def anchor(*, store: DigestStore | None = None, key_path: Path | None = None,
         if last is not None:
             points: dict[str, dict[int, tuple[str, str]]] = {}
             _collect_points(names[-1], last, points, [])
-            problems = _points_against_database(points)
+            for loss in (acknowledges or {}).get("lost", []):
+                for seq in [s for s in points.get(loss["chain"], {}) if loss["from"] <= s <= loss["to"]]:
+                    del points[loss["chain"]][seq]
+            problems = _points_against_database({c: p for c, p in points.items() if p})
             if problems:
                 raise AnchorError("Not anchored: " + "; ".join(p.line() for p in problems))
     heads = current_heads()  # one query: one snapshot of every head
@@ -263,6 +281,8 @@ def anchor(*, store: DigestStore | None = None, key_path: Path | None = None,
         "triggers_sha256": fingerprint.sha256,
         "previous": previous,
     }
+    if acknowledges:
+        digest["acknowledges"] = acknowledges
     public = key.public_key()
     fingerprint_of_key = key_fingerprint(public)
     envelope = {
@@ -286,6 +306,13 @@ class DigestProblem:
     problem: str
     chain: str = ""
     seq: int | None = None
+    kind: str = DIGEST
+    # With kind LOST: the anchored events #lost_from–#seq are not in the database; ``hash`` is the one
+    # signed at #seq, ``anchored_at`` when, and ``digests`` every digest that anchored a position among them.
+    lost_from: int | None = None
+    hash: str = ""
+    anchored_at: str = ""
+    digests: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         where = f"{self.chain}#{self.seq}: " if self.chain and self.seq is not None else (
@@ -300,6 +327,8 @@ class DigestReport:
     problems: list[DigestProblem] = field(default_factory=list)
     latest: str = ""  # the latest digest's time
     unanchored: dict[str, int] = field(default_factory=dict)  # chain -> events after its last anchor
+    # Anchored history a restore lost and an acknowledgement recorded and anchored (shown on every run).
+    acknowledged: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -363,7 +392,7 @@ def _collect_points(name: str, digest: dict[str, Any], points: dict[str, dict[in
         elif known[0] != hash_:
             problems.append(DigestProblem(name, (
                 f"digest {known[1]} anchored it as {known[0][:12]}…, this one as {hash_[:12]}…: the chain was "
-                "rewritten between the two digests"), chain, seq))
+                "rewritten between the two digests"), chain, seq, kind=REWRITTEN))
 
 
 def _stored_hashes(points: dict[str, dict[int, tuple[str, str]]]) -> dict[tuple[str, int], str]:
@@ -382,8 +411,10 @@ def _stored_hashes(points: dict[str, dict[int, tuple[str, str]]]) -> dict[tuple[
     return stored
 
 
-def _points_against_database(points: dict[str, dict[int, tuple[str, str]]]) -> list[DigestProblem]:
-    """For each chain, the first anchored position the database no longer holds as signed."""
+def _points_against_database(points: dict[str, dict[int, tuple[str, str]]],
+                             times: dict[str, str] | None = None) -> list[DigestProblem]:
+    """For each chain, the first anchored position the database no longer holds as signed
+    (``times``: each digest's time, to say when a lost stretch was anchored)."""
     stored = _stored_hashes(points)
     heads = dict(ChainHead.objects.filter(chain__in=list(points)).values_list("chain", "seq"))
     problems = []
@@ -391,22 +422,30 @@ def _points_against_database(points: dict[str, dict[int, tuple[str, str]]]) -> l
         pts = points[chain]
         if any(stored.get((chain, seq)) != pts[seq][0] for seq in pts):
             problems += _chain_against(chain, pts, {seq: h for (c, seq), h in stored.items() if c == chain},
-                                       heads.get(chain))
+                                       heads.get(chain), times or {})
     return problems
 
 
 def _chain_against(chain: str, points: dict[int, tuple[str, str]], stored: dict[int, str],
-                   head: int | None) -> list[DigestProblem]:
+                   head: int | None, times: dict[str, str]) -> list[DigestProblem]:
     """What happened at the first anchored position of ``chain`` that the database no longer
     holds as signed (one problem per chain: later positions follow from it)."""
     kind = "lane" if lane_number(chain) else "chain"
     seqs = sorted(points)
     last = Event.objects.filter(chain=chain).order_by("-seq").values_list("seq", flat=True).first() or 0
+
+    def lost(first: int, what: str) -> list[DigestProblem]:
+        # Every anchored position from ``first`` on lies beyond the chain's end: one stretch, named
+        # up to the highest anchored position, with every digest that anchored part of it.
+        top = seqs[-1]
+        signed, digest = points[top]
+        return [DigestProblem(digest, what, chain, top, kind=LOST, lost_from=first, hash=signed,
+                              anchored_at=times.get(digest, ""),
+                              digests=sorted({points[s][1] for s in seqs if s >= first}))]
+
     if not last and head is None:
-        s = seqs[-1]
-        return [DigestProblem(points[s][1], (
-            f"the {kind} {chain} has no events and no head any more, but this digest anchored it at #{s}: "
-            f"it was deleted whole"), chain, s)]
+        return lost(1, f"the {kind} {chain} has no events and no head any more, but this digest anchored it at "
+                       f"#{seqs[-1]}: it was deleted whole (or a restore from an older backup lost it)")
     good = 0
     for s in seqs:
         signed, digest = points[s]
@@ -415,16 +454,17 @@ def _chain_against(chain: str, points: dict[int, tuple[str, str]], stored: dict[
             good = s
             continue
         if now is None and last < s:
-            what = (f"the {kind} ends at #{last} (its head row says #{head if head is not None else 'nothing'}) but "
-                    f"this digest anchored #{s}: events #{last + 1}–#{s} were deleted and the head moved back")
-        elif now is None:
-            what = "the event this digest anchored is missing: deleted"
-        else:
-            after = (f"; the {kind} still matches the digests at #{good}, so the change lies in #{good + 1}–#{s}"
-                     if good else f"; no earlier anchor of this {kind} holds, so the change lies in #1–#{s}")
-            what = (f"its hash is {now[:12]}…, this digest signed {signed[:12]}…: an event was edited and the "
-                    f"{kind} re-hashed from there{after}")
-        return [DigestProblem(digest, what, chain, s)]
+            return lost(last + 1, (
+                f"the {kind} ends at #{last} (its head row says #{head if head is not None else 'nothing'}) but "
+                f"this digest anchored #{seqs[-1]}: events #{last + 1}–#{seqs[-1]} were deleted and the head moved "
+                "back (or a restore from an older backup lost them)"))
+        if now is None:
+            return [DigestProblem(digest, "the event this digest anchored is missing: deleted", chain, s,
+                                  kind=MISSING)]
+        after = (f"; the {kind} still matches the digests at #{good}, so the change lies in #{good + 1}–#{s}"
+                 if good else f"; no earlier anchor of this {kind} holds, so the change lies in #1–#{s}")
+        return [DigestProblem(digest, (f"its hash is {now[:12]}…, this digest signed {signed[:12]}…: an event was "
+                                       f"edited and the {kind} re-hashed from there{after}"), chain, s, kind=EDITED)]
     return []
 
 
@@ -438,7 +478,9 @@ class _TriggerState:
 
 def trigger_installs() -> list[_TriggerState]:
     """The trigger fingerprints that ``audit triggers --install`` (and ``migrate``) recorded."""
-    rows = Event.objects.filter(event_type=LedgerEvent.TRIGGERS_INSTALLED).order_by("occurred_at", "id")
+    # A restore's acknowledgement records the triggers too: a PostgreSQL restore re-creates them.
+    rows = Event.objects.filter(event_type__in=[LedgerEvent.TRIGGERS_INSTALLED, LedgerEvent.RESTORE_LOSS_ACKNOWLEDGED],
+                                ).order_by("occurred_at", "id")
     return [_TriggerState(format_timestamp(e.occurred_at), dict(e.new.get("triggers", {})),
                           f"the install recorded in {e.label}", True) for e in rows]
 
@@ -457,12 +499,12 @@ def _trigger_problems(digests: list[tuple[str, dict[str, Any]]], current: trigge
         changed = triggers.Fingerprint(before.triggers, "").changed(triggers.Fingerprint(after.triggers, ""))
         problems.append(DigestProblem(after.what.removeprefix("digest "), (
             f"the append-only triggers changed between {before.what} and this digest with no install recorded: "
-            f"{', '.join(changed)} (dropped and re-created?)")))
+            f"{', '.join(changed)} (dropped and re-created?)"), kind=TRIGGERS))
     if states and states[-1].triggers != current.triggers:
         changed = current.changed(triggers.Fingerprint(states[-1].triggers, ""))
         problems.append(DigestProblem("(now)", (
             f"the append-only triggers differ from {states[-1].what}: {', '.join(changed)} were dropped and "
-            "re-created, changed or added since, with no install recorded")))
+            "re-created, changed or added since, with no install recorded"), kind=TRIGGERS))
     return problems
 
 
@@ -502,11 +544,14 @@ def verify_digests(*, store: DigestStore | None = None,
     contents = {name: store.read(name) for name in names}
     points: dict[str, dict[int, tuple[str, str]]] = {}
     opened: list[tuple[str, dict[str, Any]]] = []
+    times: dict[str, str] = {}
+    acknowledging: set[tuple[str, int]] = set()  # the acknowledgement events the digests carry
     for i, name in enumerate(names):
         digest, why = _open(contents[name], keys)
         if digest is None:
             report.problems.append(DigestProblem(name, why))
             continue
+        times[name] = str(digest.get("created_at", ""))
         previous = digest.get("previous")
         if previous:
             if previous.get("name") not in contents:
@@ -517,12 +562,20 @@ def verify_digests(*, store: DigestStore | None = None,
         elif i > 0:
             report.problems.append(DigestProblem(name, "it names no digest before it, though the store holds earlier "
                                                        "ones (a digest made elsewhere?)"))
+        if digest.get("acknowledges"):
+            _acknowledgement_apply(name, digest, points, report, acknowledging)
         _collect_points(name, digest, points, report.problems)
         opened.append((name, digest))
     report.digests = len(opened)
     report.points = sum(len(p) for p in points.values())
-    report.problems += _points_against_database(points)
+    report.problems += _points_against_database(points, times)
     report.problems += _trigger_problems(opened, triggers.fingerprint(connection))
+    acks = Event.objects.filter(event_type=LedgerEvent.RESTORE_LOSS_ACKNOWLEDGED)
+    for chain, seq in acks.values_list("chain", "seq"):
+        if (chain, seq) not in acknowledging:
+            report.problems.append(DigestProblem("(none)", (
+                "it records an acknowledged loss that no signed digest carries: it acknowledges nothing (written "
+                "outside `pocare audit restored`?)"), chain, seq, kind=ACKNOWLEDGEMENT))
     if opened:
         report.latest = str(opened[-1][1]["created_at"])
         anchored = {c: max(p) for c, p in points.items()}
@@ -530,6 +583,109 @@ def verify_digests(*, store: DigestStore | None = None,
             if seq > anchored.get(chain, 0):
                 report.unanchored[chain] = seq - anchored.get(chain, 0)
     return report
+
+
+# --- a restore from an older backup: the anchored history it lost, acknowledged --------------------
+
+
+def _acknowledgement_apply(name: str, digest: dict[str, Any], points: dict[str, dict[int, tuple[str, str]]],
+                           report: DigestReport, acknowledging: set[tuple[str, int]]) -> None:
+    """Let a signed acknowledgement (digest ``name``) set aside the anchored stretches it names,
+    so that the positions a restore lost no longer count against the chains; the digest's own
+    heads (the chains as they were at the cut) and every later digest are held against them again.
+
+    It counts only when it holds exactly: its event is in the trail with the signed hash and states
+    the same losses, and each stretch is the whole of what the digests before it anchored from
+    its first position on, ending at the signed hash. Otherwise it is a finding and sets nothing
+    aside, so that the losses stay findings too."""
+    ack = digest["acknowledges"]
+    try:
+        ref, lost = ack["event"], ack["lost"]
+        chain, seq, hash_ = str(ref["chain"]), int(ref["seq"]), str(ref["hash"])
+        stretches = [(str(x["chain"]), int(x["from"]), int(x["to"]), str(x["hash"])) for x in lost]
+    except (KeyError, TypeError, ValueError):
+        report.problems.append(DigestProblem(name, "it carries an acknowledgement that is not readable",
+                                             kind=ACKNOWLEDGEMENT))
+        return
+    acknowledging.add((chain, seq))
+    event = Event.objects.filter(chain=chain, seq=seq).first()
+    if (event is None or event.hash != hash_ or event.event_type != LedgerEvent.RESTORE_LOSS_ACKNOWLEDGED
+            or event.new.get("lost") != lost):
+        report.problems.append(DigestProblem(name, (
+            f"it signs the acknowledgement {chain}#{seq}, which the trail no longer holds as signed: the "
+            "acknowledged losses count as losses"), chain, seq, kind=ACKNOWLEDGEMENT))
+        return
+    wrong = []
+    for c, first, last, signed in stretches:
+        beyond = sorted(s for s in points.get(c, {}) if s >= first)
+        if not beyond or beyond[-1] != last or points[c][last][0] != signed:
+            wrong.append(f"{c} #{first}–#{last}")
+    if wrong:
+        report.problems.append(DigestProblem(name, (
+            f"its acknowledgement {event.label} does not match what the digests before it anchored "
+            f"({', '.join(wrong)}): it sets nothing aside"), chain, seq, kind=ACKNOWLEDGEMENT))
+        return
+    for c, first, last, _signed in stretches:
+        set_aside = sorted(s for s in points[c] if s >= first)
+        report.acknowledged.append({
+            "chain": c, "from": first, "to": last, "anchored_at": next(
+                (x.get("anchored_at", "") for x in lost if x.get("chain") == c), ""),
+            "digests": sorted({points[c][s][1] for s in set_aside}), "event": event.label,
+            "deviation": str(event.new.get("deviation", "")), "reason": event.reason,
+            "acknowledged_in": name, "acknowledged_at": str(digest.get("created_at", "")),
+        })
+        for s in set_aside:
+            del points[c][s]
+
+
+@dataclass
+class LossAcknowledged:
+    event: str  # the acknowledgement's event, ``NETWORK#812``
+    digest: str  # the digest that anchors it
+    lost: list[dict[str, Any]]
+
+
+def restore_loss_acknowledge(*, reason: str, deviation: str, system: str = "audit restored",
+                             store: DigestStore | None = None, key_path: Path | None = None,
+                             now: dt.datetime | None = None) -> LossAcknowledged:
+    """After a restore from a backup older than the latest digest: record, in the network chain,
+    which anchored stretches of which chains the restore lost (and the triggers as they are, which
+    a PostgreSQL restore re-creates), and anchor at once a digest that carries the acknowledgement
+    and signs the chains as they now are: the cut-over (docs/ledger.md, "A restore from an older
+    backup").
+
+    Refused, with nothing written, unless the chains walk intact and every digest finding is a
+    lost tail (or the triggers): an edit, a missing event in the middle, a position now holding
+    another event, a forged or deleted digest are never acknowledged."""
+    reason, deviation = reason.strip(), deviation.strip()
+    if not reason or not deviation:
+        raise AnchorError("Say why and name the deviation (--reason and --deviation): both are recorded in the trail.")
+    if len(deviation) > 100:
+        raise AnchorError("--deviation: the deviation's reference, at most 100 characters.")
+    store = store or DigestStore()
+    private_key(key_path or settings.POCARE_ANCHOR_KEY)  # no key, nothing recorded
+    if not verify_all().ok:
+        raise AnchorError("Not acknowledged: the audit trail does not verify; run `pocare audit verify`.")
+    found = verify_digests(store=store)
+    lost = [p for p in found.problems if p.kind == LOST]
+    other = [p for p in found.problems if p.kind not in (LOST, TRIGGERS)]
+    if other:
+        raise AnchorError("Not acknowledged: the digests find more than history lost at the chains' ends, which no "
+                          "acknowledgement covers: " + "; ".join(f"digest {p.digest}: {p.line()}" for p in other[:5]))
+    if not lost:
+        raise AnchorError("Nothing to acknowledge: every anchored position is in the database.")
+    entries = [{"chain": p.chain, "from": p.lost_from, "to": p.seq, "hash": p.hash, "anchored_at": p.anchored_at,
+                "digests": p.digests} for p in lost]
+    fingerprint = triggers.fingerprint(connection)
+    with transaction.atomic():  # the event commits only once the digest that carries it is stored
+        event = event_record(actor=None, system=system, event_type=LedgerEvent.RESTORE_LOSS_ACKNOWLEDGED,
+                             reason=reason, new={"deviation": deviation, "lost": entries,
+                                                 "triggers": fingerprint.triggers,
+                                                 "triggers_sha256": fingerprint.sha256})
+        done = anchor(store=store, key_path=key_path, now=now, acknowledges={
+            "event": {"chain": event.chain, "seq": event.seq, "hash": event.hash},
+            "deviation": deviation, "lost": entries})
+    return LossAcknowledged(event=event.label, digest=done.name, lost=entries)
 
 
 def triggers_install(*, system: str, reason: str = "", acknowledge: bool = False) -> list[str]:

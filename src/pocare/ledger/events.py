@@ -42,3 +42,5 @@ class LedgerEvent(models.TextChoices):
     SIGNED = "ledger.record_signed", "Record signed electronically"
     SIGNING_FAILED = "ledger.signing_failed", "Signing refused: wrong credentials"
     TRIGGERS_INSTALLED = "ledger.triggers_installed", "Append-only triggers installed"
+    RESTORE_LOSS_ACKNOWLEDGED = ("ledger.restore_loss_acknowledged",
+                                 "Anchored history lost by a restore acknowledged")

@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 
 import pocare
+from pocare.ledger import anchoring
 from pocare.ops import databases as dbs
 from pocare.ops.archive import (
     DUMP_MEMBERS,
@@ -94,18 +95,21 @@ class RestoreDone:
     target: Database
     manifest: Manifest
     replaced: Contents | None  # what the target held before, if it held anything
-    verify: dict[str, Any]  # `pocare audit verify --json` on the restored database
+    verify: dict[str, Any]  # `pocare audit verify --json --digests` on the restored database
+    anchors: list[str]  # what the digests say of the archive (anchored history beyond it, …)
     seconds: float
     phases: dict[str, float]  # step → seconds
 
 
 def restore(*, archive: Path, target: Database, replace: bool, confirm: Callable[[str], bool],
-            jobs: int = 1) -> RestoreDone:
+            jobs: int = 1, notice: Callable[[str], None] = lambda line: None) -> RestoreDone:
     """Restore ``archive`` into ``target`` and prove it (module docstring), or refuse with
     :class:`BackupRefused` and leave ``target`` as it was.
 
     ``target`` must be empty or absent unless ``replace``; then ``confirm`` is asked (with a
     sentence that says what is lost) and must say yes. ``jobs``: pg_restore's parallel jobs.
+    ``notice`` is told, before the target is replaced, what the trail's digests say of the archive
+    (anchored history it does not hold); an archive that contradicts them is refused.
     """
     started, phases = time.perf_counter(), dict[str, float]()
     opened = archive_open(archive)
@@ -119,11 +123,14 @@ def restore(*, archive: Path, target: Database, replace: bool, confirm: Callable
                 _refuse_other_state(manifest.state, _state(staging), archive)
             with _timed(phases, "audit verify"):
                 report = audit_verify(staging)
+            anchors = anchors_compare(report, archive)
+            for line in anchors:
+                notice(line)
             with _timed(phases, "install"):
                 _install(staging, target, replace=replace)
     finally:
         opened.close()
-    return RestoreDone(target=target, manifest=manifest, replaced=held, verify=report,
+    return RestoreDone(target=target, manifest=manifest, replaced=held, verify=report, anchors=anchors,
                        seconds=time.perf_counter() - started, phases=phases)
 
 
@@ -220,13 +227,15 @@ def _refuse_other_state(expected: DatabaseState, restored: DatabaseState, archiv
 
 
 def audit_verify(db: Database) -> dict[str, Any]:
-    """Run `pocare audit verify --json` on ``db`` and return its report; refuse unless intact.
+    """Run `pocare audit verify --json --digests` on ``db`` and return its report; refuse unless
+    the chains, signatures and triggers are intact (the digests are judged by :func:`anchors_compare`).
 
     A process of its own, with ``db`` as its DATABASE_URL: it is exactly the command an operator
-    runs, on exactly the restored database, whatever this process is configured for.
+    runs, on exactly the restored database, whatever this process is configured for; the digest
+    store and keys are this installation's (its settings and environment).
     """
     done = subprocess.run(  # this Python, the pocare command line, fixed arguments
-        [sys.executable, "-m", "pocare.cli", "audit", "verify", "--json", "--quiet"],
+        [sys.executable, "-m", "pocare.cli", "audit", "verify", "--json", "--quiet", "--digests"],
         env={**os.environ, "DATABASE_URL": db.url}, capture_output=True, text=True)
     try:
         report: dict[str, Any] = json.loads(done.stdout)
@@ -234,7 +243,7 @@ def audit_verify(db: Database) -> dict[str, Any]:
         raise BackupRefused(f"`pocare audit verify` could not check the restored database (exit {done.returncode}): "
                             f"{(done.stderr or done.stdout).strip()[-1500:]} Nothing was changed.",
                             field="archive") from None
-    if done.returncode or not report.get("ok"):
+    if not report.get("ok"):  # exit 1 for a digest finding alone is anchors_compare's to judge
         problems = [f"chain {c['chain']} broken at {c['broken_event']}: {c['problem']}"
                     for c in report.get("chains", []) if not c.get("ok")][:5]
         problems += [f"signature #{p['signature_id']} on {p['record']}: {p['problem']}"
@@ -269,3 +278,47 @@ def _install(staging: Database, target: Database, *, replace: bool) -> None:
         dbs.pg_rename(target.renamed(old), target.name)
         raise
     dbs.pg_drop(target.renamed(old))
+
+
+def anchors_compare(report: dict[str, Any], archive: Path) -> list[str]:
+    """What the trail's signed digests say of the restored copy (``report``: its `audit verify
+    --json --digests`), as lines to show before the target is replaced.
+
+    Anchored history beyond the archive's heads is what a restore from an older backup is: it is
+    reported loudly with the next step, not refused. A digest that anchored, at a position the
+    archive holds, another event (or none, with later ones present) is refused: the archive's
+    history is not the anchored one."""
+    digests = report.get("digests") or {}
+    if digests.get("error"):
+        return [f"WARNING the archive was not compared with the trail's signed digests: {digests['error']}. "
+                "Compare before serving: `pocare audit verify --digests` once the key and the store are reachable."]
+    if not digests.get("checked"):
+        return ["No signed digest in the digest store: nothing anchored to compare the archive with."]
+    problems = digests.get("problems", [])
+    contradictions = [p for p in problems if p.get("kind") in (anchoring.EDITED, anchoring.MISSING)]
+    if contradictions:
+        raise BackupRefused(
+            f"The history in {archive} is not the anchored one: " + "; ".join(
+                f"digest {p['digest']}: {p['chain']}#{p['seq']}: {p['problem']}" for p in contradictions[:5])
+            + ". The archive was rewritten, or belongs to another installation's trail. Nothing was changed.",
+            field="archive")
+    lines = []
+    for p in problems:
+        if p.get("kind") == anchoring.LOST:
+            kind = "lane" if "/" in p["chain"] else "chain"
+            lines.append(f"WARNING anchored history is not in this archive: events #{p['lost_from']:,}–#{p['seq']:,} "
+                         f"of {kind} {p['chain']}, anchored {p['anchored_at'][:16].replace('T', ' ')} UTC "
+                         f"(digest {p['digest']}), are not in this archive.")
+        elif p.get("kind") == anchoring.TRIGGERS:
+            lines.append(f"Note: {p['problem']} (a PostgreSQL restore re-creates the triggers: the acknowledgement "
+                         "below records them, or `pocare audit triggers --install --acknowledge --reason ...`).")
+        else:
+            lines.append(f"WARNING digest store: digest {p['digest']}: {p['problem']}")
+    if any(p.get("kind") == anchoring.LOST for p in problems):
+        lines.append("Those events were signed into the digest store after this backup was made and are lost with "
+                     "it. Before serving: open a deviation, then `pocare audit restored --deviation REF --reason "
+                     "\"...\" --acknowledge` (docs/backup.md, 'A restore from an older backup'). Until then "
+                     "`pocare audit verify --digests` fails and anchoring refuses.")
+    elif not problems:
+        lines.append(f"The archive agrees with all {digests['checked']:,} signed digests.")
+    return lines

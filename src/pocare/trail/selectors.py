@@ -11,6 +11,7 @@ from django.db.models import Max, QuerySet
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.ledger.events import LedgerEvent
 from pocare.ledger.models import (
     NETWORK_CHAIN,
     AuditReview,
@@ -90,3 +91,17 @@ def reviews_due(user: Any, now: dt.datetime) -> list[ReviewDue]:
             unreviewed[site_chain(lane)] = unreviewed.get(site_chain(lane), 0) + seq - done
     order = sorted(unreviewed, key=lambda c: (c != NETWORK_CHAIN, c))
     return [ReviewDue(chain, unreviewed[chain]) for chain in order]
+
+
+def restore_losses_acknowledged(chains: list[str] | None) -> list[dict[str, Any]]:
+    """Anchored history a restore lost and someone acknowledged (`pocare audit restored`), on the
+    chains given (``None``: all), oldest first: each stretch with the acknowledging event, its
+    deviation and reason. Read from the trail; `audit verify --digests` proves each against the
+    signed digest that carries it."""
+    losses = []
+    for event in Event.objects.filter(event_type=LedgerEvent.RESTORE_LOSS_ACKNOWLEDGED).order_by("id"):
+        for loss in event.new.get("lost", []):
+            if chains is None or site_chain(str(loss.get("chain", ""))) in chains:
+                losses.append({**loss, "event": event, "deviation": event.new.get("deviation", ""),
+                               "anchored": str(loss.get("anchored_at", ""))[:16].replace("T", " ")})
+    return losses

@@ -176,7 +176,9 @@ def verify(request: HttpRequest) -> HttpResponse:
         trail_verified(actor=request_actor(request), events=report.events, chains=len(report.chains),
                        broken=[c.broken_event for c in report.chains if not c.ok],
                        invalid_signatures=[p.signature_id for p in report.signature_problems])
-    return render(request, "trail/verify.html", {"report": report})
+    # Shown on every visit, not only after a run: an acknowledged loss never goes quiet.
+    losses = selectors.restore_losses_acknowledged(selectors.visible_chains(request.user, Perm.LEDGER_VERIFY))
+    return render(request, "trail/verify.html", {"report": report, "losses": losses})
 
 
 @requires(Perm.LEDGER_VIEW, write=Perm.LEDGER_REVIEW)

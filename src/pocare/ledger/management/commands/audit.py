@@ -42,6 +42,13 @@ class Command(BaseCommand):
         anchor = sub.add_parser("anchor", help="Sign every chain's and lane's head into the digest store.")
         anchor.add_argument("--init-key", action="store_true",
                             help="Make the signing key (POCARE_ANCHOR_KEY) and print its public key's fingerprint.")
+        restored = sub.add_parser(
+            "restored", help="After a restore from a backup older than the latest digest: show the anchored history "
+                             "it lost; with --acknowledge, record that in the trail and anchor the cut-over.")
+        restored.add_argument("--deviation", default="", help="The deviation opened for the loss (its reference).")
+        restored.add_argument("--reason", default="", help="Why (recorded in the trail).")
+        restored.add_argument("--acknowledge", action="store_true",
+                              help="Record the acknowledgement (irreversible: it stays in the trail and the digests).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -50,6 +57,9 @@ class Command(BaseCommand):
                                reason=options["reason"])
             elif options["action"] == "anchor":
                 self._anchor(init_key=options["init_key"])
+            elif options["action"] == "restored":
+                self._restored(deviation=options["deviation"], reason=options["reason"],
+                               acknowledge=options["acknowledge"])
             else:
                 self._verify(chains=options["chain"], as_json=options["json"], quiet=options["quiet"],
                              digests=options["digests"])
@@ -67,6 +77,29 @@ class Command(BaseCommand):
         done = anchoring.anchor()
         self.stdout.write(f"Anchored {done.heads} chain and lane heads in {done.name} "
                           f"(key {done.key[:16]}…, {time.perf_counter() - started:.2f} s).")
+
+    def _restored(self, *, deviation: str, reason: str, acknowledge: bool) -> None:
+        if not acknowledge:  # first look: what would be acknowledged, nothing written
+            report = anchoring.verify_digests()
+            lost = [p for p in report.problems if p.kind == anchoring.LOST]
+            for p in lost:
+                self.stdout.write(f"  LOST {_loss_line(p.chain, p.lost_from or 1, p.seq or 0, p.anchored_at)}")
+            others = [p for p in report.problems if p.kind not in (anchoring.LOST, anchoring.TRIGGERS)]
+            for p in others:
+                self.stdout.write(f"  NOT ACKNOWLEDGEABLE digest {p.digest}: {p.line()}")
+            if not lost:
+                raise CommandError("Nothing to acknowledge: every anchored position is in the database.")
+            if others:
+                raise CommandError("The digests find more than history lost at the chains' ends; investigate "
+                                   "(`pocare audit verify --digests`), no acknowledgement covers it.")
+            self.stdout.write("Open a deviation for this loss, then run again with --deviation REF --reason \"...\" "
+                              "--acknowledge: it is recorded in the trail and anchored, and shown by every "
+                              "`audit verify --digests` from then on.")
+            return
+        done = anchoring.restore_loss_acknowledge(reason=reason, deviation=deviation)
+        for loss in done.lost:
+            self.stdout.write(f"  acknowledged: {_loss_line(**_stretch(loss))}")
+        self.stdout.write(self.style.SUCCESS(f"Recorded in {done.event} and anchored in digest {done.digest}."))
 
     def _triggers(self, *, install: bool, acknowledge: bool, reason: str) -> None:
         if acknowledge and not (install and reason.strip()):
@@ -101,7 +134,12 @@ class Command(BaseCommand):
                 sys.stderr.flush()
 
         report = verify_all(chains=chains, progress=progress)
-        digest_report = anchoring.verify_digests() if digests else None
+        digest_report, digest_error = None, ""
+        if digests:
+            try:
+                digest_report = anchoring.verify_digests()
+            except (anchoring.AnchorError, OSError) as exc:  # no key, an unreadable store: a finding, said
+                digest_error = str(exc)
         elapsed = time.perf_counter() - started
         if not quiet:
             sys.stderr.write("\r" + " " * 60 + "\r")
@@ -121,7 +159,9 @@ class Command(BaseCommand):
                     "ok": digest_report.ok, "checked": digest_report.digests, "points": digest_report.points,
                     "latest": digest_report.latest, "unanchored_events": digest_report.unanchored,
                     "problems": [vars(p) for p in digest_report.problems],
-                }} if digest_report is not None else {}),
+                    "acknowledged_losses": digest_report.acknowledged,
+                }} if digest_report is not None else {"digests": {"ok": False, "error": digest_error}}
+                   if digest_error else {}),
             }, indent=1))
         else:
             for chain in report.chains:
@@ -140,6 +180,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"  WARNING append-only triggers missing: {', '.join(absent)}")
             if digest_report is not None:
                 self._digest_lines(digest_report)
+            if digest_error:
+                self.stdout.write(f"  DIGESTS cannot be checked: {digest_error}")
             rate = report.events / elapsed if elapsed else 0
             self.stdout.write(
                 f"{report.events:,} events checked in {len(report.chains)} chains and "
@@ -155,10 +197,16 @@ class Command(BaseCommand):
             raise CommandError("audit trail NOT intact: " + (
                 f"digest {first_problem.digest}: {first_problem.line()}" if first_problem else
                 "no signed digest in the store to verify against (run `pocare audit anchor`)"), returncode=1)
+        if digest_error:
+            raise CommandError(f"audit trail NOT intact: the digests cannot be checked: {digest_error}", returncode=1)
         if not as_json:
             self.stdout.write(self.style.SUCCESS("Audit trail intact."))
 
     def _digest_lines(self, report: anchoring.DigestReport) -> None:
+        for loss in report.acknowledged:  # every time: an acknowledged loss never goes quiet
+            self.stdout.write(f"  ACKNOWLEDGED LOSS {_loss_line(**_stretch(loss))}"
+                              f" — acknowledged in {loss['event']} (deviation {loss['deviation']}: {loss['reason']}), "
+                              f"digest {loss['acknowledged_in']}")
         for problem in report.problems:
             self.stdout.write(f"  DIGEST {problem.digest}: {problem.line()}")
         self.stdout.write(f"{report.digests:,} signed digests checked ({report.points:,} anchored positions)"
@@ -167,3 +215,13 @@ class Command(BaseCommand):
             total = sum(report.unanchored.values())
             self.stdout.write(f"{total:,} events in {len(report.unanchored)} chains came after the latest digest "
                               "and are not anchored yet.")
+
+
+def _stretch(loss: dict[str, Any]) -> dict[str, Any]:
+    return {"chain": loss["chain"], "first": loss["from"], "last": loss["to"], "anchored_at": loss["anchored_at"]}
+
+
+def _loss_line(chain: str, first: int, last: int, anchored_at: str) -> str:
+    """``events #1,204–#1,250 of chain MAD, anchored 2026-12-06 04:00 UTC, are not in the database``."""
+    return (f"events #{first:,}–#{last:,} of {'lane' if '/' in chain else 'chain'} {chain}, anchored "
+            f"{anchored_at[:16].replace('T', ' ')} UTC, are not in the database")

@@ -41,7 +41,8 @@ class Command(BaseCommand):
             target = (Database.from_url(url) if url
                       else Database.from_settings(connections["default"].settings_dict))
             done = restore(archive=options["archive"], target=target, replace=options["replace"],
-                           confirm=lambda question: options["yes"] or self._confirm(question), jobs=options["jobs"])
+                           confirm=lambda question: options["yes"] or self._confirm(question), jobs=options["jobs"],
+                           notice=self._notice)
         except BackupRefused as exc:
             raise CommandError(f"restore refused ({exc.field}): {exc}") from exc
         manifest, report = done.manifest, done.verify
@@ -63,6 +64,10 @@ class Command(BaseCommand):
                 f"  The backup was made by POCare {manifest.pocare_version}; this is {pocare.__version__}: "
                 "run `pocare migrate` on the restored database before serving it."))
         self.stdout.write(self.style.SUCCESS("Restore proved."))
+
+    def _notice(self, line: str) -> None:
+        """Shown as soon as it is known, before the target is replaced."""
+        self.stdout.write(self.style.WARNING(line) if line.startswith("WARNING") else line)
 
     def _confirm(self, question: str) -> bool:
         try:
