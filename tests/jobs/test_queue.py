@@ -82,6 +82,8 @@ def test_failures_are_retried_with_exponential_backoff_then_given_up(people, set
 
 
 def test_cancel_a_queued_job_with_a_reason_and_its_event(people):
+    """A11-9: cancelling a job is a change with its reason in the audit trail; only the person who
+    started it (or Control Site QA) may, and only while it is queued."""
     with transaction.atomic():
         job = services.job_enqueue(task=NOOP, actor=people["planner"])
     with pytest.raises(ValidationError, match="reason"):
@@ -100,6 +102,7 @@ def test_cancel_a_queued_job_with_a_reason_and_its_event(people):
 
 
 def test_retry_a_failed_job(people):
+    """A11-9: retrying a failed job is recorded with its reason; Control Site QA may retry anyone's."""
     with transaction.atomic():
         job = services.job_enqueue(task=BOOM, actor=people["planner"], max_tries=1)
     _work()
