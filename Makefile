@@ -32,7 +32,7 @@ demo: $(STAMP) system-libs
 	mkdir -p $(POCARE_VAR_DIR)
 	$(BIN)/pocare migrate --no-input -v 0
 	$(BIN)/pocare demo
-	$(BIN)/pocare serve --host 127.0.0.1 --port 8000
+	$(BIN)/pocare serve --host 127.0.0.1 --port 8000 --with-worker
 
 ## make test: lint, types, the suite on SQLite and PostgreSQL, the API fuzzer and the browser tests
 test: $(STAMP) system-libs lint typecheck traceability suites api-fuzz browser
