@@ -85,14 +85,16 @@ def job_claim(*, worker: str) -> Job | None:
             qs = Job.objects.filter(status=JobStatus.QUEUED, run_after__lte=now).order_by("run_after", "pk")
             if connection.features.has_select_for_update_skip_locked:
                 qs = qs.select_for_update(skip_locked=True)
-            candidate = qs.only("pk", "tries").first()
-            if candidate is None:
+            job = qs.first()
+            if job is None:
                 return None
-            won = Job.objects.filter(pk=candidate.pk, status=JobStatus.QUEUED).update(
+            won = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
                 status=JobStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now,
-                tries=candidate.tries + 1, finished_at=None)
+                tries=job.tries + 1, finished_at=None)
         if won:
-            return Job.objects.get(pk=candidate.pk)
+            job.status, job.worker, job.started_at, job.heartbeat_at = JobStatus.RUNNING, worker, now, now
+            job.tries, job.finished_at = job.tries + 1, None
+            return job
     return None
 
 
@@ -116,10 +118,14 @@ def job_run(*, job: Job, worker: str) -> Job:
     except Exception as exc:  # any failure of a task is the job's failure, kept with its error
         log.warning("job %s (%s) failed on try %s: %s", job.pk, job.task, job.tries, exc)
         return _job_failed(job_id=job.pk, worker=worker, error=_error_text(exc))
-    with transaction.atomic():  # the error of an earlier failed try stays on the row, as its history
-        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, worker=worker).update(
-            status=JobStatus.DONE, finished_at=timezone.now(), result=_jsonable(result))
-    job.refresh_from_db()
+    job.finished_at, job.result = timezone.now(), _jsonable(result)
+    # The error of an earlier failed try stays on the row, as its history. Not this worker's any more
+    # (its lease ran out and the job was taken back): the other try's outcome stands.
+    if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, worker=worker).update(
+            status=JobStatus.DONE, finished_at=job.finished_at, result=job.result):
+        job.status = JobStatus.DONE
+    else:
+        job.refresh_from_db()
     return job
 
 

@@ -29,22 +29,29 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 class Heartbeat(threading.Thread):
-    """Renews one running job's lease until stopped."""
+    """Renews the lease of the worker's running job, if any, every ``every`` seconds — one thread for
+    the worker's life (a thread per job cost more than a trivial job), on its own connection."""
 
-    def __init__(self, job_id: int, worker: str, every: float) -> None:
-        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
-        self.job_id, self.worker, self.every = job_id, worker, every
+    def __init__(self, worker: str, every: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{worker}")
+        self.worker, self.every = worker, every
+        self.job_id: int | None = None
         self.stopped = threading.Event()  # lint: allow threading.Event, not a ledger row
 
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.every):
+                job_id = self.job_id
+                if job_id is None:
+                    continue
                 try:
-                    services.job_heartbeat(job_id=self.job_id, worker=self.worker)
+                    services.job_heartbeat(job_id=job_id, worker=self.worker)
                 except Exception:  # a missed beat is retried; the lease tolerates three
-                    log.exception("heartbeat of job %s failed", self.job_id)
+                    log.exception("heartbeat of job %s failed", job_id)
+                    connection.close()
         finally:
             connection.close()
+
 
 class WorkerLoop:
     """One worker. ``schedule`` off leaves the periodic schedule to other workers."""
@@ -59,6 +66,8 @@ class WorkerLoop:
         self.stop = threading.Event()  # lint: allow threading.Event, not a ledger row
         self._next_tick = 0.0
         self._next_reap = 0.0
+        self._next_seen = 0.0
+        self.heartbeat: Heartbeat | None = None
         self.ran = 0
         # A worker process recycles its connection between jobs; a loop run inside a test's
         # transaction (own_connection=False) must leave the test's connection alone.
@@ -73,7 +82,9 @@ class WorkerLoop:
         signal.signal(signal.SIGINT, stop)
 
     def housekeeping(self, clock: float) -> None:
-        services.worker_seen(name=self.name, started_at=self.started_at)
+        if clock >= self._next_seen:
+            services.worker_seen(name=self.name, started_at=self.started_at)
+            self._next_seen = clock + 5.0
         if clock >= self._next_reap:
             services.jobs_reap(lease=self.lease)
             self._next_reap = clock + max(1.0, self.lease / 4)
@@ -86,28 +97,33 @@ class WorkerLoop:
         job = services.job_claim(worker=self.name)
         if job is None:
             return None
-        beat = Heartbeat(job.pk, self.name, every=max(0.2, self.lease / 4))
-        beat.start()
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(self.name, every=max(0.2, self.lease / 4))
+            self.heartbeat.start()
+        self.heartbeat.job_id = job.pk
         try:
             return services.job_run(job=job, worker=self.name)
         finally:
-            beat.stopped.set()
-            beat.join()
+            self.heartbeat.job_id = None
             self.ran += 1
 
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
         """Loop until stopped (or, with ``burst``, until nothing is due). The number of jobs run."""
         log.info("worker %s started (schedule %s, lease %s s)", self.name, "on" if self.with_schedule else "off",
                  self.lease)
+        recycle_at = 0.0
         while not self.stop.is_set():
-            if self.own_connection:
+            # Drop a broken or aged connection now and then, not every loop: on SQLite (CONN_MAX_AGE 0)
+            # that would reconnect for every job.
+            if self.own_connection and time.monotonic() >= recycle_at:
                 close_old_connections()
+                recycle_at = time.monotonic() + 30.0
             try:
                 self.housekeeping(time.monotonic())
                 job = self.run_one()
             except Exception:  # the loop outlives a database hiccup; the job's lease covers it
                 log.exception("worker %s: loop error", self.name)
-                job = None
+                job, recycle_at = None, 0.0
                 self.stop.wait(self.poll)
             if max_jobs is not None and self.ran >= max_jobs:
                 break
@@ -115,6 +131,9 @@ class WorkerLoop:
                 if burst:
                     break
                 self.stop.wait(self.poll)
+        if self.heartbeat is not None:
+            self.heartbeat.stopped.set()
+            self.heartbeat.join()
         if self.own_connection:
             connection.close()
         return self.ran
