@@ -91,6 +91,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/anchor.py
 	$(BIN)/python benchmarks/pages_at_scale.py
 	$(BIN)/python benchmarks/backup.py
+	$(BIN)/python benchmarks/jobs.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt
