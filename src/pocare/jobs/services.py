@@ -190,14 +190,16 @@ def worker_seen(*, name: str, started_at: dt.datetime) -> None:
         Worker.objects.get_or_create(name=name, defaults={"started_at": started_at, "seen_at": now})
 
 
-def may_act(user: Any, job: Job) -> bool:
-    """The person who started a job, and whoever sees every job (Control Site QA), may cancel or retry it."""
+def may_act(user: Any, job: Job, *, overseen: set[str] | bool | None = False) -> bool:
+    """The person who started a job, and whoever sees every job (Control Site QA), may cancel or retry it.
+    ``overseen``: the site codes where the person holds ``jobs.view`` (None: everywhere), when a page
+    asks for many jobs at once; looked up when not given."""
     if not getattr(user, "is_authenticated", False) or access.is_read_only(user):
         return False
     if job.created_by_id is not None and job.created_by_id == user.pk:
         return True
-    codes = access.site_codes_with_perm(user, Perm.JOBS_VIEW)
-    return codes is None or (bool(job.site_code) and job.site_code in codes)
+    codes = access.site_codes_with_perm(user, Perm.JOBS_VIEW) if overseen is False else overseen
+    return codes is None or (isinstance(codes, set) and bool(job.site_code) and job.site_code in codes)
 
 
 def _check(actor: Any, job: Job, reason: str) -> None:

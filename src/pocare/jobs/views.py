@@ -9,6 +9,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.roles import Perm
 from pocare.jobs import selectors, services
@@ -35,8 +36,9 @@ def _page(request: HttpRequest, *, errors: dict[str, list[str]] | None = None, s
     if status:
         jobs = jobs.filter(status=status)
     rows = list(jobs[:PAGE_ROWS])
+    overseen = access.site_codes_with_perm(request.user, Perm.JOBS_VIEW)
     for job in rows:
-        job.may_act = services.may_act(request.user, job)  # type: ignore[attr-defined]
+        job.may_act = services.may_act(request.user, job, overseen=overseen)  # type: ignore[attr-defined]
     return render(request, "jobs/jobs.html", {"jobs": rows, "status": status, "statuses": JobStatus.choices,
                                               "errors": errors or {}, "page_rows": PAGE_ROWS}, status=status_code)
 
