@@ -259,6 +259,8 @@ POCARE_JOBS_BACKOFF_SECONDS = float(os.environ.get("POCARE_JOBS_BACKOFF_SECONDS"
 POCARE_JOBS_BACKOFF_CAP_SECONDS = float(os.environ.get("POCARE_JOBS_BACKOFF_CAP_SECONDS", "3600"))
 POCARE_JOBS_LEASE_SECONDS = float(os.environ.get("POCARE_JOBS_LEASE_SECONDS", "30"))
 POCARE_JOBS_WORKER_SEEN_SECONDS = float(os.environ.get("POCARE_JOBS_WORKER_SEEN_SECONDS", "60"))
+# "0": workers run queued jobs only, and no worker of this installation queues the periodic schedule.
+POCARE_JOBS_SCHEDULE = os.environ.get("POCARE_JOBS_SCHEDULE", "1") != "0"
 # --- end jobs ------------------------------------------------------------------------------------------
 
 # Request size, set deliberately (pocare.core.bounds): a form or JSON body up to 2.5 MiB (the largest

@@ -96,3 +96,33 @@ def test_two_workers_run_each_job_exactly_once(tmp_path):
     assert Job.objects.filter(status=JobStatus.DONE).count() == n
     by_worker = dict(Job.objects.order_by().values_list("worker").annotate(n=Count("pk")))
     assert sum(by_worker.values()) == n and set(by_worker) <= {"w0", "w1"}
+
+
+def test_serve_with_worker_runs_jobs_and_stops_its_worker(tmp_path):
+    """The embedded default (`make demo`): `pocare serve --with-worker` starts one worker process that
+    runs queued jobs, and stops it when the server stops."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "runs.log"
+    with transaction.atomic():
+        job = services.job_enqueue(task="tests.jobs.tasks.mark", kwargs={"n": 7, "log": str(log)})
+    assert job is not None
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+           "POCARE_JOBS_SCHEDULE": "0"}  # no anchoring or monitor of the test database
+    server = subprocess.Popen([sys.executable, "-m", "pocare.cli", "serve", "--port", str(port), "--with-worker"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240  # two interpreters start under a loaded CI machine
+    while Job.objects.get(pk=job.pk).status != JobStatus.DONE and time.monotonic() < deadline:
+        time.sleep(0.2)
+    server.send_signal(signal.SIGTERM)  # as systemd stops it
+    try:
+        out, _ = server.communicate(timeout=60)
+    finally:
+        server.kill()
+    text = out.decode()
+    assert Job.objects.get(pk=job.pk).status == JobStatus.DONE, text[-3000:]
+    assert "Job worker started beside the server" in text and "stopped after 1 job(s)" in text, text[-3000:]
+    assert log.read_text().split()[0] == "7"

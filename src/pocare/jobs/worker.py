@@ -57,7 +57,7 @@ class WorkerLoop:
     """One worker. ``schedule`` off leaves the periodic schedule to other workers."""
 
     def __init__(self, *, name: str | None = None, poll: float = 1.0, with_schedule: bool = True,
-                 lease: float | None = None, own_connection: bool = True) -> None:
+                 lease: float | None = None, own_connection: bool = True, parent: int | None = None) -> None:
         self.name = name or worker_name()
         self.poll = poll
         self.with_schedule = with_schedule
@@ -72,6 +72,7 @@ class WorkerLoop:
         # A worker process recycles its connection between jobs; a loop run inside a test's
         # transaction (own_connection=False) must leave the test's connection alone.
         self.own_connection = own_connection
+        self.parent = parent  # the server that started this worker: when it is gone, so is the worker
 
     def install_signals(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -126,6 +127,9 @@ class WorkerLoop:
                 job, recycle_at = None, 0.0
                 self.stop.wait(self.poll)
             if max_jobs is not None and self.ran >= max_jobs:
+                break
+            if self.parent is not None and os.getppid() != self.parent:
+                log.info("worker %s: the process that started it (%s) is gone; stopping", self.name, self.parent)
                 break
             if job is None:
                 if burst:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from pocare.jobs.worker import WorkerLoop
@@ -21,13 +22,16 @@ class Command(BaseCommand):
         parser.add_argument("--lease", type=float, default=None, help="seconds without a heartbeat before a "
                             "running job is taken back (default POCARE_JOBS_LEASE_SECONDS)")
         parser.add_argument("--name", default=None, help="this worker's name (default host:pid:random)")
+        parser.add_argument("--parent", type=int, default=None, help="stop (after the running job) when this "
+                            "process is gone: `pocare serve --with-worker` passes its own id")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not logging.getLogger("pocare.jobs").handlers:
             logging.basicConfig(level=logging.INFO if options["verbosity"] >= 1 else logging.WARNING,
                                 format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        loop = WorkerLoop(name=options["name"], poll=options["poll"], with_schedule=not options["no_schedule"],
-                          lease=options["lease"])
+        with_schedule = settings.POCARE_JOBS_SCHEDULE and not options["no_schedule"]
+        loop = WorkerLoop(name=options["name"], poll=options["poll"], with_schedule=with_schedule,
+                          lease=options["lease"], parent=options["parent"])
         loop.install_signals()
         self.stdout.write(f"Worker {loop.name} running (Ctrl+C or SIGTERM stops it after the running job).")
         self.stdout.flush()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+from types import FrameType
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 class Command(BaseCommand):
@@ -40,6 +47,8 @@ class Command(BaseCommand):
                      "clear_untrusted_proxy_headers": True}
             self.stdout.write(f"Trusting X-Forwarded-Proto and X-Forwarded-For from {settings.POCARE_TRUSTED_PROXY}.")
         worker = self._start_worker() if options["with_worker"] else None
+        # SIGTERM (systemd, `kill`) ends the server as Ctrl+C does, so that the worker is stopped too.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         try:
             waitress.serve(application, host=options["host"], port=options["port"], threads=options["threads"],
                            ident="POCare", **proxy)
@@ -54,6 +63,7 @@ class Command(BaseCommand):
     def _start_worker(self) -> subprocess.Popen[bytes]:
         """A separate process, not a thread: a job that crashes or hangs its interpreter leaves the
         server serving, and the worker is the same program that runs beside PostgreSQL in production."""
-        worker = subprocess.Popen([sys.executable, "-m", "pocare.cli", "worker"])
+        command = [sys.executable, "-m", "pocare.cli", "worker", "--parent", str(os.getpid())]
+        worker = subprocess.Popen(command)  # noqa: S603 - our own interpreter and command, no outside input
         self.stdout.write(f"Job worker started beside the server (pid {worker.pid}); /jobs/ shows its work.")
         return worker
