@@ -32,7 +32,7 @@ demo: $(STAMP) system-libs
 	mkdir -p $(POCARE_VAR_DIR)
 	$(BIN)/pocare migrate --no-input -v 0
 	$(BIN)/pocare demo
-	$(BIN)/pocare serve --host 127.0.0.1 --port 8000
+	$(BIN)/pocare serve --host 127.0.0.1 --port 8000 --with-worker
 
 ## make test: lint, types, the suite on SQLite and PostgreSQL, the API fuzzer and the browser tests
 test: $(STAMP) system-libs lint typecheck traceability suites api-fuzz browser
@@ -91,6 +91,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/anchor.py
 	$(BIN)/python benchmarks/pages_at_scale.py
 	$(BIN)/python benchmarks/backup.py
+	$(BIN)/python benchmarks/jobs.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt

@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("pocare.manufacturing.api")),
     path("", include("pocare.analytics.api")),
     path("", include("pocare.release.api")),
+    path("", include("pocare.jobs.api")),  # the job queue (docs/jobs.md)
 ]

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "pocare.ledger",
     "pocare.accounts",
     "pocare.ops",
+    "pocare.jobs",  # the job queue and scheduler (docs/jobs.md)
     "pocare.trail",
     "pocare.network",
     "pocare.masterfile",
@@ -277,6 +278,18 @@ STORAGES["digests"] = {
     "BACKEND": "pocare.ledger.anchoring.DigestDirectoryStorage",
     "OPTIONS": {"location": os.environ.get("POCARE_DIGEST_DIR") or str(VAR_DIR / "digests")},
 }
+
+# --- Jobs (docs/jobs.md) -------------------------------------------------------------------------------
+# A failed try waits BACKOFF × 2^(tries − 1) seconds (capped) before the next; a running job whose
+# worker has not renewed its lease for LEASE seconds is taken back (failed, retried). WORKER_SEEN is
+# how recent a worker's announcement must be for the health check to count a worker as alive.
+POCARE_JOBS_BACKOFF_SECONDS = float(os.environ.get("POCARE_JOBS_BACKOFF_SECONDS", "10"))
+POCARE_JOBS_BACKOFF_CAP_SECONDS = float(os.environ.get("POCARE_JOBS_BACKOFF_CAP_SECONDS", "3600"))
+POCARE_JOBS_LEASE_SECONDS = float(os.environ.get("POCARE_JOBS_LEASE_SECONDS", "30"))
+POCARE_JOBS_WORKER_SEEN_SECONDS = float(os.environ.get("POCARE_JOBS_WORKER_SEEN_SECONDS", "60"))
+# "0": workers run queued jobs only, and no worker of this installation queues the periodic schedule.
+POCARE_JOBS_SCHEDULE = os.environ.get("POCARE_JOBS_SCHEDULE", "1") != "0"
+# --- end jobs ------------------------------------------------------------------------------------------
 
 # Request size, set deliberately (pocare.core.bounds): a form or JSON body up to 2.5 MiB (the largest
 # legitimate one is a 400 KB master-file document), at most 1,000 fields and 20 files; an uploaded

@@ -19,4 +19,5 @@ urlpatterns = [
     path("", include("pocare.analytics.urls")),
     path("", include("pocare.planning.urls")),
     path("", include("pocare.release.urls")),
+    path("", include("pocare.jobs.urls")),  # the job queue (docs/jobs.md)
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from pocare.jobs.models import Job
 from pocare.ledger.models import NETWORK_CHAIN, Event
 from pocare.planning import services
 from pocare.planning.events import PlanningEvent
@@ -30,12 +31,14 @@ def test_planner_starts_a_plan_run_and_sees_the_result(login, people, monkeypatc
         response = client.post("/planning/plan/new/", PLAN)
     assert response.status_code == 302
     run = PlanningRun.objects.get()
-    assert run.status == RunStatus.QUEUED and run.parameters["region"] == "PT" and len(callbacks) == 1
+    assert run.status == RunStatus.QUEUED and run.parameters["region"] == "PT" and not callbacks
+    job = Job.objects.get()  # queued in the start's own transaction (pocare.jobs), not after it
+    assert job.task == "pocare.planning.services.planning_run_work" and job.kwargs == {"run_id": run.pk}
     started = Event.objects.get(event_type=PlanningEvent.RUN_STARTED)
     assert started.chain == NETWORK_CHAIN and started.actor_username == "planner"
     fragment = client.get(f"/planning/runs/{run.pk}/", HTTP_HX_REQUEST="true")
     assert 'hx-trigger="every 1s"' in fragment.content.decode()
-    services.planning_run_execute(run=run)  # what the background thread does
+    services.planning_run_execute(run=run)  # what the job does
     run.refresh_from_db()
     assert run.status == RunStatus.DONE and run.progress == 100 and run.finished_at
     finished = Event.objects.get(event_type=PlanningEvent.RUN_FINISHED)
@@ -91,7 +94,7 @@ def test_a_run_begins_its_work_once_with_its_event(people, django_capture_on_com
     """P11-10e DI-ALCOA: the move of a queued run to running is a service with its ledger event (the
     planning system, network chain, old and new status); a run that is not queued is refused and
     nothing more is recorded."""
-    with django_capture_on_commit_callbacks(execute=False):  # no background thread
+    with django_capture_on_commit_callbacks(execute=False):  # no worker runs the job
         run = services.planning_run_start(actor=people["planner"], kind="plan", parameters={"region": "PT"})
     services.planning_run_begin(run=run)
     run.refresh_from_db()

@@ -74,6 +74,7 @@ class Perm(StrEnum):
     ANALYTICS_VIEW = "analytics.view"  # comparability, control charts, product quality review
     PLANNING_VIEW = "planning.view"  # site-selection studies and digital-twin runs
     PLANNING_RUN = "planning.run"  # start them (the network planner, Control Site QA)
+    JOBS_VIEW = "jobs.view"  # everyone's jobs on the jobs page, and cancel/retry them (Control Site QA)
 
 
 #: What people at a site do on the shop floor; Control Site QA oversees it but does not do it.

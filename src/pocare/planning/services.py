@@ -1,23 +1,26 @@
 """Starting and finishing planning runs (the one write path of the app). A run is a service with a
 ledger event for its start, the moment its work begins and its finish, on the network chain (site=None).
 Starting needs the network
-planner or Control Site QA role. In the web UI the work runs in a background thread in-process (the
-embedded default); ``POCARE_DASK_SCHEDULER`` names a Dask scheduler for the twin's replications in a
-deployment."""
+planner or Control Site QA role. In the web UI the work is a job (``pocare.jobs``), queued in the
+transaction that records the start and run by a worker (``pocare worker``, or the one ``pocare serve
+--with-worker`` starts): a worker that dies mid-run has its job taken back and the run re-run, and a
+run whose job is given up on ends failed with its finish event. ``POCARE_DASK_SCHEDULER`` names a Dask
+scheduler for the twin's replications in a deployment."""
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.jobs.services import job_enqueue
+from pocare.jobs.tasks import task
 from pocare.ledger.services import event_record
 from pocare.planning import demand, report, study, travel
 from pocare.planning.events import PlanningEvent
@@ -49,7 +52,8 @@ def validate_parameters(kind: str, parameters: Mapping[str, Any]) -> None:
 
 def planning_run_start(*, actor: Any, kind: str, parameters: Mapping[str, Any], reason: str = "",
                        background: bool = True) -> PlanningRun:
-    """Record a new run (ledger: started) and run it — in a background thread by default."""
+    """Record a new run (ledger: started) and run it — as a job by default (queued in this transaction,
+    so a start that rolls back queues nothing); ``background=False`` runs it here and now."""
     if access.is_read_only(actor) or not access.has_perm(actor, Perm.PLANNING_RUN):
         raise PermissionDenied("Only the network planner or Control Site QA may start planning runs.")
     validate_parameters(kind, parameters)
@@ -60,19 +64,38 @@ def planning_run_start(*, actor: Any, kind: str, parameters: Mapping[str, Any], 
                      object_type="planning.PlanningRun", object_id=str(run.pk), object_repr=str(run),
                      reason=reason or f"{run.get_kind_display()} study started", new={"kind": kind,
                                                                                         "parameters": dict(parameters)})
-    if background:
-        transaction.on_commit(lambda: threading.Thread(target=_work_in_thread, args=(run.pk,), daemon=True).start())
-    else:
+        if background:
+            job_enqueue(task="pocare.planning.services.planning_run_work", kwargs={"run_id": run.pk}, actor=actor,
+                        label=f"{run.get_kind_display()} run {run.pk}")
+    if not background:
         planning_run_execute(run=run)
     return run
 
 
-def _work_in_thread(pk: int) -> None:
-    close_old_connections()
-    try:
-        planning_run_execute(run=PlanningRun.objects.get(pk=pk))
-    finally:
-        close_old_connections()
+def planning_run_failed(*, run_id: int, error: str) -> None:
+    """The run's job was given up on (its last try raised, or its worker died): the run ends failed,
+    with its finish event. Called by the jobs app inside the transaction that records the failure."""
+    run = PlanningRun.objects.select_for_update().get(pk=run_id)
+    if run.status in (RunStatus.DONE, RunStatus.FAILED):
+        return
+    run.status, run.error, run.finished_at = RunStatus.FAILED, error, timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+    event_record(actor=None, system="planning", event_type=PlanningEvent.RUN_FINISHED, site=None, obj=run,
+                 object_type="planning.PlanningRun", object_id=str(run.pk), object_repr=str(run),
+                 reason="Planning run finished: its job failed", new={"status": RunStatus.FAILED.value,
+                                                                      "error": error})
+
+
+@task(max_tries=3, on_failure="pocare.planning.services.planning_run_failed", label="Planning run")
+def planning_run_work(*, run_id: int) -> dict[str, Any]:
+    """The job of a run: do its work. A run left running by a worker that died, or failed by a job
+    that is retried, is worked on again (ledger: running, again)."""
+    run = PlanningRun.objects.get(pk=run_id)
+    if run.status == RunStatus.DONE:
+        return {"run": run.pk, "status": run.status}
+    planning_run_execute(run=run, resume=True)
+    run.refresh_from_db()
+    return {"run": run.pk, "status": run.status, "error": run.error}
 
 
 def _set_progress(run: PlanningRun, pct: int) -> None:
@@ -83,27 +106,34 @@ def _set_progress(run: PlanningRun, pct: int) -> None:
         PlanningRun.objects.filter(pk=run.pk).update(progress=pct)
 
 
-def planning_run_begin(*, run: PlanningRun) -> PlanningRun:
-    """Move a queued run to running (ledger: running, by the planning system). A run is worked on
-    once: a run that is not queued is refused and nothing is recorded."""
+def planning_run_begin(*, run: PlanningRun, resume: bool = False) -> PlanningRun:
+    """Move a queued run to running (ledger: running, by the planning system). A run that is not
+    queued is refused and nothing is recorded — unless ``resume``: its job is tried again after its
+    worker died (the run is still running) or after its job failed and was retried (the run failed)."""
     with transaction.atomic():
         locked = PlanningRun.objects.select_for_update().get(pk=run.pk)
-        if locked.status != RunStatus.QUEUED:
+        allowed = {RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED} if resume else {RunStatus.QUEUED}
+        if locked.status not in allowed:
             raise ValidationError({"run": f"{run} is {locked.get_status_display().lower()}: only a queued run "
                                           "begins its work."})
+        old_status = locked.status
         locked.status = run.status = RunStatus.RUNNING
-        locked.save(update_fields=["status"])
+        locked.error = run.error = ""
+        locked.save(update_fields=["status", "error"])
         event_record(actor=None, system="planning", event_type=PlanningEvent.RUN_RUNNING, site=None, obj=run,
                      object_type="planning.PlanningRun", object_id=str(run.pk), object_repr=str(run),
-                     reason="Planning run began its work", old={"status": RunStatus.QUEUED.value},
+                     reason="Planning run began its work" if old_status == RunStatus.QUEUED
+                     else "Planning run began its work again (its job was tried again)",
+                     old={"status": str(old_status)},
                      new={"status": RunStatus.RUNNING.value})
     return run
 
 
-def planning_run_execute(*, run: PlanningRun, scheduler: str | None = None) -> PlanningRun:
+def planning_run_execute(*, run: PlanningRun, scheduler: str | None = None, resume: bool = False) -> PlanningRun:
     """Do the work of a queued run (ledger: running) and record the finish (ledger: finished, with
-    the outcome)."""
-    planning_run_begin(run=run)
+    the outcome). A study's own refusal (ValueError, RuntimeError, OSError) finishes the run failed;
+    anything else propagates, so that its job is tried again."""
+    planning_run_begin(run=run, resume=resume)
     title = f"POCare {run.get_kind_display().lower()} run {run.pk}"
     try:
         if run.kind == RunKind.PLAN:
