@@ -19,10 +19,11 @@ ANSWERERS = {
     # Asked today, answered by the coming apps: supply (a recalled lot), patients (a withdrawn consent).
     "manufacturing.lot_holds": [],
     "release.certification_holds": [],
-    # The health of the installation (/health/, /metrics): ops answers for its own parts; the job
-    # queue adds its answer once installed.
+    # The health of the installation (/health/, /metrics): ops answers for its own parts, the job
+    # queue for itself.
     "core.health_checks": ["pocare.ops.health.database_check", "pocare.ops.health.migrations_check",
-                           "pocare.ops.health.digests_check", "pocare.ops.health.triggers_check"],
+                           "pocare.ops.health.digests_check", "pocare.ops.health.triggers_check",
+                           "pocare.jobs.selectors.queue_check"],
 }
 
 

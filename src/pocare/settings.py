@@ -411,9 +411,10 @@ except ValueError:
 if POCARE_ANCHOR_MAX_AGE_MINUTES < 1:
     raise ImproperlyConfigured("POCARE_ANCHOR_MAX_AGE_MINUTES must be a whole number of minutes, 1 or more")
 
-# Logs: JSON lines on standard error (`text` for people at a terminal), each with the request's id,
-# person and site scope; one line per request on `pocare.requests` (route, method, status, duration).
-POCARE_LOG_FORMAT = os.environ.get("POCARE_LOG_FORMAT", "json")
+# Logs: JSON lines on standard error in production (`text`, the default elsewhere, for people at a
+# terminal: the demo, development), each with the request's id, person and site scope; one line per
+# request on `pocare.requests` (route, method, status, duration).
+POCARE_LOG_FORMAT = os.environ.get("POCARE_LOG_FORMAT", "json" if PRODUCTION else "text")
 if POCARE_LOG_FORMAT not in {"json", "text"}:
     raise ImproperlyConfigured("POCARE_LOG_FORMAT must be 'json' or 'text'")
 LOGGING = {

@@ -19,9 +19,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from pocare.core.monitoring import HEALTH_CHECKS, HealthCheck
+from pocare.jobs.services import job_enqueue, worker_seen
 from pocare.ledger import anchoring
 from pocare.ledger.models import ChainHead, Event, site_chain
 from pocare.ops.logs import JsonLineFormatter, RequestContextFilter
@@ -63,9 +65,9 @@ def test_health_says_ok_only_when_every_part_works_and_tells_details_only_to_the
     assert anonymous["Cache-Control"].startswith("max-age=0")
     status, body = _checks(client)
     assert status == 503 and body["status"] == "failing"
-    assert list(body["checks"]) == ["database", "migrations", "digests", "triggers"]
+    assert list(body["checks"]) == ["database", "migrations", "digests", "triggers", "jobs"]
     assert not body["checks"]["digests"]["ok"] and "no signed digest" in body["checks"]["digests"]["summary"]
-    assert all(body["checks"][name]["ok"] for name in ("database", "migrations", "triggers"))
+    assert all(body["checks"][name]["ok"] for name in ("database", "migrations", "triggers", "jobs"))
 
     anchoring.anchor()
     status, body = _checks(client)
@@ -164,17 +166,13 @@ def test_metrics_are_for_the_monitor_and_parse_as_prometheus_text(client, people
 
     trail_verified(actor=people["qa"], events=10, chains=1, broken=[], invalid_signatures=[])
 
-    def jobs_health() -> HealthCheck:
-        return HealthCheck("jobs", True, "a worker was seen 3 s ago", {"queued": 3, "running": 1, "failed": 0})
-
-    HEALTH_CHECKS.register(jobs_health)
-    try:
-        metrics = _scrape(client)
-    finally:
-        HEALTH_CHECKS.unregister(jobs_health)
-    assert metrics["pocare_ledger_last_verify_ok"][()] == 1
-    assert 0 <= metrics["pocare_ledger_last_verify_age_seconds"][()] < 60
+    for n in range(3):  # due now, and no worker has announced itself: the queue's check fails
+        job_enqueue(task="pocare.jobs.builtin.noop", kwargs={"n": n})
+    assert _scrape(client)["pocare_health_check_ok"][(("check", "jobs"),)] == 0
+    worker_seen(name="metrics-test-worker", started_at=timezone.now())
+    metrics = _scrape(client)
     assert metrics["pocare_jobs_queued"][()] == 3 and metrics["pocare_health_check_ok"][(("check", "jobs"),)] == 1
+    assert metrics["pocare_jobs_worker_seen"][()] == 1
 
 
 def test_a_health_check_name_is_a_metric_name():

@@ -5,13 +5,14 @@ production shares: the database (records, sessions, the cache), the files direct
 store. A person signs in on one server and their session works on the other; a step recorded on
 server A is verified on server B by a second person; B offers the operator's next signature with the
 password alone, because the continuous-session state that A wrote lives in the shared session.
-A job worker joins through the same fixture once the job queue is installed:
-``installation.start("worker", "worker")``.
+A job worker on the same database takes the trail's anchoring job, and both servers' health
+checks see it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from pocare.accounts.services import password_set
+from pocare.jobs.models import Job, JobStatus
+from pocare.jobs.services import job_enqueue
 from pocare.ledger import anchoring
 from pocare.ledger.models import Event
 from pocare.manufacturing.models import StepExecution
@@ -61,7 +64,8 @@ def test_two_servers_on_one_database_drive_one_batch_with_one_session(installati
     """P11-200 DI-ALCOA: a session made on server A works on server B (sessions live in the database);
     a step recorded on A is verified on B by a second person and seen on A; the operator's next step is
     offered on B with the password alone, the continuous session begun on A; the digests verify; each
-    server is healthy, counts its own requests, and reports the same ledger figures."""
+    server is healthy, counts its own requests, and reports the same ledger figures; a worker on the
+    same database runs the anchoring job and both servers' health checks see the queue served."""
     batch = h.started_batch("MAD")
     _server_passwords("operator.mad", "manager.mad")
     anchoring.key_init(installation.shared / "anchor" / "ed25519.pem")
@@ -110,12 +114,21 @@ def test_two_servers_on_one_database_drive_one_batch_with_one_session(installati
         assert writes and all(line["request_id"] in by_request for line in writes), writes
         assert {line["user"] for line in writes} <= {"operator.mad", "manager.mad"}
 
-    anchor = installation.start("anchor", "audit", "anchor")
-    assert anchor.popen.wait(timeout=120) == 0, anchor.log.read_text()[-2000:]
+    # A worker on the same database takes the trail's anchoring job (the hourly one, queued now).
+    job = job_enqueue(task="pocare.jobs.builtin.trail_anchor", label="anchor after two servers")
+    worker = installation.start("worker", "worker", POCARE_JOBS_SCHEDULE="0")
+    deadline = time.monotonic() + 120
+    while Job.objects.get(pk=job.pk).status in (JobStatus.QUEUED, JobStatus.RUNNING) and time.monotonic() < deadline:
+        assert worker.popen.poll() is None, worker.log.read_text()[-2000:]
+        time.sleep(0.2)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE, (job.status, job.error, worker.log.read_text()[-2000:])
     for server in (a, b):
         health = manager.get(f"{server.url}/health/", headers={"Authorization": f"Bearer {MONITOR_TOKEN}"})
         assert health.status == 200, health.text
-        assert set(health.json()["checks"]) == {"database", "migrations", "digests", "triggers"}
+        checks = health.json()["checks"]
+        assert set(checks) == {"database", "migrations", "digests", "triggers", "jobs"}
+        assert checks["jobs"]["figures"]["worker_seen"] == 1 and checks["jobs"]["figures"]["queued"] == 0
     metrics_a, metrics_b = _metrics(manager, a), _metrics(manager, b)
     events = metrics_a["pocare_ledger_events_total"]
     assert events == metrics_b["pocare_ledger_events_total"] and events[(("chain", "MAD"),)] >= 3

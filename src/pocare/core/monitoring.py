@@ -3,7 +3,7 @@
 ``/health/`` and ``/metrics`` (``pocare.ops``) ask :data:`HEALTH_CHECKS`; every app that owns
 something worth watching answers with one :class:`HealthCheck` (or a list of them): ``ops``
 answers for the database, the migrations, the digest store and the ledger's triggers; the job
-queue answers for itself once it is installed, from its ``AppConfig.ready()``::
+queue answers for itself from its ``AppConfig.ready()`` (``pocare.jobs.selectors.queue_check``)::
 
     from pocare.core.monitoring import HEALTH_CHECKS, HealthCheck
 

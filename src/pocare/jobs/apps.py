@@ -9,3 +9,10 @@ class JobsConfig(AppConfig):
     name = "pocare.jobs"
     label = "jobs"
     verbose_name = "Jobs (queue and scheduler)"
+
+    def ready(self) -> None:
+        # Inside ready(): the check reads the queue's models, which need the app registry.
+        from pocare.core.monitoring import HEALTH_CHECKS
+        from pocare.jobs.selectors import queue_check
+
+        HEALTH_CHECKS.register(queue_check)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
+from pocare.core.monitoring import HealthCheck
 from pocare.jobs.models import Job, JobStatus, Worker
 
 
@@ -46,3 +47,18 @@ def queue_health(*, seen_within: float | None = None, now: dt.datetime | None = 
             "worker_seen": alive, "worker_last_seen": last_seen.isoformat() if last_seen else None,
             "ok": alive or oldest is None}
 
+
+
+def queue_check() -> HealthCheck:
+    """The job queue's answer to ``core.health_checks`` (/health/, /metrics): failing when work is
+    due and no worker announced itself lately, with the counts as figures."""
+    h = queue_health()
+    if h["ok"]:
+        summary = (f"{h['queued']} queued, {h['running']} running, {h['failed']} failed; "
+                   + ("a worker is alive" if h["worker_seen"] else "no work due"))
+    else:
+        summary = (f"{h['queued']} queued, the oldest due for {h['oldest_queued_seconds']:.0f} s, and no "
+                   f"worker seen (last: {h['worker_last_seen'] or 'never'}): start `pocare worker`")
+    return HealthCheck("jobs", ok=bool(h["ok"]), summary=summary, figures={
+        "queued": h["queued"], "running": h["running"], "failed": h["failed"],
+        "oldest_queued_seconds": h["oldest_queued_seconds"], "worker_seen": 1.0 if h["worker_seen"] else 0.0})
