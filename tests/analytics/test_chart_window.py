@@ -38,3 +38,20 @@ def test_a_short_series_is_drawn_whole_and_the_histogram_counts_every_lot():
     assert cut["shown"]["first"] == 51 and "shown" not in whole
     assert cut["histogram"] == whole["histogram"]
     assert len(cut["control"]) < len(whole["control"])
+
+
+def test_the_t2_chart_draws_the_latest_lots_and_still_names_every_lot_above_its_limit():
+    """CMP-STAT (issue 15): a site of 1,800 lots drew 1,800 T² markers on each request; the chart
+    draws the latest ones as the run charts do, saying which, while the lots above the limit are
+    named from every lot."""
+    from pocare.analytics.pages import draw_t2
+
+    n = 300
+    figures = {"attributes": ["viability", "dose"], "values": [20.0 if i == 3 else 1.0 for i in range(n)],
+               "labels": [f"MAD-{i:04d}" for i in range(n)], "ucl": 12.0, "m": 90, "above": ["MAD-0003"]}
+    drawn = draw_t2(figures, "MAD", last=100)
+    assert drawn["shown"] == {"first": 201, "last": 300, "total": 300}
+    assert "MAD-0299" in drawn["svg"] and "MAD-0199" not in drawn["svg"] and "MAD-0003" not in drawn["svg"]
+    assert drawn["above"] == ["MAD-0003"]
+    whole = draw_t2(figures, "MAD")
+    assert whole["shown"] is None and "MAD-0003" in whole["svg"]

@@ -185,3 +185,29 @@ def test_the_demo_clock_dates_only_the_past_and_only_inside_its_block() -> None:
     assert timezone.now() - past > dt.timedelta(days=2)
     with pytest.raises(ValueError, match="past only"), demo_clock(timezone.now() + dt.timedelta(hours=1)):
         pass
+
+
+@pytest.mark.django_db
+def test_the_live_batches_read_their_receipt_and_harvest_values_from_the_records(demo: dt.datetime) -> None:
+    """Issue 15, one fact, one value: the demo's live batches (recorded through the services) carry
+    the derived receipt values and the culture day of harvest as their records state them, each
+    event naming its source."""
+    from pocare.custody.models import Shipment
+    from pocare.ledger.models import Event
+    from pocare.manufacturing.events import ManufacturingEvent
+
+    for recipient in ("MAD-PT-0419", "GRO-PT-0388"):
+        batch = Batch.objects.get(order__recipient_id=recipient)
+        values = dict(StepValue.objects.filter(step__batch=batch, corrects__isnull=True)
+                      .values_list("parameter_id", "value"))
+        receipt = _completed(batch, HandoffKind.RECEIPT_AT_SITE)
+        assert receipt is not None and values["din-matches"] is True
+        logger = Shipment.objects.get(order=batch.order).readings.filter(at__lte=receipt.occurred_at).latest("at")
+        assert values["shipper-temperature"] == float(logger.celsius), recipient
+        step = batch.steps.get(step_id="receipt-identity")
+        event = Event.objects.get(event_type=ManufacturingEvent.STEP_RECORDED, object_id=str(step.pk))
+        assert set(event.new["derived"]) == {"din-matches", "shipper-temperature", "transit-time"}
+    groningen = Batch.objects.get(order__recipient_id="GRO-PT-0388")
+    steps = dict(groningen.steps.values_list("step_id", "performed_at"))
+    day = StepValue.objects.get(step__batch=groningen, step__step_id="harvest", parameter_id="harvest-day").value
+    assert day == round((steps["harvest"] - steps["activation"]).total_seconds() / 86400)

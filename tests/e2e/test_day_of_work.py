@@ -23,7 +23,7 @@ def test_the_manager_finds_the_verification_in_the_queue_and_sees_the_correction
     """CH4-9 A11-8 P11-10f: the home page says a step awaits the manager's verification (and the
     navigation counts it); its link opens the step, which shows the corrected value, the original and
     the reason; once verified, the queue no longer lists it."""
-    batch, step_id = awaiting_verification("MAD")
+    batch, step_id = awaiting_verification("MAD", correctable=True)
     correct_a_value(batch, step_id, reason="Transcription error: read the wrong display")
     base = live_server.url
     _login(page, base, "manager.mad")

@@ -96,6 +96,10 @@ def received_order(site_code: str = "MAD") -> Any:
                            site=site, location="Apheresis unit", collection=collection)
     custody.handoff_record(actor=physician, order=order, kind=HandoffKind.DISPATCH_TO_SITE,
                            presented_identifier=collection.din, site=site, location="Courier", collection=collection)
+    shipment = custody.shipment_dispatch(actor=physician, order=order, leg="apheresis", logger_id="TL-TEST",
+                                         reason="apheresis to the site")
+    custody.temperatures_upload(actor=operator, shipment=shipment, source="api",
+                                rows=[{"timestamp": shipment.dispatched_at.isoformat(), "temperature_c": 4.5}])
     custody.handoff_record(actor=operator, order=order, kind=HandoffKind.RECEIPT_AT_SITE,
                            presented_identifier=collection.din, site=site, location="Goods-in", collection=collection)
     return order
@@ -139,6 +143,8 @@ def good_values(step: dict[str, Any]) -> dict[str, Any]:
     """A value in range (the target, or the middle of the range) for every parameter of a step."""
     out: dict[str, Any] = {}
     for p in step.get("parameters", []):
+        if p["type"] == "derived":  # read from its record, never typed
+            continue
         if p.get("target") is not None:
             out[p["id"]] = p["target"]
         elif p["type"] in ("number", "integer"):

@@ -484,17 +484,20 @@ def test_the_verifier_sees_each_correction_with_its_original_and_reason_and_the_
     """P11-10g CH4-9: the second person verifies what was recorded, corrections included: the page
     shows the original value, who corrected it, when and why. The person who performed the step is
     not offered the verify form at all (four eyes), rather than being refused after their password."""
-    outcome = _record(batch, "receipt-identity")
-    original = StepValue.objects.get(step=outcome.step, parameter_id="transit-time")
-    services.value_correct(actor=h.user("operator.mad"), value=original, new_value="3.5",
-                           reason="Courier log gives 3.5 h, not the planned time",
+    while services.next_step(batch)[1]["id"] != "transduction":
+        h.do_step(batch)
+    h.into_window(batch, services.step_definition(batch, "transduction"))
+    outcome = _record(batch, "transduction")
+    original = StepValue.objects.get(step=outcome.step, parameter_id="vector-volume")
+    services.value_correct(actor=h.user("operator.mad"), value=original, new_value=float(original.value) + 0.5,
+                           reason="The syringe read 0.5 mL more than typed",
                            credentials=h.creds("operator.mad"))
-    url = f"/manufacturing/batches/{batch.reference}/steps/receipt-identity/"
+    url = f"/manufacturing/batches/{batch.reference}/steps/transduction/"
     login("manager.mad")
     page = client.get(url).content.decode()
     assert "Verify and sign" in page and "corrected" in page
-    assert f"was <s>{original.value:g} h</s>" in page or f"was <s>{original.value} h</s>" in page
-    assert "Courier log gives 3.5 h, not the planned time" in page
+    assert f"was <s>{original.value:g} mL</s>" in page or f"was <s>{original.value} mL</s>" in page
+    assert "The syringe read 0.5 mL more than typed" in page
     login("operator.mad")
     page = client.get(url).content.decode()
     assert "Verify and sign" not in page and 'id="verify-not-yours"' in page

@@ -45,9 +45,10 @@ def test_an_operator_records_steps_a_second_person_verifies_and_an_out_of_range_
     first = page.locator("#step-receipt-identity")
     first.get_by_role("button", name="Execute").click()
     expect(page).to_have_url(re.compile(r"/steps/receipt-identity/$"))
-    page.get_by_label(re.compile("^DIN and COI match")).select_option("true")
-    page.get_by_label(re.compile("^Shipper temperature on arrival")).fill("4")
-    page.get_by_label(re.compile("^Time from end of collection to receipt")).fill("6")
+    # Nothing to type at the receipt: its values are read from the custody records, shown read-only.
+    expect(page.locator("#derived-shipper-temperature")).to_contain_text("4.5 °C")
+    expect(page.locator("#derived-din-matches")).to_contain_text("Yes")
+    expect(page.get_by_label(re.compile("^Shipper temperature on arrival"))).to_have_count(0)
     _sign(page, "operator.mad", "Record and sign")
     expect(page.get_by_text(re.compile("receipt-identity recorded and signed .* awaits second-person verification")))\
         .to_be_visible()
@@ -61,7 +62,7 @@ def test_an_operator_records_steps_a_second_person_verifies_and_an_out_of_range_
         other.goto(batch_url)
         other.locator("#step-receipt-identity").get_by_role("button", name="Verify").click()
         expect(other.get_by_role("heading", name="Verify as second person")).to_be_visible()
-        expect(other.get_by_text("Shipper temperature on arrival: 4")).to_be_visible()
+        expect(other.get_by_text("Shipper temperature on arrival: 4.5")).to_be_visible()
         _sign(other, "manager.mad", "Verify and sign")
         expect(other.get_by_text("Step receipt-identity verified and signed.")).to_be_visible()
         expect(other.locator("#step-receipt-identity")).to_contain_text("verified by Lucía")

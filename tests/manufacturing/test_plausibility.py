@@ -92,17 +92,19 @@ def test_a_qc_result_waits_for_its_sample_and_is_not_read_before_the_sample_was_
     assert _qc(batch, "mycoplasma", "not detected").conforms
 
 
-def test_a_negative_transit_time_is_refused_at_the_step_and_nothing_is_stored(batch):
-    """DI-ALCOA: a step value outside the physical bounds of its unit (h ≥ 0) is refused before the
-    step is recorded — it is not an out-of-range value raising a deviation."""
-    step = services.step_definition(batch, "receipt-identity")
+def test_a_negative_cell_count_is_refused_at_the_step_and_nothing_is_stored(batch):
+    """DI-ALCOA: a step value outside the physical bounds of its unit (cells ≥ 0) is refused before
+    the step is recorded — it is not an out-of-range value raising a deviation."""
+    h.do_step(batch)  # the receipt: its values are read from the custody records
+    step = services.step_definition(batch, "apheresis-count")
     actor = h.performer_for(batch, step)
+    stored = StepValue.objects.count()
     with pytest.raises(ValidationError) as refused:
-        services.step_record(actor=actor, batch=batch, step_id="receipt-identity",
-                             values={**h.good_values(step), "transit-time": -2}, credentials=h.creds(actor))
-    message = " ".join(refused.value.message_dict["values.transit-time"])
-    assert "-2 h" in message and "≥ 0 h" in message
-    assert not StepValue.objects.filter(step__batch=batch).exists() and not Deviation.objects.exists()
+        services.step_record(actor=actor, batch=batch, step_id="apheresis-count",
+                             values={**h.good_values(step), "tnc": -2}, credentials=h.creds(actor))
+    message = " ".join(refused.value.message_dict["values.tnc"])
+    assert "-2" in message and "≥ 0" in message
+    assert StepValue.objects.count() == stored and not Deviation.objects.exists()
 
 
 def test_a_text_parameter_refuses_json_structures_numbers_and_control_characters():

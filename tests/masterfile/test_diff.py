@@ -21,10 +21,11 @@ def test_the_demo_change_reads_field_by_field():
     ipc = next(i for i in d.steps if i.key == "ipc-day5")
     assert ipc.kind == "changed" and ipc.context == "expansion"
     assert [(c.field, c.old, c.new) for c in ipc.changes] == [("parameter car-positive: min", "5", "8")]
-    harvest = next(i for i in d.steps if i.key == "expansion-harvest-decision")
+    decision = next(i for i in d.steps if i.key == "expansion-harvest-decision")
+    harvest = next(i for i in d.steps if i.key == "harvest")
     assert ("parameter harvest-day: max", "10", "12") in [(c.field, c.old, c.new) for c in harvest.changes]
     assert ("time window", "6 d 12 h–9 d 12 h after step activation",
-            "6 d 12 h–11 d 12 h after step activation") in [(c.field, c.old, c.new) for c in harvest.changes]
+            "6 d 12 h–11 d 12 h after step activation") in [(c.field, c.old, c.new) for c in decision.changes]
     assert [(c.field, c.old, c.new) for c in d.process] == [("max duration days", "14", "16")]
     assert [u.key for u in d.unit_operations] == ["expansion"]
     assert not d.attributes and not d.annexes and not d.product

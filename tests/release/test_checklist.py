@@ -219,8 +219,8 @@ def test_audit_trail_line_needs_a_signed_review_covering_the_batchs_last_event()
     assert line.state == "fail" and "no signed audit-trail review" in line.detail
     rh.review_trail(b)
     assert state(b, "audit_trail").state == "pass"
-    value = StepValue.objects.filter(step__batch=b, parameter_id="transit-time").first()
-    services.value_correct(actor=h.user("operator.mad"), value=value, new_value=5, reason="Transcription error",
+    value = StepValue.objects.filter(step__batch=b, parameter_id="fill-volume").first()
+    services.value_correct(actor=h.user("operator.mad"), value=value, new_value=44, reason="Transcription error",
                            credentials=h.creds("operator.mad"))
     assert state(b, "audit_trail").state == "fail"
     rh.review_trail(b)
@@ -234,8 +234,8 @@ def test_exceptions_review_line_needs_a_signature_over_the_current_items():
     assert line.state == "fail" and "not signed" in line.detail
     rh.review_exceptions(b)
     assert state(b, "exceptions_review").state == "pass"
-    value = StepValue.objects.filter(step__batch=b, parameter_id="transit-time").first()
-    services.value_correct(actor=h.user("operator.mad"), value=value, new_value=6, reason="Misread",
+    value = StepValue.objects.filter(step__batch=b, parameter_id="fill-volume").first()
+    services.value_correct(actor=h.user("operator.mad"), value=value, new_value=46, reason="Misread",
                            credentials=h.creds("operator.mad"))
     line = state(b, "exceptions_review")
     assert line.state == "fail" and "changed since" in line.detail
@@ -244,8 +244,8 @@ def test_exceptions_review_line_needs_a_signature_over_the_current_items():
 def test_changed_data_are_listed(batch):
     """A11-8: data changed after their first entry are marked, step values and QC results alike."""
     assert release_checklist(batch).changed == []
-    value = StepValue.objects.filter(step__batch=batch, parameter_id="transit-time").first()
-    services.value_correct(actor=h.user("operator.mad"), value=value, new_value=7, reason="Misread clock",
+    value = StepValue.objects.filter(step__batch=batch, parameter_id="fill-volume").first()
+    services.value_correct(actor=h.user("operator.mad"), value=value, new_value=47, reason="Misread clock",
                            credentials=h.creds("operator.mad"))
     result = batch.qc_results.get(attribute_id="viability")
     services.qc_result_correct(actor=h.user("qc.mad"), result=result, value="91", reason="Recount",
@@ -297,9 +297,9 @@ def test_audit_trail_line_follows_the_batch_onto_the_lanes_of_its_sites_chain(tx
     rh.enter_results(b)
     rh.review_trail(b)
     assert state(b, "audit_trail").state == "pass"
-    value = StepValue.objects.filter(step__batch=b, parameter_id="transit-time").first()
+    value = StepValue.objects.filter(step__batch=b, parameter_id="fill-volume").first()
     with appending_elsewhere("MAD"):
-        services.value_correct(actor=h.user("operator.mad"), value=value, new_value=5, reason="Transcription error",
+        services.value_correct(actor=h.user("operator.mad"), value=value, new_value=44, reason="Transcription error",
                                credentials=h.creds("operator.mad"))
     line = state(b, "audit_trail")
     assert line.state == "fail" and "MAD/1#" in line.detail and "MAD#" in line.detail

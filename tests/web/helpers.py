@@ -25,15 +25,20 @@ def free_unit(site_code: str) -> None:
                   calibration_due=today + dt.timedelta(days=90), maintenance_due=today + dt.timedelta(days=90))
 
 
-def awaiting_verification(site_code: str = "MAD") -> tuple[object, str]:
-    """A batch whose next step needs a second person, recorded by the site's operator and not verified."""
+def awaiting_verification(site_code: str = "MAD", *, correctable: bool = False) -> tuple[object, str]:
+    """A batch whose next step needs a second person, recorded by the site's operator and not
+    verified: the receipt, or with ``correctable`` the first such step with a typed value to correct
+    (the receipt's are read from the custody records; the test clock then moves to the step's day)."""
     free_unit(site_code)
     batch = h.started_batch(site_code)
     while True:
         _, step = services.next_step(batch)
-        if step.get("second_person_verification"):
+        if step.get("second_person_verification") and (not correctable or any(
+                p["type"] == "number" and p.get("min") is not None and p.get("max") is not None
+                for p in step["parameters"])):
             break
         h.do_step(batch)
+    h.into_window(batch, step)
     operator = h.user(f"operator.{site_code.lower()}")
     services.step_record(actor=operator, batch=batch, step_id=step["id"], values=h.good_values(step),
                          materials=h.material_lots(batch, step), credentials=h.creds(operator))

@@ -224,8 +224,15 @@ def t2_figures(attributes: list[str], mine: Sequence[Sequence[float]], others: S
             "above": [labels[i] for i, v in enumerate(values) if v > ucl]}
 
 
-def draw_t2(figures: dict[str, Any], site: str) -> dict[str, Any]:
-    """The T² chart of :func:`t2_figures` (as computed or stored), with its figures."""
+def draw_t2(figures: dict[str, Any], site: str, *, last: int | None = None) -> dict[str, Any]:
+    """The T² chart of :func:`t2_figures` (as computed or stored), with its figures. ``last``: draw
+    only the latest lots, as the run charts do (``shown`` says which); the lots above the limit are
+    still every one (the page names them all)."""
     title = (f"{site}: Hotelling's T² of {len(figures['attributes'])} attributes against the other sites' lots")
-    return {**figures, "svg": charts.t2_chart_svg([float(v) for v in figures["values"]], ucl=float(figures["ucl"]),
-                                                  labels=list(figures["labels"]), title=title)}
+    values, labels = list(figures["values"]), list(figures["labels"])
+    total = len(values)
+    start = max(0, total - last) if last is not None else 0
+    shown = {"first": start + 1, "last": total, "total": total} if start else None
+    return {**figures, "shown": shown,
+            "svg": charts.t2_chart_svg([float(v) for v in values[start:]], ucl=float(figures["ucl"]),
+                                       labels=labels[start:], title=title)}

@@ -118,7 +118,7 @@ def site_charts(request: HttpRequest, code: str) -> HttpResponse:
                 "intervals": pages.stored_interval_plot(section["intervals"], name=spec["name"], unit=spec["unit"],
                                                         highlight=site.code)})
         if not chosen and stored.t2 is not None:
-            context["t2"] = pages.draw_t2(stored.t2, site.code)
+            context["t2"] = pages.draw_t2(stored.t2, site.code, last=pages.CHART_LOTS)
     return _render(request, "analytics/site.html", context)
 
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from pocare.accounts.models import User
 from pocare.custody import services as custody
-from pocare.custody.models import HandoffKind, TherapyOrder
+from pocare.custody.models import HandoffKind, ShipmentLeg, TherapyOrder
 from pocare.demo.clock import demo_clock
 from pocare.ledger.signing import SigningCredentials
 from pocare.manufacturing import devices, services
@@ -80,6 +80,8 @@ def load_lots(*, versions: list[MasterFileVersion], password: str) -> int:
 def _good(step: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in step.get("parameters", []):
+        if p["type"] == "derived":  # read from its record when the step is recorded, never typed
+            continue
         if p.get("target") is not None:
             out[p["id"]] = p["target"]
         elif p["type"] in ("number", "integer"):
@@ -134,11 +136,6 @@ class OrderTimes:
     @property
     def dispatched(self) -> dt.datetime:
         return self.collection_ended + dt.timedelta(minutes=25)
-
-    @property
-    def transit_hours(self) -> float:
-        """The receipt step's "time from collection to receipt": the difference of the two times."""
-        return round((self.received - self.collection_ended).total_seconds() / 3600, 1)
 
 
 #: From the end of collection to the site's receipt (both in the same hospital).
@@ -217,7 +214,23 @@ def _order(site: Site, *, password: str, recipient: str, weight: str, times: Ord
         with demo_clock(at):
             custody.handoff_record(actor=who, order=order, kind=kind, presented_identifier=collection.din,
                                    site=site, location=where, collection=collection)
+            if kind == HandoffKind.DISPATCH_TO_SITE:  # the bag leaves in a shipper with its data logger
+                shipment = custody.shipment_dispatch(actor=who, order=order, leg=ShipmentLeg.APHERESIS,
+                                                     logger_id=f"TL-{collection.din[-6:]}",
+                                                     reason=f"{LIVE_MARK}: apheresis to the cell therapy unit")
+    with demo_clock(times.received + dt.timedelta(minutes=10)):  # goods-in reads the logger
+        custody.temperatures_upload(actor=operator, shipment=shipment, source="api", rows=_logger_rows(times))
     return order
+
+
+def _logger_rows(times: OrderTimes) -> list[dict[str, Any]]:
+    """The shipper's logger, one reading every 5 minutes from dispatch to receipt: cooling from the
+    ward towards 4 °C (the receipt step reads the last one at or before the receipt)."""
+    rows, at, n = [], times.dispatched, 0
+    while at <= times.received:
+        rows.append({"timestamp": at.isoformat(), "temperature_c": round(4.6 + 1.8 * 0.8 ** n, 2)})
+        at, n = at + dt.timedelta(minutes=5), n + 1
+    return rows
 
 
 def _free_unit(site: Site, order: Any) -> ManufacturingUnit | None:
@@ -275,17 +288,10 @@ def _execute(batch: Batch, *, password: str, values: dict[str, dict[str, Any]], 
 LAST_LIVE_STEP = "activation"
 #: What the Madrid operator records in the live batch (the rest are the master file's targets).
 MADRID_VALUES: dict[str, dict[str, Any]] = {
-    "receipt-identity": {"shipper-temperature": 4.6},
     "apheresis-count": {"tnc": 6120, "viability": 96.2, "cd3-fraction": 58.4},
     "cd4-cd8-selection": {"purity": 97.1, "recovery": 54.0, "selected-cells": 1980},
     "activation": {"cells-seeded": 100, "culture-temperature": 37.0},
 }
-
-
-def _receipt_values(times: OrderTimes) -> dict[str, dict[str, Any]]:
-    """The values recorded, with the receipt's transit time taken from the order's own times."""
-    receipt = {**MADRID_VALUES["receipt-identity"], "transit-time": times.transit_hours}
-    return {**MADRID_VALUES, "receipt-identity": receipt}
 
 
 def load_live(*, versions: list[MasterFileVersion], password: str, now: dt.datetime | None = None) -> Batch | None:
@@ -308,7 +314,7 @@ def load_live(*, versions: list[MasterFileVersion], password: str, now: dt.datet
     batch = _start(madrid, order, start, password=password)
     if batch is None:
         return None
-    done = _execute(batch, password=password, values=_receipt_values(times), last=LAST_LIVE_STEP)
+    done = _execute(batch, password=password, values=MADRID_VALUES, last=LAST_LIVE_STEP)
     activation = next(t for t in done if t.step["id"] == LAST_LIVE_STEP)
     _device_feed(batch, since=activation.recorded - dt.timedelta(minutes=activation.step["expected_duration_min"]),
                  until=now)
@@ -356,7 +362,7 @@ def _completed_batch(site: Site, *, password: str, now: dt.datetime) -> Batch | 
     batch = _start(site, order, start, password=password)
     if batch is None:
         return None
-    values = _receipt_values(times)
+    values = dict(MADRID_VALUES)
     values["apheresis-count"] = {**values["apheresis-count"], "cd3-fraction": 8.5}  # below the 10 % expected
     done = _execute(batch, password=password, values=values)
     sampled = next(t.recorded for t in done if t.step["id"] == "release-sampling")

@@ -68,7 +68,9 @@ class StepRecordForm(SignatureFieldsMixin):
     def __init__(self, *args: Any, step: dict[str, Any], lots: dict[str, list[tuple[str, str]]], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.step = step
-        for p in step.get("parameters", []):
+        # A derived parameter has no field: it is read from its record and shown read-only.
+        self.typed = [p for p in step.get("parameters", []) if p.get("type") != "derived"]
+        for p in self.typed:
             self.fields[f"v_{p['id']}"] = _parameter_field(p)
         for m in step.get("materials", []):
             self.fields[f"m_{m['code']}"] = forms.ChoiceField(
@@ -76,18 +78,18 @@ class StepRecordForm(SignatureFieldsMixin):
                 choices=[("", "— choose the lot —"), *lots.get(m["code"], [])],
                 help_text=f"Material {m['code']}: only lots released, unexpired and at this site are accepted.")
         # Signature fields last.
-        order = [f"v_{p['id']}" for p in step.get("parameters", [])] + \
+        order = [f"v_{p['id']}" for p in self.typed] + \
                 [f"m_{m['code']}" for m in step.get("materials", [])] + ["notes", "deviation"]
         self.order_fields(order + [f for f in self.fields if f not in order])
 
     def parameter_fields(self) -> list[forms.BoundField]:
-        return [self[f"v_{p['id']}"] for p in self.step.get("parameters", [])]
+        return [self[f"v_{p['id']}"] for p in self.typed]
 
     def material_fields(self) -> list[forms.BoundField]:
         return [self[f"m_{m['code']}"] for m in self.step.get("materials", [])]
 
     def values(self) -> dict[str, Any]:
-        return {p["id"]: self.cleaned_data.get(f"v_{p['id']}", "") for p in self.step.get("parameters", [])}
+        return {p["id"]: self.cleaned_data.get(f"v_{p['id']}", "") for p in self.typed}
 
     def materials(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -30,6 +30,7 @@ from pocare.custody.models import HandoffKind, HandoffOutcome, OrderStatus
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
+from pocare.manufacturing import derived as derived_
 from pocare.manufacturing import evaluation
 from pocare.manufacturing.events import ManufacturingEvent
 from pocare.manufacturing.models import (
@@ -421,6 +422,12 @@ def _check_values(step: dict[str, Any], values: Mapping[str, Any], units: Mappin
     for pid, spec in specs.items():
         if spec.get("type") == "lot":  # the lot chosen under Materials (see _lot_values)
             continue
+        if spec.get("type") == "derived":  # read from its source record (see _derived_checked)
+            if values.get(pid) not in (None, "") and not (isinstance(values[pid], str) and not values[pid].strip()):
+                errors[f"values.{pid}"] = (
+                    f"{spec['name']} is not typed: it is read from "
+                    f"{schema.DERIVATIONS[spec['source']].reads}. Leave it out; correct that record if it is wrong.")
+            continue
         if pid not in values or values[pid] is None or (isinstance(values[pid], str) and not values[pid].strip()):
             errors[f"values.{pid}"] = f"{spec['name']}: a value is required."
             continue
@@ -521,6 +528,35 @@ def _lot_values(step: dict[str, Any], values: Mapping[str, Any],
     if errors:
         raise ValidationError(errors)
     return out
+
+
+def _derived_checked(batch: Batch, step: dict[str, Any], at: dt.datetime,
+                     deviation_note: str) -> tuple[dict[str, _Checked], dict[str, str]]:
+    """The ``derived`` parameters of the step, each read from its source record now and checked
+    like a typed value (a critical one out of range stops the step until a deviation is described),
+    and where each came from; a ValidationError names each parameter whose record is missing."""
+    errors: dict[str, str] = {}
+    out: dict[str, _Checked] = {}
+    sources: dict[str, str] = {}
+    for pid, found in derived_.derived_values(batch, step, at).items():
+        spec = next(p for p in step["parameters"] if p["id"] == pid)
+        if found.value is None:
+            errors[f"values.{pid}"] = f"{spec['name']} cannot be read yet: {found.missing}."
+            continue
+        try:
+            result = evaluation.evaluate_parameter(derived_.typed_spec(spec), found.value)
+        except evaluation.ValueRefused as exc:
+            errors[f"values.{pid}"] = f"{exc} (read from: {found.source})"
+            continue
+        if result.in_range is False and spec.get("critical") and not deviation_note.strip():
+            errors[f"values.{pid}"] = (f"{result.message} (read from: {found.source}) It is a critical parameter: "
+                                       "the step stops here until a deviation is raised — describe what happened "
+                                       "in 'deviation'.")
+            continue
+        out[pid], sources[pid] = _Checked(spec, result), found.source
+    if errors:
+        raise ValidationError(errors)
+    return out, sources
 
 
 def step_window(batch: Batch, step: dict[str, Any], at: dt.datetime) -> windows.WindowCheck | None:
@@ -630,6 +666,7 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
     position, step = _find(batch, step_id)
     checked = _check_values(step, values, units, deviation)
     _lot_values(step, values, _resolve_lots(batch, step, materials, _now()))
+    _derived_checked(batch, step, _now(), deviation)
     _window_gate(batch, step, _now(), deviation)
     proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
@@ -640,7 +677,8 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
         if problems:
             raise ValidationError({"step": problems})
         lots = _resolve_lots(batch, step, materials, now)
-        checked = {**checked, **_lot_values(step, values, lots)}
+        derived, sources = _derived_checked(batch, step, now, deviation)
+        checked = {**checked, **_lot_values(step, values, lots), **derived}
         window = _window_gate(batch, step, now, deviation)
         execution = _perform(actor=actor, batch=batch, position=position, step=step, execution=execution,
                              notes=notes, at=now)
@@ -662,6 +700,7 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
                  "values": {pid: c.result.value for pid, c in checked.items()},
                  "out_of_range": sorted(pid for pid, c in checked.items() if c.result.in_range is False),
                  "materials": {line["code"]: lot.lot_number for line, lot, _ in lots},
+                 **({"derived": sources} if sources else {}),
                  "window": None if window is None else {"state": window.state,
                                                         "elapsed_h": round(window.elapsed_hours, 2),
                                                         "deviation": execution.window_deviation.reference
@@ -755,6 +794,10 @@ def value_correct(*, actor: User, value: StepValue, new_value: Any, reason: str,
         raise ValidationError({"new_value": f"{spec['name']} is the lot consumed under Materials "
                                             f"({spec.get('material')}), not a value of its own: it cannot be "
                                             "corrected apart from the material record."})
+    if spec.get("type") == "derived":
+        raise ValidationError({"new_value": f"{spec['name']} is read from "
+                                            f"{schema.DERIVATIONS[spec['source']].reads}, not typed: correct "
+                                            "that record, not this value."})
     try:
         result = evaluation.evaluate_parameter(spec, new_value)
     except evaluation.ValueRefused as exc:

@@ -22,7 +22,7 @@ from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.listing import render_list
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
-from pocare.manufacturing import forms, selectors, services
+from pocare.manufacturing import derived, forms, selectors, services
 from pocare.manufacturing.filters import BATCH_COLUMNS, LOT_COLUMNS, BatchFilter, LotFilter
 from pocare.manufacturing.models import Batch, LotStatus, QcResult, StepValue
 
@@ -127,9 +127,11 @@ def _step_context(request: HttpRequest, batch: Batch, step_id: str, **forms_: An
     ask = signing_needs_user_id(request)
     lots = selectors.lot_choices(batch, view.spec)
     window_now = services.step_window(batch, view.spec, timezone.now()) if view.is_next else None
+    found = derived.derived_values(batch, view.spec, timezone.now()) if view.is_next else {}
+    derived_now = [(p, found[p["id"]]) for p in view.spec.get("parameters", []) if p["id"] in found]
     return {
         "batch": batch, "page": page, "step": view, "site": batch.site, "gate_problems": gate,
-        "window_now": window_now,
+        "window_now": window_now, "derived_now": derived_now,
         "record_form": forms_.get("record_form") or forms.StepRecordForm(step=view.spec, lots=lots, ask_user_id=ask),
         "verify_form": forms_.get("verify_form") or forms.StepVerifyForm(ask_user_id=ask),
         "skip_form": forms_.get("skip_form") or forms.StepSkipForm(ask_user_id=ask),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -28,9 +29,19 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
         fields = ["id", "code", "name", "indication", "kind", "created_at", "effective_version"]
 
     def get_effective_version(self, obj: Product) -> int | None:
-        """The version effective in the network (a site may still be on an earlier one)."""
+        """The version effective in the network (a site may still be on an earlier one): annotated
+        by the list's query (:func:`_with_effective_number`), so a page of products costs one query."""
+        if hasattr(obj, "effective_number"):
+            return obj.effective_number  # type: ignore[no-any-return]
         version = obj.versions.filter(status="effective").first()
         return version.number if version else None
+
+
+def _with_effective_number(products: Any) -> Any:
+    """Each product with the number of its version effective in the network (or None)."""
+    effective = (MasterFileVersion.objects.filter(product=OuterRef("pk"), status="effective")
+                 .order_by("-number").values("number")[:1])
+    return products.annotate(effective_number=Subquery(effective))
 
 
 class VersionSignatureSerializer(serializers.Serializer[Any]):
@@ -150,7 +161,7 @@ class ProductList(generics.ListAPIView[Product]):
     serializer_class = ProductSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.products_visible(self.request.user).order_by("code")
+        return _with_effective_number(selectors.products_visible(self.request.user).order_by("code"))
 
 
 class VersionList(generics.ListAPIView[MasterFileVersion]):

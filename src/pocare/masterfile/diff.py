@@ -17,7 +17,8 @@ from pocare.masterfile.windows import window_text
 
 STEP_FIELDS = ("name", "instructions", "unit_operation", "equipment_class", "qualification",
                "second_person_verification", "expected_duration_min", "window")
-PARAMETER_FIELDS = ("name", "type", "unit", "min", "max", "target", "choices", "material", "critical")
+PARAMETER_FIELDS = ("name", "type", "unit", "min", "max", "target", "choices", "material", "source", "anchor",
+                    "critical")
 PROCESS_FIELDS = ("max_duration_days",)
 MATERIAL_FIELDS = ("name", "quantity", "unit")
 ATTRIBUTE_FIELDS = ("name", "method", "unit", "acceptance", "sample_point", "release_critical",

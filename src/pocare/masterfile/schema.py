@@ -14,7 +14,7 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
                                second_person_verification, optional, expected_duration_min,
                                window: {anchor, earliest_hours, latest_hours, critical},   # optional
                                parameters: [{id, name, type, unit, target, min, max, physical: {min, max},
-                                             choices, material, critical}],
+                                             choices, material, source, anchor, critical}],
                                materials: [{code, name, quantity, unit}]}]}
       max_duration_days: 14                                                     # optional
       monitoring: [{id, name, unit, alarm_min, alarm_max, physical: {min, max}}]  # optional
@@ -61,7 +61,35 @@ UNITS: tuple[str, ...] = (
     "%", "cells", "cells/kg", "10^6 cells", "10^6 cells/kg", "EU/mL", "copies/cell", "pg/mL", "°C",
     "min", "h", "d", "mL", "L", "rpm", "MOI", "fold", "count", "bag", "vial", "kit", "mg", "µg", "g",
 )
-PARAMETER_TYPES: tuple[str, ...] = ("number", "integer", "text", "boolean", "choice", "lot")
+PARAMETER_TYPES: tuple[str, ...] = ("number", "integer", "text", "boolean", "choice", "lot", "derived")
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a ``derived`` parameter's value follows from a record that already states the fact:
+    the type of the value, its unit, and the record it is read from (one fact, one value)."""
+
+    value_type: str
+    unit: str | None
+    reads: str
+
+
+#: The closed set of derivations a ``derived`` parameter may name as its ``source``. The value is
+#: computed from the named record when the step is recorded, and recorded with the step.
+DERIVATIONS: dict[str, Derivation] = {
+    "collection_to_receipt": Derivation(
+        "number", "h", "hours from the end of collection to the completed receipt hand-off at the site "
+                       "(the custody order's collection and hand-offs)"),
+    "identity_scans": Derivation(
+        "boolean", None, "the receipt and start-of-manufacture scans presented the collection's DIN "
+                         "under the order's COI (the chain-of-identity hand-offs)"),
+    "arrival_temperature": Derivation(
+        "number", "°C", "the apheresis shipment's data-logger reading at the receipt hand-off "
+                        "(the shipment's temperature log)"),
+    "culture_day": Derivation(
+        "integer", "d", "whole days (rounded to the nearest) from the anchor step, or the batch start, to "
+                        "this step (the batch's step times)"),
+}
 PRODUCT_KINDS: tuple[str, ...] = ("autologous", "allogeneic")
 NUMERIC_TYPES = frozenset({"number", "integer"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -135,11 +163,14 @@ class Parameter(_Strict):
     """A value the operator records at a step, with its type, unit, target and acceptable range.
 
     ``type: lot`` names a ``material`` of the same step: the value is the lot chosen for that
-    material under Materials, never typed apart from it (one fact, one value)."""
+    material under Materials, never typed apart from it (one fact, one value). ``type: derived``
+    names a ``source`` (one of :data:`DERIVATIONS`): the value is read from the record that
+    already states the fact, shown read-only and recorded with the step; ``anchor`` (for
+    ``culture_day``) names the earlier step counted from."""
 
     id: Identifier
     name: Text
-    type: Literal["number", "integer", "text", "boolean", "choice", "lot"]
+    type: Literal["number", "integer", "text", "boolean", "choice", "lot", "derived"]
     unit: Unit | None = None
     target: Scalar = None
     min: Number | None = None
@@ -147,6 +178,8 @@ class Parameter(_Strict):
     physical: PhysicalBounds | None = None
     choices: list[Text] | None = None
     material: Identifier | None = None  # type lot: the code of the step's material whose lot this is
+    source: Literal["collection_to_receipt", "identity_scans", "arrival_temperature", "culture_day"] | None = None
+    anchor: Identifier | None = None  # type derived, source culture_day: the earlier step counted from
     critical: bool = False
 
 
@@ -492,6 +525,7 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
     unique((((*uo_base, i, "steps", j, "id"), s.id)
             for i, uo in enumerate(doc.process.unit_operations) for j, s in enumerate(uo.steps)),
            "step id (step ids are unique across the whole process)")
+    seen_steps: list[str] = []
     for i, uo in enumerate(doc.process.unit_operations):
         for j, st in enumerate(uo.steps):
             base: Loc = (*uo_base, i, "steps", j)
@@ -500,8 +534,12 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
             unique((((*base, "materials", k, "code"), m.code) for k, m in enumerate(st.materials)),
                    f"material code in step {st.id!r}")
             for k, p in enumerate(st.parameters):
-                found.extend(_parameter_problems(p, (*base, "parameters", k)))
+                typed = p if p.type != "derived" or p.source is None else p.model_copy(
+                    update={"type": DERIVATIONS[p.source].value_type, "unit": DERIVATIONS[p.source].unit})
+                found.extend(_parameter_problems(typed, (*base, "parameters", k)))
                 found.extend(_lot_parameter_problems(p, st, (*base, "parameters", k)))
+                found.extend(_derived_parameter_problems(p, st, (*base, "parameters", k), seen_steps))
+            seen_steps.append(st.id)
             for k, m in enumerate(st.materials):
                 if m.quantity <= 0:
                     found.append(((*base, "materials", k, "quantity"), "must be greater than 0"))
@@ -609,6 +647,38 @@ def _lot_parameter_problems(p: Parameter, st: Step, loc: Loc) -> list[tuple[Loc,
     if p.unit is not None or p.target is not None or p.choices is not None:
         return [(loc, "a lot parameter takes no unit, target or choices: its value is the lot chosen")]
     return []
+
+
+def _derived_parameter_problems(p: Parameter, st: Step, loc: Loc, earlier: list[str]) -> list[tuple[Loc, str]]:
+    """A ``derived`` parameter names one of the derivations as its ``source``, in that
+    derivation's unit; ``source`` and ``anchor`` belong to derived parameters only, and an anchor
+    is an earlier step of the process."""
+    sources = ", ".join(DERIVATIONS)
+    if p.type != "derived":
+        return [((*loc, name), f"{name} applies only to parameters of type derived")
+                for name in ("source", "anchor") if getattr(p, name) is not None]
+    if p.source is None:
+        return [((*loc, "source"), f"a derived parameter names the record its value is read from; use one of: "
+                                   f"{sources}")]
+    derivation = DERIVATIONS[p.source]
+    out: list[tuple[Loc, str]] = []
+    if p.unit != derivation.unit:
+        out.append(((*loc, "unit"), f"the source {p.source!r} gives its value in "
+                                    + (f"{derivation.unit!r}" if derivation.unit else "no unit")
+                                    + (f"; write unit: {derivation.unit}" if derivation.unit else "; leave unit out")))
+    if p.anchor is not None and p.source != "culture_day":
+        out.append(((*loc, "anchor"), "anchor applies only to the source culture_day"))
+    elif p.anchor is not None and p.anchor not in earlier:
+        out.append(((*loc, "anchor"), f"the anchor {p.anchor!r} is not an earlier step; anchor on one of: "
+                                      f"{', '.join(earlier) or 'none (leave anchor out: the batch start)'}"))
+    return out
+
+
+def value_type(parameter: dict[str, Any]) -> str:
+    """The type of the value a parameter records: a derived one's is its source's."""
+    if parameter.get("type") == "derived" and parameter.get("source") in DERIVATIONS:
+        return DERIVATIONS[str(parameter["source"])].value_type
+    return str(parameter.get("type"))
 
 
 def _window_problems(doc: MasterFileDocument) -> list[tuple[Loc, str]]:

@@ -115,14 +115,6 @@ def training_gaps_many(cases: Sequence[VersionCase]) -> list[list[tuple[Any, lis
     return [[gap for answer in answers for gap in answer[i]] for i in range(len(cases))]
 
 
-def _training_gaps(site: Site, version: MasterFileVersion, at: dt.datetime) -> list[tuple[Any, list[str]]]:
-    return training_gaps_many([(site, version, at)])[0]
-
-
-def _authorized(site: Site, version: MasterFileVersion, at: dt.datetime) -> tuple[bool, str]:
-    return site_authorized_for(site, version, at)
-
-
 def effective_version(*, site: Site, product: Product, at: dt.datetime | None = None) -> MasterFileVersion | None:
     """The master-file version of ``product`` effective at ``site`` at ``at`` (default: now).
 
@@ -196,34 +188,57 @@ def effective_versions_by_site(product: Product, *, sites: QuerySet[Site] | None
     """The sites × versions table of a product: the versions that are or were in force (and an
     approved one on its way), and for each manufacturing site which one is effective there and why
     the newer ones are not (authorization, operators not yet trained)."""
+    return effective_versions_by_site_many([product], sites=sites, at=at)[product.pk]
+
+
+def effective_versions_by_site_many(products: Sequence[Product], *, sites: QuerySet[Site] | None = None,
+                                    at: dt.datetime | None = None,
+                                    ) -> dict[int, tuple[list[MasterFileVersion], list[SiteVersions]]]:
+    """:func:`effective_versions_by_site` of each product, by product id, in a fixed number of
+    queries however many products, sites and versions: the versions, the sites, their
+    authorizations and the training question are each read once (issue 15, pages that do not grow)."""
     when = at or timezone.now()
-    versions = list(product.versions.filter(status__in=RELEASED).select_related("change_request", "product")
-                    .order_by("-number"))
-    if sites is None:
-        sites = Site.objects.all()
-    rows: list[SiteVersions] = []
-    for site in sites.exclude(kind=SiteKind.CONTROL).order_by("code"):
-        cells: list[SiteVersionCell] = []
-        effective: MasterFileVersion | None = None
-        for version in versions:
-            in_force = version.status in IN_FORCE and version.effective_at is not None and version.effective_at <= when
-            authorized, why = _authorized(site, version, when)
-            if not authorized:
-                cells.append(SiteVersionCell(version, "unauthorized", why))
-                continue
-            gaps = _training_gaps(site, version, when)
-            if not in_force:
-                state = "pending_training" if gaps else "pending"
-                cells.append(SiteVersionCell(version, state, _gap_text(gaps), gaps))
-            elif gaps:
-                cells.append(SiteVersionCell(version, "training", _gap_text(gaps), gaps))
-            elif effective is None:
-                effective = version
-                cells.append(SiteVersionCell(version, "effective"))
-            else:
-                cells.append(SiteVersionCell(version, "earlier"))
-        rows.append(SiteVersions(site, effective, cells))
-    return versions, rows
+    by_product: dict[int, list[MasterFileVersion]] = {p.pk: [] for p in products}
+    if not by_product:
+        return {}
+    for v in (MasterFileVersion.objects.filter(product_id__in=list(by_product), status__in=RELEASED)
+              .select_related("change_request", "product").defer("document").order_by("-number")):
+        by_product[v.product_id].append(v)  # (the YAML source is not shown: 40 KB a version)
+    site_list = list((sites if sites is not None else Site.objects.all()).exclude(kind=SiteKind.CONTROL)
+                     .order_by("code"))
+    grants = site_authorizations({(site.pk, pk) for site in site_list for pk in by_product})
+    authorized = {(site.pk, v.pk): site_authorized_for(site, v, when, grants=grants[(site.pk, v.product_id)])
+                  for site in site_list for versions in by_product.values() for v in versions}
+    asked = [(site, v, when) for site in site_list for versions in by_product.values() for v in versions
+             if authorized[(site.pk, v.pk)][0]]
+    gaps_of = {(site.pk, v.pk): gaps for (site, v, _), gaps in zip(asked, training_gaps_many(asked), strict=True)}
+    out: dict[int, tuple[list[MasterFileVersion], list[SiteVersions]]] = {}
+    for product_pk, versions in by_product.items():
+        rows: list[SiteVersions] = []
+        for site in site_list:
+            cells: list[SiteVersionCell] = []
+            effective: MasterFileVersion | None = None
+            for version in versions:
+                in_force = (version.status in IN_FORCE and version.effective_at is not None
+                            and version.effective_at <= when)
+                ok, why = authorized[(site.pk, version.pk)]
+                if not ok:
+                    cells.append(SiteVersionCell(version, "unauthorized", why))
+                    continue
+                gaps = gaps_of[(site.pk, version.pk)]
+                if not in_force:
+                    state = "pending_training" if gaps else "pending"
+                    cells.append(SiteVersionCell(version, state, _gap_text(gaps), gaps))
+                elif gaps:
+                    cells.append(SiteVersionCell(version, "training", _gap_text(gaps), gaps))
+                elif effective is None:
+                    effective = version
+                    cells.append(SiteVersionCell(version, "effective"))
+                else:
+                    cells.append(SiteVersionCell(version, "earlier"))
+            rows.append(SiteVersions(site, effective, cells))
+        out[product_pk] = (versions, rows)
+    return out
 
 
 def _gap_text(gaps: list[tuple[Any, list[str]]]) -> str:

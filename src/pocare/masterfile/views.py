@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -53,19 +54,24 @@ SUCCESS = {
 def masterfile_list(request: HttpRequest) -> HttpResponse:
     """Every product with its versions and the sites × versions table of what is effective where."""
     user = request.user
-    visible = selectors.versions_visible(user)
-    products = []
-    for product in selectors.products_visible(user):
-        versions, rows = selectors.effective_versions_by_site(product, sites=sites_visible(user))
-        own = list(visible.filter(product=product).order_by("-number"))
-        products.append({
-            "product": product,
-            "versions": list(pairwise([*own, None])),  # (version, the one before it); none for a new product
-            "released": versions,
-            "rows": rows,
-            "open_changes": selectors.change_requests_visible(user).filter(product=product).exclude(
-                status__in=[ChangeStatus.IMPLEMENTED, ChangeStatus.REJECTED]).count(),
-        })
+    # Every product's table, versions and open changes in a fixed number of queries (issue 15).
+    listed = list(selectors.products_visible(user))
+    tables = selectors.effective_versions_by_site_many(listed, sites=sites_visible(user))
+    own: dict[int, list[MasterFileVersion]] = {p.pk: [] for p in listed}
+    for version in (selectors.versions_visible(user).filter(product__in=listed)
+                    .select_related("product", "change_request", "author", "reviewer", "approver")
+                    .defer("document").order_by("-number")):
+        own[version.product_id].append(version)
+    open_changes = dict(selectors.change_requests_visible(user).filter(product__in=listed)
+                        .exclude(status__in=[ChangeStatus.IMPLEMENTED, ChangeStatus.REJECTED])
+                        .order_by().values("product_id").annotate(n=Count("pk")).values_list("product_id", "n"))
+    products = [{
+        "product": product,
+        "versions": list(pairwise([*own[product.pk], None])),  # (version, the one before it); none for a new product
+        "released": tables[product.pk][0],
+        "rows": tables[product.pk][1],
+        "open_changes": open_changes.get(product.pk, 0),
+    } for product in listed]
     return render(request, "masterfile/list.html", {
         "products": products,
         "can_raise": access.has_perm(user, Perm.CHANGE_RAISE) and not access.is_read_only(user),
@@ -283,8 +289,9 @@ def change_reject(request: HttpRequest, pk: int) -> HttpResponse:
 def change_raise(request: HttpRequest) -> HttpResponse:
     """Raise a change request with the proposed document; schema errors are shown with their lines."""
     user = request.user
-    products = [p for p in selectors.products_visible(user)
-                if p.versions.filter(status=VersionStatus.EFFECTIVE).exists()]
+    # The products with an effective version, in one query however many (issue 15).
+    effective = MasterFileVersion.objects.filter(status=VersionStatus.EFFECTIVE).values("product_id")
+    products = list(selectors.products_visible(user).filter(pk__in=effective))
     sites = [s for s in sites_visible(user).exclude(kind=SiteKind.CONTROL).order_by("code")
              if access.has_perm(user, Perm.CHANGE_RAISE, site_id=s.pk)]
     product_choices = [(p.code, f"{p.name} ({p.code})") for p in products]

@@ -23,9 +23,9 @@ from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.listing import render_list
-from pocare.ledger.models import chains_with_lanes
-from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
-from pocare.ledger.verify import signature_status
+from pocare.ledger.models import Signature, chains_with_lanes
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
+from pocare.ledger.verify import signature_statuses
 from pocare.network import selectors, services
 from pocare.network.charts import lifecycle_svg
 from pocare.network.filters import SITE_COLUMNS, UNIT_COLUMNS, SiteFilter, UnitFilter
@@ -96,6 +96,20 @@ def _products() -> list[tuple[str, str]]:
     return [(p.code, str(p)) for p in selectors.products()]
 
 
+def _with_signatures(records: list[Any]) -> list[tuple[Any, list[tuple[Signature, bool, str]]]]:
+    """Each record with its signatures and whether each still holds, in two queries however many
+    records (one for the signatures, one for the records they bind: ``signature_statuses``), not
+    two a record (issue 15, pages that do not grow)."""
+    if not records:
+        return []
+    label = records[0]._meta.label
+    by_record: dict[str, list[Signature]] = {str(r.pk): [] for r in records}
+    for sig in Signature.objects.filter(record_type=label, record_id__in=list(by_record)):
+        by_record[sig.record_id].append(sig)
+    statuses = signature_statuses([sig for sigs in by_record.values() for sig in sigs])
+    return [(r, [(sig, *statuses[sig.pk]) for sig in by_record[str(r.pk)]]) for r in records]
+
+
 def _site_page(request: HttpRequest, site: Site, *, status: int = 200, **bound: Any) -> HttpResponse:
     """The site page, with any bound form (after a refused POST) in place of the empty one."""
     user = request.user
@@ -106,14 +120,9 @@ def _site_page(request: HttpRequest, site: Site, *, status: int = 200, **bound: 
     today = selectors.site_today(site)
     units = [(u, selectors.unit_due_state(u.calibration_due, today), selectors.unit_due_state(u.maintenance_due, today),
               selectors.unit_usable(u)) for u in selectors.units_visible(user).filter(site=site).order_by("serial")]
-    transitions = [
-        (t, [(s, *signature_status(s)) for s in signatures_for(t)])
-        for t in selectors.transitions_visible(user).filter(site=site).order_by("-at", "-pk")
-    ]
-    authorizations = [
-        (a, [(s, *signature_status(s)) for s in signatures_for(a)])
-        for a in selectors.authorizations_visible(user).filter(site=site).order_by("-granted_at")
-    ]
+    transitions = _with_signatures(list(selectors.transitions_visible(user).filter(site=site).order_by("-at", "-pk")))
+    authorizations = _with_signatures(list(selectors.authorizations_visible(user).filter(site=site)
+                                           .order_by("-granted_at")))
     next_forms = []
     posted = bound.get("transition_form")
     for to in selectors.next_statuses(site):

@@ -40,14 +40,35 @@ def num(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+#: Attribute names as written (``stroke_width`` → ``stroke-width``), by keyword: a chart writes
+#: thousands of attributes from a few dozen names.
+_NAMES: dict[str, str] = {}
+_SPECIAL = ("&", "<", ">", '"', "'")
+
+
 def attrs(values: Mapping[str, object]) -> str:
-    """`` name="value"`` pairs; ``class_`` is ``class``, other ``_`` are ``-``; ``None`` is left out."""
+    """`` name="value"`` pairs; ``class_`` is ``class``, other ``_`` are ``-``; ``None`` is left out.
+    (The common kinds, float, int and text that needs no escaping, take a short way: a site's
+    comparability page writes some 5,000 attributes, issue 15.)"""
     out = []
     for key, value in values.items():
         if value is None or value is False:
             continue
-        name = key.rstrip("_").replace("_", "-")
-        shown = num(value) if isinstance(value, float | int) and not isinstance(value, bool) else esc(value)
+        name = _NAMES.get(key)
+        if name is None:
+            name = _NAMES[key] = key.rstrip("_").replace("_", "-")
+        kind = type(value)
+        shown: str
+        if kind is float:
+            shown = f"{value:.2f}".rstrip("0").rstrip(".")
+        elif kind is int:
+            shown = str(value)
+        elif isinstance(value, str) and kind is str:
+            shown = esc(value) if any(c in value for c in _SPECIAL) else value
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            shown = num(value)
+        else:
+            shown = esc(value)
         out.append(f' {name}="{shown}"')
     return "".join(out)
 

@@ -11,6 +11,7 @@ from typing import Any
 from pocare.custody.models import HandoffKind, HandoffOutcome
 from pocare.demo.history.plan import CAR_MEAN, CAR_SD, COHORT_DOSE, STERILITY_POSITIVE_RATE, BatchPlan, clip
 from pocare.manufacturing.models import MaterialLot
+from pocare.masterfile import schema
 from pocare.network.models import Site
 
 #: The lot of a material in use at a site at a moment.
@@ -92,12 +93,14 @@ def step_values(p: BatchPlan, step: dict[str, Any], lat: dict[str, Any], weight:
                 "viability": round(lat["viability5"], 1),
                 "car-positive": round(clip(lat["car"] + rng.gauss(0, 3), 3, 70), 1)}
     if sid == "expansion-harvest-decision":
-        return {"harvest-day": p.harvest_day, "fold-expansion": round(lat["fold"], 1)}
+        return {"fold-expansion": round(lat["fold"], 1)}
     if sid == "ipc-sterility-sampling":
         return {"samples-taken": True}
     if sid == "harvest":
         lat["harvested"] = lat["seeded"] * lat["fold"]
-        return {"total-viable-cells": round(lat["harvested"]), "viability": round(lat["viability_harvest"], 1)}
+        # The culture day is derived from the step times in a live batch: the plan harvests on it.
+        return {"harvest-day": p.harvest_day, "total-viable-cells": round(lat["harvested"]),
+                "viability": round(lat["viability_harvest"], 1)}
     if sid == "formulation":
         available = lat["harvested"] * lat["car"] / 100 / weight  # 10^6 CAR+ cells per kg
         dose = min(available, COHORT_DOSE * rng.gauss(1.0, 0.05))
@@ -123,14 +126,15 @@ def generic_values(p: BatchPlan, step: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for param in step.get("parameters", []):
         lo, hi, target = param.get("min"), param.get("max"), param.get("target")
+        kind = schema.value_type(param)  # a derived parameter: its source's type
         if target is not None:
             values[param["id"]] = target
-        elif param["type"] == "choice":
+        elif kind == "choice":
             values[param["id"]] = (param.get("choices") or [""])[0]
-        elif param["type"] in ("number", "integer"):
+        elif kind in ("number", "integer"):
             middle = ((lo if lo is not None else hi or 0) + (hi if hi is not None else lo or 0)) / 2
-            values[param["id"]] = int(middle) if param["type"] == "integer" else middle
-        elif param["type"] == "boolean":
+            values[param["id"]] = int(middle) if kind == "integer" else middle
+        elif kind == "boolean":
             values[param["id"]] = True
         else:
             values[param["id"]] = f"{sid} {p.rng.randint(100, 999)}"

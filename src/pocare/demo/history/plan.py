@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pocare.accounts.models import User
 from pocare.manufacturing.models import MaterialLot, StepExecution
+from pocare.masterfile import schema
 from pocare.network.models import ManufacturingUnit, Site
 from pocare.quality.models import Deviation
 
@@ -183,7 +184,7 @@ def in_range(param: dict[str, Any], value: Any) -> bool | None:
     """The check a step value gets against its parameter: range for numbers, target otherwise;
     ``None`` when the parameter has neither."""
     lo, hi, target = param.get("min"), param.get("max"), param.get("target")
-    if param["type"] in ("number", "integer"):
+    if schema.value_type(param) in ("number", "integer"):
         if lo is None and hi is None:
             return None if target is None else value == target
         return (lo is None or value >= lo) and (hi is None or value <= hi)
