@@ -114,6 +114,10 @@ def test_the_step_form_shows_derived_values_read_only_with_their_source_and_igno
                                "password": h.PASSWORD})
     assert posted.status_code in (302, 303)
     assert _values(batch, "receipt-identity")["shipper-temperature"] == 4.5
+    # The batch page offers no correction of a value read from the record, only of typed ones.
+    batch_page = client.get(f"/manufacturing/batches/{batch.reference}/").content.decode()
+    receipt = batch_page[batch_page.index('id="step-receipt-identity"'):batch_page.index('id="step-apheresis-count"')]
+    assert receipt.count(">from the record</small>") == 3 and "value_correct" not in receipt and "/correct/" not in receipt
 
 
 def test_a_corrected_derived_value_is_refused():
