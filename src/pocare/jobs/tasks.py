@@ -40,6 +40,12 @@ def task(*, max_tries: int = 3, on_failure: str = "", label: str = "") -> Callab
     return mark
 
 
+class Unrecoverable(Exception):
+    """A failure that another try cannot mend (the PDF engine is not installed, the person who asked
+    may no longer see the record): a task raises it (or a subclass) and its job fails at once, with this
+    message as its error, instead of being tried again."""
+
+
 class UnknownTask(LookupError):
     """The dotted path names nothing importable, or something not marked with :func:`task`."""
 
