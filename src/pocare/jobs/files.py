@@ -14,26 +14,19 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import IO
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 
+from pocare.core.tasks import JobFile
+
+__all__ = ["JobFile", "StoredFile", "file_delete", "file_open", "file_save", "safe_download_name"]
+
 #: Where job files go inside the storage.
 PREFIX = "jobs"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True)
-class JobFile:
-    """What a file-making task returns: the file, the name it downloads as, and its content type.
-    ``summary`` is kept as the job's result (shown on its page), beside the file's name, size and hash."""
-
-    content: bytes
-    download_name: str
-    content_type: str
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
