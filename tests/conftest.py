@@ -156,3 +156,14 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+# --- files that jobs make (pocare.jobs.files) --------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _job_files(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Files jobs make go to a directory of the test run, never the worktree's var/files."""
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path_factory.getbasetemp() / "job-files")}}}

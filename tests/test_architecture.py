@@ -24,6 +24,8 @@ ANSWERERS = {
     "core.health_checks": ["pocare.ops.health.database_check", "pocare.ops.health.migrations_check",
                            "pocare.ops.health.digests_check", "pocare.ops.health.triggers_check",
                            "pocare.jobs.selectors.queue_check"],
+    # Queueing a job, for the queue's sibling (the trail's export): the queue answers.
+    "core.job_enqueue": ["pocare.jobs.services.job_enqueue"],
 }
 
 

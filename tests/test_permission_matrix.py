@@ -102,7 +102,10 @@ SKIP = {"accounts:password_set", "api-schema",
         "accounts:oidc_start", "accounts:oidc_callback",
         # Monitoring (tests/ops/test_monitoring.py): the status for anyone, the detail and the metrics
         # for the monitoring token, whatever the role; 503 while the test database has no anchor.
-        "health", "metrics"}
+        "health", "metrics",
+        # A job's page and file belong to the person who asked (and Control Site QA), not to a site's
+        # roles: tests/jobs/test_files.py and each export's tests (another person, another site → 404).
+        "jobs:job", "jobs:file", "api-job", "api-job-file"}
 #: Objects that belong to the network rather than a site: people at the Control Site see them all.
 NETWORK_OWNED = {"api-token-revoke"}
 

@@ -17,8 +17,11 @@ from pocare.analytics.services import comparability_monitor_run
 from pocare.demo import masterfile as masterfile_demo
 from pocare.demo import network as network_demo
 from pocare.demo.history import load_history
+from pocare.jobs.models import Job
 from pocare.ledger.models import NETWORK_CHAIN, Event
 from tests.conftest import PASSWORD
+from tests.jobs.run import download, job_of, run_queued_jobs
+from tests.pdf_reading import opened
 
 pytestmark = pytest.mark.django_db
 
@@ -153,9 +156,42 @@ def test_review_is_generated_from_the_records_and_printing_is_recorded(version, 
     pdf = client.post(url, {**fields, "format": "pdf"})
     if pdf.status_code == 503:
         assert b"PDF output is unavailable" in pdf.content
-    else:
-        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    else:  # a job makes the PDF; its page offers it, and the job records the generation
+        assert Event.objects.filter(event_type=AnalyticsEvent.PQR_GENERATED).count() == before + 1
+        got = download(client, pdf)
+        assert got["Content-Type"] == "application/pdf" and got.content_bytes.startswith(b"%PDF")
+        assert got["Content-Disposition"] == 'attachment; filename="pocare-pqr-CD19-CART-20260101-20261120.pdf"'
+        text = _pdf_text(got.content_bytes)
+        assert "Batches per site" in text and "Out-of-specification results" in text and "CD19-CART" in text
+        event = Event.objects.filter(event_type=AnalyticsEvent.PQR_GENERATED).latest("id")
         assert Event.objects.filter(event_type=AnalyticsEvent.PQR_GENERATED).count() == before + 2
+        assert event.actor.username == "qa" and '"format":"pdf"' in event.new_values
+        assert got["X-POCare-Export-Event"] == event.label
+
+
+def _pdf_text(data: bytes) -> str:
+    with opened(data) as doc:
+        return " ".join(" ".join((p.extract_text() or "").split()) for p in doc.pages)
+
+
+def test_a_pdf_review_is_the_askers_and_bad_input_queues_nothing(version, login, client):
+    """POC-2 P11-10g: the PDF review's job is the asker's: QA at the Control Site sees it; the site
+    manager of Madrid does not find it (404); a bad period is refused at the form (400, naming the
+    field) and queues nothing."""
+    client = login("qa")
+    asked = client.post("/analytics/review/", {"product": "CD19-CART", "start": "2026-01-01",
+                                               "end": "2026-11-20", "format": "pdf"})
+    if asked.status_code == 503:
+        pytest.skip("no PDF engine here")
+    job = job_of(asked)
+    bad = client.post("/analytics/review/", {"product": "CD19-CART", "start": "2026-11-20", "end": "2026-01-01",
+                                             "format": "pdf"})
+    assert bad.status_code == 400 and Job.objects.count() == 1
+    run_queued_jobs()
+    client.logout()
+    other = login("manager.mad")
+    assert other.get(f"/jobs/{job.pk}/").status_code == 404
+    assert other.post(f"/jobs/{job.pk}/file/").status_code == 404
 
 
 def test_the_review_page_offers_the_last_year_in_its_date_pickers(version, login):

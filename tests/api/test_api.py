@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pocare.accounts.services import token_issue
+from pocare.jobs.models import Job
 from pocare.ledger.events import LedgerEvent
 from pocare.ledger.models import Event
 from tests.conftest import PASSWORD
+from tests.jobs.run import download, job_of
 
 pytestmark = pytest.mark.django_db
 
@@ -93,10 +97,24 @@ def test_an_export_is_itself_an_audit_event(client, bearer):
 def test_web_exports_are_recorded_too(client, login):
     """P11-10b A11-9: the browser's CSV/JSON export is a ledger event with the filter used."""
     login("inspector")
-    response = client.post("/audit/export.json?chain=LIS")
-    assert response.status_code == 200 and response["Content-Disposition"].startswith("attachment")
+    asked = client.post("/audit/export.json?chain=LIS")
+    got = download(client, asked)  # a job makes the file; its page offers it
+    assert got["Content-Disposition"].startswith('attachment; filename="pocare-audit-')
+    body = json.loads(got.content_bytes)
     event = Event.objects.filter(event_type=LedgerEvent.EXPORTED).latest("id")
     assert event.actor_username == "inspector" and event.new["filters"] == {"chain": "LIS"}
+    assert body["export_event"] == event.label == got["X-POCare-Export-Event"]
+    assert body["events"] and {e["chain"] for e in body["events"]} == {"LIS"}
+    csv_got = download(client, client.post("/audit/export.csv?chain=LIS"))
+    assert csv_got.content_bytes.decode().splitlines()[0].startswith("id,chain,seq,occurred_at")
+    jobs = Job.objects.count()
+    bad = client.post("/audit/export.csv?chain=LIS&after=yesterday")
+    assert bad.status_code == 400 and "after" in bad.content.decode() and Job.objects.count() == jobs
+    client.logout()
+    login("manager.lis")  # another person at the exported site: the inspector's export is not theirs
+    job = job_of(asked)
+    assert client.get(f"/jobs/{job.pk}/").status_code == 404
+    assert client.post(f"/jobs/{job.pk}/file/").status_code == 404
 
 
 def test_signing_a_review_over_the_api_needs_both_components(client, bearer):

@@ -13,6 +13,7 @@ from playwright.sync_api import Dialog, Page, expect
 
 from tests.browser import browser_login as _login
 from tests.conftest import PASSWORD
+from tests.jobs.run import run_queued_jobs
 from tests.release import helpers as rh
 from tests.web.helpers import awaiting_verification, correct_a_value
 
@@ -102,7 +103,8 @@ def test_the_qp_certifies_from_the_queue_through_the_dialog_and_reads_the_certif
 def test_the_pqr_opens_with_a_year_and_each_button_answers(live_server, tx_db, page: Page):
     """Q10-PQS P11-10b: the product quality review opens with its dates filled (the last year, to
     today); Generate shows the review with a status line; an impossible period says why and that
-    nothing was generated; Download PDF gives a PDF of the product's review."""
+    nothing was generated; Make the PDF queues a job whose page, once done, gives a PDF of the
+    product's review."""
     import datetime as dt
 
     from django.utils import timezone
@@ -124,8 +126,11 @@ def test_the_pqr_opens_with_a_year_and_each_button_answers(live_server, tx_db, p
     expect(page.locator("#pqr-result")).to_contain_text("Nothing was generated")
     expect(page.get_by_text("The period ends before it starts")).to_be_visible()
     page.get_by_label(re.compile("^From")).fill(first.isoformat())
-    with page.expect_download() as info:
-        page.get_by_role("button", name="Download PDF").click()
+    page.get_by_role("button", name="Make the PDF").click()  # a job makes it; its page follows the job
+    expect(page.locator("#job-status")).to_have_text("Queued")
+    run_queued_jobs()  # the worker's part, in this process
+    with page.expect_download() as info:  # the page polled itself to Done and offers the file
+        page.get_by_role("button", name=re.compile("^Download pocare-pqr-")).click()
     assert info.value.suggested_filename.endswith(".pdf")
     with pdfplumber.open(info.value.path()) as pdf:
         text = " ".join((p.extract_text() or "") for p in pdf.pages)

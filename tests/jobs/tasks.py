@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pocare.jobs.tasks import task
+from pocare.jobs.files import JobFile
+from pocare.jobs.tasks import Unrecoverable, task
 
 
 @task(max_tries=3)
@@ -41,3 +42,16 @@ def mark(*, n: int, log: str) -> int:
 
 def not_a_task() -> None:
     """Importable but unmarked: a job may not name it."""
+
+
+@task(max_tries=3)
+def make_file(*, text: str, name: str = "report.txt") -> JobFile:
+    """Makes a small text file (what a bundle or a report job does, without the domain)."""
+    return JobFile(content=text.encode(), download_name=name, content_type="text/plain; charset=utf-8",
+                   summary={"lines": text.count("\n")})
+
+
+@task(max_tries=3)
+def cannot(*, why: str) -> None:
+    """Fails in a way another try would not mend."""
+    raise Unrecoverable(why)

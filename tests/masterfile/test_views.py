@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from pocare.jobs.models import Job
 from pocare.ledger.models import Event, Meaning
 from pocare.ledger.signing import signatures_for
 from pocare.masterfile.events import MasterFileEvent
 from pocare.masterfile.models import ChangeRequest, MasterFileVersion, VersionStatus
 from tests.conftest import PASSWORD
+from tests.jobs.run import download
 from tests.masterfile.helpers import V2_TEXT, draft_v1, effective_v1, raise_change
+from tests.pdf_reading import opened
 
 pytestmark = pytest.mark.django_db
 
@@ -190,23 +193,33 @@ def test_dossier_html_and_pdf_are_exported_and_recorded(client, login):
     """P11-10b POC-3 POC-5 P11-50: the DMMF dossier as HTML and PDF, every export in the ledger."""
     raise_change()
     login("qa")
-    html = client.post("/masterfile/products/CD19-CART/dossier/")
-    assert html.status_code == 200
-    body = html.content.decode()
+    html = download(client, client.post("/masterfile/products/CD19-CART/dossier/"))
+    assert html["Content-Type"] == "text/html; charset=utf-8"
+    body = html.content_bytes.decode()
     for text in ("POCare Control Site", "Madrid POCare site", "Manufacturing process", "Release specification",
                  "Site annexes", "Change history", "Medium", "Electronic signatures", "Marc Vidal", "Authored",
                  "valid", "UTC"):
         assert text in body, text
-    pdf = client.post("/masterfile/products/CD19-CART/dossier.pdf")
-    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    pdf = download(client, client.post("/masterfile/products/CD19-CART/dossier.pdf"))
+    assert pdf.content_bytes.startswith(b"%PDF")
     assert pdf["Content-Disposition"].startswith('attachment; filename="pocare-dmmf-CD19-CART-')
+    with opened(pdf.content_bytes) as doc:
+        text = " ".join(" ".join((p.extract_text() or "").split()) for p in doc.pages)
+    assert "Release specification" in text and "CD19-CART" in text
     events = Event.objects.filter(event_type=MasterFileEvent.DOSSIER_EXPORTED).order_by("id")
     assert [e.new["format"] for e in events] == ["html", "pdf"]
     import hashlib
 
-    assert events[1].new["sha256"] == hashlib.sha256(pdf.content).hexdigest()
+    assert events[1].new["sha256"] == hashlib.sha256(pdf.content_bytes).hexdigest() == pdf["X-POCare-File-SHA256"]
+    count = Job.objects.count()
     assert client.post("/masterfile/products/CD19-CART/dossier/", {"version": "7"}).status_code == 400
     assert client.post("/masterfile/products/NOPE/dossier/").status_code == 404
+    assert Job.objects.count() == count  # refused input queues nothing
+    job = Job.objects.latest("pk")
+    client.logout()
+    login("manager.mad")  # another person, at a site: QA's job is not theirs to see
+    assert client.get(f"/jobs/{job.pk}/").status_code == 404
+    assert client.post(f"/jobs/{job.pk}/file/").status_code == 404
 
 
 def test_the_dossier_pdf_answers_503_when_the_pdf_engine_cannot_load(client, login, monkeypatch):

@@ -17,7 +17,9 @@ from pocare.network.events import NetworkEvent
 from pocare.network.models import Site, SiteStatus
 from pocare.network.report import BATCHES_NOTE, annual_report_build
 from pocare.network.services import site_authorize, site_transition
+from tests.jobs.run import download, job_of, run_queued_jobs
 from tests.network.conftest import creds
+from tests.pdf_reading import opened
 
 pytestmark = pytest.mark.django_db
 YEAR = timezone.now().year
@@ -69,12 +71,37 @@ def test_the_report_page_is_generated_and_recorded(eventful_year, client, login)
 def test_the_report_as_pdf(eventful_year, client, login):
     """P11-10b POC-4: a human-readable copy as PDF, its generation recorded."""
     login("inspector")
-    response = client.post("/network/annual-report/", {"year": YEAR, "product": "CART19", "format": "pdf"})
-    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
-    assert response.content.startswith(b"%PDF") and len(response.content) > 5000
+    asked = client.post("/network/annual-report/", {"year": YEAR, "product": "CART19", "format": "pdf"})
+    assert not Event.objects.filter(event_type=NetworkEvent.ANNUAL_REPORT_GENERATED).exists()  # queued, not made
+    response = download(client, asked)
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content_bytes.startswith(b"%PDF") and len(response.content_bytes) > 5000
     assert f"pocare-annual-report-{YEAR}-CART19.pdf" in response["Content-Disposition"]
+    with opened(response.content_bytes) as doc:
+        text = " ".join(" ".join((p.extract_text() or "").split()) for p in doc.pages)
+    assert f"Annual report on the POCare Master File {YEAR}" in text and "(CART19)" in text
     event = Event.objects.get(event_type=NetworkEvent.ANNUAL_REPORT_GENERATED)
     assert event.new["format"] == "pdf" and event.actor_username == "inspector"
+    assert response["X-POCare-Export-Event"] == event.label
+    client.logout()
+    login("manager.mad")  # another person, at a site: the job is not theirs
+    job = job_of(asked)
+    assert client.get(f"/jobs/{job.pk}/").status_code == 404
+    assert client.post(f"/jobs/{job.pk}/file/").status_code == 404
+
+
+def test_a_pdf_job_on_a_server_without_weasyprint_fails_at_once_saying_why(client, login, monkeypatch):
+    """P11-10b: when the worker cannot make PDFs the job fails on its first try with the reason (the
+    request, on a server that can, had queued it); nothing is recorded but the failure."""
+    login("qa")
+    job = job_of(client.post("/network/annual-report/", {"year": YEAR, "format": "pdf"}))
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # import fails in the worker
+    run_queued_jobs()
+    job.refresh_from_db()
+    assert job.status == "failed" and job.tries == 1 and "PDF output is unavailable" in job.error
+    assert not Event.objects.filter(event_type=NetworkEvent.ANNUAL_REPORT_GENERATED).exists()
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "The job failed" in page and "PDF output is unavailable" in page and "job-download" not in page
 
 
 def test_without_weasyprint_the_pdf_answers_503(client, login, monkeypatch):

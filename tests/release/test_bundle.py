@@ -14,18 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.urls import include, path
 
 import pocare.urls
 from pocare.accounts.roles import ROLE_PERMS, Perm, Role
+from pocare.jobs.events import JobEvent
+from pocare.jobs.models import Job
 from pocare.ledger import canonical
 from pocare.ledger.models import Event, Signature
 from pocare.manufacturing import services
 from pocare.manufacturing.models import Batch, StepValue
 from pocare.release import bundle_verify
-from pocare.release.bundle import bundle_export
+from pocare.release.bundle import bundle_export, bundle_export_request
 from pocare.release.bundle_views import bundle_api_urlpatterns, bundle_urlpatterns
 from pocare.release.events import ReleaseEvent
+from tests.jobs.run import download, job_of, run_queued_jobs, stored_bytes
 from tests.manufacturing import helpers as h
 
 # The bundle's own paths first, then the project's (which include them once the release app's URL
@@ -274,22 +278,62 @@ def test_the_scripts_canonical_rule_agrees_with_the_ledgers(batch, exported):
 # --- who may export ---------------------------------------------------------------------------------
 
 
-def test_qa_qp_and_inspector_download_it_over_the_web_and_the_api(client, login, batch):
-    """P11-10b P11-10g: the bundle-export permission (QA, QP, inspector) gets the zip, and the
-    export is recorded each time."""
+def test_qa_qp_and_inspector_download_it_over_the_web_and_the_api(client, login, batch, tmp_path):
+    """P11-10b P11-10g: the bundle-export permission (QA, QP, inspector) asks for the bundle, a job
+    makes it and records the export, and the job's page gives the zip; each export is recorded, and
+    each download too. The stored file verifies with its own script."""
     for who in ("qa", "qp", "inspector"):
         client.logout()
         login(who)
-        response = client.post(f"/release/batches/{batch.reference}/bundle.zip")
-        assert response.status_code == 200, who
+        asked = client.post(f"/release/batches/{batch.reference}/bundle.zip")
+        response = download(client, asked)
         assert response["Content-Type"] == "application/zip"
         assert response["Content-Disposition"].startswith(f'attachment; filename="pocare-bundle-{batch.reference}-')
-        assert set(_members(response.content)) == PARTS
+        assert set(_members(response.content_bytes)) == PARTS
+        assert response["X-POCare-Export-Event"] == Event.objects.filter(
+            event_type=ReleaseEvent.BUNDLE_EXPORTED).order_by("-pk").first().label
     api = client.post(f"/api/batches/{batch.reference}/bundle/")
-    assert api.status_code == 200 and api["Content-Type"] == "application/zip"
+    assert api.status_code == 202 and api.json()["url"] == f"/api/jobs/{api.json()['job']}/"
+    job = job_of(api)
+    assert job.status == "queued" and Event.objects.filter(event_type=ReleaseEvent.BUNDLE_EXPORTED).count() == 3
+    run_queued_jobs()
+    followed = client.get(api.json()["url"]).json()
+    assert followed["status"] == "done" and followed["file"]["sha256"] == stored_sha(job)
+    got = client.post(followed["file"]["url"])
+    body = b"".join(got.streaming_content)
+    assert got.status_code == 200 and got["Content-Type"] == "application/zip"
+    assert hashlib.sha256(body).hexdigest() == followed["file"]["sha256"]
     assert Event.objects.filter(event_type=ReleaseEvent.BUNDLE_EXPORTED).count() == 4
-    assert api["X-POCare-Export-Event"] == Event.objects.filter(
-        event_type=ReleaseEvent.BUNDLE_EXPORTED).order_by("-pk").first().label
+    assert Event.objects.filter(event_type=JobEvent.FILE_DOWNLOADED).count() == 4
+    assert _run_script(tmp_path, stored_bytes(job)).returncode == 0  # the stored file verifies
+
+
+def stored_sha(job):  # type: ignore[no-untyped-def]
+    return hashlib.sha256(stored_bytes(job)).hexdigest()
+
+
+def test_the_download_is_refused_to_others_and_a_rolled_back_request_queues_nothing(client, login, batch):
+    """P11-10g: the job's page and file are the asker's (and Control Site QA's): the site manager at
+    Lisbon does not find the inspector's job (404) and nothing is recorded; a request whose transaction
+    rolls back leaves no job."""
+    login("inspector")
+    job = job_of(client.post(f"/release/batches/{batch.reference}/bundle.zip"))
+    run_queued_jobs()
+    client.logout()
+    login("manager.lis")
+    before = Event.objects.count()
+    assert client.get(f"/jobs/{job.pk}/").status_code == 404
+    assert client.post(f"/jobs/{job.pk}/file/").status_code == 404
+    assert client.post(f"/api/jobs/{job.pk}/file/").status_code == 404
+    assert Event.objects.count() == before
+    client.logout()
+    login("qa")  # Control Site QA sees every job
+    assert client.post(f"/jobs/{job.pk}/file/").status_code == 200
+    count = Job.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        bundle_export_request(actor=h.user("qa"), batch=batch)
+        raise RuntimeError("the request failed")
+    assert Job.objects.count() == count
 
 
 def test_people_without_the_permission_are_refused_and_another_sites_batch_is_not_found(

@@ -34,6 +34,7 @@ from pocare.analytics.events import AnalyticsEvent
 from pocare.analytics.models import ComparabilityResult
 from pocare.analytics.report import review_build
 from pocare.core.units import unit_text
+from pocare.jobs.services import job_enqueue
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.services import event_record
 from pocare.quality.models import QualitySignal, SignalStatus
@@ -238,10 +239,7 @@ def comparability_monitor_run(*, now: dt.datetime | None = None) -> MonitorRun:
     return run
 
 
-def product_quality_review_generate(*, actor: Any, product: Any, start: dt.datetime, end: dt.datetime,
-                                    fmt: str) -> Any:
-    """Generate the product quality review of ``product`` for batches started in [start, end) and
-    record that it was generated — by whom, in which format, and the hash of what it said."""
+def _review_check(*, actor: Any, product: Any, start: dt.datetime, end: dt.datetime, fmt: str) -> None:
     if not access.has_perm(actor, Perm.ANALYTICS_VIEW):
         raise PermissionDenied(f"{actor.username} may not generate the product quality review.")
     if product is None:
@@ -250,6 +248,27 @@ def product_quality_review_generate(*, actor: Any, product: Any, start: dt.datet
         raise ValidationError({"format": "Use html or pdf."})
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise ValidationError({"end": "The period must end after it starts (UTC)."})
+
+
+PQR_PDF_TASK = "pocare.analytics.tasks.product_quality_review_pdf_work"
+
+
+def product_quality_review_pdf_request(*, actor: Any, product: Any, start: dt.datetime, end: dt.datetime) -> Any:
+    """Queue the PDF of the product quality review as a job of ``actor``'s, in the caller's transaction.
+    The job generates the review (recording it, as the HTML review is: ``analytics.pqr_generated``,
+    format pdf) and keeps the PDF for download from its page."""
+    _review_check(actor=actor, product=product, start=start, end=end, fmt="pdf")
+    with transaction.atomic():
+        return job_enqueue(task=PQR_PDF_TASK, kwargs={"actor_id": actor.pk, "product_id": product.pk,
+                                                      "start": start.isoformat(), "end": end.isoformat()},
+                           actor=actor, label=f"Product quality review of {product.code} (PDF)")
+
+
+def product_quality_review_generate(*, actor: Any, product: Any, start: dt.datetime, end: dt.datetime,
+                                    fmt: str) -> Any:
+    """Generate the product quality review of ``product`` for batches started in [start, end) and
+    record that it was generated — by whom, in which format, and the hash of what it said."""
+    _review_check(actor=actor, product=product, start=start, end=end, fmt=fmt)
     review = review_build(product=product, start=start, end=end)
     digest = content_hash(review.summary())
     with transaction.atomic():

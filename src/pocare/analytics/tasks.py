@@ -9,11 +9,15 @@ from collections import Counter
 from typing import Any
 
 from django.db.models import Exists, OuterRef
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from pocare.analytics.services import comparability_monitor_run
-from pocare.jobs.tasks import task
+from pocare.accounts.models import User
+from pocare.analytics.services import comparability_monitor_run, product_quality_review_generate
+from pocare.jobs.files import JobFile
+from pocare.jobs.tasks import Unrecoverable, task
 from pocare.manufacturing.models import LotStatus, MaterialLot
+from pocare.masterfile.models import Product
 from pocare.network.models import ManufacturingUnit, UnitStatus
 from pocare.quality.models import CapaAction, Deviation
 from pocare.quality.selectors import overdue_q
@@ -70,3 +74,24 @@ def daily_checks(*, slot: str = "") -> dict[str, Any]:
                                                                            calibration_due__lte=ahead)
                                           .values_list("site__code", flat=True)),
     }
+
+
+@task(max_tries=3, label="Product quality review (PDF)")
+def product_quality_review_pdf_work(*, actor_id: int, product_id: int, start: str, end: str) -> JobFile:
+    """The PDF of the product quality review, for the person who asked (their permission checked again
+    now); its generation is recorded as the HTML review's is. Fails at once, saying why, when this
+    server cannot make PDFs (WeasyPrint needs Pango from the system)."""
+    try:
+        import weasyprint  # late: WeasyPrint needs Pango from the system
+    except (ImportError, OSError) as exc:
+        raise Unrecoverable(f"PDF output is unavailable on this server ({exc}). The HTML review works; "
+                            "print it to PDF from the browser, or ask the administrator to install Pango.") from exc
+    actor = User.objects.get(pk=actor_id)
+    product = Product.objects.get(pk=product_id)
+    review = product_quality_review_generate(actor=actor, product=product, start=dt.datetime.fromisoformat(start),
+                                             end=dt.datetime.fromisoformat(end), fmt="pdf")
+    html = render_to_string("analytics/review_pdf.html", {"review": review})
+    pdf = weasyprint.HTML(string=html, base_url=None).write_pdf()
+    name = f"pocare-pqr-{product.code}-{review.start:%Y%m%d}-{review.last_day:%Y%m%d}.pdf"
+    return JobFile(content=bytes(pdf or b""), download_name=name, content_type="application/pdf",
+                   summary={"product": product.code, "event": review.event.label})

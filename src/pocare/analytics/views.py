@@ -10,8 +10,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.template.loader import render_to_string
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -143,21 +142,18 @@ def review(request: HttpRequest) -> HttpResponse:
     fmt = form.cleaned_data["format"] or "html"
     if fmt == "pdf":
         try:
-            import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
+            import weasyprint  # noqa: F401  # late: a cheap check here answers 503 before anything is queued
         except (ImportError, OSError) as exc:  # WeasyPrint needs Pango from the system
             return HttpResponse(f"PDF output is unavailable on this server ({exc}). The HTML review works; "
                                 "print it to PDF from the browser.", status=503, content_type="text/plain")
     start = dt.datetime.combine(form.cleaned_data["start"], dt.time(), tzinfo=dt.UTC)
     end = dt.datetime.combine(form.cleaned_data["end"] + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     assert isinstance(request.user, User)
+    if fmt == "pdf":  # a job makes the PDF; its page follows it and offers the download
+        job = services.product_quality_review_pdf_request(actor=request.user, product=form.chosen_product,
+                                                         start=start, end=end)
+        return redirect("jobs:job", pk=job.pk)
     pqr = services.product_quality_review_generate(actor=request.user, product=form.chosen_product, start=start,
                                                    end=end, fmt=fmt)
     context = {"form": form, "review": pqr}
-    if fmt == "pdf":
-        html = render_to_string("analytics/review_pdf.html", context, request=request)
-        pdf = weasyprint.HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
-        response = HttpResponse(pdf, content_type="application/pdf")
-        response["Content-Disposition"] = (f'attachment; filename="pocare-pqr-{pqr.product.code}-'
-                                           f'{form.cleaned_data["start"]:%Y%m%d}-{form.cleaned_data["end"]:%Y%m%d}.pdf"')
-        return response
     return _render(request, "analytics/review.html", context)

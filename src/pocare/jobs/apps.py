@@ -13,6 +13,9 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         # Inside ready(): the check reads the queue's models, which need the app registry.
         from pocare.core.monitoring import HEALTH_CHECKS
+        from pocare.core.tasks import JOB_ENQUEUE
         from pocare.jobs.selectors import queue_check
+        from pocare.jobs.services import job_enqueue
 
         HEALTH_CHECKS.register(queue_check)
+        JOB_ENQUEUE.register(job_enqueue)  # the trail, a sibling, queues its export through core

@@ -10,3 +10,4 @@ class JobEvent(models.TextChoices):
     CANCELLED = "jobs.cancelled", "Job cancelled"
     RETRIED = "jobs.retried", "Job retried"
     FAILED = "jobs.failed", "Job failed (no tries left)"
+    FILE_DOWNLOADED = "jobs.file_downloaded", "Job's file downloaded"

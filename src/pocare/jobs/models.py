@@ -41,6 +41,13 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
     slot_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # The file a job made (a bundle, a PDF, an export; ``pocare.jobs.files``): its name in
+    # STORAGES["default"] (unguessable), what it is, its size and SHA-256, and the name it downloads as.
+    file_name = models.CharField(max_length=300, blank=True)
+    file_content_type = models.CharField(max_length=100, blank=True)
+    file_size = models.PositiveBigIntegerField(null=True, blank=True)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    file_download_name = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -28,8 +28,10 @@ from django.utils.module_loading import import_string
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.jobs.events import JobEvent
+from pocare.jobs.files import JobFile, file_delete, file_save, safe_download_name
 from pocare.jobs.models import Job, JobStatus, Worker
-from pocare.jobs.tasks import UnknownTask, resolve
+from pocare.jobs.tasks import UnknownTask, Unrecoverable, resolve
+from pocare.ledger.models import Event
 from pocare.ledger.services import event_record
 
 log = logging.getLogger("pocare.jobs")
@@ -115,16 +117,36 @@ def job_run(*, job: Job, worker: str) -> Job:
     try:
         fn, _ = resolve(job.task)
         result = fn(**job.kwargs)
+    except (Unrecoverable, PermissionDenied) as exc:  # another try would fail alike: give up now
+        log.warning("job %s (%s) failed for good on try %s: %s", job.pk, job.task, job.tries, exc)
+        return _job_failed(job_id=job.pk, worker=worker, error=f"{type(exc).__name__}: {exc}", final=True)
     except Exception as exc:  # any failure of a task is the job's failure, kept with its error
         log.warning("job %s (%s) failed on try %s: %s", job.pk, job.task, job.tries, exc)
         return _job_failed(job_id=job.pk, worker=worker, error=_error_text(exc))
+    file_fields: dict[str, Any] = {}
+    stored = None
+    if isinstance(result, JobFile):
+        try:
+            stored = file_save(job_id=job.pk, made=result)
+        except Exception as exc:  # the storage refused (full disk, S3 down): the try failed, it is retried
+            log.warning("job %s (%s) could not store its file: %s", job.pk, job.task, exc)
+            return _job_failed(job_id=job.pk, worker=worker, error=_error_text(exc))
+        file_fields = {"file_name": stored.name, "file_content_type": result.content_type[:100],
+                       "file_size": stored.size, "file_sha256": stored.sha256,
+                       "file_download_name": safe_download_name(result.download_name)}
+        result = {**result.summary, "file": file_fields["file_download_name"], "bytes": stored.size,
+                  "sha256": stored.sha256}
     job.finished_at, job.result = timezone.now(), _jsonable(result)
     # The error of an earlier failed try stays on the row, as its history. Not this worker's any more
     # (its lease ran out and the job was taken back): the other try's outcome stands.
     if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, worker=worker).update(
-            status=JobStatus.DONE, finished_at=job.finished_at, result=job.result):
+            status=JobStatus.DONE, finished_at=job.finished_at, result=job.result, **file_fields):
         job.status = JobStatus.DONE
+        for name, value in file_fields.items():
+            setattr(job, name, value)
     else:
+        if stored is not None:
+            file_delete(stored.name)
         job.refresh_from_db()
     return job
 
@@ -136,7 +158,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _job_failed(*, job_id: int, worker: str | None, error: str,
-                stale_before: dt.datetime | None = None) -> Job:
+                stale_before: dt.datetime | None = None, final: bool = False) -> Job:
     """A try failed: queue the next try after its backoff, or give up (ledger: failed; the task's
     ``on_failure`` runs in the same transaction). ``worker`` and ``stale_before`` guard the update so
     that two reapers, or a reaper and a worker that came back, record the failure once."""
@@ -148,14 +170,15 @@ def _job_failed(*, job_id: int, worker: str | None, error: str,
             return job
         now = timezone.now()
         job.error = error[: ERROR_CHARS + 400]
-        if job.tries < job.max_tries:
+        if job.tries < job.max_tries and not final:
             job.status, job.run_after = JobStatus.QUEUED, now + backoff(job.tries)
             job.save(update_fields=["status", "run_after", "error"])
             return job
         job.status, job.finished_at = JobStatus.FAILED, now
         job.save(update_fields=["status", "finished_at", "error"])
         event_record(actor=None, system="jobs", event_type=JobEvent.FAILED, site=None, obj=job,
-                     object_repr=str(job), reason=f"Job given up after {job.tries} tries",
+                     object_repr=str(job), reason=(f"Job given up after {job.tries} tries" if not final else
+                                                   f"Job given up on try {job.tries}: another try would fail alike"),
                      new={"task": job.task, "tries": job.tries, "error": error.splitlines()[0][:500]})
         try:
             _, options = resolve(job.task)
@@ -245,3 +268,23 @@ def job_retry(*, actor: Any, job: Job, reason: str) -> Job:
                                          if locked.error else ""},
                      new={"status": JobStatus.QUEUED.value, "max_tries": locked.max_tries})
     return locked
+
+
+class _SiteCode:
+    """The chain of a job's site, for ``event_record`` (which needs only the code)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+
+def job_file_downloaded(*, actor: Any, job: Job) -> Event:
+    """Record that ``actor`` took a copy of the job's file (ledger: file downloaded, on the job's site
+    chain, or the network's), with its name and SHA-256, so a copy shown later is matched to who took it."""
+    if not job.file_name:
+        raise ValidationError({"job": f"Job {job.pk} has no file."})
+    with transaction.atomic():
+        return event_record(actor=actor, event_type=JobEvent.FILE_DOWNLOADED,
+                            site=_SiteCode(job.site_code) if job.site_code else None, obj=job,
+                            object_repr=str(job),
+                            new={"task": job.task, "file": job.file_download_name, "sha256": job.file_sha256,
+                                 "bytes": job.file_size})

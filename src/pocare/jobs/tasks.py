@@ -13,31 +13,15 @@ ends failed with its finish event there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from django.utils.module_loading import import_string
 
-F = TypeVar("F", bound=Callable[..., Any])
+# The marker and the failure live in core, so that the queue's sibling apps (the trail) may declare
+# tasks too (pocare.core.tasks); imported here under their old names.
+from pocare.core.tasks import JobFile, TaskOptions, Unrecoverable, task
 
-
-@dataclass(frozen=True)
-class TaskOptions:
-    max_tries: int = 3
-    on_failure: str = ""
-    label: str = ""
-
-
-def task(*, max_tries: int = 3, on_failure: str = "", label: str = "") -> Callable[[F], F]:
-    """Mark a function as a task that jobs may name (see the module's docstring)."""
-    if max_tries < 1:
-        raise ValueError("max_tries: a task is tried at least once.")
-
-    def mark(fn: F) -> F:
-        fn.pocare_task = TaskOptions(max_tries=max_tries, on_failure=on_failure, label=label)  # type: ignore[attr-defined]
-        return fn
-
-    return mark
+__all__ = ["JobFile", "TaskOptions", "UnknownTask", "Unrecoverable", "resolve", "task"]
 
 
 class UnknownTask(LookupError):

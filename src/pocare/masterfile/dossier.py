@@ -15,13 +15,15 @@ from django.utils import timezone
 
 from pocare.accounts.models import Membership
 from pocare.accounts.roles import Role
+from pocare.jobs.tasks import Unrecoverable
 from pocare.masterfile.models import ChangeRequest, MasterFileVersion, Product, VersionStatus
 from pocare.masterfile.selectors import effective_versions_by_site, signatures_with_status
 from pocare.network.models import Site, SiteAuthorization, SiteKind
 
 
-class DossierUnavailable(Exception):
-    """The PDF engine (WeasyPrint and its system libraries) cannot run here; the message says so."""
+class DossierUnavailable(Unrecoverable):
+    """The PDF engine (WeasyPrint and its system libraries) cannot run here; the message says so. As a
+    job's failure it is final: another try on the same server would fail alike."""
 
 
 def dossier_version(product: Product, number: int | None = None) -> MasterFileVersion | None:
@@ -84,6 +86,15 @@ def render_html(context: dict[str, Any]) -> str:
 def render_pdf(html: str) -> bytes:
     """The dossier as PDF through WeasyPrint. Raises :class:`DossierUnavailable` when WeasyPrint or
     its system libraries (Pango, HarfBuzz) cannot be loaded."""
+    weasyprint = pdf_engine_check()
+    pdf = weasyprint.HTML(string=html, base_url=None).write_pdf()
+    if not pdf:
+        raise DossierUnavailable("The PDF engine produced no document.")
+    return bytes(pdf)
+
+
+def pdf_engine_check() -> Any:
+    """The WeasyPrint module, or :class:`DossierUnavailable` (the request asks before queueing a PDF)."""
     try:
         import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
     except (ImportError, OSError) as exc:
@@ -91,7 +102,4 @@ def render_pdf(html: str) -> bytes:
             "The PDF engine cannot run on this server (WeasyPrint could not load its system libraries: "
             f"{exc}). The HTML dossier is available; ask the administrator to install Pango."
         ) from exc
-    pdf = weasyprint.HTML(string=html, base_url=None).write_pdf()
-    if not pdf:
-        raise DossierUnavailable("The PDF engine produced no document.")
-    return bytes(pdf)
+    return weasyprint

@@ -31,6 +31,7 @@ from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.core import yamlsafe
+from pocare.jobs.services import job_enqueue
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record
@@ -551,6 +552,30 @@ class DossierExport:
     filename: str
     content_type: str
     event_label: str
+
+
+DOSSIER_TASK = "pocare.masterfile.tasks.dossier_export_work"
+
+
+def dossier_export_request(*, actor: User, product: Product, fmt: str, version: MasterFileVersion | None = None
+                           ) -> Any:
+    """Queue the export of ``product``'s dossier (HTML or PDF) as a job of ``actor``'s, in the caller's
+    transaction. The job makes the file and records the export (``masterfile.dossier_exported``, as
+    before); the job's page offers it. :class:`~pocare.masterfile.dossier.DossierUnavailable` at once
+    for a PDF when this server cannot make PDFs."""
+    from pocare.masterfile import dossier as dossier  # late: the dossier reads through the selectors
+
+    if not access.has_perm(actor, Perm.REPORTS_VIEW):
+        raise PermissionDenied(f"{actor.username} may not export master-file dossiers.")
+    if fmt not in ("html", "pdf"):
+        raise ValidationError({"format": f"{fmt!r} is not an export format; use html or pdf."})
+    if fmt == "pdf":
+        dossier.pdf_engine_check()
+    shown = f", version {version.number}" if version is not None else ""
+    with transaction.atomic():
+        return job_enqueue(task=DOSSIER_TASK, kwargs={"actor_id": actor.pk, "product_id": product.pk, "fmt": fmt,
+                                                      "version_id": version.pk if version is not None else None},
+                           actor=actor, label=f"Master-file dossier of {product.code}{shown} ({fmt.upper()})")
 
 
 def dossier_export(*, actor: User, product: Product, fmt: str, version: MasterFileVersion | None = None

@@ -342,26 +342,24 @@ def _export(request: HttpRequest, code: str, fmt: str) -> HttpResponse:
         return HttpResponse(f"version: {product.code} has no version {number!r}.", status=400,
                                 content_type="text/plain; charset=utf-8")
     try:
-        export = services.dossier_export(actor=request_actor(request), product=product, fmt=fmt, version=version)
+        job = services.dossier_export_request(actor=request_actor(request), product=product, fmt=fmt,
+                                              version=version)
     except DossierUnavailable as exc:
         return HttpResponse(str(exc), status=503, content_type="text/plain; charset=utf-8")
-    response = HttpResponse(export.content, content_type=export.content_type)
-    disposition = "attachment" if fmt == "pdf" else "inline"
-    response["Content-Disposition"] = f'{disposition}; filename="{export.filename}"'
-    response["X-POCare-Export-Event"] = export.event_label
-    return response
+    return redirect("jobs:job", pk=job.pk)  # a job makes the file; its page offers the download
 
 
 @requires(Perm.REPORTS_VIEW, recorded_read=True)
 @require_POST
 def dossier(request: HttpRequest, code: str) -> HttpResponse:
-    """The master-file dossier (DMMF) as a printable HTML document; the export is recorded, so it is
-    a POST (GET never writes)."""
+    """Queue the master-file dossier (DMMF) as a printable HTML document (a job makes it; its page
+    offers the download); the export is recorded, so it is a POST (GET never writes)."""
     return _export(request, code, "html")
 
 
 @requires(Perm.REPORTS_VIEW, recorded_read=True)
 @require_POST
 def dossier_pdf(request: HttpRequest, code: str) -> HttpResponse:
-    """The master-file dossier as PDF; 503 with a clear message when the PDF engine cannot run."""
+    """Queue the master-file dossier as PDF (a job makes it); 503 with a clear message when the PDF
+    engine cannot run here."""
     return _export(request, code, "pdf")

@@ -19,6 +19,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
+from pocare.jobs.services import job_enqueue
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required, record_changes
@@ -400,6 +401,21 @@ def site_authorization_revoke(*, actor: User, authorization: SiteAuthorization, 
 
 
 # --- annual report ----------------------------------------------------------------------------------
+
+
+ANNUAL_REPORT_PDF_TASK = "pocare.network.tasks.annual_report_pdf_work"
+
+
+def annual_report_pdf_request(*, actor: User, year: int, product: Product | None) -> Any:
+    """Queue the annual report's PDF as a job of ``actor``'s, in the caller's transaction. The job
+    generates the report (recording it as the HTML report is: ``network.annual_report_generated``,
+    format pdf) and keeps the PDF for download from its page."""
+    if not access.has_perm(actor, Perm.REPORTS_VIEW):
+        raise PermissionDenied(f"{actor.username} may not generate the annual report.")
+    with transaction.atomic():
+        return job_enqueue(task=ANNUAL_REPORT_PDF_TASK,
+                           kwargs={"actor_id": actor.pk, "year": year, "product_id": product.pk if product else None},
+                           actor=actor, label=f"Annual report {year}, {product.code if product else 'network'} (PDF)")
 
 
 def annual_report_generate(*, actor: User, year: int, product: Product | None, fmt: str) -> AnnualReport:

@@ -13,7 +13,6 @@ from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
@@ -351,18 +350,15 @@ def annual_report(request: HttpRequest) -> HttpResponse:
     fmt = form.cleaned_data["format"] or "html"
     if fmt == "pdf":
         try:
-            import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
+            import weasyprint  # noqa: F401  # late: a cheap check here answers 503 before anything is queued
         except (ImportError, OSError) as exc:  # WeasyPrint needs Pango and friends from the system
             return HttpResponse(f"PDF output is unavailable on this server ({exc}). The HTML report works; "
                                 "print it to PDF from the browser.", status=503, content_type="text/plain")
+    if fmt == "pdf":  # a job makes the PDF; its page follows it and offers the download
+        job = services.annual_report_pdf_request(actor=request_actor(request), year=form.cleaned_data["year"],
+                                                 product=product)
+        return redirect("jobs:job", pk=job.pk)
     report = services.annual_report_generate(actor=request_actor(request), year=form.cleaned_data["year"],
                                              product=product, fmt=fmt)
     context = {"form": form, "report": report, "control": selectors.control_site()}
-    if fmt == "pdf":
-        html = render_to_string("network/annual_report_pdf.html", context, request=request)
-        pdf = weasyprint.HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
-        response = HttpResponse(pdf, content_type="application/pdf")
-        slug = product.code if product else "network"
-        response["Content-Disposition"] = f'attachment; filename="pocare-annual-report-{report.year}-{slug}.pdf"'
-        return response
     return render(request, "network/annual_report.html", context)

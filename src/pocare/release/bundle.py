@@ -36,6 +36,9 @@ from pocare.accounts.models import Membership, User
 from pocare.accounts.roles import Perm, Role
 from pocare.core.times import site_time
 from pocare.custody.models import Handoff, Shipment, TemperatureUpload
+from pocare.jobs.files import JobFile
+from pocare.jobs.services import job_enqueue
+from pocare.jobs.tasks import Unrecoverable, task
 from pocare.ledger import canonical
 from pocare.ledger.models import ChainHead, Event, Meaning, Signature
 from pocare.ledger.services import event_record
@@ -80,8 +83,9 @@ FILES = ("batch.json", "signatures.json", "ledger.jsonl", "dossier.pdf", "verify
 SCRIPT_SOURCE = Path(bundle_verify.__file__)
 
 
-class BundleUnavailable(Exception):
-    """The PDF engine (WeasyPrint and its system libraries) cannot run here; the message says so."""
+class BundleUnavailable(Unrecoverable):
+    """The PDF engine (WeasyPrint and its system libraries) cannot run here; the message says so. As a
+    job's failure it is final: another try on the same server would fail alike."""
 
 
 @dataclass(frozen=True)
@@ -533,8 +537,9 @@ def render_dossier_html(context: dict[str, Any]) -> str:
     return render_to_string("release/bundle/dossier.html", context)
 
 
-def render_pdf(html: str) -> bytes:
-    """HTML to PDF through WeasyPrint; :class:`BundleUnavailable` when its libraries cannot load."""
+def pdf_engine_check() -> Any:
+    """The WeasyPrint module, or :class:`BundleUnavailable` when its libraries cannot load (cheap after
+    the first call: the request asks it before queueing the bundle, and answers 503)."""
     try:
         import weasyprint  # late: WeasyPrint needs Pango from the system; only the PDF answers 503 without it
     except (ImportError, OSError) as exc:
@@ -543,6 +548,12 @@ def render_pdf(html: str) -> bytes:
             f"{exc}), so the inspector bundle, which includes the PDF dossier, cannot be made; ask the "
             "administrator to install Pango."
         ) from exc
+    return weasyprint
+
+
+def render_pdf(html: str) -> bytes:
+    """HTML to PDF through WeasyPrint; :class:`BundleUnavailable` when its libraries cannot load."""
+    weasyprint = pdf_engine_check()
     pdf = weasyprint.HTML(string=html, base_url=None).write_pdf()
     if not pdf:
         raise BundleUnavailable("The PDF engine produced no document.")
@@ -575,11 +586,7 @@ def bundle_export(*, actor: User, batch: Batch, reason: str = "") -> BundleExpor
 
     Raises :class:`BundleUnavailable` when the PDF engine cannot run.
     """
-    if not access.has_perm(actor, Perm.BUNDLE_EXPORT, site_id=batch.site_id):
-        raise PermissionDenied(f"{actor.username} may not export inspector bundles.")
-    visible = access.sites_with_perm(actor, Perm.BATCH_VIEW)
-    if visible is not None and batch.site_id not in visible:
-        raise PermissionDenied(f"{actor.username} may not see batch {batch.reference}.")
+    _may_export(actor, batch)
     exported_at = timezone.now()
     # The heads first: the slice stops at them, so the manifest's head really covers the slice.
     heads = {h.chain: (h.seq, h.hash) for h in ChainHead.objects.all()}
@@ -657,3 +664,40 @@ def bundle_export(*, actor: User, batch: Batch, reason: str = "") -> BundleExpor
         )
     return BundleExport(filename=f"{folder}.zip", content=body, sha256=digest, manifest_sha256=manifest_sha256,
                         event_label=event.label)
+
+
+# --- as a job (docs/jobs.md) -------------------------------------------------------------------------
+
+BUNDLE_TASK = "pocare.release.bundle.bundle_export_work"
+
+
+def _may_export(actor: User, batch: Batch) -> None:
+    if not access.has_perm(actor, Perm.BUNDLE_EXPORT, site_id=batch.site_id):
+        raise PermissionDenied(f"{actor.username} may not export inspector bundles.")
+    visible = access.sites_with_perm(actor, Perm.BATCH_VIEW)
+    if visible is not None and batch.site_id not in visible:
+        raise PermissionDenied(f"{actor.username} may not see batch {batch.reference}.")
+
+
+def bundle_export_request(*, actor: User, batch: Batch, reason: str = "") -> Any:
+    """Queue the export of ``batch``'s inspector bundle as a job of ``actor``'s, in the caller's
+    transaction (a request that rolls back queues nothing). The job builds the zip, records the export
+    (``release.bundle_exported``, as before) and keeps the file for download from its page.
+    :class:`BundleUnavailable` at once when this server cannot make PDFs."""
+    _may_export(actor, batch)
+    pdf_engine_check()
+    with transaction.atomic():
+        return job_enqueue(task=BUNDLE_TASK, kwargs={"batch_id": batch.pk, "actor_id": actor.pk, "reason": reason},
+                           actor=actor, label=f"Inspector bundle of {batch.reference}", site_code=batch.site.code)
+
+
+@task(max_tries=3, label="Inspector bundle")
+def bundle_export_work(*, batch_id: int, actor_id: int, reason: str = "") -> JobFile:
+    """The job: build and record the bundle as the person who asked (their permissions checked again
+    now: a person who lost them meanwhile gets none)."""
+    actor = User.objects.get(pk=actor_id)
+    batch = Batch.objects.select_related("site").get(pk=batch_id)
+    export = bundle_export(actor=actor, batch=batch, reason=reason)
+    return JobFile(content=export.content, download_name=export.filename, content_type="application/zip",
+                   summary={"batch": batch.reference, "event": export.event_label,
+                            "manifest_sha256": export.manifest_sha256})

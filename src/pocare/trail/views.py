@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from functools import cached_property
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
+from django.db import transaction
 from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -22,7 +20,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
-from pocare.core.listing import csv_cell, render_list
+from pocare.core.listing import render_list
 from pocare.core.scope import scoped_chain
 from pocare.ledger.models import NETWORK_CHAIN, ChainHead, Event, Signature, chains_with_lanes, site_chain
 from pocare.ledger.review import reviews_pending, site_chains
@@ -31,9 +29,9 @@ from pocare.ledger.verify import signature_status, verify_all
 from pocare.trail import selectors
 from pocare.trail.filters import REVIEW_COLUMNS, EventFilter, ReviewFilter
 from pocare.trail.forms import ReviewForm
-from pocare.trail.services import EXPORT_COLUMNS, trail_export, trail_review_sign, trail_verified
+from pocare.trail.services import trail_review_sign, trail_verified
+from pocare.trail.tasks import MAX_EXPORT, trail_export_request
 
-MAX_EXPORT = 100_000
 COUNT_CAP = 10_000  # a filtered count stops here: the page says "more than 10,000" instead of scanning
 
 
@@ -119,8 +117,9 @@ def _counted_chains(request: HttpRequest, filterset: EventFilter) -> list[str] |
 @requires(Perm.LEDGER_EXPORT, recorded_read=True)
 @require_POST
 def trail_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
-    """CSV or JSON of the filtered trail (the filters in the query string); the export itself becomes
-    a ledger event, so it is a POST: a link followed from elsewhere writes nothing."""
+    """Queue the CSV or JSON of the filtered trail (the filters in the query string, checked here: a
+    bad one is a 400 naming it, and nothing is queued); a job makes the file and records the export,
+    and its page offers the download. A POST: a link followed from elsewhere writes nothing."""
     filterset = _filtered(request)
     if not filterset.is_valid():
         return HttpResponse(f"Invalid filter: {filterset.errors.as_text()}", status=400, content_type="text/plain")
@@ -128,22 +127,10 @@ def trail_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
     if events.count() > MAX_EXPORT:
         return HttpResponse(f"More than {MAX_EXPORT:,} events: narrow the filter.", status=400,
                             content_type="text/plain")
-    rows, event = trail_export(actor=request_actor(request), events=events, fmt=fmt,
-                               filters={k: v for k, v in request.GET.items() if v})
-    stamp = event.occurred_at.strftime("%Y%m%dT%H%M%SZ")
-    if fmt == "json":
-        body = json.dumps({"exported_by": event.actor_printed_name, "export_event": event.label,
-                           "events": rows}, ensure_ascii=False, indent=1)
-        response = HttpResponse(body, content_type="application/json")
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
-        writer.writeheader()
-        # A spreadsheet must show a reason typed as "=HYPERLINK(...)", never run it; the JSON keeps it exact.
-        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
-        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="pocare-audit-{stamp}.{fmt}"'
-    return response
+    with transaction.atomic():  # the job is queued in this request's transaction
+        job = trail_export_request(actor=request_actor(request), fmt=fmt,
+                                   filters={k: v for k, v in filterset.data.items() if v})
+    return redirect("jobs:job", pk=job.pk)  # a job makes the file; its page offers the download
 
 
 @requires(Perm.LEDGER_VIEW)
