@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,3 +68,22 @@ def appending_elsewhere(code: str, events: int = 1) -> Iterator[list[Event]]:
         release.set()
         thread.join(30)
     assert not errors, errors
+
+
+def own_digest_store(tmp_path: Path, settings: Any) -> Path:
+    """A signing key and a digest directory of the test's own, the key made by `audit anchor --init-key`;
+    no digest yet. Returns the directory."""
+    from django.core.management import call_command
+
+    from pocare.ledger import anchoring
+
+    key = tmp_path / "keys" / "ed25519.pem"
+    settings.POCARE_ANCHOR_KEY = key
+    settings.POCARE_ANCHOR_TRUSTED_KEYS = [anchoring.public_key_path(key)]
+    settings.STORAGES = {**settings.STORAGES, "digests": {
+        "BACKEND": "pocare.ledger.anchoring.DigestDirectoryStorage",
+        "OPTIONS": {"location": str(tmp_path / "digests")},
+    }}
+    with open(os.devnull, "w") as quiet:
+        call_command("audit", "anchor", "--init-key", stdout=quiet)
+    return tmp_path / "digests"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -24,21 +23,13 @@ from pocare.ledger.models import AuditReview, ChainHead, Event
 from pocare.ledger.verify import verify_all
 from pocare.network.models import Site
 from tests.conftest import drop_triggers
-from tests.ledger.helpers import appending_elsewhere, postgres_only, raw, write_events
+from tests.ledger.helpers import appending_elsewhere, own_digest_store, postgres_only, raw, write_events
 
 
 @pytest.fixture
 def digests(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
     """A signing key and a digest directory of the test's own, the key made by the command."""
-    key = tmp_path / "keys" / "ed25519.pem"
-    settings.POCARE_ANCHOR_KEY = key
-    settings.POCARE_ANCHOR_TRUSTED_KEYS = [anchoring.public_key_path(key)]
-    settings.STORAGES = {**settings.STORAGES, "digests": {
-        "BACKEND": "pocare.ledger.anchoring.DigestDirectoryStorage",
-        "OPTIONS": {"location": str(tmp_path / "digests")},
-    }}
-    call_command("audit", "anchor", "--init-key", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    return tmp_path / "digests"
+    return own_digest_store(tmp_path, settings)
 
 
 def _anchor() -> str:

@@ -12,11 +12,9 @@ import io
 import ipaddress
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
@@ -29,6 +27,7 @@ from pocare.ledger.models import ChainHead, Event, site_chain
 from pocare.ops.logs import JsonLineFormatter, RequestContextFilter
 from pocare.trail.services import trail_verified
 from tests.conftest import drop_triggers
+from tests.ledger.helpers import own_digest_store
 
 pytestmark = pytest.mark.django_db
 
@@ -41,15 +40,7 @@ def monitoring(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def
     """The monitoring token, and a signing key and digest directory of the test's own (no digest yet)."""
     settings.POCARE_MONITOR_TOKEN = TOKEN
     settings.POCARE_MONITOR_NETWORKS = []
-    key = tmp_path / "keys" / "ed25519.pem"
-    settings.POCARE_ANCHOR_KEY = key
-    settings.POCARE_ANCHOR_TRUSTED_KEYS = [anchoring.public_key_path(key)]
-    settings.STORAGES = {**settings.STORAGES, "digests": {
-        "BACKEND": "pocare.ledger.anchoring.DigestDirectoryStorage",
-        "OPTIONS": {"location": str(tmp_path / "digests")},
-    }}
-    call_command("audit", "anchor", "--init-key", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    return tmp_path / "digests"
+    return own_digest_store(tmp_path, settings)
 
 
 def _checks(client) -> tuple[int, dict]:  # type: ignore[no-untyped-def,type-arg]
