@@ -131,14 +131,21 @@ def _order_made_elsewhere(made: str, treated: str) -> None:
     """An accepted order manufactured at ``made`` for a patient treated at ``treated``, with its
     collection and a batch, made through the services: ordered by the treating site's physician,
     accepted at ``made``, collected and sent at ``treated``, received and started at ``made``."""
+    from pocare.custody import services as custody
     from pocare.custody.models import HandoffKind
-    from tests.custody.helpers import accepted, collect, scan
+    from tests.custody.helpers import accepted, collect, scan, user
     from tests.manufacturing.matrix import batch_start_for
 
     order = accepted(made, treated, recipient=f"{treated}-PT-FROM-{made}")
     collection = collect(order)
-    for kind in (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE, HandoffKind.RECEIPT_AT_SITE):
+    for kind in (HandoffKind.COLLECTION, HandoffKind.DISPATCH_TO_SITE):
         scan(order, kind, collection.din_printed, collection)
+    # The bag travels with a data logger, whose reading the receipt step reads (a derived parameter).
+    shipment = custody.shipment_dispatch(actor=user(f"physician.{treated.lower()}"), order=order, leg="apheresis",
+                                         logger_id="TL-LEAKS", reason="apheresis to the manufacturing site")
+    custody.temperatures_upload(actor=user(f"operator.{made.lower()}"), shipment=shipment, source="api",
+                                rows=[{"timestamp": shipment.dispatched_at.isoformat(), "temperature_c": 4.5}])
+    scan(order, HandoffKind.RECEIPT_AT_SITE, collection.din_printed, collection)
     batch_start_for(order)
 
 
