@@ -232,14 +232,20 @@ def _check(actor: Any, job: Job, reason: str) -> None:
         raise ValidationError({"reason": "Say why (a reason is required)."})
 
 
+def _locked(job: Job, status: str, verb: str) -> Job:
+    """The job's row, locked in the caller's transaction, refused unless it is in ``status``."""
+    locked = Job.objects.select_for_update().get(pk=job.pk)
+    if locked.status != status:
+        raise ValidationError({"job": f"Job {job.pk} is {locked.get_status_display().lower()}: only a "
+                                      f"{JobStatus(status).label.lower()} job can be {verb}."})
+    return locked
+
+
 def job_cancel(*, actor: Any, job: Job, reason: str) -> Job:
     """Cancel a queued job (ledger: cancelled). A running or finished job is refused."""
     _check(actor, job, reason)
     with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
-        if locked.status != JobStatus.QUEUED:
-            raise ValidationError({"job": f"Job {job.pk} is {locked.get_status_display().lower()}: only a queued "
-                                          "job can be cancelled."})
+        locked = _locked(job, JobStatus.QUEUED, "cancelled")
         locked.status, locked.finished_at = JobStatus.CANCELLED, timezone.now()
         locked.save(update_fields=["status", "finished_at"])
         event_record(actor=actor, event_type=JobEvent.CANCELLED, site=None, obj=locked, object_repr=str(locked),
@@ -252,10 +258,7 @@ def job_retry(*, actor: Any, job: Job, reason: str) -> Job:
     """Queue a failed job again, now, with its task's tries afresh (ledger: retried)."""
     _check(actor, job, reason)
     with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
-        if locked.status != JobStatus.FAILED:
-            raise ValidationError({"job": f"Job {job.pk} is {locked.get_status_display().lower()}: only a failed "
-                                          "job can be retried."})
+        locked = _locked(job, JobStatus.FAILED, "retried")
         try:
             _, options = resolve(locked.task)
         except UnknownTask as exc:
