@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "pocare.manufacturing",
     "pocare.release",
     "pocare.analytics",
+    "pocare.patients",  # referral to follow-up, FHIR (docs/patients.md)
     "pocare.planning",
     "pocare.web",
     "pocare.demo",

@@ -1,0 +1,28 @@
+"""Ledger event types of the patients app."""
+
+from django.db import models
+
+from pocare.ledger.events import event_types
+
+
+@event_types
+class PatientEvent(models.TextChoices):
+    REGISTERED = "patients.registered", "Patient registered (pseudonym assigned)"
+    IDENTITY_VIEWED = "patients.identity_viewed", "Patient's identifying data viewed"
+    IDENTITY_CHANGED = "patients.identity_changed", "Patient's identifying data changed"
+    IDENTITY_ERASED = "patients.identity_erased", "Patient's identifying data erased on request (GDPR Art. 17)"
+    REFERRED = "patients.referred", "Patient referred"
+    ELIGIBILITY_ASSESSED = "patients.eligibility_assessed", "Eligibility assessed"
+    CONSENT_DOCUMENT_ISSUED = "patients.consent_document_issued", "Consent document version issued"
+    CONSENT_SIGNED = "patients.consent_signed", "Consent signed"
+    CONSENT_WITHDRAWN = "patients.consent_withdrawn", "Consent withdrawn"
+    SLOTS_OPENED = "patients.slots_opened", "Apheresis or infusion slots opened"
+    BOOKED = "patients.booked", "Slot chain booked"
+    REBOOKED = "patients.rebooked", "Slot chain moved"
+    BOOKING_CANCELLED = "patients.booking_cancelled", "Slot chain cancelled"
+    STAGE_CHANGED = "patients.stage_changed", "Pathway stage changed"
+    LOST = "patients.lost", "Patient lost to the pathway"
+    VISIT_RECORDED = "patients.visit_recorded", "Follow-up visit recorded"
+    VISIT_MISSED = "patients.visit_missed", "Follow-up visit missed"
+    ADVERSE_EVENT_RECORDED = "patients.adverse_event_recorded", "Adverse event recorded (graded)"
+    FHIR_IMPORTED = "patients.fhir_imported", "FHIR ServiceRequest imported"
