@@ -16,6 +16,8 @@ environment variable (twelve-factor style), so one settings module serves both:
 - ``POCARE_DEBUG``          ``1`` shows Django's debug pages (developers only; off by default).
 - ``POCARE_ANCHOR_KEY``     the Ed25519 private key that signs the trail's digests, a file outside the
                             database (default ``var/anchor/ed25519.pem``, mode 0600; docs/ledger.md "Anchors").
+- ``POCARE_PATIENT_KEYS``   the keys that encrypt patients' identifying data, a JSON file outside the
+                           database (made on first use outside production).
 - ``POCARE_ANCHOR_TRUSTED_KEYS``  comma-separated public key files whose digests verify (default: the
                             key's own ``.pub``; name the old ones here after a rotation).
 - ``POCARE_DIGEST_DIR``     the directory digest store (default ``var/digests``); production plugs object
@@ -272,6 +274,10 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 # directory of read-only files written once (O_EXCL, never overwritten); in production point
 # STORAGES["digests"] at object storage with a retention lock (S3 Object Lock through django-storages).
 POCARE_ANCHOR_KEY = Path(os.environ.get("POCARE_ANCHOR_KEY") or VAR_DIR / "anchor" / "ed25519.pem")
+#: The keys that encrypt patients' identifying data (PAT-PRIVACY): a JSON file outside the database,
+#: ``{"keys": [{"id": ..., "key": <Fernet key>}, ...]}``, the first encrypting, all decrypting (rotation).
+#: Made on first use outside production; required in production (docs/patients.md, "Privacy").
+POCARE_PATIENT_KEYS = Path(os.environ.get("POCARE_PATIENT_KEYS") or VAR_DIR / "patient-keys" / "keys.json")
 POCARE_ANCHOR_TRUSTED_KEYS = [
     Path(p.strip()) for p in os.environ.get("POCARE_ANCHOR_TRUSTED_KEYS", "").split(",") if p.strip()
 ] or [POCARE_ANCHOR_KEY.with_name(POCARE_ANCHOR_KEY.name + ".pub")]

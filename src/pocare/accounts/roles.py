@@ -75,6 +75,12 @@ class Perm(StrEnum):
     PLANNING_VIEW = "planning.view"  # site-selection studies and digital-twin runs
     PLANNING_RUN = "planning.run"  # start them (the network planner, Control Site QA)
     JOBS_VIEW = "jobs.view"  # everyone's jobs on the jobs page, and cancel/retry them (Control Site QA)
+    PATIENTS_VIEW = "patients.view"  # the pathway under the patient's pseudonym (referrals, stages, bookings, follow-up)
+    PATIENTS_IDENTIFY = "patients.identify"  # read a patient's name, birth date, contact (treating hospital only)
+    PATIENTS_REFER = "patients.refer"  # refer a patient, assess eligibility, record consent
+    PATIENTS_BOOK = "patients.book"  # open clinic slots, book and move a patient's chain of slots
+    FOLLOWUP_RECORD = "patients.followup_record"  # record follow-up visits and adverse events
+    OUTCOMES_VIEW = "patients.outcomes"  # the network's outcomes (aggregated, small numbers suppressed)
 
 
 #: What people at a site do on the shop floor; Control Site QA oversees it but does not do it.
@@ -82,7 +88,9 @@ _SHOP_FLOOR = frozenset({Perm.BATCH_EXECUTE, Perm.DEVICE_PUSH, Perm.ALARM_ACK, P
                          Perm.MATERIALS_MANAGE, Perm.ORDER_CREATE, Perm.ORDER_ACCEPT, Perm.CUSTODY_RECORD})
 _RECORDS_VIEW = frozenset({Perm.BATCH_VIEW, Perm.CUSTODY_VIEW, Perm.DEVIATION_VIEW, Perm.RELEASE_VIEW})
 #: Only the QP reaches the certify function (POC-7); only the physician requests an OOS product.
-_PERSONAL = frozenset({Perm.RELEASE_CERTIFY, Perm.OOS_REQUEST})
+#: Only the treating hospital's physician and navigator identify a patient (PAT-PRIVACY).
+_PERSONAL = frozenset({Perm.RELEASE_CERTIFY, Perm.OOS_REQUEST, Perm.PATIENTS_IDENTIFY, Perm.PATIENTS_REFER,
+                       Perm.PATIENTS_BOOK, Perm.FOLLOWUP_RECORD})
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.CONTROL_QA: frozenset(set(Perm) - {Perm.MASTERFILE_APPROVE, Perm.EXCEPTIONS_REVIEW, Perm.RELEASE_QC_REVIEW}
@@ -91,10 +99,10 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.LEDGER_REVIEW, Perm.SIGNATURES_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
          Perm.MASTERFILE_APPROVE, Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.RELEASE_CERTIFY, Perm.BUNDLE_EXPORT,
-         Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW}
+         Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW, Perm.PATIENTS_VIEW, Perm.OUTCOMES_VIEW}
     ),
     Role.PLANNER: frozenset({Perm.NETWORK_VIEW, Perm.MASTERFILE_VIEW, Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW,
-                             Perm.PLANNING_RUN}),
+                             Perm.PLANNING_RUN, Perm.OUTCOMES_VIEW}),
     Role.INSPECTOR: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
@@ -114,6 +122,9 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
                                 *_RECORDS_VIEW, Perm.BATCH_EXECUTE, Perm.QC_RECORD, Perm.MATERIALS_MANAGE,
                                 Perm.DEVIATION_RAISE, Perm.EXCEPTIONS_REVIEW, Perm.RELEASE_QC_REVIEW}),
     Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE, Perm.CUSTODY_RECORD,
-                               Perm.RELEASE_VIEW, Perm.OOS_REQUEST}),
-    Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE}),
+                               Perm.RELEASE_VIEW, Perm.OOS_REQUEST, Perm.PATIENTS_VIEW, Perm.PATIENTS_IDENTIFY,
+                               Perm.PATIENTS_REFER, Perm.PATIENTS_BOOK, Perm.FOLLOWUP_RECORD, Perm.OUTCOMES_VIEW}),
+    Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE, Perm.PATIENTS_VIEW,
+                               Perm.PATIENTS_IDENTIFY, Perm.PATIENTS_REFER, Perm.PATIENTS_BOOK, Perm.FOLLOWUP_RECORD,
+                               Perm.OUTCOMES_VIEW}),
 }
