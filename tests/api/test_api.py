@@ -134,10 +134,25 @@ def test_a_site_person_cannot_review_another_sites_chain(client, bearer):
 
 
 def test_verify_over_the_api_reports_each_chain(client, bearer):
-    """P11-10e: verification is available to inspectors through the API."""
-    report = client.get("/api/audit/verify/", **bearer("inspector")).json()
+    """P11-10e: verification is available to inspectors through the API, as a job: a POST queues it
+    (202), the job's result is the report, and the run is recorded."""
+    from tests.jobs.run import run_queued_jobs
+
+    inspector = bearer("inspector")
+    assert client.get("/api/audit/verify/", **inspector).status_code == 405  # running it is recorded: a POST
+    queued = client.post("/api/audit/verify/", **inspector)
+    assert queued.status_code == 202 and queued["Location"] == queued.json()["url"]
+    job = job_of(queued)
+    assert run_queued_jobs() == 1
+    followed = client.get(queued.json()["url"], **inspector).json()
+    assert followed["status"] == "done"
+    report = followed["result"]
     assert report["ok"] is True and report["events"] > 0
     assert {c["chain"] for c in report["chains"]} >= {"CTRL", "MAD", "NETWORK"}
+    chain, seq = report["event"].rsplit("#", 1)
+    recorded = Event.objects.get(chain=chain, seq=int(seq))
+    assert recorded.event_type == LedgerEvent.VERIFIED and recorded.actor_username == "inspector"
+    assert job.pk == followed["id"]
 
 
 @pytest.mark.parametrize("payload", [

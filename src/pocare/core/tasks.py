@@ -27,15 +27,19 @@ class TaskOptions:
     max_tries: int = 3
     on_failure: str = ""
     label: str = ""
+    #: A template of the task's app that shows a done job's result (a JSON object, as ``result``) on the
+    #: job's page, instead of the raw JSON: the queue shows what the task made without knowing the app.
+    result_template: str = ""
 
 
-def task(*, max_tries: int = 3, on_failure: str = "", label: str = "") -> Callable[[F], F]:
+def task(*, max_tries: int = 3, on_failure: str = "", label: str = "", result_template: str = "") -> Callable[[F], F]:
     """Mark a function as a task that jobs may name by its dotted path (``pocare.jobs.tasks``)."""
     if max_tries < 1:
         raise ValueError("max_tries: a task is tried at least once.")
 
     def mark(fn: F) -> F:
-        fn.pocare_task = TaskOptions(max_tries=max_tries, on_failure=on_failure, label=label)  # type: ignore[attr-defined]
+        fn.pocare_task = TaskOptions(max_tries=max_tries, on_failure=on_failure, label=label,
+                                     result_template=result_template)  # type: ignore[attr-defined]
         return fn
 
     return mark

@@ -18,6 +18,7 @@ from pocare.accounts.roles import Perm
 from pocare.jobs import selectors, services
 from pocare.jobs.files import file_open
 from pocare.jobs.models import Job, JobStatus
+from pocare.jobs.tasks import UnknownTask, resolve
 
 #: The page shows this many jobs, newest first (older ones through the API's pages).
 PAGE_ROWS = 100
@@ -86,11 +87,20 @@ def job(request: HttpRequest, pk: int) -> HttpResponse:
     made — a Download button when it made a file — or its error. 404 for a job the person may not see."""
     found = _visible_job(request, pk)
     context = {"job": found, "pending": found.status in (JobStatus.QUEUED, JobStatus.RUNNING),
-               "may_act": services.may_act(request.user, found)}
+               "may_act": services.may_act(request.user, found), "result_template": _result_template(found)}
     template = "jobs/_job.html" if request.headers.get("HX-Request") else "jobs/job.html"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _result_template(job: Job) -> str:
+    """The template the job's task shows its result with (``@task(result_template=...)``), or ""."""
+    try:
+        _, options = resolve(job.task)
+    except UnknownTask:  # a task renamed since: the raw result still shows
+        return ""
+    return options.result_template
 
 
 def file_response(user: Any, job: Job) -> HttpResponseBase:

@@ -6,9 +6,11 @@ import csv
 import io
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpResponse
-from django.urls import path
-from drf_spectacular.utils import extend_schema
+from django.urls import path, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -19,10 +21,11 @@ from pocare.accounts.roles import Perm
 from pocare.core.api import Pagination
 from pocare.ledger.models import AuditReview, Event, Signature
 from pocare.ledger.signing import credentials_from_api
-from pocare.ledger.verify import signature_statuses, verify_all
+from pocare.ledger.verify import signature_statuses
 from pocare.trail import selectors
 from pocare.trail.filters import EventFilter, SignatureFilter
 from pocare.trail.services import EXPORT_COLUMNS, trail_export, trail_review_sign
+from pocare.trail.tasks import trail_verify_request
 from pocare.trail.views import TrailPaginator, _counted_chains, _narrowed
 
 
@@ -209,29 +212,23 @@ class ReviewList(generics.ListAPIView[AuditReview]):
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
 
-class VerifyReportSerializer(serializers.Serializer[Any]):
-    ok = serializers.BooleanField()
-    events = serializers.IntegerField()
-    chains = serializers.ListField(child=serializers.DictField())
-    invalid_signatures = serializers.ListField(child=serializers.DictField())
-
-
 class Verify(APIView):
-    """Verify the hash chains and signatures the caller may see."""
+    """Verify the hash chains and signatures the caller may see: a POST queues the check as a job of
+    the caller's (202, with the job's id); ``GET /api/jobs/<id>/`` then gives its state and, when done,
+    the report as its ``result`` (ok, events, chains, invalid_signatures). Recorded, so a POST."""
 
     required_perm = Perm.LEDGER_VERIFY
+    recorded_read = True  # inspectors verify too
 
-    @extend_schema(responses={200: VerifyReportSerializer})
-    def get(self, request: Request) -> Response:
-        report = verify_all(chains=selectors.visible_chains(request.user, Perm.LEDGER_VERIFY))
-        return Response({
-            "ok": report.ok,
-            "events": report.events,
-            "chains": [{"chain": c.chain, "events": c.events, "ok": c.ok, "broken_event": c.broken_event,
-                        "problem": c.problem} for c in report.chains],
-            "invalid_signatures": [{"id": p.signature_id, "record": p.record, "problem": p.problem}
-                                   for p in report.signature_problems],
-        })
+    @extend_schema(request=None, responses={202: OpenApiResponse(OpenApiTypes.OBJECT, description="The job queued.")})
+    def post(self, request: Request) -> Response:
+        with transaction.atomic():  # the job is queued in this request's transaction
+            job = trail_verify_request(actor=request.user)  # type: ignore[arg-type]
+        # As the queue's own API answers a queued job (jobs.api.accepted; the queue is a sibling app).
+        url = reverse("api-job", kwargs={"pk": job.pk})
+        return Response({"job": job.pk, "status": job.status, "url": url,
+                         "page": reverse("jobs:job", kwargs={"pk": job.pk})},
+                        status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
 
 urlpatterns = [

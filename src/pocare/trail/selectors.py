@@ -105,3 +105,10 @@ def restore_losses_acknowledged(chains: list[str] | None) -> list[dict[str, Any]
                 losses.append({**loss, "event": event, "deviation": event.new.get("deviation", ""),
                                "anchored": str(loss.get("anchored_at", ""))[:16].replace("T", " ")})
     return losses
+
+
+def last_verification(user: Any) -> Event | None:
+    """The person's latest recorded verification of the trail (``ledger.verified``), for the verify page.
+    Verifications are few, so the event-type index finds them without reading the person's other events."""
+    return (Event.objects.filter(event_type=LedgerEvent.VERIFIED, actor_username=user.username)
+            .order_by("-id").first())

@@ -25,12 +25,12 @@ from pocare.core.scope import scoped_chain
 from pocare.ledger.models import NETWORK_CHAIN, ChainHead, Event, Signature, chains_with_lanes, site_chain
 from pocare.ledger.review import reviews_pending, site_chains
 from pocare.ledger.signing import SigningRefused, signatures_for, signing_needs_user_id
-from pocare.ledger.verify import signature_status, verify_all
+from pocare.ledger.verify import signature_status
 from pocare.trail import selectors
 from pocare.trail.filters import REVIEW_COLUMNS, EventFilter, ReviewFilter
 from pocare.trail.forms import ReviewForm
-from pocare.trail.services import trail_review_sign, trail_verified
-from pocare.trail.tasks import MAX_EXPORT, trail_export_request
+from pocare.trail.services import trail_review_sign
+from pocare.trail.tasks import MAX_EXPORT, trail_export_request, trail_verify_request
 
 COUNT_CAP = 10_000  # a filtered count stops here: the page says "more than 10,000" instead of scanning
 
@@ -151,21 +151,20 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Perm.LEDGER_VERIFY, recorded_read=True)
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
-    """Re-check the hash chains the person may see and every signature on them (POST).
+    """Re-check the hash chains the person may see and every signature on them: a POST queues the
+    check as a job of theirs and goes to its page, where the report appears when it is done.
 
     A read, like an export, so inspectors may run it; that it was run is recorded, so running it
-    is a POST and the GET only shows the button.
+    is a POST and the GET only shows the button, the person's last result and any acknowledged loss.
     """
-    report = None
     if request.method == "POST":
-        chains = selectors.visible_chains(request.user, Perm.LEDGER_VERIFY)
-        report = verify_all(chains=chains)
-        trail_verified(actor=request_actor(request), events=report.events, chains=len(report.chains),
-                       broken=[c.broken_event for c in report.chains if not c.ok],
-                       invalid_signatures=[p.signature_id for p in report.signature_problems])
+        with transaction.atomic():  # the job is queued in this request's transaction
+            job = trail_verify_request(actor=request_actor(request))
+        return redirect("jobs:job", pk=job.pk)
+    chains = selectors.visible_chains(request.user, Perm.LEDGER_VERIFY)
     # Shown on every visit, not only after a run: an acknowledged loss never goes quiet.
-    losses = selectors.restore_losses_acknowledged(selectors.visible_chains(request.user, Perm.LEDGER_VERIFY))
-    return render(request, "trail/verify.html", {"report": report, "losses": losses})
+    losses = selectors.restore_losses_acknowledged(chains)
+    return render(request, "trail/verify.html", {"losses": losses, "last": selectors.last_verification(request.user)})
 
 
 @requires(Perm.LEDGER_VIEW, write=Perm.LEDGER_REVIEW)
