@@ -75,7 +75,7 @@ class Perm(StrEnum):
     PLANNING_VIEW = "planning.view"  # site-selection studies and digital-twin runs
     PLANNING_RUN = "planning.run"  # start them (the network planner, Control Site QA)
     JOBS_VIEW = "jobs.view"  # everyone's jobs on the jobs page, and cancel/retry them (Control Site QA)
-    PATIENTS_VIEW = "patients.view"  # the pathway under the patient's pseudonym (referrals, stages, bookings, follow-up)
+    PATIENTS_VIEW = "patients.view"  # the pathway under the pseudonym (referrals, stages, bookings, follow-up)
     PATIENTS_IDENTIFY = "patients.identify"  # read a patient's name, birth date, contact (treating hospital only)
     PATIENTS_REFER = "patients.refer"  # refer a patient, assess eligibility, record consent
     PATIENTS_BOOK = "patients.book"  # open clinic slots, book and move a patient's chain of slots
