@@ -144,6 +144,23 @@ def test_the_bundle_holds_every_part_of_the_batch_record(batch, exported):
     assert set(data["release"]) == {"exception_reviews", "qc_reviews", "certification", "oos_releases"}
 
 
+def test_derived_values_say_what_record_they_were_read_from(batch, exported):
+    """ALCOA+ (issue 15, one fact, one value): a value read from the record, not typed, says so in
+    batch.json and in the dossier the inspector reads, with the record it came from."""
+    from pocare.masterfile.schema import DERIVATIONS
+    from tests.pdf_reading import opened
+
+    files = _members(exported.content)
+    data = json.loads(files["batch.json"])
+    derived = [v for s in data["steps"] for v in s.get("values", []) if v["derived_from"]]
+    typed = [v for s in data["steps"] for v in s.get("values", []) if not v["derived_from"]]
+    assert derived and typed
+    assert {v["derived_from"] for v in derived} <= {d.reads for d in DERIVATIONS.values()}
+    with opened(files["dossier.pdf"]) as pdf:
+        text = " ".join((page.extract_text() or "") for page in pdf.pages)
+    assert text.count("From the record, not typed") >= len(derived)
+
+
 def test_signatures_carry_the_signers_training_at_the_moment_of_signing(batch, exported):
     """P11-50 P11-70 P11-10i: every signature of the batch's records, with printed name, meaning,
     time, the record hash it binds to, whether it holds now, and the training gate's decision then."""

@@ -56,6 +56,7 @@ from pocare.manufacturing.models import (
     StepValue,
 )
 from pocare.manufacturing.services import process_steps, specification
+from pocare.masterfile.schema import DERIVATIONS
 from pocare.quality.models import (
     CapaAction,
     Deviation,
@@ -219,9 +220,11 @@ def _records(batch: Batch) -> _Records:
 # --- batch.json --------------------------------------------------------------------------------------
 
 
-def _value(v: StepValue, names: dict[str, str], corrected_by: dict[int, int]) -> dict[str, Any]:
+def _value(v: StepValue, names: dict[str, str], corrected_by: dict[int, int], derived: dict[str, str]) -> dict[str, Any]:
     return {"id": v.pk, "parameter_id": v.parameter_id, "parameter": names.get(v.parameter_id, v.parameter_id),
             "value": v.value, "unit": v.unit, "in_range": v.in_range, "critical": v.critical,
+            # A derived value was read from the record that states the fact, not typed (issue 15): what it read.
+            "derived_from": derived.get(v.parameter_id),
             "deviation": v.deviation.reference if v.deviation else None, "entered_by": _person(v.entered_by),
             "entered_at": _ts(v.entered_at), "corrects": v.corrects_id, "correction_reason": v.correction_reason,
             "corrected_by": corrected_by.get(v.pk)}
@@ -253,6 +256,8 @@ def _steps(r: _Records) -> list[dict[str, Any]]:
     for position, spec in enumerate(process_steps(r.batch)):
         e = executions.get(position)
         names = {p["id"]: p.get("name", p["id"]) for p in spec.get("parameters", [])}
+        derived = {p["id"]: DERIVATIONS[p["source"]].reads for p in spec.get("parameters", [])
+                   if p.get("type") == "derived" and p.get("source") in DERIVATIONS}
         row: dict[str, Any] = {"position": position, "step_id": spec["id"], "name": spec.get("name", spec["id"]),
                                "unit_operation": spec.get("unit_operation", ""),
                                "second_person_verification": bool(spec.get("second_person_verification"))}
@@ -266,7 +271,7 @@ def _steps(r: _Records) -> list[dict[str, Any]]:
             "performed_by": _person(e.performed_by), "performed_at": _ts(e.performed_at),
             "verified_by": _person(e.verified_by), "verified_at": _ts(e.verified_at),
             "equipment": e.equipment.serial if e.equipment else None, "skip_reason": e.skip_reason, "notes": e.notes,
-            "values": [_value(v, names, corrected_by) for v in values],
+            "values": [_value(v, names, corrected_by, derived) for v in values],
             "materials": [{"id": m.pk, "material_code": m.material_code, "quantity": _num(m.quantity),
                            "lot": _lot(m.lot), "recorded_at": _ts(m.recorded_at)}
                           for m in r.materials if m.step_id == e.pk],
