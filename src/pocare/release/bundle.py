@@ -220,7 +220,8 @@ def _records(batch: Batch) -> _Records:
 # --- batch.json --------------------------------------------------------------------------------------
 
 
-def _value(v: StepValue, names: dict[str, str], corrected_by: dict[int, int], derived: dict[str, str]) -> dict[str, Any]:
+def _value(v: StepValue, names: dict[str, str], corrected_by: dict[int, int],
+           derived: dict[str, str]) -> dict[str, Any]:
     return {"id": v.pk, "parameter_id": v.parameter_id, "parameter": names.get(v.parameter_id, v.parameter_id),
             "value": v.value, "unit": v.unit, "in_range": v.in_range, "critical": v.critical,
             # A derived value was read from the record that states the fact, not typed (issue 15): what it read.
