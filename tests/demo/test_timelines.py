@@ -211,3 +211,27 @@ def test_the_live_batches_read_their_receipt_and_harvest_values_from_the_records
     steps = dict(groningen.steps.values_list("step_id", "performed_at"))
     day = StepValue.objects.get(step__batch=groningen, step__step_id="harvest", parameter_id="harvest-day").value
     assert day == round((steps["harvest"] - steps["activation"]).total_seconds() / 86400)
+
+
+def test_every_derived_value_of_the_demo_is_what_its_record_states(demo: dt.datetime) -> None:
+    """Issue 15, one fact, one value: in every batch of the demo, history and live, each value of a
+    ``derived`` parameter equals what the record it names states now (the shipper logger's reading
+    at receipt, the hand-off times, the scans, the step times): no value without a record behind it."""
+    from pocare.manufacturing.derived import derive
+    from pocare.manufacturing.services import process_steps
+
+    checked = 0
+    for batch in Batch.objects.select_related("order", "site", "masterfile_version").order_by("pk"):
+        specs = {(s["id"], p["id"]): p for s in process_steps(batch) for p in s.get("parameters", [])
+                 if p.get("type") == "derived"}
+        for value in StepValue.objects.filter(step__batch=batch, corrects__isnull=True).select_related("step"):
+            spec = specs.get((value.step.step_id, value.parameter_id))
+            if spec is None:
+                continue
+            found = derive(batch, spec, value.step.performed_at)
+            assert found.value is not None, f"{batch.reference} {value.parameter_id}: {found.missing}"
+            stated = found.value if not isinstance(found.value, float) else round(found.value, 1)
+            assert value.value == stated or abs(float(value.value) - float(stated)) <= 0.05, (
+                f"{batch.reference} {value.parameter_id}: recorded {value.value}, the record states {found.value}")
+            checked += 1
+    assert checked >= 3 * Batch.objects.filter(origin=BatchOrigin.DEMO_HISTORY).count()

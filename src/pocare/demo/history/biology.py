@@ -59,7 +59,8 @@ def step_values(p: BatchPlan, step: dict[str, Any], lat: dict[str, Any], weight:
         receipt = next(h.at for h in p.handoffs  # the completed receipt, not a blocked attempt before it
                        if h.kind == HandoffKind.RECEIPT_AT_SITE and h.outcome == HandoffOutcome.COMPLETED)
         temperature = rng.uniform(8.2, 9.1) if rng.random() < 0.01 else clip(rng.gauss(4.6, 0.9), 2.2, 7.8)
-        return {"din-matches": True, "shipper-temperature": round(temperature, 1),
+        p.shipper_celsius = round(temperature, 1)  # the logger's last reading before the receipt says it
+        return {"din-matches": True, "shipper-temperature": p.shipper_celsius,
                 "transit-time": round((receipt - p.collection["ended"]).total_seconds() / 3600, 1)}
     if sid == "apheresis-count":
         tnc = clip(rng.lognormvariate(8.5, 0.35), 1800, 15000)  # ~5 × 10^9 TNC (estimate)

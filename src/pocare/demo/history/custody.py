@@ -1,5 +1,5 @@
-"""The history's custody rows: each batch's therapy order, its apheresis collection and its
-hand-offs from vein to vein, inserted in bulk.
+"""The history's custody rows: each batch's therapy order, its apheresis collection, its hand-offs
+from vein to vein and the apheresis shipper's data-logger readings, inserted in bulk.
 
 No custody service can make these: ``therapy_order_create``, ``collection_record`` and
 ``handoff_record`` stamp the server's clock, allocate the next COI and DIN at that moment and
@@ -9,10 +9,25 @@ accepted, infused or cancelled, with their identifiers drawn in order of their o
 
 from __future__ import annotations
 
-from pocare.custody.models import Collection, Handoff, HandoffKind, TherapyOrder
+import datetime as dt
+import hashlib
+from decimal import Decimal
+
+from pocare.custody.excursions import excursions_find, outside
+from pocare.custody.models import (
+    Collection,
+    Handoff,
+    HandoffKind,
+    HandoffOutcome,
+    Shipment,
+    ShipmentLeg,
+    TemperatureReading,
+    TemperatureUpload,
+    TherapyOrder,
+)
 from pocare.custody.services import APHERESIS_STABILITY
 from pocare.demo.history.generator import Generator
-from pocare.demo.history.plan import BatchPlan, DevPlan
+from pocare.demo.history.plan import BatchPlan, DevPlan, HandoffPlan
 from pocare.manufacturing.models import Batch
 
 #: Hand-offs before manufacturing: they belong to the collection, not yet to a batch.
@@ -59,3 +74,54 @@ def write_handoffs(plans: list[BatchPlan], orders: list[TherapyOrder], collectio
                 sources.append((h.dev, handoff))
     Handoff.objects.bulk_create(handoffs, batch_size=2000)  # demo: back-dated hand-offs (see the module)
     return sources
+
+
+#: The shipper's logger reads every quarter of an hour in the history (the live demo's every 5 minutes).
+LOGGER_EVERY = dt.timedelta(minutes=15)
+
+
+def _limit(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def write_shipments(plans: list[BatchPlan], orders: list[TherapyOrder], batches: list[Batch]) -> int:
+    """The apheresis shipment of each order with its data logger, and the logger's readings from the
+    dispatch to the receipt, uploaded at goods-in: the shipper cools from the ward towards the
+    temperature the receipt step then reads as its last reading (``manufacturing.derived``). The
+    limits are the batch's master-file version's, as ``shipment_dispatch`` copies them. The number of
+    readings written."""
+    shipments: list[Shipment] = []
+    made: list[tuple[Shipment, list[tuple[dt.datetime, Decimal]], HandoffPlan, Decimal | None, Decimal | None]] = []
+    for p, o, b in zip(plans, orders, batches, strict=True):
+        dispatch = next((h for h in p.handoffs if h.kind == HandoffKind.DISPATCH_TO_SITE), None)
+        receipt = next((h for h in p.handoffs if h.kind == HandoffKind.RECEIPT_AT_SITE
+                        and h.outcome == HandoffOutcome.COMPLETED), None)
+        if p.shipper_celsius is None or dispatch is None or receipt is None:
+            continue
+        limits = ((b.masterfile_version.content or {}).get("transport") or {}).get(ShipmentLeg.APHERESIS) or {}
+        low, high = _limit(limits.get("min")), _limit(limits.get("max"))
+        shipment = Shipment(order=o, leg=ShipmentLeg.APHERESIS, logger_id=f"TL-{p.din[-6:]}", min_celsius=low,
+                            max_celsius=high, dispatched_at=dispatch.at, created_by=dispatch.by)
+        final = Decimal(str(p.shipper_celsius))
+        readings: list[tuple[dt.datetime, Decimal]] = []
+        at, n = dispatch.at, 0
+        while at < receipt.at:
+            readings.append((at, (final + Decimal("1.8") * Decimal("0.8") ** n).quantize(Decimal("0.01"))))
+            at, n = at + LOGGER_EVERY, n + 1
+        readings.append((receipt.at, final))  # the reading at the receipt: what the receipt step reads
+        shipments.append(shipment)
+        made.append((shipment, readings, receipt, low, high))
+    Shipment.objects.bulk_create(shipments)  # demo: back-dated shipments (see the module)
+    uploads, rows = [], []
+    for shipment, readings, receipt, low, high in made:
+        content = "timestamp,temperature_c\n" + "".join(f"{at.isoformat()},{c}\n" for at, c in readings)
+        uploads.append(TemperatureUpload(
+            shipment=shipment, uploaded_at=receipt.at + dt.timedelta(minutes=10), uploaded_by=receipt.by,
+            source="csv", readings=len(readings), sha256=hashlib.sha256(content.encode()).hexdigest(),
+            excursions=[e.as_record() for e in excursions_find(readings, low, high)]))
+    TemperatureUpload.objects.bulk_create(uploads)  # demo: back-dated uploads (see the module)
+    for upload, (shipment, readings, _, low, high) in zip(uploads, made, strict=True):
+        rows.extend(TemperatureReading(upload=upload, shipment=shipment, at=at, celsius=c,
+                                       in_limits=not outside(c, low, high)) for at, c in readings)
+    TemperatureReading.objects.bulk_create(rows, batch_size=5000)  # demo: back-dated readings (see the module)
+    return len(rows)

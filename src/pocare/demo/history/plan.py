@@ -159,6 +159,9 @@ class BatchPlan:
     qc: list[QcPlan] = field(default_factory=list)
     handoffs: list[HandoffPlan] = field(default_factory=list)
     devs: list[DevPlan] = field(default_factory=list)
+    #: The shipper logger's reading at the receipt: the receipt step reads it from the logger's rows
+    #: (``custody.write_shipments``), as a live batch does (issue 15, one fact, one value).
+    shipper_celsius: float | None = None
     started_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
     end_reason: str = ""

@@ -22,6 +22,7 @@ def write_chunk(gen: Generator, plans: list[BatchPlan]) -> None:
     rows: list[QcResult | StepValue | MaterialUse] = [*manufacturing.write_values_and_materials(steps, step_plans),
                                                       *manufacturing.write_qc_results(gen, plans, batches)]
     sources = custody.write_handoffs(plans, orders, collections, batches)
+    gen.counts["logger_readings"] += custody.write_shipments(plans, orders, batches)
     quality.link_sources(sources)
     log = manufacturing.write_device_data(gen, plans, batches)
     manufacturing.record_loaded(gen, plans, batches, collections, log, rows)
