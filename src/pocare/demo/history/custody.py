@@ -112,7 +112,8 @@ def write_shipments(plans: list[BatchPlan], orders: list[TherapyOrder], batches:
         shipments.append(shipment)
         made.append((shipment, readings, receipt, low, high))
     Shipment.objects.bulk_create(shipments)  # demo: back-dated shipments (see the module)
-    uploads, rows = [], []
+    uploads: list[TemperatureUpload] = []
+    rows: list[TemperatureReading] = []
     for shipment, readings, receipt, low, high in made:
         content = "timestamp,temperature_c\n" + "".join(f"{at.isoformat()},{c}\n" for at, c in readings)
         uploads.append(TemperatureUpload(
