@@ -271,3 +271,54 @@ def test_daily_job_plans_marks_missed_and_reminds(people, referral):
     states = {v.label: v.state for v in timelines(people["navigator.mad"], referral.patient)[0].visits}
     assert states["Day 7"] == "missed" and states["Day 14"] == "overdue" and states["Day 28"] == "planned"
     assert followup_daily(slot=timezone.now().isoformat())["schedules_planned"] == 0
+
+
+# --- the pages ---------------------------------------------------------------------------------------
+
+def test_timeline_and_forms_record_a_visit_and_a_graded_crs(people, referral, client, login):
+    """PAT-GRADE PAT-LTFU: the physician records the day-7 visit and a CRS with 39.2 °C and one vasopressor
+    through the pages; the timeline shows CRS grade 3 with its reasons. The grade preview renders the same
+    grade from the inputs typed so far, storing nothing."""
+    _infused(people, referral, days_ago=7)
+    pseudonym = referral.patient.pseudonym
+    day7 = _visit(referral, "Day 7")
+    login("physician.mad")
+    page = client.get(f"/patients/{pseudonym}/follow-up/")
+    assert page.status_code == 200 and "Day 7" in page.content.decode() and "Year 15" in page.content.decode()
+    done_at = timezone.localtime(timezone.now() - dt.timedelta(hours=1), referral.patient.treating_site.tz)
+    response = client.post(f"/patients/{pseudonym}/follow-up/visits/{day7.pk}/", {
+        "action": "record", "mode": "in_person", "done_at": done_at.strftime("%Y-%m-%dT%H:%M"), "alive": "yes",
+        "response": "PR", "new_malignancy": "no", "persistence": "detected", "reason": "Day-7 visit"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert _visit(referral, "Day 7").status == VisitStatus.DONE
+    url = f"/patients/{pseudonym}/follow-up/{referral.pk}/adverse-events/new/"
+    fields = {"kind": "crs", "visit": day7.pk, "onset_on": timezone.now().date().isoformat(), "temperature_c": "39.2",
+              "hypotension": "on", "vasopressors": "1", "oxygen_device": "none", "reason": "CRS at day 5"}
+    preview = client.get(url, {**fields, "preview": "1"}, headers={"HX-Request": "true"})
+    assert preview.status_code == 200 and 'data-grade="3"' in preview.content.decode()
+    assert "<html" not in preview.content.decode() and not AdverseEvent.objects.exists()
+    response = client.post(url, fields)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    page = client.get(f"/patients/{pseudonym}/follow-up/").content.decode()
+    assert "CRS grade 3" in page and "Temperature 39.2 °C is a fever" in page and "one vasopressor is grade 3" in page
+
+
+def test_pages_refuse_implausible_input_and_other_hospitals(people, referral, client, login):
+    """PAT-LTFU PAT-GRADE: a temperature of 50 °C is refused on its field, nothing stored; another hospital's
+    physician does not find the patient; Control Site QA sees the timeline but records nothing."""
+    _infused(people, referral, days_ago=7)
+    pseudonym = referral.patient.pseudonym
+    url = f"/patients/{pseudonym}/follow-up/{referral.pk}/adverse-events/new/"
+    login("physician.mad")
+    response = client.post(url, {"kind": "crs", "onset_on": timezone.now().date().isoformat(),
+                                 "temperature_c": "50", "oxygen_device": "none", "reason": "x"})
+    assert response.status_code == 400 and "between 30 and 45" in response.content.decode()
+    assert not AdverseEvent.objects.exists()
+    client.logout()
+    login("physician.lis")
+    assert client.get(f"/patients/{pseudonym}/follow-up/").status_code == 404
+    assert client.get(url).status_code == 404
+    client.logout()
+    login("qa")
+    assert client.get(f"/patients/{pseudonym}/follow-up/").status_code == 200
+    assert client.get(url).status_code == 403
