@@ -111,6 +111,8 @@ def adverse_event_new(request: HttpRequest, pseudonym: str, referral: int) -> Ht
     tz = patient.treating_site.tz
     if request.method == "GET" and "preview" in request.GET:
         form = _ae_form(request, found, request.GET)
+        for name in ("reason", "onset_on"):  # the preview grades; what it does not need may still be empty
+            form.fields[name].required = False
         grade = None
         if form.is_valid():
             try:
