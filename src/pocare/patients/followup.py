@@ -67,10 +67,10 @@ DEFAULT_SCHEDULE: tuple[dict[str, Any], ...] = (
 )
 
 #: Modes a visit planned in a mode may be done in.
-_ALLOWED_MODES = {
-    VisitMode.IN_PERSON: {VisitMode.IN_PERSON},
-    VisitMode.PHONE: {VisitMode.IN_PERSON, VisitMode.PHONE, VisitMode.QUESTIONNAIRE},
-    VisitMode.QUESTIONNAIRE: {VisitMode.IN_PERSON, VisitMode.PHONE, VisitMode.QUESTIONNAIRE},
+_ALLOWED_MODES: dict[str, set[str]] = {
+    VisitMode.IN_PERSON.value: {VisitMode.IN_PERSON.value},
+    VisitMode.PHONE.value: set(VisitMode.values),
+    VisitMode.QUESTIONNAIRE.value: set(VisitMode.values),
 }
 
 
@@ -137,9 +137,11 @@ def followup_version(referral: Referral, at: dt.datetime) -> MasterFileVersion |
     order = referral.order
     batch = getattr(order, "batch", None) if order is not None else None
     if batch is not None:
-        return batch.masterfile_version
+        made_under: MasterFileVersion = batch.masterfile_version
+        return made_under
     effective = referral.product.versions.filter(effective_at__isnull=False).order_by("-effective_at", "-number")
-    return effective.filter(effective_at__lte=at).first() or effective.first()
+    version: MasterFileVersion | None = effective.filter(effective_at__lte=at).first() or effective.first()
+    return version
 
 
 def followup_schedule(version: MasterFileVersion | None) -> tuple[list[dict[str, Any]], str]:
@@ -206,7 +208,7 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
     _check_actor(actor, referral)
     mode = _choice(mode, "mode", VisitMode, required=True)
     planned_mode = visit.mode or VisitMode.IN_PERSON
-    if mode not in _ALLOWED_MODES.get(planned_mode, {VisitMode.IN_PERSON}):
+    if mode not in _ALLOWED_MODES.get(planned_mode, {VisitMode.IN_PERSON.value}):
         raise ValidationError({"mode": f"{visit.label} is an examination in person; by phone or questionnaire "
                                        "only where the schedule plans it (the later years)."})
     done_at = _aware(done_at, "done_at", "time of the visit")

@@ -103,7 +103,7 @@ class AdverseEventForm(forms.Form):
 
     def __init__(self, *args: Any, visits: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["visit"].choices = [("", "—"), *visits]
+        self.fields["visit"].choices = [("", "—"), *visits]  # type: ignore[attr-defined]
 
     def inputs(self) -> dict[str, Any]:
         """The grading's inputs for the chosen kind (empty ones left out, so the grading's defaults hold)."""

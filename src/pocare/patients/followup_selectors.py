@@ -30,8 +30,8 @@ def _scoped(qs: QuerySet[Any], user: Any, perm: Perm, site_field: str) -> QueryS
 def patient_for(user: Any, pseudonym: str) -> Patient:
     """The patient of ``pseudonym`` if ``user`` may see their pathway; 404 otherwise (the same answer for
     an unknown pseudonym and one of another hospital)."""
-    patient = _scoped(Patient.objects.select_related("treating_site"), user, Perm.PATIENTS_VIEW,
-                      "treating_site_id").filter(pseudonym=pseudonym[:20]).first()
+    patient: Patient | None = _scoped(Patient.objects.select_related("treating_site"), user, Perm.PATIENTS_VIEW,
+                                      "treating_site_id").filter(pseudonym=pseudonym[:20]).first()
     if patient is None:
         raise Http404("No such patient of yours.")
     return patient
