@@ -322,3 +322,16 @@ def test_pages_refuse_implausible_input_and_other_hospitals(people, referral, cl
     login("qa")
     assert client.get(f"/patients/{pseudonym}/follow-up/").status_code == 200
     assert client.get(url).status_code == 403
+
+
+def test_visit_page_ids_are_unique(people, referral, client, login):
+    """The visit page holds the visit form and the "missed" form, each with a reason: ids of their own."""
+    from tests.test_unique_ids import duplicate_ids
+
+    _infused(people, referral, days_ago=7)
+    login("navigator.mad")
+    page = client.get(f"/patients/{referral.patient.pseudonym}/follow-up/visits/{_visit(referral, 'Day 7').pk}/")
+    assert page.status_code == 200 and not duplicate_ids(page.content.decode())
+    response = client.post(f"/patients/{referral.patient.pseudonym}/follow-up/visits/{_visit(referral, 'Day 7').pk}/",
+                           {"action": "miss", "reason": "Patient moved abroad"})
+    assert response.status_code == 302 and _visit(referral, "Day 7").status == VisitStatus.MISSED

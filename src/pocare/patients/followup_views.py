@@ -52,7 +52,7 @@ def followup_visit(request: HttpRequest, pseudonym: str, pk: int) -> HttpRespons
     with timezone.override(tz):
         form = VisitForm(request.POST if action == "record" else None,
                          initial={"mode": visit.mode or "in_person", "alive": "yes"})
-        miss_form = MissForm(request.POST if action == "miss" else None)
+        miss_form = MissForm(request.POST if action == "miss" else None, auto_id="id_miss_%s")
         if action == "record" and form.is_valid():
             data = form.cleaned_data
             try:
