@@ -59,6 +59,9 @@ SCHEDULE: tuple[Every, ...] = (
     Every("daily-checks", "pocare.analytics.tasks.daily_checks", "daily", hour=5, minute=30,
           what="Overdue deviations and CAPA; training, qualifications, material lots and unit calibration "
                "expiring or expired."),
+    Every("follow-up", "pocare.patients.tasks.followup_daily", "daily", hour=6, minute=0,
+          what="Follow-up schedules for infused patients, visits missed after their window, overdue visits and "
+               "reminders (the work queue \"Follow-up visits due\")."),
 )
 
 

@@ -25,6 +25,7 @@ ATTRIBUTE_FIELDS = ("name", "method", "unit", "acceptance", "sample_point", "rel
                     "result_after_release")
 ANNEX_FIELDS = ("differences", "device", "comparability_evidence")
 PRODUCT_FIELDS = ("code", "name", "indication", "kind", "dose_rule")
+FOLLOW_UP_FIELDS = ("label", "window_days", "mode")
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,12 @@ class ContentDiff:
     steps: list[ItemDiff] = field(default_factory=list)
     attributes: list[ItemDiff] = field(default_factory=list)
     annexes: list[ItemDiff] = field(default_factory=list)
+    follow_up: list[ItemDiff] = field(default_factory=list)  # the patients' follow-up visits, by day
 
     @property
     def empty(self) -> bool:
         return not (self.product or self.process or self.unit_operations or self.steps or self.attributes
-                    or self.annexes)
+                    or self.annexes or self.follow_up)
 
     @property
     def changed_step_ids(self) -> list[str]:
@@ -69,7 +71,7 @@ class ContentDiff:
         return [d.key for d in self.steps if d.kind in ("added", "changed")]
 
     def counts(self) -> dict[str, int]:
-        items = [*self.unit_operations, *self.steps, *self.attributes, *self.annexes]
+        items = [*self.unit_operations, *self.steps, *self.attributes, *self.annexes, *self.follow_up]
         return {kind: sum(1 for d in items if d.kind == kind) for kind in ("added", "removed", "changed")}
 
 
@@ -235,6 +237,8 @@ def diff_content(old: dict[str, Any], new: dict[str, Any]) -> ContentDiff:
     )
     result.annexes = _items(old.get("site_annexes") or [], new.get("site_annexes") or [], "site", "site",
                             lambda a, b: _field_changes(a, b, ANNEX_FIELDS))
+    result.follow_up = _items(old.get("follow_up") or [], new.get("follow_up") or [], "day", "label",
+                              lambda a, b: _field_changes(a, b, FOLLOW_UP_FIELDS))
     return result
 
 

@@ -24,6 +24,7 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
     transport: {apheresis, fresh_product, cryopreserved_product: {min, max}}  # optional, °C
     shelf_life: {fresh_product_hours, cryopreserved_product_days}             # optional, > 0
     site_annexes: [{site, differences, device, comparability_evidence}]      # optional
+    follow_up: [{label, day, window_days, mode: in_person|phone|questionnaire}]  # optional (PAT-LTFU)
 
 Two passes: pydantic checks the structure and types (every field, ``extra="forbid"``), then
 :func:`_semantic_problems` checks what relates fields to each other (unique ids, ranges, units
@@ -317,6 +318,22 @@ class SiteAnnex(_Strict):
     comparability_evidence: Text
 
 
+#: Longest follow-up a schedule may plan: 15 years after infusion for integrating vectors (PAT-LTFU), and a margin.
+FOLLOW_UP_MAX_DAY = 20 * 366
+FOLLOW_UP_MODES = ("in_person", "phone", "questionnaire")
+
+
+class FollowUpVisit(_Strict):
+    """A time point of the patient's follow-up after infusion (PAT-LTFU): its label, the day after
+    infusion (day 0), the days either side it may be done in, and how (in person; by phone or
+    questionnaire where the product allows it, e.g. the later years of long-term follow-up)."""
+
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    day: Annotated[int, Field(ge=1, le=FOLLOW_UP_MAX_DAY)]
+    window_days: Annotated[int, Field(ge=0, le=180)] = 0
+    mode: Literal["in_person", "phone", "questionnaire"] = "in_person"
+
+
 class MasterFileDocument(_Strict):
     """A whole master-file document."""
 
@@ -326,6 +343,7 @@ class MasterFileDocument(_Strict):
     transport: TransportSection | None = None
     shelf_life: ShelfLifeSection | None = None
     site_annexes: list[SiteAnnex] = []
+    follow_up: list[FollowUpVisit] | None = None
 
 
 # --- problems and where they are ----------------------------------------------------------------
@@ -565,12 +583,43 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
             found.append(((*attrs, i, "sample_step"), f"there is no step {a.sample_step!r} in the process; "
                                                       f"steps: {', '.join(step_ids)}"))
     unique(((("site_annexes", i, "site"), an.site) for i, an in enumerate(doc.site_annexes)), "annex site")
+    found.extend(_follow_up_problems(doc))
     if known_sites is not None:
         known = sorted(set(known_sites))
         for i, an in enumerate(doc.site_annexes):
             if an.site not in known:
                 found.append((("site_annexes", i, "site"),
                               f"there is no site {an.site!r} in the network; known sites: {', '.join(known)}"))
+    return found
+
+
+def _follow_up_problems(doc: MasterFileDocument) -> list[tuple[Loc, str]]:
+    """Follow-up time points in order of day, each day and label once, and windows that do not reach
+    into the next visit's (a visit done then could not be told from the next)."""
+    found: list[tuple[Loc, str]] = []
+    visits = doc.follow_up or []
+    seen_days: dict[int, int] = {}
+    seen_labels: dict[str, int] = {}
+    for i, visit in enumerate(visits):
+        if visit.day in seen_days:
+            found.append((("follow_up", i, "day"),
+                          f"day {visit.day} is planned twice (first at follow_up[{seen_days[visit.day]}])"))
+        seen_days.setdefault(visit.day, i)
+        if visit.label in seen_labels:
+            found.append((("follow_up", i, "label"), f"label {visit.label!r} is used twice (first at "
+                                                     f"follow_up[{seen_labels[visit.label]}])"))
+        seen_labels.setdefault(visit.label, i)
+        if i and visit.day <= visits[i - 1].day:
+            found.append((("follow_up", i, "day"), f"list the visits in order of day: day {visit.day} comes after "
+                                                   f"day {visits[i - 1].day}"))
+        elif i and visits[i - 1].day + visits[i - 1].window_days >= visit.day - visit.window_days:
+            found.append((("follow_up", i, "window_days"), f"the window of day {visit.day} (± {visit.window_days}) "
+                                                           f"overlaps the window of day {visits[i - 1].day} "
+                                                           f"(± {visits[i - 1].window_days}); narrow one"))
+        if visit.window_days >= visit.day:
+            found.append((("follow_up", i, "window_days"),
+                          f"the window (± {visit.window_days} days) reaches back to the infusion; at most "
+                          f"{visit.day - 1} days for day {visit.day}"))
     return found
 
 

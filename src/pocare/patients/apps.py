@@ -13,6 +13,7 @@ class PatientsConfig(AppConfig):
     def ready(self) -> None:
         # Answers are registered by the modules that compute them (docs/architecture.md,
         # "Asking upward"); each import is here because the answers need the app registry.
-        from pocare.patients import answers
+        from pocare.patients import answers, queues
 
         answers.register()
+        queues.register_queues()

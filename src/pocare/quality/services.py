@@ -625,6 +625,34 @@ def signal_raise(*, site: Site, product: Product, attribute_id: str, rule: str, 
     return signal, True
 
 
+def safety_signal_raise(*, actor: User, site: Site, product: Product, rule: str, summary: str,
+                        evidence: dict[str, Any], fingerprint: str) -> tuple[QualitySignal, bool]:
+    """Raise a quality signal from a patient's serious adverse event (PAT-GRADE: pharmacovigilance) and
+    notify Control Site QA and the QP. The caller keeps identifying data out of ``summary`` and
+    ``evidence`` (a pseudonym at most). Raised once per ``fingerprint``; the ledger names the person who
+    recorded the event, on the treating site's chain."""
+    fingerprint = _text(fingerprint, "fingerprint", "Give the signal's fingerprint.", max_length=64)
+    rule = _text(rule, "rule", "Name the rule that fired, e.g. serious-adverse-event.", max_length=60)
+    summary = _text(summary, "summary", "Summarize the signal in a line.")
+    existing = QualitySignal.objects.filter(fingerprint=fingerprint).first()
+    if existing is not None:
+        return existing, False
+    with transaction.atomic():
+        signal = QualitySignal.objects.create(site=site, product=product, attribute_id="adverse-event", rule=rule,
+                                              summary=summary, evidence=evidence, fingerprint=fingerprint,
+                                              raised_at=timezone.now())
+        event_record(actor=actor, event_type=QualityEvent.SIGNAL_RAISED, site=site, obj=signal, reason=summary,
+                     new={"product": product.code, "attribute_id": "adverse-event", "rule": rule,
+                          "fingerprint": fingerprint, "evidence": evidence})
+        control = _control_site()
+        people = _active(Membership.objects.filter(site=control, role__in=(Role.CONTROL_QA, Role.QP)),
+                         timezone.now()).values_list("user_id", flat=True) if control is not None else []
+        _notify(recipients=User.objects.filter(pk__in=list(people)), signal=signal,
+                subject=f"Serious adverse event at {site.code} ({product.code})", body=summary,
+                url=reverse("quality:signals") + f"#signal-{signal.pk}")
+    return signal, True
+
+
 def signal_resolve(*, actor: User, signal: QualitySignal, outcome: str, deviation: Deviation | None = None,
                    change_request: ChangeRequest | None = None, decision: str = "", reason: str,
                    credentials: SigningCredentials) -> QualitySignal:

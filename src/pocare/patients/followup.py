@@ -1,0 +1,338 @@
+"""Follow-up after infusion (PAT-LTFU) and graded adverse events (PAT-GRADE): the services.
+
+The schedule comes from the product's master-file version (``follow_up`` in its content: label, day
+after infusion, window in days either side, mode), or :data:`DEFAULT_SCHEDULE` when the version has
+none — the 15-year schedule for an integrating vector (FDA LTFU guidance, Jan 2020; CIBMTR form 4100:
+day 100, 6 months, then yearly) after the early toxicity visits. Where the schedule plans a visit by
+phone or questionnaire (the later years), it may be done so; an examination planned in person is
+recorded in person.
+
+CRS and ICANS are graded by :mod:`pocare.patients.grading` from the recorded inputs; the grade and its
+reasons are stored beside the inputs, never typed. A serious adverse event, or one of grade 3 or more,
+raises a quality signal for Control Site QA and the QP (pharmacovigilance), naming the pseudonym only.
+
+Each service is keyword-only, runs in one transaction, checks the actor's permission at the treating
+hospital and writes its ledger event on that hospital's chain. Unattended work (the daily follow-up
+job) passes ``actor=None`` and is recorded under the system name :data:`SYSTEM`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from pocare.accounts.roles import Perm
+from pocare.accounts.services import require_perm
+from pocare.core import bounds
+from pocare.ledger.services import event_record, reason_required
+from pocare.patients import grading
+from pocare.patients.events import PatientEvent
+from pocare.patients.models import (
+    AdverseEvent,
+    AdverseEventKind,
+    Persistence,
+    Referral,
+    Response,
+    Visit,
+    VisitMode,
+    VisitStatus,
+)
+from pocare.quality.services import safety_signal_raise
+
+if TYPE_CHECKING:
+    from pocare.accounts.models import User
+    from pocare.masterfile.models import MasterFileVersion
+
+#: The name unattended follow-up work is recorded under in the ledger.
+SYSTEM = "follow-up-scheduler"
+
+#: Allowed clock skew between a device recording ``done_at`` and the server.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+#: The schedule used when the product's master file states none: days 7, 14, 28 and 100, month 6, then
+#: yearly to year 15; examinations in person for five years, then yearly contact by questionnaire.
+DEFAULT_SCHEDULE: tuple[dict[str, Any], ...] = (
+    {"label": "Day 7", "day": 7, "window_days": 1, "mode": VisitMode.IN_PERSON.value},
+    {"label": "Day 14", "day": 14, "window_days": 2, "mode": VisitMode.IN_PERSON.value},
+    {"label": "Day 28", "day": 28, "window_days": 4, "mode": VisitMode.IN_PERSON.value},
+    {"label": "Day 100", "day": 100, "window_days": 10, "mode": VisitMode.IN_PERSON.value},
+    {"label": "Month 6", "day": 180, "window_days": 30, "mode": VisitMode.IN_PERSON.value},
+    *({"label": f"Year {year}", "day": 365 * year, "window_days": 45 if year == 1 else 60,
+       "mode": (VisitMode.IN_PERSON if year <= 5 else VisitMode.QUESTIONNAIRE).value} for year in range(1, 16)),
+)
+
+#: Modes a visit planned in a mode may be done in.
+_ALLOWED_MODES: dict[str, set[str]] = {
+    VisitMode.IN_PERSON.value: {VisitMode.IN_PERSON.value},
+    VisitMode.PHONE.value: set(VisitMode.values),
+    VisitMode.QUESTIONNAIRE.value: set(VisitMode.values),
+}
+
+
+def _record(actor: User | None, event_type: str, obj: Any, referral: Referral, reason: str,
+            old: Mapping[str, Any] | None = None, new: Mapping[str, Any] | None = None) -> None:
+    event_record(actor=actor, system="" if actor is not None else SYSTEM, event_type=event_type, obj=obj,
+                 site=referral.patient.treating_site, object_repr=f"{obj} ({referral.patient.pseudonym})",
+                 reason=reason, old=old, new=new)
+
+
+def _check_actor(actor: User | None, referral: Referral, *, system_allowed: bool = False) -> None:
+    if actor is None:
+        if not system_allowed:
+            raise ValidationError({"actor": "A person records this."})
+        return
+    require_perm(actor, Perm.FOLLOWUP_RECORD, site=referral.patient.treating_site)
+
+
+def _text(value: Any, field: str, what: str, max_length: int, *, required: bool = False) -> str:
+    text = str(value if value is not None else "").strip()
+    if required and not text:
+        raise ValidationError({field: f"Give the {what}."})
+    if problem := bounds.text_problem(text):
+        raise ValidationError({field: f"The {what}: {problem}."})
+    if len(text) > max_length:
+        raise ValidationError({field: f"The {what} has at most {max_length} characters."})
+    return text
+
+
+def _aware(value: Any, field: str, what: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or timezone.is_naive(value):
+        raise ValidationError({field: f"Give the {what} as a date and time with its time zone."})
+    if problem := bounds.datetime_problem(value):
+        raise ValidationError({field: f"The {what}: {problem}."})
+    return value
+
+
+def _choice(value: Any, field: str, choices: type[Any], *, required: bool = False) -> str:
+    value = "" if value is None else value
+    if value == "" and not required:
+        return ""
+    if value not in choices.values:
+        raise ValidationError({field: f"Choose one of {', '.join(choices.values)}."})
+    return str(value)
+
+
+def _yes_no(value: Any, field: str, what: str, *, required: bool = False) -> bool | None:
+    if value is None or value == "":
+        if required:
+            raise ValidationError({field: f"Say whether {what}."})
+        return None
+    if not isinstance(value, bool):
+        raise ValidationError({field: f"Answer yes or no: {what}?"})
+    return value
+
+
+# --- the schedule -------------------------------------------------------------------------------------
+
+
+def followup_version(referral: Referral, at: dt.datetime) -> MasterFileVersion | None:
+    """The master-file version whose schedule a referral follows: the one its batch was made under, or
+    else the product's newest version effective in the network at ``at`` (or, made effective since, the
+    newest effective one)."""
+    order = referral.order
+    batch = getattr(order, "batch", None) if order is not None else None
+    if batch is not None:
+        made_under: MasterFileVersion = batch.masterfile_version
+        return made_under
+    effective = referral.product.versions.filter(effective_at__isnull=False).order_by("-effective_at", "-number")
+    version: MasterFileVersion | None = effective.filter(effective_at__lte=at).first() or effective.first()
+    return version
+
+
+def followup_schedule(version: MasterFileVersion | None) -> tuple[list[dict[str, Any]], str]:
+    """The version's follow-up time points and where they come from (for the page and the ledger)."""
+    planned = ((version.content or {}).get("follow_up") if version is not None else None) or []
+    if planned:
+        return [dict(p) for p in planned], f"master file {version.product.code} v{version.number}"  # type: ignore[union-attr]
+    return [dict(p) for p in DEFAULT_SCHEDULE], "POCare's default 15-year schedule (the master file states none)"
+
+
+def followup_schedule_create(*, referral: Referral, infused_at: dt.datetime, actor: User | None = None,
+                             reason: str = "Follow-up schedule planned after infusion") -> list[Visit]:
+    """Plan the referral's follow-up visits from day 0 ``infused_at`` (PAT-LTFU). Idempotent: a referral
+    with visits keeps them (and gets them back). Records ``infused_at`` on the referral when the pathway
+    has not yet; a different infusion time recorded there is refused. ``actor=None`` is the daily job."""
+    _check_actor(actor, referral, system_allowed=True)
+    infused_at = _aware(infused_at, "infused_at", "infusion time")
+    if infused_at > timezone.now() + CLOCK_SKEW:
+        raise ValidationError({"infused_at": "The infusion time is in the future; plan follow-up after infusion."})
+    if infused_at < referral.referred_at:
+        raise ValidationError({"infused_at": "The infusion time is before the referral."})
+    reason = reason_required(reason)
+    with transaction.atomic():
+        referral = Referral.objects.select_for_update().select_related("patient__treating_site", "product").get(
+            pk=referral.pk)
+        existing = list(referral.visits.order_by("day"))
+        if existing:
+            return existing
+        if referral.infused_at is not None and referral.infused_at != infused_at:
+            raise ValidationError({"infused_at": "The referral records another infusion time "
+                                                 f"({referral.infused_at:%Y-%m-%d %H:%M} UTC)."})
+        version = followup_version(referral, infused_at)
+        points, source = followup_schedule(version)
+        day0 = infused_at.astimezone(referral.patient.treating_site.tz).date()
+        visits = [Visit(referral=referral, label=p["label"], day=p["day"], window_days=p.get("window_days", 0),
+                        due_on=day0 + dt.timedelta(days=p["day"]), mode=p.get("mode", VisitMode.IN_PERSON),
+                        status=VisitStatus.PLANNED) for p in points]
+        try:
+            with transaction.atomic():
+                for visit in visits:
+                    visit.save()
+        except IntegrityError:  # planned meanwhile by another worker: theirs stand
+            return list(referral.visits.order_by("day"))
+        old_infused = referral.infused_at
+        if old_infused is None:
+            referral.infused_at = infused_at
+            referral.save(update_fields=["infused_at"])
+        _record(actor, PatientEvent.VISITS_PLANNED, referral, referral, reason,
+                old={"infused_at": old_infused},
+                new={"infused_at": infused_at, "source": source, "visits": [[v.label, v.due_on] for v in visits]})
+    return visits
+
+
+# --- visits ------------------------------------------------------------------------------------------
+
+
+def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, alive: bool,
+                 response: str = "", new_malignancy: bool | None = None, malignancy_description: str = "",
+                 persistence: str = "", reason: str = "Follow-up visit recorded") -> Visit:
+    """Record a planned follow-up visit as done (PAT-LTFU): survival, response, new malignancies and
+    product persistence. ``done_at`` is neither in the future nor before the infusion; a visit planned
+    in person is recorded in person."""
+    referral = visit.referral
+    _check_actor(actor, referral)
+    mode = _choice(mode, "mode", VisitMode, required=True)
+    planned_mode = visit.mode or VisitMode.IN_PERSON
+    if mode not in _ALLOWED_MODES.get(planned_mode, {VisitMode.IN_PERSON.value}):
+        raise ValidationError({"mode": f"{visit.label} is an examination in person; by phone or questionnaire "
+                                       "only where the schedule plans it (the later years)."})
+    done_at = _aware(done_at, "done_at", "time of the visit")
+    if done_at > timezone.now() + CLOCK_SKEW:
+        raise ValidationError({"done_at": "The visit's time is in the future; record a visit once it is done."})
+    if referral.infused_at is not None and done_at < referral.infused_at:
+        raise ValidationError({"done_at": "The visit's time is before the infusion "
+                                          f"({referral.infused_at:%Y-%m-%d %H:%M} UTC)."})
+    alive_ = _yes_no(alive, "alive", "the patient is alive", required=True)
+    response = _choice(response, "response", Response)
+    new_malignancy_ = _yes_no(new_malignancy, "new_malignancy", "a new malignancy was found")
+    malignancy_description = _text(malignancy_description, "malignancy_description", "description of the new "
+                                   "malignancy", 2000, required=bool(new_malignancy_))
+    if malignancy_description and not new_malignancy_:
+        raise ValidationError({"malignancy_description": "Describe a new malignancy only when one was found."})
+    persistence = _choice(persistence, "persistence", Persistence)
+    if mode == VisitMode.QUESTIONNAIRE and response not in ("", Response.NE):
+        raise ValidationError({"response": "A questionnaire cannot evaluate the response; record NE "
+                                           "(not evaluated) or leave it empty."})
+    reason = reason_required(reason)
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("referral__patient__treating_site").get(pk=visit.pk)
+        if visit.status != VisitStatus.PLANNED:
+            raise ValidationError({"visit": f"{visit.label} is {visit.get_status_display().lower()} already."})
+        fields = {"mode": mode, "done_at": done_at, "alive": alive_, "response": response,
+                  "new_malignancy": new_malignancy_, "malignancy_description": malignancy_description,
+                  "persistence": persistence}
+        old = {"status": visit.status, "mode": visit.mode}
+        for name, value in fields.items():
+            setattr(visit, name, value)
+        visit.status = VisitStatus.DONE
+        visit.recorded_by = actor
+        visit.save()
+        _record(actor, PatientEvent.VISIT_RECORDED, visit, visit.referral, reason, old=old,
+                new={"status": visit.status, **fields})
+    return visit
+
+
+def visit_miss(*, actor: User | None, visit: Visit, reason: str) -> Visit:
+    """Mark a planned visit missed, with why (the navigator, or the daily job once its window has
+    passed: ``actor=None``). A missed visit stays on the timeline, flagged."""
+    referral = visit.referral
+    _check_actor(actor, referral, system_allowed=True)
+    reason = reason_required(_text(reason, "reason", "reason", 2000, required=True))
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("referral__patient__treating_site").get(pk=visit.pk)
+        if visit.status != VisitStatus.PLANNED:
+            raise ValidationError({"visit": f"{visit.label} is {visit.get_status_display().lower()} already."})
+        visit.status = VisitStatus.MISSED
+        visit.recorded_by = actor
+        visit.save(update_fields=["status", "recorded_by"])
+        _record(actor, PatientEvent.VISIT_MISSED, visit, visit.referral, reason,
+                old={"status": VisitStatus.PLANNED}, new={"status": VisitStatus.MISSED, "due_on": visit.due_on})
+    return visit
+
+
+# --- adverse events ----------------------------------------------------------------------------------
+
+#: Inputs an adverse event may carry (the grading's and, for other events, the CTCAE grade).
+_MAX_INPUTS = 24
+
+
+def adverse_event_grade(kind: str, inputs: Mapping[str, Any]) -> grading.Grade:
+    """The grade of an adverse event of ``kind`` from ``inputs`` (CRS and ICANS by ASTCT; others the
+    CTCAE grade given in ``inputs["grade"]``); a ValidationError naming the input otherwise."""
+    kind = _choice(kind, "kind", AdverseEventKind, required=True)
+    if not isinstance(inputs, Mapping) or len(inputs) > _MAX_INPUTS:
+        raise ValidationError({"inputs": f"Give the inputs as an object of at most {_MAX_INPUTS} fields."})
+    try:
+        if kind == AdverseEventKind.CRS:
+            return grading.crs_grade(inputs)
+        if kind == AdverseEventKind.ICANS:
+            return grading.icans_grade(inputs)
+        return grading.ctcae_grade(inputs.get("grade"))
+    except grading.GradingInputError as exc:
+        raise ValidationError({exc.field: exc.message[:1].upper() + exc.message[1:]}) from None
+
+
+def adverse_event_record(*, actor: User, referral: Referral, visit: Visit | None = None, kind: str, term: str = "",
+                         onset_on: dt.date, inputs: Mapping[str, Any], serious: bool = False,
+                         reason: str = "Adverse event recorded") -> AdverseEvent:
+    """Record an adverse event after infusion (PAT-GRADE). CRS and ICANS are graded from ``inputs`` by
+    the ASTCT consensus and the grade is stored with its reasons; another event takes its CTCAE term
+    and grade (``inputs["grade"]``, 1–5). A serious event, or grade 3 or more, raises a quality signal
+    for Control Site QA and the QP under the patient's pseudonym."""
+    _check_actor(actor, referral)
+    if visit is not None and visit.referral_id != referral.pk:
+        raise ValidationError({"visit": "The visit belongs to another referral."})
+    result = adverse_event_grade(kind, inputs)
+    term = _text(term, "term", "term (CTCAE)", 200, required=kind == AdverseEventKind.OTHER)
+    if not term:
+        term = AdverseEventKind(kind).label
+    if isinstance(onset_on, dt.datetime) or not isinstance(onset_on, dt.date):
+        raise ValidationError({"onset_on": "Give the onset as a date (YYYY-MM-DD)."})
+    if problem := bounds.datetime_problem(onset_on):
+        raise ValidationError({"onset_on": f"The onset date: {problem}."})
+    site = referral.patient.treating_site
+    if onset_on > timezone.now().astimezone(site.tz).date():
+        raise ValidationError({"onset_on": "The onset is in the future."})
+    if referral.infused_at is None:
+        raise ValidationError({"referral": "The referral has no infusion recorded; adverse events after infusion "
+                                           "are recorded once the patient is infused."})
+    if onset_on < referral.infused_at.astimezone(site.tz).date():
+        raise ValidationError({"onset_on": "The onset is before the infusion "
+                                           f"({referral.infused_at.astimezone(site.tz):%Y-%m-%d})."})
+    serious_ = _yes_no(serious, "serious", "the event is serious") or False
+    reason = reason_required(reason)
+    with transaction.atomic():
+        event = AdverseEvent.objects.create(
+            referral=referral, visit=visit, kind=kind, term=term, onset_on=onset_on, inputs=dict(result.inputs),
+            grade=result.grade, reasons=list(result.reasons), serious=serious_, recorded_by=actor,
+            recorded_at=timezone.now())
+        _record(actor, PatientEvent.ADVERSE_EVENT_RECORDED, event, referral, reason,
+                new={"kind": kind, "term": term, "onset_on": onset_on, "inputs": dict(result.inputs),
+                     "grade": result.grade, "reasons": list(result.reasons), "serious": serious_,
+                     "visit": visit.label if visit is not None else None})
+        if serious_ or result.grade >= 3:
+            why = "serious" if serious_ else f"grade {result.grade}"
+            safety_signal_raise(
+                actor=actor, site=site, product=referral.product,
+                rule="serious-adverse-event" if serious_ else f"{kind}-grade-{result.grade}",
+                summary=f"{term}, grade {result.grade} ({why}), onset {onset_on:%Y-%m-%d}, in patient "
+                        f"{referral.patient.pseudonym} treated at {site.code} with {referral.product.code}.",
+                evidence={"pseudonym": referral.patient.pseudonym, "referral": referral.pk, "kind": kind,
+                          "grade": result.grade, "serious": serious_, "reasons": list(result.reasons)},
+                fingerprint=f"adverse-event-{event.pk}")
+    return event

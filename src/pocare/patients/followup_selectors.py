@@ -1,0 +1,101 @@
+"""Reads of the follow-up (PAT-LTFU, PAT-GRADE) for a person: only what their roles at the treating
+hospital, or at the Control Site, let them see, under the patient's pseudonym."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from pocare.accounts.roles import Perm
+from pocare.accounts.selectors import sites_with_perm
+from pocare.patients.models import AdverseEvent, Patient, Referral, Visit, VisitStatus
+
+#: A visit is shown in the navigator's and physician's work queue from this many days before it is due
+#: (the reminder), and stays there until it is recorded or missed.
+REMINDER_DAYS = 14
+
+
+def _scoped(qs: QuerySet[Any], user: Any, perm: Perm, site_field: str) -> QuerySet[Any]:
+    if not getattr(user, "is_authenticated", False):
+        return qs.none()
+    sites = sites_with_perm(user, perm)
+    return qs if sites is None else qs.filter(**{f"{site_field}__in": sites})
+
+
+def patient_for(user: Any, pseudonym: str) -> Patient:
+    """The patient of ``pseudonym`` if ``user`` may see their pathway; 404 otherwise (the same answer for
+    an unknown pseudonym and one of another hospital)."""
+    patient: Patient | None = _scoped(Patient.objects.select_related("treating_site"), user, Perm.PATIENTS_VIEW,
+                                      "treating_site_id").filter(pseudonym=pseudonym[:20]).first()
+    if patient is None:
+        raise Http404("No such patient of yours.")
+    return patient
+
+
+def may_record(user: Any, patient: Patient) -> bool:
+    sites = sites_with_perm(user, Perm.FOLLOWUP_RECORD)
+    return sites is None or patient.treating_site_id in sites
+
+
+def visit_state(visit: Visit, today: dt.date) -> str:
+    """``done``, ``missed``, ``overdue`` (past its day, inside its window), ``due`` (window open) or
+    ``planned``: what the timeline shows and flags."""
+    if visit.status != VisitStatus.PLANNED:
+        return str(visit.status)
+    if today > visit.due_on:
+        return "overdue"
+    if today >= visit.due_on - dt.timedelta(days=visit.window_days):
+        return "due"
+    return "planned"
+
+
+@dataclass
+class Timeline:
+    """A patient's follow-up: per referral infused, its visits (each with its state) and adverse events."""
+
+    referral: Referral
+    visits: list[Visit]
+    adverse_events: list[AdverseEvent]
+
+    @property
+    def overdue(self) -> int:
+        return sum(1 for v in self.visits if getattr(v, "state", "") in ("overdue", "missed"))
+
+
+def timelines(user: Any, patient: Patient, *, today: dt.date | None = None) -> list[Timeline]:
+    """The patient's referrals with follow-up (infused or with visits), newest first, in three queries."""
+    today = today or timezone.localdate(timezone=patient.treating_site.tz)
+    referrals = list(patient.referrals.filter(Q(infused_at__isnull=False) | Q(visits__isnull=False))
+                     .select_related("product").distinct().order_by("-referred_at", "-pk"))
+    ids = [r.pk for r in referrals]
+    visits: dict[int, list[Visit]] = {i: [] for i in ids}
+    for visit in Visit.objects.filter(referral_id__in=ids).order_by("day"):
+        visit.state = visit_state(visit, today)  # type: ignore[attr-defined]
+        visits[visit.referral_id].append(visit)
+    events: dict[int, list[AdverseEvent]] = {i: [] for i in ids}
+    for event in (AdverseEvent.objects.filter(referral_id__in=ids).select_related("visit")
+                  .order_by("-onset_on", "-pk")):
+        events[event.referral_id].append(event)
+    return [Timeline(r, visits[r.pk], events[r.pk]) for r in referrals]
+
+
+def visit_for(user: Any, patient: Patient, pk: int) -> Visit:
+    visit = Visit.objects.select_related("referral__patient__treating_site", "referral__product").filter(
+        pk=pk, referral__patient=patient).first()
+    if visit is None:
+        raise Http404("No such visit of this patient.")
+    return visit
+
+
+def visits_due(user: Any) -> QuerySet[Visit]:
+    """The work queue "Follow-up visits due": planned visits due within :data:`REMINDER_DAYS` days, or past
+    their day, of the patients treated where ``user`` records follow-up; the earliest first."""
+    horizon = timezone.now().date() + dt.timedelta(days=REMINDER_DAYS)
+    qs = Visit.objects.filter(status=VisitStatus.PLANNED, due_on__lte=horizon).select_related(
+        "referral__patient__treating_site").order_by("due_on", "pk")
+    return _scoped(qs, user, Perm.FOLLOWUP_RECORD, "referral__patient__treating_site_id")

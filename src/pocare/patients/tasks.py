@@ -1,0 +1,52 @@
+"""Scheduled work of the patients app (docs/jobs.md): the daily follow-up run (PAT-LTFU)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from django.utils import timezone
+
+from pocare.core.tasks import task
+from pocare.patients.followup import followup_schedule_create, visit_miss
+from pocare.patients.followup_selectors import REMINDER_DAYS
+from pocare.patients.models import ENDED_STAGES, Referral, Visit, VisitStatus
+
+
+def _slot_time(slot: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(slot) if slot else timezone.now()
+    except ValueError:
+        moment = timezone.now()
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=dt.UTC)
+
+
+@task(max_tries=3, label="Follow-up: schedules, overdue and missed visits, reminders")
+def followup_daily(*, slot: str = "") -> dict[str, Any]:
+    """Plan the follow-up of every infused referral that has no visits yet; mark missed each planned visit
+    whose window closed before today (the navigator sees it flagged); count per site the visits overdue
+    (past their day, window still open) and those due within the reminder horizon, which the navigators
+    and physicians see in their work queue "Follow-up visits due"."""
+    now = _slot_time(slot)
+    today = now.date()
+    planned = 0
+    for referral in (Referral.objects.filter(infused_at__isnull=False, visits__isnull=True)
+                     .exclude(stage__in=ENDED_STAGES).select_related("patient__treating_site", "product")):
+        followup_schedule_create(referral=referral, infused_at=referral.infused_at, actor=None)  # type: ignore[arg-type]
+        planned += 1
+    missed: Counter[str] = Counter()
+    for visit in Visit.objects.filter(status=VisitStatus.PLANNED, due_on__lt=today).select_related(
+            "referral__patient__treating_site"):
+        closed = visit.due_on + dt.timedelta(days=visit.window_days)
+        if closed < today:
+            visit_miss(actor=None, visit=visit, reason=f"The window of {visit.label} closed on {closed:%Y-%m-%d} "
+                                                       "with no visit recorded.")
+            missed[visit.referral.patient.treating_site.code] += 1
+    site = "referral__patient__treating_site__code"
+    overdue = Counter(Visit.objects.filter(status=VisitStatus.PLANNED, due_on__lt=today).values_list(site, flat=True))
+    reminders = Counter(Visit.objects.filter(status=VisitStatus.PLANNED, due_on__gte=today,
+                                             due_on__lte=today + dt.timedelta(days=REMINDER_DAYS))
+                        .values_list(site, flat=True))
+    return {"slot": slot, "schedules_planned": planned, "visits_missed": dict(sorted(missed.items())),
+            "visits_overdue": dict(sorted(overdue.items())), "reminders": dict(sorted(reminders.items()))}

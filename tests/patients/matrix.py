@@ -1,0 +1,56 @@
+"""How the generated permission test names patients' objects at a site: a patient of the site's
+hospital, referred and infused a week ago, with the follow-up schedule planned (PAT-LTFU)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+
+def followup_referral(site: str) -> Any:
+    """An infused referral of a patient treated at ``site``, its schedule planned (made once per site)."""
+    from django.utils import timezone
+
+    from pocare.accounts.models import User
+    from pocare.network.models import Site
+    from pocare.patients.followup import followup_schedule_create
+    from pocare.patients.identity import Identity
+    from pocare.patients.models import Referral
+    from pocare.patients.services import patient_register, referral_create
+    from tests.custody.helpers import effective_at
+
+    found = Referral.objects.filter(patient__treating_site__code=site, visits__isnull=False).first()
+    if found is not None:
+        return found
+    physician = User.objects.get(username=f"physician.{site.lower()}")
+    patient = patient_register(actor=physician, treating_site=Site.objects.get(code=site),
+                               identity=Identity(name=f"Matrix Patient {site}"))
+    referral = referral_create(actor=physician, patient=patient, product=effective_at("MAD").product,
+                               indication="Relapsed large B-cell lymphoma", weight_kg="70")
+    Referral.objects.filter(pk=referral.pk).update(referred_at=timezone.now() - dt.timedelta(days=40))
+    referral.refresh_from_db()
+    followup_schedule_create(referral=referral, infused_at=timezone.now() - dt.timedelta(days=7), actor=physician)
+    referral.refresh_from_db()
+    return referral
+
+
+def _timeline(site: str) -> dict[str, Any]:
+    return {"pseudonym": followup_referral(site).patient.pseudonym}
+
+
+def _visit(site: str) -> dict[str, Any]:
+    referral = followup_referral(site)
+    return {"pseudonym": referral.patient.pseudonym, "pk": referral.visits.order_by("day").first().pk}
+
+
+def _adverse_event(site: str) -> dict[str, Any]:
+    referral = followup_referral(site)
+    return {"pseudonym": referral.patient.pseudonym, "referral": referral.pk}
+
+
+OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "patients:followup": _timeline,
+    "patients:followup_visit": _visit,
+    "patients:adverse_event_new": _adverse_event,
+}

@@ -1,0 +1,337 @@
+"""Follow-up after infusion on the master file's schedule (PAT-LTFU) and graded adverse events reaching
+Control Site QA and the QP (PAT-GRADE)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from pocare.ledger.models import Event
+from pocare.masterfile.diff import diff_content
+from pocare.masterfile.models import MasterFileVersion
+from pocare.masterfile.schema import DocumentError, document_content, parse_document
+from pocare.patients.followup import (
+    DEFAULT_SCHEDULE,
+    adverse_event_record,
+    followup_schedule,
+    followup_schedule_create,
+    visit_miss,
+    visit_record,
+)
+from pocare.patients.followup_selectors import timelines, visits_due
+from pocare.patients.models import AdverseEvent, Visit, VisitStatus
+from pocare.patients.tasks import followup_daily
+from pocare.quality.models import Notification, QualitySignal
+from tests.masterfile.helpers import V2_TEXT
+
+pytestmark = pytest.mark.django_db
+
+CRS_3 = {"temperature_c": 39.2, "hypotension": True, "vasopressors": 1}
+
+
+def _infused(people, referral, days_ago: int = 10):  # type: ignore[no-untyped-def]
+    infused_at = timezone.now() - dt.timedelta(days=days_ago)
+    referral.referred_at = infused_at - dt.timedelta(days=60)
+    referral.save(update_fields=["referred_at"])
+    visits = followup_schedule_create(referral=referral, infused_at=infused_at, actor=people["physician.mad"])
+    referral.refresh_from_db()
+    return visits
+
+
+def _visit(referral, label: str) -> Visit:  # type: ignore[no-untyped-def]
+    return Visit.objects.get(referral=referral, label=label)
+
+
+# --- the schedule ------------------------------------------------------------------------------------
+
+def test_schedule_from_the_master_file_to_year_15(people, referral):
+    """PAT-LTFU: the demo CD19 CAR-T (integrating vector) plans days 7, 14, 28, 100, month 6 and yearly to
+    year 15, from day 0 the infusion; planning again changes nothing."""
+    visits = _infused(people, referral)
+    assert [v.label for v in visits][:6] == ["Day 7", "Day 14", "Day 28", "Day 100", "Month 6", "Year 1"]
+    assert visits[-1].label == "Year 15" and visits[-1].day == 15 * 365 and len(visits) == 20
+    day0 = referral.infused_at.astimezone(referral.patient.treating_site.tz).date()
+    assert visits[0].due_on == day0 + dt.timedelta(days=7)
+    assert {v.mode for v in visits if v.day > 5 * 365} == {"questionnaire"}
+    again = followup_schedule_create(referral=referral, infused_at=referral.infused_at, actor=people["navigator.mad"])
+    assert [v.pk for v in again] == [v.pk for v in visits]
+    assert Event.objects.filter(event_type="patients.visits_planned").count() == 1
+    assert "master file CD19-CART" in Event.objects.get(event_type="patients.visits_planned").new["source"]
+
+
+def test_default_schedule_when_the_master_file_states_none(referral):
+    """PAT-LTFU: a version without ``follow_up`` falls back to the 15-year default, and says so."""
+    version = MasterFileVersion(product=referral.product, number=99, content={})
+    points, source = followup_schedule(version)
+    assert points == [dict(p) for p in DEFAULT_SCHEDULE] and "default" in source
+    assert [p["day"] for p in points[:5]] == [7, 14, 28, 100, 180] and points[-1]["day"] == 5475
+
+
+def test_schedule_refuses_an_infusion_in_the_future_and_other_hospitals(people, referral):
+    with pytest.raises(ValidationError) as refused:
+        followup_schedule_create(referral=referral, infused_at=timezone.now() + dt.timedelta(days=1),
+                                 actor=people["physician.mad"])
+    assert "infused_at" in refused.value.message_dict
+    for who in ("physician.lis", "operator.mad", "qa"):
+        with pytest.raises(PermissionDenied):
+            followup_schedule_create(referral=referral, infused_at=timezone.now(), actor=people[who])
+    assert not Visit.objects.exists()
+
+
+@pytest.mark.parametrize(("old", "new", "path"), [
+    ("{label: Day 14, day: 14, window_days: 2,", "{label: Day 14, day: 7, window_days: 2,", "follow_up[1].day"),
+    ("{label: Day 28, day: 28, window_days: 4,", "{label: Day 28, day: 28, window_days: 20,",
+     "follow_up[2].window_days"),
+    ("{label: Day 7, day: 7, window_days: 1, mode: in_person}", "{label: Day 7, day: 7, mode: by_pigeon}",
+     "follow_up[0].mode"),
+    ("{label: Day 7, day: 7,", "{label: Day 7, day: 0,", "follow_up[0].day"),
+])
+def test_master_file_schedule_is_validated(old, new, path):
+    """PAT-LTFU: days in order and once, windows that do not overlap, known modes."""
+    assert old in V2_TEXT
+    with pytest.raises(DocumentError) as refused:
+        parse_document(V2_TEXT.replace(old, new))
+    assert path in {p.path for p in refused.value.problems}
+
+
+def test_master_file_diff_shows_a_changed_follow_up_visit():
+    old = document_content(parse_document(V2_TEXT))
+    new = document_content(parse_document(V2_TEXT.replace("{label: Day 100, day: 100, window_days: 10,",
+                                                          "{label: Day 100, day: 100, window_days: 14,")))
+    diff = diff_content(old, new)
+    assert [(d.kind, d.key, d.changes[0].old, d.changes[0].new) for d in diff.follow_up] == [
+        ("changed", "100", "10", "14")]
+    assert not diff.empty
+
+
+# --- visits ------------------------------------------------------------------------------------------
+
+def test_day_7_visit_recorded(people, referral):
+    """PAT-LTFU: survival, response, new malignancy and persistence recorded, with a ledger event."""
+    _infused(people, referral)
+    visit = visit_record(actor=people["physician.mad"], visit=_visit(referral, "Day 7"), mode="in_person",
+                         done_at=timezone.now() - dt.timedelta(days=3), alive=True, response="PR",
+                         new_malignancy=False, persistence="detected", reason="Day-7 visit")
+    assert visit.status == VisitStatus.DONE and visit.response == "PR" and visit.recorded_by == people["physician.mad"]
+    event = Event.objects.get(event_type="patients.visit_recorded")
+    assert event.new["response"] == "PR" and event.old["status"] == "planned"
+    with pytest.raises(ValidationError):
+        visit_record(actor=people["physician.mad"], visit=visit, mode="in_person", done_at=timezone.now(),
+                     alive=True)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"done_at": "future"}, "done_at"),
+    ({"done_at": "before"}, "done_at"),
+    ({"done_at": dt.datetime(2026, 1, 1)}, "done_at"),  # naive on purpose
+    ({"mode": "phone"}, "mode"),
+    ({"mode": "telepathy"}, "mode"),
+    ({"alive": None}, "alive"),
+    ({"response": "XX"}, "response"),
+    ({"new_malignancy": True}, "malignancy_description"),
+    ({"new_malignancy": True, "malignancy_description": "T-cell lymphoma\x00"}, "malignancy_description"),
+    ({"malignancy_description": "x" * 2001, "new_malignancy": True}, "malignancy_description"),
+    ({"persistence": "maybe"}, "persistence"),
+])
+def test_implausible_visits_are_refused(people, referral, change, field):
+    """PAT-LTFU: a visit in the future or before infusion, by phone where the schedule wants an
+    examination, or with unknown values is refused naming the field, and nothing is stored."""
+    _infused(people, referral)
+    values = {"mode": "in_person", "done_at": timezone.now() - dt.timedelta(days=2), "alive": True}
+    values.update(change)
+    if values["done_at"] == "future":
+        values["done_at"] = timezone.now() + dt.timedelta(hours=2)
+    elif values["done_at"] == "before":
+        values["done_at"] = referral.infused_at - dt.timedelta(hours=1)
+    with pytest.raises(ValidationError) as refused:
+        visit_record(actor=people["physician.mad"], visit=_visit(referral, "Day 7"), **values)
+    assert field in refused.value.message_dict
+    assert _visit(referral, "Day 7").status == VisitStatus.PLANNED
+
+
+def test_later_years_by_questionnaire(people, referral):
+    """PAT-LTFU: from year 6 the yearly contact may be a questionnaire (tested on a patient infused 6 years ago)."""
+    _infused(people, referral, days_ago=6 * 365 + 5)
+    visit = visit_record(actor=people["navigator.mad"], visit=_visit(referral, "Year 6"), mode="questionnaire",
+                         done_at=timezone.now() - dt.timedelta(days=1), alive=True, new_malignancy=False)
+    assert visit.mode == "questionnaire"
+    with pytest.raises(ValidationError) as refused:
+        visit_record(actor=people["navigator.mad"], visit=_visit(referral, "Year 5"), mode="questionnaire",
+                     done_at=timezone.now() - dt.timedelta(days=300), alive=True)
+    assert "mode" in refused.value.message_dict
+
+
+def test_only_the_treating_hospital_records_follow_up(people, referral):
+    _infused(people, referral)
+    for who in ("physician.lis", "operator.mad", "qa", "qp"):
+        with pytest.raises(PermissionDenied):
+            visit_record(actor=people[who], visit=_visit(referral, "Day 7"), mode="in_person",
+                         done_at=timezone.now(), alive=True)
+    assert not Event.objects.filter(event_type="patients.visit_recorded").exists()
+
+
+def test_visit_missed_with_a_reason(people, referral):
+    _infused(people, referral)
+    with pytest.raises(ValidationError):
+        visit_miss(actor=people["navigator.mad"], visit=_visit(referral, "Day 7"), reason="")
+    visit = visit_miss(actor=people["navigator.mad"], visit=_visit(referral, "Day 7"), reason="Patient in ICU abroad")
+    assert visit.status == VisitStatus.MISSED
+    assert Event.objects.get(event_type="patients.visit_missed").reason == "Patient in ICU abroad"
+
+
+# --- adverse events ----------------------------------------------------------------------------------
+
+def test_crs_graded_from_its_inputs_reaches_qa_and_the_qp(people, referral):
+    """PAT-GRADE: fever 39.2 °C and one vasopressor is CRS grade 3, computed with its reasons; being grade 3
+    it raises a quality signal and notifies Control Site QA and the QP under the pseudonym only."""
+    _infused(people, referral)
+    event = adverse_event_record(actor=people["physician.mad"], referral=referral, visit=_visit(referral, "Day 7"),
+                                 kind="crs", onset_on=timezone.now().date() - dt.timedelta(days=5),
+                                 inputs=CRS_3, reason="CRS on day 5")
+    assert event.grade == 3
+    assert any("one vasopressor is grade 3" in r for r in event.reasons)
+    assert Event.objects.get(event_type="patients.adverse_event_recorded").new["grade"] == 3
+    signal = QualitySignal.objects.get()
+    assert signal.attribute_id == "adverse-event" and referral.patient.pseudonym in signal.summary
+    recipients = set(Notification.objects.filter(signal=signal).values_list("recipient__username", flat=True))
+    assert {"qa", "qp"} <= recipients
+    for text in [signal.summary, str(signal.evidence),
+                 *Notification.objects.filter(signal=signal).values_list("body", flat=True)]:
+        assert "Fernández" not in text and "1968" not in text and "Alcalá" not in text
+
+
+def test_a_typed_grade_is_never_taken_for_crs(people, referral):
+    """PAT-GRADE: the grade is computed; a typed ``grade`` among CRS inputs is refused."""
+    _infused(people, referral)
+    with pytest.raises(ValidationError) as refused:
+        adverse_event_record(actor=people["physician.mad"], referral=referral, kind="crs",
+                             onset_on=timezone.now().date(), inputs={**CRS_3, "grade": 1})
+    assert "grade" in refused.value.message_dict
+    assert not AdverseEvent.objects.exists()
+
+
+def test_mild_icans_raises_no_signal_and_a_serious_other_event_does(people, referral):
+    """PAT-GRADE: ICE 8 is ICANS grade 1 (no signal); a serious CTCAE event of grade 2 raises one."""
+    _infused(people, referral)
+    icans = adverse_event_record(actor=people["physician.mad"], referral=referral, kind="icans",
+                                 onset_on=timezone.now().date(),
+                                 inputs={"orientation": 2, "naming": 3, "commands": 1, "writing": 1, "attention": 1})
+    assert icans.grade == 1 and not QualitySignal.objects.exists()
+    other = adverse_event_record(actor=people["physician.mad"], referral=referral, kind="other",
+                                 term="Febrile neutropenia", onset_on=timezone.now().date(), inputs={"grade": 2},
+                                 serious=True)
+    assert other.grade == 2 and QualitySignal.objects.get().rule == "serious-adverse-event"
+
+
+@pytest.mark.parametrize(("values", "field"), [
+    ({"kind": "crs", "inputs": {"temperature_c": 47}}, "temperature_c"),
+    ({"kind": "crs", "inputs": {"temperature_c": 39, "oxygen_device": "helmet"}}, "oxygen_device"),
+    ({"kind": "icans", "inputs": {"consciousness": "alert"}}, "orientation"),
+    ({"kind": "other", "inputs": {"grade": 2}}, "term"),
+    ({"kind": "other", "term": "Rash", "inputs": {"grade": 6}}, "grade"),
+    ({"kind": "fever", "inputs": {}}, "kind"),
+    ({"kind": "crs", "inputs": CRS_3, "onset_on": dt.date(9999, 12, 31)}, "onset_on"),
+    ({"kind": "crs", "inputs": CRS_3, "onset_on": "before"}, "onset_on"),
+    ({"kind": "crs", "inputs": {f"k{i}": 1 for i in range(30)}}, "inputs"),
+])
+def test_implausible_adverse_events_are_refused(people, referral, values, field):
+    _infused(people, referral)
+    values = {"onset_on": timezone.now().date(), **values}
+    if values["onset_on"] == "before":
+        values["onset_on"] = referral.infused_at.date() - dt.timedelta(days=2)
+    with pytest.raises(ValidationError) as refused:
+        adverse_event_record(actor=people["physician.mad"], referral=referral, **values)
+    assert field in refused.value.message_dict
+    assert not AdverseEvent.objects.exists()
+
+
+# --- the daily job and the work queue ----------------------------------------------------------------
+
+def test_daily_job_plans_marks_missed_and_reminds(people, referral):
+    """PAT-LTFU: the daily job plans the schedule of an infused referral without visits, marks missed a
+    visit whose window has closed (recorded by the system), counts the overdue ones, and the navigator
+    sees the visits due in the work queue."""
+    referral.referred_at = timezone.now() - dt.timedelta(days=60)
+    referral.infused_at = timezone.now() - dt.timedelta(days=16)
+    referral.save(update_fields=["referred_at", "infused_at"])
+    summary = followup_daily(slot=timezone.now().isoformat())
+    assert summary["schedules_planned"] == 1
+    # Day 7 (± 1) closed a week ago: missed; Day 14 (± 2) is two days late: overdue, still open.
+    assert _visit(referral, "Day 7").status == VisitStatus.MISSED
+    assert summary["visits_missed"] == {"MAD": 1} and summary["visits_overdue"] == {"MAD": 1}
+    assert summary["reminders"] == {"MAD": 1}  # Day 28, in twelve days
+    assert Event.objects.get(event_type="patients.visit_missed").actor_id is None
+    due = list(visits_due(people["navigator.mad"]).values_list("label", flat=True))
+    assert due == ["Day 14", "Day 28"]
+    assert not visits_due(people["physician.lis"]).exists()
+    assert not visits_due(people["operator.mad"]).exists()
+    states = {v.label: v.state for v in timelines(people["navigator.mad"], referral.patient)[0].visits}
+    assert states["Day 7"] == "missed" and states["Day 14"] == "overdue" and states["Day 28"] == "planned"
+    assert followup_daily(slot=timezone.now().isoformat())["schedules_planned"] == 0
+
+
+# --- the pages ---------------------------------------------------------------------------------------
+
+def test_timeline_and_forms_record_a_visit_and_a_graded_crs(people, referral, client, login):
+    """PAT-GRADE PAT-LTFU: the physician records the day-7 visit and a CRS with 39.2 °C and one vasopressor
+    through the pages; the timeline shows CRS grade 3 with its reasons. The grade preview renders the same
+    grade from the inputs typed so far, storing nothing."""
+    _infused(people, referral, days_ago=7)
+    pseudonym = referral.patient.pseudonym
+    day7 = _visit(referral, "Day 7")
+    login("physician.mad")
+    page = client.get(f"/patients/{pseudonym}/follow-up/")
+    assert page.status_code == 200 and "Day 7" in page.content.decode() and "Year 15" in page.content.decode()
+    done_at = timezone.localtime(timezone.now() - dt.timedelta(hours=1), referral.patient.treating_site.tz)
+    response = client.post(f"/patients/{pseudonym}/follow-up/visits/{day7.pk}/", {
+        "action": "record", "mode": "in_person", "done_at": done_at.strftime("%Y-%m-%dT%H:%M"), "alive": "yes",
+        "response": "PR", "new_malignancy": "no", "persistence": "detected", "reason": "Day-7 visit"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert _visit(referral, "Day 7").status == VisitStatus.DONE
+    url = f"/patients/{pseudonym}/follow-up/{referral.pk}/adverse-events/new/"
+    fields = {"kind": "crs", "visit": day7.pk, "onset_on": timezone.now().date().isoformat(), "temperature_c": "39.2",
+              "hypotension": "on", "vasopressors": "1", "oxygen_device": "none", "reason": "CRS at day 5"}
+    preview = client.get(url, {**fields, "preview": "1"}, headers={"HX-Request": "true"})
+    assert preview.status_code == 200 and 'data-grade="3"' in preview.content.decode()
+    assert "<html" not in preview.content.decode() and not AdverseEvent.objects.exists()
+    response = client.post(url, fields)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    page = client.get(f"/patients/{pseudonym}/follow-up/").content.decode()
+    assert "CRS grade 3" in page and "Temperature 39.2 °C is a fever" in page and "one vasopressor is grade 3" in page
+
+
+def test_pages_refuse_implausible_input_and_other_hospitals(people, referral, client, login):
+    """PAT-LTFU PAT-GRADE: a temperature of 50 °C is refused on its field, nothing stored; another hospital's
+    physician does not find the patient; Control Site QA sees the timeline but records nothing."""
+    _infused(people, referral, days_ago=7)
+    pseudonym = referral.patient.pseudonym
+    url = f"/patients/{pseudonym}/follow-up/{referral.pk}/adverse-events/new/"
+    login("physician.mad")
+    response = client.post(url, {"kind": "crs", "onset_on": timezone.now().date().isoformat(),
+                                 "temperature_c": "50", "oxygen_device": "none", "reason": "x"})
+    assert response.status_code == 400 and "between 30 and 45" in response.content.decode()
+    assert not AdverseEvent.objects.exists()
+    client.logout()
+    login("physician.lis")
+    assert client.get(f"/patients/{pseudonym}/follow-up/").status_code == 404
+    assert client.get(url).status_code == 404
+    client.logout()
+    login("qa")
+    assert client.get(f"/patients/{pseudonym}/follow-up/").status_code == 200
+    assert client.get(url).status_code == 403
+
+
+def test_visit_page_ids_are_unique(people, referral, client, login):
+    """The visit page holds the visit form and the "missed" form, each with a reason: ids of their own."""
+    from tests.test_unique_ids import duplicate_ids
+
+    _infused(people, referral, days_ago=7)
+    login("navigator.mad")
+    page = client.get(f"/patients/{referral.patient.pseudonym}/follow-up/visits/{_visit(referral, 'Day 7').pk}/")
+    assert page.status_code == 200 and not duplicate_ids(page.content.decode())
+    response = client.post(f"/patients/{referral.patient.pseudonym}/follow-up/visits/{_visit(referral, 'Day 7').pk}/",
+                           {"action": "miss", "reason": "Patient moved abroad"})
+    assert response.status_code == 302 and _visit(referral, "Day 7").status == VisitStatus.MISSED
