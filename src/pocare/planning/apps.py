@@ -7,4 +7,8 @@ class PlanningConfig(AppConfig):
     verbose_name = "Network planning and digital twin"
 
     def ready(self) -> None:
+        from pocare.patients.questions import TRAVEL_MINUTES
         from pocare.planning import events  # noqa: F401  (registers the event types)
+        from pocare.planning.selectors import travel_minutes
+
+        TRAVEL_MINUTES.register(travel_minutes)
