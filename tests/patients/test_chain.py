@@ -118,3 +118,18 @@ def test_feasibility_names_each_broken_link():
 def test_start_windows_leave_out_gaps_shorter_than_the_process():
     assert start_windows([(10, 20), (25, 40), (18, 22)], 5) == ([float("-inf"), 40], [5, float("inf")])
     assert start_windows([], 5, after=3) == ([3], [float("inf")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(busy=st.lists(st.tuples(st.integers(0, 200), st.integers(1, 40)).map(lambda p: (p[0], p[0] + p[1])),
+                     max_size=8),
+       duration=st.integers(1, 30), moments=st.lists(st.integers(0, 260), min_size=1, max_size=6))
+def test_the_forward_cursor_agrees_with_the_whole_unit_windows(busy, duration, moments):
+    """The forward-only walk the proposal uses gives the same earliest start as the windows of the
+    whole unit bisected, for moments asked in increasing order."""
+    from pocare.patients.chain import _Cursor, earliest_start
+
+    lo, hi = start_windows(busy, duration)
+    cursor = _Cursor(busy, duration)
+    for at in sorted(moments):
+        assert cursor.earliest(at) == earliest_start(lo, hi, at)

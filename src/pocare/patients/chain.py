@@ -9,13 +9,13 @@ Times are plain numbers in one unit (the booking uses whole minutes since the Un
 interval is half-open, ``[start, end)``. Pure module (no Django import): the booking proposes with
 it, the benchmark times it and the property tests compare it with a brute-force enumeration.
 
-How it is fast. For each unit the busy intervals are merged once into the sorted *start windows*
-``[lo, hi]``: the moments a process of ``duration`` may start and end before the next busy
-interval. The earliest start on a unit at or after ``r`` is then one bisection. That earliest start
-never decreases when ``r`` grows, and so neither does the infusion it leads to: the first apheresis
-slot whose material finds a unit within its hold gives the site's earliest infusion. Slots that
-cannot are skipped in jumps (a bisection to the first slot whose hold reaches the next free
-start), so a site costs a few bisections per free window rather than a scan of the year.
+How it is fast. The earliest start on a unit at or after a moment ``r`` never decreases when ``r``
+grows, and so neither does the infusion it leads to: the first apheresis slot (by its end) whose
+material finds a unit within its hold gives the site's earliest infusion. Each unit is walked by a
+cursor over its busy intervals (sorted by start) that only moves forward, so a site costs the busy
+intervals up to its chain, not the year; apheresis slots that cannot reach the next free start are
+skipped in one bisection. :func:`start_windows` states the same free windows for a whole unit at once
+(for people and tests).
 """
 
 from __future__ import annotations
@@ -114,6 +114,35 @@ class Problem:
     after: float = -INF
 
 
+class _Cursor:
+    """The earliest start of a process of ``duration`` on one unit at or after a moment, for moments
+    asked in increasing order: the walk over the busy intervals (sorted by start) only moves forward."""
+
+    __slots__ = ("answer", "busy", "duration", "i")
+
+    def __init__(self, busy: Sequence[tuple[float, float]], duration: float) -> None:
+        self.busy = sorted(busy)
+        self.duration = duration
+        self.i = 0
+        self.answer = -INF
+
+    def earliest(self, at: float) -> float:
+        if at <= self.answer:  # nothing starts between the last question and its answer
+            return self.answer
+        busy, n, duration, i, t = self.busy, len(self.busy), self.duration, self.i, at
+        while i < n:
+            start, end = busy[i]
+            if end <= t:
+                i += 1
+            elif t + duration <= start:
+                break
+            else:
+                t = end
+                i += 1
+        self.i, self.answer = i, t
+        return t
+
+
 def site_chain(problem: Problem, apheresis: Sequence[Slot], apheresis_ends: Sequence[float],
                infusion: Sequence[Slot], infusion_starts: Sequence[float], site: Candidate) -> Chain | None:
     """The site's earliest feasible chain, or ``None``. ``apheresis`` (none before ``problem.after``)
@@ -121,14 +150,14 @@ def site_chain(problem: Problem, apheresis: Sequence[Slot], apheresis_ends: Sequ
     ``infusion_starts`` is its list of starts."""
     if not site.units or not apheresis or not infusion:
         return None
-    windows = [(u.key, *start_windows(u.busy, problem.duration, after=problem.after)) for u in site.units]
+    cursors = [(u.key, _Cursor(u.busy, problem.duration)) for u in site.units]
     i, n = 0, len(apheresis)
     while i < n:
         slot = apheresis[i]
-        arrival = slot.end + site.travel
+        arrival = max(slot.end + site.travel, problem.after)
         best_key, best_start = -1, INF
-        for key, lo, hi in windows:
-            s = earliest_start(lo, hi, arrival)
+        for key, cursor in cursors:
+            s = cursor.earliest(arrival)
             if s < best_start:
                 best_key, best_start = key, s
         if best_start <= slot.end + problem.hold:
