@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("pocare.planning.urls")),
     path("", include("pocare.release.urls")),
     path("", include("pocare.jobs.urls")),  # the job queue (docs/jobs.md)
+    path("", include("pocare.patients.booking_urls")),  # booking a patient's chain of slots (docs/patients.md)
 ]

@@ -353,3 +353,41 @@ def test_two_navigators_booking_the_last_slot_at_once_one_wins_the_other_is_told
     lost = [o for o in outcomes if isinstance(o, ValidationError)]
     assert len(won) == 1 and len(lost) == 1, outcomes
     assert "just taken" in str(lost[0])
+
+
+# --- the pages ----------------------------------------------------------------------------------------
+
+
+def test_the_navigator_books_and_cancels_from_the_booking_page(client, login, people, ready):
+    url = f"/patients/{ready.patient.pseudonym}/booking/"
+    login("navigator.mad")
+    page = client.get(url)
+    assert page.status_code == 200
+    proposals = page.context["proposals"]
+    assert proposals and proposals[0].token in page.content.decode()
+    assert "Lucía" not in page.content.decode()  # PAT-PRIVACY: the pseudonym only
+    refused = client.post(url, {"action": "book", "proposal": "1-2-3", "reason": "Earliest"})
+    assert refused.status_code == 400 and not Booking.objects.exists()
+    done = client.post(url, {"action": "book", "proposal": proposals[0].token, "reason": "Earliest"})
+    assert done.status_code == 302
+    assert Booking.objects.get().status == BookingStatus.ACTIVE
+    assert client.post(url, {"action": "cancel", "reason": ""}).status_code == 400
+    assert client.post(url, {"action": "cancel", "reason": "Patient unwell"}).status_code == 302
+    assert Booking.objects.get().status == BookingStatus.CANCELLED
+    assert client.get(url + "?after=9999-01-01").status_code == 400
+
+
+def test_the_slot_calendar_opens_slots_and_hides_other_hospitals(client, login, people):
+    login("navigator.mad")
+    starts = _tomorrow(8)
+    form = {"kind": "apheresis", "starts": starts.strftime("%Y-%m-%dT%H:%M"),
+            "ends": (starts + dt.timedelta(days=6)).strftime("%Y-%m-%dT%H:%M"), "every": "1440", "duration": "180",
+            "reason": "Apheresis capacity"}
+    assert client.post("/patients/slots/MAD/", form).status_code == 302
+    assert ClinicSlot.objects.filter(site__code="MAD").count() == 7
+    assert client.post("/patients/slots/MAD/", {**form, "every": "1" + "0" * 400}).status_code == 400
+    assert client.post("/patients/slots/MAD/", {**form, "starts": "9999-12-31T00:00"}).status_code == 400
+    assert ClinicSlot.objects.count() == 7
+    assert client.get("/patients/slots/MAD/").status_code == 200
+    assert client.get("/patients/slots/LIS/").status_code == 404
+    assert client.get("/patients/slots/CTRL/").status_code == 404
