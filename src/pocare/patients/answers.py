@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def register() -> None:
     """Register this app's answers to the questions of the apps below it."""
+    # Imports inside register(), called from ready(): the booking module imports models.
     from pocare.manufacturing.questions import UNIT_RESERVATIONS
     from pocare.patients.booking import unit_reservations
 
