@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from pocare.accounts import selectors as access
-from pocare.accounts.decorators import requires
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.network.models import Site, SiteKind
 from pocare.patients import booking as svc
@@ -88,17 +88,17 @@ def booking_page(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
             if action == "book":
                 proposal = svc.proposal_from_token(user=request.user, referral=referral,
                                                    token=request.POST.get("proposal", ""))
-                svc.chain_book(actor=request.user, referral=referral, proposal=proposal, reason=reason)
+                svc.chain_book(actor=request_actor(request), referral=referral, proposal=proposal, reason=reason)
             elif action in ("rebook", "cancel"):
                 active = referral.bookings.filter(status=BookingStatus.ACTIVE).first()
                 if active is None:
                     raise ValidationError({"booking": _("This patient has no active booking.")})
                 if action == "cancel":
-                    svc.booking_cancel(actor=request.user, booking=active, reason=reason)
+                    svc.booking_cancel(actor=request_actor(request), booking=active, reason=reason)
                 else:
                     proposal = svc.proposal_from_token(user=request.user, referral=referral,
                                                        token=request.POST.get("proposal", ""))
-                    svc.chain_rebook(actor=request.user, booking=active, proposal=proposal, reason=reason)
+                    svc.chain_rebook(actor=request_actor(request), booking=active, proposal=proposal, reason=reason)
             else:
                 raise ValidationError({"action": _("Use book, rebook or cancel.")})
         except ValidationError as exc:
@@ -132,7 +132,7 @@ def slots_page(request: HttpRequest, code: str) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         try:
-            svc.slots_open(actor=request.user, site=site, kind=request.POST.get("kind", ""),
+            svc.slots_open(actor=request_actor(request), site=site, kind=request.POST.get("kind", ""),
                            starts=_when(request.POST.get("starts", ""), "starts"),
                            ends=_when(request.POST.get("ends", ""), "ends"),
                            every=request.POST.get("every", "")[:12], duration=request.POST.get("duration", "")[:12],
