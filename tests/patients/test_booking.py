@@ -391,3 +391,13 @@ def test_the_slot_calendar_opens_slots_and_hides_other_hospitals(client, login, 
     assert client.get("/patients/slots/MAD/").status_code == 200
     assert client.get("/patients/slots/LIS/").status_code == 404
     assert client.get("/patients/slots/CTRL/").status_code == 404
+
+
+def test_the_demo_opens_each_hospitals_slots_once(people):
+    from pocare.demo import slots
+
+    now = timezone.now()
+    opened = slots.load(now=now)
+    assert opened == ClinicSlot.objects.count() > 0
+    assert ClinicSlot.objects.filter(site__code="MAD", kind=SlotKind.APHERESIS).count() == slots.DAYS
+    assert slots.load(now=now) == 0
