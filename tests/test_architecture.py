@@ -18,6 +18,10 @@ ANSWERERS = {
     "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold"],
     # Asked today, answered by the coming apps: supply (a recalled lot), patients (a withdrawn consent).
     "manufacturing.lot_holds": [],
+    # A patient's booked manufacturing slot keeps its unit at batch start; the booking asks planning's
+    # travel model.
+    "manufacturing.unit_reservations": ["pocare.patients.booking.unit_reservations"],
+    "patients.travel_minutes": ["pocare.planning.selectors.travel_minutes"],
     "release.certification_holds": [],
     # The health of the installation (/health/, /metrics): ops answers for its own parts, the job
     # queue for itself.

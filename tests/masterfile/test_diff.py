@@ -15,7 +15,7 @@ def _content(text):
 
 def test_the_demo_change_reads_field_by_field():
     """POC-4 P11-10f: v1 → v2 shows the changed steps with old and new values, the harvest's time
-    window extended with its limit, and the process's longest duration."""
+    window extended with its limit, the process's longest duration and its release lead time."""
     d = diff_content(V1, _content(V2_TEXT))
     assert d.changed_step_ids == ["ipc-day5", "expansion-harvest-decision", "harvest"]
     ipc = next(i for i in d.steps if i.key == "ipc-day5")
@@ -26,7 +26,8 @@ def test_the_demo_change_reads_field_by_field():
     assert ("parameter harvest-day: max", "10", "12") in [(c.field, c.old, c.new) for c in harvest.changes]
     assert ("time window", "6 d 12 h–9 d 12 h after step activation",
             "6 d 12 h–11 d 12 h after step activation") in [(c.field, c.old, c.new) for c in decision.changes]
-    assert [(c.field, c.old, c.new) for c in d.process] == [("max duration days", "14", "16")]
+    assert [(c.field, c.old, c.new) for c in d.process] == [("max duration days", "14", "16"),
+                                                            ("release lead hours", "—", "72")]
     assert [u.key for u in d.unit_operations] == ["expansion"]
     assert not d.attributes and not d.annexes and not d.product
     assert d.counts() == {"added": 0, "removed": 0, "changed": 4}

@@ -114,3 +114,18 @@ def test_a_change_of_window_of_duration_and_of_a_lot_parameter_shows_in_the_diff
     assert {(c.field, c.old, c.new) for c in setup.changes} == {("parameter tubing-set-lot: type", "lot", "text"),
                                                                 ("parameter tubing-set-lot: material", "TS520", "—")}
     assert set(d.changed_step_ids) == {"transduction", "prodigy-setup"}
+
+
+@pytest.mark.parametrize("value, refused_at", [("72", None), ("0", None), ("1440", None),
+                                               ("1441", "process.release_lead_hours"),
+                                               ("-1", "process.release_lead_hours"),
+                                               ("1" + "0" * 400, "")])  # too long a number: refused as text
+def test_the_release_lead_time_is_optional_and_bounded(value, refused_at):
+    """The booking plans the infusion after the master file's QC and release lead time: 0 to 60 days."""
+    text = BASE.replace("process:\n", f"process:\n  release_lead_hours: {value}\n", 1)
+    if refused_at is None:
+        assert parse_document(text).process.release_lead_hours == float(value)
+    else:
+        with pytest.raises(DocumentError) as caught:
+            parse_document(text)
+        assert [p.path for p in caught.value.problems] == [refused_at]

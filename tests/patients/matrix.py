@@ -1,5 +1,6 @@
-"""How the generated permission test names patients' objects at a site: a patient of the site's
-hospital, referred and infused a week ago, with the follow-up schedule planned (PAT-LTFU)."""
+"""How the generated permission test (tests/test_permission_matrix.py) names patients' objects at a
+site: a patient of the site's hospital (by pseudonym), referred and infused a week ago with the
+follow-up schedule planned (PAT-LTFU), and the hospital's slot calendar (by site code)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def followup_referral(site: str) -> Any:
     return referral
 
 
-def _timeline(site: str) -> dict[str, Any]:
+def _patient(site: str) -> dict[str, Any]:
     return {"pseudonym": followup_referral(site).patient.pseudonym}
 
 
@@ -50,7 +51,9 @@ def _adverse_event(site: str) -> dict[str, Any]:
 
 
 OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
-    "patients:followup": _timeline,
+    "patients:followup": _patient,
     "patients:followup_visit": _visit,
     "patients:adverse_event_new": _adverse_event,
+    "patients_booking:booking": _patient,
+    "patients_booking:slots": lambda site: {"code": site},
 }

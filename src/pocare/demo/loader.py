@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from pocare.accounts.models import Membership, User
 from pocare.analytics.services import comparability_monitor_run
-from pocare.demo import batches, masterfile, network, quality, training
+from pocare.demo import batches, masterfile, network, quality, slots, training
 from pocare.demo.clock import demo_clock
 from pocare.demo.history import HistorySummary, load_history
 from pocare.demo.people import DEMO_PASSWORD, DemoLogin, inspector_access_grant, load_people, passwords_set
@@ -82,6 +82,7 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
             on_history(summary)
     batches.load_live(versions=[v1, change.version], password=password, now=now)
     quality.load(password=password)
+    slots.load(now=now)  # the hospitals' apheresis and infusion slots for booking (issue 17)
     comparability_monitor_run()  # the comparability monitor over the history: signals for QA to resolve
     if password == first:  # this load made the people: each sets the demo password now, to age from today
         passwords_set(new=final, set_before=founded + dt.timedelta(days=1))

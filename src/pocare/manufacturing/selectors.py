@@ -27,6 +27,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
+from pocare.manufacturing.questions import unit_reservations
 from pocare.manufacturing.services import (
     LATE_FACTOR,
     next_step_of,
@@ -387,9 +388,13 @@ def units_for(order: Any) -> list[tuple[Any, bool, str]]:
     for unit_id, reference in (Batch.objects.filter(unit__in=units, status=BatchStatus.IN_PROGRESS)
                                .order_by("-started_at", "-pk").values_list("unit_id", "reference")):
         running.setdefault(unit_id, reference)
+    reservations = unit_reservations(unit_ids=[u.pk for u in units], at=now, order=order)
+    # The unit booked for this order's patient (its manufacturing slot) is offered first.
+    booked = {r.unit_id for r in reservations if r.order_id == order.pk}
+    units.sort(key=lambda u: u.pk not in booked)
     out = []
     for unit in units:
-        problems = start.with_unit(unit, at=now, running=running)
+        problems = start.with_unit(unit, at=now, running=running, reservations=reservations)
         out.append((unit, not problems, " ".join(problems)))
     return out
 

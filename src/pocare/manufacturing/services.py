@@ -45,7 +45,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.manufacturing.questions import LOT_HOLDS
+from pocare.manufacturing.questions import LOT_HOLDS, UnitReservation, unit_reservations
 from pocare.masterfile import plausibility, schema, windows
 from pocare.masterfile.selectors import effective_version
 from pocare.network.models import DeviceType, ManufacturingUnit, Site
@@ -88,10 +88,13 @@ def device_class_for(version: Any, site: Site, equipment_class: str | None) -> s
 
 
 def unit_problems(*, unit: ManufacturingUnit, batch_site: Site, device_class: str | None, at: dt.datetime,
-                  batch: Batch | None = None, running: dict[int, str] | None = None) -> list[str]:
+                  batch: Batch | None = None, running: dict[int, str] | None = None, order: Any = None,
+                  reservations: list[UnitReservation] | None = None) -> list[str]:
     """Why ``unit`` may not be used for a step needing ``device_class`` at ``at`` (empty: it may).
     ``running``: the batch in progress on each busy unit, when the caller loaded it once for many
-    units (a page listing a site's units asks one query, not one per unit)."""
+    units (a page listing a site's units asks one query, not one per unit). With ``order`` (a batch
+    about to start for it), a unit kept for another order over ``at`` (``manufacturing.unit_reservations``,
+    a patient's booked manufacturing slot) is refused; ``reservations``: those asked once for many units."""
     problems = []
     usable, why = unit_usable(unit, at, site=batch_site)
     if not usable:
@@ -108,6 +111,13 @@ def unit_problems(*, unit: ManufacturingUnit, batch_site: Site, device_class: st
         other = busy.values_list("reference", flat=True).first()
     if other:
         problems.append(f"{unit} is running batch {other}: one device makes one patient's batch at a time.")
+    if order is not None and batch is None:
+        if reservations is None:
+            reservations = unit_reservations(unit_ids=[unit.pk], at=at, order=order)
+        for kept in reservations:
+            if kept.unit_id == unit.pk and kept.order_id != order.pk and kept.starts <= at < kept.ends:
+                problems.append(f"{unit} is kept for {kept.label} from {kept.starts:%Y-%m-%d %H:%M} to "
+                                f"{kept.ends:%Y-%m-%d %H:%M} UTC: another patient's booked manufacturing slot.")
     return problems
 
 
@@ -209,13 +219,13 @@ class OrderStart:
     device_class: str | None
     unit_checked: bool
 
-    def with_unit(self, unit: ManufacturingUnit, *, at: dt.datetime, running: dict[int, str] | None = None
-                  ) -> list[str]:
-        """The order's problems and ``unit``'s own (``running``: see :func:`unit_problems`)."""
+    def with_unit(self, unit: ManufacturingUnit, *, at: dt.datetime, running: dict[int, str] | None = None,
+                  reservations: list[UnitReservation] | None = None) -> list[str]:
+        """The order's problems and ``unit``'s own (``running``, ``reservations``: see :func:`unit_problems`)."""
         if not self.unit_checked:
             return list(self.problems)
         return self.problems + unit_problems(unit=unit, batch_site=self.order.site, device_class=self.device_class,
-                                             at=at, running=running)
+                                             at=at, running=running, order=self.order, reservations=reservations)
 
 
 def order_start_problems(*, order: Any, at: dt.datetime) -> OrderStart:

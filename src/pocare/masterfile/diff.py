@@ -19,7 +19,7 @@ STEP_FIELDS = ("name", "instructions", "unit_operation", "equipment_class", "qua
                "second_person_verification", "expected_duration_min", "window")
 PARAMETER_FIELDS = ("name", "type", "unit", "min", "max", "target", "choices", "material", "source", "anchor",
                     "critical")
-PROCESS_FIELDS = ("max_duration_days",)
+PROCESS_FIELDS = ("max_duration_days", "release_lead_hours")
 MATERIAL_FIELDS = ("name", "quantity", "unit")
 ATTRIBUTE_FIELDS = ("name", "method", "unit", "acceptance", "sample_point", "release_critical",
                     "result_after_release")

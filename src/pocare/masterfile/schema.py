@@ -17,6 +17,7 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
                                              choices, material, source, anchor, critical}],
                                materials: [{code, name, quantity, unit}]}]}
       max_duration_days: 14                                                     # optional
+      release_lead_hours: 72                                                    # optional, 0–1,440
       monitoring: [{id, name, unit, alarm_min, alarm_max, physical: {min, max}}]  # optional
     specification:
       attributes: [{id, name, method, unit, acceptance: {min, max, equals}, physical: {min, max},
@@ -254,6 +255,9 @@ class ProcessSection(_Strict):
     #: The longest a batch may take from its start to its last step, in days: every time window
     #: must end inside it.
     max_duration_days: Annotated[Number | None, Field(gt=0, le=365)] = None
+    #: From the end of manufacture to the product's release (QC results and the QP's certification),
+    #: in hours: the booking of a patient's slots plans the infusion after it. Bounded by 60 days.
+    release_lead_hours: Annotated[Number | None, Field(ge=0, le=24 * 60)] = None
     monitoring: list[MonitoredParameter] = []
 
 
