@@ -59,6 +59,14 @@ def referral_of(patient: Patient) -> Referral:
                            indication="Relapsed/refractory diffuse large B-cell lymphoma", weight_kg="68.5")
 
 
+def _unit_at(code: str) -> ManufacturingUnit:
+    """A unit at the site, registered by QA as the manufacturing tests register one."""
+    from tests.custody.helpers import effective_at
+    from tests.manufacturing.matrix import _unit
+
+    return _unit(effective_at(code), code)  # type: ignore[no-any-return]
+
+
 CONSENT_BODY = {
     "en": "I agree to the collection of my cells and their manufacture into my treatment.",
     "es": "Acepto la extracción de mis células y su fabricación para mi tratamiento.",
@@ -100,8 +108,7 @@ def booked(patient: Patient, *, apheresis_at: dt.datetime | None = None,
                                     ends_at=apheresis_at + dt.timedelta(hours=4))
     inf = ClinicSlot.objects.create(site=site, kind=SlotKind.INFUSION, starts_at=infusion_at,
                                     ends_at=infusion_at + dt.timedelta(hours=2))
-    unit = ManufacturingUnit.objects.filter(site=site).first()
-    assert unit is not None, f"{site.code} has no manufacturing unit"
+    unit = ManufacturingUnit.objects.filter(site=site).first() or _unit_at(site.code)
     return Booking.objects.create(
         referral=referral, apheresis_slot=aph, manufacturing_site=site, unit=unit,
         manufacturing_from=apheresis_at + dt.timedelta(hours=6), manufacturing_to=apheresis_at + dt.timedelta(days=12),
