@@ -141,7 +141,7 @@ def test_the_navigator_fills_in_the_questionnaire_on_the_web(client, login, madr
     url = _url("questionnaire", madrid)
     page = client.get(url).content.decode()
     assert "Cuestionario de seguimiento" in page and 'name="neurological"' in page
-    answers = {q: "no" for q in ("alive", "hospital_stays", "new_cancer", "infections", "neurological")}
+    answers = dict.fromkeys(("alive", "hospital_stays", "new_cancer", "infections", "neurological"), "no")
     before = Event.objects.count()
     done = client.post(url, {**answers, "alive": "yes", "infections": "yes",
                              "infections_detail": "Neumonía en marzo, ingreso 5 días"})

@@ -22,6 +22,7 @@ from pocare.patients.services import (
     patient_identity_change,
     patient_identity_erase,
     patient_identity_view,
+    patient_keys_retire,
     patient_keys_rotate,
     patient_register,
 )
@@ -185,8 +186,8 @@ def test_erasure_needs_a_reason_and_the_treating_hospital(people, patient):
 
 def test_key_rotation_reseals_every_identity_under_a_new_key(people, patient, settings):
     """PAT-PRIVACY: ``pocare patient-keys rotate`` puts a new key first, re-seals every identity in
-    one transaction with one ledger event; with ``--retire`` the old key leaves the file and every
-    identity still opens. ``init`` never replaces a key file."""
+    one transaction with one ledger event; ``retire`` then drops the old key and every identity still
+    opens. ``init`` never replaces a key file."""
     second = patient_register(actor=people["physician.mad"], treating_site=patient.treating_site,
                               identity=Identity(name="Second Patient"))
     erased = patient_register(actor=people["physician.mad"], treating_site=patient.treating_site,
@@ -195,8 +196,13 @@ def test_key_rotation_reseals_every_identity_under_a_new_key(people, patient, se
     old_key = patient.identity_key
     old_token = bytes(Patient.objects.get(pk=patient.pk).identity)
     out = io.StringIO()
-    call_command("patient-keys", "rotate", "--retire", "--reason", "Yearly rotation", stdout=out)
+    call_command("patient-keys", "rotate", "--reason", "Yearly rotation", stdout=out)
     assert "2 identities sealed again" in out.getvalue()
+    assert len(json.loads(settings.POCARE_PATIENT_KEYS.read_text())["keys"]) == 2  # the old one stays
+    call_command("patient-keys", "retire", stdout=out)
+    assert f"retired {old_key}" in out.getvalue()
+    (retired,) = Event.objects.filter(event_type=PatientEvent.KEYS_RETIRED)
+    assert retired.new["retired"] == [old_key]
     keys = json.loads(settings.POCARE_PATIENT_KEYS.read_text())["keys"]
     assert len(keys) == 1 and keys[0]["id"] != old_key
     assert oct(settings.POCARE_PATIENT_KEYS.stat().st_mode & 0o777) == "0o600"
@@ -214,6 +220,7 @@ def test_key_rotation_reseals_every_identity_under_a_new_key(people, patient, se
         call_command("patient-keys", "init")
     with pytest.raises(PermissionDenied):
         patient_keys_rotate(actor=people["qa"])
+    assert patient_keys_retire() == []  # nothing more to retire
     shown = io.StringIO()
     call_command("patient-keys", "show", stdout=shown)
     assert f"{keys[0]['id']} (seals new data): 2 identities" in shown.getvalue()

@@ -265,14 +265,13 @@ def patient_identity_erase(*, actor: User, patient: Patient, reason: str) -> Pat
 
 
 def patient_keys_rotate(*, actor: User | None = None, system: str = "pocare patient-keys rotate",
-                        reason: str = "Patient key rotated", retire: bool = False) -> dict[str, Any]:
+                        reason: str = "Patient key rotated") -> dict[str, Any]:
     """Rotate the key that seals identifying data: a new key goes first in the key file, then every
     sealed identity is opened and sealed again under it, in one transaction with one ledger event
-    (on the network chain: the key file serves every hospital of the installation). With ``retire``
-    the keys that no longer seal anything leave the file.
+    (on the network chain: the key file serves every hospital of the installation).
 
     Should the transaction fail, the identities stay sealed under the older key, which the file
-    still holds: nothing becomes unreadable."""
+    still holds: nothing becomes unreadable. The older keys stay until :func:`patient_keys_retire`."""
     if actor is not None:
         raise PermissionDenied("Keys are rotated by the installation's operator, from the command line.")
     reason = reason_required(reason)
@@ -289,5 +288,27 @@ def patient_keys_rotate(*, actor: User | None = None, system: str = "pocare pati
         event_record(actor=None, system=system, event_type=PatientEvent.KEYS_ROTATED, reason=reason,
                      object_type="patients.keys", object_id=new_id, object_repr=f"Patient key {new_id}",
                      old={"keys": old_ids}, new={"key": new_id, "resealed": resealed})
-    retired = sealed.keys_retire(path, keep=set()) if retire else []
-    return {"key": new_id, "resealed": resealed, "retired": retired}
+    return {"key": new_id, "resealed": resealed}
+
+
+def patient_keys_retire(*, actor: User | None = None, system: str = "pocare patient-keys retire",
+                        reason: str = "Patient keys retired") -> list[str]:
+    """Drop from the key file the older keys that seal no identity any more (after a rotation, once
+    every server has been restarted and seals with the new first key); returns their ids. A key
+    still named by a patient's ``identity_key`` stays."""
+    if actor is not None:
+        raise PermissionDenied("Keys are retired by the installation's operator, from the command line.")
+    reason = reason_required(reason)
+    with transaction.atomic():
+        in_use = set(Patient.objects.exclude(identity=None).values_list("identity_key", flat=True).distinct())
+        old_ids = sealed.key_ids()
+        retired = [k for k in old_ids[1:] if k not in in_use]
+        if not retired:
+            return []
+        event_record(actor=None, system=system, event_type=PatientEvent.KEYS_RETIRED, reason=reason,
+                     object_type="patients.keys", object_id=old_ids[0], object_repr=f"Patient key {old_ids[0]}",
+                     old={"keys": old_ids}, new={"keys": [k for k in old_ids if k not in retired],
+                                                 "retired": retired})
+        # The file changes last: should the event fail, every key is still there.
+        sealed.keys_retire(sealed._key_file(), keep=in_use)
+    return retired

@@ -1,9 +1,10 @@
-"""`pocare patient-keys init|rotate|show`: the key file that seals patients' identifying data
+"""`pocare patient-keys init|rotate|retire|show`: the key file that seals patients' identifying data
 (``POCARE_PATIENT_KEYS``, docs/patients.md "Privacy").
 
 ``init`` writes a new key file (mode 0600) and refuses to replace one: the data it seals would become
 unreadable. ``rotate`` puts a new key first and seals every identity again under it in one
-transaction, with a ledger event (``--retire`` then drops the keys that seal nothing any more).
+transaction, with a ledger event. ``retire``, once every server has been restarted on the new file,
+drops the older keys that seal nothing any more.
 ``show`` lists the key ids and how many identities each seals; never a key."""
 
 from __future__ import annotations
@@ -17,17 +18,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pocare.patients import identity
 from pocare.patients.models import Patient
-from pocare.patients.services import patient_keys_rotate
+from pocare.patients.services import patient_keys_retire, patient_keys_rotate
 
 
 class Command(BaseCommand):
-    help = "The key file sealing patients' identifying data: init, rotate (re-seal everything) or show."
+    help = ("The key file sealing patients' identifying data: init, rotate (re-seal everything under a new key), "
+            "retire (drop older keys no identity uses) or show.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("action", choices=["init", "rotate", "show"])
-        parser.add_argument("--reason", default="", help="Why the key is rotated (recorded in the audit trail).")
-        parser.add_argument("--retire", action="store_true",
-                            help="With rotate: drop the older keys from the file once nothing they sealed is left.")
+        parser.add_argument("action", choices=["init", "rotate", "retire", "show"])
+        parser.add_argument("--reason", default="", help="Why (recorded in the audit trail).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(settings.POCARE_PATIENT_KEYS)
@@ -47,10 +47,14 @@ class Command(BaseCommand):
             for n, key_id in enumerate(identity.key_ids()):
                 self.stdout.write(f"{key_id}{' (seals new data)' if n == 0 else ''}: {used.get(key_id, 0)} identities")
             return
+        if options["action"] == "retire":
+            retired = patient_keys_retire(reason=options["reason"] or "Older patient keys retired")
+            self.stdout.write(f"retired {', '.join(retired)}." if retired else "no key to retire: every older key "
+                              "still seals an identity, or there is none.")
+            return
         try:
-            done = patient_keys_rotate(reason=options["reason"] or "Patient key rotated (pocare patient-keys rotate)",
-                                       retire=options["retire"])
+            done = patient_keys_rotate(reason=options["reason"] or "Patient key rotated (pocare patient-keys rotate)")
         except identity.IdentityUnreadable as exc:
             raise CommandError(f"{exc} Nothing was re-sealed; the new key stays first in the file.") from exc
-        self.stdout.write(f"new key {done['key']}: {done['resealed']} identities sealed again"
-                          + (f"; retired {', '.join(done['retired'])}" if done["retired"] else "") + ".")
+        self.stdout.write(f"new key {done['key']}: {done['resealed']} identities sealed again. Restart every "
+                          "server on this key file, then run 'pocare patient-keys retire'.")
