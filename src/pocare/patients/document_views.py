@@ -5,6 +5,8 @@ nothing. The questionnaire also has a web form the navigator fills in with the p
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -87,10 +89,10 @@ def questionnaire(request: HttpRequest, pseudonym: str) -> HttpResponse:
     answers and reads them back. Storing them as a questionnaire visit is the follow-up pages' work
     (docs/patients.md); nothing is written here."""
     patient = _patient(request, pseudonym)
-    extra: dict[str, object] = {"web_form": True, "errors": {}, "answers": {}}
+    extra: dict[str, Any] = {"web_form": True, "errors": {}, "answers": {}}
     status = 200
     if request.method == "POST":
-        posted = {k: v[: _DETAIL_MAX + 1] for k, v in request.POST.items() if k != "csrfmiddlewaretoken"}
+        posted = {k: str(v)[: _DETAIL_MAX + 1] for k, v in request.POST.items() if k != "csrfmiddlewaretoken"}
         try:
             extra["answers"] = questionnaire_answers(posted)
             extra["checked"] = True

@@ -44,7 +44,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def language_switch(request: HttpRequest) -> HttpResponse:
     """The language of the pages for this person (English, Spanish, Portuguese): Django's
     ``set_language`` (a cookie; the patients' documents follow the patient's language instead)."""
-    return i18n_views.set_language(request)  # type: ignore[no-any-return]
+    return i18n_views.set_language(request)
 
 
 @signed_in
