@@ -7,10 +7,12 @@ people with roles at two sites, tests/personas.py) renders every GET URL of the 
 walking the URL resolver as the matrix does: at Madrid, Lisbon and Munich for URLs that take an
 object, with ``?site=``/``?chain=`` pointing at another site for lists, and once more as an HTMX
 fragment where the view answers one. Each body is searched for the identifiers of objects the
-persona may not see: batch references, DINs, COIs, patient (recipient) identifiers, deviation and
-change-request references, collected from the database up front with the sites and permissions
-under which each may be shown (:func:`_identifiers`). Any hit fails, naming the URL, the persona
-and the identifier; all hits of a persona are collected before failing.
+persona may not see: batch references, DINs, COIs, patient (recipient) identifiers, patients'
+pseudonyms, deviation and change-request references, collected from the database up front with the
+sites and permissions under which each may be shown (:func:`_identifiers`); and every patient's name,
+birth date, contact and address, which no GET shows to anyone (PAT-PRIVACY; the Control Site's QA and
+QP walk for those). Any hit fails, naming the URL, the persona and the identifier; all hits of a
+persona are collected before failing.
 
 The world (the demo without history, plus one object of every kind at each of the three sites
 and an order made at Lisbon for a patient treated at Madrid) is built once for the module inside
