@@ -5,6 +5,7 @@ follow-up questionnaire, in the patient's language, as HTML and as PDF read back
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -155,3 +156,20 @@ def test_the_navigator_fills_in_the_questionnaire_on_the_web(client, login, madr
     assert client.get(url).status_code == 403
     login("qa")
     assert client.post(url, answers).status_code == 403  # reads, but records no follow-up
+
+
+def test_the_patients_page_links_every_document(madrid):
+    """The include the patient's page uses (pathway) links each document as page and PDF, and the
+    web questionnaire; every link answers."""
+    from django.template.loader import render_to_string
+    from django.test import Client
+
+    from tests.conftest import PASSWORD
+
+    html = render_to_string("patients/_documents.html", {"patient": madrid})
+    links = [href.replace("&amp;", "&") for href in re.findall(r'href="([^"]+)"', html)]
+    assert len(links) == 9
+    client = Client()
+    client.post("/login/", {"username": "navigator.mad", "password": PASSWORD})
+    for link in links:
+        assert client.get(link).status_code == 200, link

@@ -20,9 +20,10 @@ from django.utils import translation
 import pocare
 
 TEMPLATES = Path(pocare.__file__).parent / "patients" / "templates" / "patients"
-#: The patient-facing templates: the documents, and the identity pages (read at the treating hospital).
+#: The patient-facing templates: the documents; and, held to the same rule, the identity pages and the
+#: documents' links (read at the treating hospital).
 PATIENT_FACING = sorted([*(TEMPLATES / "documents").glob("*.html"), TEMPLATES / "identity.html",
-                         TEMPLATES / "identity_erase.html"])
+                         TEMPLATES / "identity_erase.html", TEMPLATES / "_documents.html"])
 LOCALE = Path(pocare.__file__).parent / "locale"
 LANGUAGES = ("es", "pt")
 
@@ -93,7 +94,7 @@ def test_the_checks_can_fail():
     assert visible_words(source) == ["Hello"]
     assert messages(source) == {"Yes", "Dear %(p)s, 5%%"}
     assert PATIENT_FACING and all(p.exists() for p in PATIENT_FACING)
-    assert len(PATIENT_FACING) >= 7
+    assert len(PATIENT_FACING) >= 8
 
 
 @pytest.mark.parametrize("path", PATIENT_FACING, ids=lambda p: p.name)
