@@ -139,14 +139,17 @@ IDENTITY_KINDS = ("patient's name", "patient's birth date", "patient's contact",
 
 def _patient_identifiers() -> list[Identifier]:
     """Each patient's pseudonym, seen with PATIENTS_VIEW at the treating hospital (and by the Control
-    Site's QA and QP); and their identifying data, which no page, fragment, list or API read shows to
+    Site's QA and QP) and in its audit trail; and their identifying data, which no page, fragment, list or API read shows to
     anyone (PAT-PRIVACY) — the treating hospital's people included, since a GET never shows them."""
     from pocare.patients.identity import unseal
     from pocare.patients.models import Patient
 
     out = []
     for p in Patient.objects.select_related("treating_site").exclude(identity=None):
-        out.append(Identifier("pseudonym", p.pseudonym, _grants((Perm.PATIENTS_VIEW, p.treating_site.code))))
+        # The treating hospital's audit trail names the pseudonym (a registration, a referral): its
+        # readers see it there. The pseudonym identifies nobody; it is what the network knows.
+        out.append(Identifier("pseudonym", p.pseudonym, _grants((Perm.PATIENTS_VIEW, p.treating_site.code),
+                                                                (Perm.LEDGER_VIEW, p.treating_site.code))))
         who = unseal(p.identity)
         for kind, value in zip(IDENTITY_KINDS, (who.name, who.birth_date, who.contact, who.address), strict=True):
             if value:
