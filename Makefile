@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export POCARE_VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: demo test suites install system-libs lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
+.PHONY: demo test suites install system-libs messages lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ system-libs:
 	    apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
 	  else echo "NOTE: Pango is missing; PDF exports will answer 503 until it is installed (apt-get install libpangoft2-1.0-0)."; fi; \
 	fi
+	@command -v msgfmt >/dev/null || echo "NOTE: GNU gettext is missing: the committed catalogues work, but 'make messages' needs it (apt-get install gettext)."
+
+## make messages: extract the patients app's messages into the es/pt catalogues and compile them
+## (src/pocare/locale; docs/patients.md, "Languages"). Translate the new empty msgstr, then run it again.
+messages: $(STAMP)
+	cd src/pocare/patients && $(CURDIR)/$(BIN)/pocare makemessages -l es -l pt --no-wrap --no-location -i "migrations/*"
+	cd src/pocare && $(CURDIR)/$(BIN)/pocare compilemessages -l es -l pt
 
 ## make demo: install, migrate the embedded SQLite database under var/, load the demo network, serve it
 demo: $(STAMP) system-libs

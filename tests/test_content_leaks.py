@@ -7,10 +7,12 @@ people with roles at two sites, tests/personas.py) renders every GET URL of the 
 walking the URL resolver as the matrix does: at Madrid, Lisbon and Munich for URLs that take an
 object, with ``?site=``/``?chain=`` pointing at another site for lists, and once more as an HTMX
 fragment where the view answers one. Each body is searched for the identifiers of objects the
-persona may not see: batch references, DINs, COIs, patient (recipient) identifiers, deviation and
-change-request references, collected from the database up front with the sites and permissions
-under which each may be shown (:func:`_identifiers`). Any hit fails, naming the URL, the persona
-and the identifier; all hits of a persona are collected before failing.
+persona may not see: batch references, DINs, COIs, patient (recipient) identifiers, patients'
+pseudonyms, deviation and change-request references, collected from the database up front with the
+sites and permissions under which each may be shown (:func:`_identifiers`); and every patient's name,
+birth date, contact and address, which no GET shows to anyone (PAT-PRIVACY; the Control Site's QA and
+QP walk for those). Any hit fails, naming the URL, the persona and the identifier; all hits of a
+persona are collected before failing.
 
 The world (the demo without history, plus one object of every kind at each of the three sites
 and an order made at Lisbon for a patient treated at Madrid) is built once for the module inside
@@ -42,6 +44,8 @@ SITES = ("MAD", "LIS", "MUC")
 CONTROL = "CTRL"
 SINGLE_ROLE = ["manager.mad", "operator.mad", "qc.mad", "physician.mad", "navigator.mad"]
 PERSONAS = [*SINGLE_ROLE, *MULTI_ROLE]
+#: Control Site people, who see every site: walked for the patients' identifying data (PAT-PRIVACY).
+CONTROL_SITE = ["qa", "qp"]
 
 #: Responses that are not text: what they contain is scoped by the same lookups as the page they
 #: come from (the matrix checks that another site's object answers 404), so they are fetched for
@@ -120,11 +124,37 @@ def _identifiers() -> list[Identifier]:
         out.append(Identifier("change-request reference", cr.reference,
                               _grants((Perm.MASTERFILE_VIEW, CONTROL), (Perm.ANALYTICS_VIEW, CONTROL),
                                       *((Perm.MASTERFILE_VIEW, s.code) for s in cr.sites.all()))))
+    out += _patient_identifiers()
     merged: dict[str, Identifier] = {}
     for i in out:  # one value on objects of several sites (the matrix's patients are all "MATRIX")
         seen = merged.get(i.value)
         merged[i.value] = i if seen is None else Identifier(i.kind, i.value, seen.grants | i.grants)
     return list(merged.values())
+
+
+#: The kinds of a patient's identifying data (PAT-PRIVACY): shown by no GET to anyone, only on the
+#: treating hospital's POST "Show identifying data" (tests/patients/test_privacy.py).
+IDENTITY_KINDS = ("patient's name", "patient's birth date", "patient's contact", "patient's address")
+
+
+def _patient_identifiers() -> list[Identifier]:
+    """Each patient's pseudonym, seen with PATIENTS_VIEW at the treating hospital (and by the Control
+    Site's QA and QP) and in its audit trail; and their identifying data, which no page, fragment, list or API read shows to
+    anyone (PAT-PRIVACY) — the treating hospital's people included, since a GET never shows them."""
+    from pocare.patients.identity import unseal
+    from pocare.patients.models import Patient
+
+    out = []
+    for p in Patient.objects.select_related("treating_site").exclude(identity=None):
+        # The treating hospital's audit trail names the pseudonym (a registration, a referral): its
+        # readers see it there. The pseudonym identifies nobody; it is what the network knows.
+        out.append(Identifier("pseudonym", p.pseudonym, _grants((Perm.PATIENTS_VIEW, p.treating_site.code),
+                                                                (Perm.LEDGER_VIEW, p.treating_site.code))))
+        who = unseal(p.identity)
+        for kind, value in zip(IDENTITY_KINDS, (who.name, who.birth_date, who.contact, who.address), strict=True):
+            if value:
+                out.append(Identifier(kind, value, frozenset()))
+    return out
 
 
 def _order_made_elsewhere(made: str, treated: str) -> None:
@@ -228,7 +258,7 @@ def test_the_world_holds_identifiers_of_every_kind_at_every_site(world: World) -
     """The leak test below can only find what exists: every kind of identifier is there at each site."""
     kinds = {i.kind for i in world.identifiers}
     assert kinds == {"batch reference", "COI", "patient identifier", "DIN", "deviation reference",
-                     "change-request reference"}
+                     "change-request reference", "pseudonym", *IDENTITY_KINDS}
     for site in SITES:
         only_there = [i for i in world.identifiers if {s for _, s in i.grants} == {site, CONTROL}]
         assert {i.kind for i in only_there} >= {"batch reference", "COI", "DIN", "deviation reference",
@@ -241,13 +271,18 @@ def _alternation(values: set[str]) -> re.Pattern[str]:
     return re.compile(f"(?<![A-Za-z0-9])({alternatives})(?![A-Za-z0-9])")
 
 
-@pytest.mark.parametrize("username", PERSONAS)
+@pytest.mark.parametrize("username", [*PERSONAS, *CONTROL_SITE])
 def test_no_page_shows_identifiers_of_sites_the_persona_may_not_see(client, login, world, username):
-    """P11-10g A11-IAM: a person sees an object of a site only with the permission held at that site
-    — no page, fragment, form, list or API list shows another site's batch references, DINs, COIs,
-    patient identifiers, deviation or change-request references."""
+    """P11-10g A11-IAM PAT-PRIVACY: a person sees an object of a site only with the permission held at
+    that site — no page, fragment, form, list or API list shows another site's batch references, DINs,
+    COIs, patient identifiers, pseudonyms, deviation or change-request references; and a patient's
+    name, birth date, contact or address reach nobody by a GET: not the manufacturing roles at the
+    treating hospital, not the Control Site (which walks for those only), not the API."""
     forbidden = {i.value: i for i in world.identifiers if not i.visible_to(username)}
+    if username in CONTROL_SITE:  # they see the network: what they may not see is the patients' identity
+        forbidden = {v: i for v, i in forbidden.items() if i.kind in IDENTITY_KINDS}
     assert forbidden, "a persona who may see everything proves nothing here"
+    assert {i.kind for i in forbidden.values()} >= set(IDENTITY_KINDS)
     pattern = _alternation(forbidden)
     allowed = {i.value for i in world.identifiers if i.value not in forbidden}
     allowed_pattern = _alternation(allowed)
@@ -283,3 +318,20 @@ def test_no_page_shows_identifiers_of_sites_the_persona_may_not_see(client, logi
     # The pages did show records: what the persona may see is there (the search is not vacuous).
     assert len(seen_allowed) >= 3, f"{username} saw only {sorted(seen_allowed)} of what they may see"
     assert not leaks, f"{username} sees {len(leaks)} identifiers of sites they may not see:\n" + "\n".join(leaks)
+
+
+def test_identifying_data_never_reach_the_ledger(world: World) -> None:
+    """PAT-PRIVACY: the world's patients were registered, referred, consented and booked; no ledger
+    event holds their name, birth date, contact or address (the ledger is append-only, so what
+    enters it could never be erased)."""
+    import json
+
+    from pocare.ledger.models import Event
+
+    secrets = [i for i in world.identifiers if i.kind in IDENTITY_KINDS]
+    assert len({i.kind for i in secrets}) == len(IDENTITY_KINDS)
+    events = Event.objects.all()
+    text = "\n".join(json.dumps([e.old_values, e.new_values, e.object_repr, e.reason], ensure_ascii=False) +
+                     e.old_values + e.new_values for e in events)
+    assert events.filter(event_type="patients.registered").count() >= 3
+    assert not [i.value for i in secrets if i.value in text]

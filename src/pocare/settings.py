@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "pocare.ledger.middleware.RequestIdMiddleware",
     "pocare.ops.middleware.RequestLogMiddleware",  # times the request, logs it (docs/operations.md)
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After the session, before CommonMiddleware (Django's order): the staff's chosen language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -252,6 +254,11 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the cookie-less meta t
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The languages of the pages and of the patients' documents (docs/patients.md, "Languages"). English
+# is British English, the site's language before it spoke others, so its dates and formats stay as
+# they were; a browser asking for en-US gets it too. Patients' documents use en, es, pt.
+LANGUAGES = [("en-gb", "English"), ("es", "Español"), ("pt", "Português")]
+LOCALE_PATHS = [PACKAGE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -1,6 +1,7 @@
 """How the generated permission test (tests/test_permission_matrix.py) names patients' objects at a
 site: a patient of the site's hospital (by pseudonym), referred and infused a week ago with the
-follow-up schedule planned (PAT-LTFU), and the hospital's slot calendar (by site code)."""
+follow-up schedule planned (PAT-LTFU), one with a signed consent and a booked chain so that every
+patient document exists (tests/patients/privacy_helpers.py), and the hospital's slot calendar (by site code)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,23 @@ def _adverse_event(site: str) -> dict[str, Any]:
     return {"pseudonym": referral.patient.pseudonym, "referral": referral.pk}
 
 
+def _documented(site: str) -> dict[str, Any]:
+    from tests.patients.privacy_helpers import booked, consent_signed, patient_at
+
+    patient = patient_at(site)
+    consent_signed(patient)
+    booked(patient)
+    return {"pseudonym": patient.pseudonym}
+
+
 OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "patients:identity": _documented,
+    "patients:identity_erase": _documented,
+    "patients:consent_document": _documented,
+    "patients:leaflet": _documented,
+    "patients:appointment_letter": _documented,
+    "patients:questionnaire_document": _documented,
+    "patients:questionnaire": _documented,
     "patients:followup": _patient,
     "patients:followup_visit": _visit,
     "patients:adverse_event_new": _adverse_event,

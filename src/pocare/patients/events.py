@@ -11,6 +11,8 @@ class PatientEvent(models.TextChoices):
     IDENTITY_VIEWED = "patients.identity_viewed", "Patient's identifying data viewed"
     IDENTITY_CHANGED = "patients.identity_changed", "Patient's identifying data changed"
     IDENTITY_ERASED = "patients.identity_erased", "Patient's identifying data erased on request (GDPR Art. 17)"
+    KEYS_ROTATED = "patients.keys_rotated", "Key sealing patients' identifying data rotated"
+    KEYS_RETIRED = "patients.keys_retired", "Older keys of patients' identifying data retired"
     REFERRED = "patients.referred", "Patient referred"
     ELIGIBILITY_ASSESSED = "patients.eligibility_assessed", "Eligibility assessed"
     CONSENT_DOCUMENT_ISSUED = "patients.consent_document_issued", "Consent document version issued"

@@ -99,3 +99,50 @@ def unseal(token: bytes | memoryview) -> Identity:
 def keys_forget() -> None:
     """Forget the keys read so far (after a rotation, and in tests that change the key file)."""
     _keys.cache_clear()
+
+
+def _write_private(path: Path, entries: list[dict[str, str]]) -> None:
+    """Replace the key file with ``entries`` at once (a temporary file renamed over it, mode 0600):
+    a server reading it meanwhile sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({"keys": entries}, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def keys_add_first(path: Path) -> str:
+    """Put a new key first in the key file at ``path`` (it seals from now on; the others still open)
+    and return its id. The caller re-seals what the older keys sealed (``patient_keys_rotate``)."""
+    entries = json.loads(path.read_text())["keys"]
+    key_id = secrets.token_hex(4)
+    while key_id in {str(e["id"]) for e in entries}:
+        key_id = secrets.token_hex(4)
+    _write_private(path, [{"id": key_id, "key": Fernet.generate_key().decode()}, *entries])
+    keys_forget()
+    return key_id
+
+
+def keys_retire(path: Path, *, keep: set[str]) -> list[str]:
+    """Drop from the key file every key but the first and those in ``keep`` (still sealing some
+    identity); return the ids dropped."""
+    entries = json.loads(path.read_text())["keys"]
+    kept = [e for i, e in enumerate(entries) if i == 0 or str(e["id"]) in keep]
+    dropped = [str(e["id"]) for e in entries if e not in kept]
+    if dropped:
+        _write_private(path, kept)
+        keys_forget()
+    return dropped
+
+
+def key_ids() -> list[str]:
+    """The ids of the keys in the key file, the sealing one first."""
+    return [str(e["id"]) for e in json.loads(_key_file().read_text())["keys"]] if _key_file().exists() else []
+
+
+def reseal(token: bytes | memoryview) -> bytes:
+    """``token`` opened with whichever key of the file opens it and sealed again under the first."""
+    try:
+        return _keys(_key_file()).fernet.rotate(bytes(token))
+    except InvalidToken as exc:
+        raise IdentityUnreadable("No key of POCARE_PATIENT_KEYS opens this patient's identifying data.") from exc

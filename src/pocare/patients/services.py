@@ -13,7 +13,7 @@ import secrets
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -173,3 +173,142 @@ def referral_create(
 def referral_by_external_id(*, system: str, value: str) -> Referral | None:
     """The referral imported with the identifier (``system``, ``value``), if any."""
     return Referral.objects.filter(external_system=system, external_id=value).first()
+
+
+# --- privacy: identifying data, viewed, changed, erased; key rotation (PAT-PRIVACY) -----------------
+#
+# The ledger events below name the pseudonym and *which* fields were read or changed, never a value:
+# identifying data stay erasable while the ledger stays append-only.
+
+IDENTITY_FIELDS = ("name", "birth_date", "contact", "address")
+
+
+def _identity_checked(identity: sealed.Identity) -> sealed.Identity:
+    """The identity with each field bounded and checked as at registration."""
+    birth_date = _birth_date(identity.birth_date)
+    return sealed.Identity(
+        name=_text(identity.name, "name", "patient's name", 200),
+        birth_date=birth_date.isoformat() if birth_date else "",
+        contact=_text(identity.contact, "contact", "contact", 200, required=False),
+        address=_text(identity.address, "address", "address", 400, required=False),
+    )
+
+
+def _identifiable(actor: User, patient: Patient) -> None:
+    require_perm(actor, Perm.PATIENTS_IDENTIFY, site=patient.treating_site)
+    if patient.erased_at is not None or not patient.identity:
+        raise ValidationError({"patient": f"{patient.pseudonym}'s identifying data were erased on "
+                                          f"{patient.erased_at:%Y-%m-%d} UTC; only the pseudonym remains."
+                               if patient.erased_at else f"{patient.pseudonym} has no identifying data."})
+
+
+def patient_identity_view(*, actor: User, patient: Patient,
+                          reason: str = "Identifying data shown at the treating hospital") -> sealed.Identity:
+    """The patient's identifying data, for a physician or navigator of the treating hospital; each
+    reading is a ledger event (who, when, which patient; no data)."""
+    _identifiable(actor, patient)
+    reason = reason_required(reason)
+    identity = sealed.unseal(patient.identity)  # type: ignore[arg-type]
+    with transaction.atomic():
+        event_record(actor=actor, event_type=PatientEvent.IDENTITY_VIEWED, obj=patient, site=patient.treating_site,
+                     object_repr=patient.pseudonym, reason=reason,
+                     new={"pseudonym": patient.pseudonym, "fields": list(IDENTITY_FIELDS)})
+    return identity
+
+
+def patient_identity_change(*, actor: User, patient: Patient, identity: sealed.Identity, reason: str) -> list[str]:
+    """Correct the patient's identifying data (sealed again under the current key); returns the names
+    of the fields that changed, which is all the ledger event holds. Nothing changed: nothing written."""
+    _identifiable(actor, patient)
+    new = _identity_checked(identity)
+    reason = reason_required(reason)
+    with transaction.atomic():
+        locked = Patient.objects.select_for_update().get(pk=patient.pk)
+        old = sealed.unseal(locked.identity)  # type: ignore[arg-type]
+        changed = [f for f in IDENTITY_FIELDS if getattr(old, f) != getattr(new, f)]
+        if not changed:
+            return []
+        token, key_id = sealed.seal(new)
+        birth_year = int(new.birth_date[:4]) if new.birth_date else None
+        old_year = locked.birth_year
+        locked.identity, locked.identity_key, locked.birth_year = token, key_id, birth_year
+        locked.save(update_fields=["identity", "identity_key", "birth_year"])
+        values_old: dict[str, Any] = {"fields": changed}
+        values_new: dict[str, Any] = {"fields": changed}
+        if old_year != birth_year:  # pseudonymous, as at registration
+            values_old["birth_year"], values_new["birth_year"] = old_year, birth_year
+        event_record(actor=actor, event_type=PatientEvent.IDENTITY_CHANGED, obj=locked, site=locked.treating_site,
+                     object_repr=locked.pseudonym, reason=reason, old=values_old, new=values_new)
+    patient.identity, patient.identity_key, patient.birth_year = locked.identity, key_id, birth_year
+    return changed
+
+
+def patient_identity_erase(*, actor: User, patient: Patient, reason: str) -> Patient:
+    """Erase the patient's identifying data on their request (GDPR Art. 17): the sealed data are
+    emptied and ``erased_at`` set; the pseudonym and every record linked to it (referral, order, chain
+    of identity, batch, ledger) stay, so the product remains traceable for 30 years (Reg. 1394/2007
+    Art. 15; GDPR Art. 17(3)(c) and 89)."""
+    _identifiable(actor, patient)
+    reason = reason_required(reason)
+    with transaction.atomic():
+        locked = Patient.objects.select_for_update().get(pk=patient.pk)
+        if locked.erased_at is not None:
+            raise ValidationError({"patient": f"{locked.pseudonym}'s identifying data were erased already."})
+        locked.identity, locked.identity_key, locked.erased_at = None, "", timezone.now()
+        locked.save(update_fields=["identity", "identity_key", "erased_at"])
+        event_record(actor=actor, event_type=PatientEvent.IDENTITY_ERASED, obj=locked, site=locked.treating_site,
+                     object_repr=locked.pseudonym, reason=reason,
+                     old={"identity": "sealed", "fields": list(IDENTITY_FIELDS)},
+                     new={"identity": "erased", "erased_at": locked.erased_at})
+    patient.identity, patient.identity_key, patient.erased_at = None, "", locked.erased_at
+    return patient
+
+
+def patient_keys_rotate(*, actor: User | None = None, system: str = "pocare patient-keys rotate",
+                        reason: str = "Patient key rotated") -> dict[str, Any]:
+    """Rotate the key that seals identifying data: a new key goes first in the key file, then every
+    sealed identity is opened and sealed again under it, in one transaction with one ledger event
+    (on the network chain: the key file serves every hospital of the installation).
+
+    Should the transaction fail, the identities stay sealed under the older key, which the file
+    still holds: nothing becomes unreadable. The older keys stay until :func:`patient_keys_retire`."""
+    if actor is not None:
+        raise PermissionDenied("Keys are rotated by the installation's operator, from the command line.")
+    reason = reason_required(reason)
+    path = sealed._key_file()
+    sealed.current_key_id()  # the file exists (made outside production) before a key is added
+    old_ids = sealed.key_ids()
+    new_id = sealed.keys_add_first(path)
+    with transaction.atomic():
+        resealed = 0
+        for patient in Patient.objects.select_for_update().exclude(identity=None).only("pk", "identity"):
+            patient.identity, patient.identity_key = sealed.reseal(patient.identity), new_id  # type: ignore[arg-type]
+            patient.save(update_fields=["identity", "identity_key"])
+            resealed += 1
+        event_record(actor=None, system=system, event_type=PatientEvent.KEYS_ROTATED, reason=reason,
+                     object_type="patients.keys", object_id=new_id, object_repr=f"Patient key {new_id}",
+                     old={"keys": old_ids}, new={"key": new_id, "resealed": resealed})
+    return {"key": new_id, "resealed": resealed}
+
+
+def patient_keys_retire(*, actor: User | None = None, system: str = "pocare patient-keys retire",
+                        reason: str = "Patient keys retired") -> list[str]:
+    """Drop from the key file the older keys that seal no identity any more (after a rotation, once
+    every server has been restarted and seals with the new first key); returns their ids. A key
+    still named by a patient's ``identity_key`` stays."""
+    if actor is not None:
+        raise PermissionDenied("Keys are retired by the installation's operator, from the command line.")
+    reason = reason_required(reason)
+    with transaction.atomic():
+        in_use = set(Patient.objects.exclude(identity=None).values_list("identity_key", flat=True).distinct())
+        old_ids = sealed.key_ids()
+        retired = [k for k in old_ids[1:] if k not in in_use]
+        if not retired:
+            return []
+        event_record(actor=None, system=system, event_type=PatientEvent.KEYS_RETIRED, reason=reason,
+                     object_type="patients.keys", object_id=old_ids[0], object_repr=f"Patient key {old_ids[0]}",
+                     old={"keys": old_ids}, new={"keys": [k for k in old_ids if k not in retired],
+                                                 "retired": retired})
+        # The file changes last: should the event fail, every key is still there.
+        sealed.keys_retire(sealed._key_file(), keep=in_use)
+    return retired

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pocare.patients import followup_views
+from pocare.patients import document_views, followup_views, identity_views
 
 app_name = "patients"
 
@@ -11,4 +11,17 @@ urlpatterns = [
          name="followup_visit"),
     path("patients/<str:pseudonym>/follow-up/<int:referral>/adverse-events/new/", followup_views.adverse_event_new,
          name="adverse_event_new"),
+    # Privacy (PAT-PRIVACY): the identity panel of the treating hospital, erasure on request.
+    path("patients/<str:pseudonym>/identity/", identity_views.identity, name="identity"),
+    path("patients/<str:pseudonym>/identity/erase/", identity_views.identity_erase, name="identity_erase"),
+    # Patient-facing documents in the patient's language, HTML or PDF (docs/patients.md).
+    path("patients/<str:pseudonym>/documents/consent/", document_views.document, {"kind": "consent"},
+         name="consent_document"),
+    path("patients/<str:pseudonym>/documents/information/", document_views.document, {"kind": "leaflet"},
+         name="leaflet"),
+    path("patients/<str:pseudonym>/documents/appointments/", document_views.document, {"kind": "appointment"},
+         name="appointment_letter"),
+    path("patients/<str:pseudonym>/documents/questionnaire/", document_views.document, {"kind": "questionnaire"},
+         name="questionnaire_document"),
+    path("patients/<str:pseudonym>/questionnaire/", document_views.questionnaire, name="questionnaire"),
 ]

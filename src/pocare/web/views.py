@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import i18n as i18n_views
 from django.views.decorators.http import require_GET, require_POST
 
 from pocare.accounts import selectors as access
@@ -36,6 +37,14 @@ def home(request: HttpRequest) -> HttpResponse:
         if access.has_perm(user, Perm.LEDGER_VIEW) else [],
     }
     return render(request, "web/home.html", context)
+
+
+@signed_in
+@require_POST
+def language_switch(request: HttpRequest) -> HttpResponse:
+    """The language of the pages for this person (English, Spanish, Portuguese): Django's
+    ``set_language`` (a cookie; the patients' documents follow the patient's language instead)."""
+    return i18n_views.set_language(request)
 
 
 @signed_in
