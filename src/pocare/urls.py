@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("pocare.planning.urls")),
     path("", include("pocare.release.urls")),
     path("", include("pocare.jobs.urls")),  # the job queue (docs/jobs.md)
+    path("", include("pocare.patients.urls")),  # the patient's pathway (docs/patients.md)
 ]
