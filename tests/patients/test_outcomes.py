@@ -316,3 +316,23 @@ def test_the_page_costs_the_same_queries_at_two_sizes(client, login, people):
         page = client.get("/patients/outcomes/")
     assert page.context["o"].network.referred.number == 17
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+# --- Planning's demand -----------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_the_live_twin_counts_the_patients_referred(people):
+    """Issue 15/17: the twin's demand is the patients referred (each one a referral, not ÷ the
+    eligible share, since they are counted before eligibility), extrapolated to a year."""
+    from pocare.patients.models import Referral
+    from pocare.planning import live
+
+    made = _referrals(people, 4, "MAD")
+    Referral.objects.filter(pk__in=[r.pk for r in made]).update(
+        referred_at=timezone.now() - dt.timedelta(days=60))
+    counts, days = live.observed_referrals()
+    assert sum(counts.values()) == 0 and days == pytest.approx(60, abs=0.1)
+    assert live.observed_patients() == {"MAD": 4}
+    per_site, words = live._referrals([{"code": "MAD", "units": 2}, {"code": "LIS", "units": 1}], None, 365, 0.85)
+    assert per_site == {"MAD": pytest.approx(4 * 365 / 60, rel=0.01), "LIS": 0.0}
+    assert "4 patients referred" in words and "0 orders placed without a referral" in words
