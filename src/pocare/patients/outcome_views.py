@@ -34,7 +34,7 @@ class PeriodForm(forms.Form):
     end = IsoDateField(label=gettext_lazy("Referred to"), required=False)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data: dict[str, Any] = super().clean() or {}
         today = timezone.now().date()
         end = data.get("end") or today
         start = data.get("start") or end - dt.timedelta(days=DEFAULT_DAYS)
@@ -112,7 +112,7 @@ def outcomes_csv(request: HttpRequest) -> HttpResponse:
     """The page's figures as CSV, one a row, suppressed identically."""
     form, start, end = _period(request)
     if start is None or end is None:
-        errors = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in form.errors.items())
+        errors = "; ".join(f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in form.errors.items())
         return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
     result = _compute(request, start, end)
     response = HttpResponse(content_type="text/csv; charset=utf-8")

@@ -315,6 +315,17 @@ def _counts(r: Record) -> dict[str, int]:
     return c
 
 
+def _region(r: Record) -> str:
+    return r.region or "unknown"
+
+
+def _quintile(r: Record) -> str:
+    return str(r.deprivation_quintile) if r.deprivation_quintile else "unknown"
+
+
+_ACCESS: tuple[tuple[str, Callable[[Record], str]], ...] = (("region", _region), ("quintile", _quintile))
+
+
 def _group_lines(g: str) -> list[Line]:
     def k(measure: str) -> Key:
         return (measure, g)
@@ -370,8 +381,7 @@ def outcomes(records: Iterable[Record], *, visible: Iterable[str] | None = None,
     hidden = {k for k in values if k[0].startswith("_")}
     # Access: by region and by quintile, over the network; the untreated are never published.
     access_groups: dict[str, list[str]] = {}
-    for dim, label_of in (("region", lambda r: r.region or "unknown"),
-                          ("quintile", lambda r: str(r.deprivation_quintile) if r.deprivation_quintile else "unknown")):
+    for dim, label_of in _ACCESS:
         found = sorted({label_of(r) for r in rows}, key=lambda v: (v == "unknown", v))
         if dim == "region" and regions is not None:
             found = sorted(set(found) | set(regions), key=lambda v: (v == "unknown", v))
@@ -427,8 +437,7 @@ def outcomes(records: Iterable[Record], *, visible: Iterable[str] | None = None,
 
     return Outcomes(
         sites=[row(g) for g in shown_sites], network=row(NETWORK),
-        regions=access("region", lambda r: r.region or "unknown"),
-        quintiles=access("quintile", lambda r: str(r.deprivation_quintile) if r.deprivation_quintile else "unknown"),
+        regions=access("region", _region), quintiles=access("quintile", _quintile),
         patients=len(rows), states=state,
     )
 
