@@ -272,7 +272,8 @@ def test_csv_is_the_pages_figures_suppressed_alike(client, login, people):
     response = client.get("/patients/outcomes/csv/")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     data = list(csv.reader(io.StringIO(response.content.decode())))
-    published = {(s, g, m): v for s, g, m, v, *_ in data[2:]}
+    assert data[0][:6] == ["period_start", "period_end", "section", "group", "measure", "value"]
+    published = {(s, g, m): v for _start, _end, s, g, m, v, *_ in data[1:]}
     assert published[("pathway", "LIS", "referred")] == "< 5"
     assert published[("pathway", "MAD", "referred")] == rows["MAD"].referred.text
     assert published[("pathway", "Network", "referred")] == "11"

@@ -23,7 +23,7 @@ from pocare.custody.models import Collection
 from pocare.network.models import Site
 from pocare.patients.models import AdverseEvent, AdverseEventKind, Referral, VisitStatus
 from pocare.patients.models import Visit as FollowUpVisit
-from pocare.patients.outcomes import Record
+from pocare.patients.outcomes import Outcomes, Record, outcomes
 
 #: The follow-up time point the response is read at (CIBMTR's day 100).
 RESPONSE_DAY = 100
@@ -40,10 +40,17 @@ def outcome_sites(user: Any) -> list[str] | None:
     return sorted(Site.objects.filter(pk__in=held).values_list("code", flat=True))
 
 
+def outcomes_visible(user: Any, *, start: dt.datetime, end: dt.datetime) -> Outcomes:
+    """The outcomes of the referrals made in ``[start, end)`` as ``user`` may see them: the network's
+    figures and the rows of the sites where they hold OUTCOMES_VIEW, suppressed (PAT-PRIVACY)."""
+    visible = outcome_sites(user)
+    return outcomes(outcome_records(start=start, end=end), visible=visible)
+
+
 def outcome_records(*, start: dt.datetime, end: dt.datetime) -> list[Record]:
     """One record per referral made in ``[start, end)`` at every site: the input of the outcomes,
-    which publish them only as suppressed aggregates (callers pass ``visible`` from
-    :func:`outcome_sites`). Four queries, whatever the number of referrals."""
+    never shown as such — only :func:`outcomes_visible`'s suppressed aggregates are. Four queries,
+    whatever the number of referrals."""
     referrals = Referral.objects.filter(referred_at__gte=start, referred_at__lt=end)
     rows = list(referrals.values_list(
         "pk", "patient_id", "patient__treating_site__code", "referred_at", "stage", "lost_reason", "infused_at",

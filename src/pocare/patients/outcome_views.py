@@ -21,7 +21,7 @@ from pocare.accounts.roles import Perm
 from pocare.core.fields import IsoDateField
 from pocare.patients import outcomes as figures
 from pocare.patients.models import LostReason
-from pocare.patients.outcome_selectors import outcome_records, outcome_sites
+from pocare.patients.outcome_selectors import outcomes_visible
 
 #: The default period: referrals of the last two years (day-100 response needs time to come in).
 DEFAULT_DAYS = 730
@@ -54,10 +54,9 @@ def _period(request: HttpRequest) -> tuple[PeriodForm, dt.date, dt.date] | tuple
 
 
 def _compute(request: HttpRequest, start: dt.date, end: dt.date) -> figures.Outcomes:
-    visible = outcome_sites(request.user)
     begin = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
     stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
-    return figures.outcomes(outcome_records(start=begin, end=stop), visible=visible)
+    return outcomes_visible(request.user, start=begin, end=stop)
 
 
 def _charts(result: figures.Outcomes) -> dict[str, str]:
@@ -118,7 +117,7 @@ def outcomes_csv(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="pocare-outcomes-{start}-{end}.csv"'
     writer = csv.writer(response)
-    writer.writerow(("period_start", "period_end", "", "", "", ""))
-    writer.writerow((start.isoformat(), end.isoformat(), "", "", "", ""))
-    writer.writerows(figures.csv_rows(result))
+    header, *rows = figures.csv_rows(result)
+    writer.writerow(("period_start", "period_end", *header))
+    writer.writerows((start.isoformat(), end.isoformat(), *row) for row in rows)
     return response
