@@ -250,6 +250,11 @@ def test_page_shows_the_network_and_own_site_only(client, login, people):
     assert rows["MAD"].treated.number == 6 and rows["Network"].referred.number == 13
     assert rows["Network"].crs3.number == 13 and rows["Network"].crs3_rate.share == pytest.approx(1.0)
     assert ">LIS<" not in page.content.decode()
+    data = list(csv.reader(io.StringIO(client.get("/patients/outcomes/csv/").content.decode())))
+    assert {row[3] for row in data[1:] if row[2] == "pathway"} == {"MAD", "Network"}
+    client.logout()
+    login("planner")
+    assert 'href="/patients/outcomes/"' in client.get("/").content.decode()  # in the navigation
     client.logout()
     login("qa")
     assert {label for label, _ in client.get("/patients/outcomes/").context["rows"]} == {"LIS", "MAD", "Network"}
