@@ -1,10 +1,13 @@
 from django.urls import path
 
-from pocare.patients import document_views, followup_views, identity_views
+from pocare.patients import document_views, followup_views, identity_views, outcome_views
 
 app_name = "patients"
 
 urlpatterns = [
+    # The network's outcomes (before the pseudonym routes: "outcomes" is not a pseudonym).
+    path("patients/outcomes/", outcome_views.outcomes, name="outcomes"),
+    path("patients/outcomes/csv/", outcome_views.outcomes_csv, name="outcomes-csv"),
     # Follow-up (PAT-LTFU, PAT-GRADE)
     path("patients/<str:pseudonym>/follow-up/", followup_views.followup_timeline, name="followup"),
     path("patients/<str:pseudonym>/follow-up/visits/<int:pk>/", followup_views.followup_visit,

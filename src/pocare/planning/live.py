@@ -3,8 +3,9 @@ network: sites and their qualified units (capacity), observed manufacture durati
 the last performed step), QC turnaround (last step to the last QC result read), abort rate (aborted
 batches, BatchStatus.ABORTED = manufacturing failure) and out-of-specification rate (batches with a
 non-conforming QC result). Where the records hold too few batches, the DOMAIN.md defaults stay.
-Demand is the therapy orders each site received over the last year (or since the first order),
-extrapolated to a year — or the referrals a year the planner gives; never a silent default."""
+Demand is the patients referred at each site over the last year (the patients app's referrals, with
+the therapy orders placed without one ÷ the eligible share), extrapolated to a year — or the referrals
+a year the planner gives; never a silent default."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from django.utils import timezone
 from pocare.custody.models import TherapyOrder
 from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution
 from pocare.network.models import ManufacturingUnit, Site, SiteKind, UnitStatus
+from pocare.patients.models import Referral
+from pocare.patients.outcome_selectors import referrals_per_site
 from pocare.planning import travel, twin
 
 MIN_BATCHES = 5  # fewer observed batches than this: keep the published defaults
@@ -65,39 +68,62 @@ REFERRAL_WINDOW_DAYS = 365
 MIN_HISTORY_DAYS = 28
 
 
+def _history_start(since: dt.datetime) -> dt.datetime | None:
+    """The later of ``since`` and the network's first order or referral (None: neither yet)."""
+    firsts = [TherapyOrder.objects.aggregate(first=Min("ordered_at"))["first"],
+              Referral.objects.aggregate(first=Min("referred_at"))["first"]]
+    known = [f for f in firsts if f is not None]
+    return max(since, min(known)) if known else None
+
+
 def observed_referrals(*, window_days: int = REFERRAL_WINDOW_DAYS, now: dt.datetime | None = None,
                        ) -> tuple[dict[str, int], float]:
-    """Therapy orders per manufacturing site over the last ``window_days`` (or since the network's
-    first order, when that is later), and the days they span. An order is placed for a patient found
-    eligible: the twin's referrals are these orders ÷ its eligible share."""
+    """Therapy orders placed without a patient referral per manufacturing site over the last
+    ``window_days`` (or since the network's first order or referral, when that is later), and the
+    days they span. An order is placed for a patient found eligible: the twin's referrals are these
+    orders ÷ its eligible share (the referred patients are counted by :func:`observed_patients`)."""
     now = now or timezone.now()
-    since = now - dt.timedelta(days=window_days)
-    first = TherapyOrder.objects.aggregate(first=Min("ordered_at"))["first"]
-    if first is None:
+    start = _history_start(now - dt.timedelta(days=window_days))
+    if start is None:
         return {}, 0.0
-    start = max(since, first)
-    counts = dict(TherapyOrder.objects.filter(ordered_at__gte=start, ordered_at__lte=now).values("site__code")
-                  .annotate(n=Count("pk")).values_list("site__code", "n"))
+    counts = dict(TherapyOrder.objects.filter(ordered_at__gte=start, ordered_at__lte=now, referral__isnull=True)
+                  .values("site__code").annotate(n=Count("pk")).values_list("site__code", "n"))
     return counts, (now - start).total_seconds() / 86400
+
+
+def observed_patients(*, window_days: int = REFERRAL_WINDOW_DAYS, now: dt.datetime | None = None,
+                      ) -> dict[str, int]:
+    """Patients referred per manufacturing site over the same window as :func:`observed_referrals`
+    (issue 15: the twin's demand from the network's observed referrals; issue 17 records them)."""
+    now = now or timezone.now()
+    start = _history_start(now - dt.timedelta(days=window_days))
+    return {} if start is None else referrals_per_site(start=start, end=now)
 
 
 def _referrals(sites: list[dict[str, Any]], referrals_per_year: float | None, window_days: int,
                eligible_share: float) -> tuple[dict[str, float], str]:
     """Referrals a year per site and the words that say where they come from: as asked (shared by
-    units), or the orders observed per site, extrapolated to a year and divided by the eligible share."""
+    units), or those observed per site, extrapolated to a year: the patients referred, and the
+    therapy orders placed without a referral divided by the eligible share."""
     units = sum(s["units"] for s in sites)
     if referrals_per_year is not None:
         return ({s["code"]: referrals_per_year * s["units"] / units for s in sites},
                 f"{referrals_per_year:,.0f} referrals a year as given, shared by the sites' units.")
-    counts, days = observed_referrals(window_days=window_days)
-    if days < MIN_HISTORY_DAYS or not sum(counts.get(s["code"], 0) for s in sites):
-        raise ValueError(f"referrals: the network has {days:.0f} days of therapy orders at its sites with units, "
-                         f"too few to extrapolate (at least {MIN_HISTORY_DAYS}); give the referrals a year.")
-    per_year = {s["code"]: counts.get(s["code"], 0) * 365.0 / days / eligible_share for s in sites}
+    now = timezone.now()
+    counts, days = observed_referrals(window_days=window_days, now=now)
+    patients = observed_patients(window_days=window_days, now=now)
     seen = sum(counts.get(s["code"], 0) for s in sites)
-    return per_year, (f"{sum(per_year.values()):,.0f} referrals a year from the network's therapy orders: {seen} "
-                      f"orders in the last {days:.0f} days at the sites with units, × 365/{days:.0f}, ÷ "
-                      f"{eligible_share:.2f} eligible (an order is placed for an eligible patient); per site "
+    referred = sum(patients.get(s["code"], 0) for s in sites)
+    if days < MIN_HISTORY_DAYS or not seen + referred:
+        raise ValueError(f"referrals: the network has {days:.0f} days of therapy orders and referrals at its sites "
+                         f"with units, too few to extrapolate (at least {MIN_HISTORY_DAYS}); give the referrals a "
+                         f"year.")
+    per_year = {s["code"]: (patients.get(s["code"], 0) + counts.get(s["code"], 0) / eligible_share) * 365.0 / days
+                for s in sites}
+    return per_year, (f"{sum(per_year.values()):,.0f} referrals a year from the network's referrals and therapy "
+                      f"orders in the last {days:.0f} days at the sites with units: {referred} patients referred, "
+                      f"and {seen} orders placed without a referral ÷ {eligible_share:.2f} eligible (an order is "
+                      f"placed for an eligible patient), × 365/{days:.0f}; per site "
                       + ", ".join(f"{code} {v:,.0f}" for code, v in per_year.items()) + ".")
 
 

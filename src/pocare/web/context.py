@@ -41,6 +41,9 @@ NAVIGATION: tuple[tuple[str, tuple[tuple[str, str, Perm], ...]], ...] = (
         ("Planning", "planning:runs", Perm.PLANNING_VIEW),
         ("Jobs", "jobs:jobs", Perm.JOBS_VIEW),  # everyone's jobs (QA); a person's own: linked from planning
     )),
+    ("Patients", (
+        ("Outcomes", "patients:outcomes", Perm.OUTCOMES_VIEW),
+    )),
 )
 
 
