@@ -142,8 +142,7 @@ def referrals_load(qs: QuerySet[Referral]) -> list[Referral]:
                 .prefetch_related(*_order_prefetches("order__"),
                                   Prefetch("consents", queryset=Consent.objects.select_related("document")),
                                   Prefetch("visits", queryset=Visit.objects.order_by("day")),
-                                  Prefetch("adverse_events", queryset=AdverseEvent.objects.order_by("onset_on", "pk")))
-                .order_by("pk"))
+                                  Prefetch("adverse_events", queryset=AdverseEvent.objects.order_by("onset_on", "pk"))))
 
 
 # --- building blocks ------------------------------------------------------------------------------
@@ -585,7 +584,7 @@ def everything(user: Any, patient: Patient, *, identify: bool = False) -> Found:
     sites = clinical_sites(user)
     clinical = sites is None or patient.treating_site_id in sites
     orders = set(orders_visible(user).filter(referral__patient=patient).values_list("pk", flat=True))
-    for referral in referrals_load(Referral.objects.filter(patient=patient)):
+    for referral in referrals_load(Referral.objects.filter(patient=patient).order_by("pk")):
         if clinical:
             found.resources += clinical_of(referral)
         if referral.order_id in orders and referral.order is not None:
