@@ -12,7 +12,7 @@ from pocare.patients.events import PatientEvent
 from pocare.patients.fhir import EXT_RELEASE_STATUS, FHIR_JSON, SID_DIN, SID_PSEUDONYM
 from pocare.patients.fhir.validation import resource_problems
 from pocare.patients.models import Patient, Referral, ReferralSource
-from tests.custody.helpers import certify, effective_at
+from tests.custody.helpers import accepted, certify, collect, completed_batch, effective_at
 from tests.patients.fhir_helpers import bearer, link_order, manufactured, service_request
 
 pytestmark = pytest.mark.django_db
@@ -328,9 +328,75 @@ def test_who_may_call(client, people):
     assert not Referral.objects.exists()
 
 
-def test_order_without_referral_is_exported_without_a_patient_reference(client, referral):
-    """ATMP-TRACE: products of orders that came without a referral still export (the recipient's
-    hospital id as identifier), valid."""
-    order, collection = link_order(referral)
+def test_order_without_referral_is_exported_without_a_patient_reference(client, people):
+    """ATMP-TRACE FHIR-DISP: products of an order made without a referral still export, valid: no Patient
+    reference, the dispense names the recipient by the hospital's identifier."""
+    order = accepted("MAD", recipient="HOSP-77")
+    collection = collect(order)
+    certify(completed_batch(order, collection))
     body = _valid(_get(client, f"/fhir/BiologicallyDerivedProduct/apheresis-{collection.pk}", who="qa").json())
-    assert body["collection"]["source"]["reference"].startswith("Patient/PX-")
+    assert "source" not in body["collection"] and "request" not in body
+    given = _valid(_get(client, f"/fhir/BiologicallyDerivedProductDispense/dispense-{order.batch.pk}",
+                        who="qa").json())
+    assert given["patient"]["identifier"]["value"] == "HOSP-77"
+
+
+def _clinical_record(referral, people):  # type: ignore[no-untyped-def]
+    """Consent, infusion, visits and a graded CRS, as rows: the services that make them belong to the
+    pathway's and follow-up's parts of the app (other modules); this test needs only what they store."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pocare.custody.models import Handoff, HandoffKind, HandoffOutcome
+    from pocare.patients.models import AdverseEvent, Consent, ConsentDocument, Visit, VisitStatus
+
+    order, collection = link_order(referral)
+    physician = people["physician.mad"]
+    now = timezone.now()
+    document = ConsentDocument.objects.create(code="ICF-CART", product=referral.product, version=2, language="es",
+                                              title="Consentimiento informado", body="…", content_hash="0" * 64,
+                                              effective_from=now - dt.timedelta(days=30), issued_by=physician)
+    Consent.objects.create(referral=referral, document=document, signed_at=now - dt.timedelta(days=20),
+                           recorded_by=physician)
+    infusion = Handoff.objects.create(
+        order=order, collection=collection, kind=HandoffKind.INFUSION, outcome=HandoffOutcome.COMPLETED,
+        site=order.treating_site, time_zone="Europe/Madrid", occurred_at=now - dt.timedelta(days=8),
+        performed_by=physician, performed_by_name=physician.printed_name, expected_identifier="x",
+        presented_identifier="x")
+    day0 = (now - dt.timedelta(days=8)).date()
+    done = Visit.objects.create(referral=referral, label="Day 7", day=7, due_on=day0 + dt.timedelta(days=7),
+                                window_days=1, status=VisitStatus.DONE, done_at=now - dt.timedelta(days=1),
+                                recorded_by=physician, alive=True)
+    Visit.objects.create(referral=referral, label="Day 14", day=14, due_on=day0 + dt.timedelta(days=14),
+                         window_days=2)
+    event = AdverseEvent.objects.create(referral=referral, visit=done, kind="crs", onset_on=day0 + dt.timedelta(days=7),
+                                        inputs={"temperature_c": 39.2, "vasopressors": 1}, grade=3,
+                                        reasons=["Fever ≥ 38 °C", "Hypotension needing one vasopressor"],
+                                        serious=True, recorded_by=physician, recorded_at=now)
+    return infusion, event
+
+
+def test_clinical_record_resources(client, referral, people):
+    """PAT-CONSENT PAT-GRADE PAT-LTFU: consent in the version and language signed, the infusion as a
+    Procedure, the CRS with its computed grade as an Observation, the follow-up schedule as a CarePlan
+    of Appointments, all valid R5."""
+    infusion, event = _clinical_record(referral, people)
+    bundle = _valid(_get(client, f"/fhir/Patient/{referral.patient.pseudonym}/$everything").json())
+    consent = _entries(bundle, "Consent")[0]
+    assert consent["status"] == "active" and consent["sourceAttachment"][0]["language"] == "es"
+    assert "v2" in consent["sourceAttachment"][0]["title"]
+    codes = {r["code"]["coding"][0]["code"]: r for r in _entries(bundle, "Procedure")}
+    assert set(codes) == {"apheresis", "infusion"} and codes["infusion"]["id"] == f"infusion-{infusion.pk}"
+    adverse = _entries(bundle, "AdverseEvent")[0]
+    assert adverse["seriousness"]["coding"][0]["code"] == "serious"
+    grade = _entries(bundle, "Observation")[0]
+    assert grade["valueInteger"] == 3 and "vasopressor" in grade["note"][0]["text"]
+    assert adverse["supportingInfo"][0]["itemReference"]["reference"] == f"Observation/{grade['id']}"
+    plan = _entries(bundle, "CarePlan")[0]
+    assert [(a["description"], a["status"]) for a in plan["contained"]] == [("Day 7", "fulfilled"),
+                                                                              ("Day 14", "proposed")]
+    found = _valid(_get(client, f"/fhir/AdverseEvent?identifier={event.pk}").json())
+    assert [r["id"] for r in _entries(found)] == [f"ae-{event.pk}"]
+    assert _get(client, f"/fhir/Observation/ae-{event.pk}-grade").status_code == 200
+    assert _get(client, f"/fhir/CarePlan/followup-{referral.pk}", who="operator.mad").status_code == 404

@@ -172,7 +172,8 @@ def _known_patient(actor: User, patient: dict[str, Any], where: str) -> Patient 
             pseudonym = str(ident.get("value"))[:20]
             found = Patient.objects.select_related("treating_site").filter(pseudonym=pseudonym).first()
             if found is None or not access.has_perm(actor, Perm.PATIENTS_REFER, site_id=found.treating_site_id):
-                raise _refuse(where if where.endswith(".subject") else f"{where}.identifier[{i}].value", "No patient of your hospital has this pseudonym.",
+                expression = where if where.endswith(".subject") else f"{where}.identifier[{i}].value"
+                raise _refuse(expression, "No patient of your hospital has this pseudonym.",
                               "not-found")
             return found
     return None
