@@ -338,7 +338,7 @@ def products_of(order: TherapyOrder) -> list[Resource]:
 
 # --- the clinical record ---------------------------------------------------------------------------
 
-_SR_STATUS = {Stage.COMPLETED: "completed", Stage.INELIGIBLE: "revoked", Stage.WITHDRAWN: "revoked",
+_SR_STATUS: dict[str, str] = {Stage.COMPLETED: "completed", Stage.INELIGIBLE: "revoked", Stage.WITHDRAWN: "revoked",
               Stage.LOST: "revoked"}
 
 
@@ -472,7 +472,8 @@ def adverse_event(referral: Referral, event: AdverseEvent) -> list[Resource]:
     return [ae, grade]
 
 
-_APPOINTMENT = {VisitStatus.PLANNED: "proposed", VisitStatus.DONE: "fulfilled", VisitStatus.MISSED: "noshow"}
+_APPOINTMENT: dict[str, str] = {VisitStatus.PLANNED: "proposed", VisitStatus.DONE: "fulfilled",
+                                VisitStatus.MISSED: "noshow"}
 
 
 def care_plan(referral: Referral) -> Resource | None:
@@ -634,8 +635,8 @@ def _build(user: Any, resource_type: str, *, orders: Q | None = None, referrals:
         for order in orders_load(qs[:limit]):
             found.resources += _of_type(resource_type, products_of(order))
     else:
-        qs = referrals_visible(user).filter(referrals or Q()).distinct().order_by("-pk")
-        for referral in referrals_load(qs[:limit]):
+        visible = referrals_visible(user).filter(referrals or Q()).distinct().order_by("-pk")
+        for referral in referrals_load(visible[:limit]):
             found.resources += _of_type(resource_type, clinical_of(referral))
     return found
 
@@ -650,8 +651,10 @@ def read(user: Any, resource_type: str, rid: str, *, identify: bool = False) -> 
         query = _id_query(resource_type, rid)
         if query is None:
             return Found()
-        key = "orders" if resource_type in PRODUCT_TYPES else "referrals"
-        found = _build(user, resource_type, **{key: query})
+        if resource_type in PRODUCT_TYPES:
+            found = _build(user, resource_type, orders=query)
+        else:
+            found = _build(user, resource_type, referrals=query)
     found.resources = [r for r in found.resources if r["id"] == rid]
     return found
 

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pocare.accounts.models import ApiToken
+from pocare.accounts.models import ApiToken, User
 from pocare.accounts.roles import Perm
 from pocare.core import bounds
 from pocare.core.parsers import BoundedJSONParser
@@ -64,8 +64,8 @@ class FhirView(APIView):
     permission of products and pseudonyms (CUSTODY_VIEW) at the door; each resource is scoped by
     :mod:`pocare.patients.fhir.export`."""
 
-    renderer_classes: ClassVar[list[Any]] = [FhirRenderer, JSONRenderer]
-    parser_classes: ClassVar[list[Any]] = [FhirParser, BoundedJSONParser, FormParser]
+    renderer_classes = [FhirRenderer, JSONRenderer]
+    parser_classes = [FhirParser, BoundedJSONParser, FormParser]
     required_perm: ClassVar[Any] = Perm.CUSTODY_VIEW
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -95,8 +95,6 @@ class FhirView(APIView):
             if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
                 response.status_code = status.HTTP_401_UNAUTHORIZED
                 response["WWW-Authenticate"] = 'Bearer realm="fhir"'
-            if isinstance(exc, exceptions.Throttled) and exc.wait:
-                response["Retry-After"] = str(int(exc.wait))
             return response
         return super().handle_exception(exc)
 
@@ -157,7 +155,13 @@ def _disclose(request: Request, found: fhir.Found, what: str) -> None:
     if found.disclosed:
         token = request.auth
         by = f" by token {token.prefix}… ({token.name})" if isinstance(token, ApiToken) else " in a browser session"
-        identity_disclose(actor=request.user, patients=found.disclosed, channel="fhir", reason=f"{what}{by}")
+        identity_disclose(actor=_user(request), patients=found.disclosed, channel="fhir", reason=f"{what}{by}")
+
+
+def _user(request: Request) -> User:
+    """The caller, signed in (the permission class has let no one else through)."""
+    assert isinstance(request.user, User)
+    return request.user
 
 
 def _full_url(request: Request, resource: dict[str, Any]) -> str:
@@ -175,9 +179,9 @@ class Metadata(FhirView):
     """``GET /fhir/metadata``: the CapabilityStatement, open to anyone (as FHIR servers publish it)."""
 
     required_perm = "public"
-    permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
-    authentication_classes: ClassVar[list[Any]] = []
-    http_method_names: ClassVar[list[str]] = ["get"]
+    permission_classes = [permissions.AllowAny]
+    authentication_classes = []
+    http_method_names = ["get"]
 
     def get(self, request: Request) -> Response:
         return Response(capability_statement())
@@ -187,7 +191,7 @@ class TypeEndpoint(FhirView):
     """``GET /fhir/<type>?identifier=&patient=``: search; ``POST /fhir/ServiceRequest``: import a referral."""
 
     write_perm = Perm.PATIENTS_REFER
-    http_method_names: ClassVar[list[str]] = ["get", "post"]
+    http_method_names = ["get", "post"]
 
     def get(self, request: Request, resource_type: str) -> Response:
         return _search(request, _type(resource_type), _params(request.query_params), identify=False)
@@ -203,7 +207,7 @@ class SearchByPost(FhirView):
     by POST) discloses a Patient's identifying data, to PATIENTS_IDENTIFY at the treating hospital."""
 
     recorded_read = True
-    http_method_names: ClassVar[list[str]] = ["post"]
+    http_method_names = ["post"]
 
     def post(self, request: Request, resource_type: str) -> Response:
         data = request.data if isinstance(request.data, QueryDict) else QueryDict()
@@ -216,7 +220,7 @@ class SearchByPost(FhirView):
 class Read(FhirView):
     """``GET /fhir/<type>/<id>``: one resource, or 404 when it does not exist for the client."""
 
-    http_method_names: ClassVar[list[str]] = ["get"]
+    http_method_names = ["get"]
 
     def get(self, request: Request, resource_type: str, resource_id: str) -> Response:
         found = fhir.read(request.user, _type(resource_type), resource_id)
@@ -230,7 +234,7 @@ class Everything(FhirView):
     identifying data when the client may see them (the disclosure recorded)."""
 
     recorded_read = True
-    http_method_names: ClassVar[list[str]] = ["get", "post"]
+    http_method_names = ["get", "post"]
 
     def _answer(self, request: Request, resource_id: str, *, identify: bool) -> Response:
         patient = fhir.patients_visible(request.user).filter(pseudonym=resource_id).first()
@@ -252,7 +256,7 @@ class Transaction(FhirView):
 
     write_perm = Perm.PATIENTS_REFER
     required_perm = Perm.PATIENTS_REFER
-    http_method_names: ClassVar[list[str]] = ["post"]
+    http_method_names = ["post"]
 
     def post(self, request: Request) -> Response:
         return _import(request, request.data, bundle=True)
@@ -264,7 +268,7 @@ def _import(request: Request, payload: Any, *, bundle: bool) -> Response:
     if bundle and not (isinstance(payload, dict) and payload.get("resourceType") == "Bundle"):
         raise _Refusal(400, [Issue("resourceType", "Send a transaction Bundle here, or POST the ServiceRequest "
                                                    "to /fhir/ServiceRequest.", "not-supported")])
-    referral, created = service_request_import(actor=request.user, payload=payload)
+    referral, created = service_request_import(actor=_user(request), payload=payload)
     resource = fhir.service_request(fhir.referrals_load(type(referral).objects.filter(pk=referral.pk))[0])
     location = f"ServiceRequest/{resource['id']}"
     http_status = status.HTTP_201_CREATED if created else status.HTTP_200_OK
