@@ -3,6 +3,7 @@ patients, import of ServiceRequests, OperationOutcomes for hostile and invalid i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -68,9 +69,25 @@ def test_product_content(client, referral):
     assert parent["collection"]["collectedPeriod"]["end"].startswith(str(collection.collection_ended_at.date()))
 
     certify(batch)
+    _cryopreserved(batch)
     body = _valid(_get(client, f"/fhir/BiologicallyDerivedProduct/batch-{batch.pk}").json())
     assert body["extension"][0]["valueCoding"]["code"] == "certified"
     assert body["productStatus"]["code"] == "available"
+    assert body["storageTempRequirements"]["high"]["value"] == -150
+    assert body["property"][0]["type"]["coding"][0]["code"] == "storage-temperature"
+    shelf_days = batch.masterfile_version.content["shelf_life"]["cryopreserved_product_days"]
+    assert body["expirationDate"].startswith(str((batch.ended_at + dt.timedelta(days=shelf_days)).date()))
+
+
+def _cryopreserved(batch):  # type: ignore[no-untyped-def]
+    """The cryopreservation hand-off as the row custody's scan stores (the scan's chain is custody's test)."""
+    from pocare.custody.models import Handoff, HandoffKind, HandoffOutcome
+
+    operator = batch.started_by
+    Handoff.objects.create(order=batch.order, batch=batch, kind=HandoffKind.CRYOPRESERVATION,
+                           outcome=HandoffOutcome.COMPLETED, site=batch.site, time_zone="Europe/Madrid",
+                           occurred_at=batch.ended_at, performed_by=operator, performed_by_name=operator.printed_name,
+                           expected_identifier="x", presented_identifier="x")
 
 
 def test_dispense_only_after_qp_certification(client, referral):

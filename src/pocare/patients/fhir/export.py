@@ -24,9 +24,10 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
-from pocare.custody.labels import product_shelf_life
+from pocare.custody.labels import SHELF_LIFE_FIELDS
 from pocare.custody.models import Collection, Handoff, HandoffKind, HandoffOutcome, TherapyOrder
 from pocare.custody.selectors import orders_visible
+from pocare.masterfile.models import MasterFileVersion
 from pocare.patients import identity as sealed
 from pocare.patients.fhir import (
     CS_AE_KIND,
@@ -129,20 +130,43 @@ _ORDER_RELATED = ("site", "treating_site", "product", "batch", "batch__site", "b
                   "batch__certification")
 
 
+#: Large JSON the export does not read (the master file's whole content, the checklist as certified):
+#: decoding them per row cost more than the rest of a Bundle (benchmarks/patients_fhir.py).
+_DEFERRED = ("batch__masterfile_version__content", "batch__certification__checklist")
+
+
+def _shelf_lives(orders: Iterable[TherapyOrder]) -> None:
+    """Give each batch ``_shelf_life``, the ``shelf_life`` section of its master-file version, read in one
+    query of that section alone."""
+    batches = [b for b in (_batch(o) for o in orders) if b is not None]
+    if not batches:
+        return
+    sections = dict(MasterFileVersion.objects.filter(pk__in={b.masterfile_version_id for b in batches})
+                    .values_list("pk", "content__shelf_life"))
+    for batch in batches:
+        batch._shelf_life = sections.get(batch.masterfile_version_id) or {}  # type: ignore[attr-defined]
+
+
 def orders_load(qs: QuerySet[TherapyOrder]) -> list[TherapyOrder]:
     """Orders with what their products' resources read, in a fixed number of queries."""
-    return list(qs.select_related(*_ORDER_RELATED, "referral", "referral__patient")
-                .prefetch_related(*_order_prefetches()))
+    orders = list(qs.select_related(*_ORDER_RELATED, "referral", "referral__patient").defer(*_DEFERRED)
+                  .prefetch_related(*_order_prefetches()))
+    _shelf_lives(orders)
+    return orders
 
 
 def referrals_load(qs: QuerySet[Referral]) -> list[Referral]:
     """Referrals with their order's products and their clinical record, in a fixed number of queries."""
-    return list(qs.select_related("patient", "patient__treating_site", "product",
-                                  *(f"order__{name}" for name in _ORDER_RELATED))
+    referrals = list(qs.select_related("patient", "patient__treating_site", "product",
+                                       *(f"order__{name}" for name in _ORDER_RELATED))
+                     .defer(*(f"order__{name}" for name in _DEFERRED))
                 .prefetch_related(*_order_prefetches("order__"),
-                                  Prefetch("consents", queryset=Consent.objects.select_related("document")),
+                                  Prefetch("consents", queryset=Consent.objects.select_related("document")
+                                           .defer("document__body")),
                                   Prefetch("visits", queryset=Visit.objects.order_by("day")),
                                   Prefetch("adverse_events", queryset=AdverseEvent.objects.order_by("onset_on", "pk"))))
+    _shelf_lives(r.order for r in referrals if r.order is not None)
+    return referrals
 
 
 # --- building blocks ------------------------------------------------------------------------------
@@ -291,7 +315,9 @@ def final_product(order: TherapyOrder, batch: Batch) -> Resource:
         resource["property"] = [{"type": {"coding": [{"system": CS_BDP_PROPERTY, "code": "storage-temperature",
                                                       "display": f"Storage temperature ({how})"}]},
                                  "valueRange": temperature}]
-        shelf_life = product_shelf_life(batch, how) if batch.ended_at else None
+        name, unit = SHELF_LIFE_FIELDS[how]
+        amount = getattr(batch, "_shelf_life", {}).get(name)
+        shelf_life = dt.timedelta(**{unit: amount}) if isinstance(amount, int | float) and amount > 0 else None
         if shelf_life is not None and batch.ended_at is not None:
             resource["expirationDate"] = instant(batch.ended_at + shelf_life)
     return resource
