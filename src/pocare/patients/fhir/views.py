@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, permissions, status
 from rest_framework.parsers import FormParser
 from rest_framework.renderers import JSONRenderer
@@ -47,6 +49,17 @@ class FhirRenderer(JSONRenderer):
 
 class FhirParser(BoundedJSONParser):
     media_type = FHIR_JSON
+
+
+#: The OpenAPI description (drf-spectacular; tools/api_fuzz.py fuzzes /fhir/ from it). FHIR's own
+#: description of the endpoint is the CapabilityStatement.
+_SEARCH_DOC = [OpenApiParameter(name, str, required=False) for name in SEARCH_PARAMS]
+_FHIR = {200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT}
+
+
+def _doc(operation_id: str, *, search: bool = False, body: bool = False) -> Any:
+    return extend_schema(operation_id=operation_id, tags=["fhir"], parameters=_SEARCH_DOC if search else None,
+                         request=OpenApiTypes.OBJECT if body else None, responses=_FHIR)
 
 
 class _Refusal(Exception):
@@ -183,6 +196,7 @@ class Metadata(FhirView):
     authentication_classes = []
     http_method_names = ["get"]
 
+    @_doc("fhir_metadata")
     def get(self, request: Request) -> Response:
         return Response(capability_statement())
 
@@ -193,9 +207,11 @@ class TypeEndpoint(FhirView):
     write_perm = Perm.PATIENTS_REFER
     http_method_names = ["get", "post"]
 
+    @_doc("fhir_search", search=True)
     def get(self, request: Request, resource_type: str) -> Response:
         return _search(request, _type(resource_type), _params(request.query_params), identify=False)
 
+    @_doc("fhir_create", body=True)
     def post(self, request: Request, resource_type: str) -> Response:
         if _type(resource_type) != "ServiceRequest":
             raise _Refusal(405, [Issue(resource_type, "Only ServiceRequest may be created here.", "not-supported")])
@@ -209,6 +225,7 @@ class SearchByPost(FhirView):
     recorded_read = True
     http_method_names = ["post"]
 
+    @_doc("fhir_search_by_post", search=True)
     def post(self, request: Request, resource_type: str) -> Response:
         data = request.data if isinstance(request.data, QueryDict) else QueryDict()
         merged = request.query_params.copy()
@@ -222,6 +239,7 @@ class Read(FhirView):
 
     http_method_names = ["get"]
 
+    @_doc("fhir_read")
     def get(self, request: Request, resource_type: str, resource_id: str) -> Response:
         found = fhir.read(request.user, _type(resource_type), resource_id)
         if not found.resources:
@@ -244,9 +262,11 @@ class Everything(FhirView):
         _disclose(request, found, "FHIR Patient/$everything")
         return Response(_bundle(request, found.resources))
 
+    @_doc("fhir_everything")
     def get(self, request: Request, resource_id: str) -> Response:
         return self._answer(request, resource_id, identify=False)
 
+    @_doc("fhir_everything_by_post")
     def post(self, request: Request, resource_id: str) -> Response:
         return self._answer(request, resource_id, identify=True)
 
@@ -258,6 +278,7 @@ class Transaction(FhirView):
     required_perm = Perm.PATIENTS_REFER
     http_method_names = ["post"]
 
+    @_doc("fhir_transaction", body=True)
     def post(self, request: Request) -> Response:
         return _import(request, request.data, bundle=True)
 
