@@ -17,7 +17,9 @@ Usage::
 Environment: ``BENCH_PG_URL`` (default ``postgres://postgres@127.0.0.1:5432``); the script (re)creates
 and drops ``pocare_bench_fhir`` there and ``var/bench/fhir.sqlite3``. Nothing asserts on timing; the
 target (a Bundle under 100 ms with a number of queries that does not grow with the record) is
-reported as met or missed.
+reported as met or missed, for the wall-clock time and for the CPU time of the request in this process
+(``time.process_time``: Django, the export and, on SQLite, the database; on PostgreSQL the server's
+share is not in it). On a loaded machine the CPU time is the fairer measure of the code's own cost.
 """
 
 from __future__ import annotations
@@ -146,22 +148,25 @@ def run_backend(backend: str, url: str, runs: int, sizes: tuple[int, int], impor
             response = client.get(path)
         res["queries"][n] = len(ctx.captured_queries)
         res["entries"][n] = len(response.json()["entry"])
-        times = []
+        times, cpu = [], []
         for _ in range(runs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             response = client.get(path)
+            cpu.append(1000 * (time.process_time() - c))
             times.append(1000 * (time.perf_counter() - t))
             assert response.status_code == 200
         res["ms"][n] = (pct(times, 50), pct(times, 95), max(times))
+        res.setdefault("cpu_ms", {})[n] = pct(cpu, 50)
     times = []
-    t_all = time.perf_counter()
+    t_all, c_all = time.perf_counter(), time.process_time()
     for i in range(imports):
         body = service_request(code, i)
         t = time.perf_counter()
         response = client.post("/fhir/ServiceRequest", data=body, content_type="application/fhir+json")
         times.append(1000 * (time.perf_counter() - t))
         assert response.status_code == 201, response.content[:300]
-    res["imports"] = {"n": imports, "total_s": time.perf_counter() - t_all, "p50_ms": pct(times, 50),
+    res["imports"] = {"n": imports, "total_s": time.perf_counter() - t_all, "cpu_s": time.process_time() - c_all,
+                      "p50_ms": pct(times, 50),
                       "p95_ms": pct(times, 95), "max_ms": max(times)}
     res.update({"runs": runs, "load": os.getloadavg()[0]})
     small, large = sizes
@@ -180,20 +185,23 @@ def report(machine: dict[str, str], results: list[dict[str, Any]], sizes: tuple[
               f"after 2 warm-up reads; a record of {small} referral(s) = {r0['entries'][small]} entries, of {large} "
               f"= {r0['entries'][large]} entries:", "",
               f"| backend | p50 ms ({small}) | p95 ms ({small}) | p50 ms ({large}) | p95 ms ({large}) "
-              f"| max ms ({large}) | queries ({small}) | queries ({large}) | target < 100 ms | load average (1 min) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+              f"| max ms ({large}) | CPU ms p50 ({small}) | CPU ms p50 ({large}) | queries ({small}) "
+              f"| queries ({large}) | target < 100 ms | load average (1 min) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in results:
         s, big = r["ms"][small], r["ms"][large]
-        verdict = f"p95 {'met' if big[1] < TARGET_MS else 'MISSED'}"
+        verdict = (f"p50 {'met' if big[0] < TARGET_MS else 'MISSED'}, p95 {'met' if big[1] < TARGET_MS else 'MISSED'}"
+                   f", CPU {'met' if r['cpu_ms'][large] < TARGET_MS else 'MISSED'}")
         lines.append(f"| {r['backend']} | {s[0]:.1f} | {s[1]:.1f} | {big[0]:.1f} | {big[1]:.1f} | {big[2]:.1f} | "
-                     f"{r['queries'][small]} | {r['queries'][large]} | {verdict} | {r['load']:.2f} |")
+                     f"{r['cpu_ms'][small]:.1f} | {r['cpu_ms'][large]:.1f} | {r['queries'][small]} | "
+                     f"{r['queries'][large]} | {verdict} | {r['load']:.2f} |")
     lines += ["", "ServiceRequest imports (`POST /fhir/ServiceRequest`, each a new patient and referral):", "",
-              "| backend | imports | total s | per second | p50 ms | p95 ms | max ms |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "| backend | imports | total s | CPU s | per second | p50 ms | p95 ms | max ms |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         i = r["imports"]
-        lines.append(f"| {r['backend']} | {i['n']} | {i['total_s']:.1f} | {i['n'] / i['total_s']:.0f} | "
-                     f"{i['p50_ms']:.1f} | {i['p95_ms']:.1f} | {i['max_ms']:.1f} |")
+        lines.append(f"| {r['backend']} | {i['n']} | {i['total_s']:.1f} | {i['cpu_s']:.1f} | "
+                     f"{i['n'] / i['total_s']:.0f} | {i['p50_ms']:.1f} | {i['p95_ms']:.1f} | {i['max_ms']:.1f} |")
     lines.append("")
     for r in results:
         q = r["queries"]
