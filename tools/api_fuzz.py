@@ -62,7 +62,8 @@ def main() -> int:
                  "--checks", "not_a_server_error", "--header", f"Authorization: Bearer {token}",
                  "--max-examples", os.environ.get("POCARE_FUZZ_EXAMPLES", "40"),
                  "--seed", "20261123", "--no-color",
-                 "--request-timeout", "60", "--exclude-path-regex", "/revoke/$|/bundle/$",
+                 "--request-timeout", "60", "--wait-for-schema", "120",  # a loaded machine starts slowly
+                 "--exclude-path-regex", "/revoke/$|/bundle/$",
                  # POCARE_FUZZ_PATHS=^/fhir/ fuzzes one part of the API (a regular expression of paths).
                  *(["--include-path-regex", os.environ["POCARE_FUZZ_PATHS"]] if os.environ.get("POCARE_FUZZ_PATHS")
                    else [])],
