@@ -10,7 +10,8 @@ the disclosure is recorded before the answer leaves.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError
@@ -57,9 +58,14 @@ _SEARCH_DOC = [OpenApiParameter(name, str, required=False) for name in SEARCH_PA
 _FHIR = {200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT}
 
 
-def _doc(operation_id: str, *, search: bool = False, body: bool = False) -> Any:
-    return extend_schema(operation_id=operation_id, tags=["fhir"], parameters=_SEARCH_DOC if search else None,
-                         request=OpenApiTypes.OBJECT if body else None, responses=_FHIR)
+_Handler = TypeVar("_Handler", bound=Callable[..., Response])
+
+
+def _doc(operation_id: str, *, search: bool = False, body: bool = False) -> Callable[[_Handler], _Handler]:
+    decorator: Callable[[_Handler], _Handler] = extend_schema(
+        operation_id=operation_id, tags=["fhir"], parameters=_SEARCH_DOC if search else None,
+        request=OpenApiTypes.OBJECT if body else None, responses=_FHIR)
+    return decorator
 
 
 class _Refusal(Exception):
