@@ -11,6 +11,9 @@ later request into a 401); the unit tests in tests/api/ cover it. So is the insp
 takes no input but the batch reference, costs about 3 s of CPU each, and forty of them queued
 behind one another outlast any request timeout on two cores (tests/release/test_bundle.py covers
 it; building it as a background job is issue 16's).
+
+The FHIR endpoint (/fhir/, docs/fhir.md) is in the schema and fuzzed with the rest;
+``POCARE_FUZZ_PATHS='^/fhir/'`` fuzzes only the paths that match.
 """
 
 from __future__ import annotations
@@ -59,7 +62,11 @@ def main() -> int:
                  "--checks", "not_a_server_error", "--header", f"Authorization: Bearer {token}",
                  "--max-examples", os.environ.get("POCARE_FUZZ_EXAMPLES", "40"),
                  "--seed", "20261123", "--no-color",
-                 "--request-timeout", "60", "--exclude-path-regex", "/revoke/$|/bundle/$"],
+                 "--request-timeout", "60", "--wait-for-schema", "120",  # a loaded machine starts slowly
+                 "--exclude-path-regex", "/revoke/$|/bundle/$",
+                 # POCARE_FUZZ_PATHS=^/fhir/ fuzzes one part of the API (a regular expression of paths).
+                 *(["--include-path-regex", os.environ["POCARE_FUZZ_PATHS"]] if os.environ.get("POCARE_FUZZ_PATHS")
+                   else [])],
                 env={**env, "SCHEMATHESIS_HOOKS": "api_fuzz_hooks",
                      "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent),
                                                                  env.get("PYTHONPATH", "")]))},

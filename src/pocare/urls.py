@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("pocare.api_urls")),
+    path("fhir/", include("pocare.patients.fhir.urls")),  # FHIR R5 (docs/fhir.md)
     path("", include("pocare.ops.urls")),  # /health/ and /metrics (docs/operations.md)
     path("", include("pocare.web.urls")),
     path("", include("pocare.accounts.urls")),

@@ -1,7 +1,8 @@
 """How the generated permission test (tests/test_permission_matrix.py) names patients' objects at a
 site: a patient of the site's hospital (by pseudonym), referred and infused a week ago with the
 follow-up schedule planned (PAT-LTFU), one with a signed consent and a booked chain so that every
-patient document exists (tests/patients/privacy_helpers.py), and the hospital's slot calendar (by site code)."""
+patient document exists (tests/patients/privacy_helpers.py), the hospital's slot calendar (by site code), and for FHIR (docs/fhir.md) the apheresis material of
+custody's matrix order at the site and a patient whose referral is linked to that order."""
 
 from __future__ import annotations
 
@@ -60,7 +61,38 @@ def _documented(site: str) -> dict[str, Any]:
     return {"pseudonym": patient.pseudonym}
 
 
+def _collection(site: str) -> Any:
+    from tests.custody.matrix import _order
+
+    return _order(site).collections.first()
+
+
+def _fhir_product(site: str) -> dict[str, Any]:
+    return {"resource_type": "BiologicallyDerivedProduct", "resource_id": f"apheresis-{_collection(site).pk}"}
+
+
+def _fhir_patient(site: str) -> dict[str, Any]:
+    from pocare.network.models import Site
+    from pocare.patients.identity import Identity
+    from pocare.patients.models import Referral
+    from pocare.patients.services import patient_register, referral_create
+    from tests.custody.helpers import user
+
+    order = _collection(site).order
+    referral = Referral.objects.filter(order=order).first()
+    if referral is None:
+        physician = user(f"physician.{site.lower()}")
+        patient = patient_register(actor=physician, treating_site=Site.objects.get(code=site),
+                                   identity=Identity(name="Matrix Patient"))
+        referral = referral_create(actor=physician, patient=patient, product=order.product, indication="matrix",
+                                   weight_kg="70")
+        Referral.objects.filter(pk=referral.pk).update(order=order)
+    return {"resource_id": referral.patient.pseudonym}
+
+
 OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "api-fhir-read": _fhir_product,
+    "api-fhir-everything": _fhir_patient,
     "patients:identity": _documented,
     "patients:identity_erase": _documented,
     "patients:consent_document": _documented,
@@ -73,4 +105,8 @@ OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "patients:adverse_event_new": _adverse_event,
     "patients_booking:booking": _patient,
     "patients_booking:slots": lambda site: {"code": site},
+}
+FIXED_KWARGS: dict[str, dict[str, Any]] = {
+    "api-fhir-type": {"resource_type": "ServiceRequest"},
+    "api-fhir-search": {"resource_type": "Patient"},
 }

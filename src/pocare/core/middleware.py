@@ -33,7 +33,13 @@ def _first_problem(data: QueryDict, max_chars: int | None = None) -> tuple[str, 
 
 def refusal(request: HttpRequest, field: str, message: str, status: int = 400) -> HttpResponse:
     """The 4xx answer: JSON under /api/ (``{field: [message]}`` as DRF writes field errors, ``{"detail":
-    message}`` for the request as a whole), a page naming the field otherwise."""
+    message}`` for the request as a whole), an OperationOutcome under /fhir/ (docs/fhir.md), a page naming
+    the field otherwise."""
+    if request.path.startswith("/fhir/"):
+        issue = {"severity": "error", "code": "too-long" if status == 413 else "invalid", "diagnostics": message,
+                 "expression": [field]}
+        return JsonResponse({"resourceType": "OperationOutcome", "issue": [issue]}, status=status,
+                            content_type="application/fhir+json")
     if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
         return JsonResponse({field: message if field == "detail" else [message]}, status=status)
     html = render_to_string("core/refused.html", {"field": field, "message": message, "status": status})
