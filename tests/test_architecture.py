@@ -15,10 +15,13 @@ ANSWERERS = {
     "network.product_changes": ["pocare.masterfile.selectors.product_changes"],
     "masterfile.training_gaps": ["pocare.training.selectors.versions_training_gaps"],
     "quality.deviation_source": ["pocare.manufacturing.selectors.deviation_qc_source"],
-    "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold"],
-    # Asked today, answered by the coming apps: supply (a recalled lot), patients (a withdrawn consent).
+    "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold",
+                               "pocare.patients.answers.consent_dispatch_hold"],
+    # Asked today, answered by the coming app supply (a recalled lot).
     "manufacturing.lot_holds": [],
-    "release.certification_holds": [],
+    # A withdrawn consent holds certification and manufacture (PAT-CONSENT); supply will add a recall.
+    "release.certification_holds": ["pocare.patients.answers.consent_certification_holds"],
+    "manufacturing.order_holds": ["pocare.patients.answers.consent_order_hold"],
     # The health of the installation (/health/, /metrics): ops answers for its own parts, the job
     # queue for itself.
     "core.health_checks": ["pocare.ops.health.database_check", "pocare.ops.health.migrations_check",

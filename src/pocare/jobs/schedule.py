@@ -59,6 +59,9 @@ SCHEDULE: tuple[Every, ...] = (
     Every("daily-checks", "pocare.analytics.tasks.daily_checks", "daily", hour=5, minute=30,
           what="Overdue deviations and CAPA; training, qualifications, material lots and unit calibration "
                "expiring or expired."),
+    Every("pathway-stages", "pocare.patients.tasks.stage_sync", "hourly", minute=20,
+          what="Each booked patient's pathway stage from the order's collection, batch, certification and "
+               "infusion."),
 )
 
 

@@ -12,3 +12,12 @@ LOT_HOLDS: Question[str | None] = Question(
     "manufacturing.lot_holds",
     "What holds this material lot from use at a step (a recall, missing stock)? A reason, or None.",
 )
+
+#: What holds the manufacture of this therapy order? Called as ``(order=, at=)``; each answerer
+#: returns a reason or ``None``. Asked in ``services.order_start_problems`` (no batch starts) and
+#: when a step of the order's batch is started or recorded (``services.step_problems``). The
+#: patients app answers for a withdrawn consent (PAT-CONSENT).
+ORDER_HOLDS: Question[str | None] = Question(
+    "manufacturing.order_holds",
+    "What holds the manufacture of this therapy order (a withdrawn consent)? A reason, or None.",
+)

@@ -1,7 +1,7 @@
 """A readable, structured difference between two master-file versions' content.
 
-Pure module (no Django import). Steps, parameters, materials, attributes and annexes are matched
-by their ids (site code for annexes, material code for materials), so a change reads as
+Pure module (no Django import). Steps, parameters, materials, attributes, annexes and eligibility
+criteria are matched by their ids (site code for annexes, material code for materials), so a change reads as
 "step ``transduction``: parameter ``moi`` max 10 → 8" rather than as moved lines of YAML. The
 same comparison gives the steps whose operators need training (added or changed steps).
 """
@@ -25,6 +25,7 @@ ATTRIBUTE_FIELDS = ("name", "method", "unit", "acceptance", "sample_point", "rel
                     "result_after_release")
 ANNEX_FIELDS = ("differences", "device", "comparability_evidence")
 PRODUCT_FIELDS = ("code", "name", "indication", "kind", "dose_rule")
+ELIGIBILITY_FIELDS = ("text", "required")
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,12 @@ class ContentDiff:
     steps: list[ItemDiff] = field(default_factory=list)
     attributes: list[ItemDiff] = field(default_factory=list)
     annexes: list[ItemDiff] = field(default_factory=list)
+    eligibility: list[ItemDiff] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not (self.product or self.process or self.unit_operations or self.steps or self.attributes
-                    or self.annexes)
+                    or self.annexes or self.eligibility)
 
     @property
     def changed_step_ids(self) -> list[str]:
@@ -69,7 +71,7 @@ class ContentDiff:
         return [d.key for d in self.steps if d.kind in ("added", "changed")]
 
     def counts(self) -> dict[str, int]:
-        items = [*self.unit_operations, *self.steps, *self.attributes, *self.annexes]
+        items = [*self.unit_operations, *self.steps, *self.attributes, *self.annexes, *self.eligibility]
         return {kind: sum(1 for d in items if d.kind == kind) for kind in ("added", "removed", "changed")}
 
 
@@ -235,6 +237,8 @@ def diff_content(old: dict[str, Any], new: dict[str, Any]) -> ContentDiff:
     )
     result.annexes = _items(old.get("site_annexes") or [], new.get("site_annexes") or [], "site", "site",
                             lambda a, b: _field_changes(a, b, ANNEX_FIELDS))
+    result.eligibility = _items(old.get("eligibility") or [], new.get("eligibility") or [], "id", "text",
+                                lambda a, b: _field_changes(a, b, ELIGIBILITY_FIELDS))
     return result
 
 

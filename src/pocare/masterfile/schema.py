@@ -24,6 +24,7 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
     transport: {apheresis, fresh_product, cryopreserved_product: {min, max}}  # optional, °C
     shelf_life: {fresh_product_hours, cryopreserved_product_days}             # optional, > 0
     site_annexes: [{site, differences, device, comparability_evidence}]      # optional
+    eligibility: [{id, text, required}]                                       # optional, ≤ 60 criteria
 
 Two passes: pydantic checks the structure and types (every field, ``extra="forbid"``), then
 :func:`_semantic_problems` checks what relates fields to each other (unique ids, ranges, units
@@ -317,6 +318,20 @@ class SiteAnnex(_Strict):
     comparability_evidence: Text
 
 
+#: At most this many eligibility criteria: a checklist a physician answers at one sitting.
+MAX_ELIGIBILITY_CRITERIA = 60
+
+
+class EligibilityCriterion(_Strict):
+    """One criterion of the product's eligibility checklist, answered met / not met for a referral
+    (the patients app). A ``required`` criterion not met makes the patient ineligible; one that is
+    not required is recorded for the physician and the outcomes."""
+
+    id: Identifier
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    required: bool = True
+
+
 class MasterFileDocument(_Strict):
     """A whole master-file document."""
 
@@ -326,6 +341,7 @@ class MasterFileDocument(_Strict):
     transport: TransportSection | None = None
     shelf_life: ShelfLifeSection | None = None
     site_annexes: list[SiteAnnex] = []
+    eligibility: Annotated[list[EligibilityCriterion], Field(max_length=MAX_ELIGIBILITY_CRITERIA)] = []
 
 
 # --- problems and where they are ----------------------------------------------------------------
@@ -565,6 +581,7 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
             found.append(((*attrs, i, "sample_step"), f"there is no step {a.sample_step!r} in the process; "
                                                       f"steps: {', '.join(step_ids)}"))
     unique(((("site_annexes", i, "site"), an.site) for i, an in enumerate(doc.site_annexes)), "annex site")
+    unique(((("eligibility", i, "id"), c.id) for i, c in enumerate(doc.eligibility)), "eligibility criterion id")
     if known_sites is not None:
         known = sorted(set(known_sites))
         for i, an in enumerate(doc.site_annexes):
@@ -837,6 +854,11 @@ def iter_steps(content: dict[str, Any]) -> list[dict[str, Any]]:
 def step(content: dict[str, Any], step_id: str) -> dict[str, Any] | None:
     """The step ``step_id`` (with its ``unit_operation`` id), or ``None`` when the version has no such step."""
     return next((s for s in iter_steps(content) if s["id"] == step_id), None)
+
+
+def eligibility_criteria(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """The version's eligibility checklist (``[{id, text, required}]``), empty when it has none."""
+    return list(content.get("eligibility") or [])
 
 
 def step_ids(content: dict[str, Any]) -> list[str]:

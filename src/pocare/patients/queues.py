@@ -1,0 +1,39 @@
+"""The pathway's work queues (``pocare.core.worklist``), registered from the app's ``ready()``:
+referrals whose eligibility waits to be assessed, and eligible patients whose consent waits to be
+recorded — for the physician and the navigator of the treating hospital."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils import timezone
+
+from pocare.core.worklist import WorkItem, WorkQueue
+from pocare.core.worklist import register as queue_register
+from pocare.patients import selectors
+from pocare.patients.models import Referral
+
+
+def _assess(referral: Referral) -> WorkItem:
+    return WorkItem(f"{referral.patient.pseudonym} ({referral.patient.treating_site.code}): eligibility for "
+                    f"{referral.product.name} to assess",
+                    reverse("patients:eligibility", args=[referral.pk]), referral.stage_changed_at,
+                    referral.patient.treating_site.time_zone,
+                    late=referral.stage_changed_at < timezone.now() - selectors.LATE_AFTER)
+
+
+def _consent(referral: Referral) -> WorkItem:
+    return WorkItem(f"{referral.patient.pseudonym} ({referral.patient.treating_site.code}): eligible, consent to "
+                    "record", reverse("patients:consent", args=[referral.pk]), referral.stage_changed_at,
+                    referral.patient.treating_site.time_zone,
+                    late=referral.stage_changed_at < timezone.now() - selectors.LATE_AFTER)
+
+
+ELIGIBILITY = WorkQueue("patients-eligibility", "Eligibility to assess", selectors.referrals_to_assess, _assess,
+                        lambda: reverse("patients:navigator") + "?stage=referred", when_label="Referred")
+CONSENT = WorkQueue("patients-consent", "Consent to record", selectors.referrals_to_consent, _consent,
+                    lambda: reverse("patients:navigator") + "?stage=eligible", when_label="Eligible since")
+
+
+def register() -> None:
+    queue_register(ELIGIBILITY)
+    queue_register(CONSENT)
