@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("pocare.analytics.urls")),
     path("", include("pocare.planning.urls")),
     path("", include("pocare.release.urls")),
+    path("", include("pocare.patients.urls")),  # the patient's pathway (docs/patients.md)
     path("", include("pocare.jobs.urls")),  # the job queue (docs/jobs.md)
 ]

@@ -22,6 +22,7 @@ class PatientEvent(models.TextChoices):
     BOOKING_CANCELLED = "patients.booking_cancelled", "Slot chain cancelled"
     STAGE_CHANGED = "patients.stage_changed", "Pathway stage changed"
     LOST = "patients.lost", "Patient lost to the pathway"
+    SUPPORT_NOTED = "patients.support_noted", "Travel and accommodation support noted"
     VISIT_RECORDED = "patients.visit_recorded", "Follow-up visit recorded"
     VISIT_MISSED = "patients.visit_missed", "Follow-up visit missed"
     ADVERSE_EVENT_RECORDED = "patients.adverse_event_recorded", "Adverse event recorded (graded)"

@@ -515,3 +515,35 @@ def referral_order_link(*, actor: User, referral: Referral, order: Any, reason: 
                      site=referral.patient.treating_site, object_repr=_repr(referral), reason=reason,
                      old={"stage": old, "order": None}, new={"stage": Stage.BOOKED, "order": order.coi or order.pk})
     return referral_stage_sync(referral=referral)
+
+
+def patient_refer(*, actor: User, treating_site: Site, identity: sealed.Identity, product: Product, indication: str,
+                  weight_kg: Decimal | str | float, language: str = Language.EN, region: str = "",
+                  travel_minutes: int | None = None, deprivation_quintile: int | None = None,
+                  reason: str = "Patient referred") -> Referral:
+    """The referral form: register the patient (:func:`patient_register`) and refer them
+    (:func:`referral_create`) together, or neither."""
+    with transaction.atomic():
+        patient = patient_register(actor=actor, treating_site=treating_site, identity=identity, language=language,
+                                   region=region, travel_minutes=travel_minutes,
+                                   deprivation_quintile=deprivation_quintile, reason=reason)
+        return referral_create(actor=actor, patient=patient, product=product, indication=indication,
+                               weight_kg=weight_kg, reason=reason)
+
+
+def patient_support_set(*, actor: User, patient: Patient, support: str, reason: str = "Support arranged") -> Patient:
+    """The navigator notes the travel and accommodation support arranged for the patient. The note
+    is pseudonymous by rule (no address: the identity holds it); the event keeps old and new."""
+    require_perm(actor, Perm.PATIENTS_BOOK, site=patient.treating_site)
+    support = _text(support, "support", "support note", 2000, required=False)
+    reason = reason_required(reason)
+    with transaction.atomic():
+        patient = Patient.objects.select_for_update().get(pk=patient.pk)
+        old = patient.support
+        if old == support:
+            return patient
+        patient.support = support
+        patient.save(update_fields=["support"])
+        event_record(actor=actor, event_type=PatientEvent.SUPPORT_NOTED, obj=patient, site=patient.treating_site,
+                     object_repr=patient.pseudonym, reason=reason, old={"support": old}, new={"support": support})
+    return patient
