@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from pocare.core.fields import DateField, DateTimeField, DatePicker
+from pocare.core.fields import DateField, DatePicker, DateTimeField
 from pocare.patients.models import Language, LostReason
 
 

@@ -263,8 +263,8 @@ def timeline(referral: Referral) -> list[TimelineEntry]:
     booking = referral.bookings.order_by("booked_at").first()
     if booking is not None:
         at[Stage.BOOKED] = booking.booked_at
-    if referral.order_id:
-        order = referral.order
+    order = referral.order if referral.order_id else None
+    if order is not None:
         collection = order.collections.order_by("collection_ended_at").first()
         at[Stage.COLLECTED] = collection.collection_ended_at if collection else None
         batch = Batch.objects.filter(order=order).select_related("certification").first()

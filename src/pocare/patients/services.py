@@ -31,7 +31,6 @@ from pocare.network.models import Site, SiteKind
 from pocare.network.selectors import control_site
 from pocare.patients import identity as sealed
 from pocare.patients.events import PatientEvent
-from pocare.patients.selectors import STAGE_ORDER, stage_derived, stage_rank
 from pocare.patients.models import (
     ENDED_STAGES,
     Consent,
@@ -44,6 +43,7 @@ from pocare.patients.models import (
     ReferralSource,
     Stage,
 )
+from pocare.patients.selectors import STAGE_ORDER, stage_derived, stage_rank
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -86,7 +86,8 @@ def _birth_date(value: Any) -> dt.date | None:
     today = timezone.now().date()
     if not today.replace(year=today.year - 120) <= value <= today:
         raise ValidationError({"birth_date": f"The date of birth is between {today.year - 120} and today."})
-    return value
+    born: dt.date = value
+    return born
 
 
 def patient_register(
@@ -334,7 +335,8 @@ def consent_document_issue(*, actor: User, product: Product, code: str, language
         last = others.filter(language=language).order_by("-version").first()
         if last is not None and effective_from < last.effective_from:
             raise ValidationError({"effective_from": f"Version {last.version} is in force from "
-                                                     f"{last.effective_from:%Y-%m-%d %H:%M} UTC; the next starts later."})
+                                                     f"{last.effective_from:%Y-%m-%d %H:%M} UTC; the next "
+                                                     "starts later."})
         version = (last.version if last else 0) + 1
         document = ConsentDocument.objects.create(
             code=code, product=product, version=version, language=language, title=title, body=body,
@@ -502,7 +504,8 @@ def referral_order_link(*, actor: User, referral: Referral, order: Any, reason: 
     with transaction.atomic():
         referral = _locked(referral)
         if referral.order_id is not None:
-            raise ValidationError({"order": f"The referral already has its order {referral.order.coi or referral.order_id}."})
+            held = referral.order.coi if referral.order else referral.order_id
+            raise ValidationError({"order": f"The referral already has its order {held}."})
         _stage_is(referral, Stage.CONSENTED, doing="a therapy order")
         if order.product_id != referral.product_id or order.treating_site_id != referral.patient.treating_site_id:
             raise ValidationError({"order": "The order is for another product or another treating hospital."})

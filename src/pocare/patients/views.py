@@ -67,7 +67,7 @@ def navigator(request: HttpRequest) -> HttpResponseBase:
 def physician(request: HttpRequest) -> HttpResponseBase:
     """The person's own referrals and what each waits for."""
     return render_list(request, "patients/physician.html", filterset_class=ReferralFilter,
-                       queryset=selectors.referrals_visible(request.user).filter(referred_by=request.user),
+                       queryset=selectors.referrals_visible(request.user).filter(referred_by=request_actor(request)),
                        columns=REFERRAL_COLUMNS, name="my-referrals", decorate=selectors.pathway_rows,
                        context={"may_refer": bool(_refer_sites(request))})
 
