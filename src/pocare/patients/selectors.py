@@ -304,15 +304,27 @@ def consent_documents_in_force(referral: Referral, at: dt.datetime | None = None
 # --- the holds of a withdrawn consent ---------------------------------------------------------------
 
 
-def withdrawn_consent_hold(order: Any) -> str | None:
-    """Why the order's material is held, if the patient withdrew consent for its referral: the
-    words every hold shows (pseudonym only, PAT-PRIVACY)."""
-    if order is None or getattr(order, "pk", None) is None:
-        return None
-    consent = (Consent.objects.filter(referral__order_id=order.pk, withdrawn_at__isnull=False)
-               .select_related("referral__patient").order_by("-withdrawn_at").first())
-    if consent is None:
-        return None
+def _hold_text(consent: Consent) -> str:
     return (f"Consent withdrawn by patient {consent.referral.patient.pseudonym} on "
             f"{consent.withdrawn_at:%Y-%m-%d} (PAT-CONSENT): everything derived from the patient's material "
             "is on hold.")
+
+
+def withdrawn_consent_holds(order_ids: Iterable[int | None]) -> dict[int, str]:
+    """For the orders among ``order_ids`` whose referral's consent was withdrawn, the hold's words
+    (pseudonym only, PAT-PRIVACY): one query whatever the number."""
+    ids = {pk for pk in order_ids if pk is not None}
+    if not ids:
+        return {}
+    out: dict[int, str] = {}
+    for consent in (Consent.objects.filter(referral__order_id__in=ids, withdrawn_at__isnull=False)
+                    .select_related("referral__patient").order_by("-withdrawn_at")):
+        out.setdefault(consent.referral.order_id, _hold_text(consent))  # type: ignore[arg-type]
+    return out
+
+
+def withdrawn_consent_hold(order: Any) -> str | None:
+    """Why the order's material is held, if the patient withdrew consent for its referral."""
+    if order is None or getattr(order, "pk", None) is None:
+        return None
+    return withdrawn_consent_holds([order.pk]).get(order.pk)
