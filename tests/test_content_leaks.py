@@ -120,6 +120,13 @@ def _identifiers() -> list[Identifier]:
         out.append(Identifier("change-request reference", cr.reference,
                               _grants((Perm.MASTERFILE_VIEW, CONTROL), (Perm.ANALYTICS_VIEW, CONTROL),
                                       *((Perm.MASTERFILE_VIEW, s.code) for s in cr.sites.all()))))
+    from pocare.patients.models import Referral
+
+    # A patient's pseudonym: the treating hospital's pathway roles and the Control Site see it; once
+    # the referral has its order, whoever sees the order may too (a hold names the pseudonym).
+    for r in Referral.objects.select_related("patient__treating_site", "order__site", "order__treating_site"):
+        pairs = [(Perm.PATIENTS_VIEW, r.patient.treating_site.code), *(order_grants(r.order) if r.order else [])]
+        out.append(Identifier("pseudonym", r.patient.pseudonym, _grants(*pairs)))
     merged: dict[str, Identifier] = {}
     for i in out:  # one value on objects of several sites (the matrix's patients are all "MATRIX")
         seen = merged.get(i.value)
@@ -228,11 +235,11 @@ def test_the_world_holds_identifiers_of_every_kind_at_every_site(world: World) -
     """The leak test below can only find what exists: every kind of identifier is there at each site."""
     kinds = {i.kind for i in world.identifiers}
     assert kinds == {"batch reference", "COI", "patient identifier", "DIN", "deviation reference",
-                     "change-request reference"}
+                     "change-request reference", "pseudonym"}
     for site in SITES:
         only_there = [i for i in world.identifiers if {s for _, s in i.grants} == {site, CONTROL}]
         assert {i.kind for i in only_there} >= {"batch reference", "COI", "DIN", "deviation reference",
-                                                 "change-request reference"}, site
+                                                 "change-request reference", "pseudonym"}, site
 
 
 def _alternation(values: set[str]) -> re.Pattern[str]:

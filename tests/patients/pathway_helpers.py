@@ -56,3 +56,36 @@ def linked(referral: Referral, order: Any, by: str = "navigator.mad") -> Referra
     services.referral_order_link(actor=user(by), referral=referral, order=order, reason="Order for this referral")
     referral.refresh_from_db()
     return referral
+
+
+def grow(site: str, n: int) -> None:
+    """One round of referrals at ``site`` at every stage before treatment, through the services: referred,
+    eligible, not eligible, consented, booked on an accepted order with its collection, withdrawn and
+    lost (for the tests that pages do not grow)."""
+    from pocare.masterfile.models import Product
+    from pocare.network.models import Site
+    from pocare.patients.identity import Identity
+    from tests.custody.helpers import accepted, collect
+
+    physician = f"physician.{site.lower()}"
+
+    def refer() -> Referral:
+        return services.patient_refer(actor=user(physician), treating_site=Site.objects.get(code=site),
+                                      identity=Identity(name=f"Grow {site} {n}", birth_date="1970-01-01",
+                                                        contact="", address=""),
+                                      product=Product.objects.get(code="CD19-CART"), indication="r/r LBCL",
+                                      weight_kg="70", language="es")
+
+    refer()
+    eligible(refer(), physician)
+    ineligible = refer()
+    services.eligibility_assess(actor=user(physician), referral=ineligible, answers=answers(ineligible, ecog=False),
+                                reason="ECOG 3")
+    consented(refer(), physician)
+    booked = consented(refer(), physician)
+    order = accepted(site, recipient=f"PATHWAY-{site}-{n}")
+    collect(order)
+    linked(booked, order, physician)
+    services.consent_withdraw(actor=user(physician), referral=consented(refer(), physician), reason="Withdrew")
+    services.referral_lose(actor=user(physician), referral=eligible(refer(), physician), lost_reason="died",
+                           reason="Died before apheresis")
