@@ -46,4 +46,5 @@ OBJECTS = {
     "patients:consent": referral,
     "patients:withdraw": referral,
     "patients:lost": referral,
+    "api-patients-referral": referral,
 }

@@ -149,3 +149,18 @@ def test_consent_documents_are_issued_at_the_control_site_only(client, login, re
     assert "Consentimento" in client.get(url).content.decode()
     login("physician.mad")
     assert client.post(url, data).status_code == 403
+
+
+def test_the_referrals_api_is_pseudonymous_filtered_and_scoped(client, login, referral):
+    """PAT-PRIVACY: the API names the pseudonym, never the identity; another hospital sees nothing."""
+    eligible(referral)
+    login("navigator.mad")
+    listed = client.get(reverse("api-patients-referrals"), {"stage": "eligible"}).json()
+    assert [r["pseudonym"] for r in listed["results"]] == [referral.patient.pseudonym]
+    assert client.get(reverse("api-patients-referrals"), {"stage": "referred"}).json()["results"] == []
+    assert client.get(reverse("api-patients-referrals"), {"stage": "x\x00"}).status_code == 400
+    detail = client.get(reverse("api-patients-referral", args=[referral.pk])).json()
+    assert detail["eligibility"][0]["eligible"] is True and NAME not in str(detail)
+    login("physician.lis")
+    assert client.get(reverse("api-patients-referrals")).json()["results"] == []
+    assert client.get(reverse("api-patients-referral", args=[referral.pk])).status_code == 404
