@@ -121,3 +121,23 @@ def test_stages_after_booking_follow_the_order_s_records(referral):
     assert event.old["stage"] == "collected" and event.new["stage"] == "manufacturing"
     with pytest.raises(ValidationError, match="already has its order"):
         linked(referral, order)
+
+
+def test_the_demo_has_patients_at_every_stage_at_each_hospital(people):
+    """The demo (pocare.demo.patients): at each hospital, referrals at every stage before treatment,
+    and the hospital's therapy orders linked so that the later stages show."""
+    from pocare.demo import patients as demo
+    from pocare.patients.models import Referral
+    from tests.custody.helpers import accepted, collect, effective_at
+
+    effective_at("MAD")
+    order = accepted("MAD", recipient="MAD-PT-9001")
+    collect(order)
+    assert demo.load() > 0
+    stages = set(Referral.objects.filter(patient__treating_site__code="MAD").values_list("stage", flat=True))
+    assert stages >= {Stage.REFERRED, Stage.ELIGIBLE, Stage.INELIGIBLE, Stage.CONSENTED, Stage.WITHDRAWN,
+                      Stage.LOST, Stage.COLLECTED}
+    assert Referral.objects.get(order=order).patient.language == "es"
+    assert set(Referral.objects.filter(patient__treating_site__code="LIS").values_list("patient__language",
+                                                                                         flat=True)) == {"pt"}
+    assert demo.load() == 0  # idempotent
