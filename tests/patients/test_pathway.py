@@ -141,3 +141,32 @@ def test_the_demo_has_patients_at_every_stage_at_each_hospital(people):
     assert set(Referral.objects.filter(patient__treating_site__code="LIS").values_list("patient__language",
                                                                                          flat=True)) == {"pt"}
     assert demo.load() == 0  # idempotent
+
+
+def test_release_and_infusion_move_the_referral_and_the_infusion_is_day_0(referral):
+    """ATMP-TRACE PAT-LTFU: the QP's certification shows as released, the completed infusion hand-off
+    as infused, and its time is kept as day 0 of the follow-up."""
+    from pocare.custody import services as custody
+    from pocare.custody.models import HandoffKind
+    from pocare.release import services as release
+    from tests.release import helpers as rh
+
+    batch = rh.ready_batch("MAD")
+    referral = linked(consented(referral), batch.order)
+    order = batch.order
+    custody.handoff_record(actor=mh.user("operator.mad"), order=order, kind=HandoffKind.FRESH_HOLD,
+                           presented_identifier=order.coi, site=batch.site, location="Fridge")
+    rh.review_trail(batch)
+    release.batch_certify(actor=mh.user("qp"), batch=batch, reason="Meets the master file.", credentials=mh.creds("qp"))
+    assert stage_of(referral) == Stage.RELEASED
+    for kind, who in ((HandoffKind.DISPATCH_TO_HOSPITAL, "operator.mad"), (HandoffKind.RECEIPT_AT_HOSPITAL,
+                                                                          "physician.mad"),
+                      (HandoffKind.INFUSION, "physician.mad")):
+        custody.handoff_record(actor=mh.user(who), order=order, kind=kind, presented_identifier=order.coi,
+                               site=batch.site, location="Haematology")
+    from pocare.patients import tasks
+
+    assert tasks.stage_sync(slot="")["moved"] >= 1
+    referral.refresh_from_db()
+    infusion = order.handoffs.get(kind=HandoffKind.INFUSION)
+    assert referral.stage == Stage.INFUSED and referral.infused_at == infusion.occurred_at
