@@ -122,10 +122,13 @@ def _identifiers() -> list[Identifier]:
                                       *((Perm.MASTERFILE_VIEW, s.code) for s in cr.sites.all()))))
     from pocare.patients.models import Referral
 
-    # A patient's pseudonym: the treating hospital's pathway roles and the Control Site see it; once
-    # the referral has its order, whoever sees the order may too (a hold names the pseudonym).
+    # A patient's pseudonym: the treating hospital's pathway roles and the Control Site see it, and the
+    # hospital's audit trail names it (the pathway's events are on the hospital's chain); once the
+    # referral has its order, whoever sees the order may too (a hold names the pseudonym).
     for r in Referral.objects.select_related("patient__treating_site", "order__site", "order__treating_site"):
-        pairs = [(Perm.PATIENTS_VIEW, r.patient.treating_site.code), *(order_grants(r.order) if r.order else [])]
+        treated = r.patient.treating_site.code
+        pairs = [(Perm.PATIENTS_VIEW, treated), (Perm.LEDGER_VIEW, treated),
+                 *(order_grants(r.order) if r.order else [])]
         out.append(Identifier("pseudonym", r.patient.pseudonym, _grants(*pairs)))
     merged: dict[str, Identifier] = {}
     for i in out:  # one value on objects of several sites (the matrix's patients are all "MATRIX")
