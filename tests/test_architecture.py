@@ -15,14 +15,17 @@ ANSWERERS = {
     "network.product_changes": ["pocare.masterfile.selectors.product_changes"],
     "masterfile.training_gaps": ["pocare.training.selectors.versions_training_gaps"],
     "quality.deviation_source": ["pocare.manufacturing.selectors.deviation_qc_source"],
-    "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold"],
-    # Asked today, answered by the coming apps: supply (a recalled lot), patients (a withdrawn consent).
+    "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold",
+                               "pocare.patients.answers.consent_dispatch_hold"],
+    # Asked today, answered by the coming app supply (a recalled lot).
     "manufacturing.lot_holds": [],
     # A patient's booked manufacturing slot keeps its unit at batch start; the booking asks planning's
     # travel model.
     "manufacturing.unit_reservations": ["pocare.patients.booking.unit_reservations"],
     "patients.travel_minutes": ["pocare.planning.selectors.travel_minutes"],
-    "release.certification_holds": [],
+    # A withdrawn consent holds certification and manufacture (PAT-CONSENT); supply will add a recall.
+    "release.certification_holds": ["pocare.patients.answers.consent_certification_holds"],
+    "manufacturing.order_holds": ["pocare.patients.answers.consent_order_hold"],
     # The health of the installation (/health/, /metrics): ops answers for its own parts, the job
     # queue for itself.
     "core.health_checks": ["pocare.ops.health.database_check", "pocare.ops.health.migrations_check",

@@ -125,6 +125,16 @@ def _identifiers() -> list[Identifier]:
                               _grants((Perm.MASTERFILE_VIEW, CONTROL), (Perm.ANALYTICS_VIEW, CONTROL),
                                       *((Perm.MASTERFILE_VIEW, s.code) for s in cr.sites.all()))))
     out += _patient_identifiers()
+    from pocare.patients.models import Referral
+
+    # A patient's pseudonym: the treating hospital's pathway roles and the Control Site see it, and the
+    # hospital's audit trail names it (the pathway's events are on the hospital's chain); once the
+    # referral has its order, whoever sees the order may too (a hold names the pseudonym).
+    for r in Referral.objects.select_related("patient__treating_site", "order__site", "order__treating_site"):
+        treated = r.patient.treating_site.code
+        pairs = [(Perm.PATIENTS_VIEW, treated), (Perm.LEDGER_VIEW, treated),
+                 *(order_grants(r.order) if r.order else [])]
+        out.append(Identifier("pseudonym", r.patient.pseudonym, _grants(*pairs)))
     merged: dict[str, Identifier] = {}
     for i in out:  # one value on objects of several sites (the matrix's patients are all "MATRIX")
         seen = merged.get(i.value)
@@ -262,7 +272,7 @@ def test_the_world_holds_identifiers_of_every_kind_at_every_site(world: World) -
     for site in SITES:
         only_there = [i for i in world.identifiers if {s for _, s in i.grants} == {site, CONTROL}]
         assert {i.kind for i in only_there} >= {"batch reference", "COI", "DIN", "deviation reference",
-                                                 "change-request reference"}, site
+                                                 "change-request reference", "pseudonym"}, site
 
 
 def _alternation(values: set[str]) -> re.Pattern[str]:

@@ -1,6 +1,7 @@
-"""The questions that the coming apps (patients, supply) will answer, asked today by release and by
+"""The questions that the apps above (patients; the coming supply) answer, asked by release and by
 the step: an answer holds the batch or the lot, with the answerer's reason, through the real
-services (docs/architecture.md, "Asking upward")."""
+services (docs/architecture.md, "Asking upward"). The patients app's own answers are shown in
+tests/patients/test_consent.py."""
 
 from __future__ import annotations
 
@@ -53,11 +54,12 @@ def answering() -> Iterator[Any]:
         question.unregister(answerer)
 
 
-def test_without_an_answerer_the_release_checklist_is_as_it_was():
-    """ATMP-REL: no app answers the certification question yet, so the checklist has its eleven lines."""
+def test_while_nothing_holds_the_batch_the_holds_line_passes():
+    """ATMP-REL: the patients app answers the certification question (a withdrawn consent); for a batch
+    no consent holds, the checklist's line "Holds from other apps" passes."""
     batch = rh.ready_batch("MAD")
-    assert CERTIFICATION_HOLDS.answerers == []
-    assert "holds" not in [line.id for line in release_checklist(batch).lines]
+    assert CERTIFICATION_HOLDS.answerers == ["pocare.patients.answers.consent_certification_holds"]
+    assert release_checklist(batch).line("holds").state == "pass"
 
 
 def test_a_hold_from_an_app_above_release_fails_the_checklist_and_the_qp_cannot_certify(answering):

@@ -9,7 +9,7 @@ through the services, as the apps' tests make their rows (``tests/*/helpers.py``
 state of release (in manufacture with a correction, waiting for the QP, certified, rejected) with
 their steps, values, QC results, hand-offs, device readings and alarms; lots; orders with
 collections, shipments and temperatures; deviations with CAPA and notifications; quality signals
-and the comparability monitor's results; training records; change requests and their versions;
+and the comparability monitor's results; training records; change requests and their versions; referrals at every stage of the pathway;
 products with an effective version;
 people, units, tokens, audit-trail reviews and planning runs. A page whose query count grows with
 the rows fails, and the test names every such page with both counts at once.
@@ -233,6 +233,13 @@ def _network() -> None:
     comparability_monitor_run()
 
 
+def _patients(site: str, round_no: int) -> None:
+    """Referrals at every stage before treatment, one booked on an accepted order (tests/patients)."""
+    from tests.patients.pathway_helpers import grow as patients_grow
+
+    patients_grow(site, round_no)
+
+
 def grow(round_no: int) -> None:
     """One round of every kind of row at the persona's site and at another."""
     _batches(OWN, certify=round_no % 2 == 0)
@@ -244,6 +251,7 @@ def grow(round_no: int) -> None:
         _quality(site)
         _training(site)
         _people_and_things(site)
+        _patients(site, round_no)
     _network()
 
 

@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("pocare.manufacturing.api")),
     path("", include("pocare.analytics.api")),
     path("", include("pocare.release.api")),
+    path("", include("pocare.patients.api")),  # the pathway, pseudonymous (docs/patients.md)
     path("", include("pocare.jobs.api")),  # the job queue (docs/jobs.md)
 ]

@@ -90,7 +90,42 @@ def _fhir_patient(site: str) -> dict[str, Any]:
     return {"resource_id": referral.patient.pseudonym}
 
 
+def _pathway_referral(site: str) -> Any:
+    """The pathway's own referral at ``site`` (just referred), made as the hospital's physician would."""
+    from pocare.accounts.models import User
+    from pocare.masterfile.models import Product
+    from pocare.network.models import Site
+    from pocare.patients.identity import Identity
+    from pocare.patients.models import Referral
+    from pocare.patients.services import patient_refer
+    from tests.masterfile.helpers import effective_v1
+
+    effective_v1()
+    found = Referral.objects.filter(patient__treating_site__code=site, indication="r/r LBCL").order_by("pk").first()
+    if found is not None:
+        return found
+    return patient_refer(actor=User.objects.get(username=f"physician.{site.lower()}"),
+                         treating_site=Site.objects.get(code=site),
+                         identity=Identity(name="Matrix Patient", birth_date="1970-01-01", contact="", address=""),
+                         product=Product.objects.get(code="CD19-CART"), indication="r/r LBCL", weight_kg="70")
+
+
+def _referral_pk(site: str) -> dict[str, Any]:
+    return {"pk": _pathway_referral(site).pk}
+
+
+def _pathway_patient(site: str) -> dict[str, Any]:
+    return {"pseudonym": _pathway_referral(site).patient.pseudonym}
+
+
 OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "patients:patient": _pathway_patient,
+    "patients:support": _pathway_patient,
+    "patients:eligibility": _referral_pk,
+    "patients:consent": _referral_pk,
+    "patients:withdraw": _referral_pk,
+    "patients:lost": _referral_pk,
+    "api-patients-referral": _referral_pk,
     "api-fhir-read": _fhir_product,
     "api-fhir-everything": _fhir_patient,
     "patients:identity": _documented,

@@ -45,7 +45,8 @@ def test_a_completed_batch_passes_every_line_with_results_pending_after_release(
     states = {ln.id: ln.state for ln in checklist.lines}
     assert states == {"masterfile": "pass", "steps": "pass", "windows": "pass", "people": "pass", "units": "pass", "materials": "pass",
                       "results": "pending", "deviations": "pass", "custody": "pass", "alarms": "pass",
-                      "audit_trail": "pass", "exceptions_review": "pass"}
+                      "audit_trail": "pass", "exceptions_review": "pass",
+                      "holds": "pass"}  # the patients app answers: no consent withdrawn for this batch
     assert checklist.all_pass and not checklist.failing
     assert all(ln.evidence.startswith("/") and ln.detail for ln in checklist.lines)
     assert "Sterility" in checklist.line("results").detail

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from pocare.accounts.models import Membership, User
 from pocare.analytics.services import comparability_monitor_run
-from pocare.demo import batches, masterfile, network, quality, slots, training
+from pocare.demo import batches, masterfile, network, patients, quality, slots, training
 from pocare.demo.clock import demo_clock
 from pocare.demo.history import HistorySummary, load_history
 from pocare.demo.people import DEMO_PASSWORD, DemoLogin, inspector_access_grant, load_people, passwords_set
@@ -46,7 +46,8 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
     still on v1 until their operators are trained) — and, with ``history``, about 18 months of
     manufacturing history under v1 (``pocare.demo.history``; loaded, not executed), whose
     summary goes to ``on_history``; then the live batch record, executed through the services (a
-    batch in progress at Madrid, an order ready to start at Lisbon, one to accept at Dublin).
+    batch in progress at Madrid, an order ready to start at Lisbon, one to accept at Dublin); and the
+    patients of each hospital at every stage of the pathway, some on those orders (``pocare.demo.patients``).
     Idempotent. ``extra_units_per_site`` grows the network's units, and so its history, for
     benchmarks at scale (the demo itself keeps two per site).
 
@@ -83,6 +84,7 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
     batches.load_live(versions=[v1, change.version], password=password, now=now)
     quality.load(password=password)
     slots.load(now=now)  # the hospitals' apheresis and infusion slots for booking (issue 17)
+    patients.load(now=now)  # patients at every stage, some on the orders above (pocare.demo.patients)
     comparability_monitor_run()  # the comparability monitor over the history: signals for QA to resolve
     if password == first:  # this load made the people: each sets the demo password now, to age from today
         passwords_set(new=final, set_before=founded + dt.timedelta(days=1))

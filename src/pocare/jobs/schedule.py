@@ -62,6 +62,9 @@ SCHEDULE: tuple[Every, ...] = (
     Every("follow-up", "pocare.patients.tasks.followup_daily", "daily", hour=6, minute=0,
           what="Follow-up schedules for infused patients, visits missed after their window, overdue visits and "
                "reminders (the work queue \"Follow-up visits due\")."),
+    Every("pathway-stages", "pocare.patients.tasks.stage_sync", "hourly", minute=20,
+          what="Each booked patient's pathway stage from the order's collection, batch, certification and "
+               "infusion."),
 )
 
 

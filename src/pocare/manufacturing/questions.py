@@ -46,3 +46,11 @@ def unit_reservations(*, unit_ids: list[int], at: dt.datetime, order: Any = None
     if not unit_ids:
         return []
     return [r for answer in UNIT_RESERVATIONS.ask(units=unit_ids, at=at, order=order) for r in answer]
+#: What holds the manufacture of this therapy order? Called as ``(order=, at=)``; each answerer
+#: returns a reason or ``None``. Asked in ``services.order_start_problems`` (no batch starts) and
+#: when a step of the order's batch is started or recorded (``services.step_problems``). The
+#: patients app answers for a withdrawn consent (PAT-CONSENT).
+ORDER_HOLDS: Question[str | None] = Question(
+    "manufacturing.order_holds",
+    "What holds the manufacture of this therapy order (a withdrawn consent)? A reason, or None.",
+)

@@ -45,7 +45,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.manufacturing.questions import LOT_HOLDS, UnitReservation, unit_reservations
+from pocare.manufacturing.questions import LOT_HOLDS, ORDER_HOLDS, UnitReservation, unit_reservations
 from pocare.masterfile import plausibility, schema, windows
 from pocare.masterfile.selectors import effective_version
 from pocare.network.models import DeviceType, ManufacturingUnit, Site
@@ -241,6 +241,7 @@ def order_start_problems(*, order: Any, at: dt.datetime) -> OrderStart:
                         "accepted order (with its chain-of-identity identifier).")
     if Batch.objects.filter(order=order).exists():
         problems.append("This therapy order already has its batch.")
+    problems += [reason for reason in ORDER_HOLDS.ask(order=order, at=at) if reason]
     if not order.handoffs.filter(kind=HandoffKind.RECEIPT_AT_SITE, outcome=HandoffOutcome.COMPLETED).exists():
         problems.append("The starting material has not been received at the site (no completed receipt hand-off).")
     collection = order.collections.order_by("-collection_ended_at").first()
@@ -375,6 +376,7 @@ def step_problems(*, person: User, batch: Batch, step: dict[str, Any], at: dt.da
     decision = step_gate(person=person, version=batch.masterfile_version, step_id=step["id"], site=batch.site,
                          at=at, verifying=verifying)
     problems = list(decision.reasons)
+    problems += [reason for reason in ORDER_HOLDS.ask(order=batch.order, at=at) if reason]
     device = device_class_for(batch.masterfile_version, batch.site, step.get("equipment_class"))
     if device is not None:
         problems.extend(unit_problems(unit=batch.unit, batch_site=batch.site, device_class=device, at=at,

@@ -1,7 +1,7 @@
 """A readable, structured difference between two master-file versions' content.
 
-Pure module (no Django import). Steps, parameters, materials, attributes and annexes are matched
-by their ids (site code for annexes, material code for materials), so a change reads as
+Pure module (no Django import). Steps, parameters, materials, attributes, annexes and eligibility
+criteria are matched by their ids (site code for annexes, material code for materials), so a change reads as
 "step ``transduction``: parameter ``moi`` max 10 → 8" rather than as moved lines of YAML. The
 same comparison gives the steps whose operators need training (added or changed steps).
 """
@@ -26,6 +26,7 @@ ATTRIBUTE_FIELDS = ("name", "method", "unit", "acceptance", "sample_point", "rel
 ANNEX_FIELDS = ("differences", "device", "comparability_evidence")
 PRODUCT_FIELDS = ("code", "name", "indication", "kind", "dose_rule")
 FOLLOW_UP_FIELDS = ("label", "window_days", "mode")
+ELIGIBILITY_FIELDS = ("text", "required")
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,12 @@ class ContentDiff:
     attributes: list[ItemDiff] = field(default_factory=list)
     annexes: list[ItemDiff] = field(default_factory=list)
     follow_up: list[ItemDiff] = field(default_factory=list)  # the patients' follow-up visits, by day
+    eligibility: list[ItemDiff] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not (self.product or self.process or self.unit_operations or self.steps or self.attributes
-                    or self.annexes or self.follow_up)
+                    or self.annexes or self.follow_up or self.eligibility)
 
     @property
     def changed_step_ids(self) -> list[str]:
@@ -71,7 +73,8 @@ class ContentDiff:
         return [d.key for d in self.steps if d.kind in ("added", "changed")]
 
     def counts(self) -> dict[str, int]:
-        items = [*self.unit_operations, *self.steps, *self.attributes, *self.annexes, *self.follow_up]
+        items = [*self.unit_operations, *self.steps, *self.attributes, *self.annexes, *self.follow_up,
+                 *self.eligibility]
         return {kind: sum(1 for d in items if d.kind == kind) for kind in ("added", "removed", "changed")}
 
 
@@ -239,6 +242,8 @@ def diff_content(old: dict[str, Any], new: dict[str, Any]) -> ContentDiff:
                             lambda a, b: _field_changes(a, b, ANNEX_FIELDS))
     result.follow_up = _items(old.get("follow_up") or [], new.get("follow_up") or [], "day", "label",
                               lambda a, b: _field_changes(a, b, FOLLOW_UP_FIELDS))
+    result.eligibility = _items(old.get("eligibility") or [], new.get("eligibility") or [], "id", "text",
+                                lambda a, b: _field_changes(a, b, ELIGIBILITY_FIELDS))
     return result
 
 

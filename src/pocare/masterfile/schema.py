@@ -26,6 +26,7 @@ Pure module: no Django import, so it is usable (and testable) as a library. The 
     shelf_life: {fresh_product_hours, cryopreserved_product_days}             # optional, > 0
     site_annexes: [{site, differences, device, comparability_evidence}]      # optional
     follow_up: [{label, day, window_days, mode: in_person|phone|questionnaire}]  # optional (PAT-LTFU)
+    eligibility: [{id, text, required}]                                       # optional, ≤ 60 criteria
 
 Two passes: pydantic checks the structure and types (every field, ``extra="forbid"``), then
 :func:`_semantic_problems` checks what relates fields to each other (unique ids, ranges, units
@@ -338,6 +339,20 @@ class FollowUpVisit(_Strict):
     mode: Literal["in_person", "phone", "questionnaire"] = "in_person"
 
 
+#: At most this many eligibility criteria: a checklist a physician answers at one sitting.
+MAX_ELIGIBILITY_CRITERIA = 60
+
+
+class EligibilityCriterion(_Strict):
+    """One criterion of the product's eligibility checklist, answered met / not met for a referral
+    (the patients app). A ``required`` criterion not met makes the patient ineligible; one that is
+    not required is recorded for the physician and the outcomes."""
+
+    id: Identifier
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    required: bool = True
+
+
 class MasterFileDocument(_Strict):
     """A whole master-file document."""
 
@@ -348,6 +363,7 @@ class MasterFileDocument(_Strict):
     shelf_life: ShelfLifeSection | None = None
     site_annexes: list[SiteAnnex] = []
     follow_up: list[FollowUpVisit] | None = None
+    eligibility: Annotated[list[EligibilityCriterion], Field(max_length=MAX_ELIGIBILITY_CRITERIA)] = []
 
 
 # --- problems and where they are ----------------------------------------------------------------
@@ -588,6 +604,7 @@ def _semantic_problems(doc: MasterFileDocument, known_sites: Iterable[str] | Non
                                                       f"steps: {', '.join(step_ids)}"))
     unique(((("site_annexes", i, "site"), an.site) for i, an in enumerate(doc.site_annexes)), "annex site")
     found.extend(_follow_up_problems(doc))
+    unique(((("eligibility", i, "id"), c.id) for i, c in enumerate(doc.eligibility)), "eligibility criterion id")
     if known_sites is not None:
         known = sorted(set(known_sites))
         for i, an in enumerate(doc.site_annexes):
@@ -890,6 +907,11 @@ def iter_steps(content: dict[str, Any]) -> list[dict[str, Any]]:
 def step(content: dict[str, Any], step_id: str) -> dict[str, Any] | None:
     """The step ``step_id`` (with its ``unit_operation`` id), or ``None`` when the version has no such step."""
     return next((s for s in iter_steps(content) if s["id"] == step_id), None)
+
+
+def eligibility_criteria(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """The version's eligibility checklist (``[{id, text, required}]``), empty when it has none."""
+    return list(content.get("eligibility") or [])
 
 
 def step_ids(content: dict[str, Any]) -> list[str]:

@@ -13,7 +13,6 @@ class PatientsConfig(AppConfig):
     def ready(self) -> None:
         # Answers are registered by the modules that compute them (docs/architecture.md,
         # "Asking upward"); each import is here because the answers need the app registry.
-        from pocare.patients import answers, queues
+        from pocare.patients import answers
 
-        answers.register()
-        queues.register_queues()
+        answers.register()  # the answers and the work queues

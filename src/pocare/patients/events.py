@@ -25,6 +25,7 @@ class PatientEvent(models.TextChoices):
     STAGE_CHANGED = "patients.stage_changed", "Pathway stage changed"
     LOST = "patients.lost", "Patient lost to the pathway"
     VISITS_PLANNED = "patients.visits_planned", "Follow-up visits planned from the schedule"
+    SUPPORT_NOTED = "patients.support_noted", "Travel and accommodation support noted"
     VISIT_RECORDED = "patients.visit_recorded", "Follow-up visit recorded"
     VISIT_MISSED = "patients.visit_missed", "Follow-up visit missed"
     ADVERSE_EVENT_RECORDED = "patients.adverse_event_recorded", "Adverse event recorded (graded)"

@@ -1,4 +1,5 @@
-"""Scheduled work of the patients app (docs/jobs.md): the daily follow-up run (PAT-LTFU)."""
+"""Scheduled work of the patients app (docs/jobs.md): the daily follow-up run (PAT-LTFU) and the hourly
+reading of each booked patient's stage from the records below."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pocare.core.tasks import task
 from pocare.patients.followup import followup_schedule_create, visit_miss
 from pocare.patients.followup_selectors import REMINDER_DAYS
 from pocare.patients.models import ENDED_STAGES, Referral, Visit, VisitStatus
+from pocare.patients.services import referrals_stage_sync
 
 
 def _slot_time(slot: str) -> dt.datetime:
@@ -50,3 +52,10 @@ def followup_daily(*, slot: str = "") -> dict[str, Any]:
                         .values_list(site, flat=True))
     return {"slot": slot, "schedules_planned": planned, "visits_missed": dict(sorted(missed.items())),
             "visits_overdue": dict(sorted(overdue.items())), "reminders": dict(sorted(reminders.items()))}
+
+
+@task(max_tries=3, label="Pathway stages from custody, batch and release")
+def stage_sync(*, slot: str = "") -> dict[str, Any]:
+    """Move each booked referral to the stage its order's records show (collected, in manufacture,
+    released, infused) and keep the infusion as day 0 of the follow-up."""
+    return {"slot": slot, "moved": referrals_stage_sync()}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pocare.patients import document_views, followup_views, identity_views, outcome_views
+from pocare.patients import document_views, followup_views, identity_views, outcome_views, views
 
 app_name = "patients"
 
@@ -27,4 +27,15 @@ urlpatterns = [
     path("patients/<str:pseudonym>/documents/questionnaire/", document_views.document, {"kind": "questionnaire"},
          name="questionnaire_document"),
     path("patients/<str:pseudonym>/questionnaire/", document_views.questionnaire, name="questionnaire"),
+    # The pathway: the navigator's and physician's pages, referral, eligibility, consent, the patient.
+    path("patients/", views.navigator, name="navigator"),
+    path("patients/mine/", views.physician, name="physician"),
+    path("patients/refer/", views.refer, name="refer"),
+    path("patients/consent-documents/", views.documents, name="documents"),
+    path("patients/referrals/<int:pk>/eligibility/", views.eligibility, name="eligibility"),
+    path("patients/referrals/<int:pk>/consent/", views.consent, name="consent"),
+    path("patients/referrals/<int:pk>/withdraw/", views.withdraw, name="withdraw"),
+    path("patients/referrals/<int:pk>/lost/", views.lost, name="lost"),
+    path("patients/<str:pseudonym>/", views.patient, name="patient"),
+    path("patients/<str:pseudonym>/support/", views.support, name="support"),
 ]

@@ -176,6 +176,7 @@ def release_checklists(batches: Sequence[Batch], *, pages: dict[int, BatchPage] 
         return []
     pages = pages or batch_pages(batches)
     rows = _Rows(batches, pages)
+    held = holds_many(batches) if CERTIFICATION_HOLDS.answerers else {}
     out = []
     for batch in batches:
         page = pages[batch.pk]
@@ -184,14 +185,28 @@ def release_checklists(batches: Sequence[Batch], *, pages: dict[int, BatchPage] 
                  ev.results_line(), ev.deviations(), ev.custody(), ev.alarms(), ev.audit_trail(),
                  ev.exceptions_review()]
         if CERTIFICATION_HOLDS.answerers:
-            lines.append(holds_line(batch))
+            lines.append(holds_line(batch, held.get(batch.pk)))
         out.append(Checklist(batch, lines, ev.changed(), ev.results, page.review, page))
     return out
 
 
-def holds_line(batch: Batch) -> ChecklistLine:
+def holds_many(batches: Sequence[Batch]) -> dict[int, list[str]]:
+    """The holds of each batch: an answerer that also answers for many batches at once (a ``many``
+    attribute: batches → one list of reasons per batch) is asked once for the page, so the release
+    queue keeps its number of queries; any other is asked batch by batch."""
+    out: dict[int, list[str]] = {batch.pk: [] for batch in batches}
+    for _name, answerer in CERTIFICATION_HOLDS.each():
+        many = getattr(answerer, "many", None)
+        answers = many(list(batches)) if many is not None else [answerer(batch) for batch in batches]
+        for batch, reasons in zip(batches, answers, strict=True):
+            out[batch.pk] += reasons
+    return out
+
+
+def holds_line(batch: Batch, reasons: list[str] | None = None) -> ChecklistLine:
     """What the apps above release hold the batch for (``release.questions.CERTIFICATION_HOLDS``)."""
-    reasons = [reason for answer in CERTIFICATION_HOLDS.ask(batch) for reason in answer]
+    if reasons is None:
+        reasons = [reason for answer in CERTIFICATION_HOLDS.ask(batch) for reason in answer]
     return _line("holds", "Holds from other apps", reasons, "Nothing holds the batch.",
                  reverse("manufacturing:batch", args=[batch.reference]))
 

@@ -24,6 +24,11 @@ NAVIGATION: tuple[tuple[str, tuple[tuple[str, str, Perm], ...]], ...] = (
         ("Custody", "custody:orders", Perm.CUSTODY_VIEW),
     )),
     ("Release", (("Release", "release:queue", Perm.RELEASE_VIEW),)),
+    ("Patients", (
+        ("Patients", "patients:navigator", Perm.PATIENTS_VIEW),
+        ("My referrals", "patients:physician", Perm.PATIENTS_VIEW),
+        ("Consent documents", "patients:documents", Perm.PATIENTS_VIEW),
+    )),
     ("Quality", (
         ("Deviations", "quality:deviations", Perm.DEVIATION_VIEW),
         ("Comparability", "analytics:comparability", Perm.ANALYTICS_VIEW),
