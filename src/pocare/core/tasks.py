@@ -38,8 +38,8 @@ def task(*, max_tries: int = 3, on_failure: str = "", label: str = "", result_te
         raise ValueError("max_tries: a task is tried at least once.")
 
     def mark(fn: F) -> F:
-        fn.pocare_task = TaskOptions(max_tries=max_tries, on_failure=on_failure, label=label,
-                                     result_template=result_template)  # type: ignore[attr-defined]
+        options = TaskOptions(max_tries=max_tries, on_failure=on_failure, label=label, result_template=result_template)
+        fn.pocare_task = options  # type: ignore[attr-defined]
         return fn
 
     return mark
