@@ -249,7 +249,8 @@ class Read(FhirView):
     def get(self, request: Request, resource_type: str, resource_id: str) -> Response:
         found = fhir.read(request.user, _type(resource_type), resource_id)
         if not found.resources:
-            raise _Refusal(404, [Issue(f"{resource_type}/{resource_id}", "No such resource.", "not-found")])
+            # The id asked for is not echoed: a pseudonym typed at another site is not shown back.
+            raise _Refusal(404, [Issue(f"{resource_type}.id", "No such resource.", "not-found")])
         return Response(found.resources[0])
 
 
@@ -263,7 +264,7 @@ class Everything(FhirView):
     def _answer(self, request: Request, resource_id: str, *, identify: bool) -> Response:
         patient = fhir.patients_visible(request.user).filter(pseudonym=resource_id).first()
         if patient is None:
-            raise _Refusal(404, [Issue(f"Patient/{resource_id}", "No such patient.", "not-found")])
+            raise _Refusal(404, [Issue("Patient.id", "No such patient.", "not-found")])
         found = fhir.everything(request.user, patient, identify=identify)
         _disclose(request, found, "FHIR Patient/$everything")
         return Response(_bundle(request, found.resources))
