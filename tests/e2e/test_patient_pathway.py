@@ -182,8 +182,9 @@ def test_consent_withdrawn_after_confirmation(live_server, clinic, page: Page):
     browser_login(page, base, "physician.mad")
     pseudonym = _refer(page, base, "Rui Almeida Costa")
     _assess_and_consent(page)
-    page.get_by_role("button", name="Withdraw consent").or_(page.get_by_role("link", name="Withdraw consent")).click()
-    page.get_by_label(re.compile("^Reason")).fill("The patient chose another treatment")
+    page.get_by_role("button", name="Withdraw consent").click()  # the patient page's link, shown as a button
+    expect(page.get_by_role("alert")).to_contain_text("CD19-ICF version")  # what the withdrawal holds
+    page.get_by_label("The patient's reason").fill("The patient chose another treatment")
     page.get_by_role("button", name="Withdraw consent").click()  # not confirmed: refused, nothing stored
     expect(page.get_by_label(re.compile("^I confirm"))).to_be_visible()
     assert Referral.objects.get(patient__pseudonym=pseudonym).stage == Stage.CONSENTED
