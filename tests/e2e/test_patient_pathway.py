@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -16,7 +18,8 @@ from tests.browser import browser_login
 
 pytestmark = pytest.mark.browser
 
-SHOTS = "/tmp/e2e-pathway"
+#: Screenshots of each step, to look at: /tmp/e2e-pathway-*.png.
+SHOTS = Path(tempfile.gettempdir()) / "e2e-pathway"
 
 
 @pytest.fixture
