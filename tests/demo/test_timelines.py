@@ -235,3 +235,35 @@ def test_every_derived_value_of_the_demo_is_what_its_record_states(demo: dt.date
                 f"{batch.reference} {value.parameter_id}: recorded {value.value}, the record states {found.value}")
             checked += 1
     assert checked >= 3 * Batch.objects.filter(origin=BatchOrigin.DEMO_HISTORY).count()
+
+
+@pytest.mark.django_db
+def test_each_hospital_has_a_booked_chain_and_an_infused_patient_in_follow_up(demo: dt.datetime) -> None:
+    """Issue 17, PAT-LTFU, PAT-GRADE: at each hospital with demo patients, one consented patient is booked on
+    a site and slot chain (apheresis before infusion, both at the hospital), and the infused referral has
+    its follow-up planned from its infusion, the day-7 and day-14 visits done on their days, and a grade-1
+    CRS after the infusion; every date lies between the infusion and now."""
+    from pocare.patients.models import AdverseEventKind, Booking, Referral, Stage, VisitStatus
+
+    now = timezone.now()
+    hospitals = set(Referral.objects.values_list("patient__treating_site__code", flat=True))
+    assert hospitals
+    for code in sorted(hospitals):
+        booked = Booking.objects.filter(referral__patient__treating_site__code=code,
+                                        referral__stage=Stage.BOOKED).select_related("apheresis_slot", "infusion_slot")
+        assert booked.exists(), code
+        for b in booked:
+            assert b.apheresis_slot.starts_at < b.infusion_slot.starts_at, code
+        infused = Referral.objects.filter(patient__treating_site__code=code, stage=Stage.INFUSED)
+        for referral in infused:
+            assert referral.infused_at is not None and referral.infused_at < now
+            visits = {v.day: v for v in referral.visits.all()}
+            assert {7, 14} <= set(visits), code
+            for day in (7, 14):
+                if referral.infused_at + dt.timedelta(days=day, hours=1) < now:
+                    assert visits[day].status == VisitStatus.DONE, (code, day)
+                    assert visits[day].done_at is not None
+                    assert referral.infused_at < visits[day].done_at < now, (code, day)
+            crs = referral.adverse_events.get(kind=AdverseEventKind.CRS)
+            assert crs.grade == 1 and crs.onset_on >= referral.infused_at.date()
+            assert referral.infused_at <= crs.recorded_at < now

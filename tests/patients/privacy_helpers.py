@@ -102,7 +102,7 @@ def booked(patient: Patient, *, apheresis_at: dt.datetime | None = None,
     if found is not None:
         return found
     site = patient.treating_site
-    apheresis_at = apheresis_at or dt.datetime(2027, 1, 12, 8, 0, tzinfo=dt.UTC)
+    apheresis_at = apheresis_at or dt.datetime(2027, 1, 12, 7, 30, tzinfo=dt.UTC)  # not on the demo's 08:00 slots
     infusion_at = infusion_at or dt.datetime(2027, 2, 9, 9, 30, tzinfo=dt.UTC)
     aph = ClinicSlot.objects.create(site=site, kind=SlotKind.APHERESIS, starts_at=apheresis_at,
                                     ends_at=apheresis_at + dt.timedelta(hours=4))

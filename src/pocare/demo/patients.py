@@ -5,6 +5,9 @@ shows it late), eligible, not eligible, consented, consent withdrawn, lost while
 the hospital's physician and navigator on the days a real pathway would have; and referrals linked
 to the demo's therapy orders (the live ones and the latest infused one of the history), so that
 booked, collected, in-manufacture, released and infused stages show, read from the orders' records.
+One consented patient at each hospital has a site and slot chain booked by the navigator (the booking
+service's earliest proposal), and the infused referral has its follow-up schedule, the day-7 and day-14
+visits recorded and a grade-1 CRS graded; finally every linked referral's stage is synced.
 
 Idempotent: a hospital that already has patients is left as it is. :func:`load_site` is the piece
 other loaders may call for one hospital (the booking, follow-up and outcomes demos)."""
@@ -25,8 +28,10 @@ from pocare.masterfile import schema
 from pocare.masterfile.models import Product
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.patients import services
+from pocare.patients.booking import chain_book, chain_propose
+from pocare.patients.followup import adverse_event_record, followup_schedule_create, visit_record
 from pocare.patients.identity import Identity
-from pocare.patients.models import ConsentDocument, Language, Patient, Referral
+from pocare.patients.models import AdverseEventKind, ConsentDocument, Language, Patient, Referral, Stage, VisitStatus
 from pocare.release.models import Decision
 
 CONSENT_CODE = "CD19-ICF"
@@ -94,6 +99,7 @@ PLANS = (
     Plan("ineligible", referred=30, assessed=26),
     Plan("consented", referred=25, assessed=20, consented=15,
          support="Hotel room for the patient and a carer for 4 weeks after infusion; train fares refunded."),
+    Plan("booked", referred=18, assessed=14, consented=10),  # a site and slot chain booked through the booking
     Plan("withdrawn", referred=60, assessed=55, consented=50, ended=40),
     Plan("lost", referred=70, assessed=65, ended=45),
 )
@@ -158,6 +164,51 @@ def _consent(referral: Referral, *, at: dt.datetime) -> None:
                               document=document, signed_at=timezone.now(), reason="Signed in clinic after counselling")
 
 
+def _book(referral: Referral, *, at: dt.datetime) -> None:
+    """The navigator books the earliest proposed site and slot chain (apheresis, manufacturing,
+    infusion), as on the booking page; nothing when no chain is feasible (no slots or units)."""
+    navigator = _user(Role.NAVIGATOR, referral.patient.treating_site.code)
+    with demo_clock(at):
+        proposals = chain_propose(user=navigator, referral=referral)
+        if proposals:
+            chain_book(actor=navigator, referral=referral, proposal=proposals[0],
+                       reason="Chain agreed with the patient by phone")
+
+
+#: The follow-up of an infused demo patient: visits recorded this many days after the infusion, and a
+#: grade-1 CRS (fever 38.6 °C, no hypotension, no oxygen) with its onset on day 2.
+VISITS_RECORDED = (7, 14)
+CRS_ONSET_DAY = 2
+CRS_INPUTS = {"temperature_c": 38.6, "hypotension": False, "oxygen_device": "none"}
+
+
+def _follow_up(referral: Referral, *, now: dt.datetime) -> None:
+    """Plan an infused referral's follow-up from its infusion (day 0), record the day-7 and day-14 visits
+    and the graded CRS, each on its own day (PAT-LTFU, PAT-GRADE); only what lies before ``now``."""
+    infused_at = referral.infused_at
+    if referral.stage != Stage.INFUSED or infused_at is None:
+        return
+    physician = _user(Role.PHYSICIAN, referral.patient.treating_site.code)
+    with demo_clock(infused_at + dt.timedelta(hours=2)):
+        visits = {v.day: v for v in followup_schedule_create(
+            referral=referral, infused_at=infused_at, actor=physician,
+            reason="Follow-up schedule planned after infusion")}
+    onset = infused_at + dt.timedelta(days=CRS_ONSET_DAY)
+    if onset < now:
+        with demo_clock(onset + dt.timedelta(hours=6)):
+            adverse_event_record(actor=physician, referral=referral, kind=AdverseEventKind.CRS,
+                                 onset_on=onset.astimezone(referral.patient.treating_site.tz).date(),
+                                 inputs=CRS_INPUTS, reason="Fever on the ward, paracetamol; no hypotension")
+    for day in VISITS_RECORDED:
+        visit = visits.get(day)
+        done = infused_at + dt.timedelta(days=day, hours=1)
+        if visit is None or visit.status != VisitStatus.PLANNED or done >= now:
+            continue
+        with demo_clock(done):
+            visit_record(actor=physician, visit=visit, mode=visit.mode, done_at=done, alive=True,
+                         reason="Seen in the CAR-T clinic")
+
+
 def _orders_to_link(site: Site, now: dt.datetime) -> list[TherapyOrder]:
     """The site's live orders (not cancelled), the latest released-but-not-infused one and the latest
     infused one of the history: each a referral of its own."""
@@ -201,6 +252,8 @@ def load_site(site: Site, *, now: dt.datetime | None = None) -> list[Referral]:
                 else:
                     services.referral_lose(actor=navigator, referral=referral, lost_reason="progressed",
                                            reason="Rapid progression during bridging therapy")
+        if plan.ends == "booked":
+            _book(referral, at=now - dt.timedelta(hours=2))
         if plan.support:
             with demo_clock(now - plan.consented * day if plan.consented else now):
                 services.patient_support_set(actor=navigator, patient=referral.patient, support=plan.support,
@@ -213,8 +266,10 @@ def load_site(site: Site, *, now: dt.datetime | None = None) -> list[Referral]:
         _assess(referral, at=order.ordered_at - 10 * day)
         _consent(referral, at=order.ordered_at - 7 * day)
         with demo_clock(order.ordered_at):
-            out.append(services.referral_order_link(actor=navigator, referral=referral, order=order,
-                                                    reason="The therapy order made for this referral"))
+            referral = services.referral_order_link(actor=navigator, referral=referral, order=order,
+                                                    reason="The therapy order made for this referral")
+        _follow_up(referral, now=now)
+        out.append(referral)
     return out
 
 
@@ -229,4 +284,5 @@ def load(*, now: dt.datetime | None = None) -> int:
         if not User.objects.filter(username=demo_username(Role.PHYSICIAN, site.code)).exists():
             continue
         made += len(load_site(site, now=now))
+    services.referrals_stage_sync()  # every referral at the stage its order's records show
     return made
