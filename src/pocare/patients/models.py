@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 
 class Language(models.TextChoices):
@@ -59,19 +60,19 @@ class Patient(models.Model):
 class Stage(models.TextChoices):
     """Where a referral is on the pathway, in order; WITHDRAWN and LOST end it early."""
 
-    REFERRED = "referred", "Referred"
-    ELIGIBLE = "eligible", "Eligible"
-    CONSENTED = "consented", "Consented"
-    BOOKED = "booked", "Booked"
-    COLLECTED = "collected", "Apheresis done"
-    MANUFACTURING = "manufacturing", "In manufacture"
-    RELEASED = "released", "Released"
-    INFUSED = "infused", "Infused"
-    FOLLOW_UP = "follow_up", "In follow-up"
-    COMPLETED = "completed", "Follow-up completed"
-    INELIGIBLE = "ineligible", "Not eligible"
-    WITHDRAWN = "withdrawn", "Consent withdrawn"
-    LOST = "lost", "Lost before treatment"
+    REFERRED = "referred", gettext_noop("Referred")
+    ELIGIBLE = "eligible", gettext_noop("Eligible")
+    CONSENTED = "consented", gettext_noop("Consented")
+    BOOKED = "booked", gettext_noop("Booked")
+    COLLECTED = "collected", gettext_noop("Apheresis done")
+    MANUFACTURING = "manufacturing", gettext_noop("In manufacture")
+    RELEASED = "released", gettext_noop("Released")
+    INFUSED = "infused", gettext_noop("Infused")
+    FOLLOW_UP = "follow_up", gettext_noop("In follow-up")
+    COMPLETED = "completed", gettext_noop("Follow-up completed")
+    INELIGIBLE = "ineligible", gettext_noop("Not eligible")
+    WITHDRAWN = "withdrawn", gettext_noop("Consent withdrawn")
+    LOST = "lost", gettext_noop("Lost before treatment")
 
 
 #: Stages after which nothing more happens on the pathway.
