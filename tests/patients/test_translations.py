@@ -186,12 +186,17 @@ def test_every_catalogue_message_is_translated_and_compiled(language):
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_labels_translated_when_shown_are_in_the_catalogues(language):
     """The pages translate some values when they show them (``{% translate row.stage_label %}``): the
-    stages, what a referral waits for, the visits of the default follow-up schedule."""
+    stages, what a referral waits for, the visits of the default follow-up schedule, and the choices the
+    pages and forms show (booking status, slot kind, visit mode, response, persistence, adverse event
+    kind, why a patient was lost)."""
+    from pocare.patients import models
     from pocare.patients.followup import DEFAULT_SCHEDULE
-    from pocare.patients.models import Stage
     from pocare.patients.selectors import WAITS_FOR
 
-    labels = {s.label for s in Stage} | set(WAITS_FOR.values())
+    labels = {str(choice.label) for choices in (
+        models.Stage, models.LostReason, models.ReferralSource, models.SlotKind, models.BookingStatus,
+        models.VisitStatus, models.VisitMode, models.Response, models.Persistence, models.AdverseEventKind)
+        for choice in choices} | set(WAITS_FOR.values())
     labels |= {v["label"] for v in DEFAULT_SCHEDULE if not v["label"].startswith("Year")}
     catalogue = _catalogue(language)
     assert not sorted(label for label in labels if not catalogue.get(label))
@@ -202,3 +207,51 @@ def test_django_loads_the_catalogues(language, expected):
     """The catalogues are where Django looks (LOCALE_PATHS) and are compiled."""
     with translation.override(language):
         assert translation.gettext("Your appointments") == expected
+
+
+def _page(client, url: str, **headers: str) -> str:  # type: ignore[no-untyped-def]
+    response = client.get(url, **headers)
+    assert response.status_code == 200
+    return response.content.decode()  # type: ignore[no-any-return]
+
+
+@pytest.mark.django_db
+def test_the_booking_and_navigator_pages_speak_spanish_once_switched(client, login, referral):
+    """Issue 17 "Languages" (browser test: "the navigator books a site and slot chain (Spanish)"): after
+    the language switcher's POST the navigator's pages come in Spanish, the stage read from the record
+    included, and go back to English when switched back."""
+    from django.urls import reverse
+
+    login("navigator.mad")
+    booking = reverse("patients_booking:booking", kwargs={"pseudonym": referral.patient.pseudonym})
+    navigator = reverse("patients:navigator")
+    english = _page(client, booking)
+    assert "Slot chain of" in english and "Cadena de huecos de" not in english
+
+    assert client.post(reverse("web:language"), {"language": "es", "next": booking}).status_code == 302
+    body = _page(client, booking)
+    assert '<html lang="es"' in body
+    assert f"Cadena de huecos de {referral.patient.pseudonym}" in body and "Cadena reservada" in body
+    assert "Slot chain of" not in body and "Booked chain" not in body
+    page = _page(client, navigator)
+    assert "Cada paciente de sus hospitales con su seudónimo" in page
+    assert ">Derivado</span>" in page  # the stage badge, translated when shown
+    assert "Each patient at your hospitals" not in page
+
+    client.post(reverse("web:language"), {"language": "en-gb", "next": "/"})
+    assert "Slot chain of" in _page(client, booking)
+
+
+@pytest.mark.django_db
+def test_the_language_cookie_alone_chooses_spanish(client, login, referral):
+    """The choice lives in Django's language cookie (LocaleMiddleware reads it on every request)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    login("navigator.mad")
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"
+    body = _page(client, reverse("patients_booking:booking", kwargs={"pseudonym": referral.patient.pseudonym}))
+    assert "Cadena de huecos de" in body
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "pt"
+    assert "Cadeia de vagas de" in _page(client, reverse("patients_booking:booking",
+                                                               kwargs={"pseudonym": referral.patient.pseudonym}))

@@ -34,15 +34,15 @@ class VisitForm(forms.Form):
     """A follow-up visit done: how, when (the hospital's local time), survival, response, new malignancy,
     persistence of the product."""
 
-    mode = forms.ChoiceField(label=_("How"), choices=VisitMode.choices)
+    mode = forms.ChoiceField(label=_("How"), choices=[(v, _(label)) for v, label in VisitMode.choices])
     done_at = DateTimeField(label=_("Done at"), widget=DateTimeInput, help_text=_("Local time at the hospital."))
     alive = forms.TypedChoiceField(label=_("Patient alive"), choices=[("yes", _("Yes")), ("no", _("No"))],
                                    coerce=lambda v: v == "yes")
-    response = forms.ChoiceField(label=_("Disease response"), choices=[("", "—"), *Response.choices], required=False)
+    response = forms.ChoiceField(label=_("Disease response"), choices=[("", "—"), *[(v, _(label)) for v, label in Response.choices]], required=False)
     new_malignancy = forms.ChoiceField(label=_("New malignancy"), choices=_YES_NO_UNKNOWN, required=False)
     malignancy_description = forms.CharField(label=_("New malignancy: description"), max_length=2000,
                                              required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    persistence = forms.ChoiceField(label=_("Product persistence"), choices=[("", "—"), *Persistence.choices],
+    persistence = forms.ChoiceField(label=_("Product persistence"), choices=[("", "—"), *[(v, _(label)) for v, label in Persistence.choices]],
                                     required=False)
     reason = _reason()
 
@@ -62,7 +62,7 @@ class AdverseEventForm(forms.Form):
     """An adverse event after infusion: for CRS and ICANS the inputs of the ASTCT grading (the grade is
     computed and shown with its reasons), for another event its CTCAE term and grade."""
 
-    kind = forms.ChoiceField(label=_("Event"), choices=AdverseEventKind.choices)
+    kind = forms.ChoiceField(label=_("Event"), choices=[(v, _(label)) for v, label in AdverseEventKind.choices])
     visit = forms.TypedChoiceField(label=_("Found at the visit"), required=False, coerce=int, empty_value=None)
     onset_on = DateField(label=_("Onset"))
     term = forms.CharField(label=_("Term (CTCAE)"), max_length=200, required=False,

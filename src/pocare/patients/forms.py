@@ -102,7 +102,7 @@ class WithdrawForm(forms.Form):
 
 
 class LostForm(forms.Form):
-    lost_reason = forms.ChoiceField(label=_("Why the patient was lost"), choices=LostReason.choices)
+    lost_reason = forms.ChoiceField(label=_("Why the patient was lost"), choices=[(v, _(label)) for v, label in LostReason.choices])
     reason = _reason("What happened")
 
 
