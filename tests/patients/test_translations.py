@@ -188,15 +188,17 @@ def test_labels_translated_when_shown_are_in_the_catalogues(language):
     """The pages translate some values when they show them (``{% translate row.stage_label %}``): the
     stages, what a referral waits for, the visits of the default follow-up schedule, and the choices the
     pages and forms show (booking status, slot kind, visit mode, response, persistence, adverse event
-    kind, why a patient was lost)."""
-    from pocare.patients import models
+    kind, why a patient was lost, the ASTCT grading's choices)."""
+    from pocare.patients import grading, models
     from pocare.patients.followup import DEFAULT_SCHEDULE
     from pocare.patients.selectors import WAITS_FOR
 
     labels = {str(choice.label) for choices in (
         models.Stage, models.LostReason, models.ReferralSource, models.SlotKind, models.BookingStatus,
         models.VisitStatus, models.VisitMode, models.Response, models.Persistence, models.AdverseEventKind)
-        for choice in choices} | set(WAITS_FOR.values())
+        for choice in choices} | set(WAITS_FOR.values()) | set(grading.OXYGEN_DEVICES.values())
+    labels |= {text for table in (grading.CONSCIOUSNESS, grading.SEIZURES, grading.MOTOR, grading.RAISED_ICP)
+               for _grade, text in table.values()}
     labels |= {v["label"] for v in DEFAULT_SCHEDULE if not v["label"].startswith("Year")}
     catalogue = _catalogue(language)
     assert not sorted(label for label in labels if not catalogue.get(label))
