@@ -61,7 +61,7 @@ class MissForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 2}))
 
 
-def _choices(table: dict[str, tuple[int, str]]) -> list[tuple[str, str]]:
+def _choices(table: dict[str, tuple[int, str]]) -> list[tuple[str, Any]]:
     return [(key, capfirst(_(text))) for key, (_grade, text) in table.items()]
 
 
