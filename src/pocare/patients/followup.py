@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
@@ -57,11 +58,11 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 #: The schedule used when the product's master file states none: days 7, 14, 28 and 100, month 6, then
 #: yearly to year 15; examinations in person for five years, then yearly contact by questionnaire.
 DEFAULT_SCHEDULE: tuple[dict[str, Any], ...] = (
-    {"label": "Day 7", "day": 7, "window_days": 1, "mode": VisitMode.IN_PERSON.value},
-    {"label": "Day 14", "day": 14, "window_days": 2, "mode": VisitMode.IN_PERSON.value},
-    {"label": "Day 28", "day": 28, "window_days": 4, "mode": VisitMode.IN_PERSON.value},
-    {"label": "Day 100", "day": 100, "window_days": 10, "mode": VisitMode.IN_PERSON.value},
-    {"label": "Month 6", "day": 180, "window_days": 30, "mode": VisitMode.IN_PERSON.value},
+    {"label": gettext_noop("Day 7"), "day": 7, "window_days": 1, "mode": VisitMode.IN_PERSON.value},
+    {"label": gettext_noop("Day 14"), "day": 14, "window_days": 2, "mode": VisitMode.IN_PERSON.value},
+    {"label": gettext_noop("Day 28"), "day": 28, "window_days": 4, "mode": VisitMode.IN_PERSON.value},
+    {"label": gettext_noop("Day 100"), "day": 100, "window_days": 10, "mode": VisitMode.IN_PERSON.value},
+    {"label": gettext_noop("Month 6"), "day": 180, "window_days": 30, "mode": VisitMode.IN_PERSON.value},
     *({"label": f"Year {year}", "day": 365 * year, "window_days": 45 if year == 1 else 60,
        "mode": (VisitMode.IN_PERSON if year <= 5 else VisitMode.QUESTIONNAIRE).value} for year in range(1, 16)),
 )

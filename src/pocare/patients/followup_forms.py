@@ -7,12 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db import models
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from pocare.core.fields import DateField, DateTimeField
 from pocare.patients import grading
 from pocare.patients.models import AdverseEventKind, Persistence, Response, VisitMode
 
+
+def _translated(choices: type[models.TextChoices]) -> list[tuple[str, Any]]:
+    """A model's choices with their labels translated when shown (the models mark them with gettext_noop)."""
+    return [(value, _(label)) for value, label in choices.choices]
 
 class DateTimeInput(forms.DateTimeInput):
     input_type = "datetime-local"
@@ -34,15 +40,16 @@ class VisitForm(forms.Form):
     """A follow-up visit done: how, when (the hospital's local time), survival, response, new malignancy,
     persistence of the product."""
 
-    mode = forms.ChoiceField(label=_("How"), choices=VisitMode.choices)
+    mode = forms.ChoiceField(label=_("How"), choices=_translated(VisitMode))
     done_at = DateTimeField(label=_("Done at"), widget=DateTimeInput, help_text=_("Local time at the hospital."))
     alive = forms.TypedChoiceField(label=_("Patient alive"), choices=[("yes", _("Yes")), ("no", _("No"))],
                                    coerce=lambda v: v == "yes")
-    response = forms.ChoiceField(label=_("Disease response"), choices=[("", "—"), *Response.choices], required=False)
+    response = forms.ChoiceField(label=_("Disease response"), choices=[("", "—"), *_translated(Response)],
+                                 required=False)
     new_malignancy = forms.ChoiceField(label=_("New malignancy"), choices=_YES_NO_UNKNOWN, required=False)
     malignancy_description = forms.CharField(label=_("New malignancy: description"), max_length=2000,
                                              required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    persistence = forms.ChoiceField(label=_("Product persistence"), choices=[("", "—"), *Persistence.choices],
+    persistence = forms.ChoiceField(label=_("Product persistence"), choices=[("", "—"), *_translated(Persistence)],
                                     required=False)
     reason = _reason()
 
@@ -54,15 +61,15 @@ class MissForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 2}))
 
 
-def _choices(table: dict[str, tuple[int, str]]) -> list[tuple[str, str]]:
-    return [(key, text[:1].upper() + text[1:]) for key, (_grade, text) in table.items()]
+def _choices(table: dict[str, tuple[int, str]]) -> list[tuple[str, Any]]:
+    return [(key, capfirst(_(text))) for key, (_grade, text) in table.items()]
 
 
 class AdverseEventForm(forms.Form):
     """An adverse event after infusion: for CRS and ICANS the inputs of the ASTCT grading (the grade is
     computed and shown with its reasons), for another event its CTCAE term and grade."""
 
-    kind = forms.ChoiceField(label=_("Event"), choices=AdverseEventKind.choices)
+    kind = forms.ChoiceField(label=_("Event"), choices=_translated(AdverseEventKind))
     visit = forms.TypedChoiceField(label=_("Found at the visit"), required=False, coerce=int, empty_value=None)
     onset_on = DateField(label=_("Onset"))
     term = forms.CharField(label=_("Term (CTCAE)"), max_length=200, required=False,
@@ -78,7 +85,7 @@ class AdverseEventForm(forms.Form):
                                    required=False)
     vasopressin = forms.BooleanField(label=_("Vasopressin"), required=False)
     oxygen_device = forms.ChoiceField(label=_("Oxygen"), required=False,
-                                      choices=[(k, v[:1].upper() + v[1:]) for k, v in grading.OXYGEN_DEVICES.items()])
+                                      choices=[(k, capfirst(_(v))) for k, v in grading.OXYGEN_DEVICES.items()])
     oxygen_flow_l_min = forms.CharField(label=_("Oxygen flow (L/min)"), max_length=20, required=False)
     # ICANS (ASTCT Tables 4 and 5)
     orientation = forms.CharField(label=_("ICE: orientation (0–4)"), max_length=20, required=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from pocare.core.fields import DateField, DatePicker, DateTimeField
@@ -15,6 +16,11 @@ def _reason(label: str = "Reason") -> forms.CharField:
     return forms.CharField(label=_(label), max_length=1000, help_text=_("Recorded in the audit trail."),
                            widget=forms.Textarea(attrs={"rows": 2}))
 
+
+
+def _translated(choices: type[models.TextChoices]) -> list[tuple[str, Any]]:
+    """A model's choices with their labels translated when shown (the models mark them with gettext_noop)."""
+    return [(value, _(label)) for value, label in choices.choices]
 
 class DateTimeInput(forms.DateTimeInput):
     input_type = "datetime-local"
@@ -102,7 +108,7 @@ class WithdrawForm(forms.Form):
 
 
 class LostForm(forms.Form):
-    lost_reason = forms.ChoiceField(label=_("Why the patient was lost"), choices=LostReason.choices)
+    lost_reason = forms.ChoiceField(label=_("Why the patient was lost"), choices=_translated(LostReason))
     reason = _reason("What happened")
 
 

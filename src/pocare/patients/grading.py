@@ -46,6 +46,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext_noop
+
 FEVER_C = 38.0
 TEMPERATURE_RANGE_C = (30.0, 45.0)
 FLOW_RANGE_L_MIN = (0.0, 80.0)
@@ -54,15 +56,15 @@ MAX_VASOPRESSORS = 10
 
 #: Oxygen devices and the CRS grade their use alone reaches (the nasal cannula is graded by its flow).
 OXYGEN_DEVICES: dict[str, str] = {
-    "none": "no supplemental oxygen",
-    "nasal_cannula": "nasal cannula",
-    "blow_by": "blow-by oxygen",
-    "facemask": "facemask",
-    "non_rebreather": "non-rebreather mask",
-    "venturi": "Venturi mask",
-    "cpap": "CPAP",
-    "bipap": "BiPAP",
-    "mechanical_ventilation": "intubation and mechanical ventilation",
+    "none": gettext_noop("no supplemental oxygen"),
+    "nasal_cannula": gettext_noop("nasal cannula"),
+    "blow_by": gettext_noop("blow-by oxygen"),
+    "facemask": gettext_noop("facemask"),
+    "non_rebreather": gettext_noop("non-rebreather mask"),
+    "venturi": gettext_noop("Venturi mask"),
+    "cpap": gettext_noop("CPAP"),
+    "bipap": gettext_noop("BiPAP"),
+    "mechanical_ventilation": gettext_noop("intubation and mechanical ventilation"),
 }
 _DEVICE_GRADE = {"none": 0, "blow_by": 2, "facemask": 3, "non_rebreather": 3, "venturi": 3,
                  "cpap": 4, "bipap": 4, "mechanical_ventilation": 4}
@@ -78,31 +80,32 @@ ICE_ITEMS: dict[str, tuple[int, str]] = {
 
 #: Level of consciousness and its ICANS grade.
 CONSCIOUSNESS: dict[str, tuple[int, str]] = {
-    "alert": (0, "alert"),
-    "awakens_spontaneously": (1, "drowsy, awakens spontaneously"),
-    "awakens_to_voice": (2, "awakens to voice"),
-    "awakens_to_touch": (3, "awakens only to tactile stimulus"),
-    "unarousable": (4, "unarousable or needs vigorous or repetitive tactile stimuli to arouse (stupor or coma)"),
+    "alert": (0, gettext_noop("alert")),
+    "awakens_spontaneously": (1, gettext_noop("drowsy, awakens spontaneously")),
+    "awakens_to_voice": (2, gettext_noop("awakens to voice")),
+    "awakens_to_touch": (3, gettext_noop("awakens only to tactile stimulus")),
+    "unarousable": (4, gettext_noop("unarousable or needs vigorous or repetitive tactile stimuli to arouse "
+                                    "(stupor or coma)")),
 }
 SEIZURES: dict[str, tuple[int, str]] = {
-    "none": (0, "no seizure"),
-    "resolved": (3, "a clinical seizure that resolved rapidly, or a non-convulsive seizure on EEG that resolved "
-                    "with intervention"),
-    "prolonged": (4, "a life-threatening prolonged seizure (> 5 min) or repetitive seizures without return to "
-                     "baseline in between"),
+    "none": (0, gettext_noop("no seizure")),
+    "resolved": (3, gettext_noop("a clinical seizure that resolved rapidly, or a non-convulsive seizure on EEG "
+                                 "that resolved with intervention")),
+    "prolonged": (4, gettext_noop("a life-threatening prolonged seizure (> 5 min) or repetitive seizures without "
+                                  "return to baseline in between")),
 }
 MOTOR: dict[str, tuple[int, str]] = {
-    "none": (0, "no motor findings"),
-    "deep_focal_weakness": (4, "deep focal motor weakness such as hemiparesis or paraparesis"),
+    "none": (0, gettext_noop("no motor findings")),
+    "deep_focal_weakness": (4, gettext_noop("deep focal motor weakness such as hemiparesis or paraparesis")),
 }
 RAISED_ICP: dict[str, tuple[int, str]] = {
-    "none": (0, "no sign of raised intracranial pressure or cerebral oedema"),
-    "focal_oedema": (3, "focal or local oedema on neuroimaging"),
-    "diffuse_oedema": (4, "diffuse cerebral oedema on neuroimaging"),
-    "posturing": (4, "decerebrate or decorticate posturing"),
-    "cranial_nerve_vi_palsy": (4, "cranial nerve VI palsy"),
-    "papilloedema": (4, "papilloedema"),
-    "cushings_triad": (4, "Cushing's triad"),
+    "none": (0, gettext_noop("no sign of raised intracranial pressure or cerebral oedema")),
+    "focal_oedema": (3, gettext_noop("focal or local oedema on neuroimaging")),
+    "diffuse_oedema": (4, gettext_noop("diffuse cerebral oedema on neuroimaging")),
+    "posturing": (4, gettext_noop("decerebrate or decorticate posturing")),
+    "cranial_nerve_vi_palsy": (4, gettext_noop("cranial nerve VI palsy")),
+    "papilloedema": (4, gettext_noop("papilloedema")),
+    "cushings_triad": (4, gettext_noop("Cushing's triad")),
 }
 
 CRS_FIELDS = ("temperature_c", "fever_masked", "hypotension", "vasopressors", "vasopressin", "oxygen_device",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 
 class Language(models.TextChoices):
@@ -59,19 +60,19 @@ class Patient(models.Model):
 class Stage(models.TextChoices):
     """Where a referral is on the pathway, in order; WITHDRAWN and LOST end it early."""
 
-    REFERRED = "referred", "Referred"
-    ELIGIBLE = "eligible", "Eligible"
-    CONSENTED = "consented", "Consented"
-    BOOKED = "booked", "Booked"
-    COLLECTED = "collected", "Apheresis done"
-    MANUFACTURING = "manufacturing", "In manufacture"
-    RELEASED = "released", "Released"
-    INFUSED = "infused", "Infused"
-    FOLLOW_UP = "follow_up", "In follow-up"
-    COMPLETED = "completed", "Follow-up completed"
-    INELIGIBLE = "ineligible", "Not eligible"
-    WITHDRAWN = "withdrawn", "Consent withdrawn"
-    LOST = "lost", "Lost before treatment"
+    REFERRED = "referred", gettext_noop("Referred")
+    ELIGIBLE = "eligible", gettext_noop("Eligible")
+    CONSENTED = "consented", gettext_noop("Consented")
+    BOOKED = "booked", gettext_noop("Booked")
+    COLLECTED = "collected", gettext_noop("Apheresis done")
+    MANUFACTURING = "manufacturing", gettext_noop("In manufacture")
+    RELEASED = "released", gettext_noop("Released")
+    INFUSED = "infused", gettext_noop("Infused")
+    FOLLOW_UP = "follow_up", gettext_noop("In follow-up")
+    COMPLETED = "completed", gettext_noop("Follow-up completed")
+    INELIGIBLE = "ineligible", gettext_noop("Not eligible")
+    WITHDRAWN = "withdrawn", gettext_noop("Consent withdrawn")
+    LOST = "lost", gettext_noop("Lost before treatment")
 
 
 #: Stages after which nothing more happens on the pathway.
@@ -81,17 +82,17 @@ ENDED_STAGES = frozenset({Stage.COMPLETED, Stage.INELIGIBLE, Stage.WITHDRAWN, St
 class LostReason(models.TextChoices):
     """Why a referred patient was not treated (the outcomes' "lost while waiting, and why")."""
 
-    DIED = "died", "Died before infusion"
-    PROGRESSED = "progressed", "Disease progressed; no longer a candidate"
-    UNFIT = "unfit", "Clinical condition; no longer fit"
-    MANUFACTURING = "manufacturing", "Manufacturing failed; no product"
-    DECLINED = "declined", "Declined treatment"
-    OTHER = "other", "Other"
+    DIED = "died", gettext_noop("Died before infusion")
+    PROGRESSED = "progressed", gettext_noop("Disease progressed; no longer a candidate")
+    UNFIT = "unfit", gettext_noop("Clinical condition; no longer fit")
+    MANUFACTURING = "manufacturing", gettext_noop("Manufacturing failed; no product")
+    DECLINED = "declined", gettext_noop("Declined treatment")
+    OTHER = "other", gettext_noop("Other")
 
 
 class ReferralSource(models.TextChoices):
-    FORM = "form", "Referral form"
-    FHIR = "fhir", "FHIR ServiceRequest"
+    FORM = "form", gettext_noop("Referral form")
+    FHIR = "fhir", gettext_noop("FHIR ServiceRequest")
 
 
 class Referral(models.Model):
@@ -190,8 +191,8 @@ class Consent(models.Model):
 
 
 class SlotKind(models.TextChoices):
-    APHERESIS = "apheresis", "Apheresis"
-    INFUSION = "infusion", "Infusion"
+    APHERESIS = "apheresis", gettext_noop("Apheresis")
+    INFUSION = "infusion", gettext_noop("Infusion")
 
 
 class ClinicSlot(models.Model):
@@ -214,9 +215,9 @@ class ClinicSlot(models.Model):
 
 
 class BookingStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    MOVED = "moved", "Moved (replaced by a later booking)"
-    CANCELLED = "cancelled", "Cancelled"
+    ACTIVE = "active", gettext_noop("Active")
+    MOVED = "moved", gettext_noop("Moved (replaced by a later booking)")
+    CANCELLED = "cancelled", gettext_noop("Cancelled")
 
 
 class Booking(models.Model):
@@ -256,31 +257,31 @@ class Booking(models.Model):
 
 
 class VisitStatus(models.TextChoices):
-    PLANNED = "planned", "Planned"
-    DONE = "done", "Done"
-    MISSED = "missed", "Missed"
+    PLANNED = "planned", gettext_noop("Planned")
+    DONE = "done", gettext_noop("Done")
+    MISSED = "missed", gettext_noop("Missed")
 
 
 class VisitMode(models.TextChoices):
-    IN_PERSON = "in_person", "In person"
-    PHONE = "phone", "By phone"
-    QUESTIONNAIRE = "questionnaire", "By questionnaire"
+    IN_PERSON = "in_person", gettext_noop("In person")
+    PHONE = "phone", gettext_noop("By phone")
+    QUESTIONNAIRE = "questionnaire", gettext_noop("By questionnaire")
 
 
 class Response(models.TextChoices):
     """Disease response at the visit (Lugano / iwCLL / IMWG categories collapsed to CIBMTR's)."""
 
-    CR = "CR", "Complete response"
-    PR = "PR", "Partial response"
-    SD = "SD", "Stable disease"
-    PD = "PD", "Progressive disease"
-    NE = "NE", "Not evaluated"
+    CR = "CR", gettext_noop("Complete response")
+    PR = "PR", gettext_noop("Partial response")
+    SD = "SD", gettext_noop("Stable disease")
+    PD = "PD", gettext_noop("Progressive disease")
+    NE = "NE", gettext_noop("Not evaluated")
 
 
 class Persistence(models.TextChoices):
-    DETECTED = "detected", "Detected"
-    NOT_DETECTED = "not_detected", "Not detected"
-    NOT_TESTED = "not_tested", "Not tested"
+    DETECTED = "detected", gettext_noop("Detected")
+    NOT_DETECTED = "not_detected", gettext_noop("Not detected")
+    NOT_TESTED = "not_tested", gettext_noop("Not tested")
 
 
 class Visit(models.Model):
@@ -312,9 +313,9 @@ class Visit(models.Model):
 
 
 class AdverseEventKind(models.TextChoices):
-    CRS = "crs", "Cytokine release syndrome"
-    ICANS = "icans", "Immune effector cell-associated neurotoxicity syndrome"
-    OTHER = "other", "Other adverse event"
+    CRS = "crs", gettext_noop("Cytokine release syndrome")
+    ICANS = "icans", gettext_noop("Immune effector cell-associated neurotoxicity syndrome")
+    OTHER = "other", gettext_noop("Other adverse event")
 
 
 class AdverseEvent(models.Model):

@@ -20,6 +20,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_perm
@@ -48,16 +49,17 @@ STAGE_ORDER: tuple[str, ...] = (Stage.REFERRED, Stage.ELIGIBLE, Stage.CONSENTED,
 LATE_AFTER = dt.timedelta(days=14)
 
 #: What a referral at each stage waits for next (the physician's page).
+#: Marked for extraction only: the pages translate them when shown (``{% translate r.waits_for %}``).
 WAITS_FOR: dict[str, str] = {
-    Stage.REFERRED: "Eligibility assessment",
-    Stage.ELIGIBLE: "Informed consent",
-    Stage.CONSENTED: "Booking of apheresis, manufacture and infusion",
-    Stage.BOOKED: "Apheresis",
-    Stage.COLLECTED: "Start of manufacture",
-    Stage.MANUFACTURING: "QC and QP certification",
-    Stage.RELEASED: "Infusion",
-    Stage.INFUSED: "Follow-up visits",
-    Stage.FOLLOW_UP: "Follow-up visits",
+    Stage.REFERRED: gettext_noop("Eligibility assessment"),
+    Stage.ELIGIBLE: gettext_noop("Informed consent"),
+    Stage.CONSENTED: gettext_noop("Booking of apheresis, manufacture and infusion"),
+    Stage.BOOKED: gettext_noop("Apheresis"),
+    Stage.COLLECTED: gettext_noop("Start of manufacture"),
+    Stage.MANUFACTURING: gettext_noop("QC and QP certification"),
+    Stage.RELEASED: gettext_noop("Infusion"),
+    Stage.INFUSED: gettext_noop("Follow-up visits"),
+    Stage.FOLLOW_UP: gettext_noop("Follow-up visits"),
 }
 
 
