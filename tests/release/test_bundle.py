@@ -148,9 +148,10 @@ def test_derived_values_say_what_record_they_were_read_from(batch, exported):
     """ALCOA+ (issue 15, one fact, one value): a value read from the record, not typed, says so in
     batch.json and in the dossier the inspector reads, with the record it came from."""
     from pocare.masterfile.schema import DERIVATIONS
-    from tests.pdf_reading import opened
+    from tests.pdf_reading import keep, opened
 
     files = _members(exported.content)
+    keep("bundle-dossier.pdf", files["dossier.pdf"])
     data = json.loads(files["batch.json"])
     derived = [v for s in data["steps"] for v in s.get("values", []) if v["derived_from"]]
     typed = [v for s in data["steps"] for v in s.get("values", []) if not v["derived_from"]]
