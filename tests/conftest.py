@@ -167,3 +167,15 @@ def _job_files(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
     settings.STORAGES = {**settings.STORAGES, "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(tmp_path_factory.getbasetemp() / "job-files")}}}
+
+
+@pytest.fixture
+def patient_keys(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Patients' identities sealed with keys of the test's own, in a file outside the database
+    (PAT-PRIVACY; ``settings.POCARE_PATIENT_KEYS``)."""
+    from pocare.patients import identity
+
+    settings.POCARE_PATIENT_KEYS = tmp_path / "patient-keys" / "keys.json"
+    identity.keys_forget()
+    yield
+    identity.keys_forget()

@@ -23,18 +23,7 @@ SHOTS = Path(tempfile.gettempdir()) / "e2e-pathway"
 
 
 @pytest.fixture
-def _patient_keys(settings, tmp_path):  # type: ignore[no-untyped-def]
-    """Identities sealed with keys of the test's own, in a file outside the database."""
-    from pocare.patients import identity
-
-    settings.POCARE_PATIENT_KEYS = tmp_path / "patient-keys" / "keys.json"
-    identity.keys_forget()
-    yield
-    identity.keys_forget()
-
-
-@pytest.fixture
-def clinic(tx_db, _patient_keys):  # type: ignore[no-untyped-def]
+def clinic(tx_db, patient_keys):  # type: ignore[no-untyped-def]
     """MAD able to make the product (master file effective, a qualified unit), the consent document issued
     in English, Spanish and Portuguese by Control Site QA, and daily apheresis and infusion slots open."""
     from pocare.masterfile.models import Product

@@ -7,14 +7,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _patient_keys(settings, tmp_path):  # type: ignore[no-untyped-def]
+def _patient_keys(patient_keys):  # type: ignore[no-untyped-def]
     """Each test seals identities with keys of its own, in a file outside the database."""
-    from pocare.patients import identity
-
-    settings.POCARE_PATIENT_KEYS = tmp_path / "patient-keys" / "keys.json"
-    identity.keys_forget()
     yield
-    identity.keys_forget()
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ from pocare.patients.models import (
     VisitMode,
     VisitStatus,
 )
+from pocare.patients.services import text_checked
 from pocare.quality.services import safety_signal_raise
 
 if TYPE_CHECKING:
@@ -88,17 +89,6 @@ def _check_actor(actor: User | None, referral: Referral, *, system_allowed: bool
             raise ValidationError({"actor": "A person records this."})
         return
     require_perm(actor, Perm.FOLLOWUP_RECORD, site=referral.patient.treating_site)
-
-
-def _text(value: Any, field: str, what: str, max_length: int, *, required: bool = False) -> str:
-    text = str(value if value is not None else "").strip()
-    if required and not text:
-        raise ValidationError({field: f"Give the {what}."})
-    if problem := bounds.text_problem(text):
-        raise ValidationError({field: f"The {what}: {problem}."})
-    if len(text) > max_length:
-        raise ValidationError({field: f"The {what} has at most {max_length} characters."})
-    return text
 
 
 def _aware(value: Any, field: str, what: str) -> dt.datetime:
@@ -221,7 +211,7 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
     alive_ = _yes_no(alive, "alive", "the patient is alive", required=True)
     response = _choice(response, "response", Response)
     new_malignancy_ = _yes_no(new_malignancy, "new_malignancy", "a new malignancy was found")
-    malignancy_description = _text(malignancy_description, "malignancy_description", "description of the new "
+    malignancy_description = text_checked(malignancy_description, "malignancy_description", "description of the new "
                                    "malignancy", 2000, required=bool(new_malignancy_))
     if malignancy_description and not new_malignancy_:
         raise ValidationError({"malignancy_description": "Describe a new malignancy only when one was found."})
@@ -253,7 +243,7 @@ def visit_miss(*, actor: User | None, visit: Visit, reason: str) -> Visit:
     passed: ``actor=None``). A missed visit stays on the timeline, flagged."""
     referral = visit.referral
     _check_actor(actor, referral, system_allowed=True)
-    reason = reason_required(_text(reason, "reason", "reason", 2000, required=True))
+    reason = reason_required(text_checked(reason, "reason", "reason", 2000, required=True))
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("referral__patient__treating_site").get(pk=visit.pk)
         if visit.status != VisitStatus.PLANNED:
@@ -299,7 +289,7 @@ def adverse_event_record(*, actor: User, referral: Referral, visit: Visit | None
     if visit is not None and visit.referral_id != referral.pk:
         raise ValidationError({"visit": "The visit belongs to another referral."})
     result = adverse_event_grade(kind, inputs)
-    term = _text(term, "term", "term (CTCAE)", 200, required=kind == AdverseEventKind.OTHER)
+    term = text_checked(term, "term", "term (CTCAE)", 200, required=kind == AdverseEventKind.OTHER)
     if not term:
         term = AdverseEventKind(kind).label
     if isinstance(onset_on, dt.datetime) or not isinstance(onset_on, dt.date):

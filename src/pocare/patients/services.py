@@ -54,7 +54,9 @@ _PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PSEUDONYM_PREFIX = "PX-"
 
 
-def _text(value: Any, field: str, what: str, max_length: int, *, required: bool = True) -> str:
+def text_checked(value: Any, field: str, what: str, max_length: int, *, required: bool = True) -> str:
+    """``value`` as text, stripped, refused naming ``field`` when missing (if ``required``), with a NUL or
+    a lone surrogate, or longer than ``max_length``: every service of this app checks its text so."""
     text = str(value if value is not None else "").strip()
     if required and not text:
         raise ValidationError({field: f"Give the {what}."})
@@ -107,13 +109,13 @@ def patient_register(
     require_perm(actor, Perm.PATIENTS_REFER, site=treating_site)
     if treating_site.kind == SiteKind.CONTROL:
         raise ValidationError({"treating_site": "The Control Site treats no patients; choose the hospital."})
-    name = _text(identity.name, "name", "patient's name", 200)
+    name = text_checked(identity.name, "name", "patient's name", 200)
     birth_date = _birth_date(identity.birth_date)
-    contact = _text(identity.contact, "contact", "contact", 200, required=False)
-    address = _text(identity.address, "address", "address", 400, required=False)
+    contact = text_checked(identity.contact, "contact", "contact", 200, required=False)
+    address = text_checked(identity.address, "address", "address", 400, required=False)
     if language not in Language.values:
         raise ValidationError({"language": f"Choose one of {', '.join(Language.values)}."})
-    region = _text(region, "region", "region", 40, required=False)
+    region = text_checked(region, "region", "region", 40, required=False)
     if travel_minutes is not None and (not isinstance(travel_minutes, int) or not 0 <= travel_minutes <= 48 * 60):
         raise ValidationError({"travel_minutes": "The travel time is between 0 and 2,880 minutes (48 hours)."})
     if deprivation_quintile is not None and deprivation_quintile not in (1, 2, 3, 4, 5):
@@ -165,12 +167,12 @@ def referral_create(
     if patient.erased_at is not None:
         raise ValidationError({"patient": "This patient's identifying data were erased; a new referral "
                                           "registers the patient again."})
-    indication = _text(indication, "indication", "indication", 120)
+    indication = text_checked(indication, "indication", "indication", 120)
     weight = _weight(weight_kg)
     if source not in ReferralSource.values:
         raise ValidationError({"source": f"Choose one of {', '.join(ReferralSource.values)}."})
-    external_system = _text(external_system, "external_system", "identifier system", 200, required=False)
-    external_id = _text(external_id, "external_id", "identifier", 64, required=False)
+    external_system = text_checked(external_system, "external_system", "identifier system", 200, required=False)
+    external_id = text_checked(external_id, "external_id", "identifier", 64, required=False)
     reason = reason_required(reason)
     with transaction.atomic():
         if external_id and Referral.objects.filter(external_system=external_system, external_id=external_id).exists():
@@ -207,10 +209,10 @@ def _identity_checked(identity: sealed.Identity) -> sealed.Identity:
     """The identity with each field bounded and checked as at registration."""
     birth_date = _birth_date(identity.birth_date)
     return sealed.Identity(
-        name=_text(identity.name, "name", "patient's name", 200),
+        name=text_checked(identity.name, "name", "patient's name", 200),
         birth_date=birth_date.isoformat() if birth_date else "",
-        contact=_text(identity.contact, "contact", "contact", 200, required=False),
-        address=_text(identity.address, "address", "address", 400, required=False),
+        contact=text_checked(identity.contact, "contact", "contact", 200, required=False),
+        address=text_checked(identity.address, "address", "address", 400, required=False),
     )
 
 
@@ -439,7 +441,7 @@ def consent_document_hash(*, code: str, version: int, language: str, title: str,
 
 
 def _code(value: Any) -> str:
-    code = _text(value, "code", "document code", 40)
+    code = text_checked(value, "code", "document code", 40)
     if not code[0].isalnum() or not set(code) <= _CODE_CHARS:
         raise ValidationError({"code": "The document code has letters, digits, '-', '_' or '.', starting with a "
                                        "letter or digit (e.g. CD19-ICF)."})
@@ -459,8 +461,8 @@ def consent_document_issue(*, actor: User, product: Product, code: str, language
     code = _code(code)
     if language not in Language.values:
         raise ValidationError({"language": f"Choose one of {', '.join(Language.values)}."})
-    title = _text(title, "title", "title", 200)
-    body = _text(body, "body", "document text", MAX_CONSENT_BODY)
+    title = text_checked(title, "title", "title", 200)
+    body = text_checked(body, "body", "document text", MAX_CONSENT_BODY)
     reason = reason_required(reason)
     now = timezone.now()
     effective_from = effective_from or now
@@ -517,7 +519,7 @@ def consent_sign(*, actor: User, referral: Referral, document: ConsentDocument, 
     language unless ``language_reason`` says why not. Only an eligible referral is consented."""
     require_perm(actor, Perm.PATIENTS_REFER, site=referral.patient.treating_site)
     reason = reason_required(reason)
-    language_reason = _text(language_reason, "language_reason", "reason for another language", 500,
+    language_reason = text_checked(language_reason, "language_reason", "reason for another language", 500,
                             required=False)
     with transaction.atomic():
         referral = _locked(referral)
@@ -553,7 +555,7 @@ def consent_withdraw(*, actor: User, referral: Referral, reason: str) -> Consent
     patient's material is held — manufacture, certification and dispatch of the order's product
     (the answers in :mod:`pocare.patients.answers`). ``reason`` is the patient's, as recorded."""
     require_perm(actor, Perm.PATIENTS_REFER, site=referral.patient.treating_site)
-    reason = _text(reason_required(reason), "reason", "reason", 2000)
+    reason = text_checked(reason_required(reason), "reason", "reason", 2000)
     with transaction.atomic():
         referral = _locked(referral)
         consent = referral.consents.select_for_update().filter(withdrawn_at=None).order_by("-signed_at").first()
@@ -578,7 +580,7 @@ def referral_lose(*, actor: User, referral: Referral, lost_reason: str, reason: 
     require_perm(actor, Perm.PATIENTS_REFER, site=referral.patient.treating_site)
     if lost_reason not in LostReason.values:
         raise ValidationError({"lost_reason": f"Choose one of {', '.join(LostReason.values)}."})
-    reason = _text(reason_required(reason), "reason", "reason", 2000)
+    reason = text_checked(reason_required(reason), "reason", "reason", 2000)
     with transaction.atomic():
         referral = _locked(referral)
         if referral.stage in ENDED_STAGES or stage_rank(referral.stage) >= stage_rank(Stage.INFUSED):
@@ -677,7 +679,7 @@ def patient_support_set(*, actor: User, patient: Patient, support: str, reason: 
     """The navigator notes the travel and accommodation support arranged for the patient. The note
     is pseudonymous by rule (no address: the identity holds it); the event keeps old and new."""
     require_perm(actor, Perm.PATIENTS_BOOK, site=patient.treating_site)
-    support = _text(support, "support", "support note", 2000, required=False)
+    support = text_checked(support, "support", "support note", 2000, required=False)
     reason = reason_required(reason)
     with transaction.atomic():
         patient = Patient.objects.select_for_update().get(pk=patient.pk)
