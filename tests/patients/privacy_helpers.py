@@ -38,9 +38,10 @@ def _user(username: str) -> User:
 
 
 def patient_at(code: str) -> Patient:
-    """The site's test patient (made once), registered by the site's physician."""
-    name, address, contact, language = NAMES[code]
-    for patient in Patient.objects.filter(treating_site__code=code):
+    """The site's test patient of these helpers (made once, known by its region ``<code>-R``, so that
+    other tests' patients at the site are not taken for it), registered by the site's physician."""
+    name, address, contact, language = NAMES.get(code, (f"Test Patient {code}", f"{code} street 1", "+00 0", "en"))
+    for patient in Patient.objects.filter(treating_site__code=code, region=f"{code}-R").order_by("pk"):
         return patient
     return patient_register(actor=_user(f"physician.{code.lower()}"), treating_site=Site.objects.get(code=code),
                             identity=Identity(name=name, birth_date="1968-03-14", contact=contact, address=address),
