@@ -181,6 +181,13 @@ def _referral_form_page(request: HttpRequest, referral: Referral, template: str,
                                       **extra}, status=status)
 
 
+def _referral_asked(request: HttpRequest, pk: int) -> Referral:
+    """The referral of a form page: seen with PATIENTS_VIEW, changed (POST) only with PATIENTS_REFER at
+    the treating hospital; 404 otherwise."""
+    perm = Perm.PATIENTS_REFER if request.method == "POST" else Perm.PATIENTS_VIEW
+    return selectors.referral_for(request.user, pk, perm)
+
+
 def _done(request: HttpRequest, referral: Referral, message: str) -> HttpResponse:
     messages.success(request, message)
     return redirect("patients:patient", pseudonym=referral.patient.pseudonym)
@@ -190,8 +197,7 @@ def _done(request: HttpRequest, referral: Referral, message: str) -> HttpRespons
 @require_http_methods(["GET", "POST"])
 def eligibility(request: HttpRequest, pk: int) -> HttpResponse:
     """The product's eligibility checklist, from the master-file version in effect for the referral."""
-    referral = selectors.referral_for(request.user, pk, Perm.PATIENTS_REFER if request.method == "POST"
-                                      else Perm.PATIENTS_VIEW)
+    referral = _referral_asked(request, pk)
     version = services.eligibility_version(referral)
     criteria = schema.eligibility_criteria(version.content) if version else []
     form = EligibilityForm(request.POST if request.method == "POST" else None, criteria=criteria)
@@ -217,8 +223,7 @@ def _documents(referral: Referral) -> list[tuple[int, str]]:
 @require_http_methods(["GET", "POST"])
 def consent(request: HttpRequest, pk: int) -> HttpResponse:
     """Record the patient's signed consent: the document version and language signed (PAT-CONSENT)."""
-    referral = selectors.referral_for(request.user, pk, Perm.PATIENTS_REFER if request.method == "POST"
-                                      else Perm.PATIENTS_VIEW)
+    referral = _referral_asked(request, pk)
     choices = _documents(referral)
     form = ConsentForm(request.POST if request.method == "POST" else None, documents=choices)
     if request.method == "POST" and form.is_valid():
@@ -244,8 +249,7 @@ def consent(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     """The patient withdraws consent, confirmed: the referral ends and the material is held."""
-    referral = selectors.referral_for(request.user, pk, Perm.PATIENTS_REFER if request.method == "POST"
-                                      else Perm.PATIENTS_VIEW)
+    referral = _referral_asked(request, pk)
     form = WithdrawForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -266,8 +270,7 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def lost(request: HttpRequest, pk: int) -> HttpResponse:
     """The patient was lost before treatment, and why."""
-    referral = selectors.referral_for(request.user, pk, Perm.PATIENTS_REFER if request.method == "POST"
-                                      else Perm.PATIENTS_VIEW)
+    referral = _referral_asked(request, pk)
     form = LostForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
