@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pocare.network.models import ManufacturingUnit, Site
+from pocare.core.times import site_time
 from pocare.patients import booking as svc
 from pocare.patients.models import Booking, BookingStatus, ClinicSlot, Referral, SlotKind, Stage
 
@@ -368,11 +369,15 @@ def test_the_navigator_books_and_cancels_from_the_booking_page(client, login, pe
     assert "Lucía" not in page.content.decode()  # PAT-PRIVACY: the pseudonym only
     refused = client.post(url, {"action": "book", "proposal": "1-2-3", "reason": "Earliest"})
     assert refused.status_code == 400 and not Booking.objects.exists()
-    done = client.post(url, {"action": "book", "proposal": proposals[0].token, "reason": "Earliest"})
-    assert done.status_code == 302
-    assert Booking.objects.get().status == BookingStatus.ACTIVE
+    done = client.post(url, {"action": "book", "proposal": proposals[0].token, "reason": "Earliest"}, follow=True)
+    assert done.redirect_chain[-1][1] == 302
+    booking = Booking.objects.get()
+    assert booking.status == BookingStatus.ACTIVE
+    said = done.content.decode()  # what was booked, in the hospital's time
+    assert "Booked: apheresis" in said and site_time(booking.apheresis_slot.starts_at, booking.apheresis_slot.site) in said
     assert client.post(url, {"action": "cancel", "reason": ""}).status_code == 400
-    assert client.post(url, {"action": "cancel", "reason": "Patient unwell"}).status_code == 302
+    cancelled = client.post(url, {"action": "cancel", "reason": "Patient unwell"}, follow=True)
+    assert "Cancelled; the slots are free again" in cancelled.content.decode()
     assert Booking.objects.get().status == BookingStatus.CANCELLED
     assert client.get(url + "?after=9999-01-01").status_code == 400
 
@@ -383,7 +388,8 @@ def test_the_slot_calendar_opens_slots_and_hides_other_hospitals(client, login, 
     form = {"kind": "apheresis", "starts": starts.strftime("%Y-%m-%dT%H:%M"),
             "ends": (starts + dt.timedelta(days=6)).strftime("%Y-%m-%dT%H:%M"), "every": "1440", "duration": "180",
             "reason": "Apheresis capacity"}
-    assert client.post("/patients/slots/MAD/", form).status_code == 302
+    opened = client.post("/patients/slots/MAD/", form, follow=True)
+    assert opened.redirect_chain[-1][1] == 302 and "7 slots opened." in opened.content.decode()
     assert ClinicSlot.objects.filter(site__code="MAD").count() == 7
     assert client.post("/patients/slots/MAD/", {**form, "every": "1" + "0" * 400}).status_code == 400
     assert client.post("/patients/slots/MAD/", {**form, "starts": "9999-12-31T00:00"}).status_code == 400

@@ -137,7 +137,8 @@ def test_who_may_download_the_documents(client, login, madrid, username, status)
 
 def test_the_navigator_fills_in_the_questionnaire_on_the_web(client, login, madrid):
     """PAT-LTFU: the web questionnaire, in the patient's language, checks each answer (yes, no, do
-    not know; details bounded) and reads them back; it stores nothing yet."""
+    not know; details bounded) and reads them back; checking stores nothing (recording them as the visit
+    due: tests/patients/test_followup.py)."""
     login("navigator.mad")
     url = _url("questionnaire", madrid)
     page = client.get(url).content.decode()

@@ -182,6 +182,89 @@ def test_visit_missed_with_a_reason(people, referral):
     assert Event.objects.get(event_type="patients.visit_missed").reason == "Patient in ICU abroad"
 
 
+def test_a_death_closes_the_schedule(people, referral):
+    """PAT-LTFU: a visit recording that the patient died closes the visits still planned, in the same
+    transaction and with a ledger event; the daily job neither reminds of them nor marks them missed, and
+    the FHIR CarePlan says the plan ended early."""
+    from pocare.patients.fhir.export import care_plan
+
+    _infused(people, referral, days_ago=30)
+    visit_record(actor=people["physician.mad"], visit=_visit(referral, "Day 28"), mode="in_person",
+                 done_at=timezone.now() - dt.timedelta(days=1), alive=False)
+    statuses = dict(Visit.objects.filter(referral=referral).values_list("label", "status"))
+    assert statuses["Day 28"] == VisitStatus.DONE
+    assert statuses["Day 7"] == statuses["Day 100"] == statuses["Year 15"] == VisitStatus.CLOSED
+    closed = Event.objects.get(event_type="patients.visits_closed")
+    assert "died" in closed.reason and "Day 28" in closed.reason and len(closed.new["visits"]) == 19
+    summary = followup_daily(slot=timezone.now().isoformat())
+    assert summary["visits_missed"] == {} and summary["visits_overdue"] == {} and summary["reminders"] == {}
+    assert not visits_due(people["navigator.mad"]).exists()
+    plan = care_plan(referral)
+    assert plan is not None and plan["status"] == "revoked"
+    assert {a["status"] for a in plan["contained"]} == {"fulfilled", "cancelled"}
+
+
+def test_a_grade_5_adverse_event_closes_the_schedule(people, referral):
+    """PAT-LTFU PAT-GRADE: an adverse event of CTCAE grade 5 (death) closes the planned visits too."""
+    _infused(people, referral)
+    adverse_event_record(actor=people["physician.mad"], referral=referral, kind="other", term="Sepsis",
+                         onset_on=timezone.localdate(), inputs={"grade": 5}, serious=True)
+    assert not Visit.objects.filter(referral=referral, status=VisitStatus.PLANNED).exists()
+    assert Event.objects.filter(event_type="patients.visits_closed").count() == 1
+
+
+def test_questionnaire_answers_are_recorded_as_the_visit_due(people, referral, client, login):
+    """PAT-LTFU: in year 6 the navigator fills in the web questionnaire with the patient and records it as
+    the Year 6 visit: survival and a new cancer read from the answers, every answer kept on the visit and
+    shown on the timeline. Not while a visit in person is the one due; not without knowing whether the
+    patient is alive; not for another hospital's navigator."""
+    from django.urls import reverse
+
+    _infused(people, referral, days_ago=6 * 365 + 5)
+    url = reverse("patients:questionnaire", args=[referral.patient.pseudonym])
+    answers = dict.fromkeys(("alive", "hospital_stays", "new_cancer", "infections", "neurological"), "no")
+    answers.update(alive="yes", new_cancer="yes", new_cancer_detail="Basal cell carcinoma, March, Hospital del Mar")
+    login("navigator.mad")
+    early = client.post(url, {**answers, "record": "1"})  # Day 7, in person, is the first still planned
+    assert early.status_code == 400 and "No follow-up visit" in early.content.decode()
+    assert 'name="record"' not in client.get(url).content.decode()
+    followup_daily(slot=timezone.now().isoformat())  # the windows of day 7 … year 5 closed: missed
+    page = client.get(url).content.decode()
+    assert "Registrar como la visita Año 6" in page  # in the patient's language
+    unknown = client.post(url, {**answers, "alive": "unknown", "record": "1"})
+    assert unknown.status_code == 400 and "say whether the patient is alive" in unknown.content.decode()
+    assert 'value="unknown" checked' in unknown.content.decode()  # the answers typed are kept
+    login("navigator.lis")
+    assert client.post(url, {**answers, "record": "1"}).status_code == 404
+    login("navigator.mad")
+    done = client.post(url, {**answers, "record": "1"})
+    assert done.status_code == 302 and done.url.endswith(f"#visit-{_visit(referral, 'Year 6').pk}")
+    visit = _visit(referral, "Year 6")
+    assert (visit.status, visit.mode, visit.alive, visit.new_malignancy) == ("done", "questionnaire", True, True)
+    assert visit.malignancy_description.startswith("Basal cell") and visit.answers["infections"]["answer"] == "no"
+    assert Event.objects.get(event_type="patients.visit_recorded", object_id=str(visit.pk)).new["answers"]
+    timeline = client.get(reverse("patients:followup", args=[referral.patient.pseudonym])).content.decode()
+    assert "New cancer or blood disorder" in timeline and "Basal cell carcinoma" in timeline
+
+
+def test_questionnaire_answers_belong_to_a_questionnaire_visit(people, referral):
+    """PAT-LTFU: answers are checked like the form's, and an examination in person carries none."""
+    _infused(people, referral, days_ago=6 * 365 + 5)
+    answers = {q: {"answer": "no", "detail": ""} for q in ("alive", "hospital_stays", "new_cancer",
+                                                            "infections", "neurological")}
+    for bad, field in (({**answers, "alive": {"answer": "maybe"}}, "alive"), ({**answers, "x" * 400: "no"}, "answers"),
+                       ({**answers, "infections": {"answer": "yes", "detail": "x\x00"}}, "infections_detail")):
+        with pytest.raises(ValidationError) as refused:
+            visit_record(actor=people["navigator.mad"], visit=_visit(referral, "Year 6"), mode="phone",
+                         done_at=timezone.now(), alive=True, answers=bad)
+        assert field in refused.value.message_dict
+    with pytest.raises(ValidationError) as refused:
+        visit_record(actor=people["navigator.mad"], visit=_visit(referral, "Day 7"), mode="in_person",
+                     done_at=timezone.now(), alive=True, answers=answers)
+    assert "answers" in refused.value.message_dict
+    assert not Visit.objects.filter(referral=referral, status=VisitStatus.DONE).exists()
+
+
 # --- adverse events ----------------------------------------------------------------------------------
 
 def test_crs_graded_from_its_inputs_reaches_qa_and_the_qp(people, referral):

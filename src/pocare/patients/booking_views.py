@@ -8,17 +8,20 @@ import datetime as dt
 import re
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
+from pocare.core.times import site_time
 from pocare.network.models import Site, SiteKind
 from pocare.patients import booking as svc
 from pocare.patients.models import BookingStatus, Patient, Referral, SlotKind, Stage
@@ -88,22 +91,32 @@ def booking_page(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
             if action == "book":
                 proposal = svc.proposal_from_token(user=request.user, referral=referral,
                                                    token=request.POST.get("proposal", ""))
-                svc.chain_book(actor=request_actor(request), referral=referral, proposal=proposal, reason=reason)
+                done = _("Booked")
+                booking = svc.chain_book(actor=request_actor(request), referral=referral, proposal=proposal,
+                                         reason=reason)
             elif action in ("rebook", "cancel"):
                 active = referral.bookings.filter(status=BookingStatus.ACTIVE).first()
                 if active is None:
                     raise ValidationError({"booking": _("This patient has no active booking.")})
                 if action == "cancel":
-                    svc.booking_cancel(actor=request_actor(request), booking=active, reason=reason)
+                    booking = svc.booking_cancel(actor=request_actor(request), booking=active, reason=reason)
+                    done = _("Cancelled; the slots are free again")
                 else:
                     proposal = svc.proposal_from_token(user=request.user, referral=referral,
                                                        token=request.POST.get("proposal", ""))
-                    svc.chain_rebook(actor=request_actor(request), booking=active, proposal=proposal, reason=reason)
+                    booking = svc.chain_rebook(actor=request_actor(request), booking=active, proposal=proposal,
+                                               reason=reason)
+                    done = _("Moved")
             else:
                 raise ValidationError({"action": _("Use book, rebook or cancel.")})
         except ValidationError as exc:
             errors = exc.message_dict
         else:
+            aph, inf = booking.apheresis_slot, booking.infusion_slot
+            messages.success(request, _("%(done)s: apheresis %(apheresis)s at %(aph_site)s, infusion %(infusion)s at "
+                                        "%(inf_site)s.") % {
+                "done": done, "apheresis": site_time(aph.starts_at, aph.site), "aph_site": aph.site.code,
+                "infusion": site_time(inf.starts_at, inf.site), "inf_site": inf.site.code})
             return redirect("patients_booking:booking", pseudonym=patient.pseudonym)
     context = _booking_context(request, patient, referral, errors)
     return render(request, "patients/booking.html", context, status=400 if context["errors"] else 200)
@@ -132,7 +145,7 @@ def slots_page(request: HttpRequest, code: str) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         try:
-            svc.slots_open(actor=request_actor(request), site=site, kind=request.POST.get("kind", ""),
+            opened = svc.slots_open(actor=request_actor(request), site=site, kind=request.POST.get("kind", ""),
                            starts=_when(request.POST.get("starts", ""), "starts"),
                            ends=_when(request.POST.get("ends", ""), "ends"),
                            every=request.POST.get("every", "")[:12], duration=request.POST.get("duration", "")[:12],
@@ -140,6 +153,8 @@ def slots_page(request: HttpRequest, code: str) -> HttpResponse:
         except ValidationError as exc:
             errors = exc.message_dict
         else:
+            messages.success(request, ngettext("%(n)d slot opened.", "%(n)d slots opened.", len(opened))
+                             % {"n": len(opened)})
             return redirect("patients_booking:slots", code=site.code)
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     slots = svc.slots_of(user=request.user, site=site, starts=start)

@@ -1,22 +1,28 @@
 """Downloads of the patient-facing documents (docs/patients.md): each in the patient's language (or
 ``?language=en|es|pt``), as a page (``?format=html``, the default) or a PDF (``?format=pdf``). They
 carry the pseudonym only, so reading one is not a recorded reading of identifying data; GET writes
-nothing. The questionnaire also has a web form the navigator fills in with the patient."""
+nothing. The questionnaire also has a web form the navigator fills in with the patient, and records as
+the visit due by questionnaire."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.middleware.csrf import get_token
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pocare.accounts.decorators import requires
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
-from pocare.core import bounds
-from pocare.patients import documents, selectors
-from pocare.patients.models import Patient
+from pocare.patients import documents, followup, selectors
+from pocare.patients.models import QUESTIONS, Patient, Visit
 
 
 def _patient(request: HttpRequest, pseudonym: str) -> Patient:
@@ -57,48 +63,35 @@ def document(request: HttpRequest, pseudonym: str, kind: str) -> HttpResponse:
     return response
 
 
-#: Bounds of the web questionnaire's answers.
-_ANSWERS = ("yes", "no", "unknown")
-_DETAIL_MAX = 1000
-
-
-def questionnaire_answers(data: dict[str, str]) -> dict[str, dict[str, str]]:
-    """The questionnaire's answers, each yes/no/unknown with optional details, checked and bounded;
-    ValidationError naming the question otherwise."""
-    answers: dict[str, dict[str, str]] = {}
-    errors: dict[str, str] = {}
-    for q in documents.QUESTIONS:
-        answer = str(data.get(q, ""))
-        detail = str(data.get(f"{q}_detail", "")).strip()
-        if answer not in _ANSWERS:
-            errors[q] = f"Answer {', '.join(_ANSWERS)}."
-        elif len(detail) > _DETAIL_MAX or (problem := bounds.text_problem(detail)):
-            errors[f"{q}_detail"] = (f"The details have at most {_DETAIL_MAX} characters." if len(detail) > _DETAIL_MAX
-                                     else f"The details: {problem}.")
-        else:
-            answers[q] = {"answer": answer, "detail": detail}
-    if errors:
-        raise ValidationError(errors)
-    return answers
-
-
 @requires(Perm.PATIENTS_VIEW, write=Perm.FOLLOWUP_RECORD)
 @require_http_methods(["GET", "POST"])
-def questionnaire(request: HttpRequest, pseudonym: str) -> HttpResponse:
-    """The follow-up questionnaire as a web form (GET), in the patient's language; POST checks the
-    answers and reads them back. Storing them as a questionnaire visit is the follow-up pages' work
-    (docs/patients.md); nothing is written here."""
+def questionnaire(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
+    """The follow-up questionnaire as a web form, in the patient's language, filled in by the navigator with
+    the patient. POST checks the answers and reads them back; with ``record``, they are recorded as the
+    planned visit due by questionnaire (its window open) and the follow-up page opens."""
     patient = _patient(request, pseudonym)
-    extra: dict[str, Any] = {"web_form": True, "errors": {}, "answers": {}}
+    today = timezone.localdate(timezone=patient.treating_site.tz)
+    due = followup.questionnaire_visit(Visit.objects.filter(referral__patient=patient), today)
+    extra: dict[str, Any] = {"web_form": True, "errors": {}, "recordable": due}
     status = 200
     if request.method == "POST":
-        posted = {k: str(v)[: _DETAIL_MAX + 1] for k, v in request.POST.items() if k != "csrfmiddlewaretoken"}
+        posted = {k: str(v)[: followup.DETAIL_MAX + 1] for k, v in request.POST.items()
+                  if k not in ("csrfmiddlewaretoken", "record")}
         try:
-            extra["answers"] = questionnaire_answers(posted)
+            answers = followup.questionnaire_checked(posted)
+            if "record" in request.POST:
+                if due is None:
+                    raise ValidationError({"record": "No follow-up visit of this patient is due by questionnaire "
+                                                     "now (a visit in person, or none whose window is open)."})
+                followup.questionnaire_record(actor=request_actor(request), visit=due, answers=answers,
+                                              done_at=timezone.now())
+                messages.success(request, _("%(label)s recorded from the questionnaire.") % {"label": _(due.label)})
+                return redirect(reverse("patients:followup", args=[patient.pseudonym]) + f"#visit-{due.pk}")
             extra["checked"] = True
         except ValidationError as exc:
             extra["errors"], status = exc.message_dict, 400
-            extra["answers"] = {q: {"answer": posted.get(q, ""), "detail": posted.get(f"{q}_detail", "")[:_DETAIL_MAX]}
-                                for q in documents.QUESTIONS}
+        extra["questions"] = [{"name": q, "answer": posted.get(q, ""),
+                               "detail": posted.get(f"{q}_detail", "")[: followup.DETAIL_MAX]}
+                              for q in QUESTIONS]
     extra["csrf_token"] = get_token(request)
     return HttpResponse(documents.document_html("questionnaire", patient, **extra), status=status)

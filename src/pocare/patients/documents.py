@@ -19,7 +19,17 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from pocare.core import times
-from pocare.patients.models import Booking, BookingStatus, Consent, Language, Patient, Referral, Visit, VisitStatus
+from pocare.patients.models import (
+    QUESTIONS,
+    Booking,
+    BookingStatus,
+    Consent,
+    Language,
+    Patient,
+    Referral,
+    Visit,
+    VisitStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +48,6 @@ KINDS = {
     "questionnaire": Kind("questionnaire", "patients/documents/questionnaire.html", "follow-up-questionnaire"),
 }
 
-#: The questions of the follow-up questionnaire (PAT-LTFU; CIBMTR form 4100's annual follow-up
-#: asked of the patient): the field, and whether the answer is yes/no with details.
-QUESTIONS = ("alive", "hospital_stays", "new_cancer", "infections", "neurological")
 
 
 def _latest_referral(patient: Patient) -> Referral | None:
@@ -96,7 +103,7 @@ def context(kind: str, patient: Patient) -> tuple[dict[str, Any], str]:
     elif kind == "questionnaire":
         visit = (Visit.objects.filter(referral__patient=patient, status=VisitStatus.PLANNED)
                  .order_by("due_on", "pk").first())
-        ctx.update(visit=visit, questions=QUESTIONS)
+        ctx.update(visit=visit, questions=[{"name": q, "answer": "", "detail": ""} for q in QUESTIONS])
     elif kind != "leaflet":
         raise Http404(f"{kind[:20]!r} is not a patient document.")
     return ctx, language

@@ -28,5 +28,6 @@ class PatientEvent(models.TextChoices):
     SUPPORT_NOTED = "patients.support_noted", "Travel and accommodation support noted"
     VISIT_RECORDED = "patients.visit_recorded", "Follow-up visit recorded"
     VISIT_MISSED = "patients.visit_missed", "Follow-up visit missed"
+    VISITS_CLOSED = "patients.visits_closed", "Follow-up closed: the patient died"
     ADVERSE_EVENT_RECORDED = "patients.adverse_event_recorded", "Adverse event recorded (graded)"
     FHIR_IMPORTED = "patients.fhir_imported", "FHIR ServiceRequest imported"

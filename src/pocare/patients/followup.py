@@ -34,6 +34,8 @@ from pocare.ledger.services import event_record, reason_required
 from pocare.patients import grading
 from pocare.patients.events import PatientEvent
 from pocare.patients.models import (
+    ANSWERS,
+    QUESTIONS,
     AdverseEvent,
     AdverseEventKind,
     Persistence,
@@ -64,9 +66,16 @@ DEFAULT_SCHEDULE: tuple[dict[str, Any], ...] = (
     {"label": gettext_noop("Day 28"), "day": 28, "window_days": 4, "mode": VisitMode.IN_PERSON.value},
     {"label": gettext_noop("Day 100"), "day": 100, "window_days": 10, "mode": VisitMode.IN_PERSON.value},
     {"label": gettext_noop("Month 6"), "day": 180, "window_days": 30, "mode": VisitMode.IN_PERSON.value},
-    *({"label": f"Year {year}", "day": 365 * year, "window_days": 45 if year == 1 else 60,
-       "mode": (VisitMode.IN_PERSON if year <= 5 else VisitMode.QUESTIONNAIRE).value} for year in range(1, 16)),
+    *({"label": label, "day": 365 * year, "window_days": 45 if year == 1 else 60,
+       "mode": (VisitMode.IN_PERSON if year <= 5 else VisitMode.QUESTIONNAIRE).value}
+      for year, label in enumerate((
+          gettext_noop("Year 1"), gettext_noop("Year 2"), gettext_noop("Year 3"), gettext_noop("Year 4"),
+          gettext_noop("Year 5"), gettext_noop("Year 6"), gettext_noop("Year 7"), gettext_noop("Year 8"),
+          gettext_noop("Year 9"), gettext_noop("Year 10"), gettext_noop("Year 11"), gettext_noop("Year 12"),
+          gettext_noop("Year 13"), gettext_noop("Year 14"), gettext_noop("Year 15")), start=1)),
 )
+
+DETAIL_MAX = 1000
 
 #: Modes a visit planned in a mode may be done in.
 _ALLOWED_MODES: dict[str, set[str]] = {
@@ -189,12 +198,79 @@ def followup_schedule_create(*, referral: Referral, infused_at: dt.datetime, act
 # --- visits ------------------------------------------------------------------------------------------
 
 
+def questionnaire_checked(data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """A questionnaire's answers: each of :data:`QUESTIONS` answered yes, no or unknown, with details of at
+    most :data:`DETAIL_MAX` characters; a ValidationError naming each question otherwise."""
+    if not isinstance(data, Mapping):
+        raise ValidationError({"answers": "Give the answers as an object: question → answer and details."})
+    answers: dict[str, dict[str, str]] = {}
+    errors: dict[str, str] = {}
+    for q in QUESTIONS:
+        given = data.get(q)
+        answer, detail = ((given.get("answer"), given.get("detail", "")) if isinstance(given, Mapping)
+                          else (given, data.get(f"{q}_detail", "")))
+        detail = str(detail or "").strip()
+        if answer not in ANSWERS:
+            errors[q] = f"Answer {', '.join(ANSWERS)}."
+        elif len(detail) > DETAIL_MAX:
+            errors[f"{q}_detail"] = f"The details have at most {DETAIL_MAX} characters."
+        elif problem := bounds.text_problem(detail):
+            errors[f"{q}_detail"] = f"The details: {problem}."
+        else:
+            answers[q] = {"answer": str(answer), "detail": detail}
+    if unknown := set(data) - set(QUESTIONS) - {f"{q}_detail" for q in QUESTIONS}:
+        errors["answers"] = f"Not a question of the questionnaire: {sorted(unknown)[0][:40]!r}."
+    if errors:
+        raise ValidationError(errors)
+    return answers
+
+
+def questionnaire_visit(referral_visits: Any, today: dt.date) -> Visit | None:
+    """The planned visit a questionnaire answered ``today`` is recorded as: the earliest planned one, if
+    the schedule lets it be done by questionnaire and its window has opened; else None."""
+    visit: Visit | None = referral_visits.filter(status=VisitStatus.PLANNED).order_by("due_on", "pk").first()
+    if visit is None or visit.mode == VisitMode.IN_PERSON or today < visit.due_on - dt.timedelta(
+            days=visit.window_days):
+        return None
+    return visit
+
+
+def questionnaire_record(*, actor: User, visit: Visit, answers: Mapping[str, Any], done_at: dt.datetime,
+                         reason: str = "Follow-up questionnaire answered") -> Visit:
+    """Record a questionnaire's answers as its planned visit (PAT-LTFU): survival and a new malignancy read
+    from the answers, every answer kept on the visit. Whether the patient is alive must be known."""
+    checked = questionnaire_checked(answers)
+    alive = checked["alive"]["answer"]
+    if alive == "unknown":
+        raise ValidationError({"alive": "To record the visit, say whether the patient is alive."})
+    cancer = checked["new_cancer"]
+    return visit_record(actor=actor, visit=visit, mode=VisitMode.QUESTIONNAIRE, done_at=done_at, alive=alive == "yes",
+                        response=Response.NE, new_malignancy={"yes": True, "no": False}.get(cancer["answer"]),
+                        malignancy_description=cancer["detail"] if cancer["answer"] == "yes" else "",
+                        answers=checked, reason=reason)
+
+
+def _close_schedule(actor: User | None, referral: Referral, why: str) -> list[str]:
+    """Close the referral's visits still planned, the patient having died (inside the caller's
+    transaction): they are neither due nor missed. Returns their labels."""
+    planned = list(referral.visits.select_for_update().filter(status=VisitStatus.PLANNED).order_by("day"))
+    if not planned:
+        return []
+    Visit.objects.filter(pk__in=[v.pk for v in planned]).update(status=VisitStatus.CLOSED)
+    labels = [v.label for v in planned]
+    _record(actor, PatientEvent.VISITS_CLOSED, referral, referral, why,
+            old={"status": VisitStatus.PLANNED}, new={"status": VisitStatus.CLOSED, "visits": labels})
+    return labels
+
+
 def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, alive: bool,
                  response: str = "", new_malignancy: bool | None = None, malignancy_description: str = "",
-                 persistence: str = "", reason: str = "Follow-up visit recorded") -> Visit:
+                 persistence: str = "", answers: Mapping[str, Any] | None = None,
+                 reason: str = "Follow-up visit recorded") -> Visit:
     """Record a planned follow-up visit as done (PAT-LTFU): survival, response, new malignancies and
-    product persistence. ``done_at`` is neither in the future nor before the infusion; a visit planned
-    in person is recorded in person."""
+    product persistence, and a questionnaire's answers. ``done_at`` is neither in the future nor before
+    the infusion; a visit planned in person is recorded in person. A patient recorded as not alive closes
+    the rest of the schedule."""
     referral = visit.referral
     _check_actor(actor, referral)
     mode = _choice(mode, "mode", VisitMode, required=True)
@@ -219,6 +295,9 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
     if mode == VisitMode.QUESTIONNAIRE and response not in ("", Response.NE):
         raise ValidationError({"response": "A questionnaire cannot evaluate the response; record NE "
                                            "(not evaluated) or leave it empty."})
+    answers_ = questionnaire_checked(answers) if answers else {}
+    if answers_ and mode == VisitMode.IN_PERSON:
+        raise ValidationError({"answers": "A questionnaire's answers belong to a visit by questionnaire or phone."})
     reason = reason_required(reason)
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("referral__patient__treating_site").get(pk=visit.pk)
@@ -226,7 +305,7 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
             raise ValidationError({"visit": f"{visit.label} is {visit.get_status_display().lower()} already."})
         fields = {"mode": mode, "done_at": done_at, "alive": alive_, "response": response,
                   "new_malignancy": new_malignancy_, "malignancy_description": malignancy_description,
-                  "persistence": persistence}
+                  "persistence": persistence, "answers": answers_}
         old = {"status": visit.status, "mode": visit.mode}
         for name, value in fields.items():
             setattr(visit, name, value)
@@ -235,6 +314,9 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
         visit.save()
         _record(actor, PatientEvent.VISIT_RECORDED, visit, visit.referral, reason, old=old,
                 new={"status": visit.status, **fields})
+        if alive_ is False:
+            _close_schedule(actor, visit.referral, f"The patient died: recorded at {visit.label} "
+                                                   f"({done_at:%Y-%m-%d}).")
     return visit
 
 
@@ -316,6 +398,8 @@ def adverse_event_record(*, actor: User, referral: Referral, visit: Visit | None
                 new={"kind": kind, "term": term, "onset_on": onset_on, "inputs": dict(result.inputs),
                      "grade": result.grade, "reasons": list(result.reasons), "serious": serious_,
                      "visit": visit.label if visit is not None else None})
+        if result.grade == 5:  # death (CTCAE grade 5; ASTCT has none beyond 4)
+            _close_schedule(actor, referral, f"The patient died: {term}, grade 5, onset {onset_on:%Y-%m-%d}.")
         if serious_ or result.grade >= 3:
             why = "serious" if serious_ else f"grade {result.grade}"
             safety_signal_raise(

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_perm
-from pocare.patients.models import AdverseEvent, Patient, Referral, Visit, VisitStatus
+from pocare.patients.models import ANSWER_LABELS, QUESTION_LABELS, AdverseEvent, Patient, Referral, Visit, VisitStatus
 
 #: A visit is shown in the navigator's and physician's work queue from this many days before it is due
 #: (the reminder), and stays there until it is recorded or missed.
@@ -76,6 +76,9 @@ def timelines(user: Any, patient: Patient, *, today: dt.date | None = None) -> l
     visits: dict[int, list[Visit]] = {i: [] for i in ids}
     for visit in Visit.objects.filter(referral_id__in=ids).order_by("day"):
         visit.state = visit_state(visit, today)  # type: ignore[attr-defined]
+        visit.answer_rows = [  # type: ignore[attr-defined]
+            (QUESTION_LABELS.get(q, q), ANSWER_LABELS.get(a.get("answer", ""), ""), a.get("detail", ""))
+            for q, a in (visit.answers or {}).items() if isinstance(a, dict)]
         visits[visit.referral_id].append(visit)
     events: dict[int, list[AdverseEvent]] = {i: [] for i in ids}
     for event in (AdverseEvent.objects.filter(referral_id__in=ids).select_related("visit")

@@ -260,6 +260,7 @@ class VisitStatus(models.TextChoices):
     PLANNED = "planned", gettext_noop("Planned")
     DONE = "done", gettext_noop("Done")
     MISSED = "missed", gettext_noop("Missed")
+    CLOSED = "closed", gettext_noop("Closed: the patient died")
 
 
 class VisitMode(models.TextChoices):
@@ -284,6 +285,17 @@ class Persistence(models.TextChoices):
     NOT_TESTED = "not_tested", gettext_noop("Not tested")
 
 
+#: The follow-up questionnaire's questions (CIBMTR form 4100's annual follow-up, asked of the patient or of
+#: the person answering for them): each is answered yes, no or unknown, with details.
+QUESTIONS = ("alive", "hospital_stays", "new_cancer", "infections", "neurological")
+ANSWERS = ("yes", "no", "unknown")
+#: How the follow-up page names each question and answer (translated there).
+QUESTION_LABELS = {"alive": gettext_noop("Alive"), "hospital_stays": gettext_noop("Hospital stays"),
+                   "new_cancer": gettext_noop("New cancer or blood disorder"),
+                   "infections": gettext_noop("Infections"), "neurological": gettext_noop("Neurological problems")}
+ANSWER_LABELS = {"yes": gettext_noop("Yes"), "no": gettext_noop("No"), "unknown": gettext_noop("Do not know")}
+
+
 class Visit(models.Model):
     """A follow-up time point after infusion (PAT-LTFU), planned from the product's master file."""
 
@@ -302,6 +314,8 @@ class Visit(models.Model):
     new_malignancy = models.BooleanField(null=True, blank=True)
     malignancy_description = models.TextField(blank=True)
     persistence = models.CharField(max_length=16, choices=Persistence.choices, blank=True)
+    answers = models.JSONField(default=dict, blank=True, help_text="A questionnaire's answers as given: per "
+                               "question, yes/no/unknown and the details (QUESTIONS above).")
 
     class Meta:
         ordering = ["referral", "day"]

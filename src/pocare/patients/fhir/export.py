@@ -499,7 +499,7 @@ def adverse_event(referral: Referral, event: AdverseEvent) -> list[Resource]:
 
 
 _APPOINTMENT: dict[str, str] = {VisitStatus.PLANNED: "proposed", VisitStatus.DONE: "fulfilled",
-                                VisitStatus.MISSED: "noshow"}
+                                VisitStatus.MISSED: "noshow", VisitStatus.CLOSED: "cancelled"}
 
 
 def care_plan(referral: Referral) -> Resource | None:
@@ -521,6 +521,8 @@ def care_plan(referral: Referral) -> Resource | None:
         }
         if visit.status == VisitStatus.DONE and visit.done_at:
             appointment["start"] = appointment["end"] = instant(visit.done_at)
+        elif visit.status == VisitStatus.CLOSED:
+            appointment["cancellationReason"] = {"text": "The patient died"}
         elif visit.status == VisitStatus.MISSED:
             appointment["start"] = f"{low.isoformat()}T00:00:00Z"
             appointment["end"] = f"{high.isoformat()}T23:59:59Z"
@@ -530,7 +532,8 @@ def care_plan(referral: Referral) -> Resource | None:
         "resourceType": "CarePlan", "id": f"followup-{referral.pk}",
         "contained": contained,
         "basedOn": [_ref("ServiceRequest", f"referral-{referral.pk}")],
-        "status": "completed" if referral.stage == Stage.COMPLETED else "active",
+        "status": ("revoked" if any(v.status == VisitStatus.CLOSED for v in visits)  # ended early: death
+                   else "completed" if referral.stage == Stage.COMPLETED else "active"),
         "intent": "plan",
         "title": "Long-term follow-up after infusion",
         "subject": _subject(referral),
