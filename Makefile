@@ -28,10 +28,14 @@ system-libs:
 	fi
 	@command -v msgfmt >/dev/null || echo "NOTE: GNU gettext is missing: the committed catalogues work, but 'make messages' needs it (apt-get install gettext)."
 
-## make messages: extract the patients app's messages into the es/pt catalogues and compile them
-## (src/pocare/locale; docs/patients.md, "Languages"). Translate the new empty msgstr, then run it again.
+## make messages: extract the messages of the patients app and of the list controls it shares (core) into
+## the es/pt catalogues and compile them (src/pocare/locale; docs/patients.md, "Languages"). Translate the
+## new empty msgstr, then run it again.
+I18N_SKIP := accounts analytics custody demo jobs ledger manufacturing masterfile network ops planning quality \
+             release trail training web var
 messages: $(STAMP)
-	cd src/pocare/patients && $(CURDIR)/$(BIN)/pocare makemessages -l es -l pt --no-wrap --no-location -i "migrations/*"
+	cd src/pocare && $(CURDIR)/$(BIN)/pocare makemessages -l es -l pt --no-wrap --no-location -i "*/migrations/*" \
+	  $(foreach app,$(I18N_SKIP),-i "$(app)/*" -i "$(app)") -i settings.py -i cli.py -i urls.py -i api_urls.py -i asgi.py -i wsgi.py
 	cd src/pocare && $(CURDIR)/$(BIN)/pocare compilemessages -l es -l pt
 
 ## make demo: install, migrate the embedded SQLite database under var/, load the demo network, serve it

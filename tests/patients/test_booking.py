@@ -15,8 +15,8 @@ from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from pocare.network.models import ManufacturingUnit, Site
 from pocare.core.times import site_time
+from pocare.network.models import ManufacturingUnit, Site
 from pocare.patients import booking as svc
 from pocare.patients.models import Booking, BookingStatus, ClinicSlot, Referral, SlotKind, Stage
 

@@ -12,6 +12,7 @@ a real request shows the booking and navigator pages in Spanish once the languag
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 import re
 from pathlib import Path
@@ -27,8 +28,10 @@ TEMPLATES = Path(pocare.__file__).parent / "patients" / "templates" / "patients"
 #: documents' links (read at the treating hospital).
 PATIENT_FACING = sorted([*(TEMPLATES / "documents").glob("*.html"), TEMPLATES / "identity.html",
                          TEMPLATES / "identity_erase.html", TEMPLATES / "_documents.html"])
-#: Every template of the app: the staff's pages (booking, pathway, follow-up, outcomes) too.
-ALL_TEMPLATES = sorted(TEMPLATES.rglob("*.html"))
+CORE = Path(pocare.__file__).parent / "core" / "templates"
+#: Every template of the app: the staff's pages (booking, pathway, follow-up, outcomes) too; and the list
+#: controls and pager of core that its lists include.
+ALL_TEMPLATES = sorted([*TEMPLATES.rglob("*.html"), CORE / "core" / "_list_controls.html", CORE / "core" / "_pager.html"])
 LOCALE = Path(pocare.__file__).parent / "locale"
 LANGUAGES = ("es", "pt")
 
@@ -150,14 +153,14 @@ def test_the_checks_can_fail():
     assert set(PATIENT_FACING) <= set(ALL_TEMPLATES)
 
 
-@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: str(p.relative_to(TEMPLATES)))
+@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: p.name)
 def test_no_visible_text_outside_translation_tags(path):
     """Issue 17 "Languages": no template of the patients app shows a word that is not translatable."""
     assert visible_words(path.read_text(encoding="utf-8")) == [], path.name
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: str(p.relative_to(TEMPLATES)))
+@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: p.name)
 def test_every_message_is_translated(path, language):
     """Issue 17 "Languages", PAT-CONSENT: each message of a template of the patients app (the patient's
     documents, and the booking, pathway, follow-up and outcomes pages) has a non-empty translation in the
@@ -199,7 +202,8 @@ def test_labels_translated_when_shown_are_in_the_catalogues(language):
         for choice in choices} | set(WAITS_FOR.values()) | set(grading.OXYGEN_DEVICES.values())
     labels |= {text for table in (grading.CONSCIOUSNESS, grading.SEIZURES, grading.MOTOR, grading.RAISED_ICP)
                for _grade, text in table.values()}
-    labels |= {v["label"] for v in DEFAULT_SCHEDULE if not v["label"].startswith("Year")}
+    labels |= {v["label"] for v in DEFAULT_SCHEDULE}
+    labels |= set(models.QUESTION_LABELS.values()) | set(models.ANSWER_LABELS.values())
     catalogue = _catalogue(language)
     assert not sorted(label for label in labels if not catalogue.get(label))
 
@@ -239,6 +243,12 @@ def test_the_booking_and_navigator_pages_speak_spanish_once_switched(client, log
     assert "Cada paciente de sus hospitales con su seudónimo" in page
     assert ">Derivado</span>" in page  # the stage badge, translated when shown
     assert "Each patient at your hospitals" not in page
+    # The list's controls (core) and what is late, in Spanish too.
+    assert ">Buscar</button>" in page and "Exportar CSV" in page and "Hospital tratante" in page
+    assert "Seudónimo, indicación, producto, hospital o COI" in page and "Ordenar por" in page
+    referral.stage_changed_at -= dt.timedelta(days=30)
+    referral.save(update_fields=["stage_changed_at"])
+    assert "Evaluación de la elegibilidad: espera de 30 días" in _page(client, navigator)
 
     client.post(reverse("web:language"), {"language": "en-gb", "next": "/"})
     assert "Slot chain of" in _page(client, booking)

@@ -37,6 +37,8 @@ from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpRespo
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from pocare.core import fields
 
@@ -49,7 +51,7 @@ class SortFilter(django_filters.OrderingFilter):  # type: ignore[misc]
     """``sort=key`` or ``sort=-key`` over whitelisted keys; an unknown key is refused by name."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("label", "Sort")
+        kwargs.setdefault("label", _("Sort"))
         super().__init__(*args, **kwargs)
         allowed = ", ".join(k for k, _ in self.extra["choices"])
         self.extra["error_messages"] = {
@@ -65,12 +67,12 @@ class DateFilter(django_filters.DateFilter):  # type: ignore[misc]
     field_class = fields.IsoDateField
 
 
-def date_range(field_name: str, label: str, *, dates: bool = False) -> tuple[DateFilter, DateFilter]:
+def date_range(field_name: str, label: Any, *, dates: bool = False) -> tuple[DateFilter, DateFilter]:
     """``<label> from`` and ``until`` filters over a date-time field, or a date field (its name ends
     in ``_date``, or ``dates=True``); both days included."""
     lookup = field_name if dates or field_name.endswith("_date") else field_name + "__date"
-    return (DateFilter(field_name=lookup, lookup_expr="gte", label=f"{label} from"),
-            DateFilter(field_name=lookup, lookup_expr="lte", label=f"{label} until"))
+    return (DateFilter(field_name=lookup, lookup_expr="gte", label=format_lazy(_("{label} from"), label=label)),
+            DateFilter(field_name=lookup, lookup_expr="lte", label=format_lazy(_("{label} until"), label=label)))
 
 
 class ListFilterSet(django_filters.FilterSet):  # type: ignore[misc]
@@ -86,7 +88,7 @@ class ListFilterSet(django_filters.FilterSet):  # type: ignore[misc]
     # True when a search path crosses a to-many relation (an order's DINs): matched by id, one row each.
     search_by_id: ClassVar[bool] = False
     default_sort: ClassVar[Sequence[str]] = ("-pk",)
-    q = django_filters.CharFilter(method="search", label="Search", max_length=200)
+    q = django_filters.CharFilter(method="search", label=_("Search"), max_length=200)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

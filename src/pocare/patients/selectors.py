@@ -20,7 +20,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop, ngettext
 
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_perm
@@ -197,12 +197,15 @@ class PathwayRow:
 
 def _late(referral: Referral, stage: str, booking: Booking | None, overdue: Visit | None, now: dt.datetime) -> str:
     waited = now - referral.stage_changed_at
+    """What is late, in the language of the request (the pages and the API show it as it is)."""
     if stage in (Stage.REFERRED, Stage.ELIGIBLE, Stage.CONSENTED) and waited > LATE_AFTER:
-        return f"{WAITS_FOR[stage]} waited {waited.days} days"
+        return ngettext("%(what)s waited %(days)d day", "%(what)s waited %(days)d days", waited.days) % {
+            "what": gettext(WAITS_FOR[stage]), "days": waited.days}
     if stage == Stage.BOOKED and booking is not None and booking.apheresis_slot.ends_at < now:
-        return "Apheresis slot passed with no collection recorded"
+        return gettext("Apheresis slot passed with no collection recorded")
     if overdue is not None:
-        return f"{overdue.label} visit overdue since {overdue.due_on.isoformat()}"
+        return gettext("%(visit)s visit overdue since %(date)s") % {"visit": gettext(overdue.label),
+                                                                   "date": overdue.due_on.isoformat()}
     return ""
 
 

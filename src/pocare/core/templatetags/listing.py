@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import template
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from pocare.core.listing import Listing
 
@@ -20,5 +21,6 @@ def sort_header(listing: Listing, key: str, label: str) -> str:
         following, state, arrow = key, "descending", " ▼"
     else:
         following, state, arrow = key, "none", ""
-    return format_html('<th scope="col" aria-sort="{}"><a href="{}" title="Sort by {}">{}{}</a></th>',
-                       state, listing.url_with(sort=following), label.lower(), label, arrow)
+    title = _("Sort by %(column)s") % {"column": str(label).lower()}
+    return format_html('<th scope="col" aria-sort="{}"><a href="{}" title="{}">{}{}</a></th>',
+                       state, listing.url_with(sort=following), title, label, arrow)
