@@ -420,3 +420,21 @@ def test_clinical_record_resources(client, referral, people):
     assert [r["id"] for r in _entries(found)] == [f"ae-{event.pk}"]
     assert _get(client, f"/fhir/Observation/ae-{event.pk}-grade").status_code == 200
     assert _get(client, f"/fhir/CarePlan/followup-{referral.pk}", who="operator.mad").status_code == 404
+
+
+def test_a_search_stopped_at_its_count_states_no_total(client, referral):
+    """FHIR-BDP: a search that returns ``_count`` resources while more may match says so (an
+    OperationOutcome entry of search mode ``outcome``) instead of a ``total`` it does not know; a search
+    that found everything states its total. Both Bundles validate."""
+    from pocare.patients.services import referral_create
+    from tests.custody.helpers import effective_at
+
+    referral_create(actor=referral.referred_by, patient=referral.patient, product=effective_at("MAD").product,
+                    indication="Relapsed follicular lymphoma", weight_kg="70")
+    stopped = _valid(_get(client, "/fhir/ServiceRequest?_count=1").json())
+    assert "total" not in stopped and len(_entries(stopped, "ServiceRequest")) == 1
+    outcome = [e for e in stopped["entry"] if e["search"]["mode"] == "outcome"]
+    assert outcome and "More resources may match" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    whole = _valid(_get(client, "/fhir/ServiceRequest?_count=200").json())
+    assert whole["total"] == len(_entries(whole)) >= 2
+    assert all(e["search"]["mode"] == "match" for e in whole["entry"])

@@ -591,6 +591,8 @@ class Found:
 
     resources: list[Resource] = field(default_factory=list)
     disclosed: list[Patient] = field(default_factory=list)
+    #: More may match than were returned (a search stopped at its ``_count``): the Bundle states no total.
+    partial: bool = False
 
 
 def _patient_resources(user: Any, patients: Iterable[Patient], *, identify: bool, found: Found) -> None:
@@ -658,15 +660,19 @@ def _build(user: Any, resource_type: str, *, orders: Q | None = None, referrals:
     found = Found()
     if resource_type == "Patient":
         assert patients is not None
-        _patient_resources(user, patients.select_related("treating_site")[:limit], identify=identify, found=found)
+        rows: list[Any] = list(patients.select_related("treating_site")[:limit])
+        _patient_resources(user, rows, identify=identify, found=found)
     elif resource_type in PRODUCT_TYPES:
         qs = orders_visible(user).filter(orders or Q()).distinct().order_by("-pk")
-        for order in orders_load(qs[:limit]):
+        rows = orders_load(qs[:limit])
+        for order in rows:
             found.resources += _of_type(resource_type, products_of(order))
     else:
         visible = referrals_visible(user).filter(referrals or Q()).distinct().order_by("-pk")
-        for referral in referrals_load(visible[:limit]):
+        rows = referrals_load(visible[:limit])
+        for referral in rows:
             found.resources += _of_type(resource_type, clinical_of(referral))
+    found.partial = len(rows) >= limit
     return found
 
 
@@ -696,7 +702,8 @@ def _token_matches(resource: Resource, system: str | None, value: str) -> bool:
 def search(user: Any, resource_type: str, *, identifier: tuple[str | None, str] | None = None,
            patient: str | None = None, count: int = 50, identify: bool = False) -> Found:
     """Search ``resource_type`` by ``identifier`` ((system or None, value)) and/or ``patient`` (its id,
-    the pseudonym); with neither, the newest resources (at most ``count``)."""
+    the pseudonym); with neither, the newest resources (at most ``count``; ``partial`` when more may
+    match: there are no further pages, the client narrows the search)."""
     q_orders, q_referrals, patients = Q(), Q(), patients_visible(user)
     if patient is not None:
         q_orders &= Q(referral__patient__pseudonym=patient)
@@ -721,5 +728,6 @@ def search(user: Any, resource_type: str, *, identifier: tuple[str | None, str] 
                    identify=identify, limit=key_limit)
     if identifier is not None:
         found.resources = [r for r in found.resources if _token_matches(r, identifier[0], identifier[1])]
+    found.partial = found.partial or len(found.resources) > count
     found.resources = found.resources[:count]
     return found

@@ -167,7 +167,7 @@ def _search(request: Request, resource_type: str, params: dict[str, str], *, ide
     found = fhir.search(request.user, resource_type, identifier=identifier, patient=patient, count=count,
                         identify=identify)
     _disclose(request, found, f"FHIR search {resource_type}")
-    return Response(_bundle(request, found.resources))
+    return Response(_bundle(request, found.resources, partial=found.partial))
 
 
 def _disclose(request: Request, found: fhir.Found, what: str) -> None:
@@ -187,11 +187,21 @@ def _full_url(request: Request, resource: dict[str, Any]) -> str:
     return request.build_absolute_uri(f"/fhir/{resource['resourceType']}/{resource['id']}")
 
 
-def _bundle(request: Request, resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "link": [{"relation": "self", "url": request.build_absolute_uri()[:2000]}],
-            "entry": [{"fullUrl": _full_url(request, r), "resource": r, "search": {"mode": "match"}}
-                      for r in resources]}
+def _bundle(request: Request, resources: list[dict[str, Any]], *, partial: bool = False) -> dict[str, Any]:
+    """A searchset. ``total`` only when it is the whole count: a search stopped at ``_count`` says so
+    in an OperationOutcome entry (``search.mode`` ``outcome``) instead of stating a total it does not know."""
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle", "type": "searchset",
+        "link": [{"relation": "self", "url": request.build_absolute_uri()[:2000]}],
+        "entry": [{"fullUrl": _full_url(request, r), "resource": r, "search": {"mode": "match"}} for r in resources]}
+    if partial:
+        bundle["entry"].append({"resource": operation_outcome([Issue(
+            "_count", f"More resources may match than the {len(resources)} returned; this server gives one page: "
+                      "search by identifier or patient, or raise _count (at most "
+                      f"{MAX_COUNT}).", "too-costly")], severity="information"), "search": {"mode": "outcome"}})
+    else:
+        bundle["total"] = len(resources)
+    return bundle
 
 
 class Metadata(FhirView):
@@ -267,7 +277,7 @@ class Everything(FhirView):
             raise _Refusal(404, [Issue("Patient.id", "No such patient.", "not-found")])
         found = fhir.everything(request.user, patient, identify=identify)
         _disclose(request, found, "FHIR Patient/$everything")
-        return Response(_bundle(request, found.resources))
+        return Response(_bundle(request, found.resources, partial=found.partial))
 
     @_doc("fhir_everything")
     def get(self, request: Request, resource_id: str) -> Response:
