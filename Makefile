@@ -103,6 +103,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pages_at_scale.py
 	$(BIN)/python benchmarks/backup.py
 	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/patients.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt

@@ -353,7 +353,34 @@ def test_daily_job_plans_marks_missed_and_reminds(people, referral):
     assert not visits_due(people["operator.mad"]).exists()
     states = {v.label: v.state for v in timelines(people["navigator.mad"], referral.patient)[0].visits}
     assert states["Day 7"] == "missed" and states["Day 14"] == "overdue" and states["Day 28"] == "planned"
-    assert followup_daily(slot=timezone.now().isoformat())["schedules_planned"] == 0
+    again = followup_daily(slot=timezone.now().isoformat())
+    assert again["schedules_planned"] == 0
+
+
+def test_daily_job_reminds_the_hospitals_navigators_once_a_day(people, referral,
+                                                              django_capture_on_commit_callbacks):
+    """PAT-LTFU: the daily run reminds those who record follow-up at the treating hospital — a
+    notification (and an e-mail) naming what is overdue and due, linking their work queue — and a
+    second run the same day (a retry) reminds no one twice; another hospital and the manufacturing
+    roles are not told."""
+    from django.core import mail
+
+    referral.referred_at = timezone.now() - dt.timedelta(days=60)
+    referral.infused_at = timezone.now() - dt.timedelta(days=16)
+    referral.save(update_fields=["referred_at", "infused_at"])
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = followup_daily(slot=timezone.now().isoformat())
+    told = Notification.objects.filter(subject__startswith="Follow-up at MAD")
+    recipients = set(told.values_list("recipient__username", flat=True))
+    assert {"navigator.mad", "physician.mad"} <= recipients and summary["people_reminded"] == len(recipients)
+    assert not recipients & {"operator.mad", "qa", "qp", "navigator.lis", "physician.lis"}
+    note = told.first()
+    assert note.subject == "Follow-up at MAD: 1 visit overdue, 1 due within 14 days"
+    assert note.url.endswith("#queue-followup_due")
+    assert mail.outbox and mail.outbox[0].subject == f"POCare: {note.subject}"
+    assert followup_daily(slot=timezone.now().isoformat())["people_reminded"] == 0
+    assert told.count() == len(recipients)
 
 
 # --- the pages ---------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ class ListFilterSet(django_filters.FilterSet):  # type: ignore[misc]
     """
 
     search_fields: ClassVar[Sequence[str]] = ()
-    search_help: ClassVar[str] = ""
+    search_help: ClassVar[Any] = ""  # text, or a lazily translated string
     # True when a search path crosses a to-many relation (an order's DINs): matched by id, one row each.
     search_by_id: ClassVar[bool] = False
     default_sort: ClassVar[Sequence[str]] = ("-pk",)

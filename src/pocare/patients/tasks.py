@@ -7,13 +7,17 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
+from django.urls import reverse
 from django.utils import timezone
 
+from pocare.accounts.roles import Perm
 from pocare.core.tasks import task
+from pocare.network.models import Site
 from pocare.patients.followup import followup_schedule_create, visit_miss
 from pocare.patients.followup_selectors import REMINDER_DAYS
 from pocare.patients.models import ENDED_STAGES, Referral, Visit, VisitStatus
 from pocare.patients.services import referrals_stage_sync
+from pocare.quality.services import reminder_send
 
 
 def _slot_time(slot: str) -> dt.datetime:
@@ -29,7 +33,8 @@ def followup_daily(*, slot: str = "") -> dict[str, Any]:
     """Plan the follow-up of every infused referral that has no visits yet; mark missed each planned visit
     whose window closed before today (the navigator sees it flagged); count per site the visits overdue
     (past their day, window still open) and those due within the reminder horizon, which the navigators
-    and physicians see in their work queue "Follow-up visits due"."""
+    and physicians see in their work queue "Follow-up visits due" — and remind them of those (a
+    notification and an e-mail, once a day per hospital)."""
     now = _slot_time(slot)
     today = now.date()
     planned = 0
@@ -50,8 +55,26 @@ def followup_daily(*, slot: str = "") -> dict[str, Any]:
     reminders = Counter(Visit.objects.filter(status=VisitStatus.PLANNED, due_on__gte=today,
                                              due_on__lte=today + dt.timedelta(days=REMINDER_DAYS))
                         .values_list(site, flat=True))
+    reminded = _remind(overdue, reminders, now)
     return {"slot": slot, "schedules_planned": planned, "visits_missed": dict(sorted(missed.items())),
-            "visits_overdue": dict(sorted(overdue.items())), "reminders": dict(sorted(reminders.items()))}
+            "visits_overdue": dict(sorted(overdue.items())), "reminders": dict(sorted(reminders.items())),
+            "people_reminded": reminded}
+
+
+def _remind(overdue: Counter[str], due: Counter[str], now: dt.datetime) -> int:
+    """Tell the navigators and physicians of each hospital with visits overdue or due soon (a notification
+    in POCare and an e-mail, once a day), linking their work queue."""
+    sent = 0
+    for site in Site.objects.filter(code__in=set(overdue) | set(due)).order_by("code"):
+        late, soon = overdue.get(site.code, 0), due.get(site.code, 0)
+        subject = (f"Follow-up at {site.code}: {late} visit{'s' * (late != 1)} overdue, {soon} due within "
+                   f"{REMINDER_DAYS} days")
+        body = ("Patients' follow-up visits wait to be recorded (or marked missed with a reason). Overdue visits "
+                "are past their day with their window still open; a window that closes with no visit is marked "
+                "missed by the daily run.")
+        sent += len(reminder_send(site=site, perm=Perm.FOLLOWUP_RECORD, subject=subject, body=body,
+                                  url=reverse("web:home") + "#queue-followup_due", now=now))
+    return sent
 
 
 @task(max_tries=3, label="Pathway stages from custody, batch and release")
