@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pocare.core.times import site_time
+from pocare.custody.models import OrderStatus
 from pocare.network.models import ManufacturingUnit, Site
 from pocare.patients import booking as svc
 from pocare.patients.models import Booking, BookingStatus, ClinicSlot, Referral, SlotKind, Stage
@@ -265,19 +266,46 @@ def test_rebooking_moves_the_chain_with_a_reason_and_cancelling_frees_it(people,
     assert booking.status == BookingStatus.MOVED and booking.replaced_by == moved
     assert moved.status == BookingStatus.ACTIVE and moved.apheresis_slot.starts_at > first.apheresis_slot.starts_at
     assert Event.objects.get(event_type="patients.rebooked").reason == "Patient has an infection"
-    other_site = [p for p in svc.chain_propose(user=navigator, referral=ready, moving=moved) if p.site != first.site]
-    with pytest.raises(ValidationError, match="move the chain within that site"):
-        svc.chain_rebook(actor=navigator, booking=moved, proposal=other_site[0], reason="Closer")
+    # To another manufacturing site: the order at the first is cancelled, a new one made at the other.
+    ready.refresh_from_db()
+    first_order = ready.order
+    other_site = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=moved)
+                      if p.site != first.site)
+    elsewhere = svc.chain_rebook(actor=navigator, booking=moved, proposal=other_site, reason="Closer to home")
+    ready.refresh_from_db()
+    first_order.refresh_from_db()
+    assert first_order.status == OrderStatus.CANCELLED
+    assert ready.order != first_order and ready.order.site == other_site.site == elsewhere.manufacturing_site
+    assert ready.order.status == OrderStatus.REQUESTED and ready.order.recipient_id == ready.patient.pseudonym
+    assert Event.objects.filter(event_type="custody.order_status_changed", object_id=str(first_order.pk)).exists()
     with pytest.raises(ValidationError, match="moved"):
         svc.booking_cancel(actor=navigator, booking=booking, reason="Twice")
-    svc.booking_cancel(actor=navigator, booking=moved, reason="Patient unwell; replan")
+    svc.booking_cancel(actor=navigator, booking=elsewhere, reason="Patient unwell; replan")
     ready.refresh_from_db()
     assert ready.stage == Stage.CONSENTED
     assert not Booking.objects.filter(status=BookingStatus.ACTIVE).exists()
     # Booked again at the order's site, the same therapy order is used.
-    again = svc.chain_book(actor=navigator, referral=ready, proposal=svc.chain_propose(
-        user=navigator, referral=ready)[0] if first.site.code == "MAD" else later, reason="Replanned")
+    again = svc.chain_book(actor=navigator, referral=ready, proposal=next(
+        p for p in svc.chain_propose(user=navigator, referral=ready) if p.site == ready.order.site), reason="Replanned")
     assert again.referral.order == ready.order
+
+
+def test_an_order_with_material_collected_is_not_cancelled(people, referral):
+    """ATMP-TRACE: once material exists, the order stays: cancelling it is refused and changes nothing;
+    a manufacturing role may not cancel the hospital's order either."""
+    from django.core.exceptions import PermissionDenied
+
+    from pocare.custody.services import therapy_order_cancel
+    from tests.custody.helpers import accepted, collect
+
+    order = accepted("MAD")
+    collect(order)
+    with pytest.raises(ValidationError, match="material collected"):
+        therapy_order_cancel(actor=people["navigator.mad"], order=order, reason="Elsewhere")
+    with pytest.raises(PermissionDenied):
+        therapy_order_cancel(actor=people["operator.mad"], order=order, reason="Elsewhere")
+    order.refresh_from_db()
+    assert order.status == OrderStatus.ACCEPTED
 
 
 # --- the booked unit at batch start ----------------------------------------------------------------

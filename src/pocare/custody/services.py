@@ -210,6 +210,23 @@ def therapy_order_accept(*, actor: User, order: TherapyOrder, reason: str) -> Th
     return order
 
 
+def therapy_order_cancel(*, actor: User, order: TherapyOrder, reason: str) -> TherapyOrder:
+    """The treating hospital withdraws an order before any material exists (requested, or accepted with no
+    collection recorded): the patient is to be treated elsewhere or not at all. An assigned COI stays on
+    the cancelled order and is never given to another."""
+    _require(actor, Perm.ORDER_CREATE, order.treating_site, "cancel therapy orders")
+    reason = reason_required(reason)
+    with transaction.atomic():
+        locked = _lock_order(order)
+        if locked.status not in (OrderStatus.REQUESTED, OrderStatus.ACCEPTED) or locked.collections.exists():
+            raise ValidationError({"order": (
+                f"The order is {OrderStatus(locked.status).label.lower()}"
+                f"{' with material collected' if locked.collections.exists() else ''}: only an order with no "
+                "material collected yet is cancelled.")})
+        _status_move(actor, order, OrderStatus.CANCELLED, reason)
+    return order
+
+
 # --- collections ---------------------------------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.custody.models import OrderStatus
-from pocare.custody.services import APHERESIS_STABILITY, therapy_order_create
+from pocare.custody.services import APHERESIS_STABILITY, therapy_order_cancel, therapy_order_create
 from pocare.ledger.services import event_record, reason_required
 from pocare.manufacturing.models import Batch, BatchStatus
 from pocare.manufacturing.questions import UnitReservation
@@ -428,8 +428,9 @@ def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: s
 
 
 def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: str) -> Booking:
-    """Move an active booking to ``proposal`` (same manufacturing site: the therapy order is that
-    site's) with a reason: the old booking becomes MOVED, ``replaced_by`` the new one."""
+    """Move an active booking to ``proposal`` with a reason: the old booking becomes MOVED, ``replaced_by``
+    the new one. To another manufacturing site, in the same transaction, the therapy order at the old
+    site is cancelled (no material exists before the apheresis) and a new one is made at the new site."""
     referral = booking.referral
     hospital = referral.patient.treating_site
     require_perm(actor, Perm.PATIENTS_BOOK, site=hospital)
@@ -444,19 +445,25 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
             if referral.stage != Stage.BOOKED:
                 raise ValidationError({"booking": f"The referral is {referral.get_stage_display().lower()}: the chain "
                                                   "moves only before the apheresis."})
-            if proposal.site.pk != old.manufacturing_site_id:
-                raise ValidationError({"proposal": f"The therapy order is at {old.manufacturing_site.code}: move the "
-                                                   "chain within that site, or cancel it and book anew."})
             # The old booking steps aside first, so its slots and unit are free for the new one.
             old.status = BookingStatus.MOVED
             old.save(update_fields=["status"])
             new = _book(actor=actor, referral=referral, proposal=proposal, reason=reason, moving=old)
             old.replaced_by = new
             old.save(update_fields=["replaced_by"])
+            order = referral.order
+            if order is not None and proposal.site.pk != order.site_id:
+                therapy_order_cancel(actor=actor, order=order, reason=f"Moved to {proposal.site.code}: {reason}")
+                referral.order = therapy_order_create(
+                    actor=actor, site=proposal.site, treating_site=hospital, product=referral.product,
+                    recipient_id=referral.patient.pseudonym, recipient_weight_kg=referral.weight_kg,
+                    indication=referral.indication, reason=reason)
+                referral.save(update_fields=["order"])
             event_record(actor=actor, event_type=PatientEvent.REBOOKED, obj=new, site=hospital, reason=reason,
                          object_repr=f"Booking {new.pk} of {referral.patient.pseudonym}",
                          old={**_booking_values(old), "status": BookingStatus.ACTIVE, "booking": old.pk},
-                         new={**_booking_values(new), "replaces": old.pk})
+                         new={**_booking_values(new), "replaces": old.pk,
+                              "order": referral.order.pk if referral.order else None})
     except _Taken as taken:
         raise _taken_message(actor, referral, str(taken), booking) from None
     return new

@@ -67,8 +67,6 @@ def _booking_context(request: HttpRequest, patient: Patient, referral: Referral 
         errors = {**errors, **exc.message_dict}
     if may_book and referral is not None and referral.stage in (Stage.CONSENTED, Stage.BOOKED):
         proposals = svc.chain_propose(user=request.user, referral=referral, after=after, moving=active)
-        if active is not None:
-            proposals = [p for p in proposals if p.site.pk == active.manufacturing_site_id]
     return {"patient": patient, "referral": referral, "bookings": bookings, "active": active,
             "proposals": proposals[:20], "may_book": may_book, "errors": errors,
             "after": after.date().isoformat() if after else ""}
