@@ -204,6 +204,41 @@ def test_a_death_closes_the_schedule(people, referral):
     assert {a["status"] for a in plan["contained"]} == {"fulfilled", "cancelled"}
 
 
+def test_a_recorded_visit_is_corrected_with_its_reason(people, referral, client, login):
+    """PAT-LTFU (ALCOA): a visit recorded wrongly is corrected through its page with a reason; the ledger
+    keeps the values before and after. A death recorded in error, corrected, plans the closed visits again;
+    a correction changing nothing, without a reason, or by another hospital is refused."""
+    from django.urls import reverse
+
+    _infused(people, referral, days_ago=30)
+    day7 = visit_record(actor=people["physician.mad"], visit=_visit(referral, "Day 7"), mode="in_person",
+                        done_at=(timezone.now() - dt.timedelta(days=23)).replace(second=0, microsecond=0), alive=False)
+    assert Visit.objects.filter(referral=referral, status=VisitStatus.CLOSED).count() == 19
+    url = reverse("patients:followup_visit", args=[referral.patient.pseudonym, day7.pk])
+    login("physician.mad")
+    page = client.get(url).content.decode()
+    assert "Correct this visit" in page and 'value="correct"' in page
+    local = day7.done_at.astimezone(referral.patient.treating_site.tz).strftime("%Y-%m-%dT%H:%M")
+    form = {"action": "correct", "mode": "in_person", "done_at": local, "alive": "yes", "response": "PR",
+            "new_malignancy": "no", "malignancy_description": "", "persistence": "", "reason": ""}
+    refused = client.post(url, form)
+    assert refused.status_code == 400 and Visit.objects.get(pk=day7.pk).alive is False
+    assert client.post(url, {**form, "alive": "no", "response": "", "new_malignancy": "",
+                             "reason": "Same"}).status_code == 400  # nothing changed
+    login("physician.lis")
+    assert client.post(url, {**form, "reason": "Wrong patient"}).status_code == 404
+    login("physician.mad")
+    done = client.post(url, {**form, "reason": "Entered for the wrong patient: alive, partial response"})
+    assert done.status_code == 302
+    day7.refresh_from_db()
+    assert day7.alive is True and day7.response == "PR"
+    corrected = Event.objects.get(event_type="patients.visit_corrected")
+    assert corrected.old == {"alive": False, "response": "", "new_malignancy": None}
+    assert corrected.new == {"alive": True, "response": "PR", "new_malignancy": False}
+    assert not Visit.objects.filter(referral=referral, status=VisitStatus.CLOSED).exists()
+    assert Event.objects.filter(event_type="patients.visits_reopened").count() == 1
+
+
 def test_a_grade_5_adverse_event_closes_the_schedule(people, referral):
     """PAT-LTFU PAT-GRADE: an adverse event of CTCAE grade 5 (death) closes the planned visits too."""
     _infused(people, referral)

@@ -29,5 +29,7 @@ class PatientEvent(models.TextChoices):
     VISIT_RECORDED = "patients.visit_recorded", "Follow-up visit recorded"
     VISIT_MISSED = "patients.visit_missed", "Follow-up visit missed"
     VISITS_CLOSED = "patients.visits_closed", "Follow-up closed: the patient died"
+    VISITS_REOPENED = "patients.visits_reopened", "Follow-up planned again: a death recorded in error"
+    VISIT_CORRECTED = "patients.visit_corrected", "Follow-up visit corrected"
     ADVERSE_EVENT_RECORDED = "patients.adverse_event_recorded", "Adverse event recorded (graded)"
     FHIR_IMPORTED = "patients.fhir_imported", "FHIR ServiceRequest imported"

@@ -263,19 +263,14 @@ def _close_schedule(actor: User | None, referral: Referral, why: str) -> list[st
     return labels
 
 
-def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, alive: bool,
-                 response: str = "", new_malignancy: bool | None = None, malignancy_description: str = "",
-                 persistence: str = "", answers: Mapping[str, Any] | None = None,
-                 reason: str = "Follow-up visit recorded") -> Visit:
-    """Record a planned follow-up visit as done (PAT-LTFU): survival, response, new malignancies and
-    product persistence, and a questionnaire's answers. ``done_at`` is neither in the future nor before
-    the infusion; a visit planned in person is recorded in person. A patient recorded as not alive closes
-    the rest of the schedule."""
+def _visit_values(visit: Visit, *, mode: str, done_at: dt.datetime, alive: bool, response: str,
+                  new_malignancy: bool | None, malignancy_description: str, persistence: str,
+                  answers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The checked values of a visit done (recorded or corrected); a ValidationError naming the field."""
     referral = visit.referral
-    _check_actor(actor, referral)
     mode = _choice(mode, "mode", VisitMode, required=True)
-    planned_mode = visit.mode or VisitMode.IN_PERSON
-    if mode not in _ALLOWED_MODES.get(planned_mode, {VisitMode.IN_PERSON.value}):
+    planned_mode = visit.mode if visit.status == VisitStatus.PLANNED else _planned_mode(visit)
+    if mode not in _ALLOWED_MODES.get(planned_mode or VisitMode.IN_PERSON, {VisitMode.IN_PERSON.value}):
         raise ValidationError({"mode": f"{visit.label} is an examination in person; by phone or questionnaire "
                                        "only where the schedule plans it (the later years)."})
     done_at = _aware(done_at, "done_at", "time of the visit")
@@ -288,7 +283,7 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
     response = _choice(response, "response", Response)
     new_malignancy_ = _yes_no(new_malignancy, "new_malignancy", "a new malignancy was found")
     malignancy_description = text_checked(malignancy_description, "malignancy_description", "description of the new "
-                                   "malignancy", 2000, required=bool(new_malignancy_))
+                                          "malignancy", 2000, required=bool(new_malignancy_))
     if malignancy_description and not new_malignancy_:
         raise ValidationError({"malignancy_description": "Describe a new malignancy only when one was found."})
     persistence = _choice(persistence, "persistence", Persistence)
@@ -298,14 +293,37 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
     answers_ = questionnaire_checked(answers) if answers else {}
     if answers_ and mode == VisitMode.IN_PERSON:
         raise ValidationError({"answers": "A questionnaire's answers belong to a visit by questionnaire or phone."})
+    return {"mode": mode, "done_at": done_at, "alive": alive_, "response": response,
+            "new_malignancy": new_malignancy_, "malignancy_description": malignancy_description,
+            "persistence": persistence, "answers": answers_}
+
+
+def _planned_mode(visit: Visit) -> str:
+    """How the schedule planned a visit already done (its recorded mode replaced the plan): in person for
+    the examinations of the first five years, as the schedule it was planned from says."""
+    version = followup_version(visit.referral, visit.referral.infused_at or timezone.now())
+    points, _source = followup_schedule(version)
+    return next((str(p.get("mode", VisitMode.IN_PERSON)) for p in points if p.get("day") == visit.day),
+                VisitMode.IN_PERSON.value)
+
+
+def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, alive: bool,
+                 response: str = "", new_malignancy: bool | None = None, malignancy_description: str = "",
+                 persistence: str = "", answers: Mapping[str, Any] | None = None,
+                 reason: str = "Follow-up visit recorded") -> Visit:
+    """Record a planned follow-up visit as done (PAT-LTFU): survival, response, new malignancies and
+    product persistence, and a questionnaire's answers. ``done_at`` is neither in the future nor before
+    the infusion; a visit planned in person is recorded in person. A patient recorded as not alive closes
+    the rest of the schedule."""
+    _check_actor(actor, visit.referral)
+    fields = _visit_values(visit, mode=mode, done_at=done_at, alive=alive, response=response,
+                           new_malignancy=new_malignancy, malignancy_description=malignancy_description,
+                           persistence=persistence, answers=answers)
     reason = reason_required(reason)
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("referral__patient__treating_site").get(pk=visit.pk)
         if visit.status != VisitStatus.PLANNED:
             raise ValidationError({"visit": f"{visit.label} is {visit.get_status_display().lower()} already."})
-        fields = {"mode": mode, "done_at": done_at, "alive": alive_, "response": response,
-                  "new_malignancy": new_malignancy_, "malignancy_description": malignancy_description,
-                  "persistence": persistence, "answers": answers_}
         old = {"status": visit.status, "mode": visit.mode}
         for name, value in fields.items():
             setattr(visit, name, value)
@@ -314,10 +332,56 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
         visit.save()
         _record(actor, PatientEvent.VISIT_RECORDED, visit, visit.referral, reason, old=old,
                 new={"status": visit.status, **fields})
-        if alive_ is False:
+        if fields["alive"] is False:
             _close_schedule(actor, visit.referral, f"The patient died: recorded at {visit.label} "
-                                                   f"({done_at:%Y-%m-%d}).")
+                                                   f"({fields['done_at']:%Y-%m-%d}).")
     return visit
+
+
+def visit_correct(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, alive: bool, response: str = "",
+                  new_malignancy: bool | None = None, malignancy_description: str = "", persistence: str = "",
+                  reason: str) -> Visit:
+    """Correct a visit already recorded, with the reason (ALCOA: the values before and after stay in the
+    ledger). The same checks as recording it; a questionnaire's answers stay as given. Corrected to "not
+    alive", the visits still planned close; corrected back to "alive" (the death was recorded in error),
+    the visits this record closed are planned again."""
+    _check_actor(actor, visit.referral)
+    reason = reason_required(text_checked(reason, "reason", "reason for the correction", 2000, required=True))
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("referral__patient__treating_site",
+                                                                 "referral__product").get(pk=visit.pk)
+        if visit.status != VisitStatus.DONE:
+            raise ValidationError({"visit": f"{visit.label} is {visit.get_status_display().lower()}: only a visit "
+                                            "recorded as done is corrected."})
+        fields = _visit_values(visit, mode=mode, done_at=done_at, alive=alive, response=response,
+                               new_malignancy=new_malignancy, malignancy_description=malignancy_description,
+                               persistence=persistence, answers=visit.answers or None)
+        old = {name: getattr(visit, name) for name in fields}
+        changed = {name: value for name, value in fields.items() if old[name] != value}
+        if not changed:
+            raise ValidationError({"visit": "Nothing changed: the values are those recorded."})
+        for name, value in changed.items():
+            setattr(visit, name, value)
+        visit.save(update_fields=list(changed))
+        _record(actor, PatientEvent.VISIT_CORRECTED, visit, visit.referral, reason,
+                old={name: old[name] for name in changed}, new=changed)
+        if changed.get("alive") is False:
+            _close_schedule(actor, visit.referral, f"The patient died: corrected at {visit.label} "
+                                                   f"({fields['done_at']:%Y-%m-%d}). {reason}")
+        elif changed.get("alive") is True and old["alive"] is False:
+            _reopen_schedule(actor, visit.referral, f"Recorded in error as died at {visit.label}: {reason}")
+    return visit
+
+
+def _reopen_schedule(actor: User | None, referral: Referral, why: str) -> None:
+    """Plan again the visits a death recorded in error closed (inside the caller's transaction)."""
+    closed = list(referral.visits.select_for_update().filter(status=VisitStatus.CLOSED).order_by("day"))
+    if not closed:
+        return
+    Visit.objects.filter(pk__in=[v.pk for v in closed]).update(status=VisitStatus.PLANNED)
+    _record(actor, PatientEvent.VISITS_REOPENED, referral, referral, why,
+            old={"status": VisitStatus.CLOSED}, new={"status": VisitStatus.PLANNED,
+                                                     "visits": [v.label for v in closed]})
 
 
 def visit_miss(*, actor: User | None, visit: Visit, reason: str) -> Visit:

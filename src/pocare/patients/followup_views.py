@@ -19,7 +19,7 @@ from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.patients import followup, followup_selectors
 from pocare.patients.followup_forms import AdverseEventForm, MissForm, VisitForm, yes_no
-from pocare.patients.models import Patient, Referral
+from pocare.patients.models import Patient, Referral, VisitStatus
 
 
 def _recordable(request: HttpRequest, pseudonym: str) -> Patient:
@@ -50,29 +50,35 @@ def followup_visit(request: HttpRequest, pseudonym: str, pk: int) -> HttpRespons
     tz = patient.treating_site.tz
     action = request.POST.get("action", "record") if request.method == "POST" else ""
     with timezone.override(tz):
-        form = VisitForm(request.POST if action == "record" else None,
-                         initial={"mode": visit.mode or "in_person", "alive": "yes"})
+        done = visit.status == VisitStatus.DONE
+        initial = ({"mode": visit.mode, "done_at": visit.done_at, "alive": "yes" if visit.alive else "no",
+                    "response": visit.response, "persistence": visit.persistence,
+                    "new_malignancy": {True: "yes", False: "no"}.get(visit.new_malignancy, ""),  # type: ignore[arg-type]
+                    "malignancy_description": visit.malignancy_description, "reason": ""}
+                   if done else {"mode": visit.mode or "in_person", "alive": "yes"})
+        form = VisitForm(request.POST if action in ("record", "correct") else None, initial=initial)
         miss_form = MissForm(request.POST if action == "miss" else None, auto_id="id_miss_%s")
-        if action == "record" and form.is_valid():
+        if action in ("record", "correct") and form.is_valid():
             data = form.cleaned_data
+            service = followup.visit_correct if action == "correct" else followup.visit_record
             try:
-                followup.visit_record(
-                    actor=request_actor(request), visit=visit, mode=data["mode"], done_at=data["done_at"],
-                    alive=data["alive"], response=data["response"], new_malignancy=yes_no(data["new_malignancy"]),
-                    malignancy_description=data["malignancy_description"], persistence=data["persistence"],
-                    reason=data["reason"])
+                service(actor=request_actor(request), visit=visit, mode=data["mode"], done_at=data["done_at"],
+                        alive=data["alive"], response=data["response"], new_malignancy=yes_no(data["new_malignancy"]),
+                        malignancy_description=data["malignancy_description"], persistence=data["persistence"],
+                        reason=data["reason"])
             except ValidationError as exc:
                 apply_validation_error(form, exc)
             else:
-                messages.success(request, _("%(label)s recorded.") % {"label": visit.label})
-                return redirect("patients:followup", pseudonym=patient.pseudonym)
+                said = _("%(label)s corrected.") if action == "correct" else _("%(label)s recorded.")
+                messages.success(request, said % {"label": _(visit.label)})
+                return redirect(reverse("patients:followup", args=[patient.pseudonym]) + f"#visit-{visit.pk}")
         elif action == "miss" and miss_form.is_valid():
             try:
                 followup.visit_miss(actor=request_actor(request), visit=visit, reason=miss_form.cleaned_data["reason"])
             except ValidationError as exc:
                 apply_validation_error(miss_form, exc)
             else:
-                messages.success(request, _("%(label)s marked missed.") % {"label": visit.label})
+                messages.success(request, _("%(label)s marked missed.") % {"label": _(visit.label)})
                 return redirect("patients:followup", pseudonym=patient.pseudonym)
     visit.state = followup_selectors.visit_state(visit, timezone.localdate(timezone=tz))  # type: ignore[attr-defined]
     return render(request, "patients/followup_visit.html",
