@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export POCARE_VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: demo test suites install system-libs messages lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
+.PHONY: demo test lane-sqlite lane-postgres suites install system-libs messages lint typecheck unit-sqlite unit-postgres browser api-fuzz traceability bench lock clean
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,21 @@ demo: $(STAMP) system-libs
 	$(BIN)/pocare demo
 	$(BIN)/pocare serve --host 127.0.0.1 --port 8000 --with-worker
 
-## make test: lint, types, the suite on SQLite and PostgreSQL, the API fuzzer and the browser tests
-test: $(STAMP) system-libs lint typecheck traceability suites api-fuzz browser
+## make test: lint, types, the suite on SQLite and PostgreSQL, the API fuzzer and the browser tests.
+## pytest uses one core: the checks run in two lanes side by side (about the same length each), and each
+## lane's output is printed whole when it ends. POCARE_SERIAL_SUITES=1 runs everything in turn.
+test: $(STAMP) system-libs
+	$(MAKE) --no-print-directory $(if $(POCARE_SERIAL_SUITES),,-j2 --output-sync=target) lane-sqlite lane-postgres
 	@echo "make test: every check passed."
+
+lane-sqlite: $(STAMP)
+	$(MAKE) --no-print-directory lint typecheck traceability
+	$(MAKE) --no-print-directory unit-sqlite
+	$(MAKE) --no-print-directory browser
+
+lane-postgres: $(STAMP)
+	$(MAKE) --no-print-directory unit-postgres
+	$(MAKE) --no-print-directory api-fuzz
 
 # The two database suites share nothing (each its own database) and pytest uses one core, so they run
 # side by side; each one's output is printed whole when it ends. POCARE_SERIAL_SUITES=1 runs them in turn.
