@@ -353,6 +353,21 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         row = model.objects.filter(**where).order_by("-pk").first()
         return {"pk": row.pk} if row else {}
 
+    from pocare.patients.models import Patient, Referral, Visit
+
+    def patient(**where: Any) -> dict[str, Any]:
+        """A demo patient treated at the busiest site having ``where`` (a consent signed, a booking …)."""
+        row = Patient.objects.filter(treating_site__code=b.site, **where).order_by("-pk").first()
+        return {"pseudonym": row.pseudonym} if row else {}
+
+    def followed_visit() -> dict[str, Any]:
+        visit = Visit.objects.filter(referral__patient__treating_site__code=b.site).order_by("-pk").first()
+        return {"pseudonym": visit.referral.patient.pseudonym, "pk": visit.pk} if visit else {}
+
+    def infused_referral() -> dict[str, Any]:
+        row = Referral.objects.filter(patient__treating_site__code=b.site, infused_at__isnull=False).first()
+        return {"pseudonym": row.patient.pseudonym, "referral": row.pk} if row else {}
+
     batch_ref = {"reference": ref}
     completed_ref = {"reference": (b.completed or batch).reference}
     certified_ref = {"reference": (b.certified or b.completed or batch).reference}
@@ -412,6 +427,20 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         "release:bundle": lambda: completed_ref,
         "network:authorization_revoke": lambda: first(SiteAuthorization),
         "api-signal-resolve": lambda: first(QualitySignal),
+        "patients:patient": lambda: patient(referrals__visits__isnull=False),
+        "patients:support": lambda: patient(),
+        "patients:followup": lambda: patient(referrals__visits__isnull=False),
+        "patients:followup_visit": followed_visit,
+        "patients:adverse_event_new": infused_referral,
+        "patients:identity": lambda: patient(erased_at__isnull=True),
+        "patients:identity_erase": lambda: patient(erased_at__isnull=True),
+        "patients:consent_document": lambda: patient(referrals__consents__isnull=False),
+        "patients:leaflet": lambda: patient(),
+        "patients:appointment_letter": lambda: patient(referrals__bookings__status="active"),
+        "patients:questionnaire_document": lambda: patient(referrals__visits__isnull=False),
+        "patients:questionnaire": lambda: patient(referrals__visits__isnull=False),
+        "patients_booking:booking": lambda: patient(referrals__bookings__status="active"),
+        "patients_booking:slots": lambda: {"code": b.site},
     }
 
 
