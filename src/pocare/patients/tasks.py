@@ -67,12 +67,12 @@ def _remind(overdue: Counter[str], due: Counter[str], now: dt.datetime) -> int:
     sent = 0
     for site in Site.objects.filter(code__in=set(overdue) | set(due)).order_by("code"):
         late, soon = overdue.get(site.code, 0), due.get(site.code, 0)
-        subject = (f"Follow-up at {site.code}: {late} visit{'s' * (late != 1)} overdue, {soon} due within "
-                   f"{REMINDER_DAYS} days")
+        details = f"{late} visit{'s' * (late != 1)} overdue, {soon} due within {REMINDER_DAYS} days"
         body = ("Patients' follow-up visits wait to be recorded (or marked missed with a reason). Overdue visits "
                 "are past their day with their window still open; a window that closes with no visit is marked "
                 "missed by the daily run.")
-        sent += len(reminder_send(site=site, perm=Perm.FOLLOWUP_RECORD, subject=subject, body=body,
+        sent += len(reminder_send(site=site, perm=Perm.FOLLOWUP_RECORD, topic=f"Follow-up at {site.code}",
+                                  details=details, body=body,
                                   url=reverse("web:home") + "#queue-followup_due", now=now))
     return sent
 

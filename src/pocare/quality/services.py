@@ -139,18 +139,20 @@ def _notify(*, recipients: Iterable[User], subject: str, body: str, url: str,
     return rows
 
 
-def reminder_send(*, site: Site, perm: Perm, subject: str, body: str, url: str,
+def reminder_send(*, site: Site, perm: Perm, topic: str, details: str, body: str, url: str,
                   now: dt.datetime | None = None) -> list[Notification]:
-    """Remind the people whose role at ``site`` grants ``perm`` (in the UI and by e-mail): scheduled work
-    of the apps above (the patients app's daily follow-up reminders). Once a day per person and subject: a
-    job run again the same day (a retry) reminds no one twice."""
+    """Remind the people whose role at ``site`` grants ``perm`` (in the UI and by e-mail) of ``topic``
+    (the subject is "topic: details"): scheduled work of the apps above (the patients app's daily
+    follow-up reminders). Once a day per person and topic: a job run again the same day (a retry, even
+    with other details) reminds no one twice."""
+    subject = f"{topic}: {details}"
     from pocare.accounts.roles import ROLE_PERMS
 
     now = now or timezone.now()
     roles = [r for r, perms in ROLE_PERMS.items() if perm in perms and r not in NETWORK_ROLES]
     ids = _active(Membership.objects.filter(site=site, role__in=roles), now).values_list("user_id", flat=True)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    reminded = Notification.objects.filter(subject=subject[:200], created_at__gte=day).values("recipient_id")
+    reminded = Notification.objects.filter(subject__startswith=f"{topic}:", created_at__gte=day).values("recipient_id")
     people = User.objects.filter(pk__in=ids).exclude(pk__in=reminded).order_by("username")
     return _notify(recipients=people, subject=subject, body=body, url=url)
 
