@@ -164,6 +164,27 @@ def test_later_years_by_questionnaire(people, referral):
     assert "mode" in refused.value.message_dict
 
 
+def test_a_visit_is_not_recorded_years_before_its_time_point(people, referral, client, login):
+    """PAT-LTFU: a visit may be recorded out of its window (it happened), but not nearer the time point
+    before it: Year 15 is not recorded ten days after infusion, and the timeline offers "Record" only
+    for the visits that may be recorded now."""
+    from django.urls import reverse
+
+    _infused(people, referral)  # ten days ago
+    with pytest.raises(ValidationError, match="belongs to an earlier time point") as refused:
+        visit_record(actor=people["physician.mad"], visit=_visit(referral, "Year 15"), mode="in_person",
+                     done_at=timezone.now(), alive=True)
+    assert "done_at" in refused.value.message_dict
+    early_day7 = visit_record(actor=people["physician.mad"], visit=_visit(referral, "Day 7"), mode="in_person",
+                              done_at=referral.infused_at + dt.timedelta(days=4), alive=True)  # out of window
+    assert early_day7.status == VisitStatus.DONE
+    login("physician.mad")
+    page = client.get(reverse("patients:followup", args=[referral.patient.pseudonym])).content.decode()
+    day14, year15 = _visit(referral, "Day 14"), _visit(referral, "Year 15")
+    assert reverse("patients:followup_visit", args=[referral.patient.pseudonym, day14.pk]) in page
+    assert reverse("patients:followup_visit", args=[referral.patient.pseudonym, year15.pk]) not in page
+
+
 def test_only_the_treating_hospital_records_follow_up(people, referral):
     _infused(people, referral)
     for who in ("physician.lis", "operator.mad", "qa", "qp"):

@@ -263,6 +263,12 @@ def _close_schedule(actor: User | None, referral: Referral, why: str) -> list[st
     return labels
 
 
+def _previous_day(visit: Visit) -> int:
+    previous = (Visit.objects.filter(referral_id=visit.referral_id, day__lt=visit.day).order_by("-day")
+                .values_list("day", flat=True).first())
+    return previous or 0
+
+
 def _visit_values(visit: Visit, *, mode: str, done_at: dt.datetime, alive: bool, response: str,
                   new_malignancy: bool | None, malignancy_description: str, persistence: str,
                   answers: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -279,6 +285,10 @@ def _visit_values(visit: Visit, *, mode: str, done_at: dt.datetime, alive: bool,
     if referral.infused_at is not None and done_at < referral.infused_at:
         raise ValidationError({"done_at": "The visit's time is before the infusion "
                                           f"({referral.infused_at:%Y-%m-%d %H:%M} UTC)."})
+    opens = visit.record_opens_on(_previous_day(visit))
+    if done_at.astimezone(referral.patient.treating_site.tz).date() < opens:
+        raise ValidationError({"done_at": f"{visit.label} is due on {visit.due_on:%Y-%m-%d}: a visit before "
+                                          f"{opens:%Y-%m-%d} belongs to an earlier time point."})
     alive_ = _yes_no(alive, "alive", "the patient is alive", required=True)
     response = _choice(response, "response", Response)
     new_malignancy_ = _yes_no(new_malignancy, "new_malignancy", "a new malignancy was found")

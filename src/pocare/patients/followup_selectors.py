@@ -74,8 +74,12 @@ def timelines(user: Any, patient: Patient, *, today: dt.date | None = None) -> l
                      .select_related("product").distinct().order_by("-referred_at", "-pk"))
     ids = [r.pk for r in referrals]
     visits: dict[int, list[Visit]] = {i: [] for i in ids}
+    previous: dict[int, int] = {}
     for visit in Visit.objects.filter(referral_id__in=ids).order_by("day"):
         visit.state = visit_state(visit, today)  # type: ignore[attr-defined]
+        visit.recordable = (visit.status == VisitStatus.PLANNED  # type: ignore[attr-defined]
+                            and today >= visit.record_opens_on(previous.get(visit.referral_id, 0)))
+        previous[visit.referral_id] = visit.day
         visit.answer_rows = [  # type: ignore[attr-defined]
             (QUESTION_LABELS.get(q, q), ANSWER_LABELS.get(a.get("answer", ""), ""), a.get("detail", ""))
             for q, a in (visit.answers or {}).items() if isinstance(a, dict)]

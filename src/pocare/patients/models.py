@@ -10,6 +10,8 @@ erasure on request empties it while the pseudonym and all it links to stay for 3
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -324,6 +326,13 @@ class Visit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} of referral {self.referral_id}"
+
+    def record_opens_on(self, previous_day: int) -> dt.date:
+        """The first day this visit may be recorded: its window's start, widened by half the time since
+        the time point before it (``previous_day``; 0 for the first). A visit nearer this time point than
+        the one before belongs to this one, and one out of its window is recorded (it happened), but a
+        Year 15 visit is not recorded in year 1."""
+        return self.due_on - dt.timedelta(days=self.window_days + max(0, self.day - previous_day) // 2)
 
 
 class AdverseEventKind(models.TextChoices):
