@@ -504,6 +504,9 @@ def measure(targets_: list[Target], repeat: int, warmup: int, password: str) -> 
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from pocare.core.runtime import tune_for_serving
+
+    tune_for_serving()  # as wsgi.py and `pocare serve` run the application (the collector's thresholds)
     clients: dict[str, Client] = {}
     results = []
     for t in targets_:

@@ -55,3 +55,21 @@ def test_the_t2_chart_draws_the_latest_lots_and_still_names_every_lot_above_its_
     assert drawn["above"] == ["MAD-0003"]
     whole = draw_t2(figures, "MAD")
     assert whole["shown"] is None and "MAD-0003" in whole["svg"]
+
+
+def test_charts_are_drawn_once_per_input_and_never_stale():
+    """CMP-STAT (issue 15): the site page's charts are half its time; the same stored figures are drawn
+    once in a process and the drawing reused, while a change of any input (a new lot) draws anew."""
+    from pocare.analytics import pages
+
+    spec = {"id": "car", "name": "CAR+ cells", "unit": "%", "lsl": 40.0, "usl": 70.0}
+    pages._DRAWN.clear()
+    first = draw_charts(spec, "MAD", _series(120), last=100)
+    again = draw_charts(spec, "MAD", _series(120), last=100)
+    assert again == first and len(pages._DRAWN) == 1
+    assert again == pages._draw_charts(spec, "MAD", _series(120), compact=False, last=100)  # what it would draw
+    grown = draw_charts(spec, "MAD", _series(121), last=100)
+    assert grown["control"] != first["control"] and "MAD-0120" in grown["control"] and len(pages._DRAWN) == 2
+    for n in range(pages._DRAWN_MAX + 5):
+        draw_charts(spec, f"S{n}", _series(30))
+    assert len(pages._DRAWN) == pages._DRAWN_MAX  # bounded: the oldest drawings go first

@@ -178,3 +178,23 @@ def test_a_site_with_many_open_deviations_offers_the_latest_and_still_takes_an_o
     assert ok.status_code == 302
     signal.refresh_from_db()
     assert signal.status == "resolved" and signal.deviation == oldest
+
+
+def test_the_signals_page_shows_a_page_of_them_open_first(client, login):
+    """Q10-PQS: with more signals than a page holds, the page shows the open ones first, newest first,
+    and says how many there are in all; the status filter reaches the others."""
+    from pocare.quality.models import QualitySignal, SignalStatus
+    from pocare.quality.views import SIGNALS_SHOWN
+
+    raised = [_raise(fingerprint=f"bulk-{n}")[0] for n in range(SIGNALS_SHOWN + 5)]
+    QualitySignal.objects.filter(pk__in=[s.pk for s in raised[-3:]]).update(status=SignalStatus.RESOLVED)
+    login("qa")
+    page = client.get("/quality/signals/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert f"The {SIGNALS_SHOWN} first of {SIGNALS_SHOWN + 5} signals" in body
+    shown = {s["signal"].pk for g in page.context["groups"] for s in g["signals"]}
+    assert len(shown) == SIGNALS_SHOWN and not shown & {s.pk for s in raised[-3:]}  # the resolved newest: not first
+    resolved = client.get("/quality/signals/?status=resolved")
+    assert {s["signal"].pk for g in resolved.context["groups"] for s in g["signals"]} == {s.pk for s in raised[-3:]}
+    assert "signals-shown" not in resolved.content.decode()

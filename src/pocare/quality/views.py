@@ -311,6 +311,10 @@ def _signal_groups(rows: list[QualitySignal], forms_by_pk: dict[int, forms.Signa
     return sorted(groups.values(), key=lambda g: (-g["open"], g["site"].code, g["attribute"]))
 
 
+#: Signals on one page of the signals view: the open ones first, newest first.
+SIGNALS_SHOWN = 60
+
+
 @requires(Perm.DEVIATION_VIEW, write=Perm.DEVIATION_CLOSE)
 @require_http_methods(["GET", "POST"])
 def signals(request: HttpRequest) -> HttpResponse:
@@ -319,7 +323,11 @@ def signals(request: HttpRequest) -> HttpResponse:
     request or a documented decision. A refused form shows on its own signal only."""
     visible = selectors.signals_visible(request.user)
     state = request.GET.get("status", "")
-    rows = list((visible.filter(status=state) if state in SignalStatus.values else visible)[:200])
+    chosen = visible.filter(status=state) if state in SignalStatus.values else visible
+    # Open first ("open" sorts before "resolved"), newest first; a page of them: each carries its chart
+    # and, open, its signed resolution form (benchmarks/README.md, "quiet re-run").
+    rows = list(chosen.order_by("status", "-raised_at", "-pk")[:SIGNALS_SHOWN])
+    total = chosen.count() if len(rows) == SIGNALS_SHOWN else len(rows)
     may_resolve = _may(request, Perm.DEVIATION_CLOSE)
     posted = None
     if request.method == "POST":
@@ -343,6 +351,7 @@ def signals(request: HttpRequest) -> HttpResponse:
         return redirect("quality:signals")
     return render(request, "quality/signals.html", {
         "groups": _signal_groups(rows, forms_by_pk), "status": state, "statuses": SignalStatus.choices,
+        "shown": len(rows), "total": total,
         "may_resolve": may_resolve, "resolving": posted.pk if posted is not None else None,
     }, status=400 if posted is not None else 200)
 
