@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from pocare.accounts import selectors as access
 from pocare.accounts.models import Membership, User
-from pocare.accounts.roles import NETWORK_ROLES, Perm, Role
+from pocare.accounts.roles import NETWORK_ROLES, ROLE_PERMS, Perm, Role
 from pocare.accounts.services import require_perm
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
@@ -146,8 +146,6 @@ def reminder_send(*, site: Site, perm: Perm, topic: str, details: str, body: str
     follow-up reminders). Once a day per person and topic: a job run again the same day (a retry, even
     with other details) reminds no one twice."""
     subject = f"{topic}: {details}"
-    from pocare.accounts.roles import ROLE_PERMS
-
     now = now or timezone.now()
     roles = [r for r, perms in ROLE_PERMS.items() if perm in perms and r not in NETWORK_ROLES]
     ids = _active(Membership.objects.filter(site=site, role__in=roles), now).values_list("user_id", flat=True)
