@@ -225,3 +225,23 @@ def test_a_supplier_name_with_a_nul_is_refused():
         services.supplier_register(actor=h.user("qa"), name="Acme\x00", status="approved", reason="Audited",
                                    credentials=h.creds("qa"))
     assert "name" in refused.value.message_dict and not Supplier.objects.filter(name__startswith="Acme").exists()
+
+
+# --- the stock page ------------------------------------------------------------------------------------------
+
+
+def test_the_stock_page_shows_a_site_its_own_stock_and_the_network_to_control_site_qa(client, login):
+    """Rule 4 of the house, SUP-STOCK: the site manager sees Madrid's lot, not Lisbon's; QA sees both;
+    a physician (no ``supply.view``) is refused. The permission matrix covers every role."""
+    mad = s.received(5, site_code="MAD")
+    lis = s.received(4, site_code="LIS", by=s.supplier())
+    login("manager.mad")
+    page = client.get("/supply/stock/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert mad.lot_number in text and lis.lot_number not in text
+    login("qa")
+    text = client.get("/supply/stock/").content.decode()
+    assert mad.lot_number in text and lis.lot_number in text
+    login("physician.mad")
+    assert client.get("/supply/stock/").status_code == 403
