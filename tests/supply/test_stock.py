@@ -240,8 +240,10 @@ def test_the_stock_page_shows_a_site_its_own_stock_and_the_network_to_control_si
     assert page.status_code == 200
     text = page.content.decode()
     assert mad.lot_number in text and lis.lot_number not in text
+    client.logout()
     login("qa")
     text = client.get("/supply/stock/").content.decode()
     assert mad.lot_number in text and lis.lot_number in text
+    client.logout()
     login("physician.mad")
     assert client.get("/supply/stock/").status_code == 403

@@ -27,7 +27,7 @@ from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.manufacturing import services as manufacturing
-from pocare.manufacturing.models import Batch, LotStatus, MaterialLot, MaterialUse
+from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, MaterialLot, MaterialUse
 from pocare.masterfile import schema
 from pocare.masterfile.models import MasterFileVersion, VersionStatus
 from pocare.network.models import Site, SiteKind
@@ -122,7 +122,7 @@ def _expiry(value: Any, site: Site) -> dt.date:
     if value < today:
         raise ValidationError({"expiry_date": f"The lot expired on {value.isoformat()}; expired material is "
                                               "not received into stock."})
-    if value > today.replace(year=today.year + MAX_SHELF_YEARS):
+    if value > dt.date(today.year + MAX_SHELF_YEARS, today.month, min(today.day, 28)):
         raise ValidationError({"expiry_date": f"The expiry date is at most {MAX_SHELF_YEARS} years ahead."})
     return value
 
@@ -384,7 +384,7 @@ def stock_issue(*, actor: User, location: StockLocation, lot: MaterialLot, quant
     _at_lot_site(location, lot)
     if batch.site_id != lot.site_id:
         raise ValidationError({"batch": f"{batch} is made at another site."})
-    if batch.status != "in_progress":
+    if batch.status != BatchStatus.IN_PROGRESS:
         raise ValidationError({"batch": f"{batch} is no longer in progress."})
     with transaction.atomic():
         lot = _lock(lot)
@@ -514,7 +514,8 @@ def stock_consume(*, actor: User, uses: list[MaterialUse], at: dt.datetime) -> l
         if use.quantity > available:
             raise ValidationError({key: f"{use.material_code}: only {available:f} of lot {lot.lot_number} are in stock "
                                         f"at {lot.site.code}; the step needs {use.quantity:f}."})
-        unit, left, rows = _unit_of(lot), Decimal(use.quantity), []
+        unit, left = _unit_of(lot), Decimal(use.quantity)
+        rows: list[StockMovement] = []
         step = use.step
         for location in locations:
             if left <= 0:
