@@ -19,7 +19,7 @@ from pocare.accounts.selectors import sites_with_perm
 from pocare.manufacturing.models import LotStatus, MaterialLot
 from pocare.network.models import Site
 from pocare.network.selectors import site_today
-from pocare.supply.models import QUALIFIED, ApprovedSupplier, StockLocation, StockMovement, Supplier
+from pocare.supply.models import QUALIFIED, ApprovedSupplier, LocationKind, StockLocation, StockMovement, Supplier
 
 
 def movements_visible(user: Any) -> QuerySet[StockMovement]:
@@ -126,9 +126,9 @@ def supplier_problem(lot: MaterialLot) -> str | None:
     return None
 
 
-def locations_of(site: Site) -> QuerySet[StockLocation]:
-    """The locations a site holds, its store first."""
-    return StockLocation.objects.filter(site=site).order_by("kind", "code")
+def locations_of(site: Site) -> list[StockLocation]:
+    """The locations a site holds, its stores first."""
+    return sorted(StockLocation.objects.filter(site=site), key=lambda loc: (loc.kind != LocationKind.STORE, loc.code))
 
 
 def batch_reconciliation(batch: Any) -> list[dict[str, Any]]:

@@ -508,8 +508,8 @@ def stock_consume(*, actor: User, uses: list[MaterialUse], at: dt.datetime) -> l
             continue  # never received into stock: not stock-managed (docs/supply.md)
         by_location = {k: v for k, v in ever.items() if v > 0}
         key = f"materials.{use.material_code}"
-        locations = list(StockLocation.objects.filter(pk__in=list(by_location), site_id=lot.site_id)
-                         .order_by("kind", "code"))
+        locations = sorted(StockLocation.objects.filter(pk__in=list(by_location), site_id=lot.site_id),
+                           key=lambda loc: (loc.kind != LocationKind.STORE, loc.code))
         available = sum((by_location[loc.pk] for loc in locations), Decimal(0))
         if use.quantity > available:
             raise ValidationError({key: f"{use.material_code}: only {available:f} of lot {lot.lot_number} are in stock "
