@@ -75,6 +75,24 @@ def test_the_step_decrements_stock_in_its_own_transaction_naming_the_use():
 
 
 @pytest.mark.django_db
+def test_material_issued_to_a_batch_is_reconciled_and_only_released_material_is_issued():
+    """SUP-STOCK: material issued to a batch outside its steps and consumed at a step both left the
+    store for the batch; what comes back is bounded by them; a lot in quarantine is not issued."""
+    batch = at_count_step()
+    lot = s.received(10)
+    qc, store = h.user("qc.mad"), s.store("MAD")
+    services.stock_issue(actor=qc, location=store, lot=lot, quantity=2, batch=batch, reason="Spare syringes")
+    record_count(batch, lot, 1)
+    services.stock_return(actor=qc, location=store, lot=lot, quantity=2, batch=batch, reason="Spares unused")
+    [line] = selectors.batch_reconciliation(batch)
+    assert (line["issued"], line["consumed"], line["returned"]) == (2, 1, 2)
+    assert selectors.lot_stock(lot) == 10 - 2 - 1 + 2
+    waiting = s.received(5, release=False)
+    with pytest.raises(ValidationError, match="quarantine, not released"):
+        services.stock_issue(actor=qc, location=store, lot=waiting, quantity=1, batch=batch, reason="Spare")
+
+
+@pytest.mark.django_db
 def test_a_lot_never_received_into_stock_is_used_as_before():
     """A site that keeps no stock of a material (its lot never received through supply) records the
     step as before: no movement is written (docs/supply.md, "not stock-managed")."""
