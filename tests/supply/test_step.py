@@ -106,7 +106,7 @@ def test_too_little_stock_refuses_the_step_naming_the_material():
     """SUP-STOCK: the step needs more than is in stock: refused, nothing recorded, stock unchanged."""
     batch = at_count_step()
     lot = s.received(3)
-    assert "only 3.000 of lot" in refused_at_step(batch, lot, 5)
+    assert "only 3 of lot" in refused_at_step(batch, lot, 5)
     assert selectors.lot_stock(lot) == 3
 
 

@@ -32,8 +32,8 @@ def lot_use_hold(*, lot: Any, quantity: Decimal, at: dt.datetime) -> str | None:
         return None  # never received into stock: not stock-managed (docs/supply.md)
     available = sum((q for q in by_location.values() if q > 0), Decimal(0))
     if quantity > available:
-        return (f"only {available:f} of lot {lot.lot_number} are in stock at {lot.site.code}; "
-                f"the step needs {quantity:f}.")
+        return (f"only {selectors.amount(available)} of lot {lot.lot_number} are in stock at {lot.site.code}; "
+                f"the step needs {selectors.amount(quantity)}.")
     return None
 
 

@@ -22,6 +22,12 @@ from pocare.network.selectors import site_today
 from pocare.supply.models import QUALIFIED, ApprovedSupplier, LocationKind, StockLocation, StockMovement, Supplier
 
 
+def amount(quantity: Decimal | int) -> str:
+    """A quantity as people write it: ``3``, ``2.5`` (not ``3.000``), whichever database summed it."""
+    text = f"{Decimal(quantity):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def movements_visible(user: Any) -> QuerySet[StockMovement]:
     """The movements at the locations of the sites where ``user`` holds ``supply.view``."""
     sites = sites_with_perm(user, Perm.SUPPLY_VIEW)

@@ -268,7 +268,7 @@ def _write(*, actor: User, event_type: str, lot: MaterialLot, rows: list[StockMo
         after = by_location.get(row.location_id, Decimal(0)) + row.quantity
         if after < 0:
             raise ValidationError({"quantity": (
-                f"Only {by_location.get(row.location_id, Decimal(0)):f} {row.unit} of {lot} are at "
+                f"Only {selectors.amount(by_location.get(row.location_id, Decimal(0)))} {row.unit} of {lot} are at "
                 f"{row.location}; stock never goes below zero.")})
         by_location[row.location_id] = after
     for row in rows:
@@ -408,8 +408,8 @@ def stock_return(*, actor: User, location: StockLocation, lot: MaterialLot, quan
         out = next((r for r in selectors.batch_reconciliation(batch) if r["lot_id"] == lot.pk), None)
         open_quantity = (out["issued"] + out["consumed"] - out["returned"]) if out else Decimal(0)
         if quantity > open_quantity:
-            raise ValidationError({"quantity": f"Only {open_quantity:f} of {lot} left the store for {batch} and "
-                                               "did not come back."})
+            raise ValidationError({"quantity": f"Only {selectors.amount(open_quantity)} of {lot} left the store "
+                                               f"for {batch} and did not come back."})
         row = _movement(actor=actor, location=location, lot=lot, kind=MovementKind.RETURNED, quantity=quantity,
                         unit=_unit_of(lot), reason=reason, at=_now(), batch=batch)
         _write(actor=actor, event_type=SupplyEvent.STOCK_RETURNED, lot=lot, rows=[row], reason=reason,
@@ -463,7 +463,8 @@ def stock_adjust(*, actor: User, location: StockLocation, lot: MaterialLot, coun
         book = selectors.lot_stock(lot, location=location)
         difference = counted_quantity - book
         if difference == 0:
-            raise ValidationError({"counted": f"The count agrees with the stock ({book:f}); nothing to adjust."})
+            raise ValidationError({"counted": f"The count agrees with the stock ({selectors.amount(book)}); "
+                                              "nothing to adjust."})
         row = _movement(actor=actor, location=location, lot=lot, kind=MovementKind.ADJUSTED, quantity=difference,
                         unit=_unit_of(lot), reason=reason, at=_now())
         _write(actor=actor, event_type=SupplyEvent.STOCK_ADJUSTED, lot=lot, rows=[row], reason=reason,
@@ -512,8 +513,9 @@ def stock_consume(*, actor: User, uses: list[MaterialUse], at: dt.datetime) -> l
                            key=lambda loc: (loc.kind != LocationKind.STORE, loc.code))
         available = sum((by_location[loc.pk] for loc in locations), Decimal(0))
         if use.quantity > available:
-            raise ValidationError({key: f"{use.material_code}: only {available:f} of lot {lot.lot_number} are in stock "
-                                        f"at {lot.site.code}; the step needs {use.quantity:f}."})
+            raise ValidationError({key: f"{use.material_code}: only {selectors.amount(available)} of lot "
+                                        f"{lot.lot_number} are in stock at {lot.site.code}; the step needs "
+                                        f"{selectors.amount(use.quantity)}."})
         unit, left = _unit_of(lot), Decimal(use.quantity)
         rows: list[StockMovement] = []
         step = use.step
