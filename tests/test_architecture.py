@@ -17,8 +17,14 @@ ANSWERERS = {
     "quality.deviation_source": ["pocare.manufacturing.selectors.deviation_qc_source"],
     "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold",
                                "pocare.patients.answers.consent_dispatch_hold"],
-    # Asked today, answered by the coming app supply (a recalled lot).
+    # Asked today, answered by supply's coming recall (docs/supply.md: not yet built).
     "manufacturing.lot_holds": [],
+    # Supply (SUP-STOCK): a supplier not approved holds a lot's release; at the step, a supplier no
+    # longer qualified or too little stock holds the lot, and the uses decrement stock in the step's
+    # transaction.
+    "manufacturing.lot_release_holds": ["pocare.supply.answers.lot_release_hold"],
+    "manufacturing.lot_use_holds": ["pocare.supply.answers.lot_use_hold"],
+    "manufacturing.materials_used": ["pocare.supply.answers.materials_used"],
     # A patient's booked manufacturing slot keeps its unit at batch start; the booking asks planning's
     # travel model.
     "manufacturing.unit_reservations": ["pocare.patients.booking.unit_reservations"],

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "pocare.release",
     "pocare.analytics",
     "pocare.patients",  # referral to follow-up, FHIR (docs/patients.md)
+    "pocare.supply",  # suppliers, stock by location and lot, movements (docs/supply.md)
     "pocare.planning",
     "pocare.web",
     "pocare.demo",

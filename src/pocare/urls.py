@@ -23,4 +23,5 @@ urlpatterns = [
     path("", include("pocare.jobs.urls")),  # the job queue (docs/jobs.md)
     path("", include("pocare.patients.urls")),  # the patient's pathway (docs/patients.md)
     path("", include("pocare.patients.booking_urls")),  # booking a patient's chain of slots (docs/patients.md)
+    path("", include("pocare.supply.urls")),  # stock by site, location and lot (docs/supply.md)
 ]

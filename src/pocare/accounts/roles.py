@@ -81,12 +81,15 @@ class Perm(StrEnum):
     PATIENTS_BOOK = "patients.book"  # open clinic slots, book and move a patient's chain of slots
     FOLLOWUP_RECORD = "patients.followup_record"  # record follow-up visits and adverse events
     OUTCOMES_VIEW = "patients.outcomes"  # the network's outcomes (aggregated, small numbers suppressed)
+    SUPPLY_VIEW = "supply.view"  # stock by site, location and lot; its movements; suppliers
+    SUPPLIERS_QUALIFY = "supply.suppliers_qualify"  # qualify suppliers, approve them per material (Control Site QA)
 
 
 #: What people at a site do on the shop floor; Control Site QA oversees it but does not do it.
 _SHOP_FLOOR = frozenset({Perm.BATCH_EXECUTE, Perm.DEVICE_PUSH, Perm.ALARM_ACK, Perm.QC_RECORD,
                          Perm.MATERIALS_MANAGE, Perm.ORDER_CREATE, Perm.ORDER_ACCEPT, Perm.CUSTODY_RECORD})
-_RECORDS_VIEW = frozenset({Perm.BATCH_VIEW, Perm.CUSTODY_VIEW, Perm.DEVIATION_VIEW, Perm.RELEASE_VIEW})
+_RECORDS_VIEW = frozenset({Perm.BATCH_VIEW, Perm.CUSTODY_VIEW, Perm.DEVIATION_VIEW, Perm.RELEASE_VIEW,
+                           Perm.SUPPLY_VIEW})
 #: Only the QP reaches the certify function (POC-7); only the physician requests an OOS product.
 #: Only the treating hospital's physician and navigator identify a patient (PAT-PRIVACY).
 _PERSONAL = frozenset({Perm.RELEASE_CERTIFY, Perm.OOS_REQUEST, Perm.PATIENTS_IDENTIFY, Perm.PATIENTS_REFER,

@@ -17,6 +17,34 @@ LOT_HOLDS: Question[str | None] = Question(
     "What holds this material lot from use at a step (a recall, missing stock)? A reason, or None.",
 )
 
+#: What holds this quantity of this lot from use at the step being recorded now? Called as
+#: ``(lot=, quantity=, at=)``; each answerer returns a reason or ``None``. Asked only for a use
+#: about to happen (``services._resolve_lots``), never when a past use is replayed (the release
+#: checklist): stock and a supplier's qualification are judged at the moment of use. The supply app
+#: answers (no stock left for the quantity, a disqualified supplier).
+LOT_USE_HOLDS: Question[str | None] = Question(
+    "manufacturing.lot_use_holds",
+    "What holds this quantity of a material lot from use at the step now (no stock)? A reason, or None.",
+)
+
+#: What holds this lot in quarantine from release? Called as ``(lot=)``; each answerer returns a
+#: reason or ``None``. Asked in ``services.lot_decide`` before a lot is released (a rejection is
+#: never held). The supply app answers for a lot whose supplier is not approved for the material.
+LOT_RELEASE_HOLDS: Question[str | None] = Question(
+    "manufacturing.lot_release_holds",
+    "What holds this material lot from release (a supplier not approved for it)? A reason, or None.",
+)
+
+#: The material uses a step has just written, in the step's own transaction. Called as
+#: ``(step=StepExecution, uses=[MaterialUse, ...], actor=, at=)``; answers return nothing. An
+#: answerer that cannot account for a use (not enough stock of the lot) raises ValidationError
+#: naming ``materials.<code>``, and the whole step rolls back. The supply app answers by writing
+#: the ``consumed`` stock movements (SUP-STOCK).
+MATERIALS_USED: Question[None] = Question(
+    "manufacturing.materials_used",
+    "A step used these material lots (in its transaction): account for them (decrement stock) or refuse.",
+)
+
 
 @dataclass(frozen=True)
 class UnitReservation:

@@ -45,7 +45,15 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.manufacturing.questions import LOT_HOLDS, ORDER_HOLDS, UnitReservation, unit_reservations
+from pocare.manufacturing.questions import (
+    LOT_HOLDS,
+    LOT_RELEASE_HOLDS,
+    LOT_USE_HOLDS,
+    MATERIALS_USED,
+    ORDER_HOLDS,
+    UnitReservation,
+    unit_reservations,
+)
 from pocare.masterfile import plausibility, schema, windows
 from pocare.masterfile.selectors import effective_version
 from pocare.network.models import DeviceType, ManufacturingUnit, Site
@@ -163,6 +171,8 @@ def lot_decide(*, actor: User, lot: MaterialLot, decision: str, reason: str,
     reason = reason_required(reason)
     if lot.status != LotStatus.QUARANTINE:
         raise ValidationError({"decision": f"{lot} is already {lot.get_status_display().lower()}."})
+    if decision == LotStatus.RELEASED and (holds := lot_release_holds(lot)):
+        raise ValidationError({"decision": " ".join(holds)})
     proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
         locked = MaterialLot.objects.select_for_update().get(pk=lot.pk)
@@ -175,6 +185,11 @@ def lot_decide(*, actor: User, lot: MaterialLot, decision: str, reason: str,
         signature_apply(proof=proof, record=lot, site=lot.site, reason=reason,
                         meaning=Meaning.APPROVED if decision == LotStatus.RELEASED else Meaning.REJECTED)
     return lot
+
+
+def lot_release_holds(lot: MaterialLot) -> list[str]:
+    """Why the apps above hold ``lot`` from release (``manufacturing.lot_release_holds``; empty: none)."""
+    return [reason for reason in LOT_RELEASE_HOLDS.ask(lot=lot) if reason]
 
 
 def lot_problems(lot: MaterialLot, *, material_code: str, site: Site, at: dt.datetime) -> list[str]:
@@ -457,6 +472,12 @@ def _check_values(step: dict[str, Any], values: Mapping[str, Any], units: Mappin
     return checked
 
 
+def _quantity_storable(quantity: Decimal) -> bool:
+    """Whether ``quantity`` fits ``MaterialUse.quantity`` (10 digits, 3 of them decimals)."""
+    return (quantity.is_finite() and abs(quantity) < 10_000_000
+            and quantity == quantity.quantize(Decimal("0.001")))
+
+
 def _resolve_lots(batch: Batch, step: dict[str, Any], materials: Mapping[str, Any] | None,
                   at: dt.datetime) -> list[tuple[dict[str, Any], MaterialLot, Decimal]]:
     """The lot used for each line of the step's bill of materials, each checked now."""
@@ -480,6 +501,11 @@ def _resolve_lots(batch: Batch, step: dict[str, Any], materials: Mapping[str, An
                 errors[key] = f"{line['name']}: the quantity must be a number."
                 continue
             ref = ref.get("lot")
+        if not _quantity_storable(quantity):
+            # NaN, infinity, a 400-digit number or a fourth decimal would fail in the database.
+            errors[key] = (f"{line['name']}: the quantity must be a finite number below 10,000,000 with at "
+                           "most 3 decimals.")
+            continue
         if ref in (None, ""):
             errors[key] = f"{line['name']} ({line['code']}): scan or choose the lot used."
             continue
@@ -498,6 +524,10 @@ def _resolve_lots(batch: Batch, step: dict[str, Any], materials: Mapping[str, An
             continue
         if quantity <= 0:
             errors[key] = f"{line['name']}: the quantity must be greater than 0."
+            continue
+        holds = [reason for reason in LOT_USE_HOLDS.ask(lot=lot, quantity=quantity, at=at) if reason]
+        if holds:
+            errors[key] = f"{line['name']}: " + " ".join(holds)
             continue
         out.append((line, lot, quantity))
     if errors:
@@ -704,6 +734,9 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
             execution.save(update_fields=["window_deviation"])
         uses = MaterialUse.objects.bulk_create([MaterialUse(step=execution, lot=lot, material_code=line["code"],
                                                             quantity=q, recorded_at=now) for line, lot, q in lots])
+        if uses:
+            # Stock is decremented here, in the step's transaction: a refusal rolls the step back.
+            MATERIALS_USED.ask(step=execution, uses=uses, actor=actor, at=now)
         event_record(
             actor=actor, event_type=ManufacturingEvent.STEP_RECORDED, site=batch.site, obj=execution,
             records=[*value_rows, *uses],

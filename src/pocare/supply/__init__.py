@@ -1,0 +1,1 @@
+"""Materials, approved suppliers, stock by site, depot and lot, and its movements (docs/supply.md)."""

@@ -1,0 +1,22 @@
+"""Ledger event types of the supply app."""
+
+from django.db import models
+
+from pocare.ledger.events import event_types
+
+
+@event_types
+class SupplyEvent(models.TextChoices):
+    SUPPLIER_REGISTERED = "supply.supplier_registered", "Supplier registered with its qualification"
+    SUPPLIER_QUALIFIED = "supply.supplier_qualified", "Supplier's qualification changed"
+    SUPPLIER_APPROVED = "supply.supplier_approved", "Supplier approved for a material"
+    LOCATION_CREATED = "supply.location_created", "Stock location created"
+    STOCK_RECEIVED = "supply.stock_received", "Material received into stock"
+    STOCK_DECIDED = "supply.stock_decided", "Stock of a lot released or rejected"
+    STOCK_ISSUED = "supply.stock_issued", "Material issued to a batch"
+    STOCK_CONSUMED = "supply.stock_consumed", "Material consumed at a step"
+    STOCK_RETURNED = "supply.stock_returned", "Material returned to stock from a batch"
+    STOCK_EXPIRED = "supply.stock_expired", "Expired material written off"
+    STOCK_DESTROYED = "supply.stock_destroyed", "Material destroyed"
+    STOCK_ADJUSTED = "supply.stock_adjusted", "Stock adjusted after a cycle count (signed)"
+    STOCK_TRANSFERRED = "supply.stock_transferred", "Material transferred between locations"

@@ -1,0 +1,167 @@
+"""Supply (SUP-STOCK, ATMP-TRACE): suppliers and their qualification, which supplier is approved for
+which material, the stock locations of each site (its store, or a regional depot serving several
+sites), and every movement of a material lot at a location.
+
+Stock is never a stored number: the stock of a lot at a location is the sum of its movements'
+signed quantities (``selectors.stock_levels``). A movement is written once and never changed; a
+mistake is put right by another movement (an adjustment after a cycle count, with its reason and
+signature). The lot itself, its status (quarantine, released, rejected) and its use at a step stay
+manufacturing's (``MaterialLot``, ``MaterialUse``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+
+from pocare.manufacturing.models import ImmutableRecord
+
+
+class SupplierStatus(models.TextChoices):
+    """A supplier's qualification: its lots are released only while it is approved or conditional."""
+
+    APPROVED = "approved", "Approved"
+    CONDITIONAL = "conditional", "Approved with conditions"
+    DISQUALIFIED = "disqualified", "Disqualified"
+
+
+#: The statuses under which a supplier's lots may be released and used.
+QUALIFIED = frozenset({SupplierStatus.APPROVED, SupplierStatus.CONDITIONAL})
+
+
+class Supplier(models.Model):
+    """A supplier of materials, qualified by Control Site QA (EU GMP 5.26–5.29). Its status changes
+    only through ``services.supplier_qualify``, signed, with the date and the reason kept here and
+    every earlier status in the ledger."""
+
+    name = models.CharField(max_length=120, unique=True,
+                            help_text="As on the lots' delivery notes: a lot names its supplier by this name.")
+    status = models.CharField(max_length=14, choices=SupplierStatus.choices)
+    status_changed_at = models.DateTimeField()
+    status_reason = models.TextField()
+    status_changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def qualified(self) -> bool:
+        return self.status in QUALIFIED
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the qualification signature binds to."""
+        return {"supplier": self.name, "status": self.status, "since": self.status_changed_at,
+                "reason": self.status_reason}
+
+
+class ApprovedSupplier(models.Model):
+    """A supplier approved for one material of the bill of materials (by the master file's code).
+    A material with at least one approved supplier is *supplier-managed*: its lots are released
+    only when they come from one of them, qualified."""
+
+    material_code = models.CharField(max_length=64)
+    supplier = models.ForeignKey(Supplier, on_delete=models.PROTECT, related_name="materials")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approved_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["material_code", "supplier__name"]
+        constraints = [models.UniqueConstraint(fields=["material_code", "supplier"],
+                                               name="supply_supplier_once_per_material")]
+
+    def __str__(self) -> str:
+        return f"{self.supplier} for {self.material_code}"
+
+
+class LocationKind(models.TextChoices):
+    STORE = "store", "Site store"
+    DEPOT = "depot", "Regional depot"
+
+
+class StockLocation(models.Model):
+    """Where stock is held: a site's store, or a regional depot (held by one site, serving several)."""
+
+    site = models.ForeignKey("network.Site", on_delete=models.PROTECT, related_name="stock_locations",
+                             help_text="The site that holds the location and answers for its stock.")
+    code = models.CharField(max_length=20)
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=8, choices=LocationKind.choices, default=LocationKind.STORE)
+    serves = models.ManyToManyField("network.Site", blank=True, related_name="depots",
+                                    help_text="A depot's sites (a store serves its own site).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["site", "code"]
+        constraints = [models.UniqueConstraint(fields=["site", "code"], name="supply_location_code_per_site")]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.get_kind_display().lower()})"
+
+
+class MovementKind(models.TextChoices):
+    """What happened to the stock; the sign of each kind's quantity is fixed (``SIGN``)."""
+
+    RECEIVED = "received", "Received (into quarantine)"
+    RELEASED = "released", "Released"
+    REJECTED = "rejected", "Rejected"
+    ISSUED = "issued", "Issued to a batch"
+    CONSUMED = "consumed", "Consumed at a step"
+    RETURNED = "returned", "Returned from a batch"
+    EXPIRED = "expired", "Written off as expired"
+    DESTROYED = "destroyed", "Destroyed"
+    ADJUSTED = "adjusted", "Adjusted after a cycle count"
+    TRANSFERRED_OUT = "transferred_out", "Transferred out"
+    TRANSFERRED_IN = "transferred_in", "Transferred in"
+
+
+#: The sign of each kind's quantity: +1 adds to the location's stock, -1 takes from it, 0 changes
+#: nothing (a decision on the lot, kept on its stock card), None either way (a count's adjustment).
+SIGN: dict[str, int | None] = {
+    MovementKind.RECEIVED: 1, MovementKind.RELEASED: 0, MovementKind.REJECTED: 0, MovementKind.ISSUED: -1,
+    MovementKind.CONSUMED: -1, MovementKind.RETURNED: 1, MovementKind.EXPIRED: -1, MovementKind.DESTROYED: -1,
+    MovementKind.ADJUSTED: None, MovementKind.TRANSFERRED_OUT: -1, MovementKind.TRANSFERRED_IN: 1,
+}
+
+
+class StockMovement(ImmutableRecord):
+    """One movement of a material lot at a location (SUP-STOCK, ATMP-TRACE): a signed quantity in
+    the material's unit, who, when, why, the batch and material use it went to, and the ledger
+    event that recorded it. Written once; stock is the sum of these rows."""
+
+    location = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="movements")
+    lot = models.ForeignKey("manufacturing.MaterialLot", on_delete=models.PROTECT, related_name="movements")
+    kind = models.CharField(max_length=16, choices=MovementKind.choices)
+    quantity = models.DecimalField(max_digits=14, decimal_places=3,
+                                   help_text="Signed: what the movement adds to (or takes from) the location.")
+    unit = models.CharField(max_length=20)
+    batch = models.ForeignKey("manufacturing.Batch", null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="stock_movements")
+    use = models.ForeignKey("manufacturing.MaterialUse", null=True, blank=True, on_delete=models.PROTECT,
+                            related_name="stock_movements", help_text="The use at a step it accounts for.")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    occurred_at = models.DateTimeField()
+    reason = models.TextField()
+    # Set once, in the movement's own transaction, right after the event that stamps the row's
+    # content is written (the event cannot name itself before it exists); kept out of the stamp.
+    event = models.ForeignKey("ledger.Event", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    content_exclude: ClassVar[tuple[str, ...]] = ("event_id",)
+
+    class Meta:
+        ordering = ["occurred_at", "pk"]
+        indexes = [models.Index(fields=["lot", "location"], name="supply_movement_lot"),
+                   models.Index(fields=["location", "occurred_at"], name="supply_movement_location")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.quantity:f} {self.unit} of {self.lot_id} at {self.location_id}"
+
+    def signed_content(self) -> dict[str, Any]:
+        """What a cycle count's signature binds to: the adjustment as recorded."""
+        return {"location": self.location_id, "lot": self.lot_id, "kind": self.kind, "quantity": self.quantity,
+                "unit": self.unit, "actor": self.actor_id, "at": self.occurred_at, "reason": self.reason}
