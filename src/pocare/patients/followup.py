@@ -30,6 +30,7 @@ from django.utils.translation import gettext_noop
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.core import bounds
+from pocare.core.checks import text_checked
 from pocare.ledger.services import event_record, reason_required
 from pocare.patients import grading
 from pocare.patients.events import PatientEvent
@@ -45,7 +46,6 @@ from pocare.patients.models import (
     VisitMode,
     VisitStatus,
 )
-from pocare.patients.services import text_checked
 from pocare.quality.services import safety_signal_raise
 
 if TYPE_CHECKING:
@@ -250,17 +250,21 @@ def questionnaire_record(*, actor: User, visit: Visit, answers: Mapping[str, Any
                         answers=checked, reason=reason)
 
 
-def _close_schedule(actor: User | None, referral: Referral, why: str) -> list[str]:
-    """Close the referral's visits still planned, the patient having died (inside the caller's
-    transaction): they are neither due nor missed. Returns their labels."""
-    planned = list(referral.visits.select_for_update().filter(status=VisitStatus.PLANNED).order_by("day"))
-    if not planned:
-        return []
-    Visit.objects.filter(pk__in=[v.pk for v in planned]).update(status=VisitStatus.CLOSED)
-    labels = [v.label for v in planned]
-    _record(actor, PatientEvent.VISITS_CLOSED, referral, referral, why,
-            old={"status": VisitStatus.PLANNED}, new={"status": VisitStatus.CLOSED, "visits": labels})
-    return labels
+def _schedule_move(actor: User | None, referral: Referral, *, status: str, to: str, event: str, why: str) -> None:
+    """Move the referral's visits of ``status`` to ``to`` with one ledger ``event`` (inside the caller's
+    transaction): the planned visits close when the patient died (neither due nor missed), and the closed
+    ones are planned again when that death was recorded in error."""
+    visits = list(referral.visits.select_for_update().filter(status=status).order_by("day"))
+    if not visits:
+        return
+    Visit.objects.filter(pk__in=[v.pk for v in visits]).update(status=to)
+    _record(actor, event, referral, referral, why, old={"status": status},
+            new={"status": to, "visits": [v.label for v in visits]})
+
+
+def _close_schedule(actor: User | None, referral: Referral, why: str) -> None:
+    _schedule_move(actor, referral, status=VisitStatus.PLANNED, to=VisitStatus.CLOSED,
+                   event=PatientEvent.VISITS_CLOSED, why=why)
 
 
 def _previous_day(visit: Visit) -> int:
@@ -379,19 +383,10 @@ def visit_correct(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime,
             _close_schedule(actor, visit.referral, f"The patient died: corrected at {visit.label} "
                                                    f"({fields['done_at']:%Y-%m-%d}). {reason}")
         elif changed.get("alive") is True and old["alive"] is False:
-            _reopen_schedule(actor, visit.referral, f"Recorded in error as died at {visit.label}: {reason}")
+            _schedule_move(actor, visit.referral, status=VisitStatus.CLOSED, to=VisitStatus.PLANNED,
+                           event=PatientEvent.VISITS_REOPENED, why=f"Recorded in error as died at {visit.label}: "
+                                                                   f"{reason}")
     return visit
-
-
-def _reopen_schedule(actor: User | None, referral: Referral, why: str) -> None:
-    """Plan again the visits a death recorded in error closed (inside the caller's transaction)."""
-    closed = list(referral.visits.select_for_update().filter(status=VisitStatus.CLOSED).order_by("day"))
-    if not closed:
-        return
-    Visit.objects.filter(pk__in=[v.pk for v in closed]).update(status=VisitStatus.PLANNED)
-    _record(actor, PatientEvent.VISITS_REOPENED, referral, referral, why,
-            old={"status": VisitStatus.CLOSED}, new={"status": VisitStatus.PLANNED,
-                                                     "visits": [v.label for v in closed]})
 
 
 def visit_miss(*, actor: User | None, visit: Visit, reason: str) -> Visit:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.core import bounds
+from pocare.core.checks import text_checked
 from pocare.ledger.services import event_record, reason_required
 from pocare.masterfile import schema
 from pocare.masterfile.models import MasterFileVersion, VersionStatus
@@ -52,19 +53,6 @@ if TYPE_CHECKING:
 #: Crockford's base-32 alphabet without I, L, O, U: a pseudonym read aloud or typed is not misread.
 _PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PSEUDONYM_PREFIX = "PX-"
-
-
-def text_checked(value: Any, field: str, what: str, max_length: int, *, required: bool = True) -> str:
-    """``value`` as text, stripped, refused naming ``field`` when missing (if ``required``), with a NUL or
-    a lone surrogate, or longer than ``max_length``: every service of this app checks its text so."""
-    text = str(value if value is not None else "").strip()
-    if required and not text:
-        raise ValidationError({field: f"Give the {what}."})
-    if problem := bounds.text_problem(text):
-        raise ValidationError({field: f"The {what}: {problem}."})
-    if len(text) > max_length:
-        raise ValidationError({field: f"The {what} has at most {max_length} characters."})
-    return text
 
 
 def pseudonym_new() -> str:

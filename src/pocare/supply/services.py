@@ -23,6 +23,7 @@ from django.utils import timezone
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.core import bounds
+from pocare.core.checks import text_checked
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
@@ -64,21 +65,8 @@ def _now() -> dt.datetime:
 # --- checking what people give -------------------------------------------------------------------
 
 
-def _text(value: Any, field: str, what: str, max_length: int, *, required: bool = True) -> str:
-    """``value`` as stripped text, refused naming ``field`` when missing, with a NUL or a lone
-    surrogate, or longer than ``max_length``."""
-    text = str(value if value is not None else "").strip()
-    if required and not text:
-        raise ValidationError({field: f"Give the {what}."})
-    if problem := bounds.text_problem(text):
-        raise ValidationError({field: f"The {what}: {problem}."})
-    if len(text) > max_length:
-        raise ValidationError({field: f"The {what} has at most {max_length} characters."})
-    return text
-
-
 def _reason(reason: Any) -> str:
-    text = _text(reason, "reason", "reason", 2000)
+    text = text_checked(reason, "reason", "reason", 2000)
     return reason_required(text)
 
 
@@ -154,7 +142,7 @@ def supplier_register(*, actor: User, name: str, status: str, reason: str,
                       credentials: SigningCredentials) -> Supplier:
     """Register a supplier with its first qualification status, signed by Control Site QA."""
     require_perm(actor, Perm.SUPPLIERS_QUALIFY)
-    name = _text(name, "name", "supplier's name", 120)
+    name = text_checked(name, "name", "supplier's name", 120)
     status, reason = _status(status), _reason(reason)
     if Supplier.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": f"{name} is already registered as a supplier."})
@@ -194,7 +182,7 @@ def supplier_qualify(*, actor: User, supplier: Supplier, status: str, reason: st
 def supplier_approve_for(*, actor: User, supplier: Supplier, material_code: str, reason: str) -> ApprovedSupplier:
     """Approve ``supplier`` for a material of the master file's bill of materials."""
     require_perm(actor, Perm.SUPPLIERS_QUALIFY)
-    material_code = _text(material_code, "material_code", "material code", 64)
+    material_code = text_checked(material_code, "material_code", "material code", 64)
     reason = _reason(reason)
     if material_code not in bill_of_materials():
         raise ValidationError({"material_code": f"{material_code} is in no master file's bill of materials."})
@@ -217,8 +205,8 @@ def location_create(*, actor: User, site: Site, code: str, name: str, kind: str 
                     serves: Iterable[Site] = (), reason: str) -> StockLocation:
     """A stock location held by ``site``: its store, or a regional depot serving ``serves``."""
     require_perm(actor, Perm.MATERIALS_MANAGE, site=site)
-    code = _text(code, "code", "location's code", 20)
-    name = _text(name, "name", "location's name", 120)
+    code = text_checked(code, "code", "location's code", 20)
+    name = text_checked(name, "name", "location's name", 120)
     reason = _reason(reason)
     if kind not in LocationKind.values:
         raise ValidationError({"kind": f"Choose one of {', '.join(LocationKind.values)}."})
@@ -302,10 +290,10 @@ def stock_receive(*, actor: User, location: StockLocation, supplier: Supplier, m
     delivery is a ``received`` movement. Only a qualified supplier approved for the material delivers."""
     site = location.site
     require_perm(actor, Perm.MATERIALS_MANAGE, site=site)
-    material_code = _text(material_code, "material_code", "material code", 64)
-    lot_number = _text(lot_number, "lot_number", "supplier's lot number", 60)
+    material_code = text_checked(material_code, "material_code", "material code", 64)
+    lot_number = text_checked(lot_number, "lot_number", "supplier's lot number", 60)
     quantity = quantity_checked(quantity)
-    unit = _text(unit, "unit", "unit", 20)
+    unit = text_checked(unit, "unit", "unit", 20)
     reason = _reason(reason)
     expiry = _expiry(expiry_date, site)
     material = bill_of_materials().get(material_code)
@@ -321,7 +309,7 @@ def stock_receive(*, actor: User, location: StockLocation, supplier: Supplier, m
         lot = MaterialLot.objects.filter(site=site, material_code=material_code, lot_number=lot_number).first()
         if lot is None:
             lot = manufacturing.lot_receive(actor=actor, site=site, material_code=material_code,
-                                            name=_text(name, "name", "material's name", 200, required=False)
+                                            name=text_checked(name, "name", "material's name", 200, required=False)
                                             or material["name"], lot_number=lot_number, expiry_date=expiry,
                                             reason=reason, supplier=supplier.name)
         lot = _lock(lot)
