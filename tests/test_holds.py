@@ -55,10 +55,11 @@ def answering() -> Iterator[Any]:
 
 
 def test_while_nothing_holds_the_batch_the_holds_line_passes():
-    """ATMP-REL: the patients app answers the certification question (a withdrawn consent); for a batch
-    no consent holds, the checklist's line "Holds from other apps" passes."""
+    """ATMP-REL: the patients app (a withdrawn consent) and the supply app (a recalled lot) answer the
+    certification question; for a batch nothing holds, the checklist's line "Holds from other apps" passes."""
     batch = rh.ready_batch("MAD")
-    assert CERTIFICATION_HOLDS.answerers == ["pocare.patients.answers.consent_certification_holds"]
+    assert sorted(CERTIFICATION_HOLDS.answerers) == ["pocare.patients.answers.consent_certification_holds",
+                                                     "pocare.supply.answers.recall_certification_holds"]
     assert release_checklist(batch).line("holds").state == "pass"
 
 

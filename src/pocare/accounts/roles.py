@@ -83,6 +83,7 @@ class Perm(StrEnum):
     OUTCOMES_VIEW = "patients.outcomes"  # the network's outcomes (aggregated, small numbers suppressed)
     SUPPLY_VIEW = "supply.view"  # stock by site, location and lot; its movements; suppliers
     SUPPLIERS_QUALIFY = "supply.suppliers_qualify"  # qualify suppliers, approve them per material (Control Site QA)
+    RECALL = "supply.recall"  # open and close the recall of a material lot, signed (Control Site QA)
 
 
 #: What people at a site do on the shop floor; Control Site QA oversees it but does not do it.

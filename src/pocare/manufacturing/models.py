@@ -62,6 +62,8 @@ class MaterialLot(models.Model):
         ordering = ["site", "material_code", "expiry_date"]
         constraints = [models.UniqueConstraint(fields=["site", "material_code", "lot_number"],
                                                name="manufacturing_lot_unique")]
+        # A supplier's lot received at many sites: the recall finds them all (supply.recall).
+        indexes = [models.Index(fields=["material_code", "lot_number"], name="manufacturing_lot_number")]
 
     def __str__(self) -> str:
         return f"{self.material_code} lot {self.lot_number}"

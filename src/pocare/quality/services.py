@@ -155,6 +155,25 @@ def reminder_send(*, site: Site, perm: Perm, topic: str, details: str, body: str
     return _notify(recipients=people, subject=subject, body=body, url=url)
 
 
+def notice_send(*, subject: str, body: str, url: str, network_roles: Iterable[str] = (),
+                site_perms: Iterable[tuple[Site, Perm]] = ()) -> list[Notification]:
+    """Tell people of an event of the apps above that needs them now (in the UI and by e-mail): the
+    holders of ``network_roles`` at the Control Site, and at each ``(site, perm)`` the people whose
+    role there grants ``perm`` (a recall: QA and the QP, the sites holding the lot, the treating
+    hospitals). Each person once, however many of these name them."""
+    now = timezone.now()
+    q = models.Q(pk__in=[])
+    control = _control_site()
+    if control is not None and (network := [str(r) for r in network_roles]):
+        q |= models.Q(site=control, role__in=network)
+    for site, perm in site_perms:
+        q |= models.Q(site=site, role__in=[r for r, perms in ROLE_PERMS.items()
+                                           if perm in perms and r not in NETWORK_ROLES])
+    ids = _active(Membership.objects.filter(q), now).values_list("user_id", flat=True)
+    return _notify(recipients=User.objects.filter(pk__in=ids).order_by("username"), subject=subject, body=body,
+                   url=url)
+
+
 def deviation_url(deviation: Deviation) -> str:
     return reverse("quality:deviation", args=[deviation.reference])
 

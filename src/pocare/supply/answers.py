@@ -7,6 +7,9 @@
   step's transaction, to name the material early; the answer below decides under the lot's lock).
 - ``manufacturing.materials_used``: in the step's transaction, the uses become ``consumed``
   movements; too little stock refuses the whole step.
+- A recalled lot (``recall``, SUP-RECALL) is not released nor used at a step (the two questions above),
+  a batch that used it is not certified (``release.certification_holds``) and its product is not
+  dispatched (``custody.dispatch_holds``).
 """
 
 from __future__ import annotations
@@ -15,16 +18,20 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from pocare.supply import selectors, services
+from pocare.supply import recall, selectors, services
 
 
 def lot_release_hold(*, lot: Any) -> str | None:
-    """Manufacturing's ``lot_release_holds``: a supplier not approved for the material holds the lot."""
+    """Manufacturing's ``lot_release_holds``: a supplier not approved for the material, or a recall."""
+    if (held := recall.lot_recall(lot)) is not None:
+        return recall.recall_hold_text(held)
     return selectors.supplier_problem(lot)
 
 
 def lot_use_hold(*, lot: Any, quantity: Decimal, at: dt.datetime) -> str | None:
-    """Manufacturing's ``lot_use_holds``: a supplier no longer qualified, or too little stock."""
+    """Manufacturing's ``lot_use_holds``: a recall, a supplier no longer qualified, or too little stock."""
+    if (held := recall.lot_recall(lot)) is not None:
+        return recall.recall_hold_text(held)
     if problem := selectors.supplier_problem(lot):
         return problem
     by_location = selectors.lot_stock_by_location(lot)
@@ -42,14 +49,39 @@ def materials_used(*, step: Any, uses: list[Any], actor: Any, at: dt.datetime) -
     services.stock_consume(actor=actor, uses=uses, at=at)
 
 
+def recall_certification_holds(batch: Any) -> list[str]:
+    """Release's ``certification_holds``: a batch that used a recalled lot is not certified."""
+    return recall.batches_recall_holds([batch.pk]).get(batch.pk, [])
+
+
+def _recall_certification_holds_many(batches: list[Any]) -> list[list[str]]:
+    """:func:`recall_certification_holds` for a page of batches (the release queue), in two queries."""
+    held = recall.batches_recall_holds([batch.pk for batch in batches])
+    return [held.get(batch.pk, []) for batch in batches]
+
+
+recall_certification_holds.many = _recall_certification_holds_many  # type: ignore[attr-defined]
+
+
+def recall_dispatch_hold(order: Any) -> str | None:
+    """Custody's ``dispatch_holds``: the product of a batch that used a recalled lot is not dispatched."""
+    batch_id = getattr(getattr(order, "batch", None), "pk", None)
+    reasons = recall.batches_recall_holds([batch_id]).get(batch_id, []) if batch_id is not None else []
+    return reasons[0] if reasons else None
+
+
 def register() -> None:
     """Register this app's answers to the questions of the apps below it."""
+    from pocare.custody.questions import DISPATCH_HOLDS  # lint: allow registered from ready(), once apps load
     from pocare.manufacturing.questions import (  # lint: allow registered from ready(), once apps load
         LOT_RELEASE_HOLDS,
         LOT_USE_HOLDS,
         MATERIALS_USED,
     )
+    from pocare.release.questions import CERTIFICATION_HOLDS  # lint: allow registered from ready(), once apps load
 
     LOT_RELEASE_HOLDS.register(lot_release_hold)
     LOT_USE_HOLDS.register(lot_use_hold)
     MATERIALS_USED.register(materials_used)
+    CERTIFICATION_HOLDS.register(recall_certification_holds)
+    DISPATCH_HOLDS.register(recall_dispatch_hold)

@@ -20,3 +20,5 @@ class SupplyEvent(models.TextChoices):
     STOCK_DESTROYED = "supply.stock_destroyed", "Material destroyed"
     STOCK_ADJUSTED = "supply.stock_adjusted", "Stock adjusted after a cycle count (signed)"
     STOCK_TRANSFERRED = "supply.stock_transferred", "Material transferred between locations"
+    RECALL_OPENED = "supply.recall_opened", "Material lot recalled (signed)"
+    RECALL_CLOSED = "supply.recall_closed", "Recall closed (signed)"

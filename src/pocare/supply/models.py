@@ -165,3 +165,47 @@ class StockMovement(ImmutableRecord):
         """What a cycle count's signature binds to: the adjustment as recorded."""
         return {"location": self.location_id, "lot": self.lot_id, "kind": self.kind, "quantity": self.quantity,
                 "unit": self.unit, "actor": self.actor_id, "at": self.occurred_at, "reason": self.reason}
+
+
+class RecallStatus(models.TextChoices):
+    OPEN = "open", "Open: the lot is held"
+    CLOSED = "closed", "Closed"
+
+
+class Recall(models.Model):
+    """A recall of a supplier's lot of a material (SUP-RECALL, EU GMP Chapter 8): every lot of
+    ``material_code`` numbered ``lot_number`` received anywhere in the network is held while the recall
+    is open — its stock is not issued nor used at a step, an unreleased batch that used it is not
+    certified, a product made with it is not dispatched. Opened and closed by Control Site QA, each
+    signed with its reason (``recall.recall_open``, ``recall.recall_close``)."""
+
+    reference = models.CharField(max_length=20, unique=True, help_text="e.g. RCL-2026-0001")
+    material_code = models.CharField(max_length=64)
+    lot_number = models.CharField(max_length=60)
+    reason = models.TextField(help_text="Why the lot is recalled: the supplier's notice, a complaint, a finding.")
+    status = models.CharField(max_length=8, choices=RecallStatus.choices, default=RecallStatus.OPEN)
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    opened_at = models.DateTimeField()
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True, help_text="How the recall ended: what was destroyed, returned or cleared.")
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["material_code", "lot_number"],
+                                               condition=models.Q(status="open"), name="supply_recall_open_once")]
+        indexes = [models.Index(fields=["status", "material_code", "lot_number"], name="supply_recall_open")]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.material_code} lot {self.lot_number}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == RecallStatus.OPEN
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the signatures bind to: the lot, why, and (once closed) how it ended."""
+        return {"reference": self.reference, "material_code": self.material_code, "lot_number": self.lot_number,
+                "reason": self.reason, "status": self.status, "opened_at": self.opened_at,
+                "closed_at": self.closed_at, "outcome": self.outcome}

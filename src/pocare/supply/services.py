@@ -33,7 +33,7 @@ from pocare.masterfile import schema
 from pocare.masterfile.models import MasterFileVersion, VersionStatus
 from pocare.network.models import Site, SiteKind
 from pocare.network.selectors import site_today
-from pocare.supply import selectors
+from pocare.supply import recall, selectors
 from pocare.supply.events import SupplyEvent
 from pocare.supply.models import (
     QUALIFIED,
@@ -354,7 +354,9 @@ def stock_lot_decide(*, actor: User, lot: MaterialLot, decision: str, reason: st
 
 def _usable(lot: MaterialLot, field: str = "lot") -> None:
     """Refuse a lot that may not leave the store for a batch: not released, expired, or from a
-    supplier no longer qualified (SUP-STOCK)."""
+    supplier no longer qualified (SUP-STOCK), or recalled (SUP-RECALL)."""
+    if (held := recall.lot_recall(lot)) is not None:
+        raise ValidationError({field: recall.recall_hold_text(held)})
     if lot.status != LotStatus.RELEASED:
         raise ValidationError({field: f"{lot} is {lot.get_status_display().lower()}, not released."})
     if lot.expiry_date < site_today(lot.site):

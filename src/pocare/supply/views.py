@@ -1,17 +1,26 @@
-"""Supply pages: the stock of the sites the person may see (read only in this slice, docs/supply.md).
-Views parse input and call selectors; selectors decide what is seen."""
+"""Supply pages: the stock of the sites the person may see, the trace of a lot or a patient, and
+recalls (docs/supply.md). Views parse input and call selectors and services; selectors decide what
+is seen."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest
-from django.http.response import HttpResponseBase
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase, StreamingHttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
-from pocare.accounts.decorators import requires
+from pocare.accounts import selectors as access
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
-from pocare.supply import selectors
+from pocare.core.forms import apply_validation_error
+from pocare.core.listing import Column, csv_rows
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
+from pocare.supply import recall as recalls
+from pocare.supply import selectors, services
+from pocare.supply.forms import RecallCloseForm, RecallOpenForm, TraceForm
 
 
 @requires(Perm.SUPPLY_VIEW)
@@ -19,4 +28,118 @@ from pocare.supply import selectors
 def stock(request: HttpRequest) -> HttpResponseBase:
     """Stock by site, location, material and lot: the sum of the movements, in one query."""
     rows = selectors.stock_levels(user=request.user, by_lot=True, by_location=True)
+    held = recalls.open_recalls()
+    for row in rows:
+        found = held.get((row["material_code"], row["lot_number"]))
+        row["recall"] = found.reference if found is not None else ""
     return render(request, "supply/stock.html", {"rows": rows, "today": timezone.now().date()})
+
+
+#: The columns of a trace's export: one row per use of a lot at a step, with where its product went.
+TRACE_COLUMNS = [Column(h, a) for h, a in (
+    ("material", "material_code"), ("lot_number", "lot_number"), ("supplier", "supplier"),
+    ("lot_site", "lot_site"), ("expiry_date", "expiry_date"), ("batch", "batch"), ("batch_site", "batch_site"),
+    ("step", "step_id"), ("quantity", "quantity"), ("used_at", "used_at"), ("stage", "stage"),
+    ("certification", "certification"), ("dispatched_at", "dispatched_at"), ("infused_at", "infused_at"),
+    ("patient_pseudonym", "recipient"), ("coi", "coi"), ("treating_site", "treating_site"),
+    ("open_recall", "recall"))]
+
+
+def _may_recall(request: HttpRequest) -> bool:
+    return access.has_perm(request.user, Perm.RECALL) and not access.is_read_only(request.user)
+
+
+@requires(Perm.SUPPLY_VIEW)
+@require_GET
+def trace(request: HttpRequest) -> HttpResponseBase:
+    """A lot forward to every batch, product and patient it reached, or a patient back to every lot in
+    contact with their cells (SUP-RECALL, ATMP-TRACE); ``export=csv`` gives the same rows as CSV. From a
+    lot's trace, Control Site QA opens its recall (the trace is what the recall will hold)."""
+    form = TraceForm(request.GET or None, materials=services.bill_of_materials())
+    found = None
+    status = 200
+    if form.asked:
+        if form.is_valid():
+            data = form.cleaned_data
+            found = (recalls.patient_trace(identifier=data["patient"], user=request.user) if data["patient"] else
+                     recalls.lot_trace(material_code=data["material_code"], lot_number=data["lot_number"],
+                                       user=request.user))
+            if request.GET.get("export") == "csv":
+                name = (data["patient"] or f"{data['material_code']}-{data['lot_number']}")
+                response = StreamingHttpResponse(csv_rows(TRACE_COLUMNS, found.reached),
+                                                 content_type="text/csv; charset=utf-8")
+                safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60]
+                response["Content-Disposition"] = f'attachment; filename="pocare-trace-{safe}.csv"'
+                return response
+        else:
+            status = 400
+    open_form = None
+    if found is not None and found.lots and _may_recall(request) and not any(r.is_open for r in found.recalls):
+        open_form = RecallOpenForm(initial={"material_code": form.cleaned_data["material_code"],
+                                            "lot_number": form.cleaned_data["lot_number"]},
+                                   ask_user_id=signing_needs_user_id(request))
+    return render(request, "supply/trace.html", {"form": form, "trace": found, "open_form": open_form,
+                                                 "query": request.GET.urlencode()}, status=status)
+
+
+@requires(Perm.SUPPLY_VIEW, write=Perm.RECALL)
+@require_http_methods(["GET", "POST"])
+def recall_list(request: HttpRequest) -> HttpResponseBase:
+    """The recalls, open first; POST opens one (from a lot's trace), signed."""
+    form = RecallOpenForm(request.POST or None, ask_user_id=signing_needs_user_id(request))
+    if request.method == "POST":
+        try:
+            if form.is_valid():
+                data = form.cleaned_data
+                opened = recalls.recall_open(actor=request_actor(request), material_code=data["material_code"],
+                                             lot_number=data["lot_number"], reason=data["reason"],
+                                             credentials=form.credentials(request.session))
+                messages.success(request, f"{opened.reference}: {opened.material_code} lot {opened.lot_number} "
+                                          "is recalled and held; QA, the QP, the sites and the hospitals are told.")
+                return redirect("supply:recall", opened.reference)
+        except SigningRefused as exc:
+            form.show_refusal(exc)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        trace_form = TraceForm({"material_code": form.data.get("material_code", ""),
+                                "lot_number": form.data.get("lot_number", "")},
+                               materials=services.bill_of_materials())
+        found = None
+        if trace_form.is_valid() and trace_form.asked:
+            data = trace_form.cleaned_data
+            found = recalls.lot_trace(material_code=data["material_code"], lot_number=data["lot_number"],
+                                      user=request.user)
+        return render(request, "supply/trace.html", {"form": trace_form, "trace": found, "open_form": form},
+                      status=400)
+    rows = sorted(recalls.recalls_visible(request.user).select_related("opened_by", "closed_by"),
+                  key=lambda r: (not r.is_open,))
+    return render(request, "supply/recalls.html", {"recalls": rows})
+
+
+@requires(Perm.SUPPLY_VIEW, write=Perm.RECALL)
+@require_http_methods(["GET", "POST"])
+def recall_detail(request: HttpRequest, reference: str) -> HttpResponseBase:
+    """One recall: why, who signed it, what it holds now (its lot's trace); POST closes it, signed."""
+    found = (recalls.recalls_visible(request.user).select_related("opened_by", "closed_by")
+             .filter(reference=reference).first())
+    if found is None:
+        raise Http404("No such recall.")
+    form = RecallCloseForm(request.POST or None, ask_user_id=signing_needs_user_id(request))
+    status = 200
+    if request.method == "POST":
+        status = 400
+        try:
+            if form.is_valid():
+                recalls.recall_close(actor=request_actor(request), recall=found, outcome=form.cleaned_data["outcome"],
+                                     credentials=form.credentials(request.session))
+                messages.success(request, f"{found.reference} is closed; its holds are lifted.")
+                return redirect("supply:recall", found.reference)
+        except SigningRefused as exc:
+            form.show_refusal(exc)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+    found_trace = recalls.lot_trace(material_code=found.material_code, lot_number=found.lot_number,
+                                    user=request.user)
+    return render(request, "supply/recall.html", {
+        "recall": found, "trace": found_trace, "close_form": form if found.is_open and _may_recall(request) else None,
+        "query": f"material_code={found.material_code}&lot_number={found.lot_number}"}, status=status)
