@@ -51,6 +51,8 @@ class TherapyOrder(models.Model):
     class Meta:
         db_table = "custody_therapyorder"
         ordering = ["-ordered_at", "-pk"]
+        # A patient's orders by the hospital's pseudonym: the recall's trace back (supply.recall).
+        indexes = [models.Index(fields=["recipient_id"], name="custody_order_recipient")]
 
     def __str__(self) -> str:
         return f"{self.coi or 'order #' + str(self.pk)} ({self.recipient_id})"

@@ -16,7 +16,8 @@ class TraceForm(forms.Form):
     lot_number = forms.CharField(label="Lot number", max_length=60, required=False,
                                  help_text="As the supplier prints it on the lot.")
     patient = forms.CharField(label="Patient, chain of identity or batch", max_length=40, required=False,
-                              help_text="The hospital's pseudonym, the chain of identity as on the bag label, or the batch reference.")
+                              help_text=("The hospital's pseudonym, the chain of identity as on the bag label, or the "
+                                         "batch reference."))
 
     def __init__(self, *args: Any, materials: dict[str, dict[str, Any]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

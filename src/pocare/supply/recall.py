@@ -32,7 +32,7 @@ from pocare.accounts.roles import NETWORK_ROLES, Perm, Role
 from pocare.accounts.selectors import sites_with_perm
 from pocare.accounts.services import require_perm
 from pocare.core.checks import text_checked
-from pocare.custody.models import Handoff, HandoffKind, HandoffOutcome
+from pocare.custody.models import Handoff, HandoffKind, HandoffOutcome, TherapyOrder
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
@@ -236,11 +236,13 @@ def patient_trace(*, identifier: str, user: Any = None) -> Trace:
     """Back: from a patient (the hospital's pseudonym), a chain of identity or a batch reference, to
     every material lot in contact with their cells, at the sites ``user`` may see (``None``: all)."""
     sites = _visible(user)
-    batches = Batch.objects.filter(Q(order__coi=identifier) | Q(order__recipient_id=identifier) |
-                                   Q(reference=identifier))
+    # Two lookups, each on its own index (an OR across the batch and its order would scan every batch).
+    orders = TherapyOrder.objects.filter(Q(coi=identifier) | Q(recipient_id=identifier)).values("pk")
+    batch_ids = (set(Batch.objects.filter(order_id__in=orders).values_list("pk", flat=True))
+                 | set(Batch.objects.filter(reference=identifier).values_list("pk", flat=True)))
     if sites is not None:
-        batches = batches.filter(site_id__in=sites)
-    uses = MaterialUse.objects.filter(step__batch__in=batches.values("pk"))
+        batch_ids = set(Batch.objects.filter(pk__in=batch_ids, site_id__in=sites).values_list("pk", flat=True))
+    uses = MaterialUse.objects.filter(step__batch_id__in=batch_ids)
     reached = _reached(uses)
     keys = {(r.material_code, r.lot_number) for r in reached}
     recalls = list(Recall.objects.filter(material_code__in={k[0] for k in keys},
