@@ -83,3 +83,26 @@ ORDER_HOLDS: Question[str | None] = Question(
     "manufacturing.order_holds",
     "What holds the manufacture of this therapy order (a withdrawn consent)? A reason, or None.",
 )
+
+
+#: How many batches are booked to start at these sites over a period, per product? Called as
+#: ``(sites=[site_id, ...], starts=, ends=)``; each answerer returns ``{(site_id, product_id): count}``.
+#: Asked by the supply app for the material its sites will need (reorder points from the booked schedule,
+#: SUP-STOCK); the patients app answers with its active slot-chain bookings whose manufacturing window
+#: starts in ``[starts, ends)``. A question of the batch record both can import: supply and patients sit
+#: side by side and never import each other.
+BOOKED_BATCHES: Question[dict[tuple[int, int], int]] = Question(
+    "manufacturing.booked_batches",
+    "How many batches are booked to start at these sites over a period, per product? {(site, product): n}",
+)
+
+
+def booked_batches(*, sites: list[int], starts: dt.datetime, ends: dt.datetime) -> dict[tuple[int, int], int]:
+    """Every answer to :data:`BOOKED_BATCHES`, added up."""
+    out: dict[tuple[int, int], int] = {}
+    if not sites:
+        return out
+    for answer in BOOKED_BATCHES.ask(sites=sites, starts=starts, ends=ends):
+        for key, count in answer.items():
+            out[key] = out.get(key, 0) + count
+    return out

@@ -42,11 +42,15 @@ def register() -> None:
     """Register this app's answers to the questions of the apps below it, and its work queues."""
     from pocare.custody.questions import DISPATCH_HOLDS  # lint: allow registered from ready(), once apps load
     from pocare.manufacturing.questions import (  # lint: allow registered from ready(), once apps load
+        BOOKED_BATCHES,
         ORDER_HOLDS,
         UNIT_RESERVATIONS,
     )
     from pocare.patients import queues  # lint: allow registered from ready(), once apps load
-    from pocare.patients.booking import unit_reservations  # lint: allow registered from ready(), once apps load
+    from pocare.patients.booking import (  # lint: allow registered from ready(), once apps load
+        booked_batches,
+        unit_reservations,
+    )
     from pocare.release.questions import CERTIFICATION_HOLDS  # lint: allow registered from ready(), once apps load
 
     DISPATCH_HOLDS.register(consent_dispatch_hold)
@@ -54,4 +58,6 @@ def register() -> None:
     ORDER_HOLDS.register(consent_order_hold)
     # A booked manufacturing slot keeps its unit from another order's batch.
     UNIT_RESERVATIONS.register(unit_reservations)
+    # The chains booked at a site tell supply what material the site will need (reorder points).
+    BOOKED_BATCHES.register(booked_batches)
     queues.register()

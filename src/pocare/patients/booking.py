@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from pocare.accounts import selectors as access
@@ -530,3 +530,12 @@ def unit_reservations(*, units: list[int], at: dt.datetime, order: Any = None) -
                          "referral__patient__pseudonym"))
     return [UnitReservation(unit_id, order_id, starts, ends, f"the booked manufacturing slot of {pseudonym}")
             for unit_id, order_id, starts, ends, pseudonym in rows]
+
+
+def booked_batches(*, sites: list[int], starts: dt.datetime, ends: dt.datetime) -> dict[tuple[int, int], int]:
+    """The patients app's answer to ``manufacturing.booked_batches``: the active bookings whose
+    manufacturing window starts at ``sites`` in ``[starts, ends)``, per (site, product). One query."""
+    rows = (Booking.objects.filter(manufacturing_site_id__in=sites, status=BookingStatus.ACTIVE,
+                                   manufacturing_from__gte=starts, manufacturing_from__lt=ends)
+            .values_list("manufacturing_site_id", "referral__product_id").annotate(n=Count("pk")).order_by())
+    return {(site_id, product_id): n for site_id, product_id, n in rows}

@@ -79,9 +79,11 @@ def register() -> None:
         MATERIALS_USED,
     )
     from pocare.release.questions import CERTIFICATION_HOLDS  # lint: allow registered from ready(), once apps load
+    from pocare.supply import queues  # lint: allow registered from ready(), once apps load
 
     LOT_RELEASE_HOLDS.register(lot_release_hold)
     LOT_USE_HOLDS.register(lot_use_hold)
     MATERIALS_USED.register(materials_used)
     CERTIFICATION_HOLDS.register(recall_certification_holds)
     DISPATCH_HOLDS.register(recall_dispatch_hold)
+    queues.register()

@@ -19,7 +19,7 @@ from pocare.core.forms import apply_validation_error
 from pocare.core.listing import Column, csv_rows
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.supply import recall as recalls
-from pocare.supply import selectors, services
+from pocare.supply import reorder, selectors, services
 from pocare.supply.forms import RecallCloseForm, RecallOpenForm, TraceForm
 
 
@@ -143,3 +143,13 @@ def recall_detail(request: HttpRequest, reference: str) -> HttpResponseBase:
     return render(request, "supply/recall.html", {
         "recall": found, "trace": found_trace, "close_form": form if found.is_open and _may_recall(request) else None,
         "query": f"material_code={found.material_code}&lot_number={found.lot_number}"}, status=status)
+
+
+@requires(Perm.SUPPLY_VIEW)
+@require_GET
+def reorder_page(request: HttpRequest) -> HttpResponseBase:
+    """What each site will need and when to order it: reorder points and maximum levels computed from the
+    booked schedule and the consumption history (``supply.reorder``), short positions first."""
+    return render(request, "supply/reorder.html", {
+        "needs": reorder.needs(user=request.user), "horizon": reorder.HORIZON_WEEKS,
+        "history": reorder.HISTORY_WEEKS, "lead": reorder.LEAD_TIME_WEEKS, "safety": reorder.SAFETY_WEEKS})
