@@ -9,14 +9,24 @@ from typing import Any
 
 
 def _recall(site: str) -> dict[str, Any]:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pocare.manufacturing.services import lot_receive
+    from pocare.network.models import Site
     from pocare.supply import recall
     from pocare.supply.models import Recall
     from tests.manufacturing import helpers as h
 
-    lot = h.lots(site, h.world())["SYR-5ML"]
-    found = Recall.objects.filter(material_code=lot.material_code, lot_number=lot.lot_number).first()
+    number = f"MATRIX-RCL-{site}"  # a lot of its own, in quarantine: no batch of another test picks it up
+    found = Recall.objects.filter(material_code="SYR-5ML", lot_number=number).first()
     if found is None:
-        found = recall.recall_open(actor=h.user("qa"), material_code=lot.material_code, lot_number=lot.lot_number,
+        h.world()
+        lot_receive(actor=h.user(f"qc.{site.lower()}"), site=Site.objects.get(code=site), material_code="SYR-5ML",
+                    name="Sterile syringe 5 mL", lot_number=number, reason="Matrix lot",
+                    expiry_date=timezone.now().date() + dt.timedelta(days=300))
+        found = recall.recall_open(actor=h.user("qa"), material_code="SYR-5ML", lot_number=number,
                                    reason="Matrix recall", credentials=h.creds("qa"))
     return {"reference": found.reference}
 
