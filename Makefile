@@ -116,6 +116,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/backup.py
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/patients.py
+	$(BIN)/python benchmarks/supply.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt
