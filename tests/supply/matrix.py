@@ -32,3 +32,15 @@ def _recall(site: str) -> dict[str, Any]:
 
 
 OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {"supply:recall": _recall}
+
+
+def _lot(site: str) -> dict[str, Any]:
+    """A lot received into the site's store (a stock card to read)."""
+    from pocare.manufacturing.models import MaterialLot
+    from tests.supply import helpers as s
+
+    found = MaterialLot.objects.filter(site__code=site, movements__isnull=False).first()
+    return {"pk": (found or s.received(5, site_code=site)).pk}
+
+
+OBJECTS["supply:lot"] = _lot

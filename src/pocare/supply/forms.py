@@ -57,3 +57,71 @@ class RecallCloseForm(SignatureFieldsMixin):
     outcome = forms.CharField(label="Outcome", max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
                               help_text="What was destroyed or returned to the supplier, or why the lot is cleared.")
     field_order = ["outcome", "username", "password"]
+
+
+class ReceiveForm(forms.Form):
+    """A delivery of a supplier's lot into a location (the lot is in quarantine until released)."""
+
+    location: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Into")
+    supplier: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Supplier")
+    material_code = forms.ChoiceField(label="Material")
+    lot_number = forms.CharField(label="Supplier's lot number", max_length=60)
+    expiry_date = forms.DateField(label="Expiry date", widget=forms.DateInput(attrs={"type": "date"}))
+    quantity = forms.CharField(label="Quantity", max_length=20,
+                               help_text="In the master file's unit for the material (kit, vial, bag, mL…).")
+    reason = forms.CharField(label="Reason", max_length=500, initial="Goods receipt, delivery note checked")
+
+    def __init__(self, *args: Any, locations: Any, suppliers: Any, materials: dict[str, dict[str, Any]],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["location"].queryset = locations  # type: ignore[attr-defined]
+        self.fields["supplier"].queryset = suppliers  # type: ignore[attr-defined]
+        field = self.fields["material_code"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(code, f"{code} — {m['name']} ({m['unit']})") for code, m in sorted(materials.items())]
+
+
+class _AtLocation(forms.Form):
+    location: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Location")
+
+    def __init__(self, *args: Any, locations: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["location"].queryset = locations  # type: ignore[attr-defined]
+
+
+class DecideForm(SignatureFieldsMixin):
+    decision = forms.ChoiceField(choices=[("released", "Release"), ("rejected", "Reject")])
+    reason = forms.CharField(label="Reason", max_length=500, initial="Certificate of analysis checked")
+    field_order = ["decision", "reason", "username", "password"]
+
+
+class CountForm(SignatureFieldsMixin):
+    location: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Location")
+    counted = forms.CharField(label="Counted", max_length=20, help_text="What is on the shelf, in the lot's unit.")
+    reason = forms.CharField(label="Reason", max_length=500, initial="Cycle count")
+    field_order = ["location", "counted", "reason", "username", "password"]
+
+    def __init__(self, *args: Any, locations: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["location"].queryset = locations  # type: ignore[attr-defined]
+
+
+class TransferForm(forms.Form):
+    source: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="From")
+    destination: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="To")
+    quantity = forms.CharField(label="Quantity", max_length=20)
+    reason = forms.CharField(label="Reason", max_length=500)
+
+    def __init__(self, *args: Any, locations: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["source"].queryset = locations  # type: ignore[attr-defined]
+        self.fields["destination"].queryset = locations  # type: ignore[attr-defined]
+
+
+class DestroyForm(_AtLocation):
+    quantity = forms.CharField(label="Quantity", max_length=20)
+    reason = forms.CharField(label="Reason", max_length=500, help_text="Damaged, rejected, recalled…")
+
+
+class ExpireForm(_AtLocation):
+    reason = forms.CharField(label="Reason", max_length=500, initial="Expired: written off")

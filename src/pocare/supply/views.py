@@ -4,35 +4,174 @@ is seen."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
+from pocare.accounts.selectors import sites_with_perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.listing import Column, csv_rows
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
+from pocare.manufacturing.models import LotStatus, MaterialLot
+from pocare.network.selectors import site_today
 from pocare.supply import recall as recalls
 from pocare.supply import reorder, selectors, services
-from pocare.supply.forms import RecallCloseForm, RecallOpenForm, TraceForm
+from pocare.supply.forms import (
+    CountForm,
+    DecideForm,
+    DestroyForm,
+    ExpireForm,
+    RecallCloseForm,
+    RecallOpenForm,
+    ReceiveForm,
+    TraceForm,
+    TransferForm,
+)
+from pocare.supply.models import QUALIFIED, StockLocation, StockMovement, Supplier
 
 
-@requires(Perm.SUPPLY_VIEW)
-@require_GET
+def _managed_locations(request: HttpRequest, site_id: int | None = None) -> Any:
+    """The locations at the sites where the person manages materials (of one site with ``site_id``)."""
+    if access.is_read_only(request.user):
+        return StockLocation.objects.none()
+    sites = sites_with_perm(request.user, Perm.MATERIALS_MANAGE)
+    found = StockLocation.objects.select_related("site").order_by("site__code", "kind", "code")
+    if sites is not None:
+        found = found.filter(site_id__in=sites)
+    return found if site_id is None else found.filter(site_id=site_id)
+
+
+@requires(Perm.SUPPLY_VIEW, write=Perm.MATERIALS_MANAGE)
+@require_http_methods(["GET", "POST"])
 def stock(request: HttpRequest) -> HttpResponseBase:
-    """Stock by site, location, material and lot: the sum of the movements, in one query."""
+    """Stock by site, location, material and lot: the sum of the movements, in one query. The site's
+    materials people receive a delivery here (``services.stock_receive``: the lot in quarantine)."""
+    locations = _managed_locations(request)
+    materials = services.bill_of_materials()
+    receive = ReceiveForm(request.POST or None, locations=locations, materials=materials,
+                          suppliers=Supplier.objects.filter(status__in=QUALIFIED))
+    status = 200
+    if request.method == "POST":
+        status = 400
+        try:
+            if not locations.exists():
+                raise PermissionDenied("You manage no site's stock.")
+            if receive.is_valid():
+                data = receive.cleaned_data
+                received = services.stock_receive(actor=request_actor(request), location=data["location"],
+                                             supplier=data["supplier"], material_code=data["material_code"],
+                                             lot_number=data["lot_number"], expiry_date=data["expiry_date"],
+                                             quantity=data["quantity"], reason=data["reason"],
+                                             unit=materials[data["material_code"]]["unit"])
+                messages.success(request, f"Received {selectors.amount(received.quantity)} {received.unit} of "
+                                          f"{received.lot} into {received.location.site.code} "
+                                          f"{received.location.code}; in quarantine until released.")
+                return redirect("supply:lot", received.lot_id)
+        except ValidationError as exc:
+            apply_validation_error(receive, exc)
     rows = selectors.stock_levels(user=request.user, by_lot=True, by_location=True)
     held = recalls.open_recalls()
     for row in rows:
         found = held.get((row["material_code"], row["lot_number"]))
         row["recall"] = found.reference if found is not None else ""
-    return render(request, "supply/stock.html", {"rows": rows, "today": timezone.now().date()})
+    return render(request, "supply/stock.html", {"rows": rows, "today": timezone.now().date(), "receive": receive,
+                                                 "may_receive": locations.exists()}, status=status)
+
+
+#: The actions of a lot's stock card: the form, and the service it calls with the form's data.
+LOT_ACTIONS = ("decide", "count", "transfer", "destroy", "expire")
+
+
+@requires(Perm.SUPPLY_VIEW, write=Perm.MATERIALS_MANAGE)
+@require_http_methods(["GET", "POST"])
+def lot_card(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """A lot's stock card: its stock at each location and every movement (who, when, why, for which
+    batch); the site's materials people release or reject it (signed), count it (signed), transfer,
+    destroy or write it off here."""
+    sites = sites_with_perm(request.user, Perm.SUPPLY_VIEW)
+    lots = MaterialLot.objects.select_related("site")
+    lot = get_object_or_404(lots if sites is None else lots.filter(site_id__in=sites), pk=pk)
+    locations = _managed_locations(request, lot.site_id)
+    may_manage = locations.exists()
+    ask = signing_needs_user_id(request)
+    action = request.POST.get("action") if request.method == "POST" else None
+    data = request.POST if action else None
+    forms_ = {
+        "decide": DecideForm(data if action == "decide" else None, ask_user_id=ask, prefix="decide"),
+        "count": CountForm(data if action == "count" else None, locations=locations, ask_user_id=ask,
+                           prefix="count"),
+        "transfer": TransferForm(data if action == "transfer" else None, locations=locations, prefix="transfer"),
+        "destroy": DestroyForm(data if action == "destroy" else None, locations=locations, prefix="destroy"),
+        "expire": ExpireForm(data if action == "expire" else None, locations=locations, prefix="expire"),
+    }  # each its own prefix: one page, several forms, no two fields with one id
+    status = 200
+    if request.method == "POST":
+        status = 400
+        form = forms_.get(action or "")
+        try:
+            if form is None:
+                raise ValidationError({"action": f"Choose one of {', '.join(LOT_ACTIONS)}."})
+            if not may_manage:
+                raise PermissionDenied(f"You do not manage the materials of {lot.site.code}.")
+            if form.is_valid():
+                done = _lot_action(request, lot, action or "", form)
+                messages.success(request, done)
+                return redirect("supply:lot", lot.pk)
+        except SigningRefused as exc:
+            assert isinstance(form, DecideForm | CountForm)
+            form.show_refusal(exc)
+        except ValidationError as exc:
+            if form is None:
+                return render(request, "core/refused.html", {"status": 400, "field": "action",
+                                                              "message": exc.messages[0]}, status=400)
+            apply_validation_error(form, exc)
+    movements = (StockMovement.objects.filter(lot=lot).select_related("location", "batch", "actor")
+                 .order_by("-occurred_at", "-pk")[:MOVEMENTS_SHOWN])
+    by_location = selectors.lot_stock_by_location(lot)
+    where = {loc.pk: loc for loc in StockLocation.objects.filter(pk__in=list(by_location))}
+    return render(request, "supply/lot.html", {
+        "lot": lot, "movements": movements, "shown": MOVEMENTS_SHOWN,
+        "stock": [(where[pk], q) for pk, q in sorted(by_location.items()) if q],
+        "recall": recalls.lot_recall(lot), "forms": forms_ if may_manage else None,
+        "expired": lot.expiry_date < site_today(lot.site), "quarantine": lot.status == LotStatus.QUARANTINE,
+        "unit": selectors.lot_unit(lot) or "", "action": action or ""}, status=status)
+
+
+#: Movements listed on a stock card, newest first (the ledger holds them all).
+MOVEMENTS_SHOWN = 100
+
+
+def _lot_action(request: HttpRequest, lot: MaterialLot, action: str, form: Any) -> str:
+    """Do one action of the stock card; the message that says what was done."""
+    actor, d = request_actor(request), form.cleaned_data
+    if action == "decide":
+        services.stock_lot_decide(actor=actor, lot=lot, decision=d["decision"], reason=d["reason"],
+                                  credentials=form.credentials(request.session))
+        lot.refresh_from_db()
+        return f"{lot} {lot.get_status_display().lower()} (signed)."
+    if action == "count":
+        row = services.stock_adjust(actor=actor, location=d["location"], lot=lot, counted=d["counted"],
+                                    reason=d["reason"], credentials=form.credentials(request.session))
+        return f"Count recorded at {d['location'].code}: adjusted by {selectors.amount(row.quantity)} (signed)."
+    if action == "transfer":
+        services.stock_transfer(actor=actor, source=d["source"], destination=d["destination"], lot=lot,
+                                quantity=d["quantity"], reason=d["reason"])
+        return f"Transferred {d['quantity']} from {d['source'].code} to {d['destination'].code}."
+    if action == "destroy":
+        row = services.stock_destroy(actor=actor, location=d["location"], lot=lot, quantity=d["quantity"],
+                                     reason=d["reason"])
+        return f"Destroyed {selectors.amount(-row.quantity)} {row.unit} at {d['location'].code}."
+    row = services.stock_expire(actor=actor, location=d["location"], lot=lot, reason=d["reason"])
+    return f"Written off {selectors.amount(-row.quantity)} {row.unit} at {d['location'].code} (expired)."
 
 
 #: The columns of a trace's export: one row per use of a lot at a step, with where its product went.
