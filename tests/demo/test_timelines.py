@@ -303,8 +303,11 @@ def _on_hand(**where: Any) -> dict[tuple[str, str], Decimal]:
 def test_every_active_site_has_a_store_with_stock_of_every_material_in_force(demo: dt.datetime) -> None:
     """SUP-STOCK: each active POCare site keeps a store holding stock of every material of the bill
     of materials of the version in force there, and the demo lots in it are released."""
+    from pocare.manufacturing.models import LotStatus, MaterialLot
     from pocare.supply.models import LocationKind, StockLocation
 
+    stocked = MaterialLot.objects.filter(movements__isnull=False).distinct()
+    assert stocked.exists() and not stocked.exclude(status=LotStatus.RELEASED).exists()
     on_hand = _on_hand()
     sites = _stock_sites()
     assert len(sites) >= 6
