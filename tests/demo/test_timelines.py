@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -267,3 +268,139 @@ def test_each_hospital_has_a_booked_chain_and_an_infused_patient_in_follow_up(de
             crs = referral.adverse_events.get(kind=AdverseEventKind.CRS)
             assert crs.grade == 1 and crs.onset_on >= referral.infused_at.date()
             assert referral.infused_at <= crs.recorded_at < now
+
+
+# --- the demo's stock (pocare.demo.supply) --------------------------------------------------------
+
+
+def _stock_sites() -> list[Any]:
+    from pocare.network.models import Site, SiteKind, SiteStatus
+
+    return list(Site.objects.filter(kind=SiteKind.HOSPITAL, status=SiteStatus.ACTIVE).order_by("code"))
+
+
+def _bill_in_force(site: Any) -> set[str]:
+    from pocare.masterfile import schema
+    from pocare.masterfile.models import Product
+
+    version = effective_version(site=site, product=Product.objects.get(code="CD19-CART"), at=timezone.now())
+    assert version is not None, site.code
+    return {m["code"] for s in schema.iter_steps(version.content) for m in s.get("materials", [])}
+
+
+def _on_hand(**where: Any) -> dict[tuple[str, str], Decimal]:
+    """Stock by site code × material: the sum of the movements' signed quantities (no selector)."""
+    from django.db.models import Sum
+
+    from pocare.supply.models import StockMovement
+
+    rows = (StockMovement.objects.filter(**where).values("location__site__code", "lot__material_code")
+            .annotate(total=Sum("quantity")))
+    return {(r["location__site__code"], r["lot__material_code"]): r["total"] for r in rows}
+
+
+@pytest.mark.django_db
+def test_every_active_site_has_a_store_with_stock_of_every_material_in_force(demo: dt.datetime) -> None:
+    """SUP-STOCK: each active POCare site keeps a store holding stock of every material of the bill
+    of materials of the version in force there, and the demo lots in it are released."""
+    from pocare.manufacturing.models import LotStatus, MaterialLot
+    from pocare.supply.models import LocationKind, StockLocation
+
+    stocked = MaterialLot.objects.filter(movements__isnull=False).distinct()
+    assert stocked.exists() and not stocked.exclude(status=LotStatus.RELEASED).exists()
+    on_hand = _on_hand()
+    sites = _stock_sites()
+    assert len(sites) >= 6
+    for site in sites:
+        assert StockLocation.objects.filter(site=site, kind=LocationKind.STORE).exists(), site.code
+        store_stock = _on_hand(location__site=site, location__kind=LocationKind.STORE)
+        for code in sorted(_bill_in_force(site)):
+            assert on_hand.get((site.code, code), Decimal(0)) > 0, (site.code, code)
+            assert store_stock.get((site.code, code), Decimal(0)) > 0, (site.code, code, "store")
+
+
+@pytest.mark.django_db
+def test_a_regional_depot_serves_several_sites_and_holds_stock(demo: dt.datetime) -> None:
+    """SUP-STOCK: a regional depot, held by one site, serves at least two sites and holds stock
+    (received there and partly moved to its site's store)."""
+    from pocare.supply.models import LocationKind, MovementKind, StockLocation
+
+    depots = list(StockLocation.objects.filter(kind=LocationKind.DEPOT).prefetch_related("serves"))
+    assert len(depots) == 1
+    depot = depots[0]
+    assert len(depot.serves.all()) >= 2 and depot.site in depot.serves.all()
+    assert sum(_on_hand(location=depot).values(), Decimal(0)) > 0
+    assert depot.movements.filter(kind=MovementKind.TRANSFERRED_OUT).exists()
+
+
+@pytest.mark.django_db
+def test_exactly_one_lot_in_stock_is_near_expiry(demo: dt.datetime) -> None:
+    """SUP-STOCK: of the lots in stock, exactly one — the demo's near-expiry lot — expires within
+    30 days; it is released and still in stock."""
+    from django.db.models import Sum
+
+    from pocare.demo.supply import NEAR_EXPIRY
+    from pocare.manufacturing.models import LotStatus, MaterialLot
+
+    in_stock = MaterialLot.objects.annotate(left=Sum("movements__quantity")).filter(left__gt=0)
+    soon = [lot for lot in in_stock if lot.expiry_date <= timezone.now().date() + dt.timedelta(days=30)]
+    assert [(lot.site.code, lot.material_code, lot.lot_number) for lot in soon] == [
+        (NEAR_EXPIRY.site, NEAR_EXPIRY.material, NEAR_EXPIRY.lot_number)]
+    lot = soon[0]
+    assert lot.status == LotStatus.RELEASED and lot.expiry_date >= timezone.now().date()
+
+
+@pytest.mark.django_db
+def test_stock_is_what_was_received_less_what_the_live_batches_used(demo: dt.datetime) -> None:
+    """SUP-STOCK, ATMP-TRACE: every material the live batches used came from stock, and each site's
+    stock of each material equals what was received there less the quantities of the ``MaterialUse``
+    rows of its stock-managed lots; each live delivery is several batches' worth of the bill."""
+    from django.db.models import Sum
+
+    from pocare.demo.supply import BATCHES_PER_DELIVERY, per_batch
+    from pocare.manufacturing.models import MaterialUse
+    from pocare.masterfile.models import MasterFileVersion
+    from pocare.supply.models import MovementKind, StockMovement
+
+    live_uses = MaterialUse.objects.exclude(step__batch__origin=BatchOrigin.DEMO_HISTORY)
+    assert live_uses.count() >= 14
+    managed = set(StockMovement.objects.values_list("lot_id", flat=True))
+    assert all(use.lot_id in managed for use in live_uses), "a live step used a lot kept in no stock"
+    received = _on_hand(kind=MovementKind.RECEIVED)
+    used: dict[tuple[str, str], Decimal] = {}
+    rows = (MaterialUse.objects.filter(lot_id__in=managed).values("lot__site__code", "material_code")
+            .annotate(total=Sum("quantity")))
+    for r in rows:
+        used[(r["lot__site__code"], r["material_code"])] = r["total"]
+    on_hand = _on_hand()
+    assert set(on_hand) == set(received)
+    for key, quantity in received.items():
+        assert on_hand[key] == quantity - used.get(key, Decimal(0)), key
+    needs = per_batch(MasterFileVersion.objects.filter(product__code="CD19-CART"))
+    for (site_code, code), quantity in received.items():
+        assert quantity >= BATCHES_PER_DELIVERY * needs[code], (site_code, code)
+    assert any(v for k, v in used.items() if k[0] == "MAD") and any(v for k, v in used.items() if k[0] == "GRO")
+
+
+@pytest.mark.django_db
+def test_every_material_has_an_approved_supplier_and_every_demo_lot_names_one(demo: dt.datetime) -> None:
+    """SUP-STOCK, ATMP-TRACE: each material of the bill has a supplier approved for it and qualified
+    (its registration signed by Control Site QA), and every lot of the demo — history and live —
+    names an approved, qualified supplier of its material."""
+    from pocare.ledger.models import Signature
+    from pocare.manufacturing.models import MaterialLot
+    from pocare.supply.models import QUALIFIED, ApprovedSupplier, Supplier
+    from pocare.supply.services import bill_of_materials
+
+    approved: dict[str, set[str]] = {}
+    for a in ApprovedSupplier.objects.select_related("supplier"):
+        if a.supplier.status in QUALIFIED:
+            approved.setdefault(a.material_code, set()).add(a.supplier.name.casefold())
+    assert set(bill_of_materials()) <= set(approved)
+    for supplier in Supplier.objects.all():
+        assert Signature.objects.filter(record_type="supply.Supplier", record_id=str(supplier.pk),
+                                        signer_username="qa").exists(), supplier
+    lots = MaterialLot.objects.values_list("site__code", "material_code", "lot_number", "supplier")
+    assert lots.exists()
+    for site_code, code, number, supplier_name in lots:
+        assert supplier_name.strip().casefold() in approved.get(code, set()), (site_code, code, number, supplier_name)

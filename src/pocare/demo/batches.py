@@ -3,7 +3,7 @@ at the moment of each step) — beside the loaded history (``pocare.demo.history
 real network would have done the work (``pocare.demo.clock``; the times are in :data:`TIMES`):
 
 - released, in-date lots of every material of the bill of materials at every active site, received
-  a month before the load;
+  into stock a month before the load (``pocare.demo.supply``), from which the live steps consume;
 - at Madrid, a batch in progress: apheresis collected yesterday, received and checked, enrichment
   and activation done this morning, device data streaming since activation with one alarm waiting
   to be acknowledged; its transduction is due tomorrow (day 1);
@@ -28,16 +28,16 @@ from django.utils import timezone
 from pocare.accounts.models import User
 from pocare.custody import services as custody
 from pocare.custody.models import HandoffKind, ShipmentLeg, TherapyOrder
+from pocare.demo import supply
 from pocare.demo.clock import demo_clock
 from pocare.ledger.signing import SigningCredentials
 from pocare.manufacturing import devices, services
 from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, MaterialLot
 from pocare.masterfile import schema
 from pocare.masterfile.models import MasterFileVersion, Product
-from pocare.network.models import ManufacturingUnit, Site, SiteKind, SiteStatus
+from pocare.network.models import ManufacturingUnit, Site
+from pocare.supply.selectors import fefo_proposal
 
-#: Supplier and shelf life of the demo's current lots (fictitious lot numbers, real product names).
-SHELF_LIFE_DAYS = 240
 LIVE_MARK = "Demo live"
 
 
@@ -50,31 +50,21 @@ def _creds(user: User, password: str) -> SigningCredentials:
 
 
 def load_lots(*, versions: list[MasterFileVersion], password: str) -> int:
-    """One released lot of each material of ``versions`` at each active POCare site, received and
-    released (signed) by the site's QC analyst. Returns how many lots were added."""
-    materials: dict[str, str] = {}
-    for version in versions:
-        for step in schema.iter_steps(version.content):
-            for m in step.get("materials", []):
-                materials.setdefault(m["code"], m["name"])
-    added = 0
-    today = timezone.now().date()
-    for site in Site.objects.filter(kind=SiteKind.HOSPITAL, status=SiteStatus.ACTIVE).order_by("code"):
-        qc = _user(f"qc.{site.code.lower()}")
-        for index, (code, name) in enumerate(sorted(materials.items())):
-            usable = MaterialLot.objects.filter(site=site, material_code=code, status=LotStatus.RELEASED,
-                                                expiry_date__gte=today)
-            if usable.exists():
-                continue
-            lot = services.lot_receive(
-                actor=qc, site=site, material_code=code, name=name, supplier="Demo supplier",
-                lot_number=f"{site.code}{today:%y%m}-{index + 1:02d}-{code}"[:60],
-                expiry_date=today + dt.timedelta(days=SHELF_LIFE_DAYS), reason="Demo: goods receipt",
-            )
-            services.lot_decide(actor=qc, lot=lot, decision=LotStatus.RELEASED,
-                                reason="Demo: certificate of analysis checked", credentials=_creds(qc, password))
-            added += 1
-    return added
+    """One released lot of each material of ``versions`` at each active POCare site, received into
+    stock from its approved supplier and released (signed) by the site's QC analyst
+    (``pocare.demo.supply.load_stock``). Returns how many lots were added."""
+    return supply.load_stock(versions=versions, password=password)
+
+
+def _lots_for(site: Site, at: dt.datetime) -> dict[str, str]:
+    """The lot number the site takes of each material at ``at``: the first to expire of its
+    released, unexpired lots in stock (``supply.selectors.fefo_proposal``); a material kept in no stock at the
+    site takes its latest-expiring released lot, as before stock was kept."""
+    lots = {m.material_code: m.lot_number for m in MaterialLot.objects.filter(site=site, status=LotStatus.RELEASED)}
+    for code in list(lots):
+        if proposed := fefo_proposal(site=site, material_code=code, at=at):
+            lots[code] = proposed[0].lot_number
+    return lots
 
 
 def _good(step: dict[str, Any]) -> dict[str, Any]:
@@ -258,8 +248,8 @@ def _execute(batch: Batch, *, password: str, values: dict[str, dict[str, Any]], 
     site = batch.site
     s = site.code.lower()
     operator, manager, qc = _user(f"operator.{s}"), _user(f"manager.{s}"), _user(f"qc.{s}")
-    lots = {m.material_code: m.lot_number for m in MaterialLot.objects.filter(site=site, status=LotStatus.RELEASED)}
     assert batch.started_at is not None
+    lots = _lots_for(site, batch.started_at)
     times = step_times(schema.iter_steps(batch.masterfile_version.content), batch.started_at)
     done: list[StepTime] = []
     for planned in times:

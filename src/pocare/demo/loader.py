@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from pocare.accounts.models import Membership, User
 from pocare.analytics.services import comparability_monitor_run
-from pocare.demo import batches, masterfile, network, patients, quality, slots, training
+from pocare.demo import batches, masterfile, network, patients, quality, slots, supply, training
 from pocare.demo.clock import demo_clock
 from pocare.demo.history import HistorySummary, load_history
 from pocare.demo.people import DEMO_PASSWORD, DemoLogin, inspector_access_grant, load_people, passwords_set
@@ -52,8 +52,11 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
     benchmarks at scale (the demo itself keeps two per site).
 
     Dated as a real network would be (``pocare.demo.clock``; the table in docs/demo.md): the
-    people, v1, the units, the sites' authorizations and the v1 training at the founding, before
-    the history's first batch; the people's qualification records a month ago (dated as trained);
+    people, v1, the units, the sites' authorizations, the suppliers' qualification and the v1
+    training at the founding, before the history's first batch; the sites' stores and depot 60
+    days ago, and a lot of medium at Munich 55 days ago (it expires 18 days from now); the people's
+    qualification records a month ago (dated as trained); the live lots received into stock a month
+    ago (``pocare.demo.supply``);
     v2 effective three weeks ago (after the last history batch started); the live batches on their
     process days before now; Porto's lifecycle now. Unit due dates and training expiry count from
     today; each person sets the demo password at the end, so that it ages from today."""
@@ -68,6 +71,7 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
     with demo_clock(founded + dt.timedelta(days=1)):
         network.load_units(today=now.date(), extra_per_site=extra_units_per_site)  # due dates as today
         network.load_authorizations(product=v1.product, password=password)
+        supply.load_suppliers(password=password)  # the suppliers the history's lots name, qualified
     with demo_clock(founded + dt.timedelta(days=2)):
         training.load(password=password, versions=[v1], people=False)  # trained on v1 before the first batch
     network.load_porto(password=password)  # Porto's own chain: its lifecycle is today's
@@ -77,6 +81,10 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
         change = masterfile.load_change_v2(password=password)
     with demo_clock(now - V2_BEFORE_NOW + dt.timedelta(days=1)):
         training.load(password=password, versions=[v1, change.version], today=now.date())
+    with demo_clock(now - supply.STOCK_KEPT_FROM):
+        supply.load_locations()  # the sites' stores and the Iberian depot (their stock: batches.load_lots)
+    with demo_clock(now - supply.NEAR_EXPIRY.received_before_now):
+        supply.load_near_expiry(password=password, expires=now.date() + supply.NEAR_EXPIRY.expires_after_now)
     if history:
         summary = load_history(months=history_months, now=now)
         if on_history is not None:

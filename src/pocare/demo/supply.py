@@ -1,0 +1,211 @@
+"""The demo network's stock (SUP-STOCK, ATMP-TRACE), through the supply services a person uses:
+
+- the suppliers the history's lots name (``history.plan.MATERIALS``: Miltenyi Biotec for the
+  closed-system kits, reagents, media and cytokines, BD for the syringes, the vector manufacturer
+  for the lentiviral vector, bioMérieux, Macopharma, Baxter), each registered and qualified by
+  Control Site QA (signed) and approved for the materials of the bill of materials it supplies;
+- a store at every active POCare site, and the Iberian regional depot held by Madrid, serving
+  Madrid, Lisbon and Porto;
+- the live lots (``batches.load_lots``): one supplier lot of each material, delivered to every
+  active site (several batches' worth, in the bill's unit), released by the site's QC analyst; at
+  Madrid the delivery comes into the depot and part of it is moved to the store. The live batches'
+  steps then consume from stock;
+- one lot of TexMACS medium at Munich received months ago and now close to its expiry.
+
+Idempotent: a supplier, approval or location that exists is left as it is, and a site's material
+that was ever received into stock is not received again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pocare.accounts.models import User
+from pocare.demo.history.plan import DEFAULT_MATERIAL, MATERIALS
+from pocare.ledger.signing import SigningCredentials
+from pocare.manufacturing.models import LotStatus, MaterialLot
+from pocare.masterfile import schema
+from pocare.masterfile.models import MasterFileVersion
+from pocare.network.models import Site, SiteKind, SiteStatus
+from pocare.network.selectors import site_today
+from pocare.supply import services
+from pocare.supply.models import (
+    ApprovedSupplier,
+    LocationKind,
+    MovementKind,
+    StockLocation,
+    StockMovement,
+    Supplier,
+    SupplierStatus,
+)
+
+#: Control Site QA qualifies the suppliers and approves them per material.
+QUALIFIER = "qa"
+#: Each site's store, and the regional depot: held by Madrid, serving the Iberian sites.
+STORE = "STORE"
+DEPOT, DEPOT_SITE, DEPOT_SERVES = "DEPOT-IB", "MAD", ("MAD", "LIS", "OPO")
+#: A delivery is this many batches' worth of the bill (per material, in the bill's unit); the depot
+#: takes twice as much and sends one delivery's worth on to its site's store.
+BATCHES_PER_DELIVERY = 10
+DEPOT_DELIVERIES = 2
+MARK = "Demo"
+
+
+@dataclass(frozen=True)
+class NearExpiry:
+    """A lot received months before the load that expires soon after it (an expiry alert)."""
+
+    site: str
+    material: str
+    lot_number: str
+    quantity: Decimal
+    received_before_now: dt.timedelta
+    expires_after_now: dt.timedelta
+
+
+#: TexMACS medium at Munich, received 55 days before the load (a short-dated delivery), expiring 18
+#: days after it.
+NEAR_EXPIRY = NearExpiry("MUC", "TEXMACS", "6230918402", Decimal(12), dt.timedelta(days=55), dt.timedelta(days=18))
+#: The sites keep their stock in POCare from this long before the load (their locations made).
+STOCK_KEPT_FROM = dt.timedelta(days=60)
+
+
+def _user(username: str) -> User:
+    return User.objects.get(username=username)
+
+
+def _creds(user: User, password: str) -> SigningCredentials:
+    return SigningCredentials(username=user.username, password=password)
+
+
+def supplier_of(code: str) -> str:
+    """The supplier of a material, as the history's lots name it."""
+    return MATERIALS.get(code, DEFAULT_MATERIAL)[0]
+
+
+def shelf_life(code: str) -> dt.timedelta:
+    return dt.timedelta(days=MATERIALS.get(code, DEFAULT_MATERIAL)[2])
+
+
+def per_batch(versions: Iterable[MasterFileVersion]) -> dict[str, Decimal]:
+    """What one batch uses of each material, in the bill's unit (the newest of ``versions``)."""
+    newest = max(versions, key=lambda v: v.number)
+    out: dict[str, Decimal] = {}
+    for step in schema.iter_steps(newest.content):
+        for line in step.get("materials", []):
+            out[line["code"]] = out.get(line["code"], Decimal(0)) + Decimal(str(line["quantity"]))
+    return out
+
+
+def active_sites() -> list[Site]:
+    return list(Site.objects.filter(kind=SiteKind.HOSPITAL, status=SiteStatus.ACTIVE).order_by("code"))
+
+
+def load_suppliers(*, password: str) -> list[Supplier]:
+    """Every supplier of the bill of materials in force, registered approved by Control Site QA
+    (signed) and approved for each material it supplies; returns them."""
+    qa = _user(QUALIFIER)
+    by_supplier: dict[str, list[str]] = {}
+    for code in sorted(services.bill_of_materials()):
+        by_supplier.setdefault(supplier_of(code), []).append(code)
+    suppliers = []
+    for name, codes in sorted(by_supplier.items()):
+        supplier = Supplier.objects.filter(name=name).first() or services.supplier_register(
+            actor=qa, name=name, status=SupplierStatus.APPROVED, credentials=_creds(qa, password),
+            reason=f"{MARK}: supplier audit passed; quality agreement signed")
+        approved = set(ApprovedSupplier.objects.filter(supplier=supplier).values_list("material_code", flat=True))
+        for code in codes:
+            if code not in approved:
+                services.supplier_approve_for(actor=qa, supplier=supplier, material_code=code,
+                                              reason=f"{MARK}: specification and certificate of analysis agreed")
+        suppliers.append(supplier)
+    return suppliers
+
+
+def load_locations() -> dict[str, StockLocation]:
+    """Each active site's store, made by its manager, and the regional depot; by site code (the
+    depot under :data:`DEPOT`)."""
+    out: dict[str, StockLocation] = {}
+    for site in active_sites():
+        manager = _user(f"manager.{site.code.lower()}")
+        out[site.code] = StockLocation.objects.filter(site=site, code=STORE).first() or services.location_create(
+            actor=manager, site=site, code=STORE, name=f"{site.city} cell therapy unit store",
+            reason=f"{MARK}: the site's materials kept in POCare")
+        if site.code == DEPOT_SITE:
+            out[DEPOT] = StockLocation.objects.filter(site=site, code=DEPOT).first() or services.location_create(
+                actor=manager, site=site, code=DEPOT, name="Iberian regional depot", kind=LocationKind.DEPOT,
+                serves=Site.objects.filter(code__in=DEPOT_SERVES).order_by("code"),
+                reason=f"{MARK}: regional depot for the Iberian sites")
+    return out
+
+
+def _receive(*, qc: User, location: StockLocation, code: str, name: str, lot_number: str, expiry: dt.date,
+             quantity: Decimal, unit: str) -> MaterialLot:
+    supplier = Supplier.objects.get(name=supplier_of(code))
+    return services.stock_receive(
+        actor=qc, location=location, supplier=supplier, material_code=code, name=name, lot_number=lot_number,
+        expiry_date=expiry, quantity=quantity, unit=unit,
+        reason=f"{MARK}: goods receipt, delivery note and temperature checked").lot
+
+
+def _release(*, qc: User, lot: MaterialLot, password: str) -> None:
+    services.stock_lot_decide(actor=qc, lot=lot, decision=LotStatus.RELEASED, credentials=_creds(qc, password),
+                              reason=f"{MARK}: certificate of analysis checked against the specification")
+
+
+def load_stock(*, versions: list[MasterFileVersion], password: str) -> int:
+    """One supplier lot of each material of ``versions`` delivered to every active site
+    (:data:`BATCHES_PER_DELIVERY` batches' worth; the depot's site receives it at the depot and
+    moves one delivery's worth to its store) and released, signed, by the site's QC analyst —
+    dated by the caller's clock. A site's material ever received into stock is skipped. Returns
+    how many lots were added."""
+    load_suppliers(password=password)
+    locations = load_locations()
+    bill = services.bill_of_materials()
+    needs = per_batch(versions)
+    added = 0
+    for site in active_sites():
+        qc = _user(f"qc.{site.code.lower()}")
+        today = site_today(site)
+        stocked = set(StockMovement.objects.filter(location__site=site, kind=MovementKind.RECEIVED)
+                      .exclude(lot__lot_number=NEAR_EXPIRY.lot_number)
+                      .values_list("lot__material_code", flat=True))
+        for index, (code, quantity) in enumerate(sorted(needs.items())):
+            if code in stocked:
+                continue
+            # One supplier lot per material, delivered to every site (a recall finds it everywhere).
+            number = f"{'LV19-' if code == 'LV-CAR19' else ''}{today:%y%m}-{index + 1:03d}"
+            delivery = quantity * BATCHES_PER_DELIVERY
+            depot = locations.get(DEPOT) if site.code == DEPOT_SITE else None
+            lot = _receive(qc=qc, location=depot or locations[site.code], code=code, name=bill[code]["name"],
+                           lot_number=number, expiry=today + shelf_life(code),
+                           quantity=delivery * (DEPOT_DELIVERIES if depot else 1), unit=bill[code]["unit"])
+            _release(qc=qc, lot=lot, password=password)
+            if depot is not None:
+                services.stock_transfer(actor=qc, source=depot, destination=locations[site.code], lot=lot,
+                                        quantity=delivery, reason=f"{MARK}: the store's monthly supply from the depot")
+            added += 1
+    return added
+
+
+def load_near_expiry(*, password: str, expires: dt.date) -> MaterialLot | None:
+    """:data:`NEAR_EXPIRY`'s lot, expiring on ``expires`` (soon after the load), received into its
+    site's store and released under the caller's clock (months before); skipped when there."""
+    spec = NEAR_EXPIRY
+    site = Site.objects.filter(code=spec.site, status=SiteStatus.ACTIVE).first()
+    if site is None:
+        return None
+    found = MaterialLot.objects.filter(site=site, material_code=spec.material, lot_number=spec.lot_number).first()
+    if found is not None:
+        return found
+    load_suppliers(password=password)
+    store = load_locations()[site.code]
+    material = services.bill_of_materials()[spec.material]
+    qc = _user(f"qc.{site.code.lower()}")
+    lot = _receive(qc=qc, location=store, code=spec.material, name=material["name"], lot_number=spec.lot_number,
+                   expiry=expires, quantity=spec.quantity, unit=material["unit"])
+    _release(qc=qc, lot=lot, password=password)
+    return lot
