@@ -404,3 +404,27 @@ def test_every_material_has_an_approved_supplier_and_every_demo_lot_names_one(de
     assert lots.exists()
     for site_code, code, number, supplier_name in lots:
         assert supplier_name.strip().casefold() in approved.get(code, set()), (site_code, code, number, supplier_name)
+
+
+@pytest.mark.django_db
+def test_a_recall_trace_of_a_demo_lot_finds_every_patient_that_received_it_and_back(demo: dt.datetime) -> None:
+    """SUP-RECALL ATMP-TRACE: for the most used lot numbers of the demo (history and live), the forward trace
+    names exactly the batches and patients whose recorded material uses carry that lot number, at every site;
+    and each of those patients traced back lists that lot among the lots in contact with their cells."""
+    from django.db.models import Count
+
+    from pocare.manufacturing.models import MaterialUse
+    from pocare.supply import recall
+
+    busiest = (MaterialUse.objects.values("lot__material_code", "lot__lot_number")
+               .annotate(n=Count("pk")).order_by("-n", "lot__material_code", "lot__lot_number")[:3])
+    assert busiest and busiest[0]["n"] > 1
+    for row in busiest:
+        code, number = row["lot__material_code"], row["lot__lot_number"]
+        recorded = set(MaterialUse.objects.filter(lot__material_code=code, lot__lot_number=number)
+                       .values_list("step__batch__reference", "step__batch__order__recipient_id"))
+        trace = recall.lot_trace(material_code=code, lot_number=number)
+        assert {(r.batch, r.recipient) for r in trace.reached} == recorded
+        for _, recipient in sorted(recorded)[:5]:
+            back = recall.patient_trace(identifier=recipient)
+            assert (code, number) in {(r.material_code, r.lot_number) for r in back.reached}, recipient
