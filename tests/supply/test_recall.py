@@ -295,3 +295,44 @@ def test_recall_pages_refuse_what_they_should():
     assert not Recall.objects.exists()
     assert _client("physician.mad").get(reverse("supply:trace")).status_code == 403
     assert qa.get(reverse("supply:recalls")).status_code == 200
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'",
+                    reason="SQLite has one write lock for the whole database: no two recalls are opened at once")
+def test_two_recalls_of_one_lot_at_once_one_is_opened_the_other_is_told_and_other_lots_are_numbered_apart(tx_db):
+    """SUP-RECALL: two people recall the same lot at the same moment: one recall is opened, the other is
+    refused naming the lot; two different lots recalled at once both open, with different numbers."""
+    import threading
+
+    from django.db import close_old_connections
+
+    lots = [s.received(5), s.received(5), s.received(5)]
+
+    def race(targets: list[MaterialLot]) -> list[object]:
+        barrier = threading.Barrier(len(targets))
+        outcomes: list[object] = [None] * len(targets)
+
+        def qa(i: int) -> None:
+            close_old_connections()
+            try:
+                barrier.wait(timeout=30)
+                outcomes[i] = _recall(targets[i])
+            except Exception as exc:
+                outcomes[i] = exc
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=qa, args=(i,)) for i in range(len(targets))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        return outcomes
+
+    same = race([lots[0], lots[0]])
+    refused = [o for o in same if isinstance(o, ValidationError)]
+    assert len(refused) == 1 and "lot_number" in refused[0].message_dict, same
+    assert Recall.objects.filter(lot_number=lots[0].lot_number).count() == 1
+    apart = race([lots[1], lots[2]])
+    assert all(isinstance(o, Recall) for o in apart), apart
+    assert len({o.reference for o in apart}) == 2  # type: ignore[union-attr]

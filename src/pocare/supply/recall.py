@@ -309,24 +309,36 @@ def recall_open(*, actor: User, material_code: str, lot_number: str, reason: str
                                              f"({existing.reference})."})
     proof = signing_authenticate(actor=actor, credentials=credentials)
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            recall = Recall.objects.create(reference=_next_reference(now.year), material_code=material_code,
-                                           lot_number=lot_number, reason=reason, opened_by=actor, opened_at=now)
-            trace = lot_trace(material_code=material_code, lot_number=lot_number)
-            event_record(actor=actor, event_type=SupplyEvent.RECALL_OPENED, obj=recall, reason=reason,
-                         new={"reference": recall.reference, "material_code": material_code,
-                              "lot_number": lot_number, "lots_at": sorted({lot.site for lot in trace.lots}),
-                              "batches": trace.batches, "patients": trace.patients})
-            signature_apply(proof=proof, record=recall, site=None, reason=reason, meaning=Meaning.APPROVED)
-            _notify(recall, trace, f"Recall {recall.reference}: {material_code} lot {lot_number}",
-                    f"{recall_hold_text(recall)}\n\nHeld: {len(trace.lots)} lot(s) at "
-                    f"{', '.join(sorted({lot.site for lot in trace.lots}))}; {len(trace.batches)} batch(es) made "
-                    f"with it: {', '.join(trace.batches) or 'none'}.")
-    except IntegrityError:
-        raise ValidationError({"lot_number": f"{material_code} lot {lot_number} was recalled by someone else at "
-                                             "the same moment; see the recalls page."}) from None
+    with transaction.atomic():
+        recall = _create(material_code=material_code, lot_number=lot_number, reason=reason, actor=actor, now=now)
+        trace = lot_trace(material_code=material_code, lot_number=lot_number)
+        event_record(actor=actor, event_type=SupplyEvent.RECALL_OPENED, obj=recall, reason=reason,
+                     new={"reference": recall.reference, "material_code": material_code,
+                          "lot_number": lot_number, "lots_at": sorted({lot.site for lot in trace.lots}),
+                          "batches": trace.batches, "patients": trace.patients})
+        signature_apply(proof=proof, record=recall, site=None, reason=reason, meaning=Meaning.APPROVED)
+        _notify(recall, trace, f"Recall {recall.reference}: {material_code} lot {lot_number}",
+                f"{recall_hold_text(recall)}\n\nHeld: {len(trace.lots)} lot(s) at "
+                f"{', '.join(sorted({lot.site for lot in trace.lots}))}; {len(trace.batches)} batch(es) made "
+                f"with it: {', '.join(trace.batches) or 'none'}.")
     return recall
+
+
+def _create(*, material_code: str, lot_number: str, reason: str, actor: User, now: dt.datetime) -> Recall:
+    """The recall's row, numbered. Two recalls opened at once may draw the same number: the second tries
+    the next one; but a second recall of the same lot is refused (the partial unique constraint: one open
+    recall per lot number), and its opener told."""
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Recall.objects.create(reference=_next_reference(now.year), material_code=material_code,
+                                             lot_number=lot_number, reason=reason, opened_by=actor, opened_at=now)
+        except IntegrityError:
+            if Recall.objects.filter(status=RecallStatus.OPEN, material_code=material_code,
+                                     lot_number=lot_number).exists():
+                raise ValidationError({"lot_number": f"{material_code} lot {lot_number} was recalled by someone "
+                                                     "else at the same moment; see the recalls page."}) from None
+    raise ValidationError({"lot_number": "The recall could not be numbered; try again."})
 
 
 def recall_close(*, actor: User, recall: Recall, outcome: str, credentials: SigningCredentials) -> Recall:
