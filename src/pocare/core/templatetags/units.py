@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import template
@@ -22,3 +23,12 @@ def unit(value: Any) -> str:
 def quantity(value: Any, unit: Any) -> str:
     """A value followed by its unit."""
     return quantity_text(value, unit)
+
+
+@register.filter
+def amount(value: Any) -> str:
+    """A stock quantity as people write it: ``2.5``, ``10`` (not ``2.500``, ``10.000``), ``—`` for none."""
+    if value is None or value == "":
+        return "—"
+    text = f"{Decimal(str(value)):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
