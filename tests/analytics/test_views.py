@@ -1,12 +1,11 @@
 """The comparability pages, the API and the product quality review (POC-2, CMP-SITE, CMP-STAT): what
 Control Site QA sees, bad input answered 4xx naming the field, printing the review recorded in the
-ledger, and site people kept out."""
+ledger, and site people kept out. The tests that only read the world (bad input, refusals, the
+review's empty form) are in test_views_read_only.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from urllib.parse import parse_qsl
 
 import pytest
 from django.db import connection
@@ -14,26 +13,20 @@ from django.test.utils import CaptureQueriesContext
 
 from pocare.analytics.events import AnalyticsEvent
 from pocare.analytics.services import comparability_monitor_run
-from pocare.demo import masterfile as masterfile_demo
-from pocare.demo import network as network_demo
-from pocare.demo.history import load_history
 from pocare.jobs.models import Job
 from pocare.ledger.models import NETWORK_CHAIN, Event
-from tests.conftest import PASSWORD
+from tests.analytics.world import NOW, comparability_world
 from tests.jobs.run import download, job_of, run_queued_jobs
 from tests.pdf_reading import opened
 
 pytestmark = pytest.mark.django_db
 
-NOW = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
-
 
 @pytest.fixture
 def version(people):  # type: ignore[no-untyped-def]
-    v = masterfile_demo.load_product_and_v1(password=PASSWORD)
-    network_demo.load(password=PASSWORD, product=v.product)
-    load_history(months=5, now=NOW)
-    return v
+    """A world of each test's own: these tests write (monitor runs, reviews, jobs). The tests that
+    only read it are in test_views_read_only.py, on one world for the module."""
+    return comparability_world()
 
 
 def test_matrix_page_shows_every_site_and_attribute(version, login):
@@ -79,34 +72,6 @@ def test_site_page_draws_the_charts(version, login):
     assert "UCL" in html and "LSL 20" in html and html.count("<svg") >= 7 * 5
     one = client.get(f"/analytics/comparability/sites/GRO/?version={version.pk}&attribute=car-positive")
     assert one.status_code == 200 and one.content.decode().count('class="card" id=') == 1
-
-
-@pytest.mark.parametrize(("url", "field"), [
-    ("/analytics/comparability/?version=abc", "version"),
-    ("/analytics/comparability/?version=999999", "version"),
-    ("/analytics/comparability/sites/GRO/?version=abc", "version"),
-    ("/analytics/comparability/sites/GRO/?attribute=sterility", "attribute"),
-    ("/analytics/review/?product=CD19-CART&start=2026-05-01&end=2026-01-01", "end"),
-    ("/analytics/review/?product=CD19-CART&start=not-a-date&end=2026-01-01", "start"),
-    ("/analytics/review/?product=NOPE&start=2026-01-01&end=2026-02-01", "product"),
-    ("/analytics/review/?product=CD19-CART&start=9999-12-30&end=9999-12-31", "end"),
-])
-def test_bad_input_is_a_400_naming_the_field(version, login, url, field):
-    """CMP-STAT: a wrong query parameter is answered 400 with a message on that field, never a 500."""
-    client = login("qa")
-    path, _, query = url.partition("?")
-    # Generating the review is recorded, so it is a POST with the same fields (GET never writes).
-    response = client.post(path, dict(parse_qsl(query))) if path == "/analytics/review/" else client.get(url)
-    assert response.status_code == 400
-    html = response.content.decode()
-    assert (f"{field}:" in html) or (f'id="id_{field}_error"' in html), html[:2000]
-
-
-def test_unknown_site_is_404_and_site_people_are_refused(version, login, client):
-    """P11-10g: an unknown site does not exist; site people do not hold the analytics permission."""
-    assert login("qa").get("/analytics/comparability/sites/XXX/").status_code == 404
-    client.post("/logout/")
-    assert login("manager.gro").get("/analytics/comparability/").status_code == 403
 
 
 def test_api_matrix_and_site_charts(version, login):
@@ -192,18 +157,3 @@ def test_a_pdf_review_is_the_askers_and_bad_input_queues_nothing(version, login,
     other = login("manager.mad")
     assert other.get(f"/jobs/{job.pk}/").status_code == 404
     assert other.post(f"/jobs/{job.pk}/file/").status_code == 404
-
-
-def test_the_review_page_offers_the_last_year_in_its_date_pickers(version, login):
-    """POC-2: the product quality review opens with its period filled in (the last year, as ISO
-    dates the browser's date picker can show), so Generate works without typing a date."""
-    import re
-
-    client = login("qa")
-    page = client.get("/analytics/review/").content.decode()
-    today = dt.datetime.now(dt.UTC).date()
-    start = re.search(r'<input type="date" name="start" value="([^"]*)"', page)
-    end = re.search(r'<input type="date" name="end" value="([^"]*)"', page)
-    assert start is not None and end is not None
-    assert dt.date.fromisoformat(end.group(1)) == today
-    assert dt.date.fromisoformat(start.group(1)) == today.replace(year=today.year - 1)

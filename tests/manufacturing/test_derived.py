@@ -1,6 +1,7 @@
 """Derived step parameters (issue 15, "one fact, one value"): a value another record already
 states is read from that record, shown read-only with where it came from, recorded with the step,
-and never typed."""
+and never typed. Typed values refused (storing nothing) on one batch for their module are in
+test_derived_refusals.py."""
 
 from __future__ import annotations
 
@@ -76,18 +77,6 @@ def test_the_culture_day_of_harvest_is_counted_from_the_activation(batch):
     steps = dict(batch.steps.values_list("step_id", "performed_at"))
     hours = (steps["harvest"] - steps["activation"]).total_seconds() / 3600
     assert _values(batch, "harvest")["harvest-day"] == round(hours / 24) == 9  # the middle of 180–252 h
-
-
-@pytest.mark.parametrize("typed", [3.5, True, "12", 0])
-def test_a_typed_value_for_a_derived_parameter_is_refused_naming_it_and_nothing_is_stored(batch, typed):
-    """A derived value is not typed: a value given for it is refused (naming the field), not stored."""
-    step = services.step_definition(batch, "receipt-identity")
-    actor = h.performer_for(batch, step)
-    with pytest.raises(ValidationError) as refused:
-        services.step_record(actor=actor, batch=batch, step_id="receipt-identity", values={"transit-time": typed},
-                             credentials=h.creds(actor))
-    assert "not typed" in " ".join(refused.value.message_dict["values.transit-time"])
-    assert not StepValue.objects.filter(step__batch=batch).exists()
 
 
 def test_the_api_refuses_a_derived_value_with_a_400_naming_it(batch, client):
