@@ -96,7 +96,7 @@ def test_a_bad_delivery_is_a_400_naming_the_field_and_stores_nothing(changes, fi
 
 @pytest.mark.django_db
 def test_another_sites_people_neither_see_the_card_nor_act_and_bad_actions_are_refused():
-    """SUP-STOCK ACC-SCOPE: LIS's QC analyst gets a 404 for MAD's lot; the QP reads it and acts on nothing; an
+    """SUP-STOCK A11-IAM: LIS's QC analyst gets a 404 for MAD's lot; the QP reads it and acts on nothing; an
     unknown action or a wrong password is a 400 and moves nothing."""
     lot = s.received(5)
     card = reverse("supply:lot", args=[lot.pk])

@@ -239,7 +239,7 @@ def test_qa_traces_a_lot_recalls_it_from_the_page_and_exports_the_trace():
 
 @pytest.mark.django_db
 def test_a_site_sees_only_its_own_batches_in_a_trace():
-    """SUP-RECALL ACC-SCOPE: the same lot number at two sites: the QC analyst at LIS sees LIS's lot and batch
+    """SUP-RECALL A11-IAM: the same lot number at two sites: the QC analyst at LIS sees LIS's lot and batch
     only; Control Site QA sees both."""
     mad = rh.completed_batch("MAD")
     lot = _lot_of(mad)
