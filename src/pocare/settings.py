@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "pocare.analytics",
     "pocare.patients",  # referral to follow-up, FHIR (docs/patients.md)
     "pocare.supply",  # suppliers, stock by location and lot, movements (docs/supply.md)
+    "pocare.costs",  # the signed cost model, the cost of each batch (docs/costs.md)
     "pocare.planning",
     "pocare.web",
     "pocare.demo",

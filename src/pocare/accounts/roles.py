@@ -84,6 +84,8 @@ class Perm(StrEnum):
     SUPPLY_VIEW = "supply.view"  # stock by site, location and lot; its movements; suppliers
     SUPPLIERS_QUALIFY = "supply.suppliers_qualify"  # qualify suppliers, approve them per material (Control Site QA)
     RECALL = "supply.recall"  # open and close the recall of a material lot, signed (Control Site QA)
+    COSTS_VIEW = "costs.view"  # the cost model and the cost of each batch, line by line (COST-BATCH)
+    COSTS_MANAGE = "costs.manage"  # draft and approve (signed) the cost model (Control Site QA)
 
 
 #: What people at a site do on the shop floor; Control Site QA oversees it but does not do it.
@@ -103,21 +105,23 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.LEDGER_REVIEW, Perm.SIGNATURES_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
          Perm.MASTERFILE_APPROVE, Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.RELEASE_CERTIFY, Perm.BUNDLE_EXPORT,
-         Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW, Perm.PATIENTS_VIEW, Perm.OUTCOMES_VIEW}
+         Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW, Perm.PATIENTS_VIEW, Perm.OUTCOMES_VIEW, Perm.COSTS_VIEW}
     ),
     Role.PLANNER: frozenset({Perm.NETWORK_VIEW, Perm.MASTERFILE_VIEW, Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW,
-                             Perm.PLANNING_RUN, Perm.OUTCOMES_VIEW}),
+                             Perm.PLANNING_RUN, Perm.OUTCOMES_VIEW, Perm.COSTS_VIEW}),
     Role.INSPECTOR: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_VERIFY,
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.REPORTS_VIEW, Perm.MASTERFILE_VIEW,
-         Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.BUNDLE_EXPORT, Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW}
+         Perm.TRAINING_VIEW, *_RECORDS_VIEW, Perm.BUNDLE_EXPORT, Perm.ANALYTICS_VIEW, Perm.PLANNING_VIEW,
+         Perm.COSTS_VIEW}
     ),
     Role.SITE_MANAGER: frozenset(
         {Perm.NETWORK_VIEW, Perm.LEDGER_VIEW, Perm.LEDGER_EXPORT, Perm.LEDGER_REVIEW,
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.UNITS_MANAGE, Perm.MASTERFILE_VIEW,
          Perm.CHANGE_RAISE, Perm.TRAINING_VIEW, Perm.TRAINING_RECORD, *_RECORDS_VIEW,
          Perm.BATCH_EXECUTE, Perm.ALARM_ACK, Perm.MATERIALS_MANAGE, Perm.ORDER_ACCEPT, Perm.CUSTODY_RECORD,
-         Perm.DEVIATION_RAISE, Perm.DEVIATION_INVESTIGATE, Perm.EXCEPTIONS_REVIEW}
+         Perm.DEVIATION_RAISE, Perm.DEVIATION_INVESTIGATE, Perm.EXCEPTIONS_REVIEW,
+         Perm.COSTS_VIEW}  # the cost of their own site's batches
     ),
     Role.OPERATOR: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW,
                               *_RECORDS_VIEW, Perm.BATCH_EXECUTE, Perm.DEVICE_PUSH, Perm.ALARM_ACK,

@@ -1,0 +1,11 @@
+"""Ledger event types of the costs app."""
+
+from django.db import models
+
+from pocare.ledger.events import event_types
+
+
+@event_types
+class CostsEvent(models.TextChoices):
+    MODEL_DRAFTED = "costs.model_drafted", "Cost model drafted"
+    MODEL_APPROVED = "costs.model_approved", "Cost model approved (signed); the previous one superseded"

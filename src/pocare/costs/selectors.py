@@ -1,0 +1,160 @@
+"""Reads of the costs app (COST-BATCH): the cost model's versions, the version effective on a day, and
+the cost of a batch from its records, in a fixed number of queries whatever the batch's size.
+
+The cost of a batch reads, once each: the batch with its site, unit and certification; the cost
+model (when not given); the steps with who performed and verified them; those people's roles at
+the batch's site; the material uses with their lots; the QC results; the order's shipments. Then
+``compute.batch_cost_lines`` prices them (pure, docs/costs.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from pocare.accounts import selectors as access
+from pocare.accounts.models import Membership
+from pocare.accounts.roles import Perm
+from pocare.costs import compute
+from pocare.costs.models import CostModel, CostModelStatus
+from pocare.custody.models import Shipment
+from pocare.ledger.models import Signature
+from pocare.ledger.verify import signature_statuses
+from pocare.manufacturing.models import Batch, BatchStatus, MaterialUse, QcResult, StepExecution, StepStatus
+
+#: The statuses of a version that prices batches (a superseded one still prices those started before
+#: its successor took effect).
+IN_FORCE = (CostModelStatus.APPROVED, CostModelStatus.SUPERSEDED)
+
+
+@dataclass
+class BatchCost:
+    """The cost of one batch: the records read, the model used and the priced lines."""
+
+    batch: Batch
+    model: CostModel
+    records: compute.BatchRecords
+    sheet: compute.CostSheet
+    in_progress: bool
+    as_of: dt.datetime
+
+
+def batches_visible(user: Any) -> QuerySet[Batch]:
+    """The batches whose cost the person may read: ``costs.view`` held at the batch's site."""
+    if not access.has_perm(user, Perm.COSTS_VIEW):
+        return Batch.objects.none()
+    sites = access.sites_with_perm(user, Perm.COSTS_VIEW)
+    found = Batch.objects.all()
+    return found if sites is None else found.filter(site_id__in=sites)
+
+
+def batch_for(user: Any, reference: str) -> Batch:
+    """The batch ``reference`` if the person may read its cost; otherwise ``Batch.DoesNotExist`` (a 404)."""
+    return batches_visible(user).get(reference=reference)
+
+
+def models_listed() -> QuerySet[CostModel]:
+    return CostModel.objects.select_related("created_by", "approved_by").order_by("-number")
+
+
+def model_signatures(models: list[CostModel]) -> dict[int, list[tuple[Signature, bool, str]]]:
+    """The signatures of each version, by its pk, with whether each still holds: two queries."""
+    ids = [str(m.pk) for m in models]
+    found = list(Signature.objects.filter(record_type=CostModel._meta.label, record_id__in=ids)
+                 .select_related("event").order_by("signed_at", "pk"))
+    statuses = signature_statuses(found) if found else {}
+    out: dict[int, list[tuple[Signature, bool, str]]] = {m.pk: [] for m in models}
+    for signature in found:
+        valid, why = statuses[signature.pk]
+        out[int(signature.record_id)].append((signature, valid, why))
+    return out
+
+
+def model_effective(on: dt.date) -> CostModel | None:
+    """The version that prices a batch started on ``on``: of the versions approved (now or before),
+    the newest whose ``effective_from`` is on or before that day."""
+    return (CostModel.objects.filter(status__in=IN_FORCE, effective_from__lte=on)
+            .order_by("-number").first())
+
+
+def _role_at(memberships: list[Any], user_id: int | None, when: dt.datetime | None,
+             content: dict[str, Any], site_code: str) -> str | None:
+    """The role the person held at the batch's site at ``when`` (a role revoked later still counts);
+    of several, the one the model rates highest (then by name), so that the choice is reproducible."""
+    if user_id is None or when is None:
+        return None
+    held = sorted({m["role"] for m in memberships
+                   if m["user_id"] == user_id and m["granted_at"] <= when
+                   and (m["valid_until"] is None or when < m["valid_until"])
+                   and (m["revoked_at"] is None or when < m["revoked_at"])})
+    if not held:
+        return None
+
+    def rated(role: str) -> tuple[Decimal, str]:
+        rate = compute.hourly_rate(content, role, site_code)
+        return (rate if rate is not None else Decimal(-1), role)
+
+    chosen: str = max(held, key=rated)
+    return chosen
+
+
+def batch_records(batch: Batch, model: CostModel) -> tuple[compute.BatchRecords, Batch, dt.datetime]:
+    """The records of the batch as :class:`compute.BatchRecords`: six queries."""
+    batch = Batch.objects.select_related("site", "unit", "certification").get(pk=batch.pk)
+    now = timezone.now()
+    end = batch.ended_at or now
+    site_code = batch.site.code
+    content = model.content
+    steps = list(StepExecution.objects.filter(batch_id=batch.pk).order_by("position")
+                 .values("pk", "step_id", "status", "started_at", "performed_at", "verified_at",
+                         "performed_by_id", "performed_by__printed_name", "performed_by__username",
+                         "verified_by_id", "verified_by__printed_name", "verified_by__username"))
+    people = {s["performed_by_id"] for s in steps} | {s["verified_by_id"] for s in steps}
+    memberships: list[Any] = list(Membership.objects.filter(site_id=batch.site_id, user_id__in=people - {None})
+                       .values("user_id", "role", "granted_at", "valid_until", "revoked_at"))
+    work = []
+    for s in steps:
+        done_at = s["performed_at"] if s["status"] != StepStatus.SKIPPED else None
+        work.append(compute.StepWork(
+            pk=s["pk"], step_id=s["step_id"],
+            hours=compute.hours_between((done_at - s["started_at"]).total_seconds()) if done_at is not None else None,
+            performer=s["performed_by__printed_name"] or s["performed_by__username"] or "",
+            performer_role=_role_at(memberships, s["performed_by_id"], s["performed_at"], content, site_code),
+            verifier=s["verified_by__printed_name"] or s["verified_by__username"] or "",
+            verifier_role=_role_at(memberships, s["verified_by_id"], s["verified_at"], content, site_code)))
+    uses = [compute.MaterialConsumed(pk=u["pk"], material_code=u["material_code"], quantity=u["quantity"],
+                                     lot_number=u["lot__lot_number"], lot_pk=u["lot_id"], step_id=u["step__step_id"])
+            for u in MaterialUse.objects.filter(step__batch_id=batch.pk).order_by("step__position", "pk")
+            .values("pk", "material_code", "quantity", "lot_id", "lot__lot_number", "step__step_id")]
+    qc = [compute.QcTest(pk=r["pk"], attribute_id=r["attribute_id"])
+          for r in QcResult.objects.filter(batch_id=batch.pk, corrects__isnull=True).order_by("attribute_id", "pk")
+          .values("pk", "attribute_id")]
+    shipments = [compute.ShipmentMade(pk=s["pk"], leg=s["leg"], order_pk=s["order_id"])
+                 for s in Shipment.objects.filter(order_id=batch.order_id).order_by("dispatched_at", "pk")
+                 .values("pk", "leg", "order_id")]
+    certification = getattr(batch, "certification", None)
+    records = compute.BatchRecords(
+        pk=batch.pk, reference=batch.reference, site_code=site_code, device_type=batch.unit.device_type,
+        unit_hours=compute.hours_between((end - batch.started_at).total_seconds()),
+        steps=work, materials=uses, qc=qc, shipments=shipments,
+        certification_pk=certification.pk if certification is not None else None, model_pk=model.pk)
+    return records, batch, now
+
+
+def batch_cost(batch: Batch, model: CostModel | None = None) -> BatchCost | None:
+    """The cost of ``batch`` priced with ``model`` (by default the version effective on the day the
+    batch started, UTC); ``None`` when no version was in force then. Seven queries at most."""
+    if model is None:
+        model = model_effective(batch.started_at.astimezone(dt.UTC).date())
+        if model is None:
+            return None
+    records, batch, now = batch_records(batch, model)
+    sheet = compute.batch_cost_lines(records, model.content)
+    in_progress = batch.status == BatchStatus.IN_PROGRESS
+    return BatchCost(batch=batch, model=model, records=records, sheet=sheet, in_progress=in_progress,
+                     as_of=batch.ended_at or now)
