@@ -16,8 +16,10 @@ ANSWERERS = {
     "masterfile.training_gaps": ["pocare.training.selectors.versions_training_gaps"],
     "quality.deviation_source": ["pocare.manufacturing.selectors.deviation_qc_source"],
     "custody.dispatch_holds": ["pocare.release.selectors.dispatch_hold",
-                               "pocare.patients.answers.consent_dispatch_hold"],
-    # Asked today, answered by supply's coming recall (docs/supply.md: not yet built).
+                               "pocare.patients.answers.consent_dispatch_hold",
+                               "pocare.supply.answers.recall_dispatch_hold"],
+    # Asked for every use the checklist replays: answered by nobody on purpose (a query per use); the
+    # recall holds through lot_use_holds and release.certification_holds (docs/supply.md, "Recall").
     "manufacturing.lot_holds": [],
     # Supply (SUP-STOCK): a supplier not approved holds a lot's release; at the step, a supplier no
     # longer qualified or too little stock holds the lot, and the uses decrement stock in the step's
@@ -28,9 +30,13 @@ ANSWERERS = {
     # A patient's booked manufacturing slot keeps its unit at batch start; the booking asks planning's
     # travel model.
     "manufacturing.unit_reservations": ["pocare.patients.booking.unit_reservations"],
+    # The chains booked at a site are the material supply's reorder points count on (SUP-STOCK).
+    "manufacturing.booked_batches": ["pocare.patients.booking.booked_batches"],
     "patients.travel_minutes": ["pocare.planning.selectors.travel_minutes"],
-    # A withdrawn consent holds certification and manufacture (PAT-CONSENT); supply will add a recall.
-    "release.certification_holds": ["pocare.patients.answers.consent_certification_holds"],
+    # A withdrawn consent holds certification and manufacture (PAT-CONSENT); a recalled lot holds the
+    # certification of the batches that used it (SUP-RECALL).
+    "release.certification_holds": ["pocare.patients.answers.consent_certification_holds",
+                                    "pocare.supply.answers.recall_certification_holds"],
     "manufacturing.order_holds": ["pocare.patients.answers.consent_order_hold"],
     # The health of the installation (/health/, /metrics): ops answers for its own parts, the job
     # queue for itself.
