@@ -428,3 +428,25 @@ def test_a_recall_trace_of_a_demo_lot_finds_every_patient_that_received_it_and_b
         for _, recipient in sorted(recorded)[:5]:
             back = recall.patient_trace(identifier=recipient)
             assert (code, number) in {(r.material_code, r.lot_number) for r in back.reached}, recipient
+
+
+@pytest.mark.django_db
+def test_every_demo_batch_has_a_cost_every_record_priced_and_a_plausible_total(demo: dt.datetime) -> None:
+    """COST-BATCH: the demo's cost model (version 1, approved and signed by Control Site QA before the first
+    batch) prices every completed batch of the demo, history and live, with no record left unpriced; the
+    totals lie between the published anchors' order of magnitude (DKFZ's full cost below €60,000, ARI-0001's
+    price about €89,000): from €30,000 to €120,000 a batch."""
+    from pocare.costs.models import CostModel
+    from pocare.costs.selectors import batch_cost
+    from pocare.ledger.models import Signature
+
+    model = CostModel.objects.get(number=1)
+    assert Signature.objects.filter(record_type="costs.CostModel", record_id=str(model.pk), meaning="approved",
+                                    signer_username="qa").exists()
+    completed = Batch.objects.filter(status="completed").select_related("site").order_by("pk")
+    assert completed.exists()
+    for batch in completed[:40]:
+        cost = batch_cost(batch)
+        assert cost is not None, batch.reference
+        assert not cost.sheet.unpriced, (batch.reference, [line.description for line in cost.sheet.unpriced])
+        assert 30_000 <= cost.sheet.total <= 120_000, (batch.reference, cost.sheet.total)

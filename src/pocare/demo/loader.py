@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from pocare.accounts.models import Membership, User
 from pocare.analytics.services import comparability_monitor_run
-from pocare.demo import batches, masterfile, network, patients, quality, slots, supply, training
+from pocare.demo import batches, costs, masterfile, network, patients, quality, slots, supply, training
 from pocare.demo.clock import demo_clock
 from pocare.demo.history import HistorySummary, load_history
 from pocare.demo.people import DEMO_PASSWORD, DemoLogin, inspector_access_grant, load_people, passwords_set
@@ -72,6 +72,7 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
         network.load_units(today=now.date(), extra_per_site=extra_units_per_site)  # due dates as today
         network.load_authorizations(product=v1.product, password=password)
         supply.load_suppliers(password=password)  # the suppliers the history's lots name, qualified
+        costs.load_model(versions=[v1], password=password, effective_from=founded.date())  # every batch priced
     with demo_clock(founded + dt.timedelta(days=2)):
         training.load(password=password, versions=[v1], people=False)  # trained on v1 before the first batch
     network.load_porto(password=password)  # Porto's own chain: its lifecycle is today's

@@ -1,0 +1,64 @@
+"""The demo network's cost model (COST-BATCH): version 1, drafted and approved (signed) by Control Site QA
+before the history's first batch, so that every batch of the demo, history and live, has a cost.
+
+Every figure is an **estimate** for a demonstration, chosen to be plausible for an academic CAR-T made in a
+closed automated device in Europe, not a published price: the totals land between DKFZ's full-cost estimate
+(below €60,000 a product at 18 patients a year) and ARI-0001's hospital price (about €89,000), the anchors
+of docs/costs.md. A real network replaces them with its own contracts and payroll.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pocare.accounts.models import User
+from pocare.costs import services
+from pocare.costs.models import CostModel
+from pocare.ledger.signing import SigningCredentials
+from pocare.masterfile import schema
+from pocare.masterfile.models import MasterFileVersion
+
+#: € per hour by role (estimates: European academic salaries with employer charges).
+HOURLY = {"operator": 45, "qc_analyst": 50, "site_manager": 65, "control_qa": 70, "qp": 95}
+#: € per unit of each material of the bill (estimates; the vector is the academic production cost of a dose).
+MATERIALS = {"TS520": 6500, "CD4-REAG": 3900, "CD8-REAG": 3900, "TRANSACT": 1400, "TEXMACS": 320, "IL7": 28,
+             "IL15": 28, "LV-CAR19": 15000, "PBS-EDTA": 65, "SYR-5ML": 1, "BACT-AER": 16, "BACT-ANA": 16,
+             "BAG-INF": 45, "PLASMALYTE": 12}
+#: € per QC result by attribute (estimates; any attribute not named costs DEFAULT_QC).
+QC = {"viability": 150, "cd3": 250, "car-positive": 350, "dose": 150, "vcn": 900, "endotoxin": 250,
+      "sterility": 450, "mycoplasma": 700, "rcl": 1200, "potency": 900}
+DEFAULT_QC = 300
+
+
+def content(versions: list[MasterFileVersion]) -> dict[str, Any]:
+    """The model's content, pricing every material and QC attribute of ``versions``."""
+    materials: dict[str, int] = dict(MATERIALS)  # the later versions' materials too
+    tests: dict[str, int] = dict(QC)
+    for version in versions:
+        for step in schema.iter_steps(version.content):
+            for m in step.get("materials", []):
+                materials.setdefault(m["code"], 100)
+        for attribute in (version.content.get("specification") or {}).get("attributes", []):
+            tests.setdefault(attribute["id"], DEFAULT_QC)
+    return {"currency": "EUR",
+            "labour": {"hourly_rates": HOURLY, "verification_minutes": 10},
+            "materials": materials, "qc_tests": tests,
+            "facility": {"hourly": 55},  # a share of a grade C room for a closed-system run (estimate)
+            # ~€350k a device over 7 years, with its service contract (estimates)
+            "equipment": {"hourly": {"clinimacs_prodigy": 9, "lonza_cocoon": 8, "other": 9}},
+            "review": {"qa_hours": 3, "qp_hours": 1.5},
+            "logistics": {"per_shipment": 700},  # a validated courier leg with a data logger (estimate)
+            "overhead": {"percent": 20}}
+
+
+def load_model(*, versions: list[MasterFileVersion], password: str, effective_from: dt.date) -> CostModel:
+    """Version 1 of the cost model, drafted and approved by Control Site QA (once)."""
+    found = CostModel.objects.order_by("number").first()
+    if found is not None:
+        return found
+    qa = User.objects.get(username="qa")
+    draft = services.cost_model_draft(actor=qa, content=content(versions), effective_from=effective_from,
+                                      reason="Demo: the network's first cost model (estimates, docs/costs.md)")
+    return services.cost_model_approve(actor=qa, model=draft, reason="Demo: approved for the demo network",
+                                       credentials=SigningCredentials(username="qa", password=password))
