@@ -67,7 +67,7 @@ def lots(site_code: str, version: MasterFileVersion, *, expiry_days: int = 200) 
                               .values_list("supplier__name", flat=True))
             usable = MaterialLot.objects.filter(site=site, material_code=m["code"], status="released",
                                                 movements__isnull=True)
-            lot = (usable.filter(supplier__in=approved) if approved else usable).order_by("pk").first()
+            lot = (usable.filter(supplier__in=approved) if approved else usable).first()
             if lot is None:
                 lot = services.lot_receive(actor=qc, site=site, material_code=m["code"], name=m["name"],
                                            lot_number=f"L{next(_numbers):05d}-{m['code']}",
