@@ -50,8 +50,11 @@ def world() -> MasterFileVersion:
 
 def lots(site_code: str, version: MasterFileVersion, *, expiry_days: int = 200) -> dict[str, MaterialLot]:
     """One released lot of every material of the version at the site (received and released by
-    the site's QC analyst)."""
+    the site's QC analyst). Whatever else a test set up in supply, the lot is usable at any step: not
+    stock-managed (no movement, so no stock to run out of), and from an approved supplier of the
+    material when the material has one (docs/supply.md)."""
     from pocare.masterfile import schema
+    from pocare.supply.models import QUALIFIED, ApprovedSupplier
 
     site = Site.objects.get(code=site_code)
     qc = user(f"qc.{site_code.lower()}")
@@ -60,12 +63,16 @@ def lots(site_code: str, version: MasterFileVersion, *, expiry_days: int = 200) 
         for m in step.get("materials", []):
             if m["code"] in out:
                 continue
-            lot = MaterialLot.objects.filter(site=site, material_code=m["code"], status="released").first()
+            approved = sorted(ApprovedSupplier.objects.filter(material_code=m["code"], supplier__status__in=QUALIFIED)
+                              .values_list("supplier__name", flat=True))
+            usable = MaterialLot.objects.filter(site=site, material_code=m["code"], status="released",
+                                                movements__isnull=True)
+            lot = (usable.filter(supplier__in=approved) if approved else usable).first()
             if lot is None:
                 lot = services.lot_receive(actor=qc, site=site, material_code=m["code"], name=m["name"],
                                            lot_number=f"L{next(_numbers):05d}-{m['code']}",
                                            expiry_date=timezone.now().date() + dt.timedelta(days=expiry_days),
-                                           reason="test goods receipt")
+                                           reason="test goods receipt", supplier=approved[0] if approved else "")
                 services.lot_decide(actor=qc, lot=lot, decision="released", reason="CoA checked",
                                     credentials=creds(qc))
             out[m["code"]] = lot
