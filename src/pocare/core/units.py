@@ -13,6 +13,7 @@ result or criterion is printed without being parsed apart. No Django import
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 _SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
 #: ``10^6``, ``10^-3``, ``m^2``: a caret followed by an optional sign and digits.
@@ -43,3 +44,12 @@ def unit_text(text: object) -> str:
 def quantity_text(value: object, unit: object) -> str:
     """A value with its unit: ``quantity_text(1.2, "10^6 cells/kg")`` → ``1.2 × 10⁶ cells/kg``."""
     return unit_text(f"{'' if value is None else value} {unit or ''}".strip())
+
+
+def amount_text(quantity: object) -> str:
+    """A quantity as people write it: ``3``, ``2.5`` (not ``3.000``, ``2.500``), whichever database
+    summed it; ``—`` for none."""
+    if quantity is None or quantity == "":
+        return "—"
+    text = f"{Decimal(str(quantity)):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -64,6 +64,16 @@ def lot_recall(lot: MaterialLot) -> Recall | None:
                                  lot_number=lot.lot_number).first()
 
 
+def recalled_lots(keys: Iterable[tuple[str, str]], prefix: str = "lot__") -> Q | None:
+    """A filter on the lots carrying these (material code, lot number) pairs, through ``prefix``
+    (``None``: no pair, nothing to match)."""
+    match = None
+    for material_code, lot_number in keys:
+        one = Q(**{f"{prefix}material_code": material_code, f"{prefix}lot_number": lot_number})
+        match = one if match is None else match | one
+    return match
+
+
 def recall_hold_text(recall: Recall) -> str:
     return (f"{recall.material_code} lot {recall.lot_number} is recalled ({recall.reference}, "
             f"{recall.opened_at:%Y-%m-%d}): {recall.reason}")
@@ -74,11 +84,9 @@ def batches_recall_holds(batch_ids: Iterable[int]) -> dict[int, list[str]]:
     however many batches: the release queue asks for its whole page at once)."""
     ids = list(batch_ids)
     recalls = open_recalls() if ids else {}
-    if not recalls:
+    match = recalled_lots(recalls)
+    if match is None:
         return {}
-    match = Q()
-    for material_code, lot_number in recalls:
-        match |= Q(lot__material_code=material_code, lot__lot_number=lot_number)
     uses = (MaterialUse.objects.filter(match, step__batch_id__in=ids)
             .values_list("step__batch_id", "lot__material_code", "lot__lot_number", "step__step_id")
             .order_by("step__batch_id", "step__position", "pk"))
@@ -282,13 +290,14 @@ def _notify(recall: Recall, trace: Trace, subject: str, body: str) -> None:
     by_hospital: dict[str, list[Reached]] = defaultdict(list)
     for r in trace.reached:
         by_hospital[r.treating_site].append(r)
+    hospitals = {site.code: site for site in Site.objects.filter(code__in=list(by_hospital))}
     for code, reached in sorted(by_hospital.items()):
         patients = "; ".join(sorted({f"{r.recipient} (COI {r.coi}, {r.stage})" for r in reached}))
         order = reached[0]
         notice_send(subject=subject, url=reverse("custody:order", args=[order.order_id]),
                     body=f"{body}\n\nYour patients whose product was made with this lot: {patients}. "
                          f"Control Site QA will contact you about each of them.",
-                    site_perms=[(Site.objects.get(code=code), Perm.PATIENTS_VIEW)])
+                    site_perms=[(hospitals[code], Perm.PATIENTS_VIEW)])
 
 
 def recall_open(*, actor: User, material_code: str, lot_number: str, reason: str,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from pocare.accounts.roles import Perm
@@ -39,7 +39,8 @@ from pocare.masterfile import schema
 from pocare.masterfile.models import Product
 from pocare.masterfile.selectors import effective_versions
 from pocare.network.models import Site
-from pocare.supply.models import LocationKind, MovementKind, Recall, RecallStatus, StockLocation, StockMovement
+from pocare.supply.models import LocationKind, MovementKind, StockLocation, StockMovement
+from pocare.supply.recall import open_recalls, recalled_lots
 from pocare.supply.services import bill_of_materials
 
 #: How far ahead the booked schedule is read, and what the maximum level covers beyond the reorder point.
@@ -134,14 +135,11 @@ def needs(*, user: Any, perm: Perm = Perm.SUPPLY_VIEW, at: dt.datetime | None = 
     today = now.date()
     usable_until = today + dt.timedelta(weeks=LEAD_TIME_WEEKS)
     ids = [s.pk for s in sites]
-    recalled = Q()
-    for material_code, lot_number in Recall.objects.filter(status=RecallStatus.OPEN).values_list(
-            "material_code", "lot_number"):
-        recalled |= Q(lot__material_code=material_code, lot__lot_number=lot_number)
-    usable = (StockMovement.objects.filter(location__site_id__in=ids, lot__status=LotStatus.RELEASED,
-                                           lot__expiry_date__gte=usable_until)
-              .exclude(recalled if recalled else Q(pk__in=[]))
-              .values("location__site_id", "location__kind", "lot__material_code", "unit")
+    held = StockMovement.objects.filter(location__site_id__in=ids, lot__status=LotStatus.RELEASED,
+                                        lot__expiry_date__gte=usable_until)
+    if (recalled := recalled_lots(open_recalls())) is not None:
+        held = held.exclude(recalled)
+    usable = (held.values("location__site_id", "location__kind", "lot__material_code", "unit")
               .annotate(total=Sum("quantity")).order_by())
     stock: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     depot: dict[tuple[int, str], Decimal] = defaultdict(Decimal)

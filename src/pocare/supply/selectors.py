@@ -16,16 +16,14 @@ from django.utils import timezone
 
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_perm
+from pocare.core.units import amount_text
 from pocare.manufacturing.models import LotStatus, MaterialLot
 from pocare.network.models import Site
 from pocare.network.selectors import site_today
 from pocare.supply.models import QUALIFIED, ApprovedSupplier, LocationKind, StockLocation, StockMovement, Supplier
 
-
-def amount(quantity: Decimal | int) -> str:
-    """A quantity as people write it: ``3``, ``2.5`` (not ``3.000``), whichever database summed it."""
-    text = f"{Decimal(quantity):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+#: A quantity as people write it (``3``, not ``3.000``): the one rule of the pages and the messages.
+amount = amount_text
 
 
 def movements_visible(user: Any) -> QuerySet[StockMovement]:

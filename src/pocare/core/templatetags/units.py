@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django import template
 
-from pocare.core.units import quantity_text, unit_text
+from pocare.core.units import amount_text, quantity_text, unit_text
 
 register = template.Library()
 
@@ -28,7 +27,4 @@ def quantity(value: Any, unit: Any) -> str:
 @register.filter
 def amount(value: Any) -> str:
     """A stock quantity as people write it: ``2.5``, ``10`` (not ``2.500``, ``10.000``), ``—`` for none."""
-    if value is None or value == "":
-        return "—"
-    text = f"{Decimal(str(value)):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return amount_text(value)
