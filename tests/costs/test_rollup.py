@@ -33,10 +33,10 @@ def _world() -> list[Batch]:
     attributes = sorted(set(QcResult.objects.values_list("attribute_id", flat=True)))
     year_ago = timezone.now() - dt.timedelta(days=365)
     c.approved(c.content(materials={k: f"{11 + i}.4567" for i, k in enumerate(codes[::2])},
-                         qc_tests={k: "99.995" for k in attributes[::2]}),
+                         qc_tests=dict.fromkeys(attributes[::2], "99.995")),
                effective_from=(year_ago - dt.timedelta(days=30)).date().isoformat())
     c.approved(c.content(materials={k: 100 + 3 * i for i, k in enumerate(codes)},
-                         qc_tests={k: 120 for k in attributes}),
+                         qc_tests=dict.fromkeys(attributes, 120)),
                effective_from=mad.started_at.astimezone(dt.UTC).date().isoformat())
     Batch.objects.filter(pk=lis.pk).update(started_at=year_ago, ended_at=year_ago + dt.timedelta(days=9))
     Membership.objects.filter(user=h.user("operator.mad")).update(revoked_at=timezone.now())

@@ -111,12 +111,12 @@ def records_many(batches: list[Batch], models: dict[int, CostModel], *, now: dt.
     cost model by batch pk (the role of a person is chosen by the rates of that model)."""
     now = now or timezone.now()
     ids = [b.pk for b in batches]
-    steps: dict[int, list[dict[str, Any]]] = {pk: [] for pk in ids}
-    for s in (StepExecution.objects.filter(batch_id__in=ids).order_by("batch_id", "position")
-              .values("pk", "batch_id", "step_id", "status", "started_at", "performed_at", "verified_at",
-                      "performed_by_id", "performed_by__printed_name", "performed_by__username",
-                      "verified_by_id", "verified_by__printed_name", "verified_by__username")):
-        steps[s["batch_id"]].append(s)
+    steps: dict[int, list[Any]] = {pk: [] for pk in ids}
+    for row in (StepExecution.objects.filter(batch_id__in=ids).order_by("batch_id", "position")
+                .values("pk", "batch_id", "step_id", "status", "started_at", "performed_at", "verified_at",
+                        "performed_by_id", "performed_by__printed_name", "performed_by__username",
+                        "verified_by_id", "verified_by__printed_name", "verified_by__username")):
+        steps[row["batch_id"]].append(row)
     people = {s[k] for rows in steps.values() for s in rows for k in ("performed_by_id", "verified_by_id")}
     memberships: dict[int, list[Any]] = {}
     for m in (Membership.objects.filter(site_id__in={b.site_id for b in batches}, user_id__in=people - {None})
@@ -130,14 +130,14 @@ def records_many(batches: list[Batch], models: dict[int, CostModel], *, now: dt.
             pk=u["pk"], material_code=u["material_code"], quantity=u["quantity"], lot_number=u["lot__lot_number"],
             lot_pk=u["lot_id"], step_id=u["step__step_id"]))
     qc: dict[int, list[compute.QcTest]] = {pk: [] for pk in ids}
-    for r in (QcResult.objects.filter(batch_id__in=ids, corrects__isnull=True).order_by("batch_id", "attribute_id", "pk")
-              .values("pk", "batch_id", "attribute_id")):
+    for r in (QcResult.objects.filter(batch_id__in=ids, corrects__isnull=True)
+              .order_by("batch_id", "attribute_id", "pk").values("pk", "batch_id", "attribute_id")):
         qc[r["batch_id"]].append(compute.QcTest(pk=r["pk"], attribute_id=r["attribute_id"]))
     shipments: dict[int, list[compute.ShipmentMade]] = {}
-    for s in (Shipment.objects.filter(order_id__in={b.order_id for b in batches}).order_by("dispatched_at", "pk")
-              .values("pk", "leg", "order_id")):
-        shipments.setdefault(s["order_id"], []).append(compute.ShipmentMade(pk=s["pk"], leg=s["leg"],
-                                                                             order_pk=s["order_id"]))
+    for sh in (Shipment.objects.filter(order_id__in={b.order_id for b in batches}).order_by("dispatched_at", "pk")
+               .values("pk", "leg", "order_id")):
+        shipments.setdefault(sh["order_id"], []).append(compute.ShipmentMade(pk=sh["pk"], leg=sh["leg"],
+                                                                              order_pk=sh["order_id"]))
     out = {}
     for batch in batches:
         model = models[batch.pk]
@@ -146,9 +146,9 @@ def records_many(batches: list[Batch], models: dict[int, CostModel], *, now: dt.
         work = []
         for s in steps[batch.pk]:
             done_at = s["performed_at"] if s["status"] != StepStatus.SKIPPED else None
+            hours = compute.hours_between((done_at - s["started_at"]).total_seconds()) if done_at is not None else None
             work.append(compute.StepWork(
-                pk=s["pk"], step_id=s["step_id"],
-                hours=compute.hours_between((done_at - s["started_at"]).total_seconds()) if done_at is not None else None,
+                pk=s["pk"], step_id=s["step_id"], hours=hours,
                 performer=s["performed_by__printed_name"] or s["performed_by__username"] or "",
                 performer_role=_role_at(held, s["performed_by_id"], s["performed_at"], content, site_code),
                 verifier=s["verified_by__printed_name"] or s["verified_by__username"] or "",
