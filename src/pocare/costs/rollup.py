@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from pocare.accounts.models import Membership
 from pocare.costs import compute, selectors
 from pocare.costs.models import CostModel
 from pocare.manufacturing.models import Batch
@@ -83,10 +83,6 @@ class Models:
         i = bisect.bisect_right(self._days, day)
         return self._chosen[i - 1] if i else None
 
-    def as_json(self) -> str:
-        return json.dumps([{"pk": m.pk, "number": m.number, "effective_from": m.effective_from.isoformat(),
-                            "content": m.content} for m in self.by_pk.values()])
-
 
 def batch_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = None, method: str | None = None
                  ) -> list[BatchTotal]:
@@ -135,102 +131,156 @@ def _by_records(batches: QuerySet[Batch], models: Models, now: dt.datetime) -> l
     return out
 
 
-# The rate of a role at the batch's site in the model's content (compute.hourly_rate): the site's own,
-# else the general one; NULL when the model has none.
-_RATE = ("COALESCE((bm.content->'labour'->'site_hourly_rates'->bm.site_code->>{role})::numeric, "
-         "(bm.content->'labour'->'hourly_rates'->>{role})::numeric)")
-# A membership of the person at the batch's site valid at the moment ({at}), as selectors._role_at.
-_HELD = ("{m}.site_id = bm.site_id AND {m}.granted_at <= {at} AND ({m}.valid_until IS NULL OR {at} < {m}.valid_until)"
-         " AND ({m}.revoked_at IS NULL OR {at} < {m}.revoked_at)")
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def _model_ranges(models: Models) -> list[tuple[int, dt.datetime, dt.datetime | None]]:
+    """(model pk, from, until): the version that prices a batch started in each span of time."""
+    days, chosen = models._days, models._chosen
+    return [(m.pk, _midnight(day), _midnight(days[i + 1]) if i + 1 < len(days) else None)
+            for i, (day, m) in enumerate(zip(days, chosen, strict=True))]
+
+
+def _rate_spans(batches: QuerySet[Batch], models: Models, site_codes: dict[int, str]) -> list[tuple[Any, ...]]:
+    """(person, site, model pk, from, until, rate): the hourly rate of the person's best-rated role held at the
+    site in each span of time in which their roles there do not change (``selectors._role_at``: of the
+    roles held, the one the model rates highest; none rated — or none held — is no span: unpriced)."""
+    held: dict[tuple[int, int], list[Any]] = {}
+    for m in (Membership.objects.filter(site_id__in=batches.order_by().values("site_id"))
+              .values("user_id", "site_id", "role", "granted_at", "valid_until", "revoked_at")):
+        ends = [t for t in (m["valid_until"], m["revoked_at"]) if t is not None]
+        m["ends_at"] = min(ends) if ends else None
+        held.setdefault((m["user_id"], m["site_id"]), []).append(m)
+    spans = []
+    for (user_id, site_id), rows in held.items():
+        bounds = sorted({r["granted_at"] for r in rows} | {r["ends_at"] for r in rows if r["ends_at"] is not None})
+        for model in models.by_pk.values():
+            for i, t0 in enumerate(bounds):
+                roles = {r["role"] for r in rows
+                         if r["granted_at"] <= t0 and (r["ends_at"] is None or t0 < r["ends_at"])}
+                rates = [rate for role in roles
+                         if (rate := compute.hourly_rate(model.content, role, site_codes.get(site_id, ""))) is not None]
+                if rates:
+                    spans.append((user_id, site_id, model.pk, t0, bounds[i + 1] if i + 1 < len(bounds) else None,
+                                  max(rates)))
+    return spans
+
+
+def _price_rows(models: Models) -> tuple[list[tuple[int, str, Decimal]], list[tuple[int, str, Decimal]]]:
+    """(model pk, material code, price) and (model pk, QC attribute, price) of every version."""
+    materials, tests = [], []
+    for model in models.by_pk.values():
+        materials += [(model.pk, code, Decimal(str(p))) for code, p in (model.content.get("materials") or {}).items()]
+        tests += [(model.pk, a, Decimal(str(p))) for a, p in (model.content.get("qc_tests") or {}).items()]
+    return materials, tests
+
+
+def _batch_rate_rows(batches: QuerySet[Batch], models: Models) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
+    """Per version × site × device type in scope, the prices of the batch's own lines (compute.batch_rates):
+    review amounts already rounded as their lines are, and what is unpriced."""
+    combos = set(batches.order_by().values_list("site_id", "site__code", "unit__device_type").distinct())
+    rows = []
+    for model in models.by_pk.values():
+        for site_id, code, device in combos:
+            r = compute.batch_rates(model.content, code, device)
+            qa = compute.money(r.qa_hours * r.qa_rate) if r.qa_hours is not None and r.qa_rate is not None else None
+            qp = compute.money(r.qp_hours * r.qp_rate) if r.qp_hours is not None and r.qp_rate is not None else None
+            unpriced = int(r.qa_hours is not None and qa is None) + int(r.qp_hours is not None and qp is None)
+            rows.append((model.pk, site_id, device, r.equipment_hourly, r.facility_hourly, r.verification_hours,
+                         (qa or Decimal(0)) + (qp or Decimal(0)), unpriced,
+                         compute.money(r.per_shipment) if r.per_shipment is not None else None, r.overhead_percent))
+    return rows, {site_id: code for site_id, code, _ in combos}
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+# A span of the person's rate at the batch's site for its version, valid at the moment ({at}).
+_SPAN = ("{r}.user_id = {who} AND {r}.site_id = b.site_id AND {r}.model_pk = b.model_pk AND {r}.t0 <= {at}"
+         " AND ({r}.t1 IS NULL OR {at} < {r}.t1)")
 
 _SQL = f"""
-WITH m AS (
-  SELECT * FROM jsonb_to_recordset(%s::jsonb) AS m(pk int, number int, effective_from date, content jsonb)
-), b AS (
-  SELECT b.id, b.reference, b.status, b.order_id, b.site_id, b.started_at, b.ended_at, s.code AS site_code,
-         u.device_type, c.id IS NOT NULL AS certified,
-         GREATEST(0, round(extract(epoch FROM (COALESCE(b.ended_at, %s) - b.started_at)) / 3600, 4)) AS unit_hours,
-         (SELECT mm.pk FROM m mm WHERE mm.effective_from <= (b.started_at AT TIME ZONE 'UTC')::date
-           ORDER BY mm.number DESC LIMIT 1) AS model_pk
+WITH ranges AS (
+  SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS r(model_pk, t0, t1)
+), spans AS (
+  SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::numeric[])
+    AS s(user_id, site_id, model_pk, t0, t1, rate)
+), material_prices AS (
+  SELECT * FROM unnest(%s::int[], %s::text[], %s::numeric[]) AS p(model_pk, code, price)
+), test_prices AS (
+  SELECT * FROM unnest(%s::int[], %s::text[], %s::numeric[]) AS p(model_pk, attribute_id, price)
+), rates AS (
+  SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[],
+                       %s::numeric[], %s::int[], %s::numeric[], %s::numeric[])
+    AS f(model_pk, site_id, device_type, equipment_hourly, facility_hourly, verification_hours, review,
+         review_unpriced, per_shipment, overhead_percent)
+), b AS MATERIALIZED (
+  SELECT b.id, b.reference, b.status, b.order_id, b.site_id, b.started_at, b.ended_at, u.device_type,
+         c.id IS NOT NULL AS certified, r.model_pk,
+         GREATEST(0, round(extract(epoch FROM (COALESCE(b.ended_at, %s) - b.started_at)) / 3600, 4)) AS unit_hours
     FROM manufacturing_batch b
-    JOIN network_site s ON s.id = b.site_id
     JOIN network_manufacturingunit u ON u.id = b.unit_id
+    LEFT JOIN ranges r ON b.started_at >= r.t0 AND (r.t1 IS NULL OR b.started_at < r.t1)
     LEFT JOIN release_certification c ON c.batch_id = b.id
    WHERE b.id IN ({{batches}})
-), bm AS (
-  SELECT b.*, m.number AS model_number, m.content FROM b JOIN m ON m.pk = b.model_pk
-), performed AS (
-  SELECT st.batch_id,
-         GREATEST(0, round(extract(epoch FROM (st.performed_at - st.started_at)) / 3600, 4)) AS hours,
-         max({_RATE.format(role="ms.role")}) AS rate
-    FROM manufacturing_stepexecution st
-    JOIN bm ON bm.id = st.batch_id
-    LEFT JOIN accounts_membership ms ON ms.user_id = st.performed_by_id AND {_HELD.format(m="ms", at="st.performed_at")}
-   WHERE st.status <> 'skipped' AND st.performed_at IS NOT NULL
-   GROUP BY st.id, st.batch_id, st.performed_at, st.started_at
-), verified AS (
-  SELECT st.batch_id, max({_RATE.format(role="mv.role")}) AS rate,
-         round((max(bm.content->'labour'->>'verification_minutes'))::numeric / 60, 4) AS hours
-    FROM manufacturing_stepexecution st
-    JOIN bm ON bm.id = st.batch_id AND bm.content->'labour' ? 'verification_minutes'
-    LEFT JOIN accounts_membership mv ON mv.user_id = st.verified_by_id AND {_HELD.format(m="mv", at="st.verified_at")}
-   WHERE st.verified_by_id IS NOT NULL
-   GROUP BY st.id, st.batch_id
 ), labour AS (
-  SELECT batch_id, sum(round(hours * rate, 2)) AS amount, count(*) FILTER (WHERE rate IS NULL) AS unpriced
-    FROM (SELECT batch_id, hours, rate FROM performed UNION ALL SELECT batch_id, hours, rate FROM verified) x
-   GROUP BY batch_id
-), materials AS (
   SELECT st.batch_id,
-         sum(round(u.quantity * (bm.content->'materials'->>u.material_code)::numeric, 2)) AS amount,
-         count(*) FILTER (WHERE NOT coalesce(bm.content->'materials' ? u.material_code, false)) AS unpriced
+         sum(round(GREATEST(0, round(extract(epoch FROM (st.performed_at - st.started_at)) / 3600, 4)) * sp.rate, 2))
+           AS performed,
+         count(*) FILTER (WHERE st.status <> 'skipped' AND st.performed_at IS NOT NULL AND sp.rate IS NULL)
+           AS performed_unpriced,
+         sum(round(f.verification_hours * sv.rate, 2)) FILTER (WHERE st.verified_by_id IS NOT NULL) AS verified,
+         count(*) FILTER (WHERE st.verified_by_id IS NOT NULL AND f.verification_hours IS NOT NULL AND sv.rate IS NULL)
+           AS verified_unpriced
+    FROM manufacturing_stepexecution st
+    JOIN b ON b.id = st.batch_id
+    JOIN rates f ON f.model_pk = b.model_pk AND f.site_id = b.site_id AND f.device_type = b.device_type
+    LEFT JOIN spans sp
+      ON st.status <> 'skipped' AND {_SPAN.format(r="sp", who="st.performed_by_id", at="st.performed_at")}
+    LEFT JOIN spans sv ON {_SPAN.format(r="sv", who="st.verified_by_id", at="st.verified_at")}
+   GROUP BY st.batch_id
+), materials AS (
+  SELECT st.batch_id, sum(round(u.quantity * p.price, 2)) AS amount,
+         count(*) FILTER (WHERE p.price IS NULL) AS unpriced
     FROM manufacturing_materialuse u
     JOIN manufacturing_stepexecution st ON st.id = u.step_id
-    JOIN bm ON bm.id = st.batch_id
+    JOIN b ON b.id = st.batch_id AND b.model_pk IS NOT NULL
+    LEFT JOIN material_prices p ON p.model_pk = b.model_pk AND p.code = u.material_code
    GROUP BY st.batch_id
 ), qc AS (
-  SELECT r.batch_id, sum(round((bm.content->'qc_tests'->>r.attribute_id)::numeric, 2)) AS amount,
-         count(*) FILTER (WHERE NOT coalesce(bm.content->'qc_tests' ? r.attribute_id, false)) AS unpriced
-    FROM manufacturing_qcresult r JOIN bm ON bm.id = r.batch_id
-   WHERE r.corrects_id IS NULL
-   GROUP BY r.batch_id
+  SELECT q.batch_id, sum(round(p.price, 2)) AS amount, count(*) FILTER (WHERE p.price IS NULL) AS unpriced
+    FROM manufacturing_qcresult q
+    JOIN b ON b.id = q.batch_id AND b.model_pk IS NOT NULL
+    LEFT JOIN test_prices p ON p.model_pk = b.model_pk AND p.attribute_id = q.attribute_id
+   WHERE q.corrects_id IS NULL
+   GROUP BY q.batch_id
 ), shipped AS (
-  SELECT bm.id AS batch_id, count(sh.id) AS shipments
-    FROM bm JOIN custody_shipment sh ON sh.order_id = bm.order_id
-   GROUP BY bm.id
-), priced AS (
-  SELECT bm.id, bm.model_number,
-         coalesce(l.amount, 0) AS labour, coalesce(l.unpriced, 0) AS labour_unpriced,
-         coalesce(mt.amount, 0) AS materials, coalesce(mt.unpriced, 0) AS materials_unpriced,
-         coalesce(q.amount, 0) AS qc, coalesce(q.unpriced, 0) AS qc_unpriced,
-         (bm.content->'equipment'->'hourly'->>bm.device_type)::numeric AS equipment_rate,
-         COALESCE((bm.content->'facility'->'site_hourly'->>bm.site_code)::numeric,
-                  (bm.content->'facility'->>'hourly')::numeric) AS facility_rate,
-         bm.unit_hours,
-         (bm.content->'review'->>'qa_hours')::numeric AS qa_hours, {_RATE.format(role="'control_qa'")} AS qa_rate,
-         (bm.content->'review'->>'qp_hours')::numeric AS qp_hours, {_RATE.format(role="'qp'")} AS qp_rate,
-         coalesce(sh.shipments, 0) AS shipments,
-         round((bm.content->'logistics'->>'per_shipment')::numeric, 2) AS per_shipment,
-         (bm.content->'overhead'->>'percent')::numeric AS overhead_percent
-    FROM bm
-    LEFT JOIN labour l ON l.batch_id = bm.id
-    LEFT JOIN materials mt ON mt.batch_id = bm.id
-    LEFT JOIN qc q ON q.batch_id = bm.id
-    LEFT JOIN shipped sh ON sh.batch_id = bm.id
+  SELECT sh.order_id, count(*) AS shipments FROM custody_shipment sh
+   WHERE sh.order_id IN (SELECT order_id FROM b) GROUP BY sh.order_id
 ), lines AS (
-  SELECT id, model_number, labour, materials, qc,
-         coalesce(round(unit_hours * equipment_rate, 2), 0) AS equipment,
-         coalesce(round(unit_hours * facility_rate, 2), 0) AS facility,
-         coalesce(round(qa_hours * qa_rate, 2), 0) + coalesce(round(qp_hours * qp_rate, 2), 0) AS review,
-         coalesce(shipments * per_shipment, 0) AS logistics,
-         overhead_percent,
-         labour_unpriced + materials_unpriced + qc_unpriced
-           + (equipment_rate IS NULL)::int + (facility_rate IS NULL)::int
-           + (qa_hours IS NOT NULL AND qa_rate IS NULL)::int + (qp_hours IS NOT NULL AND qp_rate IS NULL)::int
-           + CASE WHEN per_shipment IS NULL THEN shipments ELSE 0 END AS unpriced
-    FROM priced
+  SELECT b.id,
+         coalesce(l.performed, 0) + coalesce(l.verified, 0) AS labour,
+         coalesce(m.amount, 0) AS materials,
+         coalesce(q.amount, 0) AS qc,
+         coalesce(round(b.unit_hours * f.equipment_hourly, 2), 0) AS equipment,
+         coalesce(round(b.unit_hours * f.facility_hourly, 2), 0) AS facility,
+         f.review,
+         coalesce(sh.shipments, 0) * coalesce(f.per_shipment, 0) AS logistics,
+         f.overhead_percent,
+         coalesce(l.performed_unpriced, 0) + coalesce(l.verified_unpriced, 0) + coalesce(m.unpriced, 0)
+           + coalesce(q.unpriced, 0) + (f.equipment_hourly IS NULL)::int + (f.facility_hourly IS NULL)::int
+           + f.review_unpriced + CASE WHEN f.per_shipment IS NULL THEN coalesce(sh.shipments, 0) ELSE 0 END
+           AS unpriced
+    FROM b
+    JOIN rates f ON f.model_pk = b.model_pk AND f.site_id = b.site_id AND f.device_type = b.device_type
+    LEFT JOIN labour l ON l.batch_id = b.id
+    LEFT JOIN materials m ON m.batch_id = b.id
+    LEFT JOIN qc q ON q.batch_id = b.id
+    LEFT JOIN shipped sh ON sh.order_id = b.order_id
 )
-SELECT b.id, b.reference, b.site_code, b.status, b.started_at, b.ended_at, b.certified, l.model_number,
+SELECT b.id, b.reference, b.site_id, b.status, b.started_at, b.ended_at, b.certified, b.model_pk,
        l.labour, l.materials, l.qc, l.equipment, l.facility, l.review, l.logistics,
        round((l.labour + l.materials + l.qc + l.equipment + l.facility + l.review + l.logistics)
              * l.overhead_percent / 100, 2) AS overhead,
@@ -241,17 +291,26 @@ SELECT b.id, b.reference, b.site_code, b.status, b.started_at, b.ended_at, b.cer
 
 
 def _by_sql(batches: QuerySet[Batch], models: Models, now: dt.datetime) -> list[BatchTotal]:
+    """One statement; the prices come in as arrays looked up by ``compute`` (three small reads first:
+    the people's roles, the sites and device types in scope); the database multiplies, rounds and sums."""
     inner, inner_params = batches.order_by().values("pk").query.sql_with_params()
-    # Positional parameters in the order they appear: the models, now, then the batches' own query.
-    params = [models.as_json(), now, *inner_params]
+    fixed, site_codes = _batch_rate_rows(batches, models)
+    materials, tests = _price_rows(models)
+    params = [*_columns(_model_ranges(models), 3), *_columns(_rate_spans(batches, models, site_codes), 6),
+              *_columns(materials, 3), *_columns(tests, 3), *_columns(fixed, 10), now, *inner_params]
+    number = {pk: m.number for pk, m in models.by_pk.items()}
     out = []
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The planner cannot estimate the arrays' joins; its guess would switch JIT compilation on, which
+        # costs seconds on a statement that runs in less.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(_SQL.replace("{batches}", inner), params)
         for row in cursor.fetchall():
-            (pk, reference, site_code, status, started_at, ended_at, certified, model_number, *amounts, unpriced) = row
+            (pk, reference, site_id, status, started_at, ended_at, certified, model_pk, *amounts, unpriced) = row
             out.append(BatchTotal(
-                pk=pk, reference=reference, site_code=site_code, status=status, started_at=started_at,
-                ended_at=ended_at, certified=certified, model_number=model_number,
+                pk=pk, reference=reference, site_code=site_codes.get(site_id, ""), status=status,
+                started_at=started_at, ended_at=ended_at, certified=certified,
+                model_number=number.get(model_pk),
                 amounts={key: (Decimal(value) if value is not None else ZERO).quantize(compute.CENT)
                          for key, value in zip(CATEGORY_KEYS, amounts, strict=True)},
                 unpriced=unpriced or 0))
