@@ -150,8 +150,7 @@ def _rate_spans(batches: QuerySet[Batch], models: Models, site_codes: dict[int, 
     for m in (Membership.objects.filter(site_id__in=batches.order_by().values("site_id"))
               .values("user_id", "site_id", "role", "granted_at", "valid_until", "revoked_at")):
         ends = [t for t in (m["valid_until"], m["revoked_at"]) if t is not None]
-        m["ends_at"] = min(ends) if ends else None
-        held.setdefault((m["user_id"], m["site_id"]), []).append(m)
+        held.setdefault((m["user_id"], m["site_id"]), []).append({**m, "ends_at": min(ends) if ends else None})
     spans = []
     for (user_id, site_id), rows in held.items():
         bounds = sorted({r["granted_at"] for r in rows} | {r["ends_at"] for r in rows if r["ends_at"] is not None})
