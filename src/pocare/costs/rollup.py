@@ -50,7 +50,7 @@ class BatchTotal:
     status: str
     started_at: dt.datetime
     ended_at: dt.datetime | None
-    certified: bool
+    decision: str | None  # the QP's: released or rejected; None while there is none
     model_number: int | None
     amounts: dict[str, Decimal] = field(default_factory=dict)
     unpriced: int = 0
@@ -100,9 +100,9 @@ def batch_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = None, me
     return _by_records(batches, models, now)
 
 
-def _empty(batch: Any, model: CostModel | None, certified: bool) -> BatchTotal:
+def _empty(batch: Any, model: CostModel | None, decision: str | None) -> BatchTotal:
     return BatchTotal(pk=batch.pk, reference=batch.reference, site_code=batch.site.code, status=batch.status,
-                      started_at=batch.started_at, ended_at=batch.ended_at, certified=certified,
+                      started_at=batch.started_at, ended_at=batch.ended_at, decision=decision,
                       model_number=model.number if model is not None else None,
                       amounts=dict.fromkeys(CATEGORY_KEYS, ZERO))
 
@@ -121,7 +121,7 @@ def _by_records(batches: QuerySet[Batch], models: Models, now: dt.datetime) -> l
         records = selectors.records_many([b for b in chunk if b.pk in priced], priced, now=now)
         for batch in chunk:
             certification = getattr(batch, "certification", None)
-            total = _empty(batch, chosen[batch.pk], certification is not None)
+            total = _empty(batch, chosen[batch.pk], certification.decision if certification is not None else None)
             if batch.pk in records:
                 sheet = compute.batch_cost_lines(records[batch.pk], priced[batch.pk].content)
                 for line in sheet.lines:
@@ -217,7 +217,7 @@ WITH ranges AS (
          review_unpriced, per_shipment, overhead_percent)
 ), b AS MATERIALIZED (
   SELECT b.id, b.reference, b.status, b.order_id, b.site_id, b.started_at, b.ended_at, u.device_type,
-         c.id IS NOT NULL AS certified, r.model_pk,
+         c.decision, r.model_pk,
          GREATEST(0, round(extract(epoch FROM (COALESCE(b.ended_at, %s) - b.started_at)) / 3600, 4)) AS unit_hours
     FROM manufacturing_batch b
     JOIN network_manufacturingunit u ON u.id = b.unit_id
@@ -279,7 +279,7 @@ WITH ranges AS (
     LEFT JOIN qc q ON q.batch_id = b.id
     LEFT JOIN shipped sh ON sh.order_id = b.order_id
 )
-SELECT b.id, b.reference, b.site_id, b.status, b.started_at, b.ended_at, b.certified, b.model_pk,
+SELECT b.id, b.reference, b.site_id, b.status, b.started_at, b.ended_at, b.decision, b.model_pk,
        l.labour, l.materials, l.qc, l.equipment, l.facility, l.review, l.logistics,
        round((l.labour + l.materials + l.qc + l.equipment + l.facility + l.review + l.logistics)
              * l.overhead_percent / 100, 2) AS overhead,
@@ -305,10 +305,10 @@ def _by_sql(batches: QuerySet[Batch], models: Models, now: dt.datetime) -> list[
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(_SQL.replace("{batches}", inner), params)
         for row in cursor.fetchall():
-            (pk, reference, site_id, status, started_at, ended_at, certified, model_pk, *amounts, unpriced) = row
+            (pk, reference, site_id, status, started_at, ended_at, decision, model_pk, *amounts, unpriced) = row
             out.append(BatchTotal(
                 pk=pk, reference=reference, site_code=site_codes.get(site_id, ""), status=status,
-                started_at=started_at, ended_at=ended_at, certified=certified,
+                started_at=started_at, ended_at=ended_at, decision=decision,
                 model_number=number.get(model_pk),
                 amounts={key: (Decimal(value) if value is not None else ZERO).quantize(compute.CENT)
                          for key, value in zip(CATEGORY_KEYS, amounts, strict=True)},
