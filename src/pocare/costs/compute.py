@@ -249,3 +249,44 @@ def batch_cost_lines(records: BatchRecords, content: Mapping[str, Any]) -> CostS
         add(CostLine("overhead", f"Overhead {percent.normalize():f} % of {base} EUR", base, "EUR",
                      percent / 100, money(base * percent / 100), Source("costs.CostModel", records.model_pk)))
     return sheet
+
+
+# --- the patient's clinical episode -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClinicalEvent:
+    """One event of the patient's episode that the records hold: an apheresis (a collection), an infusion (its
+    hand-off; the lymphodepletion before it is counted with it, POCare recording the infusion only), a
+    follow-up visit done (``mode``: in person, by phone, by questionnaire)."""
+
+    kind: str  # apheresis | infusion | visit
+    pk: int
+    label: str
+    mode: str = ""
+
+
+#: The record each kind of event comes from.
+CLINICAL_SOURCES = {"apheresis": "custody.Collection", "infusion": "custody.Handoff", "visit": "patients.Visit"}
+
+
+def clinical_lines(events: Sequence[tuple[ClinicalEvent, Mapping[str, Any] | None, int]]) -> list[CostLine]:
+    """The lines of a patient's clinical episode: each event with the content of the version that prices it
+    (``None``: no version in force on its day: unpriced) and that version's pk. An infusion adds a second
+    line, the lymphodepletion (conditioning) that precedes it."""
+    out = []
+    for event, content, _model_pk in events:
+        clinical = (content or {}).get("clinical") or {}
+        source = Source(CLINICAL_SOURCES[event.kind], event.pk)
+        if event.kind == "apheresis":
+            out.append(_line("clinical", f"Apheresis: {event.label}", Decimal(1), "procedure",
+                             _price(clinical, "apheresis"), source))
+        elif event.kind == "infusion":
+            out.append(_line("clinical", f"Lymphodepletion before the infusion ({event.label})", Decimal(1),
+                             "course", _price(clinical, "lymphodepletion"), source))
+            out.append(_line("clinical", f"Infusion: {event.label}", Decimal(1), "infusion",
+                             _price(clinical, "infusion"), source))
+        else:
+            out.append(_line("clinical", f"Follow-up visit {event.label} ({event.mode.replace('_', ' ') or '?'})",
+                             Decimal(1), "visit", _price(clinical.get("visit"), event.mode), source))
+    return out

@@ -20,7 +20,10 @@ unpriced on the batch's cost, never as zero)::
      "equipment": {"hourly": {"clinimacs_prodigy": 18}},       # depreciation € per hour, by device type
      "review": {"qa_hours": 2, "qp_hours": 1},                 # QA review and QP certification per batch
      "logistics": {"per_shipment": 650},                       # € per shipment of the order
-     "overhead": {"percent": 15}}                              # of every other line
+     "overhead": {"percent": 15},                              # of every other line
+     "clinical": {"apheresis": 4200, "lymphodepletion": 2600,  # € per apheresis, per conditioning,
+                  "infusion": 7500,                            # per infusion (with the stay),
+                  "visit": {"in_person": 380, "phone": 60, "questionnaire": 25}}}  # per follow-up visit done
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ MAX_REVIEW_HOURS = Decimal(200)  # hours of QA or QP per batch
 MAX_VERIFICATION_MINUTES = Decimal(480)
 MAX_SHIPMENT = Decimal(100_000)  # € per shipment
 MAX_PERCENT = Decimal(100)
+MAX_CLINICAL = Decimal(500_000)  # € per clinical event of a patient's episode (an apheresis, an infusion, a visit)
+#: How a follow-up visit may be done (patients.models.VisitMode).
+VISIT_MODES = ("in_person", "phone", "questionnaire")
 #: At most this many entries in one map (prices of materials, rates of sites, ...).
 MAX_ENTRIES = 2_000
 PLACES = 4
@@ -121,7 +127,7 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
     ``device_types`` are the names a rate may be given for (``accounts.roles.Role``,
     ``network.models.DeviceType``)."""
     top = _section(content, "", ("currency", "labour", "materials", "qc_tests", "facility", "equipment",
-                                 "review", "logistics", "overhead"))
+                                 "review", "logistics", "overhead", "clinical"))
     if top.get("currency") != CURRENCY:
         raise ContentRefused("currency", f'must be "{CURRENCY}"')
     out: dict[str, Any] = {"currency": CURRENCY}
@@ -167,4 +173,10 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
         overhead = _section(top["overhead"], "overhead", ("percent",))
         out["overhead"] = {key: amount_checked(value, f"overhead.{key}", MAX_PERCENT)
                            for key, value in overhead.items()}
+    if "clinical" in top:
+        clinical = _section(top["clinical"], "clinical", ("apheresis", "lymphodepletion", "infusion", "visit"))
+        out["clinical"] = {key: amount_checked(value, f"clinical.{key}", MAX_CLINICAL)
+                           for key, value in clinical.items() if key != "visit"}
+        if "visit" in clinical:
+            out["clinical"]["visit"] = _prices(clinical["visit"], "clinical.visit", MAX_CLINICAL, VISIT_MODES)
     return out

@@ -10,4 +10,5 @@ urlpatterns = [
     path("costs/reports/", views.report_page, name="reports"),
     path("costs/reports/sign/", views.report_sign, name="report_sign"),
     path("costs/reports/<int:pk>/", views.report_detail, name="report"),
+    path("costs/patients/<str:pseudonym>/", views.patient_cost, name="patient"),
 ]

@@ -25,14 +25,16 @@ from pocare.accounts.roles import Perm
 from pocare.core.charts.bars import Bar, bars_svg
 from pocare.core.forms import apply_validation_error
 from pocare.core.listing import csv_cell
-from pocare.costs import anchors, compute, report, rollup, selectors, services
+from pocare.costs import anchors, compute, patient, report, rollup, selectors, services
 from pocare.costs.forms import ReportForm, ReportSignForm
 from pocare.costs.models import CostModel, CostReport
+from pocare.custody.models import Collection, Handoff
 from pocare.ledger.models import Signature
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.ledger.verify import signature_statuses
 from pocare.manufacturing.models import Batch
 from pocare.network.models import Site
+from pocare.patients.models import Patient
 
 
 def _links(cost: selectors.BatchCost) -> dict[tuple[str, int], str]:
@@ -77,7 +79,9 @@ def batch_cost(request: HttpRequest, reference: str) -> HttpResponse:
         raise Http404("No such batch.") from None
     cost = selectors.batch_cost(batch, _model_asked(request))
     context: dict[str, Any] = {"batch": batch, "cost": cost,
-                               "versions": selectors.models_listed().filter(status__in=selectors.IN_FORCE)}
+                               "versions": selectors.models_listed().filter(status__in=selectors.IN_FORCE),
+                               "pseudonym": Patient.objects.filter(referrals__order_id=batch.order_id)
+                               .values_list("pseudonym", flat=True).first()}
     if cost is not None:
         links = _links(cost)
         context["groups"] = [(key, label, subtotal, [(line, links.get((line.source.label, line.source.pk), ""))
@@ -254,3 +258,35 @@ def _detail_context(found: CostReport) -> dict[str, Any]:
     return _report_context(found.figures) | {
         "report": found, "signatures": [(s, *statuses[s.pk]) for s in signatures], "agrees": agrees,
         "now_total": now["total"], "now_batches": now["batches"], "differ": differ[:20]}
+
+
+# --- the cost of one patient treated ----------------------------------------------------------------------
+
+
+def _clinical_links(cost: patient.PatientCost) -> dict[tuple[str, int], str]:
+    """The page of each clinical record: the order's custody page (its collections, its timeline of
+    hand-offs with the infusion). A visit has no page of its own outside the treating hospital's."""
+    wanted = {(line.source.label, line.source.pk) for line in cost.clinical}
+    orders = {("custody.Collection", pk): order for pk, order in Collection.objects.filter(
+        pk__in=[pk for label, pk in wanted if label == "custody.Collection"]).values_list("pk", "order_id")}
+    orders |= {("custody.Handoff", pk): order for pk, order in Handoff.objects.filter(
+        pk__in=[pk for label, pk in wanted if label == "custody.Handoff"]).values_list("pk", "order_id")}
+    anchor = {"custody.Collection": "#collections", "custody.Handoff": "#timeline"}
+    return {key: reverse("custody:order", args=[order]) + anchor[key[0]] for key, order in orders.items()}
+
+
+@requires(Perm.COSTS_VIEW)
+@require_GET
+def patient_cost(request: HttpRequest, pseudonym: str) -> HttpResponse:
+    """The cost of one patient treated: every batch made for them, failed ones included, and their clinical
+    episode, each line linked to its record (COST-BATCH). Pseudonym only: no identifying data."""
+    try:
+        found = patient.patient_for(request.user, pseudonym[:40])
+    except Patient.DoesNotExist:
+        raise Http404("No such patient, or not one whose costs you read.") from None
+    cost = patient.patient_cost(found)
+    links = _clinical_links(cost)
+    return render(request, "costs/patient.html", {
+        "patient": found, "cost": cost,
+        "clinical": [(line, links.get((line.source.label, line.source.pk), ""),
+                      cost.when.get((line.source.label, line.source.pk))) for line in cost.clinical]})

@@ -49,7 +49,11 @@ def content(versions: list[MasterFileVersion]) -> dict[str, Any]:
             "equipment": {"hourly": {"clinimacs_prodigy": 9, "lonza_cocoon": 8, "other": 9}},
             "review": {"qa_hours": 3, "qp_hours": 1.5},
             "logistics": {"per_shipment": 700},  # a validated courier leg with a data logger (estimate)
-            "overhead": {"percent": 20}}
+            "overhead": {"percent": 20},
+            # The clinical episode (estimates): an apheresis session, a fludarabine/cyclophosphamide course,
+            # the infusion with about ten days on the ward, a follow-up visit by its mode.
+            "clinical": {"apheresis": 4200, "lymphodepletion": 2600, "infusion": 9500,
+                         "visit": {"in_person": 380, "phone": 60, "questionnaire": 25}}}
 
 
 def load_model(*, versions: list[MasterFileVersion], password: str, effective_from: dt.date) -> CostModel:
