@@ -491,13 +491,15 @@ def test_a_demo_patient_treated_costs_their_batches_and_their_episode_recomputed
     assert cost.clinical_total == by_hand and cost.unpriced == 0 and cost.treated
     assert cost.total == by_page + by_hand
 
+    from pocare.accounts.models import User
+
     client = Client()
-    client.login(username="qa", password=PASSWORD)
+    client.force_login(User.objects.get(username="qa"))
     page = client.get(reverse("costs:patient", args=[referral.patient.pseudonym]))
     html = page.content.decode()
     assert page.status_code == 200 and f"{cost.total:,.2f}" in html
     assert all(reverse("costs:batch", args=[b.reference]) in html for b in batches)
     operator = Client()
-    operator.login(username="operator.mad", password=PASSWORD)
+    operator.force_login(User.objects.get(username="operator.mad"))
     assert operator.get(reverse("costs:patient", args=[referral.patient.pseudonym])).status_code == 403
     assert client.get(reverse("costs:patient", args=["NO-SUCH"])).status_code == 404
