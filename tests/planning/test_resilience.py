@@ -6,13 +6,14 @@ suppliers; hostile input is a 400 naming the field."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 
 from pocare.network.models import Site
-from pocare.planning import live, services, study, twin
+from pocare.planning import live, study, twin
 from pocare.planning.models import PlanningRun
 from pocare.supply import autarky, reorder
 from pocare.supply import services as supply
@@ -59,8 +60,6 @@ def test_two_kits_last_two_weeks_then_batches_wait_for_the_delivery_after_the_di
 
 
 def replace_disruptions(cfg: twin.TwinConfig) -> twin.TwinConfig:
-    from dataclasses import replace  # lint: allow (a test helper's one use)
-
     return replace(cfg, disruptions=())
 
 
@@ -91,8 +90,6 @@ def test_with_the_buffer_never_worse_than_without_on_the_same_seed(seed):
 def test_a_patient_progressing_while_the_batch_waits_for_material_is_lost_to_the_disruption():
     """SUP-STOCK: the twin's loss while waiting reused — with a progression hazard, a long disruption
     and no stock, patients are lost waiting for the material, and counted among those lost to progression."""
-    from dataclasses import replace  # lint: allow (one use)
-
     cfg = replace(tiny(a_kits=0, weeks=20), progression_per_day=0.05, horizon_days=200)
     r = twin.simulate(cfg, seed=4)
     assert r["lost_supply"] > 0 and r["lost_supply"] <= r["lost_progression"]
@@ -175,6 +172,11 @@ def test_the_twin_form_refuses_hostile_supply_input_with_a_400_naming_the_field(
 
 @pytest.fixture
 def region(db):
+    """The stock of :func:`make_region`."""
+    return make_region()
+
+
+def make_region():
     """MAD consumes 13 syringes at a step (1 a week over the 13 weeks of history) and keeps 7 in its
     store; the Iberian depot, held by MAD and serving MAD and LIS, 10; LIS 4 in its store and no demand;
     MUC keeps a store of 5 and needs nothing (no depot serves it: a region alone)."""
@@ -197,7 +199,7 @@ def test_weeks_of_autarky_by_hand(region):
     assert ib.limiting is not None and ib.limiting.material_code == s.SYRINGE
     assert (ib.limiting.stock, ib.limiting.weekly_demand) == (21, 1)
     assert regions["MUC"].sites == ("MUC",) and regions["MUC"].weeks is None
-    assert list(regions)[0] == "DEPOT-IB"  # fewest weeks first, a region needing nothing last
+    assert next(iter(regions)) == "DEPOT-IB"  # fewest weeks first, a region needing nothing last
 
 
 def test_the_autarky_page_for_the_planner_and_qa_only(region, client, login):

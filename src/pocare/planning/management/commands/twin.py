@@ -32,7 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--weeks", type=float, default=4.0, help="disruption weeks (1-104)")
         parser.add_argument("--material", default="lentiviral vector",
                             help="disruption/supply: the material stopped (its code in the live network)")
-        parser.add_argument("--supplier", default="", help="supply: stop this supplier (the materials only it supplies)")
+        parser.add_argument("--supplier", default="",
+                            help="supply: stop this supplier (the materials only it supplies)")
         parser.add_argument("--kits-per-site", type=float, default=0.0,
                             help="synthetic network, supply: kits of the material at each site")
         parser.add_argument("--depot-kits", type=float, default=0.0,
@@ -95,8 +96,8 @@ class Command(BaseCommand):
                               f"{m['r2i_p90']['mean'] or 0:.1f} d, utilization {m['utilization']['mean']:.2f}")
             if s["name"] in (study.WITH_BUFFER, study.WITHOUT_BUFFER):
                 row = result["supply"]["rows"][s["name"]]
-                self.stdout.write(f"  supply disruption {s['name']}: {row['delayed_supply'] or 0:.1f} patients delayed, "
-                                  f"{row['lost_supply'] or 0:.1f} lost waiting for material, "
+                self.stdout.write(f"  supply disruption {s['name']}: {row['delayed_supply'] or 0:.1f} patients "
+                                  f"delayed, {row['lost_supply'] or 0:.1f} lost waiting for material, "
                                   f"{row['extra_lost']:.1f} lost beyond the baseline, added wait "
                                   f"{row['supply_wait_mean'] or 0:.1f} d")
             why = s["diagnosis"]
