@@ -246,3 +246,16 @@ def test_a_lead_time_outside_1_to_365_whole_days_is_refused_naming_the_field(val
     approval.refresh_from_db()
     assert approval.lead_time_days == 14
     assert Site.objects.filter(code="MAD").exists()
+
+
+def test_the_twin_form_names_the_sole_suppliers_and_starts_a_supply_study(region, login):
+    """SUP-STOCK: the form lists the live network's sole suppliers with their materials (BD, the syringe),
+    and a supply study with a synthetic network's stock starts."""
+    client = login("planner")
+    assert "BD (SYR-5ML)" in client.get("/planning/twin/new/").content.decode()
+    response = client.post("/planning/twin/new/", {**TWIN, "scenario": "supply", "material": "LV",
+                                                   "kits_per_site": "2", "depot_kits": "5", "lead_time_days": "14"})
+    assert response.status_code == 302
+    run = PlanningRun.objects.get()
+    assert (run.parameters["scenario"], run.parameters["kits_per_site"], run.parameters["depot_kits"]) == (
+        "supply", 2.0, 5.0)
