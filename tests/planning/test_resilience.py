@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from pocare.network.models import Site
 from pocare.planning import live, study, twin
@@ -259,3 +261,18 @@ def test_the_twin_form_names_the_sole_suppliers_and_starts_a_supply_study(region
     run = PlanningRun.objects.get()
     assert (run.parameters["scenario"], run.parameters["kits_per_site"], run.parameters["depot_kits"]) == (
         "supply", 2.0, 5.0)
+
+
+def test_weeks_of_autarky_read_in_a_fixed_number_of_queries(region):
+    """SUP-STOCK: another stock-keeping site, its lots and a second depot add no query."""
+    qa = h.user("qa")
+    autarky.regions(user=qa)  # the person's memberships, read once per request
+    with CaptureQueriesContext(connection) as first:
+        autarky.regions(user=qa)
+    s.received(6, site_code="GRO")
+    s.received(3, site_code="MUC")
+    s.received(2, location=s.store("LIS", "DEPOT-LIS", kind=LocationKind.DEPOT, serves=("LIS", "GRO")), site_code="LIS")
+    with CaptureQueriesContext(connection) as second:
+        names = [r.name for r in autarky.regions(user=qa)]
+    assert len(second) == len(first) and "GRO" in str([r.sites for r in autarky.regions(user=qa)])
+    assert names.count("DEPOT-IB") == 1
