@@ -3,7 +3,8 @@
 - the suppliers the history's lots name (``history.plan.MATERIALS``: Miltenyi Biotec for the
   closed-system kits, reagents, media and cytokines, BD for the syringes, the vector manufacturer
   for the lentiviral vector, bioMérieux, Macopharma, Baxter), each registered and qualified by
-  Control Site QA (signed) and approved for the materials of the bill of materials it supplies;
+  Control Site QA (signed) and approved for the materials of the bill of materials it supplies, with
+  its lead time (:data:`LEAD_TIME_DAYS`: six weeks for the lentiviral vector, two for the rest);
 - a store at every active POCare site, and the Iberian regional depot held by Madrid, serving
   Madrid, Lisbon and Porto;
 - the live lots (``batches.load_lots``): one supplier lot of each material, delivered to every
@@ -52,6 +53,11 @@ DEPOT, DEPOT_SITE, DEPOT_SERVES = "DEPOT-IB", "MAD", ("MAD", "LIS", "OPO")
 BATCHES_PER_DELIVERY = 10
 DEPOT_DELIVERIES = 2
 MARK = "Demo"
+#: Days from an order to its delivery per material (estimates, no published figure): the lentiviral
+#: vector is made to order by its CDMO; the rest are catalogue items. The twin's supply disruption of the
+#: vector's supplier waits this long after the disruption ends.
+LEAD_TIME_DAYS = {"LV-CAR19": 42}
+DEFAULT_LEAD_TIME_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,7 @@ def load_suppliers(*, password: str) -> list[Supplier]:
         for code in codes:
             if code not in approved:
                 services.supplier_approve_for(actor=qa, supplier=supplier, material_code=code,
+                                              lead_time_days=LEAD_TIME_DAYS.get(code, DEFAULT_LEAD_TIME_DAYS),
                                               reason=f"{MARK}: specification and certificate of analysis agreed")
         suppliers.append(supplier)
     return suppliers

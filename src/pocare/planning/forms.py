@@ -85,7 +85,9 @@ class TwinForm(forms.Form):
                                initial="synthetic")
     scenario = forms.ChoiceField(choices=[(s, s) for s in study.SCENARIOS], initial="baseline",
                                  help_text="centralized: all units at the hub; units: set a site's units; outage: "
-                                           "close a site for some days; disruption: a material missing for weeks.")
+                                           "close a site for some days; disruption: a material missing for weeks; "
+                                           "supply: a supplier or material stopped for weeks, run with and without "
+                                           "the regional depots' stock.")
     sites = forms.IntegerField(initial=30, min_value=1, max_value=200, help_text="Synthetic network only.")
     referrals_per_year = forms.FloatField(
         required=False, min_value=1, max_value=200_000,
@@ -97,16 +99,44 @@ class TwinForm(forms.Form):
     units = forms.IntegerField(initial=0, min_value=0, max_value=100)
     start_day = forms.FloatField(initial=90, min_value=0, max_value=3650)
     days = forms.FloatField(label="Outage days", initial=28, min_value=0, max_value=3650)
-    weeks = forms.FloatField(label="Disruption weeks", initial=4, min_value=0, max_value=520)
-    material = forms.CharField(initial="lentiviral vector", max_length=100)
+    weeks = forms.FloatField(label="Disruption weeks", initial=4, min_value=1, max_value=104)
+    material = forms.CharField(initial="lentiviral vector", max_length=100,
+                               help_text="Disruption/supply: the material's code (the live network's bill of "
+                                         "materials); blank with a supplier.", required=False)
+    supplier = forms.CharField(required=False, max_length=120,
+                               help_text="Supply: stop this supplier (every material only it supplies) instead.")
+    kits_per_site = forms.FloatField(required=False, min_value=0, max_value=10_000,
+                                     help_text="Synthetic network, supply: kits of the material at each site.")
+    depot_kits = forms.FloatField(required=False, min_value=0, max_value=100_000,
+                                  help_text="Synthetic network, supply: kits in one depot serving every site.")
+    lead_time_days = forms.FloatField(required=False, min_value=0, max_value=365,
+                                      help_text="Days from the disruption's end to the first delivery. Blank: the "
+                                                "approved suppliers' lead times (live), none (synthetic).")
     replications = forms.IntegerField(initial=4, min_value=1, max_value=50)
     seed = forms.IntegerField(initial=1, min_value=0, max_value=2**31)
     horizon_days = forms.FloatField(initial=365, min_value=30, max_value=3650)
 
+    def __init__(self, *args: Any, suppliers: dict[str, tuple[str, ...]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if suppliers:
+            field = self.fields["supplier"]
+            field.help_text = (f"{field.help_text} The live network's sole suppliers: "
+                               + "; ".join(f"{name} ({', '.join(codes)})" for name, codes in suppliers.items()) + ".")
+            vector = [name for name, codes in suppliers.items() if any(c.upper().startswith("LV") for c in codes)]
+            if vector:  # the disruption a planner asks about first: the lentiviral vector's supplier
+                field.initial = vector[0]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("scenario") == "supply" and not (data.get("material") or data.get("supplier")):
+            self.add_error("material", "Name a material or a supplier to stop.")
+        return data
+
     def parameters(self, network: dict[str, Any] | None) -> dict[str, Any]:
         d = dict(self.cleaned_data)
         d.pop("source")
-        if d["referrals_per_year"] is None:
-            d.pop("referrals_per_year")
+        for key in ("referrals_per_year", "kits_per_site", "depot_kits"):
+            if d[key] is None:
+                d.pop(key)
         d["network"] = network
         return d

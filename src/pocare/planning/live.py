@@ -5,12 +5,19 @@ batches, BatchStatus.ABORTED = manufacturing failure) and out-of-specification r
 non-conforming QC result). Where the records hold too few batches, the DOMAIN.md defaults stay.
 Demand is the patients referred at each site over the last year (the patients app's referrals, with
 the therapy orders placed without one ÷ the eligible share), extrapolated to a year — or the referrals
-a year the planner gives; never a silent default."""
+a year the planner gives; never a silent default.
+
+Stock (issue 18, "Resilience"): each site's usable stock of every material of the bill (released,
+unexpired, not recalled: supply's reorder rule) in kits — batches' worth, the quantity ÷ the bill's
+quantity per batch, rounded down — its regional depot's pool shared by the sites it serves, the lead
+time of each material (the longest of its qualified approved suppliers) and the materials each
+supplier alone supplies."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Max, Min
@@ -18,10 +25,13 @@ from django.utils import timezone
 
 from pocare.custody.models import TherapyOrder
 from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution
+from pocare.masterfile.models import MasterFileVersion, VersionStatus
 from pocare.network.models import ManufacturingUnit, Site, SiteKind, UnitStatus
 from pocare.patients.models import Referral
 from pocare.patients.outcome_selectors import referrals_per_site
 from pocare.planning import travel, twin
+from pocare.supply import reorder
+from pocare.supply.models import QUALIFIED, ApprovedSupplier, LocationKind, StockLocation
 
 MIN_BATCHES = 5  # fewer observed batches than this: keep the published defaults
 
@@ -148,7 +158,83 @@ def twin_network(user: Any = None, *, referrals_per_year: float | None = None,
     config = twin.TwinConfig(sites=specs, regions=regions)
     used: dict[str, Any] = {"batches": data["batches"], "sites": len(sites), "units": sum(s["units"] for s in sites),
                             "referrals_per_year": sum(per_site.values()), "demand": demand}
-    return _observed_times(config, data, used), used
+    return with_live_stock(_observed_times(config, data, used), used), used
+
+
+#: The twin's lead time for a material no qualified supplier is approved for (supply's default).
+DEFAULT_LEAD_TIME_DAYS = 14.0
+
+
+def per_batch() -> dict[str, Decimal]:
+    """Material code → quantity one batch uses, the largest over the master-file versions in force
+    (fewer kits rather than more)."""
+    out: dict[str, Decimal] = {}
+    for version in MasterFileVersion.objects.filter(status=VersionStatus.EFFECTIVE).only("content"):
+        for code, (_name, _unit, quantity) in reorder.bill_per_batch(version).items():
+            out[code] = max(out.get(code, Decimal(0)), quantity)
+    return out
+
+
+def live_stock(codes: list[str], *, at: dt.datetime | None = None) -> dict[str, Any]:
+    """Kits per site and per depot (serving which of ``codes``), lead times and sole suppliers, from
+    the stock movements (supply's usable stock), the bill of materials and the approvals. Five queries."""
+    now = at or timezone.now()
+    bill = per_batch()
+    ids = dict(Site.objects.filter(code__in=codes).values_list("pk", "code"))
+    depots = {d.pk: d for d in StockLocation.objects.filter(kind=LocationKind.DEPOT).prefetch_related("serves")}
+    depot_sites = {d.site_id for d in depots.values()}
+    usable_until = now.date() + dt.timedelta(weeks=reorder.LEAD_TIME_WEEKS)
+    site_kits: dict[str, dict[str, Decimal]] = {code: {} for code in codes}
+    pool: dict[int, dict[str, Decimal]] = {pk: {} for pk in depots}
+    for row in reorder.usable_stock([*ids, *depot_sites], usable_until=usable_until):
+        material, total = row["lot__material_code"], row["total"] or Decimal(0)
+        if row["location_id"] in depots:
+            pool[row["location_id"]][material] = pool[row["location_id"]].get(material, Decimal(0)) + total
+        elif row["location__site_id"] in ids:
+            kits = site_kits[ids[row["location__site_id"]]]
+            kits[material] = kits.get(material, Decimal(0)) + total
+    kits_of = {code: {m: _kits(q, bill.get(m)) for m, q in held.items()} for code, held in site_kits.items()}
+    specs = []
+    for pk, depot in sorted(depots.items(), key=lambda d: d[1].code):
+        serves = tuple(sorted(s.code for s in depot.serves.all() if s.code in site_kits))
+        if serves:
+            specs.append(twin.DepotSpec(depot.code, serves, {m: _kits(q, bill.get(m)) for m, q in pool[pk].items()}))
+    lead, sole = suppliers()
+    return {"kits": kits_of, "depots": tuple(specs), "lead_times": lead, "suppliers": sole}
+
+
+def suppliers() -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
+    """Each material's lead time in days (the longest of its qualified approved suppliers) and each
+    supplier's materials that only it supplies (what stops when it does). One query."""
+    approvals = list(ApprovedSupplier.objects.filter(supplier__status__in=QUALIFIED)
+                     .values_list("material_code", "supplier__name", "lead_time_days"))
+    lead: dict[str, float] = {}
+    by_material: dict[str, set[str]] = {}
+    for material, supplier, days in approvals:
+        lead[material] = max(lead.get(material, 0.0), float(days))
+        by_material.setdefault(material, set()).add(supplier)
+    sole: dict[str, list[str]] = {}
+    for material, names in sorted(by_material.items()):
+        if len(names) == 1:
+            sole.setdefault(next(iter(names)), []).append(material)
+    return lead, {name: tuple(materials) for name, materials in sorted(sole.items())}
+
+
+def _kits(quantity: Decimal, per: Decimal | None) -> float:
+    """Whole batches' worth of ``quantity`` (0 for a material no bill in force uses)."""
+    return float(int(quantity / per)) if per and per > 0 and quantity > 0 else 0.0
+
+
+def with_live_stock(config: twin.TwinConfig, used: dict[str, Any] | None = None) -> twin.TwinConfig:
+    """``config`` with the live network's stock, depots, lead times and sole suppliers."""
+    stock = live_stock([s.code for s in config.sites])
+    config = replace(config, sites=tuple(replace(s, kits=stock["kits"].get(s.code, {})) for s in config.sites),
+                     depots=stock["depots"], lead_time_days=DEFAULT_LEAD_TIME_DAYS,
+                     lead_times=stock["lead_times"], suppliers=stock["suppliers"])
+    if used is not None:
+        used["stock"] = (f"{sum(len(k) for k in stock['kits'].values())} site × material stocks, "
+                         f"{len(stock['depots'])} depot(s), {len(stock['suppliers'])} sole supplier(s)")
+    return config
 
 
 def _observed_times(config: twin.TwinConfig, data: dict[str, Any], used: dict[str, Any]) -> twin.TwinConfig:

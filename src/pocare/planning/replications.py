@@ -21,7 +21,8 @@ from pocare.planning import twin
 IN_PROCESS = "in-process"
 SUMMARY_KEYS = ("share_treated", "referred", "ineligible", "treated", "lost_progression", "lost_waiting",
                 "lost_failure", "transport_hours_mean", "v2v_median", "v2v_p90",
-                "r2i_median", "r2i_p90", "slot_wait_mean", "utilization", "queue_mean", "cost_per_treated")
+                "r2i_median", "r2i_p90", "slot_wait_mean", "utilization", "queue_mean", "cost_per_treated",
+                "delayed_supply", "lost_supply", "supply_wait_mean", "kits_site", "kits_depot")
 
 
 def replication_seeds(seed: int, n: int) -> list[int]:

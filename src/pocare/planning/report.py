@@ -82,7 +82,11 @@ def plan_body(r: Mapping[str, Any]) -> str:
 
 KPI_LABELS = (("share_treated", "share treated", 3), ("treated", "treated", 1),
               ("lost_progression", "lost to progression", 1),
-              ("lost_waiting", "of which waiting for a slot", 1), ("lost_failure", "lost to manufacturing failure", 1),
+              ("lost_waiting", "of which waiting for a slot", 1),
+              ("lost_supply", "of which waiting for a disrupted material", 1),
+              ("delayed_supply", "delayed by a disrupted material", 1),
+              ("supply_wait_mean", "added wait for material, mean (d)", 1),
+              ("lost_failure", "lost to manufacturing failure", 1),
               ("v2v_median", "vein-to-vein median (d)", 1), ("v2v_p90", "vein-to-vein p90 (d)", 1),
               ("r2i_median", "referral-to-infusion median (d)", 1), ("r2i_p90", "referral-to-infusion p90 (d)", 1),
               ("slot_wait_mean", "slot wait mean (d)", 2), ("utilization", "unit utilization", 3),
@@ -114,6 +118,8 @@ def twin_body(r: Mapping[str, Any]) -> str:
                 row.append(f"{m['mean']:,.{digits}f}{hw}")
         rows.append(row)
     out.append(_table(["KPI", *[s["name"] for s in scen]], rows))
+    if r.get("supply"):
+        out.append(supply_body(r["supply"], p))
     for s in scen:
         out.append(f"<h3>{escape(s['name'])}: sites (replication 1)</h3>")
         out.append(_table(["site", "units", "batches", "utilization", "mean queue", "max queue"],
@@ -126,6 +132,24 @@ def twin_body(r: Mapping[str, Any]) -> str:
     out.append("<p class=note>Process times, failure and progression rates and costs: pocare.planning.twin "
                "(sources in DOMAIN.md).</p>")
     return "".join(out)
+
+
+def supply_body(supply: Mapping[str, Any], p: Mapping[str, Any]) -> str:
+    """The supply disruption with and without the regional buffer, side by side."""
+    what = (f"supplier {p['supplier']}" if p.get("supplier") else "material") + ": " + ", ".join(supply["materials"])
+    names = list(supply["rows"])
+    labels = (("delayed_supply", "patients delayed"), ("lost_supply", "patients lost waiting for material"),
+              ("extra_lost", "patients lost beyond the baseline"), ("supply_wait_mean", "added wait (d, mean)"),
+              ("kits_depot", "kits drawn from depots"), ("treated", "treated"))
+    rows = [[label, *[supply["rows"][n][key] for n in names]] for key, label in labels]
+    depots = "; ".join(f"{d['depot']} serving {', '.join(d['serves'])}: "
+                       + (", ".join(f"{m} {k:,.0f}" for m, k in sorted(d["kits"].items())) or "no stock")
+                       for d in supply["depots"]) or "none"
+    return (f"<h3>Supply disruption ({escape(what)}), {float(p['weeks']):.0f} weeks from day "
+            f"{float(p['start_day']):.0f}</h3>" + _table(["", *names], rows)
+            + f"<p class=note>Depots (kits): {escape(depots)}. Without the regional buffer the depots are "
+              "emptied; the same seeds are run. A batch takes a kit of the site first, then of its depot, "
+              "else waits for the delivery after the disruption (its end plus the lead time).</p>")
 
 
 def body(result: Mapping[str, Any]) -> str:

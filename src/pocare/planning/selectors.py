@@ -11,6 +11,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.planning.models import PlanningRun
 from pocare.planning.travel import TravelModel
+from pocare.supply import autarky
 
 
 def runs_visible(user: Any) -> QuerySet[PlanningRun]:
@@ -21,6 +22,13 @@ def runs_visible(user: Any) -> QuerySet[PlanningRun]:
 
 def run_for(user: Any, pk: int) -> PlanningRun | None:
     return runs_visible(user).filter(pk=pk).first()
+
+
+def autarky_regions(user: Any) -> list[autarky.Region]:
+    """Weeks of autarky per region, network-wide for whoever may see the planning pages (none else)."""
+    if not access.has_perm(user, Perm.PLANNING_VIEW):
+        return []
+    return autarky.regions(user=user, perm=Perm.PLANNING_VIEW)
 
 
 def may_start(user: Any) -> bool:

@@ -168,8 +168,38 @@ TWIN_DEFAULTS: dict[str, Any] = {
     "scenario": "baseline", "sites": 30, "referrals_per_year": 10_000, "units_per_site": 2, "hub": "",
     "site": "", "units": 0, "start_day": 90.0, "days": 28.0, "weeks": 4.0, "material": "lentiviral vector",
     "replications": 4, "seed": 1, "horizon_days": 365.0, "network": None, "demand": "",
+    "supplier": "", "kits_per_site": 0.0, "depot_kits": 0.0, "lead_time_days": None,
 }
-SCENARIOS = ("baseline", "centralized", "units", "outage", "disruption")
+SCENARIOS = ("baseline", "centralized", "units", "outage", "disruption", "supply")
+#: The runs of the supply scenario beside the baseline: the disruption met with the depots' stock, and
+#: the same disruption with the depots emptied (same seeds).
+WITH_BUFFER, WITHOUT_BUFFER = "with regional buffer", "without regional buffer"
+
+
+def _with_stock(base: twin.TwinConfig, p: Mapping[str, Any]) -> twin.TwinConfig:
+    """A synthetic network's stock of the disrupted material (``kits_per_site`` at each site, one depot
+    of ``depot_kits`` serving them all) and the lead time asked, if any."""
+    kits, depot = float(p["kits_per_site"] or 0), float(p["depot_kits"] or 0)
+    if not p["network"] and (kits or depot):
+        material = str(p["material"])
+        base = replace(base, sites=tuple(replace(s, kits={material: kits}) for s in base.sites),
+                       depots=(twin.DepotSpec("DEPOT", tuple(s.code for s in base.sites), {material: depot}),))
+    if p["lead_time_days"] is not None:
+        base = replace(base, lead_time_days=float(p["lead_time_days"]))
+    return twin.config_from_dict(twin.config_to_dict(base))  # validated again, stock included
+
+
+def _supply(base: twin.TwinConfig, p: Mapping[str, Any]) -> twin.TwinConfig:
+    """The supply disruption: of a supplier (the materials only it supplies) or of a material the
+    network knows (any name for a network that keeps no stock)."""
+    supplier, material = str(p["supplier"] or "").strip(), str(p["material"] or "").strip()
+    known = ({m for s in base.sites for m in s.kits} | {m for d in base.depots for m in d.kits}
+             | {m for ms in base.suppliers.values() for m in ms} | set(base.lead_times))
+    if not supplier and known and material not in known:
+        raise ValueError(f"material: {material!r} is not a material of this network "
+                         f"(known: {', '.join(sorted(known))}).")
+    return twin.supply_disruption(base, start_day=float(p["start_day"]), weeks=float(p["weeks"]),
+                                  material=material, supplier=supplier)
 
 
 def twin_config(params: Mapping[str, Any]) -> tuple[twin.TwinConfig, twin.TwinConfig | None]:
@@ -183,7 +213,7 @@ def twin_config(params: Mapping[str, Any]) -> tuple[twin.TwinConfig, twin.TwinCo
         base = twin.synthetic_network(sites=int(p["sites"]), referrals_per_year=float(p["referrals_per_year"]),
                                       units_per_site=int(p["units_per_site"]), seed=int(p["seed"]))
 
-    base = replace(base, horizon_days=float(p["horizon_days"]))
+    base = _with_stock(replace(base, horizon_days=float(p["horizon_days"])), p)
     scenario = p["scenario"]
     codes = [s.code for s in base.sites]
     site = p["site"] or codes[0]
@@ -197,6 +227,8 @@ def twin_config(params: Mapping[str, Any]) -> tuple[twin.TwinConfig, twin.TwinCo
         return base, twin.with_outage(base, site, float(p["start_day"]), float(p["days"]))
     if scenario == "disruption":
         return base, twin.with_disruption(base, str(p["material"]), float(p["start_day"]), float(p["weeks"]))
+    if scenario == "supply":
+        return base, _supply(base, p)
     raise ValueError(f"scenario: {scenario!r} unknown; use one of {', '.join(SCENARIOS)}.")
 
 
@@ -213,6 +245,8 @@ def twin_study(params: Mapping[str, Any], progress: Callable[[int], None] | None
         raise ValueError("replications: between 1 and 200.")
     base, changed = twin_config(p)
     runs = [("baseline", base)] + ([(p["scenario"], changed)] if changed is not None else [])
+    if p["scenario"] == "supply" and changed is not None:
+        runs = [("baseline", base), (WITH_BUFFER, changed), (WITHOUT_BUFFER, twin.without_depots(changed))]
     total = n * len(runs)
     out: dict[str, Any] = {"kind": "twin", "parameters": {k: v for k, v in p.items() if k != "network"},
                            "scenarios": []}
@@ -232,4 +266,24 @@ def twin_study(params: Mapping[str, Any], progress: Callable[[int], None] | None
                                                                  "r2i_sample")} for r in results],
                                  "units": sum(s.units for s in cfg.sites),
                                  "site_codes": [s.code for s in cfg.sites]})
+    if p["scenario"] == "supply" and changed is not None:
+        out["supply"] = supply_comparison(out["scenarios"], changed)
     return dict(json_safe(out))
+
+
+SUPPLY_KEYS = ("delayed_supply", "lost_supply", "supply_wait_mean", "lost_progression", "treated")
+
+
+def supply_comparison(scenarios: Sequence[Mapping[str, Any]], changed: twin.TwinConfig) -> dict[str, Any]:
+    """Patients delayed and lost by the disruption and the added wait, with and without the regional
+    buffer (means over the same seeds), and the extra losses against the baseline."""
+    by_name = {s["name"]: s["summary"] for s in scenarios}
+    base = by_name["baseline"]
+    rows = {}
+    for name in (WITH_BUFFER, WITHOUT_BUFFER):
+        m = by_name[name]
+        rows[name] = {**{k: m[k]["mean"] for k in SUPPLY_KEYS},
+                      "extra_lost": (m["lost_progression"]["mean"] or 0) - (base["lost_progression"]["mean"] or 0),
+                      "kits_depot": m["kits_depot"]["mean"]}
+    return {"materials": sorted({d.material for d in changed.disruptions}), "rows": rows,
+            "depots": [{"depot": d.code, "serves": list(d.serves), "kits": dict(d.kits)} for d in changed.depots]}

@@ -4,7 +4,9 @@ at the nearest open site (the queue); apheresis; transport to the site; manufact
 (duration distribution; aborts); QC turnaround; release (out of specification → re-manufacture);
 transport back; infusion. Patients progress (and are lost) while they wait. Scenarios change the
 configuration: centralized or decentralized, sites and units added or removed, a site outage, a
-supply disruption of a critical material for N weeks. No Django import (a library module).
+supply disruption of a critical material (or of a supplier: the materials only it supplies) for N weeks,
+met by the sites' own stock, then their regional depot's shared pool, then a wait for resupply (the
+disruption's end plus the lead time). No Django import (a library module).
 
 Default numbers and their sources (DOMAIN.md):
 * manufacture 8–13 days, mode 10 (Zhu et al., Cytotherapy 2018;20:394 — "whole process 8–13 days");
@@ -93,6 +95,8 @@ class SiteSpec:
     latitude: float = 0.0
     longitude: float = 0.0
     outages: tuple[tuple[float, float], ...] = ()
+    #: Stock of critical materials at the site, in kits (batches' worth) per material code.
+    kits: Mapping[str, float] = field(default_factory=dict)
 
     def closed_until(self, now: float) -> float:
         for start, end in self.outages:
@@ -113,20 +117,32 @@ class RegionSpec:
 
 
 @dataclass(frozen=True)
+class DepotSpec:
+    """A regional depot: a pool of kits per material shared by the sites it serves (first come)."""
+
+    code: str
+    serves: tuple[str, ...]
+    kits: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Disruption:
-    """A critical material (e.g. lentiviral vector) unavailable from ``start_day`` for ``weeks``: no
-    manufacture starts at the affected sites (all if ``sites`` is empty) meanwhile."""
+    """A critical material (e.g. lentiviral vector) not delivered from ``start_day`` for ``weeks`` at
+    the affected sites (all if ``sites`` is empty). Meanwhile, and until the first delivery after it
+    (the end plus the material's lead time), each batch start takes one kit: the site's own first,
+    then its depot's pool; with neither, the batch waits for that delivery."""
 
     material: str
     start_day: float
     weeks: float
     sites: tuple[str, ...] = ()
 
-    def blocked_until(self, site: str, now: float) -> float:
-        end = self.start_day + 7 * self.weeks
-        if (not self.sites or site in self.sites) and self.start_day <= now < end:
-            return end
-        return now
+    @property
+    def end(self) -> float:
+        return self.start_day + 7 * self.weeks
+
+    def affects(self, site: str) -> bool:
+        return not self.sites or site in self.sites
 
 
 @dataclass(frozen=True)
@@ -156,6 +172,13 @@ class TwinConfig:
     cost_site_year: float = 131_000.0
     cost_transport_leg: float = 1_500.0
     disruptions: tuple[Disruption, ...] = ()
+    depots: tuple[DepotSpec, ...] = ()
+    #: Days from a disruption's end to the first delivery (per material in ``lead_times``; 0 in the
+    #: configurations made before stock: supply resumes the day the disruption ends).
+    lead_time_days: float = 0.0
+    lead_times: Mapping[str, float] = field(default_factory=dict)
+    #: Supplier → the materials only it supplies (what stops when the supplier does).
+    suppliers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     hold_unit_from_booking: bool = True  # a booked slot blocks the unit from apheresis on
     sample_limit: int = 5000
 
@@ -178,6 +201,32 @@ class TwinConfig:
                 raise ValueError(f"{name}: use a share between 0 and 1.")
         if self.horizon_days <= 0 or self.warmup_days < 0 or self.warmup_days >= self.horizon_days:
             raise ValueError("horizon_days must be > warmup_days ≥ 0.")
+        self._check_stock(codes)
+
+    def _check_stock(self, codes: set[str]) -> None:
+        """Kits are finite and ≥ 0, depots serve sites of the network, lead times 0–365 days."""
+        def kits(where: str, values: Mapping[str, float]) -> None:
+            for material, n in values.items():
+                if not (math.isfinite(n) and n >= 0):
+                    raise ValueError(f"kits of {material} at {where}: a finite number ≥ 0.")
+
+        for s in self.sites:
+            kits(s.code, s.kits)
+        if len({d.code for d in self.depots}) != len(self.depots):
+            raise ValueError("depots: depot codes must be unique.")
+        for d in self.depots:
+            kits(d.code, d.kits)
+            if not d.serves or set(d.serves) - codes:
+                raise ValueError(f"depot {d.code}: serves sites of the network only (and at least one).")
+        for value in (self.lead_time_days, *self.lead_times.values()):
+            if not (math.isfinite(value) and 0 <= value <= 365):
+                raise ValueError("lead_time_days: between 0 and 365 days.")
+        for x in self.disruptions:
+            if not (math.isfinite(x.weeks) and x.weeks >= 0 and math.isfinite(x.start_day) and x.start_day >= 0):
+                raise ValueError("disruptions: a start day ≥ 0 and weeks ≥ 0.")
+
+    def lead_time(self, material: str) -> float:
+        return float(self.lead_times.get(material, self.lead_time_days))
 
 
 def config_to_dict(config: TwinConfig) -> dict[str, Any]:
@@ -195,7 +244,11 @@ def config_from_dict(data: Mapping[str, Any]) -> TwinConfig:
         return Dist(**v)
 
     d["sites"] = tuple(s if isinstance(s, SiteSpec) else SiteSpec(**{**s, "outages": tuple(
-        tuple(o) for o in s.get("outages", ()))}) for s in d["sites"])
+        tuple(o) for o in s.get("outages", ())), "kits": dict(s.get("kits", {}))}) for s in d["sites"])
+    d["depots"] = tuple(x if isinstance(x, DepotSpec) else DepotSpec(
+        **{**x, "serves": tuple(x.get("serves", ())), "kits": dict(x.get("kits", {}))}) for x in d.get("depots", ()))
+    d["suppliers"] = {str(k): tuple(v) for k, v in dict(d.get("suppliers", {})).items()}
+    d["lead_times"] = dict(d.get("lead_times", {}))
     d["regions"] = tuple(r if isinstance(r, RegionSpec) else RegionSpec(**r) for r in d["regions"])
     d["disruptions"] = tuple(x if isinstance(x, Disruption) else Disruption(**{**x, "sites": tuple(x.get("sites", ()))})
                              for x in d.get("disruptions", ()))
@@ -226,6 +279,11 @@ class _Tally:
     lost_progression: int = 0
     lost_waiting: int = 0  # of lost_progression: while waiting for a manufacturing slot (capacity)
     lost_failure: int = 0
+    lost_supply: int = 0  # of lost_progression: while a batch waited for a disrupted material
+    delayed_supply: int = 0  # patients whose batch waited for a disrupted material
+    supply_wait: float = 0.0  # days those batches waited, in all
+    kits_site: int = 0  # kits taken during disruptions from the sites' own stock
+    kits_depot: int = 0  # ... and from the depots' pools
     in_pipeline: int = 0
     transport_hours: float = 0.0  # one way, per patient routed to a site (travel)
     routed: int = 0
@@ -254,6 +312,7 @@ class _Journey:
     site: str = ""
     hours: float = 0.0
     apheresis_at: float | None = None
+    delayed: bool = False
 
 
 class Twin:
@@ -267,6 +326,12 @@ class Twin:
                       for s in config.sites}
         self.t = _Tally()
         self.weekly_queue: list[list[int]] = []
+        self.kits = {(s.code, m): math.floor(n) for s in config.sites for m, n in s.kits.items()}
+        self.pools = {(d.code, m): math.floor(n) for d in config.depots for m, n in d.kits.items()}
+        self.depot_of: dict[str, str] = {}
+        for d in config.depots:
+            for code in d.serves:
+                self.depot_of.setdefault(code, d.code)
         self._route: dict[str, list[tuple[float, str]]] = {
             r.name: sorted((h, code) for code, h in r.hours_to_site.items()
                            if code in self.sites and self.sites[code].units is not None)
@@ -296,10 +361,53 @@ class Twin:
         return code, hours, self.sites[code].spec.closed_until(now)
 
     def _blocked_until(self, code: str, now: float) -> float:
-        until = self.sites[code].spec.closed_until(now)
+        return self.sites[code].spec.closed_until(now)
+
+    def _short(self, code: str, now: float) -> tuple[list[tuple[str, str]], float]:
+        """The kits a batch starting now at ``code`` takes (place, material) and, when one material
+        has none left at the site or its depot, the day its next delivery comes (else ``now``)."""
+        take: list[tuple[str, str]] = []
+        back = now
+        depot = self.depot_of.get(code)
         for d in self.c.disruptions:
-            until = max(until, d.blocked_until(code, now))
-        return until
+            resupply = d.end + self.c.lead_time(d.material)
+            if not (d.affects(code) and d.start_day <= now < resupply) or (code, d.material) in take:
+                continue
+            if self.kits.get((code, d.material), 0) - take.count((code, d.material)) >= 1:
+                take.append((code, d.material))
+            elif depot is not None and self.pools.get((depot, d.material), 0) - take.count((depot, d.material)) >= 1:
+                take.append((depot, d.material))
+            else:
+                back = max(back, resupply)
+        return take, back
+
+    def _wait_for_material(self, journey: _Journey) -> Any:
+        """Take a kit of each disrupted material (site first, then depot), or wait for the delivery
+        after the disruption — the patient lost if the disease progresses meanwhile."""
+        env, t = self.env, self.t
+        while True:
+            take, back = self._short(journey.site, env.now)
+            if back <= env.now:
+                break
+            if journey.counted and not journey.delayed:
+                journey.delayed = True
+                t.delayed_supply += 1
+            start = env.now
+            wait = min(back, journey.progression) - env.now
+            yield env.timeout(max(0.0, wait))
+            if journey.counted:
+                t.supply_wait += env.now - start
+            if env.now >= journey.progression:
+                t.lost_supply += journey.counted
+                raise _Lost
+            yield from self._wait_unblocked(journey.site)
+        for place, material in take:
+            if place == journey.site:
+                self.kits[(place, material)] -= 1
+                t.kits_site += 1
+            else:
+                self.pools[(place, material)] -= 1
+                t.kits_depot += 1
 
     def _patient(self, region: RegionSpec) -> Any:
         """One patient from referral to infusion; lost on the way if the disease progresses first."""
@@ -387,6 +495,7 @@ class Twin:
                 self.t.pathways += 1
             yield from self._transport(journey)
             yield from self._wait_unblocked(journey.site)
+            yield from self._wait_for_material(journey)
             self.t.batches += 1
             site.batches += 1
             yield env.timeout(c.manufacture.sample(self.rng))
@@ -402,7 +511,7 @@ class Twin:
         self.t.transport_legs += 1
 
     def _wait_unblocked(self, code: str) -> Any:
-        """Wait while the site is closed or a disruption blocks it."""
+        """Wait while the site is closed."""
         blocked = self._blocked_until(code, self.env.now)
         while blocked > self.env.now:
             yield self.env.timeout(blocked - self.env.now)
@@ -469,6 +578,9 @@ class Twin:
         return {
             "referred": t.referred, "ineligible": t.ineligible, "treated": t.treated,
             "lost_progression": t.lost_progression, "lost_waiting": t.lost_waiting, "lost_failure": t.lost_failure,
+            "lost_supply": t.lost_supply, "delayed_supply": t.delayed_supply, "supply_wait_days": t.supply_wait,
+            "supply_wait_mean": t.supply_wait / t.delayed_supply if t.delayed_supply else 0.0,
+            "kits_site": t.kits_site, "kits_depot": t.kits_depot,
             "transport_hours_mean": t.transport_hours / t.routed if t.routed else None,
             "unfinished": t.referred - t.ineligible - t.treated - t.lost_progression - t.lost_failure,
             "share_treated": t.treated / t.referred if t.referred else 0.0,
@@ -547,6 +659,33 @@ def with_outage(config: TwinConfig, site: str, start_day: float, days: float) ->
 def with_disruption(config: TwinConfig, material: str, start_day: float, weeks: float,
                     sites: Sequence[str] = ()) -> TwinConfig:
     return replace(config, disruptions=(*config.disruptions, Disruption(material, start_day, weeks, tuple(sites))))
+
+
+def supply_disruption(config: TwinConfig, *, start_day: float, weeks: float, material: str = "",
+                      supplier: str = "") -> TwinConfig:
+    """A material, or every material only ``supplier`` supplies, not delivered for ``weeks`` from
+    ``start_day`` at every site. Refuses (naming the field) an unknown supplier, weeks outside 1–104
+    and a start outside the horizon."""
+    if not (math.isfinite(weeks) and 1 <= weeks <= 104):
+        raise ValueError("weeks: between 1 and 104.")
+    if not (math.isfinite(start_day) and 0 <= start_day < config.horizon_days):
+        raise ValueError(f"start_day: a day of the horizon, 0 to {config.horizon_days:.0f}.")
+    if supplier:
+        if supplier not in config.suppliers:
+            known = ", ".join(sorted(config.suppliers)) or "none in this network"
+            raise ValueError(f"supplier: {supplier!r} is the only supplier of no material here (known: {known}).")
+        materials: tuple[str, ...] = config.suppliers[supplier]
+    elif material:
+        materials = (material,)
+    else:
+        raise ValueError("material: name a material or a supplier.")
+    return replace(config, disruptions=(*config.disruptions,
+                                        *(Disruption(m, start_day, weeks) for m in materials)))
+
+
+def without_depots(config: TwinConfig) -> TwinConfig:
+    """The same network with every depot emptied: the sites have only their own stock."""
+    return replace(config, depots=tuple(replace(d, kits={}) for d in config.depots))
 
 
 def synthetic_network(*, sites: int, referrals_per_year: float, units_per_site: int = 2, seed: int = 0,

@@ -16,11 +16,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from pocare.accounts.decorators import requires
 from pocare.accounts.roles import Perm
+from pocare.core.charts import Bar, bars_svg
 from pocare.core.listing import render_list
 from pocare.planning import live, report, selectors, services, twin
 from pocare.planning.filters import RUN_COLUMNS, RunFilter
 from pocare.planning.forms import PlanForm, TwinForm
 from pocare.planning.models import RunKind, RunStatus
+from pocare.supply import reorder
 
 
 @requires(Perm.PLANNING_VIEW)
@@ -69,7 +71,7 @@ def plan_new(request: HttpRequest) -> HttpResponse:
 def twin_new(request: HttpRequest) -> HttpResponse:
     """Start a digital-twin study (POST), or the form (GET)."""
     if request.method != "POST":
-        return render(request, "planning/twin_new.html", {"form": TwinForm(),
+        return render(request, "planning/twin_new.html", {"form": TwinForm(suppliers=live.suppliers()[1]),
                                                           "may_start": selectors.may_start(request.user)})
     if not selectors.may_start(request.user):
         raise PermissionDenied("Only the network planner or Control Site QA may start planning runs.")
@@ -87,6 +89,25 @@ def twin_new(request: HttpRequest) -> HttpResponse:
         return _start(request, form, RunKind.TWIN, {**form.parameters(network), "demand": used["demand"]},
                       "planning/twin_new.html")
     return _start(request, form, RunKind.TWIN, form.parameters(network), "planning/twin_new.html")
+
+
+#: Fewer weeks of autarky than a supplier's usual lead time and a week of safety: the region would
+#: run out before an order placed today arrives (red); fewer than twice that: amber.
+AUTARKY_SHORT_WEEKS = reorder.LEAD_TIME_WEEKS + reorder.SAFETY_WEEKS
+
+
+@requires(Perm.PLANNING_VIEW)
+@require_GET
+def autarky(request: HttpRequest) -> HttpResponse:
+    """Weeks of autarky per region: how long each region makes batches on the stock it holds."""
+    regions = selectors.autarky_regions(request.user)
+    bars = [Bar(r.name, float(r.weeks),
+                "bad" if r.weeks < AUTARKY_SHORT_WEEKS else "warn" if r.weeks < 2 * AUTARKY_SHORT_WEEKS else "ok",
+                f"{r.weeks} weeks ({r.limiting.material_code})" if r.limiting else "")
+            for r in regions if r.weeks is not None]
+    chart = mark_safe(bars_svg(bars, title="Weeks of autarky per region", width=640)) if bars else ""  # noqa: S308
+    return render(request, "planning/autarky.html", {"regions": regions, "chart": chart,
+                                                     "short": AUTARKY_SHORT_WEEKS})
 
 
 @requires(Perm.PLANNING_VIEW)

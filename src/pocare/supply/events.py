@@ -10,6 +10,7 @@ class SupplyEvent(models.TextChoices):
     SUPPLIER_REGISTERED = "supply.supplier_registered", "Supplier registered with its qualification"
     SUPPLIER_QUALIFIED = "supply.supplier_qualified", "Supplier's qualification changed"
     SUPPLIER_APPROVED = "supply.supplier_approved", "Supplier approved for a material"
+    SUPPLIER_LEAD_TIME = "supply.supplier_lead_time", "Supplier's lead time for a material changed"
     LOCATION_CREATED = "supply.location_created", "Stock location created"
     STOCK_RECEIVED = "supply.stock_received", "Material received into stock"
     STOCK_DECIDED = "supply.stock_decided", "Stock of a lot released or rejected"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from pocare.manufacturing.models import ImmutableRecord
@@ -68,11 +69,16 @@ class ApprovedSupplier(models.Model):
     supplier = models.ForeignKey(Supplier, on_delete=models.PROTECT, related_name="materials")
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField()
+    lead_time_days = models.PositiveSmallIntegerField(
+        default=14, validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="Days from an order to its delivery (1–365): the reorder point and the twin's resupply use it.")
 
     class Meta:
         ordering = ["material_code", "supplier__name"]
         constraints = [models.UniqueConstraint(fields=["material_code", "supplier"],
-                                               name="supply_supplier_once_per_material")]
+                                               name="supply_supplier_once_per_material"),
+                       models.CheckConstraint(condition=models.Q(lead_time_days__gte=1, lead_time_days__lte=365),
+                                              name="supply_lead_time_1_365")]
 
     def __str__(self) -> str:
         return f"{self.supplier} for {self.material_code}"

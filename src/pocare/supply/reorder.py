@@ -8,8 +8,9 @@ and material, computed — never typed — from two sources, the larger winning:
 - **history**: what the site's steps consumed over the last :data:`HISTORY_WEEKS` weeks.
 
 Weekly demand *d* is the larger of the booked need spread over the horizon and the weekly consumption.
-The reorder point covers the supplier's lead time and a week of safety, ``d × (LEAD_TIME_WEEKS +
-SAFETY_WEEKS)``; the maximum adds the horizon, ``reorder point + d × HORIZON_WEEKS``; the quantity to
+The reorder point covers the supplier's lead time (the longest ``lead_time_days`` of the material's
+qualified approved suppliers; :data:`LEAD_TIME_WEEKS` for a material with none) and a week of safety,
+``d × (lead time + SAFETY_WEEKS)``; the maximum adds the horizon, ``reorder point + d × HORIZON_WEEKS``; the quantity to
 order brings usable stock back to the maximum. Usable stock is released, unexpired at the end of the
 lead time, not recalled, at the site's own locations (a depot's stock is shown beside it, not counted:
 it must first be transferred). A site is *short* when its usable stock does not cover even the chains
@@ -24,11 +25,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Max, Sum
 from django.utils import timezone
 
 from pocare.accounts.roles import Perm
@@ -39,7 +40,14 @@ from pocare.masterfile import schema
 from pocare.masterfile.models import Product
 from pocare.masterfile.selectors import effective_versions
 from pocare.network.models import Site
-from pocare.supply.models import LocationKind, MovementKind, StockLocation, StockMovement
+from pocare.supply.models import (
+    QUALIFIED,
+    ApprovedSupplier,
+    LocationKind,
+    MovementKind,
+    StockLocation,
+    StockMovement,
+)
 from pocare.supply.recall import open_recalls, recalled_lots
 from pocare.supply.services import bill_of_materials
 
@@ -72,6 +80,8 @@ class Need:
     booked_batches: int
     booked_need: Decimal
     weekly_history: Decimal
+    #: The longest lead time of the material's qualified approved suppliers, in weeks (else the constant).
+    lead_time_weeks: Decimal = Decimal(LEAD_TIME_WEEKS)
 
     @property
     def weekly_demand(self) -> Decimal:
@@ -79,7 +89,7 @@ class Need:
 
     @property
     def reorder_point(self) -> Decimal:
-        return _up(self.weekly_demand * (LEAD_TIME_WEEKS + SAFETY_WEEKS))
+        return _up(self.weekly_demand * (self.lead_time_weeks + SAFETY_WEEKS))
 
     @property
     def max_level(self) -> Decimal:
@@ -108,14 +118,14 @@ def _up(value: Decimal) -> Decimal:
     return value.to_integral_value(rounding=ROUND_CEILING)
 
 
-def _sites(user: Any, perm: Perm) -> list[Site]:
+def keeping_sites(user: Any, perm: Perm) -> list[Site]:
     """The sites keeping stock (with a location) where ``user`` holds ``perm``."""
     ids = sites_with_perm(user, perm)
     keeping = Site.objects.filter(pk__in=StockLocation.objects.values("site_id")).order_by("code")
     return list(keeping if ids is None else keeping.filter(pk__in=ids))
 
 
-def _bill(version: Any) -> dict[str, tuple[str, str, Decimal]]:
+def bill_per_batch(version: Any) -> dict[str, tuple[str, str, Decimal]]:
     """Material code → (name, unit, quantity per batch) of a master-file version."""
     out: dict[str, tuple[str, str, Decimal]] = {}
     for step in schema.iter_steps(version.content or {}):
@@ -128,19 +138,14 @@ def _bill(version: Any) -> dict[str, tuple[str, str, Decimal]]:
 def needs(*, user: Any, perm: Perm = Perm.SUPPLY_VIEW, at: dt.datetime | None = None) -> list[Need]:
     """Each stock-keeping site's position on each material it holds, consumed or will need, for the
     sites where ``user`` holds ``perm``: short first, then to reorder, then by site and material."""
-    sites = _sites(user, perm)
+    sites = keeping_sites(user, perm)
     if not sites:
         return []
     now = at or timezone.now()
     today = now.date()
     usable_until = today + dt.timedelta(weeks=LEAD_TIME_WEEKS)
     ids = [s.pk for s in sites]
-    held = StockMovement.objects.filter(location__site_id__in=ids, lot__status=LotStatus.RELEASED,
-                                        lot__expiry_date__gte=usable_until)
-    if (recalled := recalled_lots(open_recalls())) is not None:
-        held = held.exclude(recalled)
-    usable = (held.values("location__site_id", "location__kind", "lot__material_code", "unit")
-              .annotate(total=Sum("quantity")).order_by())
+    usable = usable_stock(ids, usable_until=usable_until)
     stock: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     depot: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     units: dict[tuple[int, str], str] = {}
@@ -164,7 +169,7 @@ def needs(*, user: Any, perm: Perm = Perm.SUPPLY_VIEW, at: dt.datetime | None = 
     for (site, product, _), version in zip(cases, effective_versions(cases), strict=True):
         if version is None:
             continue  # nothing is made there under this product now: the booking's own problem
-        for code, (name, unit, per_batch) in _bill(version).items():
+        for code, (name, unit, per_batch) in bill_per_batch(version).items():
             names.setdefault(code, (name, unit))
             count = booked[(site.pk, product.pk)]
             need[(site.pk, code)] += per_batch * count
@@ -177,8 +182,30 @@ def needs(*, user: Any, perm: Perm = Perm.SUPPLY_VIEW, at: dt.datetime | None = 
                 depot.get(key, Decimal(0)), batches.get(key, 0), need.get(key, Decimal(0)),
                 Decimal(weekly.get(key, 0)).quantize(Decimal("0.01")))
            for key in keys]
+    lead = lead_times_weeks()
+    out = [replace(n, lead_time_weeks=lead[n.material_code]) if n.material_code in lead else n for n in out]
     rank = {SHORT: 0, REORDER: 1, OK: 2}
     return sorted(out, key=lambda n: (rank[n.status], n.site, n.material_code))
+
+
+def usable_stock(site_ids: list[int], *, usable_until: dt.date) -> Any:
+    """Usable stock at the locations of ``site_ids`` (released, unexpired on ``usable_until``, not
+    recalled), per site × location × material in one query: rows with ``location__site_id``,
+    ``location_id``, ``location__kind``, ``lot__material_code``, ``unit`` and ``total``."""
+    held = StockMovement.objects.filter(location__site_id__in=site_ids, lot__status=LotStatus.RELEASED,
+                                        lot__expiry_date__gte=usable_until)
+    if (recalled := recalled_lots(open_recalls())) is not None:
+        held = held.exclude(recalled)
+    return (held.values("location__site_id", "location_id", "location__kind", "lot__material_code", "unit")
+            .annotate(total=Sum("quantity")).order_by())
+
+
+def lead_times_weeks() -> dict[str, Decimal]:
+    """Material code → the longest lead time of its qualified approved suppliers, in weeks (one query).
+    The longest: the reorder point must hold whichever of them delivers."""
+    rows = (ApprovedSupplier.objects.filter(supplier__status__in=QUALIFIED).values("material_code")
+            .annotate(days=Max("lead_time_days")).order_by())
+    return {r["material_code"]: (Decimal(r["days"]) / 7).quantize(Decimal("0.01")) for r in rows}
 
 
 def to_reorder(user: Any) -> list[Need]:

@@ -179,10 +179,19 @@ def supplier_qualify(*, actor: User, supplier: Supplier, status: str, reason: st
     return locked
 
 
-def supplier_approve_for(*, actor: User, supplier: Supplier, material_code: str, reason: str) -> ApprovedSupplier:
-    """Approve ``supplier`` for a material of the master file's bill of materials."""
+def _lead_time(value: Any) -> int:
+    """A lead time in whole days, 1–365; refused naming ``lead_time_days``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 365:
+        raise ValidationError({"lead_time_days": "A whole number of days from 1 to 365."})
+    return value
+
+
+def supplier_approve_for(*, actor: User, supplier: Supplier, material_code: str, reason: str,
+                         lead_time_days: int = 14) -> ApprovedSupplier:
+    """Approve ``supplier`` for a material of the master file's bill of materials, with its lead time."""
     require_perm(actor, Perm.SUPPLIERS_QUALIFY)
     material_code = text_checked(material_code, "material_code", "material code", 64)
+    lead_time_days = _lead_time(lead_time_days)
     reason = _reason(reason)
     if material_code not in bill_of_materials():
         raise ValidationError({"material_code": f"{material_code} is in no master file's bill of materials."})
@@ -190,11 +199,28 @@ def supplier_approve_for(*, actor: User, supplier: Supplier, material_code: str,
         raise ValidationError({"supplier": f"{supplier} is {supplier.get_status_display().lower()}."})
     with transaction.atomic():
         approval, created = ApprovedSupplier.objects.get_or_create(
-            material_code=material_code, supplier=supplier, defaults={"approved_by": actor, "approved_at": _now()})
+            material_code=material_code, supplier=supplier,
+            defaults={"approved_by": actor, "approved_at": _now(), "lead_time_days": lead_time_days})
         if not created:
             raise ValidationError({"material_code": f"{supplier} is already approved for {material_code}."})
         event_record(actor=actor, event_type=SupplyEvent.SUPPLIER_APPROVED, obj=approval, reason=reason,
-                     new={"supplier": supplier.name, "material_code": material_code})
+                     new={"supplier": supplier.name, "material_code": material_code, "lead_time_days": lead_time_days})
+    return approval
+
+
+def supplier_lead_time_set(*, actor: User, approval: ApprovedSupplier, lead_time_days: int,
+                           reason: str) -> ApprovedSupplier:
+    """Change an approved supplier's lead time for its material (Control Site QA), with the reason."""
+    require_perm(actor, Perm.SUPPLIERS_QUALIFY)
+    lead_time_days = _lead_time(lead_time_days)
+    reason = _reason(reason)
+    with transaction.atomic():
+        approval = ApprovedSupplier.objects.select_for_update().get(pk=approval.pk)
+        old = approval.lead_time_days
+        approval.lead_time_days = lead_time_days
+        approval.save(update_fields=["lead_time_days"])
+        event_record(actor=actor, event_type=SupplyEvent.SUPPLIER_LEAD_TIME, obj=approval, reason=reason,
+                     old={"lead_time_days": old}, new={"lead_time_days": lead_time_days})
     return approval
 
 

@@ -46,6 +46,7 @@ NAVIGATION: tuple[tuple[str, tuple[tuple[str, str, Perm], ...]], ...] = (
         ("People", "accounts:people", Perm.ACCOUNTS_VIEW),
         ("Training", "training:matrix", Perm.TRAINING_VIEW),
         ("Planning", "planning:runs", Perm.PLANNING_VIEW),
+        ("Weeks of autarky", "planning:autarky", Perm.PLANNING_VIEW),
         ("Cost model", "costs:models", Perm.COSTS_VIEW),
         ("Cost reports", "costs:reports", Perm.COSTS_VIEW),
         ("Jobs", "jobs:jobs", Perm.JOBS_VIEW),  # everyone's jobs (QA); a person's own: linked from planning

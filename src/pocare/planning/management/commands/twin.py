@@ -29,7 +29,18 @@ class Command(BaseCommand):
         parser.add_argument("--units", type=int, default=0)
         parser.add_argument("--start-day", type=float, default=90.0)
         parser.add_argument("--days", type=float, default=28.0, help="outage days")
-        parser.add_argument("--weeks", type=float, default=4.0, help="disruption weeks")
+        parser.add_argument("--weeks", type=float, default=4.0, help="disruption weeks (1-104)")
+        parser.add_argument("--material", default="lentiviral vector",
+                            help="disruption/supply: the material stopped (its code in the live network)")
+        parser.add_argument("--supplier", default="",
+                            help="supply: stop this supplier (the materials only it supplies)")
+        parser.add_argument("--kits-per-site", type=float, default=0.0,
+                            help="synthetic network, supply: kits of the material at each site")
+        parser.add_argument("--depot-kits", type=float, default=0.0,
+                            help="synthetic network, supply: kits in one depot serving every site")
+        parser.add_argument("--lead-time-days", type=float, default=None,
+                            help="days from a disruption's end to the first delivery (default: the approved "
+                                 "suppliers' with --live, none for a synthetic network)")
         parser.add_argument("--replications", type=int, default=4)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--horizon-days", type=float, default=365.0)
@@ -47,7 +58,9 @@ class Command(BaseCommand):
                                   "site": o["site"], "hub": o["hub"], "units": o["units"],
                                   "start_day": o["start_day"], "days": o["days"], "weeks": o["weeks"],
                                   "replications": o["replications"], "seed": o["seed"],
-                                  "horizon_days": o["horizon_days"]}
+                                  "horizon_days": o["horizon_days"], "material": o["material"],
+                                  "supplier": o["supplier"], "kits_per_site": o["kits_per_site"],
+                                  "depot_kits": o["depot_kits"], "lead_time_days": o["lead_time_days"]}
         if o["referrals"] is not None:
             params["referrals_per_year"] = o["referrals"]
         try:
@@ -81,6 +94,12 @@ class Command(BaseCommand):
             self.stdout.write(f"{s['name']}: share treated {m['share_treated']['mean']:.3f}, vein-to-vein median "
                               f"{m['v2v_median']['mean'] or 0:.1f} d, referral-to-infusion p90 "
                               f"{m['r2i_p90']['mean'] or 0:.1f} d, utilization {m['utilization']['mean']:.2f}")
+            if s["name"] in (study.WITH_BUFFER, study.WITHOUT_BUFFER):
+                row = result["supply"]["rows"][s["name"]]
+                self.stdout.write(f"  supply disruption {s['name']}: {row['delayed_supply'] or 0:.1f} patients "
+                                  f"delayed, {row['lost_supply'] or 0:.1f} lost waiting for material, "
+                                  f"{row['extra_lost']:.1f} lost beyond the baseline, added wait "
+                                  f"{row['supply_wait_mean'] or 0:.1f} d")
             why = s["diagnosis"]
             if why["low"]:
                 self.stdout.write(self.style.WARNING(f"Warning — {s['name']}: {why['text']}"))
