@@ -48,7 +48,7 @@ def _query(site: str, start: dt.date, end: dt.date, **more: str) -> dict[str, st
 def test_the_report_is_the_sum_of_each_batch_cost_and_its_csv_reads_back(people):
     """COST-BATCH: Madrid's report for the period lists its two batches (not Lisbon's), each with the total of
     its own cost page; the category totals and the total are their sums; the CSV read back gives the same rows
-    and the total line; the cost per released product is absent while nothing is released."""
+    and the total line; the cost per patient treated is absent while no one is infused."""
     batches, start, end = _world()
     page = _client("qa").get(reverse("costs:reports"), _query("MAD", start, end))
     assert page.status_code == 200
@@ -58,10 +58,10 @@ def test_the_report_is_the_sum_of_each_batch_cost_and_its_csv_reads_back(people)
         cost = selectors.batch_cost(Batch.objects.get(pk=batch.pk))
         assert cost is not None
         expected[batch.reference] = cost.sheet.total
-        assert batch.reference in html and f"{cost.sheet.total:.2f}" in html
+        assert batch.reference in html and f"{cost.sheet.total:,.2f}" in html
     assert batches[2].reference not in html
     total = sum(expected.values(), Decimal(0))
-    assert f"{total:.2f}" in html and "No product was released" in html
+    assert f"{total:,.2f}" in html and "No patient has been infused" in html
 
     reply = _client("qa").get(reverse("costs:reports"), _query("MAD", start, end, export="csv"))
     assert reply.status_code == 200 and reply["Content-Type"].startswith("text/csv")
@@ -113,9 +113,9 @@ def test_qa_signs_the_report_the_signed_figures_are_kept_and_checked_against_the
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf.content, capture_output=True,
                           check=True).stdout.decode()
-    assert f"Cost report #{found.pk}" in text and found.figures["total"] in text
+    assert f"Cost report #{found.pk}" in text and f"{Decimal(found.figures['total']):,.2f}" in text
     assert signature.signer_printed_name in text and "Quarter close" in text and found.figures_hash in text
-    assert "ARI-0001" not in text or "per released product" in text
+    assert "ARI-0001" not in text or "per patient treated" in text
 
 
 @pytest.mark.django_db

@@ -50,31 +50,32 @@ class Anchor:
 
 ANCHORS: tuple[Anchor, ...] = (
     Anchor("ari_production", "ARI-0001 production cost (Hospital Clínic)", Decimal(50_000), Decimal(60_000), "EUR",
-           "production of the product in the hospital", "DOMAIN.md, 'Cost': ARI-0001 production about €50–60k"),
+           "production of the product in the hospital", "Hospital Clínic de Barcelona (reported)"),
     Anchor("dkfz", "DKFZ full cost at 18 patients a year", Decimal(60_000), Decimal(60_000), "EUR",
            "full cost of one product, an upper bound ('below €60,000')",
            "Ran et al., Int J Cancer 2020"),
     Anchor("umcg", "UMCG in-house CAR-T", Decimal(80_000), Decimal(80_000), "EUR", "hospital's in-house product",
-           "DOMAIN.md, 'Cost'"),
+           "University Medical Center Groningen (reported)"),
     Anchor("ari_price", "ARI-0001 hospital price", Decimal(89_000), Decimal(89_000), "EUR",
-           "price per patient charged by the hospital", "DOMAIN.md, 'Cost' (about a third of list prices)"),
+           "price per patient charged by the hospital, about a third of list prices",
+           "Hospital Clínic de Barcelona (reported)"),
     Anchor("kymriah_uk", "Kymriah list price (UK)", Decimal(282_000), Decimal(282_000), "GBP",
-           "commercial list price of the product", "DOMAIN.md, 'Cost'"),
+           "commercial list price of the product", "UK list price (reported)"),
     Anchor("yescarta_uk", "Yescarta list price (UK)", Decimal(300_000), Decimal(300_000), "GBP",
-           "commercial list price of the product (about)", "DOMAIN.md, 'Cost'"),
+           "commercial list price of the product (about)", "UK list price (reported)"),
 )
 
 
 @dataclass(frozen=True)
 class Comparison:
     anchor: Anchor
-    ratio_low: Decimal  # anchor (low end, €) / our figure
+    ratio_low: Decimal  # anchor (low end, €) / our figure per patient treated
     ratio_high: Decimal
 
 
 def compare(per_product: Decimal | None) -> list[Comparison]:
-    """Each anchor against ``per_product`` (our cost per released product, €): how many times ours it is.
-    Empty when there is no figure of ours (no product released in the period)."""
+    """Each anchor against ``per_product`` (our manufacturing cost per patient treated, €): how many times
+    ours it is. Empty when there is no figure of ours (no patient treated from the period's batches)."""
     if per_product is None or per_product <= 0:
         return []
     return [Comparison(a, (a.eur_low / per_product).quantize(Decimal("0.1")),

@@ -1,6 +1,7 @@
 """The cost report of a site (or the network) for a period (COST-BATCH): every batch that ended in the
 period priced by its own records (``rollup.batch_totals``), summed by category and by month, the cost
-per released product, and the comparison with the published anchors (``anchors``).
+per patient treated (every batch's cost, failed ones included, over the patients infused with a product
+of these batches, as of now), and the comparison with the published anchors (``anchors``).
 
 The figures are plain JSON (amounts as decimal text), so that a signed report keeps exactly what was
 signed (``models.CostReport.figures`` and its SHA-256) and the page, the CSV and the PDF all read the
@@ -21,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from pocare.costs import anchors, compute, rollup
+from pocare.custody.models import Handoff, HandoffKind, HandoffOutcome
 from pocare.ledger.canonical import content_hash
 from pocare.manufacturing.models import Batch, BatchStatus
 from pocare.network.models import Site
@@ -71,7 +73,10 @@ def figures_for(batches: QuerySet[Batch], *, site: Site | None, start: dt.date, 
                      "total": _text(t.total), "unpriced": t.unpriced})
     total = sum(by_category.values(), Decimal(0))
     released = sum(1 for t in totals if t.decision == RELEASED)
-    per_released = (total / released).quantize(compute.CENT) if released else None
+    treated = (Handoff.objects.filter(kind=HandoffKind.INFUSION, outcome=HandoffOutcome.COMPLETED,
+                                      order_id__in=batches.order_by().values("order_id"))
+               .values("order_id").distinct().count())
+    per_treated = (total / treated).quantize(compute.CENT) if treated else None
     return {
         "site": site.code if site is not None else None,
         "site_name": site.name if site is not None else "The whole network",
@@ -80,6 +85,7 @@ def figures_for(batches: QuerySet[Batch], *, site: Site | None, start: dt.date, 
         "completed": sum(1 for t in totals if t.status == BatchStatus.COMPLETED),
         "aborted": sum(1 for t in totals if t.status == BatchStatus.ABORTED),
         "released": released,
+        "treated": treated,
         "rejected": sum(1 for t in totals if t.decision == "rejected"),
         "unpriced_lines": sum(t.unpriced for t in totals),
         "without_model": sum(1 for t in totals if t.model_number is None),
@@ -87,7 +93,7 @@ def figures_for(batches: QuerySet[Batch], *, site: Site | None, start: dt.date, 
         "totals": {k: _text(v) for k, v in by_category.items()},
         "total": _text(total),
         "per_batch": _text(total / len(totals)) if totals else None,
-        "per_released": _text(per_released) if per_released is not None else None,
+        "per_treated": _text(per_treated) if per_treated is not None else None,
         "months": [{"month": m, "batches": v["batches"], "amounts": {k: _text(a) for k, a in v["amounts"].items()},
                     "total": _text(sum(v["amounts"].values(), Decimal(0)))} for m, v in sorted(months.items())],
         "rows": rows,
@@ -99,7 +105,7 @@ def figures_hash(figures: dict[str, Any]) -> str:
 
 
 def comparison(figures: dict[str, Any]) -> list[anchors.Comparison]:
-    per = figures.get("per_released")
+    per = figures.get("per_treated")
     return anchors.compare(Decimal(per) if per else None)
 
 

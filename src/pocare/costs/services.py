@@ -171,5 +171,6 @@ def cost_report_sign(*, actor: User, site: Site | None, start: dt.date, end: dt.
 def cost_report_exported(*, actor: User, cost_report: CostReport, fmt: str) -> None:
     """A signed report left the building as CSV or PDF: a ledger event names who took which."""
     require_perm(actor, Perm.COSTS_VIEW, site=cost_report.site)
-    event_record(actor=actor, event_type=CostsEvent.REPORT_EXPORTED, obj=cost_report,
-                 new={"format": fmt, "figures_hash": cost_report.figures_hash})
+    with transaction.atomic():
+        event_record(actor=actor, event_type=CostsEvent.REPORT_EXPORTED, obj=cost_report,
+                     new={"format": fmt, "figures_hash": cost_report.figures_hash})

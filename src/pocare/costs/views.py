@@ -127,11 +127,12 @@ def _report_context(figures: dict[str, Any]) -> dict[str, Any]:
     comparisons = report.comparison(figures)
     chart = ""
     if comparisons:
-        ours = Decimal(figures["per_released"])
-        bars = [Bar("This report", float(ours), "ok", f"€{ours:,.0f} per released product")]
+        ours = Decimal(figures["per_treated"])
+        bars = [Bar("This report", float(ours), "ok", f"€{ours:,.0f} per patient treated")]
         bars += [Bar(c.anchor.label, float(c.anchor.eur_high), "muted",
-                     f"€{c.anchor.eur_high:,.0f}{' (converted)' if c.anchor.converted else ''}") for c in comparisons]
-        chart = bars_svg(bars, title="Cost per released product against the published figures", width=760)
+                     f"€{c.anchor.eur_high:,.0f}") for c in comparisons]
+        chart = bars_svg(bars, title="Manufacturing cost per patient treated against the published figures",
+                         width=760)
     return {"figures": figures, "category_labels": [labels[k] for k in keys],
             "totals": [(label, amount, (amount / total * 100) if total else Decimal(0)) for label, amount in totals],
             "months": [(m, [Decimal(m["amounts"][k]) for k in keys]) for m in figures["months"]],
@@ -161,7 +162,7 @@ def _report_name(site: str | None, start: str, end: str) -> str:
 @require_GET
 def report_page(request: HttpRequest) -> HttpResponse:
     """Compute the cost report of a site (or the network) for a period from the records — totals by category
-    and month, every batch, the cost per released product against the published anchors — as a page or
+    and month, every batch, the cost per patient treated against the published anchors — as a page or
     CSV (``export=csv``); Control Site QA may sign it. Below, the reports signed before."""
     sites, network = _report_sites(request)
     form = ReportForm(request.GET or None, sites=sites, network=network)
