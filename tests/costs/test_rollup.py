@@ -106,6 +106,11 @@ def test_the_roll_up_in_sql_gives_the_cents_of_the_records_on_postgresql(people)
     assert by_sql == by_records
     # The versions, the sites × device types, the roles; the statement in a savepoint with JIT off.
     assert len(seen) <= 7
+    grouped = rollup.site_month_totals(Batch.objects.all(), now=now, method="sql")
+    assert [(g.site_code, g.month, g.batches, g.amounts, g.unpriced) for g in grouped] == [
+        (g.site_code, g.month, g.batches, g.amounts, g.unpriced)
+        for g in rollup.site_month_totals(Batch.objects.all(), now=now, method="records")]
+    assert sum(g.batches for g in grouped) == 3
     assert len(by_sql) == 3 and any(unpriced for _, unpriced in by_sql.values())
 
 

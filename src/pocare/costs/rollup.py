@@ -278,39 +278,92 @@ WITH ranges AS (
     LEFT JOIN materials m ON m.batch_id = b.id
     LEFT JOIN qc q ON q.batch_id = b.id
     LEFT JOIN shipped sh ON sh.order_id = b.order_id
+), per_batch AS (
+  SELECT b.id, b.reference, b.site_id, b.status, b.started_at, b.ended_at, b.decision, b.model_pk,
+         l.labour, l.materials, l.qc, l.equipment, l.facility, l.review, l.logistics,
+         round((l.labour + l.materials + l.qc + l.equipment + l.facility + l.review + l.logistics)
+               * l.overhead_percent / 100, 2) AS overhead,
+         l.unpriced
+    FROM b LEFT JOIN lines l ON l.id = b.id
 )
-SELECT b.id, b.reference, b.site_id, b.status, b.started_at, b.ended_at, b.decision, b.model_pk,
-       l.labour, l.materials, l.qc, l.equipment, l.facility, l.review, l.logistics,
-       round((l.labour + l.materials + l.qc + l.equipment + l.facility + l.review + l.logistics)
-             * l.overhead_percent / 100, 2) AS overhead,
-       l.unpriced
-  FROM b LEFT JOIN lines l ON l.id = b.id
- ORDER BY b.reference
-"""  # noqa: S608 - only this module's constants are formatted in; values are bound parameters
+{{final}}"""  # noqa: S608 - only this module's constants are formatted in; values are bound parameters
 
 
-def _by_sql(batches: QuerySet[Batch], models: Models, now: dt.datetime) -> list[BatchTotal]:
-    """One statement; the prices come in as arrays looked up by ``compute`` (three small reads first:
-    the people's roles, the sites and device types in scope); the database multiplies, rounds and sums."""
+_PER_BATCH = "SELECT * FROM per_batch ORDER BY reference"
+_BY_SITE_MONTH = """SELECT site_id, to_char(coalesce(ended_at, started_at) AT TIME ZONE 'UTC', 'YYYY-MM'), count(*),
+       sum(labour), sum(materials), sum(qc), sum(equipment), sum(facility), sum(review), sum(logistics),
+       sum(overhead), sum(unpriced)
+  FROM per_batch GROUP BY 1, 2"""
+
+
+def _run(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: str) -> list[tuple[Any, ...]]:
+    """The statement with ``final`` over its per-batch amounts; the prices come in as arrays looked up by
+    ``compute`` (three small reads first: the people's roles, the sites and device types in scope); the
+    database multiplies, rounds and sums. Returns the rows with the site's code in place of its id."""
     inner, inner_params = batches.order_by().values("pk").query.sql_with_params()
     fixed, site_codes = _batch_rate_rows(batches, models)
     materials, tests = _price_rows(models)
     params = [*_columns(_model_ranges(models), 3), *_columns(_rate_spans(batches, models, site_codes), 6),
               *_columns(materials, 3), *_columns(tests, 3), *_columns(fixed, 10), now, *inner_params]
-    number = {pk: m.number for pk, m in models.by_pk.items()}
-    out = []
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner cannot estimate the arrays' joins; its guess would switch JIT compilation on, which
         # costs seconds on a statement that runs in less.
         cursor.execute("SET LOCAL jit = off")
-        cursor.execute(_SQL.replace("{batches}", inner), params)
-        for row in cursor.fetchall():
-            (pk, reference, site_id, status, started_at, ended_at, decision, model_pk, *amounts, unpriced) = row
-            out.append(BatchTotal(
-                pk=pk, reference=reference, site_code=site_codes.get(site_id, ""), status=status,
-                started_at=started_at, ended_at=ended_at, decision=decision,
-                model_number=number.get(model_pk),
-                amounts={key: (Decimal(value) if value is not None else ZERO).quantize(compute.CENT)
-                         for key, value in zip(CATEGORY_KEYS, amounts, strict=True)},
-                unpriced=unpriced or 0))
+        cursor.execute(_SQL.replace("{batches}", inner).replace("{final}", final), params)
+        rows = cursor.fetchall()
+    return [(site_codes.get(row[0], ""), *row[1:]) if final is _BY_SITE_MONTH else
+            (*row[:2], site_codes.get(row[2], ""), *row[3:]) for row in rows]
+
+
+def _by_sql(batches: QuerySet[Batch], models: Models, now: dt.datetime) -> list[BatchTotal]:
+    number = {pk: m.number for pk, m in models.by_pk.items()}
+    out = []
+    for row in _run(batches, models, now, _PER_BATCH):
+        (pk, reference, site_code, status, started_at, ended_at, decision, model_pk, *amounts, unpriced) = row
+        out.append(BatchTotal(
+            pk=pk, reference=reference, site_code=site_code, status=status, started_at=started_at,
+            ended_at=ended_at, decision=decision, model_number=number.get(model_pk),
+            # numeric(…, 2) from the database: cents already (a zero may come as 0, equal to 0.00)
+            amounts={key: value if value is not None else ZERO
+                     for key, value in zip(CATEGORY_KEYS, amounts, strict=True)},
+            unpriced=unpriced or 0))
     return out
+
+
+@dataclass
+class SiteMonth:
+    """The cost of a site's batches that ended (or, in progress, started) in a month (UTC), by category."""
+
+    site_code: str
+    month: str  # YYYY-MM
+    batches: int
+    amounts: dict[str, Decimal]
+    unpriced: int
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.amounts.values(), ZERO)
+
+
+def site_month_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = None, method: str | None = None
+                      ) -> list[SiteMonth]:
+    """The roll-up by site and month of the batches' end: on PostgreSQL summed in the same statement (the
+    per-batch amounts never leave the database), else summed here from :func:`batch_totals`."""
+    method = method or ("sql" if connection.vendor == "postgresql" else "records")
+    now = now or timezone.now()
+    found: dict[tuple[str, str], SiteMonth] = {}
+    if method == "sql" and connection.vendor == "postgresql":
+        for site_code, month, count, *amounts, unpriced in _run(batches, Models(), now, _BY_SITE_MONTH):
+            found[(site_code, month)] = SiteMonth(site_code, month, count, {
+                key: value if value is not None else ZERO for key, value in zip(CATEGORY_KEYS, amounts, strict=True)},
+                unpriced or 0)
+    else:
+        for t in batch_totals(batches, now=now, method=method):
+            month = (t.ended_at or t.started_at).astimezone(dt.UTC).strftime("%Y-%m")
+            row = found.setdefault((t.site_code, month), SiteMonth(t.site_code, month, 0,
+                                                                   dict.fromkeys(CATEGORY_KEYS, ZERO), 0))
+            row.batches += 1
+            row.unpriced += t.unpriced
+            for key in CATEGORY_KEYS:
+                row.amounts[key] += t.amounts[key]
+    return [found[key] for key in sorted(found)]
