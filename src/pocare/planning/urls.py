@@ -11,4 +11,5 @@ urlpatterns: list[Any] = [
     path("planning/twin/new/", views.twin_new, name="twin_new"),
     path("planning/runs/<int:pk>/", views.run, name="run"),
     path("planning/runs/<int:pk>/report/", views.run_report, name="run_report"),
+    path("planning/business-case/", views.business_case, name="business_case"),
 ]
