@@ -176,7 +176,7 @@ def cost_per_patient(points: Sequence[tuple[int, float]], *, title: str, central
     volumes, where the capital and fixed costs fall on few patients)."""
     if not points:
         return _nothing(title, "no volumes")
-    top = max([v for _, v in anchors] + ([centralized] if centralized else []) + [points[-1][1]]) * 1.3
+    top = max([v for _, v, _ in anchors] + ([centralized] if centralized else []) + [points[-1][1]]) * 1.3
     low, high, _ = nice_range(0.0, top)
     drawing = _drawing(title, 340)
     plot = numeric_plot(drawing, Margins(70, 150, 40, 40), (float(points[0][0]), float(max(points[-1][0],
