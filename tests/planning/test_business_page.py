@@ -34,7 +34,7 @@ def test_the_planner_sees_the_case_on_the_model_in_force_with_its_inputs_and_the
     """COST-BATCH: the page names the model version and the master-file version used, draws the cost per patient
     with the centralized price, lists every input as an estimate or with its source, and prices the twin's
     decentralized and centralized networks on the same model."""
-    v1, model = world
+    _, model = world
     page = login("planner").get(URL, {"site": "MAD", "patients_max": "40"})
     assert page.status_code == 200
     text = page.content.decode()

@@ -28,8 +28,8 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pocare.costs import compute
-from pocare.costs.content import CAPITAL_KEYS, FIXED_KEYS
 from pocare.costs.compute import CostLine, CostSheet, Source, hourly_rate, money
+from pocare.costs.content import CAPITAL_KEYS, FIXED_KEYS
 from pocare.planning import erlang, twin
 
 #: The role whose rate prices a step's expected hands-on time and its verification (the records price
@@ -222,7 +222,8 @@ def annual_capital(content: Mapping[str, Any], *, units: int, devices: int) -> D
 
 def annual_fixed(content: Mapping[str, Any]) -> Decimal:
     """A site's fixed cost a year: the sum of the model's ``fixed`` figures."""
-    return money(sum((figure(content, "fixed", key) or (Decimal(0), ""))[0] for key in content.get("fixed", {})))
+    return money(sum(((figure(content, "fixed", key) or (Decimal(0), ""))[0] for key in content.get("fixed", {})),
+                     Decimal(0)))
 
 
 def inputs_listed(content: Mapping[str, Any]) -> list[Input]:
@@ -361,9 +362,9 @@ def twin_comparison(content: Mapping[str, Any], master: Mapping[str, Any], *, si
                                   seed=seed)
     leave = {"logistics"} | (COVERED_BY_CAPITAL if capital_stated(content) else set())
     variable = variable_cost(master, content, site_code="", device_type=device_type, leave_out=leave).total
+    central = twin.centralized(base, base.sites[0].code, extra_hours=extra_hours)
     out = []
-    for name, config in (("decentralized", base), ("centralized",
-                                                   twin.centralized(base, base.sites[0].code, extra_hours=extra_hours))):
+    for name, config in (("decentralized", base), ("centralized", central)):
         kpis = twin.simulate(config, seed)
         out.append(twin_cost(name, kpis, content, variable, horizon_days=config.horizon_days))
     return out

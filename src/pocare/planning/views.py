@@ -172,9 +172,9 @@ def business_case(request: HttpRequest) -> HttpResponseBase:
         break_even=case.break_even)
     shown = sorted({1, 2, 5, 10, 18, 20, 30, 40, 50, 75, 100, 150, 200, 300, 400, 500, case.break_even or 1}
                    & {y.patients for y in case.years})
-    context.update({"site": site, "found": found, "case": case, "chart": mark_safe(chart),  # noqa: S308 - our SVG
-                    "rows": [y for y in case.years if y.patients in shown], "failure": failure, "days": days,
-                    "scenarios": scenarios, "csv_query": _with_csv(request)})
+    context |= {"site": site, "found": found, "case": case, "chart": mark_safe(chart),  # noqa: S308 - our SVG
+                "rows": [y for y in case.years if y.patients in shown], "failure": failure, "days": days,
+                "scenarios": scenarios, "csv_query": _with_csv(request)}
     return render(request, "planning/business_case.html", context)
 
 
