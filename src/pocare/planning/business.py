@@ -59,8 +59,8 @@ class Anchor:
 
 ANCHORS: tuple[Anchor, ...] = (
     Anchor("ARI-0001 hospital price", Decimal(89_000), None, "Hospital Clínic Barcelona (DOMAIN.md)"),
-    Anchor("DKFZ full cost at 18 patients a year", Decimal(60_000), 18, "Ran et al., Int J Cancer 2020"),
-    Anchor("In-house CAR-T at UMCG", Decimal(80_000), None, "DOMAIN.md"),
+    Anchor("DKFZ full cost", Decimal(60_000), 18, "Ran et al., Int J Cancer 2020"),
+    Anchor("UMCG in-house", Decimal(80_000), None, "DOMAIN.md"),
 )
 
 
