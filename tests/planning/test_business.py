@@ -187,3 +187,17 @@ def test_the_twins_centralized_scenario_is_priced_on_the_same_model():
     for s in (decentral, central):
         assert s.per_treated is not None and s.total == s.capital + s.fixed + s.variable + s.logistics
         assert s.per_treated == (s.total / Decimal(str(s.treated))).quantize(Decimal("0.01"))
+
+
+def test_a_run_made_before_the_twin_reported_its_legs_is_not_priced():
+    """COST-BATCH: a stored twin result without transport legs is not priced (never a silent zero logistics)."""
+    content, master = _demo()
+    old = {"kind": "twin", "parameters": {"horizon_days": 365}, "scenarios": [
+        {"name": "baseline", "sites": [{"site": "S00", "units": 2}], "replications": [{"treated": 10, "batches": 11}]}]}
+    assert business.run_prices(old, content, master, device_type="clinimacs_prodigy") == []
+    new = {"kind": "twin", "parameters": {"horizon_days": 365}, "scenarios": [
+        {"name": "baseline", "sites": [{"site": "S00", "units": 2}],
+         "replications": [{"treated": 10, "batches": 11, "transport_legs": 21, "leg_hours": 42.0}] * 2}]}
+    [priced] = business.run_prices(new, content, master, device_type="clinimacs_prodigy")
+    assert priced.replications == 2 and priced.fixed == 370_000 and priced.logistics == 21 * 700 + 42 * 40
+    assert priced.per_treated == (priced.capital + priced.fixed + priced.variable + priced.logistics) / 10

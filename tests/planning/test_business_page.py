@@ -103,3 +103,21 @@ def test_a_planned_batch_is_of_the_order_of_a_completed_batchs_cost_from_its_rec
     tested = set(QcResult.objects.filter(batch=batch).values_list("attribute_id", flat=True))
     assert tested <= {line.description.removeprefix("QC test ") for line in planned.lines if line.category == "qc"}
     assert plan["labour"] != got["labour"]
+
+
+def test_a_twin_studys_centralized_scenario_is_priced_on_the_model_next_to_the_baseline(world: Any, login: Any,
+                                                                                          people: Any):
+    """COST-BATCH: the run page of a twin study (baseline against centralized) adds, for those who read costs,
+    each scenario priced with the cost model in force — the same model as the batches and the business case."""
+    from pocare.planning import services  # lint: allow - the run's service, as tests/planning/test_views.py
+
+    params = {"scenario": "centralized", "sites": 3, "referrals_per_year": 90, "units_per_site": 2, "hub": "",
+              "site": "", "units": 0, "start_day": 30, "days": 30, "weeks": 4, "material": "lentiviral vector",
+              "replications": 2, "seed": 3, "horizon_days": 120, "network": None}
+    run = services.planning_run_start(actor=people["planner"], kind="twin", background=False, parameters=params)
+    run.refresh_from_db()
+    assert run.status == "done", run.error
+    page = login("planner").get(f"/planning/runs/{run.pk}/").content.decode()
+    assert "Priced on cost model v1" in page
+    priced = page.split("Priced on cost model v1")[1]
+    assert "baseline" in priced and "centralized" in priced and "Per patient treated" in priced

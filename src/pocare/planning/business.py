@@ -368,3 +368,41 @@ def twin_comparison(content: Mapping[str, Any], master: Mapping[str, Any], *, si
         kpis = twin.simulate(config, seed)
         out.append(twin_cost(name, kpis, content, variable, horizon_days=config.horizon_days))
     return out
+
+
+@dataclass(frozen=True)
+class RunPrice:
+    """A twin study's scenario priced on the model: means over its replications."""
+
+    name: str
+    replications: int
+    per_treated: Decimal | None
+    capital: Decimal
+    fixed: Decimal
+    variable: Decimal
+    logistics: Decimal
+
+
+def run_prices(result: Mapping[str, Any], content: Mapping[str, Any], master: Mapping[str, Any], *,
+               device_type: str) -> list[RunPrice]:
+    """Each scenario of a finished twin study (``study.twin_study``'s result: the baseline and, say,
+    ``centralized``) priced with :func:`twin_cost` replication by replication, then averaged. Empty for a run
+    made before the twin reported its transport legs (nothing to price them from)."""
+    leave = {"logistics"} | (COVERED_BY_CAPITAL if capital_stated(content) else set())
+    variable = variable_cost(master, content, site_code="", device_type=device_type, leave_out=leave).total
+    horizon = float(result.get("parameters", {}).get("horizon_days", 365.0))
+    out = []
+    for scenario in result.get("scenarios", []):
+        runs = scenario.get("replications") or []
+        if not runs or any("transport_legs" not in r for r in runs):
+            return []
+        priced = [twin_cost(scenario["name"], {**r, "sites": scenario["sites"]}, content, variable,
+                            horizon_days=horizon) for r in runs]
+        per = [p.per_treated for p in priced if p.per_treated is not None]
+        n = Decimal(len(priced))
+        out.append(RunPrice(scenario["name"], len(priced), money(sum(per, Decimal(0)) / len(per)) if per else None,
+                            money(sum((p.capital for p in priced), Decimal(0)) / n),
+                            money(sum((p.fixed for p in priced), Decimal(0)) / n),
+                            money(sum((p.variable for p in priced), Decimal(0)) / n),
+                            money(sum((p.logistics for p in priced), Decimal(0)) / n)))
+    return out

@@ -15,6 +15,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
+from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.roles import Perm
 from pocare.core.listing import Column, csv_rows, render_list
@@ -98,11 +99,27 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
     if found is None:
         raise Http404("No such planning run.")
     context = {"run": found, "running": found.status in (RunStatus.QUEUED, RunStatus.RUNNING),
-               "body": mark_safe(report.body(found.result)) if found.result else ""}  # noqa: S308 - our own HTML
+               "body": mark_safe(report.body(found.result)) if found.result else "",  # noqa: S308 - our own HTML
+               **_priced(request, found.result)}
     template = "planning/_run.html" if request.headers.get("HX-Request") else "planning/run.html"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _priced(request: HttpRequest, result: dict[str, Any] | None) -> dict[str, Any]:
+    """A finished twin study's scenarios priced on the cost model in force, for those who read costs
+    (docs/business-case.md): the centralized scenario next to the baseline on the one model."""
+    if not result or result.get("kind") != "twin" or not access.has_perm(request.user, Perm.COSTS_VIEW):
+        return {}
+    site = selectors.business_sites(request.user).first()
+    if site is None:
+        return {}
+    inputs = selectors.business_inputs(site)
+    if inputs.model is None or inputs.version is None:
+        return {}
+    return {"priced": business.run_prices(result, inputs.model.content, inputs.version.content,
+                                          device_type=inputs.device_type), "priced_model": inputs.model}
 
 
 @requires(Perm.PLANNING_VIEW)
