@@ -201,3 +201,11 @@ def test_a_run_made_before_the_twin_reported_its_legs_is_not_priced():
     [priced] = business.run_prices(new, content, master, device_type="clinimacs_prodigy")
     assert priced.replications == 2 and priced.fixed == 370_000 and priced.logistics == 21 * 700 + 42 * 40
     assert priced.per_treated == (priced.capital + priced.fixed + priced.variable + priced.logistics) / 10
+
+
+def test_the_failure_rate_is_the_sites_own_only_from_five_finished_batches():
+    """COST-BATCH: fewer than five finished batches (the demo's Madrid: 3 aborted of 4) say little: the published
+    default stands; from five on, the site's aborted share (at most 0.9)."""
+    assert business.failure_rate_observed(4, 3) == business.DEFAULT_FAILURE_RATE
+    assert business.failure_rate_observed(20, 1) == Decimal("0.05")
+    assert business.failure_rate_observed(5, 5) == Decimal("0.9")

@@ -162,6 +162,18 @@ def variable_cost(master: Mapping[str, Any], content: Mapping[str, Any], *, site
     return sheet
 
 
+#: Fewer finished batches than this at a site: its failure rate is the published default, not its own.
+MIN_OBSERVED_BATCHES = 5
+
+
+def failure_rate_observed(batches: int, aborted: int) -> Decimal:
+    """The site's aborted share of its finished batches when it has finished at least
+    :data:`MIN_OBSERVED_BATCHES` (at most 0.9), else :data:`DEFAULT_FAILURE_RATE`."""
+    if batches < MIN_OBSERVED_BATCHES:
+        return DEFAULT_FAILURE_RATE
+    return min(Decimal("0.9"), Decimal(aborted) / batches).quantize(Decimal("0.0001"))
+
+
 def devices_needed(batches_per_year: float, process_days: float, *, max_wait_days: float = 7.0) -> int:
     """The fewest devices (one batch at a time each) for which an M/M/c queue's mean wait for a device
     is at most ``max_wait_days`` (Erlang C, ``planning.erlang``); 0 for no batch."""

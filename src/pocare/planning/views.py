@@ -164,8 +164,7 @@ def business_case(request: HttpRequest) -> HttpResponseBase:
         return render(request, "planning/business_case.html", context)
     failure = asked["failure_rate"]
     if failure is None:
-        failure = (min(Decimal("0.9"), Decimal(inputs.aborted) / inputs.batches).quantize(Decimal("0.0001"))
-                   if inputs.batches >= live.MIN_BATCHES else business.DEFAULT_FAILURE_RATE)
+        failure = business.failure_rate_observed(inputs.batches, inputs.aborted)
     days = asked["process_days"] or inputs.process_days or business.DEFAULT_PROCESS_DAYS
     content, master = inputs.model.content, inputs.version.content
     found = business.site_case(content, master, site_code=site.code, device_type=inputs.device_type,
