@@ -453,6 +453,57 @@ def test_every_demo_batch_has_a_cost_every_record_priced_and_a_plausible_total(d
 
 
 @pytest.mark.django_db
+def test_a_demo_patient_treated_costs_their_batches_and_their_episode_recomputed_from_the_records(
+        demo: dt.datetime) -> None:
+    """COST-BATCH: an infused demo patient's cost is every batch made for them (each as its own cost page
+    gives it) plus their clinical episode recomputed by hand from the records — an apheresis per collection,
+    a lymphodepletion and an infusion per infusion hand-off, each follow-up visit done at its mode's price —
+    with nothing unpriced; the page shows the pseudonym, never a name, and links each batch."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from pocare.costs import patient
+    from pocare.costs.models import CostModel
+    from pocare.costs.selectors import batch_cost
+    from pocare.patients.models import Referral, Visit
+
+    referral = (Referral.objects.filter(infused_at__isnull=False, order__isnull=False).select_related("patient")
+                .order_by("pk").first())
+    assert referral is not None and referral.order is not None
+    cost = patient.patient_cost(referral.patient)
+    batches = Batch.objects.filter(order=referral.order)
+    assert {b.reference for b in cost.batches} == {b.reference for b in batches} and batches.exists()
+    by_page = Decimal(0)
+    for batch in batches:
+        sheet = batch_cost(batch)
+        assert sheet is not None
+        by_page += sheet.sheet.total
+    assert cost.batches_total == by_page
+    clinical = CostModel.objects.get(number=1).content["clinical"]
+    collections = Collection.objects.filter(order=referral.order).count()
+    infusions = Handoff.objects.filter(order=referral.order, kind=HandoffKind.INFUSION,
+                                       outcome=HandoffOutcome.COMPLETED).count()
+    visits = Visit.objects.filter(referral=referral, status="done")
+    assert collections >= 1 and infusions == 1 and visits.exists()
+    by_hand = (collections * Decimal(clinical["apheresis"])
+               + infusions * (Decimal(clinical["lymphodepletion"]) + Decimal(clinical["infusion"]))
+               + sum((Decimal(clinical["visit"][v.mode]) for v in visits), Decimal(0)))
+    assert cost.clinical_total == by_hand and cost.unpriced == 0 and cost.treated
+    assert cost.total == by_page + by_hand
+
+    client = Client()
+    client.login(username="qa", password=PASSWORD)
+    page = client.get(reverse("costs:patient", args=[referral.patient.pseudonym]))
+    html = page.content.decode()
+    assert page.status_code == 200 and f"{cost.total:,.2f}" in html
+    assert all(reverse("costs:batch", args=[b.reference]) in html for b in batches)
+    operator = Client()
+    operator.login(username="operator.mad", password=PASSWORD)
+    assert operator.get(reverse("costs:patient", args=[referral.patient.pseudonym])).status_code == 403
+    assert client.get(reverse("costs:patient", args=["NO-SUCH"])).status_code == 404
+
+
+@pytest.mark.django_db
 def test_the_demo_sites_business_case_reads_the_demos_model_and_records(demo: dt.datetime, client: Any) -> None:
     """COST-BATCH: the planner's business case of a demo site uses the demo's signed model (its capital, fixed
     and centralized-price figures), the master file effective there and the site's own finished batches

@@ -169,13 +169,47 @@ def hourly_rate(content: Mapping[str, Any], role: str | None, site_code: str) ->
     return _price(labour.get("hourly_rates"), role)
 
 
+@dataclass(frozen=True)
+class BatchRates:
+    """The prices of a batch's own lines at a site for a device type, looked up once (None: unpriced)."""
+
+    equipment_hourly: Decimal | None
+    facility_hourly: Decimal | None
+    verification_hours: Decimal | None  # None: the model does not count verifications
+    qa_hours: Decimal | None  # None: the model has no QA review line
+    qa_rate: Decimal | None
+    qp_hours: Decimal | None
+    qp_rate: Decimal | None
+    per_shipment: Decimal | None
+    overhead_percent: Decimal | None
+
+
+def batch_rates(content: Mapping[str, Any], site_code: str, device_type: str) -> BatchRates:
+    """The model's prices for a batch at ``site_code`` on a ``device_type`` unit (docs/costs.md)."""
+    facility = content.get("facility", {})
+    cleanroom = _price(facility.get("site_hourly"), site_code)
+    verification = content.get("labour", {}).get("verification_minutes")
+    review = content.get("review", {})
+    return BatchRates(
+        equipment_hourly=_price(content.get("equipment", {}).get("hourly"), device_type),
+        facility_hourly=cleanroom if cleanroom is not None else _price(facility, "hourly"),
+        verification_hours=((Decimal(str(verification)) / 60).quantize(HOUR_PLACES, ROUND_HALF_UP)
+                            if verification is not None else None),
+        qa_hours=Decimal(str(review["qa_hours"])) if "qa_hours" in review else None,
+        qa_rate=hourly_rate(content, QA_ROLE, site_code),
+        qp_hours=Decimal(str(review["qp_hours"])) if "qp_hours" in review else None,
+        qp_rate=hourly_rate(content, QP_ROLE, site_code),
+        per_shipment=_price(content.get("logistics"), "per_shipment"),
+        overhead_percent=_price(content.get("overhead"), "percent"))
+
+
 def batch_cost_lines(records: BatchRecords, content: Mapping[str, Any]) -> CostSheet:
     """Price the records with the model's content: the lines in category order, then by record."""
     sheet = CostSheet()
     add = sheet.lines.append
     site = records.site_code
+    rates = batch_rates(content, site, records.device_type)
     batch_source = Source("manufacturing.Batch", records.pk)
-    verification = content.get("labour", {}).get("verification_minutes")
     for step in records.steps:
         source = Source("manufacturing.StepExecution", step.pk)
         if step.hours is not None:
@@ -183,11 +217,10 @@ def batch_cost_lines(records: BatchRecords, content: Mapping[str, Any]) -> CostS
             who = f"{step.performer or '?'} ({role or 'no role at the site'})"
             add(_line("labour", f"Step {step.step_id}: performed by {who}", step.hours, "h",
                       hourly_rate(content, role, site), source))
-        if step.verifier and verification is not None:
+        if step.verifier and rates.verification_hours is not None:
             role = step.verifier_role
-            hours = (Decimal(str(verification)) / 60).quantize(HOUR_PLACES, ROUND_HALF_UP)
             add(_line("labour", f"Step {step.step_id}: verified by {step.verifier} ({role or 'no role at the site'})",
-                      hours, "h", hourly_rate(content, role, site), source))
+                      rates.verification_hours, "h", hourly_rate(content, role, site), source))
     prices = content.get("materials")
     for use in records.materials:
         add(_line("materials", f"{use.material_code} lot {use.lot_number} at step {use.step_id}", use.quantity,
@@ -197,27 +230,63 @@ def batch_cost_lines(records: BatchRecords, content: Mapping[str, Any]) -> CostS
         add(_line("qc", f"QC test {test.attribute_id}", Decimal(1), "test", _price(tests, test.attribute_id),
                   Source("manufacturing.QcResult", test.pk)))
     add(_line("equipment", f"Unit occupation ({records.device_type})", records.unit_hours, "h",
-              _price(content.get("equipment", {}).get("hourly"), records.device_type), batch_source))
-    facility = content.get("facility", {})
-    cleanroom = _price(facility.get("site_hourly"), site)
-    add(_line("facility", f"Cleanroom at {site} during the batch", records.unit_hours, "h",
-              cleanroom if cleanroom is not None else _price(facility, "hourly"), batch_source))
-    review = content.get("review", {})
-    if "qa_hours" in review:
-        add(_line("review", "Control Site QA review of the batch", Decimal(str(review["qa_hours"])), "h",
-                  hourly_rate(content, QA_ROLE, site), batch_source))
-    if "qp_hours" in review:
+              rates.equipment_hourly, batch_source))
+    add(_line("facility", f"Cleanroom at {site} during the batch", records.unit_hours, "h", rates.facility_hourly,
+              batch_source))
+    if rates.qa_hours is not None:
+        add(_line("review", "Control Site QA review of the batch", rates.qa_hours, "h", rates.qa_rate, batch_source))
+    if rates.qp_hours is not None:
         certified = records.certification_pk
         add(_line("review", "QP certification" + ("" if certified is not None else " (not yet certified)"),
-                  Decimal(str(review["qp_hours"])), "h", hourly_rate(content, QP_ROLE, site),
+                  rates.qp_hours, "h", rates.qp_rate,
                   Source("release.Certification", certified) if certified is not None else batch_source))
-    per_shipment = _price(content.get("logistics"), "per_shipment")
     for shipment in records.shipments:
-        add(_line("logistics", f"Shipment: {shipment.leg.replace('_', ' ')}", Decimal(1), "shipment", per_shipment,
-                  Source("custody.Shipment", shipment.pk)))
-    percent = _price(content.get("overhead"), "percent")
+        add(_line("logistics", f"Shipment: {shipment.leg.replace('_', ' ')}", Decimal(1), "shipment",
+                  rates.per_shipment, Source("custody.Shipment", shipment.pk)))
+    percent = rates.overhead_percent
     if percent is not None:
         base = sheet.total
         add(CostLine("overhead", f"Overhead {percent.normalize():f} % of {base} EUR", base, "EUR",
                      percent / 100, money(base * percent / 100), Source("costs.CostModel", records.model_pk)))
     return sheet
+
+
+# --- the patient's clinical episode -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClinicalEvent:
+    """One event of the patient's episode that the records hold: an apheresis (a collection), an infusion (its
+    hand-off; the lymphodepletion before it is counted with it, POCare recording the infusion only), a
+    follow-up visit done (``mode``: in person, by phone, by questionnaire)."""
+
+    kind: str  # apheresis | infusion | visit
+    pk: int
+    label: str
+    mode: str = ""
+
+
+#: The record each kind of event comes from.
+CLINICAL_SOURCES = {"apheresis": "custody.Collection", "infusion": "custody.Handoff", "visit": "patients.Visit"}
+
+
+def clinical_lines(events: Sequence[tuple[ClinicalEvent, Mapping[str, Any] | None, int]]) -> list[CostLine]:
+    """The lines of a patient's clinical episode: each event with the content of the version that prices it
+    (``None``: no version in force on its day: unpriced) and that version's pk. An infusion adds a second
+    line, the lymphodepletion (conditioning) that precedes it."""
+    out = []
+    for event, content, _model_pk in events:
+        clinical = (content or {}).get("clinical") or {}
+        source = Source(CLINICAL_SOURCES[event.kind], event.pk)
+        if event.kind == "apheresis":
+            out.append(_line("clinical", f"Apheresis: {event.label}", Decimal(1), "procedure",
+                             _price(clinical, "apheresis"), source))
+        elif event.kind == "infusion":
+            out.append(_line("clinical", f"Lymphodepletion before the infusion ({event.label})", Decimal(1),
+                             "course", _price(clinical, "lymphodepletion"), source))
+            out.append(_line("clinical", f"Infusion: {event.label}", Decimal(1), "infusion",
+                             _price(clinical, "infusion"), source))
+        else:
+            out.append(_line("clinical", f"Follow-up visit {event.label} ({event.mode.replace('_', ' ') or '?'})",
+                             Decimal(1), "visit", _price(clinical.get("visit"), event.mode), source))
+    return out

@@ -22,6 +22,9 @@ unpriced on the batch's cost, never as zero)::
      "logistics": {"per_shipment": 650,                        # € per shipment of the order
                    "per_hour": 40},                            # € per hour of transport (planning only)
      "overhead": {"percent": 15},                              # of every other line
+     "clinical": {"apheresis": 4200, "lymphodepletion": 2600,  # € per apheresis, per conditioning,
+                  "infusion": 7500,                            # per infusion (with the stay),
+                  "visit": {"in_person": 380, "phone": 60, "questionnaire": 25}},  # per follow-up visit done
      # For planning's business case (docs/business-case.md); not used to price a batch's records:
      "capital": {"unit_price": FIGURE,          # € of a prefabricated GMP unit (cleanroom module)
                  "devices_per_unit": FIGURE,    # closed manufacturing devices in one unit (whole number)
@@ -56,6 +59,9 @@ MAX_REVIEW_HOURS = Decimal(200)  # hours of QA or QP per batch
 MAX_VERIFICATION_MINUTES = Decimal(480)
 MAX_SHIPMENT = Decimal(100_000)  # € per shipment
 MAX_PERCENT = Decimal(100)
+MAX_CLINICAL = Decimal(500_000)  # € per clinical event of a patient's episode (an apheresis, an infusion, a visit)
+#: How a follow-up visit may be done (patients.models.VisitMode).
+VISIT_MODES = ("in_person", "phone", "questionnaire")
 MAX_TRANSPORT_HOURLY = Decimal(10_000)  # € per hour of transport
 MAX_CAPITAL = Decimal(100_000_000)  # € of a prefabricated unit, a device, an installation
 MAX_ANNUAL = Decimal(100_000_000)  # € a year of one site's fixed cost
@@ -197,7 +203,8 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
     ``device_types`` are the names a rate may be given for (``accounts.roles.Role``,
     ``network.models.DeviceType``)."""
     top = _section(content, "", ("currency", "labour", "materials", "qc_tests", "facility", "equipment",
-                                 "review", "logistics", "overhead", "capital", "fixed", "centralized_price"))
+                                 "review", "logistics", "overhead", "clinical", "capital", "fixed",
+                                 "centralized_price"))
     if top.get("currency") != CURRENCY:
         raise ContentRefused("currency", f'must be "{CURRENCY}"')
     out: dict[str, Any] = {"currency": CURRENCY}
@@ -244,6 +251,12 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
         overhead = _section(top["overhead"], "overhead", ("percent",))
         out["overhead"] = {key: amount_checked(value, f"overhead.{key}", MAX_PERCENT)
                            for key, value in overhead.items()}
+    if "clinical" in top:
+        clinical = _section(top["clinical"], "clinical", ("apheresis", "lymphodepletion", "infusion", "visit"))
+        out["clinical"] = {key: amount_checked(value, f"clinical.{key}", MAX_CLINICAL)
+                           for key, value in clinical.items() if key != "visit"}
+        if "visit" in clinical:
+            out["clinical"]["visit"] = _prices(clinical["visit"], "clinical.visit", MAX_CLINICAL, VISIT_MODES)
     if "capital" in top:
         out["capital"] = _figures(top["capital"], "capital", CAPITAL_LIMITS)
     if "fixed" in top:

@@ -47,3 +47,29 @@ class CostModel(models.Model):
         """What the approval signature binds to: the number, the day it takes effect and the content."""
         return {"cost_model": self.number, "effective_from": self.effective_from.isoformat(),
                 "content_hash": self.content_hash}
+
+
+class CostReport(models.Model):
+    """A cost report of a site (or of the whole network, ``site`` empty) for a period, signed by Control
+    Site QA: the figures as computed when signed (``costs.report.figures_for``) and their SHA-256, which
+    the signature binds. The page recomputes them from the records and says whether they still agree."""
+
+    site = models.ForeignKey("network.Site", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    figures = models.JSONField(help_text="The report's figures as signed (costs.report.figures_for).")
+    figures_hash = models.CharField(max_length=64, help_text="SHA-256 of the canonical figures: what is signed.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        where = self.site.code if self.site is not None else "network"
+        return f"cost report {where} {self.period_start}–{self.period_end}"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {"cost_report": self.pk, "site": self.site.code if self.site is not None else None,
+                "period_start": self.period_start.isoformat(), "period_end": self.period_end.isoformat(),
+                "figures_hash": self.figures_hash}

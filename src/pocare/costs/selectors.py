@@ -103,47 +103,70 @@ def _role_at(memberships: list[Any], user_id: int | None, when: dt.datetime | No
     return chosen
 
 
+def records_many(batches: list[Batch], models: dict[int, CostModel], *, now: dt.datetime | None = None
+                 ) -> dict[int, compute.BatchRecords]:
+    """The records of many batches as :class:`compute.BatchRecords`, by batch pk: five queries whatever
+    their number (steps, people's roles at the batches' sites, material uses, QC results, shipments).
+    ``batches`` come with their site, unit and certification loaded; ``models`` names each batch's
+    cost model by batch pk (the role of a person is chosen by the rates of that model)."""
+    now = now or timezone.now()
+    ids = [b.pk for b in batches]
+    steps: dict[int, list[Any]] = {pk: [] for pk in ids}
+    for row in (StepExecution.objects.filter(batch_id__in=ids).order_by("batch_id", "position")
+                .values("pk", "batch_id", "step_id", "status", "started_at", "performed_at", "verified_at",
+                        "performed_by_id", "performed_by__printed_name", "performed_by__username",
+                        "verified_by_id", "verified_by__printed_name", "verified_by__username")):
+        steps[row["batch_id"]].append(row)
+    people = {s[k] for rows in steps.values() for s in rows for k in ("performed_by_id", "verified_by_id")}
+    memberships: dict[int, list[Any]] = {}
+    for m in (Membership.objects.filter(site_id__in={b.site_id for b in batches}, user_id__in=people - {None})
+              .values("site_id", "user_id", "role", "granted_at", "valid_until", "revoked_at")):
+        memberships.setdefault(m["site_id"], []).append(m)
+    uses: dict[int, list[compute.MaterialConsumed]] = {pk: [] for pk in ids}
+    for u in (MaterialUse.objects.filter(step__batch_id__in=ids).order_by("step__batch_id", "step__position", "pk")
+              .values("pk", "material_code", "quantity", "lot_id", "lot__lot_number", "step__step_id",
+                      "step__batch_id")):
+        uses[u["step__batch_id"]].append(compute.MaterialConsumed(
+            pk=u["pk"], material_code=u["material_code"], quantity=u["quantity"], lot_number=u["lot__lot_number"],
+            lot_pk=u["lot_id"], step_id=u["step__step_id"]))
+    qc: dict[int, list[compute.QcTest]] = {pk: [] for pk in ids}
+    for r in (QcResult.objects.filter(batch_id__in=ids, corrects__isnull=True)
+              .order_by("batch_id", "attribute_id", "pk").values("pk", "batch_id", "attribute_id")):
+        qc[r["batch_id"]].append(compute.QcTest(pk=r["pk"], attribute_id=r["attribute_id"]))
+    shipments: dict[int, list[compute.ShipmentMade]] = {}
+    for sh in (Shipment.objects.filter(order_id__in={b.order_id for b in batches}).order_by("dispatched_at", "pk")
+               .values("pk", "leg", "order_id")):
+        shipments.setdefault(sh["order_id"], []).append(compute.ShipmentMade(pk=sh["pk"], leg=sh["leg"],
+                                                                              order_pk=sh["order_id"]))
+    out = {}
+    for batch in batches:
+        model = models[batch.pk]
+        content, site_code = model.content, batch.site.code
+        held = memberships.get(batch.site_id, [])
+        work = []
+        for s in steps[batch.pk]:
+            done_at = s["performed_at"] if s["status"] != StepStatus.SKIPPED else None
+            hours = compute.hours_between((done_at - s["started_at"]).total_seconds()) if done_at is not None else None
+            work.append(compute.StepWork(
+                pk=s["pk"], step_id=s["step_id"], hours=hours,
+                performer=s["performed_by__printed_name"] or s["performed_by__username"] or "",
+                performer_role=_role_at(held, s["performed_by_id"], s["performed_at"], content, site_code),
+                verifier=s["verified_by__printed_name"] or s["verified_by__username"] or "",
+                verifier_role=_role_at(held, s["verified_by_id"], s["verified_at"], content, site_code)))
+        certification = getattr(batch, "certification", None)
+        out[batch.pk] = compute.BatchRecords(
+            pk=batch.pk, reference=batch.reference, site_code=site_code, device_type=batch.unit.device_type,
+            unit_hours=compute.hours_between(((batch.ended_at or now) - batch.started_at).total_seconds()),
+            steps=work, materials=uses[batch.pk], qc=qc[batch.pk], shipments=shipments.get(batch.order_id, []),
+            certification_pk=certification.pk if certification is not None else None, model_pk=model.pk)
+    return out
+
+
 def batch_records(batch: Batch, model: CostModel) -> tuple[compute.BatchRecords, Batch, dt.datetime]:
     """The records of the batch as :class:`compute.BatchRecords`: six queries."""
     batch = Batch.objects.select_related("site", "unit", "certification").get(pk=batch.pk)
     now = timezone.now()
-    end = batch.ended_at or now
-    site_code = batch.site.code
-    content = model.content
-    steps = list(StepExecution.objects.filter(batch_id=batch.pk).order_by("position")
-                 .values("pk", "step_id", "status", "started_at", "performed_at", "verified_at",
-                         "performed_by_id", "performed_by__printed_name", "performed_by__username",
-                         "verified_by_id", "verified_by__printed_name", "verified_by__username"))
-    people = {s["performed_by_id"] for s in steps} | {s["verified_by_id"] for s in steps}
-    memberships: list[Any] = list(Membership.objects.filter(site_id=batch.site_id, user_id__in=people - {None})
-                       .values("user_id", "role", "granted_at", "valid_until", "revoked_at"))
-    work = []
-    for s in steps:
-        done_at = s["performed_at"] if s["status"] != StepStatus.SKIPPED else None
-        work.append(compute.StepWork(
-            pk=s["pk"], step_id=s["step_id"],
-            hours=compute.hours_between((done_at - s["started_at"]).total_seconds()) if done_at is not None else None,
-            performer=s["performed_by__printed_name"] or s["performed_by__username"] or "",
-            performer_role=_role_at(memberships, s["performed_by_id"], s["performed_at"], content, site_code),
-            verifier=s["verified_by__printed_name"] or s["verified_by__username"] or "",
-            verifier_role=_role_at(memberships, s["verified_by_id"], s["verified_at"], content, site_code)))
-    uses = [compute.MaterialConsumed(pk=u["pk"], material_code=u["material_code"], quantity=u["quantity"],
-                                     lot_number=u["lot__lot_number"], lot_pk=u["lot_id"], step_id=u["step__step_id"])
-            for u in MaterialUse.objects.filter(step__batch_id=batch.pk).order_by("step__position", "pk")
-            .values("pk", "material_code", "quantity", "lot_id", "lot__lot_number", "step__step_id")]
-    qc = [compute.QcTest(pk=r["pk"], attribute_id=r["attribute_id"])
-          for r in QcResult.objects.filter(batch_id=batch.pk, corrects__isnull=True).order_by("attribute_id", "pk")
-          .values("pk", "attribute_id")]
-    shipments = [compute.ShipmentMade(pk=s["pk"], leg=s["leg"], order_pk=s["order_id"])
-                 for s in Shipment.objects.filter(order_id=batch.order_id).order_by("dispatched_at", "pk")
-                 .values("pk", "leg", "order_id")]
-    certification = getattr(batch, "certification", None)
-    records = compute.BatchRecords(
-        pk=batch.pk, reference=batch.reference, site_code=site_code, device_type=batch.unit.device_type,
-        unit_hours=compute.hours_between((end - batch.started_at).total_seconds()),
-        steps=work, materials=uses, qc=qc, shipments=shipments,
-        certification_pk=certification.pk if certification is not None else None, model_pk=model.pk)
-    return records, batch, now
+    return records_many([batch], {batch.pk: model}, now=now)[batch.pk], batch, now
 
 
 def batch_cost(batch: Batch, model: CostModel | None = None) -> BatchCost | None:

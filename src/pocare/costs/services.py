@@ -21,14 +21,16 @@ from pocare.accounts.roles import Perm, Role
 from pocare.accounts.services import require_perm
 from pocare.core import bounds
 from pocare.core.checks import text_checked
+from pocare.costs import report
 from pocare.costs.content import ContentRefused, content_checked
 from pocare.costs.events import CostsEvent
-from pocare.costs.models import CostModel, CostModelStatus
+from pocare.costs.models import CostModel, CostModelStatus, CostReport
 from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
-from pocare.network.models import DeviceType
+from pocare.manufacturing.models import Batch
+from pocare.network.models import DeviceType, Site
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -135,3 +137,39 @@ def cost_model_approve(*, actor: User, model: CostModel, reason: str, credential
                           "supersedes": previous.number if previous is not None else None})
         signature_apply(proof=proof, record=locked, site=None, reason=reason, meaning=Meaning.APPROVED)
     return locked
+
+
+def cost_report_sign(*, actor: User, site: Site | None, start: dt.date, end: dt.date, reason: str,
+                     credentials: SigningCredentials) -> CostReport:
+    """Compute the cost report of ``site`` (the network for ``None``) for the period from the records and
+    sign it (Control Site QA, meaning *approved*, with the reason): the figures signed are the ones
+    stored. Refused for a period out of bounds, more than ``report.MAX_BATCHES`` batches, or none."""
+    require_perm(actor, Perm.COSTS_MANAGE)
+    reason = _reason(reason)
+    report.period_checked(start, end, today=timezone.now().date())
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        batches = report.batches_in(Batch.objects.all(), site, start, end)
+        count = batches.count()
+        if count == 0:
+            raise ValidationError({"end": "No batch ended at this site in this period: there is nothing to sign."})
+        if count > report.MAX_BATCHES:
+            raise ValidationError({"end": f"{count:,} batches ended in this period; a signed report holds at most "
+                                          f"{report.MAX_BATCHES:,}. Choose a site or a shorter period."})
+        figures = report.figures_for(batches, site=site, start=start, end=end)
+        found = CostReport.objects.create(site=site, period_start=start, period_end=end, figures=figures,
+                                          figures_hash=report.figures_hash(figures), created_by=actor,
+                                          created_at=timezone.now())
+        event_record(actor=actor, event_type=CostsEvent.REPORT_SIGNED, obj=found, reason=reason,
+                     new={"site": site.code if site is not None else None, "start": start.isoformat(),
+                          "end": end.isoformat(), "batches": figures["batches"], "total": figures["total"],
+                          "figures_hash": found.figures_hash})
+        signature_apply(proof=proof, record=found, site=site, reason=reason, meaning=Meaning.APPROVED)
+    return found
+
+
+def cost_report_exported(*, actor: User, cost_report: CostReport, fmt: str) -> None:
+    """A signed report left the building as CSV or PDF: a ledger event names who took which."""
+    require_perm(actor, Perm.COSTS_VIEW, site=cost_report.site)
+    event_record(actor=actor, event_type=CostsEvent.REPORT_EXPORTED, obj=cost_report,
+                 new={"format": fmt, "figures_hash": cost_report.figures_hash})

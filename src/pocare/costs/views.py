@@ -4,19 +4,37 @@ selectors decide what is seen (``costs.view`` at the batch's site; another site'
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from decimal import Decimal
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from pocare.accounts.decorators import requires
+from pocare.accounts import selectors as access
+from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
-from pocare.costs import compute, selectors
-from pocare.costs.models import CostModel
+from pocare.core.charts.bars import Bar, bars_svg
+from pocare.core.forms import apply_validation_error
+from pocare.core.listing import csv_cell
+from pocare.costs import anchors, compute, patient, report, rollup, selectors, services
+from pocare.costs.forms import ReportForm, ReportSignForm
+from pocare.costs.models import CostModel, CostReport
+from pocare.custody.models import Collection, Handoff
+from pocare.ledger.models import Signature
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
+from pocare.ledger.verify import signature_statuses
 from pocare.manufacturing.models import Batch
+from pocare.network.models import Site
+from pocare.patients.models import Patient
 
 
 def _links(cost: selectors.BatchCost) -> dict[tuple[str, int], str]:
@@ -61,7 +79,9 @@ def batch_cost(request: HttpRequest, reference: str) -> HttpResponse:
         raise Http404("No such batch.") from None
     cost = selectors.batch_cost(batch, _model_asked(request))
     context: dict[str, Any] = {"batch": batch, "cost": cost,
-                               "versions": selectors.models_listed().filter(status__in=selectors.IN_FORCE)}
+                               "versions": selectors.models_listed().filter(status__in=selectors.IN_FORCE),
+                               "pseudonym": Patient.objects.filter(referrals__order_id=batch.order_id)
+                               .values_list("pseudonym", flat=True).first()}
     if cost is not None:
         links = _links(cost)
         context["groups"] = [(key, label, subtotal, [(line, links.get((line.source.label, line.source.pk), ""))
@@ -81,3 +101,192 @@ def model_list(request: HttpRequest) -> HttpResponse:
     for model in models:
         model.content_text = json.dumps(model.content, indent=2, sort_keys=True)  # type: ignore[attr-defined]
     return render(request, "costs/models.html", {"rows": [(m, signatures[m.pk]) for m in models]})
+
+
+# --- the cost report of a site and period -------------------------------------------------------------
+
+
+def _report_sites(request: HttpRequest) -> tuple[list[tuple[str, str]], bool]:
+    """The sites the person reads costs at (code, label), and whether they may read the whole network."""
+    held = access.sites_with_perm(request.user, Perm.COSTS_VIEW)
+    found = Site.objects.order_by("code")
+    if held is not None:
+        found = found.filter(pk__in=held)
+    return [(s.code, f"{s.code} — {s.name}") for s in found], held is None
+
+
+def _site_named(code: str) -> Site | None:
+    return Site.objects.filter(code=code).first() if code else None
+
+
+def _report_context(figures: dict[str, Any]) -> dict[str, Any]:
+    keys = rollup.CATEGORY_KEYS
+    labels = dict(compute.CATEGORIES)
+    totals = [(labels[k], Decimal(figures["totals"][k])) for k in keys]
+    total = Decimal(figures["total"])
+    comparisons = report.comparison(figures)
+    chart = ""
+    if comparisons:
+        ours = Decimal(figures["per_released"])
+        bars = [Bar("This report", float(ours), "ok", f"€{ours:,.0f} per released product")]
+        bars += [Bar(c.anchor.label, float(c.anchor.eur_high), "muted",
+                     f"€{c.anchor.eur_high:,.0f}{' (converted)' if c.anchor.converted else ''}") for c in comparisons]
+        chart = bars_svg(bars, title="Cost per released product against the published figures", width=760)
+    return {"figures": figures, "category_labels": [labels[k] for k in keys],
+            "totals": [(label, amount, (amount / total * 100) if total else Decimal(0)) for label, amount in totals],
+            "months": [(m, [Decimal(m["amounts"][k]) for k in keys]) for m in figures["months"]],
+            "rows": figures["rows"][:ROWS_SHOWN], "rows_hidden": max(0, len(figures["rows"]) - ROWS_SHOWN),
+            "comparisons": comparisons, "anchor_chart": chart, "to_eur": anchors.TO_EUR}
+
+
+#: The batches a report page lists (all of them are in the CSV).
+ROWS_SHOWN = 300
+
+
+def _csv(figures: dict[str, Any], name: str) -> HttpResponse:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in report.csv_rows(figures):
+        writer.writerow([csv_cell(cell) for cell in row])
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+def _report_name(site: str | None, start: str, end: str) -> str:
+    return f"pocare-cost-report-{site or 'network'}-{start}-{end}"
+
+
+@requires(Perm.COSTS_VIEW)
+@require_GET
+def report_page(request: HttpRequest) -> HttpResponse:
+    """Compute the cost report of a site (or the network) for a period from the records — totals by category
+    and month, every batch, the cost per released product against the published anchors — as a page or
+    CSV (``export=csv``); Control Site QA may sign it. Below, the reports signed before."""
+    sites, network = _report_sites(request)
+    form = ReportForm(request.GET or None, sites=sites, network=network)
+    context: dict[str, Any] = {"form": form, "signed": _signed_visible(request)[:50]}
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            data = form.cleaned_data
+            site = _site_named(data["site"])
+            batches = report.batches_in(selectors.batches_visible(request.user), site, data["start"], data["end"])
+            figures = report.figures_for(batches, site=site, start=data["start"], end=data["end"])
+            if request.GET.get("export") == "csv":
+                return _csv(figures, _report_name(figures["site"], figures["start"], figures["end"]))
+            context |= _report_context(figures)
+            if access.has_perm(request.user, Perm.COSTS_MANAGE) and figures["batches"]:
+                context["sign_form"] = ReportSignForm(
+                    initial={"site": data["site"], "start": data["start"], "end": data["end"]},
+                    ask_user_id=signing_needs_user_id(request))
+            context["csv_query"] = request.GET.urlencode() + "&export=csv"
+        else:
+            status = 400
+    return render(request, "costs/report.html", context, status=status)
+
+
+def _signed_visible(request: HttpRequest) -> QuerySet[CostReport]:
+    held = access.sites_with_perm(request.user, Perm.COSTS_VIEW)
+    found = CostReport.objects.select_related("site", "created_by")
+    return found if held is None else found.filter(site_id__in=held)
+
+
+@requires(Perm.COSTS_MANAGE)
+@require_POST
+def report_sign(request: HttpRequest) -> HttpResponseBase:
+    """Sign the cost report of a site and period (Control Site QA): the figures are computed again from the
+    records in the signing transaction and stored with the signature."""
+    form = ReportSignForm(request.POST, ask_user_id=signing_needs_user_id(request))
+    try:
+        if form.is_valid():
+            data = form.cleaned_data
+            site = _site_named(data["site"])
+            if data["site"] and site is None:
+                raise ValidationError({"site": "No such site."})
+            found = services.cost_report_sign(actor=request_actor(request), site=site, start=data["start"],
+                                              end=data["end"], reason=data["reason"],
+                                              credentials=form.credentials(request.session))
+            messages.success(request, f"The {found} is signed.")
+            return redirect("costs:report", found.pk)
+    except SigningRefused as exc:
+        form.show_refusal(exc)
+    except ValidationError as exc:
+        apply_validation_error(form, exc)
+    return render(request, "costs/report_refused.html", {"form": form}, status=400)
+
+
+@requires(Perm.COSTS_VIEW)
+def report_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """A signed cost report: its figures as signed, the signature and whether it holds, and whether the
+    records still give the same figures; POST ``format=csv|pdf`` downloads it (a ledger event)."""
+    found = _signed_visible(request).filter(pk=pk).first()
+    if found is None:
+        raise Http404("No such cost report.")
+    figures = found.figures
+    if request.method == "POST":
+        fmt = request.POST.get("format")
+        if fmt not in ("csv", "pdf"):
+            return HttpResponse("format: choose csv or pdf.", status=400, content_type="text/plain")
+        name = _report_name(figures["site"], figures["start"], figures["end"])
+        if fmt == "pdf":
+            try:
+                import weasyprint  # lint: allow - WeasyPrint needs Pango from the system; only the PDF answers 503
+            except (ImportError, OSError) as exc:
+                return HttpResponse(f"PDF output is unavailable on this server ({exc}). Download the CSV, or print "
+                                    "the page from the browser.", status=503, content_type="text/plain")
+        services.cost_report_exported(actor=request_actor(request), cost_report=found, fmt=fmt)
+        if fmt == "csv":
+            return _csv(figures, name)
+        html = render_to_string("costs/report_print.html", _detail_context(found), request=request)
+        response = HttpResponse(weasyprint.HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf(),
+                                content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+        return response
+    return render(request, "costs/report_detail.html", _detail_context(found))
+
+
+def _detail_context(found: CostReport) -> dict[str, Any]:
+    signatures = list(Signature.objects.filter(record_type=CostReport._meta.label, record_id=str(found.pk))
+                      .select_related("event").order_by("signed_at", "pk"))
+    statuses = signature_statuses(signatures) if signatures else {}
+    start, end = found.period_start, found.period_end
+    now = report.figures_for(report.batches_in(Batch.objects.all(), found.site, start, end), site=found.site,
+                             start=start, end=end)
+    differ = [r["reference"] for r, s in zip(now["rows"], found.figures["rows"], strict=False) if r != s]
+    agrees = report.figures_hash(now) == found.figures_hash
+    return _report_context(found.figures) | {
+        "report": found, "signatures": [(s, *statuses[s.pk]) for s in signatures], "agrees": agrees,
+        "now_total": now["total"], "now_batches": now["batches"], "differ": differ[:20]}
+
+
+# --- the cost of one patient treated ----------------------------------------------------------------------
+
+
+def _clinical_links(cost: patient.PatientCost) -> dict[tuple[str, int], str]:
+    """The page of each clinical record: the order's custody page (its collections, its timeline of
+    hand-offs with the infusion). A visit has no page of its own outside the treating hospital's."""
+    wanted = {(line.source.label, line.source.pk) for line in cost.clinical}
+    orders = {("custody.Collection", pk): order for pk, order in Collection.objects.filter(
+        pk__in=[pk for label, pk in wanted if label == "custody.Collection"]).values_list("pk", "order_id")}
+    orders |= {("custody.Handoff", pk): order for pk, order in Handoff.objects.filter(
+        pk__in=[pk for label, pk in wanted if label == "custody.Handoff"]).values_list("pk", "order_id")}
+    anchor = {"custody.Collection": "#collections", "custody.Handoff": "#timeline"}
+    return {key: reverse("custody:order", args=[order]) + anchor[key[0]] for key, order in orders.items()}
+
+
+@requires(Perm.COSTS_VIEW)
+@require_GET
+def patient_cost(request: HttpRequest, pseudonym: str) -> HttpResponse:
+    """The cost of one patient treated: every batch made for them, failed ones included, and their clinical
+    episode, each line linked to its record (COST-BATCH). Pseudonym only: no identifying data."""
+    try:
+        found = patient.patient_for(request.user, pseudonym[:40])
+    except Patient.DoesNotExist:
+        raise Http404("No such patient, or not one whose costs you read.") from None
+    cost = patient.patient_cost(found)
+    links = _clinical_links(cost)
+    return render(request, "costs/patient.html", {
+        "patient": found, "cost": cost,
+        "clinical": [(line, links.get((line.source.label, line.source.pk), ""),
+                      cost.when.get((line.source.label, line.source.pk))) for line in cost.clinical]})

@@ -65,6 +65,10 @@ def content(versions: list[MasterFileVersion]) -> dict[str, Any]:
             # a validated courier leg with a data logger; its driver's hour (estimates)
             "logistics": {"per_shipment": 700, "per_hour": 40},
             "overhead": {"percent": 20},
+            # The clinical episode (estimates): an apheresis session, a fludarabine/cyclophosphamide course,
+            # the infusion with about ten days on the ward, a follow-up visit by its mode.
+            "clinical": {"apheresis": 4200, "lymphodepletion": 2600, "infusion": 9500,
+                         "visit": {"in_person": 380, "phone": 60, "questionnaire": 25}},
             # planning's business case (docs/business-case.md): estimates unless a source is named
             "capital": CAPITAL, "fixed": FIXED, "centralized_price": CENTRALIZED_PRICE}
 

@@ -47,6 +47,7 @@ NAVIGATION: tuple[tuple[str, tuple[tuple[str, str, Perm], ...]], ...] = (
         ("Training", "training:matrix", Perm.TRAINING_VIEW),
         ("Planning", "planning:runs", Perm.PLANNING_VIEW),
         ("Cost model", "costs:models", Perm.COSTS_VIEW),
+        ("Cost reports", "costs:reports", Perm.COSTS_VIEW),
         ("Business case", "planning:business_case", Perm.COSTS_VIEW),
         ("Jobs", "jobs:jobs", Perm.JOBS_VIEW),  # everyone's jobs (QA); a person's own: linked from planning
     )),

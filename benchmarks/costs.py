@@ -1,0 +1,249 @@
+"""Costs benchmark (GitHub issue 18): the cost roll-up of 250,000 batches on PostgreSQL, target < 5 s.
+
+A network of 500 manufacturing sites over 10 years, written straight into PostgreSQL with
+``INSERT … SELECT generate_series`` (no services, no ledger): 250,000 batches, each with its order and
+collection, ten steps (performed by the site's operator, half of them verified by its manager), eight
+material uses of the bill of materials, eight QC results (one batch in twenty with a corrected result), two
+shipments of its order, and the QP's certification for nineteen in twenty; the demo's signed cost
+model prices them. The operator's and the manager's roles at every site are real memberships (the rate
+of the role held at the moment of the step).
+
+Measured (each after a warm-up):
+
+- **The roll-up in SQL** (``pocare.costs.rollup.batch_totals(method="sql")``: one statement prices every
+  line in the database and returns each batch's amount by category), then summed by site × month as the
+  cost report does;
+- **The baseline**: the strongest an engineer writes with the ORM and the definition itself —
+  ``method="records"``: the records of 400 batches at a time read in five queries (steps with people,
+  roles, material uses, QC results, shipments) and priced by ``compute.batch_cost_lines`` in Python.
+
+Both must give every batch the same cents, category by category, before any time is reported.
+
+    .venv/bin/python benchmarks/costs.py            # 250,000 batches (a few minutes to build)
+    .venv/bin/python benchmarks/costs.py --quick    # 10,000 batches
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import ebr  # noqa: E402
+import scratch  # noqa: E402
+
+SITES = 500
+TARGET_S = 5.0
+STEPS, USES, TESTS = 10, 8, 8
+DB = "pocare_bench_costs"
+
+
+def build(batches: int, years: int) -> dict[str, Any]:
+    """The network: small tables through the ORM, the large ones by SQL; returns the row counts."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from pocare.accounts.models import Membership, User
+    from pocare.demo import costs as costs_demo
+    from pocare.demo import masterfile as masterfile_demo
+    from pocare.demo.people import load_people
+    from pocare.manufacturing.models import MaterialLot
+    from pocare.network.models import ManufacturingUnit, Site, SiteKind, SiteStatus
+
+    load_people(password=ebr.PASSWORD)
+    version = masterfile_demo.load_product_and_v1(password=ebr.PASSWORD)
+    now = timezone.now().replace(microsecond=0)
+    start = now - dt.timedelta(days=365 * years)
+    costs_demo.load_model(versions=[version], password=ebr.PASSWORD, effective_from=start.date())
+    someone = User.objects.get(username="qa")
+    sites = Site.objects.bulk_create([
+        Site(code=f"C{i:03d}", name=f"Bench site {i}", kind=SiteKind.HOSPITAL, status=SiteStatus.ACTIVE,
+             facility_id=f"C{i:04d}", city="Bench", country="ES", latitude=Decimal("40.4"),
+             longitude=Decimal("-3.7"), time_zone="Europe/Madrid", created_at=start) for i in range(SITES)])
+    ManufacturingUnit.objects.bulk_create([
+        ManufacturingUnit(site=s, device_type="clinimacs_prodigy", serial=f"COST-{s.code}", calibration_due=now.date(),
+                          maintenance_due=now.date(), created_at=start) for s in sites])
+    # Each site its operator and its manager (two people a site, as the demo has; one person at 500 sites
+    # would make every step's role a scan of 500 memberships, which no network has).
+    unusable = "!"  # nobody signs in as them
+    people = User.objects.bulk_create([User(username=f"{role}.{s.code.lower()}", printed_name=f"{role} {s.code}",
+                                            password=unusable) for s in sites for role in ("operator", "manager")])
+    Membership.objects.bulk_create([
+        Membership(user=person, role="operator" if person.username.startswith("operator") else "site_manager",
+                   site=s, granted_at=start, granted_by=someone)
+        for s, pair in zip(sites, zip(people[::2], people[1::2], strict=True), strict=True) for person in pair])
+    bill = list(costs_demo.MATERIALS)[:USES]  # priced by the demo's model, as the batches' own are
+    attributes = list(costs_demo.QC)[:TESTS]
+    MaterialLot.objects.bulk_create([
+        MaterialLot(site=s, material_code=code, name=code, lot_number=f"{code}-{s.code}", supplier="Bench supplier",
+                    expiry_date=now.date() + dt.timedelta(days=400), status="released", received_by=someone,
+                    received_at=start, decided_by=someone, decided_at=start) for s in sites for code in bill],
+        batch_size=5000)
+    span = (now - start - dt.timedelta(days=12)).total_seconds()
+    params = {"n": batches, "sites": SITES, "start": start, "span": span, "someone": someone.pk,
+              "version": version.pk, "product": version.product_id,
+              "bill": bill, "attributes": attributes, "steps": STEPS}
+    with connection.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE bench_site AS SELECT row_number() OVER (ORDER BY s.id) - 1 AS k, s.id, "
+                    "u.id AS unit_id, op.id AS operator, mg.id AS manager FROM network_site s "
+                    "JOIN network_manufacturingunit u ON u.site_id = s.id "
+                    "JOIN accounts_user op ON op.username = 'operator.' || lower(s.code) "
+                    "JOIN accounts_user mg ON mg.username = 'manager.' || lower(s.code) WHERE s.code LIKE 'C%%'")
+        cur.execute("""
+            INSERT INTO custody_therapyorder (recipient_id, recipient_weight_kg, indication, status, coi, ordered_at,
+                   accepted_at, accepted_by_id, ordered_by_id, product_id, site_id, treating_site_id)
+            SELECT 'PT-' || n, 70.0, 'r/r LBCL', 'accepted', 'CC' || lpad(n::text, 12, '0'),
+                   %(start)s + make_interval(secs => %(span)s * n / %(n)s),
+                   %(start)s + make_interval(secs => %(span)s * n / %(n)s),
+                   %(someone)s, %(someone)s, %(product)s, s.id, s.id
+              FROM generate_series(0, %(n)s - 1) n JOIN bench_site s ON s.k = n %% %(sites)s""", params)
+        cur.execute("""
+            INSERT INTO custody_collection (din, flags, check_character, collection_started_at, collection_ended_at,
+                   autologous, volume_ml, donor_tests, recorded_at, collection_site_id, recorded_by_id, order_id)
+            SELECT 'C' || lpad(o.id::text, 12, '0'), '00', 'A', o.ordered_at, o.ordered_at, true, 250.0, '{}'::jsonb,
+                   o.ordered_at, o.site_id, %(someone)s, o.id
+              FROM custody_therapyorder o WHERE o.coi LIKE 'CC%%'""", params)
+        cur.execute("""
+            INSERT INTO manufacturing_batch (reference, status, origin, started_at, ended_at, end_reason, collection_id,
+                   masterfile_version_id, order_id, site_id, started_by_id, unit_id)
+            SELECT 'CB-' || lpad(o.id::text, 9, '0'), CASE WHEN o.id %% 25 = 0 THEN 'aborted' ELSE 'completed' END,
+                   'demo_history', o.ordered_at + interval '1 day',
+                   o.ordered_at + interval '1 day' + make_interval(secs => 777600 + (o.id %% 97) * 613.37), '',
+                   c.id, %(version)s, o.id, o.site_id, s.operator, s.unit_id
+              FROM custody_therapyorder o JOIN custody_collection c ON c.order_id = o.id
+              JOIN bench_site s ON s.id = o.site_id WHERE o.coi LIKE 'CC%%'""", params)
+        cur.execute("""
+            INSERT INTO manufacturing_stepexecution (position, step_id, unit_operation, status, started_at,
+                   performed_at, verified_at, skip_reason, notes, batch_id, performed_by_id, started_by_id,
+                   verified_by_id)
+            SELECT p, 'step-' || p, 'op', 'complete', b.started_at + make_interval(hours => p * 20),
+                   b.started_at
+                     + make_interval(hours => p * 20, secs => 1200 + (b.id * 7 + p * 131) %% 5400 + 0.37),
+                   CASE WHEN p %% 2 = 0 THEN b.started_at + make_interval(hours => p * 20 + 2) END, '', '', b.id,
+                   s.operator, s.operator, CASE WHEN p %% 2 = 0 THEN s.manager END
+              FROM manufacturing_batch b JOIN bench_site s ON s.id = b.site_id
+             CROSS JOIN generate_series(0, %(steps)s - 1) p
+             WHERE b.reference LIKE 'CB-%%'""", params)
+        cur.execute("""
+            INSERT INTO manufacturing_materialuse (material_code, quantity, recorded_at, lot_id, step_id)
+            SELECT code, 1 + (st.id %% 3), st.performed_at, l.id, st.id
+              FROM unnest(%(bill)s::text[]) WITH ORDINALITY AS m(code, k)
+              JOIN manufacturing_stepexecution st ON st.position = m.k - 1
+              JOIN manufacturing_batch b ON b.id = st.batch_id AND b.reference LIKE 'CB-%%'
+              JOIN manufacturing_materiallot l ON l.site_id = b.site_id AND l.material_code = m.code""", params)
+        cur.execute("""
+            INSERT INTO manufacturing_qcresult (attribute_id, value_number, value_text, unit, conforms, method,
+                   tested_at, entered_at, correction_reason, batch_id, entered_by_id)
+            SELECT a, 80, '', '%%', true, 'bench', b.ended_at, b.ended_at, '', b.id, %(someone)s
+              FROM manufacturing_batch b CROSS JOIN unnest(%(attributes)s::text[]) a
+             WHERE b.reference LIKE 'CB-%%'""", params)
+        cur.execute("""
+            INSERT INTO manufacturing_qcresult (attribute_id, value_number, value_text, unit, conforms, method,
+                   tested_at, entered_at, correction_reason, batch_id, entered_by_id, corrects_id)
+            SELECT r.attribute_id, 81, '', '%%', true, 'bench', r.tested_at, r.entered_at, 'typing slip', r.batch_id,
+                   r.entered_by_id, r.id
+              FROM manufacturing_qcresult r WHERE r.batch_id %% 20 = 0 AND r.method = 'bench'""", params)
+        cur.execute("""
+            INSERT INTO custody_shipment (leg, logger_id, dispatched_at, created_by_id, order_id)
+            SELECT leg, 'LOG-' || o.id, o.ordered_at, %(someone)s, o.id
+              FROM custody_therapyorder o CROSS JOIN unnest(ARRAY['apheresis', 'fresh_product']) leg
+             WHERE o.coi LIKE 'CC%%'""", params)
+        cur.execute("""
+            INSERT INTO release_certification (decision, reason, checklist, checklist_hash, decided_at, batch_id, qp_id)
+            SELECT 'released', 'bench', '{}'::jsonb, repeat('0', 64), b.ended_at + interval '2 days', b.id, %(someone)s
+              FROM manufacturing_batch b WHERE b.reference LIKE 'CB-%%' AND b.status = 'completed'
+               AND b.id %% 20 <> 7""", params)
+        cur.execute("ANALYZE")
+        counts = {}
+        for table in ("manufacturing_batch", "manufacturing_stepexecution", "manufacturing_materialuse",
+                      "manufacturing_qcresult", "custody_shipment", "release_certification"):
+            cur.execute(f"SELECT count(*) FROM {table}")  # the names above
+            counts[table] = cur.fetchone()[0]
+    return counts
+
+
+def by_site_month(totals: list[Any]) -> dict[tuple[str, str], Decimal]:
+    """What the report sums: each site's cost per month of the batch's end."""
+    out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for t in totals:
+        out[(t.site_code, (t.ended_at or t.started_at).strftime("%Y-%m"))] += t.total
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 batches")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the database (to look at query plans)")
+    args = parser.parse_args()
+    batches, years = (10_000, 2) if args.quick else (250_000, 10)
+    url = scratch.prepare("postgresql", DB)
+    os.environ.update({"DATABASE_URL": url, "POCARE_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "pocare.settings"})
+    import django
+
+    django.setup()
+    from pocare.costs import rollup
+    from pocare.manufacturing.models import Batch
+
+    t0 = time.perf_counter()
+    counts = build(batches, years)
+    built_s = time.perf_counter() - t0
+    scope = Batch.objects.filter(reference__startswith="CB-")
+
+    def sql() -> list[Any]:
+        found = rollup.batch_totals(scope, method="sql")
+        by_site_month(found)
+        return found
+
+    ours = sql()  # warm-up
+    t = time.perf_counter()
+    theirs = rollup.batch_totals(scope, method="records")
+    by_site_month(theirs)
+    baseline_s = time.perf_counter() - t
+    assert len(ours) == len(theirs) == batches
+    differ = [(a.reference, a.amounts, b.amounts) for a, b in zip(ours, theirs, strict=True)
+              if (a.reference, a.amounts, a.unpriced) != (b.reference, b.amounts, b.unpriced)]
+    assert not differ, f"{len(differ)} batches differ, e.g. {differ[:2]}"
+    times = []
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        sql()
+        times.append(time.perf_counter() - t)
+    total = sum((x.total for x in ours), Decimal(0))
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": str(os.cpu_count()),
+               "python": platform.python_version(),
+               "postgresql": subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip(),
+               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                        cwd=ROOT).stdout.strip(),
+               "load average (1 min)": f"{os.getloadavg()[0]:.2f}"}
+    lines = ["Machine:", *[f"- {k}: {v}" for k, v in machine.items()], "",
+             f"Network: {SITES} sites × {years} years: " + ", ".join(f"{v:,} {k.split('_', 1)[1]}"
+                                                                     for k, v in counts.items())
+             + f" (built in {built_s:.0f} s). Total cost {total:,.2f} EUR; every batch the same cents both ways.", "",
+             "| measurement | median s | max s | runs | target |", "|---|---:|---:|---:|---|",
+             f"| roll-up in SQL (`batch_totals(method=\"sql\")` + by site × month) | {statistics.median(times):.2f} "
+             f"| {max(times):.2f} | {len(times)} | < {TARGET_S:.0f} s: "
+             f"{'met' if max(times) < TARGET_S else 'MISSED'} |",
+             f"| baseline: records read in chunks and priced by `compute` | {baseline_s:.2f} | {baseline_s:.2f} "
+             "| 1 | — |"]
+    print("\n".join(lines))
+    if not args.keep:
+        scratch.drop("postgresql", DB)
+
+
+if __name__ == "__main__":
+    main()
