@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from pocare.costs import compute
+from pocare.costs import anchors, compute
 from pocare.costs.compute import CostLine, CostSheet, Source, hourly_rate, money
 from pocare.costs.content import CAPITAL_KEYS, FIXED_KEYS
 from pocare.planning import erlang, twin
@@ -47,21 +47,16 @@ DEFAULT_FAILURE_RATE = Decimal("0.0487")
 COVERED_BY_CAPITAL = frozenset({"equipment", "facility"})
 
 
-@dataclass(frozen=True)
-class Anchor:
-    """A published cost to compare with (DOMAIN.md, "Cost"): € per patient, at a volume where stated."""
-
-    label: str
-    eur: Decimal
-    patients_per_year: int | None
-    source: str
+#: The published figures drawn on the business case's chart (``costs.anchors``, one definition with the cost
+#: report): per patient, in euros; the volume where the source states one.
+CHART_ANCHORS = ("ari_price", "umcg", "dkfz")
+ANCHOR_VOLUME = {"dkfz": 18}
 
 
-ANCHORS: tuple[Anchor, ...] = (
-    Anchor("ARI-0001 hospital price", Decimal(89_000), None, "Hospital Clínic Barcelona (DOMAIN.md)"),
-    Anchor("DKFZ full cost", Decimal(60_000), 18, "Ran et al., Int J Cancer 2020"),
-    Anchor("UMCG in-house", Decimal(80_000), None, "DOMAIN.md"),
-)
+def chart_anchors() -> list[tuple[str, float, int | None]]:
+    """(label, € per patient, patients a year or None) of each anchor the chart draws."""
+    by_key = {a.key: a for a in anchors.ANCHORS}
+    return [(by_key[k].label, float(by_key[k].eur_high), ANCHOR_VOLUME.get(k)) for k in CHART_ANCHORS if k in by_key]
 
 
 @dataclass(frozen=True)

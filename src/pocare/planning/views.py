@@ -19,6 +19,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.decorators import requires
 from pocare.accounts.roles import Perm
 from pocare.core.listing import Column, csv_rows, render_list
+from pocare.costs import anchors
 from pocare.planning import business, live, plots, report, selectors, services, twin
 from pocare.planning.filters import RUN_COLUMNS, RunFilter
 from pocare.planning.forms import BusinessCaseForm, PlanForm, TwinForm
@@ -151,7 +152,7 @@ def business_case(request: HttpRequest) -> HttpResponseBase:
     twin's decentralized and centralized networks priced on the same model; ``export=csv`` gives the table."""
     sites = {s.code: s for s in selectors.business_sites(request.user)}
     form = BusinessCaseForm(request.GET or None, sites=list(sites))
-    context: dict[str, Any] = {"form": form, "anchors": business.ANCHORS}
+    context: dict[str, Any] = {"form": form, "anchors": [(a, anchors.TO_EUR[a.currency]) for a in anchors.ANCHORS]}
     if form.is_bound and not form.is_valid():
         return render(request, "planning/business_case.html", context, status=400)
     asked = form.values()
@@ -184,7 +185,7 @@ def business_case(request: HttpRequest) -> HttpResponseBase:
         [(y.patients, float(y.per_patient)) for y in case.years],
         title=f"{site.code}: cost per patient against patients a year (cost model v{inputs.model.number})",
         centralized=float(case.centralized_price) if case.centralized_price is not None else None,
-        anchors=[(a.label, float(a.eur), a.patients_per_year) for a in business.ANCHORS],
+        anchors=business.chart_anchors(),
         break_even=case.break_even)
     shown = sorted({1, 2, 5, 10, 18, 20, 30, 40, 50, 75, 100, 150, 200, 300, 400, 500, case.break_even or 1}
                    & {y.patients for y in case.years})
