@@ -503,3 +503,28 @@ def test_a_demo_patient_treated_costs_their_batches_and_their_episode_recomputed
     operator.force_login(User.objects.get(username="operator.mad"))
     assert operator.get(reverse("costs:patient", args=[referral.patient.pseudonym])).status_code == 403
     assert client.get(reverse("costs:patient", args=["NO-SUCH"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_demo_sites_business_case_reads_the_demos_model_and_records(demo: dt.datetime, client: Any) -> None:
+    """COST-BATCH: the planner's business case of a demo site uses the demo's signed model (its capital, fixed
+    and centralized-price figures), the master file effective there and the site's own finished batches
+    (process days, failure rate); the cost per patient falls with volume, within the published anchors' order
+    of magnitude at DKFZ's 18 patients a year."""
+    from pocare.accounts.models import User
+    from pocare.planning import business, selectors
+
+    site = selectors.business_sites(User.objects.get(username="planner")).get(code="MAD")
+    inputs = selectors.business_inputs(site)
+    assert inputs.model is not None and inputs.version is not None and inputs.batches > 0
+    assert inputs.process_days is not None and Decimal(5) < inputs.process_days < Decimal(20)
+    found = business.site_case(inputs.model.content, inputs.version.content, site_code="MAD",
+                               device_type=inputs.device_type, patients_max=100,
+                               failure_rate=business.failure_rate_observed(inputs.batches, inputs.aborted),
+                               process_days=inputs.process_days)
+    per_patient = [y.per_patient for y in found.case.years]
+    assert per_patient[0] > per_patient[17] > per_patient[99]
+    assert Decimal(50_000) < per_patient[17] < Decimal(120_000) and not found.planned.unpriced
+    client.force_login(User.objects.get(username="planner"))
+    page = client.get("/planning/business-case/", {"site": "MAD"})
+    assert page.status_code == 200 and b"Break-even" in page.content

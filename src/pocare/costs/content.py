@@ -19,11 +19,26 @@ unpriced on the batch's cost, never as zero)::
      "facility": {"hourly": 40, "site_hourly": {"MAD": 45}},   # cleanroom € per hour of the batch
      "equipment": {"hourly": {"clinimacs_prodigy": 18}},       # depreciation € per hour, by device type
      "review": {"qa_hours": 2, "qp_hours": 1},                 # QA review and QP certification per batch
-     "logistics": {"per_shipment": 650},                       # € per shipment of the order
+     "logistics": {"per_shipment": 650,                        # € per shipment of the order
+                   "per_hour": 40},                            # € per hour of transport (planning only)
      "overhead": {"percent": 15},                              # of every other line
      "clinical": {"apheresis": 4200, "lymphodepletion": 2600,  # € per apheresis, per conditioning,
                   "infusion": 7500,                            # per infusion (with the stay),
-                  "visit": {"in_person": 380, "phone": 60, "questionnaire": 25}}}  # per follow-up visit done
+                  "visit": {"in_person": 380, "phone": 60, "questionnaire": 25}},  # per follow-up visit done
+     # For planning's business case (docs/business-case.md); not used to price a batch's records:
+     "capital": {"unit_price": FIGURE,          # € of a prefabricated GMP unit (cleanroom module)
+                 "devices_per_unit": FIGURE,    # closed manufacturing devices in one unit (whole number)
+                 "device_price": FIGURE,        # € of one device
+                 "installation": FIGURE,        # € to install and qualify one unit
+                 "depreciation_years": FIGURE}, # 1 to 50 years, straight line
+     "fixed": {"staff": FIGURE, "rent": FIGURE, "maintenance": FIGURE, "qa_share": FIGURE,
+               "other": FIGURE},                # € a year of one site, whatever its volume
+     "centralized_price": FIGURE}               # € per patient of the centralized product (break-even)
+
+A FIGURE is a number (an **estimate**) or ``{"value": 1200000, "source": "Cavallo 2024, ..."}`` (a
+published figure with where it is published, at most 300 characters) or ``{"value": 9, "estimate": true}``;
+it is normalized to ``{"value": "1200000", "source": "..."}`` or ``{"value": "9", "estimate": true}``.
+Contents without these sections stay valid.
 """
 
 from __future__ import annotations
@@ -47,6 +62,15 @@ MAX_PERCENT = Decimal(100)
 MAX_CLINICAL = Decimal(500_000)  # € per clinical event of a patient's episode (an apheresis, an infusion, a visit)
 #: How a follow-up visit may be done (patients.models.VisitMode).
 VISIT_MODES = ("in_person", "phone", "questionnaire")
+MAX_TRANSPORT_HOURLY = Decimal(10_000)  # € per hour of transport
+MAX_CAPITAL = Decimal(100_000_000)  # € of a prefabricated unit, a device, an installation
+MAX_ANNUAL = Decimal(100_000_000)  # € a year of one site's fixed cost
+MAX_DEVICES = Decimal(100)  # devices in one unit
+MAX_YEARS = Decimal(50)  # depreciation
+MAX_PATIENT_PRICE = Decimal(10_000_000)  # € per patient of a centralized product
+MAX_SOURCE_CHARS = 300
+CAPITAL_KEYS = ("unit_price", "devices_per_unit", "device_price", "installation", "depreciation_years")
+FIXED_KEYS = ("staff", "rent", "maintenance", "qa_share", "other")
 #: At most this many entries in one map (prices of materials, rates of sites, ...).
 MAX_ENTRIES = 2_000
 PLACES = 4
@@ -122,12 +146,65 @@ def _prices(value: Any, path: str, maximum: Decimal, allowed: Collection[str] | 
             for k, v in _mapping(value, path).items()}
 
 
+def _source(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ContentRefused(path, f"must be text saying where the figure is published, at most {MAX_SOURCE_CHARS} "
+                                   "characters")
+    text = value.strip()
+    if not text or len(text) > MAX_SOURCE_CHARS:
+        raise ContentRefused(path, f"must be text of 1 to {MAX_SOURCE_CHARS} characters; it has {len(text)}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ContentRefused(path, "must be one line of printable text (no control characters)")
+    return text
+
+
+def figure_checked(value: Any, path: str, maximum: Decimal, *, minimum: Decimal = Decimal(0),
+                   whole: bool = False) -> dict[str, Any]:
+    """A planning figure: a number (an estimate), ``{"value", "source"}`` (published) or ``{"value",
+    "estimate": true}``; normalized to ``{"value": text, "source": text}`` or ``{"value": text, "estimate": True}``."""
+    if isinstance(value, Mapping):
+        found = _section(value, path, ("value", "source", "estimate"))
+        if "value" not in found:
+            raise ContentRefused(_join(path, "value"), "is missing: the figure's number")
+        number = amount_checked(found["value"], _join(path, "value"), maximum)
+        where = _join(path, "value")
+        if "source" in found and "estimate" in found:
+            raise ContentRefused(path, "is either published (a source) or an estimate, not both")
+        if "estimate" in found and found["estimate"] is not True:
+            raise ContentRefused(_join(path, "estimate"), "must be true (or give a source instead)")
+        out: dict[str, Any] = ({"value": number, "source": _source(found["source"], _join(path, "source"))}
+                               if "source" in found else {"value": number, "estimate": True})
+    else:
+        number = amount_checked(value, path, maximum)
+        where = path
+        out = {"value": number, "estimate": True}
+    if Decimal(number) < minimum or (whole and Decimal(number) != Decimal(number).to_integral_value()):
+        kind = "a whole number" if whole else "a number"
+        raise ContentRefused(where, f"must be {kind} from {minimum:,} to {maximum:,}; {number} is outside")
+    return out
+
+
+def _figures(value: Any, path: str, limits: Mapping[str, tuple[Decimal, Decimal, bool]]) -> dict[str, Any]:
+    return {key: figure_checked(found, _join(path, key), limits[key][1], minimum=limits[key][0],
+                                whole=limits[key][2])
+            for key, found in _section(value, path, tuple(limits)).items()}
+
+
+#: (minimum, maximum, whole) of each figure of ``capital`` and ``fixed``.
+CAPITAL_LIMITS: dict[str, tuple[Decimal, Decimal, bool]] = {
+    "unit_price": (Decimal(0), MAX_CAPITAL, False), "devices_per_unit": (Decimal(1), MAX_DEVICES, True),
+    "device_price": (Decimal(0), MAX_CAPITAL, False), "installation": (Decimal(0), MAX_CAPITAL, False),
+    "depreciation_years": (Decimal(1), MAX_YEARS, False)}
+FIXED_LIMITS: dict[str, tuple[Decimal, Decimal, bool]] = {key: (Decimal(0), MAX_ANNUAL, False) for key in FIXED_KEYS}
+
+
 def content_checked(content: Any, *, roles: Collection[str], device_types: Collection[str]) -> dict[str, Any]:
     """``content`` normalized, or :class:`ContentRefused` naming the first path refused. ``roles`` and
     ``device_types`` are the names a rate may be given for (``accounts.roles.Role``,
     ``network.models.DeviceType``)."""
     top = _section(content, "", ("currency", "labour", "materials", "qc_tests", "facility", "equipment",
-                                 "review", "logistics", "overhead", "clinical"))
+                                 "review", "logistics", "overhead", "clinical", "capital", "fixed",
+                                 "centralized_price"))
     if top.get("currency") != CURRENCY:
         raise ContentRefused("currency", f'must be "{CURRENCY}"')
     out: dict[str, Any] = {"currency": CURRENCY}
@@ -166,8 +243,9 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
         review = _section(top["review"], "review", ("qa_hours", "qp_hours"))
         out["review"] = {key: amount_checked(value, f"review.{key}", MAX_REVIEW_HOURS) for key, value in review.items()}
     if "logistics" in top:
-        logistics = _section(top["logistics"], "logistics", ("per_shipment",))
-        out["logistics"] = {key: amount_checked(value, f"logistics.{key}", MAX_SHIPMENT)
+        logistics = _section(top["logistics"], "logistics", ("per_shipment", "per_hour"))
+        out["logistics"] = {key: amount_checked(value, f"logistics.{key}",
+                                                MAX_SHIPMENT if key == "per_shipment" else MAX_TRANSPORT_HOURLY)
                             for key, value in logistics.items()}
     if "overhead" in top:
         overhead = _section(top["overhead"], "overhead", ("percent",))
@@ -179,4 +257,10 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
                            for key, value in clinical.items() if key != "visit"}
         if "visit" in clinical:
             out["clinical"]["visit"] = _prices(clinical["visit"], "clinical.visit", MAX_CLINICAL, VISIT_MODES)
+    if "capital" in top:
+        out["capital"] = _figures(top["capital"], "capital", CAPITAL_LIMITS)
+    if "fixed" in top:
+        out["fixed"] = _figures(top["fixed"], "fixed", FIXED_LIMITS)
+    if "centralized_price" in top:
+        out["centralized_price"] = figure_checked(top["centralized_price"], "centralized_price", MAX_PATIENT_PRICE)
     return out

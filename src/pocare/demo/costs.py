@@ -29,6 +29,20 @@ MATERIALS = {"TS520": 6500, "CD4-REAG": 3900, "CD8-REAG": 3900, "TRANSACT": 1400
 QC = {"viability": 150, "cd3": 250, "car-positive": 350, "dose": 150, "vcn": 900, "endotoxin": 250,
       "sterility": 450, "mycoplasma": 700, "rcl": 1200, "potency": 900}
 DEFAULT_QC = 300
+#: A site's capital (planning's business case). Estimates: a prefabricated grade C/B unit with its air
+#: handling, qualified (the deployable units of von der Leyen et al., Front Med 2025, have no published
+#: price); two closed devices; the device's price (€350k, which the equipment rate of €8–9 an hour spreads
+#: over 7 years); straight-line over 10 years, as the twin's site cost spreads the Italian set-up.
+CAPITAL: dict[str, Any] = {"unit_price": 1_200_000, "devices_per_unit": 2, "device_price": 350_000,
+                           "installation": 150_000, "depreciation_years": 10}
+#: A site's fixed cost a year (estimates): the staff on payroll whatever the volume (QC analysts' bench
+#: time, environmental monitoring, gowning: what no batch record shows), rent, the devices' service
+#: contracts and requalification, and the site's share of Control Site QA.
+FIXED: dict[str, Any] = {"staff": 180_000, "rent": 60_000, "maintenance": 80_000, "qa_share": 50_000}
+#: The centralized product's price to break even against: Kymriah's UK list price (published) in euros at
+#: €1.17 a pound (the exchange rate an estimate).
+CENTRALIZED_PRICE: dict[str, Any] = {
+    "value": 330_000, "source": "Kymriah UK list price £282,000 (DOMAIN.md, Cost), at €1.17 a pound"}
 
 
 def content(versions: list[MasterFileVersion]) -> dict[str, Any]:
@@ -48,12 +62,15 @@ def content(versions: list[MasterFileVersion]) -> dict[str, Any]:
             # ~€350k a device over 7 years, with its service contract (estimates)
             "equipment": {"hourly": {"clinimacs_prodigy": 9, "lonza_cocoon": 8, "other": 9}},
             "review": {"qa_hours": 3, "qp_hours": 1.5},
-            "logistics": {"per_shipment": 700},  # a validated courier leg with a data logger (estimate)
+            # a validated courier leg with a data logger; its driver's hour (estimates)
+            "logistics": {"per_shipment": 700, "per_hour": 40},
             "overhead": {"percent": 20},
             # The clinical episode (estimates): an apheresis session, a fludarabine/cyclophosphamide course,
             # the infusion with about ten days on the ward, a follow-up visit by its mode.
             "clinical": {"apheresis": 4200, "lymphodepletion": 2600, "infusion": 9500,
-                         "visit": {"in_person": 380, "phone": 60, "questionnaire": 25}}}
+                         "visit": {"in_person": 380, "phone": 60, "questionnaire": 25}},
+            # planning's business case (docs/business-case.md): estimates unless a source is named
+            "capital": CAPITAL, "fixed": FIXED, "centralized_price": CENTRALIZED_PRICE}
 
 
 def load_model(*, versions: list[MasterFileVersion], password: str, effective_from: dt.date) -> CostModel:

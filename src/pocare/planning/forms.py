@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -140,3 +141,39 @@ class TwinForm(forms.Form):
                 d.pop(key)
         d["network"] = network
         return d
+
+
+class BusinessCaseForm(forms.Form):
+    """What a site's business case is asked for (a GET form: the page is a read)."""
+
+    site = forms.ChoiceField(required=False, help_text="A manufacturing site whose costs you may read.")
+    patients_max = forms.IntegerField(label="Patients a year, up to", initial=60, required=False, min_value=1,
+                                      max_value=500)
+    failure_rate = forms.DecimalField(
+        required=False, min_value=0, max_value=Decimal("0.9"), max_digits=5, decimal_places=4,
+        help_text="Share of batches that fail and are made again (0–0.9). Blank: the site's aborted batches if it "
+                  "has finished at least 5, else 0.0487 (the twin's published rates).")
+    process_days = forms.DecimalField(
+        required=False, min_value=Decimal("0.5"), max_value=60, max_digits=7, decimal_places=4,
+        help_text="Device and cleanroom days per batch (0.5–60). Blank: the median of the site's completed batches, "
+                  "else 10.33 (Zhu 2018: 8–13 days).")
+    max_wait_days = forms.DecimalField(label="Longest mean wait for a device (days)", initial=7, required=False,
+                                       min_value=Decimal("0.5"), max_value=90, max_digits=6, decimal_places=2)
+    twin_sites = forms.IntegerField(label="Twin: sites", initial=4, required=False, min_value=2, max_value=12,
+                                    help_text="The decentralized network of the twin comparison (2 devices a site).")
+    twin_patients = forms.IntegerField(label="Twin: referrals a year per site", initial=30, required=False,
+                                       min_value=1, max_value=200)
+
+    def __init__(self, *args: Any, sites: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["site"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(code, code) for code in sites]
+        if sites:
+            field.initial = sites[0]
+
+    def values(self) -> dict[str, Any]:
+        """The cleaned values, or the initial ones when the form was not filled in."""
+        given = dict(self.cleaned_data) if self.is_bound else {}
+        return {name: given[name] if given.get(name) not in (None, "") else field.initial
+                for name, field in self.fields.items()}

@@ -166,3 +166,41 @@ def lines(series: Mapping[str, Sequence[float]], *, title: str, x_label: str = "
         items.append(LegendItem("line", paint, name))
     drawing.add(legend(items, 50, 34))
     return drawing.svg()
+
+
+def cost_per_patient(points: Sequence[tuple[int, float]], *, title: str, centralized: float | None,
+                     anchors: Sequence[tuple[str, float, int | None]] = (), break_even: int | None = None) -> str:
+    """The cost per patient (€) against patients a year: the site's curve, the centralized price as a
+    dashed line, each published anchor as a dotted line (or a point where it states its volume), the
+    break-even volume as a vertical line. Values above the chart's top are drawn at the top (the first
+    volumes, where the capital and fixed costs fall on few patients)."""
+    if not points:
+        return _nothing(title, "no volumes")
+    top = max([v for _, v, _ in anchors] + ([centralized] if centralized else []) + [points[-1][1]]) * 1.3
+    low, high, _ = nice_range(0.0, top)
+    drawing = _drawing(title, H)
+    plot = numeric_plot(drawing, Margins(70, 56, 110, 44), (float(points[0][0]), float(max(points[-1][0],
+                                                                                          points[0][0] + 1))),
+                        (low, high))
+    plot.y_grid(nice_ticks(low, high), lambda v: fmt_number(v, decimals=0))
+    plot.x_labels(nice_ticks(*plot.x_domain, 8), lambda v: fmt_number(v, decimals=0))
+    plot.titles("patients a year", "€ per patient")
+    items = [LegendItem("line", "blue", "this site: cost per patient")]
+    anchored: list[LegendItem] = []
+    if centralized:
+        plot.hline(centralized, "red", label=f"€{centralized:,.0f}", dash="6 4")
+        items.append(LegendItem("line", "red", "centralized price"))
+    for k, (label, value, at) in enumerate(anchors):
+        paint = ("green", "purple", "grey")[k % 3]
+        if at is None:
+            plot.hline(value, paint, dash="2 3", width=1.0)
+            anchored.append(LegendItem("line", paint, f"{label} €{value:,.0f}"))
+        else:
+            plot.marker(float(at), value, "diamond", paint, note=f"{label}: €{value:,.0f} at {at} a year", size=4.0)
+            anchored.append(LegendItem("diamond", paint, f"{label} €{value:,.0f}"))
+    plot.polyline([(float(n), min(v, high)) for n, v in points], "blue", width=1.8)
+    if break_even is not None:
+        plot.vline(float(break_even), "ink", label=f"break-even {break_even}", dash="3 3", width=1.0)
+    drawing.add(legend(items, 70, 34))
+    drawing.add(legend(anchored, 70, 48))
+    return drawing.svg()

@@ -289,6 +289,7 @@ class _Tally:
     routed: int = 0
     batches: int = 0
     transport_legs: int = 0
+    leg_hours: float = 0.0  # hours of every leg (hospital ↔ site and the hand-over), priced per hour
     pathways: int = 0
     v2v: list[float] = field(default_factory=list)
     r2i: list[float] = field(default_factory=list)
@@ -509,6 +510,7 @@ class Twin:
         """One leg between the hospital and the site."""
         yield self.env.timeout((journey.hours + self.c.handling_hours) / 24.0)
         self.t.transport_legs += 1
+        self.t.leg_hours += journey.hours + self.c.handling_hours
 
     def _wait_unblocked(self, code: str) -> Any:
         """Wait while the site is closed."""
@@ -592,7 +594,8 @@ class Twin:
                             / max(1e-9, sum(s.spec.units for s in self.sites.values()) * c.horizon_days)),
             "queue_mean": statistics.fmean(float(x["queue_mean"]) for x in sites),
             "cost_total": cost, "cost_per_treated": cost / t.treated if t.treated else None,
-            "batches": t.batches, "sites": sites, "weekly_queue": self.weekly_queue,
+            "batches": t.batches, "transport_legs": t.transport_legs, "leg_hours": t.leg_hours,
+            "sites": sites, "weekly_queue": self.weekly_queue,
             "v2v_sample": [round(v, 3) for v in t.v2v], "r2i_sample": [round(v, 3) for v in t.r2i],
             "span_days": span,
         }

@@ -12,4 +12,5 @@ urlpatterns: list[Any] = [
     path("planning/autarky/", views.autarky, name="autarky"),
     path("planning/runs/<int:pk>/", views.run, name="run"),
     path("planning/runs/<int:pk>/report/", views.run_report, name="run_report"),
+    path("planning/business-case/", views.business_case, name="business_case"),
 ]

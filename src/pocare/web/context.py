@@ -49,6 +49,7 @@ NAVIGATION: tuple[tuple[str, tuple[tuple[str, str, Perm], ...]], ...] = (
         ("Weeks of autarky", "planning:autarky", Perm.PLANNING_VIEW),
         ("Cost model", "costs:models", Perm.COSTS_VIEW),
         ("Cost reports", "costs:reports", Perm.COSTS_VIEW),
+        ("Business case", "planning:business_case", Perm.COSTS_VIEW),
         ("Jobs", "jobs:jobs", Perm.JOBS_VIEW),  # everyone's jobs (QA); a person's own: linked from planning
     )),
     ("Patients", (
