@@ -182,8 +182,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10,000 batches")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database (to look at query plans)")
+    parser.add_argument("--batches", type=int, default=0, help="this many batches instead")
     args = parser.parse_args()
     batches, years = (10_000, 2) if args.quick else (250_000, 10)
+    if args.batches:
+        batches = args.batches
     url = scratch.prepare("postgresql", DB)
     os.environ.update({"DATABASE_URL": url, "POCARE_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "pocare.settings"})
     import django
