@@ -153,3 +153,48 @@ def test_content_is_kept_normalized_and_its_hash_is_what_is_signed(people):
                              "overhead": {"percent": "15"}}
     assert model.signed_content() == {"cost_model": 1, "effective_from": "2026-03-01",
                                       "content_hash": model.content_hash}
+
+
+@pytest.mark.django_db
+def test_qa_drafts_and_approves_a_version_on_the_page_and_others_cannot(people):
+    """COST-BATCH CH4-9 P11-50: on the cost model's page Control Site QA drafts v2 from v1's content with one
+    price changed, then approves it with a signature (a wrong password approves nothing); a hostile price is
+    refused naming its path and stores nothing; the planner reads the page but may not draft (403)."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.conftest import PASSWORD
+
+    c.approved(c.content())
+    client = Client()
+    client.force_login(h.user("qa"))
+    url = reverse("costs:models")
+    page = client.get(url).content.decode()
+    assert "Draft a new version" in page and "Approve and sign" not in page
+    body = json.loads(json.dumps(c.content()))
+    body["logistics"]["per_shipment"] = 720
+    bad = {**body, "overhead": {"percent": "1e400"}}
+    refused = client.post(url, {"action": "draft", "content": json.dumps(bad), "effective_from": "2026-01-01",
+                                "reason": "Budget 2027"})
+    assert refused.status_code == 400 and "overhead.percent" in refused.content.decode()
+    assert CostModel.objects.count() == 1
+    drafted = client.post(url, {"action": "draft", "content": json.dumps(body), "effective_from": "2026-01-01",
+                                "reason": "Courier price list 2027"})
+    assert drafted.status_code == 302 and CostModel.objects.get(number=2).status == CostModelStatus.DRAFT
+    assert "Approve and sign version 2" in client.get(url).content.decode()
+    wrong = client.post(url, {"action": "approve", "number": "2", "reason": "Checked", "username": "qa",
+                              "password": "not it"})
+    assert wrong.status_code == 400 and CostModel.objects.get(number=2).status == CostModelStatus.DRAFT
+    approved = client.post(url, {"action": "approve", "number": "2", "reason": "Checked", "username": "qa",
+                                 "password": PASSWORD})
+    assert approved.status_code == 302
+    v2 = CostModel.objects.get(number=2)
+    assert v2.status == CostModelStatus.APPROVED and v2.content["logistics"]["per_shipment"] == "720"
+    assert CostModel.objects.get(number=1).status == CostModelStatus.SUPERSEDED
+    for hostile in ({"action": "approve", "number": "9" * 400}, {"action": "guess"}):
+        assert client.post(url, hostile).status_code == 400
+    planner = Client()
+    planner.force_login(h.user("planner"))
+    assert planner.get(url).status_code == 200 and "Draft a new version" not in planner.get(url).content.decode()
+    assert planner.post(url, {"action": "draft", "content": "{}", "effective_from": "2026-01-01",
+                              "reason": "x"}).status_code == 403

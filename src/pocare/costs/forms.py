@@ -55,3 +55,22 @@ class ReportSignForm(SignatureFieldsMixin):
     reason = forms.CharField(label="Reason for signing", max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
                              help_text="What the report is for: the quarter's close, an auditor's request, a payer.")
     field_order = ["site", "start", "end", "reason", "username", "password"]
+
+
+class ModelDraftForm(forms.Form):
+    """The next version of the cost model: its content as JSON (the shape in docs/costs.md), the day it
+    takes effect and why. Checked by the service, which names the path of any value refused."""
+
+    content = forms.CharField(label="Rates and prices (JSON)", max_length=200_000,
+                              widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
+                              help_text="Start from the version in force, shown here; docs/costs.md gives the shape "
+                                        "and the bounds of every figure.")
+    effective_from = DateField(label="Takes effect on (UTC day)",
+                               help_text="Batches started on or after this day are priced with it once approved.")
+    reason = forms.CharField(label="Why a new version", max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="The budget, the supplier's new price list, the audit finding.")
+
+
+class ModelApproveForm(SignatureFieldsMixin):
+    reason = forms.CharField(label="Reason for approving", max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    field_order = ["reason", "username", "password"]

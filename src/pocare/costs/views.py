@@ -17,7 +17,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pocare.accounts import selectors as access
 from pocare.accounts.decorators import request_actor, requires
@@ -26,7 +27,7 @@ from pocare.core.charts.bars import Bar, bars_svg
 from pocare.core.forms import apply_validation_error
 from pocare.core.listing import csv_cell
 from pocare.costs import anchors, compute, patient, report, rollup, selectors, services
-from pocare.costs.forms import ReportForm, ReportSignForm
+from pocare.costs.forms import ModelApproveForm, ModelDraftForm, ReportForm, ReportSignForm
 from pocare.costs.models import CostModel, CostReport
 from pocare.custody.models import Collection, Handoff
 from pocare.ledger.models import Signature
@@ -91,16 +92,69 @@ def batch_cost(request: HttpRequest, reference: str) -> HttpResponse:
     return render(request, "costs/batch.html", context)
 
 
-@requires(Perm.COSTS_VIEW)
-@require_GET
-def model_list(request: HttpRequest) -> HttpResponse:
+@requires(Perm.COSTS_VIEW, write=Perm.COSTS_MANAGE)
+@require_http_methods(["GET", "POST"])
+def model_list(request: HttpRequest) -> HttpResponseBase:
     """The cost model's versions, newest first: status, effective day, who drafted and approved, the
-    approval signature (with whether it still holds) and the content."""
+    approval signature (with whether it still holds) and the content. Control Site QA drafts a new version
+    here (POST ``action=draft``) and approves a draft with a signature (``action=approve``)."""
+    manage = access.has_perm(request.user, Perm.COSTS_MANAGE)
+    draft_form: ModelDraftForm | None = None
+    approve_form: ModelApproveForm | None = None
+    approving: int | None = None
+    status = 200
+    if request.method == "POST":
+        status = 400
+        action = request.POST.get("action")
+        if action == "draft":
+            draft_form = ModelDraftForm(request.POST)
+            if draft_form.is_valid():
+                data = draft_form.cleaned_data
+                try:
+                    found = services.cost_model_draft(actor=request_actor(request), content=data["content"],
+                                                      reason=data["reason"], effective_from=data["effective_from"])
+                    messages.success(request, f"Version {found.number} is drafted; it prices nothing until approved.")
+                    return redirect(reverse("costs:models") + f"#v{found.number}")
+                except ValidationError as exc:
+                    apply_validation_error(draft_form, exc)
+        elif action == "approve":
+            approve_form = ModelApproveForm(request.POST, ask_user_id=signing_needs_user_id(request))
+            number = request.POST.get("number", "")
+            target = CostModel.objects.filter(number=int(number)).first() if number.isdigit() and len(number) < 9 \
+                else None
+            if target is None:
+                return HttpResponse("number: no such version of the cost model.", status=400, content_type="text/plain")
+            approving = target.number
+            try:
+                if approve_form.is_valid():
+                    services.cost_model_approve(actor=request_actor(request), model=target,
+                                                reason=approve_form.cleaned_data["reason"],
+                                                credentials=approve_form.credentials(request.session))
+                    messages.success(request, f"Version {target.number} is approved and signed.")
+                    return redirect(reverse("costs:models") + f"#v{target.number}")
+            except SigningRefused as exc:
+                approve_form.show_refusal(exc)
+            except ValidationError as exc:
+                apply_validation_error(approve_form, exc)
+        else:
+            return HttpResponse("action: choose draft or approve.", status=400, content_type="text/plain")
     models = list(selectors.models_listed())
     signatures = selectors.model_signatures(models)
     for model in models:
         model.content_text = json.dumps(model.content, indent=2, sort_keys=True)  # type: ignore[attr-defined]
-    return render(request, "costs/models.html", {"rows": [(m, signatures[m.pk]) for m in models]})
+    if manage and draft_form is None:
+        in_force = next((m for m in models if m.status == "approved"), None)
+        draft_form = ModelDraftForm(initial={
+            "content": json.dumps(in_force.content if in_force else {"currency": "EUR"}, indent=2, sort_keys=True),
+            "effective_from": timezone.now().date()})
+    if manage and approve_form is None:
+        approve_form = ModelApproveForm(ask_user_id=signing_needs_user_id(request))
+    drafts = [m.number for m in models if m.status == "draft"]
+    return render(request, "costs/models.html", {"rows": [(m, signatures[m.pk]) for m in models],
+                                                 "newest_draft": max(drafts) if drafts else None,
+                                                 "draft_form": draft_form if manage else None,
+                                                 "approve_form": approve_form if manage else None,
+                                                 "approving": approving}, status=status)
 
 
 # --- the cost report of a site and period -------------------------------------------------------------
@@ -217,7 +271,8 @@ def report_sign(request: HttpRequest) -> HttpResponseBase:
     return render(request, "costs/report_refused.html", {"form": form}, status=400)
 
 
-@requires(Perm.COSTS_VIEW)
+@requires(Perm.COSTS_VIEW, recorded_read=True)
+@require_http_methods(["GET", "POST"])
 def report_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
     """A signed cost report: its figures as signed, the signature and whether it holds, and whether the
     records still give the same figures; POST ``format=csv|pdf`` downloads it (a ledger event)."""
