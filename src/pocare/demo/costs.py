@@ -14,8 +14,9 @@ from typing import Any
 
 from pocare.accounts.models import User
 from pocare.costs import services
-from pocare.costs.models import CostModel
+from pocare.costs.models import CostModel, CostReport
 from pocare.ledger.signing import SigningCredentials
+from pocare.manufacturing.models import Batch
 from pocare.masterfile import schema
 from pocare.masterfile.models import MasterFileVersion
 
@@ -83,3 +84,19 @@ def load_model(*, versions: list[MasterFileVersion], password: str, effective_fr
                                       reason="Demo: the network's first cost model (estimates, docs/costs.md)")
     return services.cost_model_approve(actor=qa, model=draft, reason="Demo: approved for the demo network",
                                        credentials=SigningCredentials(username="qa", password=password))
+
+
+#: The demo's signed cost report: the whole network over the last 18 months (the cost report page's default).
+REPORT_DAYS = 548
+
+
+def load_report(*, password: str, today: dt.date) -> CostReport | None:
+    """The network's cost report for the last 18 months, signed by Control Site QA (once): the cost reports
+    page opens with a signed report and its comparison with the published figures."""
+    found = CostReport.objects.order_by("pk").first()
+    if found is not None or not Batch.objects.exists():
+        return found
+    return services.cost_report_sign(
+        actor=User.objects.get(username="qa"), site=None, start=today - dt.timedelta(days=REPORT_DAYS), end=today,
+        reason="Demo: the network's costs of the last 18 months, for the payers' review",
+        credentials=SigningCredentials(username="qa", password=password))

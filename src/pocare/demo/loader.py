@@ -95,6 +95,8 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
     slots.load(now=now)  # the hospitals' apheresis and infusion slots for booking (issue 17)
     patients.load(now=now)  # patients at every stage, some on the orders above (pocare.demo.patients)
     comparability_monitor_run()  # the comparability monitor over the history: signals for QA to resolve
+    if history:
+        costs.load_report(password=password, today=now.date())  # the network's signed cost report, 18 months
     if password == first:  # this load made the people: each sets the demo password now, to age from today
         passwords_set(new=final, set_before=founded + dt.timedelta(days=1))
     inspector_access_grant()
