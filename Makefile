@@ -117,6 +117,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/patients.py
 	$(BIN)/python benchmarks/supply.py
+	$(BIN)/python benchmarks/costs.py
 
 lock:
 	UV_SYSTEM_CERTS=1 uv pip compile pyproject.toml -q --python-version 3.11 -o requirements/base.txt
