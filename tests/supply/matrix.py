@@ -48,18 +48,19 @@ OBJECTS["supply:lot"] = _lot
 
 def _transfer(site: str) -> dict[str, Any]:
     """A transfer from the site's depot to a third site (neither the persona's own nor the other site's
-    people send or receive it: for them it is another site's)."""
+    people send or receive it: for them it is another site's): Munich, or Groningen from Munich."""
     from pocare.supply import transfers
     from pocare.supply.models import LocationKind, Transfer
     from tests.manufacturing import helpers as h
     from tests.supply import helpers as s
 
+    third = "GRO" if site == "MUC" else "MUC"
     found = Transfer.objects.filter(source__site__code=site).first()
     if found is None:
-        depot = s.store(site, "DEPOT", kind=LocationKind.DEPOT, serves=("MUC",))
+        depot = s.store(site, "DEPOT", kind=LocationKind.DEPOT, serves=(third,))
         lot = s.received(5, site_code=site, location=depot)
         found = transfers.transfer_dispatch(
-            actor=h.user(f"qc.{site.lower()}"), source=depot, destination=s.store("MUC"), lot=lot, quantity=1,
+            actor=h.user(f"qc.{site.lower()}"), source=depot, destination=s.store(third), lot=lot, quantity=1,
             logger_id="MATRIX", min_celsius="2", max_celsius="8", carrier="Matrix", seal="M-1", reason="Matrix")
     return {"reference": found.reference}
 
