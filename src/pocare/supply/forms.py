@@ -150,8 +150,9 @@ class DispatchForm(forms.Form):
         self.fields["source"].queryset = sources  # type: ignore[attr-defined]
         self.fields["lot"].queryset = lots  # type: ignore[attr-defined]
         self.fields["destination"].queryset = destinations  # type: ignore[attr-defined]
-        self.fields["destination"].label_from_instance = (  # type: ignore[attr-defined]
-            lambda loc: f"{loc.site.code} {loc.code} — {loc.name}")
+        for name in ("source", "destination"):
+            self.fields[name].label_from_instance = (  # type: ignore[attr-defined]
+                lambda loc: f"{loc.site.code} {loc.code} — {loc.name}")
         self.fields["lot"].label_from_instance = (  # type: ignore[attr-defined]
             lambda lot: f"{lot.site.code}: {lot.material_code} lot {lot.lot_number} (expires {lot.expiry_date})")
 
