@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from pocare.core import worklist
+from pocare.ledger.canonical import content_hash
 from pocare.ledger.models import Event, Signature
 from pocare.network.models import Site
 from pocare.supply import purchases, reorder
@@ -66,6 +67,9 @@ def test_a_purchase_request_goes_from_requested_to_received_with_a_signed_approv
                      "supply.purchase_received"]
     with pytest.raises(ValidationError):
         purchases.purchase_cancel(actor=h.user("qc.mad"), request=received, reason="Too late")
+    # The approval still verifies once the request has moved on (ordered, received).
+    signature = Signature.objects.get(record_type="supply.PurchaseRequest", record_id=str(request.pk))
+    assert content_hash(PurchaseRequest.objects.get(pk=request.pk).signed_content()) == signature.record_hash
 
 
 def test_a_cancelled_request_keeps_its_reason_and_another_site_sees_nothing():

@@ -340,7 +340,8 @@ class PurchaseRequest(models.Model):
         return self.status in PURCHASE_OPEN
 
     def signed_content(self) -> dict[str, Any]:
-        """What the approval signature binds to: what is bought, for which site, from whom, how much."""
+        """What the approval signature binds to: what is bought, for which site, from whom, how much, when
+        and why it was approved — not the status, which moves on (ordered, received) after the signature."""
         return {"reference": self.reference, "site": self.site_id, "material_code": self.material_code,
                 "quantity": self.quantity, "unit": self.unit, "supplier": self.supplier_id,
-                "status": self.status, "approved_at": self.approved_at, "reason": self.approval_reason}
+                "approved_at": self.approved_at, "reason": self.approval_reason}
