@@ -8,7 +8,7 @@ every kind of row the pages list or aggregate, and again after more rounds. Each
 through the services, as the apps' tests make their rows (``tests/*/helpers.py``): batches in every
 state of release (in manufacture with a correction, waiting for the QP, certified, rejected) with
 their steps, values, QC results, hand-offs, device readings and alarms; lots; orders with
-collections, shipments and temperatures; deviations with CAPA and notifications; quality signals
+collections, shipments and temperatures; transfers of stock between sites and purchase requests; deviations with CAPA and notifications; quality signals
 and the comparability monitor's results; training records; change requests and their versions; referrals at every stage of the pathway;
 products with an effective version;
 people, units, tokens, audit-trail reviews and planning runs. A page whose query count grows with
@@ -136,6 +136,33 @@ def _lots(site: str) -> None:
             services.lot_decide(actor=qc, lot=lot, decision=decision, reason="CoA checked", credentials=_creds(qc))
 
 
+def _supply(site: str, other: str) -> None:
+    """Stock moved between sites and bought: a transfer from the site's depot to the other site received
+    with its logger's readings, one in transit, and a purchase request approved (signed) and one waiting."""
+    from pocare.network.models import Site
+    from pocare.supply import purchases, transfers
+    from pocare.supply.models import LocationKind
+    from tests.supply import helpers as s
+
+    depot = s.store(site, "DEPOT", kind=LocationKind.DEPOT, serves=(other,))
+    lot = s.received(10, site_code=site, location=depot)
+    qc, there = _user(f"qc.{site.lower()}"), s.store(other)
+    sent = [transfers.transfer_dispatch(actor=qc, source=depot, destination=there, lot=lot, quantity=2,
+                                        logger_id="GROW", min_celsius="2", max_celsius="25", carrier="Courier",
+                                        seal=f"S-{next(_numbers)}", reason="Supply") for _ in range(2)]
+    at = timezone.now() - dt.timedelta(minutes=30)
+    transfers.transfer_readings_upload(actor=qc, transfer=sent[0], csv_text=(
+        f"timestamp,temperature_c\n{at:%Y-%m-%dT%H:%M:%SZ},6\n{at + dt.timedelta(minutes=10):%Y-%m-%dT%H:%M:%SZ},30\n"))
+    transfers.transfer_receive(actor=_user(f"qc.{other.lower()}"), transfer=sent[0], handed_over_by="Courier",
+                               seal_intact=True, reason="Received")
+    for approve in (True, False):
+        request = purchases.purchase_request(actor=qc, site=Site.objects.get(code=site), material_code=s.SYRINGE,
+                                             supplier=s.supplier(), quantity=5, reason="Reorder")
+        if approve:
+            manager = _user(f"manager.{site.lower()}")
+            purchases.purchase_approve(actor=manager, request=request, reason="ok", credentials=_creds(manager))
+
+
 def _orders(site: str) -> None:
     """An order requested, one accepted with its collection, shipment and logged temperatures."""
     from pocare.custody import services
@@ -245,6 +272,8 @@ def grow(round_no: int) -> None:
     _batches(OWN, certify=round_no % 2 == 0)
     _in_manufacture(OWN)
     _batches(OTHER_SITE, certify=True)
+    _supply(OWN, OTHER_SITE)
+    _supply(OTHER_SITE, OWN)
     for site in (OWN, OTHER_SITE):
         _lots(site)
         _orders(site)

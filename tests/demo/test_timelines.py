@@ -334,6 +334,27 @@ def test_a_regional_depot_serves_several_sites_and_holds_stock(demo: dt.datetime
 
 
 @pytest.mark.django_db
+def test_the_depot_sent_lisbon_one_transfer_received_one_in_transit_and_two_purchases_wait(demo: dt.datetime) -> None:
+    """SUP-STOCK, ATMP-TRACE: one transfer from the depot received at Lisbon with its logger's readings in
+    the limits (the lot there released, no deviation), one in transit; two purchase requests, one of them
+    awaiting approval; the trace of the received lot finds it at both sites and the transfer."""
+    from pocare.manufacturing.models import LotStatus
+    from pocare.supply.models import PurchaseRequest, PurchaseStatus, Transfer, TransferStatus
+    from pocare.supply.recall import lot_trace
+
+    sent = list(Transfer.objects.order_by("dispatched_at"))
+    assert [t.status for t in sent] == [TransferStatus.RECEIVED, TransferStatus.IN_TRANSIT]
+    done = sent[0]
+    assert done.readings.count() > 5 and done.deviation is None and not done.excursions
+    assert done.destination_lot is not None and done.destination_lot.status == LotStatus.RELEASED
+    assert done.source.site.code == "MAD" and done.destination.site.code == "LIS"
+    trace = lot_trace(material_code=done.source_lot.material_code, lot_number=done.source_lot.lot_number)
+    assert {"MAD", "LIS"} <= {lot.site for lot in trace.lots} and done in trace.transfers
+    statuses = sorted(PurchaseRequest.objects.values_list("status", flat=True))
+    assert statuses == [PurchaseStatus.ORDERED, PurchaseStatus.REQUESTED]
+
+
+@pytest.mark.django_db
 def test_exactly_one_lot_in_stock_is_near_expiry(demo: dt.datetime) -> None:
     """SUP-STOCK: of the lots in stock, exactly one — the demo's near-expiry lot — expires within
     30 days; it is released and still in stock."""
@@ -372,10 +393,21 @@ def test_stock_is_what_was_received_less_what_the_live_batches_used(demo: dt.dat
             .annotate(total=Sum("quantity")))
     for r in rows:
         used[(r["lot__site__code"], r["material_code"])] = r["total"]
+    # What went between sites (the depot's transfers): out at the source on dispatch, in at the
+    # destination once received; in transit it is at neither site.
+    from pocare.supply.models import Transfer
+
+    moved: dict[tuple[str, str], Decimal] = {}
+    for t in Transfer.objects.select_related("source__site", "destination__site", "source_lot"):
+        out = (t.source.site.code, t.source_lot.material_code)
+        moved[out] = moved.get(out, Decimal(0)) - t.quantity
+        if t.in_movement_id is not None:
+            into = (t.destination.site.code, t.source_lot.material_code)
+            moved[into] = moved.get(into, Decimal(0)) + t.quantity
     on_hand = _on_hand()
     assert set(on_hand) == set(received)
     for key, quantity in received.items():
-        assert on_hand[key] == quantity - used.get(key, Decimal(0)), key
+        assert on_hand[key] == quantity - used.get(key, Decimal(0)) + moved.get(key, Decimal(0)), key
     needs = per_batch(MasterFileVersion.objects.filter(product__code="CD19-CART"))
     for (site_code, code), quantity in received.items():
         assert quantity >= BATCHES_PER_DELIVERY * needs[code], (site_code, code)

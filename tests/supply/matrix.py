@@ -44,3 +44,43 @@ def _lot(site: str) -> dict[str, Any]:
 
 
 OBJECTS["supply:lot"] = _lot
+
+
+def _transfer(site: str) -> dict[str, Any]:
+    """A transfer from the site's depot to a third site (neither the persona's own nor the other site's
+    people send or receive it: for them it is another site's): Munich, or Groningen from Munich."""
+    from pocare.supply import transfers
+    from pocare.supply.models import LocationKind, Transfer
+    from tests.manufacturing import helpers as h
+    from tests.supply import helpers as s
+
+    third = "GRO" if site == "MUC" else "MUC"
+    found = Transfer.objects.filter(source__site__code=site).first()
+    if found is None:
+        depot = s.store(site, "DEPOT", kind=LocationKind.DEPOT, serves=(third,))
+        lot = s.received(5, site_code=site, location=depot)
+        found = transfers.transfer_dispatch(
+            actor=h.user(f"qc.{site.lower()}"), source=depot, destination=s.store(third), lot=lot, quantity=1,
+            logger_id="MATRIX", min_celsius="2", max_celsius="8", carrier="Matrix", seal="M-1", reason="Matrix")
+    return {"reference": found.reference}
+
+
+def _purchase(site: str) -> dict[str, Any]:
+    """A purchase request raised by the site's QC analyst."""
+    from pocare.network.models import Site
+    from pocare.supply import purchases
+    from pocare.supply.models import PurchaseRequest
+    from tests.manufacturing import helpers as h
+    from tests.supply import helpers as s
+
+    found = PurchaseRequest.objects.filter(site__code=site).first()
+    if found is None:
+        s.store(site)
+        found = purchases.purchase_request(actor=h.user(f"qc.{site.lower()}"), site=Site.objects.get(code=site),
+                                           material_code=s.SYRINGE, supplier=s.supplier(), quantity=10,
+                                           reason="Matrix")
+    return {"reference": found.reference}
+
+
+OBJECTS["supply:transfer"] = _transfer
+OBJECTS["supply:purchase"] = _purchase

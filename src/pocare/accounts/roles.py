@@ -84,6 +84,7 @@ class Perm(StrEnum):
     SUPPLY_VIEW = "supply.view"  # stock by site, location and lot; its movements; suppliers
     SUPPLIERS_QUALIFY = "supply.suppliers_qualify"  # qualify suppliers, approve them per material (Control Site QA)
     RECALL = "supply.recall"  # open and close the recall of a material lot, signed (Control Site QA)
+    PURCHASE_APPROVE = "supply.purchase_approve"  # approve a site's purchase request, signed (site manager, QA)
     COSTS_VIEW = "costs.view"  # the cost model and the cost of each batch, line by line (COST-BATCH)
     COSTS_MANAGE = "costs.manage"  # draft and approve (signed) the cost model (Control Site QA)
 
@@ -120,7 +121,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
          Perm.SIGNATURES_VIEW, Perm.ACCOUNTS_VIEW, Perm.UNITS_MANAGE, Perm.MASTERFILE_VIEW,
          Perm.CHANGE_RAISE, Perm.TRAINING_VIEW, Perm.TRAINING_RECORD, *_RECORDS_VIEW,
          Perm.BATCH_EXECUTE, Perm.ALARM_ACK, Perm.MATERIALS_MANAGE, Perm.ORDER_ACCEPT, Perm.CUSTODY_RECORD,
-         Perm.DEVIATION_RAISE, Perm.DEVIATION_INVESTIGATE, Perm.EXCEPTIONS_REVIEW,
+         Perm.DEVIATION_RAISE, Perm.DEVIATION_INVESTIGATE, Perm.EXCEPTIONS_REVIEW, Perm.PURCHASE_APPROVE,
          Perm.COSTS_VIEW}  # the cost of their own site's batches
     ),
     Role.OPERATOR: frozenset({Perm.NETWORK_VIEW, Perm.SIGNATURES_VIEW, Perm.MASTERFILE_VIEW, Perm.TRAINING_VIEW,

@@ -598,8 +598,8 @@ def _parse_when(value: Any) -> dt.datetime | None:
 PHYSICAL_CELSIUS = plausibility.UNIT_BOUNDS["°C"]
 
 
-def _parse_rows(rows: Iterable[Any], *, earliest: dt.datetime, latest: dt.datetime,
-                ) -> tuple[list[tuple[dt.datetime, Decimal]], list[str]]:
+def logger_rows_parse(rows: Iterable[Any], *, earliest: dt.datetime, latest: dt.datetime,
+                      ) -> tuple[list[tuple[dt.datetime, Decimal]], list[str]]:
     """(readings, problems): each problem names the row number (1 = first data row) and the reason.
     A reading is plausible between ``earliest`` (the dispatch less LOGGER_BEFORE_DISPATCH) and
     ``latest`` (now plus CLOCK_SKEW), and between absolute zero and 200 °C."""
@@ -699,7 +699,7 @@ def temperatures_upload(
     field = "rows" if rows is not None else "csv_text"
     if csv_text is not None:
         content = csv_text.encode("utf-8")
-        parsed_rows, problems = _csv_rows(csv_text)
+        parsed_rows, problems = logger_csv_rows(csv_text)
     else:
         assert rows is not None
         content = json.dumps(list(rows), sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
@@ -712,7 +712,7 @@ def temperatures_upload(
     now = timezone.now()
     repeats = 0
     if not problems:
-        readings, problems = _parse_rows(parsed_rows, latest=now + plausibility.CLOCK_SKEW,
+        readings, problems = logger_rows_parse(parsed_rows, latest=now + plausibility.CLOCK_SKEW,
                                          earliest=shipment.dispatched_at - plausibility.LOGGER_BEFORE_DISPATCH)
     _refuse_upload(field, problems)
     with transaction.atomic():
@@ -794,7 +794,7 @@ def temperature_correct(*, actor: User, reading: TemperatureReading, celsius: An
     return correction
 
 
-def _csv_rows(text: str) -> tuple[list[dict[str, str]], list[str]]:
+def logger_csv_rows(text: str) -> tuple[list[dict[str, str]], list[str]]:
     """The CSV's data rows as dicts, or the problems with its header."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:

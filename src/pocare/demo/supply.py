@@ -11,7 +11,10 @@
   active site (several batches' worth, in the bill's unit), released by the site's QC analyst; at
   Madrid the delivery comes into the depot and part of it is moved to the store. The live batches'
   steps then consume from stock;
-- one lot of TexMACS medium at Munich received months ago and now close to its expiry.
+- one lot of TexMACS medium at Munich received months ago and now close to its expiry;
+- two transfers from the depot to Lisbon's store (one received three days ago, its logger read within
+  the limits, one in transit since this morning) and two purchase requests (Lisbon's approved, signed,
+  and ordered; Madrid's awaiting approval) (``load_exchanges``).
 
 Idempotent: a supplier, approval or location that exists is left as it is, and a site's material
 that was ever received into stock is not received again.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from pocare.accounts.models import User
+from pocare.demo.clock import demo_clock
 from pocare.demo.history.plan import DEFAULT_MATERIAL, MATERIALS
 from pocare.ledger.signing import SigningCredentials
 from pocare.manufacturing.models import LotStatus, MaterialLot
@@ -32,15 +36,17 @@ from pocare.masterfile import schema
 from pocare.masterfile.models import MasterFileVersion
 from pocare.network.models import Site, SiteKind, SiteStatus
 from pocare.network.selectors import site_today
-from pocare.supply import services
+from pocare.supply import purchases, services, transfers
 from pocare.supply.models import (
     ApprovedSupplier,
     LocationKind,
     MovementKind,
+    PurchaseRequest,
     StockLocation,
     StockMovement,
     Supplier,
     SupplierStatus,
+    Transfer,
 )
 
 #: Control Site QA qualifies the suppliers and approves them per material.
@@ -216,3 +222,70 @@ def load_near_expiry(*, password: str, expires: dt.date) -> MaterialLot | None:
                    expiry=expires, quantity=spec.quantity, unit=material["unit"])
     _release(qc=qc, lot=lot, password=password)
     return lot
+
+
+#: The demo's transfers from the Iberian depot (held by Madrid) to Lisbon's store: one received three days
+#: before the load with its logger read within the limits, one dispatched this morning and in transit.
+TRANSFER_TO = "LIS"
+TRANSFER_RECEIVED_BEFORE_NOW = dt.timedelta(days=3)
+TRANSFER_IN_TRANSIT_SINCE = dt.timedelta(hours=5)
+#: Room temperature for the materials of the bill shipped between sites (°C): an entered limit, since the
+#: master file gives no storage conditions per material.
+TRANSFER_LIMITS = (Decimal(15), Decimal(25))
+
+
+def _logger_csv(start: dt.datetime, hours: int) -> str:
+    """A logger read every 30 minutes from ``start`` for ``hours``, between 18 and 22 °C."""
+    rows = [f"{(start + dt.timedelta(minutes=30 * i)):%Y-%m-%dT%H:%M:%SZ},{18 + (i % 9) / 2:.1f}"
+            for i in range(hours * 2 + 1)]
+    return "timestamp,temperature_c\n" + "\n".join(rows) + "\n"
+
+
+def load_exchanges(*, password: str, now: dt.datetime) -> int:
+    """Transfers from the depot to :data:`TRANSFER_TO` (one received, one in transit) and two purchase
+    requests (Lisbon's approved and ordered, Madrid's awaiting approval), each dated by the demo clock.
+    Skipped when the demo's transfers exist. Returns how many records were added."""
+    depot = StockLocation.objects.filter(code=DEPOT, site__code=DEPOT_SITE).first()
+    there = StockLocation.objects.filter(code=STORE, site__code=TRANSFER_TO).first()
+    if depot is None or there is None or Transfer.objects.filter(reason__startswith=MARK).exists():
+        return 0
+    stocked = (StockMovement.objects.filter(location=depot, lot__status=LotStatus.RELEASED)
+               .values_list("lot_id", flat=True).order_by("lot_id"))
+    lots = list(MaterialLot.objects.filter(pk__in=list(stocked)).order_by("material_code"))
+    if not lots:
+        return 0
+    qc, receiver = _user(f"qc.{DEPOT_SITE.lower()}"), _user(f"qc.{TRANSFER_TO.lower()}")
+    low, high = TRANSFER_LIMITS
+    added = 0
+    for lot, since, receive in ((lots[0], TRANSFER_RECEIVED_BEFORE_NOW + dt.timedelta(hours=6), True),
+                                (lots[-1], TRANSFER_IN_TRANSIT_SINCE, False)):
+        with demo_clock(now - since):
+            sent = transfers.transfer_dispatch(
+                actor=qc, source=depot, destination=there, lot=lot, quantity=1, logger_id=f"TT4-{lot.pk:05d}",
+                min_celsius=low, max_celsius=high, carrier="Transportes Ibéricos (driver R. Alves)",
+                seal=f"IB-{lot.pk:06d}", reason=f"{MARK}: Lisbon's weekly supply from the Iberian depot")
+        added += 1
+        if receive:
+            with demo_clock(now - TRANSFER_RECEIVED_BEFORE_NOW):
+                transfers.transfer_readings_upload(actor=receiver, transfer=sent,
+                                                   csv_text=_logger_csv(sent.dispatched_at, 5))
+                transfers.transfer_receive(actor=receiver, transfer=sent, handed_over_by="R. Alves",
+                                           seal_intact=True, reason=f"{MARK}: shipper and seal checked on arrival")
+    if not PurchaseRequest.objects.exists():
+        bill = services.bill_of_materials()
+        for site_code, code, approve in ((TRANSFER_TO, lots[0].material_code, True),
+                                         (DEPOT_SITE, lots[-1].material_code, False)):
+            site = Site.objects.get(code=site_code)
+            with demo_clock(now - dt.timedelta(days=2 if approve else 0, hours=3)):
+                request = purchases.purchase_request(
+                    actor=_user(f"qc.{site_code.lower()}"), site=site, material_code=code,
+                    supplier=Supplier.objects.get(name=supplier_of(code)), quantity=BATCHES_PER_DELIVERY,
+                    reason=f"{MARK}: below the reorder point ({bill[code]['name']})")
+                if approve:
+                    manager = _user(f"manager.{site_code.lower()}")
+                    purchases.purchase_approve(actor=manager, request=request, credentials=_creds(manager, password),
+                                               reason=f"{MARK}: needed for the booked schedule")
+                    purchases.purchase_order(actor=qc if site_code == DEPOT_SITE else receiver, request=request,
+                                             order_number=f"PO-{site_code}-{request.pk:05d}")
+            added += 1
+    return added

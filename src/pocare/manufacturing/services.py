@@ -187,6 +187,31 @@ def lot_decide(*, actor: User, lot: MaterialLot, decision: str, reason: str,
     return lot
 
 
+def lot_release_as_source(*, actor: User, lot: MaterialLot, source: MaterialLot, reason: str) -> MaterialLot:
+    """Release a lot received at a site from another site's lot of the same material and lot number
+    (a transfer between sites, supply's ``transfers``), on the strength of the source lot's release,
+    signed there: the caller has checked that the goods travelled within their limits under an intact
+    seal. Only a lot in quarantine that was never decided, from a released source lot."""
+    require_perm(actor, Perm.MATERIALS_MANAGE, site=lot.site)
+    reason = reason_required(reason)
+    same = (source.material_code, source.lot_number) == (lot.material_code, lot.lot_number)
+    if not same or source.site_id == lot.site_id:
+        raise ValidationError({"lot": f"{lot} is not {source} received from another site."})
+    if source.status != LotStatus.RELEASED:
+        raise ValidationError({"lot": f"{source} at {source.site.code} is {source.get_status_display().lower()}."})
+    with transaction.atomic():
+        locked = MaterialLot.objects.select_for_update().get(pk=lot.pk)
+        if locked.status != LotStatus.QUARANTINE or locked.decided_at is not None:
+            raise ValidationError({"lot": f"{lot} was already decided at {lot.site.code}."})
+        locked.status, locked.decided_by, locked.decided_at = LotStatus.RELEASED, source.decided_by, _now()
+        locked.save(update_fields=["status", "decided_by", "decided_at"])
+        event_record(actor=actor, event_type=ManufacturingEvent.LOT_DECIDED, site=locked.site, obj=locked,
+                     reason=reason, old={"status": LotStatus.QUARANTINE},
+                     new={"status": LotStatus.RELEASED, "as_source_lot": source.pk, "source_site": source.site.code,
+                          "source_decided_at": source.decided_at})
+    return locked
+
+
 def lot_release_holds(lot: MaterialLot) -> list[str]:
     """Why the apps above hold ``lot`` from release (``manufacturing.lot_release_holds``; empty: none)."""
     return [reason for reason in LOT_RELEASE_HOLDS.ask(lot=lot) if reason]

@@ -125,3 +125,92 @@ class DestroyForm(_AtLocation):
 
 class ExpireForm(_AtLocation):
     reason = forms.CharField(label="Reason", max_length=500, initial="Expired: written off")
+
+
+class DispatchForm(forms.Form):
+    """Send stock of a lot to a location at another site, with its logger and custody data."""
+
+    source: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="From")
+    lot: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None, label="Lot", help_text="Released, unexpired lots at the sites whose materials you manage.")
+    destination: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="To")
+    quantity = forms.CharField(label="Quantity", max_length=20, help_text="In the lot's unit.")
+    logger_id = forms.CharField(label="Data logger", max_length=60)
+    min_celsius = forms.CharField(label="Lowest °C", max_length=12, required=False,
+                                  help_text="The material's storage conditions (e.g. 2 and 8 °C); either may be open.")
+    max_celsius = forms.CharField(label="Highest °C", max_length=12, required=False)
+    carrier = forms.CharField(label="Carrier", max_length=120, help_text="The courier or driver who takes it.")
+    seal = forms.CharField(label="Seal number", max_length=60)
+    reason = forms.CharField(label="Reason", max_length=500, initial="Supply from the regional depot")
+    field_order = ["source", "lot", "destination", "quantity", "logger_id", "min_celsius", "max_celsius", "carrier",
+                   "seal", "reason"]
+
+    def __init__(self, *args: Any, sources: Any, lots: Any, destinations: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["source"].queryset = sources  # type: ignore[attr-defined]
+        self.fields["lot"].queryset = lots  # type: ignore[attr-defined]
+        self.fields["destination"].queryset = destinations  # type: ignore[attr-defined]
+        for name in ("source", "destination"):
+            self.fields[name].label_from_instance = (  # type: ignore[attr-defined]
+                lambda loc: f"{loc.site.code} {loc.code} — {loc.name}")
+        self.fields["lot"].label_from_instance = (  # type: ignore[attr-defined]
+            lambda lot: f"{lot.site.code}: {lot.material_code} lot {lot.lot_number} (expires {lot.expiry_date})")
+
+
+class ReadingsForm(forms.Form):
+    csv_file = forms.FileField(label="Logger readings (CSV)",
+                               help_text="Columns timestamp,temperature_c; ISO 8601 times with an offset or Z.")
+
+
+class TransferReceiveForm(forms.Form):
+    handed_over_by = forms.CharField(label="Handed over by", max_length=120,
+                                     help_text="The courier or driver who handed the goods over.")
+    seal_intact = forms.TypedChoiceField(label="Seal", choices=[("yes", "Intact"), ("no", "Broken or missing")],
+                                         coerce=lambda v: v == "yes")
+    arrived_at = forms.DateTimeField(label="Arrived at (UTC)", required=False,
+                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                     help_text="Empty: now.")
+    reason = forms.CharField(label="Reason", max_length=500, initial="Goods received, shipper and labels checked")
+
+
+class PurchaseRequestForm(forms.Form):
+    """A purchase request for a site and material, as the reorder page proposes it."""
+
+    site: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Site")
+    material_code = forms.ChoiceField(label="Material")
+    supplier: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Approved supplier")
+    quantity = forms.CharField(label="Quantity", max_length=20, help_text="In the master file's unit.")
+    proposed = forms.CharField(widget=forms.HiddenInput, required=False, max_length=20)
+    reason = forms.CharField(label="Reason", max_length=500, initial="Below the reorder point")
+
+    def __init__(self, *args: Any, sites: Any, suppliers: Any, materials: dict[str, dict[str, Any]],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites  # type: ignore[attr-defined]
+        self.fields["supplier"].queryset = suppliers  # type: ignore[attr-defined]
+        field = self.fields["material_code"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(code, f"{code} — {m['name']} ({m['unit']})") for code, m in sorted(materials.items())]
+
+
+class PurchaseApproveForm(SignatureFieldsMixin):
+    reason = forms.CharField(label="Reason", max_length=500, initial="Needed for the booked schedule")
+    field_order = ["reason", "username", "password"]
+
+
+class PurchaseOrderForm(forms.Form):
+    order_number = forms.CharField(label="Supplier's order number", max_length=60)
+
+
+class PurchaseReceiveForm(forms.Form):
+    lots: forms.ModelMultipleChoiceField[Any] = forms.ModelMultipleChoiceField(
+        queryset=None, label="Received as", help_text="The lots received on the stock page for this delivery.")
+    reason = forms.CharField(label="Reason", max_length=500, initial="Delivered in full")
+
+    def __init__(self, *args: Any, lots: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["lots"].queryset = lots  # type: ignore[attr-defined]
+
+
+class PurchaseCancelForm(forms.Form):
+    reason = forms.CharField(label="Why it is cancelled", max_length=500)

@@ -215,3 +215,139 @@ class Recall(models.Model):
         return {"reference": self.reference, "material_code": self.material_code, "lot_number": self.lot_number,
                 "reason": self.reason, "status": self.status, "opened_at": self.opened_at,
                 "closed_at": self.closed_at, "outcome": self.outcome}
+
+
+class TransferStatus(models.TextChoices):
+    IN_TRANSIT = "in_transit", "In transit"
+    RECEIVED = "received", "Received"
+    HELD = "held", "Arrived, held: something went wrong on the way"
+
+
+class Transfer(models.Model):
+    """Stock of a lot sent from a location at one site to a location at another (a regional depot to a
+    site it serves, or between two sites whose materials managers both agree), with its custody and
+    temperature data like any shipment (SUP-STOCK, ATMP-TRACE). Dispatch writes the ``transferred_out``
+    movement at the source; the stock is then in transit, usable nowhere, until the destination's
+    materials manager receives it into the lot of the same number at the destination site
+    (``transferred_in``), released only when the logger read inside the limits and the seal was intact."""
+
+    reference = models.CharField(max_length=20, unique=True, help_text="e.g. TRF-2026-0001")
+    source = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="transfers_out")
+    destination = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="transfers_in")
+    source_lot = models.ForeignKey("manufacturing.MaterialLot", on_delete=models.PROTECT, related_name="+")
+    destination_lot = models.ForeignKey("manufacturing.MaterialLot", null=True, blank=True,
+                                        on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    unit = models.CharField(max_length=20)
+    status = models.CharField(max_length=12, choices=TransferStatus.choices, default=TransferStatus.IN_TRANSIT)
+    reason = models.TextField()
+    # Dispatch: the data logger, its limits (°C, inclusive; None: open), the carrier and seal.
+    logger_id = models.CharField(max_length=60)
+    min_celsius = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    max_celsius = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    carrier = models.CharField(max_length=120, help_text="Who takes the goods: the courier or driver.")
+    seal = models.CharField(max_length=60, help_text="The shipper's seal number.")
+    dispatched_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    dispatched_at = models.DateTimeField()
+    out_movement = models.ForeignKey(StockMovement, on_delete=models.PROTECT, related_name="+")
+    # Receipt: who handed the goods over, who received them, whether the seal was intact, when.
+    handed_over_by = models.CharField(max_length=120, blank=True)
+    received_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    seal_intact = models.BooleanField(null=True, blank=True)
+    in_movement = models.ForeignKey(StockMovement, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    excursions = models.JSONField(default=list, blank=True)
+    deviation = models.ForeignKey("quality.Deviation", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+")
+
+    class Meta:
+        ordering = ["-dispatched_at", "-pk"]
+        indexes = [models.Index(fields=["status", "dispatched_at"], name="supply_transfer_status")]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def in_transit(self) -> bool:
+        return self.status == TransferStatus.IN_TRANSIT
+
+
+class TransferReading(models.Model):
+    """One reading of a transfer's data logger, judged against the transfer's limits when uploaded."""
+
+    transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="readings")
+    at = models.DateTimeField()
+    celsius = models.DecimalField(max_digits=6, decimal_places=2)
+    in_limits = models.BooleanField()
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    sha256 = models.CharField(max_length=64, help_text="Of the file the reading came in.")
+
+    class Meta:
+        ordering = ["transfer", "at"]
+        constraints = [models.UniqueConstraint(fields=["transfer", "at"], name="supply_transfer_reading_once")]
+
+    def __str__(self) -> str:
+        return f"{self.celsius} °C at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class PurchaseStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested: awaiting approval"
+    APPROVED = "approved", "Approved"
+    ORDERED = "ordered", "Ordered from the supplier"
+    RECEIVED = "received", "Received"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+#: The statuses of a request still to be delivered: its quantity counts against what to order.
+PURCHASE_OPEN = frozenset({PurchaseStatus.REQUESTED, PurchaseStatus.APPROVED, PurchaseStatus.ORDERED})
+
+
+class PurchaseRequest(models.Model):
+    """A request to buy a material for a site from an approved supplier, raised from the reorder page by
+    the site's materials manager; approved (signed, with reason) by the site's manager or QA, ordered,
+    then received (naming the lots received through ``stock_receive``) or cancelled with a reason."""
+
+    reference = models.CharField(max_length=20, unique=True, help_text="e.g. PR-2026-0001")
+    site = models.ForeignKey("network.Site", on_delete=models.PROTECT, related_name="purchase_requests")
+    material_code = models.CharField(max_length=64)
+    quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    unit = models.CharField(max_length=20)
+    supplier = models.ForeignKey(Supplier, on_delete=models.PROTECT, related_name="purchase_requests")
+    status = models.CharField(max_length=10, choices=PurchaseStatus.choices, default=PurchaseStatus.REQUESTED)
+    reason = models.TextField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField()
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_reason = models.TextField(blank=True)
+    ordered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    ordered_at = models.DateTimeField(null=True, blank=True)
+    order_number = models.CharField(max_length=60, blank=True, help_text="The supplier's order confirmation.")
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.TextField(blank=True)
+    lots = models.ManyToManyField("manufacturing.MaterialLot", blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        indexes = [models.Index(fields=["site", "status", "material_code"], name="supply_purchase_open")]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.material_code} for {self.site_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in PURCHASE_OPEN
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the approval signature binds to: what is bought, for which site, from whom, how much, when
+        and why it was approved — not the status, which moves on (ordered, received) after the signature."""
+        return {"reference": self.reference, "site": self.site_id, "material_code": self.material_code,
+                "quantity": self.quantity, "unit": self.unit, "supplier": self.supplier_id,
+                "approved_at": self.approved_at, "reason": self.approval_reason}

@@ -1,6 +1,7 @@
 """The supply app's work queues (``pocare.core.worklist``), registered from its ``AppConfig.ready()``
 (``answers.register``): materials short or below their reorder point, and lots expiring with stock — for
-the people who manage a site's materials (its manager and QC analysts)."""
+the people who manage a site's materials (its manager and QC analysts); purchase requests awaiting the
+approval of the site's manager or QA."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from django.urls import reverse
 
 from pocare.core.worklist import WorkItem, WorkQueue
 from pocare.core.worklist import register as queue_register
-from pocare.supply import reorder
+from pocare.supply import purchases, reorder
+from pocare.supply.models import PurchaseRequest
 from pocare.supply.selectors import amount
 
 
@@ -33,12 +35,22 @@ def _expiring(row: dict[str, Any]) -> WorkItem:
                     row["lot__expiry_date"])
 
 
+def _to_approve(request: PurchaseRequest) -> WorkItem:
+    return WorkItem(f"{request.reference} {request.site.code}: {amount(request.quantity)} {request.unit} of "
+                    f"{request.material_code} from {request.supplier}",
+                    reverse("supply:purchase", args=[request.reference]), request.requested_at)
+
+
 REORDER = WorkQueue("supply-reorder", "Material to order", reorder.to_reorder, _order,
                     lambda: reverse("supply:reorder"), when_label="")
 EXPIRING = WorkQueue("supply-expiring", f"Lots expiring within {reorder.EXPIRY_ALERT_DAYS} days", reorder.expiring,
                      _expiring, lambda: reverse("supply:stock"), when_label="Expires")
 
+PURCHASES = WorkQueue("supply-purchase-approval", "Purchase requests to approve", purchases.awaiting_approval,
+                      _to_approve, lambda: reverse("supply:purchases"), when_label="Requested")
+
 
 def register() -> None:
     queue_register(REORDER)
     queue_register(EXPIRING)
+    queue_register(PURCHASES)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ from pocare.manufacturing.models import Batch, MaterialLot, MaterialUse
 from pocare.network.models import Site
 from pocare.quality.services import notice_send
 from pocare.supply.events import SupplyEvent
-from pocare.supply.models import Recall, RecallStatus, StockMovement
+from pocare.supply.models import Recall, RecallStatus, StockMovement, Transfer
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -172,6 +172,8 @@ class Trace:
     lots: list[LotHeld]
     reached: list[Reached]
     recalls: list[Recall]
+    #: The transfers of the lot between sites (in transit: at neither site's locations).
+    transfers: list[Transfer] = field(default_factory=list)
 
     @property
     def patients(self) -> list[str]:
@@ -237,7 +239,11 @@ def lot_trace(*, material_code: str, lot_number: str, user: Any = None) -> Trace
     held = [LotHeld(lot.pk, lot.site.code, lot.supplier, lot.expiry_date, lot.status, tuple(stock[lot.pk]))
             for lot in found]
     recalls = list(Recall.objects.filter(material_code=material_code, lot_number=lot_number))
-    return Trace(f"{material_code} lot {lot_number}", held, _reached(uses), recalls)
+    moved = Transfer.objects.filter(source_lot__material_code=material_code, source_lot__lot_number=lot_number)
+    if sites is not None:
+        moved = moved.filter(Q(source__site_id__in=sites) | Q(destination__site_id__in=sites))
+    sent = list(moved.select_related("source__site", "destination__site").order_by("-dispatched_at", "-pk"))
+    return Trace(f"{material_code} lot {lot_number}", held, _reached(uses), recalls, sent)
 
 
 def patient_trace(*, identifier: str, user: Any = None) -> Trace:

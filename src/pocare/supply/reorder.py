@@ -48,6 +48,7 @@ from pocare.supply.models import (
     StockLocation,
     StockMovement,
 )
+from pocare.supply.purchases import open_quantities
 from pocare.supply.recall import open_recalls, recalled_lots
 from pocare.supply.services import bill_of_materials
 
@@ -80,6 +81,8 @@ class Need:
     booked_batches: int
     booked_need: Decimal
     weekly_history: Decimal
+    #: What the site's open purchase requests (requested, approved, ordered) already ask for.
+    on_order: Decimal = Decimal(0)
     #: The longest lead time of the material's qualified approved suppliers, in weeks (else the constant).
     lead_time_weeks: Decimal = Decimal(LEAD_TIME_WEEKS)
 
@@ -105,7 +108,8 @@ class Need:
 
     @property
     def order_quantity(self) -> Decimal:
-        return max(Decimal(0), self.max_level - self.stock) if self.status != OK else Decimal(0)
+        """What is still to order: up to the maximum, less what open purchase requests already ask for."""
+        return max(Decimal(0), self.max_level - self.stock - self.on_order) if self.status != OK else Decimal(0)
 
     @property
     def weeks_of_cover(self) -> Decimal | None:
@@ -177,10 +181,11 @@ def needs(*, user: Any, perm: Perm = Perm.SUPPLY_VIEW, at: dt.datetime | None = 
     keys = set(stock) | set(depot) | set(weekly) | set(need)
     if any(code not in names for _, code in keys):
         names.update({code: (m["name"], m["unit"]) for code, m in bill_of_materials().items() if code not in names})
+    ordered = open_quantities(ids)
     out = [Need(by_site[key[0]].code, key[0], key[1], names.get(key[1], (key[1], ""))[0],
                 units.get(key) or names.get(key[1], ("", ""))[1], stock.get(key, Decimal(0)),
                 depot.get(key, Decimal(0)), batches.get(key, 0), need.get(key, Decimal(0)),
-                Decimal(weekly.get(key, 0)).quantize(Decimal("0.01")))
+                Decimal(weekly.get(key, 0)).quantize(Decimal("0.01")), ordered.get(key, Decimal(0)))
            for key in keys]
     lead = lead_times_weeks()
     out = [replace(n, lead_time_weeks=lead[n.material_code]) if n.material_code in lead else n for n in out]
@@ -214,7 +219,7 @@ def to_reorder(user: Any) -> list[Need]:
     held = sites_with_perm(user, Perm.MATERIALS_MANAGE)
     if held is not None and not held:
         return []
-    return [n for n in needs(user=user, perm=Perm.MATERIALS_MANAGE) if n.status != OK]
+    return [n for n in needs(user=user, perm=Perm.MATERIALS_MANAGE) if n.status != OK and n.order_quantity > 0]
 
 
 def expiring(user: Any, *, at: dt.datetime | None = None) -> Any:

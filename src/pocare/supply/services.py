@@ -255,12 +255,12 @@ def location_create(*, actor: User, site: Site, code: str, name: str, kind: str 
 # --- movements -------------------------------------------------------------------------------------
 
 
-def _lock(lot: MaterialLot) -> MaterialLot:
+def lot_lock(lot: MaterialLot) -> MaterialLot:
     """The lot's row, locked until the transaction ends: movements of one lot are served in turn."""
     return MaterialLot.objects.select_for_update().get(pk=lot.pk)
 
 
-def _unit_of(lot: MaterialLot) -> str:
+def lot_unit_of(lot: MaterialLot) -> str:
     unit = selectors.lot_unit(lot)
     if unit is None:
         raise ValidationError({"lot": f"{lot} was never received into stock here."})
@@ -273,7 +273,7 @@ def _at_lot_site(location: StockLocation, lot: MaterialLot, field: str = "locati
                                       f"{location.site.code}."})
 
 
-def _write(*, actor: User, event_type: str, lot: MaterialLot, rows: list[StockMovement], reason: str,
+def movements_write(*, actor: User, event_type: str, lot: MaterialLot, rows: list[StockMovement], reason: str,
            new: Mapping[str, Any] | None = None) -> list[StockMovement]:
     """Write the movements and their one ledger event (which stamps their content), then link each
     row to the event. Refuses a movement that would leave its location's stock of the lot below zero."""
@@ -299,7 +299,7 @@ def _write(*, actor: User, event_type: str, lot: MaterialLot, rows: list[StockMo
     return rows
 
 
-def _movement(*, actor: User, location: StockLocation, lot: MaterialLot, kind: str, quantity: Decimal, unit: str,
+def movement_new(*, actor: User, location: StockLocation, lot: MaterialLot, kind: str, quantity: Decimal, unit: str,
               reason: str, at: dt.datetime, batch: Batch | None = None, use: MaterialUse | None = None,
               ) -> StockMovement:
     sign = SIGN[kind]
@@ -338,7 +338,7 @@ def stock_receive(*, actor: User, location: StockLocation, supplier: Supplier, m
                                             name=text_checked(name, "name", "material's name", 200, required=False)
                                             or material["name"], lot_number=lot_number, expiry_date=expiry,
                                             reason=reason, supplier=supplier.name)
-        lot = _lock(lot)
+        lot = lot_lock(lot)
         if lot.supplier.strip().casefold() != supplier.name.casefold():
             raise ValidationError({"supplier": f"{lot} came from {lot.supplier or 'no named supplier'}, "
                                                f"not {supplier}."})
@@ -346,9 +346,9 @@ def stock_receive(*, actor: User, location: StockLocation, supplier: Supplier, m
             raise ValidationError({"expiry_date": f"{lot} expires on {lot.expiry_date.isoformat()}."})
         if lot.status == LotStatus.REJECTED:
             raise ValidationError({"lot_number": f"{lot} is rejected; no more of it is received."})
-        row = _movement(actor=actor, location=location, lot=lot, kind=MovementKind.RECEIVED, quantity=quantity,
+        row = movement_new(actor=actor, location=location, lot=lot, kind=MovementKind.RECEIVED, quantity=quantity,
                         unit=unit, reason=reason, at=_now())
-        _write(actor=actor, event_type=SupplyEvent.STOCK_RECEIVED, lot=lot, rows=[row], reason=reason,
+        movements_write(actor=actor, event_type=SupplyEvent.STOCK_RECEIVED, lot=lot, rows=[row], reason=reason,
                new={"supplier": supplier.name})
     return row
 
@@ -366,14 +366,14 @@ def stock_lot_decide(*, actor: User, lot: MaterialLot, decision: str, reason: st
     if not selectors.lot_managed(decided):
         return decided
     with transaction.atomic():
-        locked = _lock(decided)
-        unit = _unit_of(locked)
+        locked = lot_lock(decided)
+        unit = lot_unit_of(locked)
         kind = MovementKind.RELEASED if decision == LotStatus.RELEASED else MovementKind.REJECTED
         at = _now()
         locations = StockLocation.objects.filter(pk__in=list(selectors.lot_stock_by_location(locked)))
-        rows = [_movement(actor=actor, location=location, lot=locked, kind=kind, quantity=Decimal(0), unit=unit,
+        rows = [movement_new(actor=actor, location=location, lot=locked, kind=kind, quantity=Decimal(0), unit=unit,
                           reason=reason, at=at) for location in locations.order_by("pk")]
-        _write(actor=actor, event_type=SupplyEvent.STOCK_DECIDED, lot=locked, rows=rows, reason=reason,
+        movements_write(actor=actor, event_type=SupplyEvent.STOCK_DECIDED, lot=locked, rows=rows, reason=reason,
                new={"status": decision})
     return decided
 
@@ -403,11 +403,11 @@ def stock_issue(*, actor: User, location: StockLocation, lot: MaterialLot, quant
     if batch.status != BatchStatus.IN_PROGRESS:
         raise ValidationError({"batch": f"{batch} is no longer in progress."})
     with transaction.atomic():
-        lot = _lock(lot)
+        lot = lot_lock(lot)
         _usable(lot)
-        row = _movement(actor=actor, location=location, lot=lot, kind=MovementKind.ISSUED, quantity=quantity,
-                        unit=_unit_of(lot), reason=reason, at=_now(), batch=batch)
-        _write(actor=actor, event_type=SupplyEvent.STOCK_ISSUED, lot=lot, rows=[row], reason=reason,
+        row = movement_new(actor=actor, location=location, lot=lot, kind=MovementKind.ISSUED, quantity=quantity,
+                        unit=lot_unit_of(lot), reason=reason, at=_now(), batch=batch)
+        movements_write(actor=actor, event_type=SupplyEvent.STOCK_ISSUED, lot=lot, rows=[row], reason=reason,
                new={"batch": batch.reference})
     return row
 
@@ -420,15 +420,15 @@ def stock_return(*, actor: User, location: StockLocation, lot: MaterialLot, quan
     quantity, reason = quantity_checked(quantity), _reason(reason)
     _at_lot_site(location, lot)
     with transaction.atomic():
-        lot = _lock(lot)
+        lot = lot_lock(lot)
         out = next((r for r in selectors.batch_reconciliation(batch) if r["lot_id"] == lot.pk), None)
         open_quantity = (out["issued"] + out["consumed"] - out["returned"]) if out else Decimal(0)
         if quantity > open_quantity:
             raise ValidationError({"quantity": f"Only {selectors.amount(open_quantity)} of {lot} left the store "
                                                f"for {batch} and did not come back."})
-        row = _movement(actor=actor, location=location, lot=lot, kind=MovementKind.RETURNED, quantity=quantity,
-                        unit=_unit_of(lot), reason=reason, at=_now(), batch=batch)
-        _write(actor=actor, event_type=SupplyEvent.STOCK_RETURNED, lot=lot, rows=[row], reason=reason,
+        row = movement_new(actor=actor, location=location, lot=lot, kind=MovementKind.RETURNED, quantity=quantity,
+                        unit=lot_unit_of(lot), reason=reason, at=_now(), batch=batch)
+        movements_write(actor=actor, event_type=SupplyEvent.STOCK_RETURNED, lot=lot, rows=[row], reason=reason,
                new={"batch": batch.reference})
     return row
 
@@ -440,10 +440,10 @@ def stock_destroy(*, actor: User, location: StockLocation, lot: MaterialLot, qua
     quantity, reason = quantity_checked(quantity), _reason(reason)
     _at_lot_site(location, lot)
     with transaction.atomic():
-        lot = _lock(lot)
-        row = _movement(actor=actor, location=location, lot=lot, kind=MovementKind.DESTROYED, quantity=quantity,
-                        unit=_unit_of(lot), reason=reason, at=_now())
-        _write(actor=actor, event_type=SupplyEvent.STOCK_DESTROYED, lot=lot, rows=[row], reason=reason)
+        lot = lot_lock(lot)
+        row = movement_new(actor=actor, location=location, lot=lot, kind=MovementKind.DESTROYED, quantity=quantity,
+                        unit=lot_unit_of(lot), reason=reason, at=_now())
+        movements_write(actor=actor, event_type=SupplyEvent.STOCK_DESTROYED, lot=lot, rows=[row], reason=reason)
     return row
 
 
@@ -453,15 +453,15 @@ def stock_expire(*, actor: User, location: StockLocation, lot: MaterialLot, reas
     reason = _reason(reason)
     _at_lot_site(location, lot)
     with transaction.atomic():
-        lot = _lock(lot)
+        lot = lot_lock(lot)
         if lot.expiry_date >= site_today(lot.site):
             raise ValidationError({"lot": f"{lot} expires only on {lot.expiry_date.isoformat()}."})
         left = selectors.lot_stock(lot, location=location)
         if left <= 0:
             raise ValidationError({"lot": f"No stock of {lot} is left at {location}."})
-        row = _movement(actor=actor, location=location, lot=lot, kind=MovementKind.EXPIRED, quantity=left,
-                        unit=_unit_of(lot), reason=reason, at=_now())
-        _write(actor=actor, event_type=SupplyEvent.STOCK_EXPIRED, lot=lot, rows=[row], reason=reason)
+        row = movement_new(actor=actor, location=location, lot=lot, kind=MovementKind.EXPIRED, quantity=left,
+                        unit=lot_unit_of(lot), reason=reason, at=_now())
+        movements_write(actor=actor, event_type=SupplyEvent.STOCK_EXPIRED, lot=lot, rows=[row], reason=reason)
     return row
 
 
@@ -475,15 +475,15 @@ def stock_adjust(*, actor: User, location: StockLocation, lot: MaterialLot, coun
     _at_lot_site(location, lot)
     proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
-        lot = _lock(lot)
+        lot = lot_lock(lot)
         book = selectors.lot_stock(lot, location=location)
         difference = counted_quantity - book
         if difference == 0:
             raise ValidationError({"counted": f"The count agrees with the stock ({selectors.amount(book)}); "
                                               "nothing to adjust."})
-        row = _movement(actor=actor, location=location, lot=lot, kind=MovementKind.ADJUSTED, quantity=difference,
-                        unit=_unit_of(lot), reason=reason, at=_now())
-        _write(actor=actor, event_type=SupplyEvent.STOCK_ADJUSTED, lot=lot, rows=[row], reason=reason,
+        row = movement_new(actor=actor, location=location, lot=lot, kind=MovementKind.ADJUSTED, quantity=difference,
+                        unit=lot_unit_of(lot), reason=reason, at=_now())
+        movements_write(actor=actor, event_type=SupplyEvent.STOCK_ADJUSTED, lot=lot, rows=[row], reason=reason,
                new={"book": book, "counted": counted_quantity})
         signature_apply(proof=proof, record=row, meaning=Meaning.VERIFIED, site=lot.site, reason=reason)
     return row
@@ -500,13 +500,13 @@ def stock_transfer(*, actor: User, source: StockLocation, destination: StockLoca
     if source.pk == destination.pk:
         raise ValidationError({"destination": "Choose another location than the source."})
     with transaction.atomic():
-        lot = _lock(lot)
-        unit, at = _unit_of(lot), _now()
-        out = _movement(actor=actor, location=source, lot=lot, kind=MovementKind.TRANSFERRED_OUT, quantity=quantity,
+        lot = lot_lock(lot)
+        unit, at = lot_unit_of(lot), _now()
+        out = movement_new(actor=actor, location=source, lot=lot, kind=MovementKind.TRANSFERRED_OUT, quantity=quantity,
                         unit=unit, reason=reason, at=at)
-        into = _movement(actor=actor, location=destination, lot=lot, kind=MovementKind.TRANSFERRED_IN,
+        into = movement_new(actor=actor, location=destination, lot=lot, kind=MovementKind.TRANSFERRED_IN,
                          quantity=quantity, unit=unit, reason=reason, at=at)
-        _write(actor=actor, event_type=SupplyEvent.STOCK_TRANSFERRED, lot=lot, rows=[out, into], reason=reason,
+        movements_write(actor=actor, event_type=SupplyEvent.STOCK_TRANSFERRED, lot=lot, rows=[out, into], reason=reason,
                new={"from": source.code, "to": destination.code})
     return out, into
 
@@ -519,7 +519,7 @@ def stock_consume(*, actor: User, uses: list[MaterialUse], at: dt.datetime) -> l
     and the step rolls back. The lots are locked in a fixed order, so two steps never deadlock."""
     written: list[StockMovement] = []
     for use in sorted(uses, key=lambda u: u.lot_id):
-        lot = _lock(use.lot)
+        lot = lot_lock(use.lot)
         ever = selectors.lot_stock_by_location(lot)
         if not ever:
             continue  # never received into stock: not stock-managed (docs/supply.md)
@@ -532,18 +532,18 @@ def stock_consume(*, actor: User, uses: list[MaterialUse], at: dt.datetime) -> l
             raise ValidationError({key: f"{use.material_code}: only {selectors.amount(available)} of lot "
                                         f"{lot.lot_number} are in stock at {lot.site.code}; the step needs "
                                         f"{selectors.amount(use.quantity)}."})
-        unit, left = _unit_of(lot), Decimal(use.quantity)
+        unit, left = lot_unit_of(lot), Decimal(use.quantity)
         rows: list[StockMovement] = []
         step = use.step
         for location in locations:
             if left <= 0:
                 break
             take = min(left, by_location[location.pk])
-            rows.append(_movement(actor=actor, location=location, lot=lot, kind=MovementKind.CONSUMED, quantity=take,
+            rows.append(movement_new(actor=actor, location=location, lot=lot, kind=MovementKind.CONSUMED, quantity=take,
                                   unit=unit, reason=f"Used at step {step.step_id} of {step.batch.reference}",
                                   at=at, batch=step.batch, use=use))
             left -= take
-        written += _write(actor=actor, event_type=SupplyEvent.STOCK_CONSUMED, lot=lot, rows=rows,
+        written += movements_write(actor=actor, event_type=SupplyEvent.STOCK_CONSUMED, lot=lot, rows=rows,
                           reason=f"Used at step {step.step_id} of {step.batch.reference}",
                           new={"batch": step.batch.reference, "step": step.step_id})
     return written

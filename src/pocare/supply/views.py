@@ -291,4 +291,5 @@ def reorder_page(request: HttpRequest) -> HttpResponseBase:
     booked schedule and the consumption history (``supply.reorder``), short positions first."""
     return render(request, "supply/reorder.html", {
         "needs": reorder.needs(user=request.user), "horizon": reorder.HORIZON_WEEKS,
-        "history": reorder.HISTORY_WEEKS, "lead": reorder.LEAD_TIME_WEEKS, "safety": reorder.SAFETY_WEEKS})
+        "history": reorder.HISTORY_WEEKS, "lead": reorder.LEAD_TIME_WEEKS, "safety": reorder.SAFETY_WEEKS,
+        "may_request": _managed_locations(request).exists()})

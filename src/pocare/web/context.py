@@ -22,6 +22,8 @@ NAVIGATION: tuple[tuple[str, tuple[tuple[str, str, Perm], ...]], ...] = (
         ("Batches", "manufacturing:batches", Perm.BATCH_VIEW),
         ("Lots", "manufacturing:lots", Perm.BATCH_VIEW),
         ("Stock", "supply:stock", Perm.SUPPLY_VIEW),
+        ("Transfers", "supply:transfers", Perm.SUPPLY_VIEW),
+        ("Purchase requests", "supply:purchases", Perm.SUPPLY_VIEW),
         ("Trace and recall", "supply:trace", Perm.SUPPLY_VIEW),
         ("Custody", "custody:orders", Perm.CUSTODY_VIEW),
     )),
