@@ -560,3 +560,59 @@ def test_the_demo_sites_business_case_reads_the_demos_model_and_records(demo: dt
     client.force_login(User.objects.get(username="planner"))
     page = client.get("/planning/business-case/", {"site": "MAD"})
     assert page.status_code == 200 and b"Break-even" in page.content
+
+
+@pytest.mark.django_db
+def test_a_demo_batch_cost_is_recomputed_by_hand_from_its_rows(demo: dt.datetime) -> None:
+    """COST-BATCH: a completed demo batch of the history, priced by hand from its own rows and the demo model's
+    figures — each step's hours × the performer's role rate, 10 minutes per verification, each material use ×
+    its price, each QC result entered (not corrections), the unit's hours × the device's and the cleanroom's
+    rates, the QA and QP review hours, the order's shipments, 20 % overhead — equals the cost page's total."""
+    from decimal import ROUND_HALF_UP
+
+    from pocare.accounts.models import Membership
+    from pocare.costs.models import CostModel
+    from pocare.costs.selectors import batch_cost
+    from pocare.custody.models import Shipment
+    from pocare.manufacturing.models import MaterialUse, QcResult, StepExecution
+
+    def money(x: Decimal) -> Decimal:
+        return x.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+    def hours(a: dt.datetime, b: dt.datetime) -> Decimal:
+        return (Decimal(str((b - a).total_seconds())) / 3600).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+    content = CostModel.objects.get(number=1).content
+    rates = {k: Decimal(v) for k, v in content["labour"]["hourly_rates"].items()}
+    batch = (Batch.objects.filter(status="completed", origin=BatchOrigin.DEMO_HISTORY).select_related("unit", "site")
+             .order_by("pk")[7])
+
+    def rate(user_id: int | None, at: dt.datetime | None) -> Decimal:
+        roles = {m.role for m in Membership.objects.filter(user_id=user_id, site=batch.site, granted_at__lte=at)
+                 if (m.revoked_at is None or at < m.revoked_at) and (m.valid_until is None or at < m.valid_until)}
+        return max(rates[r] for r in roles)
+
+    labour = Decimal(0)
+    for step in StepExecution.objects.filter(batch=batch):
+        if step.status != "skipped" and step.performed_at is not None:
+            labour += money(hours(step.started_at, step.performed_at) * rate(step.performed_by_id, step.performed_at))
+        if step.verified_by_id is not None:
+            verification = (Decimal(content["labour"]["verification_minutes"]) / 60).quantize(Decimal("0.0001"),
+                                                                                               ROUND_HALF_UP)
+            labour += money(verification * rate(step.verified_by_id, step.verified_at))
+    materials = sum((money(u.quantity * Decimal(content["materials"][u.material_code]))
+                     for u in MaterialUse.objects.filter(step__batch=batch)), Decimal(0))
+    qc = sum((money(Decimal(content["qc_tests"][r.attribute_id]))
+              for r in QcResult.objects.filter(batch=batch, corrects__isnull=True)), Decimal(0))
+    unit_hours = hours(batch.started_at, batch.ended_at)
+    equipment = money(unit_hours * Decimal(content["equipment"]["hourly"][batch.unit.device_type]))
+    facility = money(unit_hours * Decimal(content["facility"]["hourly"]))
+    review = money(Decimal(content["review"]["qa_hours"]) * rates["control_qa"]) + money(
+        Decimal(content["review"]["qp_hours"]) * rates["qp"])
+    logistics = Shipment.objects.filter(order_id=batch.order_id).count() * money(
+        Decimal(content["logistics"]["per_shipment"]))
+    base = labour + materials + qc + equipment + facility + review + logistics
+    by_hand = base + money(base * Decimal(content["overhead"]["percent"]) / 100)
+    cost = batch_cost(batch)
+    assert cost is not None and not cost.sheet.unpriced
+    assert cost.sheet.total == by_hand and materials > 0 and qc > 0 and labour > 0
