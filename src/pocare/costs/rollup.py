@@ -309,6 +309,8 @@ def _run(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: str)
         # The planner cannot estimate the arrays' joins; its guess would switch JIT compilation on, which
         # costs seconds on a statement that runs in less.
         cursor.execute("SET LOCAL jit = off")
+        # Its aggregates of millions of rows spill to disk within the default 4 MB of memory each.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(_SQL.replace("{batches}", inner).replace("{final}", final), params)
         rows = cursor.fetchall()
     return [(site_codes.get(row[0], ""), *row[1:]) if final is _BY_SITE_MONTH else
