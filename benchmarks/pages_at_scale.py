@@ -331,6 +331,7 @@ def busiest() -> Busiest:
 
 def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
     """URL kwargs per route name, naming the busiest object of its kind."""
+    from pocare.costs.models import CostReport
     from pocare.custody.models import Shipment, TemperatureReading
     from pocare.ledger.models import AuditReview, Event, Signature
     from pocare.manufacturing.models import Alarm, DeviceReading, QcResult, StepValue
@@ -441,6 +442,7 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         "patients:questionnaire": lambda: patient(referrals__visits__isnull=False),
         "patients_booking:booking": lambda: patient(referrals__bookings__status="active"),
         "patients_booking:slots": lambda: {"code": b.site},
+        "costs:report": lambda: first(CostReport),  # the demo's signed network report
     }
 
 

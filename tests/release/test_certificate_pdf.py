@@ -134,7 +134,9 @@ def test_the_certificate_gives_the_signature_in_site_time_with_utc_beside_it(cli
     signature = Signature.objects.get(record_type="release.Certification", record_id=str(cert.pk))
     local = signature.signed_at.astimezone(batch.site.tz)
     utc = signature.signed_at.astimezone(dt.UTC)
-    expected = f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} ({utc:%H:%M:%S} UTC)"
+    # UTC beside it, with its own date when the day differs (signed after 23:00 UTC in winter).
+    beside = f"{utc:%H:%M:%S}" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M:%S}"
+    expected = f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} ({beside} UTC)"
     with pdfr.opened(pdf) as doc:
         text = " ".join(" ".join((p.extract_text() or "").split()) for p in doc.pages)
     assert local.tzname() in {"CET", "CEST"} and expected in text

@@ -279,7 +279,7 @@ def clinical_lines(events: Sequence[tuple[ClinicalEvent, Mapping[str, Any] | Non
         clinical = (content or {}).get("clinical") or {}
         source = Source(CLINICAL_SOURCES[event.kind], event.pk)
         if event.kind == "apheresis":
-            out.append(_line("clinical", f"Apheresis: {event.label}", Decimal(1), "procedure",
+            out.append(_line("clinical", "Apheresis (the collection)", Decimal(1), "procedure",
                              _price(clinical, "apheresis"), source))
         elif event.kind == "infusion":
             out.append(_line("clinical", f"Lymphodepletion before the infusion ({event.label})", Decimal(1),

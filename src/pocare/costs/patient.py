@@ -22,6 +22,7 @@ from pocare.costs.selectors import batches_visible
 from pocare.custody.models import Collection, Handoff, HandoffKind, HandoffOutcome
 from pocare.manufacturing.models import Batch
 from pocare.patients.models import Patient, Referral, Visit, VisitStatus
+from pocare.patients.selectors import patients_visible
 
 
 @dataclass
@@ -65,6 +66,13 @@ def patient_for(user: Any, pseudonym: str) -> Patient:
     if batches_visible(user).filter(order__referral__patient=patient).exists():
         return patient
     raise Patient.DoesNotExist
+
+
+def may_see_pseudonym(user: Any, patient: Patient) -> bool:
+    """Whether the person may see the patient's pseudonym (an identifier: the patients app's rule,
+    ``patients.view`` at the treating hospital, PAT-PRIVACY). A reader of costs who may not is shown the
+    costs without it."""
+    return patients_visible(user).filter(pk=patient.pk).exists()
 
 
 def patient_cost(patient: Patient) -> PatientCost:

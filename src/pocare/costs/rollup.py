@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -94,10 +95,22 @@ def batch_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = None, me
     if method == "sql" and connection.vendor != "postgresql":
         raise ValueError("method: sql needs PostgreSQL.")
     now = now or timezone.now()
+    if _empty_scope(batches):
+        return []
     models = Models()
     if method == "sql":
         return _by_sql(batches, models, now)
     return _by_records(batches, models, now)
+
+
+def _empty_scope(batches: QuerySet[Batch]) -> bool:
+    """Whether the scope is known empty without a query (``none()``, an ``IN`` of nothing): its SQL cannot
+    be written into the statement."""
+    try:
+        batches.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:
+        return True
+    return False
 
 
 def _empty(batch: Any, model: CostModel | None, decision: str | None) -> BatchTotal:
@@ -354,6 +367,8 @@ def site_month_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = Non
     method = method or ("sql" if connection.vendor == "postgresql" else "records")
     now = now or timezone.now()
     found: dict[tuple[str, str], SiteMonth] = {}
+    if _empty_scope(batches):
+        return []
     if method == "sql" and connection.vendor == "postgresql":
         for site_code, month, count, *amounts, unpriced in _run(batches, Models(), now, _BY_SITE_MONTH):
             found[(site_code, month)] = SiteMonth(site_code, month, count, {

@@ -36,6 +36,7 @@ from pocare.ledger.verify import signature_statuses
 from pocare.manufacturing.models import Batch
 from pocare.network.models import Site
 from pocare.patients.models import Patient
+from pocare.patients.selectors import patients_visible
 
 
 def _links(cost: selectors.BatchCost) -> dict[tuple[str, int], str]:
@@ -81,7 +82,7 @@ def batch_cost(request: HttpRequest, reference: str) -> HttpResponse:
     cost = selectors.batch_cost(batch, _model_asked(request))
     context: dict[str, Any] = {"batch": batch, "cost": cost,
                                "versions": selectors.models_listed().filter(status__in=selectors.IN_FORCE),
-                               "pseudonym": Patient.objects.filter(referrals__order_id=batch.order_id)
+                               "pseudonym": patients_visible(request.user).filter(referrals__order_id=batch.order_id)
                                .values_list("pseudonym", flat=True).first()}
     if cost is not None:
         links = _links(cost)
@@ -343,6 +344,6 @@ def patient_cost(request: HttpRequest, pseudonym: str) -> HttpResponse:
     cost = patient.patient_cost(found)
     links = _clinical_links(cost)
     return render(request, "costs/patient.html", {
-        "patient": found, "cost": cost,
+        "patient": found, "cost": cost, "show_pseudonym": patient.may_see_pseudonym(request.user, found),
         "clinical": [(line, links.get((line.source.label, line.source.pk), ""),
                       cost.when.get((line.source.label, line.source.pk))) for line in cost.clinical]})
