@@ -84,6 +84,13 @@ class Models:
         i = bisect.bisect_right(self._days, day)
         return self._chosen[i - 1] if i else None
 
+    def ranges(self) -> list[tuple[int, dt.datetime, dt.datetime | None]]:
+        """(model pk, from, until): the version that prices a batch started in each span of time (UTC days),
+        as :meth:`for_start` chooses it."""
+        days = self._days
+        return [(m.pk, _midnight(day), _midnight(days[i + 1]) if i + 1 < len(days) else None)
+                for i, (day, m) in enumerate(zip(days, self._chosen, strict=True))]
+
 
 def batch_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = None, method: str | None = None
                  ) -> list[BatchTotal]:
@@ -146,13 +153,6 @@ def _by_records(batches: QuerySet[Batch], models: Models, now: dt.datetime) -> l
 
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-
-
-def _model_ranges(models: Models) -> list[tuple[int, dt.datetime, dt.datetime | None]]:
-    """(model pk, from, until): the version that prices a batch started in each span of time."""
-    days, chosen = models._days, models._chosen
-    return [(m.pk, _midnight(day), _midnight(days[i + 1]) if i + 1 < len(days) else None)
-            for i, (day, m) in enumerate(zip(days, chosen, strict=True))]
 
 
 def _rate_spans(batches: QuerySet[Batch], models: Models, site_codes: dict[int, str]) -> list[tuple[Any, ...]]:
@@ -316,7 +316,7 @@ def _run(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: str)
     inner, inner_params = batches.order_by().values("pk").query.sql_with_params()
     fixed, site_codes = _batch_rate_rows(batches, models)
     materials, tests = _price_rows(models)
-    params = [*_columns(_model_ranges(models), 3), *_columns(_rate_spans(batches, models, site_codes), 6),
+    params = [*_columns(models.ranges(), 3), *_columns(_rate_spans(batches, models, site_codes), 6),
               *_columns(materials, 3), *_columns(tests, 3), *_columns(fixed, 10), now, *inner_params]
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner cannot estimate the arrays' joins; its guess would switch JIT compilation on, which

@@ -21,7 +21,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.models import Membership
 from pocare.accounts.roles import Perm
 from pocare.costs import compute
-from pocare.costs.models import CostModel, CostModelStatus
+from pocare.costs.models import CostModel, CostModelStatus, CostReport
 from pocare.custody.models import Shipment
 from pocare.ledger.models import Signature
 from pocare.ledger.verify import signature_statuses
@@ -62,17 +62,28 @@ def models_listed() -> QuerySet[CostModel]:
     return CostModel.objects.select_related("created_by", "approved_by").order_by("-number")
 
 
-def model_signatures(models: list[CostModel]) -> dict[int, list[tuple[Signature, bool, str]]]:
-    """The signatures of each version, by its pk, with whether each still holds: two queries."""
-    ids = [str(m.pk) for m in models]
-    found = list(Signature.objects.filter(record_type=CostModel._meta.label, record_id__in=ids)
+def signatures_of(records: list[Any]) -> dict[int, list[tuple[Signature, bool, str]]]:
+    """The signatures of each record (cost model versions, cost reports: one model), by its pk, with
+    whether each still holds: two queries."""
+    if not records:
+        return {}
+    label = type(records[0])._meta.label
+    found = list(Signature.objects.filter(record_type=label, record_id__in=[str(r.pk) for r in records])
                  .select_related("event").order_by("signed_at", "pk"))
     statuses = signature_statuses(found) if found else {}
-    out: dict[int, list[tuple[Signature, bool, str]]] = {m.pk: [] for m in models}
+    out: dict[int, list[tuple[Signature, bool, str]]] = {r.pk: [] for r in records}
     for signature in found:
         valid, why = statuses[signature.pk]
         out[int(signature.record_id)].append((signature, valid, why))
     return out
+
+
+def reports_visible(user: Any) -> QuerySet[CostReport]:
+    """The signed cost reports the person may read: ``costs.view`` at the report's site (a network report:
+    a Control Site role)."""
+    held = access.sites_with_perm(user, Perm.COSTS_VIEW)
+    found = CostReport.objects.select_related("site", "created_by")
+    return found if held is None else found.filter(site_id__in=held)
 
 
 def model_effective(on: dt.date) -> CostModel | None:

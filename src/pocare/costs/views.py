@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -30,9 +29,7 @@ from pocare.costs import anchors, compute, patient, report, rollup, selectors, s
 from pocare.costs.forms import ModelApproveForm, ModelDraftForm, ReportForm, ReportSignForm
 from pocare.costs.models import CostModel, CostReport
 from pocare.custody.models import Collection, Handoff
-from pocare.ledger.models import Signature
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
-from pocare.ledger.verify import signature_statuses
 from pocare.manufacturing.models import Batch
 from pocare.network.models import Site
 from pocare.patients.models import Patient
@@ -140,7 +137,7 @@ def model_list(request: HttpRequest) -> HttpResponseBase:
         else:
             return HttpResponse("action: choose draft or approve.", status=400, content_type="text/plain")
     models = list(selectors.models_listed())
-    signatures = selectors.model_signatures(models)
+    signatures = selectors.signatures_of(models)
     for model in models:
         model.content_text = json.dumps(model.content, indent=2, sort_keys=True)  # type: ignore[attr-defined]
     if manage and draft_form is None:
@@ -221,7 +218,7 @@ def report_page(request: HttpRequest) -> HttpResponse:
     CSV (``export=csv``); Control Site QA may sign it. Below, the reports signed before."""
     sites, network = _report_sites(request)
     form = ReportForm(request.GET or None, sites=sites, network=network)
-    context: dict[str, Any] = {"form": form, "signed": _signed_visible(request)[:50]}
+    context: dict[str, Any] = {"form": form, "signed": selectors.reports_visible(request.user)[:50]}
     status = 200
     if form.is_bound:
         if form.is_valid():
@@ -240,12 +237,6 @@ def report_page(request: HttpRequest) -> HttpResponse:
         else:
             status = 400
     return render(request, "costs/report.html", context, status=status)
-
-
-def _signed_visible(request: HttpRequest) -> QuerySet[CostReport]:
-    held = access.sites_with_perm(request.user, Perm.COSTS_VIEW)
-    found = CostReport.objects.select_related("site", "created_by")
-    return found if held is None else found.filter(site_id__in=held)
 
 
 @requires(Perm.COSTS_MANAGE)
@@ -277,7 +268,7 @@ def report_sign(request: HttpRequest) -> HttpResponseBase:
 def report_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
     """A signed cost report: its figures as signed, the signature and whether it holds, and whether the
     records still give the same figures; POST ``format=csv|pdf`` downloads it (a ledger event)."""
-    found = _signed_visible(request).filter(pk=pk).first()
+    found = selectors.reports_visible(request.user).filter(pk=pk).first()
     if found is None:
         raise Http404("No such cost report.")
     figures = found.figures
@@ -304,16 +295,13 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
 
 
 def _detail_context(found: CostReport) -> dict[str, Any]:
-    signatures = list(Signature.objects.filter(record_type=CostReport._meta.label, record_id=str(found.pk))
-                      .select_related("event").order_by("signed_at", "pk"))
-    statuses = signature_statuses(signatures) if signatures else {}
     start, end = found.period_start, found.period_end
     now = report.figures_for(report.batches_in(Batch.objects.all(), found.site, start, end), site=found.site,
                              start=start, end=end)
     differ = [r["reference"] for r, s in zip(now["rows"], found.figures["rows"], strict=False) if r != s]
     agrees = report.figures_hash(now) == found.figures_hash
     return _report_context(found.figures) | {
-        "report": found, "signatures": [(s, *statuses[s.pk]) for s in signatures], "agrees": agrees,
+        "report": found, "signatures": selectors.signatures_of([found])[found.pk], "agrees": agrees,
         "now_total": now["total"], "now_batches": now["batches"], "differ": differ[:20]}
 
 
