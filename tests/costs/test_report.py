@@ -171,3 +171,21 @@ def test_hostile_periods_are_refused_naming_the_field_and_store_nothing(people):
     assert empty.status_code == 400 and "nothing to sign" in empty.content.decode()
     assert not CostReport.objects.exists()
     assert client.get(reverse("costs:reports")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_demo_signs_one_report_per_site_when_the_network_is_past_the_limit(people, monkeypatch):
+    """COST-BATCH: the demo signs the network's report for the last 18 months; a network grown past what one
+    signed report holds (the page benchmark's) gets one signed report per site with batches instead, each
+    holding only its site's batches — rather than the demo's load failing at its last step."""
+    from pocare.demo import costs as demo_costs
+
+    batches, _, today = _world()
+    monkeypatch.setattr(report, "MAX_BATCHES", 2)
+    signed = demo_costs.load_report(password=PASSWORD, today=today)
+    assert sorted((r.site.code, r.figures["batches"]) for r in signed) == [("LIS", 1), ("MAD", 2)]
+    assert demo_costs.load_report(password=PASSWORD, today=today) == signed  # once
+    CostReport.objects.all().delete()
+    monkeypatch.setattr(report, "MAX_BATCHES", 3)
+    (network,) = demo_costs.load_report(password=PASSWORD, today=today)
+    assert network.site is None and network.figures["batches"] == len(batches)
