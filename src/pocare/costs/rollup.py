@@ -230,30 +230,31 @@ WITH ranges AS (
          review_unpriced, per_shipment, overhead_percent)
 ), b AS MATERIALIZED (
   SELECT b.id, b.reference, b.status, b.order_id, b.site_id, b.started_at, b.ended_at, u.device_type,
-         c.decision, r.model_pk,
+         c.decision, r.model_pk, f.model_pk AS rated, f.equipment_hourly, f.facility_hourly, f.verification_hours,
+         f.review, f.review_unpriced, f.per_shipment, f.overhead_percent,
          GREATEST(0, round(extract(epoch FROM (COALESCE(b.ended_at, %s) - b.started_at)) / 3600, 4)) AS unit_hours
     FROM manufacturing_batch b
     JOIN network_manufacturingunit u ON u.id = b.unit_id
     LEFT JOIN ranges r ON b.started_at >= r.t0 AND (r.t1 IS NULL OR b.started_at < r.t1)
+    LEFT JOIN rates f ON f.model_pk = r.model_pk AND f.site_id = b.site_id AND f.device_type = u.device_type
     LEFT JOIN release_certification c ON c.batch_id = b.id
    WHERE b.id IN ({{batches}})
-), labour AS (
+), labour AS MATERIALIZED (
   SELECT st.batch_id,
          sum(round(GREATEST(0, round(extract(epoch FROM (st.performed_at - st.started_at)) / 3600, 4)) * sp.rate, 2))
            AS performed,
          count(*) FILTER (WHERE st.status <> 'skipped' AND st.performed_at IS NOT NULL AND sp.rate IS NULL)
            AS performed_unpriced,
-         sum(round(f.verification_hours * sv.rate, 2)) FILTER (WHERE st.verified_by_id IS NOT NULL) AS verified,
-         count(*) FILTER (WHERE st.verified_by_id IS NOT NULL AND f.verification_hours IS NOT NULL AND sv.rate IS NULL)
+         sum(round(b.verification_hours * sv.rate, 2)) FILTER (WHERE st.verified_by_id IS NOT NULL) AS verified,
+         count(*) FILTER (WHERE st.verified_by_id IS NOT NULL AND b.verification_hours IS NOT NULL AND sv.rate IS NULL)
            AS verified_unpriced
     FROM manufacturing_stepexecution st
-    JOIN b ON b.id = st.batch_id
-    JOIN rates f ON f.model_pk = b.model_pk AND f.site_id = b.site_id AND f.device_type = b.device_type
+    JOIN b ON b.id = st.batch_id AND b.rated IS NOT NULL
     LEFT JOIN spans sp
       ON st.status <> 'skipped' AND {_SPAN.format(r="sp", who="st.performed_by_id", at="st.performed_at")}
     LEFT JOIN spans sv ON {_SPAN.format(r="sv", who="st.verified_by_id", at="st.verified_at")}
    GROUP BY st.batch_id
-), materials AS (
+), materials AS MATERIALIZED (
   SELECT st.batch_id, sum(round(u.quantity * p.price, 2)) AS amount,
          count(*) FILTER (WHERE p.price IS NULL) AS unpriced
     FROM manufacturing_materialuse u
@@ -261,36 +262,36 @@ WITH ranges AS (
     JOIN b ON b.id = st.batch_id AND b.model_pk IS NOT NULL
     LEFT JOIN material_prices p ON p.model_pk = b.model_pk AND p.code = u.material_code
    GROUP BY st.batch_id
-), qc AS (
+), qc AS MATERIALIZED (
   SELECT q.batch_id, sum(round(p.price, 2)) AS amount, count(*) FILTER (WHERE p.price IS NULL) AS unpriced
     FROM manufacturing_qcresult q
     JOIN b ON b.id = q.batch_id AND b.model_pk IS NOT NULL
     LEFT JOIN test_prices p ON p.model_pk = b.model_pk AND p.attribute_id = q.attribute_id
    WHERE q.corrects_id IS NULL
    GROUP BY q.batch_id
-), shipped AS (
+), shipped AS MATERIALIZED (
   SELECT sh.order_id, count(*) AS shipments FROM custody_shipment sh
    WHERE sh.order_id IN (SELECT order_id FROM b) GROUP BY sh.order_id
-), lines AS (
+), lines AS MATERIALIZED (
   SELECT b.id,
          coalesce(l.performed, 0) + coalesce(l.verified, 0) AS labour,
          coalesce(m.amount, 0) AS materials,
          coalesce(q.amount, 0) AS qc,
-         coalesce(round(b.unit_hours * f.equipment_hourly, 2), 0) AS equipment,
-         coalesce(round(b.unit_hours * f.facility_hourly, 2), 0) AS facility,
-         f.review,
-         coalesce(sh.shipments, 0) * coalesce(f.per_shipment, 0) AS logistics,
-         f.overhead_percent,
+         coalesce(round(b.unit_hours * b.equipment_hourly, 2), 0) AS equipment,
+         coalesce(round(b.unit_hours * b.facility_hourly, 2), 0) AS facility,
+         b.review,
+         coalesce(sh.shipments, 0) * coalesce(b.per_shipment, 0) AS logistics,
+         b.overhead_percent,
          coalesce(l.performed_unpriced, 0) + coalesce(l.verified_unpriced, 0) + coalesce(m.unpriced, 0)
-           + coalesce(q.unpriced, 0) + (f.equipment_hourly IS NULL)::int + (f.facility_hourly IS NULL)::int
-           + f.review_unpriced + CASE WHEN f.per_shipment IS NULL THEN coalesce(sh.shipments, 0) ELSE 0 END
+           + coalesce(q.unpriced, 0) + (b.equipment_hourly IS NULL)::int + (b.facility_hourly IS NULL)::int
+           + b.review_unpriced + CASE WHEN b.per_shipment IS NULL THEN coalesce(sh.shipments, 0) ELSE 0 END
            AS unpriced
     FROM b
-    JOIN rates f ON f.model_pk = b.model_pk AND f.site_id = b.site_id AND f.device_type = b.device_type
     LEFT JOIN labour l ON l.batch_id = b.id
     LEFT JOIN materials m ON m.batch_id = b.id
     LEFT JOIN qc q ON q.batch_id = b.id
     LEFT JOIN shipped sh ON sh.order_id = b.order_id
+   WHERE b.rated IS NOT NULL
 ), per_batch AS (
   SELECT b.id, b.reference, b.site_id, b.status, b.started_at, b.ended_at, b.decision, b.model_pk,
          l.labour, l.materials, l.qc, l.equipment, l.facility, l.review, l.logistics,
