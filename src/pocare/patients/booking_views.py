@@ -115,7 +115,7 @@ def booking_page(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
                                         "%(inf_site)s.") % {
                 "done": done, "apheresis": site_time(aph.starts_at, aph.site), "aph_site": aph.site.code,
                 "infusion": site_time(inf.starts_at, inf.site), "inf_site": inf.site.code})
-            return redirect("patients_booking:booking", pseudonym=patient.pseudonym)
+            return redirect("patients:booking", pseudonym=patient.pseudonym)
     context = _booking_context(request, patient, referral, errors)
     return render(request, "patients/booking.html", context, status=400 if context["errors"] else 200)
 
@@ -153,7 +153,7 @@ def slots_page(request: HttpRequest, code: str) -> HttpResponse:
         else:
             messages.success(request, ngettext("%(n)d slot opened.", "%(n)d slots opened.", len(opened))
                              % {"n": len(opened)})
-            return redirect("patients_booking:slots", code=site.code)
+            return redirect("patients:slots", code=site.code)
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     slots = svc.slots_of(user=request.user, site=site, starts=start)
     may_open = (access.has_perm(request.user, Perm.PATIENTS_BOOK, site_id=site.pk)
