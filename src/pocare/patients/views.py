@@ -7,6 +7,7 @@ call services; every read is scoped to the hospitals where the person holds the 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -174,11 +175,12 @@ def support(request: HttpRequest, pseudonym: str) -> HttpResponse:
 
 
 def _referral_form_page(request: HttpRequest, referral: Referral, template: str, form: Any,
-                        status: int, **extra: Any) -> HttpResponse:
+                        **extra: Any) -> HttpResponse:
+    """The form page again: 200 for a GET, 400 after a POST that was refused (invalid or by the service)."""
     return render(request, template, {"referral": referral, "patient": referral.patient, "form": form,
                                       "stage_label": Stage(selectors.stage_of(referral)).label,
                                       "may_act": _may(request, Perm.PATIENTS_REFER, referral.patient.treating_site),
-                                      **extra}, status=status)
+                                      **extra}, status=400 if request.method == "POST" else 200)
 
 
 def _referral_asked(request: HttpRequest, pk: int) -> Referral:
@@ -188,7 +190,18 @@ def _referral_asked(request: HttpRequest, pk: int) -> Referral:
     return selectors.referral_for(request.user, pk, perm)
 
 
-def _done(request: HttpRequest, referral: Referral, message: str) -> HttpResponse:
+def _posted(request: HttpRequest, referral: Referral, form: Any,
+            act: Callable[[dict[str, Any]], str]) -> HttpResponse | None:
+    """A valid POST: ``act`` calls the service with the form's cleaned data and returns what to tell the
+    person, who goes back to the patient's page. ``None`` (render the form page again) for a GET, an
+    invalid form, or the service's refusal, which is then shown on the form."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        message = act(form.cleaned_data)
+    except ValidationError as exc:
+        apply_validation_error(form, exc)
+        return None
     messages.success(request, message)
     return redirect("patients:patient", pseudonym=referral.patient.pseudonym)
 
@@ -201,17 +214,14 @@ def eligibility(request: HttpRequest, pk: int) -> HttpResponse:
     version = services.eligibility_version(referral)
     criteria = schema.eligibility_criteria(version.content) if version else []
     form = EligibilityForm(request.POST if request.method == "POST" else None, criteria=criteria)
-    if request.method == "POST" and form.is_valid():
-        try:
-            assessment = services.eligibility_assess(actor=request_actor(request), referral=referral,
-                                                     answers=form.answers(), reason=form.cleaned_data["reason"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            return _done(request, referral, _("Eligible.") if assessment.eligible else _("Not eligible."))
-    return _referral_form_page(request, referral, "patients/eligibility.html", form,
-                               400 if request.method == "POST" else 200, version=version,
-                               open=referral.stage == Stage.REFERRED)
+
+    def assess(data: dict[str, Any]) -> str:
+        assessment = services.eligibility_assess(actor=request_actor(request), referral=referral,
+                                                 answers=form.answers(), reason=data["reason"])
+        return _("Eligible.") if assessment.eligible else _("Not eligible.")
+
+    return _posted(request, referral, form, assess) or _referral_form_page(
+        request, referral, "patients/eligibility.html", form, version=version, open=referral.stage == Stage.REFERRED)
 
 
 def _documents(referral: Referral) -> list[tuple[int, str]]:
@@ -226,23 +236,19 @@ def consent(request: HttpRequest, pk: int) -> HttpResponse:
     referral = _referral_asked(request, pk)
     choices = _documents(referral)
     form = ConsentForm(request.POST if request.method == "POST" else None, documents=choices)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+
+    def sign(data: dict[str, Any]) -> str:
         document = ConsentDocument.objects.filter(pk=data["document"], product=referral.product).first()
-        try:
-            if document is None:
-                raise ValidationError({"document": _("Choose a consent document of this product.")})
-            services.consent_sign(actor=request_actor(request), referral=referral, document=document,
-                                  signed_at=_local(data["signed_at"], referral.patient.treating_site),
-                                  language_reason=data["language_reason"], reason=data["reason"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            return _done(request, referral, _("Consent recorded."))
-    return _referral_form_page(request, referral, "patients/consent.html", form,
-                               400 if request.method == "POST" else 200,
-                               open=referral.stage == Stage.ELIGIBLE, has_documents=bool(choices),
-                               language=Language(referral.patient.language).label)
+        if document is None:
+            raise ValidationError({"document": _("Choose a consent document of this product.")})
+        services.consent_sign(actor=request_actor(request), referral=referral, document=document,
+                              signed_at=_local(data["signed_at"], referral.patient.treating_site),
+                              language_reason=data["language_reason"], reason=data["reason"])
+        return _("Consent recorded.")
+
+    return _posted(request, referral, form, sign) or _referral_form_page(
+        request, referral, "patients/consent.html", form, open=referral.stage == Stage.ELIGIBLE,
+        has_documents=bool(choices), language=Language(referral.patient.language).label)
 
 
 @requires(Perm.PATIENTS_VIEW, write=Perm.PATIENTS_REFER)
@@ -251,19 +257,14 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     """The patient withdraws consent, confirmed: the referral ends and the material is held."""
     referral = _referral_asked(request, pk)
     form = WithdrawForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.consent_withdraw(actor=request_actor(request), referral=referral,
-                                      reason=form.cleaned_data["reason"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            return _done(request, referral, _("Consent withdrawn; the patient's material is on hold."))
-    return _referral_form_page(request, referral, "patients/withdraw.html", form,
-                               400 if request.method == "POST" else 200,
-                               consent=selectors.consent_current(referral),
-                               open=referral.consents.filter(withdrawn_at=None).exists()
-                               and referral.stage != Stage.WITHDRAWN)
+
+    def withdraw_consent(data: dict[str, Any]) -> str:
+        services.consent_withdraw(actor=request_actor(request), referral=referral, reason=data["reason"])
+        return _("Consent withdrawn; the patient's material is on hold.")
+
+    return _posted(request, referral, form, withdraw_consent) or _referral_form_page(
+        request, referral, "patients/withdraw.html", form, consent=selectors.consent_current(referral),
+        open=referral.consents.filter(withdrawn_at=None).exists() and referral.stage != Stage.WITHDRAWN)
 
 
 @requires(Perm.PATIENTS_VIEW, write=Perm.PATIENTS_REFER)
@@ -272,17 +273,14 @@ def lost(request: HttpRequest, pk: int) -> HttpResponse:
     """The patient was lost before treatment, and why."""
     referral = _referral_asked(request, pk)
     form = LostForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.referral_lose(actor=request_actor(request), referral=referral,
-                                   lost_reason=form.cleaned_data["lost_reason"], reason=form.cleaned_data["reason"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            return _done(request, referral, _("Recorded as lost before treatment."))
-    return _referral_form_page(request, referral, "patients/lost.html", form,
-                               400 if request.method == "POST" else 200,
-                               open=referral.stage not in ENDED_STAGES)
+
+    def lose(data: dict[str, Any]) -> str:
+        services.referral_lose(actor=request_actor(request), referral=referral, lost_reason=data["lost_reason"],
+                               reason=data["reason"])
+        return _("Recorded as lost before treatment.")
+
+    return _posted(request, referral, form, lose) or _referral_form_page(
+        request, referral, "patients/lost.html", form, open=referral.stage not in ENDED_STAGES)
 
 
 # --- consent documents ---------------------------------------------------------------------------------
