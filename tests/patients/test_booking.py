@@ -308,6 +308,105 @@ def test_an_order_with_material_collected_is_not_cancelled(people, referral):
     assert order.status == OrderStatus.ACCEPTED
 
 
+def _into_manufacture(order) -> object:  # type: ignore[no-untyped-def]
+    """The booked order through the real services up to a batch in progress: accepted, the apheresis
+    collected, shipped to the site and received there, the batch started by the site's operator."""
+    from decimal import Decimal
+
+    from pocare.custody import services as custody
+    from pocare.custody.models import HandoffKind
+    from pocare.manufacturing.services import batch_start
+    from tests.custody.helpers import user
+    from tests.manufacturing.helpers import creds, lots, unit_for_a_whole_batch, world
+
+    lots(order.site.code, world())
+    site, s = order.site, order.site.code.lower()
+    physician, operator = user(f"physician.{order.treating_site.code.lower()}"), user(f"operator.{s}")
+    order = custody.therapy_order_accept(actor=user(f"manager.{s}"), order=order, reason="Slot booked")
+    now = timezone.now()
+    collection = custody.collection_record(
+        actor=physician, order=order, collection_started_at=now - dt.timedelta(hours=5),
+        collection_ended_at=now - dt.timedelta(hours=1), volume_ml=Decimal("250"),
+        donor_tests={"HIV": "negative", "HBV": "negative", "HCV": "negative"}, reason="Apheresis done")
+    for kind, who, where in ((HandoffKind.COLLECTION, physician, "Apheresis unit"),
+                             (HandoffKind.DISPATCH_TO_SITE, physician, "Courier")):
+        custody.handoff_record(actor=who, order=order, kind=kind, presented_identifier=collection.din, site=site,
+                               location=where, collection=collection)
+    shipment = custody.shipment_dispatch(actor=physician, order=order, leg="apheresis", logger_id="TL-BOOK",
+                                         reason="Apheresis to the site")
+    custody.temperatures_upload(actor=operator, shipment=shipment, source="api",
+                                rows=[{"timestamp": shipment.dispatched_at.isoformat(), "temperature_c": 4.5}])
+    custody.handoff_record(actor=operator, order=order, kind=HandoffKind.RECEIPT_AT_SITE,
+                           presented_identifier=collection.din, site=site, location="Goods-in", collection=collection)
+    return batch_start(actor=operator, order=order, unit=unit_for_a_whole_batch(site.code),
+                       presented_identifier=collection.din, credentials=creds(operator))
+
+
+def test_a_chain_is_neither_moved_nor_cancelled_once_material_exists_or_its_batch_has_started(people, ready):
+    """ATMP-TRACE: once the apheresis is collected, and again once the batch has started, moving the chain
+    (to another site or the same) and cancelling it are refused naming what happened, and nothing
+    changes: the booking stays active, the order stays, no order is made elsewhere, no event is written."""
+    from pocare.custody.models import TherapyOrder
+    from pocare.custody.services import therapy_order_cancel
+    from pocare.ledger.models import Event
+
+    navigator = people["navigator.mad"]
+    mad = next(p for p in svc.chain_propose(user=navigator, referral=ready) if p.site.code == "MAD")
+    booking = svc.chain_book(actor=navigator, referral=ready, proposal=mad, reason="Home hospital")
+    ready.refresh_from_db()
+    order = ready.order
+    elsewhere = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=booking)
+                     if p.site.code == "LIS")
+    batch = _into_manufacture(order)
+    order.refresh_from_db()
+    din = order.collections.get().din
+    orders, events = TherapyOrder.objects.count(), Event.objects.count()
+    for move in (elsewhere, mad):
+        with pytest.raises(ValidationError) as caught:
+            svc.chain_rebook(actor=navigator, booking=booking, proposal=move, reason="Closer to home")
+        said = " ".join(caught.value.message_dict["booking"])
+        assert f"no longer moved: for therapy order {order.coi}" in said
+        assert f"its batch {batch.reference} has started" in said and f"DIN {din}" in said
+    with pytest.raises(ValidationError, match=f"no longer cancelled: .*its batch {batch.reference} has started"):
+        svc.booking_cancel(actor=navigator, booking=booking, reason="Patient unwell")
+    with pytest.raises(ValidationError, match=f"is not cancelled: its batch {batch.reference} has started"):
+        therapy_order_cancel(actor=navigator, order=order, reason="Elsewhere")
+    booking.refresh_from_db()
+    order.refresh_from_db()
+    ready.refresh_from_db()
+    assert booking.status == BookingStatus.ACTIVE and ready.order == order
+    assert order.status == OrderStatus.IN_MANUFACTURE
+    assert (TherapyOrder.objects.count(), Event.objects.count()) == (orders, events)
+
+
+def test_a_move_to_another_site_onto_a_slot_taken_meanwhile_changes_nothing(people, ready):
+    """All or nothing: the move's slot went to another patient after it was proposed, so the old
+    booking stays active and its order at the old site is not cancelled, and no order is made at the new one."""
+    from pocare.custody.models import TherapyOrder
+
+    navigator = people["navigator.mad"]
+    first_day = svc.chain_propose(user=navigator, referral=ready)[0].apheresis_slot.starts_at
+    booked = svc.chain_book(actor=navigator, referral=ready, proposal=next(
+        p for p in svc.chain_propose(user=navigator, referral=ready, after=first_day + dt.timedelta(days=10))
+        if p.site.code == "MAD"), reason="Book")
+    ready.refresh_from_db()
+    order = ready.order
+    stale = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=booked) if p.site.code == "LIS")
+    other = _second_referral(people, ready)
+    taking = next(p for p in svc.chain_propose(user=navigator, referral=other)
+                  if p.apheresis_slot == stale.apheresis_slot)
+    svc.chain_book(actor=people["physician.mad"], referral=other, proposal=taking, reason="Book")
+    orders = TherapyOrder.objects.count()
+    with pytest.raises(ValidationError, match="just taken"):
+        svc.chain_rebook(actor=navigator, booking=booked, proposal=stale, reason="Closer to home")
+    booked.refresh_from_db()
+    order.refresh_from_db()
+    ready.refresh_from_db()
+    assert booked.status == BookingStatus.ACTIVE and booked.replaced_by is None
+    assert ready.order == order and order.status == OrderStatus.REQUESTED
+    assert TherapyOrder.objects.count() == orders
+
+
 # --- the booked unit at batch start ----------------------------------------------------------------
 
 
@@ -384,6 +483,68 @@ def test_two_navigators_booking_the_last_slot_at_once_one_wins_the_other_is_told
     assert "just taken" in str(lost[0])
 
 
+@pytest.mark.skipif("connection.vendor == 'sqlite'",
+                    reason="SQLite has one write lock for the whole database: no two moves run at once")
+def test_two_navigators_moving_chains_onto_the_last_slot_at_once_one_wins_the_other_changes_nothing(tx_db):
+    """Two booked patients, two connections moving each chain onto the same newly freed early slot at the
+    same moment: one move wins; the other is told, and its booking, its therapy order and every other
+    order are as they were (a move to another site cancels and makes orders in the same transaction)."""
+    from pocare.custody.models import TherapyOrder
+    from tests.conftest import People
+    from tests.custody.helpers import effective_at
+
+    people = People()
+    for code in ("MAD", "LIS"):
+        effective_at(code)
+        _unit(code)
+    navigator = people["navigator.mad"]
+    _open(people, SlotKind.APHERESIS, _tomorrow(8) + dt.timedelta(days=9), 2)
+    _open(people, SlotKind.INFUSION, _tomorrow(13), 60)
+    product = effective_at("MAD").product
+    referrals = [_referral_for(people, product, name) for name in ("Ana Pérez", "Rui Costa")]
+    bookings = [svc.chain_book(actor=navigator, referral=r, proposal=svc.chain_propose(user=navigator, referral=r)[0],
+                               reason="Book") for r in referrals]
+    last = svc.slots_open(actor=navigator, site=_site("MAD"), kind=SlotKind.APHERESIS, starts=_tomorrow(8),
+                          ends=_tomorrow(8) + dt.timedelta(minutes=30), every=60, duration=60,
+                          reason="A cancellation frees a slot")[0]
+    order_ids = [Referral.objects.get(pk=r.pk).order_id for r in referrals]
+    proposals = [svc.chain_propose(user=navigator, referral=r, moving=b)[0]
+                 for r, b in zip(referrals, bookings, strict=True)]
+    assert proposals[0].apheresis_slot == proposals[1].apheresis_slot == last
+    orders_before = dict(TherapyOrder.objects.values_list("pk", "status"))
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = [None, None]
+
+    def move(i: int, who: str) -> None:
+        close_old_connections()
+        try:
+            barrier.wait(timeout=30)
+            outcomes[i] = svc.chain_rebook(actor=people[who], booking=bookings[i], proposal=proposals[i],
+                                           reason="An earlier slot came free")
+        except Exception as exc:
+            outcomes[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=move, args=(0, "navigator.mad")),
+               threading.Thread(target=move, args=(1, "physician.mad"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    won = [i for i, o in enumerate(outcomes) if isinstance(o, Booking)]
+    lost = [i for i, o in enumerate(outcomes) if isinstance(o, ValidationError)]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    assert "just taken" in str(outcomes[lost[0]])
+    assert Booking.objects.get(status=BookingStatus.ACTIVE, apheresis_slot=last).referral_id == referrals[won[0]].pk
+    loser = Booking.objects.get(pk=bookings[lost[0]].pk)
+    assert loser.status == BookingStatus.ACTIVE and loser.replaced_by is None
+    assert Booking.objects.filter(status=BookingStatus.MOVED).count() == 1
+    loser_referral = Referral.objects.get(pk=referrals[lost[0]].pk)
+    assert loser_referral.order_id == order_ids[lost[0]]
+    assert TherapyOrder.objects.get(pk=loser_referral.order_id).status == orders_before[loser_referral.order_id]
+
+
 # --- the pages ----------------------------------------------------------------------------------------
 
 
@@ -408,6 +569,33 @@ def test_the_navigator_books_and_cancels_from_the_booking_page(client, login, pe
     assert "Cancelled; the slots are free again" in cancelled.content.decode()
     assert Booking.objects.get().status == BookingStatus.CANCELLED
     assert client.get(url + "?after=9999-01-01").status_code == 400
+
+
+def test_the_navigator_moves_the_chain_to_another_site_from_the_booking_page(client, login, people, ready):
+    """The dialog before the move says that the order at the old site is cancelled; the page then says
+    what was done. A move without a reason is refused (400) and changes nothing."""
+    from django.urls import reverse
+
+    navigator = people["navigator.mad"]
+    mad = next(p for p in svc.chain_propose(user=navigator, referral=ready) if p.site.code == "MAD")
+    booking = svc.chain_book(actor=navigator, referral=ready, proposal=mad, reason="Home hospital")
+    url = reverse("patients:booking", kwargs={"pseudonym": ready.patient.pseudonym})
+    assert url == f"/patients/{ready.patient.pseudonym}/booking/"
+    login("navigator.mad")
+    page = client.get(url).content.decode()
+    assert "Move here…" in page
+    assert "The manufacturing site changes: the therapy order at MAD is cancelled and a new one is made at LIS." \
+        in page
+    lis = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=booking) if p.site.code == "LIS")
+    assert client.post(url, {"action": "rebook", "proposal": lis.token, "reason": ""}).status_code == 400
+    assert Booking.objects.get().status == BookingStatus.ACTIVE
+    moved = client.post(url, {"action": "rebook", "proposal": lis.token, "reason": "Closer to home"}, follow=True)
+    assert moved.redirect_chain[-1][1] == 302
+    assert "Moved to LIS, its therapy order at MAD cancelled and a new one made: apheresis" in moved.content.decode()
+    assert Booking.objects.get(status=BookingStatus.ACTIVE).manufacturing_site.code == "LIS"
+    # The patient's page leads to the booking page.
+    assert url in client.get(reverse("patients:patient", kwargs={"pseudonym": ready.patient.pseudonym})) \
+        .content.decode()
 
 
 def test_the_slot_calendar_opens_slots_and_hides_other_hospitals(client, login, people):

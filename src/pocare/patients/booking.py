@@ -10,8 +10,10 @@ from real capacity, booked together or not at all.
   against active bookings and running batches, the booking created (the database's partial unique
   constraints refuse a slot another navigator just took), the therapy order created for the pseudonym
   and linked, the referral moved to BOOKED.
-- :func:`chain_rebook` moves the chain (the old booking MOVED, ``replaced_by`` the new) and
-  :func:`booking_cancel` cancels it; both with a reason.
+- :func:`chain_rebook` moves the chain (the old booking MOVED, ``replaced_by`` the new), to another
+  manufacturing site too (the old site's therapy order cancelled, a new one made, in the same transaction),
+  and :func:`booking_cancel` cancels it; both with a reason, and both refused once material was collected
+  or a batch started for the order.
 
 Slots booked here are the ones ``batch_start`` uses: the patients app answers the question
 ``manufacturing.unit_reservations`` with the manufacturing window of every active booking.
@@ -34,7 +36,12 @@ from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.custody.models import OrderStatus
-from pocare.custody.services import APHERESIS_STABILITY, therapy_order_cancel, therapy_order_create
+from pocare.custody.services import (
+    APHERESIS_STABILITY,
+    order_cancel_problems,
+    therapy_order_cancel,
+    therapy_order_create,
+)
 from pocare.ledger.services import event_record, reason_required
 from pocare.manufacturing.models import Batch, BatchStatus
 from pocare.manufacturing.questions import UnitReservation
@@ -392,6 +399,17 @@ def _locked_referral(referral: Referral) -> Referral:
             .select_related("patient__treating_site", "product", "order__site").get(pk=referral.pk))
 
 
+def _still_movable(referral: Referral, what: str) -> None:
+    """Refuse to move or cancel the chain once something irreversible happened to the referral's
+    therapy order (material collected, a batch started), naming it; the order row stays locked until
+    the caller's transaction ends, so nothing arrives meanwhile."""
+    order = referral.order
+    if order is not None and order.status != OrderStatus.CANCELLED \
+            and (problems := order_cancel_problems(order, lock=True)):
+        raise ValidationError({"booking": f"The chain is no longer {what}: for therapy order "
+                                          f"{order.coi or order.pk}, {'; '.join(problems)}."})
+
+
 def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: str) -> Booking:
     """Book ``proposal`` for a consented referral: apheresis, manufacturing slot and infusion
     together or nothing; the therapy order for the patient's pseudonym at the manufacturing site is
@@ -429,8 +447,10 @@ def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: s
 
 def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: str) -> Booking:
     """Move an active booking to ``proposal`` with a reason: the old booking becomes MOVED, ``replaced_by``
-    the new one. To another manufacturing site, in the same transaction, the therapy order at the old
-    site is cancelled (no material exists before the apheresis) and a new one is made at the new site."""
+    the new one. To another manufacturing site (:func:`chain_propose` with ``moving`` proposes every site), in
+    the same transaction, the therapy order at the old site is cancelled (``custody.therapy_order_cancel``)
+    and a new one is made at the new site. Refused, naming why, once material was collected or a batch
+    started for the order: nothing moves, at any site."""
     referral = booking.referral
     hospital = referral.patient.treating_site
     require_perm(actor, Perm.PATIENTS_BOOK, site=hospital)
@@ -445,6 +465,7 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
             if referral.stage != Stage.BOOKED:
                 raise ValidationError({"booking": f"The referral is {referral.get_stage_display().lower()}: the chain "
                                                   "moves only before the apheresis."})
+            _still_movable(referral, "moved")
             # The old booking steps aside first, so its slots and unit are free for the new one.
             old.status = BookingStatus.MOVED
             old.save(update_fields=["status"])
@@ -452,8 +473,10 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
             old.replaced_by = new
             old.save(update_fields=["replaced_by"])
             order = referral.order
-            if order is not None and proposal.site.pk != order.site_id:
-                therapy_order_cancel(actor=actor, order=order, reason=f"Moved to {proposal.site.code}: {reason}")
+            old_order = order.pk if order is not None else None
+            if order is None or order.status == OrderStatus.CANCELLED or proposal.site.pk != order.site_id:
+                if order is not None and order.status != OrderStatus.CANCELLED:
+                    therapy_order_cancel(actor=actor, order=order, reason=f"Moved to {proposal.site.code}: {reason}")
                 referral.order = therapy_order_create(
                     actor=actor, site=proposal.site, treating_site=hospital, product=referral.product,
                     recipient_id=referral.patient.pseudonym, recipient_weight_kg=referral.weight_kg,
@@ -461,7 +484,8 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
                 referral.save(update_fields=["order"])
             event_record(actor=actor, event_type=PatientEvent.REBOOKED, obj=new, site=hospital, reason=reason,
                          object_repr=f"Booking {new.pk} of {referral.patient.pseudonym}",
-                         old={**_booking_values(old), "status": BookingStatus.ACTIVE, "booking": old.pk},
+                         old={**_booking_values(old), "status": BookingStatus.ACTIVE, "booking": old.pk,
+                              "order": old_order},
                          new={**_booking_values(new), "replaces": old.pk,
                               "order": referral.order.pk if referral.order else None})
     except _Taken as taken:
@@ -471,7 +495,8 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
 
 def booking_cancel(*, actor: User, booking: Booking, reason: str) -> Booking:
     """Cancel an active booking before the apheresis: its slots and unit are free again and the
-    referral goes back to CONSENTED (its therapy order stays, for a new booking at the same site)."""
+    referral goes back to CONSENTED (its therapy order stays, for a new booking at the same site).
+    Refused, naming why, once material was collected or a batch started for the order."""
     referral = booking.referral
     hospital = referral.patient.treating_site
     require_perm(actor, Perm.PATIENTS_BOOK, site=hospital)
@@ -485,6 +510,7 @@ def booking_cancel(*, actor: User, booking: Booking, reason: str) -> Booking:
         if referral.stage != Stage.BOOKED:
             raise ValidationError({"booking": f"The referral is {referral.get_stage_display().lower()}: a chain is "
                                               "cancelled only before the apheresis."})
+        _still_movable(referral, "cancelled")
         booking.status = BookingStatus.CANCELLED
         booking.save(update_fields=["status"])
         referral.stage, referral.stage_changed_at = Stage.CONSENTED, timezone.now()

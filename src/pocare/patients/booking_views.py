@@ -93,7 +93,8 @@ def booking_page(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
                 booking = svc.chain_book(actor=request_actor(request), referral=referral, proposal=proposal,
                                          reason=reason)
             elif action in ("rebook", "cancel"):
-                active = referral.bookings.filter(status=BookingStatus.ACTIVE).first()
+                active = (referral.bookings.filter(status=BookingStatus.ACTIVE).select_related("manufacturing_site")
+                          .first())
                 if active is None:
                     raise ValidationError({"booking": _("This patient has no active booking.")})
                 if action == "cancel":
@@ -104,7 +105,11 @@ def booking_page(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
                                                        token=request.POST.get("proposal", ""))
                     booking = svc.chain_rebook(actor=request_actor(request), booking=active, proposal=proposal,
                                                reason=reason)
-                    done = _("Moved")
+                    if booking.manufacturing_site_id == active.manufacturing_site_id:
+                        done = _("Moved")
+                    else:
+                        done = _("Moved to %(new)s, its therapy order at %(old)s cancelled and a new one made") % {
+                            "new": booking.manufacturing_site.code, "old": active.manufacturing_site.code}
             else:
                 raise ValidationError({"action": _("Use book, rebook or cancel.")})
         except ValidationError as exc:
