@@ -290,6 +290,28 @@ def test_rebooking_moves_the_chain_with_a_reason_and_cancelling_frees_it(people,
     assert again.referral.order == ready.order
 
 
+def test_booked_again_at_another_site_after_a_cancelled_chain_the_old_order_steps_aside(people, ready):
+    """After a cancelled chain the referral keeps its order; a new chain at another site cancels it in the
+    same transaction (the reason says where) and orders the therapy there, so every proposal is bookable."""
+    from pocare.ledger.models import Event
+
+    navigator = people["navigator.mad"]
+    mad = next(p for p in svc.chain_propose(user=navigator, referral=ready) if p.site.code == "MAD")
+    svc.booking_cancel(actor=navigator, booking=svc.chain_book(actor=navigator, referral=ready, proposal=mad,
+                                                               reason="Book"), reason="Patient unwell")
+    ready.refresh_from_db()
+    first_order = ready.order
+    lis = next(p for p in svc.chain_propose(user=navigator, referral=ready) if p.site.code == "LIS")
+    booking = svc.chain_book(actor=navigator, referral=ready, proposal=lis, reason="Closer to the family")
+    ready.refresh_from_db()
+    first_order.refresh_from_db()
+    assert first_order.status == OrderStatus.CANCELLED
+    assert ready.order.site.code == "LIS" == booking.manufacturing_site.code and ready.stage == Stage.BOOKED
+    cancelled = Event.objects.get(event_type="custody.order_status_changed", object_id=str(first_order.pk))
+    assert cancelled.reason == "Booked at LIS: Closer to the family"
+    assert Event.objects.filter(event_type="patients.booked").latest("pk").old["order"] == first_order.pk
+
+
 def test_an_order_with_material_collected_is_not_cancelled(people, referral):
     """ATMP-TRACE: once material exists, the order stays: cancelling it is refused and changes nothing;
     a manufacturing role may not cancel the hospital's order either."""

@@ -413,7 +413,8 @@ def _still_movable(referral: Referral, what: str) -> None:
 def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: str) -> Booking:
     """Book ``proposal`` for a consented referral: apheresis, manufacturing slot and infusion
     together or nothing; the therapy order for the patient's pseudonym at the manufacturing site is
-    created (or the referral's own reused at that site) and the referral is BOOKED."""
+    created (or the referral's own reused at that site; an own order at another site, left by a cancelled
+    chain, is cancelled in the same transaction) and the referral is BOOKED."""
     hospital = referral.patient.treating_site
     require_perm(actor, Perm.PATIENTS_BOOK, site=hospital)
     reason = reason_required(reason)
@@ -424,10 +425,12 @@ def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: s
                 raise ValidationError({"proposal": f"The referral is {referral.get_stage_display().lower()}; a chain "
                                                    "is booked once the patient has consented."})
             order = referral.order
-            if order is not None and order.status != OrderStatus.CANCELLED and order.site_id != proposal.site.pk:
-                raise ValidationError({"proposal": f"The patient's therapy order is at {order.site.code}; book a chain "
-                                                   f"there."})
+            old_order = order.pk if order is not None else None
             booking = _book(actor=actor, referral=referral, proposal=proposal, reason=reason, moving=None)
+            if order is not None and order.status != OrderStatus.CANCELLED and order.site_id != proposal.site.pk:
+                # Booked again after a cancelled chain, at another site: the order there steps aside, or the
+                # refusal names what happened to it.
+                therapy_order_cancel(actor=actor, order=order, reason=f"Booked at {proposal.site.code}: {reason}")
             if order is None or order.status == OrderStatus.CANCELLED:
                 order = therapy_order_create(
                     actor=actor, site=proposal.site, treating_site=hospital, product=referral.product,
@@ -438,7 +441,7 @@ def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: s
             referral.save(update_fields=["order", "stage", "stage_changed_at"])
             event_record(actor=actor, event_type=PatientEvent.BOOKED, obj=booking, site=hospital, reason=reason,
                          object_repr=f"Booking {booking.pk} of {referral.patient.pseudonym}",
-                         old={"stage": old_stage},
+                         old={"stage": old_stage, "order": old_order},
                          new={**_booking_values(booking), "order": order.pk, "stage": Stage.BOOKED})
     except _Taken as taken:
         raise _taken_message(actor, referral, str(taken)) from None
