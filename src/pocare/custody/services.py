@@ -217,7 +217,7 @@ def order_cancel_problems(order: TherapyOrder, *, lock: bool = False) -> list[st
     transaction, so that no collection or batch arrives between this answer and what the caller does."""
     if lock:
         order = _lock_order(order)
-    problems = []
+    problems: list[str] = []
     batch = TherapyOrder.objects.filter(pk=order.pk, batch__isnull=False).values_list("batch__reference",
                                                                                      flat=True).first()
     if batch:

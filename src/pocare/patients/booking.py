@@ -404,8 +404,9 @@ def _still_movable(referral: Referral, what: str) -> None:
     therapy order (material collected, a batch started), naming it; the order row stays locked until
     the caller's transaction ends, so nothing arrives meanwhile."""
     order = referral.order
-    if order is not None and order.status != OrderStatus.CANCELLED \
-            and (problems := order_cancel_problems(order, lock=True)):
+    if order is None or order.status == OrderStatus.CANCELLED:
+        return
+    if problems := order_cancel_problems(order, lock=True):
         raise ValidationError({"booking": f"The chain is no longer {what}: for therapy order "
                                           f"{order.coi or order.pk}, {'; '.join(problems)}."})
 
