@@ -35,9 +35,15 @@ def _unit(code: str, serial: str | None = None) -> ManufacturingUnit:
     if unit is not None and serial is None:
         return unit
     today = timezone.now().date()
-    return unit_register(actor=user("qa"), site=_site(code), device_type="clinimacs_prodigy",
-                         serial=serial or f"BOOK-{code}", calibration_due=today + dt.timedelta(days=400),
-                         maintenance_due=today + dt.timedelta(days=400), reason="Booking test unit")
+    return unit_register(
+        actor=user("qa"),
+        site=_site(code),
+        device_type="clinimacs_prodigy",
+        serial=serial or f"BOOK-{code}",
+        calibration_due=today + dt.timedelta(days=400),
+        maintenance_due=today + dt.timedelta(days=400),
+        reason="Booking test unit",
+    )
 
 
 def _tomorrow(hour: int) -> dt.datetime:
@@ -46,9 +52,16 @@ def _tomorrow(hour: int) -> dt.datetime:
 
 
 def _open(people, kind: str, first: dt.datetime, days: int, *, who: str = "navigator.mad") -> list[ClinicSlot]:
-    return svc.slots_open(actor=people[who], site=_site("MAD"), kind=kind, starts=first,
-                          ends=first + dt.timedelta(days=days - 1), every=24 * 60, duration=120,
-                          reason="Clinic capacity for the quarter")
+    return svc.slots_open(
+        actor=people[who],
+        site=_site("MAD"),
+        kind=kind,
+        starts=first,
+        ends=first + dt.timedelta(days=days - 1),
+        every=24 * 60,
+        duration=120,
+        reason="Clinic capacity for the quarter",
+    )
 
 
 def _consented(referral: Referral) -> Referral:
@@ -90,22 +103,33 @@ def test_slots_open_every_day_and_reopening_keeps_what_is_open(people):
     assert ClinicSlot.objects.filter(site__code="MAD", kind=SlotKind.APHERESIS).count() == 12
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"ends": "2026-01-01T00:00:00+00:00", "starts": "0001-01-01T00:00:00+00:00"}, "starts"),
-    ({"ends": "9999-12-31T00:00:00+00:00"}, "ends"),
-    ({"starts": "2027-01-01\x0008:00"}, "starts"),
-    ({"starts": "2027-01-01T08:00:00"}, "starts"),  # no time zone
-    ({"every": "1" + "0" * 400}, "every"),
-    ({"every": 15, "duration": 15}, "every"),  # a year of quarter hours: more than 2,000 slots
-    ({"duration": 600, "every": 300}, "duration"),
-    ({"duration": 0}, "duration"),
-    ({"kind": "surgery"}, "kind"),
-    ({"reason": ""}, "reason"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"ends": "2026-01-01T00:00:00+00:00", "starts": "0001-01-01T00:00:00+00:00"}, "starts"),
+        ({"ends": "9999-12-31T00:00:00+00:00"}, "ends"),
+        ({"starts": "2027-01-01\x0008:00"}, "starts"),
+        ({"starts": "2027-01-01T08:00:00"}, "starts"),  # no time zone
+        ({"every": "1" + "0" * 400}, "every"),
+        ({"every": 15, "duration": 15}, "every"),  # a year of quarter hours: more than 2,000 slots
+        ({"duration": 600, "every": 300}, "duration"),
+        ({"duration": 0}, "duration"),
+        ({"kind": "surgery"}, "kind"),
+        ({"reason": ""}, "reason"),
+    ],
+)
 def test_slots_open_refuses_implausible_input_and_stores_nothing(people, change, field):
     first = _tomorrow(8)
-    kwargs = {"actor": people["navigator.mad"], "site": _site("MAD"), "kind": SlotKind.INFUSION, "starts": first,
-              "ends": first + dt.timedelta(days=300), "every": 24 * 60, "duration": 60, "reason": "Capacity"}
+    kwargs = {
+        "actor": people["navigator.mad"],
+        "site": _site("MAD"),
+        "kind": SlotKind.INFUSION,
+        "starts": first,
+        "ends": first + dt.timedelta(days=300),
+        "every": 24 * 60,
+        "duration": 60,
+        "reason": "Capacity",
+    }
     kwargs.update(change)
     with pytest.raises(ValidationError) as caught:
         svc.slots_open(**kwargs)
@@ -117,8 +141,16 @@ def test_only_the_hospitals_own_booking_roles_open_its_slots(people):
     first = _tomorrow(8)
     for who in ("navigator.lis", "operator.mad", "qa"):
         with pytest.raises(PermissionDenied):
-            svc.slots_open(actor=people[who], site=_site("MAD"), kind=SlotKind.INFUSION, starts=first,
-                           ends=first + dt.timedelta(days=3), every=1440, duration=60, reason="Capacity")
+            svc.slots_open(
+                actor=people[who],
+                site=_site("MAD"),
+                kind=SlotKind.INFUSION,
+                starts=first,
+                ends=first + dt.timedelta(days=3),
+                every=1440,
+                duration=60,
+                reason="Capacity",
+            )
     assert not ClinicSlot.objects.exists()
 
 
@@ -175,14 +207,25 @@ def test_booking_takes_the_whole_chain_orders_the_therapy_for_the_pseudonym_and_
     from pocare.ledger.models import Event
 
     proposal = svc.chain_propose(user=people["navigator.mad"], referral=ready)[0]
-    booking = svc.chain_book(actor=people["navigator.mad"], referral=ready, proposal=proposal,
-                             reason="Earliest infusion at the home hospital")
+    booking = svc.chain_book(
+        actor=people["navigator.mad"],
+        referral=ready,
+        proposal=proposal,
+        reason="Earliest infusion at the home hospital",
+    )
     ready.refresh_from_db()
     assert ready.stage == Stage.BOOKED
     order = ready.order
-    assert (order.site, order.treating_site, order.recipient_id) == (proposal.site, _site("MAD"), ready.patient.pseudonym)
-    assert (booking.apheresis_slot, booking.infusion_slot, booking.unit) == \
-        (proposal.apheresis_slot, proposal.infusion_slot, proposal.unit)
+    assert (order.site, order.treating_site, order.recipient_id) == (
+        proposal.site,
+        _site("MAD"),
+        ready.patient.pseudonym,
+    )
+    assert (booking.apheresis_slot, booking.infusion_slot, booking.unit) == (
+        proposal.apheresis_slot,
+        proposal.infusion_slot,
+        proposal.unit,
+    )
     event = Event.objects.get(event_type="patients.booked")
     text = str(event.new_values) + str(event.old_values) + event.object_repr
     assert ready.patient.pseudonym in text
@@ -196,10 +239,20 @@ def _referral_for(people, product, name: str) -> Referral:
     from pocare.patients.identity import Identity
     from pocare.patients.services import patient_register, referral_create
 
-    patient = patient_register(actor=people["navigator.mad"], treating_site=_site("MAD"),
-                               identity=Identity(name=name, birth_date="1975-06-01", contact="", address=""))
-    return _consented(referral_create(actor=people["navigator.mad"], patient=patient, product=product,
-                                      indication="Relapsed/refractory follicular lymphoma", weight_kg="80"))
+    patient = patient_register(
+        actor=people["navigator.mad"],
+        treating_site=_site("MAD"),
+        identity=Identity(name=name, birth_date="1975-06-01", contact="", address=""),
+    )
+    return _consented(
+        referral_create(
+            actor=people["navigator.mad"],
+            patient=patient,
+            product=product,
+            indication="Relapsed/refractory follicular lymphoma",
+            weight_kg="80",
+        )
+    )
 
 
 def _second_referral(people, referral: Referral) -> Referral:
@@ -222,7 +275,9 @@ def test_a_slot_taken_meanwhile_is_refused_with_the_next_proposal(people, ready)
     first = svc.chain_propose(user=people["navigator.mad"], referral=ready)[0]
     assert first.apheresis_slot == stale.apheresis_slot
     svc.chain_book(actor=people["navigator.mad"], referral=ready, proposal=first, reason="Book")
-    with pytest.raises(ValidationError, match=r"just taken: its .* went to another booking\. The next proposal: [A-Z]+: apheresis") as caught:
+    with pytest.raises(
+        ValidationError, match=r"just taken: its .* went to another booking\. The next proposal: [A-Z]+: apheresis"
+    ) as caught:
         svc.chain_book(actor=people["physician.mad"], referral=other, proposal=stale, reason="Book")
     assert "proposal" in caught.value.message_dict
     assert Booking.objects.count() == 1
@@ -234,8 +289,14 @@ def test_a_posted_proposal_is_parsed_strictly(people, ready):
     proposal = svc.chain_propose(user=people["navigator.mad"], referral=ready)[0]
     parsed = svc.proposal_from_token(user=people["navigator.mad"], referral=ready, token=proposal.token)
     assert parsed == proposal
-    for bad in ("", "1-2-3", "x" * 5000, "1-2-3-4-" + "9" * 400, "\x00", f"{proposal.site.pk}-{proposal.unit.pk}-"
-                f"{proposal.infusion_slot.pk}-{proposal.apheresis_slot.pk}-1"):
+    for bad in (
+        "",
+        "1-2-3",
+        "x" * 5000,
+        "1-2-3-4-" + "9" * 400,
+        "\x00",
+        f"{proposal.site.pk}-{proposal.unit.pk}-{proposal.infusion_slot.pk}-{proposal.apheresis_slot.pk}-1",
+    ):
         with pytest.raises(ValidationError):
             svc.proposal_from_token(user=people["navigator.mad"], referral=ready, token=bad)
     with pytest.raises(PermissionDenied):
@@ -258,9 +319,13 @@ def test_rebooking_moves_the_chain_with_a_reason_and_cancelling_frees_it(people,
     navigator = people["navigator.mad"]
     first = svc.chain_propose(user=navigator, referral=ready)[0]
     booking = svc.chain_book(actor=navigator, referral=ready, proposal=first, reason="Book")
-    later = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=booking,
-                                          after=first.apheresis_slot.ends_at + dt.timedelta(days=7))
-             if p.site == first.site)
+    later = next(
+        p
+        for p in svc.chain_propose(
+            user=navigator, referral=ready, moving=booking, after=first.apheresis_slot.ends_at + dt.timedelta(days=7)
+        )
+        if p.site == first.site
+    )
     moved = svc.chain_rebook(actor=navigator, booking=booking, proposal=later, reason="Patient has an infection")
     booking.refresh_from_db()
     assert booking.status == BookingStatus.MOVED and booking.replaced_by == moved
@@ -269,8 +334,9 @@ def test_rebooking_moves_the_chain_with_a_reason_and_cancelling_frees_it(people,
     # To another manufacturing site: the order at the first is cancelled, a new one made at the other.
     ready.refresh_from_db()
     first_order = ready.order
-    other_site = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=moved)
-                      if p.site != first.site)
+    other_site = next(
+        p for p in svc.chain_propose(user=navigator, referral=ready, moving=moved) if p.site != first.site
+    )
     elsewhere = svc.chain_rebook(actor=navigator, booking=moved, proposal=other_site, reason="Closer to home")
     ready.refresh_from_db()
     first_order.refresh_from_db()
@@ -285,8 +351,12 @@ def test_rebooking_moves_the_chain_with_a_reason_and_cancelling_frees_it(people,
     assert ready.stage == Stage.CONSENTED
     assert not Booking.objects.filter(status=BookingStatus.ACTIVE).exists()
     # Booked again at the order's site, the same therapy order is used.
-    again = svc.chain_book(actor=navigator, referral=ready, proposal=next(
-        p for p in svc.chain_propose(user=navigator, referral=ready) if p.site == ready.order.site), reason="Replanned")
+    again = svc.chain_book(
+        actor=navigator,
+        referral=ready,
+        proposal=next(p for p in svc.chain_propose(user=navigator, referral=ready) if p.site == ready.order.site),
+        reason="Replanned",
+    )
     assert again.referral.order == ready.order
 
 
@@ -297,8 +367,11 @@ def test_booked_again_at_another_site_after_a_cancelled_chain_the_old_order_step
 
     navigator = people["navigator.mad"]
     mad = next(p for p in svc.chain_propose(user=navigator, referral=ready) if p.site.code == "MAD")
-    svc.booking_cancel(actor=navigator, booking=svc.chain_book(actor=navigator, referral=ready, proposal=mad,
-                                                               reason="Book"), reason="Patient unwell")
+    svc.booking_cancel(
+        actor=navigator,
+        booking=svc.chain_book(actor=navigator, referral=ready, proposal=mad, reason="Book"),
+        reason="Patient unwell",
+    )
     ready.refresh_from_db()
     first_order = ready.order
     lis = next(p for p in svc.chain_propose(user=navigator, referral=ready) if p.site.code == "LIS")
@@ -347,21 +420,52 @@ def _into_manufacture(order) -> object:  # type: ignore[no-untyped-def]
     order = custody.therapy_order_accept(actor=user(f"manager.{s}"), order=order, reason="Slot booked")
     now = timezone.now()
     collection = custody.collection_record(
-        actor=physician, order=order, collection_started_at=now - dt.timedelta(hours=5),
-        collection_ended_at=now - dt.timedelta(hours=1), volume_ml=Decimal("250"),
-        donor_tests={"HIV": "negative", "HBV": "negative", "HCV": "negative"}, reason="Apheresis done")
-    for kind, who, where in ((HandoffKind.COLLECTION, physician, "Apheresis unit"),
-                             (HandoffKind.DISPATCH_TO_SITE, physician, "Courier")):
-        custody.handoff_record(actor=who, order=order, kind=kind, presented_identifier=collection.din, site=site,
-                               location=where, collection=collection)
-    shipment = custody.shipment_dispatch(actor=physician, order=order, leg="apheresis", logger_id="TL-BOOK",
-                                         reason="Apheresis to the site")
-    custody.temperatures_upload(actor=operator, shipment=shipment, source="api",
-                                rows=[{"timestamp": shipment.dispatched_at.isoformat(), "temperature_c": 4.5}])
-    custody.handoff_record(actor=operator, order=order, kind=HandoffKind.RECEIPT_AT_SITE,
-                           presented_identifier=collection.din, site=site, location="Goods-in", collection=collection)
-    return batch_start(actor=operator, order=order, unit=unit_for_a_whole_batch(site.code),
-                       presented_identifier=collection.din, credentials=creds(operator))
+        actor=physician,
+        order=order,
+        collection_started_at=now - dt.timedelta(hours=5),
+        collection_ended_at=now - dt.timedelta(hours=1),
+        volume_ml=Decimal("250"),
+        donor_tests={"HIV": "negative", "HBV": "negative", "HCV": "negative"},
+        reason="Apheresis done",
+    )
+    for kind, who, where in (
+        (HandoffKind.COLLECTION, physician, "Apheresis unit"),
+        (HandoffKind.DISPATCH_TO_SITE, physician, "Courier"),
+    ):
+        custody.handoff_record(
+            actor=who,
+            order=order,
+            kind=kind,
+            presented_identifier=collection.din,
+            site=site,
+            location=where,
+            collection=collection,
+        )
+    shipment = custody.shipment_dispatch(
+        actor=physician, order=order, leg="apheresis", logger_id="TL-BOOK", reason="Apheresis to the site"
+    )
+    custody.temperatures_upload(
+        actor=operator,
+        shipment=shipment,
+        source="api",
+        rows=[{"timestamp": shipment.dispatched_at.isoformat(), "temperature_c": 4.5}],
+    )
+    custody.handoff_record(
+        actor=operator,
+        order=order,
+        kind=HandoffKind.RECEIPT_AT_SITE,
+        presented_identifier=collection.din,
+        site=site,
+        location="Goods-in",
+        collection=collection,
+    )
+    return batch_start(
+        actor=operator,
+        order=order,
+        unit=unit_for_a_whole_batch(site.code),
+        presented_identifier=collection.din,
+        credentials=creds(operator),
+    )
 
 
 def test_a_chain_is_neither_moved_nor_cancelled_once_material_exists_or_its_batch_has_started(people, ready):
@@ -377,8 +481,9 @@ def test_a_chain_is_neither_moved_nor_cancelled_once_material_exists_or_its_batc
     booking = svc.chain_book(actor=navigator, referral=ready, proposal=mad, reason="Home hospital")
     ready.refresh_from_db()
     order = ready.order
-    elsewhere = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=booking)
-                     if p.site.code == "LIS")
+    elsewhere = next(
+        p for p in svc.chain_propose(user=navigator, referral=ready, moving=booking) if p.site.code == "LIS"
+    )
     batch = _into_manufacture(order)
     order.refresh_from_db()
     din = order.collections.get().din
@@ -408,15 +513,23 @@ def test_a_move_to_another_site_onto_a_slot_taken_meanwhile_changes_nothing(peop
 
     navigator = people["navigator.mad"]
     first_day = svc.chain_propose(user=navigator, referral=ready)[0].apheresis_slot.starts_at
-    booked = svc.chain_book(actor=navigator, referral=ready, proposal=next(
-        p for p in svc.chain_propose(user=navigator, referral=ready, after=first_day + dt.timedelta(days=10))
-        if p.site.code == "MAD"), reason="Book")
+    booked = svc.chain_book(
+        actor=navigator,
+        referral=ready,
+        proposal=next(
+            p
+            for p in svc.chain_propose(user=navigator, referral=ready, after=first_day + dt.timedelta(days=10))
+            if p.site.code == "MAD"
+        ),
+        reason="Book",
+    )
     ready.refresh_from_db()
     order = ready.order
     stale = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=booked) if p.site.code == "LIS")
     other = _second_referral(people, ready)
-    taking = next(p for p in svc.chain_propose(user=navigator, referral=other)
-                  if p.apheresis_slot == stale.apheresis_slot)
+    taking = next(
+        p for p in svc.chain_propose(user=navigator, referral=other) if p.apheresis_slot == stale.apheresis_slot
+    )
     svc.chain_book(actor=people["physician.mad"], referral=other, proposal=taking, reason="Book")
     orders = TherapyOrder.objects.count()
     with pytest.raises(ValidationError, match="just taken"):
@@ -444,13 +557,20 @@ def test_a_booked_manufacturing_slot_keeps_its_unit_from_another_orders_batch(pe
     ready.refresh_from_db()
     during = booking.manufacturing_from + dt.timedelta(hours=1)
     stranger = order("MAD", recipient="PT-9999")
-    problems = unit_problems(unit=booking.unit, batch_site=booking.manufacturing_site, device_class=None, at=during,
-                             order=stranger)
+    problems = unit_problems(
+        unit=booking.unit, batch_site=booking.manufacturing_site, device_class=None, at=during, order=stranger
+    )
     assert any(f"kept for the booked manufacturing slot of {ready.patient.pseudonym}" in p for p in problems)
-    assert not unit_problems(unit=booking.unit, batch_site=booking.manufacturing_site, device_class=None,
-                             at=during, order=ready.order)
-    assert not unit_problems(unit=booking.unit, batch_site=booking.manufacturing_site, device_class=None,
-                             at=booking.manufacturing_to + dt.timedelta(hours=1), order=stranger)
+    assert not unit_problems(
+        unit=booking.unit, batch_site=booking.manufacturing_site, device_class=None, at=during, order=ready.order
+    )
+    assert not unit_problems(
+        unit=booking.unit,
+        batch_site=booking.manufacturing_site,
+        device_class=None,
+        at=booking.manufacturing_to + dt.timedelta(hours=1),
+        order=stranger,
+    )
     _unit("MAD", "AAA-FIRST-BY-SERIAL")
     assert units_for(ready.order)[0][0] == booking.unit
 
@@ -458,8 +578,10 @@ def test_a_booked_manufacturing_slot_keeps_its_unit_from_another_orders_batch(pe
 # --- two navigators, one last slot (PostgreSQL) ----------------------------------------------------
 
 
-@pytest.mark.skipif("connection.vendor == 'sqlite'",
-                    reason="SQLite has one write lock for the whole database: no two bookings run at once")
+@pytest.mark.skipif(
+    "connection.vendor == 'sqlite'",
+    reason="SQLite has one write lock for the whole database: no two bookings run at once",
+)
 def test_two_navigators_booking_the_last_slot_at_once_one_wins_the_other_is_told(tx_db):
     """Two connections book the same last chain at the same moment: exactly one Booking, the other
     navigator gets the ValidationError naming the taken slot."""
@@ -471,8 +593,16 @@ def test_two_navigators_booking_the_last_slot_at_once_one_wins_the_other_is_told
         effective_at(code)
         _unit(code)
     first = _tomorrow(8)
-    svc.slots_open(actor=people["navigator.mad"], site=_site("MAD"), kind=SlotKind.APHERESIS, starts=first,
-                   ends=first + dt.timedelta(hours=1), every=60, duration=60, reason="The last slot")
+    svc.slots_open(
+        actor=people["navigator.mad"],
+        site=_site("MAD"),
+        kind=SlotKind.APHERESIS,
+        starts=first,
+        ends=first + dt.timedelta(hours=1),
+        every=60,
+        duration=60,
+        reason="The last slot",
+    )
     _open(people, SlotKind.INFUSION, _tomorrow(13), 60)
     product = effective_at("MAD").product
     referrals = [_referral_for(people, product, name) for name in ("Ana Pérez", "Rui Costa")]
@@ -485,15 +615,18 @@ def test_two_navigators_booking_the_last_slot_at_once_one_wins_the_other_is_told
         close_old_connections()
         try:
             barrier.wait(timeout=30)
-            outcomes[i] = svc.chain_book(actor=people[who], referral=referrals[i], proposal=proposals[i],
-                                         reason="Book the last slot")
+            outcomes[i] = svc.chain_book(
+                actor=people[who], referral=referrals[i], proposal=proposals[i], reason="Book the last slot"
+            )
         except Exception as exc:
             outcomes[i] = exc
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=navigator, args=(0, "navigator.mad")),
-               threading.Thread(target=navigator, args=(1, "physician.mad"))]
+    threads = [
+        threading.Thread(target=navigator, args=(0, "navigator.mad")),
+        threading.Thread(target=navigator, args=(1, "physician.mad")),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -505,8 +638,9 @@ def test_two_navigators_booking_the_last_slot_at_once_one_wins_the_other_is_told
     assert "just taken" in str(lost[0])
 
 
-@pytest.mark.skipif("connection.vendor == 'sqlite'",
-                    reason="SQLite has one write lock for the whole database: no two moves run at once")
+@pytest.mark.skipif(
+    "connection.vendor == 'sqlite'", reason="SQLite has one write lock for the whole database: no two moves run at once"
+)
 def test_two_navigators_moving_chains_onto_the_last_slot_at_once_one_wins_the_other_changes_nothing(tx_db):
     """Two booked patients, two connections moving each chain onto the same newly freed early slot at the
     same moment: one move wins; the other is told, and its booking, its therapy order and every other
@@ -524,14 +658,26 @@ def test_two_navigators_moving_chains_onto_the_last_slot_at_once_one_wins_the_ot
     _open(people, SlotKind.INFUSION, _tomorrow(13), 60)
     product = effective_at("MAD").product
     referrals = [_referral_for(people, product, name) for name in ("Ana Pérez", "Rui Costa")]
-    bookings = [svc.chain_book(actor=navigator, referral=r, proposal=svc.chain_propose(user=navigator, referral=r)[0],
-                               reason="Book") for r in referrals]
-    last = svc.slots_open(actor=navigator, site=_site("MAD"), kind=SlotKind.APHERESIS, starts=_tomorrow(8),
-                          ends=_tomorrow(8) + dt.timedelta(minutes=30), every=60, duration=60,
-                          reason="A cancellation frees a slot")[0]
+    bookings = [
+        svc.chain_book(
+            actor=navigator, referral=r, proposal=svc.chain_propose(user=navigator, referral=r)[0], reason="Book"
+        )
+        for r in referrals
+    ]
+    last = svc.slots_open(
+        actor=navigator,
+        site=_site("MAD"),
+        kind=SlotKind.APHERESIS,
+        starts=_tomorrow(8),
+        ends=_tomorrow(8) + dt.timedelta(minutes=30),
+        every=60,
+        duration=60,
+        reason="A cancellation frees a slot",
+    )[0]
     order_ids = [Referral.objects.get(pk=r.pk).order_id for r in referrals]
-    proposals = [svc.chain_propose(user=navigator, referral=r, moving=b)[0]
-                 for r, b in zip(referrals, bookings, strict=True)]
+    proposals = [
+        svc.chain_propose(user=navigator, referral=r, moving=b)[0] for r, b in zip(referrals, bookings, strict=True)
+    ]
     assert proposals[0].apheresis_slot == proposals[1].apheresis_slot == last
     orders_before = dict(TherapyOrder.objects.values_list("pk", "status"))
     barrier = threading.Barrier(2)
@@ -541,15 +687,18 @@ def test_two_navigators_moving_chains_onto_the_last_slot_at_once_one_wins_the_ot
         close_old_connections()
         try:
             barrier.wait(timeout=30)
-            outcomes[i] = svc.chain_rebook(actor=people[who], booking=bookings[i], proposal=proposals[i],
-                                           reason="An earlier slot came free")
+            outcomes[i] = svc.chain_rebook(
+                actor=people[who], booking=bookings[i], proposal=proposals[i], reason="An earlier slot came free"
+            )
         except Exception as exc:
             outcomes[i] = exc
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=move, args=(0, "navigator.mad")),
-               threading.Thread(target=move, args=(1, "physician.mad"))]
+    threads = [
+        threading.Thread(target=move, args=(0, "navigator.mad")),
+        threading.Thread(target=move, args=(1, "physician.mad")),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -585,7 +734,9 @@ def test_the_navigator_books_and_cancels_from_the_booking_page(client, login, pe
     booking = Booking.objects.get()
     assert booking.status == BookingStatus.ACTIVE
     said = done.content.decode()  # what was booked, in the hospital's time
-    assert "Booked: apheresis" in said and site_time(booking.apheresis_slot.starts_at, booking.apheresis_slot.site) in said
+    assert (
+        "Booked: apheresis" in said and site_time(booking.apheresis_slot.starts_at, booking.apheresis_slot.site) in said
+    )
     assert client.post(url, {"action": "cancel", "reason": ""}).status_code == 400
     cancelled = client.post(url, {"action": "cancel", "reason": "Patient unwell"}, follow=True)
     assert "Cancelled; the slots are free again" in cancelled.content.decode()
@@ -606,8 +757,7 @@ def test_the_navigator_moves_the_chain_to_another_site_from_the_booking_page(cli
     login("navigator.mad")
     page = client.get(url).content.decode()
     assert "Move here…" in page
-    assert "The manufacturing site changes: the therapy order at MAD is cancelled and a new one is made at LIS." \
-        in page
+    assert "The manufacturing site changes: the therapy order at MAD is cancelled and a new one is made at LIS." in page
     lis = next(p for p in svc.chain_propose(user=navigator, referral=ready, moving=booking) if p.site.code == "LIS")
     assert client.post(url, {"action": "rebook", "proposal": lis.token, "reason": ""}).status_code == 400
     assert Booking.objects.get().status == BookingStatus.ACTIVE
@@ -616,16 +766,22 @@ def test_the_navigator_moves_the_chain_to_another_site_from_the_booking_page(cli
     assert "Moved to LIS, its therapy order at MAD cancelled and a new one made: apheresis" in moved.content.decode()
     assert Booking.objects.get(status=BookingStatus.ACTIVE).manufacturing_site.code == "LIS"
     # The patient's page leads to the booking page.
-    assert url in client.get(reverse("patients:patient", kwargs={"pseudonym": ready.patient.pseudonym})) \
-        .content.decode()
+    assert (
+        url in client.get(reverse("patients:patient", kwargs={"pseudonym": ready.patient.pseudonym})).content.decode()
+    )
 
 
 def test_the_slot_calendar_opens_slots_and_hides_other_hospitals(client, login, people):
     login("navigator.mad")
     starts = _tomorrow(8)
-    form = {"kind": "apheresis", "starts": starts.strftime("%Y-%m-%dT%H:%M"),
-            "ends": (starts + dt.timedelta(days=6)).strftime("%Y-%m-%dT%H:%M"), "every": "1440", "duration": "180",
-            "reason": "Apheresis capacity"}
+    form = {
+        "kind": "apheresis",
+        "starts": starts.strftime("%Y-%m-%dT%H:%M"),
+        "ends": (starts + dt.timedelta(days=6)).strftime("%Y-%m-%dT%H:%M"),
+        "every": "1440",
+        "duration": "180",
+        "reason": "Apheresis capacity",
+    }
     opened = client.post("/patients/slots/MAD/", form, follow=True)
     assert opened.redirect_chain[-1][1] == 302 and "7 slots opened." in opened.content.decode()
     assert ClinicSlot.objects.filter(site__code="MAD").count() == 7
