@@ -440,8 +440,8 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         "patients:appointment_letter": lambda: patient(referrals__bookings__status="active"),
         "patients:questionnaire_document": lambda: patient(referrals__visits__isnull=False),
         "patients:questionnaire": lambda: patient(referrals__visits__isnull=False),
-        "patients_booking:booking": lambda: patient(referrals__bookings__status="active"),
-        "patients_booking:slots": lambda: {"code": b.site},
+        "patients:booking": lambda: patient(referrals__bookings__status="active"),
+        "patients:slots": lambda: {"code": b.site},
         "costs:report": lambda: first(CostReport),  # the demo's signed network report
     }
 

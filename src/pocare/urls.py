@@ -22,7 +22,6 @@ urlpatterns = [
     path("", include("pocare.release.urls")),
     path("", include("pocare.jobs.urls")),  # the job queue (docs/jobs.md)
     path("", include("pocare.patients.urls")),  # the patient's pathway (docs/patients.md)
-    path("", include("pocare.patients.booking_urls")),  # booking a patient's chain of slots (docs/patients.md)
     path("", include("pocare.supply.urls")),  # stock by site, location and lot (docs/supply.md)
     path("", include("pocare.costs.urls")),  # the cost model, the cost of a batch (docs/costs.md)
 ]

@@ -138,8 +138,8 @@ OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "patients:followup": _patient,
     "patients:followup_visit": _visit,
     "patients:adverse_event_new": _adverse_event,
-    "patients_booking:booking": _patient,
-    "patients_booking:slots": lambda site: {"code": site},
+    "patients:booking": _patient,
+    "patients:slots": lambda site: {"code": site},
 }
 FIXED_KWARGS: dict[str, dict[str, Any]] = {
     "api-fhir-type": {"resource_type": "ServiceRequest"},

@@ -229,7 +229,7 @@ def test_the_booking_and_navigator_pages_speak_spanish_once_switched(client, log
     from django.urls import reverse
 
     login("navigator.mad")
-    booking = reverse("patients_booking:booking", kwargs={"pseudonym": referral.patient.pseudonym})
+    booking = reverse("patients:booking", kwargs={"pseudonym": referral.patient.pseudonym})
     navigator = reverse("patients:navigator")
     english = _page(client, booking)
     assert "Slot chain of" in english and "Cadena de huecos de" not in english
@@ -262,8 +262,8 @@ def test_the_language_cookie_alone_chooses_spanish(client, login, referral):
 
     login("navigator.mad")
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"
-    body = _page(client, reverse("patients_booking:booking", kwargs={"pseudonym": referral.patient.pseudonym}))
+    body = _page(client, reverse("patients:booking", kwargs={"pseudonym": referral.patient.pseudonym}))
     assert "Cadena de huecos de" in body
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "pt"
-    assert "Cadeia de vagas de" in _page(client, reverse("patients_booking:booking",
+    assert "Cadeia de vagas de" in _page(client, reverse("patients:booking",
                                                                kwargs={"pseudonym": referral.patient.pseudonym}))

@@ -210,19 +210,38 @@ def therapy_order_accept(*, actor: User, order: TherapyOrder, reason: str) -> Th
     return order
 
 
+def order_cancel_problems(order: TherapyOrder, *, lock: bool = False) -> list[str]:
+    """Why ``order`` may no longer be cancelled (empty: it may): a batch started, material collected, or
+    an order already past accepted or cancelled. What happened to the patient's material cannot be undone,
+    so the order stays its record (ATMP-TRACE). ``lock``: lock the order row first, inside the caller's
+    transaction, so that no collection or batch arrives between this answer and what the caller does."""
+    if lock:
+        order = _lock_order(order)
+    problems: list[str] = []
+    batch = TherapyOrder.objects.filter(pk=order.pk, batch__isnull=False).values_list("batch__reference",
+                                                                                     flat=True).first()
+    if batch:
+        problems.append(f"its batch {batch} has started")
+    dins = list(order.collections.order_by("din").values_list("din", flat=True)[:3])
+    if dins:
+        problems.append(f"material collected for it (DIN {', '.join(dins)})")
+    if order.status not in (OrderStatus.REQUESTED, OrderStatus.ACCEPTED):
+        problems.append(f"it is {OrderStatus(order.status).label.lower()}")
+    return problems
+
+
 def therapy_order_cancel(*, actor: User, order: TherapyOrder, reason: str) -> TherapyOrder:
     """The treating hospital withdraws an order before any material exists (requested, or accepted with no
-    collection recorded): the patient is to be treated elsewhere or not at all. An assigned COI stays on
-    the cancelled order and is never given to another."""
+    collection recorded and no batch started): the patient is to be treated elsewhere or not at all. The
+    refusal names what happened (:func:`order_cancel_problems`). An assigned COI stays on the cancelled
+    order and is never given to another."""
     _require(actor, Perm.ORDER_CREATE, order.treating_site, "cancel therapy orders")
     reason = reason_required(reason)
     with transaction.atomic():
-        locked = _lock_order(order)
-        if locked.status not in (OrderStatus.REQUESTED, OrderStatus.ACCEPTED) or locked.collections.exists():
+        if problems := order_cancel_problems(order, lock=True):
             raise ValidationError({"order": (
-                f"The order is {OrderStatus(locked.status).label.lower()}"
-                f"{' with material collected' if locked.collections.exists() else ''}: only an order with no "
-                "material collected yet is cancelled.")})
+                f"Therapy order {order.coi or order.pk} is not cancelled: {'; '.join(problems)}. Only an order with "
+                "no material collected and no batch started is cancelled.")})
         _status_move(actor, order, OrderStatus.CANCELLED, reason)
     return order
 

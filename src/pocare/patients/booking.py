@@ -10,8 +10,10 @@ from real capacity, booked together or not at all.
   against active bookings and running batches, the booking created (the database's partial unique
   constraints refuse a slot another navigator just took), the therapy order created for the pseudonym
   and linked, the referral moved to BOOKED.
-- :func:`chain_rebook` moves the chain (the old booking MOVED, ``replaced_by`` the new) and
-  :func:`booking_cancel` cancels it; both with a reason.
+- :func:`chain_rebook` moves the chain (the old booking MOVED, ``replaced_by`` the new), to another
+  manufacturing site too (the old site's therapy order cancelled, a new one made, in the same transaction),
+  and :func:`booking_cancel` cancels it; both with a reason, and both refused once material was collected
+  or a batch started for the order.
 
 Slots booked here are the ones ``batch_start`` uses: the patients app answers the question
 ``manufacturing.unit_reservations`` with the manufacturing window of every active booking.
@@ -34,7 +36,12 @@ from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.custody.models import OrderStatus
-from pocare.custody.services import APHERESIS_STABILITY, therapy_order_cancel, therapy_order_create
+from pocare.custody.services import (
+    APHERESIS_STABILITY,
+    order_cancel_problems,
+    therapy_order_cancel,
+    therapy_order_create,
+)
 from pocare.ledger.services import event_record, reason_required
 from pocare.manufacturing.models import Batch, BatchStatus
 from pocare.manufacturing.questions import UnitReservation
@@ -97,8 +104,9 @@ def _hospital(site: Site) -> None:
         raise ValidationError({"site": "The Control Site has no clinic; open slots at a hospital."})
 
 
-def slots_open(*, actor: User, site: Site, kind: str, starts: Any, ends: Any, every: Any, duration: Any,
-               reason: str) -> list[ClinicSlot]:
+def slots_open(
+    *, actor: User, site: Site, kind: str, starts: Any, ends: Any, every: Any, duration: Any, reason: str
+) -> list[ClinicSlot]:
     """Open ``kind`` (apheresis or infusion) slots at the hospital ``site`` from ``starts`` up to
     ``ends``, one every ``every`` lasting ``duration``: at most a year ahead and 2,000 slots at once.
     A slot already open at the same moment is kept as it is."""
@@ -116,23 +124,38 @@ def slots_open(*, actor: User, site: Site, kind: str, starts: Any, ends: Any, ev
     if ends - starts > HORIZON:
         raise ValidationError({"ends": "Open at most a year of slots at once."})
     if duration > every:
-        raise ValidationError({"duration": "A slot ends before the next begins: the length is at most the time "
-                                           "between slots."})
+        raise ValidationError(
+            {"duration": "A slot ends before the next begins: the length is at most the time between slots."}
+        )
     count = int((ends - starts) / every) + 1
     if count > MAX_SLOTS:
         raise ValidationError({"every": f"That makes {count:,} slots; open at most {MAX_SLOTS:,} at once."})
     reason = reason_required(reason)
     moments = [starts + i * every for i in range(count)]
     with transaction.atomic():
-        taken = set(ClinicSlot.objects.filter(site=site, kind=kind, starts_at__in=moments)
-                    .values_list("starts_at", flat=True))
+        taken = set(
+            ClinicSlot.objects.filter(site=site, kind=kind, starts_at__in=moments).values_list("starts_at", flat=True)
+        )
         created = ClinicSlot.objects.bulk_create(
-            [ClinicSlot(site=site, kind=kind, starts_at=m, ends_at=m + duration) for m in moments if m not in taken])
-        event_record(actor=actor, event_type=PatientEvent.SLOTS_OPENED, site=site, reason=reason,
-                     object_type="patients.clinicslot", object_repr=f"{len(created)} {kind} slots at {site.code}",
-                     new={"kind": kind, "opened": len(created), "already_open": len(taken), "first": starts,
-                          "last": moments[-1], "every_minutes": every.total_seconds() / 60,
-                          "duration_minutes": duration.total_seconds() / 60})
+            [ClinicSlot(site=site, kind=kind, starts_at=m, ends_at=m + duration) for m in moments if m not in taken]
+        )
+        event_record(
+            actor=actor,
+            event_type=PatientEvent.SLOTS_OPENED,
+            site=site,
+            reason=reason,
+            object_type="patients.clinicslot",
+            object_repr=f"{len(created)} {kind} slots at {site.code}",
+            new={
+                "kind": kind,
+                "opened": len(created),
+                "already_open": len(taken),
+                "first": starts,
+                "last": moments[-1],
+                "every_minutes": every.total_seconds() / 60,
+                "duration_minutes": duration.total_seconds() / 60,
+            },
+        )
     return created
 
 
@@ -173,13 +196,17 @@ class Proposal:
     @property
     def token(self) -> str:
         """What the booking form posts back: the ids and the manufacturing start (epoch minutes)."""
-        return (f"{self.site.pk}-{self.unit.pk}-{self.apheresis_slot.pk}-{self.infusion_slot.pk}-"
-                f"{int(self.manufacturing_from.timestamp() // 60)}")
+        return (
+            f"{self.site.pk}-{self.unit.pk}-{self.apheresis_slot.pk}-{self.infusion_slot.pk}-"
+            f"{int(self.manufacturing_from.timestamp() // 60)}"
+        )
 
     def describe(self) -> str:
-        return (f"{self.site.code}: apheresis {self.apheresis_slot.starts_at:%Y-%m-%d %H:%M}, manufacture "
-                f"{self.manufacturing_from:%Y-%m-%d} to {self.manufacturing_to:%Y-%m-%d}, infusion "
-                f"{self.infusion_slot.starts_at:%Y-%m-%d %H:%M} UTC")
+        return (
+            f"{self.site.code}: apheresis {self.apheresis_slot.starts_at:%Y-%m-%d %H:%M}, manufacture "
+            f"{self.manufacturing_from:%Y-%m-%d} to {self.manufacturing_to:%Y-%m-%d}, infusion "
+            f"{self.infusion_slot.starts_at:%Y-%m-%d %H:%M} UTC"
+        )
 
 
 def _epoch_minutes(value: dt.datetime) -> float:
@@ -191,8 +218,9 @@ def _from_minutes(value: float) -> dt.datetime:
 
 
 def may_book(user: Any, referral: Referral) -> bool:
-    return access.has_perm(user, Perm.PATIENTS_BOOK, site_id=referral.patient.treating_site_id) \
-        and not access.is_read_only(user)
+    return access.has_perm(
+        user, Perm.PATIENTS_BOOK, site_id=referral.patient.treating_site_id
+    ) and not access.is_read_only(user)
 
 
 def _free_slots(hospital: Site, kind: str, after: dt.datetime, *, keep: Booking | None) -> QuerySet[ClinicSlot]:
@@ -202,8 +230,11 @@ def _free_slots(hospital: Site, kind: str, after: dt.datetime, *, keep: Booking 
     if keep is not None:
         active = active.exclude(pk=keep.pk)
     field = "apheresis_slot" if kind == SlotKind.APHERESIS else "infusion_slot"
-    return (ClinicSlot.objects.filter(site=hospital, kind=kind, starts_at__gte=after, starts_at__lt=after + HORIZON)
-            .exclude(Exists(active.filter(**{field: OuterRef("pk")}))).order_by("starts_at", "pk"))
+    return (
+        ClinicSlot.objects.filter(site=hospital, kind=kind, starts_at__gte=after, starts_at__lt=after + HORIZON)
+        .exclude(Exists(active.filter(**{field: OuterRef("pk")})))
+        .order_by("starts_at", "pk")
+    )
 
 
 @dataclass(frozen=True)
@@ -221,16 +252,25 @@ def _site_terms(referral: Referral, sites: QuerySet[Site], *, at: dt.datetime) -
     _, rows = effective_versions_by_site(referral.product, sites=sites, at=at)
     able = [row for row in rows if row.effective is not None]
     travel = travel_minutes(hospital, [row.site for row in able])
-    return [_SiteTerms(row.site, process_duration(row.effective.content), release_lead(row.effective.content),
-                       travel.get(row.site.pk, 0.0)) for row in able if row.effective is not None]
+    return [
+        _SiteTerms(
+            row.site,
+            process_duration(row.effective.content),
+            release_lead(row.effective.content),
+            travel.get(row.site.pk, 0.0),
+        )
+        for row in able
+        if row.effective is not None
+    ]
 
 
 def _candidate_sites() -> QuerySet[Site]:
     return Site.objects.filter(status=SiteStatus.ACTIVE).exclude(kind=SiteKind.CONTROL)
 
 
-def _busy(units: list[int], terms: dict[int, _SiteTerms], *, keep: Booking | None, now: dt.datetime
-          ) -> dict[int, list[tuple[float, float]]]:
+def _busy(
+    units: list[int], terms: dict[int, _SiteTerms], *, keep: Booking | None, now: dt.datetime
+) -> dict[int, list[tuple[float, float]]]:
     """Each unit's taken intervals (epoch minutes): active bookings' manufacturing windows and the
     batches running on it, each until its start plus the site's process duration (at least now)."""
     busy: dict[int, list[tuple[float, float]]] = defaultdict(list)
@@ -239,15 +279,17 @@ def _busy(units: list[int], terms: dict[int, _SiteTerms], *, keep: Booking | Non
         bookings = bookings.exclude(pk=keep.pk)
     for unit_id, starts, ends in bookings.values_list("unit_id", "manufacturing_from", "manufacturing_to"):
         busy[unit_id].append((_epoch_minutes(starts), _epoch_minutes(ends)))
-    for unit_id, site_id, started in (Batch.objects.filter(unit_id__in=units, status=BatchStatus.IN_PROGRESS)
-                                      .values_list("unit_id", "site_id", "started_at")):
+    for unit_id, site_id, started in Batch.objects.filter(
+        unit_id__in=units, status=BatchStatus.IN_PROGRESS
+    ).values_list("unit_id", "site_id", "started_at"):
         duration = terms[site_id].duration if site_id in terms else dt.timedelta(days=30)
         busy[unit_id].append((_epoch_minutes(started), _epoch_minutes(max(started + duration, now))))
     return busy
 
 
-def chain_propose(*, user: Any, referral: Referral, after: dt.datetime | None = None,
-                  moving: Booking | None = None) -> list[Proposal]:
+def chain_propose(
+    *, user: Any, referral: Referral, after: dt.datetime | None = None, moving: Booking | None = None
+) -> list[Proposal]:
     """Each candidate site's earliest feasible chain for ``referral`` from ``after`` (default now),
     earliest infusion first, then the shorter travel. Empty for a user who may not book for the
     referral's hospital. ``moving``: the active booking to be moved (its slots and unit count as free).
@@ -258,8 +300,11 @@ def chain_propose(*, user: Any, referral: Referral, after: dt.datetime | None = 
     after = max(after or now, now)
     hospital = referral.patient.treating_site
     terms = {t.site.pk: t for t in _site_terms(referral, _candidate_sites(), at=now)}
-    units = list(ManufacturingUnit.objects.filter(site_id__in=terms, status=UnitStatus.QUALIFIED)
-                 .select_related("site").order_by("site_id", "serial"))
+    units = list(
+        ManufacturingUnit.objects.filter(site_id__in=terms, status=UnitStatus.QUALIFIED)
+        .select_related("site")
+        .order_by("site_id", "serial")
+    )
     busy = _busy([u.pk for u in units], terms, keep=moving, now=now)
     aph = list(_free_slots(hospital, SlotKind.APHERESIS, after, keep=moving))
     inf = list(_free_slots(hospital, SlotKind.INFUSION, after, keep=moving))
@@ -269,21 +314,38 @@ def chain_propose(*, user: Any, referral: Referral, after: dt.datetime | None = 
     # One computation per (duration, lead): sites under the same master-file version share it.
     groups: dict[tuple[dt.timedelta, dt.timedelta], list[chain.Candidate]] = defaultdict(list)
     for site_id, t in terms.items():
-        groups[(t.duration, t.lead)].append(chain.Candidate(
-            site_id, t.travel, tuple(chain.Unit(u.pk, tuple(busy.get(u.pk, ()))) for u in by_site.get(site_id, ()))))
+        groups[(t.duration, t.lead)].append(
+            chain.Candidate(
+                site_id, t.travel, tuple(chain.Unit(u.pk, tuple(busy.get(u.pk, ()))) for u in by_site.get(site_id, ()))
+            )
+        )
     aph_slots = [chain.Slot(s.pk, _epoch_minutes(s.starts_at), _epoch_minutes(s.ends_at)) for s in aph]
     inf_slots = [chain.Slot(s.pk, _epoch_minutes(s.starts_at), _epoch_minutes(s.ends_at)) for s in inf]
     found: list[chain.Chain] = []
     for (duration, lead), candidates in groups.items():
-        problem = chain.Problem(duration=duration.total_seconds() / 60, release_lead=lead.total_seconds() / 60,
-                                hold=MATERIAL_HOLD.total_seconds() / 60, after=_epoch_minutes(after))
+        problem = chain.Problem(
+            duration=duration.total_seconds() / 60,
+            release_lead=lead.total_seconds() / 60,
+            hold=MATERIAL_HOLD.total_seconds() / 60,
+            after=_epoch_minutes(after),
+        )
         found.extend(chain.propose(problem, apheresis=aph_slots, infusion=inf_slots, sites=candidates))
     found.sort(key=chain.Chain.rank)
     slots = {s.pk: s for s in aph + inf}
     unit_by_pk = {u.pk: u for u in units}
-    return [Proposal(terms[c.site].site, unit_by_pk[c.unit], slots[c.apheresis.key], slots[c.infusion.key],
-                     _from_minutes(c.manufacturing_start), _from_minutes(c.manufacturing_end), _from_minutes(c.ready),
-                     c.travel) for c in found]
+    return [
+        Proposal(
+            terms[c.site].site,
+            unit_by_pk[c.unit],
+            slots[c.apheresis.key],
+            slots[c.infusion.key],
+            _from_minutes(c.manufacturing_start),
+            _from_minutes(c.manufacturing_end),
+            _from_minutes(c.ready),
+            c.travel,
+        )
+        for c in found
+    ]
 
 
 def proposal_from_token(*, user: Any, referral: Referral, token: str) -> Proposal:
@@ -322,22 +384,42 @@ class _Taken(Exception):
 
 def _unit_problems(proposal: Proposal, *, keep: Booking | None, now: dt.datetime) -> list[str]:
     """Whether the proposal is still feasible, with the unit's intervals read now (under its lock)."""
-    terms = {proposal.site.pk: _SiteTerms(proposal.site, proposal.manufacturing_to - proposal.manufacturing_from,
-                                          proposal.released_at - proposal.manufacturing_to, proposal.travel_minutes)}
+    terms = {
+        proposal.site.pk: _SiteTerms(
+            proposal.site,
+            proposal.manufacturing_to - proposal.manufacturing_from,
+            proposal.released_at - proposal.manufacturing_to,
+            proposal.travel_minutes,
+        )
+    }
     busy = _busy([proposal.unit.pk], terms, keep=keep, now=now)
     unit = chain.Unit(proposal.unit.pk, tuple(busy.get(proposal.unit.pk, ())))
     site = chain.Candidate(proposal.site.pk, proposal.travel_minutes, (unit,))
     t = terms[proposal.site.pk]
-    problem = chain.Problem(duration=t.duration.total_seconds() / 60, release_lead=t.lead.total_seconds() / 60,
-                            hold=MATERIAL_HOLD.total_seconds() / 60, after=_epoch_minutes(now))
+    problem = chain.Problem(
+        duration=t.duration.total_seconds() / 60,
+        release_lead=t.lead.total_seconds() / 60,
+        hold=MATERIAL_HOLD.total_seconds() / 60,
+        after=_epoch_minutes(now),
+    )
     planned = chain.Chain(
-        proposal.site.pk, proposal.travel_minutes,
-        chain.Slot(proposal.apheresis_slot.pk, _epoch_minutes(proposal.apheresis_slot.starts_at),
-                   _epoch_minutes(proposal.apheresis_slot.ends_at)),
-        proposal.unit.pk, _epoch_minutes(proposal.manufacturing_from), _epoch_minutes(proposal.manufacturing_to),
+        proposal.site.pk,
+        proposal.travel_minutes,
+        chain.Slot(
+            proposal.apheresis_slot.pk,
+            _epoch_minutes(proposal.apheresis_slot.starts_at),
+            _epoch_minutes(proposal.apheresis_slot.ends_at),
+        ),
+        proposal.unit.pk,
+        _epoch_minutes(proposal.manufacturing_from),
+        _epoch_minutes(proposal.manufacturing_to),
         _epoch_minutes(proposal.released_at),
-        chain.Slot(proposal.infusion_slot.pk, _epoch_minutes(proposal.infusion_slot.starts_at),
-                   _epoch_minutes(proposal.infusion_slot.ends_at)))
+        chain.Slot(
+            proposal.infusion_slot.pk,
+            _epoch_minutes(proposal.infusion_slot.starts_at),
+            _epoch_minutes(proposal.infusion_slot.ends_at),
+        ),
+    )
     return chain.feasibility_problems(problem, planned, site)
 
 
@@ -350,10 +432,16 @@ def _slot_taken(proposal: Proposal, keep: Booking | None) -> bool:
 
 def _booking_values(booking: Booking) -> dict[str, Any]:
     """What the ledger keeps of a booking: pseudonymous (no identifying data), times in UTC."""
-    return {"referral": booking.referral_id, "manufacturing_site": booking.manufacturing_site.code,
-            "unit": booking.unit.serial, "apheresis_at": booking.apheresis_slot.starts_at,
-            "manufacturing_from": booking.manufacturing_from, "manufacturing_to": booking.manufacturing_to,
-            "infusion_at": booking.infusion_slot.starts_at, "status": booking.status}
+    return {
+        "referral": booking.referral_id,
+        "manufacturing_site": booking.manufacturing_site.code,
+        "unit": booking.unit.serial,
+        "apheresis_at": booking.apheresis_slot.starts_at,
+        "manufacturing_from": booking.manufacturing_from,
+        "manufacturing_to": booking.manufacturing_to,
+        "infusion_at": booking.infusion_slot.starts_at,
+        "status": booking.status,
+    }
 
 
 def _book(*, actor: User, referral: Referral, proposal: Proposal, reason: str, moving: Booking | None) -> Booking:
@@ -373,10 +461,18 @@ def _book(*, actor: User, referral: Referral, proposal: Proposal, reason: str, m
     try:
         with transaction.atomic():
             return Booking.objects.create(
-                referral=referral, apheresis_slot=proposal.apheresis_slot, manufacturing_site=proposal.site,
-                unit=unit, manufacturing_from=proposal.manufacturing_from, manufacturing_to=proposal.manufacturing_to,
-                infusion_slot=proposal.infusion_slot, status=BookingStatus.ACTIVE, reason=reason, booked_by=actor,
-                booked_at=now)
+                referral=referral,
+                apheresis_slot=proposal.apheresis_slot,
+                manufacturing_site=proposal.site,
+                unit=unit,
+                manufacturing_from=proposal.manufacturing_from,
+                manufacturing_to=proposal.manufacturing_to,
+                infusion_slot=proposal.infusion_slot,
+                status=BookingStatus.ACTIVE,
+                reason=reason,
+                booked_by=actor,
+                booked_at=now,
+            )
     except IntegrityError:
         raise _Taken("its apheresis or infusion slot") from None
 
@@ -388,14 +484,34 @@ def _taken_message(user: Any, referral: Referral, what: str, moving: Booking | N
 
 
 def _locked_referral(referral: Referral) -> Referral:
-    return (Referral.objects.select_for_update(of=("self",))
-            .select_related("patient__treating_site", "product", "order__site").get(pk=referral.pk))
+    return (
+        Referral.objects.select_for_update(of=("self",))
+        .select_related("patient__treating_site", "product", "order__site")
+        .get(pk=referral.pk)
+    )
+
+
+def _still_movable(referral: Referral, what: str) -> None:
+    """Refuse to move or cancel the chain once something irreversible happened to the referral's
+    therapy order (material collected, a batch started), naming it; the order row stays locked until
+    the caller's transaction ends, so nothing arrives meanwhile."""
+    order = referral.order
+    if order is None or order.status == OrderStatus.CANCELLED:
+        return
+    if problems := order_cancel_problems(order, lock=True):
+        raise ValidationError(
+            {
+                "booking": f"The chain is no longer {what}: for therapy order "
+                f"{order.coi or order.pk}, {'; '.join(problems)}."
+            }
+        )
 
 
 def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: str) -> Booking:
     """Book ``proposal`` for a consented referral: apheresis, manufacturing slot and infusion
     together or nothing; the therapy order for the patient's pseudonym at the manufacturing site is
-    created (or the referral's own reused at that site) and the referral is BOOKED."""
+    created (or the referral's own reused at that site; an own order at another site, left by a cancelled
+    chain, is cancelled in the same transaction) and the referral is BOOKED."""
     hospital = referral.patient.treating_site
     require_perm(actor, Perm.PATIENTS_BOOK, site=hospital)
     reason = reason_required(reason)
@@ -403,25 +519,43 @@ def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: s
         with transaction.atomic():
             referral = _locked_referral(referral)
             if referral.stage != Stage.CONSENTED:
-                raise ValidationError({"proposal": f"The referral is {referral.get_stage_display().lower()}; a chain "
-                                                   "is booked once the patient has consented."})
+                raise ValidationError(
+                    {
+                        "proposal": f"The referral is {referral.get_stage_display().lower()}; a chain "
+                        "is booked once the patient has consented."
+                    }
+                )
             order = referral.order
-            if order is not None and order.status != OrderStatus.CANCELLED and order.site_id != proposal.site.pk:
-                raise ValidationError({"proposal": f"The patient's therapy order is at {order.site.code}; book a chain "
-                                                   f"there."})
+            old_order = order.pk if order is not None else None
             booking = _book(actor=actor, referral=referral, proposal=proposal, reason=reason, moving=None)
+            if order is not None and order.status != OrderStatus.CANCELLED and order.site_id != proposal.site.pk:
+                # Booked again after a cancelled chain, at another site: the order there steps aside, or the
+                # refusal names what happened to it.
+                therapy_order_cancel(actor=actor, order=order, reason=f"Booked at {proposal.site.code}: {reason}")
             if order is None or order.status == OrderStatus.CANCELLED:
                 order = therapy_order_create(
-                    actor=actor, site=proposal.site, treating_site=hospital, product=referral.product,
-                    recipient_id=referral.patient.pseudonym, recipient_weight_kg=referral.weight_kg,
-                    indication=referral.indication, reason=reason)
+                    actor=actor,
+                    site=proposal.site,
+                    treating_site=hospital,
+                    product=referral.product,
+                    recipient_id=referral.patient.pseudonym,
+                    recipient_weight_kg=referral.weight_kg,
+                    indication=referral.indication,
+                    reason=reason,
+                )
             old_stage = referral.stage
             referral.order, referral.stage, referral.stage_changed_at = order, Stage.BOOKED, booking.booked_at
             referral.save(update_fields=["order", "stage", "stage_changed_at"])
-            event_record(actor=actor, event_type=PatientEvent.BOOKED, obj=booking, site=hospital, reason=reason,
-                         object_repr=f"Booking {booking.pk} of {referral.patient.pseudonym}",
-                         old={"stage": old_stage},
-                         new={**_booking_values(booking), "order": order.pk, "stage": Stage.BOOKED})
+            event_record(
+                actor=actor,
+                event_type=PatientEvent.BOOKED,
+                obj=booking,
+                site=hospital,
+                reason=reason,
+                object_repr=f"Booking {booking.pk} of {referral.patient.pseudonym}",
+                old={"stage": old_stage, "order": old_order},
+                new={**_booking_values(booking), "order": order.pk, "stage": Stage.BOOKED},
+            )
     except _Taken as taken:
         raise _taken_message(actor, referral, str(taken)) from None
     return booking
@@ -429,8 +563,10 @@ def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: s
 
 def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: str) -> Booking:
     """Move an active booking to ``proposal`` with a reason: the old booking becomes MOVED, ``replaced_by``
-    the new one. To another manufacturing site, in the same transaction, the therapy order at the old
-    site is cancelled (no material exists before the apheresis) and a new one is made at the new site."""
+    the new one. To another manufacturing site (:func:`chain_propose` with ``moving`` proposes every site), in
+    the same transaction, the therapy order at the old site is cancelled (``custody.therapy_order_cancel``)
+    and a new one is made at the new site. Refused, naming why, once material was collected or a batch
+    started for the order: nothing moves, at any site."""
     referral = booking.referral
     hospital = referral.patient.treating_site
     require_perm(actor, Perm.PATIENTS_BOOK, site=hospital)
@@ -440,11 +576,17 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
             referral = _locked_referral(referral)
             old = Booking.objects.select_for_update().get(pk=booking.pk)
             if old.status != BookingStatus.ACTIVE:
-                raise ValidationError({"booking": f"This booking is {old.get_status_display().lower()}; move the "
-                                                  "active one."})
+                raise ValidationError(
+                    {"booking": f"This booking is {old.get_status_display().lower()}; move the active one."}
+                )
             if referral.stage != Stage.BOOKED:
-                raise ValidationError({"booking": f"The referral is {referral.get_stage_display().lower()}: the chain "
-                                                  "moves only before the apheresis."})
+                raise ValidationError(
+                    {
+                        "booking": f"The referral is {referral.get_stage_display().lower()}: the chain "
+                        "moves only before the apheresis."
+                    }
+                )
+            _still_movable(referral, "moved")
             # The old booking steps aside first, so its slots and unit are free for the new one.
             old.status = BookingStatus.MOVED
             old.save(update_fields=["status"])
@@ -452,18 +594,35 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
             old.replaced_by = new
             old.save(update_fields=["replaced_by"])
             order = referral.order
-            if order is not None and proposal.site.pk != order.site_id:
-                therapy_order_cancel(actor=actor, order=order, reason=f"Moved to {proposal.site.code}: {reason}")
+            old_order = order.pk if order is not None else None
+            if order is None or order.status == OrderStatus.CANCELLED or proposal.site.pk != order.site_id:
+                if order is not None and order.status != OrderStatus.CANCELLED:
+                    therapy_order_cancel(actor=actor, order=order, reason=f"Moved to {proposal.site.code}: {reason}")
                 referral.order = therapy_order_create(
-                    actor=actor, site=proposal.site, treating_site=hospital, product=referral.product,
-                    recipient_id=referral.patient.pseudonym, recipient_weight_kg=referral.weight_kg,
-                    indication=referral.indication, reason=reason)
+                    actor=actor,
+                    site=proposal.site,
+                    treating_site=hospital,
+                    product=referral.product,
+                    recipient_id=referral.patient.pseudonym,
+                    recipient_weight_kg=referral.weight_kg,
+                    indication=referral.indication,
+                    reason=reason,
+                )
                 referral.save(update_fields=["order"])
-            event_record(actor=actor, event_type=PatientEvent.REBOOKED, obj=new, site=hospital, reason=reason,
-                         object_repr=f"Booking {new.pk} of {referral.patient.pseudonym}",
-                         old={**_booking_values(old), "status": BookingStatus.ACTIVE, "booking": old.pk},
-                         new={**_booking_values(new), "replaces": old.pk,
-                              "order": referral.order.pk if referral.order else None})
+            event_record(
+                actor=actor,
+                event_type=PatientEvent.REBOOKED,
+                obj=new,
+                site=hospital,
+                reason=reason,
+                object_repr=f"Booking {new.pk} of {referral.patient.pseudonym}",
+                old={**_booking_values(old), "status": BookingStatus.ACTIVE, "booking": old.pk, "order": old_order},
+                new={
+                    **_booking_values(new),
+                    "replaces": old.pk,
+                    "order": referral.order.pk if referral.order else None,
+                },
+            )
     except _Taken as taken:
         raise _taken_message(actor, referral, str(taken), booking) from None
     return new
@@ -471,28 +630,43 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
 
 def booking_cancel(*, actor: User, booking: Booking, reason: str) -> Booking:
     """Cancel an active booking before the apheresis: its slots and unit are free again and the
-    referral goes back to CONSENTED (its therapy order stays, for a new booking at the same site)."""
+    referral goes back to CONSENTED (its therapy order stays, for a new booking at the same site).
+    Refused, naming why, once material was collected or a batch started for the order."""
     referral = booking.referral
     hospital = referral.patient.treating_site
     require_perm(actor, Perm.PATIENTS_BOOK, site=hospital)
     reason = reason_required(reason)
     with transaction.atomic():
         referral = _locked_referral(referral)
-        booking = Booking.objects.select_for_update().select_related(
-            "manufacturing_site", "unit", "apheresis_slot", "infusion_slot").get(pk=booking.pk)
+        booking = (
+            Booking.objects.select_for_update()
+            .select_related("manufacturing_site", "unit", "apheresis_slot", "infusion_slot")
+            .get(pk=booking.pk)
+        )
         if booking.status != BookingStatus.ACTIVE:
             raise ValidationError({"booking": f"This booking is {booking.get_status_display().lower()} already."})
         if referral.stage != Stage.BOOKED:
-            raise ValidationError({"booking": f"The referral is {referral.get_stage_display().lower()}: a chain is "
-                                              "cancelled only before the apheresis."})
+            raise ValidationError(
+                {
+                    "booking": f"The referral is {referral.get_stage_display().lower()}: a chain is "
+                    "cancelled only before the apheresis."
+                }
+            )
+        _still_movable(referral, "cancelled")
         booking.status = BookingStatus.CANCELLED
         booking.save(update_fields=["status"])
         referral.stage, referral.stage_changed_at = Stage.CONSENTED, timezone.now()
         referral.save(update_fields=["stage", "stage_changed_at"])
-        event_record(actor=actor, event_type=PatientEvent.BOOKING_CANCELLED, obj=booking, site=hospital,
-                     reason=reason, object_repr=f"Booking {booking.pk} of {referral.patient.pseudonym}",
-                     old={"status": BookingStatus.ACTIVE, "stage": Stage.BOOKED},
-                     new={"status": BookingStatus.CANCELLED, "stage": Stage.CONSENTED})
+        event_record(
+            actor=actor,
+            event_type=PatientEvent.BOOKING_CANCELLED,
+            obj=booking,
+            site=hospital,
+            reason=reason,
+            object_repr=f"Booking {booking.pk} of {referral.patient.pseudonym}",
+            old={"status": BookingStatus.ACTIVE, "stage": Stage.BOOKED},
+            new={"status": BookingStatus.CANCELLED, "stage": Stage.CONSENTED},
+        )
     return booking
 
 
@@ -503,8 +677,9 @@ def bookings_of(*, user: Any, referral: Referral) -> list[Booking]:
     """The referral's bookings, newest first, for those who see the hospital's patients."""
     if not access.has_perm(user, Perm.PATIENTS_VIEW, site_id=referral.patient.treating_site_id):
         return []
-    return list(referral.bookings.select_related("manufacturing_site", "unit", "apheresis_slot", "infusion_slot",
-                                                 "booked_by"))
+    return list(
+        referral.bookings.select_related("manufacturing_site", "unit", "apheresis_slot", "infusion_slot", "booked_by")
+    )
 
 
 def slots_of(*, user: Any, site: Site, starts: dt.datetime, days: int = 28) -> list[tuple[ClinicSlot, bool]]:
@@ -512,10 +687,14 @@ def slots_of(*, user: Any, site: Site, starts: dt.datetime, days: int = 28) -> l
     if not access.has_perm(user, Perm.PATIENTS_VIEW, site_id=site.pk):
         return []
     active = Booking.objects.filter(status=BookingStatus.ACTIVE)
-    qs = (ClinicSlot.objects.filter(site=site, starts_at__gte=starts, starts_at__lt=starts + dt.timedelta(days=days))
-          .annotate(held=Exists(active.filter(apheresis_slot=OuterRef("pk")))
-                    | Exists(active.filter(infusion_slot=OuterRef("pk"))))
-          .order_by("starts_at", "kind"))
+    qs = (
+        ClinicSlot.objects.filter(site=site, starts_at__gte=starts, starts_at__lt=starts + dt.timedelta(days=days))
+        .annotate(
+            held=Exists(active.filter(apheresis_slot=OuterRef("pk")))
+            | Exists(active.filter(infusion_slot=OuterRef("pk")))
+        )
+        .order_by("starts_at", "kind")
+    )
     return [(s, bool(s.held)) for s in qs[:MAX_SLOTS]]
 
 
@@ -525,17 +704,27 @@ def unit_reservations(*, units: list[int], at: dt.datetime, order: Any = None) -
     over = Q(manufacturing_from__lte=at, manufacturing_to__gt=at)
     if order is not None:
         over |= Q(referral__order=order)
-    rows = (Booking.objects.filter(over, unit_id__in=units, status=BookingStatus.ACTIVE)
-            .values_list("unit_id", "referral__order_id", "manufacturing_from", "manufacturing_to",
-                         "referral__patient__pseudonym"))
-    return [UnitReservation(unit_id, order_id, starts, ends, f"the booked manufacturing slot of {pseudonym}")
-            for unit_id, order_id, starts, ends, pseudonym in rows]
+    rows = Booking.objects.filter(over, unit_id__in=units, status=BookingStatus.ACTIVE).values_list(
+        "unit_id", "referral__order_id", "manufacturing_from", "manufacturing_to", "referral__patient__pseudonym"
+    )
+    return [
+        UnitReservation(unit_id, order_id, starts, ends, f"the booked manufacturing slot of {pseudonym}")
+        for unit_id, order_id, starts, ends, pseudonym in rows
+    ]
 
 
 def booked_batches(*, sites: list[int], starts: dt.datetime, ends: dt.datetime) -> dict[tuple[int, int], int]:
     """The patients app's answer to ``manufacturing.booked_batches``: the active bookings whose
     manufacturing window starts at ``sites`` in ``[starts, ends)``, per (site, product). One query."""
-    rows = (Booking.objects.filter(manufacturing_site_id__in=sites, status=BookingStatus.ACTIVE,
-                                   manufacturing_from__gte=starts, manufacturing_from__lt=ends)
-            .values_list("manufacturing_site_id", "referral__product_id").annotate(n=Count("pk")).order_by())
+    rows = (
+        Booking.objects.filter(
+            manufacturing_site_id__in=sites,
+            status=BookingStatus.ACTIVE,
+            manufacturing_from__gte=starts,
+            manufacturing_from__lt=ends,
+        )
+        .values_list("manufacturing_site_id", "referral__product_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
     return {(site_id, product_id): n for site_id, product_id, n in rows}

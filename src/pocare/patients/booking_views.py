@@ -54,8 +54,9 @@ def _after(request: HttpRequest) -> dt.datetime | None:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-def _booking_context(request: HttpRequest, patient: Patient, referral: Referral | None,
-                     errors: dict[str, list[str]]) -> dict[str, Any]:
+def _booking_context(
+    request: HttpRequest, patient: Patient, referral: Referral | None, errors: dict[str, list[str]]
+) -> dict[str, Any]:
     bookings = svc.bookings_of(user=request.user, referral=referral) if referral else []
     active = next((b for b in bookings if b.status == BookingStatus.ACTIVE), None)
     proposals: list[svc.Proposal] = []
@@ -67,9 +68,16 @@ def _booking_context(request: HttpRequest, patient: Patient, referral: Referral 
         errors = {**errors, **exc.message_dict}
     if may_book and referral is not None and referral.stage in (Stage.CONSENTED, Stage.BOOKED):
         proposals = svc.chain_propose(user=request.user, referral=referral, after=after, moving=active)
-    return {"patient": patient, "referral": referral, "bookings": bookings, "active": active,
-            "proposals": proposals[:20], "may_book": may_book, "errors": errors,
-            "after": after.date().isoformat() if after else ""}
+    return {
+        "patient": patient,
+        "referral": referral,
+        "bookings": bookings,
+        "active": active,
+        "proposals": proposals[:20],
+        "may_book": may_book,
+        "errors": errors,
+        "after": after.date().isoformat() if after else "",
+    }
 
 
 @requires(Perm.PATIENTS_VIEW, write=Perm.PATIENTS_BOOK)
@@ -77,8 +85,12 @@ def _booking_context(request: HttpRequest, patient: Patient, referral: Referral 
 def booking_page(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
     """A patient's chain of slots (GET); book, move or cancel it (POST: ``action``, ``proposal``, ``reason``)."""
     patient = _patient(request, pseudonym)
-    referral = (Referral.objects.filter(patient=patient).select_related("patient__treating_site", "product", "order")
-                .order_by("-referred_at", "-pk").first())
+    referral = (
+        Referral.objects.filter(patient=patient)
+        .select_related("patient__treating_site", "product", "order")
+        .order_by("-referred_at", "-pk")
+        .first()
+    )
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         if referral is None:
@@ -87,35 +99,54 @@ def booking_page(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
         reason = request.POST.get("reason", "")[:1000]
         try:
             if action == "book":
-                proposal = svc.proposal_from_token(user=request.user, referral=referral,
-                                                   token=request.POST.get("proposal", ""))
+                proposal = svc.proposal_from_token(
+                    user=request.user, referral=referral, token=request.POST.get("proposal", "")
+                )
                 done = _("Booked")
-                booking = svc.chain_book(actor=request_actor(request), referral=referral, proposal=proposal,
-                                         reason=reason)
+                booking = svc.chain_book(
+                    actor=request_actor(request), referral=referral, proposal=proposal, reason=reason
+                )
             elif action in ("rebook", "cancel"):
-                active = referral.bookings.filter(status=BookingStatus.ACTIVE).first()
+                active = (
+                    referral.bookings.filter(status=BookingStatus.ACTIVE).select_related("manufacturing_site").first()
+                )
                 if active is None:
                     raise ValidationError({"booking": _("This patient has no active booking.")})
                 if action == "cancel":
                     booking = svc.booking_cancel(actor=request_actor(request), booking=active, reason=reason)
                     done = _("Cancelled; the slots are free again")
                 else:
-                    proposal = svc.proposal_from_token(user=request.user, referral=referral,
-                                                       token=request.POST.get("proposal", ""))
-                    booking = svc.chain_rebook(actor=request_actor(request), booking=active, proposal=proposal,
-                                               reason=reason)
-                    done = _("Moved")
+                    proposal = svc.proposal_from_token(
+                        user=request.user, referral=referral, token=request.POST.get("proposal", "")
+                    )
+                    booking = svc.chain_rebook(
+                        actor=request_actor(request), booking=active, proposal=proposal, reason=reason
+                    )
+                    if booking.manufacturing_site_id == active.manufacturing_site_id:
+                        done = _("Moved")
+                    else:
+                        done = _("Moved to %(new)s, its therapy order at %(old)s cancelled and a new one made") % {
+                            "new": booking.manufacturing_site.code,
+                            "old": active.manufacturing_site.code,
+                        }
             else:
                 raise ValidationError({"action": _("Use book, rebook or cancel.")})
         except ValidationError as exc:
             errors = exc.message_dict
         else:
             aph, inf = booking.apheresis_slot, booking.infusion_slot
-            messages.success(request, _("%(done)s: apheresis %(apheresis)s at %(aph_site)s, infusion %(infusion)s at "
-                                        "%(inf_site)s.") % {
-                "done": done, "apheresis": site_time(aph.starts_at, aph.site), "aph_site": aph.site.code,
-                "infusion": site_time(inf.starts_at, inf.site), "inf_site": inf.site.code})
-            return redirect("patients_booking:booking", pseudonym=patient.pseudonym)
+            messages.success(
+                request,
+                _("%(done)s: apheresis %(apheresis)s at %(aph_site)s, infusion %(infusion)s at %(inf_site)s.")
+                % {
+                    "done": done,
+                    "apheresis": site_time(aph.starts_at, aph.site),
+                    "aph_site": aph.site.code,
+                    "infusion": site_time(inf.starts_at, inf.site),
+                    "inf_site": inf.site.code,
+                },
+            )
+            return redirect("patients:booking", pseudonym=patient.pseudonym)
     context = _booking_context(request, patient, referral, errors)
     return render(request, "patients/booking.html", context, status=400 if context["errors"] else 200)
 
@@ -143,21 +174,39 @@ def slots_page(request: HttpRequest, code: str) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         try:
-            opened = svc.slots_open(actor=request_actor(request), site=site, kind=request.POST.get("kind", ""),
-                           starts=_when(request.POST.get("starts", ""), "starts"),
-                           ends=_when(request.POST.get("ends", ""), "ends"),
-                           every=request.POST.get("every", "")[:12], duration=request.POST.get("duration", "")[:12],
-                           reason=request.POST.get("reason", "")[:1000])
+            opened = svc.slots_open(
+                actor=request_actor(request),
+                site=site,
+                kind=request.POST.get("kind", ""),
+                starts=_when(request.POST.get("starts", ""), "starts"),
+                ends=_when(request.POST.get("ends", ""), "ends"),
+                every=request.POST.get("every", "")[:12],
+                duration=request.POST.get("duration", "")[:12],
+                reason=request.POST.get("reason", "")[:1000],
+            )
         except ValidationError as exc:
             errors = exc.message_dict
         else:
-            messages.success(request, ngettext("%(n)d slot opened.", "%(n)d slots opened.", len(opened))
-                             % {"n": len(opened)})
-            return redirect("patients_booking:slots", code=site.code)
+            messages.success(
+                request, ngettext("%(n)d slot opened.", "%(n)d slots opened.", len(opened)) % {"n": len(opened)}
+            )
+            return redirect("patients:slots", code=site.code)
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     slots = svc.slots_of(user=request.user, site=site, starts=start)
-    may_open = (access.has_perm(request.user, Perm.PATIENTS_BOOK, site_id=site.pk)
-                and not access.is_read_only(request.user))
-    return render(request, "patients/slots.html",
-                  {"site": site, "slots": slots, "kinds": SlotKind.choices, "may_open": may_open, "errors": errors,
-                   "post": request.POST if errors else {}, "max_slots": svc.MAX_SLOTS}, status=400 if errors else 200)
+    may_open = access.has_perm(request.user, Perm.PATIENTS_BOOK, site_id=site.pk) and not access.is_read_only(
+        request.user
+    )
+    return render(
+        request,
+        "patients/slots.html",
+        {
+            "site": site,
+            "slots": slots,
+            "kinds": SlotKind.choices,
+            "may_open": may_open,
+            "errors": errors,
+            "post": request.POST if errors else {},
+            "max_slots": svc.MAX_SLOTS,
+        },
+        status=400 if errors else 200,
+    )

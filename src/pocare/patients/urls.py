@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pocare.patients import document_views, followup_views, identity_views, outcome_views, views
+from pocare.patients import booking_views, document_views, followup_views, identity_views, outcome_views, views
 
 app_name = "patients"
 
@@ -8,6 +8,9 @@ urlpatterns = [
     # The network's outcomes (before the pseudonym routes: "outcomes" is not a pseudonym).
     path("patients/outcomes/", outcome_views.outcomes, name="outcomes"),
     path("patients/outcomes/csv/", outcome_views.outcomes_csv, name="outcomes-csv"),
+    # Booking a patient's chain of slots, and a hospital's slot calendar (before the pseudonym routes too).
+    path("patients/slots/<str:code>/", booking_views.slots_page, name="slots"),
+    path("patients/<str:pseudonym>/booking/", booking_views.booking_page, name="booking"),
     # Follow-up (PAT-LTFU, PAT-GRADE)
     path("patients/<str:pseudonym>/follow-up/", followup_views.followup_timeline, name="followup"),
     path("patients/<str:pseudonym>/follow-up/visits/<int:pk>/", followup_views.followup_visit,

@@ -7,6 +7,7 @@ call services; every read is scoped to the hospitals where the person holds the 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -56,20 +57,32 @@ def _local(value: dt.datetime, site: Site) -> dt.datetime:
 @require_GET
 def navigator(request: HttpRequest) -> HttpResponseBase:
     """Each patient at the person's hospitals: stage, next date, what is late, support arranged."""
-    return render_list(request, "patients/navigator.html", filterset_class=ReferralFilter,
-                       queryset=selectors.referrals_visible(request.user), columns=REFERRAL_COLUMNS,
-                       name="referrals", decorate=selectors.pathway_rows,
-                       context={"may_refer": bool(_refer_sites(request))})
+    return render_list(
+        request,
+        "patients/navigator.html",
+        filterset_class=ReferralFilter,
+        queryset=selectors.referrals_visible(request.user),
+        columns=REFERRAL_COLUMNS,
+        name="referrals",
+        decorate=selectors.pathway_rows,
+        context={"may_refer": bool(_refer_sites(request))},
+    )
 
 
 @requires(Perm.PATIENTS_VIEW)
 @require_GET
 def physician(request: HttpRequest) -> HttpResponseBase:
     """The person's own referrals and what each waits for."""
-    return render_list(request, "patients/physician.html", filterset_class=ReferralFilter,
-                       queryset=selectors.referrals_visible(request.user).filter(referred_by=request_actor(request)),
-                       columns=REFERRAL_COLUMNS, name="my-referrals", decorate=selectors.pathway_rows,
-                       context={"may_refer": bool(_refer_sites(request))})
+    return render_list(
+        request,
+        "patients/physician.html",
+        filterset_class=ReferralFilter,
+        queryset=selectors.referrals_visible(request.user).filter(referred_by=request_actor(request)),
+        columns=REFERRAL_COLUMNS,
+        name="my-referrals",
+        decorate=selectors.pathway_rows,
+        context={"may_refer": bool(_refer_sites(request))},
+    )
 
 
 # --- referral ----------------------------------------------------------------------------------------
@@ -86,34 +99,48 @@ def _refer_sites(request: HttpRequest) -> list[Site]:
 def refer(request: HttpRequest) -> HttpResponse:
     """The referral form: the patient is registered under a new pseudonym and referred, together."""
     sites = _refer_sites(request)
-    form = ReferralForm(request.POST if request.method == "POST" else None,
-                        sites=[(s.code, f"{s.code} — {s.name}") for s in sites],
-                        products=[(p.code, str(p)) for p in products()])
+    form = ReferralForm(
+        request.POST if request.method == "POST" else None,
+        sites=[(s.code, f"{s.code} — {s.name}") for s in sites],
+        products=[(p.code, str(p)) for p in products()],
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             referral = services.patient_refer(
-                actor=request_actor(request), treating_site=next(s for s in sites if s.code == data["treating_site"]),
-                identity=Identity(name=data["name"], birth_date=data["birth_date"].isoformat(),
-                                  contact=data["contact"], address=data["address"]),
-                product=products().get(code=data["product"]), indication=data["indication"],
-                weight_kg=data["weight_kg"], language=data["language"], region=data["region"],
-                travel_minutes=data["travel_minutes"], deprivation_quintile=data["deprivation_quintile"],
-                reason=data["reason"])
+                actor=request_actor(request),
+                treating_site=next(s for s in sites if s.code == data["treating_site"]),
+                identity=Identity(
+                    name=data["name"],
+                    birth_date=data["birth_date"].isoformat(),
+                    contact=data["contact"],
+                    address=data["address"],
+                ),
+                product=products().get(code=data["product"]),
+                indication=data["indication"],
+                weight_kg=data["weight_kg"],
+                language=data["language"],
+                region=data["region"],
+                travel_minutes=data["travel_minutes"],
+                deprivation_quintile=data["deprivation_quintile"],
+                reason=data["reason"],
+            )
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
             messages.success(request, _("Patient %(pseudonym)s referred.") % {"pseudonym": referral.patient.pseudonym})
             return redirect("patients:patient", pseudonym=referral.patient.pseudonym)
-    return render(request, "patients/refer.html", {"form": form, "sites": sites},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request, "patients/refer.html", {"form": form, "sites": sites}, status=400 if request.method == "POST" else 200
+    )
 
 
 # --- a patient ---------------------------------------------------------------------------------------
 
 
-def _patient_page(request: HttpRequest, pseudonym: str, *, status: int = 200,
-                  support_form: SupportForm | None = None) -> HttpResponse:
+def _patient_page(
+    request: HttpRequest, pseudonym: str, *, status: int = 200, support_form: SupportForm | None = None
+) -> HttpResponse:
     patient = selectors.patient_for(request.user, pseudonym)
     site = patient.treating_site
     referrals = []
@@ -121,21 +148,29 @@ def _patient_page(request: HttpRequest, pseudonym: str, *, status: int = 200,
         assessment = referral.eligibility.select_related("masterfile_version").order_by("-assessed_at").first()
         criteria = schema.eligibility_criteria(assessment.masterfile_version.content) if assessment else []
         shown = selectors.stage_of(referral)
-        referrals.append({
-            "referral": referral, "stage": shown, "stage_label": Stage(shown).label,
-            "timeline": selectors.timeline(referral), "assessment": assessment,
-            "answers": [(c, assessment.answers.get(c["id"])) for c in criteria] if assessment else [],
-            "consent": selectors.consent_current(referral),
-            "ended": shown in ENDED_STAGES,
-            "waits_for": selectors.WAITS_FOR.get(shown, ""),
-            "may_assess": referral.stage == Stage.REFERRED,
-            "may_consent": referral.stage == Stage.ELIGIBLE,
-            "may_withdraw": referral.consents.filter(withdrawn_at=None).exists() and referral.stage != Stage.WITHDRAWN,
-            "may_lose": referral.stage not in ENDED_STAGES
-            and selectors.stage_rank(shown) < selectors.stage_rank(Stage.INFUSED),
-        })
+        referrals.append(
+            {
+                "referral": referral,
+                "stage": shown,
+                "stage_label": Stage(shown).label,
+                "timeline": selectors.timeline(referral),
+                "assessment": assessment,
+                "answers": [(c, assessment.answers.get(c["id"])) for c in criteria] if assessment else [],
+                "consent": selectors.consent_current(referral),
+                "ended": shown in ENDED_STAGES,
+                "waits_for": selectors.WAITS_FOR.get(shown, ""),
+                "may_assess": referral.stage == Stage.REFERRED,
+                "may_consent": referral.stage == Stage.ELIGIBLE,
+                "may_withdraw": referral.consents.filter(withdrawn_at=None).exists()
+                and referral.stage != Stage.WITHDRAWN,
+                "may_lose": referral.stage not in ENDED_STAGES
+                and selectors.stage_rank(shown) < selectors.stage_rank(Stage.INFUSED),
+            }
+        )
     context = {
-        "patient": patient, "referrals": referrals, "language": Language(patient.language).label,
+        "patient": patient,
+        "referrals": referrals,
+        "language": Language(patient.language).label,
         "may_refer": _may(request, Perm.PATIENTS_REFER, site),
         "may_identify": _may(request, Perm.PATIENTS_IDENTIFY, site),
         "may_support": _may(request, Perm.PATIENTS_BOOK, site),
@@ -160,8 +195,12 @@ def support(request: HttpRequest, pseudonym: str) -> HttpResponse:
     form = SupportForm(request.POST)
     if form.is_valid():
         try:
-            services.patient_support_set(actor=request_actor(request), patient=found,
-                                         support=form.cleaned_data["support"], reason=form.cleaned_data["reason"])
+            services.patient_support_set(
+                actor=request_actor(request),
+                patient=found,
+                support=form.cleaned_data["support"],
+                reason=form.cleaned_data["reason"],
+            )
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
@@ -173,12 +212,23 @@ def support(request: HttpRequest, pseudonym: str) -> HttpResponse:
 # --- moving a referral along ---------------------------------------------------------------------------
 
 
-def _referral_form_page(request: HttpRequest, referral: Referral, template: str, form: Any,
-                        status: int, **extra: Any) -> HttpResponse:
-    return render(request, template, {"referral": referral, "patient": referral.patient, "form": form,
-                                      "stage_label": Stage(selectors.stage_of(referral)).label,
-                                      "may_act": _may(request, Perm.PATIENTS_REFER, referral.patient.treating_site),
-                                      **extra}, status=status)
+def _referral_form_page(
+    request: HttpRequest, referral: Referral, template: str, form: Any, **extra: Any
+) -> HttpResponse:
+    """The form page again: 200 for a GET, 400 after a POST that was refused (invalid or by the service)."""
+    return render(
+        request,
+        template,
+        {
+            "referral": referral,
+            "patient": referral.patient,
+            "form": form,
+            "stage_label": Stage(selectors.stage_of(referral)).label,
+            "may_act": _may(request, Perm.PATIENTS_REFER, referral.patient.treating_site),
+            **extra,
+        },
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 def _referral_asked(request: HttpRequest, pk: int) -> Referral:
@@ -188,7 +238,19 @@ def _referral_asked(request: HttpRequest, pk: int) -> Referral:
     return selectors.referral_for(request.user, pk, perm)
 
 
-def _done(request: HttpRequest, referral: Referral, message: str) -> HttpResponse:
+def _posted(
+    request: HttpRequest, referral: Referral, form: Any, act: Callable[[dict[str, Any]], str]
+) -> HttpResponse | None:
+    """A valid POST: ``act`` calls the service with the form's cleaned data and returns what to tell the
+    person, who goes back to the patient's page. ``None`` (render the form page again) for a GET, an
+    invalid form, or the service's refusal, which is then shown on the form."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        message = act(form.cleaned_data)
+    except ValidationError as exc:
+        apply_validation_error(form, exc)
+        return None
     messages.success(request, message)
     return redirect("patients:patient", pseudonym=referral.patient.pseudonym)
 
@@ -201,22 +263,23 @@ def eligibility(request: HttpRequest, pk: int) -> HttpResponse:
     version = services.eligibility_version(referral)
     criteria = schema.eligibility_criteria(version.content) if version else []
     form = EligibilityForm(request.POST if request.method == "POST" else None, criteria=criteria)
-    if request.method == "POST" and form.is_valid():
-        try:
-            assessment = services.eligibility_assess(actor=request_actor(request), referral=referral,
-                                                     answers=form.answers(), reason=form.cleaned_data["reason"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            return _done(request, referral, _("Eligible.") if assessment.eligible else _("Not eligible."))
-    return _referral_form_page(request, referral, "patients/eligibility.html", form,
-                               400 if request.method == "POST" else 200, version=version,
-                               open=referral.stage == Stage.REFERRED)
+
+    def assess(data: dict[str, Any]) -> str:
+        assessment = services.eligibility_assess(
+            actor=request_actor(request), referral=referral, answers=form.answers(), reason=data["reason"]
+        )
+        return _("Eligible.") if assessment.eligible else _("Not eligible.")
+
+    return _posted(request, referral, form, assess) or _referral_form_page(
+        request, referral, "patients/eligibility.html", form, version=version, open=referral.stage == Stage.REFERRED
+    )
 
 
 def _documents(referral: Referral) -> list[tuple[int, str]]:
-    return [(d.pk, f"{d.code} v{d.version} — {d.get_language_display()} — {d.title}")
-            for d in selectors.consent_documents_in_force(referral)]
+    return [
+        (d.pk, f"{d.code} v{d.version} — {d.get_language_display()} — {d.title}")
+        for d in selectors.consent_documents_in_force(referral)
+    ]
 
 
 @requires(Perm.PATIENTS_VIEW, write=Perm.PATIENTS_REFER)
@@ -226,23 +289,30 @@ def consent(request: HttpRequest, pk: int) -> HttpResponse:
     referral = _referral_asked(request, pk)
     choices = _documents(referral)
     form = ConsentForm(request.POST if request.method == "POST" else None, documents=choices)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+
+    def sign(data: dict[str, Any]) -> str:
         document = ConsentDocument.objects.filter(pk=data["document"], product=referral.product).first()
-        try:
-            if document is None:
-                raise ValidationError({"document": _("Choose a consent document of this product.")})
-            services.consent_sign(actor=request_actor(request), referral=referral, document=document,
-                                  signed_at=_local(data["signed_at"], referral.patient.treating_site),
-                                  language_reason=data["language_reason"], reason=data["reason"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            return _done(request, referral, _("Consent recorded."))
-    return _referral_form_page(request, referral, "patients/consent.html", form,
-                               400 if request.method == "POST" else 200,
-                               open=referral.stage == Stage.ELIGIBLE, has_documents=bool(choices),
-                               language=Language(referral.patient.language).label)
+        if document is None:
+            raise ValidationError({"document": _("Choose a consent document of this product.")})
+        services.consent_sign(
+            actor=request_actor(request),
+            referral=referral,
+            document=document,
+            signed_at=_local(data["signed_at"], referral.patient.treating_site),
+            language_reason=data["language_reason"],
+            reason=data["reason"],
+        )
+        return _("Consent recorded.")
+
+    return _posted(request, referral, form, sign) or _referral_form_page(
+        request,
+        referral,
+        "patients/consent.html",
+        form,
+        open=referral.stage == Stage.ELIGIBLE,
+        has_documents=bool(choices),
+        language=Language(referral.patient.language).label,
+    )
 
 
 @requires(Perm.PATIENTS_VIEW, write=Perm.PATIENTS_REFER)
@@ -251,19 +321,19 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     """The patient withdraws consent, confirmed: the referral ends and the material is held."""
     referral = _referral_asked(request, pk)
     form = WithdrawForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.consent_withdraw(actor=request_actor(request), referral=referral,
-                                      reason=form.cleaned_data["reason"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            return _done(request, referral, _("Consent withdrawn; the patient's material is on hold."))
-    return _referral_form_page(request, referral, "patients/withdraw.html", form,
-                               400 if request.method == "POST" else 200,
-                               consent=selectors.consent_current(referral),
-                               open=referral.consents.filter(withdrawn_at=None).exists()
-                               and referral.stage != Stage.WITHDRAWN)
+
+    def withdraw_consent(data: dict[str, Any]) -> str:
+        services.consent_withdraw(actor=request_actor(request), referral=referral, reason=data["reason"])
+        return _("Consent withdrawn; the patient's material is on hold.")
+
+    return _posted(request, referral, form, withdraw_consent) or _referral_form_page(
+        request,
+        referral,
+        "patients/withdraw.html",
+        form,
+        consent=selectors.consent_current(referral),
+        open=referral.consents.filter(withdrawn_at=None).exists() and referral.stage != Stage.WITHDRAWN,
+    )
 
 
 @requires(Perm.PATIENTS_VIEW, write=Perm.PATIENTS_REFER)
@@ -272,17 +342,16 @@ def lost(request: HttpRequest, pk: int) -> HttpResponse:
     """The patient was lost before treatment, and why."""
     referral = _referral_asked(request, pk)
     form = LostForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.referral_lose(actor=request_actor(request), referral=referral,
-                                   lost_reason=form.cleaned_data["lost_reason"], reason=form.cleaned_data["reason"])
-        except ValidationError as exc:
-            apply_validation_error(form, exc)
-        else:
-            return _done(request, referral, _("Recorded as lost before treatment."))
-    return _referral_form_page(request, referral, "patients/lost.html", form,
-                               400 if request.method == "POST" else 200,
-                               open=referral.stage not in ENDED_STAGES)
+
+    def lose(data: dict[str, Any]) -> str:
+        services.referral_lose(
+            actor=request_actor(request), referral=referral, lost_reason=data["lost_reason"], reason=data["reason"]
+        )
+        return _("Recorded as lost before treatment.")
+
+    return _posted(request, referral, form, lose) or _referral_form_page(
+        request, referral, "patients/lost.html", form, open=referral.stage not in ENDED_STAGES
+    )
 
 
 # --- consent documents ---------------------------------------------------------------------------------
@@ -292,22 +361,36 @@ def lost(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def documents(request: HttpRequest) -> HttpResponse:
     """The consent documents in every version and language; Control Site QA issues the next version."""
-    form = ConsentDocumentForm(request.POST if request.method == "POST" else None,
-                               products=[(p.code, str(p)) for p in products()])
+    form = ConsentDocumentForm(
+        request.POST if request.method == "POST" else None, products=[(p.code, str(p)) for p in products()]
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             document = services.consent_document_issue(
-                actor=request_actor(request), product=products().get(code=data["product"]), code=data["code"],
-                language=data["language"], title=data["title"], body=data["body"], reason=data["reason"])
+                actor=request_actor(request),
+                product=products().get(code=data["product"]),
+                code=data["code"],
+                language=data["language"],
+                title=data["title"],
+                body=data["body"],
+                reason=data["reason"],
+            )
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
             messages.success(request, _("%(document)s issued.") % {"document": document})
             return redirect("patients:documents")
     control = Site.objects.filter(kind=SiteKind.CONTROL).first()
-    return render(request, "patients/documents.html", {
-        "form": form, "documents": ConsentDocument.objects.select_related("product").order_by(
-            "code", "language", "-version")[:200],
-        "may_issue": control is not None and _may(request, Perm.MASTERFILE_AUTHOR, control),
-    }, status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "patients/documents.html",
+        {
+            "form": form,
+            "documents": ConsentDocument.objects.select_related("product").order_by("code", "language", "-version")[
+                :200
+            ],
+            "may_issue": control is not None and _may(request, Perm.MASTERFILE_AUTHOR, control),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
