@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the permission matrix's route walk and object namers (tests/)
@@ -339,6 +340,7 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
     from pocare.network.models import SiteAuthorization
     from pocare.planning.models import PlanningRun
     from pocare.quality.models import Deviation, QualitySignal
+    from pocare.supply.models import Transfer
     from pocare.training.models import TrainingRecord
 
     batch, ref = b.batch, b.batch.reference
@@ -443,6 +445,8 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         "patients:booking": lambda: patient(referrals__bookings__status="active"),
         "patients:slots": lambda: {"code": b.site},
         "costs:report": lambda: first(CostReport),  # the demo's signed network report
+        "costs:batch": lambda: batch_ref,
+        "supply:transfer": lambda: {"reference": t.reference} if (t := Transfer.objects.last()) else {},
     }
 
 
@@ -454,8 +458,10 @@ class Target:
     note: str = ""
 
 
-def targets(only: str | None) -> list[Target]:
-    """Every GET route × the role it is timed as, with its URL on the big data."""
+def targets(only: str | None, password: str | None = None) -> list[Target]:
+    """Every GET route × the role it is timed as, with its URL on the big data. ``password`` is the people's:
+    the permission matrix's object makers sign with the tests' password, which the demo's people do not have."""
+    import tests.manufacturing.helpers as matrix_helpers
     from django.urls import NoReverseMatch, reverse
     from tests.test_permission_matrix import ROUTES
 
@@ -478,7 +484,8 @@ def targets(only: str | None) -> list[Target]:
             try:
                 kwargs = mine[route.name]() if route.name in mine else {}
                 if not kwargs:  # a kind this script does not know, or none in the data: the matrix's
-                    kwargs, note = route.kwargs_for(b.site), "matrix's object"
+                    with mock.patch.object(matrix_helpers, "PASSWORD", password or matrix_helpers.PASSWORD):
+                        kwargs, note = route.kwargs_for(b.site), "matrix's object"
             except Exception as exc:  # a fallback that cannot name an object is reported, not fatal
                 kwargs, note = {}, f"no object: {type(exc).__name__}"
         for role in chosen:
@@ -582,7 +589,7 @@ def run_pages(*, repeat: int, warmup: int, only: str | None, password: str,
     from django.db import transaction
 
     with transaction.atomic():
-        found = targets(only)
+        found = targets(only, password)
         say(f"  {len(found)} URLs, {repeat} timed GETs each after {warmup} warm-up")
         results = measure(found, repeat, warmup, password)
         transaction.set_rollback(True)
