@@ -200,7 +200,11 @@ def pending_batches(batches: QuerySet[Batch] | None = None, *, since: int | None
 
 
 def _write_pending(pending: Pending, *, watermark: int | None = None, now: dt.datetime | None = None) -> int:
-    written = postings_write(Batch.objects.filter(pk__in=pending.missing.values("pk")), watermark=watermark, now=now)
+    written = 0
+    if pending.missing.exists():  # else the statement would read the batches only to find none
+        written = postings_write(
+            Batch.objects.filter(pk__in=pending.missing.values("pk")), watermark=watermark, now=now
+        )
     for part in _parts(pending.stale):
         written += postings_write(Batch.objects.filter(pk__in=part), watermark=watermark, now=now)
     return written
@@ -215,7 +219,7 @@ def postings_write(batches: QuerySet[Batch], *, watermark: int | None = None, no
     if connection.vendor == "postgresql":
         return rollup.post_by_sql(ended, watermark=watermark, now=now)
     totals = rollup.batch_totals(ended, now=now, method="records")
-    sites = dict(Batch.objects.filter(pk__in=[t.pk for t in totals]).values_list("pk", "site_id"))
+    sites = dict(ended.order_by().values_list("pk", "site_id"))
     model_pk = dict(CostModel.objects.values_list("number", "pk"))
     rows = [
         BatchCost(
@@ -309,10 +313,11 @@ def site_month_postings(
     if rollup.empty_scope(batches):
         return PostedRollup([], watermark, 0, 0, now)
     pending = pending_batches(batches, since=watermark)
-    waiting = len(pending.stale) + len(pending.missing.values_list("pk", flat=True)[: post_limit + 1])
-    if waiting > post_limit:
-        raise PostingsPending(pending.count(), watermark)
-    posted = _write_pending(pending, now=now) if waiting else 0
+    missing = list(pending.missing.values_list("pk", flat=True)[: post_limit + 1])
+    if len(missing) + len(pending.stale) > post_limit:
+        raise PostingsPending(pending.missing.count() + len(pending.stale), watermark)
+    todo = missing + pending.stale
+    posted = postings_write(Batch.objects.filter(pk__in=todo), now=now) if todo else 0
     found: dict[tuple[str, str], rollup.SiteMonth] = {}
     sums = {key: Sum(f"{key}_cents") for key in rollup.CATEGORY_KEYS}
     for row in (
