@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from pocare.costs import postings, rollup
 from pocare.costs.models import BatchCost, PostingState
+from pocare.costs.tasks import postings_refresh_hourly
 from pocare.custody import services as custody_services
 from pocare.manufacturing import services
 from pocare.manufacturing.models import Batch, MaterialUse, QcResult
@@ -83,6 +84,7 @@ def test_postings_equal_the_records_after_each_change_of_a_cost_input(people):
     assert first.posted == 2 and not BatchCost.objects.filter(batch=running).exists()
     assert _posted_equal_records() == 2
     assert postings.postings_refresh(grace=NO_GRACE).posted == 0, "idempotent: nothing new, nothing posted"
+    assert postings_refresh_hourly(slot="")["posted"] == 0, "the hourly job is the same refresh"
     assert PostingState.objects.get().watermark == first.watermark
 
     correct_a_value(mad, "apheresis-count", reason="Transcription error: the counter's printout says otherwise")
