@@ -34,7 +34,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
@@ -320,12 +320,14 @@ def site_month_postings(
     posted = postings_write(Batch.objects.filter(pk__in=todo), now=now) if todo else 0
     found: dict[tuple[str, str], rollup.SiteMonth] = {}
     sums = {key: Sum(f"{key}_cents") for key in rollup.CATEGORY_KEYS}
-    for row in (
+    grouped = (
         BatchCost.objects.filter(batch_id__in=batches.filter(ended_at__isnull=False).order_by().values("pk"))
         .values("site__code", "month")
         .order_by()
         .annotate(n=Count("pk"), lines=Sum("unpriced"), **sums)
-    ):
+    )
+    # django-stubs types the rows by the names it sees; the sums by category are named in a loop.
+    for row in cast(Iterable[dict[str, Any]], grouped):
         found[(row["site__code"], row["month"])] = rollup.SiteMonth(
             row["site__code"],
             row["month"],
@@ -339,14 +341,14 @@ def site_month_postings(
         live, now=now, method="sql" if connection.vendor == "postgresql" else "records"
     ):
         in_progress += group.batches
-        row = found.setdefault(
+        same = found.setdefault(
             (group.site_code, group.month),
             rollup.SiteMonth(group.site_code, group.month, 0, dict.fromkeys(rollup.CATEGORY_KEYS, rollup.ZERO), 0),
         )
-        row.batches += group.batches
-        row.unpriced += group.unpriced
+        same.batches += group.batches
+        same.unpriced += group.unpriced
         for key in rollup.CATEGORY_KEYS:
-            row.amounts[key] += group.amounts[key]
+            same.amounts[key] += group.amounts[key]
     return PostedRollup([found[key] for key in sorted(found)], watermark, posted, in_progress, now)
 
 
