@@ -64,7 +64,7 @@ STEPS, USES, TESTS = 10, 8, 8
 DB = "pocare_bench_costs"
 
 
-def build(batches: int, years: int) -> dict[str, Any]:
+def build(batches: int, years: int, *, skeleton: bool = False) -> dict[str, Any]:
     """The network: small tables through the ORM, the large ones by SQL; returns the row counts."""
     from django.db import connection
     from django.utils import timezone
@@ -138,6 +138,9 @@ def build(batches: int, years: int) -> dict[str, Any]:
                    c.id, %(version)s, o.id, o.site_id, s.operator, s.unit_id
               FROM custody_therapyorder o JOIN custody_collection c ON c.order_id = o.id
               JOIN bench_site s ON s.id = o.site_id WHERE o.coi LIKE 'CC%%'""", params)
+        if skeleton:  # the batches alone (--skeleton): the postings' read path at full size, built in minutes
+            cur.execute("ANALYZE")
+            return {"manufacturing_batch": batches}
         cur.execute("""
             INSERT INTO manufacturing_stepexecution (position, step_id, unit_operation, status, started_at,
                    performed_at, verified_at, skip_reason, notes, batch_id, performed_by_id, started_by_id,
@@ -298,6 +301,41 @@ def postings_bench(scope: Any, per_batch_records: list[Any], expected: list[tupl
              f"< {TARGET_S:.0f} s: {'met' if max(pending_s) < TARGET_S else 'MISSED'}")]
 
 
+def skeleton_bench(scope: Any, batches: int, runs: int, built_s: float) -> None:
+    """``--skeleton``: every batch posted (no lines: equipment, facility and review only), the roll-up from
+    postings checked against the SQL roll-up, then timed. The read path (postings, batches, sites) is as large
+    as the full network's; what posting a full batch costs is measured by the full run."""
+    import datetime as dt
+
+    from pocare.costs import postings, rollup
+
+    def rolled(found: list[Any]) -> list[tuple[Any, ...]]:
+        return [(g.site_code, g.month, g.batches, g.amounts, g.unpriced) for g in found]
+
+    t = time.perf_counter()
+    run = postings.postings_refresh(grace=dt.timedelta(0))
+    post_s = time.perf_counter() - t
+    assert run.posted == batches, (run.posted, batches)
+    t = time.perf_counter()
+    by_sql = rolled(rollup.site_month_totals(scope, method="sql"))
+    sql_s = time.perf_counter() - t
+    assert rolled(rollup.site_month_totals(scope, method="postings")) == by_sql, "postings ≠ SQL roll-up"
+    times = []
+    for _ in range(max(3, runs)):
+        t = time.perf_counter()
+        rollup.site_month_totals(scope, method="postings")
+        times.append(time.perf_counter() - t)
+    print(f"Skeleton: {batches:,} batches without lines (built in {built_s:.0f} s), load average "
+          f"{os.getloadavg()[0]:.2f}, commit "
+          + subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                           cwd=ROOT).stdout.strip())
+    print("| measurement | median s | max s | runs | target |\n|---|---:|---:|---:|---|")
+    print(f"| posting every batch (no lines) | {post_s:.2f} | {post_s:.2f} | 1 | — |")
+    print(f"| SQL roll-up (no lines), {len(by_sql):,} rows | {sql_s:.2f} | {sql_s:.2f} | 1 | — |")
+    print(f"| (c) roll-up from postings | {statistics.median(times):.2f} | {max(times):.2f} | {len(times)} "
+          f"| < {TARGET_S:.0f} s: {'met' if max(times) < TARGET_S else 'MISSED'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 batches")
@@ -305,6 +343,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (to look at query plans)")
     parser.add_argument("--batches", type=int, default=0, help="this many batches instead")
     parser.add_argument("--db", default=DB, help=f"the scratch database's name (default {DB})")
+    parser.add_argument("--skeleton", action="store_true",
+                        help="batches without steps, uses, results or shipments: time only the roll-up from postings "
+                             "(checked against the SQL roll-up) at full size")
     args = parser.parse_args()
     batches, years = (10_000, 2) if args.quick else (250_000, 10)
     if args.batches:
@@ -318,9 +359,14 @@ def main() -> None:
     from pocare.manufacturing.models import Batch
 
     t0 = time.perf_counter()
-    counts = build(batches, years)
+    counts = build(batches, years, skeleton=args.skeleton)
     built_s = time.perf_counter() - t0
     scope = Batch.objects.filter(reference__startswith="CB-")
+    if args.skeleton:
+        skeleton_bench(scope, batches, args.runs, built_s)
+        if not args.keep:
+            scratch.drop("postgresql", args.db)
+        return
 
     def rolled(found: list[Any]) -> list[tuple[Any, ...]]:
         return [(g.site_code, g.month, g.batches, g.amounts, g.unpriced) for g in found]
