@@ -21,6 +21,17 @@ Measured (each after a warm-up):
 Both must give every batch the same cents, category by category, and every site × month the same sums,
 before any time is reported.
 
+Then the cost postings (``pocare.costs.postings``, docs/costs.md "Cost postings"):
+
+- **(a) posting every batch from scratch**: ``postings_refresh`` on an empty ``costs_batchcost`` (the roll-up's
+  statement writing one posting a batch, ``INSERT … SELECT … ON CONFLICT DO UPDATE``); every posting must equal
+  the baseline's cents first;
+- **(b) the incremental refresh after a day's events**: 100 batches touched through the ledger's service (60
+  new QC results, 40 shipments, each with its ledger event), then ``postings_refresh``; the touched postings
+  must equal their records;
+- **(c) the roll-up from postings** (``site_month_totals(method="postings")``), which must equal the SQL
+  roll-up; and the same with 100 batches pending, which it posts first in the call.
+
     .venv/bin/python benchmarks/costs.py            # 250,000 batches (a few minutes to build)
     .venv/bin/python benchmarks/costs.py --quick    # 10,000 batches
 """
@@ -53,7 +64,7 @@ STEPS, USES, TESTS = 10, 8, 8
 DB = "pocare_bench_costs"
 
 
-def build(batches: int, years: int) -> dict[str, Any]:
+def build(batches: int, years: int, *, skeleton: bool = False) -> dict[str, Any]:
     """The network: small tables through the ORM, the large ones by SQL; returns the row counts."""
     from django.db import connection
     from django.utils import timezone
@@ -127,6 +138,9 @@ def build(batches: int, years: int) -> dict[str, Any]:
                    c.id, %(version)s, o.id, o.site_id, s.operator, s.unit_id
               FROM custody_therapyorder o JOIN custody_collection c ON c.order_id = o.id
               JOIN bench_site s ON s.id = o.site_id WHERE o.coi LIKE 'CC%%'""", params)
+        if skeleton:  # the batches alone (--skeleton): the postings' read path at full size, built in minutes
+            cur.execute("ANALYZE")
+            return {"manufacturing_batch": batches}
         cur.execute("""
             INSERT INTO manufacturing_stepexecution (position, step_id, unit_operation, status, started_at,
                    performed_at, verified_at, skip_reason, notes, batch_id, performed_by_id, started_by_id,
@@ -177,17 +191,166 @@ def build(batches: int, years: int) -> dict[str, Any]:
     return counts
 
 
+def touch(batches: list[Any]) -> None:
+    """A day's records on ``batches``, each through the ledger's service: a QC result on the first 60% of them, a
+    shipment of the order on the rest (each a cost input: a QC line, a logistics line)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from pocare.accounts.models import User
+    from pocare.custody.events import CustodyEvent
+    from pocare.custody.models import Shipment
+    from pocare.demo import costs as costs_demo
+    from pocare.ledger.services import event_record
+    from pocare.manufacturing.events import ManufacturingEvent
+    from pocare.manufacturing.models import QcResult
+
+    someone = User.objects.get(username="qa")
+    attribute = next(iter(costs_demo.QC))
+    now = timezone.now()
+    for i, batch in enumerate(batches):
+        with transaction.atomic():
+            if i < len(batches) * 6 // 10:
+                qc = QcResult.objects.create(attribute_id=attribute, value_number=80, value_text="", unit="%",
+                                             conforms=True, method="bench-day", tested_at=now, entered_at=now,
+                                             correction_reason="", batch=batch, entered_by=someone)
+                event_record(actor=someone, event_type=ManufacturingEvent.QC_RESULT_RECORDED, site=batch.site,
+                             obj=qc, reason="bench: a day's QC result")
+            else:
+                shipment = Shipment.objects.create(order_id=batch.order_id, leg="fresh_product", logger_id="LOG-DAY",
+                                                   dispatched_at=now, created_by=someone)
+                event_record(actor=someone, event_type=CustodyEvent.SHIPMENT_CREATED, site=batch.site,
+                             obj=shipment, reason="bench: a day's shipment")
+
+
+def postings_bench(scope: Any, per_batch_records: list[Any], expected: list[tuple[Any, ...]], runs: int
+                   ) -> list[tuple[str, list[float], str]]:
+    """(a) post every batch from scratch, (b) the refresh after a day's events on 100 batches, (c) the roll-up
+    from postings (and with 100 batches pending); each checked for exactness before it is timed."""
+    import datetime as dt
+
+    from django.db import connection
+
+    from pocare.costs import postings, rollup
+    from pocare.costs.models import BatchCost
+
+    def posted_cents() -> dict[int, tuple[Any, ...]]:
+        columns = [f"{key}_cents" for key in rollup.CATEGORY_KEYS]
+        return {row[0]: tuple(row[1:]) for row in BatchCost.objects.values_list("batch_id", *columns, "unpriced")}
+
+    def cents(t: Any) -> tuple[Any, ...]:
+        return (*(int(t.amounts[key] * 100) for key in rollup.CATEGORY_KEYS), t.unpriced)
+
+    def rolled(found: list[Any]) -> list[tuple[Any, ...]]:
+        return [(g.site_code, g.month, g.batches, g.amounts, g.unpriced) for g in found]
+
+    no_grace = dt.timedelta(0)
+    scratch_s = []
+    for _ in range(2):
+        with connection.cursor() as cur:
+            cur.execute("TRUNCATE costs_batchcost, costs_postingstate")
+        t = time.perf_counter()
+        run = postings.postings_refresh(grace=no_grace)
+        scratch_s.append(time.perf_counter() - t)
+        assert run.posted == len(per_batch_records), (run.posted, len(per_batch_records))
+    found = posted_cents()
+    differ = [t.reference for t in per_batch_records if found[t.pk] != cents(t)]
+    assert not differ, f"{len(differ)} postings differ from the records, e.g. {differ[:3]}"
+
+    ids = list(scope.order_by("pk").values_list("pk", flat=True))
+    step = max(1, len(ids) // 100)
+
+    def day(round_: int) -> list[Any]:
+        """100 batches spread over the network and its years, a different 100 each round."""
+        return list(scope.select_related("site").filter(pk__in=ids[round_::step][:100]).order_by("pk"))
+
+    refresh_s, pending_s, rollup_s = [], [], []
+    for round_ in range(3):
+        touched = day(round_)
+        touch(touched)
+        t = time.perf_counter()
+        run = postings.postings_refresh(grace=no_grace)
+        refresh_s.append(time.perf_counter() - t)
+        assert run.posted == len(touched), (run.posted, len(touched))
+        again = {t.pk: cents(t) for t in rollup.batch_totals(scope.filter(pk__in=[b.pk for b in touched]),
+                                                            method="records")}
+        found = posted_cents()
+        assert all(found[pk] == c for pk, c in again.items()), "a touched posting differs from its records"
+    sql_now = rolled(rollup.site_month_totals(scope, method="sql"))
+    assert sql_now != expected, "the day's records changed the figures"
+    assert rolled(rollup.site_month_totals(scope, method="postings")) == sql_now, "postings ≠ SQL roll-up"
+    for _ in range(max(3, runs)):
+        t = time.perf_counter()
+        rollup.site_month_totals(scope, method="postings")
+        rollup_s.append(time.perf_counter() - t)
+    for round_ in range(3, 6):
+        touch(day(round_))
+        t = time.perf_counter()
+        result = postings.site_month_postings(scope)
+        pending_s.append(time.perf_counter() - t)
+        assert result.posted_now == 100, result.posted_now
+        # Posted in the call, they are current to the newest event older than the grace: the refresh (the
+        # hourly job) moves the watermark past the day's events, as it would.
+        postings.postings_refresh(grace=no_grace)
+    assert rolled(postings.site_month_postings(scope).rows) == rolled(rollup.site_month_totals(scope, method="sql"))
+    return [("(a) cost postings of every batch from scratch (`postings_refresh`, one statement)", scratch_s, "—"),
+            ("(b) refresh after a day's events on 100 batches (`postings_refresh`)", refresh_s, "—"),
+            (f"(c) roll-up from postings (`site_month_totals(method=\"postings\")`, {len(expected):,} rows)",
+             rollup_s, f"< {TARGET_S:.0f} s: {'met' if max(rollup_s) < TARGET_S else 'MISSED'}"),
+            ("(c′) the same with 100 batches pending, posted in the call", pending_s,
+             f"< {TARGET_S:.0f} s: {'met' if max(pending_s) < TARGET_S else 'MISSED'}")]
+
+
+def skeleton_bench(scope: Any, batches: int, runs: int, built_s: float) -> None:
+    """``--skeleton``: every batch posted (no lines: equipment, facility and review only), the roll-up from
+    postings checked against the SQL roll-up, then timed. The read path (postings, batches, sites) is as large
+    as the full network's; what posting a full batch costs is measured by the full run."""
+    import datetime as dt
+
+    from pocare.costs import postings, rollup
+
+    def rolled(found: list[Any]) -> list[tuple[Any, ...]]:
+        return [(g.site_code, g.month, g.batches, g.amounts, g.unpriced) for g in found]
+
+    t = time.perf_counter()
+    run = postings.postings_refresh(grace=dt.timedelta(0))
+    post_s = time.perf_counter() - t
+    assert run.posted == batches, (run.posted, batches)
+    t = time.perf_counter()
+    by_sql = rolled(rollup.site_month_totals(scope, method="sql"))
+    sql_s = time.perf_counter() - t
+    assert rolled(rollup.site_month_totals(scope, method="postings")) == by_sql, "postings ≠ SQL roll-up"
+    times = []
+    for _ in range(max(3, runs)):
+        t = time.perf_counter()
+        rollup.site_month_totals(scope, method="postings")
+        times.append(time.perf_counter() - t)
+    print(f"Skeleton: {batches:,} batches without lines (built in {built_s:.0f} s), load average "
+          f"{os.getloadavg()[0]:.2f}, commit "
+          + subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                           cwd=ROOT).stdout.strip())
+    print("| measurement | median s | max s | runs | target |\n|---|---:|---:|---:|---|")
+    print(f"| posting every batch (no lines) | {post_s:.2f} | {post_s:.2f} | 1 | — |")
+    print(f"| SQL roll-up (no lines), {len(by_sql):,} rows | {sql_s:.2f} | {sql_s:.2f} | 1 | — |")
+    print(f"| (c) roll-up from postings | {statistics.median(times):.2f} | {max(times):.2f} | {len(times)} "
+          f"| < {TARGET_S:.0f} s: {'met' if max(times) < TARGET_S else 'MISSED'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 batches")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database (to look at query plans)")
     parser.add_argument("--batches", type=int, default=0, help="this many batches instead")
+    parser.add_argument("--db", default=DB, help=f"the scratch database's name (default {DB})")
+    parser.add_argument("--skeleton", action="store_true",
+                        help="batches without steps, uses, results or shipments: time only the roll-up from postings "
+                             "(checked against the SQL roll-up) at full size")
     args = parser.parse_args()
     batches, years = (10_000, 2) if args.quick else (250_000, 10)
     if args.batches:
         batches = args.batches
-    url = scratch.prepare("postgresql", DB)
+    url = scratch.prepare("postgresql", args.db)
     os.environ.update({"DATABASE_URL": url, "POCARE_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "pocare.settings"})
     import django
 
@@ -196,9 +359,14 @@ def main() -> None:
     from pocare.manufacturing.models import Batch
 
     t0 = time.perf_counter()
-    counts = build(batches, years)
+    counts = build(batches, years, skeleton=args.skeleton)
     built_s = time.perf_counter() - t0
     scope = Batch.objects.filter(reference__startswith="CB-")
+    if args.skeleton:
+        skeleton_bench(scope, batches, args.runs, built_s)
+        if not args.keep:
+            scratch.drop("postgresql", args.db)
+        return
 
     def rolled(found: list[Any]) -> list[tuple[Any, ...]]:
         return [(g.site_code, g.month, g.batches, g.amounts, g.unpriced) for g in found]
@@ -223,6 +391,7 @@ def main() -> None:
         t = time.perf_counter()
         rollup.batch_totals(scope, method="sql")
         per_batch_times.append(time.perf_counter() - t)
+    posting = postings_bench(scope, per_batch_records, rolled(ours), args.runs)
     total = sum((x.total for x in ours), Decimal(0))
     machine = {"cpu": platform.processor() or platform.machine(), "cores": str(os.cpu_count()),
                "python": platform.python_version(),
@@ -241,10 +410,12 @@ def main() -> None:
              f"| every batch's amounts in SQL (`batch_totals(method=\"sql\")`, {batches:,} rows to Python) "
              f"| {statistics.median(per_batch_times):.2f} | {max(per_batch_times):.2f} | {len(per_batch_times)} | — |",
              f"| baseline: records read in chunks and priced by `compute` | {baseline_s:.2f} | {baseline_s:.2f} "
-             "| 1 | — |"]
+             "| 1 | — |",
+             *[f"| {what} | {statistics.median(ts):.2f} | {max(ts):.2f} | {len(ts)} | {target} |"
+               for what, ts, target in posting]]
     print("\n".join(lines))
     if not args.keep:
-        scratch.drop("postgresql", DB)
+        scratch.drop("postgresql", args.db)
 
 
 if __name__ == "__main__":

@@ -73,3 +73,52 @@ class CostReport(models.Model):
         return {"cost_report": self.pk, "site": self.site.code if self.site is not None else None,
                 "period_start": self.period_start.isoformat(), "period_end": self.period_end.isoformat(),
                 "figures_hash": self.figures_hash}
+
+
+#: The categories a posting keeps, as ``compute.CATEGORIES`` orders them (a column ``<key>_cents`` each).
+POSTED_CATEGORIES = ("labour", "materials", "qc", "equipment", "facility", "review", "logistics", "overhead")
+
+
+class BatchCost(models.Model):
+    """A cost posting: an ended batch's cost by category in cents, as ``rollup`` computes it from the
+    records, kept so that a roll-up of a large network sums rows instead of pricing every line again
+    (issue 18, docs/costs.md "Cost postings"). Derived, never signed and never a source: the cost pages
+    and the signed report recompute from the records; ``costs.postings.postings_verify`` checks postings
+    against a recomputation. ``watermark`` is the ledger event id the batch's records were read as of:
+    an event after it that concerns the batch makes the posting pending (``costs.postings``)."""
+
+    batch = models.OneToOneField("manufacturing.Batch", primary_key=True, on_delete=models.PROTECT,
+                                 related_name="+")
+    site = models.ForeignKey("network.Site", on_delete=models.PROTECT, related_name="+")
+    month = models.CharField(max_length=7, help_text="YYYY-MM of the batch's end (UTC).")
+    labour_cents = models.BigIntegerField()
+    materials_cents = models.BigIntegerField()
+    qc_cents = models.BigIntegerField()
+    equipment_cents = models.BigIntegerField()
+    facility_cents = models.BigIntegerField()
+    review_cents = models.BigIntegerField()
+    logistics_cents = models.BigIntegerField()
+    overhead_cents = models.BigIntegerField()
+    unpriced = models.PositiveIntegerField(help_text="Lines the model had no price for.")
+    model = models.ForeignKey(CostModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                              help_text="The version that priced it; empty: none was in force at its start.")
+    computed_at = models.DateTimeField()
+    watermark = models.BigIntegerField(help_text="The ledger event id the records were read as of.")
+
+    class Meta:
+        indexes = [models.Index(fields=["site", "month"], name="costs_batchcost_site_month")]
+
+    def __str__(self) -> str:
+        return f"cost posting of batch {self.batch_id}"
+
+
+class PostingState(models.Model):
+    """The one row that says how far the refresh of the postings has read the ledger (``watermark``: an
+    event id; every event up to it that concerns a cost input has been posted) and when it last ran."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    watermark = models.BigIntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"cost postings as of ledger event {self.watermark}"

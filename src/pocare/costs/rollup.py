@@ -102,7 +102,7 @@ def batch_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = None, me
     if method == "sql" and connection.vendor != "postgresql":
         raise ValueError("method: sql needs PostgreSQL.")
     now = now or timezone.now()
-    if _empty_scope(batches):
+    if empty_scope(batches):
         return []
     models = Models()
     if method == "sql":
@@ -110,7 +110,7 @@ def batch_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = None, me
     return _by_records(batches, models, now)
 
 
-def _empty_scope(batches: QuerySet[Batch]) -> bool:
+def empty_scope(batches: QuerySet[Batch]) -> bool:
     """Whether the scope is known empty without a query (``none()``, an ``IN`` of nothing): its SQL cannot
     be written into the statement."""
     try:
@@ -310,15 +310,32 @@ _BY_SITE_MONTH = """SELECT site_id, to_char(coalesce(ended_at, started_at) AT TI
   FROM per_batch GROUP BY 1, 2"""
 
 
-def _run(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: str) -> list[tuple[Any, ...]]:
+_CENTS = ", ".join(f"{key}_cents" for key in CATEGORY_KEYS)
+# The cost postings (models.BatchCost) of the ended batches in scope, written by the statement itself; a
+# posting already there is replaced (costs.postings keeps them current).
+_POST = f"""INSERT INTO costs_batchcost (batch_id, site_id, month, {_CENTS}, unpriced, model_id, computed_at, watermark)
+SELECT id, site_id, to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM'),
+       {", ".join(f"(coalesce({key}, 0) * 100)::bigint" for key in CATEGORY_KEYS)},
+       coalesce(unpriced, 0), model_pk, %s, %s
+  FROM per_batch WHERE ended_at IS NOT NULL
+ON CONFLICT (batch_id) DO UPDATE SET site_id = EXCLUDED.site_id, month = EXCLUDED.month,
+       {", ".join(f"{key}_cents = EXCLUDED.{key}_cents" for key in CATEGORY_KEYS)},
+       unpriced = EXCLUDED.unpriced, model_id = EXCLUDED.model_id, computed_at = EXCLUDED.computed_at,
+       watermark = EXCLUDED.watermark"""  # noqa: S608 - only this module's constants; values are bound
+
+
+def _execute(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: str, final_params: list[Any]
+             ) -> tuple[list[tuple[Any, ...]] | int, dict[int, str]]:
     """The statement with ``final`` over its per-batch amounts; the prices come in as arrays looked up by
     ``compute`` (three small reads first: the people's roles, the sites and device types in scope); the
-    database multiplies, rounds and sums. Returns the rows with the site's code in place of its id."""
+    database multiplies, rounds and sums. Returns the rows (the count of rows written, for an INSERT) and
+    the sites' codes by id."""
     inner, inner_params = batches.order_by().values("pk").query.sql_with_params()
     fixed, site_codes = _batch_rate_rows(batches, models)
     materials, tests = _price_rows(models)
     params = [*_columns(models.ranges(), 3), *_columns(_rate_spans(batches, models, site_codes), 6),
-              *_columns(materials, 3), *_columns(tests, 3), *_columns(fixed, 10), now, *inner_params]
+              *_columns(materials, 3), *_columns(tests, 3), *_columns(fixed, 10), now, *inner_params,
+              *final_params]
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner cannot estimate the arrays' joins; its guess would switch JIT compilation on, which
         # costs seconds on a statement that runs in less.
@@ -326,9 +343,29 @@ def _run(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: str)
         # Its aggregates of millions of rows spill to disk within the default 4 MB of memory each.
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(_SQL.replace("{batches}", inner).replace("{final}", final), params)
-        rows = cursor.fetchall()
+        if final is _POST:
+            return cursor.rowcount, site_codes
+        return cursor.fetchall(), site_codes
+
+
+def _run(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: str) -> list[tuple[Any, ...]]:
+    """The statement's rows, with the site's code in place of its id."""
+    rows, site_codes = _execute(batches, models, now, final, [])
+    assert isinstance(rows, list)
     return [(site_codes.get(row[0], ""), *row[1:]) if final is _BY_SITE_MONTH else
             (*row[:2], site_codes.get(row[2], ""), *row[3:]) for row in rows]
+
+
+def post_by_sql(batches: QuerySet[Batch], *, watermark: int, now: dt.datetime) -> int:
+    """Write (or replace) the cost posting of every ended batch of ``batches`` in one statement on PostgreSQL,
+    as current to ledger event ``watermark``; returns how many were written. ``costs.postings`` calls it."""
+    if connection.vendor != "postgresql":
+        raise ValueError("post_by_sql needs PostgreSQL.")
+    if empty_scope(batches):
+        return 0
+    written, _ = _execute(batches, Models(), now, _POST, [now, watermark])
+    assert isinstance(written, int)
+    return written
 
 
 def _by_sql(batches: QuerySet[Batch], models: Models, now: dt.datetime) -> list[BatchTotal]:
@@ -364,11 +401,18 @@ class SiteMonth:
 def site_month_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = None, method: str | None = None
                       ) -> list[SiteMonth]:
     """The roll-up by site and month of the batches' end: on PostgreSQL summed in the same statement (the
-    per-batch amounts never leave the database), else summed here from :func:`batch_totals`."""
+    per-batch amounts never leave the database), else summed here from :func:`batch_totals`. ``"postings"``:
+    summed from the cost postings (``costs.postings.site_month_postings``: pending batches posted first, or
+    refused when too many; batches in progress priced live)."""
     method = method or ("sql" if connection.vendor == "postgresql" else "records")
     now = now or timezone.now()
+    if method == "postings":
+        # costs.postings builds on this module: imported here, it is no cycle at start-up.
+        from pocare.costs import postings
+
+        return postings.site_month_postings(batches, now=now).rows
     found: dict[tuple[str, str], SiteMonth] = {}
-    if _empty_scope(batches):
+    if empty_scope(batches):
         return []
     if method == "sql" and connection.vendor == "postgresql":
         for site_code, month, count, *amounts, unpriced in _run(batches, Models(), now, _BY_SITE_MONTH):

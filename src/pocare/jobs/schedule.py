@@ -65,6 +65,9 @@ SCHEDULE: tuple[Every, ...] = (
     Every("pathway-stages", "pocare.patients.tasks.stage_sync", "hourly", minute=20,
           what="Each booked patient's pathway stage from the order's collection, batch, certification and "
                "infusion."),
+    Every("cost-postings", "pocare.costs.tasks.postings_refresh_hourly", "hourly", minute=40,
+          what="Post the cost of every ended batch whose records changed since (ledger events after the "
+               "watermark), for the roll-up of a large network."),
 )
 
 
