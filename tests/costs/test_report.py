@@ -21,6 +21,7 @@ from pocare.manufacturing.models import Batch, QcResult
 from tests import pdf_reading as pdfr
 from tests.conftest import PASSWORD
 from tests.costs import helpers as c
+from tests.jobs.run import run_queued_jobs
 from tests.manufacturing import helpers as h
 from tests.release.helpers import completed_batch
 
@@ -76,8 +77,9 @@ def test_the_report_is_the_sum_of_each_batch_cost_and_its_csv_reads_back(people)
 @pytest.mark.django_db
 def test_qa_signs_the_report_the_signed_figures_are_kept_and_checked_against_the_records(people):
     """COST-BATCH P11-50: Control Site QA signs Madrid's report (meaning approved, with the reason); the figures
-    stored are those computed, bound by their hash; the page says the records agree, and after a QC result is
-    entered on one of its batches it says they differ and names the batch. A wrong password stores nothing.
+    stored are those computed, bound by their hash; the page's check (a job, recorded in the ledger) finds that the
+    records agree, and after a QC result is entered on one of its batches, the next check says they differ and
+    names the batch. A wrong password stores nothing.
     The PDF and the CSV of the signed report are ledger events; the PDF's text reads back the signer and the
     total."""
     batches, start, end = _world()
@@ -93,13 +95,23 @@ def test_qa_signs_the_report_the_signed_figures_are_kept_and_checked_against_the
     signature = Signature.objects.get(record_type="costs.CostReport", record_id=str(found.pk))
     assert signature.meaning == "approved" and signature.event.reason == "Quarter close"
     page = client.get(reverse("costs:report", args=[found.pk])).content.decode()
-    assert "agrees" in page and "badge-ok\" title=\"The signed record still hashes" in page
+    assert "not checked" in page and "badge-ok\" title=\"The signed record still hashes" in page
 
+    def check() -> str:  # the button queues the check as a job; its page and the report's show the result
+        queued = client.post(reverse("costs:report", args=[found.pk]), {"check": "1"})
+        assert queued.status_code == 302 and run_queued_jobs() == 1
+        assert client.get(queued["Location"]).status_code == 200
+        return client.get(reverse("costs:report", args=[found.pk])).content.decode()
+
+    assert "agrees" in check() and Event.objects.filter(event_type="costs.report_checked").count() == 1
     QcResult.objects.create(batch=batches[0], attribute_id="viability", value_number=91.0, value_text="", unit="%",
                             conforms=True, method="test", tested_at=timezone.now(), entered_by=h.user("qc.mad"),
                             entered_at=timezone.now(), correction_reason="")
     page = client.get(reverse("costs:report", args=[found.pk])).content.decode()
+    assert "agrees" in page  # the page shows the last check; it does not compute 5,000 batches on a GET
+    page = check()
     assert "differs" in page and batches[0].reference in page
+    assert f"<span class=\"code\">{selectors.last_check(found).label}</span>" in page
 
     got = client.post(reverse("costs:report", args=[found.pk]), {"format": "csv"})
     assert got.status_code == 200 and "TOTAL,MAD" in got.content.decode()

@@ -11,3 +11,4 @@ class CostsEvent(models.TextChoices):
     MODEL_APPROVED = "costs.model_approved", "Cost model approved (signed); the previous one superseded"
     REPORT_SIGNED = "costs.report_signed", "Cost report of a site and period signed"
     REPORT_EXPORTED = "costs.report_exported", "Cost report exported (CSV or PDF)"
+    REPORT_CHECKED = "costs.report_checked", "Cost report checked against the records (its figures computed again)"

@@ -21,9 +21,10 @@ from pocare.accounts import selectors as access
 from pocare.accounts.models import Membership
 from pocare.accounts.roles import Perm
 from pocare.costs import compute
+from pocare.costs.events import CostsEvent
 from pocare.costs.models import CostModel, CostModelStatus, CostReport
 from pocare.custody.models import Shipment
-from pocare.ledger.models import Signature
+from pocare.ledger.models import Event, Signature
 from pocare.ledger.verify import signature_statuses
 from pocare.manufacturing.models import Batch, BatchStatus, MaterialUse, QcResult, StepExecution, StepStatus
 
@@ -192,3 +193,10 @@ def batch_cost(batch: Batch, model: CostModel | None = None) -> BatchCost | None
     in_progress = batch.status == BatchStatus.IN_PROGRESS
     return BatchCost(batch=batch, model=model, records=records, sheet=sheet, in_progress=in_progress,
                      as_of=batch.ended_at or now)
+
+
+def last_check(cost_report: CostReport) -> Event | None:
+    """The latest check of a signed report against the records (``costs.report_checked``), by the events'
+    object index; ``None`` while it has not been checked since it was signed."""
+    return (Event.objects.filter(object_type=CostReport._meta.label, object_id=str(cost_report.pk),
+                                 event_type=CostsEvent.REPORT_CHECKED).order_by("-pk").first())

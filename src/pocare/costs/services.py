@@ -26,7 +26,7 @@ from pocare.costs.content import ContentRefused, content_checked
 from pocare.costs.events import CostsEvent
 from pocare.costs.models import CostModel, CostModelStatus, CostReport
 from pocare.ledger.canonical import content_hash
-from pocare.ledger.models import Meaning
+from pocare.ledger.models import Event, Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.manufacturing.models import Batch
@@ -174,3 +174,18 @@ def cost_report_exported(*, actor: User, cost_report: CostReport, fmt: str) -> N
     with transaction.atomic():
         event_record(actor=actor, event_type=CostsEvent.REPORT_EXPORTED, obj=cost_report,
                      new={"format": fmt, "figures_hash": cost_report.figures_hash})
+
+
+def cost_report_checked(*, actor: User, cost_report: CostReport, now: Mapping[str, Any]) -> Event:
+    """Record what the records give today for a signed report's site and period (``now``, from
+    ``report.figures_for``): whether they agree with the signed figures (the same hash), the batches and total
+    today and the first batches whose lines differ. The check is part of the trail an auditor reconciles."""
+    require_perm(actor, Perm.COSTS_VIEW, site=cost_report.site)
+    differ = [r["reference"] for r, s in zip(now["rows"], cost_report.figures["rows"], strict=False) if r != s]
+    if len(now["rows"]) != len(cost_report.figures["rows"]) and not differ:
+        longer = now["rows"] if len(now["rows"]) > len(cost_report.figures["rows"]) else cost_report.figures["rows"]
+        differ = [longer[min(len(now["rows"]), len(cost_report.figures["rows"]))]["reference"]]
+    with transaction.atomic():
+        return event_record(actor=actor, event_type=CostsEvent.REPORT_CHECKED, obj=cost_report,
+                            new={"agrees": report.figures_hash(now) == cost_report.figures_hash,
+                                 "batches": now["batches"], "total": now["total"], "differ": differ[:20]})

@@ -25,7 +25,7 @@ from pocare.accounts.roles import Perm
 from pocare.core.charts.bars import Bar, bars_svg
 from pocare.core.forms import apply_validation_error
 from pocare.core.listing import csv_cell
-from pocare.costs import anchors, compute, patient, report, rollup, selectors, services
+from pocare.costs import anchors, compute, patient, report, rollup, selectors, services, tasks
 from pocare.costs.forms import ModelApproveForm, ModelDraftForm, ReportForm, ReportSignForm
 from pocare.costs.models import CostModel, CostReport
 from pocare.custody.models import Collection, Handoff
@@ -266,16 +266,20 @@ def report_sign(request: HttpRequest) -> HttpResponseBase:
 @requires(Perm.COSTS_VIEW, recorded_read=True)
 @require_http_methods(["GET", "POST"])
 def report_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
-    """A signed cost report: its figures as signed, the signature and whether it holds, and whether the
-    records still give the same figures; POST ``format=csv|pdf`` downloads it (a ledger event)."""
+    """A signed cost report: its figures as signed, the signature and whether it holds, and the last check of
+    the figures against the records; POST ``format=csv|pdf`` downloads it (a ledger event), POST ``check`` queues
+    a new check (a job: the figures of up to 5,000 batches are not computed again on every reading)."""
     found = selectors.reports_visible(request.user).filter(pk=pk).first()
     if found is None:
         raise Http404("No such cost report.")
     figures = found.figures
+    if request.method == "POST" and "check" in request.POST:
+        job = tasks.cost_report_check_request(actor=request_actor(request), cost_report=found)
+        return redirect("jobs:job", pk=job.pk)  # the figures are computed again there; the result shows here too
     if request.method == "POST":
         fmt = request.POST.get("format")
         if fmt not in ("csv", "pdf"):
-            return HttpResponse("format: choose csv or pdf.", status=400, content_type="text/plain")
+            return HttpResponse("format: choose csv or pdf, or check.", status=400, content_type="text/plain")
         name = _report_name(figures["site"], figures["start"], figures["end"])
         if fmt == "pdf":
             try:
@@ -295,14 +299,12 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
 
 
 def _detail_context(found: CostReport) -> dict[str, Any]:
-    start, end = found.period_start, found.period_end
-    now = report.figures_for(report.batches_in(Batch.objects.all(), found.site, start, end), site=found.site,
-                             start=start, end=end)
-    differ = [r["reference"] for r, s in zip(now["rows"], found.figures["rows"], strict=False) if r != s]
-    agrees = report.figures_hash(now) == found.figures_hash
+    """The report as signed, its signatures, and the last check against the records (``costs.report_checked``;
+    none yet: the figures were the records' when signed)."""
+    checked = selectors.last_check(found)
     return _report_context(found.figures) | {
-        "report": found, "signatures": selectors.signatures_of([found])[found.pk], "agrees": agrees,
-        "now_total": now["total"], "now_batches": now["batches"], "differ": differ[:20]}
+        "report": found, "signatures": selectors.signatures_of([found])[found.pk],
+        "checked": checked, "check": checked.new if checked else None}
 
 
 # --- the cost of one patient treated ----------------------------------------------------------------------
