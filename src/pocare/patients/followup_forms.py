@@ -159,11 +159,11 @@ class AdverseEventCorrectForm(AdverseEventForm, SignatureFieldsMixin):
 
     def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
         super().__init__(*args, visits=[], **kwargs)
-        self.kind = kind
+        self.event_kind = kind
         for name in ("kind", "visit", "onset_on"):
             del self.fields[name]
         _translated_signature(self)
 
     def inputs(self) -> dict[str, Any]:
-        self.cleaned_data["kind"] = self.kind
+        self.cleaned_data["kind"] = self.event_kind
         return super().inputs()

@@ -154,8 +154,8 @@ def timelines(user: Any, patient: Patient, *, today: dt.date | None = None) -> l
                                                          | Q(adverse_event__referral_id__in=ids))
                        .select_related("corrected_by")):
         _rows(correction)
-        owner: Any = by_visit.get(correction.visit_id) if correction.visit_id else by_event.get(
-            correction.adverse_event_id)
+        owner: Any = (by_visit.get(correction.visit_id) if correction.visit_id is not None
+                      else by_event.get(correction.adverse_event_id or 0))
         if owner is not None:
             owner.corrections_shown.append(correction)
     return [Timeline(r, visits[r.pk], events[r.pk]) for r in referrals]
