@@ -356,7 +356,7 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         row = model.objects.filter(**where).order_by("-pk").first()
         return {"pk": row.pk} if row else {}
 
-    from pocare.patients.models import Patient, Referral, Visit
+    from pocare.patients.models import AdverseEvent, Patient, Referral, Visit
 
     def patient(**where: Any) -> dict[str, Any]:
         """A demo patient treated at the busiest site having ``where`` (a consent signed, a booking …)."""
@@ -370,6 +370,11 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
     def infused_referral() -> dict[str, Any]:
         row = Referral.objects.filter(patient__treating_site__code=b.site, infused_at__isnull=False).first()
         return {"pseudonym": row.patient.pseudonym, "referral": row.pk} if row else {}
+
+    def adverse_event() -> dict[str, Any]:
+        row = AdverseEvent.objects.filter(referral__patient__treating_site__code=b.site).select_related(
+            "referral__patient").order_by("-pk").first()
+        return {"pseudonym": row.referral.patient.pseudonym, "pk": row.pk} if row else {}
 
     batch_ref = {"reference": ref}
     completed_ref = {"reference": (b.completed or batch).reference}
@@ -435,6 +440,7 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         "patients:followup": lambda: patient(referrals__visits__isnull=False),
         "patients:followup_visit": followed_visit,
         "patients:adverse_event_new": infused_referral,
+        "patients:adverse_event_correct": adverse_event,
         "patients:identity": lambda: patient(erased_at__isnull=True),
         "patients:identity_erase": lambda: patient(erased_at__isnull=True),
         "patients:consent_document": lambda: patient(referrals__consents__isnull=False),

@@ -52,6 +52,20 @@ def _adverse_event(site: str) -> dict[str, Any]:
     return {"pseudonym": referral.patient.pseudonym, "referral": referral.pk}
 
 
+def _recorded_adverse_event(site: str) -> dict[str, Any]:
+    """A graded adverse event (CTCAE grade 1) of the site's follow-up patient, to correct."""
+    from django.utils import timezone
+
+    from pocare.accounts.models import User
+    from pocare.patients.followup import adverse_event_record
+
+    referral = followup_referral(site)
+    event = referral.adverse_events.first() or adverse_event_record(
+        actor=User.objects.get(username=f"physician.{site.lower()}"), referral=referral, kind="other",
+        term="Headache", onset_on=timezone.localdate(), inputs={"grade": 1})
+    return {"pseudonym": referral.patient.pseudonym, "pk": event.pk}
+
+
 def _documented(site: str) -> dict[str, Any]:
     from tests.patients.privacy_helpers import booked, consent_signed, patient_at
 
@@ -138,6 +152,7 @@ OBJECTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "patients:followup": _patient,
     "patients:followup_visit": _visit,
     "patients:adverse_event_new": _adverse_event,
+    "patients:adverse_event_correct": _recorded_adverse_event,
     "patients:booking": _patient,
     "patients:slots": lambda site: {"code": site},
 }

@@ -219,6 +219,7 @@ def test_a_death_closes_the_schedule(people, referral):
     assert "died" in closed.reason and "Day 28" in closed.reason and len(closed.new["visits"]) == 19
     summary = followup_daily(slot=timezone.now().isoformat())
     assert summary["visits_missed"] == {} and summary["visits_overdue"] == {} and summary["reminders"] == {}
+    assert summary["visits_reminded"] == {} and summary["people_reminded"] == 0
     assert not visits_due(people["navigator.mad"]).exists()
     plan = care_plan(referral)
     assert plan is not None and plan["status"] == "revoked"
@@ -226,38 +227,149 @@ def test_a_death_closes_the_schedule(people, referral):
 
 
 def test_a_recorded_visit_is_corrected_with_its_reason(people, referral, client, login):
-    """PAT-LTFU (ALCOA): a visit recorded wrongly is corrected through its page with a reason; the ledger
-    keeps the values before and after. A death recorded in error, corrected, plans the closed visits again;
-    a correction changing nothing, without a reason, or by another hospital is refused."""
+    """PAT-LTFU (ALCOA, P11-200): a visit recorded wrongly is corrected by the treating hospital's physician
+    through its page, with a reason and their password (a signature bound to the correction); the values
+    replaced are kept beside it and shown on the follow-up page, and the ledger keeps them too. A death
+    recorded in error, corrected, plans the closed visits again; a correction changing nothing, without a
+    reason, with a wrong password, by the navigator or by another hospital is refused."""
     from django.urls import reverse
+
+    from pocare.ledger.models import Signature
+    from pocare.patients.models import FollowUpCorrection
+    from tests.conftest import PASSWORD
 
     _infused(people, referral, days_ago=30)
     day7 = visit_record(actor=people["physician.mad"], visit=_visit(referral, "Day 7"), mode="in_person",
                         done_at=(timezone.now() - dt.timedelta(days=23)).replace(second=0, microsecond=0), alive=False)
     assert Visit.objects.filter(referral=referral, status=VisitStatus.CLOSED).count() == 19
     url = reverse("patients:followup_visit", args=[referral.patient.pseudonym, day7.pk])
-    login("physician.mad")
-    page = client.get(url).content.decode()
-    assert "Correct this visit" in page and 'value="correct"' in page
     local = day7.done_at.astimezone(referral.patient.treating_site.tz).strftime("%Y-%m-%dT%H:%M")
     form = {"action": "correct", "mode": "in_person", "done_at": local, "alive": "yes", "response": "PR",
-            "new_malignancy": "no", "malignancy_description": "", "persistence": "", "reason": ""}
+            "new_malignancy": "no", "malignancy_description": "", "persistence": "", "reason": "",
+            "username": "physician.mad", "password": PASSWORD}
+    login("navigator.mad")
+    page = client.get(url).content.decode()
+    assert "Correct this visit" not in page and "physician corrects" in page
+    assert client.post(url, {**form, "reason": "Wrong patient"}).status_code == 403
+    login("physician.mad")
+    page = client.get(url).content.decode()
+    assert "Correct this visit" in page and 'value="correct"' in page and 'name="password"' in page
     refused = client.post(url, form)
     assert refused.status_code == 400 and Visit.objects.get(pk=day7.pk).alive is False
     assert client.post(url, {**form, "alive": "no", "response": "", "new_malignancy": "",
                              "reason": "Same"}).status_code == 400  # nothing changed
+    wrong = client.post(url, {**form, "reason": "Entered for the wrong patient", "password": "not it"})
+    assert wrong.status_code == 400 and Visit.objects.get(pk=day7.pk).alive is False
+    assert not FollowUpCorrection.objects.exists()
     login("physician.lis")
     assert client.post(url, {**form, "reason": "Wrong patient"}).status_code == 404
     login("physician.mad")
     done = client.post(url, {**form, "reason": "Entered for the wrong patient: alive, partial response"})
-    assert done.status_code == 302
+    assert done.status_code == 302, done.content.decode()[:3000]
     day7.refresh_from_db()
     assert day7.alive is True and day7.response == "PR"
+    correction = FollowUpCorrection.objects.get(visit=day7)
+    assert correction.old == {"alive": False, "response": "", "new_malignancy": None}
+    assert correction.new == {"alive": True, "response": "PR", "new_malignancy": False}
+    signature = Signature.objects.get(record_type="patients.FollowUpCorrection", record_id=str(correction.pk))
+    assert signature.signer == people["physician.mad"] and signature.meaning == "authored"
     corrected = Event.objects.get(event_type="patients.visit_corrected")
     assert corrected.old == {"alive": False, "response": "", "new_malignancy": None}
-    assert corrected.new == {"alive": True, "response": "PR", "new_malignancy": False}
+    assert corrected.new == {"alive": True, "response": "PR", "new_malignancy": False, "correction": correction.pk}
     assert not Visit.objects.filter(referral=referral, status=VisitStatus.CLOSED).exists()
     assert Event.objects.filter(event_type="patients.visits_reopened").count() == 1
+    timeline = client.get(reverse("patients:followup", args=[referral.patient.pseudonym])).content.decode()
+    assert f'id="correction-{correction.pk}"' in timeline and "Recorded first (kept)" in timeline
+    assert "<del>No</del>" in timeline and "Entered for the wrong patient" in timeline
+
+
+def test_adverse_event_corrected_is_graded_again_and_signalled(people, referral):
+    """PAT-GRADE: the physician corrects a CRS recorded without its vasopressor; the grade is computed again
+    from the corrected inputs (1 → 3, never typed), the inputs and grade replaced are kept, the correction
+    is signed and in the ledger, and — grade 3 now — the quality signal reaches Control Site QA and the QP
+    as for a new event. The navigator does not correct; a wrong password changes nothing."""
+    from pocare.ledger.signing import SigningCredentials, SigningRefused
+    from pocare.patients.followup import adverse_event_correct
+    from pocare.patients.models import FollowUpCorrection
+    from tests.conftest import PASSWORD
+
+    _infused(people, referral)
+    event = adverse_event_record(actor=people["physician.mad"], referral=referral, kind="crs",
+                                 onset_on=timezone.localdate() - dt.timedelta(days=2),
+                                 inputs={"temperature_c": 38.6})
+    assert event.grade == 1 and not QualitySignal.objects.exists()
+    good = SigningCredentials(password=PASSWORD, username="physician.mad")
+    with pytest.raises(PermissionDenied):
+        adverse_event_correct(actor=people["navigator.mad"], event=event, inputs=CRS_3, serious=False,
+                              reason="Vasopressor missed", credentials=good)
+    with pytest.raises(SigningRefused):
+        adverse_event_correct(actor=people["physician.mad"], event=event, inputs=CRS_3, serious=False,
+                              reason="Vasopressor missed", credentials=SigningCredentials(
+                                  password="wrong", username="physician.mad"))
+    with pytest.raises(ValidationError) as same:
+        adverse_event_correct(actor=people["physician.mad"], event=event, inputs={"temperature_c": 38.6},
+                              serious=False, reason="Nothing", credentials=good)
+    assert "inputs" in same.value.message_dict
+    with pytest.raises(ValidationError) as typed:
+        adverse_event_correct(actor=people["physician.mad"], event=event, inputs={**CRS_3, "grade": 1},
+                              serious=False, reason="Typed", credentials=good)
+    assert "grade" in typed.value.message_dict
+    event.refresh_from_db()
+    assert event.grade == 1 and not FollowUpCorrection.objects.exists()
+    correction = adverse_event_correct(actor=people["physician.mad"], event=event, inputs=CRS_3, serious=False,
+                                       reason="Noradrenaline given on day 2 was not entered", credentials=good)
+    event.refresh_from_db()
+    assert event.grade == 3 and any("vasopressor" in r for r in event.reasons)
+    assert correction.old["grade"] == 1 and correction.old["inputs"]["temperature_c"] == 38.6
+    assert correction.new["grade"] == 3
+    assert Event.objects.get(event_type="patients.adverse_event_corrected").new["grade"] == 3
+    signal = QualitySignal.objects.get()
+    assert "on correction" in signal.summary and referral.patient.pseudonym in signal.summary
+    assert set(Notification.objects.filter(signal=signal).values_list("recipient__username", flat=True)) >= {"qa",
+                                                                                                          "qp"}
+    # Corrected again (the temperature), still grade 3: no second signal.
+    adverse_event_correct(actor=people["physician.mad"], event=event, inputs={**CRS_3, "temperature_c": 39.0},
+                          serious=False, reason="Temperature misread", credentials=good)
+    assert QualitySignal.objects.count() == 1 and FollowUpCorrection.objects.count() == 2
+
+
+def test_adverse_event_correction_page(people, referral, client, login):
+    """PAT-GRADE: the correction page shows the event as recorded, previews the grade of the inputs typed
+    (nothing stored), and records the signed correction; refused input names its field; only the treating
+    hospital's physician reaches it."""
+    from django.urls import reverse
+
+    from tests.conftest import PASSWORD
+
+    _infused(people, referral)
+    event = adverse_event_record(actor=people["physician.mad"], referral=referral, kind="crs",
+                                 onset_on=timezone.localdate() - dt.timedelta(days=2),
+                                 inputs={"temperature_c": 38.6})
+    url = reverse("patients:adverse_event_correct", args=[referral.patient.pseudonym, event.pk])
+    login("navigator.mad")
+    assert client.get(url).status_code == 403
+    login("physician.lis")
+    assert client.get(url).status_code == 404
+    login("physician.mad")
+    page = client.get(url)
+    assert page.status_code == 200 and "As recorded now" in page.content.decode()
+    fields = {"temperature_c": "39.2", "hypotension": "on", "vasopressors": "1", "oxygen_device": "none",
+              "reason": "Vasopressor missed", "username": "physician.mad", "password": PASSWORD}
+    preview = client.get(url, {"temperature_c": "39.2", "hypotension": "on", "vasopressors": "1", "preview": "1"},
+                         headers={"HX-Request": "true"})
+    assert preview.status_code == 200 and 'data-grade="3"' in preview.content.decode()
+    bad = client.post(url, {**fields, "temperature_c": "1" * 400})
+    assert bad.status_code == 400 and "temperature" in bad.content.decode().lower()
+    nul = client.post(url, {**fields, "reason": "x\x00"})
+    assert nul.status_code == 400
+    event.refresh_from_db()
+    assert event.grade == 1
+    done = client.post(url, fields)
+    assert done.status_code == 302, done.content.decode()[:3000]
+    event.refresh_from_db()
+    assert event.grade == 3
+    timeline = client.get(reverse("patients:followup", args=[referral.patient.pseudonym])).content.decode()
+    assert "Recorded first (kept)" in timeline and "CRS grade 3" in timeline
 
 
 def test_a_grade_5_adverse_event_closes_the_schedule(people, referral):
@@ -272,35 +384,43 @@ def test_a_grade_5_adverse_event_closes_the_schedule(people, referral):
 def test_questionnaire_answers_are_recorded_as_the_visit_due(people, referral, client, login):
     """PAT-LTFU: in year 6 the navigator fills in the web questionnaire with the patient and records it as
     the Year 6 visit: survival and a new cancer read from the answers, every answer kept on the visit and
-    shown on the timeline. Not while a visit in person is the one due; not without knowing whether the
-    patient is alive; not for another hospital's navigator."""
+    shown on the timeline — once the answers were checked and read back (a ticked confirmation). An
+    infection reported reminds the navigator to record it as an adverse event (graded). Not while a visit
+    in person is the one due; not without knowing whether the patient is alive; not for another
+    hospital's navigator."""
     from django.urls import reverse
 
     _infused(people, referral, days_ago=6 * 365 + 5)
     url = reverse("patients:questionnaire", args=[referral.patient.pseudonym])
     answers = dict.fromkeys(("alive", "hospital_stays", "new_cancer", "infections", "neurological"), "no")
-    answers.update(alive="yes", new_cancer="yes", new_cancer_detail="Basal cell carcinoma, March, Hospital del Mar")
+    answers.update(alive="yes", new_cancer="yes", new_cancer_detail="Basal cell carcinoma, March, Hospital del Mar",
+                   infections="yes", infections_detail="Pneumonia in May, 5 days in hospital")
     login("navigator.mad")
-    early = client.post(url, {**answers, "record": "1"})  # Day 7, in person, is the first still planned
+    early = client.post(url, {**answers, "record": "1", "confirm": "1"})  # Day 7, in person, is the first planned
     assert early.status_code == 400 and "No follow-up visit" in early.content.decode()
     assert 'name="record"' not in client.get(url).content.decode()
     followup_daily(slot=timezone.now().isoformat())  # the windows of day 7 … year 5 closed: missed
-    page = client.get(url).content.decode()
-    assert "Registrar como la visita Año 6" in page  # in the patient's language
-    unknown = client.post(url, {**answers, "alive": "unknown", "record": "1"})
+    assert 'name="record"' not in client.get(url).content.decode()  # the answers are checked first
+    checked = client.post(url, answers).content.decode()
+    assert "Registrar como la visita Año 6" in checked and 'name="confirm"' in checked  # in the patient's language
+    unconfirmed = client.post(url, {**answers, "record": "1"})
+    assert unconfirmed.status_code == 400 and 'name="confirm"' in unconfirmed.content.decode()
+    assert _visit(referral, "Year 6").status == VisitStatus.PLANNED
+    unknown = client.post(url, {**answers, "alive": "unknown", "record": "1", "confirm": "1"})
     assert unknown.status_code == 400 and "say whether the patient is alive" in unknown.content.decode()
     assert 'value="unknown" checked' in unknown.content.decode()  # the answers typed are kept
     login("navigator.lis")
-    assert client.post(url, {**answers, "record": "1"}).status_code == 404
+    assert client.post(url, {**answers, "record": "1", "confirm": "1"}).status_code == 404
     login("navigator.mad")
-    done = client.post(url, {**answers, "record": "1"})
+    done = client.post(url, {**answers, "record": "1", "confirm": "1"})
     assert done.status_code == 302 and done.url.endswith(f"#visit-{_visit(referral, 'Year 6').pk}")
     visit = _visit(referral, "Year 6")
     assert (visit.status, visit.mode, visit.alive, visit.new_malignancy) == ("done", "questionnaire", True, True)
-    assert visit.malignancy_description.startswith("Basal cell") and visit.answers["infections"]["answer"] == "no"
+    assert visit.malignancy_description.startswith("Basal cell") and visit.answers["infections"]["answer"] == "yes"
     assert Event.objects.get(event_type="patients.visit_recorded", object_id=str(visit.pk)).new["answers"]
     timeline = client.get(reverse("patients:followup", args=[referral.patient.pseudonym])).content.decode()
     assert "New cancer or blood disorder" in timeline and "Basal cell carcinoma" in timeline
+    assert "The answers report infections: record each event as an adverse event" in timeline
 
 
 def test_questionnaire_answers_belong_to_a_questionnaire_visit(people, referral):
@@ -413,13 +533,16 @@ def test_daily_job_plans_marks_missed_and_reminds(people, referral):
     assert again["schedules_planned"] == 0
 
 
-def test_daily_job_reminds_the_hospitals_navigators_once_a_day(people, referral,
-                                                              django_capture_on_commit_callbacks):
-    """PAT-LTFU: the daily run reminds those who record follow-up at the treating hospital — a
-    notification (and an e-mail) naming what is overdue and due, linking their work queue — and a
-    second run the same day (a retry) reminds no one twice; another hospital and the manufacturing
-    roles are not told."""
+def test_daily_job_reminds_of_each_visit_due_and_overdue_once(people, referral,
+                                                             django_capture_on_commit_callbacks):
+    """PAT-LTFU: the daily run tells those who record follow-up at the treating hospital (its navigators and
+    physicians) of each visit that became due within 7 days and of each that became overdue — a
+    notification (and an e-mail) naming the patient by pseudonym only, linking the visit — once per visit
+    and state: a second run tells no one; a visit later overdue is told once more. Another hospital, the
+    manufacturing roles and the Control Site are not told, and a visit closed by a death is never told."""
     from django.core import mail
+
+    from pocare.patients.models import VisitReminder
 
     referral.referred_at = timezone.now() - dt.timedelta(days=60)
     referral.infused_at = timezone.now() - dt.timedelta(days=16)
@@ -427,16 +550,29 @@ def test_daily_job_reminds_the_hospitals_navigators_once_a_day(people, referral,
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         summary = followup_daily(slot=timezone.now().isoformat())
-    told = Notification.objects.filter(subject__startswith="Follow-up at MAD")
+    # Day 14 (± 2) is two days late: overdue; Day 28 is in twelve days: not yet within 7.
+    assert summary["visits_reminded"] == {"overdue": 1}
+    told = Notification.objects.filter(subject__startswith="Follow-up overdue:")
     recipients = set(told.values_list("recipient__username", flat=True))
     assert {"navigator.mad", "physician.mad"} <= recipients and summary["people_reminded"] == len(recipients)
     assert not recipients & {"operator.mad", "qa", "qp", "navigator.lis", "physician.lis"}
     note = told.first()
-    assert note.subject == "Follow-up at MAD: 1 visit overdue, 1 due within 14 days"
-    assert note.url.endswith("#queue-followup_due")
+    pseudonym = referral.patient.pseudonym
+    assert note.subject.startswith(f"Follow-up overdue: {pseudonym}, Day 14") and "MAD" in note.subject
+    assert note.url.endswith(f"#visit-{_visit(referral, 'Day 14').pk}") and pseudonym in note.url
     assert mail.outbox and mail.outbox[0].subject == f"POCare: {note.subject}"
-    assert followup_daily(slot=timezone.now().isoformat())["people_reminded"] == 0
-    assert told.count() == len(recipients)
+    again = followup_daily(slot=timezone.now().isoformat())
+    assert again["people_reminded"] == 0 and again["visits_reminded"] == {} and told.count() == len(recipients)
+    assert Event.objects.filter(event_type="patients.visit_reminded").count() == 1
+    # Six days later Day 28 is due within 7 days: told once, as due.
+    later = (timezone.now() + dt.timedelta(days=6)).isoformat()
+    assert followup_daily(slot=later)["visits_reminded"] == {"due": 1}
+    assert followup_daily(slot=later)["visits_reminded"] == {}
+    assert VisitReminder.objects.filter(visit=_visit(referral, "Day 28"), state="due").count() == 1
+    # The patient dies: the closed visits are never told.
+    adverse_event_record(actor=people["physician.mad"], referral=referral, kind="other", term="Sepsis",
+                         onset_on=timezone.localdate(), inputs={"grade": 5}, serious=True)
+    assert followup_daily(slot=(timezone.now() + dt.timedelta(days=90)).isoformat())["visits_reminded"] == {}
 
 
 # --- the pages ---------------------------------------------------------------------------------------

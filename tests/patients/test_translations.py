@@ -194,16 +194,20 @@ def test_labels_translated_when_shown_are_in_the_catalogues(language):
     kind, why a patient was lost, the ASTCT grading's choices)."""
     from pocare.patients import grading, models
     from pocare.patients.followup import DEFAULT_SCHEDULE
+    from pocare.patients.followup_selectors import CORRECTED_FIELDS
     from pocare.patients.selectors import WAITS_FOR
 
     labels = {str(choice.label) for choices in (
         models.Stage, models.LostReason, models.ReferralSource, models.SlotKind, models.BookingStatus,
-        models.VisitStatus, models.VisitMode, models.Response, models.Persistence, models.AdverseEventKind)
+        models.VisitStatus, models.VisitMode, models.Response, models.Persistence, models.AdverseEventKind,
+        models.ReminderState)
         for choice in choices} | set(WAITS_FOR.values()) | set(grading.OXYGEN_DEVICES.values())
     labels |= {text for table in (grading.CONSCIOUSNESS, grading.SEIZURES, grading.MOTOR, grading.RAISED_ICP)
                for _grade, text in table.values()}
     labels |= {v["label"] for v in DEFAULT_SCHEDULE}
     labels |= set(models.QUESTION_LABELS.values()) | set(models.ANSWER_LABELS.values())
+    labels |= set(CORRECTED_FIELDS.values())  # a correction's fields, named on the follow-up page
+    assert {"Year 3", "Year 15", "Grading inputs"} <= labels
     catalogue = _catalogue(language)
     assert not sorted(label for label in labels if not catalogue.get(label))
 
@@ -225,7 +229,7 @@ def _page(client, url: str, **headers: str) -> str:  # type: ignore[no-untyped-d
 def test_the_booking_and_navigator_pages_speak_spanish_once_switched(client, login, referral):
     """Issue 17 "Languages" (browser test: "the navigator books a site and slot chain (Spanish)"): after
     the language switcher's POST the navigator's pages come in Spanish, the stage read from the record
-    included, and go back to English when switched back."""
+    included, the list controls and what is late too, and go back to English when switched back."""
     from django.urls import reverse
 
     login("navigator.mad")
@@ -267,3 +271,38 @@ def test_the_language_cookie_alone_chooses_spanish(client, login, referral):
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "pt"
     assert "Cadeia de vagas de" in _page(client, reverse("patients:booking",
                                                                kwargs={"pseudonym": referral.patient.pseudonym}))
+
+
+@pytest.mark.django_db
+def test_the_follow_up_page_and_its_work_queue_speak_portuguese(client, login, people, referral):
+    """Issue 17 "Languages": the follow-up page in Portuguese — the yearly visit labels built by the default
+    schedule ("Year 3" → "Ano 3"), the states, a correction's field names — and the work queue line of a
+    visit due, computed in the request's language."""
+    from django.conf import settings
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from pocare.ledger.signing import SigningCredentials
+    from pocare.patients.followup import followup_schedule_create, visit_correct, visit_record
+    from pocare.patients.models import Visit
+    from pocare.patients.queues import FOLLOW_UP
+    from tests.conftest import PASSWORD
+
+    referral.referred_at = timezone.now() - dt.timedelta(days=60)
+    referral.save(update_fields=["referred_at"])
+    physician = people["physician.mad"]
+    followup_schedule_create(referral=referral, infused_at=timezone.now() - dt.timedelta(days=7), actor=physician)
+    done_at = timezone.now() - dt.timedelta(hours=2)
+    day7 = visit_record(actor=physician, visit=Visit.objects.get(referral=referral, label="Day 7"), mode="in_person",
+                        done_at=done_at, alive=True)
+    visit_correct(actor=physician, visit=day7, mode="in_person", done_at=done_at, alive=True, response="PR", reason="Response was assessed",
+                  credentials=SigningCredentials(password=PASSWORD, username=physician.username))
+    login(physician.username)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "pt"
+    page = _page(client, reverse("patients:followup", args=[referral.patient.pseudonym]))
+    assert "Ano 3" in page and "Ano 15" in page and "Year 3" not in page
+    assert "Resposta da doença" in page and "Corrigido para" in page
+    assert "Registado primeiro (guardado)" in page and "Recorded first" not in page
+    with translation.override("pt"):
+        line = FOLLOW_UP.describe(Visit.objects.get(referral=referral, label="Day 14")).text
+    assert "seguimento Dia 14" in line, line

@@ -80,6 +80,7 @@ class Perm(StrEnum):
     PATIENTS_REFER = "patients.refer"  # refer a patient, assess eligibility, record consent
     PATIENTS_BOOK = "patients.book"  # open clinic slots, book and move a patient's chain of slots
     FOLLOWUP_RECORD = "patients.followup_record"  # record follow-up visits and adverse events
+    FOLLOWUP_CORRECT = "patients.followup_correct"  # correct a recorded visit or adverse event, signed (physician)
     OUTCOMES_VIEW = "patients.outcomes"  # the network's outcomes (aggregated, small numbers suppressed)
     SUPPLY_VIEW = "supply.view"  # stock by site, location and lot; its movements; suppliers
     SUPPLIERS_QUALIFY = "supply.suppliers_qualify"  # qualify suppliers, approve them per material (Control Site QA)
@@ -97,7 +98,7 @@ _RECORDS_VIEW = frozenset({Perm.BATCH_VIEW, Perm.CUSTODY_VIEW, Perm.DEVIATION_VI
 #: Only the QP reaches the certify function (POC-7); only the physician requests an OOS product.
 #: Only the treating hospital's physician and navigator identify a patient (PAT-PRIVACY).
 _PERSONAL = frozenset({Perm.RELEASE_CERTIFY, Perm.OOS_REQUEST, Perm.PATIENTS_IDENTIFY, Perm.PATIENTS_REFER,
-                       Perm.PATIENTS_BOOK, Perm.FOLLOWUP_RECORD})
+                       Perm.PATIENTS_BOOK, Perm.FOLLOWUP_RECORD, Perm.FOLLOWUP_CORRECT})
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.CONTROL_QA: frozenset(set(Perm) - {Perm.MASTERFILE_APPROVE, Perm.EXCEPTIONS_REVIEW, Perm.RELEASE_QC_REVIEW}
@@ -132,7 +133,8 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
                                 Perm.DEVIATION_RAISE, Perm.EXCEPTIONS_REVIEW, Perm.RELEASE_QC_REVIEW}),
     Role.PHYSICIAN: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE, Perm.CUSTODY_RECORD,
                                Perm.RELEASE_VIEW, Perm.OOS_REQUEST, Perm.PATIENTS_VIEW, Perm.PATIENTS_IDENTIFY,
-                               Perm.PATIENTS_REFER, Perm.PATIENTS_BOOK, Perm.FOLLOWUP_RECORD, Perm.OUTCOMES_VIEW}),
+                               Perm.PATIENTS_REFER, Perm.PATIENTS_BOOK, Perm.FOLLOWUP_RECORD, Perm.FOLLOWUP_CORRECT,
+                               Perm.OUTCOMES_VIEW}),
     Role.NAVIGATOR: frozenset({Perm.NETWORK_VIEW, Perm.CUSTODY_VIEW, Perm.ORDER_CREATE, Perm.PATIENTS_VIEW,
                                Perm.PATIENTS_IDENTIFY, Perm.PATIENTS_REFER, Perm.PATIENTS_BOOK, Perm.FOLLOWUP_RECORD,
                                Perm.OUTCOMES_VIEW}),

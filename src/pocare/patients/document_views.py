@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.patients import documents, followup, selectors
-from pocare.patients.models import QUESTIONS, Patient, Visit
+from pocare.patients.models import QUESTION_LABELS, QUESTIONS, Patient, Visit
 
 
 def _patient(request: HttpRequest, pseudonym: str) -> Patient:
@@ -67,8 +67,9 @@ def document(request: HttpRequest, pseudonym: str, kind: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def questionnaire(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
     """The follow-up questionnaire as a web form, in the patient's language, filled in by the navigator with
-    the patient. POST checks the answers and reads them back; with ``record``, they are recorded as the
-    planned visit due by questionnaire (its window open) and the follow-up page opens."""
+    the patient. POST checks the answers and reads them back; with ``record`` and ``confirm`` (ticked once
+    the answers were read back), they are recorded as the planned visit due by questionnaire (its window
+    open) and the follow-up page opens, reminding to record as adverse events what the answers report."""
     patient = _patient(request, pseudonym)
     today = timezone.localdate(timezone=patient.treating_site.tz)
     due = followup.questionnaire_visit(Visit.objects.filter(referral__patient=patient), today)
@@ -76,20 +77,29 @@ def questionnaire(request: HttpRequest, pseudonym: str) -> HttpResponseBase:
     status = 200
     if request.method == "POST":
         posted = {k: str(v)[: followup.DETAIL_MAX + 1] for k, v in request.POST.items()
-                  if k not in ("csrfmiddlewaretoken", "record")}
+                  if k not in ("csrfmiddlewaretoken", "record", "confirm")}
         try:
             answers = followup.questionnaire_checked(posted)
             if "record" in request.POST:
                 if due is None:
                     raise ValidationError({"record": "No follow-up visit of this patient is due by questionnaire "
                                                      "now (a visit in person, or none whose window is open)."})
+                if request.POST.get("confirm") != "1":  # the answers read back first: recording is final
+                    raise ValidationError({"confirm": "Check the answers, read them back to the patient and tick "
+                                                      "the confirmation before recording them."})
                 followup.questionnaire_record(actor=request_actor(request), visit=due, answers=answers,
                                               done_at=timezone.now())
                 messages.success(request, _("%(label)s recorded from the questionnaire.") % {"label": _(due.label)})
+                if reported := [q for q in followup.ADVERSE_QUESTIONS if answers[q]["answer"] == "yes"]:
+                    messages.warning(request, _("The answers report %(what)s: record each event as an adverse "
+                                                "event, so that it is graded (and reaches Control Site QA and the "
+                                                "QP if serious).") % {
+                        "what": ", ".join(_(QUESTION_LABELS[q]).lower() for q in reported)})
                 return redirect(reverse("patients:followup", args=[patient.pseudonym]) + f"#visit-{due.pk}")
             extra["checked"] = True
         except ValidationError as exc:
             extra["errors"], status = exc.message_dict, 400
+            extra["checked"] = set(exc.message_dict) == {"confirm"}  # complete answers: offer the tick again
         extra["questions"] = [{"name": q, "answer": posted.get(q, ""),
                                "detail": posted.get(f"{q}_detail", "")[: followup.DETAIL_MAX]}
                               for q in QUESTIONS]

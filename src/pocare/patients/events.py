@@ -32,4 +32,6 @@ class PatientEvent(models.TextChoices):
     VISITS_REOPENED = "patients.visits_reopened", "Follow-up planned again: a death recorded in error"
     VISIT_CORRECTED = "patients.visit_corrected", "Follow-up visit corrected"
     ADVERSE_EVENT_RECORDED = "patients.adverse_event_recorded", "Adverse event recorded (graded)"
+    ADVERSE_EVENT_CORRECTED = "patients.adverse_event_corrected", "Adverse event corrected (graded again)"
+    VISIT_REMINDED = "patients.visit_reminded", "Follow-up visit reminded (due soon or overdue)"
     FHIR_IMPORTED = "patients.fhir_imported", "FHIR ServiceRequest imported"

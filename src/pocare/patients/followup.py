@@ -31,7 +31,9 @@ from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.core import bounds
 from pocare.core.checks import text_checked
+from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
+from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.patients import grading
 from pocare.patients.events import PatientEvent
 from pocare.patients.models import (
@@ -39,14 +41,17 @@ from pocare.patients.models import (
     QUESTIONS,
     AdverseEvent,
     AdverseEventKind,
+    FollowUpCorrection,
     Persistence,
     Referral,
+    ReminderState,
     Response,
     Visit,
     VisitMode,
+    VisitReminder,
     VisitStatus,
 )
-from pocare.quality.services import safety_signal_raise
+from pocare.quality.services import notice_send, safety_signal_raise
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -225,6 +230,10 @@ def questionnaire_checked(data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return answers
 
 
+#: The questions whose "yes" reports what may be an adverse event, recorded (and graded) on its own.
+ADVERSE_QUESTIONS = ("hospital_stays", "infections", "neurological")
+
+
 def questionnaire_visit(referral_visits: Any, today: dt.date) -> Visit | None:
     """The planned visit a questionnaire answered ``today`` is recorded as: the earliest planned one, if
     the schedule lets it be done by questionnaire and its window has opened; else None."""
@@ -352,33 +361,59 @@ def visit_record(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, 
     return visit
 
 
+def _json_ready(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values as a correction row keeps them (dates and times as ISO text)."""
+    return {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in values.items()}
+
+
+def _check_corrector(actor: User, referral: Referral) -> None:
+    """Only the treating hospital's physician corrects a recorded visit or adverse event (PAT-LTFU)."""
+    require_perm(actor, Perm.FOLLOWUP_CORRECT, site=referral.patient.treating_site)
+
+
+def _correction_reason(reason: str) -> str:
+    return reason_required(text_checked(reason, "reason", "reason for the correction", 2000, required=True))
+
+
 def visit_correct(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime, alive: bool, response: str = "",
                   new_malignancy: bool | None = None, malignancy_description: str = "", persistence: str = "",
-                  reason: str) -> Visit:
-    """Correct a visit already recorded, with the reason (ALCOA: the values before and after stay in the
-    ledger). The same checks as recording it; a questionnaire's answers stay as given. Corrected to "not
-    alive", the visits still planned close; corrected back to "alive" (the death was recorded in error),
-    the visits this record closed are planned again."""
-    _check_actor(actor, visit.referral)
-    reason = reason_required(text_checked(reason, "reason", "reason for the correction", 2000, required=True))
+                  reason: str, credentials: SigningCredentials) -> FollowUpCorrection:
+    """Correct a visit already recorded (ALCOA): the treating hospital's physician, with the reason and their
+    signature (password). The values replaced are kept on a :class:`FollowUpCorrection` beside the visit
+    (shown on the follow-up page) and in the ledger. The same checks as recording it; a questionnaire's
+    answers stay as given. Corrected to "not alive", the visits still planned close; corrected back to
+    "alive" (the death was recorded in error), the visits this record closed are planned again."""
+    _check_corrector(actor, visit.referral)
+    reason = _correction_reason(reason)
+    if visit.status != VisitStatus.DONE:
+        raise ValidationError({"visit": f"{visit.label} is {visit.get_status_display().lower()}: only a visit "
+                                        "recorded as done is corrected."})
+    fields = _visit_values(visit, mode=mode, done_at=done_at, alive=alive, response=response,
+                           new_malignancy=new_malignancy, malignancy_description=malignancy_description,
+                           persistence=persistence, answers=visit.answers or None)
+    if not any(getattr(visit, name) != value for name, value in fields.items()):
+        raise ValidationError({"visit": "Nothing changed: the values are those recorded."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("referral__patient__treating_site",
                                                                  "referral__product").get(pk=visit.pk)
         if visit.status != VisitStatus.DONE:
             raise ValidationError({"visit": f"{visit.label} is {visit.get_status_display().lower()}: only a visit "
                                             "recorded as done is corrected."})
-        fields = _visit_values(visit, mode=mode, done_at=done_at, alive=alive, response=response,
-                               new_malignancy=new_malignancy, malignancy_description=malignancy_description,
-                               persistence=persistence, answers=visit.answers or None)
         old = {name: getattr(visit, name) for name in fields}
         changed = {name: value for name, value in fields.items() if old[name] != value}
         if not changed:
-            raise ValidationError({"visit": "Nothing changed: the values are those recorded."})
+            raise ValidationError({"visit": "Nothing changed: the values are those recorded (corrected meanwhile?)."})
         for name, value in changed.items():
             setattr(visit, name, value)
         visit.save(update_fields=list(changed))
+        correction = FollowUpCorrection.objects.create(
+            visit=visit, old=_json_ready({name: old[name] for name in changed}), new=_json_ready(changed),
+            reason=reason, corrected_by=actor, corrected_at=timezone.now())
         _record(actor, PatientEvent.VISIT_CORRECTED, visit, visit.referral, reason,
-                old={name: old[name] for name in changed}, new=changed)
+                old={name: old[name] for name in changed}, new={**changed, "correction": correction.pk})
+        signature_apply(proof=proof, record=correction, meaning=Meaning.AUTHORED,
+                        site=visit.referral.patient.treating_site, reason=reason)
         if changed.get("alive") is False:
             _close_schedule(actor, visit.referral, f"The patient died: corrected at {visit.label} "
                                                    f"({fields['done_at']:%Y-%m-%d}). {reason}")
@@ -386,7 +421,7 @@ def visit_correct(*, actor: User, visit: Visit, mode: str, done_at: dt.datetime,
             _schedule_move(actor, visit.referral, status=VisitStatus.CLOSED, to=VisitStatus.PLANNED,
                            event=PatientEvent.VISITS_REOPENED, why=f"Recorded in error as died at {visit.label}: "
                                                                    f"{reason}")
-    return visit
+    return correction
 
 
 def visit_miss(*, actor: User | None, visit: Visit, reason: str) -> Visit:
@@ -405,6 +440,42 @@ def visit_miss(*, actor: User | None, visit: Visit, reason: str) -> Visit:
         _record(actor, PatientEvent.VISIT_MISSED, visit, visit.referral, reason,
                 old={"status": VisitStatus.PLANNED}, new={"status": VisitStatus.MISSED, "due_on": visit.due_on})
     return visit
+
+
+#: A planned visit is reminded to its hospital's navigators and physicians this many days before its day.
+NOTICE_DAYS = 7
+
+
+def visit_remind(*, visit: Visit, state: str, url: str, now: dt.datetime | None = None) -> VisitReminder | None:
+    """Tell the treating hospital's navigators and physicians (those who record follow-up there) that a
+    planned visit is due within :data:`NOTICE_DAYS` days or overdue: a notification in POCare (and an
+    e-mail), naming the patient by pseudonym only. Once per visit and state: a second call (the daily job
+    run again) tells no one and returns None. The daily job's work (``actor=None``)."""
+    state = _choice(state, "state", ReminderState, required=True)
+    now = now or timezone.now()
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("referral__patient__treating_site").get(pk=visit.pk)
+        if visit.status != VisitStatus.PLANNED or visit.reminders.filter(state=state).exists():
+            return None
+        referral = visit.referral
+        site = referral.patient.treating_site
+        pseudonym = referral.patient.pseudonym
+        if state == ReminderState.OVERDUE:
+            closes = visit.due_on + dt.timedelta(days=visit.window_days)
+            subject = f"Follow-up overdue: {pseudonym}, {visit.label} (due {visit.due_on:%Y-%m-%d}) at {site.code}"
+            body = (f"The {visit.label} visit of patient {pseudonym} was due on {visit.due_on:%Y-%m-%d}. Its window "
+                    f"closes on {closes:%Y-%m-%d}: record the visit, or mark it missed with the reason, before then.")
+        else:
+            subject = f"Follow-up due: {pseudonym}, {visit.label} on {visit.due_on:%Y-%m-%d} at {site.code}"
+            body = (f"The {visit.label} visit of patient {pseudonym} is due on {visit.due_on:%Y-%m-%d} "
+                    f"(± {visit.window_days} days, {visit.get_mode_display().lower()}).")
+        reminder = VisitReminder.objects.create(visit=visit, state=state, sent_at=now)
+        told = notice_send(subject=subject, body=body, url=url, site_perms=[(site, Perm.FOLLOWUP_RECORD)])
+        reminder.recipients = len(told)
+        reminder.save(update_fields=["recipients"])
+        _record(None, PatientEvent.VISIT_REMINDED, visit, referral, f"Follow-up visit {state}: reminded",
+                new={"state": state, "due_on": visit.due_on, "recipients": sorted(n.recipient.username for n in told)})
+    return reminder
 
 
 # --- adverse events ----------------------------------------------------------------------------------
@@ -470,13 +541,71 @@ def adverse_event_record(*, actor: User, referral: Referral, visit: Visit | None
         if result.grade == 5:  # death (CTCAE grade 5; ASTCT has none beyond 4)
             _close_schedule(actor, referral, f"The patient died: {term}, grade 5, onset {onset_on:%Y-%m-%d}.")
         if serious_ or result.grade >= 3:
-            why = "serious" if serious_ else f"grade {result.grade}"
-            safety_signal_raise(
-                actor=actor, site=site, product=referral.product,
-                rule="serious-adverse-event" if serious_ else f"{kind}-grade-{result.grade}",
-                summary=f"{term}, grade {result.grade} ({why}), onset {onset_on:%Y-%m-%d}, in patient "
-                        f"{referral.patient.pseudonym} treated at {site.code} with {referral.product.code}.",
-                evidence={"pseudonym": referral.patient.pseudonym, "referral": referral.pk, "kind": kind,
-                          "grade": result.grade, "serious": serious_, "reasons": list(result.reasons)},
-                fingerprint=f"adverse-event-{event.pk}")
+            _safety_signal(actor, event, fingerprint=f"adverse-event-{event.pk}")
     return event
+
+
+def _safety_signal(actor: User, event: AdverseEvent, *, fingerprint: str, corrected: bool = False) -> None:
+    """Raise the quality signal of a serious adverse event or one of grade 3 or more, for Control Site QA
+    and the QP (pharmacovigilance), naming the pseudonym only."""
+    referral = event.referral
+    site = referral.patient.treating_site
+    why = "serious" if event.serious else f"grade {event.grade}"
+    safety_signal_raise(
+        actor=actor, site=site, product=referral.product,
+        rule="serious-adverse-event" if event.serious else f"{event.kind}-grade-{event.grade}",
+        summary=f"{event.term}, grade {event.grade} ({why}){', on correction' if corrected else ''}, onset "
+                f"{event.onset_on:%Y-%m-%d}, in patient {referral.patient.pseudonym} treated at {site.code} with "
+                f"{referral.product.code}.",
+        evidence={"pseudonym": referral.patient.pseudonym, "referral": referral.pk, "kind": event.kind,
+                  "grade": event.grade, "serious": event.serious, "reasons": list(event.reasons),
+                  "corrected": corrected},
+        fingerprint=fingerprint)
+
+
+def adverse_event_correct(*, actor: User, event: AdverseEvent, inputs: Mapping[str, Any], serious: bool,
+                          term: str = "", reason: str, credentials: SigningCredentials) -> FollowUpCorrection:
+    """Correct a recorded adverse event's inputs (and whether it is serious, and the term of another event):
+    the treating hospital's physician, with the reason and their signature. The grade and its reasons are
+    computed again from the corrected inputs, never typed (PAT-GRADE); the values replaced are kept on a
+    :class:`FollowUpCorrection` and in the ledger. A correction that makes the event serious or of grade 3
+    or more where it was neither raises the quality signal as a new event would; grade 5 closes the
+    visits still planned."""
+    referral = event.referral
+    _check_corrector(actor, referral)
+    reason = _correction_reason(reason)
+    result = adverse_event_grade(event.kind, inputs)
+    term = text_checked(term, "term", "term (CTCAE)", 200, required=event.kind == AdverseEventKind.OTHER)
+    if not term:
+        term = AdverseEventKind(event.kind).label
+    serious_ = _yes_no(serious, "serious", "the event is serious") or False
+    new = {"inputs": dict(result.inputs), "grade": result.grade, "reasons": list(result.reasons),
+           "serious": serious_, "term": term}
+    if all(getattr(event, name) == value for name, value in new.items()):
+        raise ValidationError({"inputs": "Nothing changed: the inputs are those recorded."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        event = AdverseEvent.objects.select_for_update().select_related(
+            "referral__patient__treating_site", "referral__product").get(pk=event.pk)
+        old = {name: getattr(event, name) for name in new}
+        changed = {name: value for name, value in new.items() if old[name] != value}
+        if not changed:
+            raise ValidationError({"inputs": "Nothing changed: the inputs are those recorded (corrected meanwhile?)."})
+        for name, value in changed.items():
+            setattr(event, name, value)
+        event.save(update_fields=list(changed))
+        correction = FollowUpCorrection.objects.create(
+            adverse_event=event, old={name: old[name] for name in changed}, new=changed, reason=reason,
+            corrected_by=actor, corrected_at=timezone.now())
+        _record(actor, PatientEvent.ADVERSE_EVENT_CORRECTED, event, event.referral, reason,
+                old={name: old[name] for name in changed}, new={**changed, "correction": correction.pk})
+        signature_apply(proof=proof, record=correction, meaning=Meaning.AUTHORED,
+                        site=event.referral.patient.treating_site, reason=reason)
+        if event.grade == 5 and old["grade"] != 5:
+            _close_schedule(actor, event.referral, f"The patient died: {event.term}, grade 5 on correction, onset "
+                                                   f"{event.onset_on:%Y-%m-%d}. {reason}")
+        signalled_before = old["serious"] or old["grade"] >= 3
+        if (event.serious or event.grade >= 3) and not signalled_before:
+            _safety_signal(actor, event, fingerprint=f"adverse-event-{event.pk}-correction-{correction.pk}",
+                           corrected=True)
+    return correction

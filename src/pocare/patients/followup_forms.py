@@ -12,6 +12,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from pocare.core.fields import DateField, DateTimeField
+from pocare.ledger.forms import SignatureFieldsMixin
 from pocare.patients import grading
 from pocare.patients.models import AdverseEventKind, Persistence, Response, VisitMode
 
@@ -124,3 +125,45 @@ class AdverseEventForm(forms.Form):
 
     def add_grading_error(self, field: str, message: str) -> None:
         self.add_error(field if field in self.fields else ("ctcae_grade" if field == "grade" else None), message)
+
+
+def _translated_signature(form: SignatureFieldsMixin) -> None:
+    """The signing fields' labels in the page's language (the ledger's form states them in English)."""
+    if "username" in form.fields:
+        form.fields["username"].label = _("User id")
+    form.fields["password"].label = _("Password")
+    form.fields["password"].help_text = _("Your signature: the correction is signed with your password.")
+
+
+class VisitCorrectForm(VisitForm, SignatureFieldsMixin):
+    """A recorded visit corrected by the treating physician: the values as they should be, the reason and
+    the signature (user id at the session's first signature, and password)."""
+
+    reason = forms.CharField(label=_("Reason for the correction"), max_length=1000,
+                             help_text=_("Recorded in the audit trail, beside the values replaced."),
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _translated_signature(self)
+
+
+class AdverseEventCorrectForm(AdverseEventForm, SignatureFieldsMixin):
+    """A recorded adverse event corrected by the treating physician: its grading inputs (the grade is
+    computed again), whether it is serious, the term of another event; the reason and the signature. The
+    kind, the onset and the visit stay as recorded."""
+
+    reason = forms.CharField(label=_("Reason for the correction"), max_length=1000,
+                             help_text=_("Recorded in the audit trail, beside the values replaced."),
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
+        super().__init__(*args, visits=[], **kwargs)
+        self.event_kind = kind
+        for name in ("kind", "visit", "onset_on"):
+            del self.fields[name]
+        _translated_signature(self)
+
+    def inputs(self) -> dict[str, Any]:
+        self.cleaned_data["kind"] = self.event_kind
+        return super().inputs()

@@ -10,10 +10,20 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_perm
-from pocare.patients.models import ANSWER_LABELS, QUESTION_LABELS, AdverseEvent, Patient, Referral, Visit, VisitStatus
+from pocare.patients.models import (
+    ANSWER_LABELS,
+    QUESTION_LABELS,
+    AdverseEvent,
+    FollowUpCorrection,
+    Patient,
+    Referral,
+    Visit,
+    VisitStatus,
+)
 
 #: A visit is shown in the navigator's and physician's work queue from this many days before it is due
 #: (the reminder), and stays there until it is recorded or missed.
@@ -42,6 +52,52 @@ def may_record(user: Any, patient: Patient) -> bool:
     return sites is None or patient.treating_site_id in sites
 
 
+def may_correct(user: Any, patient: Patient) -> bool:
+    """Whether ``user`` corrects the patient's recorded visits and adverse events: the treating hospital's
+    physician."""
+    sites = sites_with_perm(user, Perm.FOLLOWUP_CORRECT)
+    return sites is None or patient.treating_site_id in sites
+
+
+def corrections_of(record: Visit | AdverseEvent) -> list[FollowUpCorrection]:
+    """The signed corrections of a visit or an adverse event, oldest first, each with the values it
+    replaced (``rows``: field, before, after)."""
+    field = "visit" if isinstance(record, Visit) else "adverse_event"
+    found = list(FollowUpCorrection.objects.filter(**{field: record}).select_related("corrected_by"))
+    for correction in found:
+        _rows(correction)
+    return found
+
+
+#: How a correction names the fields it changed (translated when shown).
+CORRECTED_FIELDS = {"mode": gettext_noop("How"), "done_at": gettext_noop("Done at"),
+                    "alive": gettext_noop("Patient alive"), "response": gettext_noop("Disease response"),
+                    "new_malignancy": gettext_noop("New malignancy"),
+                    "malignancy_description": gettext_noop("New malignancy: description"),
+                    "persistence": gettext_noop("Product persistence"), "inputs": gettext_noop("Grading inputs"),
+                    "grade": gettext_noop("Grade"), "reasons": gettext_noop("Reasons for the grade"),
+                    "serious": gettext_noop("Serious"), "term": gettext_noop("Term (CTCAE)")}
+
+
+def _shown(value: Any) -> str:
+    """A corrected value as the page shows it, in the request's language."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_shown(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_shown(v) for v in value)
+    return str(value)
+
+
+def _rows(correction: FollowUpCorrection) -> None:
+    correction.rows = [  # type: ignore[attr-defined]
+        (gettext(CORRECTED_FIELDS.get(name, name)), _shown(correction.old.get(name)), _shown(correction.new.get(name)))
+        for name in correction.new]
+
+
 def visit_state(visit: Visit, today: dt.date) -> str:
     """``done``, ``missed``, ``overdue`` (past its day, inside its window), ``due`` (window open) or
     ``planned``: what the timeline shows and flags."""
@@ -68,7 +124,8 @@ class Timeline:
 
 
 def timelines(user: Any, patient: Patient, *, today: dt.date | None = None) -> list[Timeline]:
-    """The patient's referrals with follow-up (infused or with visits), newest first, in three queries."""
+    """The patient's referrals with follow-up (infused or with visits), newest first, with the corrections
+    of their visits and adverse events, in four queries."""
     today = today or timezone.localdate(timezone=patient.treating_site.tz)
     referrals = list(patient.referrals.filter(Q(infused_at__isnull=False) | Q(visits__isnull=False))
                      .select_related("product").distinct().order_by("-referred_at", "-pk"))
@@ -87,7 +144,20 @@ def timelines(user: Any, patient: Patient, *, today: dt.date | None = None) -> l
     events: dict[int, list[AdverseEvent]] = {i: [] for i in ids}
     for event in (AdverseEvent.objects.filter(referral_id__in=ids).select_related("visit")
                   .order_by("-onset_on", "-pk")):
+        event.corrections_shown = []  # type: ignore[attr-defined]
         events[event.referral_id].append(event)
+    by_visit = {v.pk: v for vs in visits.values() for v in vs}
+    by_event = {e.pk: e for es in events.values() for e in es}
+    for v in by_visit.values():
+        v.corrections_shown = []  # type: ignore[attr-defined]
+    for correction in (FollowUpCorrection.objects.filter(Q(visit__referral_id__in=ids)
+                                                         | Q(adverse_event__referral_id__in=ids))
+                       .select_related("corrected_by")):
+        _rows(correction)
+        owner: Any = (by_visit.get(correction.visit_id) if correction.visit_id is not None
+                      else by_event.get(correction.adverse_event_id or 0))
+        if owner is not None:
+            owner.corrections_shown.append(correction)
     return [Timeline(r, visits[r.pk], events[r.pk]) for r in referrals]
 
 
@@ -97,6 +167,14 @@ def visit_for(user: Any, patient: Patient, pk: int) -> Visit:
     if visit is None:
         raise Http404("No such visit of this patient.")
     return visit
+
+
+def adverse_event_for(user: Any, patient: Patient, pk: int) -> AdverseEvent:
+    event = AdverseEvent.objects.select_related("referral__patient__treating_site", "referral__product",
+                                                "visit").filter(pk=pk, referral__patient=patient).first()
+    if event is None:
+        raise Http404("No such adverse event of this patient.")
+    return event
 
 
 def visits_due(user: Any) -> QuerySet[Visit]:

@@ -5,7 +5,7 @@ input and call the services; patients are named by pseudonym only."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -17,9 +17,17 @@ from django.views.decorators.http import require_http_methods
 from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.patients import followup, followup_selectors
-from pocare.patients.followup_forms import AdverseEventForm, MissForm, VisitForm, yes_no
-from pocare.patients.models import Patient, Referral, VisitStatus
+from pocare.patients.followup_forms import (
+    AdverseEventCorrectForm,
+    AdverseEventForm,
+    MissForm,
+    VisitCorrectForm,
+    VisitForm,
+    yes_no,
+)
+from pocare.patients.models import AdverseEventKind, Patient, Referral, VisitStatus
 
 
 def _recordable(request: HttpRequest, pseudonym: str) -> Patient:
@@ -38,38 +46,58 @@ def followup_timeline(request: HttpRequest, pseudonym: str) -> HttpResponse:
     patient = followup_selectors.patient_for(request.user, pseudonym)
     return render(request, "patients/followup.html", {
         "patient": patient, "timelines": followup_selectors.timelines(request.user, patient),
-        "may_record": followup_selectors.may_record(request.user, patient)})
+        "may_record": followup_selectors.may_record(request.user, patient),
+        "may_correct": followup_selectors.may_correct(request.user, patient)})
 
 
 @requires(Perm.FOLLOWUP_RECORD)
 @require_http_methods(["GET", "POST"])
 def followup_visit(request: HttpRequest, pseudonym: str, pk: int) -> HttpResponseBase:
-    """Record a visit as done (``action=record``) or missed (``action=miss``)."""
+    """Record a planned visit as done (``action=record``) or missed (``action=miss``); the treating
+    physician corrects a visit recorded as done (``action=correct``), with the reason and a signature."""
     patient = _recordable(request, pseudonym)
     visit = followup_selectors.visit_for(request.user, patient, pk)
     tz = patient.treating_site.tz
     action = request.POST.get("action", "record") if request.method == "POST" else ""
+    done = visit.status == VisitStatus.DONE
+    may_correct = done and followup_selectors.may_correct(request.user, patient)
+    if action == "correct" and not may_correct:
+        if not done:
+            raise Http404("Only a visit recorded as done is corrected.")
+        raise PermissionDenied("The treating hospital's physician corrects a recorded visit.")
     with timezone.override(tz):
-        done = visit.status == VisitStatus.DONE
-        initial = ({"mode": visit.mode, "done_at": visit.done_at, "alive": "yes" if visit.alive else "no",
-                    "response": visit.response, "persistence": visit.persistence,
-                    "new_malignancy": {True: "yes", False: "no"}.get(visit.new_malignancy, ""),  # type: ignore[arg-type]
-                    "malignancy_description": visit.malignancy_description, "reason": ""}
-                   if done else {"mode": visit.mode or "in_person", "alive": "yes"})
-        form = VisitForm(request.POST if action in ("record", "correct") else None, initial=initial)
+        form: VisitForm | None = None
+        if done and may_correct:
+            initial = {"mode": visit.mode, "done_at": visit.done_at, "alive": "yes" if visit.alive else "no",
+                       "response": visit.response, "persistence": visit.persistence,
+                       "new_malignancy": {True: "yes", False: "no"}.get(visit.new_malignancy, ""),  # type: ignore[arg-type]
+                       "malignancy_description": visit.malignancy_description, "reason": ""}
+            form = VisitCorrectForm(request.POST if action == "correct" else None, initial=initial,
+                                    ask_user_id=signing_needs_user_id(request))
+        elif not done:
+            form = VisitForm(request.POST if action == "record" else None,
+                             initial={"mode": visit.mode or "in_person", "alive": "yes"})
         miss_form = MissForm(request.POST if action == "miss" else None, auto_id="id_miss_%s")
-        if action in ("record", "correct") and form.is_valid():
+        if action in ("record", "correct") and form is not None and form.is_valid():
             data = form.cleaned_data
-            service = followup.visit_correct if action == "correct" else followup.visit_record
+            values = {"mode": data["mode"], "done_at": data["done_at"], "alive": data["alive"],
+                      "response": data["response"], "new_malignancy": yes_no(data["new_malignancy"]),
+                      "malignancy_description": data["malignancy_description"], "persistence": data["persistence"],
+                      "reason": data["reason"]}
             try:
-                service(actor=request_actor(request), visit=visit, mode=data["mode"], done_at=data["done_at"],
-                        alive=data["alive"], response=data["response"], new_malignancy=yes_no(data["new_malignancy"]),
-                        malignancy_description=data["malignancy_description"], persistence=data["persistence"],
-                        reason=data["reason"])
+                if isinstance(form, VisitCorrectForm):
+                    followup.visit_correct(actor=request_actor(request), visit=visit,
+                                           credentials=form.credentials(request.session), **values)
+                    said = _("%(label)s corrected and signed; the values replaced are kept beside it.")
+                else:
+                    followup.visit_record(actor=request_actor(request), visit=visit, **values)
+                    said = _("%(label)s recorded.")
+            except SigningRefused as exc:
+                if isinstance(form, VisitCorrectForm):
+                    form.show_refusal(exc)
             except ValidationError as exc:
                 apply_validation_error(form, exc)
             else:
-                said = _("%(label)s corrected.") if action == "correct" else _("%(label)s recorded.")
                 messages.success(request, said % {"label": _(visit.label)})
                 return redirect(reverse("patients:followup", args=[patient.pseudonym]) + f"#visit-{visit.pk}")
         elif action == "miss" and miss_form.is_valid():
@@ -82,7 +110,9 @@ def followup_visit(request: HttpRequest, pseudonym: str, pk: int) -> HttpRespons
                 return redirect("patients:followup", pseudonym=patient.pseudonym)
     visit.state = followup_selectors.visit_state(visit, timezone.localdate(timezone=tz))  # type: ignore[attr-defined]
     return render(request, "patients/followup_visit.html",
-                  {"patient": patient, "visit": visit, "form": form, "miss_form": miss_form},
+                  {"patient": patient, "visit": visit, "form": form, "miss_form": miss_form,
+                   "may_correct": may_correct, "corrections": followup_selectors.corrections_of(visit),
+                   "adverse_events": visit.adverse_events.order_by("onset_on", "pk")},
                   status=400 if request.method == "POST" else 200)
 
 
@@ -151,4 +181,64 @@ def adverse_event_new(request: HttpRequest, pseudonym: str, referral: int) -> Ht
             grade = None
     return render(request, "patients/adverse_event.html",
                   {"patient": patient, "referral": found, "form": form, "grade": grade, "groups": _groups(form)},
+                  status=400 if request.method == "POST" else 200)
+
+
+@requires(Perm.FOLLOWUP_CORRECT)
+@require_http_methods(["GET", "POST"])
+def adverse_event_correct(request: HttpRequest, pseudonym: str, pk: int) -> HttpResponseBase:
+    """The treating physician corrects a recorded adverse event's inputs, with the reason and a signature;
+    the grade is computed again (the preview shows it as the inputs are typed, like recording)."""
+    patient = followup_selectors.patient_for(request.user, pseudonym)
+    if not followup_selectors.may_correct(request.user, patient):
+        raise Http404("No such patient of yours.")
+    event = followup_selectors.adverse_event_for(request.user, patient, pk)
+    initial = {**{k: v for k, v in event.inputs.items() if k != "grade"}, "serious": event.serious,
+               "term": event.term,
+               "ctcae_grade": event.inputs.get("grade", "") if event.kind == AdverseEventKind.OTHER else ""}
+    posted = request.POST if request.method == "POST" else (request.GET if "preview" in request.GET else None)
+    form = AdverseEventCorrectForm(posted, kind=event.kind, initial=initial,
+                                   ask_user_id=signing_needs_user_id(request))
+    grade = None
+    if request.method == "GET" and "preview" in request.GET:
+        for name in ("reason", "password", "username"):  # the preview grades; the rest may still be empty
+            if name in form.fields:
+                form.fields[name].required = False
+        if form.is_valid():
+            try:
+                grade = followup.adverse_event_grade(event.kind, form.inputs())
+            except ValidationError as exc:
+                _grade_errors(form, exc)
+        if request.headers.get("HX-Request"):
+            return render(request, "patients/_grade.html", {"form": form, "grade": grade})
+    elif request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            followup.adverse_event_correct(actor=request_actor(request), event=event, inputs=form.inputs(),
+                                           serious=data["serious"], term=data["term"], reason=data["reason"],
+                                           credentials=form.credentials(request.session))
+        except SigningRefused as exc:
+            form.show_refusal(exc)
+        except ValidationError as exc:
+            _grade_errors(form, exc)
+        else:
+            event.refresh_from_db()
+            messages.success(request, _("%(term)s corrected and signed: grade %(grade)s.") % {
+                "term": event.term, "grade": event.grade})
+            return redirect(reverse("patients:followup", args=[patient.pseudonym]) + f"#adverse-event-{event.pk}")
+    if grade is None and form.is_bound and form.is_valid():
+        try:
+            grade = followup.adverse_event_grade(event.kind, form.inputs())
+        except ValidationError:
+            grade = None
+    groups = [(_("Event"), [form[n] for n in ("term", "serious")])]
+    if event.kind == AdverseEventKind.CRS:
+        groups.append((_("CRS: fever, hypotension, hypoxia"), [form[n] for n in form.CRS]))
+    elif event.kind == AdverseEventKind.ICANS:
+        groups.append((_("ICANS: ICE score and neurological findings"), [form[n] for n in form.ICANS]))
+    else:
+        groups.append((_("Another event"), [form["ctcae_grade"]]))
+    return render(request, "patients/adverse_event_correct.html",
+                  {"patient": patient, "event": event, "form": form, "grade": grade, "groups": groups,
+                   "corrections": followup_selectors.corrections_of(event)},
                   status=400 if request.method == "POST" else 200)

@@ -362,3 +362,56 @@ class AdverseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} grade {self.grade} (referral {self.referral_id})"
+
+
+class FollowUpCorrection(models.Model):
+    """A signed correction of a recorded follow-up visit or adverse event (PAT-LTFU, PAT-GRADE; ALCOA): the
+    values before and after, why, who and when. The visit or event holds the values now in force; each
+    correction keeps the ones it replaced, shown beside it, and its signature binds to this row."""
+
+    visit = models.ForeignKey(Visit, null=True, blank=True, on_delete=models.PROTECT, related_name="corrections")
+    adverse_event = models.ForeignKey(AdverseEvent, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="corrections")
+    old = models.JSONField(help_text="The corrected fields as they were.")
+    new = models.JSONField(help_text="The same fields as corrected.")
+    reason = models.TextField()
+    corrected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    corrected_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["corrected_at", "pk"]
+        constraints = [models.CheckConstraint(
+            condition=Q(visit__isnull=False, adverse_event__isnull=True) | Q(visit__isnull=True,
+                                                                             adverse_event__isnull=False),
+            name="patients_correction_of_one")]
+
+    def __str__(self) -> str:
+        what = f"visit {self.visit_id}" if self.visit_id else f"adverse event {self.adverse_event_id}"
+        return f"Correction of {what}"
+
+    def signed_content(self) -> dict[str, object]:
+        return {"visit": self.visit_id, "adverse_event": self.adverse_event_id, "old": self.old, "new": self.new,
+                "reason": self.reason, "corrected_by": self.corrected_by_id,
+                "corrected_at": self.corrected_at.isoformat()}
+
+
+class ReminderState(models.TextChoices):
+    DUE = "due", gettext_noop("Due within 7 days")
+    OVERDUE = "overdue", gettext_noop("Overdue")
+
+
+class VisitReminder(models.Model):
+    """That the treating hospital's navigators and physicians were told of a visit in a state (due soon,
+    overdue): once per visit and state, however often the daily job runs (PAT-LTFU)."""
+
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="reminders")
+    state = models.CharField(max_length=8, choices=ReminderState.choices)
+    sent_at = models.DateTimeField()
+    recipients = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sent_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["visit", "state"], name="patients_visit_reminded_once")]
+
+    def __str__(self) -> str:
+        return f"Reminder of visit {self.visit_id}: {self.state}"

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from pocare.core.worklist import WorkItem, WorkQueue
 from pocare.core.worklist import register as queue_register
@@ -34,8 +35,10 @@ def _consent(referral: Referral) -> WorkItem:
 def _visit(visit: Any) -> WorkItem:
     patient = visit.referral.patient
     late = visit.due_on < timezone.now().date()
-    return WorkItem(f"{patient.pseudonym} ({patient.treating_site.code}): follow-up {visit.label}"
-                    + (" — overdue" if late else ""),
+    what = (gettext("%(pseudonym)s (%(site)s): follow-up %(visit)s — overdue") if late
+            else gettext("%(pseudonym)s (%(site)s): follow-up %(visit)s"))
+    return WorkItem(what % {"pseudonym": patient.pseudonym, "site": patient.treating_site.code,
+                            "visit": gettext(visit.label)},
                     reverse("patients:followup", args=[patient.pseudonym]) + f"#visit-{visit.pk}", visit.due_on,
                     late=late)
 

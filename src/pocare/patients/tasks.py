@@ -10,14 +10,11 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 
-from pocare.accounts.roles import Perm
 from pocare.core.tasks import task
-from pocare.network.models import Site
-from pocare.patients.followup import followup_schedule_create, visit_miss
+from pocare.patients.followup import NOTICE_DAYS, followup_schedule_create, visit_miss, visit_remind
 from pocare.patients.followup_selectors import REMINDER_DAYS
-from pocare.patients.models import ENDED_STAGES, Referral, Visit, VisitStatus
+from pocare.patients.models import ENDED_STAGES, Referral, ReminderState, Visit, VisitStatus
 from pocare.patients.services import referrals_stage_sync
-from pocare.quality.services import reminder_send
 
 
 def _slot_time(slot: str) -> dt.datetime:
@@ -32,9 +29,11 @@ def _slot_time(slot: str) -> dt.datetime:
 def followup_daily(*, slot: str = "") -> dict[str, Any]:
     """Plan the follow-up of every infused referral that has no visits yet; mark missed each planned visit
     whose window closed before today (the navigator sees it flagged); count per site the visits overdue
-    (past their day, window still open) and those due within the reminder horizon, which the navigators
-    and physicians see in their work queue "Follow-up visits due" — and remind them of those (a
-    notification and an e-mail, once a day per hospital)."""
+    (past their day, window still open) and those due within the work queue's horizon, which the
+    navigators and physicians see in their work queue "Follow-up visits due"; and remind them of each visit
+    that became due within :data:`~pocare.patients.followup.NOTICE_DAYS` days and of each that became
+    overdue (a notification and an e-mail, once per visit and state, however often the job runs). Visits
+    closed because the patient died are neither counted nor reminded."""
     now = _slot_time(slot)
     today = now.date()
     planned = 0
@@ -55,26 +54,30 @@ def followup_daily(*, slot: str = "") -> dict[str, Any]:
     reminders = Counter(Visit.objects.filter(status=VisitStatus.PLANNED, due_on__gte=today,
                                              due_on__lte=today + dt.timedelta(days=REMINDER_DAYS))
                         .values_list(site, flat=True))
-    reminded = _remind(overdue, reminders, now)
+    reminded, told = _remind(today, now)
     return {"slot": slot, "schedules_planned": planned, "visits_missed": dict(sorted(missed.items())),
             "visits_overdue": dict(sorted(overdue.items())), "reminders": dict(sorted(reminders.items())),
-            "people_reminded": reminded}
+            "visits_reminded": reminded, "people_reminded": told}
 
 
-def _remind(overdue: Counter[str], due: Counter[str], now: dt.datetime) -> int:
-    """Tell the navigators and physicians of each hospital with visits overdue or due soon (a notification
-    in POCare and an e-mail, once a day), linking their work queue."""
+def _remind(today: dt.date, now: dt.datetime) -> tuple[dict[str, int], int]:
+    """Remind of each planned visit that became overdue, or due within NOTICE_DAYS days, and was not yet
+    reminded in that state: how many visits per state, and how many notifications were sent."""
+    planned = Visit.objects.filter(status=VisitStatus.PLANNED).select_related("referral__patient")
+    waiting = {
+        ReminderState.OVERDUE: planned.filter(due_on__lt=today),
+        ReminderState.DUE: planned.filter(due_on__gte=today, due_on__lte=today + dt.timedelta(days=NOTICE_DAYS)),
+    }
+    counts: dict[str, int] = {}
     sent = 0
-    for site in Site.objects.filter(code__in=set(overdue) | set(due)).order_by("code"):
-        late, soon = overdue.get(site.code, 0), due.get(site.code, 0)
-        details = f"{late} visit{'s' * (late != 1)} overdue, {soon} due within {REMINDER_DAYS} days"
-        body = ("Patients' follow-up visits wait to be recorded (or marked missed with a reason). Overdue visits "
-                "are past their day with their window still open; a window that closes with no visit is marked "
-                "missed by the daily run.")
-        sent += len(reminder_send(site=site, perm=Perm.FOLLOWUP_RECORD, topic=f"Follow-up at {site.code}",
-                                  details=details, body=body,
-                                  url=reverse("web:home") + "#queue-followup_due", now=now))
-    return sent
+    for state, visits in waiting.items():
+        for visit in visits.exclude(reminders__state=state).order_by("due_on", "pk"):
+            url = reverse("patients:followup", args=[visit.referral.patient.pseudonym]) + f"#visit-{visit.pk}"
+            reminder = visit_remind(visit=visit, state=state, url=url, now=now)
+            if reminder is not None:
+                counts[state] = counts.get(state, 0) + 1
+                sent += reminder.recipients
+    return counts, sent
 
 
 @task(max_tries=3, label="Pathway stages from custody, batch and release")

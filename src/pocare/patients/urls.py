@@ -17,6 +17,8 @@ urlpatterns = [
          name="followup_visit"),
     path("patients/<str:pseudonym>/follow-up/<int:referral>/adverse-events/new/", followup_views.adverse_event_new,
          name="adverse_event_new"),
+    path("patients/<str:pseudonym>/follow-up/adverse-events/<int:pk>/correct/", followup_views.adverse_event_correct,
+         name="adverse_event_correct"),
     # Privacy (PAT-PRIVACY): the identity panel of the treating hospital, erasure on request.
     path("patients/<str:pseudonym>/identity/", identity_views.identity, name="identity"),
     path("patients/<str:pseudonym>/identity/erase/", identity_views.identity_erase, name="identity_erase"),
