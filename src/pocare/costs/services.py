@@ -176,7 +176,7 @@ def cost_report_exported(*, actor: User, cost_report: CostReport, fmt: str) -> N
                      new={"format": fmt, "figures_hash": cost_report.figures_hash})
 
 
-def cost_report_checked(*, actor: User, cost_report: CostReport, now: Mapping[str, Any]) -> Event:
+def cost_report_checked(*, actor: User, cost_report: CostReport, now: dict[str, Any]) -> Event:
     """Record what the records give today for a signed report's site and period (``now``, from
     ``report.figures_for``): whether they agree with the signed figures (the same hash), the batches and total
     today and the first batches whose lines differ. The check is part of the trail an auditor reconciles."""
