@@ -370,6 +370,13 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         return {"pseudonym": row.patient.pseudonym, "referral": row.pk} if row else {}
 
     batch_ref = {"reference": ref}
+
+    def transfer_ref() -> dict[str, Any]:
+        from pocare.supply.models import Transfer
+
+        row = Transfer.objects.order_by("-pk").values_list("reference", flat=True).first()
+        return {"reference": row} if row else {}
+
     completed_ref = {"reference": (b.completed or batch).reference}
     certified_ref = {"reference": (b.certified or b.completed or batch).reference}
     return {
@@ -443,6 +450,8 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         "patients_booking:booking": lambda: patient(referrals__bookings__status="active"),
         "patients_booking:slots": lambda: {"code": b.site},
         "costs:report": lambda: first(CostReport),  # the demo's signed network report
+        "supply:transfer": transfer_ref,
+        "supply:transfer_disposition": transfer_ref,  # the demo's newest transfer from the Iberian depot
     }
 
 
