@@ -260,8 +260,9 @@ def open_quantities(site_ids: list[int] | set[int]) -> dict[tuple[int, str], Dec
         out[(row["site_id"], row["material_code"])] += row["total"] or Decimal(0)
     came = (PurchaseDelivery.objects.filter(request__site_id__in=site_ids, request__status__in=PURCHASE_OPEN)
             .values("request__site_id", "request__material_code").annotate(total=Sum("quantity")).order_by())
-    for row in came:
-        out[(row["request__site_id"], row["request__material_code"])] -= row["total"] or Decimal(0)
+    for delivered_row in came:
+        key = (delivered_row["request__site_id"], delivered_row["request__material_code"])
+        out[key] -= delivered_row["total"] or Decimal(0)
     return dict(out)
 
 
