@@ -340,7 +340,6 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
     from pocare.network.models import SiteAuthorization
     from pocare.planning.models import PlanningRun
     from pocare.quality.models import Deviation, QualitySignal
-    from pocare.supply.models import Transfer
     from pocare.training.models import TrainingRecord
 
     batch, ref = b.batch, b.batch.reference
@@ -377,6 +376,13 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         return {"pseudonym": row.referral.patient.pseudonym, "pk": row.pk} if row else {}
 
     batch_ref = {"reference": ref}
+
+    def transfer_ref() -> dict[str, Any]:
+        from pocare.supply.models import Transfer
+
+        row = Transfer.objects.order_by("-pk").values_list("reference", flat=True).first()
+        return {"reference": row} if row else {}
+
     completed_ref = {"reference": (b.completed or batch).reference}
     certified_ref = {"reference": (b.certified or b.completed or batch).reference}
     return {
@@ -452,7 +458,8 @@ def object_kwargs(b: Busiest) -> dict[str, Callable[[], dict[str, Any]]]:
         "patients:slots": lambda: {"code": b.site},
         "costs:report": lambda: first(CostReport),  # the demo's signed network report
         "costs:batch": lambda: batch_ref,
-        "supply:transfer": lambda: {"reference": t.reference} if (t := Transfer.objects.last()) else {},
+        "supply:transfer": transfer_ref,
+        "supply:transfer_disposition": transfer_ref,  # the demo's newest transfer from the Iberian depot
     }
 
 

@@ -147,9 +147,10 @@ def _supply(site: str, other: str) -> None:
     depot = s.store(site, "DEPOT", kind=LocationKind.DEPOT, serves=(other,))
     lot = s.received(10, site_code=site, location=depot)
     qc, there = _user(f"qc.{site.lower()}"), s.store(other)
+    s.storage(lot.material_code, low="2", high="25")
     sent = [transfers.transfer_dispatch(actor=qc, source=depot, destination=there, lot=lot, quantity=2,
-                                        logger_id="GROW", min_celsius="2", max_celsius="25", carrier="Courier",
-                                        seal=f"S-{next(_numbers)}", reason="Supply") for _ in range(2)]
+                                        logger_id="GROW", carrier="Courier", seal=f"S-{next(_numbers)}",
+                                        reason="Supply") for _ in range(2)]
     at = timezone.now() - dt.timedelta(minutes=30)
     transfers.transfer_readings_upload(actor=qc, transfer=sent[0], csv_text=(
         f"timestamp,temperature_c\n{at:%Y-%m-%dT%H:%M:%SZ},6\n{at + dt.timedelta(minutes=10):%Y-%m-%dT%H:%M:%SZ},30\n"))

@@ -417,11 +417,12 @@ def test_stock_is_what_was_received_less_what_the_live_batches_used(demo: dt.dat
 @pytest.mark.django_db
 def test_every_material_has_an_approved_supplier_and_every_demo_lot_names_one(demo: dt.datetime) -> None:
     """SUP-STOCK, ATMP-TRACE: each material of the bill has a supplier approved for it and qualified
-    (its registration signed by Control Site QA), and every lot of the demo — history and live —
+    (its registration and its approval for the material signed by Control Site QA) and its storage
+    range, and every lot of the demo — history and live —
     names an approved, qualified supplier of its material."""
     from pocare.ledger.models import Signature
     from pocare.manufacturing.models import MaterialLot
-    from pocare.supply.models import QUALIFIED, ApprovedSupplier, Supplier
+    from pocare.supply.models import QUALIFIED, ApprovedSupplier, MaterialStorage, Supplier
     from pocare.supply.services import bill_of_materials
 
     approved: dict[str, set[str]] = {}
@@ -432,6 +433,11 @@ def test_every_material_has_an_approved_supplier_and_every_demo_lot_names_one(de
     for supplier in Supplier.objects.all():
         assert Signature.objects.filter(record_type="supply.Supplier", record_id=str(supplier.pk),
                                         signer_username="qa").exists(), supplier
+    for approval in ApprovedSupplier.objects.all():  # each approval for a material signed too
+        assert Signature.objects.filter(record_type="supply.ApprovedSupplier", record_id=str(approval.pk),
+                                        meaning="approved").exists(), approval
+    # Every material of the bill has its storage range: a transfer takes its logger's limits from it.
+    assert set(bill_of_materials()) <= set(MaterialStorage.objects.values_list("material_code", flat=True))
     lots = MaterialLot.objects.values_list("site__code", "material_code", "lot_number", "supplier")
     assert lots.exists()
     for site_code, code, number, supplier_name in lots:

@@ -6,8 +6,10 @@ suppliers; hostile input is a 400 naming the field."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -87,6 +89,52 @@ def test_with_the_buffer_never_worse_than_without_on_the_same_seed(seed):
         assert with_buffer["delayed_supply"] <= without["delayed_supply"]
         assert with_buffer["supply_wait_days"] <= without["supply_wait_days"]
         assert with_buffer["lost_progression"] <= without["lost_progression"]
+
+
+class _Recording(twin.Twin):
+    """The twin, noting each referral's arrival and its first draws (progression, manufacture time)."""
+
+    def __init__(self, config: twin.TwinConfig, seed: int) -> None:
+        super().__init__(config, seed)
+        self.seen: list[tuple[str, float, float, float]] = []
+
+    def _refer(self, region: twin.RegionSpec) -> Any:
+        journey = super()._refer(region)
+        probe = random.Random()
+        probe.setstate(journey.rng.getstate())  # what the patient's stream will draw, left untouched
+        self.seen.append((region.name, journey.referred, journey.progression, self.c.manufacture.sample(probe)))
+        return journey
+
+
+def noisy(depot: float) -> twin.TwinConfig:
+    """Two sites, Poisson referrals, random durations, failures and progression: every draw matters."""
+    cfg = replace(tiny(a_kits=1, depot=depot, weekly_at_b=True, weeks=6), poisson=True, eligible_share=0.8,
+                  eligibility=twin.Dist("exponential", mean=3.0), manufacture=twin.Dist("triangular", low=8,
+                                                                                          mode=10, high=13),
+                  qc=twin.Dist("exponential", mean=1.5), abort_rate=0.05, oos_rate=0.05,
+                  progression_per_day=0.01, horizon_days=150)
+    return replace(cfg, regions=tuple(replace(r, referrals_per_year=365 / 3) for r in cfg.regions))
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_with_and_without_the_buffer_draw_common_random_numbers(seed):
+    """SUP-STOCK: the two runs of the supply scenario use common random numbers — on one seed the n-th
+    referral of each region arrives at the same moment with the same draws (progression, durations,
+    eligibility) with and without the regional buffer, so their difference is the buffer's alone; the
+    patients turned away before any kit is drawn (not eligible) are the same ones."""
+    cfg = noisy(depot=4)
+    runs = []
+    for config in (cfg, twin.without_depots(cfg)):
+        t = _Recording(config, seed)
+        runs.append((t, t.run()))
+    (with_twin, with_buffer), (without_twin, without) = runs
+    assert with_twin.seen == without_twin.seen and len(with_twin.seen) > 50
+    assert (with_buffer["referred"], with_buffer["ineligible"]) == (without["referred"], without["ineligible"])
+    assert with_buffer["kits_depot"] > 0 and without["kits_depot"] == 0  # the one thing that differs
+    # Another seed draws other numbers: the streams follow the seed.
+    other = _Recording(cfg, seed + 1)
+    other.run()
+    assert other.seen != with_twin.seen
 
 
 def test_a_patient_progressing_while_the_batch_waits_for_material_is_lost_to_the_disruption():

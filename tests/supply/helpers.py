@@ -14,7 +14,14 @@ from django.utils import timezone
 from pocare.manufacturing.models import MaterialLot
 from pocare.network.models import Site
 from pocare.supply import services
-from pocare.supply.models import ApprovedSupplier, LocationKind, StockLocation, Supplier, SupplierStatus
+from pocare.supply.models import (
+    ApprovedSupplier,
+    LocationKind,
+    MaterialStorage,
+    StockLocation,
+    Supplier,
+    SupplierStatus,
+)
 from tests.manufacturing import helpers as h
 
 _numbers = itertools.count(1)
@@ -32,8 +39,18 @@ def supplier(name: str = "BD", *, material: str = SYRINGE, status: str = Supplie
                                            reason="Audited and qualified", credentials=h.creds("qa"))
     if not ApprovedSupplier.objects.filter(supplier=found, material_code=material).exists():
         services.supplier_approve_for(actor=h.user("qa"), supplier=found, material_code=material,
-                                      reason="Qualified for this material")
+                                      reason="Qualified for this material", credentials=h.creds("qa"))
     return found
+
+
+def storage(material: str = SYRINGE, low: Any = "15", high: Any = "25",
+            condition: str = "Room temperature") -> MaterialStorage:
+    """The material's storage range, recorded by Control Site QA (kept if already recorded)."""
+    h.world()
+    found = MaterialStorage.objects.filter(material_code=material).first()
+    return found or services.material_storage_set(actor=h.user("qa"), material_code=material, min_celsius=low,
+                                                  max_celsius=high, condition=condition,
+                                                  reason="Supplier's label")
 
 
 def store(site_code: str = "MAD", code: str = "STORE", kind: str = LocationKind.STORE,

@@ -59,9 +59,10 @@ def _transfer(site: str) -> dict[str, Any]:
     if found is None:
         depot = s.store(site, "DEPOT", kind=LocationKind.DEPOT, serves=(third,))
         lot = s.received(5, site_code=site, location=depot)
+        s.storage(lot.material_code)
         found = transfers.transfer_dispatch(
             actor=h.user(f"qc.{site.lower()}"), source=depot, destination=s.store(third), lot=lot, quantity=1,
-            logger_id="MATRIX", min_celsius="2", max_celsius="8", carrier="Matrix", seal="M-1", reason="Matrix")
+            logger_id="MATRIX", carrier="Matrix", seal="M-1", reason="Matrix")
     return {"reference": found.reference}
 
 
@@ -83,4 +84,5 @@ def _purchase(site: str) -> dict[str, Any]:
 
 
 OBJECTS["supply:transfer"] = _transfer
+OBJECTS["supply:transfer_disposition"] = _transfer
 OBJECTS["supply:purchase"] = _purchase

@@ -1,7 +1,9 @@
 """Transfers of stock between sites (pocare.supply.transfers): the depot at Madrid sends a lot to Lisbon
 with a data logger; stock at both sites is what the movements add up to, stock in transit is usable at
 neither, the receipt releases the lot only when the logger read within the limits and the seal was
-intact, and otherwise quarantines it and opens a deviation; wrong people and hostile input are refused."""
+intact, and otherwise quarantines it and opens a deviation (or, when the lot there is already decided, holds
+the stock on its transfer until QA releases or destroys it, signed); the logger's limits are the material's
+storage range; wrong people and hostile input are refused."""
 
 from __future__ import annotations
 
@@ -16,27 +18,31 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from pocare.ledger.models import Event
+from pocare.core import worklist
+from pocare.ledger.canonical import content_hash
+from pocare.ledger.models import Event, Signature
 from pocare.manufacturing.models import LotStatus, MaterialLot
 from pocare.network.models import Site
 from pocare.quality.models import Deviation
-from pocare.supply import recall, selectors, transfers
+from pocare.supply import answers, recall, selectors, services, transfers
 from pocare.supply.models import LocationKind, MovementKind, StockMovement, Transfer, TransferStatus
+from tests.conftest import PASSWORD
 from tests.manufacturing import helpers as h
 from tests.supply import helpers as s
+from tests.supply.test_step import at_count_step, refused_at_step
 
 pytestmark = pytest.mark.django_db
 
 
 def _depot_lot(quantity: Any = 10) -> tuple[Any, MaterialLot]:
     depot = s.store("MAD", "DEPOT", kind=LocationKind.DEPOT, serves=("MAD", "LIS"))
+    s.storage(s.SYRINGE, low="15", high="25")
     return depot, s.received(quantity, location=depot)
 
 
 def _send(depot: Any, lot: MaterialLot, quantity: Any = 4, *, actor: str = "qc.mad", to: str = "LIS",
           **over: Any) -> Transfer:
-    fields = {"quantity": quantity, "logger_id": "LOG-7781", "min_celsius": "15", "max_celsius": "25",
-              "carrier": "Transportes Ibéricos, J. Sousa", "seal": "S-0042", "reason": "Weekly supply", **over}
+    fields = {"quantity": quantity, "logger_id": "LOG-7781", "carrier": "Transportes Ibéricos, J. Sousa", "seal": "S-0042", "reason": "Weekly supply", **over}
     return transfers.transfer_dispatch(actor=h.user(actor), source=depot, destination=s.store(to), lot=lot, **fields)
 
 
@@ -164,18 +170,16 @@ def test_a_hostile_dispatch_stores_nothing_and_names_the_field(quantity):
     before = StockMovement.objects.count()
     page = _client("qc.mad").post(reverse("supply:transfers"), {
         "source": depot.pk, "lot": lot.pk, "destination": s.store("LIS").pk, "quantity": quantity,
-        "logger_id": "LOG-1", "min_celsius": "2", "max_celsius": "8", "carrier": "C", "seal": "S",
-        "reason": "Supply"})
+        "logger_id": "LOG-1", "carrier": "C", "seal": "S", "reason": "Supply"})
     body = page.content.decode()
     # The form names the field; a 400-digit number is refused before the view, naming it too.
     assert page.status_code == 400 and ('id="id_quantity_error"' in body or "Field <strong>quantity</strong>" in body), body
     assert not Transfer.objects.exists() and StockMovement.objects.count() == before
 
 
-@pytest.mark.parametrize("field,value", [("min_celsius", "-400"), ("max_celsius", "9" * 400),
-                                         ("logger_id", "LOG\x00"), ("seal", "")])
+@pytest.mark.parametrize("field,value", [("logger_id", "LOG\x00"), ("seal", ""), ("carrier", "x" * 121)])
 def test_a_hostile_logger_or_seal_is_refused_naming_the_field(field, value):
-    """SUP-STOCK: an impossible temperature limit, a NUL, a missing seal: refused naming the field."""
+    """SUP-STOCK: a NUL, a missing seal, a carrier's name past its length: refused naming the field."""
     depot, lot = _depot_lot(10)
     with pytest.raises(ValidationError) as refused:
         _send(depot, lot, **{field: value})
@@ -202,7 +206,7 @@ def test_the_pages_dispatch_upload_and_receive():
     mad = _client("qc.mad")
     page = mad.post(reverse("supply:transfers"), {
         "source": depot.pk, "lot": lot.pk, "destination": s.store("LIS").pk, "quantity": "3",
-        "logger_id": "LOG-1", "min_celsius": "15", "max_celsius": "25", "carrier": "C", "seal": "S-1",
+        "logger_id": "LOG-1", "carrier": "C", "seal": "S-1",
         "reason": "Supply"})
     sent = Transfer.objects.get()
     assert page.status_code == 302 and page["Location"] == reverse("supply:transfer", args=[sent.reference])
@@ -254,3 +258,144 @@ def test_two_dispatches_of_the_last_stock_at_once_one_wins(tx_db):
     refused = [o for o in outcomes if isinstance(o, ValidationError)]
     assert len(refused) == 1 and "quantity" in refused[0].message_dict, outcomes
     assert Transfer.objects.count() == 1 and selectors.lot_stock(lot) == 0
+
+
+# --- the logger's limits: the material's storage range ----------------------------------------------------
+
+
+def test_the_loggers_limits_are_the_materials_storage_range_copied_at_dispatch():
+    """SUP-STOCK: the transfer's limits are the material's storage range as Control Site QA recorded it (2 to
+    8 °C), not typed per transfer; a later change of the range applies to the next transfer, not to one on
+    its way; a range open on one side (≤ -150 °C, vapour phase) is open on that side of the logger too."""
+    s.storage(s.SYRINGE, low="2", high="8", condition="Refrigerated")
+    depot, lot = _depot_lot(10)
+    first = _send(depot, lot, 2)
+    assert (first.min_celsius, first.max_celsius) == (Decimal(2), Decimal(8))
+    services.material_storage_set(actor=h.user("qa"), material_code=s.SYRINGE, min_celsius=None,
+                                  max_celsius="-150", condition="Vapour phase of liquid nitrogen",
+                                  reason="Supplier's new label")
+    second = _send(depot, lot, 2)
+    first.refresh_from_db()
+    assert (first.min_celsius, first.max_celsius) == (Decimal(2), Decimal(8))
+    assert (second.min_celsius, second.max_celsius) == (None, Decimal(-150))
+    transfers.transfer_readings_upload(actor=h.user("qc.lis"), transfer=second, csv_text=_csv(["-170", "-120"]))
+    second.refresh_from_db()
+    assert [e["side"] for e in second.excursions] == ["high"]
+
+
+def test_a_material_without_storage_conditions_is_not_sent():
+    """SUP-STOCK: no storage range recorded for the material: the dispatch is refused naming ``lot`` (QA
+    records it first), nothing moves."""
+    depot = s.store("MAD", "DEPOT", kind=LocationKind.DEPOT, serves=("MAD", "LIS"))
+    lot = s.received(10, location=depot)
+    with pytest.raises(ValidationError) as refused:
+        _send(depot, lot)
+    assert "lot" in refused.value.message_dict and "storage" in str(refused.value)
+    assert not Transfer.objects.exists() and selectors.lot_stock(lot) == 10
+
+
+# --- QA's disposition of stock held on a transfer ----------------------------------------------------------
+
+
+def _held() -> tuple[Transfer, MaterialLot]:
+    """2 of the lot received at LIS in limits (released there), then 4 more held on arrival (40 °C)."""
+    depot, lot = _depot_lot(10)
+    first = _send(depot, lot, 2)
+    transfers.transfer_readings_upload(actor=h.user("qc.lis"), transfer=first, csv_text=_csv(["20"]))
+    released = _receive(first).destination_lot
+    assert released is not None
+    second = _send(depot, lot, 4)
+    transfers.transfer_readings_upload(actor=h.user("qc.lis"), transfer=second, csv_text=_csv(["20", "40"]))
+    held = _receive(second)
+    assert held.status == TransferStatus.HELD
+    return held, released
+
+
+def test_held_stock_is_never_proposed_issued_nor_used_and_qa_releases_it_back_signed():
+    """SUP-STOCK: while held, LIS's FEFO proposal offers only the 2 received in limits and a step needing 5 is
+    refused (too little stock: the step's question ``lot_use_holds``); the QC analyst may not decide; Control Site QA
+    releases the 4 back to use, signed (meaning: released) with the reason: they join the lot (6), an
+    event records the decision and the signature binds to it; a second decision is refused. While held it
+    waits in QA's work queue, not the analyst's nor the inspector's."""
+    held, released = _held()
+    lis = Site.objects.get(code="LIS")
+    queue = next(q for q in worklist.registered() if q.key == "supply-held-transfers")
+    assert [t.pk for t in queue.pending(h.user("qa"))] == [held.pk]
+    assert not list(queue.pending(h.user("qc.lis"))) and not list(queue.pending(h.user("inspector")))
+    assert [(f.lot_id, f.quantity) for f in selectors.fefo_proposal(site=lis, material_code=s.SYRINGE)] == [
+        (released.pk, 2)]
+    assert "only 2" in (answers.lot_use_hold(lot=released, quantity=Decimal(5), at=timezone.now()) or "")
+    assert "only 2" in refused_at_step(at_count_step("LIS"), released, 5)
+    with pytest.raises(PermissionDenied):
+        transfers.transfer_disposition(actor=h.user("qc.lis"), transfer=held, decision="released",
+                                       reason="Stable", credentials=h.creds("qc.lis"))
+    done = transfers.transfer_disposition(actor=h.user("qa"), transfer=held, decision="released",
+                                          reason="40 °C for 10 minutes is within the syringe's stability data",
+                                          credentials=h.creds("qa"))
+    assert done.status == TransferStatus.RECEIVED and done.disposition == "released" and done.in_movement
+    assert done.disposed_by == h.user("qa") and selectors.lot_stock(released) == 6
+    assert [f.quantity for f in selectors.fefo_proposal(site=lis, material_code=s.SYRINGE)] == [6]
+    signature = Signature.objects.get(record_type="supply.Transfer", record_id=str(held.pk))
+    assert signature.meaning == "released"
+    assert content_hash(Transfer.objects.get(pk=held.pk).signed_content()) == signature.record_hash
+    assert Event.objects.filter(event_type="supply.transfer_disposed", object_type="supply.Transfer").exists()
+    assert not list(queue.pending(h.user("qa")))
+    with pytest.raises(ValidationError) as refused:
+        transfers.transfer_disposition(actor=h.user("qa"), transfer=held, decision="destroyed", reason="Again",
+                                       credentials=h.creds("qa"))
+    assert "decision" in refused.value.message_dict
+
+
+def test_qa_destroys_held_stock_and_the_stock_card_shows_where_it_went():
+    """SUP-STOCK: destroyed, signed (meaning: rejected): the 4 are recorded arriving at LIS and destroyed
+    there (a transferred_in and a destroyed movement, one event), so LIS's stock stays 2 and every unit sent
+    is accounted for (10 received = 4 at MAD + 2 at LIS + 4 destroyed)."""
+    held, released = _held()
+    done = transfers.transfer_disposition(actor=h.user("qa"), transfer=held, decision="destroyed",
+                                          reason="Outside the stability data", credentials=h.creds("qa"))
+    assert done.status == TransferStatus.DESTROYED and done.disposition == "destroyed"
+    assert selectors.lot_stock(released) == 2
+    kinds = list(StockMovement.objects.filter(lot=released).order_by("pk").values_list("kind", flat=True))
+    assert kinds[-2:] == [MovementKind.TRANSFERRED_IN, MovementKind.DESTROYED]
+    both = StockMovement.objects.filter(lot__lot_number=released.lot_number)
+    assert sum(m.quantity for m in both if m.kind != MovementKind.DESTROYED) == 10
+    assert Signature.objects.get(record_type="supply.Transfer", record_id=str(held.pk)).meaning == "rejected"
+
+
+@pytest.mark.parametrize(("field", "value"), [("decision", "bogus"), ("decision", "released\x00"), ("reason", ""),
+                                              ("reason", "x\x00y"), ("password", "wrong")])
+def test_the_disposition_page_refuses_hostile_input_naming_the_field(field, value):
+    """SUP-STOCK: an unknown decision, a NUL, no reason, a wrong password: a 400 naming the field and the
+    stock stays held; the page asks to confirm; the QC analyst's POST is a 403 and the page shows them no
+    form; a GET writes nothing."""
+    held, _released = _held()
+    url = reverse("supply:transfer_disposition", args=[held.reference])
+    qa = _client("qa")
+    events = Event.objects.count()
+    shown = qa.get(url)
+    assert shown.status_code == 200 and "data-confirm" in shown.content.decode() and Event.objects.count() == events
+    data = {"decision": "released", "reason": "Stable", "username": "qa", "password": PASSWORD, field: value}
+    page = qa.post(url, data)
+    body = page.content.decode()
+    assert page.status_code == 400, body
+    assert f'id="id_{field}_error"' in body or f"Field <strong>{field}</strong>" in body or \
+        (field == "password" and "password" in body.lower()), body
+    held.refresh_from_db()
+    assert held.status == TransferStatus.HELD
+    lis = _client("qc.lis")
+    assert "Sign the decision" not in lis.get(url).content.decode()
+    assert lis.post(url, {"decision": "released", "reason": "x", "password": PASSWORD}).status_code == 403
+    assert _client("qc.muc").get(url).status_code == 404
+
+
+def test_the_disposition_page_records_the_decision():
+    """SUP-STOCK: QA's signed decision through the page; the transfer's page then shows it."""
+    held, released = _held()
+    url = reverse("supply:transfer_disposition", args=[held.reference])
+    page = _client("qa").post(url, {"decision": "released", "reason": "Within stability data", "username": "qa",
+                                    "password": PASSWORD})
+    assert page.status_code == 302
+    held.refresh_from_db()
+    assert held.disposition == "released" and selectors.lot_stock(released) == 6
+    shown = _client("qc.lis").get(reverse("supply:transfer", args=[held.reference])).content.decode()
+    assert "released back to use" in shown

@@ -5,6 +5,7 @@
   for the lentiviral vector, bioMérieux, Macopharma, Baxter), each registered and qualified by
   Control Site QA (signed) and approved for the materials of the bill of materials it supplies, with
   its lead time (:data:`LEAD_TIME_DAYS`: six weeks for the lentiviral vector, two for the rest);
+- each material's storage conditions (:data:`STORAGE`), from which a transfer takes its logger limits;
 - a store at every active POCare site, and the Iberian regional depot held by Madrid, serving
   Madrid, Lisbon and Porto;
 - the live lots (``batches.load_lots``): one supplier lot of each material, delivered to every
@@ -40,6 +41,7 @@ from pocare.supply import purchases, services, transfers
 from pocare.supply.models import (
     ApprovedSupplier,
     LocationKind,
+    MaterialStorage,
     MovementKind,
     PurchaseRequest,
     StockLocation,
@@ -51,6 +53,15 @@ from pocare.supply.models import (
 
 #: Control Site QA qualifies the suppliers and approves them per material.
 QUALIFIER = "qa"
+#: How each material is kept (°C, lowest and highest; None: open), as Control Site QA records it from the
+#: suppliers' labels *(estimates for the demo)*: reagents, medium and cytokines refrigerated, the vector
+#: frozen at ≤ -65 °C, the rest at room temperature.
+STORAGE: dict[str, tuple[Decimal | None, Decimal | None, str]] = {
+    **{code: (Decimal(2), Decimal(8), "Refrigerated 2–8 °C")
+       for code in ("CD4-REAG", "CD8-REAG", "TRANSACT", "TEXMACS", "IL7", "IL15")},
+    "LV-CAR19": (None, Decimal(-65), "Frozen at or below -65 °C"),
+}
+DEFAULT_STORAGE: tuple[Decimal | None, Decimal | None, str] = (Decimal(15), Decimal(25), "Room temperature 15–25 °C")
 #: Each site's store, and the regional depot: held by Madrid, serving the Iberian sites.
 STORE = "STORE"
 DEPOT, DEPOT_SITE, DEPOT_SERVES = "DEPOT-IB", "MAD", ("MAD", "LIS", "OPO")
@@ -133,8 +144,14 @@ def load_suppliers(*, password: str) -> list[Supplier]:
             if code not in approved:
                 services.supplier_approve_for(actor=qa, supplier=supplier, material_code=code,
                                               lead_time_days=LEAD_TIME_DAYS.get(code, DEFAULT_LEAD_TIME_DAYS),
+                                              credentials=_creds(qa, password),
                                               reason=f"{MARK}: specification and certificate of analysis agreed")
         suppliers.append(supplier)
+    kept = set(MaterialStorage.objects.values_list("material_code", flat=True))
+    for code in sorted(set(services.bill_of_materials()) - kept):
+        low, high, condition = STORAGE.get(code, DEFAULT_STORAGE)
+        services.material_storage_set(actor=qa, material_code=code, min_celsius=low, max_celsius=high,
+                                      condition=condition, reason=f"{MARK}: the supplier's storage conditions")
     return suppliers
 
 
@@ -229,14 +246,15 @@ def load_near_expiry(*, password: str, expires: dt.date) -> MaterialLot | None:
 TRANSFER_TO = "LIS"
 TRANSFER_RECEIVED_BEFORE_NOW = dt.timedelta(days=3)
 TRANSFER_IN_TRANSIT_SINCE = dt.timedelta(hours=5)
-#: Room temperature for the materials of the bill shipped between sites (°C): an entered limit, since the
-#: master file gives no storage conditions per material.
-TRANSFER_LIMITS = (Decimal(15), Decimal(25))
 
 
-def _logger_csv(start: dt.datetime, hours: int) -> str:
-    """A logger read every 30 minutes from ``start`` for ``hours``, between 18 and 22 °C."""
-    rows = [f"{(start + dt.timedelta(minutes=30 * i)):%Y-%m-%dT%H:%M:%SZ},{18 + (i % 9) / 2:.1f}"
+def _logger_csv(start: dt.datetime, hours: int, limits: tuple[Decimal | None, Decimal | None]) -> str:
+    """A logger read every 30 minutes from ``start`` for ``hours``, within ``limits`` (±2 °C about their
+    middle, or 5 °C inside an open range's one limit)."""
+    low, high = limits
+    middle = ((low + high) / 2 if low is not None and high is not None
+              else (high - 5 if high is not None else (low or Decimal(0)) + 5))
+    rows = [f"{(start + dt.timedelta(minutes=30 * i)):%Y-%m-%dT%H:%M:%SZ},{float(middle) - 2 + (i % 9) / 2:.1f}"
             for i in range(hours * 2 + 1)]
     return "timestamp,temperature_c\n" + "\n".join(rows) + "\n"
 
@@ -255,20 +273,20 @@ def load_exchanges(*, password: str, now: dt.datetime) -> int:
     if not lots:
         return 0
     qc, receiver = _user(f"qc.{DEPOT_SITE.lower()}"), _user(f"qc.{TRANSFER_TO.lower()}")
-    low, high = TRANSFER_LIMITS
     added = 0
     for lot, since, receive in ((lots[0], TRANSFER_RECEIVED_BEFORE_NOW + dt.timedelta(hours=6), True),
                                 (lots[-1], TRANSFER_IN_TRANSIT_SINCE, False)):
         with demo_clock(now - since):
             sent = transfers.transfer_dispatch(
                 actor=qc, source=depot, destination=there, lot=lot, quantity=1, logger_id=f"TT4-{lot.pk:05d}",
-                min_celsius=low, max_celsius=high, carrier="Transportes Ibéricos (driver R. Alves)",
+                carrier="Transportes Ibéricos (driver R. Alves)",
                 seal=f"IB-{lot.pk:06d}", reason=f"{MARK}: Lisbon's weekly supply from the Iberian depot")
         added += 1
         if receive:
             with demo_clock(now - TRANSFER_RECEIVED_BEFORE_NOW):
                 transfers.transfer_readings_upload(actor=receiver, transfer=sent,
-                                                   csv_text=_logger_csv(sent.dispatched_at, 5))
+                                                   csv_text=_logger_csv(sent.dispatched_at, 5,
+                                                                        (sent.min_celsius, sent.max_celsius)))
                 transfers.transfer_receive(actor=receiver, transfer=sent, handed_over_by="R. Alves",
                                            seal_intact=True, reason=f"{MARK}: shipper and seal checked on arrival")
     if not PurchaseRequest.objects.exists():

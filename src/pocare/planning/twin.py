@@ -8,6 +8,10 @@ supply disruption of a critical material (or of a supplier: the materials only i
 met by the sites' own stock, then their regional depot's shared pool, then a wait for resupply (the
 disruption's end plus the lead time). No Django import (a library module).
 
+Common random numbers: each region's arrivals and each referral draw from a stream of their own, seeded
+from the replication's seed and their name (:meth:`Twin.stream`), so two configurations run on one seed
+give the n-th referral of a region the same arrival and the same draws whatever else the scenario changes.
+
 Default numbers and their sources (DOMAIN.md):
 * manufacture 8–13 days, mode 10 (Zhu et al., Cytotherapy 2018;20:394 — "whole process 8–13 days");
 * QC turnaround for fresh release 1–2 days (VCN by qPCR/ddPCR 1–2 d; sterility finalized after
@@ -304,7 +308,7 @@ class _Lost(Exception):
 class _Journey:
     """One patient on the way: where they come from, when referred, when their disease will have
     progressed past treatment, whether they count (referred after the warm-up), and the site and
-    transport hours of the current attempt."""
+    transport hours of the current attempt, and the patient's own random stream (every draw about them)."""
 
     region: RegionSpec
     referred: float
@@ -314,6 +318,7 @@ class _Journey:
     hours: float = 0.0
     apheresis_at: float | None = None
     delayed: bool = False
+    rng: random.Random = field(default_factory=random.Random, repr=False)
 
 
 class Twin:
@@ -321,7 +326,8 @@ class Twin:
 
     def __init__(self, config: TwinConfig, seed: int) -> None:
         self.c = config
-        self.rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
+        self.seed = seed
+        self.referrals: dict[str, int] = {}
         self.env = simpy.Environment()
         self.sites = {s.code: _SiteState(s, simpy.Resource(self.env, capacity=s.units) if s.units > 0 else None)
                       for s in config.sites}
@@ -343,13 +349,22 @@ class Twin:
         rate = region.referrals_per_year / 365.0
         if rate <= 0:
             return
-        env, rng = self.env, self.rng
+        env, rng = self.env, self.stream("arrivals", region.name)
         while True:
             gap = rng.expovariate(rate) if self.c.poisson else 1.0 / rate
             yield env.timeout(gap)
             if env.now >= self.c.horizon_days:
                 return
             env.process(self._patient(region))
+
+    def stream(self, *names: object) -> random.Random:
+        """The random stream of one thing of this replication (a region's arrivals, one patient), seeded
+        from the replication's seed and the thing's name. Common random numbers: two configurations run
+        on one seed give the n-th referral of a region the same arrival and the same draws (eligibility,
+        durations, failures, progression), whatever order the events of the two runs take — so that two
+        scenarios differ by what the scenario changes alone (a string seed is hashed with SHA-512,
+        the same in every process)."""
+        return random.Random("/".join(map(str, (self.seed, *names))))  # noqa: S311 - simulation, not cryptography
 
     def _site_for(self, region: RegionSpec) -> tuple[str, float, float]:
         """Nearest site (by transport hours) open now; if all are closed, the one reopening first."""
@@ -424,8 +439,11 @@ class Twin:
     def _refer(self, region: RegionSpec) -> _Journey:
         """The referral: the moment the disease will have progressed past treatment is drawn now."""
         c, now = self.c, self.env.now
-        progression = now + (self.rng.expovariate(c.progression_per_day) if c.progression_per_day > 0 else math.inf)
-        journey = _Journey(region=region, referred=now, counted=now >= c.warmup_days, progression=progression)
+        n = self.referrals[region.name] = self.referrals.get(region.name, 0) + 1
+        rng = self.stream("patient", region.name, n)
+        progression = now + (rng.expovariate(c.progression_per_day) if c.progression_per_day > 0 else math.inf)
+        journey = _Journey(region=region, referred=now, counted=now >= c.warmup_days, progression=progression,
+                           rng=rng)
         self.t.referred += journey.counted
         self.t.in_pipeline += 1
         return journey
@@ -437,8 +455,8 @@ class Twin:
 
     def _eligible(self, journey: _Journey) -> Any:
         """The eligibility work-up; False (and counted) when the patient is not eligible."""
-        yield self.env.timeout(self.c.eligibility.sample(self.rng))
-        if self.rng.random() >= self.c.eligible_share:
+        yield self.env.timeout(self.c.eligibility.sample(journey.rng))
+        if journey.rng.random() >= self.c.eligible_share:
             self.t.ineligible += journey.counted
             return False
         self._still_treatable(journey)
@@ -451,9 +469,9 @@ class Twin:
         for attempt in itertools.count(1):  # the first attempt runs whatever max_attempts says
             site, request = yield from self._slot(journey, first=attempt == 1)
             aborted = yield from self._batch(journey, site, request, first=attempt == 1)
-            if not aborted and (yield from self._released()):
+            if not aborted and (yield from self._released(journey)):
                 return True
-            if attempt >= c.max_attempts or self.rng.random() >= c.remanufacture_success:
+            if attempt >= c.max_attempts or journey.rng.random() >= c.remanufacture_success:
                 break
             self._still_treatable(journey)
         self.t.lost_failure += journey.counted
@@ -490,7 +508,7 @@ class Twin:
         env, c = self.env, self.c
         held_from = env.now
         try:
-            yield env.timeout(c.apheresis.sample(self.rng) if first else 0.0)
+            yield env.timeout(c.apheresis.sample(journey.rng) if first else 0.0)
             if first:
                 journey.apheresis_at = env.now
                 self.t.pathways += 1
@@ -499,8 +517,8 @@ class Twin:
             yield from self._wait_for_material(journey)
             self.t.batches += 1
             site.batches += 1
-            yield env.timeout(c.manufacture.sample(self.rng))
-            return self.rng.random() < c.abort_rate
+            yield env.timeout(c.manufacture.sample(journey.rng))
+            return journey.rng.random() < c.abort_rate
         finally:
             site.busy += min(env.now, c.horizon_days) - min(held_from, c.horizon_days)
             assert site.units is not None
@@ -519,16 +537,16 @@ class Twin:
             yield self.env.timeout(blocked - self.env.now)
             blocked = self._blocked_until(code, self.env.now)
 
-    def _released(self) -> Any:
+    def _released(self, journey: _Journey) -> Any:
         """QC turnaround; True when the batch is within specification."""
-        yield self.env.timeout(self.c.qc.sample(self.rng))
-        return self.rng.random() >= self.c.oos_rate
+        yield self.env.timeout(self.c.qc.sample(journey.rng))
+        return journey.rng.random() >= self.c.oos_rate
 
     def _infuse(self, journey: _Journey) -> Any:
         """Transport back, lymphodepletion and infusion; counted as treated if the disease has not
         progressed by then."""
         yield from self._transport(journey)
-        yield self.env.timeout(self.c.infusion.sample(self.rng))
+        yield self.env.timeout(self.c.infusion.sample(journey.rng))
         self._still_treatable(journey)
         t = self.t
         if journey.counted:

@@ -1,4 +1,5 @@
-"""Forms of the supply pages: the trace (a lot forward, a patient back) and a recall opened or closed."""
+"""Forms of the supply pages: the trace (a lot forward, a patient back), a recall opened or closed, stock
+moved, transfers and purchases, and the materials page (storage, approved suppliers, lead times)."""
 
 from __future__ import annotations
 
@@ -135,15 +136,12 @@ class DispatchForm(forms.Form):
         queryset=None, label="Lot", help_text="Released, unexpired lots at the sites whose materials you manage.")
     destination: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="To")
     quantity = forms.CharField(label="Quantity", max_length=20, help_text="In the lot's unit.")
-    logger_id = forms.CharField(label="Data logger", max_length=60)
-    min_celsius = forms.CharField(label="Lowest °C", max_length=12, required=False,
-                                  help_text="The material's storage conditions (e.g. 2 and 8 °C); either may be open.")
-    max_celsius = forms.CharField(label="Highest °C", max_length=12, required=False)
+    logger_id = forms.CharField(label="Data logger", max_length=60,
+                                help_text="Its limits are the material's storage range (the materials page).")
     carrier = forms.CharField(label="Carrier", max_length=120, help_text="The courier or driver who takes it.")
     seal = forms.CharField(label="Seal number", max_length=60)
     reason = forms.CharField(label="Reason", max_length=500, initial="Supply from the regional depot")
-    field_order = ["source", "lot", "destination", "quantity", "logger_id", "min_celsius", "max_celsius", "carrier",
-                   "seal", "reason"]
+    field_order = ["source", "lot", "destination", "quantity", "logger_id", "carrier", "seal", "reason"]
 
     def __init__(self, *args: Any, sources: Any, lots: Any, destinations: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -212,5 +210,98 @@ class PurchaseReceiveForm(forms.Form):
         self.fields["lots"].queryset = lots  # type: ignore[attr-defined]
 
 
+class PurchaseDeliveryForm(forms.Form):
+    """One delivery against an ordered request: the supplier's lot, received into quarantine at a location."""
+
+    location: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Into")
+    lot_number = forms.CharField(label="Supplier's lot number", max_length=60)
+    expiry_date = forms.DateField(label="Expiry date", widget=forms.DateInput(attrs={"type": "date"}))
+    quantity = forms.CharField(label="Quantity delivered", max_length=20, help_text="At most what is outstanding.")
+    reason = forms.CharField(label="Reason", max_length=500, initial="Delivery note checked against the order")
+
+    def __init__(self, *args: Any, locations: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["location"].queryset = locations  # type: ignore[attr-defined]
+
+
 class PurchaseCancelForm(forms.Form):
     reason = forms.CharField(label="Why it is cancelled", max_length=500)
+
+
+class DispositionForm(SignatureFieldsMixin):
+    """QA's decision on stock held on a transfer, signed."""
+
+    decision = forms.ChoiceField(label="Decision", choices=[("released", "Release back to use"),
+                                                            ("destroyed", "Reject and destroy")])
+    reason = forms.CharField(label="Reason", max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="The impact assessment: the excursion against the material's stability data.")
+    field_order = ["decision", "reason", "username", "password"]
+
+
+def _material_choices(materials: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(code, f"{code} — {m['name']} ({m['unit']})") for code, m in sorted(materials.items())]
+
+
+class StorageForm(forms.Form):
+    """A material's storage range and condition (Control Site QA)."""
+
+    material_code = forms.ChoiceField(label="Material")
+    min_celsius = forms.CharField(label="Lowest °C", max_length=12, required=False, help_text="Empty: no lowest.")
+    max_celsius = forms.CharField(label="Highest °C", max_length=12, required=False,
+                                  help_text="Empty: no highest (e.g. ≤ -150 °C has only a highest).")
+    condition = forms.CharField(label="Condition", max_length=120, help_text="As on the label, e.g. Refrigerated.")
+    reason = forms.CharField(label="Reason", max_length=500, initial="Supplier's storage conditions")
+
+    def __init__(self, *args: Any, materials: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["material_code"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = _material_choices(materials)
+
+
+class SupplierApproveForm(SignatureFieldsMixin):
+    """Approve a qualified supplier for a material, signed."""
+
+    supplier: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Supplier")
+    material_code = forms.ChoiceField(label="Material")
+    lead_time_days = forms.IntegerField(label="Lead time (days)", min_value=1, max_value=365, initial=14)
+    reason = forms.CharField(label="Reason", max_length=500, initial="Specification and certificate of analysis agreed")
+    field_order = ["supplier", "material_code", "lead_time_days", "reason", "username", "password"]
+
+    def __init__(self, *args: Any, suppliers: Any, materials: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["supplier"].queryset = suppliers  # type: ignore[attr-defined]
+        field = self.fields["material_code"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = _material_choices(materials)
+
+
+class SupplierQualifyForm(SignatureFieldsMixin):
+    """Change a supplier's qualification (approved, conditional, disqualified), signed."""
+
+    supplier: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Supplier")
+    status = forms.ChoiceField(label="Qualification")
+    reason = forms.CharField(label="Reason", max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="The audit, the complaint or the finding, with its reference.")
+    field_order = ["supplier", "status", "reason", "username", "password"]
+
+    def __init__(self, *args: Any, suppliers: Any, statuses: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["supplier"].queryset = suppliers  # type: ignore[attr-defined]
+        field = self.fields["status"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = statuses
+
+
+class LeadTimeForm(forms.Form):
+    """An approved supplier's lead time for its material."""
+
+    approval: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Approved supplier")
+    lead_time_days = forms.IntegerField(label="Lead time (days)", min_value=1, max_value=365)
+    reason = forms.CharField(label="Reason", max_length=500, initial="Supplier's confirmed delivery time")
+
+    def __init__(self, *args: Any, approvals: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["approval"].queryset = approvals  # type: ignore[attr-defined]
+        self.fields["approval"].label_from_instance = (  # type: ignore[attr-defined]
+            lambda a: f"{a.material_code}: {a.supplier.name} ({a.lead_time_days} days)")

@@ -83,6 +83,54 @@ class ApprovedSupplier(models.Model):
     def __str__(self) -> str:
         return f"{self.supplier} for {self.material_code}"
 
+    def signed_content(self) -> dict[str, Any]:
+        """What the approval's signature binds to: who is approved for what, by whom and when (not the lead
+        time, which QA may change afterwards, each change an event)."""
+        return {"supplier": self.supplier_id, "material_code": self.material_code, "approved_by": self.approved_by_id,
+                "approved_at": self.approved_at}
+
+
+class MaterialStorage(models.Model):
+    """How a material of the bill of materials is kept (SUP-STOCK, EU GMP 5.45): its temperature range in °C
+    (either side may be open: ``≤ -150 °C`` has no lowest) and the condition in words ("2–8 °C refrigerated",
+    "vapour phase of liquid nitrogen"). One row per material code, set by Control Site QA: one fact, one
+    value, its earlier values in the ledger. A transfer between sites takes its logger limits from here.
+
+    Kept by supply rather than on each master-file version's bill: the bill repeats a material in every
+    version (and product) that uses it, so a range written there would be several values of one fact."""
+
+    material_code = models.CharField(max_length=64, unique=True)
+    min_celsius = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True,
+                                      help_text="Lowest °C (inclusive); empty: no lowest.")
+    max_celsius = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True,
+                                      help_text="Highest °C (inclusive); empty: no highest.")
+    condition = models.CharField(max_length=120, help_text="In words, as on the label: e.g. Refrigerated 2–8 °C.")
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    set_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["material_code"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(min_celsius__isnull=False) | models.Q(max_celsius__isnull=False),
+                                   name="supply_storage_some_limit"),
+            models.CheckConstraint(condition=models.Q(min_celsius__isnull=True) | models.Q(max_celsius__isnull=True)
+                                   | models.Q(min_celsius__lte=models.F("max_celsius")),
+                                   name="supply_storage_low_below_high"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.material_code}: {self.range_text}"
+
+    @property
+    def range_text(self) -> str:
+        """The range as people write it: ``2 to 8 °C``, ``≤ -150 °C``, ``≥ 15 °C``."""
+        low, high = self.min_celsius, self.max_celsius
+        if low is not None and high is not None:
+            return f"{low.normalize():f} to {high.normalize():f} °C"
+        if high is not None:
+            return f"≤ {high.normalize():f} °C"
+        return f"≥ {low.normalize():f} °C" if low is not None else "—"
+
 
 class LocationKind(models.TextChoices):
     STORE = "store", "Site store"
@@ -221,6 +269,14 @@ class TransferStatus(models.TextChoices):
     IN_TRANSIT = "in_transit", "In transit"
     RECEIVED = "received", "Received"
     HELD = "held", "Arrived, held: something went wrong on the way"
+    DESTROYED = "destroyed", "Held, then destroyed on QA's decision"
+
+
+class Disposition(models.TextChoices):
+    """QA's decision on stock held on a transfer (``transfers.transfer_disposition``), signed."""
+
+    RELEASED = "released", "Released back to use"
+    DESTROYED = "destroyed", "Rejected and destroyed"
 
 
 class Transfer(models.Model):
@@ -262,6 +318,12 @@ class Transfer(models.Model):
     excursions = models.JSONField(default=list, blank=True)
     deviation = models.ForeignKey("quality.Deviation", null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="+")
+    # QA's disposition of stock held on arrival: released back to use or destroyed, signed.
+    disposition = models.CharField(max_length=10, choices=Disposition.choices, blank=True)
+    disposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    disposed_at = models.DateTimeField(null=True, blank=True)
+    disposition_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-dispatched_at", "-pk"]
@@ -273,6 +335,17 @@ class Transfer(models.Model):
     @property
     def in_transit(self) -> bool:
         return self.status == TransferStatus.IN_TRANSIT
+
+    @property
+    def held(self) -> bool:
+        return self.status == TransferStatus.HELD
+
+    def signed_content(self) -> dict[str, Any]:
+        """What QA's disposition signature binds to: the stock held, where, why it was held and the decision."""
+        return {"reference": self.reference, "source_lot": self.source_lot_id,
+                "destination_lot": self.destination_lot_id, "quantity": self.quantity, "unit": self.unit,
+                "excursions": self.excursions, "seal_intact": self.seal_intact, "deviation": self.deviation_id,
+                "disposition": self.disposition, "disposed_at": self.disposed_at, "reason": self.disposition_reason}
 
 
 class TransferReading(models.Model):
@@ -351,3 +424,24 @@ class PurchaseRequest(models.Model):
         return {"reference": self.reference, "site": self.site_id, "material_code": self.material_code,
                 "quantity": self.quantity, "unit": self.unit, "supplier": self.supplier_id,
                 "approved_at": self.approved_at, "reason": self.approval_reason}
+
+
+class PurchaseDelivery(models.Model):
+    """One delivery against a purchase request (SUP-STOCK): a supplier's lot received into quarantine at the
+    request's site through ``services.stock_receive`` (its ``received`` movement), with its quantity. A
+    request is received in as many deliveries as the supplier makes; it closes when they add up to what was
+    ordered, and never takes more (``purchases.purchase_delivery``)."""
+
+    request = models.ForeignKey(PurchaseRequest, on_delete=models.PROTECT, related_name="deliveries")
+    movement = models.OneToOneField(StockMovement, on_delete=models.PROTECT, related_name="+")
+    lot = models.ForeignKey("manufacturing.MaterialLot", on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    received_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["request", "received_at", "pk"]
+        constraints = [models.CheckConstraint(condition=models.Q(quantity__gt=0), name="supply_delivery_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity:f} of {self.request_id} as lot {self.lot_id}"

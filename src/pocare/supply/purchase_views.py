@@ -22,15 +22,16 @@ from pocare.core.forms import apply_validation_error
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing.models import MaterialLot
 from pocare.network.models import Site
-from pocare.supply import purchases, services
+from pocare.supply import purchases, selectors, services
 from pocare.supply.forms import (
     PurchaseApproveForm,
     PurchaseCancelForm,
+    PurchaseDeliveryForm,
     PurchaseOrderForm,
     PurchaseReceiveForm,
     PurchaseRequestForm,
 )
-from pocare.supply.models import QUALIFIED, PurchaseRequest, PurchaseStatus, Supplier
+from pocare.supply.models import QUALIFIED, PurchaseRequest, PurchaseStatus, StockLocation, Supplier
 
 #: Requests listed, newest first.
 REQUESTS_SHOWN = 200
@@ -81,7 +82,7 @@ def purchase_list(request: HttpRequest) -> HttpResponseBase:
 
 
 #: The actions of a request's page.
-ACTIONS = ("approve", "order", "receive", "cancel")
+ACTIONS = ("approve", "order", "deliver", "receive", "cancel")
 
 
 @requires(Perm.SUPPLY_VIEW)
@@ -98,6 +99,9 @@ def purchase_detail(request: HttpRequest, reference: str) -> HttpResponseBase:
         "approve": PurchaseApproveForm(data if action == "approve" else None, prefix="approve",
                                        ask_user_id=signing_needs_user_id(request)),
         "order": PurchaseOrderForm(data if action == "order" else None, prefix="order"),
+        "deliver": PurchaseDeliveryForm(data if action == "deliver" else None, prefix="deliver",
+                                        locations=StockLocation.objects.filter(site_id=found.site_id)
+                                        .order_by("kind", "code")),
         "receive": PurchaseReceiveForm(data if action == "receive" else None, lots=lots, prefix="receive"),
         "cancel": PurchaseCancelForm(data if action == "cancel" else None, prefix="cancel"),
     }
@@ -124,10 +128,15 @@ def purchase_detail(request: HttpRequest, reference: str) -> HttpResponseBase:
     approves = writes and access.has_perm(user, Perm.PURCHASE_APPROVE, site_id=site_id)
     shown = {"approve": approves and found.status == PurchaseStatus.REQUESTED,
              "order": manages and found.status == PurchaseStatus.APPROVED,
+             "deliver": manages and found.status == PurchaseStatus.ORDERED,
              "receive": manages and found.status == PurchaseStatus.ORDERED,
              "cancel": (manages or approves) and found.is_open}
+    deliveries = list(found.deliveries.select_related("lot", "received_by", "movement__location"))
+    received = sum((d.quantity for d in deliveries), Decimal(0))
     return render(request, "supply/purchase.html", {
-        "r": found, "forms": forms_, "shown": shown, "lots": found.lots.all()}, status=status)
+        "r": found, "forms": forms_, "shown": shown, "lots": found.lots.all(), "deliveries": deliveries,
+        "received": received, "outstanding": found.quantity - received if found.status != PurchaseStatus.CANCELLED
+        else Decimal(0)}, status=status)
 
 
 def _do(request: HttpRequest, found: PurchaseRequest, action: str, form: Any) -> str:
@@ -139,6 +148,15 @@ def _do(request: HttpRequest, found: PurchaseRequest, action: str, form: Any) ->
     if action == "order":
         purchases.purchase_order(actor=actor, request=found, order_number=d["order_number"])
         return f"{found.reference} ordered ({d['order_number']})."
+    if action == "deliver":
+        delivery = purchases.purchase_delivery(actor=actor, request=found, location=d["location"],
+                                               lot_number=d["lot_number"], expiry_date=d["expiry_date"],
+                                               quantity=d["quantity"], reason=d["reason"])
+        found.refresh_from_db()
+        left = found.quantity - purchases.delivered(found)
+        return (f"{selectors.amount(delivery.quantity)} {found.unit} received into quarantine as "
+                f"{delivery.lot}; " + (f"{selectors.amount(left)} {found.unit} outstanding." if left
+                                       else f"{found.reference} is received in full."))
     if action == "receive":
         purchases.purchase_receive(actor=actor, request=found, lots=list(d["lots"]), reason=d["reason"])
         return f"{found.reference} received."

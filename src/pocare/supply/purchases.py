@@ -2,10 +2,14 @@
 manager for a material from a supplier approved for it, then
 
     requested → approved (the site's manager or Control Site QA, signed with a reason) → ordered
-    → received (naming the lots received through ``services.stock_receive``)
+    → received, in one delivery or several (``purchase_delivery``: each a supplier's lot with its
+    quantity, received into quarantine through ``services.stock_receive``); the request closes when
+    the deliveries add up to what was ordered, and a delivery of more than is outstanding is refused
 
-or cancelled with a reason at any point before it is received. Each step a ledger event. A request
-still open counts against the quantity to order (``open_quantities``), so nothing is ordered twice.
+or cancelled with a reason at any point before it is received. Each step a ledger event. What a request
+still open has not yet delivered counts against the quantity to order (``open_quantities``), so
+nothing is ordered twice. (``purchase_receive`` closes a request naming lots received on the stock
+page, as before deliveries were recorded against it.)
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from pocare.manufacturing.models import MaterialLot
 from pocare.network.models import Site
 from pocare.supply import selectors, services
 from pocare.supply.events import SupplyEvent
-from pocare.supply.models import PURCHASE_OPEN, ApprovedSupplier, PurchaseRequest, PurchaseStatus, Supplier
+from pocare.supply.models import (
+    PURCHASE_OPEN,
+    ApprovedSupplier,
+    PurchaseDelivery,
+    PurchaseRequest,
+    PurchaseStatus,
+    StockLocation,
+    Supplier,
+)
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -159,6 +171,57 @@ def purchase_receive(*, actor: User, request: PurchaseRequest, lots: list[Materi
     return locked
 
 
+def purchase_delivery(*, actor: User, request: PurchaseRequest, location: StockLocation, lot_number: Any,
+                      expiry_date: Any, quantity: Any, reason: Any) -> PurchaseDelivery:
+    """Receive one delivery against an ordered request: ``quantity`` of the supplier's lot ``lot_number`` into
+    quarantine at ``location`` (``services.stock_receive``, as any goods receipt), at most what is still
+    outstanding (refused naming ``quantity``). When the deliveries add up to the order, the request is
+    received and closed. The request's row is locked: two deliveries at once are counted one after the other."""
+    require_perm(actor, Perm.MATERIALS_MANAGE, site=request.site)
+    quantity = services.quantity_checked(quantity)
+    reason = _reason(reason)
+    if location.site_id != request.site_id:
+        raise ValidationError({"location": f"{location} is not at {request.site.code}, which ordered the goods."})
+    with transaction.atomic():
+        locked = _locked(request, {PurchaseStatus.ORDERED}, "quantity", "received (it is ordered first)")
+        received = delivered(locked)
+        outstanding = locked.quantity - received
+        if quantity > outstanding:
+            raise ValidationError({"quantity": (
+                f"Only {selectors.amount(outstanding)} {locked.unit} of {locked.reference} are outstanding "
+                f"(ordered {selectors.amount(locked.quantity)}, received {selectors.amount(received)}): "
+                "more than was ordered is not received against it.")})
+        movement = services.stock_receive(actor=actor, location=location, supplier=locked.supplier,
+                                          material_code=locked.material_code, lot_number=lot_number,
+                                          expiry_date=expiry_date, quantity=quantity, unit=locked.unit,
+                                          reason=f"{locked.reference}: {reason}")
+        now = timezone.now()
+        delivery = PurchaseDelivery.objects.create(request=locked, movement=movement, lot=movement.lot,
+                                                   quantity=quantity, received_by=actor, received_at=now)
+        locked.lots.add(movement.lot)
+        total = received + quantity
+        event_record(actor=actor, event_type=SupplyEvent.PURCHASE_DELIVERED, site=locked.site, obj=locked,
+                     reason=reason, new={"lot_number": movement.lot.lot_number, "quantity": quantity,
+                                         "ordered": locked.quantity, "received": total,
+                                         "outstanding": locked.quantity - total, "location": location.code})
+        if total == locked.quantity:
+            count = locked.deliveries.count()
+            locked.status, locked.closed_by, locked.closed_at = PurchaseStatus.RECEIVED, actor, now
+            locked.close_reason = f"Received in full in {count} deliver{'y' if count == 1 else 'ies'}"
+            locked.save(update_fields=["status", "closed_by", "closed_at", "close_reason"])
+            event_record(actor=actor, event_type=SupplyEvent.PURCHASE_RECEIVED, site=locked.site, obj=locked,
+                         reason=locked.close_reason, old={"status": PurchaseStatus.ORDERED},
+                         new={"status": locked.status, "lots": sorted({d.lot.lot_number for d in
+                                                                       locked.deliveries.select_related("lot")})})
+    return delivery
+
+
+def delivered(request: PurchaseRequest) -> Decimal:
+    """What the deliveries against ``request`` add up to (one query)."""
+    total = request.deliveries.aggregate(total=Sum("quantity"))["total"]
+    return total if total is not None else Decimal(0)
+
+
 def purchase_cancel(*, actor: User, request: PurchaseRequest, reason: Any) -> PurchaseRequest:
     """Cancel a request not yet received, with the reason (by the site's materials people or approvers)."""
     if access.is_read_only(actor) or not any(access.has_perm(actor, perm, site_id=request.site_id)
@@ -187,13 +250,19 @@ def requests_visible(user: Any) -> QuerySet[PurchaseRequest]:
 
 
 def open_quantities(site_ids: list[int] | set[int]) -> dict[tuple[int, str], Decimal]:
-    """What the open requests (requested, approved, ordered) of the sites already ask for, by
-    (site id, material code): one query."""
+    """What the open requests (requested, approved, ordered) of the sites still have to deliver, by
+    (site id, material code): what they ask for less what their deliveries brought (already in stock).
+    Two queries."""
     rows = (PurchaseRequest.objects.filter(site_id__in=site_ids, status__in=PURCHASE_OPEN)
             .values("site_id", "material_code").annotate(total=Sum("quantity")).order_by())
     out: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     for row in rows:
         out[(row["site_id"], row["material_code"])] += row["total"] or Decimal(0)
+    came = (PurchaseDelivery.objects.filter(request__site_id__in=site_ids, request__status__in=PURCHASE_OPEN)
+            .values("request__site_id", "request__material_code").annotate(total=Sum("quantity")).order_by())
+    for delivered_row in came:
+        key = (delivered_row["request__site_id"], delivered_row["request__material_code"])
+        out[key] -= delivered_row["total"] or Decimal(0)
     return dict(out)
 
 

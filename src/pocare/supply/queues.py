@@ -1,7 +1,7 @@
 """The supply app's work queues (``pocare.core.worklist``), registered from its ``AppConfig.ready()``
 (``answers.register``): materials short or below their reorder point, and lots expiring with stock — for
 the people who manage a site's materials (its manager and QC analysts); purchase requests awaiting the
-approval of the site's manager or QA."""
+approval of the site's manager or QA; stock held on a transfer awaiting QA's decision."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from pocare.core.worklist import WorkItem, WorkQueue
 from pocare.core.worklist import register as queue_register
-from pocare.supply import purchases, reorder
-from pocare.supply.models import PurchaseRequest
+from pocare.supply import purchases, reorder, transfers
+from pocare.supply.models import PurchaseRequest, Transfer
 from pocare.supply.selectors import amount
 
 
@@ -41,6 +41,13 @@ def _to_approve(request: PurchaseRequest) -> WorkItem:
                     reverse("supply:purchase", args=[request.reference]), request.requested_at)
 
 
+def _held(transfer: Transfer) -> WorkItem:
+    return WorkItem(f"{transfer.reference} {transfer.destination.site.code}: {amount(transfer.quantity)} "
+                    f"{transfer.unit} of {transfer.source_lot.material_code} lot {transfer.source_lot.lot_number} "
+                    f"from {transfer.source.site.code}, held on arrival",
+                    reverse("supply:transfer_disposition", args=[transfer.reference]), transfer.received_at)
+
+
 REORDER = WorkQueue("supply-reorder", "Material to order", reorder.to_reorder, _order,
                     lambda: reverse("supply:reorder"), when_label="")
 EXPIRING = WorkQueue("supply-expiring", f"Lots expiring within {reorder.EXPIRY_ALERT_DAYS} days", reorder.expiring,
@@ -50,7 +57,12 @@ PURCHASES = WorkQueue("supply-purchase-approval", "Purchase requests to approve"
                       _to_approve, lambda: reverse("supply:purchases"), when_label="Requested")
 
 
+HELD = WorkQueue("supply-held-transfers", "Stock held on transfers: release or destroy",
+                 transfers.held_awaiting_decision, _held, lambda: reverse("supply:transfers"), when_label="Arrived")
+
+
 def register() -> None:
     queue_register(REORDER)
     queue_register(EXPIRING)
     queue_register(PURCHASES)
+    queue_register(HELD)

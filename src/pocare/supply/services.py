@@ -1,6 +1,7 @@
-"""Changes to supply (SUP-STOCK, ATMP-TRACE): suppliers and their qualification, stock locations, and
-every movement of stock — received, released or rejected, issued, consumed at a step, returned,
-expired, destroyed, adjusted after a cycle count, transferred between locations.
+"""Changes to supply (SUP-STOCK, ATMP-TRACE): suppliers and their qualification, materials' storage
+conditions, stock locations, and every movement of stock — received, released or rejected, issued,
+consumed at a step, returned, expired, destroyed, adjusted after a cycle count, transferred between
+locations.
 
 Each function is keyword-only, checks the actor's permission, runs in one transaction and writes
 its ledger event there. A movement that touches a lot locks the lot's row first, so that two people
@@ -24,12 +25,13 @@ from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
 from pocare.core import bounds
 from pocare.core.checks import text_checked
+from pocare.custody.services import PHYSICAL_CELSIUS
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
 from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.manufacturing import services as manufacturing
 from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, MaterialLot, MaterialUse
-from pocare.masterfile import schema
+from pocare.masterfile import plausibility, schema
 from pocare.masterfile.models import MasterFileVersion, VersionStatus
 from pocare.network.models import Site, SiteKind
 from pocare.network.selectors import site_today
@@ -40,6 +42,7 @@ from pocare.supply.models import (
     SIGN,
     ApprovedSupplier,
     LocationKind,
+    MaterialStorage,
     MovementKind,
     StockLocation,
     StockMovement,
@@ -180,15 +183,19 @@ def supplier_qualify(*, actor: User, supplier: Supplier, status: str, reason: st
 
 
 def _lead_time(value: Any) -> int:
-    """A lead time in whole days, 1–365; refused naming ``lead_time_days``."""
+    """A lead time in whole days, 1–365 (a delivery takes at least a day; a year ahead is no longer
+    planning but a typing slip); refused naming ``lead_time_days``."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 3:
+        value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 365:
-        raise ValidationError({"lead_time_days": "A whole number of days from 1 to 365."})
+        raise ValidationError({"lead_time_days": "The lead time is a whole number of days from 1 to 365."})
     return value
 
 
 def supplier_approve_for(*, actor: User, supplier: Supplier, material_code: str, reason: str,
-                         lead_time_days: int = 14) -> ApprovedSupplier:
-    """Approve ``supplier`` for a material of the master file's bill of materials, with its lead time."""
+                         credentials: SigningCredentials, lead_time_days: int = 14) -> ApprovedSupplier:
+    """Approve ``supplier`` for a material of the master file's bill of materials, with its lead time,
+    signed by Control Site QA (meaning: approved) as its qualification is."""
     require_perm(actor, Perm.SUPPLIERS_QUALIFY)
     material_code = text_checked(material_code, "material_code", "material code", 64)
     lead_time_days = _lead_time(lead_time_days)
@@ -197,6 +204,9 @@ def supplier_approve_for(*, actor: User, supplier: Supplier, material_code: str,
         raise ValidationError({"material_code": f"{material_code} is in no master file's bill of materials."})
     if supplier.status not in QUALIFIED:
         raise ValidationError({"supplier": f"{supplier} is {supplier.get_status_display().lower()}."})
+    if ApprovedSupplier.objects.filter(material_code=material_code, supplier=supplier).exists():
+        raise ValidationError({"material_code": f"{supplier} is already approved for {material_code}."})
+    proof = signing_authenticate(actor=actor, credentials=credentials)
     with transaction.atomic():
         approval, created = ApprovedSupplier.objects.get_or_create(
             material_code=material_code, supplier=supplier,
@@ -205,6 +215,7 @@ def supplier_approve_for(*, actor: User, supplier: Supplier, material_code: str,
             raise ValidationError({"material_code": f"{supplier} is already approved for {material_code}."})
         event_record(actor=actor, event_type=SupplyEvent.SUPPLIER_APPROVED, obj=approval, reason=reason,
                      new={"supplier": supplier.name, "material_code": material_code, "lead_time_days": lead_time_days})
+        signature_apply(proof=proof, record=approval, site=None, reason=reason, meaning=Meaning.APPROVED)
     return approval
 
 
@@ -217,11 +228,73 @@ def supplier_lead_time_set(*, actor: User, approval: ApprovedSupplier, lead_time
     with transaction.atomic():
         approval = ApprovedSupplier.objects.select_for_update().get(pk=approval.pk)
         old = approval.lead_time_days
+        if old == lead_time_days:
+            raise ValidationError({"lead_time_days": f"The lead time is already {old} days."})
         approval.lead_time_days = lead_time_days
         approval.save(update_fields=["lead_time_days"])
         event_record(actor=actor, event_type=SupplyEvent.SUPPLIER_LEAD_TIME, obj=approval, reason=reason,
                      old={"lead_time_days": old}, new={"lead_time_days": lead_time_days})
     return approval
+
+
+# --- storage conditions ----------------------------------------------------------------------------
+
+
+def celsius_limit(value: Any, field: str) -> Decimal | None:
+    """A temperature limit in °C (``,`` or ``.`` as the decimal mark), or None (open on that side);
+    refused naming ``field`` when it is no temperature matter can have (the physical range of the
+    loggers, :data:`pocare.custody.services.PHYSICAL_CELSIUS`)."""
+    if value is None:
+        return None
+    if isinstance(value, bool | Mapping | list | tuple | set):
+        raise ValidationError({field: "Give a temperature in °C."})
+    text = str(value).strip().replace(",", ".")
+    if not text:
+        return None
+    if problem := bounds.text_problem(text):
+        raise ValidationError({field: f"The temperature: {problem}."})
+    low, high = (Decimal(str(b)) for b in PHYSICAL_CELSIUS)
+    try:
+        number = Decimal(text) if len(text) <= 12 else None
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite() or not low <= number <= high:
+        raise ValidationError({field: f"{bounds.preview(text)!r} is not a possible temperature: the physical range is "
+                                      f"{plausibility.bounds_text(PHYSICAL_CELSIUS, '°C')}."})
+    if number != number.quantize(Decimal("0.01")):
+        raise ValidationError({field: "Give the temperature to at most 2 decimals."})
+    return number.quantize(Decimal("0.01"))
+
+
+def material_storage_set(*, actor: User, material_code: Any, min_celsius: Any, max_celsius: Any, condition: Any,
+                         reason: Any) -> MaterialStorage:
+    """Set how a material of the bill is kept (Control Site QA): its range in °C, either side open but not
+    both, and the condition in words; the old range stays in the ledger. Transfers take their limits here."""
+    require_perm(actor, Perm.SUPPLIERS_QUALIFY)
+    material_code = text_checked(material_code, "material_code", "material code", 64)
+    low, high = celsius_limit(min_celsius, "min_celsius"), celsius_limit(max_celsius, "max_celsius")
+    condition = text_checked(condition, "condition", "storage condition", 120)
+    reason = _reason(reason)
+    if material_code not in bill_of_materials():
+        raise ValidationError({"material_code": f"{material_code} is in no master file's bill of materials."})
+    if low is None and high is None:
+        raise ValidationError({"max_celsius": "Give the lowest or the highest temperature (°C), or both."})
+    if low is not None and high is not None and low > high:
+        raise ValidationError({"max_celsius": f"The highest temperature ({high} °C) is below the lowest ({low} °C)."})
+    with transaction.atomic():
+        found = MaterialStorage.objects.select_for_update().filter(material_code=material_code).first()
+        old = ({"min_celsius": found.min_celsius, "max_celsius": found.max_celsius, "condition": found.condition}
+               if found is not None else None)
+        new = {"min_celsius": low, "max_celsius": high, "condition": condition}
+        if old == new:
+            raise ValidationError({"condition": f"{material_code} is already kept so."})
+        storage = found or MaterialStorage(material_code=material_code)
+        storage.min_celsius, storage.max_celsius, storage.condition = low, high, condition
+        storage.set_by, storage.set_at = actor, _now()
+        storage.save()
+        event_record(actor=actor, event_type=SupplyEvent.MATERIAL_STORAGE, obj=storage, reason=reason, old=old,
+                     new={"material_code": material_code, **new})
+    return storage
 
 
 # --- locations -------------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from pocare.accounts.decorators import request_actor, requires
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_perm
 from pocare.core.forms import apply_validation_error
+from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.manufacturing.models import LotStatus, MaterialLot
 from pocare.supply import transfers
-from pocare.supply.forms import DispatchForm, ReadingsForm, TransferReceiveForm
+from pocare.supply.forms import DispatchForm, DispositionForm, ReadingsForm, TransferReceiveForm
 from pocare.supply.models import StockLocation, StockMovement
 
 #: Transfers listed, newest first.
@@ -67,8 +68,8 @@ def transfer_list(request: HttpRequest) -> HttpResponseBase:
                 d = form.cleaned_data
                 sent = transfers.transfer_dispatch(
                     actor=request_actor(request), source=d["source"], destination=d["destination"], lot=d["lot"],
-                    quantity=d["quantity"], logger_id=d["logger_id"], min_celsius=d["min_celsius"],
-                    max_celsius=d["max_celsius"], carrier=d["carrier"], seal=d["seal"], reason=d["reason"])
+                    quantity=d["quantity"], logger_id=d["logger_id"], carrier=d["carrier"], seal=d["seal"],
+                    reason=d["reason"])
                 messages.success(request, f"{sent.reference}: {sent.quantity.normalize():f} {sent.unit} of "
                                           f"{sent.source_lot} dispatched to {sent.destination.site.code}; in transit.")
                 return redirect("supply:transfer", sent.reference)
@@ -139,4 +140,39 @@ def transfer_detail(request: HttpRequest, reference: str) -> HttpResponseBase:
         "count": len(readings), "outside": sum(1 for r in readings if not r[2]),
         "may_upload": transfer.in_transit and (may(transfer.source.site_id) or may(transfer.destination.site_id)),
         "may_receive": transfer.in_transit and may(transfer.destination.site_id),
+        "may_dispose": transfer.held and _may_dispose(request, transfer),
         "upload": upload, "receive": receive}, status=status)
+
+
+def _may_dispose(request: HttpRequest, transfer: Any) -> bool:
+    return not access.is_read_only(request.user) and access.has_perm(request.user, Perm.DEVIATION_CLOSE,
+                                                                     site_id=transfer.destination.site_id)
+
+
+@requires(Perm.SUPPLY_VIEW, write=Perm.DEVIATION_CLOSE)
+@require_http_methods(["GET", "POST"])
+def transfer_disposition(request: HttpRequest, reference: str) -> HttpResponseBase:
+    """QA's decision on the stock held on a transfer (release back to use, or reject and destroy), signed:
+    the page says what is held and why, and asks to confirm before the decision, which is final."""
+    transfer = transfers.transfers_visible(request.user).filter(reference=reference).first()
+    if transfer is None:
+        raise Http404("No such transfer.")
+    form = DispositionForm(request.POST or None, ask_user_id=signing_needs_user_id(request))
+    status = 200
+    if request.method == "POST":
+        status = 400
+        try:
+            if form.is_valid():
+                done = transfers.transfer_disposition(actor=request_actor(request), transfer=transfer,
+                                                      decision=form.cleaned_data["decision"],
+                                                      reason=form.cleaned_data["reason"],
+                                                      credentials=form.credentials(request.session))
+                messages.success(request, f"{done.reference}: {done.get_disposition_display().lower()} (signed).")
+                return redirect("supply:transfer", done.reference)
+        except SigningRefused as exc:
+            form.show_refusal(exc)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+    return render(request, "supply/transfer_disposition.html", {
+        "t": transfer, "form": form, "may_dispose": transfer.held and _may_dispose(request, transfer)},
+        status=status)

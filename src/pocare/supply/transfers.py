@@ -2,9 +2,10 @@
 depot, a store) to a location at another, with its custody and temperature data like any shipment.
 
 - ``transfer_dispatch`` (the source site's materials manager): a released, unexpired, not recalled lot
-  of a qualified supplier, no more than the location holds, a data logger and its temperature limits,
-  the carrier and the seal. A ``transferred_out`` movement at the source: the stock is now *in transit*,
-  counted at neither site (its transfer says where it is).
+  of a qualified supplier, no more than the location holds, a data logger (its temperature limits the
+  material's storage range, ``MaterialStorage``, copied at dispatch), the carrier and the seal. A
+  ``transferred_out`` movement at the source: the stock is now *in transit*, counted at neither site (its
+  transfer says where it is).
 - ``transfer_readings_upload`` (either site's materials manager): the logger's CSV, parsed and bounded as
   custody parses a shipment's logger, each reading judged by custody's pure ``excursions`` module.
 - ``transfer_receive`` (the destination site's materials manager): who handed the goods over, whether the
@@ -12,7 +13,10 @@ depot, a store) to a location at another, with its custody and temperature data 
   site is found, or created mirroring the source lot (material, lot number, supplier, expiry); it is
   released only when the source lot is released, the logger read inside the limits and the seal was
   intact. Otherwise it is put (or stays) in quarantine and a deviation is opened at the destination,
-  as custody does for a shipment. A ``transferred_in`` movement at the destination.
+  as custody does for a shipment. A ``transferred_in`` movement at the destination — unless the lot there
+  was already released or rejected: then the stock is *held* on its transfer, counted nowhere.
+- ``transfer_disposition`` (QA, signed): held stock released back to use (into the destination lot) or
+  rejected and destroyed (arrived and destroyed there, so the stock card accounts for it).
 
 A lot is one ``MaterialLot`` per site, and the recall keys on material and lot number: the trace finds
 the lot at both sites, and the transfers of that lot number (``transfers_of``).
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -36,8 +40,10 @@ from pocare.accounts.selectors import sites_with_perm
 from pocare.accounts.services import require_perm
 from pocare.core.checks import text_checked
 from pocare.custody.excursions import excursions_find, outside
-from pocare.custody.services import PHYSICAL_CELSIUS, logger_csv_rows, logger_rows_parse
+from pocare.custody.services import logger_csv_rows, logger_rows_parse
+from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
+from pocare.ledger.signing import SigningCredentials, signature_apply, signing_authenticate
 from pocare.manufacturing import services as manufacturing
 from pocare.manufacturing.models import LotStatus, MaterialLot
 from pocare.masterfile import plausibility
@@ -46,7 +52,15 @@ from pocare.quality.models import DeviationKind
 from pocare.quality.services import deviation_open
 from pocare.supply import recall, selectors, services
 from pocare.supply.events import SupplyEvent
-from pocare.supply.models import MovementKind, StockLocation, Transfer, TransferReading, TransferStatus
+from pocare.supply.models import (
+    Disposition,
+    MaterialStorage,
+    MovementKind,
+    StockLocation,
+    Transfer,
+    TransferReading,
+    TransferStatus,
+)
 
 if TYPE_CHECKING:
     from pocare.accounts.models import User
@@ -60,23 +74,6 @@ MAX_CSV_BYTES = 5_000_000
 
 def _reason(value: Any) -> str:
     return reason_required(text_checked(value, "reason", "reason", 2000))
-
-
-def _limit(value: Any, field: str) -> Decimal | None:
-    """A temperature limit in °C, or None (open on that side); refused naming ``field`` when not a
-    possible temperature."""
-    text = str(value if value is not None else "").strip().replace(",", ".")
-    if not text:
-        return None
-    low, high = (Decimal(str(b)) for b in PHYSICAL_CELSIUS)
-    try:
-        number = Decimal(text) if len(text) <= 12 else None
-    except InvalidOperation:
-        number = None
-    if number is None or not number.is_finite() or not low <= number <= high:
-        raise ValidationError({field: f"{text[:20]!r} is not a possible temperature: the physical range is "
-                                      f"{plausibility.bounds_text(PHYSICAL_CELSIUS, '°C')}."})
-    return number.quantize(Decimal("0.01"))
 
 
 def _next_reference(year: int) -> str:
@@ -96,22 +93,27 @@ def may_send(actor: User, source: StockLocation, destination: StockLocation) -> 
     return access.has_perm(actor, Perm.MATERIALS_MANAGE, site_id=destination.site_id)
 
 
+def storage_limits(material_code: str) -> tuple[Decimal | None, Decimal | None]:
+    """The temperature limits a transfer of the material keeps: the material's storage range
+    (``MaterialStorage``, set by Control Site QA); refused naming ``lot`` when none is recorded."""
+    storage = MaterialStorage.objects.filter(material_code=material_code).first()
+    if storage is None:
+        raise ValidationError({"lot": f"No storage conditions are recorded for {material_code}: Control Site QA "
+                                      "records its temperature range on the materials page before it is sent."})
+    return storage.min_celsius, storage.max_celsius
+
+
 def transfer_dispatch(*, actor: User, source: StockLocation, destination: StockLocation, lot: MaterialLot,
-                      quantity: Any, logger_id: Any, min_celsius: Any, max_celsius: Any, carrier: Any, seal: Any,
-                      reason: Any) -> Transfer:
-    """Send ``quantity`` of ``lot`` from ``source`` to ``destination`` at another site (module docstring)."""
+                      quantity: Any, logger_id: Any, carrier: Any, seal: Any, reason: Any) -> Transfer:
+    """Send ``quantity`` of ``lot`` from ``source`` to ``destination`` at another site (module docstring),
+    its logger's limits those of the material's storage range."""
     require_perm(actor, Perm.MATERIALS_MANAGE, site=source.site)
     quantity = services.quantity_checked(quantity)
     logger_id = text_checked(logger_id, "logger_id", "data logger's id", 60)
     carrier = text_checked(carrier, "carrier", "carrier (courier or driver)", 120)
     seal = text_checked(seal, "seal", "seal number", 60)
     reason = _reason(reason)
-    low, high = _limit(min_celsius, "min_celsius"), _limit(max_celsius, "max_celsius")
-    if low is None and high is None:
-        raise ValidationError({"max_celsius": "Give the temperature limits the material is kept in (°C): at least "
-                                              "one of the lowest and the highest."})
-    if low is not None and high is not None and low > high:
-        raise ValidationError({"max_celsius": f"The highest temperature ({high} °C) is below the lowest ({low} °C)."})
+    low, high = storage_limits(lot.material_code)
     if source.site_id != lot.site_id:
         raise ValidationError({"source": f"{lot} is received at {lot.site.code}; {source} belongs to "
                                          f"{source.site.code}."})
@@ -325,6 +327,62 @@ def transfer_receive(*, actor: User, transfer: Transfer, handed_over_by: Any, se
     return locked
 
 
+def transfer_disposition(*, actor: User, transfer: Transfer, decision: Any, reason: Any,
+                         credentials: SigningCredentials) -> Transfer:
+    """QA's decision on stock held on a transfer (it arrived out of its limits, or with a broken seal, at a
+    site whose lot of that number was already decided): ``released`` back to use — it joins the destination
+    lot (a ``transferred_in`` movement), which must be released and usable — or ``destroyed`` — it arrives
+    and is destroyed at once (``transferred_in`` and ``destroyed``: the stock card shows where it went).
+    Signed (meaning: released or rejected) with the reason, by QA who may close the site's deviations;
+    until then the stock is counted nowhere, so no proposal offers it and no step or issue takes it."""
+    destination = transfer.destination
+    require_perm(actor, Perm.DEVIATION_CLOSE, site=destination.site)
+    if decision not in Disposition.values:
+        raise ValidationError({"decision": f"Choose one of {', '.join(Disposition.values)}."})
+    reason = _reason(reason)
+    proof = signing_authenticate(actor=actor, credentials=credentials)
+    with transaction.atomic():
+        locked = Transfer.objects.select_for_update().select_related("destination__site").get(pk=transfer.pk)
+        if not locked.held:
+            raise ValidationError({"decision": f"{locked.reference} is {locked.get_status_display().lower()}: only "
+                                               "stock held on arrival waits for QA's decision."})
+        lot = locked.destination_lot
+        assert lot is not None  # a held transfer names the lot it was held from (transfer_receive)
+        lot = services.lot_lock(lot)
+        now = timezone.now()
+        into = services.movement_new(actor=actor, location=destination, lot=lot, kind=MovementKind.TRANSFERRED_IN,
+                                     quantity=locked.quantity, unit=locked.unit, reason=reason, at=now)
+        rows = [into]
+        if decision == Disposition.RELEASED:
+            problems = manufacturing.lot_problems(lot, material_code=lot.material_code, site=lot.site, at=now)
+            if (held := recall.lot_recall(lot)) is not None:
+                problems.append(recall.recall_hold_text(held))
+            if problem := selectors.supplier_problem(lot):
+                problems.append(problem)
+            if problems:
+                raise ValidationError({"decision": " ".join(problems) + " Held stock is released only into a "
+                                                   "released, usable lot; destroy it instead."})
+        else:
+            rows.append(services.movement_new(actor=actor, location=destination, lot=lot,
+                                              kind=MovementKind.DESTROYED, quantity=locked.quantity,
+                                              unit=locked.unit, reason=reason, at=now))
+        services.movements_write(actor=actor, event_type=SupplyEvent.TRANSFER_DISPOSED, lot=lot, rows=rows,
+                                 reason=reason, new={"transfer": locked.reference, "disposition": decision})
+        locked.status = TransferStatus.RECEIVED if decision == Disposition.RELEASED else TransferStatus.DESTROYED
+        locked.in_movement = into
+        locked.disposition, locked.disposed_by, locked.disposed_at = decision, actor, now
+        locked.disposition_reason = reason
+        locked.save(update_fields=["status", "in_movement", "disposition", "disposed_by", "disposed_at",
+                                   "disposition_reason"])
+        event_record(actor=actor, event_type=SupplyEvent.TRANSFER_DISPOSED, site=destination.site, obj=locked,
+                     reason=reason, old={"status": TransferStatus.HELD},
+                     new={"status": locked.status, "disposition": decision, "quantity": locked.quantity,
+                          "lot": str(lot), "deviation": locked.deviation.reference if locked.deviation else None})
+        signature_apply(proof=proof, record=locked, site=destination.site, reason=reason,
+                        meaning=Meaning.RELEASED if decision == Disposition.RELEASED else Meaning.REJECTED)
+    return locked
+
+
 def _limits_text(transfer: Transfer) -> str:
     low, high = transfer.min_celsius, transfer.max_celsius
     return f"{low if low is not None else '—'} to {high if high is not None else '—'} °C"
@@ -353,6 +411,17 @@ def transfers_visible(user: Any) -> QuerySet[Transfer]:
     if sites is None:
         return found
     return found.filter(Q(source__site_id__in=sites) | Q(destination__site_id__in=sites))
+
+
+def held_awaiting_decision(user: Any) -> QuerySet[Transfer]:
+    """Work queue "Stock held on transfers": the transfers held on arrival at the sites where ``user`` closes
+    deviations (Control Site QA), oldest first."""
+    if access.is_read_only(user):
+        return Transfer.objects.none()
+    sites = sites_with_perm(user, Perm.DEVIATION_CLOSE)
+    found = (Transfer.objects.filter(status=TransferStatus.HELD)
+             .select_related("source__site", "destination__site", "source_lot"))
+    return (found if sites is None else found.filter(destination__site_id__in=sites)).order_by("received_at", "pk")
 
 
 def transfers_of(*, material_code: str, lot_number: str, user: Any = None) -> list[Transfer]:
