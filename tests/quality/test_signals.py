@@ -115,9 +115,10 @@ def _monitor_like(site: str, rule: str, fingerprint: str):  # type: ignore[no-un
 
 def test_signals_page_groups_tells_the_evidence_and_resolves_signed_with_a_listed_deviation(client, login):
     """Q10-PQS CMP-STAT P11-200: the signals page groups signals by site and attribute, tells each one's
-    evidence as a sentence with a small chart (no Python dict), offers as deviations only the open
-    deviations of the signal's site, shows a refused form on its own signal only, and resolves with
-    a signature."""
+    evidence as a sentence with a small chart (no Python dict), opens one signal's resolution form at a time
+    (a link per open signal; a signal that is not open or not there is refused naming ``resolve``), offers as
+    deviations only the open deviations of the signal's site, shows a refused form on its own signal only, and
+    resolves with a signature."""
     one = _monitor_like("MAD", "nelson-5", "page-1")
     _monitor_like("MAD", "tost", "page-2")
     three = _monitor_like("LIS", "nelson-5", "page-3")
@@ -125,6 +126,13 @@ def test_signals_page_groups_tells_the_evidence_and_resolves_signed_with_a_liste
     login("qa")
     html = client.get("/quality/signals/").content.decode()
     assert html.count('class="card signal-group"') == 2  # MAD car-positive, LIS car-positive
+    # One form at a time: each open signal links to its own; the link opens it, with its site's deviations.
+    assert 'name="password"' not in html and f'href="?resolve={one.pk}#signal-{one.pk}"' in html
+    for wrong in ("abc", "9" * 400, str(one.pk + 10_000), "-1"):
+        refused = client.get("/quality/signals/", {"resolve": wrong})
+        assert refused.status_code == 400 and "resolve" in refused.content.decode()
+    html = client.get("/quality/signals/", {"resolve": one.pk}).content.decode()
+    assert html.count('name="password"') == 1
     assert "2 of the last 11 lots flagged — two out of three points in a row beyond 2σ" in html
     assert "differ from the rest of the network by −9.2 %" in html and "not equivalent (TOST)" in html
     assert "{&#x27;" not in html and "{'" not in html  # no dict shown
@@ -160,7 +168,7 @@ def test_a_site_with_many_open_deviations_offers_the_latest_and_still_takes_an_o
     signal = _monitor_like("MAD", "nelson-5", "many-1")
     opened = [h.deviation("MAD") for _ in range(DEVIATION_CHOICES + 2)]
     login("qa")
-    html = client.get("/quality/signals/").content.decode()
+    html = client.get("/quality/signals/", {"resolve": signal.pk}).content.decode()
     start = html.index(f'id="signal-{signal.pk}"')
     form = html[start:html.index("</tr>", start)]
     picker = form[form.index('name="deviation"'):]

@@ -324,27 +324,32 @@ def signals(request: HttpRequest) -> HttpResponse:
     visible = selectors.signals_visible(request.user)
     state = request.GET.get("status", "")
     chosen = visible.filter(status=state) if state in SignalStatus.values else visible
-    # Open first ("open" sorts before "resolved"), newest first; a page of them: each carries its chart
-    # and, open, its signed resolution form (benchmarks/README.md, "quiet re-run").
+    # Open first ("open" sorts before "resolved"), newest first; a page of them, each with its chart.
     rows = list(chosen.order_by("status", "-raised_at", "-pk")[:SIGNALS_SHOWN])
     total = chosen.count() if len(rows) == SIGNALS_SHOWN else len(rows)
     may_resolve = _may(request, Perm.DEVIATION_CLOSE)
-    posted = None
+    posted = wanted = None  # the signal POSTed to be resolved; the one whose form is shown (posted or opened)
     if request.method == "POST":
         pk = request.POST.get("signal", "")
-        posted = get_object_or_404(visible, pk=int(pk)) if pk.isdigit() else None
+        posted = wanted = get_object_or_404(visible, pk=int(pk)) if pk.isdigit() and len(pk) <= 18 else None
         if posted is None:
-            return render(request, "quality/signals.html", {"refused": "signal: choose the signal to resolve.",
-                                                            "groups": [], "statuses": SignalStatus.choices},
-                          status=400)
-        if posted.pk not in {s.pk for s in rows}:
-            rows.insert(0, posted)
-    deviations, open_counts = _open_deviations(request.user, {s.site_id for s in rows if s.status == SignalStatus.OPEN},
+            return _signals_refused(request, "signal: choose the signal to resolve.")
+    elif raw := request.GET.get("resolve", ""):  # "Resolve and sign…" on a row opens that signal's form
+        wanted = (visible.filter(pk=int(raw), status=SignalStatus.OPEN).first()
+                  if raw.isdigit() and len(raw) <= 18 and may_resolve else None)
+        if wanted is None:
+            return _signals_refused(request, "resolve: choose an open signal of the list (Control Site QA).")
+    if wanted is not None and wanted.pk not in {s.pk for s in rows}:
+        rows.insert(0, wanted)
+    # Only the signal being resolved carries its signed form (with its site's open deviations): a form per
+    # open signal was most of the page's time (benchmarks/README.md, "after sessions 12–14").
+    resolving = wanted if wanted is not None and wanted.status == SignalStatus.OPEN and may_resolve else None
+    deviations, open_counts = _open_deviations(request.user, {resolving.site_id} if resolving else set(),
                                                whole_site=posted.site_id if posted is not None else None)
     ask = signing_needs_user_id(request)
-    forms_by_pk = {s.pk: _resolve_form(request, s, posted, deviations.get(s.site_id, []),
-                                       open_counts.get(s.site_id, 0), ask)
-                   for s in rows if s.status == SignalStatus.OPEN and may_resolve}
+    forms_by_pk = ({resolving.pk: _resolve_form(request, resolving, posted, deviations.get(resolving.site_id, []),
+                                                open_counts.get(resolving.site_id, 0), ask)}
+                   if resolving is not None else {})
     if posted is not None and posted.pk in forms_by_pk and _signal_resolve(request, posted, forms_by_pk[posted.pk]):
         messages.success(request, f"Signal {posted.site.code} {posted.attribute_id} ({posted.rule}) resolved "
                                   f"and signed.")
@@ -352,8 +357,13 @@ def signals(request: HttpRequest) -> HttpResponse:
     return render(request, "quality/signals.html", {
         "groups": _signal_groups(rows, forms_by_pk), "status": state, "statuses": SignalStatus.choices,
         "shown": len(rows), "total": total,
-        "may_resolve": may_resolve, "resolving": posted.pk if posted is not None else None,
+        "may_resolve": may_resolve, "resolving": wanted.pk if wanted is not None else None,
     }, status=400 if posted is not None else 200)
+
+
+def _signals_refused(request: HttpRequest, refused: str) -> HttpResponse:
+    return render(request, "quality/signals.html", {"refused": refused, "groups": [],
+                                                    "statuses": SignalStatus.choices}, status=400)
 
 
 @requires(Perm.DEVIATION_VIEW)
