@@ -35,7 +35,7 @@ from django.utils import timezone
 from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
-from pocare.custody.models import OrderStatus
+from pocare.custody.models import OrderStatus, TherapyOrder
 from pocare.custody.services import (
     APHERESIS_STABILITY,
     order_cancel_problems,
@@ -507,6 +507,20 @@ def _still_movable(referral: Referral, what: str) -> None:
         )
 
 
+def _order_at(*, actor: User, referral: Referral, order: TherapyOrder | None, site: Site, hospital: Site, reason: str,
+              cancel_reason: str) -> TherapyOrder:
+    """The referral's therapy order at ``site``: ``order`` if it is live there; otherwise a new one, the live one at
+    another site cancelled first (``therapy_order_cancel`` refuses, naming why, once something irreversible
+    happened to it)."""
+    if order is not None and order.status != OrderStatus.CANCELLED and order.site_id == site.pk:
+        return order
+    if order is not None and order.status != OrderStatus.CANCELLED:
+        therapy_order_cancel(actor=actor, order=order, reason=cancel_reason)
+    return therapy_order_create(actor=actor, site=site, treating_site=hospital, product=referral.product,
+                                recipient_id=referral.patient.pseudonym, recipient_weight_kg=referral.weight_kg,
+                                indication=referral.indication, reason=reason)
+
+
 def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: str) -> Booking:
     """Book ``proposal`` for a consented referral: apheresis, manufacturing slot and infusion
     together or nothing; the therapy order for the patient's pseudonym at the manufacturing site is
@@ -528,21 +542,10 @@ def chain_book(*, actor: User, referral: Referral, proposal: Proposal, reason: s
             order = referral.order
             old_order = order.pk if order is not None else None
             booking = _book(actor=actor, referral=referral, proposal=proposal, reason=reason, moving=None)
-            if order is not None and order.status != OrderStatus.CANCELLED and order.site_id != proposal.site.pk:
-                # Booked again after a cancelled chain, at another site: the order there steps aside, or the
-                # refusal names what happened to it.
-                therapy_order_cancel(actor=actor, order=order, reason=f"Booked at {proposal.site.code}: {reason}")
-            if order is None or order.status == OrderStatus.CANCELLED:
-                order = therapy_order_create(
-                    actor=actor,
-                    site=proposal.site,
-                    treating_site=hospital,
-                    product=referral.product,
-                    recipient_id=referral.patient.pseudonym,
-                    recipient_weight_kg=referral.weight_kg,
-                    indication=referral.indication,
-                    reason=reason,
-                )
+            # Booked again after a cancelled chain, at another site: the order there steps aside, or the
+            # refusal names what happened to it.
+            order = _order_at(actor=actor, referral=referral, order=order, site=proposal.site, hospital=hospital,
+                              reason=reason, cancel_reason=f"Booked at {proposal.site.code}: {reason}")
             old_stage = referral.stage
             referral.order, referral.stage, referral.stage_changed_at = order, Stage.BOOKED, booking.booked_at
             referral.save(update_fields=["order", "stage", "stage_changed_at"])
@@ -595,19 +598,10 @@ def chain_rebook(*, actor: User, booking: Booking, proposal: Proposal, reason: s
             old.save(update_fields=["replaced_by"])
             order = referral.order
             old_order = order.pk if order is not None else None
-            if order is None or order.status == OrderStatus.CANCELLED or proposal.site.pk != order.site_id:
-                if order is not None and order.status != OrderStatus.CANCELLED:
-                    therapy_order_cancel(actor=actor, order=order, reason=f"Moved to {proposal.site.code}: {reason}")
-                referral.order = therapy_order_create(
-                    actor=actor,
-                    site=proposal.site,
-                    treating_site=hospital,
-                    product=referral.product,
-                    recipient_id=referral.patient.pseudonym,
-                    recipient_weight_kg=referral.weight_kg,
-                    indication=referral.indication,
-                    reason=reason,
-                )
+            moved = _order_at(actor=actor, referral=referral, order=order, site=proposal.site, hospital=hospital,
+                              reason=reason, cancel_reason=f"Moved to {proposal.site.code}: {reason}")
+            if moved != order:
+                referral.order = moved
                 referral.save(update_fields=["order"])
             event_record(
                 actor=actor,
