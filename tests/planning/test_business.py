@@ -6,7 +6,7 @@ priced on the same model; the page for those who read costs, its CSV and its ref
 from __future__ import annotations
 
 import copy
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +186,7 @@ def test_the_twins_centralized_scenario_is_priced_on_the_same_model():
     assert central.leg_hours / central.legs > decentral.leg_hours / decentral.legs
     for s in (decentral, central):
         assert s.per_treated is not None and s.total == s.capital + s.fixed + s.variable + s.logistics
-        assert s.per_treated == (s.total / Decimal(str(s.treated))).quantize(Decimal("0.01"))
+        assert s.per_treated == (s.total / Decimal(str(s.treated))).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
 def test_a_run_made_before_the_twin_reported_its_legs_is_not_priced():
