@@ -97,6 +97,37 @@ def test_the_cost_of_a_batch_is_recomputed_by_hand_from_its_records_line_by_line
 
 
 @pytest.mark.django_db
+def test_a_lot_with_its_own_price_is_priced_at_it_and_the_other_lots_at_their_materials(people):
+    """COST-BATCH: the model prices a material lot at its own price (``material_lots``: its invoice price)
+    where it names the lot, and every other use at its material's price; a lot priced only by its own price
+    prices a material the model otherwise leaves unpriced; the line says which price it took."""
+    batch = completed_batch("MAD")
+    uses = list(MaterialUse.objects.filter(step__batch=batch).select_related("lot").order_by("pk"))
+    codes = sorted({u.material_code for u in uses})
+    assert len(codes) >= 2
+    own, unpriced_code = uses[0], next(u for u in uses if u.material_code == codes[-1] != uses[0].material_code)
+    prices = dict.fromkeys(codes[:-1], "20")  # the last material has no price of its own ...
+    lots = {own.material_code: {own.lot.lot_number: "123.4567"},
+            unpriced_code.material_code: {unpriced_code.lot.lot_number: "8.5"}}  # ... but its lot has
+    c.approved(c.content(materials=prices, material_lots=lots))
+
+    cost = selectors.batch_cost(batch)
+    assert cost is not None
+    by_use = {line.source.pk: line for line in cost.sheet.lines if line.source.label == "manufacturing.MaterialUse"}
+    assert set(by_use) == {u.pk for u in uses}
+    for use in uses:
+        line = by_use[use.pk]
+        lot_price = lots.get(use.material_code, {}).get(use.lot.lot_number)
+        expected = Decimal(lot_price) if lot_price is not None else Decimal(prices[use.material_code])
+        assert line.priced and line.unit_price == expected, line.description
+        assert line.amount == _money(use.quantity * expected)
+        assert ("(the lot's price)" in line.description) == (lot_price is not None)
+    assert not [line for line in cost.sheet.unpriced if line.category == "materials"]
+    page = _client("qa").get(reverse("costs:batch", args=[batch.reference]))
+    assert page.status_code == 200 and "the lot&#x27;s price" in page.content.decode()
+
+
+@pytest.mark.django_db
 def test_no_model_in_force_prices_nothing_and_a_draft_never_prices(people):
     """COST-BATCH: a batch is priced with the version approved and effective on the day it started; a draft
     or a version effective later prices nothing, and the page says so."""

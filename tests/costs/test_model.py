@@ -125,6 +125,16 @@ HOSTILE: list[tuple[Any, str]] = [
     (_nested(40), "materials"),
     (_nested(3), "materials.a"),
     ('{"currency": "EUR", "materials": {"TS520\\u0000": 3}}', "materials"),
+    ({"currency": "EUR", "material_lots": {"TS520": {"L-1": -5}}}, "material_lots.TS520.L-1"),
+    ({"currency": "EUR", "material_lots": {"TS520": {"L-1": 1_000_001}}}, "material_lots.TS520.L-1"),
+    ('{"currency": "EUR", "material_lots": {"TS520": {"L-1": 1e400}}}', "material_lots.TS520.L-1"),
+    ({"currency": "EUR", "material_lots": {"TS520": {"L\x001": 3}}}, "material_lots.TS520.L\x001"),
+    ({"currency": "EUR", "material_lots": {"TS520": {" L-1": 3}}}, "material_lots.TS520. L-1"),
+    ({"currency": "EUR", "material_lots": {"TS520": {"L" * 61: 3}}}, "material_lots.TS520." + "L" * 60),
+    ({"currency": "EUR", "material_lots": {"TS520": 950}}, "material_lots.TS520"),
+    ({"currency": "EUR", "material_lots": {"TS 520": {"L-1": 3}}}, "material_lots.TS 520"),
+    ({"currency": "EUR", "material_lots": {f"M{i}": {f"L{j}": 1 for j in range(1_000)} for i in range(21)}},
+     "material_lots"),
 ]
 
 

@@ -23,7 +23,9 @@ from tests.release.helpers import completed_batch
 def _world() -> list[Batch]:
     """Three batches priced by two versions: a completed one at Madrid (the site's own operator rate), one
     at Lisbon started a year ago (the older version, which prices only some materials and tests: unpriced
-    lines), one in progress at Madrid; the Madrid operator's role revoked since (it still counts)."""
+    lines — but one lot of a material it does not price has its own price), one in progress at Madrid; the
+    newer version prices one of Madrid's lots at its own price; the Madrid operator's role revoked since (it
+    still counts)."""
     mad = completed_batch("MAD")
     lis = completed_batch("LIS")
     running = h.started_batch("MAD")
@@ -32,10 +34,15 @@ def _world() -> list[Batch]:
     codes = sorted(set(MaterialUse.objects.values_list("material_code", flat=True)))
     attributes = sorted(set(QcResult.objects.values_list("attribute_id", flat=True)))
     year_ago = timezone.now() - dt.timedelta(days=365)
+    lis_lot = MaterialUse.objects.filter(step__batch=lis, material_code=codes[1]).select_related("lot").first()
+    mad_lot = MaterialUse.objects.filter(step__batch=mad, material_code=codes[0]).select_related("lot").first()
+    assert lis_lot is not None and mad_lot is not None
     c.approved(c.content(materials={k: f"{11 + i}.4567" for i, k in enumerate(codes[::2])},
+                         material_lots={codes[1]: {lis_lot.lot.lot_number: "3.3333"}},
                          qc_tests=dict.fromkeys(attributes[::2], "99.995")),
                effective_from=(year_ago - dt.timedelta(days=30)).date().isoformat())
     c.approved(c.content(materials={k: 100 + 3 * i for i, k in enumerate(codes)},
+                         material_lots={codes[0]: {mad_lot.lot.lot_number: "77.125", "NOT-USED": 1}},
                          qc_tests=dict.fromkeys(attributes, 120)),
                effective_from=mad.started_at.astimezone(dt.UTC).date().isoformat())
     Batch.objects.filter(pk=lis.pk).update(started_at=year_ago, ended_at=year_ago + dt.timedelta(days=9))

@@ -240,6 +240,12 @@ def test_a_lot_from_a_supplier_disqualified_on_the_page_is_not_released():
         ("approve", "material_code", "SYR\x00"),
         ("qualify", "status", "excellent"),
         ("qualify", "reason", ""),
+        ("register", "name", ""),
+        ("register", "name", "Acme\x00Bio"),
+        ("register", "name", "X" * 121),
+        ("register", "name", "terumo"),
+        ("register", "status", "excellent"),
+        ("register", "reason", ""),
     ],
 )
 def test_hostile_input_is_a_400_naming_the_field_and_changes_nothing(action, field, value):
@@ -278,6 +284,8 @@ def test_hostile_input_is_a_400_naming_the_field_and_changes_nothing(action, fie
             "username": "qa",
             "password": PASSWORD,
         },
+        "register": {"name": "Acme Bio", "status": "approved", "reason": "Audit", "username": "qa",
+                     "password": PASSWORD},
     }[action]
     events = Event.objects.count()
     data = {"action": action, **{f"{action}-{k}": v for k, v in {**valid, field: value}.items()}}
@@ -288,6 +296,37 @@ def test_hostile_input_is_a_400_naming_the_field_and_changes_nothing(action, fie
     assert Event.objects.count() == events
     assert not MaterialStorage.objects.exists() and ApprovedSupplier.objects.count() == 1
     assert ApprovedSupplier.objects.get().lead_time_days == 14
+    assert Supplier.objects.count() == 2
+
+
+def test_qa_registers_a_new_supplier_signed_and_then_approves_it_for_a_material():
+    """SUP-STOCK: Control Site QA registers a new supplier on the page with its first qualification, signed
+    (meaning: approved; a supplier registered disqualified is signed rejected), a ledger event with the reason;
+    the new supplier is then offered for approval for a material; others cannot register one."""
+    s.supplier()
+    qa = _client("qa")
+    form = {"action": "register", "register-name": "Miltenyi Biotec", "register-status": "conditional",
+            "register-reason": "Questionnaire QQ-2026-31; audit due in 2027", "register-username": "qa",
+            "register-password": PASSWORD}
+    assert _client("qc.mad").post(URL, form).status_code == 403 and not Supplier.objects.filter(
+        name="Miltenyi Biotec").exists()
+    wrong = qa.post(URL, {**form, "register-password": "not-the-password"})
+    assert wrong.status_code == 400 and not Supplier.objects.filter(name="Miltenyi Biotec").exists()
+    page = qa.post(URL, form)
+    assert page.status_code == 302
+    supplier = Supplier.objects.get(name="Miltenyi Biotec")
+    assert supplier.status == SupplierStatus.CONDITIONAL and supplier.status_changed_by == h.user("qa")
+    signature = Signature.objects.get(record_type="supply.Supplier", record_id=str(supplier.pk))
+    assert signature.meaning == "approved" and signature.signer_username == "qa"
+    assert signature.event.reason.startswith("Questionnaire QQ-2026-31")
+    event = Event.objects.filter(event_type="supply.supplier_registered").latest("pk")
+    assert event.new == {"name": "Miltenyi Biotec", "status": "conditional"}
+    body = qa.get(URL).content.decode()
+    assert "Miltenyi Biotec is registered, approved with conditions (signed)." in body
+    assert f'<option value="{supplier.pk}">Miltenyi Biotec</option>' in body  # offered for a material now
+    again = qa.post(URL, {**form, "register-name": "miltenyi biotec"})
+    assert again.status_code == 400 and "already registered" in again.content.decode()
+    assert Supplier.objects.filter(name__iexact="miltenyi biotec").count() == 1
 
 
 def test_an_unknown_action_is_a_400_naming_it_and_a_get_writes_nothing():

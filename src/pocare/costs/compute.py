@@ -12,7 +12,8 @@ Formulas (docs/costs.md):
 - labour: per step performed (not skipped), the hours from ``started_at`` to ``performed_at`` × the
   hourly rate of the performer's role at the batch's site (the site's own rate where the model has
   one); per step verified, ``verification_minutes`` / 60 × the verifier's rate;
-- materials: per material use, its quantity × the price of its material code;
+- materials: per material use, its quantity × the price of its lot (``material_lots``) where the model
+  has one, else the price of its material code;
 - qc: per QC result entered (a correction is the same test entered again, not a new test: not
   counted), the price of its attribute;
 - equipment: the unit's occupation (batch start to end) in hours × its device type's hourly rate;
@@ -152,6 +153,15 @@ def _price(table: Mapping[str, Any] | None, key: str | None) -> Decimal | None:
     return Decimal(str(table[key]))
 
 
+def material_price(content: Mapping[str, Any], code: str, lot_number: str) -> tuple[Decimal | None, str]:
+    """The price of a unit of the lot, and how it was found: the lot's own price (``material_lots``) where
+    the model has one (said on the line), else its material's."""
+    lot_price = _price((content.get("material_lots") or {}).get(code), lot_number)
+    if lot_price is not None:
+        return lot_price, " (the lot's price)"
+    return _price(content.get("materials"), code), ""
+
+
 def _line(category: str, description: str, quantity: Decimal, unit: str, price: Decimal | None,
           source: Source) -> CostLine:
     if price is None:
@@ -221,10 +231,10 @@ def batch_cost_lines(records: BatchRecords, content: Mapping[str, Any]) -> CostS
             role = step.verifier_role
             add(_line("labour", f"Step {step.step_id}: verified by {step.verifier} ({role or 'no role at the site'})",
                       rates.verification_hours, "h", hourly_rate(content, role, site), source))
-    prices = content.get("materials")
     for use in records.materials:
-        add(_line("materials", f"{use.material_code} lot {use.lot_number} at step {use.step_id}", use.quantity,
-                  "unit", _price(prices, use.material_code), Source("manufacturing.MaterialUse", use.pk)))
+        price, basis = material_price(content, use.material_code, use.lot_number)
+        add(_line("materials", f"{use.material_code} lot {use.lot_number} at step {use.step_id}{basis}",
+                  use.quantity, "unit", price, Source("manufacturing.MaterialUse", use.pk)))
     tests = content.get("qc_tests")
     for test in records.qc:
         add(_line("qc", f"QC test {test.attribute_id}", Decimal(1), "test", _price(tests, test.attribute_id),

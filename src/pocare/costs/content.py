@@ -15,6 +15,8 @@ unpriced on the batch's cost, never as zero)::
                 "site_hourly_rates": {"LIS": {"operator": 38}},     # where a site's rate differs
                 "verification_minutes": 10},                        # a second person's check of a step
      "materials": {"TS520": 950, ...},       # € per unit of the master file's material (by code)
+     "material_lots": {"TS520": {"L24-0113": 980}},  # € per unit of one lot (its purchase price), where it
+                                                     # differs from the material's price
      "qc_tests": {"viability": 120, ...},    # € per QC result (by the specification's attribute id)
      "facility": {"hourly": 40, "site_hourly": {"MAD": 45}},   # cleanroom € per hour of the batch
      "equipment": {"hourly": {"clinimacs_prodigy": 18}},       # depreciation € per hour, by device type
@@ -73,6 +75,9 @@ CAPITAL_KEYS = ("unit_price", "devices_per_unit", "device_price", "installation"
 FIXED_KEYS = ("staff", "rent", "maintenance", "qa_share", "other")
 #: At most this many entries in one map (prices of materials, rates of sites, ...).
 MAX_ENTRIES = 2_000
+#: At most this many lot prices in all (``material_lots``), and a lot number's length (``MaterialLot``).
+MAX_LOT_PRICES = 20_000
+MAX_LOT_NUMBER_CHARS = 60
 PLACES = 4
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _MAX_NUMBER_CHARS = 40
@@ -146,6 +151,27 @@ def _prices(value: Any, path: str, maximum: Decimal, allowed: Collection[str] | 
             for k, v in _mapping(value, path).items()}
 
 
+def _lot_prices(value: Any, path: str) -> dict[str, dict[str, str]]:
+    """``{material code: {lot number: price}}``: a lot number is the supplier's text as received (1 to
+    :data:`MAX_LOT_NUMBER_CHARS` printable characters, no surrounding spaces)."""
+    out: dict[str, dict[str, str]] = {}
+    count = 0
+    for code, lots in _mapping(value, path).items():
+        where = _join(path, _key(code, path, None))
+        out[code] = {}
+        for lot, price in _mapping(lots, where).items():
+            lot_path = _join(where, str(lot)[:MAX_LOT_NUMBER_CHARS])
+            if (not isinstance(lot, str) or not lot or lot != lot.strip() or len(lot) > MAX_LOT_NUMBER_CHARS
+                    or any(ord(c) < 32 or ord(c) == 127 for c in lot)):
+                raise ContentRefused(lot_path, f"is not a lot number: 1 to {MAX_LOT_NUMBER_CHARS} printable "
+                                               "characters, without spaces around them")
+            count += 1
+            if count > MAX_LOT_PRICES:
+                raise ContentRefused(path, f"has more than {MAX_LOT_PRICES:,} lot prices")
+            out[code][lot] = amount_checked(price, lot_path, MAX_MATERIAL)
+    return out
+
+
 def _source(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise ContentRefused(path, f"must be text saying where the figure is published, at most {MAX_SOURCE_CHARS} "
@@ -202,7 +228,7 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
     """``content`` normalized, or :class:`ContentRefused` naming the first path refused. ``roles`` and
     ``device_types`` are the names a rate may be given for (``accounts.roles.Role``,
     ``network.models.DeviceType``)."""
-    top = _section(content, "", ("currency", "labour", "materials", "qc_tests", "facility", "equipment",
+    top = _section(content, "", ("currency", "labour", "materials", "material_lots", "qc_tests", "facility", "equipment",
                                  "review", "logistics", "overhead", "clinical", "capital", "fixed",
                                  "centralized_price"))
     if top.get("currency") != CURRENCY:
@@ -223,6 +249,8 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
                 labour["verification_minutes"], "labour.verification_minutes", MAX_VERIFICATION_MINUTES)
     if "materials" in top:
         out["materials"] = _prices(top["materials"], "materials", MAX_MATERIAL)
+    if "material_lots" in top:
+        out["material_lots"] = _lot_prices(top["material_lots"], "material_lots")
     if "qc_tests" in top:
         out["qc_tests"] = _prices(top["qc_tests"], "qc_tests", MAX_QC_TEST)
     if "facility" in top:

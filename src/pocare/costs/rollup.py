@@ -179,13 +179,16 @@ def _rate_spans(batches: QuerySet[Batch], models: Models, site_codes: dict[int, 
     return spans
 
 
-def _price_rows(models: Models) -> tuple[list[tuple[int, str, Decimal]], list[tuple[int, str, Decimal]]]:
-    """(model pk, material code, price) and (model pk, QC attribute, price) of every version."""
-    materials, tests = [], []
+def _price_rows(models: Models) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(model pk, material code, price), (model pk, material code, lot number, price) and (model pk, QC
+    attribute, price) of every version."""
+    materials, lots, tests = [], [], []
     for model in models.by_pk.values():
         materials += [(model.pk, code, Decimal(str(p))) for code, p in (model.content.get("materials") or {}).items()]
+        lots += [(model.pk, code, lot, Decimal(str(p)))
+                 for code, prices in (model.content.get("material_lots") or {}).items() for lot, p in prices.items()]
         tests += [(model.pk, a, Decimal(str(p))) for a, p in (model.content.get("qc_tests") or {}).items()]
-    return materials, tests
+    return materials, lots, tests
 
 
 def _batch_rate_rows(batches: QuerySet[Batch], models: Models) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
@@ -221,6 +224,8 @@ WITH ranges AS (
     AS s(user_id, site_id, model_pk, t0, t1, rate)
 ), material_prices AS (
   SELECT * FROM unnest(%s::int[], %s::text[], %s::numeric[]) AS p(model_pk, code, price)
+), lot_prices AS (
+  SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::numeric[]) AS p(model_pk, code, lot_number, price)
 ), test_prices AS (
   SELECT * FROM unnest(%s::int[], %s::text[], %s::numeric[]) AS p(model_pk, attribute_id, price)
 ), rates AS (
@@ -255,12 +260,16 @@ WITH ranges AS (
     LEFT JOIN spans sv ON {_SPAN.format(r="sv", who="st.verified_by_id", at="st.verified_at")}
    GROUP BY st.batch_id
 ), materials AS MATERIALIZED (
-  SELECT st.batch_id, sum(round(u.quantity * p.price, 2)) AS amount,
-         count(*) FILTER (WHERE p.price IS NULL) AS unpriced
+  SELECT st.batch_id, sum(round(u.quantity * coalesce(lp.price, p.price), 2)) AS amount,
+         count(*) FILTER (WHERE lp.price IS NULL AND p.price IS NULL) AS unpriced
     FROM manufacturing_materialuse u
     JOIN manufacturing_stepexecution st ON st.id = u.step_id
     JOIN b ON b.id = st.batch_id AND b.model_pk IS NOT NULL
     LEFT JOIN material_prices p ON p.model_pk = b.model_pk AND p.code = u.material_code
+    -- the lot's number only where the model prices lots (a one-time filter: no lot prices, no join)
+    LEFT JOIN manufacturing_materiallot ml ON ml.id = u.lot_id AND EXISTS (SELECT FROM lot_prices)
+    LEFT JOIN lot_prices lp
+      ON lp.model_pk = b.model_pk AND lp.code = u.material_code AND lp.lot_number = ml.lot_number
    GROUP BY st.batch_id
 ), qc AS MATERIALIZED (
   SELECT q.batch_id, sum(round(p.price, 2)) AS amount, count(*) FILTER (WHERE p.price IS NULL) AS unpriced
@@ -332,9 +341,9 @@ def _execute(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: 
     the sites' codes by id."""
     inner, inner_params = batches.order_by().values("pk").query.sql_with_params()
     fixed, site_codes = _batch_rate_rows(batches, models)
-    materials, tests = _price_rows(models)
+    materials, lots, tests = _price_rows(models)
     params = [*_columns(models.ranges(), 3), *_columns(_rate_spans(batches, models, site_codes), 6),
-              *_columns(materials, 3), *_columns(tests, 3), *_columns(fixed, 10), now, *inner_params,
+              *_columns(materials, 3), *_columns(lots, 4), *_columns(tests, 3), *_columns(fixed, 10), now, *inner_params,
               *final_params]
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner cannot estimate the arrays' joins; its guess would switch JIT compilation on, which

@@ -1,5 +1,6 @@
 """The demo network's cost model (COST-BATCH): version 1, drafted and approved (signed) by Control Site QA
-before the history's first batch, so that every batch of the demo, history and live, has a cost.
+before the history's first batch, so that every batch of the demo, history and live, has a cost; version 2,
+from the day the sites' stock was delivered, prices those vector lots at their own (invoice) price.
 
 Every figure is an **estimate** for a demonstration, chosen to be plausible for an academic CAR-T made in a
 closed automated device in Europe, not a published price: the totals land between DKFZ's full-cost estimate
@@ -16,10 +17,11 @@ from pocare.accounts.models import User
 from pocare.costs import report, services
 from pocare.costs.models import CostModel, CostReport
 from pocare.ledger.signing import SigningCredentials
-from pocare.manufacturing.models import Batch
+from pocare.manufacturing.models import Batch, MaterialLot
 from pocare.masterfile import schema
 from pocare.masterfile.models import MasterFileVersion
 from pocare.network.models import Site
+from pocare.supply.models import MovementKind
 
 #: € per hour by role (estimates: European academic salaries with employer charges).
 HOURLY = {"operator": 45, "qc_analyst": 50, "site_manager": 65, "control_qa": 70, "qp": 95}
@@ -83,6 +85,32 @@ def load_model(*, versions: list[MasterFileVersion], password: str, effective_fr
     qa = User.objects.get(username="qa")
     draft = services.cost_model_draft(actor=qa, content=content(versions), effective_from=effective_from,
                                       reason="Demo: the network's first cost model (estimates, docs/costs.md)")
+    return services.cost_model_approve(actor=qa, model=draft, reason="Demo: approved for the demo network",
+                                       credentials=SigningCredentials(username="qa", password=password))
+
+
+#: € per unit of the vector lots delivered into the sites' stock (an estimate: a new supply contract), where
+#: version 1 prices every lot of the vector at ``MATERIALS["LV-CAR19"]``.
+VECTOR_LOT_PRICE = 14_200
+LOT_PRICED = "LV-CAR19"
+
+
+def load_lot_prices(*, password: str) -> CostModel | None:
+    """Version 2 of the model (once): version 1's content with a price per lot (``material_lots``) for each
+    vector lot received into a site's stock, effective from the day the first of them was received; the live
+    batches that use them show "the lot's price" on their cost. None before version 1 or without such lots."""
+    if (found := CostModel.objects.filter(number__gte=2).order_by("number").first()) is not None:
+        return found
+    v1 = CostModel.objects.filter(number=1).first()
+    lots = (MaterialLot.objects.filter(material_code=LOT_PRICED, movements__kind=MovementKind.RECEIVED)
+            .distinct().order_by("received_at"))
+    if v1 is None or not lots:
+        return None
+    qa = User.objects.get(username="qa")
+    content = {**v1.content, "material_lots": {LOT_PRICED: {lot.lot_number: VECTOR_LOT_PRICE for lot in lots}}}
+    draft = services.cost_model_draft(
+        actor=qa, content=content, effective_from=lots[0].received_at.date(),
+        reason="Demo: the vector lots delivered into stock priced at their invoice price (new supply contract)")
     return services.cost_model_approve(actor=qa, model=draft, reason="Demo: approved for the demo network",
                                        credentials=SigningCredentials(username="qa", password=password))
 

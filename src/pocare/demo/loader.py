@@ -104,6 +104,7 @@ def load(*, password: str = DEMO_PASSWORD, history: bool = True, history_months:
             on_history(summary)
     batches.load_live(versions=[v1, change.version], password=password, now=now)
     supply.load_exchanges(password=password, now=now)  # transfers from the depot and purchase requests
+    costs.load_lot_prices(password=password)  # version 2 of the cost model: the stock's vector lots' own price
     quality.load(password=password)
     slots.load(now=now)  # the hospitals' apheresis and infusion slots for booking (issue 17)
     patients.load(now=now)  # patients at every stage, some on the orders above (pocare.demo.patients)

@@ -276,6 +276,23 @@ class SupplierApproveForm(SignatureFieldsMixin):
         field.choices = _material_choices(materials)
 
 
+class SupplierRegisterForm(SignatureFieldsMixin):
+    """Register a new supplier with its first qualification, signed (a lot from an unregistered supplier
+    cannot be received)."""
+
+    name = forms.CharField(label="Supplier's name", max_length=120, help_text="As on its certificates of analysis.")
+    status = forms.ChoiceField(label="Qualification")
+    reason = forms.CharField(label="Reason", max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="The qualification audit or questionnaire, with its reference.")
+    field_order = ["name", "status", "reason", "username", "password"]
+
+    def __init__(self, *args: Any, statuses: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["status"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = statuses
+
+
 class SupplierQualifyForm(SignatureFieldsMixin):
     """Change a supplier's qualification (approved, conditional, disqualified), signed."""
 

@@ -1,7 +1,7 @@
 """The materials page (docs/supply.md, "Materials and approved suppliers"): each material of the bill with
 its storage conditions and its approved suppliers — their qualification and lead time. Everyone who sees
-stock reads it; Control Site QA changes it here: a storage range, a supplier approved for a material or
-(dis)qualified (each signed), a lead time. Every change is a service with its ledger event."""
+stock reads it; Control Site QA changes it here: a storage range, a new supplier registered, a supplier
+approved for a material or (dis)qualified (each signed), a lead time. Every change is a service with its ledger event."""
 
 from __future__ import annotations
 
@@ -21,11 +21,17 @@ from pocare.accounts.roles import Perm
 from pocare.core.forms import apply_validation_error
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
 from pocare.supply import services
-from pocare.supply.forms import LeadTimeForm, StorageForm, SupplierApproveForm, SupplierQualifyForm
+from pocare.supply.forms import (
+    LeadTimeForm,
+    StorageForm,
+    SupplierApproveForm,
+    SupplierQualifyForm,
+    SupplierRegisterForm,
+)
 from pocare.supply.models import QUALIFIED, ApprovedSupplier, MaterialStorage, Supplier, SupplierStatus
 
 #: The actions of the page, each a form of its own (prefixed by its name).
-ACTIONS = ("storage", "approve", "qualify", "lead_time")
+ACTIONS = ("storage", "register", "approve", "qualify", "lead_time")
 
 
 @requires(Perm.SUPPLY_VIEW, write=Perm.SUPPLIERS_QUALIFY)
@@ -44,6 +50,9 @@ def materials(request: HttpRequest) -> HttpResponseBase:
 
     forms_: dict[str, Any] = {
         "storage": StorageForm(bound("storage"), materials=bill, prefix="storage"),
+        "register": SupplierRegisterForm(
+            bound("register"), prefix="register", ask_user_id=ask_user_id, statuses=SupplierStatus.choices
+        ),
         "approve": SupplierApproveForm(
             bound("approve"),
             prefix="approve",
@@ -120,6 +129,15 @@ def _do(request: HttpRequest, action: str, form: Any) -> str:
             reason=d["reason"],
         )
         return f"{kept.material_code} is kept at {kept.range_text} ({kept.condition})."
+    if action == "register":
+        supplier = services.supplier_register(
+            actor=actor,
+            name=d["name"],
+            status=d["status"],
+            reason=d["reason"],
+            credentials=form.credentials(request.session),
+        )
+        return f"{supplier} is registered, {supplier.get_status_display().lower()} (signed)."
     if action == "approve":
         approval = services.supplier_approve_for(
             actor=actor,
