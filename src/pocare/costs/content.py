@@ -228,8 +228,8 @@ def content_checked(content: Any, *, roles: Collection[str], device_types: Colle
     """``content`` normalized, or :class:`ContentRefused` naming the first path refused. ``roles`` and
     ``device_types`` are the names a rate may be given for (``accounts.roles.Role``,
     ``network.models.DeviceType``)."""
-    top = _section(content, "", ("currency", "labour", "materials", "material_lots", "qc_tests", "facility", "equipment",
-                                 "review", "logistics", "overhead", "clinical", "capital", "fixed",
+    top = _section(content, "", ("currency", "labour", "materials", "material_lots", "qc_tests", "facility",
+                                 "equipment", "review", "logistics", "overhead", "clinical", "capital", "fixed",
                                  "centralized_price"))
     if top.get("currency") != CURRENCY:
         raise ContentRefused("currency", f'must be "{CURRENCY}"')

@@ -343,8 +343,8 @@ def _execute(batches: QuerySet[Batch], models: Models, now: dt.datetime, final: 
     fixed, site_codes = _batch_rate_rows(batches, models)
     materials, lots, tests = _price_rows(models)
     params = [*_columns(models.ranges(), 3), *_columns(_rate_spans(batches, models, site_codes), 6),
-              *_columns(materials, 3), *_columns(lots, 4), *_columns(tests, 3), *_columns(fixed, 10), now, *inner_params,
-              *final_params]
+              *_columns(materials, 3), *_columns(lots, 4), *_columns(tests, 3), *_columns(fixed, 10), now,
+              *inner_params, *final_params]
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner cannot estimate the arrays' joins; its guess would switch JIT compilation on, which
         # costs seconds on a statement that runs in less.

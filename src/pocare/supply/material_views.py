@@ -1,7 +1,8 @@
 """The materials page (docs/supply.md, "Materials and approved suppliers"): each material of the bill with
 its storage conditions and its approved suppliers — their qualification and lead time. Everyone who sees
 stock reads it; Control Site QA changes it here: a storage range, a new supplier registered, a supplier
-approved for a material or (dis)qualified (each signed), a lead time. Every change is a service with its ledger event."""
+approved for a material or (dis)qualified (each signed), a lead time. Every change is a service with its
+ledger event."""
 
 from __future__ import annotations
 
