@@ -9,7 +9,7 @@ and one at another site. Expectations come from the role → permission policy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,27 +193,45 @@ def _expected_read(route: Route, role: Role, where: str) -> bool:
     return allowed
 
 
-READ_CASES = [
-    pytest.param(username, route, where, id=f"{route.name}-{username}-{where}")
-    for route in ROUTES if "GET" in route.allowed_methods()
-    for username in PERSONAS
-    for where in ([OWN, OTHER] if route.name in OBJECTS else [OWN])
-]
+def _urls(route: Route, wheres: Iterable[str]) -> dict[str, str]:
+    """The route's URL at each site (``""``: its list), each object made once per test — making one is most
+    of a check's cost — and before anyone logs in (a multi-role persona is made at its first login, after
+    the objects, as a person who joins a site that already works)."""
+    out = {}
+    for where in dict.fromkeys(wheres):
+        out[where] = reverse(route.name, kwargs=route.kwargs_for(where or OWN) if route.kwargs_for else None)
+    return out
 
 
-@pytest.mark.parametrize(("username", "route", "where"), READ_CASES)
-def test_reads(client, login, username, route, where):
+def _ids(route: Route) -> str:
+    return route.name
+
+
+# One test per route: every persona (and site) inside it, every wrong answer reported together — the
+# route's objects are made once, not once per persona.
+READ_ROUTES = [route for route in ROUTES if "GET" in route.allowed_methods()]
+
+
+@pytest.mark.parametrize("route", READ_ROUTES, ids=_ids)
+def test_reads(client, login, route):
     """P11-10g A11-IAM: each role reads what its permissions allow, and only at its own site."""
-    role = ROLE_OF[username]
-    url = reverse(route.name, kwargs=route.kwargs_for(where) if route.kwargs_for else None)
-    login(username)
-    response = client.get(url)
-    if _expected_read(route, role, where):
-        assert response.status_code == 200, (route.name, username, where, response.status_code)
-    else:
-        assert response.status_code in (403, 404), (route.name, username, where, response.status_code)
-        if where == OTHER and role not in NETWORK_ROLES and _expected_read(route, role, OWN):
-            assert response.status_code == 404, "another site's objects must not even be confirmed to exist"
+    url = _urls(route, [OWN, OTHER] if route.name in OBJECTS else [OWN])
+    wrong = []
+    for username in PERSONAS:
+        role = ROLE_OF[username]
+        login(username)
+        for where in url:
+            status = client.get(url[where]).status_code
+            if _expected_read(route, role, where):
+                if status != 200:
+                    wrong.append(f"{username} at {where}: {status}, expected 200")
+            elif status not in (403, 404):
+                wrong.append(f"{username} at {where}: {status}, expected 403 or 404")
+            elif (status != 404 and where == OTHER and role not in NETWORK_ROLES
+                  and _expected_read(route, role, OWN)):
+                wrong.append(f"{username} at {where}: {status}; another site's objects must not even be "
+                             "confirmed to exist (404)")
+    assert not wrong, f"{route.name}: " + "; ".join(wrong)
 
 
 def _may_write(route: Route, role: Role) -> bool:
@@ -225,24 +243,36 @@ def _may_write(route: Route, role: Role) -> bool:
     return needed in ROLE_PERMS[role] and role not in READ_ONLY_ROLES
 
 
+#: Per route that takes a POST, the personas who may not write there.
 WRITE_CASES = [
-    pytest.param(username, route, id=f"{route.name}-{username}")
+    pytest.param(route, refused, id=route.name)
     for route in ROUTES if "POST" in route.allowed_methods()
-    for username in PERSONAS
-    if not _may_write(route, ROLE_OF[username])
+    if (refused := [username for username in PERSONAS if not _may_write(route, ROLE_OF[username])])
 ]
 
 
-@pytest.mark.parametrize(("username", "route"), WRITE_CASES)
-def test_writes_are_refused_without_the_write_permission(client, login, username, route):
-    """P11-10g: nothing is writable that should not be — refused, and the ledger is unchanged."""
-    url = reverse(route.name, kwargs=route.kwargs_for(OWN) if route.kwargs_for else None)
-    login(username)
+def _post_refused(client: Any, url: str, username: str, chain: str) -> str | None:
+    """What is wrong when ``username`` POSTs to ``url`` (None: refused, and the ledger unchanged)."""
     before = Event.objects.count()
-    response = client.post(url, {"reason": "matrix", "comment": "x", "password": "x", "chain": OWN,
-                                  "action": "deactivate", "user": username, "name": "x"})
-    assert response.status_code in (403, 404), (route.name, username, response.status_code)
-    assert Event.objects.count() == before
+    status = client.post(url, {"reason": "matrix", "comment": "x", "password": "x", "chain": chain,
+                               "action": "deactivate", "user": username, "name": "x"}).status_code
+    if status not in (403, 404):
+        return f"{status}, expected 403 or 404"
+    if Event.objects.count() != before:
+        return "refused, but the ledger changed"
+    return None
+
+
+@pytest.mark.parametrize(("route", "usernames"), WRITE_CASES)
+def test_writes_are_refused_without_the_write_permission(client, login, route, usernames):
+    """P11-10g: nothing is writable that should not be — refused, and the ledger is unchanged."""
+    url = _urls(route, [OWN])[OWN]
+    wrong = []
+    for username in usernames:
+        login(username)
+        if problem := _post_refused(client, url, username, OWN):
+            wrong.append(f"{username}: {problem}")
+    assert not wrong, f"{route.name}: " + "; ".join(wrong)
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
@@ -274,55 +304,47 @@ def _multi_sites(username: str) -> list[str]:
     return [*dict.fromkeys(own), NOWHERE]
 
 
-MULTI_READ_CASES = [
-    pytest.param(username, route, where, id=f"{route.name}-{username}-{where or 'list'}")
-    for route in ROUTES if "GET" in route.allowed_methods()
-    for username in MULTI_ROLE
-    for where in (_multi_sites(username) if route.name in OBJECTS else [""])
-]
-
-
-@pytest.mark.parametrize(("username", "route", "where"), MULTI_READ_CASES)
-def test_people_with_roles_at_two_sites_read_at_each_what_the_role_held_there_allows(
-        client, login, username, route, where):
+@pytest.mark.parametrize("route", READ_ROUTES, ids=_ids)
+def test_people_with_roles_at_two_sites_read_at_each_what_the_role_held_there_allows(client, login, route):
     """P11-10g A11-IAM: a person with roles at two sites reads an object at a site only with the
     permission held at that site; lists are reachable with the permission held anywhere."""
     perm = route.read_perm
-    url = reverse(route.name, kwargs=route.kwargs_for(where) if route.kwargs_for else None)
-    login(username)
-    response = client.get(url)
-    if perm in ("public", None, "signed_in"):
-        expected = True
-    elif where:
-        expected = perm in perms_at(username, where)
-    else:
-        expected = perm in perms_anywhere(username)
-    if expected:
-        assert response.status_code == 200, (route.name, username, where, response.status_code)
-    elif perm in perms_anywhere(username):
-        assert response.status_code == 404, (route.name, username, where, response.status_code,
-                                             "an object where the permission is not held must not be confirmed")
-    else:
-        assert response.status_code == 403, (route.name, username, where, response.status_code)
+    sites = {username: (_multi_sites(username) if route.name in OBJECTS else [""]) for username in MULTI_ROLE}
+    url = _urls(route, [where for wheres in sites.values() for where in wheres])
+    wrong = []
+    for username, wheres in sites.items():
+        login(username)
+        for where in wheres:
+            status = client.get(url[where]).status_code
+            if perm in ("public", None, "signed_in"):
+                expected = True
+            elif where:
+                expected = perm in perms_at(username, where)
+            else:
+                expected = perm in perms_anywhere(username)
+            want = 200 if expected else (404 if perm in perms_anywhere(username) else 403)
+            if status != want:
+                why = " (an object where the permission is not held must not be confirmed)" if want == 404 else ""
+                wrong.append(f"{username} at {where or 'the list'}: {status}, expected {want}{why}")
+    assert not wrong, f"{route.name}: " + "; ".join(wrong)
 
 
 MULTI_WRITE_CASES = [
-    pytest.param(username, route, where, id=f"{route.name}-{username}-{where}")
+    pytest.param(route, pairs, id=route.name)
     for route in ROUTES if "POST" in route.allowed_methods() and route.name in OBJECTS
-    for username in MULTI_ROLE
-    for where in _multi_sites(username)
-    if (route.write_perm or route.read_perm) in perms_anywhere(username) - perms_at(username, where)
+    if (pairs := [(username, where) for username in MULTI_ROLE for where in _multi_sites(username)
+                  if (route.write_perm or route.read_perm) in perms_anywhere(username) - perms_at(username, where)])
 ]
 
 
-@pytest.mark.parametrize(("username", "route", "where"), MULTI_WRITE_CASES)
-def test_people_with_roles_at_two_sites_write_only_where_the_role_allows_it(client, login, username, route, where):
+@pytest.mark.parametrize(("route", "pairs"), MULTI_WRITE_CASES)
+def test_people_with_roles_at_two_sites_write_only_where_the_role_allows_it(client, login, route, pairs):
     """P11-10g: holding a write permission at one site does not let a person write at another:
     the object there answers 404 and the ledger is unchanged."""
-    url = reverse(route.name, kwargs=route.kwargs_for(where))
-    login(username)
-    before = Event.objects.count()
-    response = client.post(url, {"reason": "matrix", "comment": "x", "password": "x", "chain": where,
-                                 "action": "deactivate", "user": username, "name": "x"})
-    assert response.status_code in (403, 404), (route.name, username, where, response.status_code)
-    assert Event.objects.count() == before
+    url = _urls(route, [where for _, where in pairs])
+    wrong = []
+    for username, where in pairs:
+        login(username)
+        if problem := _post_refused(client, url[where], username, where):
+            wrong.append(f"{username} at {where}: {problem}")
+    assert not wrong, f"{route.name}: " + "; ".join(wrong)
