@@ -491,6 +491,33 @@ def test_every_demo_batch_has_a_cost_every_record_priced_and_a_plausible_total(d
 
 
 @pytest.mark.django_db
+def test_the_demos_second_model_prices_the_stocks_vector_lots_at_their_own_price(demo: dt.datetime) -> None:
+    """COST-BATCH: version 2 of the demo's model (signed by Control Site QA) prices each vector lot delivered into
+    the sites' stock at its own price; a live batch's vector line takes that price and says so, while its other
+    lines keep their material's price; the history's lots keep version 1's price."""
+    from pocare.costs.models import CostModel
+    from pocare.costs.selectors import batch_cost
+    from pocare.demo import costs as demo_costs
+
+    v2 = CostModel.objects.get(number=2)
+    assert v2.status == "approved" and v2.content["material_lots"]["LV-CAR19"]
+    live = [b for b in Batch.objects.filter(origin=BatchOrigin.EXECUTED).order_by("pk")
+            if b.steps.filter(materials__material_code="LV-CAR19").exists()]
+    assert live, "a live batch has used the vector"
+    cost = batch_cost(live[0])
+    assert cost is not None and cost.model == v2
+    lines = [line for line in cost.sheet.lines if line.category == "materials"]
+    vector = [line for line in lines if line.description.startswith("LV-CAR19")]
+    assert vector and all(line.unit_price == demo_costs.VECTOR_LOT_PRICE and "(the lot's price)" in line.description
+                          for line in vector)
+    assert all("(the lot's price)" not in line.description for line in lines if line not in vector)
+    old = batch_cost(Batch.objects.filter(origin=BatchOrigin.DEMO_HISTORY, status="completed").order_by("pk").first())
+    assert old is not None and old.model.number == 1
+    assert {line.unit_price for line in old.sheet.lines if line.description.startswith("LV-CAR19")} == {
+        Decimal(demo_costs.MATERIALS["LV-CAR19"])}
+
+
+@pytest.mark.django_db
 def test_a_demo_patient_treated_costs_their_batches_and_their_episode_recomputed_from_the_records(
         demo: dt.datetime) -> None:
     """COST-BATCH: an infused demo patient's cost is every batch made for them (each as its own cost page
