@@ -5,8 +5,9 @@ A network of 500 manufacturing sites over 10 years, written straight into Postgr
 collection, ten steps (performed by the site's operator, half of them verified by its manager), eight
 material uses of the bill of materials, eight QC results (one batch in twenty with a corrected result), two
 shipments of its order, and the QP's certification for nineteen in twenty; the demo's signed cost
-model prices them. The operator's and the manager's roles at every site are real memberships (the rate
-of the role held at the moment of the step).
+model prices them, in a version 2 that also prices the vector lot of every other site at its own price
+(``material_lots``: the lot prices' join runs for every material use). The operator's and the manager's
+roles at every site are real memberships (the rate of the role held at the moment of the step).
 
 Measured (each after a warm-up):
 
@@ -70,9 +71,12 @@ def build(batches: int, years: int, *, skeleton: bool = False) -> dict[str, Any]
     from django.utils import timezone
 
     from pocare.accounts.models import Membership, User
+    from pocare.costs import services as costs_services
+    from pocare.costs.models import CostModel
     from pocare.demo import costs as costs_demo
     from pocare.demo import masterfile as masterfile_demo
     from pocare.demo.people import load_people
+    from pocare.ledger.signing import SigningCredentials
     from pocare.manufacturing.models import MaterialLot
     from pocare.network.models import ManufacturingUnit, Site, SiteKind, SiteStatus
 
@@ -105,6 +109,15 @@ def build(batches: int, years: int, *, skeleton: bool = False) -> dict[str, Any]
                     expiry_date=now.date() + dt.timedelta(days=400), status="released", received_by=someone,
                     received_at=start, decided_by=someone, decided_at=start) for s in sites for code in bill],
         batch_size=5000)
+    # Version 2, from the same day: version 1 with a price of its own for the vector lot of every other site
+    # (``material_lots``), so that the lot prices' join runs for every material use — its worst case.
+    priced = "LV-CAR19" if "LV-CAR19" in bill else bill[0]
+    v1 = CostModel.objects.get(number=1)
+    draft = costs_services.cost_model_draft(
+        actor=someone, effective_from=start.date(), reason="Bench: lot prices",
+        content={**v1.content, "material_lots": {priced: {f"{priced}-{s.code}": 14_200 for s in sites[::2]}}})
+    costs_services.cost_model_approve(actor=someone, model=draft, reason="Bench",
+                                      credentials=SigningCredentials(username="qa", password=ebr.PASSWORD))
     span = (now - start - dt.timedelta(days=12)).total_seconds()
     params = {"n": batches, "sites": SITES, "start": start, "span": span, "someone": someone.pk,
               "version": version.pk, "product": version.product_id,
