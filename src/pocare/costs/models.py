@@ -9,7 +9,7 @@ names the version it was priced with.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -68,6 +68,10 @@ class CostReport(models.Model):
     def __str__(self) -> str:
         where = self.site.code if self.site is not None else "network"
         return f"cost report {where} {self.period_start}–{self.period_end}"
+
+    #: A signature's check reads the site and the figures' hash, never the figures (``ledger.verify``).
+    signed_content_related: ClassVar[tuple[str, ...]] = ("site",)
+    signed_content_defer: ClassVar[tuple[str, ...]] = ("figures",)
 
     def signed_content(self) -> dict[str, Any]:
         return {"cost_report": self.pk, "site": self.site.code if self.site is not None else None,

@@ -565,7 +565,10 @@ def signature_statuses(signatures: Iterable[Signature]) -> dict[int, tuple[bool,
         except (LookupError, ValueError):
             continue
         pks = _valid_pks(model, ids)
-        rows = model._default_manager.filter(pk__in=pks).prefetch_related(*getattr(model, "signed_content_related", ()))
+        # A model names the relations its signed content reads (prefetched) and the large columns it does not
+        # read (deferred: a signed cost report's figures are bound through their hash, never decoded here).
+        rows = (model._default_manager.filter(pk__in=pks).defer(*getattr(model, "signed_content_defer", ()))
+                .prefetch_related(*getattr(model, "signed_content_related", ())))
         records.update({(record_type, str(r.pk)): r for r in rows})
     hashes: dict[tuple[str, str], str] = {}
     out: dict[int, tuple[bool, str]] = {}
