@@ -429,12 +429,19 @@ def site_month_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = Non
                 key: value if value is not None else ZERO for key, value in zip(CATEGORY_KEYS, amounts, strict=True)},
                 unpriced or 0)
     else:
-        for t in batch_totals(batches, now=now, method=method):
-            month = (t.ended_at or t.started_at).astimezone(dt.UTC).strftime("%Y-%m")
-            row = found.setdefault((t.site_code, month), SiteMonth(t.site_code, month, 0,
-                                                                   dict.fromkeys(CATEGORY_KEYS, ZERO), 0))
-            row.batches += 1
-            row.unpriced += t.unpriced
-            for key in CATEGORY_KEYS:
-                row.amounts[key] += t.amounts[key]
+        return site_months_of(batch_totals(batches, now=now, method=method))
+    return [found[key] for key in sorted(found)]
+
+
+def site_months_of(totals: list[BatchTotal]) -> list[SiteMonth]:
+    """Batches' totals summed by site and month of their end (of their start, while in progress)."""
+    found: dict[tuple[str, str], SiteMonth] = {}
+    for t in totals:
+        month = (t.ended_at or t.started_at).astimezone(dt.UTC).strftime("%Y-%m")
+        row = found.setdefault((t.site_code, month), SiteMonth(t.site_code, month, 0,
+                                                               dict.fromkeys(CATEGORY_KEYS, ZERO), 0))
+        row.batches += 1
+        row.unpriced += t.unpriced
+        for key in CATEGORY_KEYS:
+            row.amounts[key] += t.amounts[key]
     return [found[key] for key in sorted(found)]
