@@ -96,6 +96,9 @@ def test_qa_signs_the_report_the_signed_figures_are_kept_and_checked_against_the
     assert signature.meaning == "approved" and signature.event.reason == "Quarter close"
     page = client.get(reverse("costs:report", args=[found.pk])).content.decode()
     assert "not checked" in page and "badge-ok\" title=\"The signed record still hashes" in page
+    listed = client.get(reverse("costs:reports")).content.decode()  # the list reads its figures' totals only
+    row = listed[listed.index(f'href="{reverse("costs:report", args=[found.pk])}"'):]
+    assert row.index('<td class="num">2</td>') < row.index(f'<td class="num">{found.figures["total"]}</td>') < 400
 
     def check() -> str:  # the button queues the check as a job; its page and the report's show the result
         queued = client.post(reverse("costs:report", args=[found.pk]), {"check": "1"})

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from pocare.accounts import selectors as access
@@ -85,6 +86,15 @@ def reports_visible(user: Any) -> QuerySet[CostReport]:
     held = access.sites_with_perm(user, Perm.COSTS_VIEW)
     found = CostReport.objects.select_related("site", "created_by")
     return found if held is None else found.filter(site_id__in=held)
+
+
+def reports_listed(user: Any) -> QuerySet[CostReport]:
+    """:func:`reports_visible` for a list: each report's count of batches and total (``batch_count``,
+    ``total_text``) read out of its figures by the database, the figures themselves (thousands of batch rows
+    each) left unread."""
+    return (reports_visible(user).defer("figures")
+            .annotate(batch_count=KeyTextTransform("batches", "figures"),
+                      total_text=KeyTextTransform("total", "figures")))
 
 
 def model_effective(on: dt.date) -> CostModel | None:

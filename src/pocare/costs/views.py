@@ -218,7 +218,7 @@ def report_page(request: HttpRequest) -> HttpResponse:
     CSV (``export=csv``); Control Site QA may sign it. Below, the reports signed before."""
     sites, network = _report_sites(request)
     form = ReportForm(request.GET or None, sites=sites, network=network)
-    context: dict[str, Any] = {"form": form, "signed": selectors.reports_visible(request.user)[:50]}
+    context: dict[str, Any] = {"form": form, "signed": selectors.reports_listed(request.user)[:50]}
     status = 200
     if form.is_bound:
         if form.is_valid():
