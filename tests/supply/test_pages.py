@@ -1,5 +1,5 @@
 """The stock pages (SUP-STOCK): a delivery received from the stock page, released (signed), counted (signed),
-transferred and destroyed from the lot's stock card, each a movement the card then lists; every refusal is a
+transferred, issued to a batch and returned, and destroyed from the lot's stock card, each a movement the card then lists; every refusal is a
 400 naming the field, storing nothing; another site's people neither see the card nor act on it."""
 
 from __future__ import annotations
@@ -114,3 +114,44 @@ def test_another_sites_people_neither_see_the_card_nor_act_and_bad_actions_are_r
     assert wrong.status_code == 400 and 'id="id_count-password_error"' in wrong.content.decode()
     assert StockMovement.objects.count() == before
     assert qc.get(reverse("supply:lot", args=[10**30])).status_code in (400, 404)
+
+
+@pytest.mark.django_db
+def test_material_is_issued_to_a_batch_in_progress_and_what_it_did_not_use_comes_back_from_the_card():
+    """SUP-STOCK: from the lot's stock card the QC analyst issues 3 syringes to Madrid's batch in progress
+    (outside the step's bill) and returns the 2 it did not use, each a movement naming the batch; stock is what
+    the movements add up to. Returning more than left for the batch is a 400 naming the quantity; a batch of
+    another site, one that never took the lot, 400 digits or none: a 400 naming the field; nothing moves."""
+    from pocare.manufacturing.models import Batch
+
+    batch = h.started_batch("MAD")
+    lot = s.received(10)
+    card = reverse("supply:lot", args=[lot.pk])
+    store = s.store("MAD")
+    qc = _client("qc.mad")
+
+    def post(action: str, **changes: Any) -> Any:
+        data = {"location": store.pk, "batch": batch.pk, "quantity": "3", "reason": "Spare kit", **changes}
+        return qc.post(card, {"action": action, **{f"{action}-{k}": v for k, v in data.items()}})
+
+    page = qc.get(card).content.decode()
+    assert "Issue to a batch" in page and f'<option value="{batch.pk}">{batch}</option>' in page
+    before = StockMovement.objects.count()
+    other = Batch.objects.filter(site__code="LIS").first() or h.started_batch("LIS")
+    for action, changes, field in [("issue", {"batch": other.pk}, "batch"), ("issue", {"quantity": "9" * 400},
+                                                                               "quantity"),
+                                   ("issue", {"quantity": ""}, "quantity"), ("return", {}, "batch")]:
+        refused = post(action, **changes)
+        assert refused.status_code == 400, (action, changes)
+        text = refused.content.decode()
+        assert f'id="id_{action}-{field}_error"' in text or f"<strong>{action}-{field}</strong>" in text, changes
+    assert StockMovement.objects.count() == before
+    assert post("issue").status_code == 302
+    assert post("return", quantity="2", reason="Not opened").status_code == 302
+    too_many = post("return", quantity="2")
+    assert too_many.status_code == 400 and 'id="id_return-quantity_error"' in too_many.content.decode()
+    moved = list(StockMovement.objects.filter(lot=lot, batch=batch).order_by("pk").values_list("kind", "quantity"))
+    assert moved == [(MovementKind.ISSUED, Decimal(-3)), (MovementKind.RETURNED, Decimal(2))]
+    assert selectors.lot_stock(lot) == 9
+    page = qc.get(card).content.decode()
+    assert "Not opened" in page and batch.reference in page

@@ -124,6 +124,31 @@ class DestroyForm(_AtLocation):
     reason = forms.CharField(label="Reason", max_length=500, help_text="Damaged, rejected, recalled…")
 
 
+class IssueForm(_AtLocation):
+    """Material given to a batch in progress outside its steps' bill (a replacement, a spare kit)."""
+
+    batch: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Batch",
+                                                                help_text="A batch in progress at the lot's site.")
+    quantity = forms.CharField(label="Quantity", max_length=20, help_text="In the lot's unit.")
+    reason = forms.CharField(label="Reason", max_length=500, help_text="A replacement, a spare kit…")
+    field_order = ["location", "batch", "quantity", "reason"]
+
+    def __init__(self, *args: Any, locations: Any, batches: Any, **kwargs: Any) -> None:
+        super().__init__(*args, locations=locations, **kwargs)
+        self.fields["batch"].queryset = batches  # type: ignore[attr-defined]
+
+
+class ReturnForm(IssueForm):
+    """What a batch took of the lot (issued or consumed at a step) and did not use, back to stock."""
+
+    reason = forms.CharField(label="Reason", max_length=500, initial="Not used: returned to stock")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["batch"].help_text = "A batch that took this lot."
+        self.fields["location"].label = "Back to"
+
+
 class ExpireForm(_AtLocation):
     reason = forms.CharField(label="Reason", max_length=500, initial="Expired: written off")
 

@@ -21,7 +21,7 @@ from pocare.accounts.selectors import sites_with_perm
 from pocare.core.forms import apply_validation_error
 from pocare.core.listing import Column, csv_rows
 from pocare.ledger.signing import SigningRefused, signing_needs_user_id
-from pocare.manufacturing.models import LotStatus, MaterialLot
+from pocare.manufacturing.models import Batch, BatchStatus, LotStatus, MaterialLot
 from pocare.network.selectors import site_today
 from pocare.supply import recall as recalls
 from pocare.supply import reorder, selectors, services
@@ -30,9 +30,11 @@ from pocare.supply.forms import (
     DecideForm,
     DestroyForm,
     ExpireForm,
+    IssueForm,
     RecallCloseForm,
     RecallOpenForm,
     ReceiveForm,
+    ReturnForm,
     TraceForm,
     TransferForm,
 )
@@ -88,7 +90,7 @@ def stock(request: HttpRequest) -> HttpResponseBase:
 
 
 #: The actions of a lot's stock card: the form, and the service it calls with the form's data.
-LOT_ACTIONS = ("decide", "count", "transfer", "destroy", "expire")
+LOT_ACTIONS = ("decide", "count", "transfer", "issue", "return", "destroy", "expire")
 
 
 @requires(Perm.SUPPLY_VIEW, write=Perm.MATERIALS_MANAGE)
@@ -110,6 +112,12 @@ def lot_card(request: HttpRequest, pk: int) -> HttpResponseBase:
         "count": CountForm(data if action == "count" else None, locations=locations, ask_user_id=ask,
                            prefix="count"),
         "transfer": TransferForm(data if action == "transfer" else None, locations=locations, prefix="transfer"),
+        "issue": IssueForm(data if action == "issue" else None, locations=locations, prefix="issue",
+                           batches=Batch.objects.filter(site_id=lot.site_id, status=BatchStatus.IN_PROGRESS)
+                           .order_by("reference")),
+        "return": ReturnForm(data if action == "return" else None, locations=locations, prefix="return",
+                             batches=Batch.objects.filter(pk__in=StockMovement.objects.filter(
+                                 lot=lot, batch__isnull=False).values("batch_id")).order_by("-started_at")),
         "destroy": DestroyForm(data if action == "destroy" else None, locations=locations, prefix="destroy"),
         "expire": ExpireForm(data if action == "expire" else None, locations=locations, prefix="expire"),
     }  # each its own prefix: one page, several forms, no two fields with one id
@@ -166,6 +174,12 @@ def _lot_action(request: HttpRequest, lot: MaterialLot, action: str, form: Any) 
         services.stock_transfer(actor=actor, source=d["source"], destination=d["destination"], lot=lot,
                                 quantity=d["quantity"], reason=d["reason"])
         return f"Transferred {d['quantity']} from {d['source'].code} to {d['destination'].code}."
+    if action in ("issue", "return"):
+        move = services.stock_issue if action == "issue" else services.stock_return
+        row = move(actor=actor, location=d["location"], lot=lot, quantity=d["quantity"], batch=d["batch"],
+                   reason=d["reason"])
+        done = f"Issued to {d['batch']} from" if action == "issue" else f"Returned from {d['batch']} to"
+        return f"{done} {d['location'].code}: {selectors.amount(abs(row.quantity))} {row.unit}."
     if action == "destroy":
         row = services.stock_destroy(actor=actor, location=d["location"], lot=lot, quantity=d["quantity"],
                                      reason=d["reason"])
