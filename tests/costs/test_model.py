@@ -208,3 +208,32 @@ def test_qa_drafts_and_approves_a_version_on_the_page_and_others_cannot(people):
     assert planner.get(url).status_code == 200 and "Draft a new version" not in planner.get(url).content.decode()
     assert planner.post(url, {"action": "draft", "content": "{}", "effective_from": "2026-01-01",
                               "reason": "x"}).status_code == 403
+
+
+def test_qa_sees_the_lots_received_lately_with_the_price_the_model_in_force_gives_each(people):
+    """COST-BATCH: under the versions, Control Site QA sees the lots received in the last 90 days, newest first,
+    each with the price of a unit under the version in force — the lot's own where the model names it, else its
+    material's, or unpriced — linked to its stock card; the planner, who reads the page, does not."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.supply import helpers as s
+
+    own, other = s.received(5), s.received(5, site_code="LIS")
+    c.approved(c.content(materials={s.SYRINGE: "1.5"}, material_lots={s.SYRINGE: {own.lot_number: "2.25"}}))
+    client = Client()
+    client.force_login(h.user("qa"))
+    page = client.get(reverse("costs:models")).content.decode()
+    section = page[page.index('id="lots"'):page.index('id="draft"')]
+
+    def row(lot: Any) -> str:
+        start = section.index(f'href="{reverse("supply:lot", args=[lot.pk])}"')
+        return section[start:section.index("</tr>", start)]
+
+    assert section.index(row(other)) < section.index(row(own))  # newest first
+    assert ">2.25<" in row(own) and "the lot's own" in row(own)
+    assert ">1.5<" in row(other) and "the material's" in row(other) and other.site.code in row(other)
+    planner = Client()
+    planner.force_login(h.user("planner"))
+    listed = planner.get(reverse("costs:models"))
+    assert listed.status_code == 200 and 'id="lots"' not in listed.content.decode()

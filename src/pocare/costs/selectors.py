@@ -27,7 +27,15 @@ from pocare.costs.models import CostModel, CostModelStatus, CostReport
 from pocare.custody.models import Shipment
 from pocare.ledger.models import Event, Signature
 from pocare.ledger.verify import signature_statuses
-from pocare.manufacturing.models import Batch, BatchStatus, MaterialUse, QcResult, StepExecution, StepStatus
+from pocare.manufacturing.models import (
+    Batch,
+    BatchStatus,
+    MaterialLot,
+    MaterialUse,
+    QcResult,
+    StepExecution,
+    StepStatus,
+)
 
 #: The statuses of a version that prices batches (a superseded one still prices those started before
 #: its successor took effect).
@@ -62,6 +70,30 @@ def batch_for(user: Any, reference: str) -> Batch:
 
 def models_listed() -> QuerySet[CostModel]:
     return CostModel.objects.select_related("created_by", "approved_by").order_by("-number")
+
+
+#: The lots the cost model page lists for pricing: received in these last days, at most this many, newest first.
+LOTS_RECEIVED_DAYS, LOTS_LISTED = 90, 100
+
+
+@dataclass(frozen=True)
+class LotPrice:
+    lot: MaterialLot
+    price: Decimal | None  # per unit of the lot; None: the model prices neither the lot nor its material
+    own: bool  # the lot's own price (``material_lots``), not its material's
+
+
+def lots_received_priced(model: CostModel | None, *, now: dt.datetime | None = None) -> list[LotPrice]:
+    """The lots received at any site in the last :data:`LOTS_RECEIVED_DAYS` days (at most :data:`LOTS_LISTED`,
+    newest first) with the price ``model`` gives a unit of each: what Control Site finance checks against the
+    invoices before drafting lot prices (``material_lots``). One query."""
+    since = (now or timezone.now()) - dt.timedelta(days=LOTS_RECEIVED_DAYS)
+    lots = MaterialLot.objects.filter(received_at__gte=since).select_related("site").order_by("-received_at", "-pk")
+    out = []
+    for lot in lots[:LOTS_LISTED]:
+        price, basis = compute.material_price(model.content, lot.material_code, lot.lot_number) if model else (None, "")
+        out.append(LotPrice(lot, price, bool(basis)))
+    return out
 
 
 def signatures_of(records: list[Any]) -> dict[int, list[tuple[Signature, bool, str]]]:

@@ -147,12 +147,16 @@ def model_list(request: HttpRequest) -> HttpResponseBase:
             "effective_from": timezone.now().date()})
     if manage and approve_form is None:
         approve_form = ModelApproveForm(ask_user_id=signing_needs_user_id(request))
+    in_force_model = next((m for m in models if m.status == "approved"), None)
+    lots = selectors.lots_received_priced(in_force_model) if manage else []
     drafts = [m.number for m in models if m.status == "draft"]
     return render(request, "costs/models.html", {"rows": [(m, signatures[m.pk]) for m in models],
                                                  "newest_draft": max(drafts) if drafts else None,
                                                  "draft_form": draft_form if manage else None,
                                                  "approve_form": approve_form if manage else None,
-                                                 "approving": approving}, status=status)
+                                                 "approving": approving, "lots": lots,
+                                                 "in_force": in_force_model,
+                                                 "lots_days": selectors.LOTS_RECEIVED_DAYS}, status=status)
 
 
 # --- the cost report of a site and period -------------------------------------------------------------
