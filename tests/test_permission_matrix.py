@@ -275,7 +275,7 @@ def test_writes_are_refused_without_the_write_permission(client, login, route, u
     assert not wrong, f"{route.name}: " + "; ".join(wrong)
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+@pytest.mark.parametrize("route", ROUTES, ids=_ids)
 def test_anonymous_people_reach_nothing_but_the_login(client, route):
     """P11-10g: only people logged in use the system."""
     url = reverse(route.name, kwargs=route.kwargs_for(OWN) if route.kwargs_for else None)

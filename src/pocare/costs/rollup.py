@@ -420,17 +420,15 @@ def site_month_totals(batches: QuerySet[Batch], *, now: dt.datetime | None = Non
         from pocare.costs import postings
 
         return postings.site_month_postings(batches, now=now).rows
-    found: dict[tuple[str, str], SiteMonth] = {}
     if empty_scope(batches):
         return []
-    if method == "sql" and connection.vendor == "postgresql":
-        for site_code, month, count, *amounts, unpriced in _run(batches, Models(), now, _BY_SITE_MONTH):
-            found[(site_code, month)] = SiteMonth(site_code, month, count, {
-                key: value if value is not None else ZERO for key, value in zip(CATEGORY_KEYS, amounts, strict=True)},
-                unpriced or 0)
-    else:
+    if method != "sql" or connection.vendor != "postgresql":
         return site_months_of(batch_totals(batches, now=now, method=method))
-    return [found[key] for key in sorted(found)]
+    rows = _run(batches, Models(), now, _BY_SITE_MONTH)
+    return sorted((SiteMonth(site_code, month, count, {
+        key: value if value is not None else ZERO for key, value in zip(CATEGORY_KEYS, amounts, strict=True)},
+        unpriced or 0) for site_code, month, count, *amounts, unpriced in rows),
+        key=lambda row: (row.site_code, row.month))
 
 
 def site_months_of(totals: list[BatchTotal]) -> list[SiteMonth]:

@@ -140,22 +140,21 @@ def model_list(request: HttpRequest) -> HttpResponseBase:
     signatures = selectors.signatures_of(models)
     for model in models:
         model.content_text = json.dumps(model.content, indent=2, sort_keys=True)  # type: ignore[attr-defined]
+    in_force = next((m for m in models if m.status == "approved"), None)
     if manage and draft_form is None:
-        in_force = next((m for m in models if m.status == "approved"), None)
         draft_form = ModelDraftForm(initial={
             "content": json.dumps(in_force.content if in_force else {"currency": "EUR"}, indent=2, sort_keys=True),
             "effective_from": timezone.now().date()})
     if manage and approve_form is None:
         approve_form = ModelApproveForm(ask_user_id=signing_needs_user_id(request))
-    in_force_model = next((m for m in models if m.status == "approved"), None)
-    lots = selectors.lots_received_priced(in_force_model) if manage else []
+    lots = selectors.lots_received_priced(in_force) if manage else []
     drafts = [m.number for m in models if m.status == "draft"]
     return render(request, "costs/models.html", {"rows": [(m, signatures[m.pk]) for m in models],
                                                  "newest_draft": max(drafts) if drafts else None,
                                                  "draft_form": draft_form if manage else None,
                                                  "approve_form": approve_form if manage else None,
                                                  "approving": approving, "lots": lots,
-                                                 "in_force": in_force_model,
+                                                 "in_force": in_force,
                                                  "lots_days": selectors.LOTS_RECEIVED_DAYS}, status=status)
 
 
