@@ -1,5 +1,6 @@
 # POCare — two commands: `make demo` and `make test`. Both set everything up and are safe to re-run.
 
+SHELL  := /bin/bash
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -48,8 +49,16 @@ demo: $(STAMP) system-libs
 ## make test: lint, types, the suite on SQLite and PostgreSQL, the API fuzzer and the browser tests.
 ## pytest uses one core: the checks run in two lanes side by side (about the same length each), and each
 ## lane's output is printed whole when it ends. POCARE_SERIAL_SUITES=1 runs everything in turn.
+## The whole output is kept in var/make-test.log; when a check fails, what failed is printed again at the very
+## end (a CI log is often read from its tail, and the lane that failed may have printed first).
 test: $(STAMP) system-libs
-	$(MAKE) --no-print-directory $(if $(POCARE_SERIAL_SUITES),,-j2 --output-sync=target) lane-sqlite lane-postgres
+	@mkdir -p $(POCARE_VAR_DIR)
+	@set -o pipefail; \
+	$(MAKE) --no-print-directory $(if $(POCARE_SERIAL_SUITES),,-j2 --output-sync=target) lane-sqlite lane-postgres \
+	  2>&1 | tee $(POCARE_VAR_DIR)/make-test.log || { status=$$?; \
+	  echo; echo "make test FAILED. What failed (the whole output: $(POCARE_VAR_DIR)/make-test.log):"; \
+	  grep -E '^(FAILED|ERROR) |^=+ .*(failed|error).* =+$$|\*\*\*|: error: |^Found [0-9]+ error|stale|[Bb]roken|BROKEN' \
+	    $(POCARE_VAR_DIR)/make-test.log | head -n 150; exit $$status; }
 	@echo "make test: every check passed."
 
 lane-sqlite: $(STAMP)
