@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from pocare.accounts.models import User
 from pocare.ledger.signing import SigningCredentials
-from pocare.manufacturing import services
+from pocare.manufacturing import selectors, services
 from pocare.manufacturing.models import Batch, MaterialLot
 from pocare.masterfile.models import MasterFileVersion
 from pocare.network.models import ManufacturingUnit, Site
@@ -169,7 +169,11 @@ def good_values(step: dict[str, Any]) -> dict[str, Any]:
 
 
 def material_lots(batch: Batch, step: dict[str, Any]) -> dict[str, Any]:
-    return {m["code"]: MaterialLot.objects.filter(site=batch.site, material_code=m["code"], status="released")
+    """The lot of each material: the one proposed first (first expiry, first out) where the site keeps
+    stock of it, else its latest-expiring released lot."""
+    proposed = selectors.lots_proposed(batch, step)
+    return {m["code"]: proposed[m["code"]].lot_number if m["code"] in proposed else
+            MaterialLot.objects.filter(site=batch.site, material_code=m["code"], status="released")
             .order_by("-expiry_date").first().lot_number for m in step.get("materials", [])}
 
 

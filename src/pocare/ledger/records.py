@@ -37,11 +37,20 @@ class ContentStamped:
 
     #: Fields left out of the content (none so far: every column of a written-once row counts).
     content_exclude: ClassVar[tuple[str, ...]] = ()
+    #: Columns added after rows were written (each with an empty default): counted only when they
+    #: hold something other than their default, so that every row stamped before the column
+    #: existed keeps the hash its event recorded, and a row that uses the column is bound by it.
+    content_when_set: ClassVar[tuple[str, ...]] = ()
 
     def audited_content(self) -> dict[str, Any]:
         """Every column but the primary key, each as the database gives it back (so that the hash
-        of the row written and of the row read later agree)."""
-        return {attname: convert(getattr(self, attname)) for attname, convert in _columns(type(self))}
+        of the row written and of the row read later agree); a column of ``content_when_set`` only
+        when it holds more than its default."""
+        content = {attname: convert(getattr(self, attname)) for attname, convert in _columns(type(self))}
+        for attname in self.content_when_set:
+            if content.get(attname) in ("", None):
+                content.pop(attname, None)
+        return content
 
 
 _COLUMNS: dict[type, list[tuple[str, Callable[[Any], Any]]]] = {}

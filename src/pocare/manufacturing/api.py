@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import path
 from drf_spectacular.utils import extend_schema
@@ -20,7 +21,7 @@ from pocare.core.fields import ApiDateTimeField
 from pocare.ledger.signing import credentials_from_api
 from pocare.manufacturing import device_api, selectors, services
 from pocare.manufacturing.filters import BatchFilter
-from pocare.manufacturing.models import Batch, BatchStatus, QcResult, StepExecution, StepValue
+from pocare.manufacturing.models import FEFO_REASON_MAX, Batch, BatchStatus, QcResult, StepExecution, StepValue
 
 
 class StepValueSerializer(serializers.ModelSerializer[StepValue]):
@@ -118,6 +119,10 @@ class StepRecord(Credentials):
                                   help_text="parameter id → unit, checked against the master file")
     materials = serializers.DictField(child=serializers.CharField(max_length=60), required=False,
                                       help_text="material code → lot number")
+    fefo_reasons = serializers.DictField(
+        child=serializers.CharField(max_length=FEFO_REASON_MAX), required=False,
+        help_text="material code → why the lot used is not the one that expires first (first expiry, first out); "
+                  "needed only for such a lot")
     notes = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     deviation = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="",
                                       help_text="Needed when a critical value is out of range or a critical step is "
@@ -157,8 +162,14 @@ class StepRecordView(APIView):
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
         d = data.validated_data
+        reasons = d.get("fefo_reasons") or {}
+        materials = {code: {"lot": lot, "fefo_reason": reasons[code]} if reasons.get(code) else lot
+                     for code, lot in (d.get("materials") or {}).items()}
+        if stray := sorted(reasons.keys() - materials.keys()):
+            raise ValidationError({f"fefo_reasons.{code}": "A reason for a material with no lot under materials."
+                                   for code in stray})
         outcome = services.step_record(actor=request.user, batch=batch, step_id=step_id, values=d["values"],
-                                       units=d.get("units"), materials=d.get("materials"), notes=d["notes"],
+                                       units=d.get("units"), materials=materials, notes=d["notes"],
                                        deviation=d["deviation"], credentials=credentials_from_api(request, d))
         return Response({**StepSerializer(outcome.step).data,
                          "deviations": [dev.reference for dev in outcome.deviations]}, status=status.HTTP_201_CREATED)

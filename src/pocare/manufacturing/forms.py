@@ -8,8 +8,10 @@ from typing import Any
 from django import forms
 
 from pocare.core.fields import DateField, DateTimeField
-from pocare.core.units import quantity_text, unit_text
+from pocare.core.units import amount_text, quantity_text, unit_text
 from pocare.ledger.forms import ReadingCorrectionForm, SignatureFieldsMixin
+from pocare.manufacturing.models import FEFO_REASON_MAX
+from pocare.manufacturing.questions import FirstOut
 
 
 class BatchStartForm(SignatureFieldsMixin):
@@ -65,28 +67,45 @@ class StepRecordForm(SignatureFieldsMixin):
                   "describe what happened. The deviation is opened with the value or the window, and the step is "
                   "recorded.")
 
-    def __init__(self, *args: Any, step: dict[str, Any], lots: dict[str, list[tuple[str, str]]], **kwargs: Any):
+    def __init__(self, *args: Any, step: dict[str, Any], lots: dict[str, list[tuple[str, str]]],
+                 proposed: dict[str, FirstOut] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.step = step
+        proposed = proposed or {}
         # A derived parameter has no field: it is read from its record and shown read-only.
         self.typed = [p for p in step.get("parameters", []) if p.get("type") != "derived"]
         for p in self.typed:
             self.fields[f"v_{p['id']}"] = _parameter_field(p)
+        order = [f"v_{p['id']}" for p in self.typed]
         for m in step.get("materials", []):
+            first = proposed.get(m["code"])
+            choices = [(value, f"{label} — expires first, proposed ({amount_text(first.in_stock)} in stock)"
+                        if first is not None and value == str(first.lot_id) else label)
+                       for value, label in lots.get(m["code"], [])]
             self.fields[f"m_{m['code']}"] = forms.ChoiceField(
                 label=f"{m['name']} ({quantity_text(m['quantity'], m['unit'])})", required=False,
-                choices=[("", "— choose the lot —"), *lots.get(m["code"], [])],
-                help_text=f"Material {m['code']}: only lots released, unexpired and at this site are accepted.")
+                choices=[("", "— choose the lot —"), *choices],
+                initial=str(first.lot_id) if first is not None else None,
+                help_text=f"Material {m['code']}: only lots released, unexpired and at this site are accepted."
+                          + (" The lot that expires first is proposed." if first is not None else ""))
+            order.append(f"m_{m['code']}")
+            if first is not None:
+                self.fields[f"fefo_{m['code']}"] = forms.CharField(
+                    label=f"Why not lot {first.lot_number}?", required=False, max_length=FEFO_REASON_MAX,
+                    help_text=f"Only if you take a lot of {m['code']} that expires after {first.lot_number} "
+                              f"({first.expiry_date:%Y-%m-%d}): first expiry, first out. Kept with the use.")
+                order.append(f"fefo_{m['code']}")
         # Signature fields last.
-        order = [f"v_{p['id']}" for p in self.typed] + \
-                [f"m_{m['code']}" for m in step.get("materials", [])] + ["notes", "deviation"]
+        order += ["notes", "deviation"]
         self.order_fields(order + [f for f in self.fields if f not in order])
 
     def parameter_fields(self) -> list[forms.BoundField]:
         return [self[f"v_{p['id']}"] for p in self.typed]
 
     def material_fields(self) -> list[forms.BoundField]:
-        return [self[f"m_{m['code']}"] for m in self.step.get("materials", [])]
+        """Each material's lot, followed by its first-expiry reason where a lot is proposed."""
+        return [self[name] for m in self.step.get("materials", [])
+                for name in (f"m_{m['code']}", f"fefo_{m['code']}") if name in self.fields]
 
     def values(self) -> dict[str, Any]:
         return {p["id"]: self.cleaned_data.get(f"v_{p['id']}", "") for p in self.typed}
@@ -95,7 +114,9 @@ class StepRecordForm(SignatureFieldsMixin):
         out: dict[str, Any] = {}
         for m in self.step.get("materials", []):
             chosen = self.cleaned_data.get(f"m_{m['code']}")
-            out[m["code"]] = int(chosen) if chosen and str(chosen).isdigit() else chosen
+            lot = int(chosen) if chosen and str(chosen).isdigit() else chosen
+            reason = self.cleaned_data.get(f"fefo_{m['code']}", "")
+            out[m["code"]] = {"lot": lot, "fefo_reason": reason} if reason else lot
         return out
 
     def field_for(self, service_field: str) -> str | None:

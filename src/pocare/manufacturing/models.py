@@ -240,6 +240,9 @@ class StepValue(ImmutableRecord):
                 "corrects": self.corrects_id, "reason": self.correction_reason}
 
 
+FEFO_REASON_MAX = 500  # characters: why a step took a lot other than the first to expire
+
+
 class MaterialUse(ImmutableRecord):
     """A material lot used at a step (ATMP-TRACE: everything in contact with the cells)."""
 
@@ -248,6 +251,11 @@ class MaterialUse(ImmutableRecord):
     material_code = models.CharField(max_length=64)
     quantity = models.DecimalField(max_digits=10, decimal_places=3)
     recorded_at = models.DateTimeField()
+    #: Why this lot and not the one that expires first (first expiry, first out), when it was not.
+    fefo_reason = models.TextField(blank=True, default="")
+
+    # Added after uses were stamped: bound to the row's hash only where it holds a reason.
+    content_when_set = ("fefo_reason",)
 
     class Meta:
         db_table = "manufacturing_materialuse"

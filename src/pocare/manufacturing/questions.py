@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pocare.core.registry import Question
@@ -27,6 +28,36 @@ LOT_USE_HOLDS: Question[str | None] = Question(
     "manufacturing.lot_use_holds",
     "What holds this quantity of a material lot from use at the step now (no stock)? A reason, or None.",
 )
+
+@dataclass(frozen=True)
+class FirstOut:
+    """The lot of a material a step at a site should take first (first expiry, first out): released,
+    unexpired, with at least the step's quantity in stock there, the first of those to expire."""
+
+    lot_id: int
+    lot_number: str
+    expiry_date: dt.date
+    in_stock: Decimal
+
+
+#: Which lot of this material should a step at this site take now, first expiry first out? Called
+#: as ``(site=, material_code=, quantity=, at=)``; each answerer returns a :class:`FirstOut` or
+#: ``None`` (it keeps no stock of the material there). Asked when the step's form proposes its lots
+#: (``selectors.lot_choices``) and when a step records its uses (``services._resolve_lots``): a lot
+#: that expires later than the one proposed is used only with a reason, kept with the use (SUP-STOCK).
+#: The supply app answers from the stock its movements add up to.
+LOT_FIRST_OUT: Question[FirstOut | None] = Question(
+    "manufacturing.lot_first_out",
+    "Which lot of a material should a step at a site take first (first expiry, first out)? The lot, or None.",
+)
+
+
+def first_out(*, site: Any, material_code: str, quantity: Decimal, at: dt.datetime) -> FirstOut | None:
+    """The lot every answer to :data:`LOT_FIRST_OUT` agrees expires first, or None."""
+    answers = [a for a in LOT_FIRST_OUT.ask(site=site, material_code=material_code, quantity=quantity, at=at)
+               if a is not None]
+    return min(answers, key=lambda a: (a.expiry_date, a.lot_id), default=None)
+
 
 #: What holds this lot in quarantine from release? Called as ``(lot=)``; each answerer returns a
 #: reason or ``None``. Asked in ``services.lot_decide`` before a lot is released (a rejection is

@@ -3,8 +3,10 @@ batch-record permission; Control Site roles: the network)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
@@ -27,7 +29,7 @@ from pocare.manufacturing.models import (
     StepStatus,
     StepValue,
 )
-from pocare.manufacturing.questions import unit_reservations
+from pocare.manufacturing.questions import FirstOut, first_out, unit_reservations
 from pocare.manufacturing.services import (
     LATE_FACTOR,
     next_step_of,
@@ -408,6 +410,18 @@ def lot_choices(batch: Batch, step: dict[str, Any]) -> dict[str, list[tuple[str,
         usable = lot.status == "released" and lot.expiry_date >= today
         note = "" if usable else f" — {lot.get_status_display().lower()}" if lot.status != "released" else " — expired"
         out[lot.material_code].append((str(lot.pk), f"{lot.lot_number} (exp. {lot.expiry_date:%Y-%m-%d}){note}"))
+    return out
+
+
+def lots_proposed(batch: Batch, step: dict[str, Any], at: dt.datetime | None = None) -> dict[str, FirstOut]:
+    """For each material of the step, the lot to take first (first expiry, first out) for the
+    quantity of its bill, where an app keeps the material's stock at the batch's site."""
+    at = at or timezone.now()
+    out: dict[str, FirstOut] = {}
+    for m in step.get("materials", []):
+        first = first_out(site=batch.site, material_code=m["code"], quantity=Decimal(str(m["quantity"])), at=at)
+        if first is not None:
+            out[m["code"]] = first
     return out
 
 

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -25,6 +25,7 @@ from django.utils import timezone
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
+from pocare.core.units import amount_text
 from pocare.custody import services as custody
 from pocare.custody.models import HandoffKind, HandoffOutcome, OrderStatus
 from pocare.ledger.models import Meaning
@@ -34,6 +35,7 @@ from pocare.manufacturing import derived as derived_
 from pocare.manufacturing import evaluation
 from pocare.manufacturing.events import ManufacturingEvent
 from pocare.manufacturing.models import (
+    FEFO_REASON_MAX,
     Batch,
     BatchAbort,
     BatchStatus,
@@ -52,6 +54,7 @@ from pocare.manufacturing.questions import (
     MATERIALS_USED,
     ORDER_HOLDS,
     UnitReservation,
+    first_out,
     unit_reservations,
 )
 from pocare.masterfile import plausibility, schema, windows
@@ -503,9 +506,42 @@ def _quantity_storable(quantity: Decimal) -> bool:
             and quantity == quantity.quantize(Decimal("0.001")))
 
 
+class _Use(NamedTuple):
+    """A line of the step's bill of materials with the lot chosen for it, checked."""
+
+    line: dict[str, Any]
+    lot: MaterialLot
+    quantity: Decimal
+    fefo_reason: str  # why not the lot that expires first; "" when it is that lot
+
+
+
+def _fefo_reason(line: dict[str, Any], lot: MaterialLot, quantity: Decimal, given: Any,
+                 batch: Batch, at: dt.datetime) -> tuple[str, str | None]:
+    """(the reason kept with the use, the refusal): a lot that expires later than the one proposed
+    first (``questions.first_out``) is used only with a reason (SUP-STOCK); a reason given for the
+    lot proposed is not kept (there is nothing to explain)."""
+    text = given if isinstance(given, str) else "" if given is None else None
+    if text is None:
+        return "", f"{line['name']}: the reason for not taking the lot that expires first must be text."
+    text = text.strip()
+    first = first_out(site=batch.site, material_code=line["code"], quantity=quantity, at=at)
+    if first is None or first.lot_id == lot.pk or lot.expiry_date <= first.expiry_date:
+        return "", None
+    if not text:
+        return "", (f"{line['name']}: lot {first.lot_number} (expires {first.expiry_date:%Y-%m-%d}, "
+                    f"{amount_text(first.in_stock)} in stock) expires before lot {lot.lot_number} "
+                    f"({lot.expiry_date:%Y-%m-%d}): take it (first expiry, first out), or say why not.")
+    if len(text) > FEFO_REASON_MAX or any((ord(c) < 32 and c not in "\n\t") or c == "\x7f" for c in text):
+        return "", (f"{line['name']}: the reason for not taking lot {first.lot_number} must be printable text of at "
+                    f"most {FEFO_REASON_MAX} characters.")
+    return text, None
+
+
 def _resolve_lots(batch: Batch, step: dict[str, Any], materials: Mapping[str, Any] | None,
-                  at: dt.datetime) -> list[tuple[dict[str, Any], MaterialLot, Decimal]]:
-    """The lot used for each line of the step's bill of materials, each checked now."""
+                  at: dt.datetime) -> list[_Use]:
+    """The lot used for each line of the step's bill of materials, each checked now. A line is a
+    lot (its id or number) or ``{"lot":, "quantity":, "fefo_reason":}``."""
     given = dict(materials or {})
     lines = step.get("materials", [])
     codes = {m["code"] for m in lines}
@@ -519,12 +555,14 @@ def _resolve_lots(batch: Batch, step: dict[str, Any], materials: Mapping[str, An
         key = f"materials.{line['code']}"
         ref = given.get(line["code"])
         quantity = Decimal(str(line["quantity"]))
+        reason_given: Any = None
         if isinstance(ref, Mapping):
             try:
                 quantity = Decimal(str(ref.get("quantity", quantity)))
             except InvalidOperation:
                 errors[key] = f"{line['name']}: the quantity must be a number."
                 continue
+            reason_given = ref.get("fefo_reason")
             ref = ref.get("lot")
         if not _quantity_storable(quantity):
             # NaN, infinity, a 400-digit number or a fourth decimal would fail in the database.
@@ -554,7 +592,11 @@ def _resolve_lots(batch: Batch, step: dict[str, Any], materials: Mapping[str, An
         if holds:
             errors[key] = f"{line['name']}: " + " ".join(holds)
             continue
-        out.append((line, lot, quantity))
+        fefo_reason, refused = _fefo_reason(line, lot, quantity, reason_given, batch, at)
+        if refused:
+            errors[key] = refused
+            continue
+        out.append(_Use(line, lot, quantity, fefo_reason))
     if errors:
         raise ValidationError(errors)
     return out
@@ -570,11 +612,11 @@ def _finish_if_done(*, actor: User, batch: Batch) -> None:
 
 
 def _lot_values(step: dict[str, Any], values: Mapping[str, Any],
-                lots: list[tuple[dict[str, Any], MaterialLot, Decimal]]) -> dict[str, _Checked]:
+                lots: list[_Use]) -> dict[str, _Checked]:
     """The ``lot`` parameters of the step, each filled from the lot chosen for its material under
     Materials (one fact, one value, ATMP-TRACE). A typed value must be that lot's number: a vector
     lot typed as ``LV19-99999999`` while ``LV19-26016869`` was chosen is refused, naming both."""
-    chosen = {line["code"]: lot for line, lot, _ in lots}
+    chosen = {use.line["code"]: use.lot for use in lots}
     errors: dict[str, str] = {}
     out: dict[str, _Checked] = {}
     for spec in step.get("parameters", []):
@@ -757,8 +799,9 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
             opened += [window_dev] if new else []
             execution.window_deviation = window_dev
             execution.save(update_fields=["window_deviation"])
-        uses = MaterialUse.objects.bulk_create([MaterialUse(step=execution, lot=lot, material_code=line["code"],
-                                                            quantity=q, recorded_at=now) for line, lot, q in lots])
+        uses = MaterialUse.objects.bulk_create([
+            MaterialUse(step=execution, lot=use.lot, material_code=use.line["code"], quantity=use.quantity,
+                        recorded_at=now, fefo_reason=use.fefo_reason) for use in lots])
         if uses:
             # Stock is decremented here, in the step's transaction: a refusal rolls the step back.
             MATERIALS_USED.ask(step=execution, uses=uses, actor=actor, at=now)
@@ -769,7 +812,9 @@ def step_record(*, actor: User, batch: Batch, step_id: str, values: Mapping[str,
             new={"batch": batch.reference, "step": step_id,
                  "values": {pid: c.result.value for pid, c in checked.items()},
                  "out_of_range": sorted(pid for pid, c in checked.items() if c.result.in_range is False),
-                 "materials": {line["code"]: lot.lot_number for line, lot, _ in lots},
+                 "materials": {use.line["code"]: use.lot.lot_number for use in lots},
+                 **({"fefo_reasons": {use.line["code"]: use.fefo_reason for use in lots if use.fefo_reason}}
+                    if any(use.fefo_reason for use in lots) else {}),
                  **({"derived": sources} if sources else {}),
                  "window": None if window is None else {"state": window.state,
                                                         "elapsed_h": round(window.elapsed_hours, 2),

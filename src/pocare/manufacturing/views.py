@@ -132,7 +132,9 @@ def _step_context(request: HttpRequest, batch: Batch, step_id: str, **forms_: An
     return {
         "batch": batch, "page": page, "step": view, "site": batch.site, "gate_problems": gate,
         "window_now": window_now, "derived_now": derived_now,
-        "record_form": forms_.get("record_form") or forms.StepRecordForm(step=view.spec, lots=lots, ask_user_id=ask),
+        "record_form": forms_.get("record_form") or forms.StepRecordForm(
+            step=view.spec, lots=lots, proposed=selectors.lots_proposed(batch, view.spec) if view.is_next else None,
+            ask_user_id=ask),
         "verify_form": forms_.get("verify_form") or forms.StepVerifyForm(ask_user_id=ask),
         "skip_form": forms_.get("skip_form") or forms.StepSkipForm(ask_user_id=ask),
         "may_execute": access.has_perm(request.user, Perm.BATCH_EXECUTE, site_id=batch.site_id)
@@ -160,6 +162,7 @@ def step(request: HttpRequest, reference: str, step_id: str) -> HttpResponse:
         if action == "record":
             spec = services.step_definition(batch, step_id)
             form = forms.StepRecordForm(request.POST, step=spec, lots=selectors.lot_choices(batch, spec),
+                                        proposed=selectors.lots_proposed(batch, spec),
                                         ask_user_id=signing_needs_user_id(request))
             bound["record_form"] = form
             if form.is_valid():

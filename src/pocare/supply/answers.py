@@ -5,6 +5,8 @@
 - ``manufacturing.lot_use_holds``: at the step, a lot from a supplier no longer qualified, or a
   stock-managed lot with less stock at the site than the step needs, is refused (a check before the
   step's transaction, to name the material early; the answer below decides under the lot's lock).
+- ``manufacturing.lot_first_out``: the lot a step should take first — released, unexpired, with
+  enough stock at the site, the first to expire; a step that takes a later one says why (SUP-STOCK).
 - ``manufacturing.materials_used``: in the step's transaction, the uses become ``consumed``
   movements; too little stock refuses the whole step.
 - A recalled lot (``recall``, SUP-RECALL) is not released nor used at a step (the two questions above),
@@ -18,6 +20,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from pocare.manufacturing.questions import FirstOut
 from pocare.supply import recall, selectors, services
 
 
@@ -42,6 +45,14 @@ def lot_use_hold(*, lot: Any, quantity: Decimal, at: dt.datetime) -> str | None:
         return (f"only {selectors.amount(available)} of lot {lot.lot_number} are in stock at {lot.site.code}; "
                 f"the step needs {selectors.amount(quantity)}.")
     return None
+
+
+def lot_first_out(*, site: Any, material_code: str, quantity: Decimal, at: dt.datetime) -> FirstOut | None:
+    """Manufacturing's ``lot_first_out``: of the released, unexpired lots of the material with at
+    least ``quantity`` in stock at the site, the first to expire (``selectors.fefo_proposal``)."""
+    lot = next((p for p in selectors.fefo_proposal(site=site, material_code=material_code, at=at)
+                if p.quantity >= quantity), None)
+    return None if lot is None else FirstOut(lot.lot_id, lot.lot_number, lot.expiry_date, lot.quantity)
 
 
 def materials_used(*, step: Any, uses: list[Any], actor: Any, at: dt.datetime) -> None:
@@ -74,6 +85,7 @@ def register() -> None:
     """Register this app's answers to the questions of the apps below it."""
     from pocare.custody.questions import DISPATCH_HOLDS  # lint: allow registered from ready(), once apps load
     from pocare.manufacturing.questions import (  # lint: allow registered from ready(), once apps load
+        LOT_FIRST_OUT,
         LOT_RELEASE_HOLDS,
         LOT_USE_HOLDS,
         MATERIALS_USED,
@@ -83,6 +95,7 @@ def register() -> None:
 
     LOT_RELEASE_HOLDS.register(lot_release_hold)
     LOT_USE_HOLDS.register(lot_use_hold)
+    LOT_FIRST_OUT.register(lot_first_out)
     MATERIALS_USED.register(materials_used)
     CERTIFICATION_HOLDS.register(recall_certification_holds)
     DISPATCH_HOLDS.register(recall_dispatch_hold)
