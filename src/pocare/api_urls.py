@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("pocare.release.api")),
     path("", include("pocare.patients.api")),  # the pathway, pseudonymous (docs/patients.md)
     path("", include("pocare.jobs.api")),  # the job queue (docs/jobs.md)
+    path("", include("pocare.supply.api")),  # stock, read (docs/supply.md)
 ]

@@ -44,6 +44,7 @@ def _lot(site: str) -> dict[str, Any]:
 
 
 OBJECTS["supply:lot"] = _lot
+OBJECTS["api-stock-first-out"] = lambda site: {"site": site, "material_code": "SYR-5ML"}
 
 
 def _transfer(site: str) -> dict[str, Any]:

@@ -33,15 +33,18 @@ def movements_visible(user: Any) -> QuerySet[StockMovement]:
     return movements if sites is None else movements.filter(location__site_id__in=sites)
 
 
-def stock_levels(*, user: Any, site: Site | None = None, by_lot: bool = False,
-                 by_location: bool = False) -> list[dict[str, Any]]:
+def stock_levels(*, user: Any, site: Site | None = None, by_lot: bool = False, by_location: bool = False,
+                 material_code: str | None = None) -> list[dict[str, Any]]:
     """Stock per site × material (× lot with ``by_lot``, × location with ``by_location``) as the
-    sum of the movements, in ONE query, for the sites ``user`` may see (``site``: that one only).
+    sum of the movements, in ONE query, for the sites ``user`` may see (``site``: that one only;
+    ``material_code``: that material only).
     Each row: ``site``, ``material_code``, ``unit``, ``quantity`` and, as asked, ``lot_id``,
     ``lot_number``, ``expiry_date``, ``status``, ``location``."""
     movements = movements_visible(user)
     if site is not None:
         movements = movements.filter(location__site=site)
+    if material_code:
+        movements = movements.filter(lot__material_code=material_code)
     keys = ["location__site__code", "lot__material_code", "unit"]
     if by_lot:
         keys += ["lot_id", "lot__lot_number", "lot__expiry_date", "lot__status"]
