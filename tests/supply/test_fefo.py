@@ -6,6 +6,8 @@ in the release dossier; the use's content hash binds the reason."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -157,3 +159,27 @@ def test_the_api_takes_a_reason_per_material_and_refuses_a_stray_one(client):
     ok = post(fefo_reasons={s.SYRINGE: "Torn pouch"})
     assert ok.status_code == 201, ok.content
     assert MaterialUse.objects.get(lot=later).fefo_reason == "Torn pouch"
+
+
+@pytest.mark.django_db
+def test_the_release_dossier_says_why_the_lot_was_not_the_first_to_expire():
+    """SUP-STOCK ATMP-TRACE P11-10b: the inspector's bundle carries the reason in batch.json and the
+    dossier PDF prints it beside the lot (read back from the PDF)."""
+    from pocare.release.bundle import bundle_export
+    from tests.pdf_reading import keep, opened
+    from tests.release.test_bundle import _members
+
+    batch = at_count_step()
+    s.received(5, expiry_days=60)
+    later = s.received(5, expiry_days=200)
+    h.do_step(batch, materials={s.SYRINGE: {"lot": later.lot_number, "fefo_reason": "Pouch of the first lot torn"}})
+    files = _members(bundle_export(actor=h.user("inspector"), batch=batch).content)
+    keep("bundle-dossier-fefo.pdf", files["dossier.pdf"])
+    uses = [m for step in json.loads(files["batch.json"])["steps"] for m in step.get("materials", [])]
+    assert [m["fefo_reason"] for m in uses if m["lot"]["lot_number"] == later.lot_number] == [
+        "Pouch of the first lot torn"]
+    with opened(files["dossier.pdf"]) as pdf:
+        text = " ".join((page.extract_text() or "") for page in pdf.pages)
+    # The reason sits in the table's last column, wrapped over lines that the text interleaves with its row.
+    assert "Not the first to expire: Pouch of the" in text and "first lot torn" in text
+

@@ -274,7 +274,7 @@ def _steps(r: _Records) -> list[dict[str, Any]]:
             "equipment": e.equipment.serial if e.equipment else None, "skip_reason": e.skip_reason, "notes": e.notes,
             "values": [_value(v, names, corrected_by, derived) for v in values],
             "materials": [{"id": m.pk, "material_code": m.material_code, "quantity": _num(m.quantity),
-                           "lot": _lot(m.lot), "recorded_at": _ts(m.recorded_at)}
+                           "lot": _lot(m.lot), "recorded_at": _ts(m.recorded_at), "fefo_reason": m.fefo_reason}
                           for m in r.materials if m.step_id == e.pk],
         })
     return out
