@@ -4,14 +4,17 @@ Site QA with a signature that supersedes the version before; a wrong password st
 
 from __future__ import annotations
 
+import html
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from pocare.accounts.roles import ROLE_PERMS, Perm, Role
-from pocare.costs import services
+from pocare.costs import compute, services
 from pocare.costs.events import CostsEvent
 from pocare.costs.models import CostModel, CostModelStatus
 from pocare.ledger.models import Event, Meaning, Signature
@@ -237,3 +240,43 @@ def test_qa_sees_the_lots_received_lately_with_the_price_the_model_in_force_give
     planner.force_login(h.user("planner"))
     listed = planner.get(reverse("costs:models"))
     assert listed.status_code == 200 and 'id="lots"' not in listed.content.decode()
+
+
+def test_qa_drafts_lot_prices_from_the_invoice_prices_of_the_deliveries(people):
+    """COST-BATCH SUP-STOCK: a lot delivered against a purchase with its invoice price shows that price beside the
+    model's, marked when they differ; "Draft with the invoice prices" fills the draft with the version in force
+    plus that lot at its invoice price (a lot whose invoice matches is left alone); saved and approved, the lot is
+    priced at its own price."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from pocare.costs.models import CostModel
+    from tests.supply import helpers as s
+    from tests.supply.test_purchases import _deliver, _ordered
+
+    request = _ordered(20)
+    cheaper = _deliver(request, 8, "BD-INV-1", unit_price="1.1250").lot
+    same = _deliver(request, 12, "BD-INV-2", unit_price="1.5").lot
+    c.approved(c.content(materials={s.SYRINGE: "1.5"}))
+    client = Client()
+    client.force_login(h.user("qa"))
+    page = client.get(reverse("costs:models")).content.decode()
+    section = page[page.index('id="lots"'):page.index('id="draft"')]
+    row = section[section.index(cheaper.lot_number):]
+    row = row[:row.index("</tr>")]
+    assert ">1.125 <span" in row and "differs" in row
+    assert "Draft with the invoice prices of 1 lot" in section
+    drafted = client.get(reverse("costs:models") + "?draft=invoices").content.decode()
+    textarea = html.unescape(drafted[drafted.index('name="content"'):drafted.index("</textarea>")])
+    content = json.loads(textarea[textarea.index(">") + 1:])
+    assert content["material_lots"] == {s.SYRINGE: {cheaper.lot_number: "1.125"}}
+    assert content["materials"] == {s.SYRINGE: "1.5"}
+    assert "prices 1 lot at its invoice price" in drafted
+    found = services.cost_model_draft(actor=h.user("qa"), content=content, reason="Invoices of BD-PO-7001",
+                                      effective_from=timezone.now().date())
+    services.cost_model_approve(actor=h.user("qa"), model=found, reason="Checked", credentials=h.creds("qa"))
+    in_force = CostModel.objects.get(number=found.number)
+    assert compute.material_price(in_force.content, s.SYRINGE, cheaper.lot_number) == (
+        Decimal("1.125"), " (the lot's price)")
+    assert compute.material_price(in_force.content, s.SYRINGE, same.lot_number)[1] == ""
+

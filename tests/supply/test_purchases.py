@@ -245,11 +245,13 @@ def test_a_delivery_before_the_order_or_by_another_site_is_refused():
 @pytest.mark.parametrize(("field", "value"), [
     ("quantity", "11"), ("quantity", "0"), ("quantity", "9" * 400), ("quantity", "1\x00"), ("quantity", "1e400"),
     ("lot_number", "LOT\x00"), ("lot_number", "x" * 61), ("expiry_date", "0001-01-01"), ("expiry_date", "9999-12-31"),
-    ("reason", ""),
+    ("reason", ""), ("unit_price", "-1"), ("unit_price", "NaN"), ("unit_price", "9" * 400), ("unit_price", "1e400"),
+    ("unit_price", "0.00001"), ("unit_price", "1000001"), ("unit_price", "14,200"),
 ])
 def test_the_delivery_form_refuses_hostile_input_with_a_400_naming_the_field(field, value):
-    """SUP-STOCK: more than outstanding, 0, 400 digits, NUL, an expiry in year 1 or 9999, no reason: a 400
-    naming the field, and nothing is received."""
+    """SUP-STOCK COST-BATCH: more than outstanding, 0, 400 digits, NUL, an expiry in year 1 or 9999, no reason, an
+    invoice price below 0, not a number, past €1,000,000 or with a fifth decimal: a 400 naming the field, and
+    nothing is received."""
     request = _ordered(10)
     data = {"action": "deliver", "deliver-location": s.store("MAD").pk, "deliver-lot_number": "BD-9",
             "deliver-expiry_date": (timezone.now() + dt.timedelta(days=300)).date().isoformat(),
@@ -262,14 +264,17 @@ def test_the_delivery_form_refuses_hostile_input_with_a_400_naming_the_field(fie
 
 
 def test_the_page_receives_a_delivery():
-    """SUP-STOCK: the delivery form on the request's page (confirmed in the browser) receives the lot."""
+    """SUP-STOCK COST-BATCH: the delivery form on the request's page (confirmed in the browser) receives the lot
+    with the invoice price of a unit, shown among the deliveries."""
     request = _ordered(10)
     page = _client("qc.mad").post(reverse("supply:purchase", args=[request.reference]), {
         "action": "deliver", "deliver-location": s.store("MAD").pk, "deliver-lot_number": "BD-P",
         "deliver-expiry_date": (timezone.now() + dt.timedelta(days=300)).date().isoformat(),
-        "deliver-quantity": "10", "deliver-reason": "Delivery note checked"})
+        "deliver-quantity": "10", "deliver-unit_price": "0.85", "deliver-reason": "Delivery note checked"})
     assert page.status_code == 302
     request.refresh_from_db()
     assert request.status == PurchaseStatus.RECEIVED and purchases.delivered(request) == 10
+    assert request.deliveries.get().unit_price == Decimal("0.85")
     shown = _client("qc.mad").get(reverse("supply:purchase", args=[request.reference])).content.decode()
     assert "Receive a delivery" not in shown and "10 / 10 / 0 count" in shown
+    assert '<td class="num">0.85</td>' in shown

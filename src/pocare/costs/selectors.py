@@ -36,6 +36,7 @@ from pocare.manufacturing.models import (
     StepExecution,
     StepStatus,
 )
+from pocare.supply.models import PurchaseDelivery
 
 #: The statuses of a version that prices batches (a superseded one still prices those started before
 #: its successor took effect).
@@ -81,19 +82,46 @@ class LotPrice:
     lot: MaterialLot
     price: Decimal | None  # per unit of the lot; None: the model prices neither the lot nor its material
     own: bool  # the lot's own price (``material_lots``), not its material's
+    invoice: Decimal | None = None  # the invoice price of a unit stated when it was delivered against a purchase
+
+    @property
+    def differs(self) -> bool:
+        """The invoice states a price of a unit other than the one the model gives the lot."""
+        return self.invoice is not None and self.invoice != self.price
 
 
 def lots_received_priced(model: CostModel | None, *, now: dt.datetime | None = None) -> list[LotPrice]:
     """The lots received at any site in the last :data:`LOTS_RECEIVED_DAYS` days (at most :data:`LOTS_LISTED`,
-    newest first) with the price ``model`` gives a unit of each: what Control Site finance checks against the
-    invoices before drafting lot prices (``material_lots``). One query."""
+    newest first) with the price ``model`` gives a unit of each and, for a lot delivered against a purchase
+    request with its invoice price, that price (the latest delivery's): what Control Site finance checks before
+    drafting lot prices (``material_lots``). Two queries."""
     since = (now or timezone.now()) - dt.timedelta(days=LOTS_RECEIVED_DAYS)
-    lots = MaterialLot.objects.filter(received_at__gte=since).select_related("site").order_by("-received_at", "-pk")
+    lots = list(MaterialLot.objects.filter(received_at__gte=since).select_related("site")
+                .order_by("-received_at", "-pk")[:LOTS_LISTED])
+    invoices = dict(PurchaseDelivery.objects.filter(lot__in=lots, unit_price__isnull=False)
+                    .order_by("received_at", "pk").values_list("lot_id", "unit_price"))  # the latest wins
     out = []
-    for lot in lots[:LOTS_LISTED]:
+    for lot in lots:
         price, basis = compute.material_price(model.content, lot.material_code, lot.lot_number) if model else (None, "")
-        out.append(LotPrice(lot, price, bool(basis)))
+        out.append(LotPrice(lot, price, bool(basis), invoices.get(lot.pk)))
     return out
+
+
+def content_with_invoice_prices(content: dict[str, Any], lots: list[LotPrice]) -> tuple[dict[str, Any], int]:
+    """``content`` with each listed lot whose invoice price differs from the model's priced at its invoice price
+    (``material_lots``), and how many such lots: the draft Control Site finance starts from, to check and sign."""
+    proposed = {**content, "material_lots": {code: dict(prices) for code, prices in
+                                             (content.get("material_lots") or {}).items()}}
+    added = 0
+    for p in lots:
+        if p.differs:
+            # As the model keeps a price: decimal text, without trailing zeros (docs/costs.md).
+            proposed["material_lots"].setdefault(p.lot.material_code, {})[p.lot.lot_number] = \
+                f"{p.invoice.normalize():f}"  # type: ignore[union-attr]
+            added += 1
+    if not proposed["material_lots"]:
+        proposed.pop("material_lots")
+    return proposed, added
 
 
 def signatures_of(records: list[Any]) -> dict[int, list[tuple[Signature, bool, str]]]:

@@ -141,19 +141,25 @@ def model_list(request: HttpRequest) -> HttpResponseBase:
     for model in models:
         model.content_text = json.dumps(model.content, indent=2, sort_keys=True)  # type: ignore[attr-defined]
     in_force = next((m for m in models if m.status == "approved"), None)
+    lots = selectors.lots_received_priced(in_force) if manage else []
     if manage and draft_form is None:
-        draft_form = ModelDraftForm(initial={
-            "content": json.dumps(in_force.content if in_force else {"currency": "EUR"}, indent=2, sort_keys=True),
-            "effective_from": timezone.now().date()})
+        content = in_force.content if in_force else {"currency": "EUR"}
+        initial: dict[str, Any] = {"effective_from": timezone.now().date()}
+        if request.GET.get("draft") == "invoices":
+            content, added = selectors.content_with_invoice_prices(content, lots)
+            initial["reason"] = f"Lot prices from the invoices of {added} lot{'' if added == 1 else 's'} received"
+            messages.info(request, f"The draft below prices {added} lot{'' if added == 1 else 's'} at "
+                                   f"{'its' if added == 1 else 'their'} invoice price: check it, then save it.")
+        draft_form = ModelDraftForm(initial={**initial, "content": json.dumps(content, indent=2, sort_keys=True)})
     if manage and approve_form is None:
         approve_form = ModelApproveForm(ask_user_id=signing_needs_user_id(request))
-    lots = selectors.lots_received_priced(in_force) if manage else []
     drafts = [m.number for m in models if m.status == "draft"]
     return render(request, "costs/models.html", {"rows": [(m, signatures[m.pk]) for m in models],
                                                  "newest_draft": max(drafts) if drafts else None,
                                                  "draft_form": draft_form if manage else None,
                                                  "approve_form": approve_form if manage else None,
                                                  "approving": approving, "lots": lots,
+                                                 "lots_differing": sum(1 for p in lots if p.differs),
                                                  "in_force": in_force,
                                                  "lots_days": selectors.LOTS_RECEIVED_DAYS}, status=status)
 

@@ -242,6 +242,9 @@ class PurchaseDeliveryForm(forms.Form):
     lot_number = forms.CharField(label="Supplier's lot number", max_length=60)
     expiry_date = forms.DateField(label="Expiry date", widget=forms.DateInput(attrs={"type": "date"}))
     quantity = forms.CharField(label="Quantity delivered", max_length=20, help_text="At most what is outstanding.")
+    unit_price = forms.CharField(label="Invoice price a unit", max_length=20, required=False,
+                                 help_text="The price of one unit on the invoice, in the cost model's "
+                                           "currency; finance drafts the lot's price from it.")
     reason = forms.CharField(label="Reason", max_length=500, initial="Delivery note checked against the order")
 
     def __init__(self, *args: Any, locations: Any, **kwargs: Any) -> None:

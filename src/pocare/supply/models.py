@@ -436,6 +436,10 @@ class PurchaseDelivery(models.Model):
     movement = models.OneToOneField(StockMovement, on_delete=models.PROTECT, related_name="+")
     lot = models.ForeignKey("manufacturing.MaterialLot", on_delete=models.PROTECT, related_name="+")
     quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    unit_price = models.DecimalField(
+        max_digits=11, decimal_places=4, null=True, blank=True,
+        help_text="The invoice price of one unit, in the cost model's currency (none: not given at receipt). "
+                  "Control Site finance drafts lot prices from it (docs/costs.md).")
     received_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     received_at = models.DateTimeField()
 

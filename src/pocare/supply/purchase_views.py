@@ -151,7 +151,8 @@ def _do(request: HttpRequest, found: PurchaseRequest, action: str, form: Any) ->
     if action == "deliver":
         delivery = purchases.purchase_delivery(actor=actor, request=found, location=d["location"],
                                                lot_number=d["lot_number"], expiry_date=d["expiry_date"],
-                                               quantity=d["quantity"], reason=d["reason"])
+                                               quantity=d["quantity"], unit_price=d["unit_price"],
+                                               reason=d["reason"])
         found.refresh_from_db()
         left = found.quantity - purchases.delivered(found)
         return (f"{selectors.amount(delivery.quantity)} {found.unit} received into quarantine as "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -28,6 +28,7 @@ from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_any_perm, sites_with_perm
 from pocare.accounts.services import require_perm
+from pocare.core import bounds
 from pocare.core.checks import text_checked
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
@@ -171,14 +172,42 @@ def purchase_receive(*, actor: User, request: PurchaseRequest, lots: list[Materi
     return locked
 
 
+#: The highest invoice price of one unit a delivery may state (a lentiviral vector dose is ~€15,000), as
+#: the cost model's prices (docs/costs.md): what a slip of the keyboard past it cannot reach.
+MAX_UNIT_PRICE = Decimal(1_000_000)
+
+
+def unit_price_checked(value: Any) -> Decimal | None:
+    """An invoice price of one unit: empty for none, else a number from 0 to :data:`MAX_UNIT_PRICE` with at
+    most 4 decimals; refused naming ``unit_price``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    allowed = f"a number from 0 to {MAX_UNIT_PRICE:,} with at most 4 decimals (the price of one unit), or empty"
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValidationError({"unit_price": f"The invoice price must be {allowed}."})
+    text = str(value).strip()
+    if bounds.text_problem(text) or bounds.number_text_problem(text):
+        raise ValidationError({"unit_price": f"The invoice price must be {allowed}."})
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        raise ValidationError({"unit_price": f"The invoice price must be {allowed}; {bounds.preview(text)!r} is "
+                                             "not a number."}) from None
+    if not price.is_finite() or not 0 <= price <= MAX_UNIT_PRICE or price != price.quantize(Decimal("0.0001")):
+        raise ValidationError({"unit_price": f"The invoice price must be {allowed}."})
+    return price.quantize(Decimal("0.0001"))
+
+
 def purchase_delivery(*, actor: User, request: PurchaseRequest, location: StockLocation, lot_number: Any,
-                      expiry_date: Any, quantity: Any, reason: Any) -> PurchaseDelivery:
+                      expiry_date: Any, quantity: Any, reason: Any, unit_price: Any = None) -> PurchaseDelivery:
     """Receive one delivery against an ordered request: ``quantity`` of the supplier's lot ``lot_number`` into
     quarantine at ``location`` (``services.stock_receive``, as any goods receipt), at most what is still
-    outstanding (refused naming ``quantity``). When the deliveries add up to the order, the request is
-    received and closed. The request's row is locked: two deliveries at once are counted one after the other."""
+    outstanding (refused naming ``quantity``), with the invoice price of a unit when it is known. When the
+    deliveries add up to the order, the request is received and closed. The request's row is locked: two
+    deliveries at once are counted one after the other."""
     require_perm(actor, Perm.MATERIALS_MANAGE, site=request.site)
     quantity = services.quantity_checked(quantity)
+    price = unit_price_checked(unit_price)
     reason = _reason(reason)
     if location.site_id != request.site_id:
         raise ValidationError({"location": f"{location} is not at {request.site.code}, which ordered the goods."})
@@ -197,13 +226,15 @@ def purchase_delivery(*, actor: User, request: PurchaseRequest, location: StockL
                                           reason=f"{locked.reference}: {reason}")
         now = timezone.now()
         delivery = PurchaseDelivery.objects.create(request=locked, movement=movement, lot=movement.lot,
-                                                   quantity=quantity, received_by=actor, received_at=now)
+                                                   quantity=quantity, unit_price=price, received_by=actor,
+                                                   received_at=now)
         locked.lots.add(movement.lot)
         total = received + quantity
         event_record(actor=actor, event_type=SupplyEvent.PURCHASE_DELIVERED, site=locked.site, obj=locked,
                      reason=reason, new={"lot_number": movement.lot.lot_number, "quantity": quantity,
                                          "ordered": locked.quantity, "received": total,
-                                         "outstanding": locked.quantity - total, "location": location.code})
+                                         "outstanding": locked.quantity - total, "location": location.code,
+                                         **({"unit_price": price} if price is not None else {})})
         if total == locked.quantity:
             count = locked.deliveries.count()
             locked.status, locked.closed_by, locked.closed_at = PurchaseStatus.RECEIVED, actor, now
