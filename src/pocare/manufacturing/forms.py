@@ -92,6 +92,8 @@ class StepRecordForm(SignatureFieldsMixin):
             if first is not None:
                 self.fields[f"fefo_{m['code']}"] = forms.CharField(
                     label=f"Why not lot {first.lot_number}?", required=False, max_length=FEFO_REASON_MAX,
+                    # Shown once another lot is chosen (pocare.js); always shown without script.
+                    widget=forms.TextInput(attrs={"data-hide-while": f"id_m_{m['code']}={first.lot_id}"}),
                     help_text=f"Only if you take a lot of {m['code']} that expires after {first.lot_number} "
                               f"({first.expiry_date:%Y-%m-%d}): first expiry, first out. Kept with the use.")
                 order.append(f"fefo_{m['code']}")

@@ -43,6 +43,22 @@
   }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", reopen); } else { reopen(); }
 
+  // <input data-hide-while="select-id=value">: its field is hidden while that select holds that value (a
+  // reason asked only when another choice is made: a lot other than the one proposed). It stays shown while
+  // it holds text or an error; without script it is always shown.
+  function hideWhile() {
+    document.querySelectorAll("[data-hide-while]").forEach(function (input) {
+      var rule = input.getAttribute("data-hide-while"), at = rule.lastIndexOf("=");
+      var select = document.getElementById(rule.slice(0, at));
+      var field = input.closest(".field") || input;
+      if (select) {
+        field.hidden = select.value === rule.slice(at + 1) && !input.value && !field.classList.contains("has-error");
+      }
+    });
+  }
+  document.addEventListener("change", hideWhile);
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", hideWhile); } else { hideWhile(); }
+
   // htmx forms with data-drop-empty send only the filters that are filled in; data-fallback-submit
   // sends the form the ordinary way when the fragment request fails.
   document.addEventListener("htmx:configRequest", function (event) {
