@@ -302,12 +302,15 @@ def _on_hand(**where: Any) -> dict[tuple[str, str], Decimal]:
 @pytest.mark.django_db
 def test_every_active_site_has_a_store_with_stock_of_every_material_in_force(demo: dt.datetime) -> None:
     """SUP-STOCK: each active POCare site keeps a store holding stock of every material of the bill
-    of materials of the version in force there, and the demo lots in it are released."""
+    of materials of the version in force there, and the demo lots in it are released — but the delivery
+    received this morning against Lisbon's purchase, which waits in quarantine for its QC release."""
     from pocare.manufacturing.models import LotStatus, MaterialLot
-    from pocare.supply.models import LocationKind, StockLocation
+    from pocare.supply.models import LocationKind, PurchaseDelivery, StockLocation
 
     stocked = MaterialLot.objects.filter(movements__isnull=False).distinct()
-    assert stocked.exists() and not stocked.exclude(status=LotStatus.RELEASED).exists()
+    waiting = set(PurchaseDelivery.objects.values_list("lot_id", flat=True))
+    assert stocked.exists() and len(waiting) == 1
+    assert set(stocked.exclude(status=LotStatus.RELEASED).values_list("pk", flat=True)) == waiting
     on_hand = _on_hand()
     sites = _stock_sites()
     assert len(sites) >= 6
@@ -352,6 +355,29 @@ def test_the_depot_sent_lisbon_one_transfer_received_one_in_transit_and_two_purc
     assert {"MAD", "LIS"} <= {lot.site for lot in trace.lots} and done in trace.transfers
     statuses = sorted(PurchaseRequest.objects.values_list("status", flat=True))
     assert statuses == [PurchaseStatus.ORDERED, PurchaseStatus.REQUESTED]
+
+
+@pytest.mark.django_db
+def test_lisbons_order_is_partly_delivered_at_an_invoice_price_finance_drafts_from(demo: dt.datetime) -> None:
+    """SUP-STOCK COST-BATCH: Lisbon's ordered request has one delivery so far, invoiced below the cost model's
+    price of the material; the cost model page lists its lot as differing, and the draft from the invoices
+    prices that lot at its invoice price."""
+    from pocare.costs.models import CostModel, CostModelStatus
+    from pocare.costs.selectors import content_with_invoice_prices, lots_received_priced
+    from pocare.demo.costs import MATERIALS as PRICES
+    from pocare.demo.supply import PART_DELIVERED, invoice_price
+    from pocare.supply.models import PurchaseRequest, PurchaseStatus
+
+    request = PurchaseRequest.objects.get(status=PurchaseStatus.ORDERED)
+    delivery = request.deliveries.select_related("lot").get()
+    code = request.material_code
+    assert (delivery.quantity, delivery.unit_price) == (PART_DELIVERED, invoice_price(code))
+    assert delivery.unit_price < PRICES[code]
+    in_force = CostModel.objects.get(status=CostModelStatus.APPROVED)
+    listed = lots_received_priced(in_force)
+    assert [p.lot for p in listed if p.differs] == [delivery.lot]
+    content, added = content_with_invoice_prices(in_force.content, listed)
+    assert added == 1 and content["material_lots"][code] == {delivery.lot.lot_number: f"{delivery.unit_price.normalize():f}"}
 
 
 @pytest.mark.django_db

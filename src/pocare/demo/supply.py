@@ -30,6 +30,7 @@ from decimal import Decimal
 
 from pocare.accounts.models import User
 from pocare.demo.clock import demo_clock
+from pocare.demo.costs import MATERIALS as PRICES
 from pocare.demo.history.plan import DEFAULT_MATERIAL, MATERIALS
 from pocare.ledger.signing import SigningCredentials
 from pocare.manufacturing.models import LotStatus, MaterialLot
@@ -259,9 +260,22 @@ def _logger_csv(start: dt.datetime, hours: int, limits: tuple[Decimal | None, De
     return "timestamp,temperature_c\n" + "\n".join(rows) + "\n"
 
 
+#: Of Lisbon's ordered request, what the supplier has delivered so far (the rest is outstanding).
+PART_DELIVERED = 4
+#: The invoice of that delivery: 7 % below the cost model's price of the material (an estimate: a new
+#: contract), so the cost model page shows Control Site finance a lot whose invoice differs (docs/costs.md).
+INVOICE_DISCOUNT = Decimal("0.93")
+
+
+def invoice_price(code: str) -> Decimal:
+    """The demo's invoice price of a unit of ``code``: the cost model's (demo.costs), less the discount."""
+    return (Decimal(PRICES.get(code, 100)) * INVOICE_DISCOUNT).quantize(Decimal("0.01"))
+
+
 def load_exchanges(*, password: str, now: dt.datetime) -> int:
     """Transfers from the depot to :data:`TRANSFER_TO` (one received, one in transit) and two purchase
-    requests (Lisbon's approved and ordered, Madrid's awaiting approval), each dated by the demo clock.
+    requests (Lisbon's approved, ordered and partly delivered with its invoice price, Madrid's awaiting
+    approval), each dated by the demo clock.
     Skipped when the demo's transfers exist. Returns how many records were added."""
     depot = StockLocation.objects.filter(code=DEPOT, site__code=DEPOT_SITE).first()
     there = StockLocation.objects.filter(code=STORE, site__code=TRANSFER_TO).first()
@@ -305,5 +319,13 @@ def load_exchanges(*, password: str, now: dt.datetime) -> int:
                                                reason=f"{MARK}: needed for the booked schedule")
                     purchases.purchase_order(actor=qc if site_code == DEPOT_SITE else receiver, request=request,
                                              order_number=f"PO-{site_code}-{request.pk:05d}")
+            if approve:  # a first part delivered this morning, invoiced below the cost model's price
+                with demo_clock(now - dt.timedelta(hours=5)):
+                    store = StockLocation.objects.get(code=STORE, site=site)
+                    purchases.purchase_delivery(
+                        actor=_user(f"qc.{site_code.lower()}"), request=request, location=store,
+                        lot_number=f"{code}-{request.pk:04d}-A", expiry_date=now.date() + dt.timedelta(days=365),
+                        quantity=PART_DELIVERED, unit_price=invoice_price(code),
+                        reason=f"{MARK}: delivery note checked against the order, the rest to follow")
             added += 1
     return added
