@@ -104,3 +104,29 @@ def test_the_movements_are_listed_with_their_events_for_the_sites_one_may_see(st
         assert answer.status_code == 400 and field in answer.json(), (field, value, answer.content)
     lis = _client("qc.lis").get("/api/stock/movements/").json()["results"]
     assert {r["site"] for r in lis} == {"LIS"} and sum(float(r["quantity"]) for r in lis) == 7
+
+
+def test_the_stock_and_movement_reads_do_not_grow_with_the_lots(stocked):
+    """SUP-STOCK (the issue's "stock level per site × material as one query"): the stock read and a page of
+    movements cost the same number of queries with 3 lots as with 9 — the sum is one query, the rest is the
+    session and the person's memberships."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = _client("qa")
+
+    def queries() -> tuple[int, int]:
+        counts = []
+        for url in ("/api/stock/?by=location", "/api/stock/movements/"):
+            with CaptureQueriesContext(connection) as captured:
+                assert client.get(url).status_code == 200
+            counts.append(len(captured))
+        return counts[0], counts[1]
+
+    few = queries()
+    for site_code in ("MAD", "LIS", "MAD", "LIS", "MAD", "LIS"):
+        s.received(3, site_code=site_code)
+    assert queries() == few
+    with CaptureQueriesContext(connection) as captured:
+        client.get("/api/stock/?by=location")
+    assert sum("stockmovement" in q["sql"].lower() and "sum(" in q["sql"].lower() for q in captured) == 1
