@@ -18,7 +18,7 @@ from pocare.ledger.models import Event
 from pocare.ledger.records import stamped_record_problems
 from pocare.manufacturing import services as mfg
 from pocare.manufacturing.models import MaterialUse
-from pocare.manufacturing.selectors import lots_proposed
+from pocare.manufacturing.selectors import batch_page, lots_proposed, review_items
 from pocare.supply import selectors
 from pocare.supply.models import StockMovement
 from tests.manufacturing import helpers as h
@@ -42,7 +42,7 @@ def test_a_lot_that_expires_later_is_taken_only_with_a_reason_kept_with_the_use(
     """SUP-STOCK ATMP-TRACE: two released lots of syringes at the site: the one expiring in 60 days is
     proposed; taking the one expiring in 200 days without a reason is refused naming the material and
     the lot to take; with a reason the step is recorded, the reason is on the use, in the step's event,
-    and bound to the use's content hash (an edit below the ORM is found)."""
+    in review by exception, and bound to the use's content hash (an edit below the ORM is found)."""
     batch = at_count_step()
     soon, later = s.received(5, expiry_days=60), s.received(5, expiry_days=200)
     step = mfg.step_definition(batch, COUNT_STEP)
@@ -57,6 +57,9 @@ def test_a_lot_that_expires_later_is_taken_only_with_a_reason_kept_with_the_use(
     assert (selectors.lot_stock(soon), selectors.lot_stock(later)) == (5, 4)
     event = Event.objects.get(event_type="manufacturing.step_recorded", object_id=str(outcome.step.pk))
     assert event.new["fefo_reasons"] == {s.SYRINGE: "Lot opened for the previous patient"}
+    review = [i for i in review_items(batch_page(batch)) if i.kind == "Not first expiry"]
+    assert [(i.severity, i.anchor) for i in review] == [("warn", f"step-{COUNT_STEP}")]
+    assert later.lot_number in review[0].text and "Lot opened for the previous patient" in review[0].text
     assert "fefo_reason" in use.audited_content()
     assert stamped_record_problems()[1] == []
     with connection.cursor() as cur:

@@ -290,6 +290,11 @@ def _step_review_items(s: StepView, page: BatchPage) -> list[ReviewItem]:
             items.append(ReviewItem("Correction", "warn", f"{s.spec['id']}: {v.spec['name']} corrected "
                                     f"{len(v.entries) - 1}× — " + " → ".join(str(e.value) for e in v.entries)
                                     + f" ({v.entries[-1].correction_reason})", anchor))
+    for m in s.materials:
+        if m.fefo_reason:
+            items.append(ReviewItem("Not first expiry", "warn", f"{s.spec['id']}: {m.material_code} lot "
+                                    f"{m.lot.lot_number} taken before a lot that expires earlier — {m.fefo_reason}",
+                                    anchor))
     if s.execution is not None and s.execution.status == StepStatus.SKIPPED:
         items.append(ReviewItem("Skipped step", "warn", f"{s.spec['id']} skipped: {s.execution.skip_reason}",
                                 anchor))
@@ -316,8 +321,9 @@ def _step_review_items(s: StepView, page: BatchPage) -> list[ReviewItem]:
 
 def review_items(page: BatchPage) -> list[ReviewItem]:
     """Review by exception: only what needs a reviewer's eyes — out-of-range values, corrections,
-    deviations, alarms, steps outside their time window, late, skipped or unfinished steps, results
-    out of specification, missing, or pending after release, and signatures that no longer hold."""
+    lots taken out of first-expiry order (with the reason), deviations, alarms, steps outside their
+    time window, late, skipped or unfinished steps, results out of specification, missing, or pending
+    after release, and signatures that no longer hold."""
     items: list[ReviewItem] = []
     for s in page.steps:
         items.extend(_step_review_items(s, page))
