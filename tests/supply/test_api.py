@@ -1,13 +1,20 @@
 """Stock over the API (SUP-STOCK): stock per site × material (× lot, × location) as the sum of the
 movements, the lot a step should take first, and the movements themselves — each scoped to the sites
-where the person holds ``supply.view``, each hostile query a 400 naming its field."""
+where the person holds ``supply.view``, each hostile query a 400 naming its field; and goods receipts,
+stored once per Idempotency-Key."""
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from pocare.supply import services
+from pocare.manufacturing.models import MaterialLot
+from pocare.supply import selectors, services
+from pocare.supply.models import StockMovement
 from tests.manufacturing import helpers as h
 from tests.supply import helpers as s
 from tests.supply.test_step import at_count_step, record_count
@@ -130,3 +137,88 @@ def test_the_stock_and_movement_reads_do_not_grow_with_the_lots(stocked):
     with CaptureQueriesContext(connection) as captured:
         client.get("/api/stock/?by=location")
     assert sum("stockmovement" in q["sql"].lower() and "sum(" in q["sql"].lower() for q in captured) == 1
+
+
+# --- goods receipts over the API ---------------------------------------------------------------------
+
+
+def _receipt(**over: object) -> dict[str, object]:
+    return {"site": "MAD", "location": "STORE", "supplier": "BD", "material_code": s.SYRINGE,
+            "lot_number": "ERP-0001", "expiry_date": (timezone.now().date() + dt.timedelta(days=300)).isoformat(),
+            "quantity": "24", "reason": "Delivery note 48211 checked", **over}
+
+
+def _post_receipt(client: Client, body: dict[str, object], key: str | None = "erp-48211-1"):
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    return client.post("/api/stock/receipts/", body, content_type="application/json", **headers)
+
+
+def test_a_receipt_over_the_api_is_stored_once_however_often_it_is_retried(stocked):
+    """SUP-STOCK P11-10h: an ERP's receipt puts the lot into quarantine at the store (stock +24, a ledger event);
+    the same receipt retried under the same key answers 200 with the first receipt and stores nothing; the key
+    with another receipt is a 409, nothing stored; another client's same key is its own."""
+    client = _client("qc.mad")
+    first = _post_receipt(client, _receipt())
+    assert first.status_code == 201, first.content
+    answer = first.json()
+    assert answer["lot_status"] == "quarantine" and answer["purchase"] is None
+    assert (answer["movement"]["kind"], answer["movement"]["quantity"]) == ("received", "24.000")
+    assert answer["movement"]["event"].startswith("MAD#")
+    lot = MaterialLot.objects.get(site__code="MAD", lot_number="ERP-0001")
+    assert selectors.lot_stock(lot) == 24
+    movements = StockMovement.objects.count()
+    again = _post_receipt(client, _receipt())
+    assert again.status_code == 200 and again.json()["movement"]["id"] == answer["movement"]["id"]
+    other = _post_receipt(client, _receipt(quantity="25"))
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()
+    assert StockMovement.objects.count() == movements and selectors.lot_stock(lot) == 24
+    manager = _post_receipt(_client("manager.mad"), _receipt(lot_number="ERP-0002"))
+    assert manager.status_code == 201 and StockMovement.objects.count() == movements + 1
+
+
+def test_a_receipt_against_a_purchase_records_the_delivery_with_its_invoice_price(stocked):
+    """SUP-STOCK COST-BATCH: naming the purchase request, the receipt is a delivery against it with the invoice
+    price of a unit; the answer says ordered and received; a price without a purchase, or a material or
+    supplier other than the one ordered, is a 400 naming the field."""
+    from tests.supply.test_purchases import _ordered
+
+    request = _ordered(20)
+    client = _client("qc.mad")
+    answer = _post_receipt(client, _receipt(purchase=request.reference, quantity="8", unit_price="0.9"), "erp-pr-1")
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["purchase"] == {"reference": request.reference, "status": "ordered", "ordered": "20.000",
+                                         "received": "8.000"}
+    assert request.deliveries.get().unit_price == Decimal("0.9")
+    for key, body, field in (("k1", _receipt(unit_price="0.9", lot_number="ERP-9"), "unit_price"),
+                             ("k2", _receipt(purchase=request.reference, material_code="TS520"), "material_code"),
+                             ("k3", _receipt(purchase=request.reference, supplier="Miltenyi Biotec"), "supplier"),
+                             ("k4", _receipt(purchase="PR-2026-9999"), "purchase")):
+        refused = _post_receipt(client, body, key)
+        assert refused.status_code == 400 and field in refused.json(), (field, refused.content)
+    assert request.deliveries.count() == 1
+
+
+def test_hostile_receipts_are_400s_naming_the_field_and_store_nothing(stocked):
+    """SUP-STOCK P11-10g: no key, a 101-character key, another site's store, an unknown location, supplier or
+    material, an expiry in year 1 or 9999, a NaN or 400-digit quantity, a NUL in the lot number, no reason,
+    JSON nested 20,000 deep: each a 400 naming its field, nothing stored; a person who does not receive stock
+    is refused."""
+    client = _client("qc.mad")
+    movements, lots = StockMovement.objects.count(), MaterialLot.objects.count()
+    cases = [(None, {}, "Idempotency-Key"), ("x" * 101, {}, "Idempotency-Key"),
+             ("h1", {"site": "LIS"}, "site"), ("h2", {"site": "M" * 400}, "site"),
+             ("h3", {"location": "VAULT"}, "location"), ("h4", {"supplier": "Nobody Ltd"}, "supplier"),
+             ("h5", {"material_code": "TS-NONE"}, "material_code"), ("h6", {"expiry_date": "0001-01-01"}, "expiry_date"),
+             ("h7", {"expiry_date": "9999-12-31"}, "expiry_date"), ("h8", {"quantity": "NaN"}, "quantity"),
+             ("h9", {"quantity": "9" * 400}, "quantity"), ("h10", {"lot_number": "ERP\x00"}, "lot_number"),
+             ("h11", {"reason": ""}, "reason"), ("h12", {"quantity": "-3"}, "quantity")]
+    for key, over, field in cases:
+        refused = _post_receipt(client, _receipt(**over), key)
+        assert refused.status_code == 400 and field in refused.json(), (field, over, refused.content)
+    deep = "[" * 20_000 + "]" * 20_000
+    nested = client.post("/api/stock/receipts/", f'{{"site": {deep}}}', content_type="application/json",
+                         HTTP_IDEMPOTENCY_KEY="deep")
+    assert nested.status_code == 400
+    assert (StockMovement.objects.count(), MaterialLot.objects.count()) == (movements, lots)
+    assert _post_receipt(_client("operator.mad"), _receipt(), "op").status_code == 403
+    assert _post_receipt(Client(), _receipt(), "anon").status_code in (401, 403)

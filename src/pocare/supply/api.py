@@ -1,8 +1,9 @@
-"""Stock over the API (read), for the systems around a site — an ERP reconciling its orders, a
-dashboard, the MES choosing the lot to scan: stock per site × material (× lot, × location), what a
-step should take first, and the movements stock is the sum of (SUP-STOCK). Scoped like the stock
-page: the sites where the person holds ``supply.view``. Receiving, counting and moving stock stay on
-the pages, where each is signed or confirmed (docs/supply.md)."""
+"""Stock over the API, for the systems around a site — an ERP reconciling its orders, a dashboard, the
+MES choosing the lot to scan: stock per site × material (× lot, × location), what a step should take
+first, and the movements stock is the sum of (SUP-STOCK), scoped like the stock page to the sites
+where the person holds ``supply.view``; and goods receipts, once per ``Idempotency-Key``
+(``receipts.py``). Counting, moving, issuing and destroying stay on the pages, where each is signed or
+confirmed (docs/supply.md)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ import django_filters
 from django.http import Http404
 from django.urls import path
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_perm
 from pocare.core.fields import ApiDateTimeField
 from pocare.core.listing import ListFilterSet, SortFilter, date_range
 from pocare.network.models import Site
-from pocare.supply import selectors
+from pocare.supply import purchases, receipts, selectors
 from pocare.supply.models import MovementKind, StockMovement
 
 CODE_HELP = "Letters, digits, '-', '_' and '.', at most 64 characters."
@@ -170,8 +173,77 @@ class MovementList(generics.ListAPIView[StockMovement]):
             "location__site", "lot", "batch", "actor", "event")
 
 
+class ReceiptBody(serializers.Serializer[Any]):
+    site = serializers.RegexField(r"^[A-Za-z][A-Za-z0-9]{1,7}$", help_text="The receiving site's code, e.g. MAD.")
+    location = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,20}$", default="STORE",
+                                      help_text="The location's code at the site (default STORE).")
+    supplier = serializers.CharField(max_length=200, help_text="The supplier's registered name, e.g. BD.")
+    material_code = serializers.RegexField(r"^[A-Za-z0-9._-]{1,64}$", help_text=CODE_HELP)
+    lot_number = serializers.CharField(max_length=60, help_text="The supplier's lot number.")
+    expiry_date = serializers.CharField(max_length=10, help_text="YYYY-MM-DD: not past, at most 20 years ahead.")
+    quantity = serializers.CharField(max_length=30, help_text="Greater than 0, at most 1,000,000, ≤ 3 decimals.")
+    unit = serializers.CharField(max_length=20, required=False, allow_blank=True,
+                                 help_text="The master file's unit of the material (default: that unit).")
+    reason = serializers.CharField(max_length=500, help_text="e.g. Delivery note 48211 checked.")
+    purchase = serializers.RegexField(r"^PR-[0-9]{4}-[0-9]{4,6}$", required=False,
+                                      help_text="The purchase request it delivers, e.g. PR-2026-0001.")
+    unit_price = serializers.CharField(max_length=30, required=False, allow_blank=True,
+                                       help_text="With a purchase: the invoice price of a unit (0–1,000,000, "
+                                                 "≤ 4 decimals).")
+
+
+class ReceiptAnswer(serializers.Serializer[Any]):
+    movement = MovementSerializer()
+    lot_status = serializers.CharField(help_text="quarantine until QC releases it on its stock card.")
+    purchase = serializers.DictField(allow_null=True, help_text="reference, status, ordered, received.")
+
+
+def _places(quantity: Decimal) -> str:
+    """A quantity as the API writes one: three decimals, whichever database summed it."""
+    return f"{Decimal(quantity).quantize(Decimal('0.001')):f}"
+
+
+class ReceiptView(APIView):
+    """Receive goods (SUP-STOCK): the supplier's lot into quarantine at a location of the site, as on the stock
+    page, or as a delivery against a purchase request. Send a unique ``Idempotency-Key`` header per receipt:
+    a retry with the same key and body stores nothing and answers 200 with the first receipt; the same key with
+    another body is a 409. Each refused field is a 400 naming it; nothing is stored."""
+
+    required_perm = Perm.SUPPLY_VIEW
+    write_perm = Perm.MATERIALS_MANAGE
+
+    @extend_schema(
+        request=ReceiptBody,
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+                                     description=f"A unique key per receipt (1 to {receipts.MAX_KEY_LENGTH} "
+                                                 "printable characters, e.g. a UUID); a retry sends the same key.")],
+        responses={201: ReceiptAnswer, 200: OpenApiResponse(ReceiptAnswer, "A retried receipt."),
+                   409: OpenApiResponse(description="The key was used for another receipt.")})
+    def post(self, request: Request) -> Response:
+        body = ReceiptBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        assert isinstance(request.user, User)
+        try:
+            done = receipts.receipt_over_api(actor=request.user, idempotency_key=request.headers.get(
+                "Idempotency-Key", ""), receipt=body.validated_data)
+        except receipts.ReceiptKeyConflict as exc:
+            return Response({"Idempotency-Key": [str(exc)]}, status=status.HTTP_409_CONFLICT)
+        movement = StockMovement.objects.select_related("location__site", "lot", "batch", "actor", "event") \
+            .get(pk=done.movement.pk)
+        purchase = None
+        if done.delivery is not None:
+            found = done.delivery.request
+            found.refresh_from_db()
+            purchase = {"reference": found.reference, "status": found.status, "ordered": _places(found.quantity),
+                        "received": _places(purchases.delivered(found))}
+        return Response(ReceiptAnswer({"movement": movement, "lot_status": movement.lot.status,
+                                       "purchase": purchase}).data,
+                        status=status.HTTP_201_CREATED if done.created else status.HTTP_200_OK)
+
+
 urlpatterns = [
     path("stock/", StockView.as_view(), name="api-stock"),
     path("stock/<str:site>/first-out/<str:material_code>/", FirstOutView.as_view(), name="api-stock-first-out"),
     path("stock/movements/", MovementList.as_view(), name="api-stock-movements"),
+    path("stock/receipts/", ReceiptView.as_view(), name="api-stock-receipts"),
 ]

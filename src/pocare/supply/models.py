@@ -449,3 +449,22 @@ class PurchaseDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity:f} of {self.request_id} as lot {self.lot_id}"
+
+
+class ReceiptKey(models.Model):
+    """The ``Idempotency-Key`` of a goods receipt sent over the API (``receipts.receipt_over_api``), per
+    client: a retry with the same key and body stores nothing again and answers with the first receipt;
+    the same key with another body is refused. Keys are the client's own: another client's never collide."""
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=100)
+    body_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the receipt's canonical JSON.")
+    movement = models.OneToOneField(StockMovement, on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "key"], name="supply_receipt_key_once")]
+
+    def __str__(self) -> str:
+        return f"{self.key} of {self.client_id}"
+
