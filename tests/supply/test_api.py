@@ -42,7 +42,8 @@ def stocked(db):
 
 def test_stock_is_the_sum_of_the_movements_per_site_material_lot_and_location(stocked):
     """SUP-STOCK: MAD's QC analyst reads MAD's stock only — 12 syringes (10 − 2 + 4), by lot 8 and 4, by
-    location 7 in the store and 1 in the cold room; Control Site QA reads both sites."""
+    location 7 in the store and 1 in the cold room (once emptied, left out unless asked for); Control Site
+    QA reads both sites."""
     mad, later = stocked["mad"], stocked["later"]
     client = _client("qc.mad")
     rows = client.get("/api/stock/").json()["rows"]
@@ -54,6 +55,13 @@ def test_stock_is_the_sum_of_the_movements_per_site_material_lot_and_location(st
     assert {(r["lot_number"], r["location"], r["quantity"]) for r in by_location} == {
         (mad.lot_number, "STORE", "7.000"), (mad.lot_number, "COLD", "1.000"), (later.lot_number, "STORE", "4.000")}
     assert client.get("/api/stock/", {"material_code": "TS520"}).json()["rows"] == []
+    # A lot used up is left out unless asked for: the cold room's one syringe moved back to the store.
+    services.stock_transfer(actor=h.user("qc.mad"), lot=mad, source=s.store("MAD", "COLD"),
+                            destination=s.store("MAD"), quantity=1, reason="Back to the store")
+    held = client.get("/api/stock/", {"by": "location"}).json()["rows"]
+    assert (mad.lot_number, "COLD") not in {(r["lot_number"], r["location"]) for r in held}
+    every = client.get("/api/stock/", {"by": "location", "empty": "true"}).json()["rows"]
+    assert {(r["lot_number"], r["location"], r["quantity"]) for r in every} >= {(mad.lot_number, "COLD", "0.000")}
     network = _client("qa").get("/api/stock/").json()["rows"]
     assert {(r["site"], r["quantity"]) for r in network} == {("MAD", "12.000"), ("LIS", "7.000")}
     assert _client("qa").get("/api/stock/", {"site": "lis"}).json()["rows"][0]["quantity"] == "7.000"

@@ -50,6 +50,8 @@ class StockQuery(serializers.Serializer[Any]):
     by = serializers.ChoiceField(choices=["material", "lot", "location"], default="material",
                                  help_text="material: site × material; lot: × lot (with expiry and status); "
                                            "location: × lot × location.")
+    empty = serializers.BooleanField(default=False, help_text="Also the rows that add up to 0 (lots used up, "
+                                                              "locations emptied); left out by default.")
 
 
 class StockRow(serializers.Serializer[Any]):
@@ -82,7 +84,8 @@ class StockView(APIView):
         q = query.validated_data
         site = _site_visible(request.user, q["site"]) if q.get("site") else None
         rows = selectors.stock_levels(user=request.user, site=site, material_code=q.get("material_code"),
-                                      by_lot=q["by"] in ("lot", "location"), by_location=q["by"] == "location")
+                                      by_lot=q["by"] in ("lot", "location"), by_location=q["by"] == "location",
+                                      held_only=not q["empty"])
         return Response(StockAnswer({"as_of": timezone.now(), "rows": rows}).data)
 
 

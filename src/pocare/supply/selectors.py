@@ -34,10 +34,11 @@ def movements_visible(user: Any) -> QuerySet[StockMovement]:
 
 
 def stock_levels(*, user: Any, site: Site | None = None, by_lot: bool = False, by_location: bool = False,
-                 material_code: str | None = None) -> list[dict[str, Any]]:
+                 material_code: str | None = None, held_only: bool = False) -> list[dict[str, Any]]:
     """Stock per site × material (× lot with ``by_lot``, × location with ``by_location``) as the
     sum of the movements, in ONE query, for the sites ``user`` may see (``site``: that one only;
-    ``material_code``: that material only).
+    ``material_code``: that material only; ``held_only``: without the rows that add up to 0, the lots
+    used up — in the database, so years of them are never read).
     Each row: ``site``, ``material_code``, ``unit``, ``quantity`` and, as asked, ``lot_id``,
     ``lot_number``, ``expiry_date``, ``status``, ``location``."""
     movements = movements_visible(user)
@@ -51,6 +52,8 @@ def stock_levels(*, user: Any, site: Site | None = None, by_lot: bool = False, b
     if by_location:
         keys += ["location__code"]
     rows = movements.values(*keys).annotate(total=Sum("quantity")).order_by(*keys)
+    if held_only:
+        rows = rows.exclude(total=0)
     names = {"location__site__code": "site", "lot__material_code": "material_code", "lot__lot_number": "lot_number",
              "lot__expiry_date": "expiry_date", "lot__status": "status", "location__code": "location"}
     return [{**{names.get(k, k): row[k] for k in keys}, "quantity": row["total"] or Decimal(0)} for row in rows]
