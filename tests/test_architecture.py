@@ -26,6 +26,7 @@ ANSWERERS = {
     # transaction.
     "manufacturing.lot_release_holds": ["pocare.supply.answers.lot_release_hold"],
     "manufacturing.lot_use_holds": ["pocare.supply.answers.lot_use_hold"],
+    "manufacturing.lot_first_out": ["pocare.supply.answers.lot_first_out"],
     "manufacturing.materials_used": ["pocare.supply.answers.materials_used"],
     # A patient's booked manufacturing slot keeps its unit at batch start; the booking asks planning's
     # travel model.
