@@ -43,7 +43,7 @@ def stocked(db):
 def test_stock_is_the_sum_of_the_movements_per_site_material_lot_and_location(stocked):
     """SUP-STOCK: MAD's QC analyst reads MAD's stock only — 12 syringes (10 − 2 + 4), by lot 8 and 4, by
     location 7 in the store and 1 in the cold room (once emptied, left out unless asked for); Control Site
-    QA reads both sites."""
+    QA reads both sites, per lot one site at a time."""
     mad, later = stocked["mad"], stocked["later"]
     client = _client("qc.mad")
     rows = client.get("/api/stock/").json()["rows"]
@@ -65,6 +65,10 @@ def test_stock_is_the_sum_of_the_movements_per_site_material_lot_and_location(st
     network = _client("qa").get("/api/stock/").json()["rows"]
     assert {(r["site"], r["quantity"]) for r in network} == {("MAD", "12.000"), ("LIS", "7.000")}
     assert _client("qa").get("/api/stock/", {"site": "lis"}).json()["rows"][0]["quantity"] == "7.000"
+    # Per lot, whoever sees several sites reads one at a time (a network's lots are its whole history).
+    every_lot = _client("qa").get("/api/stock/", {"by": "lot"})
+    assert every_lot.status_code == 400 and "one site at a time" in every_lot.json()["site"][0]
+    assert len(_client("qa").get("/api/stock/", {"by": "lot", "site": "LIS"}).json()["rows"]) == 1
 
 
 def test_another_sites_stock_reads_as_an_unknown_site_and_hostile_queries_name_their_field(stocked):
@@ -74,7 +78,8 @@ def test_another_sites_stock_reads_as_an_unknown_site_and_hostile_queries_name_t
     client = _client("qc.mad")
     other, unknown = client.get("/api/stock/", {"site": "LIS"}), client.get("/api/stock/", {"site": "ZZZ"})
     assert other.status_code == unknown.status_code == 400
-    assert other.json()["site"][0].replace("'LIS'", "") == unknown.json()["site"][0].replace("'ZZZ'", "")
+    assert other.json()["site"] == [m.replace("'ZZZ'", "'LIS'") for m in unknown.json()["site"]]
+    assert "No site whose stock you may see" in other.json()["site"][0]
     for field, value in (("site", "MAD\x00"), ("site", "M" * 400), ("by", "supplier"),
                          ("material_code", "../etc"), ("material_code", "9" * 400)):
         answer = client.get("/api/stock/", {field: value})
@@ -132,7 +137,7 @@ def test_the_stock_and_movement_reads_do_not_grow_with_the_lots(stocked):
 
     def queries() -> tuple[int, int]:
         counts = []
-        for url in ("/api/stock/?by=location", "/api/stock/movements/"):
+        for url in ("/api/stock/?by=location&site=MAD", "/api/stock/movements/"):
             with CaptureQueriesContext(connection) as captured:
                 assert client.get(url).status_code == 200
             counts.append(len(captured))
@@ -143,7 +148,7 @@ def test_the_stock_and_movement_reads_do_not_grow_with_the_lots(stocked):
         s.received(3, site_code=site_code)
     assert queries() == few
     with CaptureQueriesContext(connection) as captured:
-        client.get("/api/stock/?by=location")
+        client.get("/api/stock/?by=location&site=MAD")
     assert sum("stockmovement" in q["sql"].lower() and "sum(" in q["sql"].lower() for q in captured) == 1
 
 

@@ -39,7 +39,7 @@ def _site_visible(user: Any, code: str) -> Site:
     sites = sites_with_perm(user, Perm.SUPPLY_VIEW)
     site = Site.objects.filter(code__iexact=code).first()
     if site is None or (sites is not None and site.pk not in sites):
-        raise serializers.ValidationError({"site": f"No site whose stock you may see has the code {code!r}."})
+        raise serializers.ValidationError({"site": [f"No site whose stock you may see has the code {code!r}."]})
     return site
 
 
@@ -73,7 +73,8 @@ class StockAnswer(serializers.Serializer[Any]):
 
 class StockView(APIView):
     """Stock as the sum of the movements, in one query: per site × material, or × lot, or × lot ×
-    location. A site you may not see and an unknown one are the same 400 naming ``site``."""
+    location (one site at a time, for whoever sees several). A site you may not see and an unknown one
+    are the same 400 naming ``site``."""
 
     required_perm = Perm.SUPPLY_VIEW
 
@@ -83,6 +84,12 @@ class StockView(APIView):
         query.is_valid(raise_exception=True)
         q = query.validated_data
         site = _site_visible(request.user, q["site"]) if q.get("site") else None
+        seen = sites_with_perm(request.user, Perm.SUPPLY_VIEW)
+        if q["by"] != "material" and site is None and (seen is None or len(seen) > 1):
+            # Per lot across a network is its whole history of lots (480,000 rows and 2.6 s at 500 sites ×
+            # 10 years, benchmarks/README.md): one site at a time.
+            raise serializers.ValidationError({"site": [f"Stock by {q['by']} is read one site at a time: name the "
+                                                        "site (stock per material covers every site at once)."]})
         rows = selectors.stock_levels(user=request.user, site=site, material_code=q.get("material_code"),
                                       by_lot=q["by"] in ("lot", "location"), by_location=q["by"] == "location",
                                       held_only=not q["empty"])
