@@ -57,6 +57,12 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def has_control(value: str, *, allowed: str = "") -> bool:
+    """Whether ``value`` holds a control character (C0 or DEL: a NUL, a bell, an escape…) other than
+    those in ``allowed`` (a line break and a tab, in text of several lines)."""
+    return any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value)
+
+
 def number_text_problem(value: str) -> str | None:
     """For a value written as a number (form fields, query strings): too many digits, or not finite."""
     if not _NUMBER.fullmatch(value):

@@ -50,6 +50,8 @@ from collections.abc import Collection, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pocare.core import bounds
+
 CURRENCY = "EUR"
 #: Upper bounds of each kind of figure (a typing slip beyond them is refused, not priced).
 MAX_HOURLY = Decimal(1_000)  # € per hour of a person
@@ -151,11 +153,6 @@ def _prices(value: Any, path: str, maximum: Decimal, allowed: Collection[str] | 
             for k, v in _mapping(value, path).items()}
 
 
-def _has_control(text: str) -> bool:
-    """Whether ``text`` holds a control character (NUL, a line break, DEL...): not one line of print."""
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
-
-
 def _lot_prices(value: Any, path: str) -> dict[str, dict[str, str]]:
     """``{material code: {lot number: price}}``: a lot number is the supplier's text as received (1 to
     :data:`MAX_LOT_NUMBER_CHARS` printable characters, no surrounding spaces)."""
@@ -167,7 +164,7 @@ def _lot_prices(value: Any, path: str) -> dict[str, dict[str, str]]:
         for lot, price in _mapping(lots, where).items():
             lot_path = _join(where, str(lot)[:MAX_LOT_NUMBER_CHARS])
             if (not isinstance(lot, str) or not lot or lot != lot.strip() or len(lot) > MAX_LOT_NUMBER_CHARS
-                    or _has_control(lot)):
+                    or bounds.has_control(lot)):
                 raise ContentRefused(lot_path, f"is not a lot number: 1 to {MAX_LOT_NUMBER_CHARS} printable "
                                                "characters, without spaces around them")
             count += 1
@@ -184,7 +181,7 @@ def _source(value: Any, path: str) -> str:
     text = value.strip()
     if not text or len(text) > MAX_SOURCE_CHARS:
         raise ContentRefused(path, f"must be text of 1 to {MAX_SOURCE_CHARS} characters; it has {len(text)}")
-    if _has_control(text):
+    if bounds.has_control(text):
         raise ContentRefused(path, "must be one line of printable text (no control characters)")
     return text
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 from pocare.accounts.models import User
 from pocare.accounts.roles import Perm
 from pocare.accounts.services import require_perm
+from pocare.core import bounds
 from pocare.core.units import amount_text
 from pocare.custody import services as custody
 from pocare.custody.models import HandoffKind, HandoffOutcome, OrderStatus
@@ -515,7 +516,6 @@ class _Use(NamedTuple):
     fefo_reason: str  # why not the lot that expires first; "" when it is that lot
 
 
-
 def _fefo_reason(line: dict[str, Any], lot: MaterialLot, quantity: Decimal, given: Any,
                  batch: Batch, at: dt.datetime) -> tuple[str, str | None]:
     """(the reason kept with the use, the refusal): a lot that expires later than the one proposed
@@ -532,7 +532,7 @@ def _fefo_reason(line: dict[str, Any], lot: MaterialLot, quantity: Decimal, give
         return "", (f"{line['name']}: lot {first.lot_number} (expires {first.expiry_date:%Y-%m-%d}, "
                     f"{amount_text(first.in_stock)} in stock) expires before lot {lot.lot_number} "
                     f"({lot.expiry_date:%Y-%m-%d}): take it (first expiry, first out), or say why not.")
-    if len(text) > FEFO_REASON_MAX or any((ord(c) < 32 and c not in "\n\t") or c == "\x7f" for c in text):
+    if len(text) > FEFO_REASON_MAX or bounds.has_control(text, allowed="\n\t"):
         return "", (f"{line['name']}: the reason for not taking lot {first.lot_number} must be printable text of at "
                     f"most {FEFO_REASON_MAX} characters.")
     return text, None

@@ -50,8 +50,7 @@ def lot_use_hold(*, lot: Any, quantity: Decimal, at: dt.datetime) -> str | None:
 def lot_first_out(*, site: Any, material_code: str, quantity: Decimal, at: dt.datetime) -> FirstOut | None:
     """Manufacturing's ``lot_first_out``: of the released, unexpired lots of the material with at
     least ``quantity`` in stock at the site, the first to expire (``selectors.fefo_proposal``)."""
-    lot = next((p for p in selectors.fefo_proposal(site=site, material_code=material_code, at=at)
-                if p.quantity >= quantity), None)
+    lot = selectors.first_to_take(selectors.fefo_proposal(site=site, material_code=material_code, at=at), quantity)
     return None if lot is None else FirstOut(lot.lot_id, lot.lot_number, lot.expiry_date, lot.quantity)
 
 

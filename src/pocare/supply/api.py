@@ -127,10 +127,10 @@ class FirstOutView(APIView):
         except serializers.ValidationError:
             raise Http404("No site whose stock you may see has this code.") from None
         lots = selectors.fefo_proposal(site=found, material_code=material_code)
-        first = next((lot.lot_id for lot in lots if lot.quantity >= q["quantity"]), None)
+        first = selectors.first_to_take(lots, q["quantity"])
         return Response(FirstOutLot([{"lot_id": lot.lot_id, "lot_number": lot.lot_number,
                                       "expiry_date": lot.expiry_date, "quantity": lot.quantity,
-                                      "first": lot.lot_id == first} for lot in lots], many=True).data)
+                                      "first": lot == first} for lot in lots], many=True).data)
 
 
 class MovementFilter(ListFilterSet):

@@ -467,4 +467,3 @@ class ReceiptKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} of {self.client_id}"
-

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -28,7 +28,6 @@ from pocare.accounts import selectors as access
 from pocare.accounts.roles import Perm
 from pocare.accounts.selectors import sites_with_any_perm, sites_with_perm
 from pocare.accounts.services import require_perm
-from pocare.core import bounds
 from pocare.core.checks import text_checked
 from pocare.ledger.models import Meaning
 from pocare.ledger.services import event_record, reason_required
@@ -182,20 +181,10 @@ def unit_price_checked(value: Any) -> Decimal | None:
     most 4 decimals; refused naming ``unit_price``."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    allowed = f"a number from 0 to {MAX_UNIT_PRICE:,} with at most 4 decimals (the price of one unit), or empty"
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise ValidationError({"unit_price": f"The invoice price must be {allowed}."})
-    text = str(value).strip()
-    if bounds.text_problem(text) or bounds.number_text_problem(text):
-        raise ValidationError({"unit_price": f"The invoice price must be {allowed}."})
-    try:
-        price = Decimal(text)
-    except InvalidOperation:
-        raise ValidationError({"unit_price": f"The invoice price must be {allowed}; {bounds.preview(text)!r} is "
-                                             "not a number."}) from None
-    if not price.is_finite() or not 0 <= price <= MAX_UNIT_PRICE or price != price.quantize(Decimal("0.0001")):
-        raise ValidationError({"unit_price": f"The invoice price must be {allowed}."})
-    return price.quantize(Decimal("0.0001"))
+    return services.decimal_checked(
+        value, "unit_price", "The invoice price",
+        f"a number from 0 to {MAX_UNIT_PRICE:,} with at most 4 decimals (the price of one unit), or empty",
+        maximum=MAX_UNIT_PRICE, places=Decimal("0.0001"), allow_zero=True)
 
 
 def purchase_delivery(*, actor: User, request: PurchaseRequest, location: StockLocation, lot_number: Any,

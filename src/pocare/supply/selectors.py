@@ -111,6 +111,12 @@ def fefo_proposal(*, site: Site, material_code: str, at: dt.datetime | None = No
     return [FefoLot(r["lot_id"], r["lot__lot_number"], r["lot__expiry_date"], r["total"]) for r in rows]
 
 
+def first_to_take(lots: list[FefoLot], quantity: Decimal) -> FefoLot | None:
+    """Of :func:`fefo_proposal`'s lots, the one a step taking ``quantity`` takes: the first to expire that
+    holds that much (a lot with one syringe left is not the one to take for two)."""
+    return next((lot for lot in lots if lot.quantity >= quantity), None)
+
+
 def supplier_named(name: str) -> Supplier | None:
     """The supplier a lot names (its free-text ``supplier``), matched without regard to case."""
     name = (name or "").strip()

@@ -78,21 +78,29 @@ def quantity_checked(value: Any, field: str = "quantity", *, allow_zero: bool = 
     :data:`MAX_QUANTITY`, with at most 3 decimals; refused naming ``field`` otherwise."""
     allowed = (f"a number {'from 0' if allow_zero else 'greater than 0'} up to {MAX_QUANTITY:,} "
                "with at most 3 decimals")
+    return decimal_checked(value, field, "The quantity", allowed, maximum=MAX_QUANTITY, places=_PLACES,
+                           allow_zero=allow_zero)
+
+
+def decimal_checked(value: Any, field: str, noun: str, allowed: str, *, maximum: Decimal, places: Decimal,
+                    allow_zero: bool) -> Decimal:
+    """``value`` as a finite decimal from 0 (or above 0) to ``maximum`` with at most the decimals of
+    ``places``; refused naming ``field`` (the message: ``noun`` must be ``allowed``) otherwise."""
     if isinstance(value, bool) or value is None or isinstance(value, Mapping | list | tuple | set):
-        raise ValidationError({field: f"The quantity must be {allowed}."})
+        raise ValidationError({field: f"{noun} must be {allowed}."})
     text = str(value).strip()
     if problem := bounds.text_problem(text) or bounds.number_text_problem(text):
-        raise ValidationError({field: f"The quantity: {problem}."})
+        raise ValidationError({field: f"{noun}: {problem}."})
     try:
-        quantity = Decimal(text)
+        number = Decimal(text)
     except InvalidOperation:
-        raise ValidationError({field: f"The quantity must be {allowed}; {bounds.preview(text)!r} is not a number."}) \
+        raise ValidationError({field: f"{noun} must be {allowed}; {bounds.preview(text)!r} is not a number."}) \
             from None
-    if not quantity.is_finite() or quantity > MAX_QUANTITY or quantity < 0 or (quantity == 0 and not allow_zero):
-        raise ValidationError({field: f"The quantity must be {allowed}."})
-    if quantity != quantity.quantize(_PLACES):
-        raise ValidationError({field: f"The quantity must be {allowed}."})
-    return quantity.quantize(_PLACES)
+    if not number.is_finite() or number > maximum or number < 0 or (number == 0 and not allow_zero):
+        raise ValidationError({field: f"{noun} must be {allowed}."})
+    if number != number.quantize(places):
+        raise ValidationError({field: f"{noun} must be {allowed}."})
+    return number.quantize(places)
 
 
 def _expiry(value: Any, site: Site) -> dt.date:
